@@ -1,0 +1,110 @@
+"""Durable file writes and path safety, the primitives every layer writes through.
+
+A durable write is: temp file in the same folder -> write -> rename -> sync barrier. For a single
+file the barrier is fsync of the file and its folder; for a batch it is one ``syncfs`` of the
+filesystem after the batch (see ARCHITECTURE.md, principle 5).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import uuid
+from pathlib import Path
+
+from tether.errors import CacheWriteError, PathError
+
+_libc: ctypes.CDLL | None = None
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_filesystem(path: str | os.PathLike[str]) -> None:
+    """One barrier for a batch: ``syncfs`` of the filesystem holding ``path``."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    syncfs = getattr(_libc, "syncfs", None)
+    if syncfs is None:  # not Linux: fall back to a whole-system sync
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def temp_path_for(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old bytes or the new, never a mix."""
+    tmp = temp_path_for(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.write(fd, data) if len(data) < (1 << 30) else _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)  # the umask must not narrow it
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise translate_write_error(exc, path) from exc
+    if durable:
+        fsync_dir(path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def translate_write_error(exc: OSError, path: Path) -> Exception:
+    if exc.errno == errno.ENOSPC:
+        return CacheWriteError(f"no space left to write {path}: free some space and run again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CacheWriteError(
+            f"cannot write {path}: the folder is read-only; check its permissions "
+            "(or point the cache elsewhere with `tether config set cache.dir PATH --local`)"
+        )
+    return exc
+
+
+def resolve_inside(root: Path, path: str | os.PathLike[str]) -> Path:
+    """Resolve ``path`` (relative to the cwd) and refuse anything outside ``root``.
+
+    Symlinks are followed, so a link that leaves the repository is refused too.
+    """
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        candidate = Path.cwd() / candidate
+    resolved = candidate.resolve()
+    root = root.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise PathError(
+            f"{path} is outside the repository {root}"
+            + (" (through a symlink)" if _lexically_inside(root, candidate) else "")
+            + ": only paths inside the repository can be tracked"
+        )
+    return resolved
+
+
+def _lexically_inside(root: Path, candidate: Path) -> bool:
+    norm = Path(os.path.normpath(candidate))
+    return norm == root or root in norm.parents

@@ -1,0 +1,152 @@
+"""The facade: :class:`Project` and its verbs. ``cli/`` (and later ``server/``) call only this.
+
+Every verb returns values and reports progress through an optional fsspec-style callback; nothing
+here prints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tether import config as _config
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import NotARepositoryError, UsageError
+from tether.gitio.repo import find_root, init_repo
+from tether.workspace import add as _add
+from tether.workspace import checkout as _checkout
+from tether.workspace import datadiff as _datadiff
+from tether.workspace import fsck as _fsck
+from tether.workspace import gc as _gc
+from tether.workspace import status as _status
+from tether.workspace import sync as _sync
+from tether.workspace.repo import Workspace
+
+
+class Project:
+    """A Tether project: a git work tree with ``tether.toml``."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Project:
+        return cls(Workspace.open(Path(path) if path else None))
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] | None = None) -> Project:
+        start = Path(path) if path else Path.cwd()
+        try:
+            root = find_root(start)
+        except NotARepositoryError:
+            raise NotARepositoryError(
+                f"{start.resolve()} is not inside a git repository: run `git init` there first, "
+                "or `tether new NAME` to create a project with git and Tether set up"
+            ) from None
+        return cls(Workspace.init(root))
+
+    @property
+    def root(self) -> Path:
+        return self.ws.root
+
+    # -- data ------------------------------------------------------------------------------
+    def add(
+        self, paths: list[str], *, callback: Callback = NO_PROGRESS, jobs: int = 0
+    ) -> list[_add.AddResult]:
+        if not paths:
+            raise UsageError("say what to add: tether add PATH...")
+        return [_add.add_path(self.ws, p, callback=callback, jobs=jobs) for p in paths]
+
+    def status(self, paths: list[str] | None = None) -> list[_status.PathStatus]:
+        return _status.status(self.ws, paths)
+
+    def plan_checkout(self, paths: list[str] | None = None) -> _checkout.CheckoutPlan:
+        return _checkout.plan_checkout(self.ws, paths)
+
+    def checkout(
+        self,
+        paths: list[str] | None = None,
+        *,
+        force: bool = False,
+        callback: Callback = NO_PROGRESS,
+    ) -> _checkout.CheckoutResult:
+        plan = self.plan_checkout(paths)
+        return _checkout.apply_checkout(self.ws, plan, force=force, callback=callback)
+
+    def data_diff(self, rev_a: str = "HEAD", rev_b: str | None = None) -> list[_datadiff.DataChange]:
+        return _datadiff.data_diff(self.ws, rev_a, rev_b)
+
+    # -- remotes ---------------------------------------------------------------------------
+    def remotes(self) -> dict[str, str]:
+        return _sync.remotes(self.ws)
+
+    def add_remote(self, name: str, url: str, *, default: bool = True) -> None:
+        _sync.add_remote(self.ws, name, url, default=default)
+
+    def push(
+        self, remote: str | None = None, *, all_commits: bool = False, callback: Callback = NO_PROGRESS
+    ) -> _sync.PushResult:
+        return _sync.push(self.ws, remote, all_commits=all_commits, callback=callback)
+
+    def fetch(
+        self,
+        paths: list[str] | None = None,
+        *,
+        remote: str | None = None,
+        callback: Callback = NO_PROGRESS,
+    ) -> _sync.TransferResult:
+        return _sync.fetch(self.ws, remote, paths or None, callback=callback)
+
+    def pull(
+        self,
+        paths: list[str] | None = None,
+        *,
+        remote: str | None = None,
+        force: bool = False,
+        callback: Callback = NO_PROGRESS,
+        checkout_callback: Callback = NO_PROGRESS,
+    ) -> tuple[_sync.TransferResult, _checkout.CheckoutResult]:
+        return _sync.pull(
+            self.ws,
+            remote,
+            paths or None,
+            force=force,
+            callback=callback,
+            checkout_callback=checkout_callback,
+        )
+
+    # -- maintenance -----------------------------------------------------------------------
+    def gc(
+        self, *, dry_run: bool = False, all_commits: bool = False, remote: str | None = None
+    ) -> _gc.GcResult:
+        if remote is not None:
+            return _gc.gc_remote(self.ws, remote or None, dry_run=dry_run, all_commits=all_commits)
+        return _gc.gc(self.ws, dry_run=dry_run, all_commits=all_commits)
+
+    def fsck(self, *, repair: bool = False, callback: Callback = NO_PROGRESS) -> _fsck.FsckReport:
+        return _fsck.fsck(self.ws, repair=repair, callback=callback)
+
+    # -- config ----------------------------------------------------------------------------
+    def config_get(self, key: str) -> Any:
+        return self.ws.config.get(key)
+
+    def config_items(self) -> list[tuple[str, Any]]:
+        return _config.all_items(self.ws.config)
+
+    def config_set(self, key: str, value: str, *, local: bool = False) -> Path:
+        path = _config.set_value(self.root, key, _config.parse_value(value), local=local)
+        self.ws.__dict__.pop("config", None)
+        return path
+
+
+def new_project(name: str, parent: str | os.PathLike[str] | None = None) -> Project:
+    """Create ``NAME/`` from the project template, with git and Tether initialised."""
+    from tether.templates import render_project
+
+    target = Path(parent or Path.cwd()) / name
+    if target.exists():
+        raise UsageError(f"{target} already exists: choose another name or remove it")
+    render_project(target, name)
+    init_repo(target)
+    return Project.init(target)

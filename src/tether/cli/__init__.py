@@ -1,0 +1,1 @@
+"""The ``tether`` command: parse, call :mod:`tether.api`, render. Nothing else lives here."""

@@ -1,0 +1,173 @@
+"""Configuration in layers: ``tether.toml`` < ``.tether/config.toml`` < ``TETHER_*`` variables.
+
+``tether.toml`` is committed and shared, so it must never hold a secret; credentials and
+machine-local settings go in the uncommitted ``.tether/config.toml`` or the environment.
+Environment variables map to keys by lower-casing and turning ``__`` into a dot:
+``TETHER_REMOTE__ORIGIN__SECRET_ACCESS_KEY`` is ``remote.origin.secret_access_key``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether._fs import atomic_write
+from tether.errors import ConfigError
+
+PROJECT_FILE = "tether.toml"
+LOCAL_FILE = Path(".tether") / "config.toml"
+FORMAT = 1
+ENV_PREFIX = "TETHER_"
+LINK_MODES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULTS: dict[str, Any] = {
+    "format": FORMAT,
+    "cache": {"link": "reflink,copy", "jobs": 0},
+    "core": {"remote": ""},
+    "transfer": {"jobs": 16, "pack_threshold": 65536, "pack_size": 64 * 1024 * 1024},
+}
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|access_key)", re.I)
+_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.I)
+
+
+def is_secret(key: str, value: object) -> bool:
+    """True for a key or value that looks like a credential."""
+    leaf = key.rsplit(".", 1)[-1]
+    if _SECRET_KEY.search(leaf):
+        return True
+    return isinstance(value, str) and bool(_URL_WITH_PASSWORD.match(value))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}): fix or remove it") from exc
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_path(tree: dict[str, Any], key: str, value: object) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key}: {part} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_path(tree, key, value)
+    return tree
+
+
+def parse_value(text: str) -> object:
+    """Read a value typed at the command line: TOML literals (1, true, [..]) or a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+@dataclass(frozen=True)
+class Config:
+    """The merged view of every layer (read-only)."""
+
+    root: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> Config:
+        project = _read_toml(root / PROJECT_FILE)
+        version = project.get("format", FORMAT)
+        if version != FORMAT:
+            raise ConfigError(
+                f"{root / PROJECT_FILE} has format {version}, this Tether reads format {FORMAT}: "
+                "upgrade Tether"
+            )
+        for key, value in _flatten(project):
+            if is_secret(key, value):
+                raise ConfigError(
+                    f"{PROJECT_FILE} holds what looks like a credential ({key}): it is committed, "
+                    f"so move it with `tether config set {key} VALUE --local` and remove it there"
+                )
+        merged = _merge(DEFAULTS, project)
+        merged = _merge(merged, _read_toml(root / LOCAL_FILE))
+        merged = _merge(merged, _env_layer(os.environ if environ is None else environ))
+        return cls(root, merged)
+
+    def get(self, key: str, default: object = None) -> Any:
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def section(self, key: str) -> dict[str, Any]:
+        value = self.get(key, {})
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def link_modes(self) -> tuple[str, ...]:
+        modes = tuple(m.strip() for m in str(self.get("cache.link")).split(",") if m.strip())
+        unknown = [m for m in modes if m not in LINK_MODES]
+        if unknown or not modes:
+            raise ConfigError(
+                f"cache.link = {self.get('cache.link')!r} is not valid: use a comma list of "
+                + ", ".join(LINK_MODES)
+            )
+        return modes
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.extend(_flatten(value, full + "."))
+        else:
+            out.append((full, value))
+    return out
+
+
+def set_value(root: Path, key: str, value: object, *, local: bool) -> Path:
+    """Write one key into ``tether.toml`` (shared) or ``.tether/config.toml`` (local)."""
+    import tomli_w
+
+    if not re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+", key, re.I):
+        raise ConfigError(f"{key!r} is not a key: use section.name, e.g. cache.link")
+    if not local and is_secret(key, value):
+        raise ConfigError(
+            f"{key} looks like a credential and tether.toml is committed: "
+            "add --local to keep it in .tether/config.toml (or use an environment variable)"
+        )
+    path = root / (LOCAL_FILE if local else PROJECT_FILE)
+    tree = _read_toml(path)
+    _set_path(tree, key, value)
+    atomic_write(path, tomli_w.dumps(tree).encode(), mode=0o600 if local else 0o644)
+    return path
+
+
+def all_items(config: Config) -> list[tuple[str, Any]]:
+    return _flatten(config.data)

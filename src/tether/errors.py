@@ -1,0 +1,89 @@
+"""Every error Tether raises, in one tree.
+
+::
+
+    TetherError                      root; ``exit_code`` is what the CLI exits with
+    ├── UsageError                   a bad argument or a command that cannot apply here
+    ├── NotARepositoryError          not inside a git repository / Tether project
+    ├── ConfigError                  unreadable config, unknown key, a secret in tether.toml
+    ├── FormatError                  an on-disk format that is corrupt or of an unknown version
+    │   └── PointerError             a pointer file that cannot be read
+    ├── PathError                    a path outside the repository or through an escaping symlink
+    ├── ObjectError                  the object store
+    │   ├── MissingObjectError       objects not in the cache (``tether pull`` fetches them)
+    │   ├── CorruptObjectError       bytes that no longer match their id
+    │   └── CacheWriteError          the cache folder is read-only or full
+    ├── LockError                    another process holds a lock
+    ├── GitError                     a git command failed
+    └── RemoteError                  a remote is unknown, unreachable or refused a write
+
+Each message says what happened and what to do next. Third-party errors are translated at the
+boundary with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TetherError(Exception):
+    """Root of every error Tether raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(TetherError):
+    exit_code = 2
+
+
+class NotARepositoryError(TetherError):
+    pass
+
+
+class ConfigError(TetherError):
+    pass
+
+
+class FormatError(TetherError):
+    pass
+
+
+class PointerError(FormatError):
+    pass
+
+
+class PathError(TetherError):
+    pass
+
+
+class ObjectError(TetherError):
+    pass
+
+
+class MissingObjectError(ObjectError):
+    def __init__(self, ids: Iterable[str], hint: str = "run `tether pull` to fetch them") -> None:
+        self.ids = sorted(set(ids))
+        n = len(self.ids)
+        shown = ", ".join(i[:19] for i in self.ids[:3]) + (" …" if n > 3 else "")
+        noun = "object is" if n == 1 else "objects are"
+        super().__init__(f"{n} {noun} missing from the cache ({shown}): {hint}")
+
+
+class CorruptObjectError(ObjectError):
+    pass
+
+
+class CacheWriteError(ObjectError):
+    pass
+
+
+class LockError(TetherError):
+    pass
+
+
+class GitError(TetherError):
+    pass
+
+
+class RemoteError(TetherError):
+    pass

@@ -1,0 +1,22 @@
+"""Git, through the ``git`` command: finding the repository, pointer files at any revision,
+``.gitignore`` lines."""
+
+from tether.gitio.repo import (
+    all_pointer_blobs,
+    ensure_ignored,
+    find_root,
+    git,
+    init_repo,
+    pointer_files,
+    show,
+)
+
+__all__ = [
+    "all_pointer_blobs",
+    "ensure_ignored",
+    "find_root",
+    "git",
+    "init_repo",
+    "pointer_files",
+    "show",
+]

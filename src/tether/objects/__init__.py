@@ -1,0 +1,1 @@
+"""Content-addressed storage: the local object cache, trees, refs, packs, remotes, locks, gc."""

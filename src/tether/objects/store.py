@@ -1,0 +1,220 @@
+"""The local object cache: ``.tether/objects/ab/cdef…``, one read-only file per object.
+
+Invariants (restic-style): a file is named by the BLAKE3 hash of its bytes, written once through a
+temp file in ``.tether/tmp`` and a rename, and never changed. Writers batch their writes and call
+:meth:`ObjectStore.barrier` (one ``syncfs``) before anything points at the new objects.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tether._fs import atomic_write, sync_filesystem, translate_write_error
+from tether.errors import CorruptObjectError, FormatError, MissingObjectError
+from tether.hashing import PREFIX, hash_bytes, hash_file, is_object_id
+from tether.objects.tree import Tree
+
+FORMAT = 1
+FICLONE = 0x40049409  # linux/fs.h
+READ_ONLY = 0o444
+
+
+class ObjectStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root  # the .tether folder (or any folder laid out the same way)
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self._known_dirs: set[str] = set()
+
+    # -- layout ----------------------------------------------------------------------------
+    def create(self) -> None:
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fmt = self.objects / "FORMAT"
+        if not fmt.exists():
+            atomic_write(fmt, f"{FORMAT}\n".encode())
+
+    def check_format(self) -> None:
+        try:
+            found = (self.objects / "FORMAT").read_text().strip()
+        except FileNotFoundError:
+            return
+        if found != str(FORMAT):
+            raise FormatError(
+                f"the object cache {self.objects} has format {found}; this Tether reads format "
+                f"{FORMAT}: upgrade Tether"
+            )
+
+    def path(self, oid: str) -> Path:
+        if not is_object_id(oid):
+            raise FormatError(f"{oid!r} is not an object id (expected blake3: and 64 hex digits)")
+        digest = oid[len(PREFIX) :]
+        return self.objects / digest[:2] / digest[2:]
+
+    def has(self, oid: str) -> bool:
+        return self.path(oid).exists()
+
+    def missing(self, ids: Iterable[str]) -> set[str]:
+        return {oid for oid in ids if not self.path(oid).exists()}
+
+    def iter_ids(self) -> Iterator[str]:
+        if not self.objects.is_dir():
+            return
+        for sub in os.scandir(self.objects):
+            if sub.is_dir() and len(sub.name) == 2:
+                for entry in os.scandir(sub.path):
+                    if not entry.name.startswith("."):
+                        yield f"{PREFIX}{sub.name}{entry.name}"
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_bytes(self, oid: str) -> bytes:
+        try:
+            return self.path(oid).read_bytes()
+        except FileNotFoundError:
+            raise MissingObjectError([oid]) from None
+
+    def load_tree(self, oid: str) -> Tree:
+        return Tree.from_bytes(self.read_bytes(oid), oid)
+
+    def verify(self, oid: str) -> bool:
+        """True when the object's bytes still hash to its id."""
+        return hash_file(self.path(oid)) == oid
+
+    # -- writing ---------------------------------------------------------------------------
+    def _tmp_for(self, oid: str) -> tuple[Path, Path]:
+        dest = self.path(oid)
+        parent = dest.parent.name
+        if parent not in self._known_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._known_dirs.add(parent)
+        return dest, self.tmp / f"{parent}{dest.name[:8]}.{uuid.uuid4().hex[:8]}"
+
+    def put_bytes(self, data: bytes, oid: str | None = None) -> str:
+        """Store ``data``; no sync here: the caller calls :meth:`barrier` after its batch."""
+        oid = oid or hash_bytes(data)
+        dest, tmp = self._tmp_for(oid)
+        if dest.exists():
+            return oid
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise translate_write_error(exc, dest) from exc
+        return oid
+
+    def put_file(self, src: Path, oid: str, modes: tuple[str, ...]) -> str:
+        """Place the file ``src`` (already hashed to ``oid``) in the cache; returns the mode used.
+
+        ``hardlink`` shares the inode with the working tree (both become read-only); ``copy`` and
+        ``reflink`` leave the working file independent of the cache.
+        """
+        dest, tmp = self._tmp_for(oid)
+        if dest.exists():
+            return "present"
+        try:
+            used = _place(src, tmp, modes, for_cache=True)
+            os.chmod(tmp, READ_ONLY)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise translate_write_error(exc, dest) from exc
+        return used
+
+    def link_out(self, oid: str, dest: Path, modes: tuple[str, ...], mode: int = 0o644) -> str:
+        """Put object ``oid`` at ``dest`` in the working tree (atomically); returns the mode used."""
+        src = self.path(oid)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tether-tmp")
+        if mode & 0o111 or mode & 0o200:
+            # a hardlink or symlink would share the object's read-only bits: copy instead
+            modes = tuple(m for m in modes if m not in ("hardlink", "symlink")) or ("copy",)
+        try:
+            used = _place(src, tmp, modes, for_cache=False)
+            if used in ("copy", "reflink"):
+                os.chmod(tmp, mode)
+            os.replace(tmp, dest)
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            if not src.exists():
+                raise MissingObjectError([oid]) from None
+            raise
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        return used
+
+    def barrier(self) -> None:
+        """One sync of the cache's filesystem: everything written so far is durable."""
+        sync_filesystem(self.objects)
+
+    def delete(self, oid: str) -> None:
+        """Remove one object. Callers hold the store lock exclusively (see ``lock.py``)."""
+        path = self.path(oid)
+        try:
+            os.chmod(path, 0o644)
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def clean_tmp(self) -> int:
+        n = 0
+        if self.tmp.is_dir():
+            for entry in os.scandir(self.tmp):
+                os.unlink(entry.path)
+                n += 1
+        return n
+
+    def check_corrupt(self, oid: str) -> None:
+        if not self.verify(oid):
+            raise CorruptObjectError(
+                f"object {oid} no longer matches its id: run `tether fsck --repair`, then "
+                "`tether pull` (or `tether add` the original data again)"
+            )
+
+
+def _place(src: Path, dest: Path, modes: tuple[str, ...], *, for_cache: bool) -> str:
+    last: OSError | None = None
+    for mode in modes:
+        try:
+            if mode == "reflink":
+                _reflink(src, dest)
+            elif mode == "hardlink":
+                os.link(src, dest)
+            elif mode == "symlink":
+                if for_cache:  # the cache holds real bytes; symlinks only point into it
+                    shutil.copyfile(src, dest)
+                else:
+                    os.symlink(src, dest)
+            else:
+                shutil.copyfile(src, dest)
+            return mode
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.ENOENT):
+                raise
+            last = exc
+            dest.unlink(missing_ok=True)
+    raise last or OSError("no link mode worked")
+
+
+def _reflink(src: Path, dest: Path) -> None:
+    with open(src, "rb") as s:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.ioctl(fd, FICLONE, s.fileno())
+        except OSError:
+            os.close(fd)
+            dest.unlink(missing_ok=True)
+            raise
+        os.close(fd)

@@ -1,0 +1,213 @@
+"""Moving objects and refs between the local cache and a remote.
+
+Push: one inventory of the remote, then only what it lacks: small objects in packs, large ones
+loose, in parallel; a barrier; then the pack indexes; then refs. Fetch: the same in reverse, each
+object verified against its id before it enters the cache. A transfer that dies half-way leaves
+nothing the next run misreads: loose objects appear by rename, packs only count once indexed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import CorruptObjectError, MissingObjectError
+from tether.hashing import hash_bytes, hash_file
+from tether.objects.packs import build_packs
+from tether.objects.refs import parse_ref
+from tether.objects.remote import Inventory, Remote
+from tether.objects.store import READ_ONLY, ObjectStore
+
+# fetch a whole pack when at least this share of its bytes is wanted, else ranged reads
+WHOLE_PACK_SHARE = 0.3
+
+
+@dataclass
+class TransferResult:
+    objects: int = 0
+    bytes: int = 0
+    packs: int = 0
+    already: int = 0  # objects the other side had
+    refs: int = 0
+    ref_conflicts: list[str] = field(default_factory=list)
+
+
+def _run(jobs: int, tasks: list[Callable[[], None]]) -> None:
+    if not tasks:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(tasks)))) as pool:
+        for future in [pool.submit(t) for t in tasks]:
+            future.result()
+
+
+def push_objects(
+    store: ObjectStore,
+    remote: Remote,
+    ids: Iterable[str],
+    *,
+    jobs: int,
+    pack_threshold: int,
+    pack_size: int,
+    callback: Callback = NO_PROGRESS,
+    inventory: Inventory | None = None,
+) -> TransferResult:
+    wanted = set(ids)
+    absent = store.missing(wanted)
+    if absent:
+        raise MissingObjectError(
+            absent, hint="they cannot be pushed; run `tether fsck` to see what needs them"
+        )
+    inv = inventory or remote.inventory()
+    todo = sorted(wanted - inv.ids())
+    result = TransferResult(already=len(wanted) - len(todo))
+    callback.set_size(len(todo))
+    sized = [(oid, os.stat(store.path(oid)).st_size) for oid in todo]
+    small = [(oid, n) for oid, n in sized if n < pack_threshold]
+    large = [(oid, n) for oid, n in sized if n >= pack_threshold]
+    indexes = []
+
+    def send_loose(oid: str, n: int) -> Callable[[], None]:
+        def task() -> None:
+            remote.upload(store.path(oid), Remote.object_path(oid))
+            callback.relative_update(1)
+
+        return task
+
+    tasks = [send_loose(oid, n) for oid, n in large]
+    for data, index in build_packs(store, small, pack_size):
+        indexes.append(index)
+
+        def send_pack(data: bytes = data, name: str = index.name, k: int = len(index.entries)) -> None:
+            remote.write_bytes(f"packs/{name}.pack", data)
+            callback.relative_update(k)
+
+        tasks.append(send_pack)
+    _run(jobs, tasks)
+    remote.barrier()
+    _run(jobs, [lambda i=i: remote.write_bytes(f"packs/{i.name}.idx", i.to_bytes()) for i in indexes])
+    remote.barrier()
+    result.objects = len(todo)
+    result.bytes = sum(n for _, n in sized)
+    result.packs = len(indexes)
+    return result
+
+
+def fetch_objects(
+    store: ObjectStore,
+    remote: Remote,
+    ids: Iterable[str],
+    *,
+    jobs: int,
+    callback: Callback = NO_PROGRESS,
+    inventory: Inventory | None = None,
+) -> TransferResult:
+    wanted = store.missing(set(ids))
+    result = TransferResult()
+    if not wanted:
+        return result
+    inv = inventory or remote.inventory()
+    unknown = wanted - inv.ids()
+    if unknown:
+        raise MissingObjectError(
+            unknown,
+            hint=f"remote {remote.name} does not have them either; push them from a clone that does",
+        )
+    callback.set_size(len(wanted))
+    pack_of = inv.pack_of()
+    by_pack: dict[str, list[str]] = {}
+    tasks: list[Callable[[], None]] = []
+    for oid in sorted(wanted):
+        if oid in inv.loose:
+            tasks.append(lambda oid=oid: _fetch_loose(store, remote, oid, callback, result))
+        else:
+            by_pack.setdefault(pack_of[oid], []).append(oid)
+    for name, oids in by_pack.items():
+        tasks.append(lambda name=name, oids=oids: _fetch_from_pack(store, remote, inv, name, oids, callback, result))
+    _run(jobs, tasks)
+    store.barrier()
+    result.objects = len(wanted)
+    return result
+
+
+def _fetch_loose(
+    store: ObjectStore, remote: Remote, oid: str, callback: Callback, result: TransferResult
+) -> None:
+    dest = store.path(oid)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.tmp / f"fetch.{uuid.uuid4().hex}"
+    try:
+        remote.download(Remote.object_path(oid), tmp)
+        if hash_file(tmp) != oid:
+            raise CorruptObjectError(
+                f"remote {remote.name} sent bytes for {oid} that do not match it: the remote copy "
+                "is corrupt; push it again from a clone whose `tether fsck` is clean"
+            )
+        os.chmod(tmp, READ_ONLY)
+        result.bytes += os.stat(tmp).st_size
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    callback.relative_update(1)
+
+
+def _fetch_from_pack(
+    store: ObjectStore,
+    remote: Remote,
+    inv: Inventory,
+    name: str,
+    oids: list[str],
+    callback: Callback,
+    result: TransferResult,
+) -> None:
+    index = inv.packs[name]
+    spans = [index.entries[oid] for oid in oids]
+    wanted_bytes = sum(n for _, n in spans)
+    rel = f"packs/{name}.pack"
+    if wanted_bytes >= WHOLE_PACK_SHARE * index.size:
+        pack = remote.read_bytes(rel)
+        blobs = [pack[off : off + n] for off, n in spans]
+    else:
+        blobs = remote.read_ranges(rel, spans)
+    for oid, data in zip(oids, blobs, strict=True):
+        if hash_bytes(data) != oid:
+            raise CorruptObjectError(
+                f"pack {name} on remote {remote.name} holds bytes for {oid} that do not match it: "
+                "push it again from a clone whose `tether fsck` is clean"
+            )
+        store.put_bytes(data, oid)
+    result.bytes += wanted_bytes
+    result.packs += 1
+    callback.relative_update(len(oids))
+
+
+def push_refs(refs: dict[str, tuple[str, ...]], remote: Remote) -> TransferResult:
+    """Union: send refs the remote lacks; a ref that differs there is a conflict, not overwritten."""
+    theirs = remote.list_refs()
+    result = TransferResult()
+    for name, ids in sorted(refs.items()):
+        text = "\n".join(ids) + "\n"
+        if name not in theirs:
+            remote.write_bytes(f"refs/{name}", text.encode())
+            result.refs += 1
+        elif parse_ref(theirs[name], name) != ids:
+            result.ref_conflicts.append(name)
+    return result
+
+
+def fetch_refs(
+    mine: dict[str, tuple[str, ...]], remote: Remote
+) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """Refs the remote has and we lack, and the names that differ on both sides."""
+    new: dict[str, tuple[str, ...]] = {}
+    conflicts = []
+    for name, text in remote.list_refs().items():
+        ids = parse_ref(text, name)
+        if name not in mine:
+            new[name] = ids
+        elif mine[name] != ids:
+            conflicts.append(name)
+    return new, conflicts

@@ -1,0 +1,127 @@
+"""Directory manifests ("trees"): the sorted list of files of a folder; its hash is the folder's id.
+
+Serialised as compact JSON::
+
+    {"tether":"tree","format":1,"entries":[[path, id, size, mode], ...]}
+
+``mode`` is 0o644 or 0o755 for files; a symlink inside the folder is ``[path, id, size,
+0o120777, target]`` where id hashes the target text. Paths are POSIX and relative.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from tether.errors import FormatError
+from tether.hashing import hash_bytes
+
+FORMAT = 1
+HEADER = b'{"tether":"tree"'
+SYMLINK_MODE = 0o120777
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    path: str
+    id: str
+    size: int
+    mode: int = 0o644
+    target: str | None = None  # symlink target (relative, inside the folder)
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.target is not None
+
+    def to_list(self) -> list[object]:
+        row: list[object] = [self.path, self.id, self.size, self.mode]
+        if self.target is not None:
+            row.append(self.target)
+        return row
+
+
+def file_mode(st_mode: int) -> int:
+    """Normalise a file's permission bits to what a tree keeps: executable or not."""
+    return 0o755 if st_mode & stat.S_IXUSR else 0o644
+
+
+@dataclass(frozen=True)
+class Tree:
+    entries: tuple[TreeEntry, ...]
+
+    @classmethod
+    def build(cls, entries: Iterable[TreeEntry]) -> Tree:
+        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+
+    @cached_property
+    def data(self) -> bytes:
+        doc = {"tether": "tree", "format": FORMAT, "entries": [e.to_list() for e in self.entries]}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @cached_property
+    def id(self) -> str:
+        return hash_bytes(self.data)
+
+    @cached_property
+    def by_path(self) -> dict[str, TreeEntry]:
+        return {e.path: e for e in self.entries}
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries if not e.is_symlink)
+
+    def blob_ids(self) -> set[str]:
+        return {e.id for e in self.entries if not e.is_symlink}
+
+    def under(self, prefix: str) -> Tree:
+        """The entries at or below ``prefix`` (a relative POSIX path; "" means all)."""
+        if not prefix:
+            return self
+        p = prefix.rstrip("/")
+        return Tree(tuple(e for e in self.entries if e.path == p or e.path.startswith(p + "/")))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, oid: str = "") -> Tree:
+        try:
+            doc = json.loads(data)
+            if doc.get("tether") != "tree":
+                raise ValueError("not a tree")
+        except (ValueError, AttributeError) as exc:
+            raise FormatError(f"object {oid or '?'} is not a folder manifest ({exc})") from exc
+        if doc.get("format") != FORMAT:
+            raise FormatError(
+                f"folder manifest {oid} has format {doc.get('format')}; this Tether reads "
+                f"format {FORMAT}: upgrade Tether"
+            )
+        entries = tuple(
+            TreeEntry(r[0], r[1], r[2], r[3], r[4] if len(r) > 4 else None) for r in doc["entries"]
+        )
+        return cls(entries)
+
+
+@dataclass(frozen=True)
+class TreeDiff:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    modified: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.removed or self.modified)
+
+
+def diff_trees(old: Tree, new: Tree) -> TreeDiff:
+    a, b = old.by_path, new.by_path
+    added = tuple(sorted(b.keys() - a.keys()))
+    removed = tuple(sorted(a.keys() - b.keys()))
+    modified = tuple(
+        sorted(
+            p
+            for p in a.keys() & b.keys()
+            if (a[p].id, a[p].mode, a[p].target) != (b[p].id, b[p].mode, b[p].target)
+        )
+    )
+    return TreeDiff(added, removed, modified)

@@ -1,0 +1,41 @@
+"""The project template ``tether new`` lays out, in the spirit of Cookiecutter Data Science.
+
+Files under ``project/`` are copied with ``{{ project }}`` replaced by the project's name and
+``{{ package }}`` by its Python package name; ``__package__`` in a path becomes the package name.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from tether._fs import atomic_write
+
+
+def package_name(project: str) -> str:
+    name = re.sub(r"[^0-9a-zA-Z_]+", "_", project).strip("_").lower() or "project"
+    return f"p_{name}" if name[0].isdigit() else name
+
+
+def render_project(target: Path, project: str) -> list[Path]:
+    package = package_name(project)
+    written: list[Path] = []
+
+    def copy(node: Traversable, dest: Path) -> None:
+        for child in node.iterdir():
+            name = child.name.replace("__package__", package)
+            name = ".gitignore" if name == "gitignore.txt" else name  # dotfiles travel badly
+            if child.is_dir():
+                (dest / name).mkdir(parents=True, exist_ok=True)
+                copy(child, dest / name)
+            else:
+                text = child.read_text()
+                text = text.replace("{{ project }}", project).replace("{{ package }}", package)
+                atomic_write(dest / name, text.encode(), durable=False)
+                written.append(dest / name)
+
+    target.mkdir(parents=True)
+    copy(resources.files(__package__).joinpath("project"), target)
+    return written

@@ -1,0 +1,132 @@
+"""``tether add``: hash, store, write the pointer, git-ignore the data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import PathError, UsageError
+from tether.gitio.repo import POINTER_SUFFIX, ensure_ignored, git
+from tether.hashing import BIG_FILE, hash_bytes, hash_file
+from tether.objects.lock import file_lock
+from tether.objects.store import ObjectStore
+from tether.workspace.pointer import PointerFile, pointer_path_for, read_pointer, write_pointer
+from tether.workspace.repo import Workspace
+from tether.workspace.scan import Hasher, resolve, scan
+
+
+@dataclass(frozen=True)
+class AddResult:
+    target: str
+    pointer: str
+    id: str
+    files: int
+    size: int
+    hashed: int  # files read because the stat cache did not know them
+    unchanged: bool
+
+
+def storing_hasher(store: ObjectStore, modes: tuple[str, ...]) -> Hasher:
+    """Hash a file and put it in the cache in the same pass (small files are read once)."""
+
+    def hasher(path: Path, st: os.stat_result) -> str:
+        if st.st_size >= BIG_FILE or modes[0] == "hardlink":
+            oid = hash_file(path, st.st_size)
+            if not store.has(oid):
+                store.put_file(path, oid, modes)
+            return oid
+        with open(path, "rb") as f:
+            data = f.read()
+        oid = hash_bytes(data)
+        if not store.has(oid):
+            store.put_bytes(data, oid)
+        return oid
+
+    return hasher
+
+
+def check_addable(ws: Workspace, raw: str) -> str:
+    if Path(raw).is_symlink():
+        raise PathError(f"{raw} is a symlink: add the file or folder it points to instead")
+    rel = ws.rel(raw)
+    if rel.endswith(POINTER_SUFFIX):
+        raise UsageError(f"{raw} is a pointer file: add the data it points to instead")
+    if not ws.abs(rel).exists():
+        raise UsageError(f"{raw} does not exist")
+    for t in ws.pointers():
+        if rel.startswith(t.target + "/"):
+            raise UsageError(
+                f"{raw} is inside {t.target}, which is already tracked: add {t.target} again"
+            )
+        if t.target.startswith(rel + "/"):
+            raise UsageError(
+                f"{raw} contains {t.target}, which is tracked on its own: remove "
+                f"{t.pointer} first (or add only the parts you need)"
+            )
+    if git(ws.root, "ls-files", "--", rel).strip():
+        raise UsageError(
+            f"git already tracks {rel}: run `git rm -r --cached {rel}` so that Tether can track it"
+        )
+    return rel
+
+
+def add_path(
+    ws: Workspace, raw: str, *, callback: Callback = NO_PROGRESS, jobs: int = 0
+) -> AddResult:
+    rel = check_addable(ws, raw)
+    path = ws.abs(rel)
+    store = ws.store
+    store.create()
+    modes = ws.config.link_modes()
+    hasher = storing_hasher(store, modes)
+    with ws.writing():
+        found = scan(path)
+        res = resolve(path, rel, found, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(),
+                      callback=callback)
+        _store_missing(store, path, res.tree.entries, hasher)
+        is_dir = path.is_dir()
+        oid = res.tree.id if is_dir else res.tree.entries[0].id
+        if is_dir:
+            store.put_bytes(res.tree.data, oid)
+        store.barrier()  # objects are durable before the index and the pointer name them
+        ws.statcache.put_many(res.fresh)
+        ptr = PointerFile(
+            path=path.name,
+            kind="dir" if is_dir else "file",
+            id=oid,
+            size=res.tree.size,
+            files=len(res.tree.entries),
+        )
+        pointer = pointer_path_for(path)
+        pointer_rel = PurePosixPath(rel).with_name(pointer.name).as_posix()
+        unchanged = pointer.exists() and _same(ws, pointer_rel, ptr)
+        if not unchanged:
+            write_pointer(pointer, ptr)
+        with file_lock(ws.dot / "locks" / "gitignore.lock", exclusive=True):
+            ensure_ignored(path.parent, path.name)
+    ws.forget_pointers()
+    return AddResult(rel, pointer_rel, oid, ptr.files, ptr.size, res.hashed, unchanged)
+
+
+def _same(ws: Workspace, pointer_rel: str, ptr: PointerFile) -> bool:
+    try:
+        return read_pointer(ws.root, pointer_rel) == ptr
+    except Exception:
+        return False  # a corrupt pointer is simply rewritten
+
+
+def _store_missing(
+    store: ObjectStore, base: Path, entries: tuple, hasher: Callable[[Path, os.stat_result], str]
+) -> None:
+    """Files the stat cache knew whose objects left the cache (gc, a new cache): store again."""
+    blobs = [e for e in entries if not e.is_symlink]
+    absent = store.missing(e.id for e in blobs)
+    for e in blobs:
+        if e.id in absent:
+            path = base / e.path if e.path else base
+            if hasher(path, os.stat(path)) != e.id:
+                raise PathError(f"{path} changed while it was being added: run `tether add` again")
+            absent.discard(e.id)

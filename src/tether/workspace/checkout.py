@@ -1,0 +1,160 @@
+"""``tether checkout``: make the working tree match the pointers, as a plan and then its application.
+
+The plan is computed without touching anything (so ``--dry-run`` is free); applying it first
+checks that every object it needs is in the cache, and refuses to overwrite or delete a file
+whose current content is not in the cache unless forced: a checkout never loses data silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import MissingObjectError, UsageError
+from tether.objects.tree import Tree, TreeEntry, diff_trees
+from tether.workspace.repo import Tracked, Workspace
+from tether.workspace.scan import key
+from tether.workspace.status import current_tree, recorded_tree
+
+
+@dataclass(frozen=True)
+class Action:
+    op: str  # "write", "chmod" or "delete"
+    path: str  # repository-relative
+    entry: TreeEntry | None = None
+
+
+@dataclass
+class CheckoutPlan:
+    actions: list[Action] = field(default_factory=list)
+    needed: set[str] = field(default_factory=set)  # object ids the writes read
+    unsaved: list[str] = field(default_factory=list)  # files whose content only exists on disk
+
+    def count(self, op: str) -> int:
+        return sum(1 for a in self.actions if a.op == op)
+
+
+def _full(target: str, rel: str) -> str:
+    return f"{target}/{rel}" if rel else target
+
+
+def _plan_one(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
+    want = recorded_tree(ws, t)
+    if want is None:
+        raise MissingObjectError([t.ptr.id])
+    want = want.under(sub)
+    now = current_tree(ws, t)
+    have = now.under(sub) if now is not None else Tree(())
+    if t.ptr.kind == "file" and now is not None and not Path(ws.abs(t.target)).is_file():
+        raise UsageError(f"{t.target} should be a file but is a folder: move it away first")
+    d = diff_trees(have, want)
+    for rel in d.added:
+        plan.actions.append(Action("write", _full(t.target, rel), want.by_path[rel]))
+    for rel in d.modified:
+        old, new = have.by_path[rel], want.by_path[rel]
+        if t.ptr.kind == "file" and old.id == new.id:
+            continue
+        only_mode = (old.id, old.target) == (new.id, new.target) and not new.is_symlink
+        plan.actions.append(Action("chmod" if only_mode else "write", _full(t.target, rel), new))
+        if not only_mode and not old.is_symlink and not ws.store.has(old.id):
+            plan.unsaved.append(_full(t.target, rel))
+    for rel in d.removed:
+        old = have.by_path[rel]
+        plan.actions.append(Action("delete", _full(t.target, rel), old))
+        if not old.is_symlink and not ws.store.has(old.id):
+            plan.unsaved.append(_full(t.target, rel))
+    plan.needed.update(
+        a.entry.id for a in plan.actions if a.op == "write" and a.entry and not a.entry.is_symlink
+    )
+
+
+def plan_checkout(ws: Workspace, paths: list[str] | None = None) -> CheckoutPlan:
+    plan = CheckoutPlan()
+    for t, sub in ws.select(paths):
+        _plan_one(ws, t, sub, plan)
+    return plan
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    written: int
+    deleted: int
+    chmodded: int
+
+
+def apply_checkout(
+    ws: Workspace, plan: CheckoutPlan, *, force: bool = False, callback: Callback = NO_PROGRESS
+) -> CheckoutResult:
+    absent = ws.store.missing(plan.needed)
+    if absent:
+        raise MissingObjectError(absent)
+    if plan.unsaved and not force:
+        shown = ", ".join(plan.unsaved[:3]) + (" …" if len(plan.unsaved) > 3 else "")
+        raise UsageError(
+            f"{len(plan.unsaved)} file(s) have changes that exist nowhere else ({shown}): "
+            "`tether add` them to keep them, or run checkout with --force to discard them"
+        )
+    modes = ws.config.link_modes()
+    callback.set_size(len(plan.actions))
+    fresh: list[tuple[str, int, int, int, int, str]] = []
+    with ws.writing():
+        for a in plan.actions:
+            if a.op == "delete":
+                ws.abs(a.path).unlink(missing_ok=True)
+                callback.relative_update(1)
+        writes = [a for a in plan.actions if a.op in ("write", "chmod")]
+        for parent in {ws.abs(a.path).parent for a in writes}:
+            _make_dir(parent)
+
+        def apply(batch: list[Action]) -> list[tuple[str, int, int, int, int, str]]:
+            rows = []
+            for a in batch:
+                assert a.entry is not None
+                dest = ws.abs(a.path)
+                if a.op == "chmod":
+                    os.chmod(dest, a.entry.mode)
+                elif a.entry.is_symlink:
+                    _replace_with_symlink(dest, a.entry.target or "")
+                else:
+                    if dest.is_dir() and not dest.is_symlink():
+                        shutil.rmtree(dest)
+                    ws.store.link_out(a.entry.id, dest, modes, a.entry.mode)
+                if not a.entry.is_symlink:
+                    rows.append((a.path, *key(os.stat(dest)), a.entry.id))
+            callback.relative_update(len(batch))
+            return rows
+
+        batches = [writes[i : i + 64] for i in range(0, len(writes), 64)]
+        with ThreadPoolExecutor(max_workers=ws.jobs()) as pool:
+            for rows in pool.map(apply, batches):
+                fresh.extend(rows)
+        _prune_empty_dirs(ws, {a.path for a in plan.actions if a.op == "delete"})
+        ws.statcache.put_many(fresh)
+    return CheckoutResult(len(writes) - plan.count("chmod"), plan.count("delete"), plan.count("chmod"))
+
+
+def _make_dir(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _replace_with_symlink(dest: Path, target: str) -> None:
+    tmp = dest.with_name(f".{dest.name}.tether-link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, dest)
+
+
+def _prune_empty_dirs(ws: Workspace, deleted: set[str]) -> None:
+    """Remove folders that deletes left empty, never above the tracked folder itself."""
+    targets = {ws.abs(t.target) for t in ws.pointers()}
+    folders = sorted({ws.abs(p).parent for p in deleted}, key=lambda p: len(p.parts), reverse=True)
+    for path in folders:
+        while path not in targets and path != ws.root and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+            path = path.parent

@@ -1,0 +1,162 @@
+"""A Tether workspace: a git work tree with ``tether.toml`` and a ``.tether/`` folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+
+from tether._fs import atomic_write, resolve_inside
+from tether.config import PROJECT_FILE, Config
+from tether.errors import NotARepositoryError, PathError, PointerError
+from tether.gitio.repo import ensure_ignored, find_root, pointer_files
+from tether.objects.lock import file_lock
+from tether.objects.refs import RefStore
+from tether.objects.store import ObjectStore
+from tether.workspace.pointer import PointerFile, read_pointer, target_of
+from tether.workspace.statcache import StatCache
+
+DOT = ".tether"
+
+
+@dataclass
+class Tracked:
+    """One pointer file and what it tracks."""
+
+    pointer: str  # repository-relative path of the pointer file
+    target: str  # repository-relative path of the tracked file/folder
+    ptr: PointerFile
+
+
+@dataclass
+class Workspace:
+    root: Path
+    _pointers: list[Tracked] | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, start: Path | None = None) -> Workspace:
+        root = find_root(start)
+        if not (root / PROJECT_FILE).exists():
+            raise NotARepositoryError(
+                f"{root} is a git repository but not a Tether project: run `tether init` there"
+            )
+        ws = cls(root)
+        ws.store.check_format()
+        return ws
+
+    @classmethod
+    def init(cls, root: Path) -> Workspace:
+        ws = cls(root)
+        if not (root / PROJECT_FILE).exists():
+            atomic_write(
+                root / PROJECT_FILE,
+                b"# Tether project settings (committed: never put credentials here;\n"
+                b"# use `tether config set KEY VALUE --local` or TETHER_* variables).\n"
+                b"format = 1\n\n[cache]\nlink = \"reflink,copy\"\n",
+            )
+        ws.store.create()
+        (ws.dot / "refs").mkdir(exist_ok=True)
+        (ws.dot / "locks").mkdir(exist_ok=True)
+        ensure_ignored(root, f"{DOT}/")
+        return ws
+
+    # -- parts -----------------------------------------------------------------------------
+    @property
+    def dot(self) -> Path:
+        return self.root / DOT
+
+    @cached_property
+    def config(self) -> Config:
+        return Config.load(self.root)
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        return ObjectStore(self.dot)
+
+    @cached_property
+    def refs(self) -> RefStore:
+        return RefStore(self.dot / "refs")
+
+    @cached_property
+    def statcache(self) -> StatCache:
+        self.dot.mkdir(exist_ok=True)
+        return StatCache(self.dot / "state.db")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held (shared) by everything that adds objects; gc holds it exclusively."""
+        with file_lock(self.dot / "locks" / "store.lock", exclusive=False):
+            yield
+
+    @contextmanager
+    def deleting(self) -> Iterator[None]:
+        with file_lock(self.dot / "locks" / "store.lock", exclusive=True):
+            yield
+
+    def jobs(self) -> int:
+        configured = int(self.config.get("cache.jobs") or 0)
+        return configured or min(32, (os.cpu_count() or 1) * 4)
+
+    # -- paths -----------------------------------------------------------------------------
+    def rel(self, path: str | os.PathLike[str]) -> str:
+        """Repository-relative POSIX path of a user-given path; refuses escapes."""
+        resolved = resolve_inside(self.root, path)
+        rel = resolved.relative_to(self.root.resolve()).as_posix()
+        if rel == "." or rel == DOT or rel.startswith(DOT + "/") or rel == ".git":
+            raise PathError(f"{path} is not something Tether can track")
+        return rel
+
+    def abs(self, rel: str) -> Path:
+        return self.root / PurePosixPath(rel)
+
+    # -- pointers --------------------------------------------------------------------------
+    def pointers(self) -> list[Tracked]:
+        if self._pointers is None:
+            self._pointers = [
+                Tracked(rel, target_of(rel, ptr), ptr)
+                for rel in pointer_files(self.root)
+                if (self.root / rel).is_file()
+                for ptr in [read_pointer(self.root, rel)]
+            ]
+        return self._pointers
+
+    def forget_pointers(self) -> None:
+        self._pointers = None
+
+    def select(self, paths: list[str] | None) -> list[tuple[Tracked, str]]:
+        """Pointers matching user paths, each with the sub-path inside it ("" for all of it)."""
+        tracked = self.pointers()
+        if not paths:
+            return [(t, "") for t in tracked]
+        out: list[tuple[Tracked, str]] = []
+        for raw in paths:
+            rel = self.rel_lexical(raw)
+            hits = [(t, _sub(t, rel)) for t in tracked]
+            found = [(t, s) for t, s in hits if s is not None]
+            if not found:
+                raise PointerError(
+                    f"{raw} is not tracked by Tether: `tether status` lists what is "
+                    "(add it with `tether add`)"
+                )
+            out.extend((t, s) for t, s in found if s is not None)
+        return out
+
+    def rel_lexical(self, path: str) -> str:
+        """Like :meth:`rel` but for paths that may not exist yet (a deleted tracked file)."""
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            candidate = Path.cwd() / candidate
+        parent = resolve_inside(self.root, candidate.parent)
+        rel = (parent / candidate.name).relative_to(self.root.resolve()).as_posix()
+        return "" if rel == "." else rel
+
+
+def _sub(t: Tracked, rel: str) -> str | None:
+    if rel in (t.target, t.pointer):
+        return ""
+    if rel.startswith(t.target + "/"):
+        return rel[len(t.target) + 1 :]
+    return None

@@ -1,0 +1,139 @@
+"""Reading the working tree: walk a tracked path, and give every file its id.
+
+Ids come from the stat cache when (inode, size, mtime, ctime) are unchanged; the rest are hashed
+in parallel (and, when adding, stored in the same pass, so each new file is read once).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import PathError
+from tether.hashing import BIG_FILE, hash_bytes, hash_file
+from tether.objects.tree import SYMLINK_MODE, Tree, TreeEntry, file_mode
+from tether.workspace.statcache import StatCache
+
+
+@dataclass(slots=True)
+class Found:
+    rel: str  # relative to the scanned root ("" when the root is a file)
+    st: os.stat_result
+    target: str | None = None  # symlink target
+
+
+def scan(path: Path) -> list[Found]:
+    """Files (and in-folder symlinks) under ``path``; a symlink that leaves it is an error."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return [Found("", st)]
+    out: list[Found] = []
+    root = os.fspath(path)
+    real_root = os.path.realpath(root)
+    stack = [("", root)]
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((rel + "/", entry.path))
+                elif entry.is_symlink():
+                    out.append(Found(rel, entry.stat(follow_symlinks=False), _link(entry, real_root)))
+                elif entry.is_file(follow_symlinks=False):
+                    out.append(Found(rel, entry.stat(follow_symlinks=False)))
+    return out
+
+
+def _link(entry: os.DirEntry[str], real_root: str) -> str:
+    target = os.readlink(entry.path)
+    resolved = os.path.realpath(os.path.join(os.path.dirname(entry.path), target))
+    if os.path.isabs(target) or not (resolved + "/").startswith(real_root + "/"):
+        raise PathError(
+            f"{entry.path} is a symlink to {target}, outside the tracked folder: replace it "
+            "with the file itself (or track its target instead)"
+        )
+    return target
+
+
+def key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+# what to do with a file the stat cache does not know: hash it (and maybe store it); returns id
+Hasher = Callable[[Path, os.stat_result], str]
+
+
+def hash_only(path: Path, st: os.stat_result) -> str:
+    if st.st_size >= BIG_FILE:
+        return hash_file(path, st.st_size)
+    with open(path, "rb") as f:
+        return hash_bytes(f.read())
+
+
+@dataclass
+class Resolved:
+    tree: Tree
+    # repository-relative path -> (ino, size, mtime, ctime, id) rows to remember
+    fresh: list[tuple[str, int, int, int, int, str]]
+    hashed: int  # files that had to be read
+
+
+def resolve(
+    base: Path,
+    base_rel: str,
+    found: list[Found],
+    cache: StatCache,
+    *,
+    hasher: Hasher = hash_only,
+    jobs: int = 8,
+    callback: Callback = NO_PROGRESS,
+    known: Iterable[str] = (),
+) -> Resolved:
+    """Give every found file an id; ``known`` ids are those the caller needs re-checked anyway."""
+    rows = cache.under(base_rel)
+    entries: list[TreeEntry] = []
+    todo: list[Found] = []
+    must_store = set(known)
+    for f in found:
+        full = f"{base_rel}/{f.rel}" if f.rel else base_rel
+        if f.target is not None:
+            data = f.target.encode()
+            entries.append(TreeEntry(f.rel, hash_bytes(data), len(data), SYMLINK_MODE, f.target))
+            continue
+        row = rows.get(full)
+        if row is not None and row[:4] == key(f.st) and row[4] not in must_store:
+            entries.append(TreeEntry(f.rel, row[4], f.st.st_size, file_mode(f.st.st_mode)))
+        else:
+            todo.append(f)
+    callback.set_size(len(found))
+    callback.relative_update(len(found) - len(todo))
+    fresh: list[tuple[str, int, int, int, int, str]] = []
+
+    def work(batch: list[Found]) -> list[tuple[Found, str, os.stat_result]]:
+        out = []
+        for f in batch:
+            path = base / f.rel if f.rel else base
+            oid = hasher(path, f.st)
+            out.append((f, oid, os.stat(path)))  # ctime moves when a hardlinked file is chmod-ed
+        callback.relative_update(len(batch))
+        return out
+
+    batches = [todo[i : i + 64] for i in range(0, len(todo), 64)]
+    if len(batches) <= 1:
+        results = [work(b) for b in batches]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(work, batches))
+    for batch in results:
+        for f, oid, st in batch:
+            full = f"{base_rel}/{f.rel}" if f.rel else base_rel
+            entries.append(TreeEntry(f.rel, oid, f.st.st_size, file_mode(st.st_mode)))
+            if key(st)[:3] == key(f.st)[:3]:  # unchanged while we read it: safe to remember
+                fresh.append((full, *key(st), oid))
+    return Resolved(Tree.build(entries), fresh, len(todo))

@@ -1,0 +1,53 @@
+"""The stat cache (``.tether/state.db``): a file whose inode, size, mtime and ctime are unchanged
+is never hashed again.
+
+It is only a cache: a row is trusted only when all four stat fields match, and the table is
+dropped and rebuilt when its format changes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+FORMAT = 1
+Row = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, id
+
+
+class StatCache:
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
+            self.db.execute("DROP TABLE IF EXISTS stat")
+            self.db.execute(
+                "CREATE TABLE stat (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, "
+                "mtime INTEGER, ctime INTEGER, id TEXT) WITHOUT ROWID"
+            )
+            self.db.execute(f"PRAGMA user_version={FORMAT}")
+
+    def under(self, rel: str) -> dict[str, Row]:
+        """Rows for ``rel`` and everything below it, keyed by repository-relative path."""
+        rows = self.db.execute(
+            "SELECT path, ino, size, mtime, ctime, id FROM stat WHERE path = ? "
+            "OR (path >= ? AND path < ?)",
+            (rel, rel + "/", rel + "0"),  # "0" sorts right after "/"
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def put_many(self, rows: Iterable[tuple[str, int, int, int, int, str]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,160 @@
+"""``tether remote add``, ``push``, ``fetch`` and ``pull``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tether._types import NO_PROGRESS, Callback
+from tether.config import is_secret, set_value
+from tether.errors import ConfigError, MissingObjectError, RemoteError, UsageError
+from tether.objects.graph import reachable
+from tether.objects.remote import Remote, storage_options
+from tether.objects.transfer import (
+    TransferResult,
+    fetch_objects,
+    fetch_refs,
+    push_objects,
+    push_refs,
+)
+from tether.workspace.checkout import CheckoutResult, apply_checkout, plan_checkout
+from tether.workspace.repo import Workspace
+from tether.workspace.roots import pairs, roots
+
+
+def remotes(ws: Workspace) -> dict[str, str]:
+    return {name: str(s.get("url", "")) for name, s in ws.config.section("remote").items()}
+
+
+def add_remote(ws: Workspace, name: str, url: str, *, default: bool = True) -> None:
+    if is_secret("url", url):
+        raise ConfigError(
+            "that URL carries a password and tether.toml is committed: add the remote without "
+            f"it, then `tether config set remote.{name}.password VALUE --local`"
+        )
+    set_value(ws.root, f"remote.{name}.url", url, local=False)
+    if default and not ws.config.get("core.remote"):
+        set_value(ws.root, "core.remote", name, local=False)
+    ws.__dict__.pop("config", None)
+
+
+def open_remote(ws: Workspace, name: str | None = None) -> Remote:
+    known = remotes(ws)
+    name = name or ws.config.get("core.remote") or (next(iter(known)) if len(known) == 1 else None)
+    if not name:
+        raise UsageError("no remote is set up: run `tether remote add NAME URL` first")
+    if name not in known:
+        raise UsageError(
+            f"there is no remote named {name!r} (known: {', '.join(known) or 'none'}): "
+            "`tether remote add NAME URL` adds one"
+        )
+    settings = ws.config.section(f"remote.{name}")
+    return Remote(name, known[name], storage_options(settings))
+
+
+@dataclass(frozen=True)
+class PushResult:
+    objects: TransferResult
+    refs: TransferResult
+    remote: str
+
+
+def _transfer_opts(ws: Workspace) -> dict[str, int]:
+    return {
+        "jobs": int(ws.config.get("transfer.jobs")),
+        "pack_threshold": int(ws.config.get("transfer.pack_threshold")),
+        "pack_size": int(ws.config.get("transfer.pack_size")),
+    }
+
+
+def check_not_collecting(remote: Remote) -> None:
+    try:
+        remote.read_bytes("locks/gc")
+    except FileNotFoundError:
+        return
+    raise RemoteError(
+        f"remote {remote.name} is being garbage-collected (locks/gc is held): push again when "
+        "it is done"
+    )
+
+
+def push(
+    ws: Workspace,
+    remote_name: str | None = None,
+    *,
+    all_commits: bool = False,
+    callback: Callback = NO_PROGRESS,
+) -> PushResult:
+    remote = open_remote(ws, remote_name)
+    remote.ensure_format()
+    check_not_collecting(remote)
+    with ws.writing():
+        live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
+        inv = remote.inventory()
+        unsendable = live.missing - inv.ids()
+        if unsendable:
+            who = sorted({live.needed_by[i] for i in unsendable})
+            raise MissingObjectError(
+                unsendable,
+                hint=f"needed by {', '.join(who[:3])}; neither this cache nor the remote has them",
+            )
+        opts = _transfer_opts(ws)
+        # leaves first, then the trees and records that name them: a remote never holds a
+        # manifest whose files are not there yet
+        leaves = live.ids - live.containers
+        first = push_objects(ws.store, remote, leaves, callback=callback, inventory=inv, **opts)
+        second = push_objects(ws.store, remote, live.containers, inventory=inv, **opts)
+        first.objects += second.objects
+        first.bytes += second.bytes
+        first.packs += second.packs
+        first.already = len(live.ids) - first.objects
+        refs = push_refs(dict(ws.refs.items()), remote)
+    return PushResult(first, refs, remote.name)
+
+
+def fetch(
+    ws: Workspace,
+    remote_name: str | None = None,
+    paths: list[str] | None = None,
+    *,
+    callback: Callback = NO_PROGRESS,
+) -> TransferResult:
+    """Bring the objects the selected pointers need (and new refs) into the cache."""
+    remote = open_remote(ws, remote_name)
+    selected = ws.select(paths)
+    jobs = int(ws.config.get("transfer.jobs"))
+    with ws.writing():
+        inv = remote.inventory()
+        trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
+        result = fetch_objects(ws.store, remote, trees, jobs=jobs, inventory=inv)
+        blobs: set[str] = set()
+        for t, sub in selected:
+            if t.ptr.kind == "dir":
+                blobs |= ws.store.load_tree(t.ptr.id).under(sub).blob_ids()
+            else:
+                blobs.add(t.ptr.id)
+        more = fetch_objects(ws.store, remote, blobs, jobs=jobs, callback=callback, inventory=inv)
+        if paths is None:
+            new_refs, conflicts = fetch_refs(dict(ws.refs.items()), remote)
+            named = {oid for ids in new_refs.values() for oid in ids}
+            fetch_objects(ws.store, remote, named & inv.ids(), jobs=jobs, inventory=inv)
+            for name, ids in new_refs.items():
+                ws.refs.set(name, ids)
+            more.refs = len(new_refs)
+            more.ref_conflicts = conflicts
+    more.objects += result.objects
+    more.bytes += result.bytes
+    return more
+
+
+def pull(
+    ws: Workspace,
+    remote_name: str | None = None,
+    paths: list[str] | None = None,
+    *,
+    force: bool = False,
+    callback: Callback = NO_PROGRESS,
+    checkout_callback: Callback = NO_PROGRESS,
+) -> tuple[TransferResult, CheckoutResult]:
+    fetched = fetch(ws, remote_name, paths, callback=callback)
+    plan = plan_checkout(ws, paths)
+    return fetched, apply_checkout(ws, plan, force=force, callback=checkout_callback)
