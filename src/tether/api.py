@@ -14,6 +14,7 @@ from tether import config as _config
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import NotARepositoryError, UsageError
 from tether.gitio.repo import find_root, init_repo
+from tether.objects.transfer import TransferResult
 from tether.workspace import add as _add
 from tether.workspace import checkout as _checkout
 from tether.workspace import datadiff as _datadiff
@@ -74,7 +75,9 @@ class Project:
         plan = self.plan_checkout(paths)
         return _checkout.apply_checkout(self.ws, plan, force=force, callback=callback)
 
-    def data_diff(self, rev_a: str = "HEAD", rev_b: str | None = None) -> list[_datadiff.DataChange]:
+    def data_diff(
+        self, rev_a: str = "HEAD", rev_b: str | None = None
+    ) -> list[_datadiff.DataChange]:
         return _datadiff.data_diff(self.ws, rev_a, rev_b)
 
     # -- remotes ---------------------------------------------------------------------------
@@ -85,7 +88,11 @@ class Project:
         _sync.add_remote(self.ws, name, url, default=default)
 
     def push(
-        self, remote: str | None = None, *, all_commits: bool = False, callback: Callback = NO_PROGRESS
+        self,
+        remote: str | None = None,
+        *,
+        all_commits: bool = False,
+        callback: Callback = NO_PROGRESS,
     ) -> _sync.PushResult:
         return _sync.push(self.ws, remote, all_commits=all_commits, callback=callback)
 
@@ -95,7 +102,7 @@ class Project:
         *,
         remote: str | None = None,
         callback: Callback = NO_PROGRESS,
-    ) -> _sync.TransferResult:
+    ) -> TransferResult:
         return _sync.fetch(self.ws, remote, paths or None, callback=callback)
 
     def pull(
@@ -106,7 +113,7 @@ class Project:
         force: bool = False,
         callback: Callback = NO_PROGRESS,
         checkout_callback: Callback = NO_PROGRESS,
-    ) -> tuple[_sync.TransferResult, _checkout.CheckoutResult]:
+    ) -> tuple[TransferResult, _checkout.CheckoutResult]:
         return _sync.pull(
             self.ws,
             remote,

@@ -9,7 +9,9 @@ from tether.cli.render import echo_json, human_size
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("-j", "--jobs", type=int, default=0, help="Files hashed at once (default: 4 per core).")
+@click.option(
+    "-j", "--jobs", type=int, default=0, help="Files hashed at once (default: 4 per core)."
+)
 def add(paths: tuple[str, ...], jobs: int) -> None:
     """Track files or folders: hash, store in the cache, write PATH.tether, git-ignore PATH.
 

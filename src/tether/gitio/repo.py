@@ -109,4 +109,3 @@ def head_exists(root: Path) -> bool:
         ).returncode
         == 0
     )
-

@@ -71,4 +71,3 @@ def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable
                 out.missing.add(child)
                 out.needed_by.setdefault(child, label)
     return out
-

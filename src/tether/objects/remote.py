@@ -155,7 +155,9 @@ class Remote:
         except FileNotFoundError:
             return []
         # fsspec may return paths without the protocol's leading slash; normalise to ours
-        return [p if p.startswith(base) else self.path(sub, p.split(sub + "/", 1)[-1]) for p in found]
+        return [
+            p if p.startswith(base) else self.path(sub, p.split(sub + "/", 1)[-1]) for p in found
+        ]
 
     def read_bytes(self, rel: str) -> bytes:
         with self._translated(f"reading {rel}"):
@@ -238,7 +240,7 @@ class Remote:
         """Temp files a killed push left in a folder remote."""
         if not self.is_local:
             return []
-        out = []
+        out: list[str] = []
         for dirpath, _dirs, files in os.walk(self.root):
             out.extend(
                 os.path.relpath(os.path.join(dirpath, f), self.root)

@@ -134,7 +134,7 @@ class ObjectStore:
         return used
 
     def link_out(self, oid: str, dest: Path, modes: tuple[str, ...], mode: int = 0o644) -> str:
-        """Put object ``oid`` at ``dest`` in the working tree (atomically); returns the mode used."""
+        """Put object ``oid`` at ``dest`` in the working tree, atomically; returns the link mode."""
         src = self.path(oid)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tether-tmp")
         if mode & 0o111 or mode & 0o200:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import CorruptObjectError, MissingObjectError
@@ -81,14 +82,16 @@ def push_objects(
     for data, index in build_packs(store, small, pack_size):
         indexes.append(index)
 
-        def send_pack(data: bytes = data, name: str = index.name, k: int = len(index.entries)) -> None:
+        def send_pack(
+            data: bytes = data, name: str = index.name, k: int = len(index.entries)
+        ) -> None:
             remote.write_bytes(f"packs/{name}.pack", data)
             callback.relative_update(k)
 
         tasks.append(send_pack)
     _run(jobs, tasks)
     remote.barrier()
-    _run(jobs, [lambda i=i: remote.write_bytes(f"packs/{i.name}.idx", i.to_bytes()) for i in indexes])
+    _run(jobs, [partial(remote.write_bytes, f"packs/{i.name}.idx", i.to_bytes()) for i in indexes])
     remote.barrier()
     result.objects = len(todo)
     result.bytes = sum(n for _, n in sized)
@@ -114,7 +117,7 @@ def fetch_objects(
     if unknown:
         raise MissingObjectError(
             unknown,
-            hint=f"remote {remote.name} does not have them either; push them from a clone that does",
+            hint=f"remote {remote.name} lacks them too; push them from a clone that has them",
         )
     callback.set_size(len(wanted))
     pack_of = inv.pack_of()
@@ -122,11 +125,11 @@ def fetch_objects(
     tasks: list[Callable[[], None]] = []
     for oid in sorted(wanted):
         if oid in inv.loose:
-            tasks.append(lambda oid=oid: _fetch_loose(store, remote, oid, callback, result))
+            tasks.append(partial(_fetch_loose, store, remote, oid, callback, result))
         else:
             by_pack.setdefault(pack_of[oid], []).append(oid)
     for name, oids in by_pack.items():
-        tasks.append(lambda name=name, oids=oids: _fetch_from_pack(store, remote, inv, name, oids, callback, result))
+        tasks.append(partial(_fetch_from_pack, store, remote, inv, name, oids, callback, result))
     _run(jobs, tasks)
     store.barrier()
     result.objects = len(wanted)
@@ -185,7 +188,7 @@ def _fetch_from_pack(
 
 
 def push_refs(refs: dict[str, tuple[str, ...]], remote: Remote) -> TransferResult:
-    """Union: send refs the remote lacks; a ref that differs there is a conflict, not overwritten."""
+    """Union: send refs the remote lacks; one that differs there is a conflict, not overwritten."""
     theirs = remote.list_refs()
     result = TransferResult()
     for name, ids in sorted(refs.items()):

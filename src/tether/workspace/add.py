@@ -13,6 +13,7 @@ from tether.gitio.repo import POINTER_SUFFIX, ensure_ignored, git
 from tether.hashing import BIG_FILE, hash_bytes, hash_file
 from tether.objects.lock import file_lock
 from tether.objects.store import ObjectStore
+from tether.objects.tree import TreeEntry
 from tether.workspace.pointer import PointerFile, pointer_path_for, read_pointer, write_pointer
 from tether.workspace.repo import Workspace
 from tether.workspace.scan import Hasher, resolve, scan
@@ -84,8 +85,9 @@ def add_path(
     hasher = storing_hasher(store, modes)
     with ws.writing():
         found = scan(path)
-        res = resolve(path, rel, found, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(),
-                      callback=callback)
+        res = resolve(
+            path, rel, found, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), callback=callback
+        )
         _store_missing(store, path, res.tree.entries, hasher)
         is_dir = path.is_dir()
         oid = res.tree.id if is_dir else res.tree.entries[0].id
@@ -119,7 +121,10 @@ def _same(ws: Workspace, pointer_rel: str, ptr: PointerFile) -> bool:
 
 
 def _store_missing(
-    store: ObjectStore, base: Path, entries: tuple, hasher: Callable[[Path, os.stat_result], str]
+    store: ObjectStore,
+    base: Path,
+    entries: tuple[TreeEntry, ...],
+    hasher: Callable[[Path, os.stat_result], str],
 ) -> None:
     """Files the stat cache knew whose objects left the cache (gc, a new cache): store again."""
     blobs = [e for e in entries if not e.is_symlink]

@@ -1,4 +1,4 @@
-"""``tether checkout``: make the working tree match the pointers, as a plan and then its application.
+"""``tether checkout``: make the working tree match the pointers: a plan, then its application.
 
 The plan is computed without touching anything (so ``--dry-run`` is free); applying it first
 checks that every object it needs is in the cache, and refuses to overwrite or delete a file
@@ -134,7 +134,9 @@ def apply_checkout(
                 fresh.extend(rows)
         _prune_empty_dirs(ws, {a.path for a in plan.actions if a.op == "delete"})
         ws.statcache.put_many(fresh)
-    return CheckoutResult(len(writes) - plan.count("chmod"), plan.count("delete"), plan.count("chmod"))
+    return CheckoutResult(
+        len(writes) - plan.count("chmod"), plan.count("delete"), plan.count("chmod")
+    )
 
 
 def _make_dir(path: Path) -> None:

@@ -45,7 +45,11 @@ def gc(ws: Workspace, *, dry_run: bool = False, all_commits: bool = False) -> Gc
 
 
 def gc_remote(
-    ws: Workspace, remote_name: str | None = None, *, dry_run: bool = False, all_commits: bool = False
+    ws: Workspace,
+    remote_name: str | None = None,
+    *,
+    dry_run: bool = False,
+    all_commits: bool = False,
 ) -> GcResult:
     """Remove from a remote what no pointer of this clone and no ref on the remote needs."""
     remote = open_remote(ws, remote_name)
@@ -104,6 +108,8 @@ def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool)
         dead_packs.append(name)
         repacked += 1
     remote.delete([f"packs/{n}.idx" for n in dead_packs])
-    remote.delete([f"packs/{n}.pack" for n in dead_packs] + [Remote.object_path(o) for o in dead_loose])
+    remote.delete(
+        [f"packs/{n}.pack" for n in dead_packs] + [Remote.object_path(o) for o in dead_loose]
+    )
     remote.delete(remote.stale_tmp())
     return GcResult(removed, size, len(keep), False, repacked)

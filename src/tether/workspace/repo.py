@@ -55,7 +55,7 @@ class Workspace:
                 root / PROJECT_FILE,
                 b"# Tether project settings (committed: never put credentials here;\n"
                 b"# use `tether config set KEY VALUE --local` or TETHER_* variables).\n"
-                b"format = 1\n\n[cache]\nlink = \"reflink,copy\"\n",
+                b'format = 1\n\n[cache]\nlink = "reflink,copy"\n',
             )
         ws.store.create()
         (ws.dot / "refs").mkdir(exist_ok=True)

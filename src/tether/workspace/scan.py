@@ -44,7 +44,9 @@ def scan(path: Path) -> list[Found]:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((rel + "/", entry.path))
                 elif entry.is_symlink():
-                    out.append(Found(rel, entry.stat(follow_symlinks=False), _link(entry, real_root)))
+                    out.append(
+                        Found(rel, entry.stat(follow_symlinks=False), _link(entry, real_root))
+                    )
                 elif entry.is_file(follow_symlinks=False):
                     out.append(Found(rel, entry.stat(follow_symlinks=False)))
     return out

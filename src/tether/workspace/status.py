@@ -48,7 +48,9 @@ def _join(target: str, rels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{target}/{r}" if r else target for r in rels)
 
 
-def status_of(ws: Workspace, t: Tracked, sub: str = "", callback: Callback = NO_PROGRESS) -> PathStatus:
+def status_of(
+    ws: Workspace, t: Tracked, sub: str = "", callback: Callback = NO_PROGRESS
+) -> PathStatus:
     now = current_tree(ws, t, callback=callback)
     then = recorded_tree(ws, t)
     in_cache = then is not None and not ws.store.missing(then.under(sub).blob_ids())

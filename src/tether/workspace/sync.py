@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from tether._types import NO_PROGRESS, Callback
 from tether.config import is_secret, set_value
@@ -58,12 +59,8 @@ class PushResult:
     remote: str
 
 
-def _transfer_opts(ws: Workspace) -> dict[str, int]:
-    return {
-        "jobs": int(ws.config.get("transfer.jobs")),
-        "pack_threshold": int(ws.config.get("transfer.pack_threshold")),
-        "pack_size": int(ws.config.get("transfer.pack_size")),
-    }
+def _jobs(ws: Workspace) -> int:
+    return int(ws.config.get("transfer.jobs"))
 
 
 def check_not_collecting(remote: Remote) -> None:
@@ -97,12 +94,19 @@ def push(
                 unsendable,
                 hint=f"needed by {', '.join(who[:3])}; neither this cache nor the remote has them",
             )
-        opts = _transfer_opts(ws)
+        send = partial(
+            push_objects,
+            ws.store,
+            remote,
+            jobs=_jobs(ws),
+            pack_threshold=int(ws.config.get("transfer.pack_threshold")),
+            pack_size=int(ws.config.get("transfer.pack_size")),
+            inventory=inv,
+        )
         # leaves first, then the trees and records that name them: a remote never holds a
         # manifest whose files are not there yet
-        leaves = live.ids - live.containers
-        first = push_objects(ws.store, remote, leaves, callback=callback, inventory=inv, **opts)
-        second = push_objects(ws.store, remote, live.containers, inventory=inv, **opts)
+        first = send(live.ids - live.containers, callback=callback)
+        second = send(live.containers)
         first.objects += second.objects
         first.bytes += second.bytes
         first.packs += second.packs
@@ -121,7 +125,7 @@ def fetch(
     """Bring the objects the selected pointers need (and new refs) into the cache."""
     remote = open_remote(ws, remote_name)
     selected = ws.select(paths)
-    jobs = int(ws.config.get("transfer.jobs"))
+    jobs = _jobs(ws)
     with ws.writing():
         inv = remote.inventory()
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
