@@ -137,8 +137,8 @@ class ObjectStore:
         """Put object ``oid`` at ``dest`` in the working tree, atomically; returns the link mode."""
         src = self.path(oid)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tether-tmp")
-        if mode & 0o111 or mode & 0o200:
-            # a hardlink or symlink would share the object's read-only bits: copy instead
+        if mode & 0o111:
+            # a link would share the object's read-only, non-executable bits: copy instead
             modes = tuple(m for m in modes if m not in ("hardlink", "symlink")) or ("copy",)
         try:
             used = _place(src, tmp, modes, for_cache=False)

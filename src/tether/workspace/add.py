@@ -57,7 +57,7 @@ def check_addable(ws: Workspace, raw: str) -> str:
         raise UsageError(f"{raw} is a pointer file: add the data it points to instead")
     if not ws.abs(rel).exists():
         raise UsageError(f"{raw} does not exist")
-    for t in ws.pointers():
+    for t in ws.readable_pointers():  # a corrupt pointer must not stop its own re-creation
         if rel.startswith(t.target + "/"):
             raise UsageError(
                 f"{raw} is inside {t.target}, which is already tracked: add {t.target} again"

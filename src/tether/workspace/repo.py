@@ -123,6 +123,17 @@ class Workspace:
             ]
         return self._pointers
 
+    def readable_pointers(self) -> list[Tracked]:
+        """Like :meth:`pointers`, skipping pointer files that cannot be read."""
+        out = []
+        for rel in pointer_files(self.root):
+            try:
+                ptr = read_pointer(self.root, rel)
+            except PointerError:
+                continue
+            out.append(Tracked(rel, target_of(rel, ptr), ptr))
+        return out
+
     def forget_pointers(self) -> None:
         self._pointers = None
 

@@ -1,0 +1,146 @@
+"""Shared fixtures: real git repositories in temp folders, the CLI in-process, moto's S3 server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tether.api import Project
+
+REQUIRE_SERVICES = os.environ.get("TETHER_REQUIRE_SERVICES") == "1"
+BIN = Path(sys.executable).parent
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "commit.gpgsign", "false")
+    return path
+
+
+def write_files(root: Path, files: dict[str, bytes | str]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def many_files(root: Path, n: int, size: int = 64, per_dir: int = 100) -> None:
+    for i in range(n):
+        path = root / f"d{i // per_dir:03d}" / f"f{i:06d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(i.to_bytes(4, "big") * (size // 4))
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int] | str]:
+    """Every file under root: bytes and exec bit, or a symlink's target."""
+    out: dict[str, tuple[bytes, int] | str] = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                out[rel] = os.readlink(path)
+            else:
+                out[rel] = (path.read_bytes(), os.stat(path).st_mode & 0o111)
+    return out
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository with Tether initialised; the cwd is inside it."""
+    root = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(root)
+    Project.init(root)
+    return root
+
+
+@pytest.fixture
+def project(repo: Path) -> Project:
+    return Project.open(repo)
+
+
+Tether = Callable[..., Result]
+
+
+@pytest.fixture
+def tether() -> Tether:
+    """Run the CLI in-process: ``tether("add", "data")``; fails loudly on an unexpected exit."""
+    from tether.cli.main import cli
+
+    def run(*args: str, expect: int = 0) -> Result:
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == expect, (
+            f"tether {' '.join(args)} exited {result.exit_code}:\n{result.output}"
+        )
+        return result
+
+    return run
+
+
+# -- S3 through moto's server, over real HTTP on loopback ----------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    exe = BIN / "moto_server"
+    if not exe.exists():
+        if REQUIRE_SERVICES:
+            pytest.fail("moto_server is not installed (pip install 'moto[server]')")
+        pytest.skip("moto_server is not installed (pip install 'moto[server]'): S3 tests skipped")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("moto's S3 server did not start")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket; credentials come from the environment, as a user would set them."""
+    import uuid
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
