@@ -56,7 +56,8 @@ def push(remote_name: str | None, all_commits: bool) -> None:
     o = result.objects
     click.echo(
         f"pushed {o.objects} object(s), {human_size(o.bytes)} in {o.packs} pack(s) to "
-        f"{result.remote}; {o.already} already there; {result.refs.refs} ref(s)"
+        f"{result.remote}; {o.already} already there; {result.refs.refs} ref(s); "
+        f"{o.requests} request(s)"
     )
     for name in result.refs.ref_conflicts:
         click.secho(f"ref {name} differs on the remote: not overwritten", fg="yellow", err=True)
@@ -72,7 +73,10 @@ def fetch(paths: tuple[str, ...], remote_name: str | None) -> None:
 
     with Bar("fetching") as bar:
         result = Project.open().fetch(list(paths), remote=remote_name, callback=bar)
-    click.echo(f"fetched {result.objects} object(s), {human_size(result.bytes)}")
+    click.echo(
+        f"fetched {result.objects} object(s), {human_size(result.bytes)} in "
+        f"{result.requests} request(s)"
+    )
 
 
 @click.command()

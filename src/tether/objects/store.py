@@ -34,8 +34,8 @@ class ObjectStore:
 
     # -- layout ----------------------------------------------------------------------------
     def create(self) -> None:
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        for folder in (self.objects, self.tmp, self.root / "refs", self.root / "locks"):
+            folder.mkdir(parents=True, exist_ok=True)
         fmt = self.objects / "FORMAT"
         if not fmt.exists():
             atomic_write(fmt, f"{FORMAT}\n".encode())

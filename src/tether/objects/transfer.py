@@ -35,6 +35,7 @@ class TransferResult:
     already: int = 0  # objects the other side had
     refs: int = 0
     ref_conflicts: list[str] = field(default_factory=list)
+    requests: int = 0  # calls made to the remote (each listing page, read or write is one)
 
 
 def _run(jobs: int, tasks: list[Callable[[], None]]) -> None:

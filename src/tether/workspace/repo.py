@@ -44,7 +44,10 @@ class Workspace:
                 f"{root} is a git repository but not a Tether project: run `tether init` there"
             )
         ws = cls(root)
-        ws.store.check_format()
+        if (ws.dot / "objects").is_dir():
+            ws.store.check_format()
+        else:  # a fresh clone: .tether/ is git-ignored, so it starts empty
+            ws.store.create()
         return ws
 
     @classmethod
@@ -58,8 +61,6 @@ class Workspace:
                 b'format = 1\n\n[cache]\nlink = "reflink,copy"\n',
             )
         ws.store.create()
-        (ws.dot / "refs").mkdir(exist_ok=True)
-        (ws.dot / "locks").mkdir(exist_ok=True)
         ensure_ignored(root, f"{DOT}/")
         return ws
 

@@ -112,6 +112,7 @@ def push(
         first.packs += second.packs
         first.already = len(live.ids) - first.objects
         refs = push_refs(dict(ws.refs.items()), remote)
+    first.requests = remote.requests
     return PushResult(first, refs, remote.name)
 
 
@@ -147,6 +148,7 @@ def fetch(
             more.ref_conflicts = conflicts
     more.objects += result.objects
     more.bytes += result.bytes
+    more.requests = remote.requests
     return more
 
 

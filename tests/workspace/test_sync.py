@@ -1,0 +1,122 @@
+"""Push, clone elsewhere, pull: byte-identical data, through a folder remote and through S3."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, make_repo, many_files, snapshot, write_files
+from tether.api import Project
+from tether.errors import MissingObjectError, UsageError
+
+
+def _commit(repo: Path) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+
+
+def _clone(repo: Path, dest: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    git(repo.parent, "clone", "-q", str(repo), str(dest))
+    make_repo(dest)  # sets the test identity
+    monkeypatch.chdir(dest)
+    return Project.open(dest)
+
+
+def test_push_clone_pull_is_byte_identical(
+    repo: Path, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many_files(repo / "data", 1500, size=128)
+    write_files(repo, {"data/big.bin": os.urandom(200_000), "model.bin": os.urandom(70_000)})
+    os.chmod(repo / "data/d000/f000001.bin", 0o755)
+    os.symlink("big.bin", repo / "data/latest")
+    project.add(["data", "model.bin"])
+    project.add_remote("origin", str(tmp_path / "remote"))
+    pushed = project.push()
+    assert pushed.objects.objects == 1500 + 2 + 1  # blobs + the folder manifest
+    assert pushed.objects.packs >= 1
+    _commit(repo)
+    assert project.push().objects.objects == 0  # nothing re-sent
+
+    clone = _clone(repo, tmp_path / "clone", monkeypatch)
+    assert [s.state for s in clone.status()] == ["missing", "missing"]
+    fetched, done = clone.pull()
+    assert fetched.objects == 1503 and done.written == 1503
+    assert snapshot(tmp_path / "clone/data") == snapshot(repo / "data")
+    assert (tmp_path / "clone/model.bin").read_bytes() == (repo / "model.bin").read_bytes()
+    assert [s.state for s in clone.status()] == ["clean", "clean"]
+    assert clone.pull()[0].objects == 0
+
+
+def test_pull_of_a_sub_path_fetches_only_what_it_needs(
+    repo: Path, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many_files(repo / "data", 300, size=64)
+    project.add(["data"])
+    project.add_remote("origin", str(tmp_path / "remote"))
+    project.push()
+    _commit(repo)
+    clone = _clone(repo, tmp_path / "clone", monkeypatch)
+    fetched, done = clone.pull(["data/d001"])
+    assert fetched.objects == 100 + 1  # the folder's 100 files and the manifest
+    assert sorted(p.name for p in (tmp_path / "clone/data").iterdir()) == ["d001"]
+    assert snapshot(tmp_path / "clone/data/d001") == snapshot(repo / "data/d001")
+
+
+def test_push_refuses_when_neither_side_has_an_object(
+    repo: Path, project: Project, tmp_path: Path
+) -> None:
+    write_files(repo, {"data/a": "a"})
+    project.add(["data"])
+    shutil.rmtree(repo / ".tether/objects")
+    project.ws.store.create()
+    project.add_remote("origin", str(tmp_path / "remote"))
+    with pytest.raises(MissingObjectError, match=r"needed by data\.tether"):
+        project.push()
+
+
+def test_no_remote_configured_says_how_to_add_one(project: Project) -> None:
+    with pytest.raises(UsageError, match="tether remote add"):
+        project.push()
+
+
+def test_refs_travel_as_a_union(
+    repo: Path, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oid = project.ws.store.put_bytes(b"a run record")
+    project.ws.refs.set("runs/0001", [oid])
+    project.add_remote("origin", str(tmp_path / "remote"))
+    assert project.push().refs.refs == 1
+    _commit(repo)
+    clone = _clone(repo, tmp_path / "clone", monkeypatch)
+    result = clone.fetch()
+    assert result.refs == 1
+    assert clone.ws.refs.get("runs/0001") == (oid,)
+    assert clone.ws.store.read_bytes(oid) == b"a run record"
+
+
+@pytest.mark.s3
+def test_s3_round_trip_in_few_requests(
+    repo: Path,
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3_endpoint: str,
+    s3_bucket: str,
+) -> None:
+    many_files(repo / "data", 2000, size=256)
+    write_files(repo, {"data/big.bin": os.urandom(300_000)})
+    project.add(["data"])
+    project.add_remote("s3", f"s3://{s3_bucket}/store")
+    project.config_set("remote.s3.endpoint_url", s3_endpoint)
+    pushed = project.push()
+    assert pushed.objects.objects == 2002
+    _commit(repo)
+
+    assert pushed.objects.requests < 40, f"push took {pushed.objects.requests} requests"
+
+    clone = _clone(repo, tmp_path / "clone", monkeypatch)
+    fetched, _ = clone.pull()
+    assert fetched.objects == 2002
+    assert snapshot(tmp_path / "clone/data") == snapshot(repo / "data")
+    assert fetched.requests < 40, f"pull of 2,002 objects took {fetched.requests} requests"
