@@ -80,8 +80,7 @@ def translate_write_error(exc: OSError, path: Path) -> Exception:
         return CacheWriteError(f"no space left to write {path}: free some space and run again")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return CacheWriteError(
-            f"cannot write {path}: the folder is read-only; check its permissions "
-            "(or point the cache elsewhere with `tether config set cache.dir PATH --local`)"
+            f"cannot write {path}: the folder is read-only; make it writable and run again"
         )
     return exc
 

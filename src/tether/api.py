@@ -51,6 +51,16 @@ class Project:
     def root(self) -> Path:
         return self.ws.root
 
+    def close(self) -> None:
+        """Release the stat cache's database connection (a Project is also a context manager)."""
+        self.ws.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- data ------------------------------------------------------------------------------
     def add(
         self, paths: list[str], *, callback: Callback = NO_PROGRESS, jobs: int = 0

@@ -27,7 +27,7 @@ def test_add_folder_writes_pointer_stores_objects_and_ignores_data(
     assert project.ws.store.read_bytes(hash_bytes(b"beta")) == b"beta"
     assert "/data" in (repo / ".gitignore").read_text().splitlines()
     # git sees the pointer, not the data
-    assert git(repo, "status", "--porcelain", "-uall").split() .count("data.tether") == 1
+    assert git(repo, "status", "--porcelain", "-uall").split().count("data.tether") == 1
     assert "data/a.txt" not in git(repo, "status", "--porcelain", "-uall")
 
 
@@ -62,7 +62,9 @@ def test_file_modes_and_in_folder_symlinks_are_recorded(repo: Path, project: Pro
     assert entries["alias"].target == "x.txt"
 
 
-def test_symlink_leaving_the_folder_is_refused(repo: Path, project: Project, tmp_path: Path) -> None:
+def test_symlink_leaving_the_folder_is_refused(
+    repo: Path, project: Project, tmp_path: Path
+) -> None:
     write_files(repo, {"data/x.txt": "x"})
     (tmp_path / "secret").write_text("outside")
     os.symlink(tmp_path / "secret", repo / "data/escape")
@@ -91,7 +93,7 @@ def test_paths_outside_the_repository_are_refused(
 def test_files_git_tracks_cannot_be_added(repo: Path, project: Project) -> None:
     write_files(repo, {"code.py": "print(1)"})
     git(repo, "add", "code.py")
-    with pytest.raises(UsageError, match="git rm -r --cached code.py"):
+    with pytest.raises(UsageError, match=r"git rm -r --cached code\.py"):
         project.add(["code.py"])
 
 

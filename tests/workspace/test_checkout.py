@@ -27,7 +27,9 @@ def test_checkout_restores_exactly_after_deletion(repo: Path, project: Project, 
 
 
 def test_checkout_removes_extra_files_and_fixes_modes(
-    repo: Path, project: Project, tracked  # type: ignore[no-untyped-def]
+    repo: Path,
+    project: Project,
+    tracked,  # type: ignore[no-untyped-def]
 ) -> None:
     write_files(repo, {"data/extra/new.txt": "new"})
     os.chmod(repo / "data/run.sh", 0o644)
@@ -50,7 +52,9 @@ def test_dry_run_changes_nothing(repo: Path, project: Project, tracked, tether) 
 
 
 def test_checkout_of_a_sub_path_touches_nothing_else(
-    repo: Path, project: Project, tracked  # type: ignore[no-untyped-def]
+    repo: Path,
+    project: Project,
+    tracked,  # type: ignore[no-untyped-def]
 ) -> None:
     (repo / "data/a.txt").unlink()
     (repo / "data/sub/b.txt").unlink()
@@ -62,7 +66,9 @@ def test_checkout_of_a_sub_path_touches_nothing_else(
 
 
 def test_local_changes_are_not_discarded_without_force(
-    repo: Path, project: Project, tracked  # type: ignore[no-untyped-def]
+    repo: Path,
+    project: Project,
+    tracked,  # type: ignore[no-untyped-def]
 ) -> None:
     (repo / "data/a.txt").write_text("my unsaved work")
     with pytest.raises(UsageError, match="exist nowhere else"):
@@ -73,7 +79,9 @@ def test_local_changes_are_not_discarded_without_force(
 
 
 def test_missing_objects_stop_checkout_before_any_change(
-    repo: Path, project: Project, tracked  # type: ignore[no-untyped-def]
+    repo: Path,
+    project: Project,
+    tracked,  # type: ignore[no-untyped-def]
 ) -> None:
     many_files(repo / "more", 5)
     project.add(["more"])

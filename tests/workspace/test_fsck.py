@@ -14,7 +14,9 @@ def test_clean_store(repo: Path, project: Project) -> None:
 
 
 def test_corrupt_and_missing_objects_name_what_they_break(
-    repo: Path, project: Project, tether  # type: ignore[no-untyped-def]
+    repo: Path,
+    project: Project,
+    tether,  # type: ignore[no-untyped-def]
 ) -> None:
     write_files(repo, {"data/a": "alpha", "data/b": "beta", "model.bin": "weights"})
     project.add(["data", "model.bin"])

@@ -57,7 +57,7 @@ def test_pull_of_a_sub_path_fetches_only_what_it_needs(
     project.push()
     _commit(repo)
     clone = _clone(repo, tmp_path / "clone", monkeypatch)
-    fetched, done = clone.pull(["data/d001"])
+    fetched, _ = clone.pull(["data/d001"])
     assert fetched.objects == 100 + 1  # the folder's 100 files and the manifest
     assert sorted(p.name for p in (tmp_path / "clone/data").iterdir()) == ["d001"]
     assert snapshot(tmp_path / "clone/data/d001") == snapshot(repo / "data/d001")

@@ -18,7 +18,7 @@ from functools import partial
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import CorruptObjectError, MissingObjectError
 from tether.hashing import hash_bytes, hash_file
-from tether.objects.packs import build_packs
+from tether.objects.packs import PackIndex, build_packs
 from tether.objects.refs import parse_ref
 from tether.objects.remote import Inventory, Remote
 from tether.objects.store import READ_ONLY, ObjectStore
@@ -82,22 +82,21 @@ def push_objects(
     tasks = [send_loose(oid, n) for oid, n in large]
     for data, index in build_packs(store, small, pack_size):
         indexes.append(index)
-
-        def send_pack(
-            data: bytes = data, name: str = index.name, k: int = len(index.entries)
-        ) -> None:
-            remote.write_bytes(f"packs/{name}.pack", data)
-            callback.relative_update(k)
-
-        tasks.append(send_pack)
+        tasks.append(partial(_send_pack, remote, data, index, callback))
     _run(jobs, tasks)
-    remote.barrier()
-    _run(jobs, [partial(remote.write_bytes, f"packs/{i.name}.idx", i.to_bytes()) for i in indexes])
     remote.barrier()
     result.objects = len(todo)
     result.bytes = sum(n for _, n in sized)
     result.packs = len(indexes)
     return result
+
+
+def _send_pack(remote: Remote, data: bytes, index: PackIndex, callback: Callback) -> None:
+    """A pack, then (once it is durable) its index: an interrupted push keeps finished packs."""
+    remote.write_bytes(f"packs/{index.name}.pack", data)
+    remote.barrier()
+    remote.write_bytes(f"packs/{index.name}.idx", index.to_bytes())
+    callback.relative_update(len(index.entries))
 
 
 def fetch_objects(

@@ -86,6 +86,11 @@ class Workspace:
         self.dot.mkdir(exist_ok=True)
         return StatCache(self.dot / "state.db")
 
+    def close(self) -> None:
+        cache = self.__dict__.pop("statcache", None)
+        if cache is not None:
+            cache.close()
+
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Held (shared) by everything that adds objects; gc holds it exclusively."""

@@ -20,13 +20,23 @@ class StatCache:
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        if self.db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
-            self.db.execute("DROP TABLE IF EXISTS stat")
-            self.db.execute(
-                "CREATE TABLE stat (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, "
-                "mtime INTEGER, ctime INTEGER, id TEXT) WITHOUT ROWID"
-            )
-            self.db.execute(f"PRAGMA user_version={FORMAT}")
+        if self._version() != FORMAT:
+            self.db.execute("BEGIN IMMEDIATE")  # two processes may open a new cache at once
+            try:
+                if self._version() != FORMAT:
+                    self.db.execute("DROP TABLE IF EXISTS stat")
+                    self.db.execute(
+                        "CREATE TABLE stat (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, "
+                        "mtime INTEGER, ctime INTEGER, id TEXT) WITHOUT ROWID"
+                    )
+                    self.db.execute(f"PRAGMA user_version={FORMAT}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def under(self, rel: str) -> dict[str, Row]:
         """Rows for ``rel`` and everything below it, keyed by repository-relative path."""
