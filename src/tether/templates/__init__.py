@@ -38,4 +38,6 @@ def render_project(target: Path, project: str) -> list[Path]:
 
     target.mkdir(parents=True)
     copy(resources.files(__package__).joinpath("project"), target)
+    for empty in ("data/raw", "data/processed"):  # kept empty so `tether add` tracks only data
+        (target / empty).mkdir(parents=True, exist_ok=True)
     return written

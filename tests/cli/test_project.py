@@ -1,0 +1,77 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, make_repo
+
+
+def test_init_outside_git_says_how_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tether("init", expect=1).output
+    assert "not inside a git repository" in out and "git init" in out
+
+
+def test_init_is_idempotent_and_ignores_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo(tmp_path / "r")
+    monkeypatch.chdir(repo)
+    tether("init")
+    toml = (repo / "tether.toml").read_text()
+    tether("init")
+    assert (repo / "tether.toml").read_text() == toml
+    assert (repo / ".gitignore").read_text().splitlines().count("/.tether/") == 1
+    assert (repo / ".tether/objects").is_dir()
+    status = git(repo, "status", "--porcelain", "-uall")
+    assert ".tether/" not in status and "tether.toml" in status
+
+
+def test_commands_outside_a_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo(tmp_path / "r")
+    monkeypatch.chdir(repo)
+    out = tether("status", expect=1).output
+    assert "not a Tether project" in out and "tether init" in out
+
+
+def test_new_lays_out_a_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tether("new", "churn-model")
+    root = tmp_path / "churn-model"
+    for rel in (
+        "data/raw",
+        "data/processed",
+        "src/churn_model/__init__.py",
+        "params.yaml",
+        "pipeline.yaml",
+        "prompts",
+        "evals",
+        "models",
+        "notebooks",
+        "README.md",
+        ".gitignore",
+        "tether.toml",
+        ".tether/objects",
+        ".git",
+    ):
+        assert (root / rel).exists(), rel
+    assert "# churn-model" in (root / "README.md").read_text()
+    assert "/.tether/" in (root / ".gitignore").read_text()
+    assert "already exists" in tether("new", "churn-model", expect=2).output
+
+
+def test_the_console_script_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", "from tether.cli.main import main; main()", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.startswith("tether, version ")

@@ -1,0 +1,39 @@
+"""The public API is ``tether.__all__``, and ``import tether`` stays light."""
+
+import subprocess
+import sys
+
+import tether
+
+HEAVY = ("sqlalchemy", "fastapi", "s3fs", "fsspec", "rich", "boto3", "botocore", "yaml", "click")
+
+
+def test_all_is_sorted_and_locked() -> None:
+    assert tether.__all__ == sorted(tether.__all__)
+    assert tether.__all__ == ["Project", "TetherError", "__version__", "new_project"]
+    for name in tether.__all__:
+        assert getattr(tether, name) is not None
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}; import sys; print('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {m.split(".")[0] for m in out.split()}
+
+
+def test_import_tether_loads_nothing_heavy() -> None:
+    loaded = _modules_after("import tether")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_status_path_does_not_load_remote_or_rendering_libraries() -> None:
+    loaded = _modules_after(
+        "import tether.cli.main, tether.cli.data, tether.api; "
+        "from tether.workspace import status"
+    )
+    for heavy in ("sqlalchemy", "fastapi", "s3fs", "fsspec", "rich", "boto3"):
+        assert heavy not in loaded, heavy
