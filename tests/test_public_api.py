@@ -32,8 +32,7 @@ def test_import_tether_loads_nothing_heavy() -> None:
 
 def test_status_path_does_not_load_remote_or_rendering_libraries() -> None:
     loaded = _modules_after(
-        "import tether.cli.main, tether.cli.data, tether.api; "
-        "from tether.workspace import status"
+        "import tether.cli.main, tether.cli.data, tether.api; from tether.workspace import status"
     )
     for heavy in ("sqlalchemy", "fastapi", "s3fs", "fsspec", "rich", "boto3"):
         assert heavy not in loaded, heavy

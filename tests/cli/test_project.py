@@ -8,7 +8,9 @@ from tests.conftest import git, make_repo
 
 
 def test_init_outside_git_says_how_to_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tether,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     out = tether("init", expect=1).output
@@ -16,7 +18,9 @@ def test_init_outside_git_says_how_to_fix(
 
 
 def test_init_is_idempotent_and_ignores_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tether,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo(tmp_path / "r")
     monkeypatch.chdir(repo)
@@ -31,7 +35,9 @@ def test_init_is_idempotent_and_ignores_the_cache(
 
 
 def test_commands_outside_a_project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tether,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo(tmp_path / "r")
     monkeypatch.chdir(repo)
@@ -40,7 +46,9 @@ def test_commands_outside_a_project(
 
 
 def test_new_lays_out_a_project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tether,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     tether("new", "churn-model")
