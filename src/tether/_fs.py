@@ -7,16 +7,14 @@ filesystem after the batch (see ARCHITECTURE.md, principle 5).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
-import uuid
 from pathlib import Path
+from typing import Any
 
 from tether.errors import CacheWriteError, PathError
 
-_libc: ctypes.CDLL | None = None
+_libc: Any = None
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -31,6 +29,9 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
     """One barrier for a batch: ``syncfs`` of the filesystem holding ``path``."""
     global _libc
     if _libc is None:
+        import ctypes
+        import ctypes.util
+
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     syncfs = getattr(_libc, "syncfs", None)
     if syncfs is None:  # not Linux: fall back to a whole-system sync
@@ -44,8 +45,13 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def unique_suffix(nbytes: int = 4) -> str:
+    """Random hex for temp-file names (cheaper to import than uuid)."""
+    return os.urandom(nbytes).hex()
+
+
 def temp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    return path.with_name(f".{path.name}.{unique_suffix(6)}.tmp")
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:

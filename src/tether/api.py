@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tether import config as _config
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import NotARepositoryError, UsageError
 from tether.gitio.repo import find_root, init_repo
-from tether.objects.transfer import TransferResult
-from tether.workspace import add as _add
-from tether.workspace import checkout as _checkout
-from tether.workspace import datadiff as _datadiff
-from tether.workspace import fsck as _fsck
-from tether.workspace import gc as _gc
-from tether.workspace import status as _status
-from tether.workspace import sync as _sync
 from tether.workspace.repo import Workspace
+
+if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
+    from tether.objects.transfer import TransferResult
+    from tether.workspace import add as _add
+    from tether.workspace import checkout as _checkout
+    from tether.workspace import datadiff as _datadiff
+    from tether.workspace import fsck as _fsck
+    from tether.workspace import gc as _gc
+    from tether.workspace import status as _status
+    from tether.workspace import sync as _sync
 
 
 class Project:
@@ -65,14 +66,20 @@ class Project:
     def add(
         self, paths: list[str], *, callback: Callback = NO_PROGRESS, jobs: int = 0
     ) -> list[_add.AddResult]:
+        from tether.workspace import add as _add
+
         if not paths:
             raise UsageError("say what to add: tether add PATH...")
         return [_add.add_path(self.ws, p, callback=callback, jobs=jobs) for p in paths]
 
     def status(self, paths: list[str] | None = None) -> list[_status.PathStatus]:
+        from tether.workspace import status as _status
+
         return _status.status(self.ws, paths)
 
     def plan_checkout(self, paths: list[str] | None = None) -> _checkout.CheckoutPlan:
+        from tether.workspace import checkout as _checkout
+
         return _checkout.plan_checkout(self.ws, paths)
 
     def checkout(
@@ -82,19 +89,27 @@ class Project:
         force: bool = False,
         callback: Callback = NO_PROGRESS,
     ) -> _checkout.CheckoutResult:
+        from tether.workspace import checkout as _checkout
+
         plan = self.plan_checkout(paths)
         return _checkout.apply_checkout(self.ws, plan, force=force, callback=callback)
 
     def data_diff(
         self, rev_a: str = "HEAD", rev_b: str | None = None
     ) -> list[_datadiff.DataChange]:
+        from tether.workspace import datadiff as _datadiff
+
         return _datadiff.data_diff(self.ws, rev_a, rev_b)
 
     # -- remotes ---------------------------------------------------------------------------
     def remotes(self) -> dict[str, str]:
+        from tether.workspace import sync as _sync
+
         return _sync.remotes(self.ws)
 
     def add_remote(self, name: str, url: str, *, default: bool = True) -> None:
+        from tether.workspace import sync as _sync
+
         _sync.add_remote(self.ws, name, url, default=default)
 
     def push(
@@ -104,6 +119,8 @@ class Project:
         all_commits: bool = False,
         callback: Callback = NO_PROGRESS,
     ) -> _sync.PushResult:
+        from tether.workspace import sync as _sync
+
         return _sync.push(self.ws, remote, all_commits=all_commits, callback=callback)
 
     def fetch(
@@ -113,6 +130,8 @@ class Project:
         remote: str | None = None,
         callback: Callback = NO_PROGRESS,
     ) -> TransferResult:
+        from tether.workspace import sync as _sync
+
         return _sync.fetch(self.ws, remote, paths or None, callback=callback)
 
     def pull(
@@ -124,6 +143,8 @@ class Project:
         callback: Callback = NO_PROGRESS,
         checkout_callback: Callback = NO_PROGRESS,
     ) -> tuple[TransferResult, _checkout.CheckoutResult]:
+        from tether.workspace import sync as _sync
+
         return _sync.pull(
             self.ws,
             remote,
@@ -137,11 +158,15 @@ class Project:
     def gc(
         self, *, dry_run: bool = False, all_commits: bool = False, remote: str | None = None
     ) -> _gc.GcResult:
+        from tether.workspace import gc as _gc
+
         if remote is not None:
             return _gc.gc_remote(self.ws, remote or None, dry_run=dry_run, all_commits=all_commits)
         return _gc.gc(self.ws, dry_run=dry_run, all_commits=all_commits)
 
     def fsck(self, *, repair: bool = False, callback: Callback = NO_PROGRESS) -> _fsck.FsckReport:
+        from tether.workspace import fsck as _fsck
+
         return _fsck.fsck(self.ws, repair=repair, callback=callback)
 
     # -- config ----------------------------------------------------------------------------
@@ -149,9 +174,13 @@ class Project:
         return self.ws.config.get(key)
 
     def config_items(self) -> list[tuple[str, Any]]:
+        from tether import config as _config
+
         return _config.all_items(self.ws.config)
 
     def config_set(self, key: str, value: str, *, local: bool = False) -> Path:
+        from tether import config as _config
+
         path = _config.set_value(self.root, key, _config.parse_value(value), local=local)
         self.ws.__dict__.pop("config", None)
         return path

@@ -18,14 +18,13 @@ import json
 import os
 import posixpath
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tether._fs import sync_filesystem
+from tether._fs import sync_filesystem, unique_suffix
 from tether.errors import FormatError, RemoteError, TetherError
 from tether.hashing import PREFIX
 from tether.objects.packs import PackIndex
@@ -207,7 +206,7 @@ class Remote:
     def _local_tmp(self, path: str) -> str:
         parent = posixpath.dirname(path)
         os.makedirs(parent, exist_ok=True)
-        return posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+        return posixpath.join(parent, f".{posixpath.basename(path)}.{unique_suffix(4)}.tmp")
 
     def delete(self, rels: list[str]) -> None:
         if not rels:

@@ -11,11 +11,10 @@ import errno
 import fcntl
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tether._fs import atomic_write, sync_filesystem, translate_write_error
+from tether._fs import atomic_write, sync_filesystem, translate_write_error, unique_suffix
 from tether.errors import CorruptObjectError, FormatError, MissingObjectError
 from tether.hashing import PREFIX, hash_bytes, hash_file, is_object_id
 from tether.objects.tree import Tree
@@ -93,7 +92,7 @@ class ObjectStore:
         if parent not in self._known_dirs:
             dest.parent.mkdir(parents=True, exist_ok=True)
             self._known_dirs.add(parent)
-        return dest, self.tmp / f"{parent}{dest.name[:8]}.{uuid.uuid4().hex[:8]}"
+        return dest, self.tmp / f"{parent}{dest.name[:8]}.{unique_suffix(4)}"
 
     def put_bytes(self, data: bytes, oid: str | None = None) -> str:
         """Store ``data``; no sync here: the caller calls :meth:`barrier` after its batch."""
@@ -136,7 +135,7 @@ class ObjectStore:
     def link_out(self, oid: str, dest: Path, modes: tuple[str, ...], mode: int = 0o644) -> str:
         """Put object ``oid`` at ``dest`` in the working tree, atomically; returns the link mode."""
         src = self.path(oid)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tether-tmp")
+        tmp = dest.with_name(f".{dest.name}.{unique_suffix(4)}.tether-tmp")
         if mode & 0o111:
             # a link would share the object's read-only, non-executable bits: copy instead
             modes = tuple(m for m in modes if m not in ("hardlink", "symlink")) or ("copy",)

@@ -9,12 +9,12 @@ nothing the next run misreads: loose objects appear by rename, packs only count 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
+from tether._fs import unique_suffix
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import CorruptObjectError, MissingObjectError
 from tether.hashing import hash_bytes, hash_file
@@ -141,7 +141,7 @@ def _fetch_loose(
 ) -> None:
     dest = store.path(oid)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = store.tmp / f"fetch.{uuid.uuid4().hex}"
+    tmp = store.tmp / f"fetch.{unique_suffix(16)}"
     try:
         remote.download(Remote.object_path(oid), tmp)
         if hash_file(tmp) != oid:
