@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -124,8 +123,9 @@ class ObjectStore:
         if dest.exists():
             return "present"
         try:
-            used = _place(src, tmp, modes, for_cache=True)
-            os.chmod(tmp, READ_ONLY)
+            used = _place(src, tmp, modes, for_cache=True, mode=READ_ONLY)
+            if used == "hardlink":
+                os.chmod(tmp, READ_ONLY)
             os.replace(tmp, dest)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -140,9 +140,7 @@ class ObjectStore:
             # a link would share the object's read-only, non-executable bits: copy instead
             modes = tuple(m for m in modes if m not in ("hardlink", "symlink")) or ("copy",)
         try:
-            used = _place(src, tmp, modes, for_cache=False)
-            if used in ("copy", "reflink"):
-                os.chmod(tmp, mode)
+            used = _place(src, tmp, modes, for_cache=False, mode=mode)
             os.replace(tmp, dest)
         except FileNotFoundError:
             tmp.unlink(missing_ok=True)
@@ -183,33 +181,72 @@ class ObjectStore:
             )
 
 
-def _place(src: Path, dest: Path, modes: tuple[str, ...], *, for_cache: bool) -> str:
+# Set once a reflink fails because the filesystem cannot do it: later files skip the attempt.
+_reflink_unsupported = False
+_NO_REFLINK = (errno.EOPNOTSUPP, errno.EINVAL, errno.EXDEV, errno.ENOTTY, errno.EBADF)
+SMALL = 1 << 20  # objects below this are copied with one read and one write
+
+
+def _place(
+    src: Path, dest: Path, modes: tuple[str, ...], *, for_cache: bool, mode: int = 0o644
+) -> str:
+    """Create ``dest`` from ``src`` by the first link mode that works; copies get ``mode``."""
+    global _reflink_unsupported
     last: OSError | None = None
-    for mode in modes:
+    for how in modes:
+        if how == "reflink" and _reflink_unsupported:
+            continue
         try:
-            if mode == "reflink":
-                _reflink(src, dest)
-            elif mode == "hardlink":
+            if how == "reflink":
+                _reflink(src, dest, mode)
+            elif how == "hardlink":
                 os.link(src, dest)
-            elif mode == "symlink":
-                if for_cache:  # the cache holds real bytes; symlinks only point into it
-                    shutil.copyfile(src, dest)
-                else:
-                    os.symlink(src, dest)
-            else:
-                shutil.copyfile(src, dest)
-            return mode
+            elif how == "symlink" and not for_cache:
+                os.symlink(src, dest)
+            else:  # copy (and symlink mode's copy into the cache: the cache holds real bytes)
+                _copy(src, dest, mode)
+                how = "copy"
+            return how
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.ENOENT):
                 raise
+            if how == "reflink" and exc.errno in _NO_REFLINK:
+                _reflink_unsupported = True
             last = exc
             dest.unlink(missing_ok=True)
     raise last or OSError("no link mode worked")
 
 
-def _reflink(src: Path, dest: Path) -> None:
+def _create(dest: Path, mode: int) -> int:
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    if mode & ~_UMASK != mode:
+        os.fchmod(fd, mode)  # the umask must not change a restored file's mode
+    return fd
+
+
+def _copy(src: Path, dest: Path, mode: int) -> None:
     with open(src, "rb") as s:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        size = os.fstat(s.fileno()).st_size
+        fd = _create(dest, mode)
+        try:
+            if size < SMALL:
+                view = memoryview(s.read())
+                while view:
+                    view = view[os.write(fd, view) :]
+            else:  # in the kernel, without passing through Python
+                offset = 0
+                while offset < size:
+                    sent = os.sendfile(fd, s.fileno(), offset, min(size - offset, 1 << 30))
+                    if sent == 0:
+                        raise OSError(errno.EIO, f"{src} shrank while it was copied")
+                    offset += sent
+        finally:
+            os.close(fd)
+
+
+def _reflink(src: Path, dest: Path, mode: int) -> None:
+    with open(src, "rb") as s:
+        fd = _create(dest, mode)
         try:
             fcntl.ioctl(fd, FICLONE, s.fileno())
         except OSError:
@@ -217,3 +254,12 @@ def _reflink(src: Path, dest: Path) -> None:
             dest.unlink(missing_ok=True)
             raise
         os.close(fd)
+
+
+def _read_umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+_UMASK = _read_umask()
