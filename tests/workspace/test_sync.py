@@ -120,3 +120,22 @@ def test_s3_round_trip_in_few_requests(
     assert fetched.objects == 2002
     assert snapshot(tmp_path / "clone/data") == snapshot(repo / "data")
     assert fetched.requests < 40, f"pull of 2,002 objects took {fetched.requests} requests"
+
+
+@pytest.mark.slow
+def test_a_100k_file_data_set_round_trips(
+    repo: Path, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's acceptance run: init, add 100k files, commit, push, clone, pull, compare."""
+    many_files(repo / "data", 100_000, size=16, per_dir=1000)
+    (result,) = project.add(["data"])
+    assert result.files == 100_000
+    project.add_remote("origin", str(tmp_path / "remote"))
+    pushed = project.push()
+    assert pushed.objects.objects == 100_001 and pushed.objects.requests < 20
+    _commit(repo)
+    clone = _clone(repo, tmp_path / "clone", monkeypatch)
+    fetched, done = clone.pull()
+    assert fetched.objects == 100_001 and done.written == 100_000
+    assert snapshot(tmp_path / "clone/data") == snapshot(repo / "data")
+    assert clone.status()[0].state == "clean"

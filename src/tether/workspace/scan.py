@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,13 +94,11 @@ def resolve(
     hasher: Hasher = hash_only,
     jobs: int = 8,
     callback: Callback = NO_PROGRESS,
-    known: Iterable[str] = (),
 ) -> Resolved:
-    """Give every found file an id; ``known`` ids are those the caller needs re-checked anyway."""
+    """Give every found file an id: from the stat cache when its stat is unchanged, else hashed."""
     rows = cache.under(base_rel)
     entries: list[TreeEntry] = []
     todo: list[Found] = []
-    must_store = set(known)
     for f in found:
         full = f"{base_rel}/{f.rel}" if f.rel else base_rel
         if f.target is not None:
@@ -108,7 +106,7 @@ def resolve(
             entries.append(TreeEntry(f.rel, hash_bytes(data), len(data), SYMLINK_MODE, f.target))
             continue
         row = rows.get(full)
-        if row is not None and row[:4] == key(f.st) and row[4] not in must_store:
+        if row is not None and row[:4] == key(f.st):
             entries.append(TreeEntry(f.rel, row[4], f.st.st_size, file_mode(f.st.st_mode)))
         else:
             todo.append(f)
