@@ -59,7 +59,17 @@ class ObjectStore:
         return self.path(oid).exists()
 
     def missing(self, ids: Iterable[str]) -> set[str]:
-        return {oid for oid in ids if not self.path(oid).exists()}
+        wanted = set(ids)
+        if len(wanted) > 2000:  # one listing of the cache beats a stat per object
+            return wanted - set(self.iter_ids())
+        base = os.fspath(self.objects)
+        return {
+            oid
+            for oid in wanted
+            if not os.path.exists(
+                f"{base}/{oid[len(PREFIX) : len(PREFIX) + 2]}/{oid[len(PREFIX) + 2 :]}"
+            )
+        }
 
     def iter_ids(self) -> Iterator[str]:
         if not self.objects.is_dir():

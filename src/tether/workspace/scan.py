@@ -11,6 +11,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import PathError
@@ -19,8 +20,7 @@ from tether.objects.tree import SYMLINK_MODE, Tree, TreeEntry, file_mode
 from tether.workspace.statcache import StatCache
 
 
-@dataclass(slots=True)
-class Found:
+class Found(NamedTuple):
     rel: str  # relative to the scanned root ("" when the root is a file)
     st: os.stat_result
     target: str | None = None  # symlink target
@@ -99,15 +99,23 @@ def resolve(
     rows = cache.under(base_rel)
     entries: list[TreeEntry] = []
     todo: list[Found] = []
-    for f in found:
-        full = f"{base_rel}/{f.rel}" if f.rel else base_rel
-        if f.target is not None:
-            data = f.target.encode()
-            entries.append(TreeEntry(f.rel, hash_bytes(data), len(data), SYMLINK_MODE, f.target))
+    prefix = base_rel + "/"
+    append = entries.append
+    for f in found:  # the hot loop of `status`: kept flat
+        rel, st, target = f
+        if target is not None:
+            data = target.encode()
+            append(TreeEntry(rel, hash_bytes(data), len(data), SYMLINK_MODE, target))
             continue
-        row = rows.get(full)
-        if row is not None and row[:4] == key(f.st):
-            entries.append(TreeEntry(f.rel, row[4], f.st.st_size, file_mode(f.st.st_mode)))
+        row = rows.get(prefix + rel if rel else base_rel)
+        if (
+            row is not None
+            and row[0] == st.st_ino
+            and row[1] == st.st_size
+            and row[2] == st.st_mtime_ns
+            and row[3] == st.st_ctime_ns
+        ):
+            append(TreeEntry(rel, row[4], st.st_size, 0o755 if st.st_mode & 0o100 else 0o644))
         else:
             todo.append(f)
     callback.set_size(len(found))

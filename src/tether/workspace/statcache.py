@@ -8,6 +8,7 @@ dropped and rebuilt when its format changes.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ Row = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, id
 class StatCache:
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._set_wal()
         self.db.execute("PRAGMA synchronous=NORMAL")
         if self._version() != FORMAT:
             self.db.execute("BEGIN IMMEDIATE")  # two processes may open a new cache at once
@@ -34,6 +35,18 @@ class StatCache:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def _set_wal(self) -> None:
+        # switching to WAL ignores the busy timeout: when another process is creating the same
+        # database at this instant, wait for it here
+        for attempt in range(600):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 599:
+                    raise
+                time.sleep(0.05)
 
     def _version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])

@@ -52,8 +52,10 @@ def status_of(
     ws: Workspace, t: Tracked, sub: str = "", callback: Callback = NO_PROGRESS
 ) -> PathStatus:
     now = current_tree(ws, t, callback=callback)
+    in_cache = ws.store.has(t.ptr.id)  # every object's presence is `tether fsck`'s job
+    if now is not None and not sub and t.ptr.kind == "dir" and now.id == t.ptr.id:
+        return PathStatus(t.pointer, t.target, t.ptr.kind, "clean", in_cache=in_cache)
     then = recorded_tree(ws, t)
-    in_cache = then is not None and not ws.store.missing(then.under(sub).blob_ids())
     if now is None:
         return PathStatus(t.pointer, t.target, t.ptr.kind, "missing", in_cache=in_cache)
     if t.ptr.kind == "file":
