@@ -125,3 +125,16 @@ def test_copy_mode_edits_never_reach_the_cache(repo: Path, project: Project) -> 
     assert project.ws.store.verify(hash_bytes(b"original"))
     assert project.status()[0].modified == ("data/f.bin",)
     assert result.id == PointerFile.parse((repo / "data.tether").read_bytes(), "p").id
+
+
+def test_objects_lost_from_the_cache_are_stored_again(repo: Path, project: Project) -> None:
+    many_files(repo / "data", 50)
+    (result,) = project.add(["data"])
+    store = project.ws.store
+    lost = project.ws.store.load_tree(result.id).entries[7].id
+    store.delete(lost)  # as if removed by hand
+    report = project.fsck()
+    assert list(report.missing) == [lost]
+    again = project.add(["data"])[0]
+    assert again.unchanged and store.has(lost)
+    assert project.fsck().ok

@@ -88,13 +88,17 @@ def add_path(
         res = resolve(
             path, rel, found, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), callback=callback
         )
-        _store_missing(store, path, res.tree.entries, hasher)
         is_dir = path.is_dir()
         oid = res.tree.id if is_dir else res.tree.entries[0].id
+        complete = is_dir and ws.statcache.is_complete(oid) and store.has(oid)
+        if not complete:
+            _store_missing(store, path, res.tree.entries, hasher)
         if is_dir:
             store.put_bytes(res.tree.data, oid)
         store.barrier()  # objects are durable before the index and the pointer name them
         ws.statcache.put_many(res.fresh)
+        if is_dir:
+            ws.statcache.mark_complete(oid)
         ptr = PointerFile(
             path=path.name,
             kind="dir" if is_dir else "file",

@@ -31,6 +31,7 @@ class FsckReport:
 def fsck(ws: Workspace, *, repair: bool = False, callback: Callback = NO_PROGRESS) -> FsckReport:
     report = FsckReport()
     store = ws.store
+    ws.statcache.forget_complete()  # objects may have been removed by hand: look again next time
     ids = list(store.iter_ids())
     report.objects = len(ids)
     callback.set_size(len(ids))

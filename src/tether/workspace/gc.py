@@ -38,6 +38,7 @@ def gc(ws: Workspace, *, dry_run: bool = False, all_commits: bool = False) -> Gc
         size = sum(os.stat(ws.store.path(oid)).st_size for oid in dead)
         temp = 0
         if not dry_run:
+            ws.statcache.forget_complete()
             for oid in dead:
                 ws.store.delete(oid)
             temp = ws.store.clean_tmp()

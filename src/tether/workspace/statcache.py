@@ -1,8 +1,12 @@
 """The stat cache (``.tether/state.db``): a file whose inode, size, mtime and ctime are unchanged
 is never hashed again.
 
-It is only a cache: a row is trusted only when all four stat fields match, and the table is
-dropped and rebuilt when its format changes.
+It also remembers which folder manifests were seen *complete* (every object present in the
+cache), so an unchanged ``add`` need not look for 100k objects again. Anything that deletes
+objects (gc, fsck) forgets those marks.
+
+It is only a cache: a row is trusted only when all four stat fields match, and the tables are
+dropped and rebuilt when the format changes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2
 Row = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, id
 
 
@@ -26,10 +30,12 @@ class StatCache:
             try:
                 if self._version() != FORMAT:
                     self.db.execute("DROP TABLE IF EXISTS stat")
+                    self.db.execute("DROP TABLE IF EXISTS complete")
                     self.db.execute(
                         "CREATE TABLE stat (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, "
                         "mtime INTEGER, ctime INTEGER, id TEXT) WITHOUT ROWID"
                     )
+                    self.db.execute("CREATE TABLE complete (id TEXT PRIMARY KEY) WITHOUT ROWID")
                     self.db.execute(f"PRAGMA user_version={FORMAT}")
                 self.db.execute("COMMIT")
             except BaseException:
@@ -71,6 +77,16 @@ class StatCache:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def is_complete(self, tree_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM complete WHERE id = ?", (tree_id,)).fetchone()
+        return row is not None
+
+    def mark_complete(self, tree_id: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO complete VALUES (?)", (tree_id,))
+
+    def forget_complete(self) -> None:
+        self.db.execute("DELETE FROM complete")
 
     def close(self) -> None:
         self.db.close()

@@ -138,6 +138,9 @@ def fetch(
             else:
                 blobs.add(t.ptr.id)
         more = fetch_objects(ws.store, remote, blobs, jobs=jobs, callback=callback, inventory=inv)
+        for t, sub in selected:
+            if t.ptr.kind == "dir" and not sub:
+                ws.statcache.mark_complete(t.ptr.id)
         if paths is None:
             new_refs, conflicts = fetch_refs(dict(ws.refs.items()), remote)
             named = {oid for ids in new_refs.values() for oid in ids}
