@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tether.api import Project
+from tether.objects.store import ObjectStore
 
 REQUIRE_SERVICES = os.environ.get("TETHER_REQUIRE_SERVICES") == "1"
 BIN = Path(sys.executable).parent
@@ -60,6 +61,22 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int] | str]:
             else:
                 out[rel] = (path.read_bytes(), os.stat(path).st_mode & 0o111)
     return out
+
+
+def corrupt_object(store: ObjectStore, oid: str, data: bytes = b"bit rot") -> None:
+    """Change an object's bytes in place, loose or packed, as a failing disk would."""
+    path = store.loose_path(oid)
+    if path is not None:
+        os.chmod(path, 0o644)
+        path.write_bytes(data)
+        return
+    name, offset, _ = store.packs.index()[oid]
+    pack = store.packs.folder / f"{name}.pack"
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as f:
+        f.seek(offset)
+        f.write(data[:1] if data[:1] != f.read(1) else b"\x00")
+    store.packs.close()
 
 
 @pytest.fixture

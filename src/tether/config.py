@@ -26,9 +26,9 @@ ENV_PREFIX = "TETHER_"
 LINK_MODES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULTS: dict[str, Any] = {
     "format": FORMAT,
-    "cache": {"link": "reflink,copy", "jobs": 0},
+    "cache": {"link": "reflink,copy", "jobs": 0, "pack_threshold": 65536},
     "core": {"remote": ""},
-    "transfer": {"jobs": 16, "pack_threshold": 65536, "pack_size": 64 * 1024 * 1024},
+    "transfer": {"jobs": 16, "pack_threshold": 65536, "pack_size": 8 * 1024 * 1024},
 }
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|access_key)", re.I)
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.I)
@@ -128,6 +128,13 @@ class Config:
     def section(self, key: str) -> dict[str, Any]:
         value = self.get(key, {})
         return dict(value) if isinstance(value, Mapping) else {}
+
+    def local_pack_threshold(self) -> int:
+        """Objects smaller than this are packed in the local cache; 0 when the link mode needs
+        one file per object (hardlink, symlink)."""
+        if self.link_modes()[0] in ("hardlink", "symlink"):
+            return 0
+        return int(self.get("cache.pack_threshold") or 0)
 
     def link_modes(self) -> tuple[str, ...]:
         modes = tuple(m.strip() for m in str(self.get("cache.link")).split(",") if m.strip())

@@ -9,8 +9,11 @@ from blake3 import blake3
 
 PREFIX = "blake3:"
 _ID_RE = re.compile(r"^blake3:[0-9a-f]{64}$")
-# Files above this size are hashed through mmap with every core (the Rust side splits the work).
+# Files above this size are hashed with every core (the Rust side splits each chunk's work), in
+# chunks read into one reused buffer: memory stays flat however big the file (mmap would count
+# the whole file in the process's resident memory).
 BIG_FILE = 16 * 1024 * 1024
+CHUNK = 8 * 1024 * 1024
 
 
 def is_object_id(value: str) -> bool:
@@ -27,7 +30,11 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
         size = os.stat(path).st_size
     if size >= BIG_FILE:
         hasher = blake3(max_threads=blake3.AUTO)
-        hasher.update_mmap(path)
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
         return PREFIX + hasher.hexdigest()
     with open(path, "rb") as f:
         return hash_bytes(f.read())

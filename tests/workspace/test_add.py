@@ -132,7 +132,7 @@ def test_objects_lost_from_the_cache_are_stored_again(repo: Path, project: Proje
     (result,) = project.add(["data"])
     store = project.ws.store
     lost = project.ws.store.load_tree(result.id).entries[7].id
-    store.delete(lost)  # as if removed by hand
+    store.drop({lost})  # as if lost by hand
     report = project.fsck()
     assert list(report.missing) == [lost]
     again = project.add(["data"])[0]

@@ -1,7 +1,6 @@
-import os
 from pathlib import Path
 
-from tests.conftest import write_files
+from tests.conftest import corrupt_object, write_files
 from tether.api import Project
 from tether.hashing import hash_bytes
 
@@ -21,10 +20,8 @@ def test_corrupt_and_missing_objects_name_what_they_break(
     write_files(repo, {"data/a": "alpha", "data/b": "beta", "model.bin": "weights"})
     project.add(["data", "model.bin"])
     store = project.ws.store
-    bad = store.path(hash_bytes(b"alpha"))
-    os.chmod(bad, 0o644)
-    bad.write_bytes(b"bit rot")
-    store.delete(hash_bytes(b"weights"))
+    corrupt_object(store, hash_bytes(b"alpha"))
+    store.drop({hash_bytes(b"weights")})
 
     report = project.fsck()
     assert report.corrupt == {hash_bytes(b"alpha"): ["data.tether"]}

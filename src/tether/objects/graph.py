@@ -45,29 +45,22 @@ def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable
         label, oid = stack.pop()
         if oid in out.ids or oid in out.missing:
             continue
-        path = store.path(oid)
-        try:
-            with open(path, "rb") as f:
-                head = f.read(32)
-                is_container = head.startswith((TREE_HEADER, RECORD_HEADER))
-                data = head + f.read() if is_container else b""
-        except FileNotFoundError:
+        if not store.has(oid):
             out.missing.add(oid)
             out.needed_by.setdefault(oid, label)
             continue
         out.ids.add(oid)
-        if not is_container:
+        if not store.read_head(oid, len(RECORD_HEADER)).startswith((TREE_HEADER, RECORD_HEADER)):
             continue
+        data = store.read_bytes(oid)
         out.containers.add(oid)
-        leaves = data.startswith(TREE_HEADER)  # tree entries are plain files; record links are not
-        for child in children(data, oid):
-            if not leaves:
-                stack.append((label, child))
-            elif child in out.ids or child in out.missing:
-                continue
-            elif store.path(child).exists():
-                out.ids.add(child)
-            else:
-                out.missing.add(child)
-                out.needed_by.setdefault(child, label)
+        kids = children(data, oid)
+        if not data.startswith(TREE_HEADER):  # record links may be trees or records: walk them
+            stack.extend((label, child) for child in kids)
+            continue
+        absent = store.missing(kids)  # tree entries are plain files: one bulk check
+        out.ids.update(k for k in kids if k not in absent)
+        for child in absent:
+            out.missing.add(child)
+            out.needed_by.setdefault(child, label)
     return out

@@ -1,4 +1,5 @@
-"""Packs: many small objects in one file, so a remote sees a handful of requests, not 100k.
+"""Packs: many small objects in one file, so a remote sees a handful of requests, not 100k, and
+a local ``add`` of 100k small files writes a few files, not 100k.
 
 A pack is ``MAGIC`` followed by the objects' bytes back to back; it is named by the BLAKE3 hex of
 its bytes. Its index (``<name>.idx``) lists ``[id, offset, length]`` for every object inside and
@@ -9,13 +10,20 @@ half-known pack.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
+from tether._fs import atomic_write
 from tether.errors import FormatError
-from tether.objects.store import ObjectStore
+
+if TYPE_CHECKING:
+    from tether.objects.store import ObjectStore
 
 MAGIC = b"TETHERPACK\x00\x01\n"
 FORMAT = 1
@@ -73,6 +81,167 @@ def build_packs(
         yield _finish(parts, entries)
 
 
+def make_pack(items: Iterable[tuple[str, bytes]]) -> tuple[bytes, PackIndex]:
+    """One pack holding ``items`` (id, bytes) in the order given."""
+    parts: list[bytes] = [MAGIC]
+    entries: dict[str, tuple[int, int]] = {}
+    offset = len(MAGIC)
+    for oid, data in items:
+        parts.append(data)
+        entries[oid] = (offset, len(data))
+        offset += len(data)
+    return _finish(parts, entries)
+
+
 def _finish(parts: list[bytes], entries: dict[str, tuple[int, int]]) -> tuple[bytes, PackIndex]:
     data = b"".join(parts)
     return data, PackIndex(blake3(data).hexdigest(), entries, len(data))
+
+
+class PackSet:
+    """The packs of a local cache: ``<name>.pack`` plus ``<name>.idx`` in one folder.
+
+    A pack is written (temp file, rename), made durable by the caller's barrier, and only then
+    published by writing its index; a pack without an index is a leftover of a killed process
+    and is removed by gc. The indexes are read once, on the first lookup.
+    """
+
+    def __init__(self, folder: Path, tmp: Path) -> None:
+        self.folder = folder
+        self.tmp = tmp
+        self._index: dict[str, tuple[str, int, int]] | None = None
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def index(self) -> dict[str, tuple[str, int, int]]:
+        """id -> (pack name, offset, length) for every published pack."""
+        if self._index is None:
+            index: dict[str, tuple[str, int, int]] = {}
+            for name, pack in self._read_indexes():
+                for oid, (off, n) in pack.entries.items():
+                    index.setdefault(oid, (name, off, n))
+            self._index = index
+        return self._index
+
+    def _read_indexes(self) -> Iterator[tuple[str, PackIndex]]:
+        if not self.folder.is_dir():
+            return
+        for entry in sorted(os.scandir(self.folder), key=lambda e: e.name):
+            if entry.name.endswith(".idx"):
+                with open(entry.path, "rb") as f:
+                    yield entry.name[:-4], PackIndex.from_bytes(f.read(), entry.path)
+
+    def indexes(self) -> list[PackIndex]:
+        return [pack for _, pack in self._read_indexes()]
+
+    def read(self, oid: str) -> bytes | None:
+        where = self.index().get(oid)
+        if where is None:
+            return None
+        name, off, n = where
+        with self._lock:
+            fd = self._fds.get(name)
+            if fd is None:
+                fd = self._fds[name] = os.open(self.folder / f"{name}.pack", os.O_RDONLY)
+        return os.pread(fd, n, off)
+
+    def read_pack(self, name: str) -> bytes:
+        return (self.folder / f"{name}.pack").read_bytes()
+
+    def write_pack(self, data: bytes, index: PackIndex) -> None:
+        """Step 1: the pack's bytes. Invisible until :meth:`publish`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.folder / f"{index.name}.pack", data, mode=0o444, durable=False)
+
+    def publish(self, index: PackIndex) -> None:
+        """Step 2, after a barrier: the index that makes the pack's objects visible."""
+        atomic_write(self.folder / f"{index.name}.idx", index.to_bytes(), mode=0o444, durable=False)
+        current = self.index()
+        for oid, (off, n) in index.entries.items():
+            current.setdefault(oid, (index.name, off, n))
+
+    def remove(self, name: str) -> None:
+        """Index first, then the pack (callers hold the store lock exclusively)."""
+        with self._lock:
+            fd = self._fds.pop(name, None)
+            if fd is not None:
+                os.close(fd)
+        (self.folder / f"{name}.idx").unlink(missing_ok=True)
+        (self.folder / f"{name}.pack").unlink(missing_ok=True)
+        self._index = None
+
+    def unindexed(self) -> list[str]:
+        """Packs a killed process wrote but never published."""
+        if not self.folder.is_dir():
+            return []
+        names = {p.name for p in self.folder.iterdir()}
+        return sorted(n[:-5] for n in names if n.endswith(".pack") and f"{n[:-5]}.idx" not in names)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+class PackWriter:
+    """Collects small objects and writes them as local packs (thread-safe).
+
+    Objects of ``threshold`` bytes or more go loose through ``put_loose``; so does everything
+    when ``threshold`` is 0 (link modes that need one file per object).
+    """
+
+    def __init__(
+        self,
+        packs: PackSet,
+        has: Callable[[str], bool],
+        put_loose: Callable[[bytes, str], object],
+        barrier: Callable[[], None],
+        *,
+        threshold: int,
+        max_size: int,
+    ) -> None:
+        self.packs, self.has, self.put_loose, self.barrier = packs, has, put_loose, barrier
+        self.threshold, self.max_size = threshold, max_size
+        self._lock = threading.Lock()
+        self._reset()
+        self.written: list[PackIndex] = []
+
+    def _reset(self) -> None:
+        self._parts: list[bytes] = [MAGIC]
+        self._entries: dict[str, tuple[int, int]] = {}
+        self._offset = len(MAGIC)
+
+    def add(self, oid: str, data: bytes) -> None:
+        if len(data) >= self.threshold or not self.threshold:
+            self.put_loose(data, oid)
+            return
+        with self._lock:
+            if oid in self._entries or self.has(oid):
+                return
+            self._parts.append(data)
+            self._entries[oid] = (self._offset, len(data))
+            self._offset += len(data)
+            if self._offset >= self.max_size:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._entries:
+            return
+        data, index = _finish(self._parts, self._entries)
+        self._reset()
+        self.packs.write_pack(data, index)
+        self.barrier()  # the pack is durable before its index makes it visible
+        self.packs.publish(index)
+        self.written.append(index)
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.flush()

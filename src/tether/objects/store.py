@@ -1,8 +1,10 @@
-"""The local object cache: ``.tether/objects/ab/cdef…``, one read-only file per object.
+"""The local object cache: large objects loose in ``.tether/objects/ab/cdef…`` (one read-only
+file each, so they can be linked into the working tree), small ones in ``.tether/packs/``.
 
-Invariants (restic-style): a file is named by the BLAKE3 hash of its bytes, written once through a
-temp file in ``.tether/tmp`` and a rename, and never changed. Writers batch their writes and call
-:meth:`ObjectStore.barrier` (one ``syncfs``) before anything points at the new objects.
+Invariants (restic-style): an object is named by the BLAKE3 hash of its bytes, written once
+through a temp file and a rename, and never changed. Writers batch their writes and call
+:meth:`ObjectStore.barrier` (one ``syncfs``) before anything points at the new objects; a pack
+becomes visible only when its index is written, after a barrier.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from tether._fs import atomic_write, sync_filesystem, translate_write_error, unique_suffix
 from tether.errors import CorruptObjectError, FormatError, MissingObjectError
 from tether.hashing import PREFIX, hash_bytes, hash_file, is_object_id
+from tether.objects.packs import PackSet, PackWriter, make_pack
 from tether.objects.tree import Tree
 
 FORMAT = 1
@@ -28,7 +31,11 @@ class ObjectStore:
         self.root = root  # the .tether folder (or any folder laid out the same way)
         self.objects = root / "objects"
         self.tmp = root / "tmp"
+        self.packs = PackSet(root / "packs", self.tmp)
         self._known_dirs: set[str] = set()
+
+    def close(self) -> None:
+        self.packs.close()
 
     # -- layout ----------------------------------------------------------------------------
     def create(self) -> None:
@@ -55,13 +62,20 @@ class ObjectStore:
         digest = oid[len(PREFIX) :]
         return self.objects / digest[:2] / digest[2:]
 
+    def loose_path(self, oid: str) -> Path | None:
+        """The object's own file, or None when it is packed or absent."""
+        path = self.path(oid)
+        return path if path.exists() else None
+
     def has(self, oid: str) -> bool:
-        return self.path(oid).exists()
+        return self.path(oid).exists() or oid in self.packs.index()
 
     def missing(self, ids: Iterable[str]) -> set[str]:
         wanted = set(ids)
+        packed = self.packs.index()
+        wanted = {oid for oid in wanted if oid not in packed}
         if len(wanted) > 2000:  # one listing of the cache beats a stat per object
-            return wanted - set(self.iter_ids())
+            return wanted - set(self.loose_ids())
         base = os.fspath(self.objects)
         return {
             oid
@@ -71,7 +85,7 @@ class ObjectStore:
             )
         }
 
-    def iter_ids(self) -> Iterator[str]:
+    def loose_ids(self) -> Iterator[str]:
         if not self.objects.is_dir():
             return
         for sub in os.scandir(self.objects):
@@ -80,19 +94,59 @@ class ObjectStore:
                     if not entry.name.startswith("."):
                         yield f"{PREFIX}{sub.name}{entry.name}"
 
+    def iter_ids(self) -> Iterator[str]:
+        """Every object, loose or packed, once."""
+        loose = set(self.loose_ids())
+        yield from loose
+        yield from (oid for oid in self.packs.index() if oid not in loose)
+
+    def size(self, oid: str) -> int:
+        where = self.packs.index().get(oid)
+        if where is not None:
+            return where[2]
+        try:
+            return self.path(oid).stat().st_size
+        except FileNotFoundError:
+            raise MissingObjectError([oid]) from None
+
     # -- reading ---------------------------------------------------------------------------
     def read_bytes(self, oid: str) -> bytes:
         try:
             return self.path(oid).read_bytes()
         except FileNotFoundError:
-            raise MissingObjectError([oid]) from None
+            data = self.packs.read(oid)
+            if data is None:
+                raise MissingObjectError([oid]) from None
+            return data
+
+    def read_head(self, oid: str, n: int) -> bytes:
+        """The first ``n`` bytes (enough to tell a manifest or record from plain data)."""
+        try:
+            with open(self.path(oid), "rb") as f:
+                return f.read(n)
+        except FileNotFoundError:
+            return self.read_bytes(oid)[:n]
 
     def load_tree(self, oid: str) -> Tree:
         return Tree.from_bytes(self.read_bytes(oid), oid)
 
     def verify(self, oid: str) -> bool:
         """True when the object's bytes still hash to its id."""
-        return hash_file(self.path(oid)) == oid
+        path = self.loose_path(oid)
+        if path is not None:
+            return hash_file(path) == oid
+        return hash_bytes(self.read_bytes(oid)) == oid
+
+    def pack_writer(self, threshold: int, max_size: int = 8 << 20) -> PackWriter:
+        """Small objects added through the writer land in packs (see ``packs.py``)."""
+        return PackWriter(
+            self.packs,
+            self.has,
+            self.put_bytes,
+            self.barrier,
+            threshold=threshold,
+            max_size=max_size,
+        )
 
     # -- writing ---------------------------------------------------------------------------
     def _tmp_for(self, oid: str) -> tuple[Path, Path]:
@@ -112,9 +166,7 @@ class ObjectStore:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
             finally:
                 os.close(fd)
             os.replace(tmp, dest)
@@ -146,6 +198,19 @@ class ObjectStore:
         """Put object ``oid`` at ``dest`` in the working tree, atomically; returns the link mode."""
         src = self.path(oid)
         tmp = dest.with_name(f".{dest.name}.{unique_suffix(4)}.tether-tmp")
+        if not src.exists():  # a packed object: its bytes are written out (copy semantics)
+            data = self.read_bytes(oid)
+            try:
+                fd = _create(tmp, mode)
+                try:
+                    _write_all(fd, data)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, dest)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+            return "copy"
         if mode & 0o111:
             # a link would share the object's read-only, non-executable bits: copy instead
             modes = tuple(m for m in modes if m not in ("hardlink", "symlink")) or ("copy",)
@@ -176,12 +241,47 @@ class ObjectStore:
             pass
 
     def clean_tmp(self) -> int:
+        """Remove what killed processes left: temp files, and packs never indexed."""
         n = 0
-        if self.tmp.is_dir():
-            for entry in os.scandir(self.tmp):
-                os.unlink(entry.path)
-                n += 1
+        for folder, only_hidden in ((self.tmp, False), (self.packs.folder, True)):
+            if folder.is_dir():
+                for entry in os.scandir(folder):
+                    if not only_hidden or entry.name.startswith("."):
+                        os.unlink(entry.path)
+                        n += 1
+        for name in self.packs.unindexed():
+            self.packs.remove(name)
+            n += 1
         return n
+
+    def drop(self, ids: set[str]) -> int:
+        """Remove objects: loose ones directly, packed ones by rewriting their packs without them.
+
+        The rewritten pack is durable and indexed before the old one goes. Callers hold the
+        store lock exclusively. Returns how many objects went.
+        """
+        removed = 0
+        for oid in ids:
+            if self.loose_path(oid) is not None:
+                self.delete(oid)
+                removed += 1
+        for pack in self.packs.indexes():
+            gone = ids & pack.entries.keys()
+            if not gone:
+                continue
+            keep = [oid for oid in pack.entries if oid not in ids]
+            if keep:
+                data = self.packs.read_pack(pack.name)
+                spans = [pack.entries[oid] for oid in keep]
+                new, index = make_pack(
+                    [(o, data[a : a + n]) for o, (a, n) in zip(keep, spans, strict=True)]
+                )
+                self.packs.write_pack(new, index)
+                self.barrier()
+                self.packs.publish(index)
+            self.packs.remove(pack.name)
+            removed += len(gone)
+        return removed
 
     def check_corrupt(self, oid: str) -> None:
         if not self.verify(oid):
@@ -227,6 +327,12 @@ def _place(
     raise last or OSError("no link mode worked")
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _create(dest: Path, mode: int) -> int:
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     if mode & ~_UMASK != mode:
@@ -240,9 +346,7 @@ def _copy(src: Path, dest: Path, mode: int) -> None:
         fd = _create(dest, mode)
         try:
             if size < SMALL:
-                view = memoryview(s.read())
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, s.read())
             else:  # in the kernel, without passing through Python
                 offset = 0
                 while offset < size:

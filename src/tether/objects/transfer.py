@@ -9,8 +9,8 @@ nothing the next run misreads: loose objects appear by rename, packs only count 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -18,13 +18,15 @@ from tether._fs import unique_suffix
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import CorruptObjectError, MissingObjectError
 from tether.hashing import hash_bytes, hash_file
-from tether.objects.packs import PackIndex, build_packs
+from tether.objects.packs import PackIndex, PackWriter, build_packs
 from tether.objects.refs import parse_ref
 from tether.objects.remote import Inventory, Remote
 from tether.objects.store import READ_ONLY, ObjectStore
 
 # fetch a whole pack when at least this share of its bytes is wanted, else ranged reads
 WHOLE_PACK_SHARE = 0.3
+# packs are built in memory: at most this many are sent at once (and as many wait)
+PACKS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -38,11 +40,19 @@ class TransferResult:
     requests: int = 0  # calls made to the remote (each listing page, read or write is one)
 
 
-def _run(jobs: int, tasks: list[Callable[[], None]]) -> None:
-    if not tasks:
-        return
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(tasks)))) as pool:
-        for future in [pool.submit(t) for t in tasks]:
+def _run(jobs: int, tasks: Iterable[Callable[[], None]]) -> None:
+    """Run tasks on ``jobs`` threads, taking them from the iterable only as threads free up (so a
+    generator of packs never has more than ``2 * jobs`` of them in memory)."""
+    jobs = max(1, jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending: set[Future[None]] = set()
+        for task in tasks:
+            if len(pending) >= 2 * jobs:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+            pending.add(pool.submit(task))
+        for future in pending:
             future.result()
 
 
@@ -67,23 +77,27 @@ def push_objects(
     todo = sorted(wanted - inv.ids())
     result = TransferResult(already=len(wanted) - len(todo))
     callback.set_size(len(todo))
-    sized = [(oid, os.stat(store.path(oid)).st_size) for oid in todo]
+    sized = [(oid, store.size(oid)) for oid in todo]
     small = [(oid, n) for oid, n in sized if n < pack_threshold]
     large = [(oid, n) for oid, n in sized if n >= pack_threshold]
     indexes = []
 
-    def send_loose(oid: str, n: int) -> Callable[[], None]:
-        def task() -> None:
-            remote.upload(store.path(oid), Remote.object_path(oid))
-            callback.relative_update(1)
+    def send_loose(oid: str) -> None:
+        path = store.loose_path(oid)
+        if path is not None:
+            remote.upload(path, Remote.object_path(oid))
+        else:
+            remote.write_bytes(Remote.object_path(oid), store.read_bytes(oid))
+        callback.relative_update(1)
 
-        return task
+    _run(jobs, [partial(send_loose, oid) for oid, _ in large])
 
-    tasks = [send_loose(oid, n) for oid, n in large]
-    for data, index in build_packs(store, small, pack_size):
-        indexes.append(index)
-        tasks.append(partial(_send_pack, remote, data, index, callback))
-    _run(jobs, tasks)
+    def pack_tasks() -> Iterator[Callable[[], None]]:
+        for data, index in build_packs(store, small, pack_size):
+            indexes.append(index)
+            yield partial(_send_pack, remote, data, index, callback)
+
+    _run(PACKS_IN_FLIGHT, pack_tasks())
     remote.barrier()
     result.objects = len(todo)
     result.bytes = sum(n for _, n in sized)
@@ -105,9 +119,11 @@ def fetch_objects(
     ids: Iterable[str],
     *,
     jobs: int,
+    pack_threshold: int,
     callback: Callback = NO_PROGRESS,
     inventory: Inventory | None = None,
 ) -> TransferResult:
+    """Objects come in verified; small ones are packed locally, ``pack_threshold`` permitting."""
     wanted = store.missing(set(ids))
     result = TransferResult()
     if not wanted:
@@ -128,9 +144,12 @@ def fetch_objects(
             tasks.append(partial(_fetch_loose, store, remote, oid, callback, result))
         else:
             by_pack.setdefault(pack_of[oid], []).append(oid)
-    for name, oids in by_pack.items():
-        tasks.append(partial(_fetch_from_pack, store, remote, inv, name, oids, callback, result))
-    _run(jobs, tasks)
+    with store.pack_writer(pack_threshold) as writer:
+        for name, oids in by_pack.items():
+            tasks.append(
+                partial(_fetch_from_pack, writer, remote, inv, name, oids, callback, result)
+            )
+        _run(jobs, tasks)
     store.barrier()
     result.objects = len(wanted)
     return result
@@ -158,7 +177,7 @@ def _fetch_loose(
 
 
 def _fetch_from_pack(
-    store: ObjectStore,
+    writer: PackWriter,
     remote: Remote,
     inv: Inventory,
     name: str,
@@ -181,7 +200,7 @@ def _fetch_from_pack(
                 f"pack {name} on remote {remote.name} holds bytes for {oid} that do not match it: "
                 "push it again from a clone whose `tether fsck` is clean"
             )
-        store.put_bytes(data, oid)
+        writer.add(oid, data)
     result.bytes += wanted_bytes
     result.packs += 1
     callback.relative_update(len(oids))

@@ -12,6 +12,7 @@ from tether.errors import PathError, UsageError
 from tether.gitio.repo import POINTER_SUFFIX, ensure_ignored, git
 from tether.hashing import BIG_FILE, hash_bytes, hash_file
 from tether.objects.lock import file_lock
+from tether.objects.packs import PackWriter
 from tether.objects.store import ObjectStore
 from tether.objects.tree import TreeEntry
 from tether.workspace.pointer import PointerFile, pointer_path_for, read_pointer, write_pointer
@@ -30,11 +31,11 @@ class AddResult:
     unchanged: bool
 
 
-def storing_hasher(store: ObjectStore, modes: tuple[str, ...]) -> Hasher:
+def storing_hasher(store: ObjectStore, modes: tuple[str, ...], writer: PackWriter) -> Hasher:
     """Hash a file and put it in the cache in the same pass (small files are read once)."""
 
     def hasher(path: Path, st: os.stat_result) -> str:
-        if st.st_size >= BIG_FILE or modes[0] == "hardlink":
+        if st.st_size >= BIG_FILE or modes[0] in ("hardlink", "symlink"):
             oid = hash_file(path, st.st_size)
             if not store.has(oid):
                 store.put_file(path, oid, modes)
@@ -42,8 +43,7 @@ def storing_hasher(store: ObjectStore, modes: tuple[str, ...]) -> Hasher:
         with open(path, "rb") as f:
             data = f.read()
         oid = hash_bytes(data)
-        if not store.has(oid):
-            store.put_bytes(data, oid)
+        writer.add(oid, data)  # packed when small, loose otherwise; skipped when present
         return oid
 
     return hasher
@@ -82,7 +82,8 @@ def add_path(
     store = ws.store
     store.create()
     modes = ws.config.link_modes()
-    hasher = storing_hasher(store, modes)
+    writer = store.pack_writer(ws.config.local_pack_threshold())
+    hasher = storing_hasher(store, modes, writer)
     with ws.writing():
         found = scan(path)
         res = resolve(
@@ -93,6 +94,7 @@ def add_path(
         complete = is_dir and ws.statcache.is_complete(oid) and store.has(oid)
         if not complete:
             _store_missing(store, path, res.tree.entries, hasher)
+        writer.flush()
         if is_dir:
             store.put_bytes(res.tree.data, oid)
         store.barrier()  # objects are durable before the index and the pointer name them

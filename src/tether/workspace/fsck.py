@@ -64,9 +64,7 @@ def fsck(ws: Workspace, *, repair: bool = False, callback: Callback = NO_PROGRES
         report.corrupt[c] = []
     if repair:
         with ws.deleting():
-            for oid in corrupt:
-                store.delete(oid)
-            report.repaired = len(corrupt)
+            report.repaired = store.drop(corrupt)
             report.temp_files = store.clean_tmp()
     elif store.tmp.is_dir():
         report.temp_files = sum(1 for _ in store.tmp.iterdir())

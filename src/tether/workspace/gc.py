@@ -34,13 +34,12 @@ class GcResult:
 def gc(ws: Workspace, *, dry_run: bool = False, all_commits: bool = False) -> GcResult:
     with ws.deleting():
         live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
-        dead = [oid for oid in ws.store.iter_ids() if oid not in live.ids]
-        size = sum(os.stat(ws.store.path(oid)).st_size for oid in dead)
+        dead = {oid for oid in ws.store.iter_ids() if oid not in live.ids}
+        size = sum(ws.store.size(oid) for oid in dead)
         temp = 0
         if not dry_run:
             ws.statcache.forget_complete()
-            for oid in dead:
-                ws.store.delete(oid)
+            ws.store.drop(dead)
             temp = ws.store.clean_tmp()
     return GcResult(len(dead), size, len(live.ids), dry_run, temp_files=temp)
 
@@ -77,12 +76,13 @@ def _take_lock(remote: Remote) -> None:
 
 def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool) -> GcResult:
     inv = remote.inventory()
+    threshold = ws.config.local_pack_threshold()
     root_ids = roots(ws, all_commits=all_commits)
     for name, text in remote.list_refs().items():
         root_ids.extend(Root(f"remote ref {name}", oid, "ref") for oid in text.split())
     with ws.writing():  # manifests and records this clone lacks are fetched to read their links
         wanted = {r.id for r in root_ids if r.may_contain} & inv.ids()
-        fetch_objects(ws.store, remote, wanted, jobs=8, inventory=inv)
+        fetch_objects(ws.store, remote, wanted, jobs=8, pack_threshold=threshold, inventory=inv)
     live = reachable(ws.store, pairs(root_ids))
     keep = live.ids | live.missing
     dead_loose = sorted(inv.loose - keep)
@@ -100,7 +100,7 @@ def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool)
         return GcResult(removed, size, len(keep), True)
     # rewrite partly dead packs: the new pack and index land before the old ones go away
     for name, live_ids in partial:
-        fetch_objects(ws.store, remote, live_ids, jobs=8, inventory=inv)
+        fetch_objects(ws.store, remote, live_ids, jobs=8, pack_threshold=threshold, inventory=inv)
         sized = [(oid, inv.packs[name].entries[oid][1]) for oid in live_ids]
         for data, index in build_packs(ws.store, sized, 1 << 62):
             remote.write_bytes(f"packs/{index.name}.pack", data)

@@ -90,6 +90,9 @@ class Workspace:
         cache = self.__dict__.pop("statcache", None)
         if cache is not None:
             cache.close()
+        store = self.__dict__.get("store")
+        if store is not None:
+            store.close()
 
     @contextmanager
     def writing(self) -> Iterator[None]:

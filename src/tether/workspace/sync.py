@@ -126,25 +126,31 @@ def fetch(
     """Bring the objects the selected pointers need (and new refs) into the cache."""
     remote = open_remote(ws, remote_name)
     selected = ws.select(paths)
-    jobs = _jobs(ws)
+    get = partial(
+        fetch_objects,
+        ws.store,
+        remote,
+        jobs=_jobs(ws),
+        pack_threshold=ws.config.local_pack_threshold(),
+    )
     with ws.writing():
         inv = remote.inventory()
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
-        result = fetch_objects(ws.store, remote, trees, jobs=jobs, inventory=inv)
+        result = get(trees, inventory=inv)
         blobs: set[str] = set()
         for t, sub in selected:
             if t.ptr.kind == "dir":
                 blobs |= ws.store.load_tree(t.ptr.id).under(sub).blob_ids()
             else:
                 blobs.add(t.ptr.id)
-        more = fetch_objects(ws.store, remote, blobs, jobs=jobs, callback=callback, inventory=inv)
+        more = get(blobs, callback=callback, inventory=inv)
         for t, sub in selected:
             if t.ptr.kind == "dir" and not sub:
                 ws.statcache.mark_complete(t.ptr.id)
         if paths is None:
             new_refs, conflicts = fetch_refs(dict(ws.refs.items()), remote)
             named = {oid for ids in new_refs.values() for oid in ids}
-            fetch_objects(ws.store, remote, named & inv.ids(), jobs=jobs, inventory=inv)
+            get(named & inv.ids(), inventory=inv)
             for name, ids in new_refs.items():
                 ws.refs.set(name, ids)
             more.refs = len(new_refs)
