@@ -229,6 +229,14 @@ class PackWriter:
         with self._lock:
             self._flush_locked()
 
+    def add_pack(self, data: bytes, index: PackIndex) -> None:
+        """Keep a whole, already verified pack (from a remote) as one of ours."""
+        self.packs.write_pack(data, index)
+        self.barrier()
+        self.packs.publish(index)
+        with self._lock:
+            self.written.append(index)
+
     def _flush_locked(self) -> None:
         if not self._entries:
             return

@@ -24,6 +24,9 @@ from tether.objects.tree import Tree
 FORMAT = 1
 FICLONE = 0x40049409  # linux/fs.h
 READ_ONLY = 0o444
+# temp files checkout leaves beside the files it writes (a killed checkout may leave some; status
+# and add never see them)
+TEMP_SUFFIX = ".tether-tmp"
 
 
 class ObjectStore:
@@ -194,12 +197,15 @@ class ObjectStore:
             raise translate_write_error(exc, dest) from exc
         return used
 
-    def link_out(self, oid: str, dest: Path, modes: tuple[str, ...], mode: int = 0o644) -> str:
-        """Put object ``oid`` at ``dest`` in the working tree, atomically; returns the link mode."""
-        src = self.path(oid)
-        tmp = dest.with_name(f".{dest.name}.{unique_suffix(4)}.tether-tmp")
-        if not src.exists():  # a packed object: its bytes are written out (copy semantics)
-            data = self.read_bytes(oid)
+    def link_out(self, oid: str, dest: str, modes: tuple[str, ...], mode: int = 0o644) -> str:
+        """Put object ``oid`` at ``dest`` in the working tree, atomically; returns the link mode.
+
+        Runs once per file on checkout, so it works on strings, not ``Path`` objects.
+        """
+        head, name = os.path.split(dest)
+        tmp = f"{head}/.{name}.{unique_suffix(4)}{TEMP_SUFFIX}"
+        data = self.packs.read(oid)
+        if data is not None:  # a packed object: its bytes are written out (copy semantics)
             try:
                 fd = _create(tmp, mode)
                 try:
@@ -208,22 +214,23 @@ class ObjectStore:
                     os.close(fd)
                 os.replace(tmp, dest)
             except OSError:
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
                 raise
             return "copy"
+        src = self.path(oid)
         if mode & 0o111:
             # a link would share the object's read-only, non-executable bits: copy instead
             modes = tuple(m for m in modes if m not in ("hardlink", "symlink")) or ("copy",)
         try:
-            used = _place(src, tmp, modes, for_cache=False, mode=mode)
+            used = _place(src, Path(tmp), modes, for_cache=False, mode=mode)
             os.replace(tmp, dest)
         except FileNotFoundError:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             if not src.exists():
                 raise MissingObjectError([oid]) from None
             raise
         except OSError:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise
         return used
 
@@ -327,13 +334,20 @@ def _place(
     raise last or OSError("no link mode worked")
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def _create(dest: Path, mode: int) -> int:
+def _create(dest: str | Path, mode: int) -> int:
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     if mode & ~_UMASK != mode:
         os.fchmod(fd, mode)  # the umask must not change a restored file's mode

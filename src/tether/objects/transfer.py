@@ -138,18 +138,20 @@ def fetch_objects(
     callback.set_size(len(wanted))
     pack_of = inv.pack_of()
     by_pack: dict[str, list[str]] = {}
-    tasks: list[Callable[[], None]] = []
-    for oid in sorted(wanted):
-        if oid in inv.loose:
-            tasks.append(partial(_fetch_loose, store, remote, oid, callback, result))
-        else:
-            by_pack.setdefault(pack_of[oid], []).append(oid)
+    for oid in sorted(wanted - inv.loose):
+        by_pack.setdefault(pack_of[oid], []).append(oid)
+    _run(
+        jobs,
+        [partial(_fetch_loose, store, remote, o, callback, result) for o in wanted & inv.loose],
+    )
     with store.pack_writer(pack_threshold) as writer:
-        for name, oids in by_pack.items():
-            tasks.append(
+        _run(
+            PACKS_IN_FLIGHT,
+            (
                 partial(_fetch_from_pack, writer, remote, inv, name, oids, callback, result)
-            )
-        _run(jobs, tasks)
+                for name, oids in by_pack.items()
+            ),
+        )
     store.barrier()
     result.objects = len(wanted)
     return result
@@ -191,6 +193,12 @@ def _fetch_from_pack(
     rel = f"packs/{name}.pack"
     if wanted_bytes >= WHOLE_PACK_SHARE * index.size:
         pack = remote.read_bytes(rel)
+        if writer.threshold and _verified(pack, index):  # keep the pack as it is
+            writer.add_pack(pack, index)
+            result.bytes += wanted_bytes
+            result.packs += 1
+            callback.relative_update(len(oids))
+            return
         blobs = [pack[off : off + n] for off, n in spans]
     else:
         blobs = remote.read_ranges(rel, spans)
@@ -204,6 +212,13 @@ def _fetch_from_pack(
     result.bytes += wanted_bytes
     result.packs += 1
     callback.relative_update(len(oids))
+
+
+def _verified(pack: bytes, index: PackIndex) -> bool:
+    view = memoryview(pack)
+    return len(pack) == index.size and all(
+        hash_bytes(view[off : off + n]) == oid for oid, (off, n) in index.entries.items()
+    )
 
 
 def push_refs(refs: dict[str, tuple[str, ...]], remote: Remote) -> TransferResult:

@@ -8,7 +8,9 @@ whose current content is not in the cache unless forced: a checkout never loses 
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,43 +102,66 @@ def apply_checkout(
         )
     modes = ws.config.link_modes()
     callback.set_size(len(plan.actions))
-    fresh: list[tuple[str, int, int, int, int, str]] = []
+    root = os.fspath(ws.root)
     with ws.writing():
         for a in plan.actions:
             if a.op == "delete":
                 ws.abs(a.path).unlink(missing_ok=True)
                 callback.relative_update(1)
         writes = [a for a in plan.actions if a.op in ("write", "chmod")]
-        for parent in {ws.abs(a.path).parent for a in writes}:
-            _make_dir(parent)
+        for parent in sorted({posixpath.dirname(a.path) for a in writes}):
+            _make_dir(ws.abs(parent))
 
         def apply(batch: list[Action]) -> list[tuple[str, int, int, int, int, str]]:
             rows = []
             for a in batch:
-                assert a.entry is not None
-                dest = ws.abs(a.path)
+                entry = a.entry
+                assert entry is not None
+                dest = f"{root}/{a.path}"
                 if a.op == "chmod":
-                    os.chmod(dest, a.entry.mode)
-                elif a.entry.is_symlink:
-                    _replace_with_symlink(dest, a.entry.target or "")
+                    os.chmod(dest, entry.mode)
+                elif entry.target is not None:
+                    _replace_with_symlink(Path(dest), entry.target)
+                    continue
                 else:
-                    if dest.is_dir() and not dest.is_symlink():
-                        shutil.rmtree(dest)
-                    ws.store.link_out(a.entry.id, dest, modes, a.entry.mode)
-                if not a.entry.is_symlink:
-                    rows.append((a.path, *key(os.stat(dest)), a.entry.id))
+                    _write(ws, entry, dest, modes)
+                rows.append((a.path, *key(os.stat(dest)), entry.id))
             callback.relative_update(len(batch))
             return rows
 
-        batches = [writes[i : i + 64] for i in range(0, len(writes), 64)]
-        with ThreadPoolExecutor(max_workers=ws.jobs()) as pool:
-            for rows in pool.map(apply, batches):
-                fresh.extend(rows)
+        batches = [writes[i : i + 256] for i in range(0, len(writes), 256)]
+        fresh = [row for rows in _map(apply, batches, _threads(ws, writes)) for row in rows]
         _prune_empty_dirs(ws, {a.path for a in plan.actions if a.op == "delete"})
         ws.statcache.put_many(fresh)
     return CheckoutResult(
         len(writes) - plan.count("chmod"), plan.count("delete"), plan.count("chmod")
     )
+
+
+def _write(ws: Workspace, entry: TreeEntry, dest: str, modes: tuple[str, ...]) -> None:
+    try:
+        ws.store.link_out(entry.id, dest, modes, entry.mode)
+    except IsADirectoryError:  # a folder stands where the file goes
+        shutil.rmtree(dest)
+        ws.store.link_out(entry.id, dest, modes, entry.mode)
+
+
+def _threads(ws: Workspace, writes: list[Action]) -> int:
+    """Threads pay off for big files; for many small ones, syscalls from threads contend for the
+    interpreter lock and one thread is faster (measured: 20k files of 4 KiB)."""
+    big = sum(1 for a in writes if a.entry is not None and a.entry.size >= 1 << 20)
+    return ws.jobs() if big >= 2 else 1
+
+
+def _map(
+    fn: Callable[[list[Action]], list[tuple[str, int, int, int, int, str]]],
+    batches: list[list[Action]],
+    threads: int,
+) -> Iterator[list[tuple[str, int, int, int, int, str]]]:
+    if threads <= 1:
+        return map(fn, batches)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return iter(list(pool.map(fn, batches)))
 
 
 def _make_dir(path: Path) -> None:

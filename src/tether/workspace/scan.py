@@ -16,6 +16,7 @@ from typing import NamedTuple
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import PathError
 from tether.hashing import BIG_FILE, hash_bytes, hash_file
+from tether.objects.store import TEMP_SUFFIX
 from tether.objects.tree import SYMLINK_MODE, Tree, TreeEntry, file_mode
 from tether.workspace.statcache import StatCache
 
@@ -39,6 +40,8 @@ def scan(path: Path) -> list[Found]:
         prefix, folder = stack.pop()
         with os.scandir(folder) as it:
             for entry in it:
+                if entry.name.endswith(TEMP_SUFFIX):
+                    continue  # a killed checkout's leftover, not data
                 rel = prefix + entry.name
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((rel + "/", entry.path))
