@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
+from tether._documents import read_document
 from tether._fs import atomic_write
-from tether.errors import FormatError
 
 if TYPE_CHECKING:
     from tether.objects.store import ObjectStore
@@ -47,17 +47,7 @@ class PackIndex:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "?") -> PackIndex:
-        try:
-            doc = json.loads(data)
-            if doc.get("tether") != "pack-index":
-                raise ValueError("not a pack index")
-        except (ValueError, AttributeError) as exc:
-            raise FormatError(f"pack index {where} is corrupt ({exc})") from exc
-        if doc.get("format") != FORMAT:
-            raise FormatError(
-                f"pack index {where} has format {doc.get('format')}; this Tether reads format "
-                f"{FORMAT}: upgrade Tether"
-            )
+        doc = read_document(data, "pack-index", FORMAT, f"pack index {where}")
         entries = {oid: (off, n) for oid, off, n in doc["objects"]}
         return cls(doc["pack"], entries, doc["size"])
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether._documents import read_document
 from tether._fs import sync_filesystem, unique_suffix
-from tether.errors import FormatError, RemoteError, TetherError
+from tether.errors import RemoteError, TetherError
 from tether.hashing import PREFIX
 from tether.objects.packs import PackIndex
 
@@ -123,12 +124,7 @@ class Remote:
             except FileNotFoundError:
                 self.write_bytes("FORMAT", json.dumps({"tether": "remote", "format": 1}).encode())
                 return
-        found = json.loads(raw).get("format")
-        if found != FORMAT:
-            raise FormatError(
-                f"remote {self.name} has format {found}; this Tether reads format {FORMAT}: "
-                "upgrade Tether"
-            )
+        read_document(raw, "remote", FORMAT, f"remote {self.name}")
 
     # -- reading ---------------------------------------------------------------------------
     def inventory(self) -> Inventory:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-from tether.errors import FormatError
+from tether._documents import read_document
 from tether.hashing import hash_bytes
 
 FORMAT = 1
@@ -82,17 +82,7 @@ class Tree:
 
     @classmethod
     def from_bytes(cls, data: bytes, oid: str = "") -> Tree:
-        try:
-            doc = json.loads(data)
-            if doc.get("tether") != "tree":
-                raise ValueError("not a tree")
-        except (ValueError, AttributeError) as exc:
-            raise FormatError(f"object {oid or '?'} is not a folder manifest ({exc})") from exc
-        if doc.get("format") != FORMAT:
-            raise FormatError(
-                f"folder manifest {oid} has format {doc.get('format')}; this Tether reads "
-                f"format {FORMAT}: upgrade Tether"
-            )
+        doc = read_document(data, "tree", FORMAT, f"folder manifest {oid or '?'}")
         return cls(tuple(TreeEntry(*r) for r in doc["entries"]))
 
 
