@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -46,3 +47,16 @@ def test_status_cli_lists_changes(repo: Path, tether) -> None:  # type: ignore[n
     out = tether("status").output
     assert "data: modified" in out
     assert "modified:  data/a" in out
+
+
+def test_a_same_size_edit_with_its_mtime_put_back_is_still_seen(
+    repo: Path, project: Project
+) -> None:
+    write_files(repo, {"data/a": "aaaa", "data/b": "bbbb"})
+    project.add(["data"])
+    assert project.status()[0].state == "clean"  # the folder's snapshot is taken
+    st = (repo / "data/a").stat()
+    (repo / "data/a").write_text("AAAA")
+    os.utime(repo / "data/a", ns=(st.st_atime_ns, st.st_mtime_ns))
+    (status,) = project.status()
+    assert status.state == "modified" and status.modified == ("data/a",)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tether._types import NO_PROGRESS, Callback
-from tether.errors import PathError, UsageError
+from tether.errors import PathError, PointerError, UsageError
 from tether.gitio.repo import POINTER_SUFFIX, ensure_ignored, git
 from tether.hashing import BIG_FILE, hash_bytes, hash_file
 from tether.objects.lock import file_lock
@@ -17,7 +17,7 @@ from tether.objects.store import ObjectStore
 from tether.objects.tree import TreeEntry
 from tether.workspace.pointer import PointerFile, pointer_path_for, read_pointer, write_pointer
 from tether.workspace.repo import Workspace
-from tether.workspace.scan import Hasher, resolve, scan
+from tether.workspace.scan import Hasher, Look, look
 
 
 @dataclass(frozen=True)
@@ -85,45 +85,64 @@ def add_path(
     writer = store.pack_writer(ws.config.local_pack_threshold())
     hasher = storing_hasher(store, modes, writer)
     with ws.writing():
-        found = scan(path)
-        res = resolve(
-            path, rel, found, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), callback=callback
+        now = look(
+            path, rel, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), callback=callback
         )
         is_dir = path.is_dir()
-        oid = res.tree.id if is_dir else res.tree.entries[0].id
-        complete = is_dir and ws.statcache.is_complete(oid) and store.has(oid)
-        if not complete:
-            _store_missing(store, path, res.tree.entries, hasher)
-        writer.flush()
+        if now.tree is None and not _all_stored(ws, now.id, is_dir):
+            # untouched, but its objects are not known to be here: go file by file
+            now = look(
+                path, rel, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), trust_snapshot=False
+            )
+        if now.tree is not None:
+            if not _all_stored(ws, now.id, is_dir):
+                _store_missing(store, path, now.tree.entries, hasher)
+            writer.flush()
+            if is_dir:
+                store.put_bytes(now.tree.data, now.id)
+            store.barrier()  # objects are durable before the index and the pointer name them
         if is_dir:
-            store.put_bytes(res.tree.data, oid)
-        store.barrier()  # objects are durable before the index and the pointer name them
-        ws.statcache.put_many(res.fresh)
-        if is_dir:
-            ws.statcache.mark_complete(oid)
-        ptr = PointerFile(
-            path=path.name,
-            kind="dir" if is_dir else "file",
-            id=oid,
-            size=res.tree.size,
-            files=len(res.tree.entries),
-        )
+            ws.statcache.mark_complete(now.id)
         pointer = pointer_path_for(path)
         pointer_rel = PurePosixPath(rel).with_name(pointer.name).as_posix()
-        unchanged = pointer.exists() and _same(ws, pointer_rel, ptr)
+        old = _existing(ws, pointer_rel)
+        if now.tree is None and old is not None and old.id == now.id:
+            size, files = old.size, old.files
+        else:
+            size, files = _counts(ws, path, now)
+        ptr = PointerFile(
+            path=path.name, kind="dir" if is_dir else "file", id=now.id, size=size, files=files
+        )
+        unchanged = ptr == old
         if not unchanged:
             write_pointer(pointer, ptr)
         with file_lock(ws.dot / "locks" / "gitignore.lock", exclusive=True):
             ensure_ignored(path.parent, path.name)
     ws.forget_pointers()
-    return AddResult(rel, pointer_rel, oid, ptr.files, ptr.size, res.hashed, unchanged)
+    return AddResult(rel, pointer_rel, now.id, ptr.files, ptr.size, now.hashed, unchanged)
 
 
-def _same(ws: Workspace, pointer_rel: str, ptr: PointerFile) -> bool:
+def _all_stored(ws: Workspace, oid: str, is_dir: bool) -> bool:
+    if is_dir:
+        return ws.statcache.is_complete(oid) and ws.store.has(oid)
+    return ws.store.has(oid)
+
+
+def _counts(ws: Workspace, path: Path, now: Look) -> tuple[int, int]:
+    """Bytes and files of what was added."""
+    if now.tree is not None:
+        return now.tree.size, len(now.tree.entries)
+    if not path.is_dir():
+        return path.stat().st_size, 1
+    tree = ws.store.load_tree(now.id)
+    return tree.size, len(tree.entries)
+
+
+def _existing(ws: Workspace, pointer_rel: str) -> PointerFile | None:
     try:
-        return read_pointer(ws.root, pointer_rel) == ptr
-    except Exception:
-        return False  # a corrupt pointer is simply rewritten
+        return read_pointer(ws.root, pointer_rel)
+    except PointerError:
+        return None  # absent or corrupt: it is (re)written
 
 
 def _store_missing(

@@ -80,12 +80,63 @@ def hash_only(path: Path, st: os.stat_result) -> str:
         return hash_bytes(f.read())
 
 
+def fingerprint(found: list[Found]) -> str:
+    """One hash over every file's path, stat and link target: equal fingerprints mean nothing
+    under the path was touched (the stat cache's rule, applied to the whole folder at once)."""
+    lines = sorted(
+        f"{rel}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_mode}\0"
+        f"{target or ''}"
+        for rel, st, target in found
+    )
+    return hash_bytes("\n".join(lines).encode())
+
+
 @dataclass
 class Resolved:
     tree: Tree
     # repository-relative path -> (ino, size, mtime, ctime, id) rows to remember
     fresh: list[tuple[str, int, int, int, int, str]]
     hashed: int  # files that had to be read
+    settled: bool = True  # False when a file changed while it was read
+
+    @property
+    def id(self) -> str:
+        """The folder's manifest id, or a single file's own id."""
+        only = self.tree.entries
+        return only[0].id if len(only) == 1 and only[0].path == "" else self.tree.id
+
+
+@dataclass
+class Look:
+    """What a tracked path holds now."""
+
+    id: str
+    tree: Tree | None  # None when the snapshot said nothing changed (nothing was resolved)
+    hashed: int = 0
+
+
+def look(
+    path: Path,
+    rel: str,
+    cache: StatCache,
+    *,
+    hasher: Hasher = hash_only,
+    jobs: int = 8,
+    callback: Callback = NO_PROGRESS,
+    trust_snapshot: bool = True,
+) -> Look:
+    """The id of ``path`` from its snapshot when untouched; otherwise resolve it file by file
+    (hashing only what changed) and take a new snapshot."""
+    found = scan(path)
+    seen = fingerprint(found)
+    snap = cache.snapshot(rel) if trust_snapshot else None
+    if snap is not None and snap[0] == seen:
+        return Look(snap[1], None)
+    res = resolve(path, rel, found, cache, hasher=hasher, jobs=jobs, callback=callback)
+    cache.put_many(res.fresh)
+    if res.settled:
+        cache.put_snapshot(rel, seen, res.id)
+    return Look(res.id, res.tree, res.hashed)
 
 
 def resolve(
@@ -124,6 +175,7 @@ def resolve(
     callback.set_size(len(found))
     callback.relative_update(len(found) - len(todo))
     fresh: list[tuple[str, int, int, int, int, str]] = []
+    settled = True
 
     def work(batch: list[Found]) -> list[tuple[Found, str, os.stat_result]]:
         out = []
@@ -148,4 +200,6 @@ def resolve(
             entries.append(TreeEntry(f.rel, oid, f.st.st_size, file_mode(st.st_mode)))
             if key(st)[:3] == key(f.st)[:3]:  # unchanged while we read it: safe to remember
                 fresh.append((full, *key(st), oid))
-    return Resolved(Tree.build(entries), fresh, len(todo))
+            else:
+                settled = False
+    return Resolved(Tree.build(entries), fresh, len(todo), settled)

@@ -1,6 +1,8 @@
 """The stat cache (``.tether/state.db``): a file whose inode, size, mtime and ctime are unchanged
 is never hashed again.
 
+It keeps, per tracked path, a *snapshot*: a fingerprint of every file's path and stat with the
+id they made, so an untouched folder of 100k files is known without looking file by file.
 It also remembers which folder manifests were seen *complete* (every object present in the
 cache), so an unchanged ``add`` need not look for 100k objects again. Anything that deletes
 objects (gc, fsck) forgets those marks.
@@ -16,7 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-FORMAT = 2
+FORMAT = 3
 Row = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, id
 
 
@@ -31,11 +33,16 @@ class StatCache:
                 if self._version() != FORMAT:
                     self.db.execute("DROP TABLE IF EXISTS stat")
                     self.db.execute("DROP TABLE IF EXISTS complete")
+                    self.db.execute("DROP TABLE IF EXISTS snapshot")
                     self.db.execute(
                         "CREATE TABLE stat (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, "
                         "mtime INTEGER, ctime INTEGER, id TEXT) WITHOUT ROWID"
                     )
                     self.db.execute("CREATE TABLE complete (id TEXT PRIMARY KEY) WITHOUT ROWID")
+                    self.db.execute(
+                        "CREATE TABLE snapshot (path TEXT PRIMARY KEY, fingerprint TEXT, id TEXT) "
+                        "WITHOUT ROWID"
+                    )
                     self.db.execute(f"PRAGMA user_version={FORMAT}")
                 self.db.execute("COMMIT")
             except BaseException:
@@ -77,6 +84,18 @@ class StatCache:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def snapshot(self, path: str) -> tuple[str, str] | None:
+        """(fingerprint, id) last seen for a tracked path."""
+        row = self.db.execute(
+            "SELECT fingerprint, id FROM snapshot WHERE path = ?", (path,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put_snapshot(self, path: str, fingerprint: str, oid: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO snapshot VALUES (?, ?, ?)", (path, fingerprint, oid)
+        )
 
     def is_complete(self, tree_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM complete WHERE id = ?", (tree_id,)).fetchone()

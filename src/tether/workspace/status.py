@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tether._types import NO_PROGRESS, Callback
 from tether.objects.tree import Tree, TreeEntry, diff_trees
 from tether.workspace.repo import Tracked, Workspace
-from tether.workspace.scan import resolve, scan
+from tether.workspace.scan import Look, look
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,29 @@ class PathStatus:
     in_cache: bool = True  # False when the cache lacks the pointer's objects (`tether pull`)
 
 
-def current_tree(
-    ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS, remember: bool = True
-) -> Tree | None:
-    """The tracked path as it is now (None when it is gone), hashing only what changed."""
+def current(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> Look | None:
+    """What the tracked path holds now (None when it is gone), hashing only what changed."""
     path = ws.abs(t.target)
     if not path.exists() and not path.is_symlink():
         return None
-    res = resolve(path, t.target, scan(path), ws.statcache, jobs=ws.jobs(), callback=callback)
-    if remember:
-        ws.statcache.put_many(res.fresh)
-    return res.tree
+    return look(path, t.target, ws.statcache, jobs=ws.jobs(), callback=callback)
+
+
+def current_tree(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> Tree | None:
+    """The tracked path as it is now, file by file (None when it is gone)."""
+    now = current(ws, t, callback=callback)
+    return None if now is None else tree_of(ws, t, now)
+
+
+def tree_of(ws: Workspace, t: Tracked, now: Look) -> Tree:
+    if now.tree is not None:
+        return now.tree
+    path = ws.abs(t.target)
+    if path.is_dir() and ws.store.has(now.id):  # untouched since added or checked out
+        return ws.store.load_tree(now.id)
+    tree = look(path, t.target, ws.statcache, jobs=ws.jobs(), trust_snapshot=False).tree
+    assert tree is not None
+    return tree
 
 
 def recorded_tree(ws: Workspace, t: Tracked) -> Tree | None:
@@ -51,21 +63,20 @@ def _join(target: str, rels: tuple[str, ...]) -> tuple[str, ...]:
 def status_of(
     ws: Workspace, t: Tracked, sub: str = "", callback: Callback = NO_PROGRESS
 ) -> PathStatus:
-    now = current_tree(ws, t, callback=callback)
+    look_now = current(ws, t, callback=callback)
     in_cache = ws.store.has(t.ptr.id)  # every object's presence is `tether fsck`'s job
-    if now is not None and not sub and t.ptr.kind == "dir" and now.id == t.ptr.id:
-        return PathStatus(t.pointer, t.target, t.ptr.kind, "clean", in_cache=in_cache)
-    then = recorded_tree(ws, t)
-    if now is None:
+    if look_now is None:
         return PathStatus(t.pointer, t.target, t.ptr.kind, "missing", in_cache=in_cache)
+    if look_now.id == t.ptr.id:  # untouched since it was added or checked out
+        return PathStatus(t.pointer, t.target, t.ptr.kind, "clean", in_cache=in_cache)
     if t.ptr.kind == "file":
-        state = "clean" if now.entries and now.entries[0].id == t.ptr.id else "modified"
-        mod = (t.target,) if state == "modified" else ()
-        return PathStatus(t.pointer, t.target, "file", state, modified=mod, in_cache=in_cache)
+        return PathStatus(
+            t.pointer, t.target, "file", "modified", modified=(t.target,), in_cache=in_cache
+        )
+    then = recorded_tree(ws, t)
     if then is None:  # no manifest to compare file by file
-        state = "clean" if now.id == t.ptr.id else "modified"
-        return PathStatus(t.pointer, t.target, "dir", state, in_cache=False)
-    d = diff_trees(then.under(sub), now.under(sub))
+        return PathStatus(t.pointer, t.target, "dir", "modified", in_cache=False)
+    d = diff_trees(then.under(sub), tree_of(ws, t, look_now).under(sub))
     return PathStatus(
         t.pointer,
         t.target,
