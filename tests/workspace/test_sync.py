@@ -139,3 +139,14 @@ def test_a_100k_file_data_set_round_trips(
     assert fetched.objects == 100_001 and done.written == 100_000
     assert snapshot(tmp_path / "clone/data") == snapshot(repo / "data")
     assert clone.status()[0].state == "clean"
+
+
+def test_local_packs_travel_whole(repo: Path, project: Project, tmp_path: Path) -> None:
+    many_files(repo / "data", 500, size=64)
+    project.add(["data"])
+    local = {p.name for p in (repo / ".tether/packs").glob("*.pack")}
+    assert len(local) == 1
+    project.add_remote("origin", str(tmp_path / "remote"))
+    result = project.push()
+    assert result.objects.objects == 501
+    assert local <= {p.name for p in (tmp_path / "remote/packs").glob("*.pack")}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from tether._fs import unique_suffix
 from tether._types import NO_PROGRESS, Callback
@@ -80,7 +81,11 @@ def push_objects(
     sized = [(oid, store.size(oid)) for oid in todo]
     small = [(oid, n) for oid, n in sized if n < pack_threshold]
     large = [(oid, n) for oid, n in sized if n >= pack_threshold]
-    indexes = []
+    # local packs the remote needs every object of travel as they are, with no re-packing
+    whole = _whole_local_packs(store, {oid for oid, _ in small}, pack_size)
+    sent_whole = {oid for index in whole for oid in index.entries}
+    small = [(oid, n) for oid, n in small if oid not in sent_whole]
+    indexes = list(whole)
 
     def send_loose(oid: str) -> None:
         path = store.loose_path(oid)
@@ -93,6 +98,9 @@ def push_objects(
     _run(jobs, [partial(send_loose, oid) for oid, _ in large])
 
     def pack_tasks() -> Iterator[Callable[[], None]]:
+        for index in whole:
+            path = store.packs.folder / f"{index.name}.pack"
+            yield partial(_send_pack, remote, path, index, callback)
         for data, index in build_packs(store, small, pack_size):
             indexes.append(index)
             yield partial(_send_pack, remote, data, index, callback)
@@ -105,9 +113,22 @@ def push_objects(
     return result
 
 
-def _send_pack(remote: Remote, data: bytes, index: PackIndex, callback: Callback) -> None:
+def _whole_local_packs(store: ObjectStore, small: set[str], pack_size: int) -> list[PackIndex]:
+    if not small:
+        return []
+    return [
+        index
+        for index in store.packs.indexes()
+        if index.entries.keys() <= small and index.size <= 2 * pack_size
+    ]
+
+
+def _send_pack(remote: Remote, data: bytes | Path, index: PackIndex, callback: Callback) -> None:
     """A pack, then (once it is durable) its index: an interrupted push keeps finished packs."""
-    remote.write_bytes(f"packs/{index.name}.pack", data)
+    if isinstance(data, Path):
+        remote.upload(data, f"packs/{index.name}.pack")
+    else:
+        remote.write_bytes(f"packs/{index.name}.pack", data)
     remote.barrier()
     remote.write_bytes(f"packs/{index.name}.idx", index.to_bytes())
     callback.relative_update(len(index.entries))
