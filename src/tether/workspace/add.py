@@ -79,30 +79,9 @@ def add_path(
 ) -> AddResult:
     rel = check_addable(ws, raw)
     path = ws.abs(rel)
-    store = ws.store
-    store.create()
-    modes = ws.config.link_modes()
-    writer = store.pack_writer(ws.config.local_pack_threshold())
-    hasher = storing_hasher(store, modes, writer)
+    ws.store.create()
     with ws.writing():
-        now = look(
-            path, rel, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), callback=callback
-        )
-        is_dir = path.is_dir()
-        if now.tree is None and not _all_stored(ws, now.id, is_dir):
-            # untouched, but its objects are not known to be here: go file by file
-            now = look(
-                path, rel, ws.statcache, hasher=hasher, jobs=jobs or ws.jobs(), trust_snapshot=False
-            )
-        if now.tree is not None:
-            if not _all_stored(ws, now.id, is_dir):
-                _store_missing(store, path, now.tree.entries, hasher)
-            writer.flush()
-            if is_dir:
-                store.put_bytes(now.tree.data, now.id)
-            store.barrier()  # objects are durable before the index and the pointer name them
-        if is_dir:
-            ws.statcache.mark_complete(now.id)
+        now = _store(ws, path, rel, jobs=jobs or ws.jobs(), callback=callback)
         pointer = pointer_path_for(path)
         pointer_rel = PurePosixPath(rel).with_name(pointer.name).as_posix()
         old = _existing(ws, pointer_rel)
@@ -110,16 +89,36 @@ def add_path(
             size, files = old.size, old.files
         else:
             size, files = _counts(ws, path, now)
-        ptr = PointerFile(
-            path=path.name, kind="dir" if is_dir else "file", id=now.id, size=size, files=files
-        )
-        unchanged = ptr == old
-        if not unchanged:
+        kind = "dir" if path.is_dir() else "file"
+        ptr = PointerFile(path=path.name, kind=kind, id=now.id, size=size, files=files)
+        if ptr != old:
             write_pointer(pointer, ptr)
         with file_lock(ws.dot / "locks" / "gitignore.lock", exclusive=True):
             ensure_ignored(path.parent, path.name)
     ws.forget_pointers()
-    return AddResult(rel, pointer_rel, now.id, ptr.files, ptr.size, now.hashed, unchanged)
+    return AddResult(rel, pointer_rel, now.id, files, size, now.hashed, ptr == old)
+
+
+def _store(ws: Workspace, path: Path, rel: str, *, jobs: int, callback: Callback) -> Look:
+    """Hash ``path`` and make every object it needs durable in the cache."""
+    store = ws.store
+    writer = store.pack_writer(ws.config.local_pack_threshold())
+    hasher = storing_hasher(store, ws.config.link_modes(), writer)
+    now = look(path, rel, ws.statcache, hasher=hasher, jobs=jobs, callback=callback)
+    is_dir = path.is_dir()
+    if now.tree is None and not _all_stored(ws, now.id, is_dir):
+        # untouched, but its objects are not known to be here: go file by file
+        now = look(path, rel, ws.statcache, hasher=hasher, jobs=jobs, trust_snapshot=False)
+    if now.tree is not None:
+        if not _all_stored(ws, now.id, is_dir):
+            _store_missing(store, path, now.tree.entries, hasher)
+        writer.flush()
+        if is_dir:
+            store.put_bytes(now.tree.data, now.id)
+        store.barrier()  # objects are durable before the index and the pointer name them
+    if is_dir:
+        ws.statcache.mark_complete(now.id)
+    return now
 
 
 def _all_stored(ws: Workspace, oid: str, is_dir: bool) -> bool:
