@@ -102,3 +102,19 @@ def test_hardlink_checkout_links_files_from_the_cache(repo: Path, project: Proje
     project.checkout()
     entry = project.ws.store.load_tree(result.id).entries[0]
     assert os.stat(repo / "data/f.bin").st_ino == project.ws.store.path(entry.id).stat().st_ino
+
+
+def test_symlink_mode_links_into_the_cache_and_status_follows(
+    repo: Path, project: Project
+) -> None:
+    project.config_set("cache.link", "symlink")
+    write_files(repo, {"data/f.bin": b"payload", "data/g.bin": b"other"})
+    project.add(["data"])
+    shutil.rmtree(repo / "data")
+    project.checkout()
+    assert (repo / "data/f.bin").is_symlink()
+    assert (repo / "data/f.bin").read_bytes() == b"payload"
+    assert project.status()[0].state == "clean"
+    (repo / "data/f.bin").unlink()
+    (repo / "data/f.bin").write_bytes(b"edited")  # replacing a link is an edit
+    assert project.status()[0].modified == ("data/f.bin",)

@@ -104,11 +104,21 @@ def _store(ws: Workspace, path: Path, rel: str, *, jobs: int, callback: Callback
     store = ws.store
     writer = store.pack_writer(ws.config.local_pack_threshold())
     hasher = storing_hasher(store, ws.config.link_modes(), writer)
-    now = look(path, rel, ws.statcache, hasher=hasher, jobs=jobs, callback=callback)
+    now = look(
+        path, rel, ws.statcache, cache_dir=ws.cache_dir, hasher=hasher, jobs=jobs, callback=callback
+    )
     is_dir = path.is_dir()
     if now.tree is None and not _all_stored(ws, now.id, is_dir):
         # untouched, but its objects are not known to be here: go file by file
-        now = look(path, rel, ws.statcache, hasher=hasher, jobs=jobs, trust_snapshot=False)
+        now = look(
+            path,
+            rel,
+            ws.statcache,
+            cache_dir=ws.cache_dir,
+            hasher=hasher,
+            jobs=jobs,
+            trust_snapshot=False,
+        )
     if now.tree is not None:
         if not _all_stored(ws, now.id, is_dir):
             _store_missing(store, path, now.tree.entries, hasher)

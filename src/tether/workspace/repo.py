@@ -78,6 +78,11 @@ class Workspace:
         return ObjectStore(self.dot)
 
     @cached_property
+    def cache_dir(self) -> str:
+        """Where symlink link mode points (as the real path scan compares against)."""
+        return os.path.realpath(self.store.objects)
+
+    @cached_property
     def refs(self) -> RefStore:
         return RefStore(self.dot / "refs")
 

@@ -27,8 +27,9 @@ class Found(NamedTuple):
     target: str | None = None  # symlink target
 
 
-def scan(path: Path) -> list[Found]:
-    """Files (and in-folder symlinks) under ``path``; a symlink that leaves it is an error."""
+def scan(path: Path, cache: str | None = None) -> list[Found]:
+    """Files (and in-folder symlinks) under ``path``; a symlink that leaves it is an error,
+    unless it points into ``cache`` (symlink link mode): then it stands for the file."""
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         return [Found("", st)]
@@ -46,6 +47,9 @@ def scan(path: Path) -> list[Found]:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((rel + "/", entry.path))
                 elif entry.is_symlink():
+                    if cache and os.path.realpath(entry.path).startswith(cache + "/"):
+                        out.append(Found(rel, os.stat(entry.path)))
+                        continue
                     out.append(
                         Found(rel, entry.stat(follow_symlinks=False), _link(entry, real_root))
                     )
@@ -124,10 +128,11 @@ def look(
     jobs: int = 8,
     callback: Callback = NO_PROGRESS,
     trust_snapshot: bool = True,
+    cache_dir: str | None = None,
 ) -> Look:
     """The id of ``path`` from its snapshot when untouched; otherwise resolve it file by file
     (hashing only what changed) and take a new snapshot."""
-    found = scan(path)
+    found = scan(path, cache_dir)
     seen = fingerprint(found)
     snap = cache.snapshot(rel) if trust_snapshot else None
     if snap is not None and snap[0] == seen:

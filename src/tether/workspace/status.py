@@ -27,7 +27,9 @@ def current(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> L
     path = ws.abs(t.target)
     if not path.exists() and not path.is_symlink():
         return None
-    return look(path, t.target, ws.statcache, jobs=ws.jobs(), callback=callback)
+    return look(
+        path, t.target, ws.statcache, cache_dir=ws.cache_dir, jobs=ws.jobs(), callback=callback
+    )
 
 
 def current_tree(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> Tree | None:
@@ -42,7 +44,9 @@ def tree_of(ws: Workspace, t: Tracked, now: Look) -> Tree:
     path = ws.abs(t.target)
     if path.is_dir() and ws.store.has(now.id):  # untouched since added or checked out
         return ws.store.load_tree(now.id)
-    tree = look(path, t.target, ws.statcache, jobs=ws.jobs(), trust_snapshot=False).tree
+    tree = look(
+        path, t.target, ws.statcache, cache_dir=ws.cache_dir, jobs=ws.jobs(), trust_snapshot=False
+    ).tree
     assert tree is not None
     return tree
 
