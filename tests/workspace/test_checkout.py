@@ -104,9 +104,7 @@ def test_hardlink_checkout_links_files_from_the_cache(repo: Path, project: Proje
     assert os.stat(repo / "data/f.bin").st_ino == project.ws.store.path(entry.id).stat().st_ino
 
 
-def test_symlink_mode_links_into_the_cache_and_status_follows(
-    repo: Path, project: Project
-) -> None:
+def test_symlink_mode_links_into_the_cache_and_status_follows(repo: Path, project: Project) -> None:
     project.config_set("cache.link", "symlink")
     write_files(repo, {"data/f.bin": b"payload", "data/g.bin": b"other"})
     project.add(["data"])

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import git, many_files, snapshot, write_files
 from tether.api import Project
-from tether.errors import CacheWriteError, PathError, PointerError
+from tether.errors import CacheWriteError, PathError, PointerError, UsageError
 
 TETHER = [sys.executable, "-c", "from tether.cli.main import main; main()"]
 
@@ -115,6 +115,42 @@ def test_kill_9_during_push_then_push_finishes(repo: Path, tmp_path: Path) -> No
     Project.open(repo).fetch()
     assert Project.open(repo).fsck().ok
     assert Project.open(repo).status()[0].state == "clean"
+
+
+def test_kill_9_during_checkout_then_checkout_finishes_without_force(repo: Path) -> None:
+    many_files(repo / "data", 8000, size=2048)
+    before = snapshot(repo / "data")
+    Project.open(repo).add(["data"])
+    subprocess.run(["rm", "-rf", str(repo / "data")], check=True)
+    proc = subprocess.Popen([*TETHER, "checkout"], cwd=repo)
+    killed = _kill_when(
+        proc, lambda: (repo / "data").is_dir() and sum(1 for _ in (repo / "data").rglob("*")) > 2000
+    )
+    assert killed, "checkout finished before it could be killed"
+    # the half-written files are Tether's own (journalled), not changes to protect
+    Project.open(repo).checkout()
+    assert snapshot(repo / "data") == before
+    assert Project.open(repo).status()[0].state == "clean"
+    assert not list((repo / ".tether/journal").iterdir())
+
+
+def test_a_file_cut_short_by_a_killed_checkout_is_not_mistaken_for_work(repo: Path) -> None:
+    write_files(repo, {"data/a.bin": b"A" * 5000, "data/b.bin": b"B" * 5000})
+    project = Project.open(repo)
+    project.add(["data"])
+    subprocess.run(["rm", "-rf", str(repo / "data")], check=True)
+    # what `kill -9` in the middle of writing a.bin leaves: its journal and half the file
+    (repo / ".tether/journal").mkdir(exist_ok=True)
+    (repo / ".tether/journal/checkout-0badc0ffee").write_text("data/a.bin\ndata/b.bin")
+    write_files(repo, {"data/a.bin": b"A" * 2048})
+    Project.open(repo).checkout()
+    assert (repo / "data/a.bin").read_bytes() == b"A" * 5000
+    assert not list((repo / ".tether/journal").iterdir())
+    # without a journal, the same half file is a change the user made: it is protected
+    (repo / "data/a.bin").unlink()
+    write_files(repo, {"data/a.bin": b"A" * 2048})
+    with pytest.raises(UsageError, match="exist nowhere else"):
+        Project.open(repo).checkout()
 
 
 # -- two writers at once -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tether._fs import atomic_write, unique_suffix
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import MissingObjectError, UsageError
 from tether.objects.tree import Tree, TreeEntry, diff_trees
@@ -35,6 +36,9 @@ class CheckoutPlan:
     actions: list[Action] = field(default_factory=list)
     needed: set[str] = field(default_factory=set)  # object ids the writes read
     unsaved: list[str] = field(default_factory=list)  # files whose content only exists on disk
+    # journals of checkouts that were cut short: their files are ours, not the user's changes
+    interrupted: list[Path] = field(default_factory=list)
+    whole: bool = False  # covers every pointer (so it settles every interrupted checkout)
 
     def count(self, op: str) -> int:
         return sum(1 for a in self.actions if a.op == op)
@@ -75,10 +79,19 @@ def _plan_one(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
 
 
 def plan_checkout(ws: Workspace, paths: list[str] | None = None) -> CheckoutPlan:
-    plan = CheckoutPlan()
+    plan = CheckoutPlan(whole=not paths)
     for t, sub in ws.select(paths):
         _plan_one(ws, t, sub, plan)
+    ours: set[str] = set()
+    for journal in sorted(_journals(ws).glob("checkout-*")):
+        plan.interrupted.append(journal)
+        ours.update(journal.read_text().splitlines())
+    plan.unsaved = [p for p in plan.unsaved if p not in ours]
     return plan
+
+
+def _journals(ws: Workspace) -> Path:
+    return ws.dot / "journal"
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,11 @@ def apply_checkout(
         writes = [a for a in plan.actions if a.op in ("write", "chmod")]
         for parent in sorted({posixpath.dirname(a.path) for a in writes}):
             _make_dir(ws.abs(parent))
+        # new files are written in place: if this run is killed, the journal says which
+        # half-written files are ours to overwrite next time
+        journal = _journals(ws) / f"checkout-{unique_suffix(6)}"
+        journal.parent.mkdir(exist_ok=True)
+        atomic_write(journal, "\n".join(a.path for a in writes).encode())
 
         def apply(batch: list[Action]) -> list[tuple[str, int, int, int, int, str]]:
             rows = []
@@ -118,14 +136,15 @@ def apply_checkout(
                 entry = a.entry
                 assert entry is not None
                 dest = f"{root}/{a.path}"
-                if a.op == "chmod":
-                    os.chmod(dest, entry.mode)
-                elif entry.target is not None:
+                if entry.target is not None:
                     _replace_with_symlink(Path(dest), entry.target)
                     continue
+                if a.op == "chmod":
+                    os.chmod(dest, entry.mode)
+                    st = os.stat(dest)
                 else:
-                    _write(ws, entry, dest, modes)
-                rows.append((a.path, *key(os.stat(dest)), entry.id))
+                    st = _write(ws, entry, dest, modes)
+                rows.append((a.path, *key(st), entry.id))
             callback.relative_update(len(batch))
             return rows
 
@@ -133,17 +152,19 @@ def apply_checkout(
         fresh = [row for rows in _map(apply, batches, _threads(ws, writes)) for row in rows]
         _prune_empty_dirs(ws, {a.path for a in plan.actions if a.op == "delete"})
         ws.statcache.put_many(fresh)
+        for done in [journal, *(plan.interrupted if plan.whole else [])]:
+            done.unlink(missing_ok=True)
     return CheckoutResult(
         len(writes) - plan.count("chmod"), plan.count("delete"), plan.count("chmod")
     )
 
 
-def _write(ws: Workspace, entry: TreeEntry, dest: str, modes: tuple[str, ...]) -> None:
+def _write(ws: Workspace, entry: TreeEntry, dest: str, modes: tuple[str, ...]) -> os.stat_result:
     try:
-        ws.store.link_out(entry.id, dest, modes, entry.mode)
+        return ws.store.link_out(entry.id, dest, modes, entry.mode)
     except IsADirectoryError:  # a folder stands where the file goes
         shutil.rmtree(dest)
-        ws.store.link_out(entry.id, dest, modes, entry.mode)
+        return ws.store.link_out(entry.id, dest, modes, entry.mode)
 
 
 def _threads(ws: Workspace, writes: list[Action]) -> int:
