@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,7 @@ WORK = HERE / ".work"
 LOGS = WORK / "logs"
 BIN = Path(sys.executable).parent
 TETHER_EXE = BIN / "tether"
+TETHER_SRC = WORK / "tether-src"  # a copy of src/: one run measures one version of Tether
 DVC_VENV = HERE / ".venv-dvc"
 DVC_EXE = DVC_VENV / "bin" / "dvc"
 DVC_VERSION = "3.67.1"
@@ -216,38 +218,63 @@ class Measure:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Runs one command and reports "seconds peak_kib exit_code". A fork from this small process
+# (not a vfork from the benchmark, whose own high-water RSS the kernel would carry into the
+# child's ru_maxrss at exec) makes wait4's ru_maxrss the command's own peak.
+LAUNCHER = """
+import os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(out, "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def run_timed(
     argv: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float
 ) -> Measure:
-    """Wall-clock seconds and peak RSS (wait4's ru_maxrss: the child and what it waited for)."""
+    """Wall-clock seconds and peak RSS (ru_maxrss: the command and what it waited for)."""
+    report = log.with_suffix(".rusage")
+    report.unlink(missing_ok=True)
     with open(log, "wb") as out:
-        start = time.perf_counter()
         proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-S", "-c", LAUNCHER, str(report), *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a timeout kills the command with its launcher
         )
-        watchdog = threading.Timer(timeout, proc.kill)
-        watchdog.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
+            proc.wait(timeout)
+        except BaseException as exc:
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise CommandError(f"`{' '.join(argv)}` took over {timeout:.0f} s") from None
             raise
-        finally:
-            watchdog.cancel()
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    seconds, peak_kib, code = report.read_text().split()
+    if code != "0":
         raise CommandError(
-            f"`{' '.join(argv)}` exited with {proc.returncode} after {seconds:.1f} s in {cwd} "
+            f"`{' '.join(argv)}` exited with {code} after {float(seconds):.1f} s in {cwd} "
             f"(log: {log}):\n" + tail(log.read_text(errors="replace"))
         )
-    return Measure(seconds, usage.ru_maxrss / 1024)
+    return Measure(float(seconds), int(peak_kib) / 1024)
 
 
 def base_env() -> dict[str, str]:
     """The caller's environment without TETHER_*/AWS_* settings that would change the runs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TETHER_", "AWS_", "DVC_"))}
+    drop = ("TETHER_", "AWS_", "DVC_", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = str(WORK / "no-aws-config")
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     return env
@@ -283,6 +310,13 @@ class Tether(Tool):
     name = "tether"
     exe = TETHER_EXE
 
+    def __init__(self, repo: Path, env: dict[str, str]) -> None:
+        # the snapshot comes first on sys.path; .pyc files go to .work (src/ is not written to)
+        pycache = str(WORK / "pycache")
+        super().__init__(
+            repo, {**env, "PYTHONPATH": str(TETHER_SRC), "PYTHONPYCACHEPREFIX": pycache}
+        )
+
     def init(self, link: str) -> None:
         run(["git", "init", "-q"], cwd=self.repo)
         self.run("init")
@@ -295,9 +329,10 @@ class Tether(Tool):
             self.run("config", "set", f"remote.{name}.endpoint_url", endpoint)
 
     def drop_cache(self) -> None:
-        rmtree(self.repo / ".tether" / "objects")
-        for path in (self.repo / ".tether").glob("state.db*"):
-            path.unlink()
+        """As in a fresh clone: .tether/ keeps only the local config (objects, packs, state go)."""
+        for path in (self.repo / ".tether").iterdir():
+            if path.name != "config.toml":
+                rmtree(path)
 
 
 class Dvc(Tool):
@@ -331,6 +366,17 @@ class Dvc(Tool):
     def drop_cache(self) -> None:
         for path in (self.repo / ".dvc" / "cache", self.repo / ".dvc" / "tmp", self.site_cache):
             rmtree(path)
+
+
+def snapshot_tether() -> None:
+    """Copy src/tether aside, so edits made while the benchmark runs do not change what it runs."""
+    rmtree(TETHER_SRC)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(PROJECT / "src" / "tether", TETHER_SRC / "tether", ignore=ignore)
+    probe = [sys.executable, "-c", "import tether; print(tether.__file__)"]
+    where = run(probe, env=Tether(WORK, base_env()).env).strip()
+    if not where.startswith(str(TETHER_SRC)):
+        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
 
 
 def make_tools(base: Path, env: dict[str, str]) -> list[Tool]:
@@ -421,7 +467,9 @@ def measure_step(step: Step, tool: Tool, wl: Workload, timeout: float) -> Measur
         if step.prepare:
             step.prepare(tool, wl)
         os.sync()  # neither tool pays for writes the generator or the other tool left behind
+        load = os.getloadavg()[0]
         measure = run_timed(tool.argv(*step.args(wl)), tool.repo, tool.env, log, timeout)
+        measure.extra["load"] = round(load, 2)
         if step.verify:
             measure.error = verify(wl, tool.repo)
     except (CommandError, OSError) as exc:
@@ -496,8 +544,8 @@ def print_row(prefix: str, row: Row, extra: str = "") -> None:
     print(
         f"{prefix:<9} {row.step:<24} tether {cell(t):>7} s {show(t.peak_mib, '.0f'):>5} MiB | "
         f"dvc {cell(d):>7} s {show(d.peak_mib, '.0f'):>5} MiB | "
-        f"dvc/tether {show(row.ratio, '.1f')}x{extra}"
-        + (f"  [{row.target}]" if row.target else ""),
+        f"dvc/tether {show(row.ratio, '.1f')}x | load {show(t.extra.get('load'), '.1f')}"
+        f"/{show(d.extra.get('load'), '.1f')}{extra}" + (f"  [{row.target}]" if row.target else ""),
         flush=True,
     )
     for name, m in (("tether", t), ("dvc", d)):
@@ -533,13 +581,53 @@ def hash_copy_sync(path: Path) -> dict[str, float]:
     return {"hash": t1 - t0, "copy": t2 - t1, "sync": t3 - t2, "total": t3 - t0}
 
 
+def bare_copy(path: Path) -> float:
+    """Seconds to copy every file (one thread, shutil.copyfile, no sync): a checkout's floor."""
+    scratch = WORK / "floor-copy"
+    rmtree(scratch)
+    os.sync()
+    start = time.perf_counter()
+    for folder, _dirs, files in os.walk(path):
+        dest = scratch / os.path.relpath(folder, path)
+        dest.mkdir(parents=True)
+        for name in files:
+            shutil.copyfile(os.path.join(folder, name), dest / name)
+    seconds = time.perf_counter() - start
+    rmtree(scratch)
+    return seconds
+
+
 def floors_for(wl: Workload, repo: Path) -> dict[str, float]:
     if wl.files == 1:
         return hash_copy_sync(repo / wl.target)
-    return {"bare stat walk": stat_walk(repo / wl.target)}
+    return {"bare stat walk": stat_walk(repo / wl.target), "bare copy": bare_copy(repo / wl.target)}
 
 
 # -- local workloads -------------------------------------------------------------------------
+def warm_up(tools: list[Tool], link: str, url: Callable[[Tool], str], endpoint: str = "") -> None:
+    """Every command once, untimed, on a few files: .pyc files and the page cache are warm."""
+    wl = Workload("warmup", 3, 64)
+    for tool in tools:
+        generate(wl, tool.repo)
+        tool.init(link)
+        tool.add_remote("origin", url(tool), endpoint)
+        for args in (["add", wl.target], ["status"], ["push"]):
+            tool.run(*args)
+        empty_cache(tool, wl)
+        tool.run("pull")
+        rmtree(tool.repo.parent)
+
+
+def warm_up_local(link: str) -> None:
+    base = WORK / "warmup"
+    rmtree(base)
+    tools = make_tools(base, base_env())
+    for tool in tools:
+        (tool.repo.parent / "remote").mkdir()
+    warm_up(tools, link, lambda tool: str(tool.repo.parent / "remote"))
+    rmtree(base)
+
+
 def prepare_workload(wl: Workload) -> list[Tool]:
     base = WORK / wl.name
     rmtree(base)
@@ -601,14 +689,21 @@ class CountingProxy(http.server.ThreadingHTTPServer):
         self.upstream_port = upstream_port
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.paths: list[tuple[str, str]] = []
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def count(self, kind: str) -> None:
+    def count(self, kind: str, method: str, path: str) -> None:
         with self.lock:
             self.counts[kind] += 1
+            self.paths.append((method, path))
+
+    def take_paths(self) -> list[tuple[str, str]]:
+        with self.lock:
+            out, self.paths = self.paths, []
+        return out
 
     def take(self) -> Counter[str]:
         with self.lock:
@@ -653,7 +748,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def forward(self) -> None:
         body = self.read_body()
-        self.server.count(request_kind(self.command, self.path))
+        self.server.count(request_kind(self.command, self.path), self.command, self.path)
         resp, data = self.exchange(body)
         self.send_response_only(resp.status, resp.reason)
         for key, value in resp.getheaders():
@@ -757,6 +852,7 @@ def run_s3(wl: Workload, opts: argparse.Namespace) -> WorkloadResult:
     env = s3_env()
     with moto_server() as port, counting_proxy(port) as proxy:
         create_bucket(port, env)
+        warm_up(make_tools(base / "warmup", env), opts.link, warmup_url, proxy.url)
         tools = make_tools(base, env)
         for tool in tools:
             generate(wl, tool.repo)
@@ -764,11 +860,16 @@ def run_s3(wl: Workload, opts: argparse.Namespace) -> WorkloadResult:
             tool.run("add", wl.target)
             tool.add_remote("s3", f"s3://{BUCKET}/{tool.name}", endpoint=proxy.url)
         proxy.take()
+        proxy.take_paths()
         for step in S3_STEPS:
             result.rows.append(s3_row(step, tools, wl, proxy, opts.timeout))
     if not opts.keep:
         rmtree(base)
     return result
+
+
+def warmup_url(tool: Tool) -> str:
+    return f"s3://{BUCKET}/warmup-{tool.name}"
 
 
 def s3_row(
@@ -777,9 +878,13 @@ def s3_row(
     measures = []
     for tool in tools:
         proxy.take()
+        proxy.take_paths()
         measure = measure_step(step, tool, wl, timeout)
         counts = proxy.take()
-        measure.extra = {"requests": sum(counts.values()), "by_kind": dict(sorted(counts.items()))}
+        measure.extra["requests"] = sum(counts.values())
+        measure.extra["by_kind"] = dict(sorted(counts.items()))
+        log = LOGS / f"s3-{tool.name}-{slug(step.name)}.requests"
+        log.write_text("".join(f"{method} {path}\n" for method, path in proxy.take_paths()))
         measures.append(measure)
     row = Row(step.name, *measures)
     row.target = s3_target(row, wl)
@@ -800,7 +905,8 @@ def print_tables(results: list[WorkloadResult], meta: dict[str, Any]) -> None:
 
     console = Console(width=160)
     console.print()
-    for key in ("link", "tether_sync", "dvc_sync", "fairness"):
+    keys = ("link", "tether_sync", "dvc_sync", "fairness", "page_cache")
+    for key in (*keys, "loadavg_start", "loadavg_end"):
         console.print(f"{key}: {meta[key]}", highlight=False)
     for res in results:
         s3 = res.name == "s3"
@@ -844,19 +950,48 @@ def describe(opts: argparse.Namespace, dvc_version: str) -> dict[str, Any]:
     tether_link = "hardlink" if opts.link == "hardlink" else "reflink,copy (copies on this fs)"
     commit = run(["git", "-C", PROJECT, "rev-parse", "--short", "HEAD"]).strip()
     dirty = run(["git", "-C", PROJECT, "status", "--porcelain", "src"]).strip()
+    if dirty:  # keep the uncommitted changes the run measured
+        diff = run(["git", "-C", PROJECT, "diff", "HEAD", "--", "src"])
+        (WORK / "tether-src.diff").write_text(diff)
     version = run([TETHER_EXE, "--version"]).strip()
     return {
         "quick": opts.quick,
         "link": f"tether cache.link={tether_link}; dvc cache.type={opts.link}",
         "tether_sync": TETHER_SYNC,
         "dvc_sync": f"{DVC_SYNC}; {checked}",
-        "fairness": "os.sync() before every timed command; page cache warm; one run per cell",
-        "tether": f"{version} (commit {commit}{', src modified' if dirty else ''})",
+        "fairness": "os.sync() before every timed command; every command warmed up once "
+        "(.pyc, page cache); one run per cell; Tether runs from a copy of src/ taken at start",
+        "tether": f"{version} (commit {commit}"
+        + (", with uncommitted src changes: .work/tether-src.diff)" if dirty else ")"),
         "dvc": dvc_version,
+        "page_cache": page_cache_note(),
         "python": platform.python_version(),
         "machine": f"{platform.platform()}, {os.cpu_count()} cores, fs {fs_type(WORK)}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def page_cache_note() -> str:
+    """Whether the kernel pages out idle memory (DAMON): then 'warm' data may be read from disk."""
+    schemes = []
+    try:
+        for state in Path("/sys/kernel/mm/damon/admin/kdamonds").glob("*/state"):
+            if state.read_text().strip() != "on":
+                continue
+            for ctx in state.parent.glob("contexts/[0-9]*"):
+                aggr_us = int((ctx / "monitoring_attrs/intervals/aggr_us").read_text())
+                for scheme in ctx.glob("schemes/[0-9]*"):
+                    age = int((scheme / "access_pattern/age/min").read_text())
+                    action = (scheme / "action").read_text().strip()
+                    schemes.append(f"{action} after {age * aggr_us / 1e6:g} s idle")
+    except (OSError, ValueError):
+        return "unknown (could not read DAMON settings)"
+    if not schemes:
+        return "no DAMON reclaim: page cache stays warm"
+    return (
+        f"DAMON is on ({'; '.join(schemes)}): data not touched for that long may be re-read "
+        "from disk, by either tool"
+    )
 
 
 def fs_type(path: Path) -> str:
@@ -900,17 +1035,23 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     LOGS.mkdir(parents=True, exist_ok=True)
     meta = describe(opts, ensure_dvc())
+    snapshot_tether()
     for key, value in meta.items():
         print(f"{key}: {value}", flush=True)
     sizes = QUICK if opts.quick else FULL
     results: list[WorkloadResult] = []
     started = time.perf_counter()
+    meta["loadavg_start"] = os.getloadavg()
+    if any(name != "s3" for name in opts.names):
+        print("\nwarming up (every command once on a scratch repo, untimed) ...", flush=True)
+        warm_up_local(opts.link)
     try:
         for name in opts.names:
             wl = sizes[name]
             results.append(run_s3(wl, opts) if name == "s3" else run_workload(wl, opts))
     finally:
         meta["seconds"] = round(time.perf_counter() - started, 1)
+        meta["loadavg_end"] = os.getloadavg()
         print_tables(results, meta)
         print(f"\nresults: {write_json(meta, results)} ({meta['seconds']} s)", flush=True)
     failed = any(m.error for r in results for row in r.rows for m in (row.tether, row.dvc))
