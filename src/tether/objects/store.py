@@ -36,6 +36,7 @@ class ObjectStore:
         self.tmp = root / "tmp"
         self.packs = PackSet(root / "packs", self.tmp)
         self._known_dirs: set[str] = set()
+        self._dirty = False
 
     def close(self) -> None:
         self.packs.close()
@@ -146,7 +147,7 @@ class ObjectStore:
             self.packs,
             self.has,
             self.put_bytes,
-            self.barrier,
+            self._pack_barrier,
             threshold=threshold,
             max_size=max_size,
         )
@@ -166,6 +167,7 @@ class ObjectStore:
         dest, tmp = self._tmp_for(oid)
         if dest.exists():
             return oid
+        self._dirty = True
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY)
             try:
@@ -187,6 +189,7 @@ class ObjectStore:
         dest, tmp = self._tmp_for(oid)
         if dest.exists():
             return "present"
+        self._dirty = True
         try:
             used = _place(src, tmp, modes, for_cache=True, mode=READ_ONLY)
             if used == "hardlink":
@@ -235,8 +238,26 @@ class ObjectStore:
             raise
 
     def barrier(self) -> None:
-        """One sync of the cache's filesystem: everything written so far is durable."""
-        sync_filesystem(self.objects)
+        """One sync of the cache's filesystem: everything written so far is durable.
+
+        Free when this store wrote nothing since the last barrier (syncfs would still wait
+        for every other writer's dirty data on the filesystem).
+        """
+        if self._dirty:
+            self._dirty = False
+            sync_filesystem(self.objects)
+
+    def _pack_barrier(self) -> None:
+        self._dirty = True
+        self.barrier()
+        self._dirty = True  # the pack's index comes next: the caller's barrier covers it
+
+    def adopt(self, path: Path, oid: str) -> None:
+        """Move a file already verified to hold ``oid`` into the cache (same filesystem)."""
+        dest, _ = self._tmp_for(oid)
+        os.chmod(path, READ_ONLY)
+        self._dirty = True
+        os.replace(path, dest)
 
     def delete(self, oid: str) -> None:
         """Remove one object. Callers hold the store lock exclusively (see ``lock.py``)."""
@@ -284,7 +305,7 @@ class ObjectStore:
                     [(o, data[a : a + n]) for o, (a, n) in zip(keep, spans, strict=True)]
                 )
                 self.packs.write_pack(new, index)
-                self.barrier()
+                self._pack_barrier()
                 self.packs.publish(index)
             self.packs.remove(pack.name)
             removed += len(gone)

@@ -22,7 +22,7 @@ from tether.hashing import hash_bytes, hash_file
 from tether.objects.packs import PackIndex, PackWriter, build_packs
 from tether.objects.refs import parse_ref
 from tether.objects.remote import Inventory, Remote
-from tether.objects.store import READ_ONLY, ObjectStore
+from tether.objects.store import ObjectStore
 
 # fetch a whole pack when at least this share of its bytes is wanted, else ranged reads
 WHOLE_PACK_SHARE = 0.3
@@ -181,8 +181,6 @@ def fetch_objects(
 def _fetch_loose(
     store: ObjectStore, remote: Remote, oid: str, callback: Callback, result: TransferResult
 ) -> None:
-    dest = store.path(oid)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = store.tmp / f"fetch.{unique_suffix(16)}"
     try:
         remote.download(Remote.object_path(oid), tmp)
@@ -191,9 +189,8 @@ def _fetch_loose(
                 f"remote {remote.name} sent bytes for {oid} that do not match it: the remote copy "
                 "is corrupt; push it again from a clone whose `tether fsck` is clean"
             )
-        os.chmod(tmp, READ_ONLY)
         result.bytes += os.stat(tmp).st_size
-        os.replace(tmp, dest)
+        store.adopt(tmp, oid)
     finally:
         tmp.unlink(missing_ok=True)
     callback.relative_update(1)

@@ -120,9 +120,10 @@ def _store(ws: Workspace, path: Path, rel: str, *, jobs: int, callback: Callback
             trust_snapshot=False,
         )
     if now.tree is not None:
+        writer.flush()  # first: objects still in the writer must count as stored
         if not _all_stored(ws, now.id, is_dir):
             _store_missing(store, path, now.tree.entries, hasher)
-        writer.flush()
+            writer.flush()
         if is_dir:
             store.put_bytes(now.tree.data, now.id)
         store.barrier()  # objects are durable before the index and the pointer name them

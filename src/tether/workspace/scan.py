@@ -124,6 +124,7 @@ class Look:
     id: str
     tree: Tree | None  # None when the snapshot said nothing changed (nothing was resolved)
     hashed: int = 0
+    found: list[Found] | None = None  # what the walk saw, to resolve later without a new walk
 
 
 def look(
@@ -143,7 +144,7 @@ def look(
     seen = fingerprint(found)
     snap = cache.snapshot(rel) if trust_snapshot else None
     if snap is not None and snap[0] == seen:
-        return Look(snap[1], None)
+        return Look(snap[1], None, found=found)
     res = resolve(path, rel, found, cache, hasher=hasher, jobs=jobs, callback=callback)
     cache.put_many(res.fresh)
     if res.settled:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tether._types import NO_PROGRESS, Callback
 from tether.objects.tree import Tree, TreeEntry, diff_trees
 from tether.workspace.repo import Tracked, Workspace
-from tether.workspace.scan import Look, look
+from tether.workspace.scan import Look, look, resolve
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,8 @@ def tree_of(ws: Workspace, t: Tracked, now: Look) -> Tree:
     path = ws.abs(t.target)
     if path.is_dir() and ws.store.has(now.id):  # untouched since added or checked out
         return ws.store.load_tree(now.id)
-    tree = look(
-        path, t.target, ws.statcache, cache_dir=ws.cache_dir, jobs=ws.jobs(), trust_snapshot=False
-    ).tree
-    assert tree is not None
-    return tree
+    assert now.found is not None  # a snapshot hit keeps its walk: resolve it, no second walk
+    return resolve(path, t.target, now.found, ws.statcache, jobs=ws.jobs()).tree
 
 
 def recorded_tree(ws: Workspace, t: Tracked) -> Tree | None:
