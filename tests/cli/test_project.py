@@ -83,3 +83,32 @@ def test_the_console_script_runs() -> None:
         check=True,
     ).stdout
     assert out.startswith("tether, version ")
+
+
+def test_progress_bars_are_drawn_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    repo = make_repo(tmp_path / "r")
+    (repo / "data").mkdir()
+    for i in range(300):
+        (repo / "data" / f"f{i}").write_text(str(i))
+    cmd = [sys.executable, "-c", "from tether.cli.main import main; main()"]
+    subprocess.run([*cmd, "init"], cwd=repo, check=True, capture_output=True)
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [*cmd, "add", "data"], cwd=repo, stderr=follower, stdout=subprocess.PIPE, check=True
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert b"adding data" in drawn  # the bar, on the terminal
+    assert b"adding data" not in proc.stdout and b"300 files" in proc.stdout

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import Any
 
 
 class Bar:
-    """An fsspec-style callback drawing one rich progress bar on stderr."""
+    """An fsspec-style callback drawing one rich progress bar on stderr.
+
+    Off a terminal it draws nothing and does not even import rich (40 ms of start-up).
+    """
 
     def __init__(self, description: str) -> None:
+        self.progress: Any = None
+        if not sys.stderr.isatty():
+            return
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -32,13 +39,16 @@ class Bar:
         self.task = self.progress.add_task(description, total=None)
 
     def set_size(self, size: int | None) -> None:
-        self.progress.update(self.task, total=size, completed=0)
+        if self.progress is not None:
+            self.progress.update(self.task, total=size, completed=0)
 
     def relative_update(self, inc: int = 1) -> None:
-        self.progress.advance(self.task, inc)
+        if self.progress is not None:
+            self.progress.advance(self.task, inc)
 
     def __enter__(self) -> Bar:
-        self.progress.start()
+        if self.progress is not None:
+            self.progress.start()
         return self
 
     def __exit__(
@@ -47,5 +57,6 @@ class Bar:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Any:
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
         return None
