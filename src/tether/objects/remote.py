@@ -39,6 +39,9 @@ class Inventory:
 
     loose: set[str] = field(default_factory=set)
     packs: dict[str, PackIndex] = field(default_factory=dict)
+    refs: list[str] = field(default_factory=list)  # paths of ref files
+    has_format: bool = False
+    gc_locked: bool = False
 
     def ids(self) -> set[str]:
         out = set(self.loose)
@@ -116,26 +119,35 @@ class Remote:
         return f"objects/{digest[:2]}/{digest[2:]}"
 
     # -- format ----------------------------------------------------------------------------
-    def ensure_format(self) -> None:
-        with self._translated("reading its format"):
-            self._count()
-            try:
-                raw = self.fs.cat_file(self.path("FORMAT"))
-            except FileNotFoundError:
-                self.write_bytes("FORMAT", json.dumps({"tether": "remote", "format": 1}).encode())
-                return
+    def ensure_format(self, inv: Inventory) -> None:
+        """Check the remote's format, or write it on a new remote."""
+        if not inv.has_format:
+            self.write_bytes("FORMAT", json.dumps({"tether": "remote", "format": 1}).encode())
+            return
+        raw = self.read_bytes("FORMAT")
         read_document(raw, "remote", FORMAT, f"remote {self.name}")
 
     # -- reading ---------------------------------------------------------------------------
     def inventory(self) -> Inventory:
+        """One listing of the whole remote, then one batched read of every pack index."""
         inv = Inventory()
         with self._translated("listing its objects"):
             self._count()
-            for path in self._find("objects"):
-                rel = path[len(self.path("objects")) + 1 :].split("/")
-                if len(rel) == 2 and not rel[1].startswith("."):
-                    inv.loose.add(f"{PREFIX}{rel[0]}{rel[1]}")
-            idx_paths = [p for p in self._find("packs") if p.endswith(".idx")]
+            base = self.root.strip("/") + "/"
+            idx_paths = []
+            for path in self._find(""):
+                rel = path.lstrip("/")[len(base) :]
+                parts = rel.split("/")
+                if parts[0] == "objects" and len(parts) == 3 and not parts[2].startswith("."):
+                    inv.loose.add(f"{PREFIX}{parts[1]}{parts[2]}")
+                elif parts[0] == "packs" and rel.endswith(".idx"):
+                    idx_paths.append(path)
+                elif parts[0] == "refs" and not parts[-1].startswith("."):
+                    inv.refs.append(path)
+                elif rel == "FORMAT":
+                    inv.has_format = True
+                elif rel == "locks/gc":
+                    inv.gc_locked = True
             if idx_paths:
                 self._count(len(idx_paths))
                 for path, data in self.fs.cat(idx_paths).items():
@@ -144,15 +156,12 @@ class Remote:
         return inv
 
     def _find(self, sub: str) -> list[str]:
-        base = self.path(sub)
+        base = self.path(sub) if sub else self.root
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
-        # fsspec may return paths without the protocol's leading slash; normalise to ours
-        return [
-            p if p.startswith(base) else self.path(sub, p.split(sub + "/", 1)[-1]) for p in found
-        ]
+        return list(found)
 
     def read_bytes(self, rel: str) -> bytes:
         with self._translated(f"reading {rel}"):
@@ -217,16 +226,19 @@ class Remote:
             sync_filesystem(self.root)
 
     # -- refs ------------------------------------------------------------------------------
-    def list_refs(self) -> dict[str, str]:
+    def list_refs(self, inv: Inventory | None = None) -> dict[str, str]:
         with self._translated("listing refs"):
-            self._count()
-            paths = self._find("refs")
+            if inv is None:
+                self._count()
+                paths = self._find("refs")
+            else:
+                paths = inv.refs
             if not paths:
                 return {}
             self._count(len(paths))
-            base = self.path("refs") + "/"
+            base = self.path("refs").lstrip("/") + "/"
             return {
-                p[len(base) :]: data.decode()
+                p.lstrip("/")[len(base) :]: data.decode()
                 for p, data in self.fs.cat(paths).items()
                 if not posixpath.basename(p).startswith(".")
             }

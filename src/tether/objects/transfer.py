@@ -239,9 +239,11 @@ def _verified(pack: bytes, index: PackIndex) -> bool:
     )
 
 
-def push_refs(refs: dict[str, tuple[str, ...]], remote: Remote) -> TransferResult:
+def push_refs(
+    refs: dict[str, tuple[str, ...]], remote: Remote, inv: Inventory | None = None
+) -> TransferResult:
     """Union: send refs the remote lacks; one that differs there is a conflict, not overwritten."""
-    theirs = remote.list_refs()
+    theirs = remote.list_refs(inv)
     result = TransferResult()
     for name, ids in sorted(refs.items()):
         text = "\n".join(ids) + "\n"
@@ -254,12 +256,12 @@ def push_refs(refs: dict[str, tuple[str, ...]], remote: Remote) -> TransferResul
 
 
 def fetch_refs(
-    mine: dict[str, tuple[str, ...]], remote: Remote
+    mine: dict[str, tuple[str, ...]], remote: Remote, inv: Inventory | None = None
 ) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """Refs the remote has and we lack, and the names that differ on both sides."""
     new: dict[str, tuple[str, ...]] = {}
     conflicts = []
-    for name, text in remote.list_refs().items():
+    for name, text in remote.list_refs(inv).items():
         ids = parse_ref(text, name)
         if name not in mine:
             new[name] = ids

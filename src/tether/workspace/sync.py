@@ -9,7 +9,7 @@ from tether._types import NO_PROGRESS, Callback
 from tether.config import is_secret, set_value
 from tether.errors import ConfigError, MissingObjectError, RemoteError, UsageError
 from tether.objects.graph import reachable
-from tether.objects.remote import Remote, storage_options
+from tether.objects.remote import Inventory, Remote, storage_options
 from tether.objects.transfer import (
     TransferResult,
     fetch_objects,
@@ -63,10 +63,8 @@ def _jobs(ws: Workspace) -> int:
     return int(ws.config.get("transfer.jobs"))
 
 
-def check_not_collecting(remote: Remote) -> None:
-    try:
-        remote.read_bytes("locks/gc")
-    except FileNotFoundError:
+def check_not_collecting(remote: Remote, inv: Inventory) -> None:
+    if not inv.gc_locked:
         return
     raise RemoteError(
         f"remote {remote.name} is being garbage-collected (locks/gc is held): push again when "
@@ -82,11 +80,11 @@ def push(
     callback: Callback = NO_PROGRESS,
 ) -> PushResult:
     remote = open_remote(ws, remote_name)
-    remote.ensure_format()
-    check_not_collecting(remote)
     with ws.writing():
-        live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
         inv = remote.inventory()
+        remote.ensure_format(inv)
+        check_not_collecting(remote, inv)
+        live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
         unsendable = live.missing - inv.ids()
         if unsendable:
             who = sorted({live.needed_by[i] for i in unsendable})
@@ -111,7 +109,7 @@ def push(
         first.bytes += second.bytes
         first.packs += second.packs
         first.already = len(live.ids) - first.objects
-        refs = push_refs(dict(ws.refs.items()), remote)
+        refs = push_refs(dict(ws.refs.items()), remote, inv)
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
 
@@ -148,7 +146,7 @@ def fetch(
             if t.ptr.kind == "dir" and not sub:
                 ws.statcache.mark_complete(t.ptr.id)
         if paths is None:
-            new_refs, conflicts = fetch_refs(dict(ws.refs.items()), remote)
+            new_refs, conflicts = fetch_refs(dict(ws.refs.items()), remote, inv)
             named = {oid for ids in new_refs.values() for oid in ids}
             get(named & inv.ids(), inventory=inv)
             for name, ids in new_refs.items():
