@@ -150,3 +150,19 @@ def test_local_packs_travel_whole(repo: Path, project: Project, tmp_path: Path) 
     result = project.push()
     assert result.objects.objects == 501
     assert local <= {p.name for p in (tmp_path / "remote/packs").glob("*.pack")}
+
+
+def test_a_remote_of_an_unknown_format_is_refused(
+    repo: Path, project: Project, tmp_path: Path
+) -> None:
+    from tether.errors import FormatError
+
+    write_files(repo, {"data/a": "1"})
+    project.add(["data"])
+    project.add_remote("origin", str(tmp_path / "remote"))
+    project.push()
+    (tmp_path / "remote/FORMAT").write_text('{"tether":"remote","format":9}')
+    with pytest.raises(FormatError, match=r"format 9.*upgrade Tether"):
+        project.push()
+    with pytest.raises(FormatError, match="upgrade Tether"):
+        project.fetch()

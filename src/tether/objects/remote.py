@@ -124,8 +124,12 @@ class Remote:
         if not inv.has_format:
             self.write_bytes("FORMAT", json.dumps({"tether": "remote", "format": 1}).encode())
             return
-        raw = self.read_bytes("FORMAT")
-        read_document(raw, "remote", FORMAT, f"remote {self.name}")
+        self.check_format(inv)
+
+    def check_format(self, inv: Inventory) -> None:
+        """Refuse a remote written by a Tether with a format this one does not know."""
+        if inv.has_format:
+            read_document(self.read_bytes("FORMAT"), "remote", FORMAT, f"remote {self.name}")
 
     # -- reading ---------------------------------------------------------------------------
     def inventory(self) -> Inventory:

@@ -133,6 +133,7 @@ def fetch(
     )
     with ws.writing():
         inv = remote.inventory()
+        remote.check_format(inv)
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
         result = get(trees, inventory=inv)
         blobs: set[str] = set()
