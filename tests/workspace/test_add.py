@@ -1,5 +1,6 @@
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from tether.api import Project
 from tether.errors import PathError, UsageError
 from tether.hashing import hash_bytes
 from tether.workspace.pointer import PointerFile
+from tether.workspace.scan import RACY_NS
 
 
 def test_add_folder_writes_pointer_stores_objects_and_ignores_data(
@@ -42,6 +44,7 @@ def test_add_single_file_beside_its_pointer(repo: Path, project: Project) -> Non
 
 def test_unchanged_files_are_not_read_again(repo: Path, project: Project) -> None:
     many_files(repo / "data", 300)
+    time.sleep(RACY_NS / 1e9)  # older than a clock tick: not "racily clean"
     first = project.add(["data"])[0]
     assert first.hashed == 300
     again = project.add(["data"])[0]
@@ -49,6 +52,23 @@ def test_unchanged_files_are_not_read_again(repo: Path, project: Project) -> Non
     (repo / "data/d001/f000150.bin").write_bytes(b"changed")
     third = project.add(["data"])[0]
     assert third.hashed == 1 and third.id != first.id and not third.unchanged
+
+
+def test_a_file_changed_just_before_add_is_read_again_next_time(
+    repo: Path, project: Project
+) -> None:
+    """Its stat could repeat within one tick of the file clock (git's "racily clean")."""
+    write_files(repo, {"data/old": "old", "data/fresh": "fresh"})
+    ahead = time.time_ns() + 3_600 * 10**9
+    os.utime(repo / "data/fresh", ns=(ahead, ahead))  # "just changed", for as long as we need
+    time.sleep(RACY_NS / 1e9)
+    assert project.add(["data"])[0].hashed == 2
+    assert project.add(["data"])[0].hashed == 1  # only the racy one, every time
+    assert project.add(["data"])[0].hashed == 1
+    os.utime(repo / "data/fresh", ns=(1, 1))  # long ago (utime moves its ctime to now)
+    time.sleep(RACY_NS / 1e9)
+    assert project.add(["data"])[0].hashed == 1
+    assert project.add(["data"])[0].hashed == 0
 
 
 def test_file_modes_and_in_folder_symlinks_are_recorded(repo: Path, project: Project) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,12 @@ def hash_only(path: Path, st: os.stat_result) -> str:
         return hash_file(path, st.st_size)
     with open(path, "rb") as f:
         return hash_bytes(f.read())
+
+
+# File times come from a coarse clock (one tick, up to 10 ms): a file changed within a tick of
+# when we looked could change again with the same stat. Such "racily clean" files (git's term)
+# are not remembered, so they are hashed again next time.
+RACY_NS = 50_000_000
 
 
 def _worth_threads(todo: list[Found]) -> bool:
@@ -207,11 +214,13 @@ def resolve(
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(work, batches))
+    racy_after = time.time_ns() - RACY_NS
     for batch in results:
         for f, oid, st in batch:
             full = f"{base_rel}/{f.rel}" if f.rel else base_rel
             entries.append(TreeEntry(f.rel, oid, f.st.st_size, file_mode(st.st_mode)))
-            if key(st)[:3] == key(f.st)[:3]:  # unchanged while we read it: safe to remember
+            unchanged = key(st)[:3] == key(f.st)[:3]  # not touched while we read it
+            if unchanged and max(st.st_mtime_ns, st.st_ctime_ns) < racy_after:
                 fresh.append((full, *key(st), oid))
             else:
                 settled = False
