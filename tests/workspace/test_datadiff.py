@@ -50,3 +50,8 @@ def test_cli_marks_changes(repo: Path, project: Project, tether) -> None:  # typ
     write_files(repo, {"data/b": "2"})
     out = tether("data", "diff").output
     assert "A  data/b" in out
+
+
+def test_a_revision_that_is_not_a_commit_is_explained(repo: Path, tether) -> None:  # type: ignore[no-untyped-def]
+    out = tether("data", "diff", expect=2).output
+    assert "HEAD is not a commit" in out and "no commits yet" in out

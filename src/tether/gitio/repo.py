@@ -95,17 +95,8 @@ def ensure_ignored(folder: Path, name: str) -> bool:
     return True
 
 
-def is_ignored(root: Path, rel: str) -> bool:
+def is_commit(root: Path, rev: str) -> bool:
     proc = subprocess.run(
-        ["git", "check-ignore", "-q", rel], cwd=root, capture_output=True, check=False
+        ["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=root, capture_output=True
     )
     return proc.returncode == 0
-
-
-def head_exists(root: Path) -> bool:
-    return (
-        subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True
-        ).returncode
-        == 0
-    )

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tether._fs import atomic_write, sync_filesystem, translate_write_error, unique_suffix
-from tether.errors import CorruptObjectError, FormatError, MissingObjectError
+from tether.errors import FormatError, MissingObjectError
 from tether.hashing import PREFIX, hash_bytes, hash_file, is_object_id
 from tether.objects.packs import PackSet, PackWriter, make_pack
 from tether.objects.tree import Tree
@@ -324,13 +324,6 @@ class ObjectStore:
             self.packs.remove(pack.name)
             removed += len(gone)
         return removed
-
-    def check_corrupt(self, oid: str) -> None:
-        if not self.verify(oid):
-            raise CorruptObjectError(
-                f"object {oid} no longer matches its id: run `tether fsck --repair`, then "
-                "`tether pull` (or `tether add` the original data again)"
-            )
 
 
 # Set once a reflink fails because the filesystem cannot do it: later files skip the attempt.

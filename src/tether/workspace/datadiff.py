@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tether.gitio.repo import pointer_files, show
+from tether.errors import UsageError
+from tether.gitio.repo import is_commit, pointer_files, show
 from tether.objects.tree import Tree, diff_trees
 from tether.workspace.pointer import PointerFile, target_of
 from tether.workspace.repo import Tracked, Workspace
@@ -27,6 +28,11 @@ def _trees_at(ws: Workspace, rev: str | None) -> dict[str, Tree]:
             if tree is not None:
                 out[t.target] = tree
         return out
+    if not is_commit(ws.root, rev):
+        raise UsageError(
+            f"{rev} is not a commit in this repository (no commits yet?): commit the pointer "
+            "files first, or name another revision"
+        )
     for rel in pointer_files(ws.root, rev):
         ptr = PointerFile.parse(show(ws.root, rev, rel), f"{rev}:{rel}")
         t = Tracked(rel, target_of(rel, ptr), ptr)
