@@ -101,11 +101,6 @@ def diff_trees(old: Tree, new: Tree) -> TreeDiff:
     a, b = old.by_path, new.by_path
     added = tuple(sorted(b.keys() - a.keys()))
     removed = tuple(sorted(a.keys() - b.keys()))
-    modified = tuple(
-        sorted(
-            p
-            for p in a.keys() & b.keys()
-            if (a[p].id, a[p].mode, a[p].target) != (b[p].id, b[p].mode, b[p].target)
-        )
-    )
+    # whole entries compare in C: equal ids imply equal sizes, so this compares id, mode, target
+    modified = tuple(sorted(p for p in a.keys() & b.keys() if a[p] != b[p]))
     return TreeDiff(added, removed, modified)

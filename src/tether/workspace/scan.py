@@ -184,12 +184,12 @@ def resolve(
         row = rows.get(prefix + rel if rel else base_rel)
         if (
             row is not None
-            and row[0] == st.st_ino
-            and row[1] == st.st_size
-            and row[2] == st.st_mtime_ns
-            and row[3] == st.st_ctime_ns
+            and row[1] == st.st_ino
+            and row[2] == st.st_size
+            and row[3] == st.st_mtime_ns
+            and row[4] == st.st_ctime_ns
         ):
-            append(TreeEntry(rel, row[4], st.st_size, 0o755 if st.st_mode & 0o100 else 0o644))
+            append(TreeEntry(rel, row[5], st.st_size, 0o755 if st.st_mode & 0o100 else 0o644))
         else:
             todo.append(f)
     callback.set_size(len(found))

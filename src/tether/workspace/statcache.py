@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 FORMAT = 3
-Row = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, id
+Row = tuple[str, int, int, int, int, str]  # path, ino, size, mtime_ns, ctime_ns, id
 
 
 class StatCache:
@@ -71,7 +71,7 @@ class StatCache:
             "OR (path >= ? AND path < ?)",
             (rel, rel + "/", rel + "0"),  # "0" sorts right after "/"
         )
-        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        return {r[0]: r for r in rows}  # rows as sqlite made them: no copy per file
 
     def put_many(self, rows: Iterable[tuple[str, int, int, int, int, str]]) -> None:
         rows = list(rows)
