@@ -17,13 +17,16 @@ def test_init_outside_git_says_how_to_fix(
     assert "not inside a git repository" in out and "git init" in out
 
 
-def test_init_is_idempotent_and_ignores_the_cache(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tether,  # type: ignore[no-untyped-def]
-) -> None:
+@pytest.fixture
+def bare_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository without Tether; the cwd is inside it."""
     repo = make_repo(tmp_path / "r")
     monkeypatch.chdir(repo)
+    return repo
+
+
+def test_init_is_idempotent_and_ignores_the_cache(bare_repo: Path, tether) -> None:  # type: ignore[no-untyped-def]
+    repo = bare_repo
     tether("init")
     toml = (repo / "tether.toml").read_text()
     tether("init")
@@ -34,13 +37,7 @@ def test_init_is_idempotent_and_ignores_the_cache(
     assert ".tether/" not in status and "tether.toml" in status
 
 
-def test_commands_outside_a_project(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tether,  # type: ignore[no-untyped-def]
-) -> None:
-    repo = make_repo(tmp_path / "r")
-    monkeypatch.chdir(repo)
+def test_commands_outside_a_project(bare_repo: Path, tether) -> None:  # type: ignore[no-untyped-def]
     out = tether("status", expect=1).output
     assert "not a Tether project" in out and "tether init" in out
 

@@ -1,17 +1,6 @@
-from pathlib import Path
-
-import pytest
-
 from tests.conftest import corrupt_object
 from tether.hashing import hash_bytes
 from tether.objects.store import ObjectStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = ObjectStore(tmp_path / "cache")
-    s.create()
-    return s
 
 
 def test_small_objects_are_packed_and_big_ones_loose(store: ObjectStore) -> None:

@@ -9,13 +9,6 @@ from tether.hashing import hash_bytes
 from tether.objects.store import ObjectStore
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = ObjectStore(tmp_path / "cache")
-    s.create()
-    return s
-
-
 def test_objects_are_named_by_hash_and_read_only(store: ObjectStore) -> None:
     oid = store.put_bytes(b"payload")
     assert oid == hash_bytes(b"payload")
