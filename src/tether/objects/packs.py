@@ -150,6 +150,12 @@ class PackSet:
         for oid, (off, n) in index.entries.items():
             current.setdefault(oid, (index.name, off, n))
 
+    def add(self, data: bytes, index: PackIndex, barrier: Callable[[], None]) -> None:
+        """Write a pack, make it durable, then publish its index: the one way packs appear."""
+        self.write_pack(data, index)
+        barrier()
+        self.publish(index)
+
     def remove(self, name: str) -> None:
         """Index first, then the pack (callers hold the store lock exclusively)."""
         with self._lock:
@@ -221,9 +227,7 @@ class PackWriter:
 
     def add_pack(self, data: bytes, index: PackIndex) -> None:
         """Keep a whole, already verified pack (from a remote) as one of ours."""
-        self.packs.write_pack(data, index)
-        self.barrier()
-        self.packs.publish(index)
+        self.packs.add(data, index, self.barrier)
         with self._lock:
             self.written.append(index)
 
@@ -232,9 +236,7 @@ class PackWriter:
             return
         data, index = _finish(self._parts, self._entries)
         self._reset()
-        self.packs.write_pack(data, index)
-        self.barrier()  # the pack is durable before its index makes it visible
-        self.packs.publish(index)
+        self.packs.add(data, index, self.barrier)
         self.written.append(index)
 
     def __enter__(self) -> PackWriter:

@@ -318,9 +318,7 @@ class ObjectStore:
                 new, index = make_pack(
                     [(o, data[a : a + n]) for o, (a, n) in zip(keep, spans, strict=True)]
                 )
-                self.packs.write_pack(new, index)
-                self._pack_barrier()
-                self.packs.publish(index)
+                self.packs.add(new, index, self._pack_barrier)
             self.packs.remove(pack.name)
             removed += len(gone)
         return removed

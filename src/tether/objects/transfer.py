@@ -1,9 +1,10 @@
 """Moving objects and refs between the local cache and a remote.
 
-Push: one inventory of the remote, then only what it lacks: small objects in packs, large ones
-loose, in parallel; a barrier; then the pack indexes; then refs. Fetch: the same in reverse, each
-object verified against its id before it enters the cache. A transfer that dies half-way leaves
-nothing the next run misreads: loose objects appear by rename, packs only count once indexed.
+Push: one inventory of the remote, then only what it lacks: large objects loose, in parallel;
+small ones in packs, each pack followed (after a barrier) by its index; then refs. Fetch: the
+same in reverse, each object verified against its id before it enters the cache. A transfer
+that dies half-way leaves nothing the next run misreads: loose objects appear by rename, packs
+only count once indexed.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from tether.errors import MissingObjectError, UsageError
 from tether.objects.tree import Tree, TreeEntry, diff_trees
 from tether.workspace.repo import Tracked, Workspace
 from tether.workspace.scan import key
-from tether.workspace.status import current_tree, recorded_tree
+from tether.workspace.status import current, recorded_tree, tree_of
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,14 @@ def _full(target: str, rel: str) -> str:
 
 
 def _plan_one(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
+    look_now = current(ws, t)
+    if look_now is not None and look_now.id == t.ptr.id:
+        return  # exactly what the pointer names: nothing to read, nothing to write
     want = recorded_tree(ws, t)
     if want is None:
         raise MissingObjectError([t.ptr.id])
     want = want.under(sub)
-    now = current_tree(ws, t)
+    now = tree_of(ws, t, look_now) if look_now is not None else None
     have = now.under(sub) if now is not None else Tree(())
     if t.ptr.kind == "file" and now is not None and not Path(ws.abs(t.target)).is_file():
         raise UsageError(f"{t.target} should be a file but is a folder: move it away first")
@@ -73,15 +76,15 @@ def _plan_one(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
         plan.actions.append(Action("delete", _full(t.target, rel), old))
         if not old.is_symlink and not ws.store.has(old.id):
             plan.unsaved.append(_full(t.target, rel))
-    plan.needed.update(
-        a.entry.id for a in plan.actions if a.op == "write" and a.entry and not a.entry.is_symlink
-    )
 
 
 def plan_checkout(ws: Workspace, paths: list[str] | None = None) -> CheckoutPlan:
     plan = CheckoutPlan(whole=not paths)
     for t, sub in ws.select(paths):
         _plan_one(ws, t, sub, plan)
+    plan.needed = {
+        a.entry.id for a in plan.actions if a.op == "write" and a.entry and not a.entry.is_symlink
+    }
     ours: set[str] = set()
     for journal in sorted(_journals(ws).glob("checkout-*")):
         plan.interrupted.append(journal)

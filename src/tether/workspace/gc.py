@@ -78,7 +78,7 @@ def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool)
     inv = remote.inventory()
     threshold = ws.config.local_pack_threshold()
     root_ids = roots(ws, all_commits=all_commits)
-    for name, text in remote.list_refs().items():
+    for name, text in remote.list_refs(inv).items():
         root_ids.extend(Root(f"remote ref {name}", oid, "ref") for oid in text.split())
     with ws.writing():  # manifests and records this clone lacks are fetched to read their links
         wanted = {r.id for r in root_ids if r.may_contain} & inv.ids()

@@ -128,22 +128,25 @@ class Workspace:
 
     # -- pointers --------------------------------------------------------------------------
     def pointers(self) -> list[Tracked]:
+        """Every pointer in the working tree; one that cannot be read raises."""
         if self._pointers is None:
-            self._pointers = [
-                Tracked(rel, target_of(rel, ptr), ptr)
-                for rel in pointer_files(self.root)
-                if (self.root / rel).is_file()
-                for ptr in [read_pointer(self.root, rel)]
-            ]
+            self._pointers = self._read_pointers(strict=True)
         return self._pointers
 
     def readable_pointers(self) -> list[Tracked]:
         """Like :meth:`pointers`, skipping pointer files that cannot be read."""
+        return self._read_pointers(strict=False)
+
+    def _read_pointers(self, *, strict: bool) -> list[Tracked]:
         out = []
         for rel in pointer_files(self.root):
+            if not (self.root / rel).is_file():
+                continue  # listed by git but deleted from the working tree
             try:
                 ptr = read_pointer(self.root, rel)
             except PointerError:
+                if strict:
+                    raise
                 continue
             out.append(Tracked(rel, target_of(rel, ptr), ptr))
         return out
