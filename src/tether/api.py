@@ -16,7 +16,12 @@ from tether.gitio.repo import find_root, init_repo
 from tether.workspace.repo import Workspace
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
+    from tether.meta.store import IndexedRun
     from tether.objects.transfer import TransferResult
+    from tether.runs import amend as _amend
+    from tether.runs import compare as _compare
+    from tether.runs import launch as _launch
+    from tether.runs.live import LiveRun
     from tether.workspace import add as _add
     from tether.workspace import checkout as _checkout
     from tether.workspace import datadiff as _datadiff
@@ -132,7 +137,15 @@ class Project:
     ) -> TransferResult:
         from tether.workspace import sync as _sync
 
-        return _sync.fetch(self.ws, remote, paths or None, callback=callback)
+        result = _sync.fetch(self.ws, remote, paths or None, callback=callback)
+        self._index_fetched(result.refs)
+        return result
+
+    def _index_fetched(self, new_refs: int) -> None:
+        if new_refs:
+            from tether.runs import catalog
+
+            catalog.sync_index(self.ws)
 
     def pull(
         self,
@@ -145,7 +158,7 @@ class Project:
     ) -> tuple[TransferResult, _checkout.CheckoutResult]:
         from tether.workspace import sync as _sync
 
-        return _sync.pull(
+        fetched, done = _sync.pull(
             self.ws,
             remote,
             paths or None,
@@ -153,6 +166,109 @@ class Project:
             callback=callback,
             checkout_callback=checkout_callback,
         )
+        self._index_fetched(fetched.refs)
+        return fetched, done
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(
+        self,
+        name: str | None = None,
+        experiment: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> LiveRun:
+        from tether.runs import live
+
+        return live.start(self.ws, name=name, experiment=experiment, tags=tags)
+
+    def run(self, command: list[str], **kwargs: Any) -> _launch.Launched:
+        """Run ``command`` as a child process, recorded as a run (``tether run``)."""
+        from tether.runs import launch
+
+        return launch.launch(self.ws, command, **kwargs)
+
+    def search_runs(
+        self,
+        where: str | None = None,
+        *,
+        sort: str | None = None,
+        limit: int | None = None,
+        include_deleted: bool = False,
+    ) -> list[IndexedRun]:
+        from tether.runs import catalog
+
+        return catalog.search(self.ws, where, sort, limit, include_deleted=include_deleted)
+
+    def resolve_run(self, ref: str) -> str:
+        from tether.runs import catalog
+
+        return catalog.resolve(self.ws, ref)
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        """A run's full record (a live run: what is known so far)."""
+        from tether.runs import catalog
+
+        return catalog.load(self.ws, catalog.resolve(self.ws, ref))
+
+    def run_series(self, ref: str) -> dict[str, list[tuple[int, float, float]]]:
+        """A run's full metric history: key -> [(step, time, value)]."""
+        from tether.runs import compare
+
+        return compare.series(self.ws, self.get_run(ref))
+
+    def compare_runs(self, refs: list[str]) -> _compare.Comparison:
+        from tether.runs import compare
+
+        return compare.compare(self.ws, [self.get_run(r) for r in refs])
+
+    def diff_runs(self, ref_a: str, ref_b: str) -> _compare.RunDiff:
+        from tether.runs import compare
+
+        return compare.diff(self.ws, self.get_run(ref_a), self.get_run(ref_b))
+
+    def amend_run(
+        self,
+        ref: str,
+        *,
+        tags: dict[str, str] | None = None,
+        untag: list[str] | None = None,
+        note: str | None = None,
+    ) -> str:
+        from tether.runs import amend
+
+        return amend.amend(self.ws, ref, tags=tags, untag=untag, note=note)
+
+    def delete_run(self, ref: str, reason: str = "") -> str:
+        from tether.runs import amend
+
+        return amend.delete(self.ws, ref, reason)
+
+    def purge_runs(self, *, dry_run: bool = False) -> _amend.PurgeResult:
+        from tether.runs import amend
+
+        return amend.purge(self.ws, dry_run=dry_run)
+
+    def reindex(self) -> int:
+        """Rebuild the run index from the sealed records; the number of runs."""
+        from tether.runs import catalog
+
+        return catalog.reindex(self.ws)
+
+    def export_env(self, ref: str, fmt: str) -> str:
+        from tether.capture.export import export_environment
+        from tether.runs import compare
+
+        return export_environment(compare.environment(self.ws, self.get_run(ref)), fmt)
+
+    def export_runs_yaml(self, refs: list[str]) -> str:
+        from tether.runs import ledger
+
+        return ledger.to_yaml([self.get_run(r) for r in refs])
+
+    def commit_log(self, ref: str) -> str:
+        """Append the run to ``experiment_log.yaml`` and commit it; the commit id."""
+        from tether.runs import ledger
+
+        return ledger.commit_entry(self.ws, self.get_run(ref))
 
     # -- maintenance -----------------------------------------------------------------------
     def gc(

@@ -29,6 +29,11 @@ DEFAULTS: dict[str, Any] = {
     "cache": {"link": "reflink,copy", "jobs": 0, "pack_threshold": 65536},
     "core": {"remote": ""},
     "transfer": {"jobs": 16, "pack_threshold": 65536, "pack_size": 8 * 1024 * 1024},
+    # the SQL index: "" is SQLite at .tether/index.db; a SQLAlchemy URL (no password: put that
+    # in .tether/config.toml or TETHER_INDEX__URL) points a team at PostgreSQL
+    "index": {"url": ""},
+    "runs": {"env_allow": [], "experiment": "default"},
+    "redact": {"patterns": [], "keys": []},
 }
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|access_key)", re.I)
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.I)

@@ -4,6 +4,7 @@
 
     TetherError                      root; ``exit_code`` is what the CLI exits with
     ├── UsageError                   a bad argument or a command that cannot apply here
+    │   └── QueryError               a run query that does not parse; points at the character
     ├── NotARepositoryError          not inside a git repository / Tether project
     ├── ConfigError                  unreadable config, unknown key, a secret in tether.toml
     ├── FormatError                  an on-disk format that is corrupt or of an unknown version
@@ -15,7 +16,9 @@
     │   └── CacheWriteError          the cache folder is read-only or full
     ├── LockError                    another process holds a lock
     ├── GitError                     a git command failed
-    └── RemoteError                  a remote is unknown, unreachable or refused a write
+    ├── RemoteError                  a remote is unknown, unreachable or refused a write
+    ├── RunError                     a run that cannot be found, started, logged to or sealed
+    └── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
 
 Each message says what happened and what to do next. Third-party errors are translated at the
 boundary with ``raise ... from``.
@@ -34,6 +37,16 @@ class TetherError(Exception):
 
 class UsageError(TetherError):
     exit_code = 2
+
+
+class QueryError(UsageError):
+    """A query that does not parse; the message repeats it with a caret under ``position``."""
+
+    def __init__(self, message: str, query: str, position: int) -> None:
+        self.query = query
+        self.position = position
+        caret = " " * position + "^"
+        super().__init__(f"{message} (at character {position + 1})\n  {query}\n  {caret}")
 
 
 class NotARepositoryError(TetherError):
@@ -86,4 +99,12 @@ class GitError(TetherError):
 
 
 class RemoteError(TetherError):
+    pass
+
+
+class RunError(TetherError):
+    pass
+
+
+class IndexStoreError(TetherError):
     pass

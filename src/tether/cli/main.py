@@ -26,6 +26,11 @@ COMMANDS = {
     "pull": "sync:pull",
     "gc": "maintenance:gc",
     "fsck": "maintenance:fsck",
+    "run": "runs:run",
+    "runs": "runs:runs",
+    "diff": "runs:diff",
+    "reindex": "runs:reindex",
+    "env": "runs:env",
 }
 
 
@@ -55,6 +60,8 @@ def cli() -> None:
     """Tether ties every ML result to its code, data, environment and parameters.
 
     Data versioning: `tether add` data next to git, `push` it to a remote, `pull` it anywhere.
+    Run tracking: `tether run -- python train.py --lr 0.1`, then `runs list`, `runs compare`,
+    and `tether diff RUN_A RUN_B` to see why two results differ.
     """
 
 

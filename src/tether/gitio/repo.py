@@ -23,16 +23,26 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-def git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
+def git(
+    root: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> bytes:
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=root, input=stdin, capture_output=True, check=False
+            ["git", *args], cwd=root, input=stdin, capture_output=True, check=False, env=env
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed: install git and run again") from exc
     if proc.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {proc.stderr.decode().strip()}")
     return proc.stdout
+
+
+def git_maybe(root: Path, *args: str) -> bytes | None:
+    """``git`` for questions whose answer may be "none" (exit 1): None instead of an error."""
+    try:
+        return git(root, *args)
+    except GitError:
+        return None
 
 
 def init_repo(path: Path) -> None:

@@ -3,7 +3,8 @@
 A ref is a text file holding one or more object ids, one per line. Any feature that keeps objects
 alive (run records, the run cache, the model registry, audit heads) writes a ref under its own
 namespace (``runs/<id>``, ``registry/<name>``…); ``gc`` treats every id in every ref as a root and
-never needs to know the feature.
+never needs to know the feature. Refs under ``local/`` belong to this machine (a live run's
+objects, say): they keep objects alive here but are never pushed or fetched.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tether._fs import atomic_write
 from tether.errors import FormatError
 from tether.hashing import is_object_id
 
+LOCAL = "local/"
 _NAME = re.compile(r"^[A-Za-z0-9._@#+-]+(/[A-Za-z0-9._@#+-]+)*$")
 
 
@@ -38,10 +40,10 @@ class RefStore:
     def __init__(self, root: Path) -> None:
         self.root = root  # .tether/refs
 
-    def set(self, name: str, ids: tuple[str, ...] | list[str]) -> None:
+    def set(self, name: str, ids: tuple[str, ...] | list[str], *, durable: bool = True) -> None:
         path = self.root / check_ref_name(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, ("\n".join(ids) + "\n").encode())
+        atomic_write(path, ("\n".join(ids) + "\n").encode(), durable=durable)
 
     def get(self, name: str) -> tuple[str, ...] | None:
         try:
@@ -52,10 +54,11 @@ class RefStore:
     def delete(self, name: str) -> None:
         (self.root / check_ref_name(name)).unlink(missing_ok=True)
 
-    def items(self) -> Iterator[tuple[str, tuple[str, ...]]]:
-        if not self.root.is_dir():
+    def items(self, under: str = "") -> Iterator[tuple[str, tuple[str, ...]]]:
+        top = self.root / check_ref_name(under) if under else self.root
+        if not top.is_dir():
             return
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, _dirs, files in os.walk(top):
             for fname in files:
                 if fname.startswith("."):
                     continue

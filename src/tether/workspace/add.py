@@ -99,6 +99,30 @@ def add_path(
     return AddResult(rel, pointer_rel, now.id, files, size, now.hashed, ptr == old)
 
 
+def store_path(ws: Workspace, raw: str | os.PathLike[str]) -> str:
+    """Store a file or folder's content in the cache without tracking it (a run's inputs,
+    outputs and artifacts): its id. Inside the repository the stat cache applies, so unchanged
+    data is not hashed again; a file outside it is hashed and copied."""
+    path = Path(raw).absolute()
+    if not path.exists():
+        raise PathError(f"{raw} does not exist")
+    ws.store.create()
+    with ws.writing():
+        try:
+            rel = ws.rel(path)
+        except PathError:
+            if not path.is_file():
+                raise PathError(
+                    f"{raw} is a folder outside the repository: log files from outside it, "
+                    "or move the folder inside"
+                ) from None
+            oid = hash_file(path)
+            ws.store.put_file(path, oid, ("copy",))
+            ws.store.barrier()
+            return oid
+        return _store(ws, path, rel, jobs=ws.jobs(), callback=NO_PROGRESS).id
+
+
 def _store(ws: Workspace, path: Path, rel: str, *, jobs: int, callback: Callback) -> Look:
     """Hash ``path`` and make every object it needs durable in the cache."""
     store = ws.store

@@ -9,6 +9,7 @@ from tether._types import NO_PROGRESS, Callback
 from tether.config import is_secret, set_value
 from tether.errors import ConfigError, MissingObjectError, RemoteError, UsageError
 from tether.objects.graph import reachable
+from tether.objects.refs import LOCAL
 from tether.objects.remote import Inventory, Remote, storage_options
 from tether.objects.transfer import (
     TransferResult,
@@ -63,6 +64,11 @@ def _jobs(ws: Workspace) -> int:
     return int(ws.config.get("transfer.jobs"))
 
 
+def shared_refs(ws: Workspace) -> dict[str, tuple[str, ...]]:
+    """Every ref but this machine's own (``local/``)."""
+    return {name: ids for name, ids in ws.refs.items() if not name.startswith(LOCAL)}
+
+
 def check_not_collecting(remote: Remote, inv: Inventory) -> None:
     if not inv.gc_locked:
         return
@@ -109,7 +115,7 @@ def push(
         first.bytes += second.bytes
         first.packs += second.packs
         first.already = len(live.ids) - first.objects
-        refs = push_refs(dict(ws.refs.items()), remote, inv)
+        refs = push_refs(shared_refs(ws), remote, inv)
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
 
@@ -147,7 +153,7 @@ def fetch(
             if t.ptr.kind == "dir" and not sub:
                 ws.statcache.mark_complete(t.ptr.id)
         if paths is None:
-            new_refs, conflicts = fetch_refs(dict(ws.refs.items()), remote, inv)
+            new_refs, conflicts = fetch_refs(shared_refs(ws), remote, inv)
             named = {oid for ids in new_refs.values() for oid in ids}
             get(named & inv.ids(), inventory=inv)
             for name, ids in new_refs.items():

@@ -1,0 +1,1 @@
+"""Capture of a run's four pillars: code, data, environment and parameters."""

@@ -1,0 +1,119 @@
+"""The code pillar: commit, branch, remote, dirty flag, and the uncommitted change as one patch.
+
+The patch covers tracked edits *and* untracked, non-ignored files: it is made against a throwaway
+copy of git's index with everything staged, so ``git apply`` on the commit rebuilds the exact
+tree, binary files included, and the user's own index is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.gitio import git, git_maybe
+from tether.redact import Redactor
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@dataclass
+class CodeState:
+    commit: str | None
+    branch: str | None
+    remote: str | None
+    dirty: bool
+    changed: list[str] = field(default_factory=list)  # paths with uncommitted changes
+    patch: bytes = b""  # redacted; stored as an object by the caller
+    entry_point: str | None = None
+
+    def to_record(self, patch_id: str | None) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "branch": self.branch,
+            "remote": self.remote,
+            "dirty": self.dirty,
+            "changed": self.changed,
+            "diff": patch_id,
+            "entry_point": self.entry_point,
+        }
+
+
+def capture_code(root: Path, redactor: Redactor, entry_point: str | None = None) -> CodeState:
+    out = git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+    commit, branch, changed = _parse_status(out)
+    state = CodeState(
+        commit=commit,
+        branch=branch,
+        remote=_remote_url(root, redactor),
+        dirty=bool(changed),
+        changed=changed,
+        entry_point=entry_point or _entry_point(root),
+    )
+    if state.dirty:
+        state.patch = redactor.redact_bytes(_patch(root, commit))
+    return state
+
+
+def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str]]:
+    commit = branch = None
+    changed: list[str] = []
+    records = out.decode("utf-8", "surrogateescape").split("\0")
+    i = 0
+    while i < len(records):
+        rec = records[i]
+        i += 1
+        if rec.startswith("# branch.oid "):
+            oid = rec.split(" ", 2)[2]
+            commit = None if oid == "(initial)" else oid
+        elif rec.startswith("# branch.head "):
+            head = rec.split(" ", 2)[2]
+            branch = None if head == "(detached)" else head
+        elif rec.startswith("1 "):
+            changed.append(rec.split(" ", 8)[8])
+        elif rec.startswith("2 "):
+            changed.append(rec.split(" ", 9)[9])
+            i += 1  # a rename's original path follows as its own record
+        elif rec.startswith("u "):
+            changed.append(rec.split(" ", 10)[10])
+        elif rec.startswith("? "):
+            changed.append(rec[2:])
+    return commit, branch, sorted(changed)
+
+
+def _remote_url(root: Path, redactor: Redactor) -> str | None:
+    out = git_maybe(root, "config", "--get-regexp", r"^remote\..*\.url$")
+    if not out:
+        return None
+    urls = dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)
+    url = urls.get("remote.origin.url") or next(iter(urls.values()))
+    return redactor.redact(url)
+
+
+def _patch(root: Path, commit: str | None) -> bytes:
+    """Everything uncommitted, untracked files included, as one binary-safe patch."""
+    index = Path(git(root, "rev-parse", "--git-path", "index").decode().strip())
+    index = index if index.is_absolute() else root / index
+    with tempfile.TemporaryDirectory(prefix="tether-index-") as tmp:
+        scratch = Path(tmp) / "index"
+        if index.exists():
+            shutil.copyfile(index, scratch)
+        env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
+        git(root, "add", "-A", "--", ".", env=env)
+        return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
+
+
+def _entry_point(root: Path) -> str | None:
+    """The script being run, relative to the repository when inside it."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:
+        return None
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,88 @@
+"""Rendering ``tether diff``: rich sections on a terminal, Markdown for a CI comment."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tether.cli.tables import console, fmt_number
+
+if TYPE_CHECKING:
+    from tether.runs.compare import RunDiff
+
+
+def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
+    """The diff as (title, lines) pairs, shared by both renderers."""
+    c = d.code
+    code = []
+    if c.commit_a != c.commit_b:
+        code.append(
+            f"commits {str(c.commit_a)[:10]} → {str(c.commit_b)[:10]}: "
+            f"{c.behind} behind, {c.ahead} ahead"
+        )
+        code += [f"changed: {f}" for f in c.files[:20]] + (
+            [f"… {len(c.files) - 20} more"] if len(c.files) > 20 else []
+        )
+    if not c.same_patch:
+        code.append(f"uncommitted: A {len(c.dirty_a)} files, B {len(c.dirty_b)} files")
+        code += [f"dirty in A only: {p}" for p in sorted(set(c.dirty_a) - set(c.dirty_b))]
+        code += [f"dirty in B only: {p}" for p in sorted(set(c.dirty_b) - set(c.dirty_a))]
+    data = []
+    for ch in d.data:
+        data.append(f"{ch.role} {ch.path}: {str(ch.id_a)[:19]} → {str(ch.id_b)[:19]}")
+        data += [
+            f"  {label}: {p}"
+            for label, paths in (
+                ("added", ch.added),
+                ("removed", ch.removed),
+                ("modified", ch.modified),
+            )
+            for p in paths[:10]
+        ]
+    e = d.env
+    env = []
+    if e.python:
+        env.append(f"python {e.python[0]} → {e.python[1]}")
+    if e.platform:
+        env.append(f"platform {e.platform[0]} → {e.platform[1]}")
+    env += [f"upgraded {n} {a} → {b}" for n, (a, b) in e.changed.items()]
+    env += [f"added {n} {v}" for n, v in e.added.items()]
+    env += [f"removed {n} {v}" for n, v in e.removed.items()]
+    env += [f"lock file changed: {p}" for p in e.lock_files]
+    if e.seeds:
+        env.append(f"seeds {e.seeds[0]} → {e.seeds[1]}")
+    env += [f"{k}: {a} → {b}" for k, (a, b) in e.determinism.items()]
+    params = [f"{k}: {a} → {b}" for k, (a, b) in d.params.items()]
+    metrics = []
+    for k, (a, b) in d.metrics.items():
+        delta = "" if a is None or b is None else f"  ({b - a:+.6g})"
+        metrics.append(f"{k}: {fmt_number(a)} → {fmt_number(b)}{delta}")
+    return [
+        ("Code", code or ["same"]),
+        ("Data", data or ["same"]),
+        ("Environment", env or ["same"]),
+        ("Parameters", params or ["same"]),
+        ("Metrics", metrics or ["none logged"]),
+        (
+            "Likely causes",
+            [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
+            or ["the four pillars match: look for nondeterminism"],
+        ),
+    ]
+
+
+def show(d: RunDiff) -> None:
+    out = console()
+    out.print(f"[bold]A[/] {d.a['name']} {d.a['id']}\n[bold]B[/] {d.b['name']} {d.b['id']}")
+    for title, lines in sections(d):
+        out.print(f"\n[bold underline]{title}[/]")
+        for line in lines:
+            out.print(f"  {line}", markup=False) if line != "same" else out.print("  [dim]same[/]")
+
+
+def markdown(d: RunDiff) -> str:
+    parts = [f"### Why `{d.a['name']}` and `{d.b['name']}` differ\n"]
+    for title, lines in sections(d):
+        parts.append(f"**{title}**\n")
+        parts += [f"- {line}" for line in lines]
+        parts.append("")
+    return "\n".join(parts)

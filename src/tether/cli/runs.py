@@ -1,0 +1,236 @@
+"""``tether run``, ``tether runs list|show|compare|tag|note|delete|purge|export``, ``tether diff``,
+``tether reindex`` and ``tether env export``."""
+
+from __future__ import annotations
+
+import click
+
+from tether.cli.render import echo_json
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-n", "--name", help="The run's name (default: script name and id).")
+@click.option("-e", "--experiment", help="The experiment it belongs to (default: runs.experiment).")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag; repeatable.")
+@click.option(
+    "--commit-log", is_flag=True, help="Append the run to experiment_log.yaml and commit it."
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    name: str | None,
+    experiment: str | None,
+    tags: tuple[str, ...],
+    commit_log: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND and record it: code, data, environment and parameters.
+
+    `--key value` and `--key=value` arguments become params. The command's output is shown and
+    kept; `tether.log_metric(...)` inside it logs into this run. Exits with the command's code.
+
+        tether run -- python train.py --lr 0.1 --epochs 3
+    """
+    from tether.api import Project
+
+    project = Project.open()
+    done = project.run(list(command), name=name, experiment=experiment, tags=_pairs(tags))
+    colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]
+    click.secho(f"run {done.run_id} ({done.name}): {done.status}", fg=colour, err=True)
+    if commit_log:
+        commit = project.commit_log(done.run_id)
+        click.echo(f"logged in experiment_log.yaml, commit {commit[:10]}", err=True)
+    raise SystemExit(done.exit_code)
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    from tether.errors import UsageError
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"{item!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+@click.group()
+def runs() -> None:
+    """List, show, compare, tag, delete and export runs."""
+
+
+@runs.command("list")
+@click.option(
+    "-w", "--where", help="A filter: metrics.acc > 0.9 and params.lr = 0.01 and tags.team = 'nlp'."
+)
+@click.option(
+    "-s",
+    "--sort",
+    help="Sort keys, comma-separated: metrics.acc desc, -started (default: newest first).",
+)
+@click.option(
+    "-l",
+    "--limit",
+    type=int,
+    default=50,
+    show_default=True,
+    help="At most this many runs (0: all).",
+)
+@click.option("--deleted", is_flag=True, help="Include runs hidden by `runs delete`.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def list_runs(
+    where: str | None, sort: str | None, limit: int, deleted: bool, as_json: bool
+) -> None:
+    """List runs, newest first, with their params and metrics."""
+    from tether.api import Project
+    from tether.cli.tables import runs_table
+
+    found = Project.open().search_runs(
+        where, sort=sort, limit=limit or None, include_deleted=deleted
+    )
+    if as_json:
+        from dataclasses import asdict
+
+        echo_json([asdict(r) for r in found])
+        return
+    if not found:
+        click.echo("No runs match." if where else "No runs yet: `tether run -- python train.py`.")
+        return
+    runs_table(found)
+
+
+@runs.command("show")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+def show(run: str, as_json: bool) -> None:
+    """Show one run's record: the four pillars, params, metrics, artifacts. RUN is an id, a
+    unique id prefix or a name."""
+    from tether.api import Project
+    from tether.cli.tables import record_view
+
+    record = Project.open().get_run(run)
+    if as_json:
+        echo_json(record)
+        return
+    record_view(record)
+
+
+@runs.command("compare")
+@click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
+def compare(run_refs: tuple[str, ...]) -> None:
+    """Params and metrics of runs side by side; the rows that differ are highlighted."""
+    from tether.api import Project
+    from tether.cli.tables import comparison_table
+
+    comparison_table(Project.open().compare_runs(list(run_refs)))
+
+
+@runs.command("tag")
+@click.argument("run")
+@click.argument("pairs", metavar="KEY=VALUE...", nargs=-1, required=True)
+def tag(run: str, pairs: tuple[str, ...]) -> None:
+    """Tag a sealed run (an amendment record: the run itself never changes)."""
+    from tether.api import Project
+
+    Project.open().amend_run(run, tags=_pairs(pairs))
+    click.echo(f"tagged {run}")
+
+
+@runs.command("note")
+@click.argument("run")
+@click.argument("text")
+def note(run: str, text: str) -> None:
+    """Attach a note to a sealed run (an amendment record)."""
+    from tether.api import Project
+
+    Project.open().amend_run(run, note=text)
+    click.echo(f"noted {run}")
+
+
+@runs.command("delete")
+@click.argument("run")
+@click.option("--reason", default="", help="Why (kept in the tombstone).")
+def delete(run: str, reason: str) -> None:
+    """Hide a run: a tombstone record that travels with push. `runs purge` frees its data."""
+    from tether.api import Project
+
+    run_id = Project.open().delete_run(run, reason)
+    click.echo(f"deleted {run_id} (hidden; `tether runs purge` removes what only it kept)")
+
+
+@runs.command("purge")
+@click.option("--dry-run", is_flag=True, help="Show what would go; remove nothing.")
+def purge(dry_run: bool) -> None:
+    """Remove deleted runs' records and every object only they kept alive (leaked data)."""
+    from tether.api import Project
+    from tether.cli.render import human_size
+
+    result = Project.open().purge_runs(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {len(result.runs)} runs, {result.objects} objects ({human_size(result.bytes)})"
+    )
+
+
+@runs.command("export")
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--yaml", "as_yaml", is_flag=True, required=True, help="Ledger entries as YAML.")
+def export(run_refs: tuple[str, ...], as_yaml: bool) -> None:
+    """Write runs as experiment-ledger entries (the format of experiment_log.yaml)."""
+    from tether.api import Project
+
+    click.echo(Project.open().export_runs_yaml(list(run_refs)), nl=False)
+
+
+@click.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--markdown", is_flag=True, help="Print Markdown (for a CI comment).")
+def diff(run_a: str, run_b: str, as_json: bool, markdown: bool) -> None:
+    """Explain why two runs differ: code, data, environment, parameters, then metric deltas
+    and the likely causes, most direct first."""
+    from tether.api import Project
+    from tether.cli import diffview
+
+    result = Project.open().diff_runs(run_a, run_b)
+    if as_json:
+        from dataclasses import asdict
+
+        echo_json(asdict(result))
+    elif markdown:
+        click.echo(diffview.markdown(result))
+    else:
+        diffview.show(result)
+
+
+@click.command()
+def reindex() -> None:
+    """Rebuild the run index from the sealed run records (after it was lost or damaged)."""
+    from tether.api import Project
+
+    count = Project.open().reindex()
+    click.echo(f"indexed {count} runs")
+
+
+@click.group()
+def env() -> None:
+    """A run's environment."""
+
+
+@env.command("export")
+@click.argument("run")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["requirements", "conda", "dockerfile"]),
+    default="requirements",
+    show_default=True,
+)
+def env_export(run: str, fmt: str) -> None:
+    """Print the run's environment pinned: requirements.txt, a conda environment.yml or a
+    Dockerfile (pinned Python and package versions)."""
+    from tether.api import Project
+
+    click.echo(Project.open().export_env(run, fmt), nl=False)

@@ -1,0 +1,105 @@
+"""Opening the index: engines tuned per backend, and Alembic migrations run on first open.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (the index is rebuildable, the objects are the
+truth) and a 30 s busy timeout; writers take the lock up front (``BEGIN IMMEDIATE``) so eight
+processes logging at once queue instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import IndexStoreError
+from tether.meta.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+BUSY_TIMEOUT_S = 60
+
+
+def open_engine(url: str) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        with engine.connect() as conn:
+            migrate(conn)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise IndexStoreError(
+            f"the run index at {_safe(url)} cannot be opened ({type(exc).__name__}: "
+            f"{getattr(exc, 'orig', None) or exc}); check the URL, or delete a damaged SQLite "
+            "index and run `tether reindex`"
+        ) from exc
+    return engine
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy's begin event emits BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("tether_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def migrate(conn: Connection) -> None:
+    """Bring the schema to :data:`schema.SCHEMA_VERSION`; a no-op (one query) when it is.
+
+    Two processes opening a new index at once are serialised: SQLite by the write lock, PostgreSQL
+    by an advisory lock, and the version is read again once the lock is held."""
+    from sqlalchemy import text
+
+    if _current(conn) == SCHEMA_VERSION:
+        return
+    conn.commit()
+    conn.execution_options(tether_write=True)
+    with conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7468657400)"))
+        if _current(conn) != SCHEMA_VERSION:
+            _upgrade(conn)
+    conn.execution_options(tether_write=False)
+
+
+def _current(conn: Connection) -> str | None:
+    from sqlalchemy import inspect, text
+
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if current is not None and current > SCHEMA_VERSION:
+        raise IndexStoreError(
+            f"the run index has schema {current}, newer than this Tether's {SCHEMA_VERSION}: "
+            "upgrade Tether (or point it at another index)"
+        )
+    return current
+
+
+def _upgrade(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")

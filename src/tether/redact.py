@@ -1,0 +1,88 @@
+"""Secret redaction: what looks like a credential never reaches a record, a log, a diff or a ledger.
+
+Rules are regular expressions; a match's ``secret`` group (or the whole match when there is none)
+is replaced by ``***``. Users add rules in ``tether.toml`` (``[redact] patterns = [...]``) and
+name extra secret-looking parameter keys (``[redact] keys = [...]``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+MASK = "***"
+
+# whole name parts only: `api_token` and `DB_PASSWORD` are secret, `max_tokens` and `author` are not
+_KEYWORDS = (
+    r"(?<![a-z])(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+    r"|private[_-]?key|credentials?|authorization)(?![a-z])"
+)
+
+BUILTIN_PATTERNS = (
+    # URLs with a password: keep the user, hide the password
+    r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:(?P<secret>[^\s@/]+)@",
+    r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
+    # key = value, key: value, "key": "value", KEY=value in a shell line
+    rf"(?i)[\w.-]*{_KEYWORDS}[\w.-]*[\"']?\s*[:=]\s*[\"']?(?P<secret>[^\s\"',;]+)",
+    # --key value on a command line
+    rf"(?i)--[\w-]*{_KEYWORDS}[\w-]*\s+[\"']?(?P<secret>[^\s\"']+)",
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{30,}\b",
+    r"\bsk-[A-Za-z0-9_-]{20,}\b",  # OpenAI-style keys
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
+    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
+    r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b",  # JWT
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+)
+
+_SECRET_KEY = re.compile(rf"(?i){_KEYWORDS}")
+
+
+@dataclass
+class Redactor:
+    """Applies every rule; ``redact`` is idempotent (a masked value stays masked)."""
+
+    extra_patterns: Iterable[str] = ()
+    extra_keys: Iterable[str] = ()
+    _rules: list[re.Pattern[str]] = field(init=False, repr=False)
+    _keys: set[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rules = [re.compile(p) for p in (*BUILTIN_PATTERNS, *self.extra_patterns)]
+        self._keys = {k.lower() for k in self.extra_keys}
+
+    def redact(self, text: str) -> str:
+        if not text:
+            return text
+        for rule in self._rules:
+            text = rule.sub(_mask, text)
+        return text
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        """Line-oriented text is redacted; bytes that are not text pass through unchanged."""
+        if b"\0" in data:
+            return data
+        text = data.decode("utf-8", "surrogateescape")
+        return self.redact(text).encode("utf-8", "surrogateescape")
+
+    def is_secret_key(self, key: str) -> bool:
+        return bool(_SECRET_KEY.search(key)) or key.lower() in self._keys
+
+    def redact_value(self, key: str, value: str) -> str:
+        """A parameter, tag or variable: all of it when its name looks secret."""
+        if self.is_secret_key(key) and value:
+            return MASK
+        return self.redact(value)
+
+
+def _mask(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if "secret" in match.re.groupindex and match.group("secret") is not None:
+        start, end = match.span("secret")
+        base = match.start(0)
+        if match.group("secret") == MASK:
+            return text
+        return text[: start - base] + MASK + text[end - base :]
+    return MASK

@@ -1,0 +1,1 @@
+"""Run tracking: lifecycle, journal, sealing, search, diff."""

@@ -1,0 +1,145 @@
+"""Finding runs: search, resolve a name or id prefix, load a record, rebuild the index.
+
+Every reader first seals runs whose process died (``lifecycle.recover``), so a run is never
+left showing ``running`` after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import FormatError, MissingObjectError, RunError
+from tether.runs import lifecycle
+from tether.runs.index import forget_index, index_url, open_index
+from tether.runs.journal import read_events
+from tether.runs.record import load_record, summarize, to_indexed
+from tether.workspace.repo import Workspace
+
+if TYPE_CHECKING:
+    from tether.meta.store import IndexedRun
+
+
+def search(
+    ws: Workspace,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    *,
+    include_deleted: bool = False,
+) -> list[IndexedRun]:
+    lifecycle.recover(ws)
+    return open_index(ws).search(where, sort, limit, include_deleted=include_deleted)
+
+
+def resolve(ws: Workspace, ref: str) -> str:
+    """One run id for a full id, a unique id prefix or a name."""
+    lifecycle.recover(ws)
+    ids = open_index(ws).resolve(ref)
+    if not ids:
+        raise RunError(f"no run matches {ref!r}: `tether runs list` shows the runs")
+    if len(ids) > 1:
+        shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
+        raise RunError(f"{ref!r} matches {len(ids)} runs ({shown}): give more characters of the id")
+    return ids[0]
+
+
+def load(ws: Workspace, run_id: str) -> dict[str, Any]:
+    """The run's record (sealed) or, for a live run, what is known so far."""
+    ref = ws.refs.get(f"runs/{run_id}")
+    if ref is None:
+        folder = lifecycle.live_root(ws) / run_id
+        if folder.is_dir():
+            return _live_view(folder)
+        raise RunError(f"run {run_id} has no record here: `tether pull` fetches others' runs")
+    try:
+        record = load_record(ws.store.read_bytes(ref[0]), ref[0])
+    except FileNotFoundError:
+        raise MissingObjectError(
+            [ref[0]], hint=f"run {run_id}'s record: run `tether pull`"
+        ) from None
+    record["record_id"] = ref[0]
+    amendments = list(_amendments(ws, run_id))
+    view = to_indexed(record, ref[0], amendments)
+    record["tags"] = view.tags
+    record["notes"] = record.get("notes", []) + [a["note"] for a in amendments if a.get("note")]
+    record["deleted"] = ws.refs.get(f"tombstones/{run_id}") is not None
+    return record
+
+
+def _live_view(folder: os.PathLike[str]) -> dict[str, Any]:
+    from pathlib import Path
+
+    start = lifecycle.read_start(Path(folder))
+    events = read_events(Path(folder))
+    return {
+        **start,
+        "status": "running",
+        "params": {**start["params"], **events.params},
+        "tags": {**start["tags"], **events.tags},
+        "metrics": summarize(events.series),
+        "data": {"inputs": events.inputs, "outputs": events.outputs},
+        "artifacts": events.artifacts,
+        "seeds": events.seeds,
+    }
+
+
+def _amendments(ws: Workspace, run_id: str) -> Iterator[dict[str, Any]]:
+    for _name, ids in ws.refs.items(f"amendments/{run_id}"):
+        try:
+            yield load_record(ws.store.read_bytes(ids[0]), ids[0])
+        except (FileNotFoundError, FormatError):
+            continue  # an amendment not fetched yet: the run shows without it
+
+
+def indexed_view(ws: Workspace, run_id: str, record_id: str) -> IndexedRun:
+    record = load_record(ws.store.read_bytes(record_id), record_id)
+    deleted = ws.refs.get(f"tombstones/{run_id}") is not None
+    return to_indexed(record, record_id, _amendments(ws, run_id), deleted=deleted)
+
+
+def reindex(ws: Workspace) -> int:
+    """Rebuild the index from sealed records (and live runs); the number of runs indexed.
+
+    A SQLite index is rebuilt in a new file that then replaces the old one, so a damaged file
+    is simply replaced and readers never see a half-built index."""
+    url = index_url(ws)
+    rows = [indexed_view(ws, name[len("runs/") :], ids[0]) for name, ids in ws.refs.items("runs")]
+    for folder in sorted(lifecycle.live_root(ws).glob("*/start.json")):
+        rows.append(lifecycle._running_row(json.loads(folder.read_bytes())))
+    if url == f"sqlite:///{ws.dot / 'index.db'}":
+        forget_index(ws)
+        target = ws.dot / "index.db"
+        fresh = ws.dot / "index.db.new"
+        for suffix in ("", "-wal", "-shm"):
+            fresh.with_name(fresh.name + suffix).unlink(missing_ok=True)
+        from tether.meta.store import SqlMetaStore
+
+        store = SqlMetaStore(f"sqlite:///{fresh}")
+        store.put_runs(rows)
+        store.close()
+        for suffix in ("-wal", "-shm"):
+            target.with_name("index.db" + suffix).unlink(missing_ok=True)
+        os.replace(fresh, target)
+    else:
+        index = open_index(ws)
+        index.clear()
+        index.put_runs(rows)
+    lifecycle.recover(ws)  # runs whose process died are sealed `killed` in the new index
+    return len(rows)
+
+
+def sync_index(ws: Workspace) -> int:
+    """Index sealed runs the index lacks or knows by another record (after a pull); how many."""
+    indexed = open_index(ws).indexed_records()
+    touched = {name.split("/")[1] for name, _ in ws.refs.items("amendments")}
+    touched |= {name.split("/")[1] for name, _ in ws.refs.items("tombstones")}
+    rows = []
+    for name, ids in ws.refs.items("runs"):
+        run_id = name[len("runs/") :]
+        if indexed.get(run_id) != ids[0] or run_id in touched:
+            rows.append(indexed_view(ws, run_id, ids[0]))
+    open_index(ws).put_runs(rows)
+    return len(rows)

@@ -1,0 +1,151 @@
+"""``tether run -- CMD ARGS...``: run a command as a child and record it as a run.
+
+The child inherits the run's lock (so the run stays live while either process lives) and finds
+the run through ``TETHER_RUN_ID``/``TETHER_RUN_DIR``, so ``tether.log_metric`` inside it logs into
+the same run. Its stdout and stderr are copied to ours as they come and kept, raw bytes, in the
+run's log. Ctrl-C reaches the child (same process group); we wait for it and seal ``killed``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from tether.errors import UsageError
+from tether.runs import lifecycle
+from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID
+from tether.workspace.repo import Workspace
+
+
+@dataclass
+class Launched:
+    run_id: str
+    name: str
+    status: str
+    exit_code: int
+    record: str
+
+
+def params_from_argv(argv: list[str]) -> dict[str, str]:
+    """``--key value`` and ``--key=value`` become params; a bare ``--flag`` is ``true``."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--") or arg == "--" or len(arg) < 3:
+            continue
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i < len(argv) and not argv[i].startswith("--"):
+                value = argv[i]
+                i += 1
+            else:
+                value = "true"
+        out[key] = value
+    return out
+
+
+def launch(
+    ws: Workspace,
+    command: list[str],
+    *,
+    name: str | None = None,
+    experiment: str | None = None,
+    tags: dict[str, str] | None = None,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+) -> Launched:
+    if not command:
+        raise UsageError("say what to run: tether run -- python train.py --lr 0.1")
+    started = lifecycle.begin(
+        ws,
+        name=name,
+        experiment=experiment,
+        tags=tags,
+        command=command,
+        params=params_from_argv(command[1:]),
+        entry_point=_entry(ws, command),
+    )
+    env = {
+        **os.environ,
+        ENV_RUN_ID: started.id,
+        ENV_RUN_DIR: str(started.folder),
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.set_inheritable(started.lock_fd, True)
+    interrupted = False
+    try:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(started.lock_fd,),
+        )
+    except OSError as exc:
+        lifecycle.seal(ws, started.folder, "failed", exit_code=127)
+        os.close(started.lock_fd)
+        raise UsageError(f"cannot run {command[0]}: {exc.strerror}") from exc
+    with open(started.folder / "output.log", "ab") as log:
+        lock = threading.Lock()
+        pumps = [
+            _pump(proc.stdout, stdout or sys.stdout.buffer, log, lock),  # type: ignore[arg-type]
+            _pump(proc.stderr, stderr or sys.stderr.buffer, log, lock),  # type: ignore[arg-type]
+        ]
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+        try:
+            while True:
+                try:
+                    code = proc.wait()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True  # the child got the same Ctrl-C: let it finish
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            for pump in pumps:
+                pump.join()
+    status = "finished" if code == 0 else ("killed" if interrupted or code < 0 else "failed")
+    try:
+        record = lifecycle.seal(ws, started.folder, status, exit_code=code)
+    finally:
+        os.close(started.lock_fd)
+    return Launched(started.id, started.start["name"], status, code, record)
+
+
+def _entry(ws: Workspace, command: list[str]) -> str | None:
+    """The script a command runs (``python train.py`` -> ``train.py``), repository-relative."""
+    for arg in command[:3]:
+        if arg.endswith((".py", ".ipynb")):
+            path = Path(arg).absolute()
+            try:
+                return path.resolve().relative_to(ws.root.resolve()).as_posix()
+            except ValueError:
+                return arg
+    return Path(command[0]).name
+
+
+def _pump(
+    source: IO[bytes], sink: IO[bytes], log: IO[bytes], lock: threading.Lock
+) -> threading.Thread:
+    def copy() -> None:
+        for chunk in iter(lambda: source.read1(65536), b""):  # type: ignore[attr-defined]
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except (OSError, ValueError):
+                pass  # our terminal went away: keep logging
+            with lock:
+                log.write(chunk)
+                log.flush()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread

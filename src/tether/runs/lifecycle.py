@@ -1,0 +1,261 @@
+"""A run's life: start (capture code, environment and data), log, seal, or be found killed.
+
+A live run is a folder ``.tether/runs/<id>/`` holding ``start.json`` (what was captured at the
+start), a ``lock`` held for as long as the run lives, and the processes' journals. Sealing turns
+it into a record object, points ``refs/runs/<id>`` at it, indexes it and removes the folder. A
+folder whose lock is free belongs to a process that died: the next command seals it ``killed``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether._fs import atomic_write
+from tether.capture.code import capture_code
+from tether.capture.env import capture_environment
+from tether.errors import RunError
+from tether.meta.store import IndexedRun
+from tether.runs.index import open_index, redactor_for
+from tether.runs.journal import read_events
+from tether.runs.record import dump_record, series_document, summarize, to_indexed
+from tether.workspace.repo import Workspace
+
+LIVE = "runs"  # under .tether/
+STATUSES = ("running", "finished", "failed", "killed")
+
+
+def live_root(ws: Workspace) -> Path:
+    return ws.dot / LIVE
+
+
+@dataclass
+class Started:
+    """What :func:`begin` made: the run's folder, its lock and what was captured."""
+
+    id: str
+    folder: Path
+    lock_fd: int
+    start: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    from uuid6 import uuid7
+
+    return str(uuid7())
+
+
+def begin(
+    ws: Workspace,
+    *,
+    name: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    command: list[str] | None = None,
+    params: Mapping[str, str] | None = None,
+    entry_point: str | None = None,
+) -> Started:
+    """Create the live run: capture the four pillars' start state and index it as running."""
+    run_id = new_run_id()
+    folder, lock_fd = _make_folder(ws, run_id)
+    redactor = redactor_for(ws)
+    code = capture_code(ws.root, redactor, entry_point)
+    env = capture_environment(
+        ws.root,
+        ws.dot / "cache",
+        allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
+        redact=redactor.redact,
+    )
+    ws.store.create()
+    with ws.writing():
+        env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
+        diff_id = ws.store.put_bytes(code.patch) if code.patch else None
+        ws.refs.set(f"local/live/{run_id}", [i for i in (env_id, diff_id) if i], durable=False)
+    argv = [redactor.redact(a) for a in (command if command is not None else sys.argv)]
+    start = {
+        "id": run_id,
+        "name": name or _default_name(code.entry_point, run_id),
+        "experiment": experiment or str(ws.config.get("runs.experiment") or "default"),
+        "started": time.time(),
+        "user": _user(),
+        "host": socket.gethostname(),
+        "command": argv,
+        "pid": os.getpid(),
+        "code": code.to_record(diff_id),
+        "env": env_id,
+        "pointers_start": _pointer_ids(ws),
+        "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
+        "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
+    }
+    atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
+    open_index(ws).put_runs([_running_row(start)])
+    return Started(run_id, folder, lock_fd, start)
+
+
+def _make_folder(ws: Workspace, run_id: str) -> tuple[Path, int]:
+    """The folder appears under its final name only with its lock already held, so no other
+    process can mistake a run being born for a dead one."""
+    root = live_root(ws)
+    tmp = root / f".{run_id}.new"
+    tmp.mkdir(parents=True)
+    fd = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    folder = root / run_id
+    os.rename(tmp, folder)
+    return folder, fd
+
+
+def _default_name(entry_point: str | None, run_id: str) -> str:
+    stem = Path(entry_point).stem if entry_point else "run"
+    return f"{stem}-{run_id[-6:]}"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _pointer_ids(ws: Workspace) -> dict[str, str]:
+    ws.forget_pointers()
+    return {t.target: t.ptr.id for t in ws.readable_pointers()}
+
+
+def _running_row(start: Mapping[str, Any]) -> IndexedRun:
+    code = start["code"]
+    return IndexedRun(
+        id=start["id"],
+        name=start["name"],
+        experiment=start["experiment"],
+        status="running",
+        started=start["started"],
+        user=start["user"],
+        host=start["host"],
+        command=" ".join(start["command"]),
+        commit=code["commit"],
+        branch=code["branch"],
+        dirty=code["dirty"],
+        params=dict(start["params"]),
+        tags=dict(start["tags"]),
+    )
+
+
+def read_start(folder: Path) -> dict[str, Any]:
+    try:
+        start: dict[str, Any] = json.loads((folder / "start.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"live run {folder.name} has no readable start.json") from exc
+    return start
+
+
+def seal(
+    ws: Workspace,
+    folder: Path,
+    status: str,
+    *,
+    exit_code: int | None = None,
+    ended: float | None = None,
+) -> str:
+    """Turn the live run in ``folder`` into an immutable record; returns the record's id."""
+    if status not in STATUSES[1:]:
+        raise RunError(f"a run ends as one of {', '.join(STATUSES[1:])}, not {status!r}")
+    start = read_start(folder)
+    events = read_events(folder)
+    redactor = redactor_for(ws)
+    store = ws.store
+    with ws.writing():
+        series_id = store.put_bytes(series_document(events.series)) if events.series else None
+        log_id = None
+        log = folder / "output.log"
+        if log.exists():
+            log_id = store.put_bytes(redactor.redact_bytes(log.read_bytes()))
+        params = {**start["params"], **events.params}
+        body = {
+            "id": start["id"],
+            "name": start["name"],
+            "experiment": start["experiment"],
+            "status": status,
+            "started": start["started"],
+            "ended": ended if ended is not None else time.time(),
+            "user": start["user"],
+            "host": start["host"],
+            "command": start["command"],
+            "exit_code": exit_code,
+            "parent": start.get("parent"),
+            "code": start["code"],
+            "env": start["env"],
+            "data": {
+                "inputs": events.inputs,
+                "outputs": events.outputs,
+                "pointers_start": start["pointers_start"],
+                "pointers_end": _pointer_ids(ws),
+            },
+            "params": params,
+            "seeds": events.seeds,
+            "tags": {**start["tags"], **events.tags},
+            "notes": events.notes,
+            "metrics": summarize(events.series),
+            "series": series_id,
+            "artifacts": events.artifacts,
+            "log": log_id,
+            "notebook": start.get("notebook"),
+        }
+        links = [
+            start["env"],
+            start["code"]["diff"],
+            series_id,
+            log_id,
+            *events.artifacts.values(),
+            *events.inputs.values(),
+            *events.outputs.values(),
+            *(start.get("notebook") or {}).values(),
+        ]
+        data = dump_record("run", body, links)
+        record_id = store.put_bytes(data)
+        store.barrier()  # everything the record names is durable before a ref names it
+        ws.refs.set(f"runs/{start['id']}", [record_id])
+        ws.refs.delete(f"local/live/{start['id']}")
+    open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
+    shutil.rmtree(folder, ignore_errors=True)
+    return record_id
+
+
+def recover(ws: Workspace) -> list[str]:
+    """Seal every live run whose process is gone as ``killed``; the ids it sealed."""
+    root = live_root(ws)
+    if not root.is_dir():
+        return []
+    sealed = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            fd = os.open(folder / "lock", os.O_RDWR)
+        except FileNotFoundError:
+            continue  # sealed and removed by another process just now
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # alive
+            if not (folder / "start.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)  # died before it captured anything
+                continue
+            events = read_events(folder)
+            last = max(events.last_ts, (folder / "start.json").stat().st_mtime)
+            seal(ws, folder, "killed", ended=last)
+            sealed.append(folder.name)
+        finally:
+            os.close(fd)
+    return sealed
