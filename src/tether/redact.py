@@ -19,14 +19,16 @@ _KEYWORDS = (
     r"|private[_-]?key|credentials?|authorization)(?![a-z])"
 )
 
+# Every pattern starts at a literal or a word boundary and bounds its repeats, so redaction stays
+# linear: a 100 kB line of one letter (a data file in a diff) must not backtrack quadratically.
 BUILTIN_PATTERNS = (
     # URLs with a password: keep the user, hide the password
-    r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:(?P<secret>[^\s@/]+)@",
+    r"\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^\s:/@]{0,256}:(?P<secret>[^\s@/]{1,256})@",
     r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
-    # key = value, key: value, "key": "value", KEY=value in a shell line
-    rf"(?i)[\w.-]*{_KEYWORDS}[\w.-]*[\"']?\s*[:=]\s*[\"']?(?P<secret>[^\s\"',;]+)",
-    # --key value on a command line
-    rf"(?i)--[\w-]*{_KEYWORDS}[\w-]*\s+[\"']?(?P<secret>[^\s\"']+)",
+    # key = value, key: value, "key": "value", DB_PASSWORD=value in a shell line
+    rf"(?i){_KEYWORDS}[\w.-]{{0,64}}[\"']?\s{{0,8}}[:=]\s{{0,8}}[\"']?(?P<secret>[^\s\"',;]+)",
+    # --api-key value on a command line (the match starts at the keyword; _mask checks the --)
+    rf"(?i){_KEYWORDS}[\w-]{{0,64}}\s+[\"']?(?P<flag>[^\s\"']+)",
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
     r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
     r"\bgithub_pat_[A-Za-z0-9_]{30,}\b",
@@ -34,7 +36,7 @@ BUILTIN_PATTERNS = (
     r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
     r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
     r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b",  # JWT
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----[\s\S]*?-----END [A-Z ]{0,40}PRIVATE KEY-----",
 )
 
 _SECRET_KEY = re.compile(rf"(?i){_KEYWORDS}")
@@ -79,6 +81,8 @@ class Redactor:
 
 def _mask(match: re.Match[str]) -> str:
     text = match.group(0)
+    if "flag" in match.re.groupindex:
+        return _mask_flag(match)
     if "secret" in match.re.groupindex and match.group("secret") is not None:
         start, end = match.span("secret")
         base = match.start(0)
@@ -86,3 +90,15 @@ def _mask(match: re.Match[str]) -> str:
             return text
         return text[: start - base] + MASK + text[end - base :]
     return MASK
+
+
+def _mask_flag(match: re.Match[str]) -> str:
+    """``--db-password VALUE``: masked only when the keyword is part of a ``--`` option."""
+    text, start = match.string, match.start()
+    begin = start
+    while begin > 0 and start - begin < 64 and not text[begin - 1].isspace():
+        begin -= 1
+    if not text.startswith("--", begin):
+        return match.group(0)
+    s, e = match.span("flag")
+    return text[start:s] + MASK + text[e : match.end()]

@@ -43,13 +43,14 @@ _KEYED: dict[str, Table] = {
 _KINDS = {"metrics": ("number",), "params": ("number", "text", "bool"), "tags": ("text", "bool")}
 _KEYWORDS = {"and", "or", "not", "like", "in", "is", "null", "true", "false", "asc", "desc"}
 _OPERATORS = {"==": "=", "<>": "!="}
-_MAX_DEPTH = 64
+_MAX_DEPTH = 64  # and _MAX_TOKENS keeps SQL under SQLite's expression-depth and variable limits
+_MAX_TOKENS = 1000
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _OPERATOR = re.compile(r"==|!=|<>|<=|>=|=|<|>")
 _STRING = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 _NONSPACE = re.compile(r"\S")
-_KEY = re.compile(r"[^\s=!<>(),'\"`]+")
+_KEY = re.compile(r"`([^`]+)`|([^\s=!<>(),'\"`]+)")  # `any key` or one up to a space or operator
 _FIELD_HELP = f"use metrics.KEY, params.KEY, tags.KEY, data.PATH or one of {', '.join(ATTRIBUTES)}"
 
 
@@ -114,8 +115,12 @@ class _Token:
 
 
 def _tokenize(query: str) -> list[_Token]:
-    tokens, position = [], 0
+    tokens: list[_Token] = []
+    position = 0
     while match := _NONSPACE.search(query, position):
+        if len(tokens) == _MAX_TOKENS:
+            hint = f"split it: a query holds at most {_MAX_TOKENS} words, values and symbols"
+            raise QueryError(f"the query is too long; {hint}", query, match.start())
         token, position = _next_token(query, match.start())
         tokens.append(token)
     return [*tokens, _Token("end", "", len(query))]
@@ -152,20 +157,12 @@ def _scan_field(query: str, start: int, prefix: str) -> tuple[_Token, int]:
     if prefix not in _KEYED:
         raise QueryError(f"unknown field prefix '{prefix}.': {_FIELD_HELP}", query, start)
     key_start = start + len(prefix) + 1
-    if query.startswith("`", key_start):
-        close = query.find("`", key_start + 1)
-        if close < 0:
-            raise QueryError("unterminated key: add the closing backtick `", query, key_start)
-        key, end = query[key_start + 1 : close], close + 1
-    else:
-        match = _KEY.match(query, key_start)
-        key = match.group() if match else ""
-        end = key_start + len(key)
-    if not key:
-        raise QueryError(
-            f"expected a key after '{prefix}.', such as {prefix}.acc", query, key_start
-        )
-    return _Token("field", query[start:end], start, Field(prefix, key, start)), end
+    if not (match := _KEY.match(query, key_start)):
+        quoted = "a key in backticks must not be empty and must end with `"
+        problem = quoted if query.startswith("`", key_start) else f"expected a key after {prefix}."
+        raise QueryError(f"{problem}: write {prefix}.acc or {prefix}.`my key`", query, key_start)
+    key = match.group(1) if match.group(1) is not None else match.group(2)
+    return _Token("field", match.group(), start, Field(prefix, key, start)), match.end()
 
 
 class _Parser:
@@ -285,8 +282,10 @@ class _Parser:
         for constant in node.values:
             kind = _kind(constant.value)
             if kind not in allowed:
-                wanted = " or ".join(_NOUNS[k] for k in allowed)
-                what = f"'{node.op}' takes a pattern" if like else f"{node.field} compares with"
+                wanted = (
+                    "a quoted pattern ('ad%')" if like else " or ".join(_NOUNS[k] for k in allowed)
+                )
+                what = f"'{node.op}' takes" if like else f"{node.field} compares with"
                 raise self.fail(f"{what} {wanted}, not {_NOUNS[kind]}", constant.position)
             if kind != _kind(node.values[0].value):
                 mixed = "an 'in' list mixes kinds of values; split it into conditions with 'or'"
@@ -316,9 +315,7 @@ def _is(token: _Token, *words: str) -> bool:
 
 
 def _kind(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    return "text" if isinstance(value, str) else "number"
+    return "bool" if isinstance(value, bool) else "text" if isinstance(value, str) else "number"
 
 
 def _allowed_kinds(field: Field) -> tuple[str, ...]:
@@ -425,13 +422,13 @@ def build_search(
     if limit is not None and limit < 0:
         raise UsageError(f"the limit must be 0 or more, not {limit}")
     runs = schema.runs
+    condition = compile_where(where)
     source: FromClause = runs
     order: list[ColumnElement[Any]] = []
     for index, key in enumerate(parse_sort(sort)):
         source, clauses = _sort_clauses(source, key, index)
         order += clauses
     stmt = select(runs).select_from(source).order_by(*order, runs.c.id.desc())
-    condition = compile_where(where)
     if condition is not None:
         stmt = stmt.where(condition)
     if not include_deleted:

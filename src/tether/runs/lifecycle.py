@@ -24,8 +24,10 @@ from typing import Any
 from tether._fs import atomic_write
 from tether.capture.code import capture_code
 from tether.capture.env import capture_environment
+from tether.capture.notebook import NotebookState, capture_notebook
 from tether.errors import RunError
 from tether.meta.store import IndexedRun
+from tether.redact import Redactor
 from tether.runs.index import open_index, redactor_for
 from tether.runs.journal import read_events
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
@@ -77,10 +79,13 @@ def begin(
         redact=redactor.redact,
     )
     ws.store.create()
+    notebook = capture_notebook()
     with ws.writing():
         env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         diff_id = ws.store.put_bytes(code.patch) if code.patch else None
-        ws.refs.set(f"local/live/{run_id}", [i for i in (env_id, diff_id) if i], durable=False)
+        nb = _store_notebook(ws, notebook, redactor) if notebook else None
+        keep = [i for i in (env_id, diff_id, *_notebook_ids(nb)) if i]
+        ws.refs.set(f"local/live/{run_id}", keep, durable=False)
     argv = [redactor.redact(a) for a in (command if command is not None else sys.argv)]
     start = {
         "id": run_id,
@@ -96,10 +101,25 @@ def begin(
         "pointers_start": _pointer_ids(ws),
         "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
         "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
+        "notebook": nb,
     }
     atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
     open_index(ws).put_runs([_running_row(start)])
     return Started(run_id, folder, lock_fd, start)
+
+
+def _store_notebook(ws: Workspace, nb: NotebookState, redactor: Redactor) -> dict[str, str]:
+    """The notebook's object ids (``cells``, ``file``) and its ``path``."""
+    out = {"cells": ws.store.put_bytes(redactor.redact_bytes(nb.cells))}
+    if nb.content is not None:
+        out["file"] = ws.store.put_bytes(redactor.redact_bytes(nb.content))
+    if nb.path:
+        out["path"] = nb.path
+    return out
+
+
+def _notebook_ids(nb: Mapping[str, str] | None) -> list[str]:
+    return [v for k, v in (nb or {}).items() if k != "path"]
 
 
 def _make_folder(ws: Workspace, run_id: str) -> tuple[Path, int]:
@@ -219,7 +239,7 @@ def seal(
             *events.artifacts.values(),
             *events.inputs.values(),
             *events.outputs.values(),
-            *(start.get("notebook") or {}).values(),
+            *_notebook_ids(start.get("notebook")),
         ]
         data = dump_record("run", body, links)
         record_id = store.put_bytes(data)
