@@ -12,21 +12,21 @@ from tether.meta.store import IndexedRun, MetricSummary, SqlMetaStore
 
 
 def sample(i: int, **over: object) -> IndexedRun:
-    base = dict(
-        id=f"0190aaaa-{i:04d}-7000-8000-000000000000",
-        name=f"run-{i}",
-        experiment="exp",
-        status="finished",
-        started=1000.0 + i,
-        ended=1010.0 + i,
-        params={"lr": str(0.1 * i), "opt": "adam", "big": "x" * 100_000},
-        metrics={
+    base = {
+        "id": f"0190aaaa-{i:04d}-7000-8000-000000000000",
+        "name": f"run-{i}",
+        "experiment": "exp",
+        "status": "finished",
+        "started": 1000.0 + i,
+        "ended": 1010.0 + i,
+        "params": {"lr": str(0.1 * i), "opt": "adam", "big": "x" * 100_000},
+        "metrics": {
             "acc": MetricSummary(0.5 + i / 100, 0.1, 0.9, 3, 4),
             "loss": MetricSummary(math.nan, 0.2, 0.3, 1, 2),
         },
-        tags={"team": "nlp"},
-        inputs={"data/train": "blake3:" + "a" * 64},
-    )
+        "tags": {"team": "nlp"},
+        "inputs": {"data/train": "blake3:" + "a" * 64},
+    }
     base.update(over)
     return IndexedRun(**base)  # type: ignore[arg-type]
 

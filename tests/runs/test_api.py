@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import tether
+from tests.conftest import git, write_files
 from tether.api import Project
 from tether.errors import RunError
 from tether.hashing import hash_file
 from tether.runs.record import load_record
-from tests.conftest import git, write_files
 
 
 def record_of(project: Project, run_id: str) -> dict:
@@ -56,7 +56,7 @@ def test_a_run_records_params_metrics_tags_and_seeds(project: Project) -> None:
 def test_a_param_logged_twice_with_another_value_is_refused(project: Project) -> None:
     with tether.start_run() as run:
         tether.log_param("lr", 0.1)
-        with pytest.raises(RunError, match="already logged as '0.1'"):
+        with pytest.raises(RunError, match=r"already logged as '0\.1'"):
             tether.log_param("lr", 0.2)
     assert record_of(project, run.id)["params"] == {"lr": "0.1"}
 
