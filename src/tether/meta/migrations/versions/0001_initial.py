@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("record", sa.String(80)),
         sa.Column("deleted", sa.Boolean, nullable=False),
     )
+    op.create_index("ix_runs_started", "runs", ["started", "id"])
     op.create_index("ix_runs_experiment_started", "runs", ["experiment", "started"])
     op.create_index("ix_runs_name", "runs", ["name"])
     op.create_index("ix_runs_record", "runs", ["record"])
@@ -43,7 +44,7 @@ def upgrade() -> None:
             sa.Column("value", value, nullable=False),
             *([sa.Column("num", sa.Float)] if table == "params" else []),
         )
-    op.create_index("ix_params_key_num", "params", ["key", "num"])
+    op.create_index("ix_params_key_num", "params", ["key", "num", "run_id"])
     op.create_index("ix_tags_key", "tags", ["key"])
     op.create_table(
         "metrics",
@@ -55,7 +56,7 @@ def upgrade() -> None:
         sa.Column("step", sa.Integer, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
     )
-    op.create_index("ix_metrics_key_last", "metrics", ["key", "last"])
+    op.create_index("ix_metrics_key_last", "metrics", ["key", "last", "run_id"])
     op.create_table(
         "data",
         sa.Column("run_id", sa.String(36), primary_key=True),

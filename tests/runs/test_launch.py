@@ -1,0 +1,129 @@
+"""`tether run` as a user runs it: a real child process, its output, its exit code, its logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tether.api import Project
+from tests.conftest import BIN, Tether, write_files
+
+TETHER = str(BIN / "tether")
+
+SCRIPT = """
+import sys, tether
+tether.log_metric("acc", 0.75, step=1)
+tether.log_param("batch", 32)
+sys.stdout.buffer.write(b"plain line\\n\\xff\\xfe not utf-8\\n")
+sys.stdout.flush()
+print("to stderr", file=sys.stderr)
+sys.exit(int(sys.argv[sys.argv.index("--exit") + 1]) if "--exit" in sys.argv else 0)
+"""
+
+
+def tether_run(repo: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [TETHER, "run", *args],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def test_run_records_params_output_exit_code_and_child_logging(repo: Path, tether: Tether) -> None:
+    write_files(repo, {"train.py": SCRIPT})
+    big = "w" * 100_000
+    proc = tether_run(
+        repo, "-n", "t1", "-t", "team=nlp", "--", sys.executable, "train.py",
+        "--lr", "0.1", "--epochs=3", "--verbose", "--notes", big, "--exit", "3",
+    )  # fmt: skip
+    assert proc.returncode == 3
+    assert b"\xff\xfe not utf-8" in proc.stdout and b"to stderr" in proc.stderr  # teed
+    assert b"t1" in proc.stderr and b"failed" in proc.stderr
+    with Project.open(repo) as project:
+        rec = project.get_run("t1")
+        assert rec["status"] == "failed" and rec["exit_code"] == 3
+        assert rec["params"]["lr"] == "0.1" and rec["params"]["epochs"] == "3"
+        assert rec["params"]["verbose"] == "true" and rec["params"]["notes"] == big
+        assert rec["params"]["batch"] == "32"  # logged by the child through the API
+        assert rec["metrics"]["acc"]["last"] == 0.75
+        assert rec["tags"] == {"team": "nlp"}
+        log = project.ws.store.read_bytes(rec["log"])
+        assert b"plain line\n\xff\xfe not utf-8\n" in log and b"to stderr" in log
+        assert rec["code"]["entry_point"] == "train.py"
+        (found,) = project.search_runs("params.epochs = 3 and params.verbose = 'true'")
+        assert found.params["notes"] == big
+    out = tether("runs", "list", "--where", "params.lr = 0.1", "--json").output
+    assert [r["name"] for r in json.loads(out)] == ["t1"]
+
+
+def test_a_command_that_cannot_start_is_a_failed_run(repo: Path) -> None:
+    proc = tether_run(repo, "--", "no-such-program-xyz")
+    assert proc.returncode == 2 and b"cannot run no-such-program-xyz" in proc.stderr
+    with Project.open(repo) as project:
+        (run,) = project.search_runs()
+        assert run.status == "failed" and run.exit_code == 127
+
+
+def test_ctrl_c_leaves_a_killed_run(repo: Path) -> None:
+    write_files(
+        repo, {"slow.py": "import time, tether\ntether.log_metric('x', 1)\ntime.sleep(60)\n"}
+    )
+    proc = subprocess.Popen(
+        [TETHER, "run", "-n", "slow", "--", sys.executable, "slow.py"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    _wait_for_live_run(repo)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
+    proc.communicate(timeout=30)
+    with Project.open(repo) as project:
+        rec = project.get_run("slow")
+        assert rec["status"] == "killed"
+        assert rec["metrics"]["x"]["last"] == 1.0
+
+
+def _wait_for_live_run(repo: Path) -> Path:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = list((repo / ".tether" / "runs").glob("*/events-*.tsv"))
+        if found:
+            return found[0].parent
+        time.sleep(0.05)
+    raise AssertionError("the run never started")
+
+
+def test_commit_log_appends_to_the_ledger_and_commits_it(repo: Path, tether: Tether) -> None:
+    import yaml
+
+    write_files(repo, {"train.py": SCRIPT})
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "base"], cwd=repo, check=True)
+    for lr in ("0.1", "0.2"):
+        proc = tether_run(
+            repo, "--commit-log", "-n", f"lr{lr}", "--", sys.executable, "train.py", "--lr", lr
+        )
+        assert proc.returncode == 0, proc.stderr
+    entries = yaml.safe_load((repo / "experiment_log.yaml").read_text())
+    assert [e["name"] for e in entries] == ["lr0.1", "lr0.2"]
+    assert entries[1]["params"]["lr"] == "0.2" and entries[1]["metrics"] == {"acc": 0.75}
+    assert entries[0]["code"]["commit"] and entries[0]["env"].startswith("blake3:")
+    log = subprocess.run(
+        ["git", "log", "--format=%s%n%b"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    assert "chore(experiments): log run lr0.2" in log and "Metrics: acc=0.75" in log
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+    )
+    assert "experiment_log.yaml" not in status.stdout  # committed, nothing left over
+    exported = yaml.safe_load(tether("runs", "export", "lr0.1", "lr0.2", "--yaml").output)
+    assert exported == entries
