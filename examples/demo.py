@@ -1,6 +1,8 @@
-"""`make demo`: a guided tour of Tether in a temporary folder.
+"""`make demo`: a guided tour of Tether in a temporary folder, in two parts.
 
-Every step is a real command, printed before it runs; the tour fails loudly if any step does.
+Part 1 versions data next to git. Part 2 trains the sentiment example (examples/sentiment/) a
+few times and asks Tether which run did best and why two runs differ. Every step is a real
+command, printed before it runs; the tour fails loudly if any step does.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ import hashlib
 import os
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+SENTIMENT = Path(__file__).resolve().parent / "sentiment"
 ENV = {
     **os.environ,
     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -22,7 +26,13 @@ ENV = {
     "GIT_AUTHOR_EMAIL": "demo@example.com",
     "GIT_COMMITTER_NAME": "Tether Demo",
     "GIT_COMMITTER_EMAIL": "demo@example.com",
+    # Output is captured, so tell Tether's tables how wide the terminal is (wide when piped).
+    "COLUMNS": str(shutil.get_terminal_size(fallback=(200, 24)).columns),
 }
+
+
+def part(title: str) -> None:
+    print(f"\n\033[1;4m{title}\033[0m", flush=True)
 
 
 def say(text: str) -> None:
@@ -61,63 +71,117 @@ def digest_tree(root: Path) -> str:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tether-demo-") as tmp:
         base = Path(tmp)
-        say("1. A new project from the template (git and Tether set up)")
-        sh("tether new churn", base)
-        repo = base / "churn"
-        sh("ls -A", repo)
-
-        say("2. Version a data set of 2,000 files next to git")
-        make_data(repo / "data/raw", 2000)
-        sh("tether add data/raw", repo)
-        sh("cat data/raw.tether", repo)
-        sh("git add -A && git commit -qm 'feat: raw data v1' && git log --oneline", repo)
-        sh("tether status", repo)
-
-        say("3. Change the data: status shows what changed, file by file")
-        (repo / "data/raw/shard00/rows00001.csv").write_text("id,row,value\n1,0,0.5\n")
-        (repo / "data/raw/shard03/rows00777.csv").unlink()
-        (repo / "data/raw/extra.csv").write_text("id\n1\n")
-        sh("tether status", repo)
-
-        say("4. Restore it: plan first, then apply (unsaved changes need --force)")
-        sh("tether checkout --dry-run", repo)
-        sh("tether checkout", repo, expect=2)
-        sh("tether checkout --force", repo)
-        sh("tether status", repo)
-
-        say("5. A second version, and what changed between commits")
-        (repo / "data/raw/shard01/rows00300.csv").write_text("id,row,value\n300,0,0.25\n")
-        (repo / "data/raw/new-labels.csv").write_text("id,label\n1,yes\n")
-        sh("tether add data/raw", repo)
-        sh("git commit -qam 'feat: raw data v2'", repo)
-        sh("tether data diff HEAD~1 HEAD", repo)
-
-        say("6. Push to a remote (a folder here; s3://bucket/prefix works the same)")
-        sh(f"tether remote add origin {base / 'remote'}", repo)
-        sh("git commit -qam 'chore: add remote'", repo)
-        sh("tether push", repo)
-        sh("tether push", repo)
-
-        say("7. Clone elsewhere and pull: the same bytes come back")
-        sh(f"git clone -q {repo} {base / 'clone'}", base)
-        clone = base / "clone"
-        sh("tether status", clone)
-        sh("tether pull", clone)
-        same = digest_tree(repo / "data/raw") == digest_tree(clone / "data/raw")
-        print(f"  byte-identical: {'yes' if same else 'NO'}")
-        if not same:
-            sys.exit("demo failed: pulled data differs")
-
-        say("8. Pull just a part of it into a third clone")
-        sh(f"git clone -q {repo} {base / 'partial'}", base)
-        sh("tether pull data/raw/shard02", base / "partial")
-        sh("ls data/raw", base / "partial")
-
-        say("9. Housekeeping: check every object, collect what nothing needs")
-        sh("tether fsck", repo)
-        sh("tether gc --dry-run", repo)
-        sh("tether gc --all-commits", repo)
+        part("Part 1: data versioning")
+        tour_data(base)
+        part("Part 2: run tracking")
+        tour_runs(base)
         print(f"\nDone. Everything ran in {shlex.quote(str(base))} (now removed).")
+
+
+def tour_data(base: Path) -> None:
+    say("1. A new project from the template (git and Tether set up)")
+    sh("tether new churn", base)
+    repo = base / "churn"
+    sh("ls -A", repo)
+
+    say("2. Version a data set of 2,000 files next to git")
+    make_data(repo / "data/raw", 2000)
+    sh("tether add data/raw", repo)
+    sh("cat data/raw.tether", repo)
+    sh("git add -A && git commit -qm 'feat: raw data v1' && git log --oneline", repo)
+    sh("tether status", repo)
+
+    say("3. Change the data: status shows what changed, file by file")
+    (repo / "data/raw/shard00/rows00001.csv").write_text("id,row,value\n1,0,0.5\n")
+    (repo / "data/raw/shard03/rows00777.csv").unlink()
+    (repo / "data/raw/extra.csv").write_text("id\n1\n")
+    sh("tether status", repo)
+
+    say("4. Restore it: plan first, then apply (unsaved changes need --force)")
+    sh("tether checkout --dry-run", repo)
+    sh("tether checkout", repo, expect=2)
+    sh("tether checkout --force", repo)
+    sh("tether status", repo)
+
+    say("5. A second version, and what changed between commits")
+    (repo / "data/raw/shard01/rows00300.csv").write_text("id,row,value\n300,0,0.25\n")
+    (repo / "data/raw/new-labels.csv").write_text("id,label\n1,yes\n")
+    sh("tether add data/raw", repo)
+    sh("git commit -qam 'feat: raw data v2'", repo)
+    sh("tether data diff HEAD~1 HEAD", repo)
+
+    say("6. Push to a remote (a folder here; s3://bucket/prefix works the same)")
+    sh(f"tether remote add origin {base / 'remote'}", repo)
+    sh("git commit -qam 'chore: add remote'", repo)
+    sh("tether push", repo)
+    sh("tether push", repo)
+
+    say("7. Clone elsewhere and pull: the same bytes come back")
+    sh(f"git clone -q {repo} {base / 'clone'}", base)
+    clone = base / "clone"
+    sh("tether status", clone)
+    sh("tether pull", clone)
+    same = digest_tree(repo / "data/raw") == digest_tree(clone / "data/raw")
+    print(f"  byte-identical: {'yes' if same else 'NO'}")
+    if not same:
+        sys.exit("demo failed: pulled data differs")
+
+    say("8. Pull just a part of it into a third clone")
+    sh(f"git clone -q {repo} {base / 'partial'}", base)
+    sh("tether pull data/raw/shard02", base / "partial")
+    sh("ls data/raw", base / "partial")
+
+    say("9. Housekeeping: check every object, collect what nothing needs")
+    sh("tether fsck", repo)
+    sh("tether gc --dry-run", repo)
+    sh("tether gc --all-commits", repo)
+
+
+def tour_runs(base: Path) -> None:
+    say("10. A training project: the sentiment example, its data versioned and committed")
+    repo = base / "sentiment"
+    sh("git init -q sentiment", base)
+    sh(f"cp {shlex.quote(str(SENTIMENT))}/*.py . && ls", repo)
+    sh("tether init", repo)
+    sh("python prepare.py", repo)
+    sh("tether add data", repo)
+    sh("echo models/ >> .gitignore", repo)
+    sh("git add -A && git commit -qm 'feat: sentiment data and training script'", repo)
+
+    say("11. Record runs: params from the command line, metrics from the script's tether calls")
+    sh("tether run -n baseline --commit-log -- python train.py --C 1.0", repo)
+    sh("tether run -n c10 --commit-log -- python train.py --C 10.0 --max-features 5000", repo)
+
+    say("12. Change the code, commit, and run again with another seed")
+    train = repo / "train.py"
+    old = "ngram_range=(1, args.ngram_max)"
+    train.write_text(train.read_text().replace(old, f"{old}, sublinear_tf=True"))
+    sh("git diff --stat && git commit -qam 'feat: sublinear term frequencies'", repo)
+    sh(
+        "tether run -n sublinear --commit-log -- "
+        "python train.py --C 10.0 --max-features 5000 --seed 1",
+        repo,
+    )
+    sh("python train.py --C 3.0  # no `tether run`: the script's tether calls start a run", repo)
+
+    say("13. Find and compare runs")
+    sh("tether runs list", repo)
+    sh("tether runs list --sort 'metrics.accuracy desc' --limit 1", repo)
+    sh("tether runs list --where 'params.C = 10.0 and metrics.f1 > 0.72'", repo)
+    sh("tether runs compare baseline c10 sublinear", repo)
+
+    say("14. Why do two runs differ? A change of parameters; a change of code and seed")
+    sh("tether diff baseline c10", repo)
+    sh("tether diff c10 sublinear", repo)
+    sh("tether diff c10 sublinear --markdown  # for a CI comment", repo)
+
+    say("15. One run in full, and the environment to rebuild it")
+    sh("tether runs show sublinear", repo)
+    sh("tether env export sublinear --format requirements | head -8", repo)
+
+    say("16. The ledger: every --commit-log run is in experiment_log.yaml and in git")
+    sh("cat experiment_log.yaml", repo)
+    sh("git log --oneline", repo)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ WIDE = 6  # params/metrics columns shown in the list
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """On a terminal, its width; into a pipe or a file, wide enough that no column is cut
+    (rich would otherwise assume 80 columns and drop the params and metrics)."""
+    import os
+    import sys
+
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000
+    return Console(highlight=False, soft_wrap=False, width=wide)
 
 
 def fmt_number(value: float | None) -> str:
@@ -76,7 +82,8 @@ def record_view(record: dict[str, Any]) -> None:
     )
     out.print(
         f"experiment {record['experiment']}   started {when(record['started'])}   "
-        f"ended {when(record.get('ended'))}   exit {record.get('exit_code')}"
+        f"ended {when(record.get('ended'))}"
+        + (f"   exit {record['exit_code']}" if record.get("exit_code") is not None else "")
     )
     out.print(f"command    {' '.join(record.get('command') or [])}")
     code = record.get("code") or {}
@@ -100,13 +107,25 @@ def record_view(record: dict[str, Any]) -> None:
             out.print(table)
     _metrics(out, record.get("metrics") or {})
     data = record.get("data") or {}
-    for role in ("inputs", "outputs", "pointers_start"):
-        for path, oid in sorted((data.get(role) or {}).items()):
-            out.print(f"{role.replace('pointers_start', 'tracked'):<9} {path}  {oid}")
-    for name, oid in sorted((record.get("artifacts") or {}).items()):
-        out.print(f"artifact  {name}  {oid}")
+    rows = [
+        (role.replace("pointers_start", "tracked").rstrip("s"), path, oid)
+        for role in ("inputs", "outputs", "pointers_start")
+        for path, oid in sorted((data.get(role) or {}).items())
+    ]
+    rows += [
+        ("artifact", name, oid) for name, oid in sorted((record.get("artifacts") or {}).items())
+    ]
+    if rows:
+        table = Table(title="data", box=None, title_justify="left", header_style="bold")
+        for col in ("role", "path", "id"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    if record.get("seeds"):
+        out.print(f"seeds      {', '.join(str(s) for s in record['seeds'])}")
     for text in record.get("notes") or []:
-        out.print(f"note      {text}")
+        out.print(f"note       {text}")
 
 
 def _metrics(out: Console, metrics: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from tether.errors import GitError, MissingObjectError
 from tether.gitio import git
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import diff_trees
+from tether.runs.ledger import LEDGER
 from tether.runs.record import load_series, number
 from tether.workspace.repo import Workspace
 
@@ -142,11 +143,12 @@ def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
     out.same_patch = a.get("diff") == b.get("diff")
     if out.commit_a and out.commit_b and out.commit_a != out.commit_b:
         try:
-            counts = git(
-                ws.root, "rev-list", "--left-right", "--count", f"{out.commit_a}...{out.commit_b}"
-            )
+            # Tether's own ledger commits are not code changes
+            skip = ("--", ".", f":(exclude){LEDGER}")
+            span = f"{out.commit_a}...{out.commit_b}"
+            counts = git(ws.root, "rev-list", "--left-right", "--count", span, *skip)
             out.behind, out.ahead = (int(x) for x in counts.split())
-            names = git(ws.root, "diff", "--name-only", "-z", out.commit_a, out.commit_b)
+            names = git(ws.root, "diff", "--name-only", "-z", out.commit_a, out.commit_b, *skip)
             out.files = [n for n in names.decode().split("\0") if n]
         except GitError:
             out.files = ["(a commit is not in this clone: `git fetch` it)"]
@@ -223,12 +225,11 @@ def _causes(d: RunDiff) -> list[str]:
             out.append(
                 f"{'input' if c.role == 'input' else 'tracked data'} {c.path} changed{detail}"
             )
-    if d.env.seeds:
+    if d.env.seeds and not any("seed" in k.lower() for k in d.params):
         out.append(f"seed: {d.env.seeds[0]} → {d.env.seeds[1]}")
-    if d.code.commit_a != d.code.commit_b:
-        out.append(
-            f"code: {d.code.ahead + d.code.behind} commits apart, {len(d.code.files)} files changed"
-        )
+    apart = d.code.ahead + d.code.behind
+    if d.code.commit_a != d.code.commit_b and (apart or d.code.files):
+        out.append(f"code: {_n(apart, 'commit')} apart, {_n(len(d.code.files), 'file')} changed")
     if not d.code.same_patch:
         out.append("code: uncommitted changes differ")
     for name, (va, vb) in d.env.changed.items():
@@ -244,3 +245,7 @@ def _causes(d: RunDiff) -> list[str]:
     if d.env.platform:
         out.append(f"platform: {d.env.platform[0]} → {d.env.platform[1]}")
     return out
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

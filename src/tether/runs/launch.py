@@ -33,7 +33,9 @@ class Launched:
 
 
 def params_from_argv(argv: list[str]) -> dict[str, str]:
-    """``--key value`` and ``--key=value`` become params; a bare ``--flag`` is ``true``."""
+    """``--key value`` and ``--key=value`` become params; a bare ``--flag`` is ``true``.
+    Dashes in a key become underscores, as argparse names them (``--max-features`` is
+    ``max_features``), so a script that logs its parsed arguments logs the same keys."""
     out: dict[str, str] = {}
     i = 0
     while i < len(argv):
@@ -48,7 +50,7 @@ def params_from_argv(argv: list[str]) -> dict[str, str]:
                 i += 1
             else:
                 value = "true"
-        out[key] = value
+        out[key.replace("-", "_")] = value
     return out
 
 

@@ -53,7 +53,7 @@ class LiveRun:
         check_key(key, "param name")
         shown = self._redactor.redact_value(key, _stringify(value))
         old = self._params.get(key)
-        if old is not None and old != shown:
+        if old is not None and not same_value(old, shown):
             raise RunError(
                 f"param {key!r} was already logged as {old!r} in run {self.id}; params are "
                 f"immutable, so {shown!r} is refused: log it under another name or start a new run"
@@ -164,6 +164,16 @@ class LiveRun:
             self.end("killed")
         else:
             self.end("failed")
+
+
+def same_value(a: str, b: str) -> bool:
+    """``1`` on the command line and ``1.0`` logged by the script are the same param."""
+    if a == b or a.lower() == b.lower() in ("true", "false"):
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
 
 
 def _stringify(value: object) -> str:
