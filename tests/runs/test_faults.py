@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Tether, run_python
 from tether.api import Project
 from tether.errors import IndexStoreError, QueryError, RunError
-from tests.conftest import Tether, run_python
 
 LOGGER = """
 import sys, time, tether
@@ -140,7 +140,7 @@ def test_run_references_and_query_errors(repo: Path, tether: Tether) -> None:
     _three_runs(repo)
     with Project.open(repo) as project:
         ids = [r.id for r in project.search_runs()]
-        common = os.path.commonprefix(ids)
+        common = ids[0][: next(i for i, c in enumerate(ids[0]) if any(x[i] != c for x in ids))]
         with pytest.raises(RunError, match="matches 3 runs"):
             project.get_run(common)
         with pytest.raises(RunError, match="no run matches"):

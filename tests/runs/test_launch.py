@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from tether.api import Project
 from tests.conftest import BIN, Tether, write_files
+from tether.api import Project
 
 TETHER = str(BIN / "tether")
 
