@@ -214,7 +214,7 @@ class SqlMetaStore:
         from tether.meta import schema as s
 
         with self._read() as conn:
-            return dict(conn.execute(select(s.runs.c.id, s.runs.c.record)))
+            return dict(conn.execute(select(s.runs.c.id, s.runs.c.record)).all())
 
 
 def _insert(conn: Connection, batch: Iterable[IndexedRun]) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from tether._types import NO_PROGRESS, Callback
 from tether.config import is_secret, set_value
 from tether.errors import ConfigError, MissingObjectError, RemoteError, UsageError
-from tether.objects.graph import reachable
+from tether.objects.graph import RECORD_HEADER, children, reachable
 from tether.objects.refs import LOCAL
 from tether.objects.remote import Inventory, Remote, storage_options
+from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.transfer import (
     TransferResult,
     fetch_objects,
@@ -155,7 +157,7 @@ def fetch(
         if paths is None:
             new_refs, conflicts = fetch_refs(shared_refs(ws), remote, inv)
             named = {oid for ids in new_refs.values() for oid in ids}
-            get(named & inv.ids(), inventory=inv)
+            _fetch_closure(ws, named, partial(get, inventory=inv), inv.ids())
             for name, ids in new_refs.items():
                 ws.refs.set(name, ids)
             more.refs = len(new_refs)
@@ -164,6 +166,24 @@ def fetch(
     more.bytes += result.bytes
     more.requests = remote.requests
     return more
+
+
+CONTAINERS = (RECORD_HEADER, TREE_HEADER)
+
+
+def _fetch_closure(
+    ws: Workspace, ids: set[str], get: Callable[[set[str]], object], available: set[str]
+) -> None:
+    """Fetch ``ids`` and everything the records and manifests among them name, level by level
+    (a run's record, then its environment, log, metric history and input folders' files)."""
+    todo = ids
+    while todo:
+        get(todo & available)
+        below: set[str] = set()
+        for oid in todo:
+            if ws.store.has(oid) and ws.store.read_head(oid, 32).startswith(CONTAINERS):
+                below.update(children(ws.store.read_bytes(oid), oid))
+        todo = ws.store.missing(below) & available
 
 
 def pull(
