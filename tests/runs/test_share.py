@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tether.api import Project
 from tests.conftest import BIN, make_repo, write_files
+from tether.api import Project
 
 TETHER = str(BIN / "tether")
 SECRETS = {
@@ -107,8 +107,6 @@ def test_push_and_pull_carry_runs_to_a_second_clone(repo: Path, tmp_path: Path) 
         assert theirs.tags == {"reviewed": "yes"} and theirs.metrics["acc"].last == 0.9
         rec = other.get_run("shared")
         assert rec["artifacts"] == mine["artifacts"]
-        assert other.run_series("shared")["acc"] == [
-            (2, mine_ts(project_series=mine, other=other), 0.9)
-        ]
+        assert other.run_series("shared") == history and history["acc"][0][::2] == (2, 0.9)
         hidden = other.search_runs(include_deleted=True)
         assert sorted(r.name for r in hidden) == ["hidden", "shared"]  # the tombstone travelled

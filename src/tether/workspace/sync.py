@@ -12,7 +12,6 @@ from tether.errors import ConfigError, MissingObjectError, RemoteError, UsageErr
 from tether.objects.graph import RECORD_HEADER, children, reachable
 from tether.objects.refs import LOCAL
 from tether.objects.remote import Inventory, Remote, storage_options
-from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.transfer import (
     TransferResult,
     fetch_objects,
@@ -20,6 +19,7 @@ from tether.objects.transfer import (
     push_objects,
     push_refs,
 )
+from tether.objects.tree import HEADER as TREE_HEADER
 from tether.workspace.checkout import CheckoutResult, apply_checkout, plan_checkout
 from tether.workspace.repo import Workspace
 from tether.workspace.roots import pairs, roots
