@@ -1,0 +1,106 @@
+"""`tether diff`, `runs compare` and `env export`: what a user reads to explain two results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Tether, write_files
+from tether.api import Project
+
+
+def fake_distribution(site: Path, name: str, version: str) -> None:
+    """An installed distribution as importlib.metadata sees one (a folder on sys.path)."""
+    for old in site.glob(f"{name}-*.dist-info"):
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def two_runs(project: Project, repo: Path, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_files(repo, {"train.py": "v1\n", "data/a.csv": "1\n", "data/b.csv": "2\n"})
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "one"], cwd=repo, check=True)
+    fake_distribution(site, "fakepkg", "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    with project.start_run(name="a") as run:
+        run.log_param("lr", 0.1)
+        run.log_param("epochs", 3)
+        run.seed(1)
+        run.log_input("data")
+        run.log_metric("acc", 0.80)
+    write_files(repo, {"train.py": "v2\n", "data/b.csv": "3\n", "data/c.csv": "4\n"})
+    subprocess.run(["git", "commit", "-qam", "two"], cwd=repo, check=True)
+    fake_distribution(site, "fakepkg", "2.0")
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    with project.start_run(name="b") as run:
+        run.log_param("lr", 0.2)
+        run.log_param("epochs", 3)
+        run.seed(2)
+        run.log_input("data")
+        run.log_metric("acc", 0.85)
+
+
+def test_diff_explains_all_four_pillars(
+    project: Project, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_runs(project, repo, tmp_path / "site", monkeypatch)
+    d = project.diff_runs("a", "b")
+    assert d.params == {"lr": ("0.1", "0.2")}  # epochs did not change
+    assert d.code.ahead == 1 and d.code.behind == 0 and "train.py" in d.code.files
+    (data,) = [c for c in d.data if c.role == "input"]
+    assert data.path == "data" and data.added == ["c.csv"] and data.modified == ["b.csv"]
+    assert d.env.changed["fakepkg"] == ("1.0", "2.0")
+    assert d.env.seeds == ([1], [2])
+    assert d.env.determinism["PYTHONHASHSEED"] == (None, "0")
+    assert d.metrics["acc"] == pytest.approx((0.80, 0.85))
+    causes = d.causes
+    assert causes[0] == "parameter lr: 0.1 → 0.2"
+    assert causes.index("input data changed (2 files inside)") < causes.index("seed: [1] → [2]")
+    assert any(c.startswith("code: 1 commit apart") for c in causes)
+    assert "package fakepkg: 1.0 → 2.0" in causes
+
+
+def test_diff_renders_as_text_json_and_markdown(
+    project: Project, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether: Tether
+) -> None:
+    two_runs(project, repo, tmp_path / "site", monkeypatch)
+    text = tether("diff", "a", "b").output
+    assert "Likely causes" in text and "1. parameter lr: 0.1 → 0.2" in text
+    assert "upgraded fakepkg 1.0 → 2.0" in text and "modified: b.csv" in text
+    as_json = json.loads(tether("diff", "a", "b", "--json").output)
+    assert as_json["params"] == {"lr": ["0.1", "0.2"]}
+    md = tether("diff", "a", "b", "--markdown").output
+    assert md.startswith("### Why `a` and `b` differ") and "- parameter lr: 0.1 → 0.2" not in md
+    assert "- 1. parameter lr: 0.1 → 0.2" in md
+
+
+def test_compare_and_show_and_env_export(
+    project: Project, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tether: Tether
+) -> None:
+    from dockerfile_parse import DockerfileParser
+
+    two_runs(project, repo, tmp_path / "site", monkeypatch)
+    cmp = project.compare_runs(["a", "b"])
+    assert cmp.params["lr"] == ["0.1", "0.2"] and "params.lr" in cmp.differ
+    assert "params.epochs" not in cmp.differ and "metrics.acc" in cmp.differ
+    out = tether("runs", "compare", "a", "b").output
+    assert "params.lr" in out and "0.85" in out
+    shown = tether("runs", "show", "b").output
+    assert "lr" in shown and "seeds      2" in shown and "data" in shown
+    reqs = tether("env", "export", "b", "--format", "requirements").output
+    assert "fakepkg==2.0" in reqs and "click==" in reqs
+    parser = DockerfileParser(path=str(tmp_path / "Dockerfile"))
+    parser.content = tether("env", "export", "b", "--format", "dockerfile").output
+    assert parser.baseimage.startswith("python:3.")
+    assert (
+        ("fakepkg==2.0" in parser.content
+        and 'PYTHONHASHSEED="0"' in parser.content)
+        or ("PYTHONHASHSEED=0" in parser.content)
+    )
