@@ -10,7 +10,26 @@ HEAVY = ("sqlalchemy", "fastapi", "s3fs", "fsspec", "rich", "boto3", "botocore",
 
 def test_all_is_sorted_and_locked() -> None:
     assert tether.__all__ == sorted(tether.__all__)
-    assert tether.__all__ == ["Project", "TetherError", "__version__", "new_project"]
+    assert tether.__all__ == [
+        "Project",
+        "TetherError",
+        "__version__",
+        "active_run",
+        "end_run",
+        "log_artifact",
+        "log_input",
+        "log_metric",
+        "log_metrics",
+        "log_output",
+        "log_param",
+        "log_params",
+        "new_project",
+        "search_runs",
+        "seed",
+        "set_tag",
+        "set_tags",
+        "start_run",
+    ]
     for name in tether.__all__:
         assert getattr(tether, name) is not None
 
@@ -35,4 +54,11 @@ def test_status_path_does_not_load_remote_or_rendering_libraries() -> None:
         "import tether.cli.main, tether.cli.data, tether.api; from tether.workspace import status"
     )
     for heavy in ("sqlalchemy", "fastapi", "s3fs", "fsspec", "rich", "boto3"):
+        assert heavy not in loaded, heavy
+
+
+def test_logging_a_metric_loads_no_rendering_or_remote_libraries() -> None:
+    """A training script pays for the index (SQLAlchemy) but not for rich, click or fsspec."""
+    loaded = _modules_after("import tether.runs.active, tether.runs.live")
+    for heavy in ("fastapi", "s3fs", "fsspec", "rich", "boto3", "click"):
         assert heavy not in loaded, heavy

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.meta.store import IndexedRun
     from tether.objects.transfer import TransferResult
     from tether.runs import amend as _amend
+    from tether.runs import catalog as _catalog
     from tether.runs import compare as _compare
     from tether.runs import launch as _launch
     from tether.runs.live import LiveRun
@@ -247,8 +248,8 @@ class Project:
 
         return amend.purge(self.ws, dry_run=dry_run)
 
-    def reindex(self) -> int:
-        """Rebuild the run index from the sealed records; the number of runs."""
+    def reindex(self) -> _catalog.Reindexed:
+        """Rebuild the run index from the sealed records."""
         from tether.runs import catalog
 
         return catalog.reindex(self.ws)

@@ -209,8 +209,16 @@ def reindex() -> None:
     """Rebuild the run index from the sealed run records (after it was lost or damaged)."""
     from tether.api import Project
 
-    count = Project.open().reindex()
-    click.echo(f"indexed {count} runs")
+    result = Project.open().reindex()
+    click.echo(f"indexed {result.runs} runs")
+    if result.unreadable:
+        click.secho(
+            f"{len(result.unreadable)} runs have a missing or damaged record and were left out "
+            f"({', '.join(result.unreadable[:3])}): `tether pull` fetches them, `tether fsck` "
+            "checks the cache",
+            fg="yellow",
+            err=True,
+        )
 
 
 @click.group()

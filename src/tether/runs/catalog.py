@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import FormatError, MissingObjectError, RunError
@@ -100,13 +101,25 @@ def indexed_view(ws: Workspace, run_id: str, record_id: str) -> IndexedRun:
     return to_indexed(record, record_id, _amendments(ws, run_id), deleted=deleted)
 
 
-def reindex(ws: Workspace) -> int:
-    """Rebuild the index from sealed records (and live runs); the number of runs indexed.
+@dataclass
+class Reindexed:
+    runs: int
+    unreadable: list[str]  # runs whose record is missing or damaged: `tether pull` or `fsck`
+
+
+def reindex(ws: Workspace) -> Reindexed:
+    """Rebuild the index from sealed records (and live runs).
 
     A SQLite index is rebuilt in a new file that then replaces the old one, so a damaged file
     is simply replaced and readers never see a half-built index."""
     url = index_url(ws)
-    rows = [indexed_view(ws, name[len("runs/") :], ids[0]) for name, ids in ws.refs.items("runs")]
+    rows, unreadable = [], []
+    for name, ids in ws.refs.items("runs"):
+        row = _readable_view(ws, name[len("runs/") :], ids[0])
+        if row is None:
+            unreadable.append(name[len("runs/") :])
+        else:
+            rows.append(row)
     for folder in sorted(lifecycle.live_root(ws).glob("*/start.json")):
         rows.append(lifecycle._running_row(json.loads(folder.read_bytes())))
     if url == f"sqlite:///{ws.dot / 'index.db'}":
@@ -128,7 +141,7 @@ def reindex(ws: Workspace) -> int:
         index.clear()
         index.put_runs(rows)
     lifecycle.recover(ws)  # runs whose process died are sealed `killed` in the new index
-    return len(rows)
+    return Reindexed(len(rows), sorted(unreadable))
 
 
 def sync_index(ws: Workspace) -> int:
@@ -140,6 +153,17 @@ def sync_index(ws: Workspace) -> int:
     for name, ids in ws.refs.items("runs"):
         run_id = name[len("runs/") :]
         if indexed.get(run_id) != ids[0] or run_id in touched:
-            rows.append(indexed_view(ws, run_id, ids[0]))
+            row = _readable_view(ws, run_id, ids[0])
+            if row is not None:
+                rows.append(row)
     open_index(ws).put_runs(rows)
     return len(rows)
+
+
+def _readable_view(ws: Workspace, run_id: str, record_id: str) -> IndexedRun | None:
+    """The index row, or None for a record that is missing or unreadable (``fsck`` reports it;
+    one bad record must not stop the others from being indexed)."""
+    try:
+        return indexed_view(ws, run_id, record_id)
+    except (FormatError, MissingObjectError, KeyError):
+        return None
