@@ -43,13 +43,25 @@ class CodeState:
         }
 
 
-def capture_code(root: Path, redactor: Redactor, entry_point: str | None = None) -> CodeState:
-    out = git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+STATUS = ("status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+REMOTES = ("config", "--get-regexp", r"^remote\..*\.url$")
+
+
+def capture_code(
+    root: Path,
+    redactor: Redactor,
+    entry_point: str | None = None,
+    *,
+    ran: tuple[bytes, bytes | None] | None = None,
+) -> CodeState:
+    """The code's state. ``ran`` is the outputs of :data:`STATUS` and :data:`REMOTES` (None when
+    there is no remote) when the caller ran them already, in parallel with other git commands."""
+    out, remotes = ran if ran is not None else (git(root, *STATUS), git_maybe(root, *REMOTES))
     commit, branch, changed = _parse_status(out)
     state = CodeState(
         commit=commit,
         branch=branch,
-        remote=_remote_url(root, redactor),
+        remote=_remote_url(remotes, redactor),
         dirty=bool(changed),
         changed=changed,
         entry_point=entry_point or _entry_point(root),
@@ -85,8 +97,7 @@ def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str]]:
     return commit, branch, sorted(changed)
 
 
-def _remote_url(root: Path, redactor: Redactor) -> str | None:
-    out = git_maybe(root, "config", "--get-regexp", r"^remote\..*\.url$")
+def _remote_url(out: bytes | None, redactor: Redactor) -> str | None:
     if not out:
         return None
     urls = dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)

@@ -6,8 +6,10 @@ from tether.gitio.repo import (
     ensure_ignored,
     find_root,
     git,
+    git_many,
     git_maybe,
     init_repo,
+    parse_pointer_listing,
     pointer_files,
     show,
 )
@@ -17,8 +19,10 @@ __all__ = [
     "ensure_ignored",
     "find_root",
     "git",
+    "git_many",
     "git_maybe",
     "init_repo",
+    "parse_pointer_listing",
     "pointer_files",
     "show",
 ]

@@ -49,13 +49,36 @@ def init_repo(path: Path) -> None:
     git(path, "init", "-q")
 
 
+POINTER_LISTING = ("ls-files", "-z", "-co", "--exclude-standard", "--", f"*{POINTER_SUFFIX}")
+
+
+def git_many(root: Path, *commands: tuple[str, ...]) -> list[bytes | None]:
+    """Several read-only ``git`` commands at once (each costs a few ms of process start-up,
+    mostly waiting): their outputs in order, None for one that failed."""
+    try:
+        procs = [
+            subprocess.Popen(
+                ["git", *args], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+            for args in commands
+        ]
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed: install git and run again") from exc
+    outs = [proc.communicate()[0] for proc in procs]
+    return [out if proc.returncode == 0 else None for out, proc in zip(outs, procs, strict=True)]
+
+
+def parse_pointer_listing(out: bytes) -> list[str]:
+    return sorted(p for p in out.decode().split("\0") if p.endswith(POINTER_SUFFIX))
+
+
 def pointer_files(root: Path, rev: str | None = None) -> list[str]:
     """Repository-relative paths of pointer files in the work tree (``rev=None``) or at ``rev``."""
     if rev is None:
-        out = git(root, "ls-files", "-z", "-co", "--exclude-standard", "--", f"*{POINTER_SUFFIX}")
+        out = git(root, *POINTER_LISTING)
     else:
         out = git(root, "ls-tree", "-r", "-z", "--name-only", rev)
-    return sorted(p for p in out.decode().split("\0") if p.endswith(POINTER_SUFFIX))
+    return parse_pointer_listing(out)
 
 
 def show(root: Path, rev: str, path: str) -> bytes:

@@ -64,7 +64,7 @@ class IndexedRun:
 class MetaStore(Protocol):
     """The index's interface. Every method is a whole operation (one transaction)."""
 
-    def put_runs(self, runs: Sequence[IndexedRun]) -> None: ...
+    def put_runs(self, runs: Sequence[IndexedRun], *, replace: bool = True) -> None: ...
     def get_runs(self, ids: Sequence[str]) -> list[IndexedRun]: ...
     def search(
         self,
@@ -132,7 +132,9 @@ class SqlMetaStore:
             ) from exc
 
     # -- writes ----------------------------------------------------------------------------
-    def put_runs(self, runs: Sequence[IndexedRun]) -> None:
+    def put_runs(self, runs: Sequence[IndexedRun], *, replace: bool = True) -> None:
+        """Insert runs, replacing any the index has; ``replace=False`` for runs known to be new
+        (a run being started), which skips the deletes."""
         from tether.meta import schema as s
 
         if not runs:
@@ -141,7 +143,7 @@ class SqlMetaStore:
             for start in range(0, len(runs), CHUNK):
                 batch = runs[start : start + CHUNK]
                 ids = [r.id for r in batch]
-                for table in (s.params, s.metrics, s.tags, s.data, s.runs):
+                for table in (s.params, s.metrics, s.tags, s.data, s.runs) if replace else ():
                     key = table.c.id if table is s.runs else table.c.run_id
                     conn.execute(table.delete().where(key.in_(ids)))
                 _insert(conn, batch)

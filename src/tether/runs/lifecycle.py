@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from tether._fs import atomic_write
-from tether.capture.code import capture_code
+from tether.capture.code import REMOTES, STATUS, capture_code
 from tether.capture.env import capture_environment
 from tether.capture.notebook import NotebookState, capture_notebook
 from tether.errors import RunError
+from tether.gitio import git_many, parse_pointer_listing
+from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import Redactor
 from tether.runs.index import open_index, redactor_for
@@ -71,7 +73,11 @@ def begin(
     run_id = new_run_id()
     folder, lock_fd = _make_folder(ws, run_id)
     redactor = redactor_for(ws)
-    code = capture_code(ws.root, redactor, entry_point)
+    # three git commands at once: each is mostly process start-up
+    status, remotes, listing = git_many(ws.root, STATUS, REMOTES, POINTER_LISTING)
+    if status is None:
+        raise RunError(f"`git status` failed in {ws.root}: is it a readable git repository?")
+    code = capture_code(ws.root, redactor, entry_point, ran=(status, remotes))
     env = capture_environment(
         ws.root,
         ws.dot / "cache",
@@ -98,13 +104,13 @@ def begin(
         "pid": os.getpid(),
         "code": code.to_record(diff_id),
         "env": env_id,
-        "pointers_start": _pointer_ids(ws),
+        "pointers_start": _pointer_ids(ws, parse_pointer_listing(listing or b"")),
         "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
         "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
         "notebook": nb,
     }
     atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
-    open_index(ws).put_runs([_running_row(start)])
+    open_index(ws).put_runs([_running_row(start)], replace=False)
     return Started(run_id, folder, lock_fd, start)
 
 
@@ -147,9 +153,9 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def _pointer_ids(ws: Workspace) -> dict[str, str]:
+def _pointer_ids(ws: Workspace, listing: list[str] | None = None) -> dict[str, str]:
     ws.forget_pointers()
-    return {t.target: t.ptr.id for t in ws.readable_pointers()}
+    return {t.target: t.ptr.id for t in ws.readable_pointers(listing)}
 
 
 def _running_row(start: Mapping[str, Any]) -> IndexedRun:

@@ -133,13 +133,14 @@ class Workspace:
             self._pointers = self._read_pointers(strict=True)
         return self._pointers
 
-    def readable_pointers(self) -> list[Tracked]:
-        """Like :meth:`pointers`, skipping pointer files that cannot be read."""
-        return self._read_pointers(strict=False)
+    def readable_pointers(self, listing: list[str] | None = None) -> list[Tracked]:
+        """Like :meth:`pointers`, skipping pointer files that cannot be read. ``listing`` is the
+        pointer files' paths when the caller already asked git for them."""
+        return self._read_pointers(strict=False, listing=listing)
 
-    def _read_pointers(self, *, strict: bool) -> list[Tracked]:
+    def _read_pointers(self, *, strict: bool, listing: list[str] | None = None) -> list[Tracked]:
         out = []
-        for rel in pointer_files(self.root):
+        for rel in pointer_files(self.root) if listing is None else listing:
             if not (self.root / rel).is_file():
                 continue  # listed by git but deleted from the working tree
             try:
