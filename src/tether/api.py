@@ -243,10 +243,12 @@ class Project:
 
         return amend.delete(self.ws, ref, reason)
 
-    def purge_runs(self, *, dry_run: bool = False) -> _amend.PurgeResult:
+    def purge_runs(self, *, dry_run: bool = False, remote: str | None = None) -> _amend.PurgeResult:
+        """Free what only deleted runs keep, here and (``remote``: a name, "" for the default)
+        on a remote."""
         from tether.runs import amend
 
-        return amend.purge(self.ws, dry_run=dry_run)
+        return amend.purge(self.ws, dry_run=dry_run, remote=remote)
 
     def reindex(self) -> _catalog.Reindexed:
         """Rebuild the run index from the sealed records."""

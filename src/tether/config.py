@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     # the SQL index: "" is SQLite at .tether/index.db; a SQLAlchemy URL (no password: put that
     # in .tether/config.toml or TETHER_INDEX__URL) points a team at PostgreSQL
     "index": {"url": ""},
-    "runs": {"env_allow": [], "experiment": "default"},
+    "runs": {"env_allow": [], "experiment": "default", "diff_max_file": 1 << 20},
     "redact": {"patterns": [], "keys": []},
 }
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|access_key)", re.I)

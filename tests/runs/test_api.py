@@ -122,6 +122,19 @@ def test_code_capture_rebuilds_the_dirty_tree_with_git_apply(
     assert git(repo, "status", "--porcelain").count("\n") == 3  # the user's index is untouched
 
 
+def test_a_big_untracked_file_is_named_but_not_put_in_the_diff(
+    project: Project, repo: Path
+) -> None:
+    project.config_set("runs.diff_max_file", "1000")
+    write_files(repo, {"small.py": "x = 1\n", "dump.csv": "1,2,3\n" * 1000})
+    with tether.start_run() as run:
+        pass
+    code = record_of(project, run.id)["code"]
+    assert code["skipped"] == {"dump.csv": 6000}
+    patch = project.ws.store.read_bytes(code["diff"])
+    assert b"small.py" in patch and b"dump.csv" not in patch
+
+
 def test_environment_and_tracked_data_are_pinned(project: Project, repo: Path) -> None:
     write_files(repo, {"data/a.txt": "1", "uv.lock": "lock v1"})
     project.add(["data"])

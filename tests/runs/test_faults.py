@@ -160,3 +160,18 @@ def test_an_unreachable_postgres_index_is_a_clear_error(repo: Path) -> None:
         project.config_set("index.url", "postgresql+psycopg://nobody@127.0.0.1:1/none", local=True)
     with Project.open(repo) as project, pytest.raises(IndexStoreError, match="cannot be opened"):
         project.search_runs()
+
+
+def test_runs_on_a_postgresql_index(repo: Path, pg_url: str, tether: Tether) -> None:
+    """The same runs, searches and reindex with the index on a real PostgreSQL server."""
+    with Project.open(repo) as project:
+        project.config_set("index.url", pg_url, local=True)
+    _three_runs(repo)
+    with Project.open(repo) as project:
+        found = project.search_runs("params.lr >= 0.2", sort="metrics.acc desc")
+        assert [r.name for r in found] == ["lr0.3", "lr0.2"]
+        project.delete_run("lr0.3")
+    assert "indexed 3 runs" in tether("reindex").output
+    with Project.open(repo) as project:
+        assert [r.name for r in project.search_runs("params.lr >= 0.2")] == ["lr0.2"]
+        assert not (repo / ".tether" / "index.db").exists()  # nothing went to SQLite

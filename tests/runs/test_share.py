@@ -110,3 +110,23 @@ def test_push_and_pull_carry_runs_to_a_second_clone(repo: Path, tmp_path: Path) 
         assert other.run_series("shared") == history and history["acc"][0][::2] == (2, 0.9)
         hidden = other.search_runs(include_deleted=True)
         assert sorted(r.name for r in hidden) == ["hidden", "shared"]  # the tombstone travelled
+
+
+def test_purge_removes_leaked_data_here_and_on_the_remote(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    write_files(repo, {"leak.csv": "name,ssn\nann,123-45-6789\n" * 100, ".gitignore": "leak.csv\n"})
+    with Project.open(repo) as project:
+        project.add_remote("origin", str(remote))
+        with project.start_run(name="leaky") as run:
+            run.log_artifact("leak.csv")
+        with project.start_run(name="fine") as run:
+            run.log_metric("acc", 1.0)
+        project.push()
+        assert b"123-45-6789" in every_byte(remote)
+        project.delete_run("leaky")
+        leaky = project.resolve_run("leaky")
+        result = project.purge_runs(remote="")
+        assert result.runs == [leaky] and result.remote_objects >= 1
+        assert [r.name for r in project.search_runs()] == ["fine"]
+    assert b"123-45-6789" not in every_byte(remote, repo / ".tether")
+    assert list((remote / "refs" / "tombstones").iterdir())  # the deletion itself stays

@@ -30,6 +30,7 @@ class CodeState:
     changed: list[str] = field(default_factory=list)  # paths with uncommitted changes
     patch: bytes = b""  # redacted; stored as an object by the caller
     entry_point: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)  # untracked files too big: path -> size
 
     def to_record(self, patch_id: str | None) -> dict[str, Any]:
         return {
@@ -40,8 +41,13 @@ class CodeState:
             "changed": self.changed,
             "diff": patch_id,
             "entry_point": self.entry_point,
+            "skipped": self.skipped,
         }
 
+
+# an untracked file bigger than this (a data file someone forgot to ignore) is named in the record
+# but left out of the patch: it would bloat the record and be copied into git's object store
+MAX_UNTRACKED = 1 << 20
 
 STATUS = ("status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
 REMOTES = ("config", "--get-regexp", r"^remote\..*\.url$")
@@ -53,11 +59,12 @@ def capture_code(
     entry_point: str | None = None,
     *,
     ran: tuple[bytes, bytes | None] | None = None,
+    max_file: int = MAX_UNTRACKED,
 ) -> CodeState:
     """The code's state. ``ran`` is the outputs of :data:`STATUS` and :data:`REMOTES` (None when
     there is no remote) when the caller ran them already, in parallel with other git commands."""
     out, remotes = ran if ran is not None else (git(root, *STATUS), git_maybe(root, *REMOTES))
-    commit, branch, changed = _parse_status(out)
+    commit, branch, changed, untracked = _parse_status(out)
     state = CodeState(
         commit=commit,
         branch=branch,
@@ -67,13 +74,15 @@ def capture_code(
         entry_point=entry_point or _entry_point(root),
     )
     if state.dirty:
-        state.patch = redactor.redact_bytes(_patch(root, commit))
+        state.skipped = _too_big(root, untracked, max_file)
+        state.patch = redactor.redact_bytes(_patch(root, commit, sorted(state.skipped)))
     return state
 
 
-def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str]]:
+def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str], list[str]]:
     commit = branch = None
     changed: list[str] = []
+    untracked: list[str] = []
     records = out.decode("utf-8", "surrogateescape").split("\0")
     i = 0
     while i < len(records):
@@ -94,7 +103,8 @@ def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str]]:
             changed.append(rec.split(" ", 10)[10])
         elif rec.startswith("? "):
             changed.append(rec[2:])
-    return commit, branch, sorted(changed)
+            untracked.append(rec[2:])
+    return commit, branch, sorted(changed), untracked
 
 
 def _remote_url(out: bytes | None, redactor: Redactor) -> str | None:
@@ -105,8 +115,21 @@ def _remote_url(out: bytes | None, redactor: Redactor) -> str | None:
     return redactor.redact(url)
 
 
-def _patch(root: Path, commit: str | None) -> bytes:
-    """Everything uncommitted, untracked files included, as one binary-safe patch."""
+def _too_big(root: Path, untracked: list[str], limit: int) -> dict[str, int]:
+    out = {}
+    for rel in untracked:
+        try:
+            size = (root / rel).lstat().st_size
+        except OSError:
+            continue
+        if size > limit:
+            out[rel] = size
+    return out
+
+
+def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
+    """Everything uncommitted, untracked files included (but ``skip``), as one binary-safe
+    patch."""
     index = Path(git(root, "rev-parse", "--git-path", "index").decode().strip())
     index = index if index.is_absolute() else root / index
     with tempfile.TemporaryDirectory(prefix="tether-index-") as tmp:
@@ -114,7 +137,7 @@ def _patch(root: Path, commit: str | None) -> bytes:
         if index.exists():
             shutil.copyfile(index, scratch)
         env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
-        git(root, "add", "-A", "--", ".", env=env)
+        git(root, "add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in skip), env=env)
         return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
 
 

@@ -160,16 +160,30 @@ def delete(run: str, reason: str) -> None:
 
 @runs.command("purge")
 @click.option("--dry-run", is_flag=True, help="Show what would go; remove nothing.")
-def purge(dry_run: bool) -> None:
-    """Remove deleted runs' records and every object only they kept alive (leaked data)."""
+@click.option(
+    "--remote",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[NAME]",
+    help="Also purge them from a remote (the default one when no NAME).",
+)
+def purge(dry_run: bool, remote: str | None) -> None:
+    """Remove deleted runs' records and every object only they kept alive (leaked data), here
+    and with --remote on a remote too. Tombstones stay, so a pull cannot bring them back."""
     from tether.api import Project
     from tether.cli.render import human_size
 
-    result = Project.open().purge_runs(dry_run=dry_run)
+    result = Project.open().purge_runs(dry_run=dry_run, remote=remote)
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {len(result.runs)} runs, {result.objects} objects ({human_size(result.bytes)})"
     )
+    if remote is not None:
+        click.echo(
+            f"{verb} {result.remote_objects} objects ({human_size(result.remote_bytes)}) "
+            "from the remote"
+        )
 
 
 @runs.command("export")

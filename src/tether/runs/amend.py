@@ -70,14 +70,17 @@ class PurgeResult:
     runs: list[str]
     objects: int
     bytes: int
+    remote_objects: int = 0
+    remote_bytes: int = 0
 
 
-def purge(ws: Workspace, *, dry_run: bool = False) -> PurgeResult:
+def purge(ws: Workspace, *, dry_run: bool = False, remote: str | None = None) -> PurgeResult:
     """Drop deleted runs' records and amendments, then collect what nothing else keeps alive
-    (a leaked dataset or log). The tombstones stay, so a pull cannot bring the runs back."""
-    from tether.workspace.gc import gc
+    (a leaked dataset or log) here and, with ``remote``, on that remote too. The tombstones
+    stay, so a pull cannot bring the runs back."""
+    from tether.workspace.gc import gc, gc_remote
 
-    gone = [name.split("/", 1)[1] for name, _ in ws.refs.items("tombstones")]
+    gone = sorted(name.split("/", 1)[1] for name, _ in ws.refs.items("tombstones"))
     present = [r for r in gone if ws.refs.get(f"runs/{r}") is not None]
     if not dry_run:
         for run_id in present:
@@ -85,4 +88,21 @@ def purge(ws: Workspace, *, dry_run: bool = False) -> PurgeResult:
             for name, _ in list(ws.refs.items(f"amendments/{run_id}")):
                 ws.refs.delete(name)
     result = gc(ws, dry_run=dry_run)
-    return PurgeResult(present, result.removed, result.bytes)
+    out = PurgeResult(present, result.removed, result.bytes)
+    if remote is not None:
+        from tether.workspace.sync import open_remote, push
+
+        push(ws, remote or None)  # the tombstones go first: other clones learn of the deletion
+        target = open_remote(ws, remote or None)
+        theirs = target.list_refs()
+        doomed = [
+            name
+            for name in theirs
+            if any(name == f"runs/{r}" or name.startswith(f"amendments/{r}/") for r in gone)
+        ]
+        out.runs = sorted(set(present) | {n.split("/")[1] for n in doomed})
+        if not dry_run:
+            target.delete([f"refs/{name}" for name in doomed])
+        far = gc_remote(ws, remote or None, dry_run=dry_run)
+        out.remote_objects, out.remote_bytes = far.removed, far.bytes
+    return out

@@ -77,7 +77,13 @@ def begin(
     status, remotes, listing = git_many(ws.root, STATUS, REMOTES, POINTER_LISTING)
     if status is None:
         raise RunError(f"`git status` failed in {ws.root}: is it a readable git repository?")
-    code = capture_code(ws.root, redactor, entry_point, ran=(status, remotes))
+    code = capture_code(
+        ws.root,
+        redactor,
+        entry_point,
+        ran=(status, remotes),
+        max_file=int(ws.config.get("runs.diff_max_file")),
+    )
     env = capture_environment(
         ws.root,
         ws.dot / "cache",
