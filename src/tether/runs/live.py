@@ -23,6 +23,7 @@ from tether.runs.index import redactor_for
 from tether.runs.journal import Journal, check_key, read_events, text
 from tether.workspace.repo import Workspace
 
+MAX_STEP = 1 << 63
 ENV_RUN_ID = "TETHER_RUN_ID"
 ENV_RUN_DIR = "TETHER_RUN_DIR"
 
@@ -84,8 +85,12 @@ class LiveRun:
         if key not in self._keys:
             check_key(key, "metric name")
             self._keys.add(key)
+        if step:
+            step = int(step)
+            if not -MAX_STEP <= step < MAX_STEP:
+                raise RunError(f"step {step} is out of range (a 64-bit integer)")
         self._points.append(
-            (key, float(value), int(step or 0), time.time() if timestamp is None else timestamp)
+            (key, float(value), step or 0, time.time() if timestamp is None else float(timestamp))
         )
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -69,7 +69,7 @@ def series_document(series: Mapping[str, list[tuple[int, float, float]]]) -> byt
     cols = {
         key: {
             "step": [p[0] for p in points],
-            "ts": [round(p[1], 6) for p in points],
+            "ts": [p[1] for p in points],
             "value": [finite_or_text(p[2]) for p in points],
         }
         for key, points in sorted(series.items())
