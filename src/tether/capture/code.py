@@ -49,7 +49,15 @@ class CodeState:
 # but left out of the patch: it would bloat the record and be copied into git's object store
 MAX_UNTRACKED = 1 << 20
 
-STATUS = ("status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+# --no-optional-locks: never take index.lock, so a run never makes the user's own git fail
+STATUS = (
+    "--no-optional-locks",
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "-z",
+    "--untracked-files=all",
+)
 REMOTES = ("config", "--get-regexp", r"^remote\..*\.url$")
 
 
