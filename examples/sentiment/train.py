@@ -34,15 +34,9 @@ def main() -> None:
     args = parser.parse_args()
 
     tether.seed(args.seed)
-    # Every hyperparameter, defaults included, under its command-line name.
-    tether.log_params(
-        {
-            "C": args.C,
-            "max-features": args.max_features,
-            "ngram-max": args.ngram_max,
-            "seed": args.seed,
-        }
-    )
+    # Every hyperparameter, defaults included, under argparse's names (`tether run` records
+    # `--max-features 5000` as `max_features` too, so the two agree).
+    tether.log_params({k: v for k, v in vars(args).items() if k != "data"})
     train_x, train_y = read(args.data / "train.csv")
     test_x, test_y = read(args.data / "test.csv")
     tether.log_input(args.data / "train.csv")
