@@ -77,8 +77,8 @@ def test_diff_renders_as_text_json_and_markdown(
     as_json = json.loads(tether("diff", "a", "b", "--json").output)
     assert as_json["params"] == {"lr": ["0.1", "0.2"]}
     md = tether("diff", "a", "b", "--markdown").output
-    assert md.startswith("### Why `a` and `b` differ") and "- parameter lr: 0.1 → 0.2" not in md
-    assert "- 1. parameter lr: 0.1 → 0.2" in md
+    assert md.startswith("### Why `a` and `b` differ")
+    assert "\n1. parameter lr: 0.1 → 0.2\n" in md and "- lr: 0.1 → 0.2" in md
 
 
 def test_compare_and_show_and_env_export(

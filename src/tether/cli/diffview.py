@@ -83,6 +83,7 @@ def markdown(d: RunDiff) -> str:
     parts = [f"### Why `{d.a['name']}` and `{d.b['name']}` differ\n"]
     for title, lines in sections(d):
         parts.append(f"**{title}**\n")
-        parts += [f"- {line}" for line in lines]
+        numbered = bool(lines) and lines[0].startswith("1. ")  # the ranked causes
+        parts += [line if numbered else f"- {line}" for line in lines]
         parts.append("")
     return "\n".join(parts)
