@@ -101,8 +101,10 @@ def launch(
             _pump(proc.stdout, stdout or sys.stdout.buffer, log, lock),  # type: ignore[arg-type]
             _pump(proc.stderr, stderr or sys.stderr.buffer, log, lock),  # type: ignore[arg-type]
         ]
+        main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+        if main:  # only the main thread may set handlers: `kill` of us reaches the child too
+            signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
         try:
             while True:
                 try:
@@ -111,7 +113,8 @@ def launch(
                 except KeyboardInterrupt:
                     interrupted = True  # the child got the same Ctrl-C: let it finish
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if main:
+                signal.signal(signal.SIGTERM, previous)
             for pump in pumps:
                 pump.join()
     status = "finished" if code == 0 else ("killed" if interrupted or code < 0 else "failed")

@@ -258,8 +258,10 @@ def seal(
         store.barrier()  # everything the record names is durable before a ref names it
         ws.refs.set(f"runs/{start['id']}", [record_id])
         ws.refs.delete(f"local/live/{start['id']}")
-    open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
+    # sealed: the folder goes before the index is told, so a failing index can never lead to
+    # the run being sealed a second time (`tether reindex` catches the index up)
     shutil.rmtree(folder, ignore_errors=True)
+    open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
     return record_id
 
 
@@ -283,6 +285,9 @@ def recover(ws: Workspace) -> list[str]:
                 continue  # alive
             if not (folder / "start.json").exists():
                 shutil.rmtree(folder, ignore_errors=True)  # died before it captured anything
+                continue
+            if ws.refs.get(f"runs/{folder.name}") is not None:
+                shutil.rmtree(folder, ignore_errors=True)  # died right after sealing it
                 continue
             events = read_events(folder)
             last = max(events.last_ts, (folder / "start.json").stat().st_mtime)
