@@ -191,3 +191,14 @@ def test_search_runs_from_the_module(project: Project) -> None:
             tether.log_metric("acc", lr * 2)
     found = tether.search_runs("metrics.acc >= 0.4", sort="metrics.acc desc")
     assert [r.params["lr"] for r in found] == ["0.3", "0.2"]
+
+
+def test_the_remote_is_recorded_without_its_password(project: Project, repo: Path) -> None:
+    with tether.start_run() as first:
+        pass
+    git(repo, "remote", "add", "origin", "https://ann:s3cr3t-pw@git.example.com/team/repo.git")
+    with tether.start_run() as second:  # .git/config changed: asked again, not cached
+        pass
+    assert record_of(project, first.id)["code"]["remote"] is None
+    remote = record_of(project, second.id)["code"]["remote"]
+    assert remote == "https://ann:***@git.example.com/team/repo.git"

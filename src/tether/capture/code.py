@@ -87,6 +87,33 @@ def capture_code(
     return state
 
 
+# `git config` costs a process per run; its answer changes only when .git/config does
+_REMOTES: dict[tuple[str, int, int], bytes | None] = {}
+
+
+def _config_stamp(root: Path) -> tuple[str, int, int] | None:
+    config = root / ".git" / "config"
+    try:
+        st = config.stat()
+    except OSError:
+        return None  # a worktree or submodule (.git is a file): ask git every time
+    return str(config), st.st_mtime_ns, st.st_size
+
+
+def cached_remotes(root: Path) -> tuple[bool, bytes | None]:
+    """(known, output of :data:`REMOTES`) from this process's cache."""
+    stamp = _config_stamp(root)
+    if stamp is not None and stamp in _REMOTES:
+        return True, _REMOTES[stamp]
+    return False, None
+
+
+def remember_remotes(root: Path, out: bytes | None) -> None:
+    stamp = _config_stamp(root)
+    if stamp is not None:
+        _REMOTES[stamp] = out
+
+
 def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str], list[str]]:
     commit = branch = None
     changed: list[str] = []

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from tether._fs import atomic_write
-from tether.capture.code import REMOTES, STATUS, capture_code
+from tether.capture.code import (
+    REMOTES,
+    STATUS,
+    cached_remotes,
+    capture_code,
+    remember_remotes,
+)
 from tether.capture.env import capture_environment
 from tether.capture.notebook import NotebookState, capture_notebook
 from tether.errors import RunError
@@ -73,8 +79,14 @@ def begin(
     run_id = new_run_id()
     folder, lock_fd = _make_folder(ws, run_id)
     redactor = redactor_for(ws)
-    # three git commands at once: each is mostly process start-up
-    status, remotes, listing = git_many(ws.root, STATUS, REMOTES, POINTER_LISTING)
+    # the git commands at once: each is mostly process start-up
+    known, remotes = cached_remotes(ws.root)
+    status, listing, *asked = git_many(
+        ws.root, STATUS, POINTER_LISTING, *(() if known else (REMOTES,))
+    )
+    if not known:
+        remotes = asked[0]
+        remember_remotes(ws.root, remotes)
     if status is None:
         raise RunError(f"`git status` failed in {ws.root}: is it a readable git repository?")
     code = capture_code(
