@@ -35,6 +35,8 @@ from typing import Any, BinaryIO
 
 from blake3 import blake3
 
+from _shared import CommandError, run, tail
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 WORK = HERE / ".work"
@@ -189,27 +191,6 @@ def rmtree(path: Path) -> None:
 
 
 # -- running commands ------------------------------------------------------------------------
-class CommandError(RuntimeError):
-    pass
-
-
-def tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def run(argv: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    """An untimed setup command; a failure raises CommandError carrying its output."""
-    args = [str(a) for a in argv]
-    try:
-        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=True)
-    except subprocess.CalledProcessError as exc:
-        raise CommandError(
-            f"`{' '.join(args)}` failed with exit code {exc.returncode} in {cwd}:\n"
-            + tail(exc.stdout + exc.stderr)
-        ) from exc
-    return proc.stdout
-
-
 @dataclass
 class Measure:
     seconds: float | None = None
