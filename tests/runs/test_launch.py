@@ -127,3 +127,15 @@ def test_commit_log_appends_to_the_ledger_and_commits_it(repo: Path, tether: Tet
     assert "experiment_log.yaml" not in status.stdout  # committed, nothing left over
     exported = yaml.safe_load(tether("runs", "export", "lr0.1", "lr0.2", "--yaml").output)
     assert exported == entries
+
+
+def test_command_line_params_follow_argparse_names() -> None:
+    from tether.runs.launch import params_from_argv
+
+    argv = ["--lr", "0.1", "--max-features=3", "-v", "--amp", "--a[0]=1", "--epochs", "2"]
+    assert params_from_argv(argv) == {
+        "lr": "0.1",
+        "max_features": "3",
+        "amp": "true",
+        "epochs": "2",
+    }

@@ -35,11 +35,11 @@ from tether.errors import RunError
 
 FLUSH_INTERVAL = 0.25
 POINT = struct.Struct("<Iqdd")  # key number, step, time, value
-_KEY = re.compile(r"^[\w./ :-]{1,250}$")
+VALID_KEY = re.compile(r"^[\w./ :-]{1,250}$")
 
 
 def check_key(key: object, what: str = "key") -> str:
-    if not isinstance(key, str) or not _KEY.match(key) or key.strip() != key:
+    if not isinstance(key, str) or not VALID_KEY.match(key) or key.strip() != key:
         raise RunError(
             f"{what} {key!r} is not valid: use 1-250 letters, digits, spaces and _ - . / :"
         )

@@ -19,6 +19,7 @@ from typing import IO
 
 from tether.errors import UsageError
 from tether.runs import lifecycle
+from tether.runs.journal import VALID_KEY
 from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID
 from tether.workspace.repo import Workspace
 
@@ -51,7 +52,7 @@ def params_from_argv(argv: list[str]) -> dict[str, str]:
             else:
                 value = "true"
         out[key.replace("-", "_")] = value
-    return out
+    return {k: v for k, v in out.items() if VALID_KEY.match(k)}  # `--a[0]=1` is not a param
 
 
 def launch(

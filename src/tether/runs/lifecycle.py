@@ -37,7 +37,7 @@ from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import Redactor
 from tether.runs.index import open_index, redactor_for
-from tether.runs.journal import read_events
+from tether.runs.journal import check_key, read_events
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
 from tether.workspace.repo import Workspace
 
@@ -76,8 +76,33 @@ def begin(
     entry_point: str | None = None,
 ) -> Started:
     """Create the live run: capture the four pillars' start state and index it as running."""
+    for key in (*(tags or {}), *(params or {})):
+        check_key(key, "tag or param name")
     run_id = new_run_id()
     folder, lock_fd = _make_folder(ws, run_id)
+    try:
+        start = _capture(ws, run_id, name, experiment, tags, command, params, entry_point)
+        atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
+    except BaseException:
+        ws.refs.delete(f"local/live/{run_id}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(lock_fd)
+        raise
+    open_index(ws).put_runs([_running_row(start)], replace=False)
+    return Started(run_id, folder, lock_fd, start)
+
+
+def _capture(
+    ws: Workspace,
+    run_id: str,
+    name: str | None,
+    experiment: str | None,
+    tags: Mapping[str, str] | None,
+    command: list[str] | None,
+    params: Mapping[str, str] | None,
+    entry_point: str | None,
+) -> dict[str, Any]:
+    """The four pillars at the start: what ``start.json`` holds."""
     redactor = redactor_for(ws)
     # the git commands at once: each is mostly process start-up
     known, remotes = cached_remotes(ws.root)
@@ -127,9 +152,7 @@ def begin(
         "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
         "notebook": nb,
     }
-    atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
-    open_index(ws).put_runs([_running_row(start)], replace=False)
-    return Started(run_id, folder, lock_fd, start)
+    return start
 
 
 def _store_notebook(ws: Workspace, nb: NotebookState, redactor: Redactor) -> dict[str, str]:
