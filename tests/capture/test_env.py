@@ -95,6 +95,23 @@ def test_the_second_call_is_served_from_the_cache(root: Path, tmp_path: Path) ->
     assert capture_environment(root, cache) == first
 
 
+def test_outputs_next_to_the_script_keep_the_cache_new_packages_do_not(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"  # the script's folder, first on sys.path
+    project.mkdir()
+    monkeypatch.syspath_prepend(str(project))
+    cache = tmp_path / "cache"
+    capture_environment(root, cache)
+    (project / "model.pkl").write_bytes(b"weights")  # what a training run leaves behind
+    capture_environment(root, cache)
+    assert len(list(cache.glob("env-*.json"))) == 1  # served from the cache
+    info = project / "localpkg-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: localpkg\nVersion: 2.0\n")
+    assert capture_environment(root, cache)["packages"]["localpkg"]["version"] == "2.0"
+
+
 def test_only_the_newest_snapshots_are_kept(root: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()

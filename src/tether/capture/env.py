@@ -105,12 +105,32 @@ def _stat_key(path: str) -> tuple[int, int] | None:
         return None
 
 
+def _is_site(path: str) -> bool:
+    return path.endswith(("site-packages", "dist-packages", ".zip"))
+
+
+_METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")
+
+
+def _metadata_key(path: str) -> tuple[tuple[str, int], ...] | None:
+    """A folder on sys.path that is not a site folder (the script's own, a source tree): only
+    its package metadata counts, so a run writing its outputs next to the script does not make
+    the next run take a fresh snapshot."""
+    try:
+        with os.scandir(path) as it:
+            return tuple(
+                sorted((e.name, e.stat().st_mtime_ns) for e in it if e.name.endswith(_METADATA))
+            )
+    except OSError:
+        return None
+
+
 def _fingerprint(locks: list[LockStat], conda_prefix: Path | None) -> str:
     parts: list[object] = [_CACHE_FORMAT, sys.executable, sys.version, os.uname().nodename]
     parts.append(_read_small("/proc/sys/kernel/random/boot_id"))
     for entry in sys.path:
         path = entry or os.getcwd()  # "" is the current folder
-        parts.append((path, _stat_key(path)))
+        parts.append((path, _stat_key(path) if _is_site(path) else _metadata_key(path)))
     if conda_prefix is not None:
         conda_env = os.environ.get("CONDA_DEFAULT_ENV")
         parts.append((str(conda_prefix), _stat_key(str(conda_prefix / "conda-meta")), conda_env))
