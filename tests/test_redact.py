@@ -44,9 +44,16 @@ def test_redaction_is_idempotent_and_keeps_binary() -> None:
     r = Redactor()
     once = r.redact("DB_PASSWORD=hunter2")
     assert r.redact(once) == once
-    blob = b"\0\1password=hunter2"
-    assert r.redact_bytes(blob) == blob  # not text: a binary file's bytes are not rewritten
-    assert r.redact_bytes(b"caf\xe9 password=x\n") == b"caf\xe9 password=***\n"
+    # one NUL does not make a log binary: the text around it is still redacted
+    assert r.redact_bytes(b"\0\1password=hunter2\0") == b"\0\1password=***\0"
+    assert r.redact_bytes(b"caf\xe9 password=x\n") == b"caf\xe9 password=***\n"  # not UTF-8
+
+
+def test_notebook_json_and_env_style_secrets() -> None:
+    r = Redactor()
+    assert r.redact('"source": ["db_password = \\"hunter2\\""]').count("hunter2") == 0
+    assert r.redact("PGPASSWORD=abc psql") == "PGPASSWORD=*** psql"
+    assert "dXNlcjpwYXNz" not in r.redact("Authorization: Basic dXNlcjpwYXNz")
 
 
 def test_long_lines_do_not_backtrack() -> None:

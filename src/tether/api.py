@@ -7,6 +7,7 @@ here prints.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from tether.workspace.repo import Workspace
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
     from tether.meta.store import IndexedRun
     from tether.objects.transfer import TransferResult
+    from tether.pipelines import execute as _execute
     from tether.runs import amend as _amend
     from tether.runs import catalog as _catalog
     from tether.runs import compare as _compare
@@ -272,6 +274,28 @@ class Project:
         from tether.runs import ledger
 
         return ledger.commit_entry(self.ws, self.get_run(ref))
+
+    # -- pipelines -------------------------------------------------------------------------
+    def repro(
+        self,
+        stages: list[str] | None = None,
+        *,
+        jobs: int = 1,
+        force: bool = False,
+        dry_run: bool = False,
+        report: Callable[[str, str], None] | None = None,
+    ) -> _execute.ReproResult:
+        """Run the stale stages of ``pipeline.yaml`` (``tether repro``)."""
+        from tether.pipelines import execute
+
+        return execute.repro(
+            self.ws,
+            stages or None,
+            jobs=jobs,
+            force=force,
+            dry_run=dry_run,
+            report=report or (lambda _s, _m: None),
+        )
 
     # -- maintenance -----------------------------------------------------------------------
     def gc(

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 MASK = "***"
 
-# whole name parts only: `api_token` and `DB_PASSWORD` are secret, `max_tokens` and `author` are not
+# `PGPASSWORD`, `DB_PASSWORD`, `api_token` are secret; `max_tokens` and `author` are not: the
+# short words must stand alone as a name part, the long ones may carry a prefix
 _KEYWORDS = (
-    r"(?<![a-z])(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
-    r"|private[_-]?key|credentials?|authorization)(?![a-z])"
+    r"(?:(?:passw(?:or)?d|secret|credentials?|authorization)(?![a-z])"
+    r"|(?<![a-z])(?:token|api[_-]?key|apikey|access[_-]?key|private[_-]?key)(?![a-z]))"
 )
 
 # Every pattern starts at a literal or a word boundary and bounds its repeats, so redaction stays
@@ -24,9 +25,9 @@ _KEYWORDS = (
 BUILTIN_PATTERNS = (
     # URLs with a password: keep the user, hide the password
     r"\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^\s:/@]{0,256}:(?P<secret>[^\s@/]{1,256})@",
-    r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
+    r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
     # key = value, key: value, "key": "value", DB_PASSWORD=value in a shell line
-    rf"(?i){_KEYWORDS}[\w.-]{{0,64}}[\"']?\s{{0,8}}[:=]\s{{0,8}}[\"']?(?P<secret>[^\s\"',;]+)",
+    rf"(?i){_KEYWORDS}[\w.-]{{0,64}}\\?[\"']?\s{{0,8}}[:=]\s{{0,8}}\\?[\"']?(?P<secret>[^\s\"',;\\]+)",
     # --api-key value on a command line (the match starts at the keyword; _mask checks the --)
     rf"(?i){_KEYWORDS}[\w-]{{0,64}}\s+[\"']?(?P<flag>[^\s\"']+)",
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
@@ -63,11 +64,12 @@ class Redactor:
         return text
 
     def redact_bytes(self, data: bytes) -> bytes:
-        """Line-oriented text is redacted; bytes that are not text pass through unchanged."""
-        if b"\0" in data:
-            return data
-        text = data.decode("utf-8", "surrogateescape")
-        return self.redact(text).encode("utf-8", "surrogateescape")
+        """Text between NUL bytes is redacted (a log with one NUL in it is still a log); bytes
+        that are not UTF-8 pass through as they are."""
+        return b"\0".join(
+            self.redact(part.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+            for part in data.split(b"\0")
+        )
 
     def is_secret_key(self, key: str) -> bool:
         return bool(_SECRET_KEY.search(key)) or key.lower() in self._keys

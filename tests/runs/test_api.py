@@ -153,8 +153,9 @@ def test_a_notebook_kernel_is_captured(
     project: Project, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A running Jupyter kernel is found through IPython's get_ipython (a fake kernel here)."""
-    write_files(repo, {"analysis.ipynb": '{"cells": [], "nbformat": 4}'})
-    shell = types.SimpleNamespace(user_ns={"In": ["", "import tether", "x = 1 + 1"]})
+    notebook = {"cells": [{"source": ["token = 'abc123'\n", "x = 1"]}], "nbformat": 4}
+    write_files(repo, {"analysis.ipynb": json.dumps(notebook)})
+    shell = types.SimpleNamespace(user_ns={"In": ["", "import tether", 'pw = "x"; password="s3"']})
     fake = types.ModuleType("IPython")
     fake.get_ipython = lambda: shell  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "IPython", fake)
@@ -162,8 +163,10 @@ def test_a_notebook_kernel_is_captured(
     with tether.start_run() as run:
         pass
     nb = record_of(project, run.id)["notebook"]
-    assert json.loads(project.ws.store.read_bytes(nb["cells"])) == ["import tether", "x = 1 + 1"]
-    assert project.ws.store.read_bytes(nb["file"]) == (repo / "analysis.ipynb").read_bytes()
+    cells = json.loads(project.ws.store.read_bytes(nb["cells"]))
+    assert cells == ["import tether", 'pw = "x"; password="***"']  # secrets masked per cell
+    saved = json.loads(project.ws.store.read_bytes(nb["file"]))
+    assert saved["cells"][0]["source"] == ["token = '***'\n", "x = 1"]
 
 
 def test_amendments_tombstones_and_purge(project: Project, repo: Path) -> None:

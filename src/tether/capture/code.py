@@ -8,6 +8,7 @@ tree, binary files included, and the user's own index is never touched.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -147,6 +148,8 @@ def _remote_url(out: bytes | None, redactor: Redactor) -> str | None:
         return None
     urls = dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)
     url = urls.get("remote.origin.url") or next(iter(urls.values()))
+    # a token used as the user name (https://<token>@github.com/...) is a credential too
+    url = re.sub(r"^([a-zA-Z][\w+.-]*://)(?!git@)[^/@\s:]{20,}@", r"\1***@", url)
     return redactor.redact(url)
 
 

@@ -210,7 +210,12 @@ def _python_info() -> dict[str, Any]:
 
 def _allowed_env_vars(allow_env: Iterable[str], redact: Callable[[str], str]) -> dict[str, str]:
     names = {*DEFAULT_ALLOW_ENV, *allow_env}
-    return {name: redact(os.environ[name]) for name in sorted(names) if name in os.environ}
+    # redacted as `NAME=value`, so a secret-looking name masks its whole value
+    return {
+        name: redact(f"{name}={os.environ[name]}").split("=", 1)[1]
+        for name in sorted(names)
+        if name in os.environ
+    }
 
 
 def _determinism() -> dict[str, Any]:

@@ -7,7 +7,6 @@ imported here: only a kernel that is already running is asked.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 class NotebookState:
     path: str | None
     content: bytes | None  # the .ipynb file as saved
-    cells: bytes  # JSON list of the executed cells' sources
+    cells: list[str]  # the executed cells' sources, in order
 
 
 def capture_notebook() -> NotebookState | None:
@@ -33,4 +32,4 @@ def capture_notebook() -> NotebookState | None:
     content = None
     if path and Path(path).is_file():
         content = Path(path).read_bytes()
-    return NotebookState(str(path) if path else None, content, json.dumps(cells).encode())
+    return NotebookState(str(path) if path else None, content, cells)

@@ -31,6 +31,7 @@ COMMANDS = {
     "diff": "runs:diff",
     "reindex": "runs:reindex",
     "env": "runs:env",
+    "repro": "pipelines:repro",
 }
 
 

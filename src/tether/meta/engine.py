@@ -1,7 +1,7 @@
 """Opening the index: engines tuned per backend, and Alembic migrations run on first open.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL`` (the index is rebuildable, the objects are the
-truth) and a 30 s busy timeout; writers take the lock up front (``BEGIN IMMEDIATE``) so eight
+truth) and a 60 s busy timeout; writers take the lock up front (``BEGIN IMMEDIATE``) so eight
 processes logging at once queue instead of failing with "database is locked".
 """
 

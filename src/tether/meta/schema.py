@@ -9,6 +9,7 @@ row's presence says the metric was logged, so a reader tells NaN from "never log
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -69,7 +70,7 @@ metrics = Table(
     Column("last", Float),
     Column("min", Float),
     Column("max", Float),
-    Column("step", Integer, nullable=False, default=0),  # step of the last point
+    Column("step", BigInteger, nullable=False, default=0),  # step of the last point
     Column("count", Integer, nullable=False, default=0),
     Index("ix_metrics_key_last", "key", "last", "run_id"),
 )

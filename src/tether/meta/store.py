@@ -64,7 +64,9 @@ class IndexedRun:
 class MetaStore(Protocol):
     """The index's interface. Every method is a whole operation (one transaction)."""
 
-    def put_runs(self, runs: Sequence[IndexedRun], *, replace: bool = True) -> None: ...
+    def put_runs(
+        self, runs: Sequence[IndexedRun], *, replace: bool = True, clear: bool = False
+    ) -> None: ...
     def get_runs(self, ids: Sequence[str]) -> list[IndexedRun]: ...
     def search(
         self,
@@ -132,14 +134,21 @@ class SqlMetaStore:
             ) from exc
 
     # -- writes ----------------------------------------------------------------------------
-    def put_runs(self, runs: Sequence[IndexedRun], *, replace: bool = True) -> None:
+    def put_runs(
+        self, runs: Sequence[IndexedRun], *, replace: bool = True, clear: bool = False
+    ) -> None:
         """Insert runs, replacing any the index has; ``replace=False`` for runs known to be new
-        (a run being started), which skips the deletes."""
+        (a run being started), which skips the deletes; ``clear=True`` empties the index first,
+        in the same transaction (a rebuild)."""
         from tether.meta import schema as s
 
-        if not runs:
+        if not runs and not clear:
             return
         with self._write() as conn:
+            if clear:
+                for table in (s.params, s.metrics, s.tags, s.data, s.runs):
+                    conn.execute(table.delete())
+                replace = False
             for start in range(0, len(runs), CHUNK):
                 batch = runs[start : start + CHUNK]
                 ids = [r.id for r in batch]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import FormatError, MissingObjectError, RunError
+from tether.errors import FormatError, IndexStoreError, MissingObjectError, RunError
 from tether.runs import lifecycle
 from tether.runs.index import forget_index, index_url, open_index
 from tether.runs.journal import read_events
@@ -108,10 +108,8 @@ class Reindexed:
 
 
 def reindex(ws: Workspace) -> Reindexed:
-    """Rebuild the index from sealed records (and live runs).
-
-    A SQLite index is rebuilt in a new file that then replaces the old one, so a damaged file
-    is simply replaced and readers never see a half-built index."""
+    """Rebuild the index from sealed records (and live runs), in one transaction; a SQLite
+    file too damaged to open is replaced by a new one."""
     url = index_url(ws)
     rows, unreadable = [], []
     for name, ids in ws.refs.items("runs"):
@@ -122,26 +120,31 @@ def reindex(ws: Workspace) -> Reindexed:
             rows.append(row)
     for folder in sorted(lifecycle.live_root(ws).glob("*/start.json")):
         rows.append(lifecycle._running_row(json.loads(folder.read_bytes())))
-    if url == f"sqlite:///{ws.dot / 'index.db'}":
-        forget_index(ws)
-        target = ws.dot / "index.db"
-        fresh = ws.dot / "index.db.new"
-        for suffix in ("", "-wal", "-shm"):
-            fresh.with_name(fresh.name + suffix).unlink(missing_ok=True)
-        from tether.meta.store import SqlMetaStore
-
-        store = SqlMetaStore(f"sqlite:///{fresh}")
-        store.put_runs(rows)
-        store.close()
-        for suffix in ("-wal", "-shm"):
-            target.with_name("index.db" + suffix).unlink(missing_ok=True)
-        os.replace(fresh, target)
-    else:
-        index = open_index(ws)
-        index.clear()
-        index.put_runs(rows)
+    try:
+        # one transaction: other processes wait for it, then see the whole new index
+        open_index(ws).put_runs(rows, clear=True)
+    except IndexStoreError:
+        if url != f"sqlite:///{ws.dot / 'index.db'}":
+            raise
+        _replace_sqlite(ws, rows)  # a damaged file: build a new one beside it, swap them
     lifecycle.recover(ws)  # runs whose process died are sealed `killed` in the new index
     return Reindexed(len(rows), sorted(unreadable))
+
+
+def _replace_sqlite(ws: Workspace, rows: list[IndexedRun]) -> None:
+    from tether.meta.store import SqlMetaStore
+
+    forget_index(ws)
+    target = ws.dot / "index.db"
+    fresh = ws.dot / "index.db.new"
+    for suffix in ("", "-wal", "-shm"):
+        fresh.with_name(fresh.name + suffix).unlink(missing_ok=True)
+    store = SqlMetaStore(f"sqlite:///{fresh}")
+    store.put_runs(rows)
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        target.with_name("index.db" + suffix).unlink(missing_ok=True)
+    os.replace(fresh, target)
 
 
 def sync_index(ws: Workspace) -> int:

@@ -127,7 +127,7 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     params = {
         k: (a["params"].get(k), b["params"].get(k))
         for k in keys
-        if a.get("params", {}).get(k) != b.get("params", {}).get(k)
+        if not _same_param(a.get("params", {}).get(k), b.get("params", {}).get(k))
     }
     cmp = compare(ws, [a, b])
     metrics = {k: (v[0], v[1]) for k, v in cmp.metrics.items()}
@@ -249,3 +249,9 @@ def _causes(d: RunDiff) -> list[str]:
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _same_param(a: str | None, b: str | None) -> bool:
+    from tether.runs.live import same_value
+
+    return a == b or (a is not None and b is not None and same_value(a, b))

@@ -3,6 +3,7 @@ another database. One engine per URL per process, so a script's many runs reuse 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from tether.redact import Redactor
@@ -19,14 +20,28 @@ def index_url(ws: Workspace) -> str:
     return url or f"sqlite:///{ws.dot / 'index.db'}"
 
 
+_inodes: dict[str, int] = {}
+
+
 def open_index(ws: Workspace) -> MetaStore:
     from tether.meta.store import SqlMetaStore
 
     url = index_url(ws)
     store = _open.get(url)
+    if store is not None and url.startswith("sqlite:///") and _inode(url) != _inodes.get(url):
+        store.close()  # another process replaced a damaged file: never write to the old one
+        store = None
     if store is None:
         store = _open[url] = SqlMetaStore(url)
+        _inodes[url] = _inode(url)
     return store
+
+
+def _inode(url: str) -> int:
+    try:
+        return os.stat(url[len("sqlite:///") :]).st_ino
+    except OSError:
+        return -1
 
 
 def forget_index(ws: Workspace) -> None:

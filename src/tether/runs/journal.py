@@ -1,8 +1,9 @@
 """A live run's journal: each process logging to a run appends to its own files in the run's
 folder, so ``tether run`` and the script it starts never contend for one file.
 
-``events-<pid>.tsv`` has one event per line, tab-separated; text fields are JSON strings so tabs
-and newlines inside values are safe. Params, tags, inputs and outputs are written at once:
+``events-<pid>-<random>.tsv`` has one event per line, tab-separated; text fields are JSON
+strings so tabs and newlines inside values are safe. Params, tags, inputs and outputs are written
+at once:
 
     k ID KEY                a metric key's number in this process's points file
     p KEY "VALUE"           param           t KEY "VALUE"   tag
@@ -10,12 +11,12 @@ and newlines inside values are safe. Params, tags, inputs and outputs are writte
     a "NAME" ID             artifact        s SEED          seed
     n "TEXT"                note
 
-``metrics-<pid>.bin`` holds metric points as fixed 28-byte records (key number, step, time, value;
-little-endian; NaN and infinities as IEEE 754 has them). ``log_metric`` only appends to a list; a
-background thread packs the points every :data:`FLUSH_INTERVAL` seconds and ``fdatasync``-s them,
-so every point is durable within a second at a million points a second. A key's ``k`` line is
-written (durably) before any point that uses it. Readers skip a torn last line or record (a
-process killed mid-write).
+``metrics-<pid>-<random>.bin`` holds metric points as fixed 28-byte records (key number, step,
+time, value; little-endian; NaN and infinities as IEEE 754 has them). ``log_metric`` only
+appends to a list; a background thread packs the points every :data:`FLUSH_INTERVAL` seconds
+and ``fdatasync``-s them, so every point is durable within a second at a million points a
+second. A key's ``k`` line is written (durably) before any point that uses it. Readers skip a
+torn last line or record (a process killed mid-write).
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ class Journal:
     """The appending side, one per process per run. Thread-safe."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / f"events-{os.getpid()}.tsv"
+        # one pair of files per Journal, never shared: key numbers are per Journal, and a pid
+        # can come back (a second attach in one process, a recycled pid)
+        self.token = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self.path = folder / f"events-{self.token}.tsv"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        bin_path = folder / f"metrics-{os.getpid()}.bin"
+        bin_path = folder / f"metrics-{self.token}.bin"
         self._bin = os.open(bin_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._points: list[tuple[str, float, int, float]] = []
         self._key_ids: dict[str, int] = {}
@@ -69,6 +73,8 @@ class Journal:
 
     def event(self, kind: str, *fields: str) -> None:
         """A non-metric event, written through at once (it survives ``kill -9`` right after)."""
+        if self._closed and kind != "k":
+            raise RunError("this run has ended: start a new run to log more")
         _write(
             self._fd, (kind + "\t" + "\t".join(fields) + "\n").encode("utf-8", "surrogateescape")
         )

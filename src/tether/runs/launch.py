@@ -76,8 +76,30 @@ def launch(
         params=params_from_argv(command[1:]),
         entry_point=_entry(ws, command),
     )
-    env = {
+    code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr)
+    status = status_of(code, interrupted)
+    try:
+        record = lifecycle.seal(ws, started.folder, status, exit_code=code)
+    finally:
+        os.close(started.lock_fd)
+    return Launched(started.id, started.start["name"], status, code, record)
+
+
+def execute(
+    ws: Workspace,
+    started: lifecycle.Started,
+    command: list[str],
+    *,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, bool]:
+    """Run ``command`` as the live run ``started``'s process: (exit code, interrupted?).
+    A command that cannot start seals the run ``failed`` and raises."""
+    child_env = {
         **os.environ,
+        **(env or {}),
         ENV_RUN_ID: started.id,
         ENV_RUN_DIR: str(started.folder),
         "PYTHONUNBUFFERED": "1",
@@ -87,7 +109,8 @@ def launch(
     try:
         proc = subprocess.Popen(
             command,
-            env=env,
+            env=child_env,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(started.lock_fd,),
@@ -118,12 +141,11 @@ def launch(
                 signal.signal(signal.SIGTERM, previous)
             for pump in pumps:
                 pump.join()
-    status = "finished" if code == 0 else ("killed" if interrupted or code < 0 else "failed")
-    try:
-        record = lifecycle.seal(ws, started.folder, status, exit_code=code)
-    finally:
-        os.close(started.lock_fd)
-    return Launched(started.id, started.start["name"], status, code, record)
+    return code, interrupted
+
+
+def status_of(code: int, interrupted: bool) -> str:
+    return "finished" if code == 0 else ("killed" if interrupted or code < 0 else "failed")
 
 
 def _entry(ws: Workspace, command: list[str]) -> str | None:

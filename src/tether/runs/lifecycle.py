@@ -35,7 +35,7 @@ from tether.errors import RunError
 from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
-from tether.redact import Redactor
+from tether.redact import MASK, Redactor
 from tether.runs.index import open_index, redactor_for
 from tether.runs.journal import check_key, read_events
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
@@ -47,6 +47,17 @@ STATUSES = ("running", "finished", "failed", "killed")
 
 def live_root(ws: Workspace) -> Path:
     return ws.dot / LIVE
+
+
+def live_ref(run_id: str, part: str) -> str:
+    """A ref keeping a live run's objects alive; every process logging to it has its own."""
+    return f"local/live/{run_id}/{part}"
+
+
+def _drop_live_refs(ws: Workspace, run_id: str) -> None:
+    for name, _ in list(ws.refs.items(f"local/live/{run_id}")):
+        ws.refs.delete(name)
+    shutil.rmtree(ws.refs.root / "local" / "live" / run_id, ignore_errors=True)
 
 
 @dataclass
@@ -74,6 +85,7 @@ def begin(
     command: list[str] | None = None,
     params: Mapping[str, str] | None = None,
     entry_point: str | None = None,
+    parent: str | None = None,
 ) -> Started:
     """Create the live run: capture the four pillars' start state and index it as running."""
     for key in (*(tags or {}), *(params or {})):
@@ -82,13 +94,14 @@ def begin(
     folder, lock_fd = _make_folder(ws, run_id)
     try:
         start = _capture(ws, run_id, name, experiment, tags, command, params, entry_point)
+        start["parent"] = parent
         atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
+        open_index(ws).put_runs([_running_row(start)], replace=False)
     except BaseException:
-        ws.refs.delete(f"local/live/{run_id}")
+        _drop_live_refs(ws, run_id)
         shutil.rmtree(folder, ignore_errors=True)
         os.close(lock_fd)
         raise
-    open_index(ws).put_runs([_running_row(start)], replace=False)
     return Started(run_id, folder, lock_fd, start)
 
 
@@ -134,8 +147,8 @@ def _capture(
         diff_id = ws.store.put_bytes(code.patch) if code.patch else None
         nb = _store_notebook(ws, notebook, redactor) if notebook else None
         keep = [i for i in (env_id, diff_id, *_notebook_ids(nb)) if i]
-        ws.refs.set(f"local/live/{run_id}", keep, durable=False)
-    argv = [redactor.redact(a) for a in (command if command is not None else sys.argv)]
+        ws.refs.set(live_ref(run_id, "start"), keep, durable=False)
+    argv = redact_argv(redactor, list(command if command is not None else sys.argv))
     start = {
         "id": run_id,
         "name": name or _default_name(code.entry_point, run_id),
@@ -155,14 +168,44 @@ def _capture(
     return start
 
 
+def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
+    """Each argument, and the value after a secret-looking ``--flag`` (``--db-password X``)."""
+    out = [redactor.redact(a) for a in argv]
+    for i, arg in enumerate(argv[:-1]):
+        if arg.startswith("-") and "=" not in arg and redactor.is_secret_key(arg.lstrip("-")):
+            out[i + 1] = MASK
+    return out
+
+
 def _store_notebook(ws: Workspace, nb: NotebookState, redactor: Redactor) -> dict[str, str]:
     """The notebook's object ids (``cells``, ``file``) and its ``path``."""
-    out = {"cells": ws.store.put_bytes(redactor.redact_bytes(nb.cells))}
+    # each cell is redacted as text, before JSON escapes its quotes
+    cells = [redactor.redact(c) for c in nb.cells]
+    out = {"cells": ws.store.put_bytes(json.dumps(cells).encode())}
     if nb.content is not None:
-        out["file"] = ws.store.put_bytes(redactor.redact_bytes(nb.content))
+        out["file"] = ws.store.put_bytes(_redacted_notebook(nb.content, redactor))
     if nb.path:
         out["path"] = nb.path
     return out
+
+
+def _redacted_notebook(content: bytes, redactor: Redactor) -> bytes:
+    """The .ipynb with every cell's source and outputs redacted as text."""
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        return redactor.redact_bytes(content)
+
+    def scrub(node: Any) -> Any:
+        if isinstance(node, str):
+            return redactor.redact(node)
+        if isinstance(node, list):
+            return [scrub(x) for x in node]
+        if isinstance(node, dict):
+            return {k: scrub(v) for k, v in node.items()}
+        return node
+
+    return json.dumps(scrub(doc), indent=1, ensure_ascii=False).encode()
 
 
 def _notebook_ids(nb: Mapping[str, str] | None) -> list[str]:
@@ -213,6 +256,7 @@ def _running_row(start: Mapping[str, Any]) -> IndexedRun:
         commit=code["commit"],
         branch=code["branch"],
         dirty=code["dirty"],
+        parent=start.get("parent"),
         params=dict(start["params"]),
         tags=dict(start["tags"]),
     )
@@ -292,7 +336,7 @@ def seal(
         record_id = store.put_bytes(data)
         store.barrier()  # everything the record names is durable before a ref names it
         ws.refs.set(f"runs/{start['id']}", [record_id])
-        ws.refs.delete(f"local/live/{start['id']}")
+        _drop_live_refs(ws, start["id"])
     # sealed: the folder goes before the index is told, so a failing index can never lead to
     # the run being sealed a second time (`tether reindex` catches the index up)
     shutil.rmtree(folder, ignore_errors=True)

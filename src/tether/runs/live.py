@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tether.errors import RunError
+from tether.errors import RunError, TetherError
 from tether.runs import lifecycle
 from tether.runs.index import redactor_for
 from tether.runs.journal import Journal, check_key, read_events, text
@@ -39,6 +39,7 @@ class LiveRun:
         self.owner = owner  # this process started it and seals it
         self._lock_fd = lock_fd
         self._journal = Journal(folder)
+        self._kept: list[str] = []
         self._points = self._journal._points
         self._keys: set[str] = set()
         self._redactor = redactor_for(ws)
@@ -50,7 +51,12 @@ class LiveRun:
         self.status = "running"
 
     # -- params and tags -------------------------------------------------------------------
+    def _check(self) -> None:
+        if self.status != "running":
+            raise RunError(f"run {self.id} has ended ({self.status}): start a new run to log more")
+
     def log_param(self, key: str, value: object) -> None:
+        self._check()
         check_key(key, "param name")
         shown = self._redactor.redact_value(key, _stringify(value))
         old = self._params.get(key)
@@ -68,6 +74,7 @@ class LiveRun:
             self.log_param(key, value)
 
     def set_tag(self, key: str, value: object) -> None:
+        self._check()
         check_key(key, "tag name")
         self._journal.event("t", key, text(self._redactor.redact_value(key, _stringify(value))))
 
@@ -83,8 +90,11 @@ class LiveRun:
         self, key: str, value: float, step: int | None = None, timestamp: float | None = None
     ) -> None:
         if key not in self._keys:
+            self._check()
             check_key(key, "metric name")
             self._keys.add(key)
+        elif self.status != "running":
+            self._check()
         if step:
             step = int(step)
             if not -MAX_STEP <= step < MAX_STEP:
@@ -107,21 +117,29 @@ class LiveRun:
         return self._log_path("o", path)
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
-        from tether.workspace.add import store_path
-
-        oid = store_path(self.ws, path)
+        oid = self._store(path)
         self._journal.event("a", text(name or Path(path).name), oid)
         return oid
 
     def _log_path(self, kind: str, path: str | os.PathLike[str]) -> str:
-        from tether.workspace.add import store_path
-
-        oid = store_path(self.ws, path)
+        oid = self._store(path)
         try:
             shown = self.ws.rel(path)
-        except Exception:
+        except TetherError:
             shown = str(Path(path).absolute())
         self._journal.event(kind, text(shown), oid)
+        return oid
+
+    def _store(self, path: str | os.PathLike[str]) -> str:
+        """Store a file or folder and keep it alive (a live ref) until the run is sealed:
+        ``tether gc`` meanwhile must not take what the record will name."""
+        from tether.workspace.add import store_path
+
+        self._check()
+        with self.ws.writing():
+            oid = store_path(self.ws, path)
+            self._kept.append(oid)
+            self.ws.refs.set(lifecycle.live_ref(self.id, self._journal.token), self._kept)
         return oid
 
     def seed(self, value: int) -> int:
@@ -200,6 +218,7 @@ def attach(ws: Workspace) -> LiveRun | None:
         return None
     if not (Path(folder) / "start.json").exists():
         raise RunError(
-            f"{ENV_RUN_ID}={run_id} names a run that is not live (its folder {folder} is gone)"
+            f"{ENV_RUN_ID}={run_id} names a run that is not live (its folder {folder} is gone): "
+            f"unset {ENV_RUN_ID} and {ENV_RUN_DIR} to start runs of your own"
         )
     return LiveRun(ws, run_id, Path(folder), owner=False)

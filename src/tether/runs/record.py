@@ -17,7 +17,7 @@ from tether.meta.store import IndexedRun, MetricSummary
 from tether.runs.journal import finite_or_text
 
 FORMAT = 1
-KINDS = ("run", "amendment", "tombstone")
+KINDS = ("run", "amendment", "tombstone", "runcache")
 
 
 def dump_record(kind: str, body: Mapping[str, Any], links: Iterable[str | None] = ()) -> bytes:

@@ -32,6 +32,15 @@ def current(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> L
     )
 
 
+def content_id(ws: Workspace, rel: str) -> str | None:
+    """The id a file or folder's content has now (None when absent), from the stat cache when
+    nothing changed: what a pipeline compares with its lock."""
+    path = ws.abs(rel)
+    if not path.exists() and not path.is_symlink():
+        return None
+    return look(path, rel, ws.statcache, cache_dir=ws.cache_dir, jobs=ws.jobs()).id
+
+
 def current_tree(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> Tree | None:
     """The tracked path as it is now, file by file (None when it is gone)."""
     now = current(ws, t, callback=callback)

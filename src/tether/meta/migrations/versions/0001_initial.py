@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("last", sa.Float),
         sa.Column("min", sa.Float),
         sa.Column("max", sa.Float),
-        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("step", sa.BigInteger, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
     )
     op.create_index("ix_metrics_key_last", "metrics", ["key", "last", "run_id"])

@@ -1,0 +1,44 @@
+"""``tether repro``: run a pipeline's stale stages."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("stages", nargs=-1)
+@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Stages run at once.")
+@click.option("--dry-run", is_flag=True, help="Say what would run and why; run nothing.")
+@click.option("-f", "--force", is_flag=True, help="Run the stages even when up to date.")
+def repro(stages: tuple[str, ...], jobs: int, dry_run: bool, force: bool) -> None:
+    """Run the stages of pipeline.yaml that are stale (and what they need), in order,
+    independent ones in parallel; each stage is recorded as a run. Up-to-date stages are
+    skipped, stages seen before with the same command, deps and params are restored from the
+    run cache. pipeline.lock records what each stage ran with and made: commit it.
+    """
+    from tether.api import Project
+
+    def report(stage: str, message: str) -> None:
+        click.echo(f"{stage}: {message}")
+
+    result = Project.open().repro(
+        list(stages), jobs=jobs, force=force, dry_run=dry_run, report=report
+    )
+    if dry_run:
+        for sp in result.plan.stages:
+            why = (
+                "up to date"
+                if sp.action == "none"
+                else f"would {sp.action}: " + "; ".join(sp.reasons)
+            )
+            click.echo(f"{sp.stage.name}: {why}")
+        return
+    if not result.plan.todo:
+        click.echo("Everything is up to date.")
+        return
+    if not result.ok:
+        failed = [r.name for r in result.results if r.outcome == "failed"]
+        click.secho(
+            f"failed: {', '.join(failed)} (pipeline.lock keeps what finished)", fg="red", err=True
+        )
+        raise SystemExit(1)

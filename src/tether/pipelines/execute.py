@@ -1,0 +1,266 @@
+"""``tether repro``: run the stale stages, independent ones in parallel, each as a Tether run
+(a child of one pipeline run) with its deps and outs recorded, so lineage is captured at every
+step. A stage whose command, dep ids and params were seen before is restored from the run
+cache instead. A failing stage stops what needs it; what finished stays in ``pipeline.lock``.
+
+Commands run in worker threads; everything that touches the cache, the index or the lock runs
+in the calling thread (one SQLite connection, one writer of the lock).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.errors import TetherError
+from tether.gitio.repo import ensure_ignored
+from tether.hashing import hash_bytes
+from tether.pipelines.lock import StageLock, write_lock
+from tether.pipelines.plan import Plan, StagePlan, plan
+from tether.pipelines.spec import PipelineError
+from tether.runs import lifecycle
+from tether.runs.journal import Journal, text
+from tether.runs.launch import execute, status_of
+from tether.runs.record import dump_record, load_record
+from tether.workspace.add import store_path
+from tether.workspace.materialize import materialize
+from tether.workspace.repo import Workspace
+from tether.workspace.status import content_id
+
+Report = Callable[[str, str], None]  # (stage, what happened)
+
+
+@dataclass
+class StageResult:
+    name: str
+    outcome: str  # ran | restored | cached | failed | skipped
+    run: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class ReproResult:
+    plan: Plan
+    results: list[StageResult] = field(default_factory=list)
+    run: str | None = None  # the pipeline run
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome not in ("failed", "skipped") for r in self.results)
+
+
+def repro(
+    ws: Workspace,
+    targets: list[str] | None = None,
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    dry_run: bool = False,
+    report: Report = lambda _s, _m: None,
+) -> ReproResult:
+    the_plan = plan(ws, targets, force=force)
+    result = ReproResult(the_plan)
+    if dry_run or not the_plan.todo:
+        return result
+    ws.store.create()
+    parent = lifecycle.begin(
+        ws, name="repro", tags={"kind": "pipeline"}, command=["tether", "repro", *(targets or [])]
+    )
+    result.run = parent.id
+    try:
+        _schedule(ws, the_plan, parent, result, max(1, jobs), report)
+    finally:
+        status = "finished" if result.ok else "failed"
+        lifecycle.seal(ws, parent.folder, status)
+        import os
+
+        os.close(parent.lock_fd)
+    return result
+
+
+def _schedule(
+    ws: Workspace, p: Plan, parent: lifecycle.Started, out: ReproResult, jobs: int, report: Report
+) -> None:
+    todo = {sp.stage.name: sp for sp in p.todo}
+    needs = {n: p.pipeline.needs[n] & set(todo) for n in todo}
+    done: set[str] = set()
+    bad: set[str] = set()
+    lock = dict(p.lock)
+    running: dict[Future[tuple[int, bool]], tuple[StagePlan, lifecycle.Started]] = {}
+    with ThreadPoolExecutor(jobs) as pool:
+        while todo or running:
+            for name in [n for n in todo if needs[n] & bad]:
+                out.results.append(StageResult(name, "skipped", detail="a stage it needs failed"))
+                report(name, "skipped: a stage it needs failed")
+                bad.add(name)
+                del todo[name]
+            ready = [n for n in todo if needs[n] <= done]
+            for name in ready:
+                if len(running) >= jobs:
+                    break
+                sp = todo.pop(name)
+                _refresh_deps(ws, sp)  # what upstream stages just wrote
+                quick = _without_running(ws, sp, lock, report)
+                if quick is not None:
+                    out.results.append(quick)
+                    done.add(name)
+                    write_lock(ws.root, lock)
+                    continue
+                started = _begin_stage(ws, sp, parent.id)
+                report(name, "running: " + "; ".join(sp.reasons))
+                cmd = ["sh", "-c", sp.stage.cmd]
+                env = dict(sp.stage.env)
+                running[pool.submit(execute, ws, started, cmd, env=env)] = (sp, started)
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                sp, started = running.pop(fut)
+                res = _finish(ws, sp, started, fut, lock, report)
+                out.results.append(res)
+                (done if res.outcome == "ran" else bad).add(sp.stage.name)
+                write_lock(ws.root, lock)
+
+
+def _refresh_deps(ws: Workspace, sp: StagePlan) -> None:
+    for dep in sp.stage.deps:
+        oid = content_id(ws, dep)
+        if oid is None:
+            raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
+        sp.deps[dep] = oid
+
+
+def _without_running(
+    ws: Workspace, sp: StagePlan, lock: dict[str, StageLock], report: Report
+) -> StageResult | None:
+    """Restore the outs (from the lock's ids or the run cache) when that is enough."""
+    name = sp.stage.name
+    if sp.action == "restore":
+        for path, oid in lock[name].outs.items():
+            materialize(ws, path, oid)
+        report(name, "restored its outs from the cache")
+        return StageResult(name, "restored", lock[name].run)
+    hit = _cache_lookup(ws, sp)
+    if hit is None or ws.store.missing(hit["outs"].values()):
+        return None
+    for path, oid in hit["outs"].items():
+        materialize(ws, path, oid)
+        _ignore(ws, path)
+    lock[name] = StageLock(sp.stage.cmd, sp.deps, sp.params, dict(hit["outs"]), hit.get("run"))
+    report(name, "restored from the run cache (same command, deps and params ran before)")
+    return StageResult(name, "cached", hit.get("run"))
+
+
+def cache_key(sp: StagePlan) -> str:
+    doc = {"cmd": sp.stage.cmd, "deps": sp.deps, "params": sp.params}
+    return hash_bytes(json.dumps(doc, sort_keys=True, default=str).encode())[len("blake3:") :]
+
+
+def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
+    ref = ws.refs.get(f"runcache/{cache_key(sp)}")
+    if ref is None or not ws.store.has(ref[0]):
+        return None
+    return load_record(ws.store.read_bytes(ref[0]), ref[0])
+
+
+def _begin_stage(ws: Workspace, sp: StagePlan, parent: str) -> lifecycle.Started:
+    flat = {k: str(v) for values in sp.params.values() for k, v in values.items()}
+    return lifecycle.begin(
+        ws,
+        name=sp.stage.name,
+        tags={"stage": sp.stage.name, "pipeline": parent},
+        command=["sh", "-c", sp.stage.cmd],
+        params=flat,
+        parent=parent,
+    )
+
+
+def _finish(
+    ws: Workspace,
+    sp: StagePlan,
+    started: lifecycle.Started,
+    fut: Future[tuple[int, bool]],
+    lock: dict[str, StageLock],
+    report: Report,
+) -> StageResult:
+    import os
+
+    name = sp.stage.name
+    try:
+        code, interrupted = fut.result()
+    except TetherError as exc:  # the command could not start; its run is sealed `failed`
+        report(name, f"failed: {exc}")
+        return StageResult(name, "failed", started.id, str(exc))
+    missing = [o for o in sp.stage.out_paths if not ws.abs(o).exists()] if code == 0 else []
+    journal = Journal(started.folder)
+    outs: dict[str, str] = {}
+    try:
+        for dep, oid in sp.deps.items():
+            journal.event("i", text(dep), oid)
+        if code == 0 and not missing:
+            for out in sp.stage.out_paths:
+                outs[out] = store_path(ws, out)
+                journal.event("o", text(out), outs[out])
+                _ignore(ws, out)
+            _log_metrics_files(ws, sp, journal)
+    finally:
+        journal.close()
+    status = "failed" if missing else status_of(code, interrupted)
+    try:
+        record = lifecycle.seal(ws, started.folder, status, exit_code=code)
+    finally:
+        os.close(started.lock_fd)
+    if status != "finished":
+        why = f"did not write its out {', '.join(missing)}" if missing else f"exited {code}"
+        report(name, f"failed: {why}")
+        return StageResult(name, "failed", started.id, why)
+    deps_now = dict(sp.deps)
+    lock[name] = StageLock(sp.stage.cmd, deps_now, sp.params, outs, started.id)
+    _cache_store(ws, sp, outs, started.id, record)
+    report(name, f"done in run {started.id[:13]}")
+    return StageResult(name, "ran", started.id)
+
+
+def _cache_store(ws: Workspace, sp: StagePlan, outs: dict[str, str], run: str, record: str) -> None:
+    body = {
+        "stage": sp.stage.name,
+        "cmd": sp.stage.cmd,
+        "outs": outs,
+        "run": run,
+        "time": time.time(),
+    }
+    with ws.writing():
+        oid = ws.store.put_bytes(dump_record("runcache", body, [*outs.values(), record]))
+        ws.store.barrier()
+        ws.refs.set(f"runcache/{cache_key(sp)}", [oid])
+
+
+def _log_metrics_files(ws: Workspace, sp: StagePlan, journal: Journal) -> None:
+    """Numbers in the stage's metrics files become the run's metrics (nested keys dotted)."""
+    import yaml
+
+    now = time.time()
+    for rel in sp.stage.metrics:
+        try:
+            doc = yaml.safe_load(ws.abs(rel).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        for key, value in _flatten(doc):
+            journal.metric(key, value, 0, now)
+
+
+def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, float]]:
+    if isinstance(doc, dict):
+        return [kv for k, v in doc.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(doc, bool) or not isinstance(doc, int | float):
+        return []
+    return [(prefix.rstrip("."), float(doc))]
+
+
+def _ignore(ws: Workspace, rel: str) -> None:
+    path = ws.abs(rel)
+    ensure_ignored(path.parent, path.name)

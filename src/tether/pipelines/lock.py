@@ -1,0 +1,70 @@
+"""``pipeline.lock``: what each stage last ran with (command, dep ids, param values) and made
+(out ids, the run). Committed with the code, so a checkout of any commit knows its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether._fs import atomic_write
+from tether.pipelines.spec import PipelineError
+
+LOCK_FILE = "pipeline.lock"
+FORMAT = 1
+
+
+@dataclass
+class StageLock:
+    cmd: str
+    deps: dict[str, str] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> key -> value
+    outs: dict[str, str] = field(default_factory=dict)
+    run: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"cmd": self.cmd, "deps": dict(sorted(self.deps.items()))}
+        if self.params:
+            out["params"] = {f: dict(sorted(v.items())) for f, v in sorted(self.params.items())}
+        out["outs"] = dict(sorted(self.outs.items()))
+        if self.run:
+            out["run"] = self.run
+        return out
+
+
+def read_lock(root: Path) -> dict[str, StageLock]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load((root / LOCK_FILE).read_text()) or {}
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise PipelineError(
+            f"{LOCK_FILE} is not valid YAML ({exc}): restore it from git, or delete it to run "
+            "every stage again"
+        ) from exc
+    if doc.get("format") != FORMAT or not isinstance(doc.get("stages"), dict):
+        raise PipelineError(
+            f"{LOCK_FILE} has format {doc.get('format')}; this Tether reads {FORMAT}"
+        )
+    return {
+        name: StageLock(
+            str(s.get("cmd", "")),
+            dict(s.get("deps") or {}),
+            dict(s.get("params") or {}),
+            dict(s.get("outs") or {}),
+            s.get("run"),
+        )
+        for name, s in doc["stages"].items()
+    }
+
+
+def write_lock(root: Path, stages: dict[str, StageLock]) -> None:
+    import yaml
+
+    doc = {"format": FORMAT, "stages": {n: s.to_dict() for n, s in sorted(stages.items())}}
+    text = "# written by `tether repro`: commit it with pipeline.yaml\n" + yaml.safe_dump(
+        doc, sort_keys=False
+    )
+    atomic_write(root / LOCK_FILE, text.encode())

@@ -1,0 +1,135 @@
+"""What ``tether repro`` would do, and why: each stage is up to date, restorable from the cache,
+or must run because its command, a dep, a param or an out changed (or a stage it needs runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.pipelines.lock import StageLock, read_lock
+from tether.pipelines.spec import Pipeline, PipelineError, Stage, load_pipeline
+from tether.workspace.repo import Workspace
+from tether.workspace.status import content_id
+
+
+@dataclass
+class StagePlan:
+    stage: Stage
+    action: str  # "run", "restore" (outs from the cache) or "none"
+    reasons: list[str] = field(default_factory=list)
+    deps: dict[str, str] = field(default_factory=dict)  # ids as they are now
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    pipeline: Pipeline
+    stages: list[StagePlan]
+    lock: dict[str, StageLock]
+
+    @property
+    def todo(self) -> list[StagePlan]:
+        return [s for s in self.stages if s.action != "none"]
+
+
+def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False) -> Plan:
+    pipeline = load_pipeline(ws.root)
+    lock = read_lock(ws.root)
+    params = _ParamFiles(ws.root)
+    out: list[StagePlan] = []
+    running: set[str] = set()
+    for name in pipeline.order(targets):
+        stage = pipeline.stages[name]
+        sp = StagePlan(stage, "none", params={f: {} for f, _ in stage.params})
+        for file, key in stage.params:
+            sp.params[file][key] = params.get(file, key, name)
+        upstream = sorted(pipeline.needs[name] & running)
+        for dep in stage.deps:
+            oid = content_id(ws, dep)
+            if oid is not None:
+                sp.deps[dep] = oid
+            elif not any(_makes(pipeline.stages[u], dep) for u in pipeline.needs[name]):
+                raise PipelineError(
+                    f"stage {name!r} needs {dep}, which does not exist and no stage writes"
+                )
+        sp.reasons = _why(ws, stage, sp, lock.get(name), upstream, force)
+        if sp.reasons:
+            sp.action = "run"
+            if not upstream and not force and _only_outs_changed(sp.reasons):
+                sp.action = "restore" if _cached(ws, lock[name]) else "run"
+            if sp.action == "run":
+                running.add(name)
+        out.append(sp)
+    return Plan(pipeline, out, lock)
+
+
+def _makes(stage: Stage, dep: str) -> bool:
+    return any(
+        dep == o or dep.startswith(o + "/") or o.startswith(dep + "/") for o in stage.out_paths
+    )
+
+
+def _why(
+    ws: Workspace,
+    stage: Stage,
+    sp: StagePlan,
+    locked: StageLock | None,
+    upstream: list[str],
+    force: bool,
+) -> list[str]:
+    if force:
+        return ["--force"]
+    if locked is None:
+        return ["never ran"]
+    reasons = [f"stage {u} runs first" for u in upstream]
+    if locked.cmd != stage.cmd:
+        reasons.append(f"command changed: {locked.cmd!r} -> {stage.cmd!r}")
+    for dep in stage.deps if not upstream else ():  # after an upstream run, deps are new anyway
+        if sp.deps.get(dep) != locked.deps.get(dep):
+            reasons.append(f"dep {dep} changed")
+    for file, values in sp.params.items():
+        for key, value in values.items():
+            old = (locked.params.get(file) or {}).get(key, "<unset>")
+            if old != value:
+                reasons.append(f"param {key} changed: {old} -> {value}")
+    for out in stage.out_paths:
+        now = content_id(ws, out)
+        if now is None:
+            reasons.append(f"out {out} is missing")
+        elif now != locked.outs.get(out):
+            reasons.append(f"out {out} was modified")
+    return reasons
+
+
+def _only_outs_changed(reasons: list[str]) -> bool:
+    return all(r.startswith("out ") for r in reasons)
+
+
+def _cached(ws: Workspace, locked: StageLock) -> bool:
+    return bool(locked.outs) and not ws.store.missing(locked.outs.values())
+
+
+class _ParamFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.docs: dict[str, Any] = {}
+
+    def get(self, file: str, key: str, stage: str) -> Any:
+        if file not in self.docs:
+            import yaml
+
+            try:
+                self.docs[file] = yaml.safe_load((self.root / file).read_text()) or {}
+            except FileNotFoundError:
+                raise PipelineError(
+                    f"stage {stage!r} reads params from {file}, which does not exist"
+                ) from None
+        node = self.docs[file]
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise PipelineError(
+                    f"stage {stage!r} needs param {key!r}, which {file} does not have"
+                )
+            node = node[part]
+        return node

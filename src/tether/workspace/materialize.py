@@ -1,0 +1,44 @@
+"""Put any stored file or folder at a path, by id: a pipeline restoring outs from its cache, a
+reproduction restoring a run's inputs. What was at the path is replaced (it is not tracked
+data: ``checkout`` is the verb for that, with its refusal to discard unsaved work)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from tether.errors import MissingObjectError
+from tether.objects.tree import HEADER as TREE_HEADER
+from tether.workspace.repo import Workspace
+
+
+def is_folder(ws: Workspace, oid: str) -> bool:
+    return ws.store.read_head(oid, len(TREE_HEADER)) == TREE_HEADER
+
+
+def materialize(ws: Workspace, rel: str, oid: str) -> None:
+    """Make ``rel`` (repository-relative) hold exactly object ``oid``."""
+    if not ws.store.has(oid):
+        raise MissingObjectError([oid], hint=f"needed for {rel}: run `tether pull`")
+    dest = ws.abs(rel)
+    modes = ws.config.link_modes()
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    elif dest.exists() or dest.is_symlink():
+        dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not is_folder(ws, oid):
+        ws.store.link_out(oid, str(dest), modes)
+        return
+    tree = ws.store.load_tree(oid)
+    missing = ws.store.missing(e.id for e in tree.entries if e.id)
+    if missing:
+        raise MissingObjectError(missing, hint=f"needed for {rel}: run `tether pull`")
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in tree.entries:
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry.target is not None:
+            os.symlink(entry.target, target)
+        else:
+            ws.store.link_out(entry.id, str(target), modes, entry.mode)

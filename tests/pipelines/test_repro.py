@@ -1,0 +1,147 @@
+"""Pipelines as a user runs them: stale stages only, reasons, the lock, the run cache, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import Tether, git, write_files
+from tether.api import Project
+from tether.pipelines.spec import PipelineError
+
+PIPELINE = """
+stages:
+  prepare:
+    cmd: mkdir -p data/clean && tr a-z A-Z < raw.txt > data/clean/text.txt
+    deps: [raw.txt]
+    outs: [data/clean]
+  count:
+    cmd: sh count.sh ${item}
+    foreach: [1, 2]
+    deps: [data/clean, count.sh]
+    params: [count.threshold]
+    outs: [{path: "count${item}.txt", compare: metrics}]
+    metrics: ["metrics${item}.json"]
+"""
+COUNT = """wc -c < data/clean/text.txt | tr -d ' ' > count$1.txt
+echo "{\\"chars\\": $(cat count$1.txt), \\"scale\\": $1}" > metrics$1.json
+"""
+
+
+def setup(repo: Path, pipeline: str = PIPELINE) -> None:
+    files = {"pipeline.yaml": pipeline, "raw.txt": "hello\n", "count.sh": COUNT}
+    write_files(repo, {**files, "params.yaml": "count:\n  threshold: 3\n"})
+
+
+def test_stale_stages_run_with_reasons_and_a_noop_runs_nothing(
+    project: Project, repo: Path
+) -> None:
+    single = PIPELINE.replace("    foreach: [1, 2]\n", "").replace("${item}", "1")
+    setup(repo, single)
+    seen: list[tuple[str, str]] = []
+    first = project.repro(report=lambda s, m: seen.append((s, m)))
+    assert first.ok and [r.outcome for r in first.results] == ["ran", "ran"]
+    assert (repo / "data/clean/text.txt").read_text() == "HELLO\n"
+    lock = yaml.safe_load((repo / "pipeline.lock").read_text())
+    assert lock["stages"]["count"]["params"] == {"params.yaml": {"count.threshold": 3}}
+    assert set(lock["stages"]["prepare"]["outs"]) == {"data/clean"}
+    assert project.repro().plan.todo == []  # a no-op
+    # the stage runs are runs, children of the pipeline run, with inputs and outputs
+    stage = project.get_run("count")
+    assert stage["parent"] == first.run and stage["metrics"]["chars"]["last"] == 6.0
+    assert stage["data"]["inputs"]["data/clean"] == lock["stages"]["prepare"]["outs"]["data/clean"]
+    assert stage["data"]["outputs"]["count1.txt"] == lock["stages"]["count"]["outs"]["count1.txt"]
+    assert "/clean" in (repo / "data" / ".gitignore").read_text().splitlines()  # outs are data
+
+
+def test_a_param_change_reruns_only_what_depends_on_it(project: Project, repo: Path) -> None:
+    setup(repo)
+    project.repro()
+    write_files(repo, {"params.yaml": "count:\n  threshold: 4\n"})
+    dry = project.repro(dry_run=True)
+    why = {sp.stage.name: (sp.action, sp.reasons) for sp in dry.plan.stages}
+    assert why["prepare"] == ("none", [])
+    assert why["count@0"] == ("run", ["param count.threshold changed: 3 -> 4"])
+    again = project.repro(["count@0"])
+    assert {r.name: r.outcome for r in again.results} == {"count@0": "ran"}
+    assert [sp.stage.name for sp in project.repro(dry_run=True).plan.todo] == ["count@1"]
+
+
+def test_run_cache_restores_instead_of_running(project: Project, repo: Path) -> None:
+    setup(repo)
+    project.repro()
+    write_files(repo, {"raw.txt": "changed\n"})
+    project.repro()
+    write_files(repo, {"raw.txt": "hello\n"})  # back to a state seen before
+    seen: list[str] = []
+    result = project.repro(report=lambda s, m: seen.append(f"{s}: {m}"))
+    assert {r.outcome for r in result.results} == {"cached"}
+    assert (repo / "data/clean/text.txt").read_text() == "HELLO\n"
+    assert any("run cache" in line for line in seen)
+
+
+def test_deleted_outs_are_restored_from_the_cache(project: Project, repo: Path) -> None:
+    setup(repo)
+    project.repro()
+    (repo / "count1.txt").unlink()
+    result = project.repro()
+    assert [r.outcome for r in result.results] == ["restored"]
+    assert (repo / "count1.txt").read_text().strip() == "6"
+
+
+def test_a_failing_stage_stops_its_dependents_and_keeps_the_lock(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    setup(repo, PIPELINE.replace("mkdir -p data/clean && ", "false && "))
+    out = tether("repro", expect=1).output
+    assert "prepare: failed: exited 1" in out and "skipped" in out
+    assert (
+        not (repo / "pipeline.lock").exists()
+        or "prepare" not in (repo / "pipeline.lock").read_text()
+    )
+    (failed,) = project.search_runs("status = 'failed' and tags.stage = 'prepare'")
+    assert failed.exit_code == 1
+
+
+def test_a_declared_out_that_is_not_written_fails_the_stage(project: Project, repo: Path) -> None:
+    setup(repo, PIPELINE.replace("outs: [data/clean]", "outs: [data/clean, data/extra]"))
+    result = project.repro()
+    assert result.results[0].outcome == "failed" and "data/extra" in result.results[0].detail
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        ("stages:\n  a: {cmd: x, outs: [o]}\n  b: {cmd: y, outs: [o]}\n", "both write o"),
+        (
+            "stages:\n  a: {cmd: x, deps: [o2], outs: [o1]}\n  b: {cmd: y, deps: [o1], outs: [o2]}",
+            "cycle",
+        ),
+        ("stages:\n  a: {cmd: x, deps: [nothing-here]}\n", "needs nothing-here"),
+        ("stages:\n  a: {cmd: x, deps: [../etc/passwd]}\n", "leaves the repository"),
+        ("stages:\n  a: {deps: [x]}\n", "needs a `cmd`"),
+    ],
+)
+def test_bad_pipelines_name_the_stages(
+    project: Project, repo: Path, pipeline: str, message: str
+) -> None:
+    write_files(repo, {"pipeline.yaml": pipeline})
+    with pytest.raises(PipelineError, match=message):
+        project.repro()
+
+
+def test_parallel_stages(project: Project, repo: Path, tether: Tether) -> None:
+    stages = "\n".join(
+        f"  s{i}:\n    cmd: sleep 0.3 && echo {i} > out{i}.txt\n    outs: [out{i}.txt]"
+        for i in range(4)
+    )
+    write_files(repo, {"pipeline.yaml": "stages:\n" + stages + "\n"})
+    import time
+
+    start = time.monotonic()
+    tether("repro", "-j", "4")
+    assert time.monotonic() - start < 1.2 * 0.3 * 4  # they overlapped
+    assert all((repo / f"out{i}.txt").read_text() == f"{i}\n" for i in range(4))
+    git(repo, "status")
