@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.meta.store import IndexedRun
     from tether.objects.transfer import TransferResult
     from tether.pipelines import execute as _execute
+    from tether.repro import reproduce as _reproduce
     from tether.runs import amend as _amend
     from tether.runs import catalog as _catalog
     from tether.runs import compare as _compare
@@ -295,6 +296,28 @@ class Project:
             force=force,
             dry_run=dry_run,
             report=report or (lambda _s, _m: None),
+        )
+
+    # -- reproduce ---------------------------------------------------------------------------
+    def reproduce(
+        self,
+        ref: str,
+        *,
+        tolerances: dict[str, float] | None = None,
+        modes: dict[str, str] | None = None,
+        keep: bool = False,
+    ) -> _reproduce.Verdict:
+        """Rebuild run ``ref`` in a clean worktree, re-run it, compare (``tether reproduce``)."""
+        from tether.repro import reproduce
+        from tether.workspace import sync as _sync
+
+        return reproduce.reproduce(
+            self.ws,
+            ref,
+            tolerances=tolerances,
+            modes=modes,
+            keep=keep,
+            fetch=lambda ids: _sync.fetch_ids(self.ws, ids),
         )
 
     # -- maintenance -----------------------------------------------------------------------

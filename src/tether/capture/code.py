@@ -140,6 +140,9 @@ def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str], list[s
         elif rec.startswith("? "):
             changed.append(rec[2:])
             untracked.append(rec[2:])
+    # Tether's own folder is never code, even when a .gitignore forgot it
+    changed = [c for c in changed if c != ".tether" and not c.startswith(".tether/")]
+    untracked = [u for u in untracked if not u.startswith(".tether/")]
     return commit, branch, sorted(changed), untracked
 
 
@@ -175,7 +178,8 @@ def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
         if index.exists():
             shutil.copyfile(index, scratch)
         env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
-        git(root, "add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in skip), env=env)
+        never = (":(exclude,glob)**/.tether/**", *(f":(exclude,literal){p}" for p in skip))
+        git(root, "add", "-A", "--", ".", *never, env=env)
         return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from tether.cli.tables import console, fmt_number
 
 if TYPE_CHECKING:
+    from tether.repro.reproduce import Verdict
     from tether.runs.compare import RunDiff
 
 
@@ -87,3 +88,49 @@ def markdown(d: RunDiff) -> str:
         parts += [line if numbered else f"- {line}" for line in lines]
         parts.append("")
     return "\n".join(parts)
+
+
+def show_verdict(v: Verdict) -> None:
+    out = console()
+    colour = {"REPRODUCED": "green", "DIFFERENT": "yellow", "FAILED": "red"}[v.verdict]
+    out.print(
+        f"[bold {colour}]{v.verdict}[/]  run {v.run}"
+        + (f" -> {v.reproduction}" if v.reproduction else "")
+    )
+    if v.reason:
+        out.print(f"  {v.reason}", markup=False)
+    if v.worktree:
+        out.print(f"  worktree kept at {v.worktree}", markup=False)
+    if v.drift is not None:
+        e = v.drift
+        drift = [f"python {e.python[0]} -> {e.python[1]}"] if e.python else []
+        drift += [f"{n} {a} -> {b}" for n, (a, b) in e.changed.items()]
+        drift += [f"+{n} {ver}" for n, ver in e.added.items()] + [
+            f"-{n} {ver}" for n, ver in e.removed.items()
+        ]
+        drift += [f"{k}: {a} -> {b}" for k, (a, b) in e.determinism.items()]
+        out.print("\n[bold underline]Environment drift[/]")
+        for line in drift or ["none"]:
+            out.print(f"  {line}", markup=False)
+    if v.outputs:
+        out.print("\n[bold underline]Outputs[/]")
+        for o in v.outputs:
+            mark = (
+                "same"
+                if o.original == o.now
+                else (
+                    "differs" if o.mode == "exact" else f"differs ({o.mode}: not judged by bytes)"
+                )
+            )
+            out.print(f"  {o.path}: {mark}", markup=False)
+    if v.metrics:
+        out.print("\n[bold underline]Metrics[/]")
+        for m in v.metrics:
+            tol = f" (tolerance {m.tolerance:g})" if m.tolerance else ""
+            state = "ok" if m.ok else "MOVED"
+            line = f"  {m.key}: {fmt_number(m.original)} -> {fmt_number(m.now)}{tol} {state}"
+            out.print(line, markup=False)
+    if v.explanation is not None:
+        out.print("\n[bold underline]Why[/]")
+        for line in dict(sections(v.explanation))["Likely causes"]:
+            out.print(f"  {line}", markup=False)

@@ -32,6 +32,7 @@ COMMANDS = {
     "reindex": "runs:reindex",
     "env": "runs:env",
     "repro": "pipelines:repro",
+    "reproduce": "reproduce:reproduce",
 }
 
 

@@ -180,7 +180,14 @@ def _inside(ws: Workspace, change: DataDiff) -> None:
 
 
 def _env(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> EnvDiff:
-    ea, eb = environment(ws, a), environment(ws, b)
+    out = env_drift(environment(ws, a), environment(ws, b))
+    if (a.get("seeds") or []) != (b.get("seeds") or []):
+        out.seeds = (list(a.get("seeds") or []), list(b.get("seeds") or []))
+    return out
+
+
+def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
+    """How environment ``eb`` differs from ``ea`` (two captured environments)."""
     out = EnvDiff()
     pa, pb = (ea.get("python") or {}).get("version"), (eb.get("python") or {}).get("version")
     if pa != pb:
@@ -198,8 +205,6 @@ def _env(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> EnvDiff:
     }
     la, lb = ea.get("lock_files") or {}, eb.get("lock_files") or {}
     out.lock_files = sorted(p for p in set(la) | set(lb) if la.get(p) != lb.get(p))
-    if (a.get("seeds") or []) != (b.get("seeds") or []):
-        out.seeds = (list(a.get("seeds") or []), list(b.get("seeds") or []))
     da, db = ea.get("determinism") or {}, eb.get("determinism") or {}
     out.determinism = {
         k: (da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)

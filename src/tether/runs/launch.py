@@ -64,6 +64,7 @@ def launch(
     tags: dict[str, str] | None = None,
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
+    cwd: Path | None = None,
 ) -> Launched:
     if not command:
         raise UsageError("say what to run: tether run -- python train.py --lr 0.1")
@@ -76,7 +77,7 @@ def launch(
         params=params_from_argv(command[1:]),
         entry_point=_entry(ws, command),
     )
-    code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr)
+    code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr, cwd=cwd)
     status = status_of(code, interrupted)
     try:
         record = lifecycle.seal(ws, started.folder, status, exit_code=code)

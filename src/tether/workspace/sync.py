@@ -186,6 +186,27 @@ def _fetch_closure(
         todo = ws.store.missing(below) & available
 
 
+def fetch_ids(ws: Workspace, ids: list[str], remote_name: str | None = None) -> int:
+    """Fetch these objects (and what records and folders among them name) from a remote;
+    how many it had. Without any remote configured, nothing."""
+    if not remotes(ws):
+        return 0
+    remote = open_remote(ws, remote_name)
+    get = partial(
+        fetch_objects,
+        ws.store,
+        remote,
+        jobs=_jobs(ws),
+        pack_threshold=ws.config.local_pack_threshold(),
+    )
+    with ws.writing():
+        inv = remote.inventory()
+        remote.check_format(inv)
+        wanted = set(ids)
+        _fetch_closure(ws, wanted, partial(get, inventory=inv), inv.ids())
+        return len(wanted & inv.ids())
+
+
 def pull(
     ws: Workspace,
     remote_name: str | None = None,

@@ -1,0 +1,63 @@
+"""``tether reproduce RUN``: rebuild a past run, re-run it, and give a verdict."""
+
+from __future__ import annotations
+
+import click
+
+from tether.cli.render import echo_json
+
+
+def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
+    from tether.errors import UsageError
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"{item!r} is not {what}")
+        out[key] = value
+    return out
+
+
+@click.command()
+@click.argument("run")
+@click.option(
+    "-t",
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="METRIC=REL",
+    help="Relative tolerance for a metric (0.01 = 1%); exact by default. Repeatable.",
+)
+@click.option(
+    "-c",
+    "--compare",
+    "modes",
+    multiple=True,
+    metavar="PATH=MODE",
+    help="How to judge an output: exact (default), metrics or none. Repeatable.",
+)
+@click.option("--keep", is_flag=True, help="Keep the worktree the run was rebuilt in.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def reproduce(
+    run: str, tolerances: tuple[str, ...], modes: tuple[str, ...], keep: bool, as_json: bool
+) -> None:
+    """Rebuild RUN in a clean git worktree at its commit with its diff applied and its inputs
+    restored by id, report environment drift, re-run its command as a new run, and compare
+    outputs and metrics. Exits 0 REPRODUCED, 1 DIFFERENT, 3 FAILED (for CI)."""
+    from tether.api import Project
+    from tether.cli.diffview import show_verdict
+
+    verdict = Project.open().reproduce(
+        run,
+        tolerances={k: float(v) for k, v in _pairs(tolerances, "METRIC=REL").items()},
+        modes=_pairs(modes, "PATH=MODE"),
+        keep=keep,
+    )
+    if as_json:
+        from dataclasses import asdict
+
+        echo_json(asdict(verdict))
+    else:
+        show_verdict(verdict)
+    raise SystemExit(verdict.exit_code)

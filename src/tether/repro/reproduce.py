@@ -1,0 +1,240 @@
+"""``tether reproduce RUN``: rebuild a past run exactly and say whether it comes out the same.
+
+A clean git worktree at the run's commit gets the recorded diff applied, its tracked data
+checked out and its logged inputs restored by id (fetched from the remote when the cache lacks
+them); the environment is compared with the recorded one; the recorded command re-runs there
+as a new run tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and
+metrics within tolerances. The verdict is REPRODUCED, DIFFERENT (with the four-pillar
+explanation) or FAILED (with the reason).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.capture.env import capture_environment
+from tether.errors import MissingObjectError
+from tether.gitio import git, git_maybe
+from tether.redact import MASK
+from tether.runs import catalog, compare, launch
+from tether.workspace.materialize import materialize
+from tether.workspace.repo import DOT, Workspace
+
+REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"
+EXIT = {REPRODUCED: 0, DIFFERENT: 1, FAILED: 3}
+
+
+class Failed(Exception):
+    """Why a reproduction could not be carried out."""
+
+
+@dataclass
+class OutCheck:
+    path: str
+    mode: str  # exact | metrics | none
+    original: str | None
+    now: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.mode != "exact" or self.original == self.now
+
+
+@dataclass
+class MetricCheck:
+    key: str
+    original: float
+    now: float | None
+    tolerance: float  # relative
+
+    @property
+    def ok(self) -> bool:
+        if self.now is None:
+            return False
+        if math.isnan(self.original) or math.isnan(self.now):
+            return math.isnan(self.original) and math.isnan(self.now)
+        scale = max(abs(self.original), abs(self.now))
+        return abs(self.original - self.now) <= self.tolerance * scale
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    run: str
+    reproduction: str | None = None
+    reason: str = ""
+    drift: compare.EnvDiff | None = None
+    outputs: list[OutCheck] = field(default_factory=list)
+    metrics: list[MetricCheck] = field(default_factory=list)
+    explanation: compare.RunDiff | None = None
+    worktree: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT[self.verdict]
+
+
+def reproduce(
+    ws: Workspace,
+    ref: str,
+    *,
+    tolerances: dict[str, float] | None = None,
+    modes: dict[str, str] | None = None,
+    keep: bool = False,
+    fetch: Any = None,
+) -> Verdict:
+    """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote."""
+    run_id = catalog.resolve(ws, ref)
+    record = catalog.load(ws, run_id)
+    verdict = Verdict(FAILED, run_id)
+    tree: Path | None = None
+    try:
+        tree = _worktree(ws, record)
+        verdict.worktree = str(tree)
+        if not (tree / "tether.toml").exists():  # never committed: the project's own will do
+            shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
+        copy = Workspace.open(tree)
+        modes = {**_stage_modes(tree, record), **(modes or {})}
+        _restore_data(ws, copy, record, fetch)
+        verdict.drift = compare.env_drift(compare.environment(ws, record), _env_now(copy))
+        done = launch.launch(
+            copy,
+            _command(record),
+            name=f"{record['name']}-reproduction",
+            experiment=record["experiment"],
+            tags={"reproduction_of": run_id},
+            cwd=tree,
+        )
+        verdict.reproduction = done.run_id
+        again = catalog.load(ws, done.run_id)
+        if done.status != "finished":
+            raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
+        _judge(ws, verdict, record, again, tolerances or {}, modes or {})
+    except Failed as exc:
+        verdict.verdict, verdict.reason = FAILED, str(exc)
+    except MissingObjectError as exc:
+        verdict.verdict, verdict.reason = (
+            FAILED,
+            f"inputs are gone from every cache and remote: {exc}",
+        )
+    finally:
+        if tree is not None and not keep:
+            _remove_worktree(ws, tree)
+            verdict.worktree = None
+    return verdict
+
+
+def _stage_modes(tree: Path, record: dict[str, Any]) -> dict[str, str]:
+    """A pipeline stage's outs say how to compare them (``compare:`` in pipeline.yaml)."""
+    stage = (record.get("tags") or {}).get("stage")
+    if not stage:
+        return {}
+    from tether.pipelines.spec import PipelineError, load_pipeline
+
+    try:
+        found = load_pipeline(tree).stages.get(stage)
+    except PipelineError:
+        return {}
+    return {o.path: o.compare for o in found.outs} if found else {}
+
+
+def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
+    code = record.get("code") or {}
+    commit = code.get("commit")
+    if not commit:
+        raise Failed("the run was recorded outside any commit: there is nothing to check out")
+    if git_maybe(ws.root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+        raise Failed(f"commit {commit[:12]} no longer exists here: `git fetch` it, or restore it")
+    tree = Path(tempfile.mkdtemp(prefix="tether-reproduce-"))
+    git(ws.root, "worktree", "add", "-q", "--detach", str(tree), commit)
+    if code.get("diff"):
+        try:
+            patch = ws.store.read_bytes(code["diff"])
+        except MissingObjectError:
+            raise Failed("the run's uncommitted diff is not in the cache: `tether pull`") from None
+        proc = subprocess.run(
+            ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
+            cwd=tree, input=patch, capture_output=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise Failed(f"the recorded diff no longer applies: {proc.stderr.decode().strip()}")
+    (tree / DOT).symlink_to(ws.dot)  # the same cache, index and refs
+    return tree
+
+
+def _remove_worktree(ws: Workspace, tree: Path) -> None:
+    (tree / DOT).unlink(missing_ok=True)
+    git_maybe(ws.root, "worktree", "remove", "--force", str(tree))
+    shutil.rmtree(tree, ignore_errors=True)
+    git_maybe(ws.root, "worktree", "prune")
+
+
+def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> None:
+    from tether.workspace.checkout import apply_checkout, plan_checkout
+
+    data = record.get("data") or {}
+    wanted = {*data.get("inputs", {}).values(), *(data.get("pointers_start") or {}).values()}
+    missing = ws.store.missing(wanted)
+    if missing and fetch is not None:
+        fetch(sorted(missing))
+    plan = plan_checkout(copy, None)
+    apply_checkout(copy, plan, force=True)
+    for path, oid in (data.get("inputs") or {}).items():
+        if not os.path.isabs(path):
+            materialize(copy, path, oid)
+
+
+def _env_now(copy: Workspace) -> dict[str, Any]:
+    return capture_environment(copy.root, copy.dot / "cache")
+
+
+def _command(record: dict[str, Any]) -> list[str]:
+    argv = list(record.get("command") or [])
+    if not argv or argv[0] in ("-c", "-m", ""):
+        raise Failed("the run has no command to re-run (it was logged from an interactive session)")
+    if any(MASK in a for a in argv):
+        raise Failed("the recorded command has masked secrets: re-run it by hand with them")
+    if argv[0].endswith(".py"):  # logged from inside `python train.py ...`
+        argv = [sys.executable, *argv]
+    return argv
+
+
+def _judge(
+    ws: Workspace,
+    verdict: Verdict,
+    original: dict[str, Any],
+    again: dict[str, Any],
+    tolerances: dict[str, float],
+    modes: dict[str, str],
+) -> None:
+    outs_a = (original.get("data") or {}).get("outputs") or {}
+    outs_b = (again.get("data") or {}).get("outputs") or {}
+    verdict.outputs = [
+        OutCheck(path, modes.get(path, "exact"), oid, outs_b.get(path))
+        for path, oid in sorted(outs_a.items())
+    ]
+    from tether.runs.record import number
+
+    for key, m in sorted((original.get("metrics") or {}).items()):
+        now = (again.get("metrics") or {}).get(key)
+        verdict.metrics.append(
+            MetricCheck(
+                key,
+                number(m["last"]),
+                None if now is None else number(now["last"]),
+                tolerances.get(key, 0.0),
+            )
+        )
+    if all(c.ok for c in verdict.outputs) and all(c.ok for c in verdict.metrics):
+        verdict.verdict = REPRODUCED
+    else:
+        verdict.verdict = DIFFERENT
+        verdict.explanation = compare.diff(ws, original, again)
