@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.runs import amend as _amend
     from tether.runs import catalog as _catalog
     from tether.runs import compare as _compare
+    from tether.runs import determinism as _determinism
     from tether.runs import launch as _launch
     from tether.runs.live import LiveRun
     from tether.workspace import add as _add
@@ -189,6 +190,14 @@ class Project:
         from tether.runs import launch
 
         return launch.launch(self.ws, command, **kwargs)
+
+    def check_determinism(
+        self, command: list[str], **kwargs: Any
+    ) -> _determinism.DeterminismReport:
+        """Run ``command`` twice as two runs and compare their outputs and metrics."""
+        from tether.runs import determinism
+
+        return determinism.check_determinism(self.ws, command, **kwargs)
 
     def search_runs(
         self,

@@ -119,3 +119,15 @@ def test_a_diff_that_no_longer_applies(repo: Path) -> None:
             raise AssertionError("a patch that does not apply was applied")
         except r.Failed as exc:
             assert "no longer applies" in str(exc)
+
+
+def test_check_determinism_finds_an_unseeded_generator(repo: Path, tether: Tether) -> None:
+    setup(repo)
+    seeded = tether("run", "--check-determinism", "--", sys.executable, "train.py", "--seed", "3")
+    assert "deterministic: runs" in seeded.output
+    write_files(repo, {"train.py": TRAIN.replace("tether.seed(seed)", "random.seed()")})
+    loose = tether(
+        "run", "--check-determinism", "--", sys.executable, "train.py", "--seed", "3", expect=1
+    )
+    assert "NOT deterministic" in loose.output
+    assert "output model.txt" in loose.output and "metric score" in loose.output

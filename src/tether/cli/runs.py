@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tether.cli.render import echo_json
@@ -15,12 +17,18 @@ from tether.cli.render import echo_json
 @click.option(
     "--commit-log", is_flag=True, help="Append the run to experiment_log.yaml and commit it."
 )
+@click.option(
+    "--check-determinism",
+    is_flag=True,
+    help="Run the command twice and report which outputs and metrics differ.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     name: str | None,
     experiment: str | None,
     tags: tuple[str, ...],
     commit_log: bool,
+    check_determinism: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND and record it: code, data, environment and parameters.
@@ -33,6 +41,8 @@ def run(
     from tether.api import Project
 
     project = Project.open()
+    if check_determinism:
+        _determinism(project, list(command), name=name, experiment=experiment, tags=_pairs(tags))
     done = project.run(list(command), name=name, experiment=experiment, tags=_pairs(tags))
     colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]
     click.secho(f"run {done.run_id} ({done.name}): {done.status}", fg=colour, err=True)
@@ -40,6 +50,26 @@ def run(
         commit = project.commit_log(done.run_id)
         click.echo(f"logged in experiment_log.yaml, commit {commit[:10]}", err=True)
     raise SystemExit(done.exit_code)
+
+
+def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
+    report = project.check_determinism(command, **kwargs)
+    ids = " and ".join(r.run_id[:13] for r in report.runs)
+    if report.deterministic:
+        click.secho(f"deterministic: runs {ids} gave the same outputs and metrics", fg="green")
+        raise SystemExit(0)
+    click.secho(f"NOT deterministic: runs {ids} differ", fg="yellow")
+    for path, (a, b) in report.outputs.items():
+        click.echo(f"  output {path}: {str(a)[:19]} vs {str(b)[:19]}")
+    for key, (x, y) in report.metrics.items():
+        click.echo(f"  metric {key}: {x} vs {y}")
+    failed = [r for r in report.runs if r.status != "finished"]
+    for r in failed:
+        click.echo(f"  run {r.run_id[:13]} {r.status} (exit {r.exit_code})")
+    click.echo(
+        "Look for an unseeded random generator: `tether.seed(n)` seeds random, numpy, torch."
+    )
+    raise SystemExit(1)
 
 
 def _pairs(items: tuple[str, ...]) -> dict[str, str]:
