@@ -145,3 +145,37 @@ def test_parallel_stages(project: Project, repo: Path, tether: Tether) -> None:
     assert time.monotonic() - start < 1.2 * 0.3 * 4  # they overlapped
     assert all((repo / f"out{i}.txt").read_text() == f"{i}\n" for i in range(4))
     git(repo, "status")
+
+
+def test_a_stage_writing_an_undeclared_file_fails(project: Project, repo: Path) -> None:
+    stage = "  a:\n    cmd: echo 1 > out.txt && echo 2 > sneaky.txt\n    outs: [out.txt]\n"
+    write_files(repo, {"pipeline.yaml": "stages:\n" + stage})
+    result = project.repro()
+    assert result.results[0].outcome == "failed"
+    assert "sneaky.txt, which it does not declare" in result.results[0].detail
+
+
+def test_a_stage_killed_mid_run_runs_again_next_time(project: Project, repo: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import BIN
+
+    slow = "stages:\n  a:\n    cmd: sleep 30 && echo 1 > out.txt\n    outs: [out.txt]\n"
+    write_files(repo, {"pipeline.yaml": slow})
+    proc = subprocess.Popen([str(BIN / "tether"), "repro"], cwd=repo, start_new_session=True)
+    deadline = time.monotonic() + 30
+    live = repo / ".tether" / "runs"
+    while len(list(live.glob("*/start.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the pipeline run and the stage's run have started
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "pipeline.lock").exists()  # nothing recorded for the killed stage
+    write_files(repo, {"pipeline.yaml": slow.replace("sleep 30 && ", "")})
+    result = project.repro()
+    assert [r.outcome for r in result.results] == ["ran"]
+    killed = project.search_runs("status = 'killed'")
+    assert {r.name for r in killed} == {"a", "repro"}  # the dead runs were sealed, not left running

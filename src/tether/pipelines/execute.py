@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.errors import TetherError
+from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
-from tether.pipelines.lock import StageLock, write_lock
+from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
 from tether.pipelines.plan import Plan, StagePlan, plan
 from tether.pipelines.spec import PipelineError
 from tether.runs import lifecycle
@@ -90,6 +91,7 @@ def _schedule(
     done: set[str] = set()
     bad: set[str] = set()
     lock = dict(p.lock)
+    declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
     running: dict[Future[tuple[int, bool]], tuple[StagePlan, lifecycle.Started]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
@@ -120,7 +122,7 @@ def _schedule(
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 sp, started = running.pop(fut)
-                res = _finish(ws, sp, started, fut, lock, report)
+                res = _finish(ws, sp, started, fut, lock, report, declared)
                 out.results.append(res)
                 (done if res.outcome == "ran" else bad).add(sp.stage.name)
                 write_lock(ws.root, lock)
@@ -186,6 +188,7 @@ def _finish(
     fut: Future[tuple[int, bool]],
     lock: dict[str, StageLock],
     report: Report,
+    declared: set[str],
 ) -> StageResult:
     import os
 
@@ -196,12 +199,13 @@ def _finish(
         report(name, f"failed: {exc}")
         return StageResult(name, "failed", started.id, str(exc))
     missing = [o for o in sp.stage.out_paths if not ws.abs(o).exists()] if code == 0 else []
+    stray = _undeclared(ws, started, declared) if code == 0 and not missing else []
     journal = Journal(started.folder)
     outs: dict[str, str] = {}
     try:
         for dep, oid in sp.deps.items():
             journal.event("i", text(dep), oid)
-        if code == 0 and not missing:
+        if code == 0 and not missing and not stray:
             for out in sp.stage.out_paths:
                 outs[out] = store_path(ws, out)
                 journal.event("o", text(out), outs[out])
@@ -209,13 +213,18 @@ def _finish(
             _log_metrics_files(ws, sp, journal)
     finally:
         journal.close()
-    status = "failed" if missing else status_of(code, interrupted)
+    status = "failed" if missing or stray else status_of(code, interrupted)
     try:
         record = lifecycle.seal(ws, started.folder, status, exit_code=code)
     finally:
         os.close(started.lock_fd)
     if status != "finished":
         why = f"did not write its out {', '.join(missing)}" if missing else f"exited {code}"
+        if stray:
+            why = (
+                f"wrote {', '.join(stray[:5])}, which it does not declare: add it to the stage's "
+                "outs (or git-ignore it if it is scratch)"
+            )
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
@@ -223,6 +232,26 @@ def _finish(
     _cache_store(ws, sp, outs, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)
+
+
+def _undeclared(ws: Workspace, started: lifecycle.Started, declared: set[str]) -> list[str]:
+    """Files the stage left changed in the work tree that no stage declares (git's view: ignored
+    files are not seen). Files already changed before the stage started are not its doing."""
+    from tether.capture.code import STATUS
+
+    out = git(ws.root, *STATUS)
+    before = set(started.start["code"]["changed"])
+    now = {rec[2:] if rec.startswith("? ") else rec.split(" ")[-1] for rec in _records(out)}
+    return sorted(
+        p
+        for p in now - before
+        if not any(p == d or p.startswith(d + "/") for d in declared)
+        and not p.endswith((".gitignore", LOCK_FILE))
+    )
+
+
+def _records(out: bytes) -> list[str]:
+    return [r for r in out.decode("utf-8", "surrogateescape").split("\0") if r[:2] in ("1 ", "? ")]
 
 
 def _cache_store(ws: Workspace, sp: StagePlan, outs: dict[str, str], run: str, record: str) -> None:
