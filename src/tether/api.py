@@ -19,7 +19,7 @@ from tether.workspace.repo import Workspace
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
     from tether.meta.store import IndexedRun
     from tether.objects.transfer import TransferResult
-    from tether.pipelines import execute as _execute
+    from tether.pipelines import plan as _plan
     from tether.repro import reproduce as _reproduce
     from tether.runs import amend as _amend
     from tether.runs import catalog as _catalog
@@ -294,17 +294,18 @@ class Project:
         force: bool = False,
         dry_run: bool = False,
         report: Callable[[str, str], None] | None = None,
-    ) -> _execute.ReproResult:
-        """Run the stale stages of ``pipeline.yaml`` (``tether repro``)."""
+    ) -> _plan.ReproResult:
+        """Run the stale stages of ``pipeline.yaml`` (``tether repro``). Planning imports
+        little: an up-to-date pipeline costs a few stats per dep, not the run machinery."""
+        from tether.pipelines import plan
+
+        the_plan = plan.plan(self.ws, stages or None, force=force)
+        if dry_run or not the_plan.todo:
+            return plan.ReproResult(the_plan)
         from tether.pipelines import execute
 
         return execute.repro(
-            self.ws,
-            stages or None,
-            jobs=jobs,
-            force=force,
-            dry_run=dry_run,
-            report=report or (lambda _s, _m: None),
+            self.ws, the_plan, stages or None, jobs=jobs, report=report or (lambda _s, _m: None)
         )
 
     # -- reproduce ---------------------------------------------------------------------------

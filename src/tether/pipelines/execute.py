@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 from tether.errors import TetherError
@@ -21,7 +20,7 @@ from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
-from tether.pipelines.plan import Plan, StagePlan, plan
+from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult
 from tether.pipelines.spec import PipelineError
 from tether.runs import lifecycle
 from tether.runs.journal import Journal, text
@@ -35,38 +34,16 @@ from tether.workspace.status import content_id
 Report = Callable[[str, str], None]  # (stage, what happened)
 
 
-@dataclass
-class StageResult:
-    name: str
-    outcome: str  # ran | restored | cached | failed | skipped
-    run: str | None = None
-    detail: str = ""
-
-
-@dataclass
-class ReproResult:
-    plan: Plan
-    results: list[StageResult] = field(default_factory=list)
-    run: str | None = None  # the pipeline run
-
-    @property
-    def ok(self) -> bool:
-        return all(r.outcome not in ("failed", "skipped") for r in self.results)
-
-
 def repro(
     ws: Workspace,
+    the_plan: Plan,
     targets: list[str] | None = None,
     *,
     jobs: int = 1,
-    force: bool = False,
-    dry_run: bool = False,
     report: Report = lambda _s, _m: None,
 ) -> ReproResult:
-    the_plan = plan(ws, targets, force=force)
+    """Carry out a plan (from ``plan.plan``) that has something to do."""
     result = ReproResult(the_plan)
-    if dry_run or not the_plan.todo:
-        return result
     ws.store.create()
     parent = lifecycle.begin(
         ws, name="repro", tags={"kind": "pipeline"}, command=["tether", "repro", *(targets or [])]

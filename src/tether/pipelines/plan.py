@@ -133,3 +133,22 @@ class _ParamFiles:
                 )
             node = node[part]
         return node
+
+
+@dataclass
+class StageResult:
+    name: str
+    outcome: str  # ran | restored | cached | failed | skipped
+    run: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class ReproResult:
+    plan: Plan
+    results: list[StageResult] = field(default_factory=list)
+    run: str | None = None  # the pipeline run
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome not in ("failed", "skipped") for r in self.results)
