@@ -131,3 +131,58 @@ def test_check_determinism_finds_an_unseeded_generator(repo: Path, tether: Tethe
     )
     assert "NOT deterministic" in loose.output
     assert "output model.txt" in loose.output and "metric score" in loose.output
+
+
+STAGES = """
+stages:
+  prep:
+    cmd: python prep.py
+    deps: [prep.py, data/rows.txt]
+    outs: [clean.txt]
+  fit:
+    cmd: python fit.py
+    deps: [fit.py, clean.txt]
+    params: [fit.scale]
+    outs: [{path: model.txt, compare: metrics}]
+    metrics: [fit.json]
+"""
+PREP = "open('clean.txt', 'w').write(open('data/rows.txt').read().replace(' ', ','))\n"
+FIT = """import json, yaml
+scale = yaml.safe_load(open("params.yaml"))["fit"]["scale"]
+total = sum(int(x) for x in open("clean.txt").read().strip().split(",")) * scale
+open("model.txt", "w").write(f"{total}\\n")
+json.dump({"total": total}, open("fit.json", "w"))
+"""
+
+
+def test_a_pipeline_stage_run_is_reproduced(repo: Path, tether: Tether) -> None:
+    setup(repo)
+    write_files(repo, {"pipeline.yaml": STAGES, "prep.py": PREP, "fit.py": FIT})
+    write_files(repo, {"params.yaml": "fit:\n  scale: 2\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
+    tether("repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "results")
+    with Project.open(repo) as project:
+        (fit,) = project.search_runs("tags.stage = 'fit'")
+        write_files(repo, {"params.yaml": "fit:\n  scale: 3\n"})  # the project moved on
+        v = project.reproduce(fit.id)
+        assert v.verdict == "REPRODUCED", (v.reason, v.explanation)
+        again = project.get_run(v.reproduction or "")
+        assert again["tags"]["reproduction_of"] == fit.id and again["params"]["fit.scale"] == "2"
+        assert again["metrics"]["total"]["last"] == 20.0
+
+
+def test_the_run_cache_restores_metrics_files_too(repo: Path, tether: Tether) -> None:
+    setup(repo)
+    write_files(repo, {"pipeline.yaml": STAGES, "prep.py": PREP, "fit.py": FIT})
+    write_files(repo, {"params.yaml": "fit:\n  scale: 2\n"})
+    tether("repro")
+    write_files(repo, {"params.yaml": "fit:\n  scale: 5\n"})
+    tether("repro")
+    write_files(repo, {"params.yaml": "fit:\n  scale: 2\n"})
+    out = tether("repro").output
+    assert "run cache" in out
+    assert (repo / "model.txt").read_text() == "20\n"
+    assert '"total": 20' in (repo / "fit.json").read_text()

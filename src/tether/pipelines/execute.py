@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from tether.errors import TetherError
@@ -41,8 +42,12 @@ def repro(
     *,
     jobs: int = 1,
     report: Report = lambda _s, _m: None,
+    tags: dict[str, str] | None = None,
+    use_cache: bool = True,
 ) -> ReproResult:
-    """Carry out a plan (from ``plan.plan``) that has something to do."""
+    """Carry out a plan (from ``plan.plan``) that has something to do. ``tags`` go on every
+    stage run; ``use_cache=False`` runs stages even when the run cache could restore them (a
+    reproduction must re-run)."""
     result = ReproResult(the_plan)
     ws.store.create()
     parent = lifecycle.begin(
@@ -50,7 +55,8 @@ def repro(
     )
     result.run = parent.id
     try:
-        _schedule(ws, the_plan, parent, result, max(1, jobs), report)
+        options = _Options(max(1, jobs), report, dict(tags or {}), use_cache)
+        _schedule(ws, the_plan, parent, result, options)
     finally:
         status = "finished" if result.ok else "failed"
         lifecycle.seal(ws, parent.folder, status)
@@ -60,9 +66,18 @@ def repro(
     return result
 
 
+@dataclass
+class _Options:
+    jobs: int
+    report: Report
+    tags: dict[str, str]
+    use_cache: bool
+
+
 def _schedule(
-    ws: Workspace, p: Plan, parent: lifecycle.Started, out: ReproResult, jobs: int, report: Report
+    ws: Workspace, p: Plan, parent: lifecycle.Started, out: ReproResult, o: _Options
 ) -> None:
+    jobs, report = o.jobs, o.report
     todo = {sp.stage.name: sp for sp in p.todo}
     needs = {n: p.pipeline.needs[n] & set(todo) for n in todo}
     done: set[str] = set()
@@ -83,17 +98,18 @@ def _schedule(
                     break
                 sp = todo.pop(name)
                 _refresh_deps(ws, sp)  # what upstream stages just wrote
-                quick = _without_running(ws, sp, lock, report)
+                quick = _without_running(ws, sp, lock, report) if o.use_cache else None
                 if quick is not None:
                     out.results.append(quick)
                     done.add(name)
                     write_lock(ws.root, lock)
                     continue
-                started = _begin_stage(ws, sp, parent.id)
+                started = _begin_stage(ws, sp, parent.id, o.tags)
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
                 env = dict(sp.stage.env)
-                running[pool.submit(execute, ws, started, cmd, env=env)] = (sp, started)
+                job = pool.submit(execute, ws, started, cmd, env=env, cwd=ws.root)
+                running[job] = (sp, started)
             if not running:
                 continue
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -129,6 +145,8 @@ def _without_running(
     for path, oid in hit["outs"].items():
         materialize(ws, path, oid)
         _ignore(ws, path)
+    for path, oid in (hit.get("metrics_files") or {}).items():
+        materialize(ws, path, oid)  # the numbers that go with those outs
     lock[name] = StageLock(sp.stage.cmd, sp.deps, sp.params, dict(hit["outs"]), hit.get("run"))
     report(name, "restored from the run cache (same command, deps and params ran before)")
     return StageResult(name, "cached", hit.get("run"))
@@ -146,12 +164,14 @@ def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
     return load_record(ws.store.read_bytes(ref[0]), ref[0])
 
 
-def _begin_stage(ws: Workspace, sp: StagePlan, parent: str) -> lifecycle.Started:
+def _begin_stage(
+    ws: Workspace, sp: StagePlan, parent: str, tags: dict[str, str]
+) -> lifecycle.Started:
     flat = {k: str(v) for values in sp.params.values() for k, v in values.items()}
     return lifecycle.begin(
         ws,
         name=sp.stage.name,
-        tags={"stage": sp.stage.name, "pipeline": parent},
+        tags={**tags, "stage": sp.stage.name, "pipeline": parent},
         command=["sh", "-c", sp.stage.cmd],
         params=flat,
         parent=parent,
@@ -206,7 +226,8 @@ def _finish(
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
     lock[name] = StageLock(sp.stage.cmd, deps_now, sp.params, outs, started.id)
-    _cache_store(ws, sp, outs, started.id, record)
+    metric_files = {m: store_path(ws, m) for m in sp.stage.metrics if ws.abs(m).is_file()}
+    _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)
 
@@ -224,6 +245,8 @@ def _undeclared(ws: Workspace, started: lifecycle.Started, declared: set[str]) -
         for p in now - before
         if not any(p == d or p.startswith(d + "/") for d in declared)
         and not p.endswith((".gitignore", LOCK_FILE))
+        and p != ".tether"
+        and not p.startswith(".tether/")
     )
 
 
@@ -231,16 +254,25 @@ def _records(out: bytes) -> list[str]:
     return [r for r in out.decode("utf-8", "surrogateescape").split("\0") if r[:2] in ("1 ", "? ")]
 
 
-def _cache_store(ws: Workspace, sp: StagePlan, outs: dict[str, str], run: str, record: str) -> None:
+def _cache_store(
+    ws: Workspace,
+    sp: StagePlan,
+    outs: dict[str, str],
+    metric_files: dict[str, str],
+    run: str,
+    record: str,
+) -> None:
     body = {
         "stage": sp.stage.name,
         "cmd": sp.stage.cmd,
         "outs": outs,
+        "metrics_files": metric_files,
         "run": run,
         "time": time.time(),
     }
+    links = [*outs.values(), *metric_files.values(), record]
     with ws.writing():
-        oid = ws.store.put_bytes(dump_record("runcache", body, [*outs.values(), record]))
+        oid = ws.store.put_bytes(dump_record("runcache", body, links))
         ws.store.barrier()
         ws.refs.set(f"runcache/{cache_key(sp)}", [oid])
 

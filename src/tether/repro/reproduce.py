@@ -27,6 +27,7 @@ from tether.redact import MASK
 from tether.runs import catalog, compare, launch
 from tether.workspace.materialize import materialize
 from tether.workspace.repo import DOT, Workspace
+from tether.workspace.status import content_id
 
 REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"
 EXIT = {REPRODUCED: 0, DIFFERENT: 1, FAILED: 3}
@@ -105,18 +106,9 @@ def reproduce(
         modes = {**_stage_modes(tree, record), **(modes or {})}
         _restore_data(ws, copy, record, fetch)
         verdict.drift = compare.env_drift(compare.environment(ws, record), _env_now(copy))
-        done = launch.launch(
-            copy,
-            _command(record),
-            name=f"{record['name']}-reproduction",
-            experiment=record["experiment"],
-            tags={"reproduction_of": run_id},
-            cwd=tree,
-        )
-        verdict.reproduction = done.run_id
-        again = catalog.load(ws, done.run_id)
-        if done.status != "finished":
-            raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
+        new_id = _rerun(copy, record, run_id, tree)
+        verdict.reproduction = new_id
+        again = catalog.load(ws, new_id)
         _judge(ws, verdict, record, again, tolerances or {}, modes or {})
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
@@ -130,6 +122,44 @@ def reproduce(
             _remove_worktree(ws, tree)
             verdict.worktree = None
     return verdict
+
+
+def _rerun(copy: Workspace, record: dict[str, Any], run_id: str, tree: Path) -> str:
+    """Re-run as the original ran: a pipeline stage through the pipeline (its params, deps,
+    outs and metrics files recorded the same way), anything else by its command."""
+    stage = (record.get("tags") or {}).get("stage")
+    if stage:
+        return _rerun_stage(copy, stage, run_id)
+    done = launch.launch(
+        copy,
+        _command(record),
+        name=f"{record['name']}-reproduction",
+        experiment=record["experiment"],
+        tags={"reproduction_of": run_id},
+        cwd=tree,
+    )
+    if done.status != "finished":
+        raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
+    return done.run_id
+
+
+def _rerun_stage(copy: Workspace, stage: str, run_id: str) -> str:
+    from tether.pipelines import execute
+    from tether.pipelines import plan as plans
+    from tether.pipelines.spec import PipelineError
+
+    try:
+        whole = plans.plan(copy, [stage])
+    except PipelineError as exc:
+        raise Failed(f"the pipeline at that commit cannot run stage {stage}: {exc}") from exc
+    (sp,) = [s for s in whole.stages if s.stage.name == stage]
+    sp.action, sp.reasons = "run", ["reproduction"]
+    single = plans.Plan(whole.pipeline, [sp], whole.lock)
+    result = execute.repro(copy, single, [stage], tags={"reproduction_of": run_id}, use_cache=False)
+    (res,) = result.results
+    if res.outcome != "ran" or res.run is None:
+        raise Failed(f"stage {stage} {res.outcome} on re-run: {res.detail}")
+    return res.run
 
 
 def _stage_modes(tree: Path, record: dict[str, Any]) -> dict[str, str]:
@@ -181,15 +211,18 @@ def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch:
     from tether.workspace.checkout import apply_checkout, plan_checkout
 
     data = record.get("data") or {}
-    wanted = {*data.get("inputs", {}).values(), *(data.get("pointers_start") or {}).values()}
+    inputs = data.get("inputs") or {}
+    wanted = {o for p, o in inputs.items() if not os.path.isabs(p)}
+    wanted |= set((data.get("pointers_start") or {}).values())
     missing = ws.store.missing(wanted)
     if missing and fetch is not None:
         fetch(sorted(missing))
     plan = plan_checkout(copy, None)
     apply_checkout(copy, plan, force=True)
     for path, oid in (data.get("inputs") or {}).items():
-        if not os.path.isabs(path):
-            materialize(copy, path, oid)
+        if os.path.isabs(path) or content_id(copy, path) == oid:
+            continue  # outside the repository, or the commit and its diff brought it already
+        materialize(copy, path, oid)
 
 
 def _env_now(copy: Workspace) -> dict[str, Any]:
