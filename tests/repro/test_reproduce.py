@@ -186,3 +186,18 @@ def test_the_run_cache_restores_metrics_files_too(repo: Path, tether: Tether) ->
     assert "run cache" in out
     assert (repo / "model.txt").read_text() == "20\n"
     assert '"total": 20' in (repo / "fit.json").read_text()
+
+
+def test_a_whole_pipeline_run_is_reproduced(repo: Path, tether: Tether) -> None:
+    setup(repo)
+    write_files(repo, {"pipeline.yaml": STAGES, "prep.py": PREP, "fit.py": FIT})
+    write_files(repo, {"params.yaml": "fit:\n  scale: 2\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
+    tether("repro")
+    with Project.open(repo) as project:
+        (pipeline,) = project.search_runs("tags.kind = 'pipeline'")
+        v = project.reproduce(pipeline.id)
+    assert v.verdict == "REPRODUCED", v.reason
+    assert {o.path for o in v.outputs} == {"prep:clean.txt", "fit:model.txt"}
+    assert [m.key for m in v.metrics] == ["fit:total"]

@@ -106,10 +106,13 @@ def reproduce(
         modes = {**_stage_modes(tree, record), **(modes or {})}
         _restore_data(ws, copy, record, fetch)
         verdict.drift = compare.env_drift(compare.environment(ws, record), _env_now(copy))
-        new_id = _rerun(copy, record, run_id, tree)
-        verdict.reproduction = new_id
-        again = catalog.load(ws, new_id)
-        _judge(ws, verdict, record, again, tolerances or {}, modes or {})
+        if (record.get("tags") or {}).get("kind") == "pipeline":
+            _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
+        else:
+            new_id = _rerun(copy, record, run_id, tree)
+            verdict.reproduction = new_id
+            again = catalog.load(ws, new_id)
+            _judge(ws, verdict, record, again, tolerances or {}, modes or {})
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
@@ -122,6 +125,49 @@ def reproduce(
             _remove_worktree(ws, tree)
             verdict.worktree = None
     return verdict
+
+
+def _reproduce_pipeline(
+    ws: Workspace,
+    copy: Workspace,
+    verdict: Verdict,
+    record: dict[str, Any],
+    tolerances: dict[str, float],
+    modes: dict[str, str],
+) -> None:
+    """A whole pipeline run: every stage re-runs (no run cache), each is judged against the
+    stage run it reproduces; the verdict is the worst of them."""
+    from tether.pipelines import execute
+    from tether.pipelines import plan as plans
+    from tether.pipelines.spec import PipelineError
+
+    stages = {r.tags.get("stage"): r.id for r in catalog.search(ws, f"parent = '{verdict.run}'")}
+    try:
+        whole = plans.plan(copy, [s for s in stages if s], force=True)
+    except PipelineError as exc:
+        raise Failed(f"the pipeline at that commit cannot run: {exc}") from exc
+    result = execute.repro(copy, whole, tags={"reproduction_of": verdict.run}, use_cache=False)
+    verdict.reproduction = result.run
+    if not result.ok:
+        bad = [f"{r.name} {r.outcome}: {r.detail}" for r in result.results if r.outcome != "ran"]
+        raise Failed("stages did not re-run: " + "; ".join(bad))
+    new = {r.name: r.run for r in result.results}
+    for stage, old_id in sorted((s, i) for s, i in stages.items() if s):
+        if stage not in new or new[stage] is None:
+            raise Failed(f"stage {stage} is no longer in the pipeline at that commit")
+        part = Verdict(FAILED, old_id)
+        old, again = catalog.load(ws, old_id), catalog.load(ws, str(new[stage]))
+        stage_modes = {**_stage_modes(copy.root, old), **modes}
+        _judge(ws, part, old, again, tolerances, stage_modes)
+        verdict.outputs += [
+            OutCheck(f"{stage}:{o.path}", o.mode, o.original, o.now) for o in part.outputs
+        ]
+        verdict.metrics += [
+            MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in part.metrics
+        ]
+        verdict.explanation = verdict.explanation or part.explanation
+    ok = all(o.ok for o in verdict.outputs) and all(m.ok for m in verdict.metrics)
+    verdict.verdict = REPRODUCED if ok else DIFFERENT
 
 
 def _rerun(copy: Workspace, record: dict[str, Any], run_id: str, tree: Path) -> str:
