@@ -6,7 +6,13 @@ import click
 
 
 @click.command()
-def init() -> None:
+@click.option(
+    "--ci",
+    type=click.Choice(["github", "gitlab"]),
+    help="Also write a CI workflow: `tether repro` on every push, and a `tether diff` report "
+    "against the base branch on pull/merge requests.",
+)
+def init(ci: str | None) -> None:
     """Set up Tether in the current git repository.
 
     Writes tether.toml (committed settings), creates .tether/ (the local object cache, git-ignored)
@@ -16,6 +22,10 @@ def init() -> None:
 
     project = Project.init()
     click.echo(f"Initialised Tether in {project.root}")
+    if ci:
+        from tether.templates import write_ci
+
+        click.echo(f"Wrote {write_ci(project.root, ci).relative_to(project.root)}: commit it")
     click.echo("Next: `tether add PATH` to track data, then commit the .tether pointer file.")
 
 

@@ -36,8 +36,11 @@ def search(
 
 
 def resolve(ws: Workspace, ref: str) -> str:
-    """One run id for a full id, a unique id prefix or a name."""
+    """One run id for a full id, a unique id prefix, a name, or ``@REV``: the newest run made
+    at git revision REV (``@HEAD``, ``@origin/main``), not counting pipeline parent runs."""
     lifecycle.recover(ws)
+    if ref.startswith("@"):
+        return _at_revision(ws, ref[1:])
     ids = open_index(ws).resolve(ref)
     if not ids:
         raise RunError(f"no run matches {ref!r}: `tether runs list` shows the runs")
@@ -45,6 +48,27 @@ def resolve(ws: Workspace, ref: str) -> str:
         shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
         raise RunError(f"{ref!r} matches {len(ids)} runs ({shown}): give more characters of the id")
     return ids[0]
+
+
+def _at_revision(ws: Workspace, rev: str) -> str:
+    from tether.gitio import git_maybe
+
+    sha = git_maybe(ws.root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    if sha is None:
+        raise RunError(f"{rev!r} is not a git revision here: `git fetch` it first")
+    commit = sha.decode().strip()
+    where = f"commit = '{commit}' and status = 'finished'"
+    found = [
+        r
+        for r in open_index(ws).search(where, "started desc", 50)
+        if r.tags.get("kind") != "pipeline"
+    ]
+    if not found:
+        raise RunError(
+            f"no finished run was made at {rev} ({commit[:10]}): run it there, or `tether pull` "
+            "the runs CI made"
+        )
+    return found[0].id
 
 
 def load(ws: Workspace, run_id: str) -> dict[str, Any]:

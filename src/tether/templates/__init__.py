@@ -41,3 +41,21 @@ def render_project(target: Path, project: str) -> list[Path]:
     for empty in ("data/raw", "data/processed"):  # kept empty so `tether add` tracks only data
         (target / empty).mkdir(parents=True, exist_ok=True)
     return written
+
+
+CI_FILES = {"github": ".github/workflows/tether.yml", "gitlab": ".gitlab-ci.yml"}
+
+
+def write_ci(root: Path, kind: str) -> Path:
+    """The CI workflow for ``kind`` (github, gitlab); an existing file is left alone."""
+    from tether.errors import UsageError
+
+    if kind not in CI_FILES:
+        raise UsageError(f"--ci takes one of {', '.join(CI_FILES)}, not {kind!r}")
+    dest = root / CI_FILES[kind]
+    if dest.exists():
+        raise UsageError(f"{dest.relative_to(root)} exists already: merge the Tether steps by hand")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    text = resources.files(__package__).joinpath("ci", f"{kind}.yml").read_text()
+    atomic_write(dest, text.encode())
+    return dest
