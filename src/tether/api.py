@@ -17,6 +17,7 @@ from tether.gitio.repo import find_root, init_repo
 from tether.workspace.repo import Workspace
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
+    from tether.lineage import graph as _lineage_graph
     from tether.meta.store import IndexedRun
     from tether.objects.transfer import TransferResult
     from tether.pipelines import plan as _plan
@@ -307,6 +308,34 @@ class Project:
         return execute.repro(
             self.ws, the_plan, stages or None, jobs=jobs, report=report or (lambda _s, _m: None)
         )
+
+    # -- lineage -----------------------------------------------------------------------------
+    def lineage(
+        self, target: str, *, direction: str = "up", depth: int | None = None
+    ) -> _lineage_graph.LineageGraph:
+        """What ``target`` (a path, an object id, a run) came from, or what was built from it."""
+        from tether import lineage
+
+        return lineage.trace(self.ws, target, direction=direction, depth=depth)
+
+    def openlineage_events(self, refs: list[str] | None = None) -> list[dict[str, Any]]:
+        """OpenLineage RunEvents (START and COMPLETE/FAIL/ABORT) for sealed runs."""
+        from tether import lineage
+
+        return lineage.openlineage_events(self.ws, refs or ())
+
+    def send_openlineage(
+        self, url: str, events: list[dict[str, Any]], *, api_key: str | None = None
+    ) -> int:
+        from tether import lineage
+
+        return lineage.send_events(url, events, api_key=api_key)
+
+    def prov_document(self, refs: list[str] | None = None) -> dict[str, Any]:
+        """A W3C PROV-JSON document of the runs and what they used and generated."""
+        from tether import lineage
+
+        return lineage.prov_document(self.ws, refs or ())
 
     # -- reproduce ---------------------------------------------------------------------------
     def reproduce(

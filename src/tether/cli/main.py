@@ -31,6 +31,7 @@ COMMANDS = {
     "diff": "runs:diff",
     "reindex": "runs:reindex",
     "env": "runs:env",
+    "lineage": "lineage:lineage",
     "repro": "pipelines:repro",
     "reproduce": "reproduce:reproduce",
 }

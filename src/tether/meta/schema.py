@@ -49,6 +49,7 @@ runs = Table(
     Index("ix_runs_experiment_started", "experiment", "started"),
     Index("ix_runs_name", "name"),
     Index("ix_runs_record", "record"),
+    Index("ix_runs_parent", "parent"),  # a pipeline run's stages
 )
 
 params = Table(

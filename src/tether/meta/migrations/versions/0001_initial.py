@@ -36,6 +36,7 @@ def upgrade() -> None:
     op.create_index("ix_runs_experiment_started", "runs", ["experiment", "started"])
     op.create_index("ix_runs_name", "runs", ["name"])
     op.create_index("ix_runs_record", "runs", ["record"])
+    op.create_index("ix_runs_parent", "runs", ["parent"])
     for table, value in (("params", sa.Text), ("tags", sa.Text)):
         op.create_table(
             table,
