@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 EXAMPLES := $(VENV)/.examples
 
-.PHONY: demo test lint types layers pytest bench bench-runs docs clean
+.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: $(STAMP)
 
 bench-runs: $(STAMP)
 	$(BIN)/python benchmarks/bench_runs.py
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py --write

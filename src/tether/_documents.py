@@ -25,3 +25,18 @@ def read_document(data: bytes, kind: str, version: int, what: str) -> dict[str, 
             "upgrade Tether"
         )
     return doc
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """``yaml.safe_load`` through libyaml when it is there: 5-10x faster on a pipeline lock."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def dump_yaml(doc: Any, **options: Any) -> str:
+    """``yaml.safe_dump`` through libyaml when it is there."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return str(yaml.dump(doc, Dumper=dumper, **options))

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from tether._documents import load_yaml
 from tether.errors import TetherError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
@@ -284,7 +285,7 @@ def _log_metrics_files(ws: Workspace, sp: StagePlan, journal: Journal) -> None:
     now = time.time()
     for rel in sp.stage.metrics:
         try:
-            doc = yaml.safe_load(ws.abs(rel).read_text())
+            doc = load_yaml(ws.abs(rel).read_bytes())
         except (OSError, yaml.YAMLError):
             continue
         for key, value in _flatten(doc):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether._documents import dump_yaml, load_yaml
 from tether._fs import atomic_write
 from tether.pipelines.spec import PipelineError
 
@@ -36,7 +37,7 @@ def read_lock(root: Path) -> dict[str, StageLock]:
     import yaml
 
     try:
-        doc = yaml.safe_load((root / LOCK_FILE).read_text()) or {}
+        doc = load_yaml((root / LOCK_FILE).read_bytes()) or {}
     except FileNotFoundError:
         return {}
     except yaml.YAMLError as exc:
@@ -61,10 +62,9 @@ def read_lock(root: Path) -> dict[str, StageLock]:
 
 
 def write_lock(root: Path, stages: dict[str, StageLock]) -> None:
-    import yaml
 
     doc = {"format": FORMAT, "stages": {n: s.to_dict() for n, s in sorted(stages.items())}}
-    text = "# written by `tether repro`: commit it with pipeline.yaml\n" + yaml.safe_dump(
+    text = "# written by `tether repro`: commit it with pipeline.yaml\n" + dump_yaml(
         doc, sort_keys=False
     )
     atomic_write(root / LOCK_FILE, text.encode())

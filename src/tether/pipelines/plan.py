@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether._documents import load_yaml
 from tether.pipelines.lock import StageLock, read_lock
 from tether.pipelines.spec import Pipeline, PipelineError, Stage, load_pipeline
 from tether.workspace.repo import Workspace
@@ -117,10 +118,8 @@ class _ParamFiles:
 
     def get(self, file: str, key: str, stage: str) -> Any:
         if file not in self.docs:
-            import yaml
-
             try:
-                self.docs[file] = yaml.safe_load((self.root / file).read_text()) or {}
+                self.docs[file] = load_yaml((self.root / file).read_bytes()) or {}
             except FileNotFoundError:
                 raise PipelineError(
                     f"stage {stage!r} reads params from {file}, which does not exist"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tether._documents import load_yaml
 from tether.errors import UsageError
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -107,7 +108,7 @@ def load_pipeline(root: Path) -> Pipeline:
 
     path = root / PIPELINE_FILE
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = load_yaml(path.read_bytes()) or {}
     except FileNotFoundError:
         raise PipelineError(f"no {PIPELINE_FILE} in {root}: declare stages there first") from None
     except yaml.YAMLError as exc:
