@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether._documents import load_yaml
-from tether.errors import TetherError
+from tether.errors import FormatError, TetherError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
@@ -162,7 +162,10 @@ def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
     ref = ws.refs.get(f"runcache/{cache_key(sp)}")
     if ref is None or not ws.store.has(ref[0]):
         return None
-    return load_record(ws.store.read_bytes(ref[0]), ref[0])
+    try:
+        return load_record(ws.store.read_bytes(ref[0]), ref[0])
+    except FormatError:
+        return None  # an entry a crash cut short: the stage simply runs
 
 
 def _begin_stage(
@@ -176,6 +179,7 @@ def _begin_stage(
         command=["sh", "-c", sp.stage.cmd],
         params=flat,
         parent=parent,
+        pointers=False,  # its deps and outs are recorded as inputs and outputs instead
     )
 
 
@@ -273,9 +277,10 @@ def _cache_store(
     }
     links = [*outs.values(), *metric_files.values(), record]
     with ws.writing():
+        # no sync of its own: a run-cache entry lost in a crash only costs a re-run (the stage's
+        # run record and outs were made durable when it was sealed)
         oid = ws.store.put_bytes(dump_record("runcache", body, links))
-        ws.store.barrier()
-        ws.refs.set(f"runcache/{cache_key(sp)}", [oid])
+        ws.refs.set(f"runcache/{cache_key(sp)}", [oid], durable=False)
 
 
 def _log_metrics_files(ws: Workspace, sp: StagePlan, journal: Journal) -> None:

@@ -92,6 +92,7 @@ def begin(
     params: Mapping[str, str] | None = None,
     entry_point: str | None = None,
     parent: str | None = None,
+    pointers: bool = True,
 ) -> Started:
     """Create the live run: capture the four pillars' start state and index it as running."""
     for key in (*(tags or {}), *(params or {})):
@@ -99,7 +100,7 @@ def begin(
     run_id = new_run_id()
     folder, lock_fd = _make_folder(ws, run_id)
     try:
-        start = _capture(ws, run_id, name, experiment, tags, command, params, entry_point)
+        start = _capture(ws, run_id, name, experiment, tags, command, params, entry_point, pointers)
         start["parent"] = parent
         atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
         open_index(ws).put_runs([_running_row(start)], replace=False)
@@ -120,16 +121,18 @@ def _capture(
     command: list[str] | None,
     params: Mapping[str, str] | None,
     entry_point: str | None,
+    pointers: bool = True,
 ) -> dict[str, Any]:
-    """The four pillars at the start: what ``start.json`` holds."""
+    """The four pillars at the start: what ``start.json`` holds. ``pointers=False`` skips the
+    tracked-pointer snapshot (a pipeline stage records its deps and outs instead)."""
     redactor = redactor_for(ws)
     # the git commands at once: each is mostly process start-up
     known, remotes = cached_remotes(ws.root)
-    status, listing, *asked = git_many(
-        ws.root, STATUS, POINTER_LISTING, *(() if known else (REMOTES,))
-    )
+    listing_cmd = (POINTER_LISTING,) if pointers else ()
+    status, *rest = git_many(ws.root, STATUS, *listing_cmd, *(() if known else (REMOTES,)))
+    listing = rest.pop(0) if pointers else None
     if not known:
-        remotes = asked[0]
+        remotes = rest[0]
         remember_remotes(ws.root, remotes)
     if status is None:
         raise RunError(f"`git status` failed in {ws.root}: is it a readable git repository?")
@@ -166,7 +169,10 @@ def _capture(
         "pid": os.getpid(),
         "code": code.to_record(diff_id),
         "env": env_id,
-        "pointers_start": _pointer_ids(ws, parse_pointer_listing(listing or b"")),
+        "pointers_start": _pointer_ids(ws, parse_pointer_listing(listing or b""))
+        if pointers
+        else {},
+        "track_pointers": pointers,
         "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
         "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
         "notebook": nb,
@@ -316,7 +322,7 @@ def seal(
                 "inputs": events.inputs,
                 "outputs": events.outputs,
                 "pointers_start": start["pointers_start"],
-                "pointers_end": _pointer_ids(ws),
+                "pointers_end": _pointer_ids(ws) if start.get("track_pointers", True) else {},
             },
             "params": params,
             "seeds": events.seeds,
