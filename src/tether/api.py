@@ -295,6 +295,7 @@ class Project:
         force: bool = False,
         dry_run: bool = False,
         report: Callable[[str, str], None] | None = None,
+        executor: str | None = None,
     ) -> _plan.ReproResult:
         """Run the stale stages of ``pipeline.yaml`` (``tether repro``). Planning imports
         little: an up-to-date pipeline costs a few stats per dep, not the run machinery."""
@@ -306,7 +307,12 @@ class Project:
         from tether.pipelines import execute
 
         return execute.repro(
-            self.ws, the_plan, stages or None, jobs=jobs, report=report or (lambda _s, _m: None)
+            self.ws,
+            the_plan,
+            stages or None,
+            jobs=jobs,
+            report=report or (lambda _s, _m: None),
+            executor=executor,
         )
 
     # -- lineage -----------------------------------------------------------------------------

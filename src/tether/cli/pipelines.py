@@ -10,7 +10,15 @@ import click
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Stages run at once.")
 @click.option("--dry-run", is_flag=True, help="Say what would run and why; run nothing.")
 @click.option("-f", "--force", is_flag=True, help="Run the stages even when up to date.")
-def repro(stages: tuple[str, ...], jobs: int, dry_run: bool, force: bool) -> None:
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where stages run (default: `executor:` in pipeline.yaml, else local). Ray workers "
+    "fetch deps from the remote and push outs back; RAY_ADDRESS picks the cluster.",
+)
+def repro(
+    stages: tuple[str, ...], jobs: int, dry_run: bool, force: bool, executor: str | None
+) -> None:
     """Run the stages of pipeline.yaml that are stale (and what they need), in order,
     independent ones in parallel; each stage is recorded as a run. Up-to-date stages are
     skipped, stages seen before with the same command, deps and params are restored from the
@@ -22,7 +30,7 @@ def repro(stages: tuple[str, ...], jobs: int, dry_run: bool, force: bool) -> Non
         click.echo(f"{stage}: {message}")
 
     result = Project.open().repro(
-        list(stages), jobs=jobs, force=force, dry_run=dry_run, report=report
+        list(stages), jobs=jobs, force=force, dry_run=dry_run, report=report, executor=executor
     )
     if dry_run:
         for sp in result.plan.stages:

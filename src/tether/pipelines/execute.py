@@ -10,6 +10,7 @@ in the calling thread (one SQLite connection, one writer of the lock).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -45,18 +46,26 @@ def repro(
     report: Report = lambda _s, _m: None,
     tags: dict[str, str] | None = None,
     use_cache: bool = True,
+    executor: str | None = None,
 ) -> ReproResult:
     """Carry out a plan (from ``plan.plan``) that has something to do. ``tags`` go on every
     stage run; ``use_cache=False`` runs stages even when the run cache could restore them (a
     reproduction must re-run)."""
     result = ReproResult(the_plan)
+    if (executor or the_plan.pipeline.executor) == "ray":  # fail before any run starts
+        from tether.pipelines.ray_executor import start_ray
+        from tether.workspace.sync import remote_spec
+
+        remote_spec(ws)
+        start_ray()
     ws.store.create()
     parent = lifecycle.begin(
         ws, name="repro", tags={"kind": "pipeline"}, command=["tether", "repro", *(targets or [])]
     )
     result.run = parent.id
     try:
-        options = _Options(max(1, jobs), report, dict(tags or {}), use_cache)
+        where = executor or the_plan.pipeline.executor
+        options = _Options(max(1, jobs), report, dict(tags or {}), use_cache, where)
         _schedule(ws, the_plan, parent, result, options)
     finally:
         status = "finished" if result.ok else "failed"
@@ -73,6 +82,7 @@ class _Options:
     report: Report
     tags: dict[str, str]
     use_cache: bool
+    executor: str = "local"
 
 
 def _schedule(
@@ -85,7 +95,7 @@ def _schedule(
     bad: set[str] = set()
     lock = dict(p.lock)
     declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
-    running: dict[Future[tuple[int, bool]], tuple[StagePlan, lifecycle.Started]] = {}
+    running: dict[Future[Any], tuple[StagePlan, lifecycle.Started]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
             for name in [n for n in todo if needs[n] & bad]:
@@ -109,7 +119,10 @@ def _schedule(
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
                 env = dict(sp.stage.env)
-                job = pool.submit(execute, ws, started, cmd, env=env, cwd=ws.root)
+                if o.executor == "ray":
+                    job = _submit_ray(ws, pool, sp, env)
+                else:
+                    job = pool.submit(execute, ws, started, cmd, env=env, cwd=ws.root)
                 running[job] = (sp, started)
             if not running:
                 continue
@@ -120,6 +133,39 @@ def _schedule(
                 out.results.append(res)
                 (done if res.outcome == "ran" else bad).add(sp.stage.name)
                 write_lock(ws.root, lock)
+
+
+def _submit_ray(
+    ws: Workspace, pool: ThreadPoolExecutor, sp: StagePlan, env: dict[str, str]
+) -> Future[Any]:
+    """Push the stage's deps, then run it as a Ray task (waited on in a pool thread)."""
+    from tether.pipelines import ray_executor
+    from tether.workspace.sync import push_ids, remote_spec
+
+    ray = ray_executor.start_ray()
+    spec = remote_spec(ws)
+    deps = {dep: store_path(ws, dep) for dep in sp.stage.deps}  # git-tracked code too
+    push_ids(ws, set(deps.values()))
+    outs = [*sp.stage.out_paths, *sp.stage.metrics]
+    ref = ray_executor.submit(ray, spec, deps, sp.stage.cmd, env, outs, dict(sp.stage.resources))
+    return pool.submit(ray.get, ref)
+
+
+def _is_ray(outcome: Any) -> bool:
+    return type(outcome).__name__ == "RayResult"
+
+
+def _bring_back(ws: Workspace, started: lifecycle.Started, result: Any) -> tuple[int, bool]:
+    """A Ray stage's outs (and metrics files) into this cache and working tree, its output into
+    the run's log."""
+    from tether.workspace.sync import fetch_ids
+
+    (started.folder / "output.log").write_bytes(result.log)
+    if result.outs:
+        fetch_ids(ws, list(result.outs.values()))
+    for path, oid in result.outs.items():
+        materialize(ws, path, oid)
+    return int(result.code), False
 
 
 def _refresh_deps(ws: Workspace, sp: StagePlan) -> None:
@@ -187,17 +233,19 @@ def _finish(
     ws: Workspace,
     sp: StagePlan,
     started: lifecycle.Started,
-    fut: Future[tuple[int, bool]],
+    fut: Future[Any],
     lock: dict[str, StageLock],
     report: Report,
     declared: set[str],
 ) -> StageResult:
-    import os
-
     name = sp.stage.name
     try:
-        code, interrupted = fut.result()
+        outcome = fut.result()
+        code, interrupted = _bring_back(ws, started, outcome) if _is_ray(outcome) else outcome
     except TetherError as exc:  # the command could not start; its run is sealed `failed`
+        if started.folder.exists():
+            lifecycle.seal(ws, started.folder, "failed", exit_code=127)
+            os.close(started.lock_fd)
         report(name, f"failed: {exc}")
         return StageResult(name, "failed", started.id, str(exc))
     missing = [o for o in sp.stage.out_paths if not ws.abs(o).exists()] if code == 0 else []

@@ -58,9 +58,13 @@ class Stage:
         return tuple(o.path for o in self.outs)
 
 
+EXECUTORS = ("local", "ray")
+
+
 @dataclass
 class Pipeline:
     stages: dict[str, Stage]
+    executor: str = "local"  # `executor: ray` at the top of pipeline.yaml
     # stage -> the stages it needs (whose outs its deps are, or are inside)
     needs: dict[str, set[str]] = field(default_factory=dict)
 
@@ -121,7 +125,10 @@ def load_pipeline(root: Path) -> Pipeline:
     for name, raw in doc["stages"].items():
         for stage in _expand(str(name), raw):
             stages[stage.name] = stage
-    pipeline = Pipeline(stages)
+    executor = str(doc.get("executor", "local"))
+    if executor not in EXECUTORS:
+        raise PipelineError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+    pipeline = Pipeline(stages, executor=executor)
     _link(pipeline)
     return pipeline
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from tether._types import NO_PROGRESS, Callback
 from tether.config import is_secret, set_value
@@ -184,6 +185,33 @@ def _fetch_closure(
             if ws.store.has(oid) and ws.store.read_head(oid, 32).startswith(CONTAINERS):
                 below.update(children(ws.store.read_bytes(oid), oid))
         todo = ws.store.missing(below) & available
+
+
+def remote_spec(ws: Workspace, remote_name: str | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(name, url, storage options) of a remote: what a worker elsewhere needs to open it."""
+    remote = open_remote(ws, remote_name)
+    return remote.name, remote.url, storage_options(ws.config.section(f"remote.{remote.name}"))
+
+
+def push_ids(ws: Workspace, ids: set[str], remote_name: str | None = None) -> int:
+    """Push these objects and everything they name (a folder's files); how many were sent."""
+    remote = open_remote(ws, remote_name)
+    with ws.writing():
+        inv = remote.inventory()
+        remote.ensure_format(inv)
+        live = reachable(ws.store, [("pipeline deps", oid) for oid in sorted(ids)])
+        if live.missing:
+            raise MissingObjectError(live.missing, hint="a stage's deps must be in the cache")
+        sent = push_objects(
+            ws.store,
+            remote,
+            live.ids,
+            jobs=_jobs(ws),
+            pack_threshold=int(ws.config.get("transfer.pack_threshold")),
+            pack_size=int(ws.config.get("transfer.pack_size")),
+            inventory=inv,
+        )
+        return sent.objects
 
 
 def fetch_ids(ws: Workspace, ids: list[str], remote_name: str | None = None) -> int:
