@@ -179,3 +179,80 @@ def test_a_stage_killed_mid_run_runs_again_next_time(project: Project, repo: Pat
     assert [r.outcome for r in result.results] == ["ran"]
     killed = project.search_runs("status = 'killed'")
     assert {r.name for r in killed} == {"a", "repro"}  # the dead runs were sealed, not left running
+
+
+def test_review_fixes_for_outs_env_secrets_and_targets(project: Project, repo: Path) -> None:
+    from tether.hashing import hash_bytes
+
+    one = (
+        "stages:\n  a:\n    cmd: echo $MODE > out.txt\n    env: {MODE: one}\n    outs: [out.txt]\n"
+    )
+    write_files(repo, {"pipeline.yaml": one})
+    project.repro()
+    # a hand edit to an out is kept in the cache before the out is restored
+    (repo / "out.txt").write_text("my edit\n")
+    seen: list[str] = []
+    project.repro(report=lambda s, m: seen.append(m))
+    assert (repo / "out.txt").read_text() == "one\n"
+    assert project.ws.store.has(hash_bytes(b"my edit\n")) and any(
+        "kept the changed" in m for m in seen
+    )
+    # an env change re-runs the stage
+    write_files(repo, {"pipeline.yaml": one.replace("MODE: one", "MODE: two")})
+    assert project.repro(dry_run=True).plan.todo[0].reasons == ["env changed: MODE"]
+    project.repro()
+    assert (repo / "out.txt").read_text() == "two\n"
+    # a stage that stops writing its out fails instead of recording the old file
+    write_files(repo, {"pipeline.yaml": one.replace("echo $MODE > out.txt", "echo skip")})
+    result = project.repro()
+    assert (
+        result.results[0].outcome == "failed"
+        and "did not write its out" in result.results[0].detail
+    )
+
+
+def test_secret_params_are_masked_in_the_lock(project: Project, repo: Path) -> None:
+    stage = "  a:\n    cmd: echo ok > o.txt\n    params: [api_key]\n    outs: [o.txt]\n"
+    write_files(
+        repo, {"pipeline.yaml": "stages:\n" + stage, "params.yaml": "api_key: sk-live-123\n"}
+    )
+    project.repro()
+    lock = (repo / "pipeline.lock").read_text()
+    assert "sk-live-123" not in lock and "***" in lock
+    assert project.repro(dry_run=True).plan.todo == []  # masked, but still compared
+    write_files(repo, {"params.yaml": "api_key: sk-live-456\n"})
+    reasons = project.repro(dry_run=True).plan.todo[0].reasons
+    assert reasons and "sk-live" not in " ".join(reasons)
+
+
+def test_a_matrix_stage_named_as_a_whole_runs_every_variant(project: Project, repo: Path) -> None:
+    grid = "stages:\n  t:\n    matrix: {n: [1, 2]}\n    cmd: echo ${item.n} > o${item.n}.txt\n"
+    write_files(repo, {"pipeline.yaml": grid + '    outs: ["o${item.n}.txt"]\n'})
+    result = project.repro(["t"])
+    assert sorted(r.name for r in result.results) == ["t@0", "t@1"]
+
+
+@pytest.mark.parametrize("bad", ["{../p.yaml: [x]}", "[.git/hooks/x]", "[.tether/objects]"])
+def test_paths_into_git_tether_or_outside_are_refused(
+    project: Project, repo: Path, bad: str
+) -> None:
+    key = "params" if bad.startswith("{") else "outs"
+    write_files(repo, {"pipeline.yaml": f"stages:\n  a:\n    cmd: 'true'\n    {key}: {bad}\n"})
+    with pytest.raises(PipelineError):
+        project.repro()
+
+
+def test_gc_refuses_to_run_in_a_worktree_sharing_the_cache(
+    project: Project, repo: Path, tmp_path: Path
+) -> None:
+    from tether.errors import UsageError
+    from tether.workspace.gc import gc
+    from tether.workspace.repo import Workspace
+
+    other = tmp_path / "wt"
+    git(repo, "commit", "-q", "--allow-empty", "-m", "x")
+    git(repo, "worktree", "add", "-q", "--detach", str(other))
+    (other / "tether.toml").write_text("format = 1\n")
+    (other / ".tether").symlink_to(repo / ".tether")
+    with pytest.raises(UsageError, match="shared with another work tree"):
+        gc(Workspace.open(other))

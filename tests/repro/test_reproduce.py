@@ -201,3 +201,14 @@ def test_a_whole_pipeline_run_is_reproduced(repo: Path, tether: Tether) -> None:
     assert v.verdict == "REPRODUCED", v.reason
     assert {o.path for o in v.outputs} == {"prep:clean.txt", "fit:model.txt"}
     assert [m.key for m in v.metrics] == ["fit:total"]
+
+
+def test_nothing_recorded_means_nothing_to_compare(repo: Path, tether: Tether) -> None:
+    setup(repo)
+    write_files(repo, {"quiet.py": "print('hi')\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "quiet")
+    tether("run", "-n", "quiet", "--", sys.executable, "quiet.py")
+    with Project.open(repo) as project:
+        v = project.reproduce("quiet")
+    assert v.verdict == "FAILED" and "nothing to compare" in v.reason

@@ -145,7 +145,10 @@ def test_run_references_and_query_errors(repo: Path, tether: Tether) -> None:
             project.get_run(common)
         with pytest.raises(RunError, match="no run matches"):
             project.get_run("nope")
-        assert project.get_run(ids[0][: len(common) + 4])["id"] == ids[0]
+        unique = next(
+            ids[0][:n] for n in range(1, 37) if not any(x.startswith(ids[0][:n]) for x in ids[1:])
+        )
+        assert project.get_run(unique)["id"] == ids[0]
         with pytest.raises(QueryError) as err:
             project.search_runs("metrics.acc > ")
         assert err.value.position == len("metrics.acc > ")

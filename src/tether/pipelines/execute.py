@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether._documents import load_yaml
-from tether.errors import FormatError, TetherError
+from tether.errors import FormatError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
@@ -30,7 +30,7 @@ from tether.runs.journal import Journal, text
 from tether.runs.launch import execute, status_of
 from tether.runs.record import dump_record, load_record
 from tether.workspace.add import store_path
-from tether.workspace.materialize import materialize
+from tether.workspace.materialize import keep_current, materialize
 from tether.workspace.repo import Workspace
 from tether.workspace.status import content_id
 
@@ -63,15 +63,15 @@ def repro(
         ws, name="repro", tags={"kind": "pipeline"}, command=["tether", "repro", *(targets or [])]
     )
     result.run = parent.id
+    crashed = True
     try:
         where = executor or the_plan.pipeline.executor
         options = _Options(max(1, jobs), report, dict(tags or {}), use_cache, where)
         _schedule(ws, the_plan, parent, result, options)
+        crashed = False
     finally:
-        status = "finished" if result.ok else "failed"
+        status = "finished" if result.ok and not crashed else "failed"
         lifecycle.seal(ws, parent.folder, status)
-        import os
-
         os.close(parent.lock_fd)
     return result
 
@@ -88,14 +88,33 @@ class _Options:
 def _schedule(
     ws: Workspace, p: Plan, parent: lifecycle.Started, out: ReproResult, o: _Options
 ) -> None:
+    lock = dict(p.lock)
+    running: dict[Future[Any], tuple[StagePlan, lifecycle.Started]] = {}
+    try:
+        _loop(ws, p, parent, out, o, running, lock)
+    except BaseException:
+        for _sp, started in running.values():  # no stage run is left open
+            if started.folder.exists():
+                lifecycle.seal(ws, started.folder, "failed")
+                os.close(started.lock_fd)
+        raise
+
+
+def _loop(
+    ws: Workspace,
+    p: Plan,
+    parent: lifecycle.Started,
+    out: ReproResult,
+    o: _Options,
+    running: dict[Future[Any], tuple[StagePlan, lifecycle.Started]],
+    lock: dict[str, StageLock],
+) -> None:
     jobs, report = o.jobs, o.report
     todo = {sp.stage.name: sp for sp in p.todo}
     needs = {n: p.pipeline.needs[n] & set(todo) for n in todo}
     done: set[str] = set()
     bad: set[str] = set()
-    lock = dict(p.lock)
     declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
-    running: dict[Future[Any], tuple[StagePlan, lifecycle.Started]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
             for name in [n for n in todo if needs[n] & bad]:
@@ -115,14 +134,20 @@ def _schedule(
                     done.add(name)
                     write_lock(ws.root, lock)
                     continue
+                _clear_outs(ws, sp, report)
                 started = _begin_stage(ws, sp, parent.id, o.tags)
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
                 env = dict(sp.stage.env)
-                if o.executor == "ray":
-                    job = _submit_ray(ws, pool, sp, env)
-                else:
-                    job = pool.submit(execute, ws, started, cmd, env=env, cwd=ws.root)
+                try:
+                    if o.executor == "ray":
+                        job = _submit_ray(ws, pool, sp, env)
+                    else:
+                        job = pool.submit(execute, ws, started, cmd, env=env, cwd=ws.root)
+                except BaseException:
+                    lifecycle.seal(ws, started.folder, "failed")
+                    os.close(started.lock_fd)
+                    raise
                 running[job] = (sp, started)
             if not running:
                 continue
@@ -168,6 +193,36 @@ def _bring_back(ws: Workspace, started: lifecycle.Started, result: Any) -> tuple
     return int(result.code), False
 
 
+def _safe(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Params as pipeline.lock keeps them (it is committed): see ``plan.locked_value``."""
+    from tether.pipelines.plan import locked_value
+
+    return {f: {k: locked_value(k, v) for k, v in vals.items()} for f, vals in params.items()}
+
+
+def _keep(ws: Workspace, stage: str, path: str, oid: str, report: Report) -> None:
+    """Before an out is replaced: what is there now goes into the cache, so no edit is lost."""
+    kept = keep_current(ws, path)
+    if kept is not None and kept != oid:
+        report(stage, f"kept the changed {path} in the cache as {kept} before replacing it")
+
+
+def _clear_outs(ws: Workspace, sp: StagePlan, report: Report) -> None:
+    """Outs go before the stage runs (kept in the cache first), so one it fails to write is
+    noticed instead of the old file being recorded as new."""
+    import shutil
+
+    for path in sp.stage.out_paths:
+        target = ws.abs(path)
+        if not (target.exists() or target.is_symlink()):
+            continue
+        keep_current(ws, path)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+
 def _refresh_deps(ws: Workspace, sp: StagePlan) -> None:
     for dep in sp.stage.deps:
         oid = content_id(ws, dep)
@@ -183,6 +238,7 @@ def _without_running(
     name = sp.stage.name
     if sp.action == "restore":
         for path, oid in lock[name].outs.items():
+            _keep(ws, name, path, oid, report)
             materialize(ws, path, oid)
         report(name, "restored its outs from the cache")
         return StageResult(name, "restored", lock[name].run)
@@ -190,17 +246,26 @@ def _without_running(
     if hit is None or ws.store.missing(hit["outs"].values()):
         return None
     for path, oid in hit["outs"].items():
+        _keep(ws, name, path, oid, report)
         materialize(ws, path, oid)
         _ignore(ws, path)
     for path, oid in (hit.get("metrics_files") or {}).items():
         materialize(ws, path, oid)  # the numbers that go with those outs
-    lock[name] = StageLock(sp.stage.cmd, sp.deps, sp.params, dict(hit["outs"]), hit.get("run"))
+    lock[name] = StageLock(
+        sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env
+    )
     report(name, "restored from the run cache (same command, deps and params ran before)")
     return StageResult(name, "cached", hit.get("run"))
 
 
 def cache_key(sp: StagePlan) -> str:
-    doc = {"cmd": sp.stage.cmd, "deps": sp.deps, "params": sp.params}
+    doc = {
+        "cmd": sp.stage.cmd,
+        "deps": sp.deps,
+        "params": sp.params,
+        "env": dict(sp.stage.env),
+        "outs": sorted(sp.stage.out_paths),
+    }
     return hash_bytes(json.dumps(doc, sort_keys=True, default=str).encode())[len("blake3:") :]
 
 
@@ -242,7 +307,7 @@ def _finish(
     try:
         outcome = fut.result()
         code, interrupted = _bring_back(ws, started, outcome) if _is_ray(outcome) else outcome
-    except TetherError as exc:  # the command could not start; its run is sealed `failed`
+    except Exception as exc:  # the command could not start, or a Ray worker failed
         if started.folder.exists():
             lifecycle.seal(ws, started.folder, "failed", exit_code=127)
             os.close(started.lock_fd)
@@ -278,7 +343,7 @@ def _finish(
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
-    lock[name] = StageLock(sp.stage.cmd, deps_now, sp.params, outs, started.id)
+    lock[name] = StageLock(sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env)
     metric_files = {m: store_path(ws, m) for m in sp.stage.metrics if ws.abs(m).is_file()}
     _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")

@@ -22,9 +22,12 @@ class StageLock:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> key -> value
     outs: dict[str, str] = field(default_factory=dict)
     run: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cmd": self.cmd, "deps": dict(sorted(self.deps.items()))}
+        if self.env:
+            out["env"] = dict(sorted(self.env.items()))
         if self.params:
             out["params"] = {f: dict(sorted(v.items())) for f, v in sorted(self.params.items())}
         out["outs"] = dict(sorted(self.outs.items()))
@@ -56,6 +59,7 @@ def read_lock(root: Path) -> dict[str, StageLock]:
             dict(s.get("params") or {}),
             dict(s.get("outs") or {}),
             s.get("run"),
+            dict(s.get("env") or {}),
         )
         for name, s in doc["stages"].items()
     }

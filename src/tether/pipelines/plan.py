@@ -21,6 +21,7 @@ class StagePlan:
     reasons: list[str] = field(default_factory=list)
     deps: dict[str, str] = field(default_factory=dict)  # ids as they are now
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,7 +43,9 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
     running: set[str] = set()
     for name in pipeline.order(targets):
         stage = pipeline.stages[name]
-        sp = StagePlan(stage, "none", params={f: {} for f, _ in stage.params})
+        sp = StagePlan(stage, "none", params={f: {} for f, _ in stage.params}, env=dict(stage.env))
+        for path in (*stage.deps, *stage.out_paths, *stage.metrics):
+            ws.rel(ws.abs(path))  # refuses a path that leaves the repository through a symlink
         for file, key in stage.params:
             sp.params[file][key] = params.get(file, key, name)
         upstream = sorted(pipeline.needs[name] & running)
@@ -86,21 +89,51 @@ def _why(
     reasons = [f"stage {u} runs first" for u in upstream]
     if locked.cmd != stage.cmd:
         reasons.append(f"command changed: {locked.cmd!r} -> {stage.cmd!r}")
+    if locked.env != sp.env:
+        reasons.append(
+            "env changed: "
+            + ", ".join(
+                sorted(
+                    set(locked.env) ^ set(sp.env)
+                    | {k for k in set(locked.env) & set(sp.env) if locked.env[k] != sp.env[k]}
+                )
+            )
+        )
     for dep in stage.deps if not upstream else ():  # after an upstream run, deps are new anyway
         if sp.deps.get(dep) != locked.deps.get(dep):
             reasons.append(f"dep {dep} changed")
     for file, values in sp.params.items():
         for key, value in values.items():
             old = (locked.params.get(file) or {}).get(key, "<unset>")
-            if old != value:
-                reasons.append(f"param {key} changed: {old} -> {value}")
+            if old != locked_value(key, value):
+                reasons.append(f"param {key} changed: {shown(key, old)} -> {shown(key, value)}")
     for out in stage.out_paths:
         now = content_id(ws, out)
-        if now is None:
+        if out not in locked.outs:
+            reasons.append(f"new out {out} declared")
+        elif now is None:
             reasons.append(f"out {out} is missing")
         elif now != locked.outs.get(out):
             reasons.append(f"out {out} was modified")
     return reasons
+
+
+def locked_value(key: str, value: Any) -> Any:
+    """A secret-looking param is committed as a mask plus a short hash: a change still shows,
+    the value does not."""
+    from tether.hashing import hash_bytes
+    from tether.redact import MASK, Redactor
+
+    if Redactor().is_secret_key(key):
+        return f"{MASK}{hash_bytes(str(value).encode())[7:19]}"
+    return value
+
+
+def shown(key: str, value: Any) -> str:
+    """A param value as it may be printed or committed: masked when it looks like a secret."""
+    from tether.redact import Redactor
+
+    return Redactor().redact_value(key, str(value))
 
 
 def _only_outs_changed(reasons: list[str]) -> bool:

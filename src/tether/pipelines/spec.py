@@ -89,7 +89,7 @@ class Pipeline:
 
     def _upstream(self, targets: list[str]) -> set[str]:
         out: set[str] = set()
-        todo = [self._stage_named(t) for t in targets]
+        todo = [s for t in targets for s in self._stage_named(t)]
         while todo:
             name = todo.pop()
             if name not in out:
@@ -97,14 +97,15 @@ class Pipeline:
                 todo.extend(self.needs[name])
         return out
 
-    def _stage_named(self, name: str) -> str:
+    def _stage_named(self, name: str) -> list[str]:
+        """A stage, or every stage a ``matrix``/``foreach`` made of it."""
         if name in self.stages:
-            return name
+            return [name]
         expanded = [s for s in self.stages if s.startswith(name + "@")]
         if not expanded:
             known = ", ".join(sorted(self.stages))
             raise PipelineError(f"no stage named {name!r} in {PIPELINE_FILE} (stages: {known})")
-        return expanded[0]
+        return expanded
 
 
 def load_pipeline(root: Path) -> Pipeline:
@@ -178,7 +179,7 @@ def _stage(name: str, raw: Mapping[str, Any], item: Any) -> Stage:
     params: list[tuple[str, str]] = []
     for p in _list(name, raw.get("params"), "params"):
         if isinstance(p, dict):
-            params += [(str(f), sub(k)) for f, keys in p.items() for k in keys]
+            params += [(_clean(name, str(f)), sub(k)) for f, keys in p.items() for k in keys]
         else:
             params.append((PARAMS_FILE, sub(p)))
     return Stage(
@@ -213,6 +214,8 @@ def _clean(stage: str, path: str) -> str:
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts:
         raise PipelineError(f"stage {stage!r}: {path} leaves the repository")
+    if not pure.parts or pure.parts[0] in (".", ".git", ".tether"):
+        raise PipelineError(f"stage {stage!r}: {path} is not something a stage may read or write")
     return pure.as_posix().rstrip("/")
 
 

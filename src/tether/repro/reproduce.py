@@ -166,6 +166,8 @@ def _reproduce_pipeline(
             MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in part.metrics
         ]
         verdict.explanation = verdict.explanation or part.explanation
+    if not stages:
+        raise Failed("the pipeline run has no stage runs to compare")
     ok = all(o.ok for o in verdict.outputs) and all(m.ok for m in verdict.metrics)
     verdict.verdict = REPRODUCED if ok else DIFFERENT
 
@@ -230,24 +232,36 @@ def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
     if git_maybe(ws.root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
         raise Failed(f"commit {commit[:12]} no longer exists here: `git fetch` it, or restore it")
     tree = Path(tempfile.mkdtemp(prefix="tether-reproduce-"))
-    git(ws.root, "worktree", "add", "-q", "--detach", str(tree), commit)
-    if code.get("diff"):
-        try:
-            patch = ws.store.read_bytes(code["diff"])
-        except MissingObjectError:
-            raise Failed("the run's uncommitted diff is not in the cache: `tether pull`") from None
-        proc = subprocess.run(
-            ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
-            cwd=tree, input=patch, capture_output=True, check=False,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise Failed(f"the recorded diff no longer applies: {proc.stderr.decode().strip()}")
-    (tree / DOT).symlink_to(ws.dot)  # the same cache, index and refs
+    try:
+        git(ws.root, "worktree", "add", "-q", "--detach", str(tree), commit)
+        _apply_diff(ws, tree, code.get("diff"))
+        if (tree / DOT).exists() or (tree / DOT).is_symlink():
+            raise Failed(f"the commit itself holds a {DOT} folder: it cannot be rebuilt safely")
+        (tree / DOT).symlink_to(ws.dot)  # the same cache, index and refs
+    except BaseException:
+        _remove_worktree(ws, tree)  # a failed rebuild leaves no worktree behind
+        raise
     return tree
 
 
+def _apply_diff(ws: Workspace, tree: Path, diff: str | None) -> None:
+    if not diff:
+        return
+    try:
+        patch = ws.store.read_bytes(diff)
+    except MissingObjectError:
+        raise Failed("the run's uncommitted diff is not in the cache: `tether pull`") from None
+    proc = subprocess.run(
+        ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
+        cwd=tree, input=patch, capture_output=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise Failed(f"the recorded diff no longer applies: {proc.stderr.decode().strip()}")
+
+
 def _remove_worktree(ws: Workspace, tree: Path) -> None:
-    (tree / DOT).unlink(missing_ok=True)
+    if (tree / DOT).is_symlink():
+        (tree / DOT).unlink()  # the link only: the cache it points at is the project's
     git_maybe(ws.root, "worktree", "remove", "--force", str(tree))
     shutil.rmtree(tree, ignore_errors=True)
     git_maybe(ws.root, "worktree", "prune")
@@ -311,6 +325,11 @@ def _judge(
                 None if now is None else number(now["last"]),
                 tolerances.get(key, 0.0),
             )
+        )
+    if not verdict.outputs and not verdict.metrics:
+        raise Failed(
+            "the run recorded no outputs and no metrics, so there is nothing to compare: log "
+            "them (tether.log_output, tether.log_metric) or declare them as a stage's outs"
         )
     if all(c.ok for c in verdict.outputs) and all(c.ok for c in verdict.metrics):
         verdict.verdict = REPRODUCED

@@ -9,7 +9,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from tether.errors import RemoteError
+from tether.errors import RemoteError, UsageError
 from tether.objects.graph import reachable
 from tether.objects.packs import build_packs
 from tether.objects.remote import Remote
@@ -32,6 +32,11 @@ class GcResult:
 
 
 def gc(ws: Workspace, *, dry_run: bool = False, all_commits: bool = False) -> GcResult:
+    if ws.dot.is_symlink():
+        raise UsageError(
+            f"{ws.dot} is shared with another work tree (a `tether reproduce --keep` worktree): "
+            "run gc in the repository that owns the cache, where every pointer is seen"
+        )
     with ws.deleting():
         live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
         dead = {oid for oid in ws.store.iter_ids() if oid not in live.ids}
