@@ -256,3 +256,13 @@ def test_gc_refuses_to_run_in_a_worktree_sharing_the_cache(
     (other / ".tether").symlink_to(repo / ".tether")
     with pytest.raises(UsageError, match="shared with another work tree"):
         gc(Workspace.open(other))
+
+
+def test_two_repros_at_once_do_not_overwrite_each_others_lock(project: Project, repo: Path) -> None:
+    from tether.errors import LockError
+    from tether.objects.lock import file_lock
+
+    setup(repo)
+    with file_lock(repo / ".tether/locks/repro.lock", exclusive=True), pytest.raises(LockError):
+        project.repro()  # another `tether repro` holds the pipeline
+    assert project.repro().ok

@@ -22,6 +22,7 @@ from tether.errors import FormatError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
+from tether.objects.lock import file_lock
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
 from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult
 from tether.pipelines.spec import PipelineError
@@ -59,6 +60,22 @@ def repro(
         remote_spec(ws)
         start_ray()
     ws.store.create()
+    with file_lock(ws.dot / "locks" / "repro.lock", exclusive=True, timeout=0.5):
+        return _repro_locked(ws, the_plan, targets, result, jobs, report, tags, use_cache, executor)
+
+
+def _repro_locked(
+    ws: Workspace,
+    the_plan: Plan,
+    targets: list[str] | None,
+    result: ReproResult,
+    jobs: int,
+    report: Report,
+    tags: dict[str, str] | None,
+    use_cache: bool,
+    executor: str | None,
+) -> ReproResult:
+    """One `tether repro` at a time per repository: two would overwrite each other's lock."""
     parent = lifecycle.begin(
         ws, name="repro", tags={"kind": "pipeline"}, command=["tether", "repro", *(targets or [])]
     )
