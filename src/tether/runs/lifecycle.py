@@ -37,7 +37,7 @@ from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import MASK, Redactor
 from tether.runs.index import open_index, redactor_for
-from tether.runs.journal import check_key, read_events
+from tether.runs.journal import Events, check_key, read_events
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
 from tether.workspace.repo import Workspace
 
@@ -303,47 +303,8 @@ def seal(
         log = folder / "output.log"
         if log.exists():
             log_id = store.put_bytes(redactor.redact_bytes(log.read_bytes()))
-        params = {**start["params"], **events.params}
-        body = {
-            "id": start["id"],
-            "name": start["name"],
-            "experiment": start["experiment"],
-            "status": status,
-            "started": start["started"],
-            "ended": ended if ended is not None else time.time(),
-            "user": start["user"],
-            "host": start["host"],
-            "command": start["command"],
-            "exit_code": exit_code,
-            "parent": start.get("parent"),
-            "code": start["code"],
-            "env": start["env"],
-            "data": {
-                "inputs": events.inputs,
-                "outputs": events.outputs,
-                "pointers_start": start["pointers_start"],
-                "pointers_end": _pointer_ids(ws) if start.get("track_pointers", True) else {},
-            },
-            "params": params,
-            "seeds": events.seeds,
-            "tags": {**start["tags"], **events.tags},
-            "notes": events.notes,
-            "metrics": summarize(events.series),
-            "series": series_id,
-            "artifacts": events.artifacts,
-            "log": log_id,
-            "notebook": start.get("notebook"),
-        }
-        links = [
-            start["env"],
-            start["code"]["diff"],
-            series_id,
-            log_id,
-            *events.artifacts.values(),
-            *events.inputs.values(),
-            *events.outputs.values(),
-            *_notebook_ids(start.get("notebook")),
-        ]
+        ended = ended if ended is not None else time.time()
+        body, links = _record(ws, start, events, status, exit_code, ended, series_id, log_id)
         data = dump_record("run", body, links)
         record_id = store.put_bytes(data)
         store.barrier()  # everything the record names is durable before a ref names it
@@ -354,6 +315,60 @@ def seal(
     shutil.rmtree(folder, ignore_errors=True)
     open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
     return record_id
+
+
+def _record(
+    ws: Workspace,
+    start: dict[str, Any],
+    events: Events,
+    status: str,
+    exit_code: int | None,
+    ended: float,
+    series_id: str | None,
+    log_id: str | None,
+) -> tuple[dict[str, Any], list[str | None]]:
+    """The sealed record's body, and the ids it links (what gc and push follow)."""
+    body = {
+        "id": start["id"],
+        "name": start["name"],
+        "experiment": start["experiment"],
+        "status": status,
+        "started": start["started"],
+        "ended": ended,
+        "user": start["user"],
+        "host": start["host"],
+        "command": start["command"],
+        "exit_code": exit_code,
+        "parent": start.get("parent"),
+        "code": start["code"],
+        "env": start["env"],
+        "data": {
+            "inputs": events.inputs,
+            "outputs": events.outputs,
+            "pointers_start": start["pointers_start"],
+            "pointers_end": _pointer_ids(ws) if start.get("track_pointers", True) else {},
+        },
+        "params": {**start["params"], **events.params},
+        "seeds": events.seeds,
+        "tags": {**start["tags"], **events.tags},
+        "notes": events.notes,
+        "metrics": summarize(events.series),
+        "series": series_id,
+        "artifacts": events.artifacts,
+        "log": log_id,
+        "notebook": start.get("notebook"),
+    }
+    links = [
+        start["env"],
+        start["code"]["diff"],
+        series_id,
+        log_id,
+        *events.artifacts.values(),
+        *events.inputs.values(),
+        *events.outputs.values(),
+        *_notebook_ids(start.get("notebook")),
+    ]
+    return body, links
 
 
 def recover(ws: Workspace) -> list[str]:
