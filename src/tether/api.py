@@ -351,6 +351,7 @@ class Project:
         tolerances: dict[str, float] | None = None,
         modes: dict[str, str] | None = None,
         keep: bool = False,
+        env: str = "current",
     ) -> _reproduce.Verdict:
         """Rebuild run ``ref`` in a clean worktree, re-run it, compare (``tether reproduce``)."""
         from tether.repro import reproduce
@@ -363,6 +364,7 @@ class Project:
             modes=modes,
             keep=keep,
             fetch=lambda ids: _sync.fetch_ids(self.ws, ids),
+            env=env,
         )
 
     # -- maintenance -----------------------------------------------------------------------

@@ -38,9 +38,22 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
     help="How to judge an output: exact (default), metrics or none. Repeatable.",
 )
 @click.option("--keep", is_flag=True, help="Keep the worktree the run was rebuilt in.")
+@click.option(
+    "--env",
+    "env",
+    type=click.Choice(["current", "fresh"]),
+    default="current",
+    show_default=True,
+    help="fresh: re-run in a new virtual environment built from the recorded packages.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def reproduce(
-    run: str, tolerances: tuple[str, ...], modes: tuple[str, ...], keep: bool, as_json: bool
+    run: str,
+    tolerances: tuple[str, ...],
+    modes: tuple[str, ...],
+    keep: bool,
+    env: str,
+    as_json: bool,
 ) -> None:
     """Rebuild RUN in a clean git worktree at its commit with its diff applied and its inputs
     restored by id, report environment drift, re-run its command as a new run, and compare
@@ -53,6 +66,7 @@ def reproduce(
         tolerances={k: float(v) for k, v in _pairs(tolerances, "METRIC=REL").items()},
         modes=_pairs(modes, "PATH=MODE"),
         keep=keep,
+        env=env,
     )
     if as_json:
         from dataclasses import asdict

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from tether.capture.env import capture_environment
 from tether.errors import MissingObjectError
 from tether.gitio import git, git_maybe
 from tether.redact import MASK
+from tether.repro import freshenv
+from tether.repro.freshenv import FreshEnv
 from tether.runs import catalog, compare, launch
 from tether.workspace.materialize import materialize
 from tether.workspace.repo import DOT, Workspace
@@ -77,6 +81,7 @@ class Verdict:
     metrics: list[MetricCheck] = field(default_factory=list)
     explanation: compare.RunDiff | None = None
     worktree: str | None = None
+    fresh_env: FreshEnv | None = None  # with --env fresh: what was built
 
     @property
     def exit_code(self) -> int:
@@ -91,8 +96,10 @@ def reproduce(
     modes: dict[str, str] | None = None,
     keep: bool = False,
     fetch: Any = None,
+    env: str = "current",
 ) -> Verdict:
-    """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote."""
+    """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote.
+    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages."""
     run_id = catalog.resolve(ws, ref)
     record = catalog.load(ws, run_id)
     verdict = Verdict(FAILED, run_id)
@@ -105,14 +112,16 @@ def reproduce(
         copy = Workspace.open(tree)
         modes = {**_stage_modes(tree, record), **(modes or {})}
         _restore_data(ws, copy, record, fetch)
-        verdict.drift = compare.env_drift(compare.environment(ws, record), _env_now(copy))
-        if (record.get("tags") or {}).get("kind") == "pipeline":
-            _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
-        else:
-            new_id = _rerun(copy, record, run_id, tree)
-            verdict.reproduction = new_id
-            again = catalog.load(ws, new_id)
-            _judge(ws, verdict, record, again, tolerances or {}, modes or {})
+        recorded = compare.environment(ws, record)
+        verdict.drift = compare.env_drift(recorded, _env_now(copy))
+        with _environment(verdict, recorded, env, tree):
+            if (record.get("tags") or {}).get("kind") == "pipeline":
+                _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
+            else:
+                new_id = _rerun(copy, record, run_id, tree, verdict.fresh_env)
+                verdict.reproduction = new_id
+                again = catalog.load(ws, new_id)
+                _judge(ws, verdict, record, again, tolerances or {}, modes or {})
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
@@ -124,7 +133,45 @@ def reproduce(
         if tree is not None and not keep:
             _remove_worktree(ws, tree)
             verdict.worktree = None
+        if verdict.fresh_env is not None and not keep:
+            shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
     return verdict
+
+
+@contextmanager
+def _environment(
+    verdict: Verdict, recorded: dict[str, Any], env: str, tree: Path
+) -> Iterator[None]:
+    """The current environment, or (``fresh``) a new one built from the record and put first
+    on PATH; its drift from the record replaces the current environment's."""
+    if env == "current":
+        yield
+        return
+    if env != "fresh":
+        raise Failed(f"--env takes current or fresh, not {env!r}")
+    where = Path(tempfile.mkdtemp(prefix="tether-env-"))
+    try:
+        verdict.fresh_env = freshenv.build(recorded, where)
+    except freshenv.EnvBuildError as exc:
+        shutil.rmtree(where, ignore_errors=True)
+        raise Failed(f"the recorded environment could not be rebuilt: {exc}") from exc
+    fresh = verdict.fresh_env
+    now = {
+        "python": {"version": fresh.interpreter},
+        "platform": recorded.get("platform"),
+        "packages": {n: {"version": v} for n, v in fresh.packages.items()},
+        "lock_files": recorded.get("lock_files"),
+        "determinism": recorded.get("determinism"),
+    }
+    plain = {
+        **recorded,
+        "packages": {
+            n: {"version": i["version"]} for n, i in (recorded.get("packages") or {}).items()
+        },
+    }
+    verdict.drift = compare.env_drift(plain, now)
+    with freshenv.activated(fresh):
+        yield
 
 
 def _reproduce_pipeline(
@@ -172,15 +219,20 @@ def _reproduce_pipeline(
     verdict.verdict = REPRODUCED if ok else DIFFERENT
 
 
-def _rerun(copy: Workspace, record: dict[str, Any], run_id: str, tree: Path) -> str:
+def _rerun(
+    copy: Workspace, record: dict[str, Any], run_id: str, tree: Path, fresh: FreshEnv | None
+) -> str:
     """Re-run as the original ran: a pipeline stage through the pipeline (its params, deps,
     outs and metrics files recorded the same way), anything else by its command."""
     stage = (record.get("tags") or {}).get("stage")
     if stage:
         return _rerun_stage(copy, stage, run_id)
+    command = _command(record)
+    if fresh is not None and Path(command[0]).name.startswith("python"):
+        command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
     done = launch.launch(
         copy,
-        _command(record),
+        command,
         name=f"{record['name']}-reproduction",
         experiment=record["experiment"],
         tags={"reproduction_of": run_id},
