@@ -240,7 +240,8 @@ def tour_pipeline(base: Path) -> None:
     say("21. Catch an unseeded random generator: run the script twice, compare what it made")
     (repo / "shuffle.py").write_text(SHUFFLE)
     sh("git add shuffle.py && git commit -qm 'feat: shuffle the reviews' && cat shuffle.py", repo)
-    sh("tether run --check-determinism -- python shuffle.py", repo, expect=1)
+    sh("tether run --check-determinism -n unseeded -- python shuffle.py", repo, expect=1)
+    sh("tether reproduce unseeded-1", repo, expect=1)  # DIFFERENT: reproduce catches it too
     seeded = SHUFFLE.replace("import tether\n", "import tether\n\ntether.seed(0)\n")
     (repo / "shuffle.py").write_text(seeded.replace("# no seed: a new", "# seeded: the same"))
     sh("git diff", repo)
