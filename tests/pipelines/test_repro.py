@@ -266,3 +266,22 @@ def test_two_repros_at_once_do_not_overwrite_each_others_lock(project: Project, 
     with file_lock(repo / ".tether/locks/repro.lock", exclusive=True), pytest.raises(LockError):
         project.repro()  # another `tether repro` holds the pipeline
     assert project.repro().ok
+
+
+def test_stage_runs_are_queued_for_the_index_and_found_by_the_next_reader(
+    project: Project, repo: Path
+) -> None:
+    import subprocess
+    import sys
+
+    setup(repo)
+    code = (
+        "from tether.api import Project; Project.open('.').repro(); "
+        "import sys; print('sqlalchemy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr  # the pipeline never loaded the index
+    assert (repo / ".tether" / "index.pending").exists()
+    names = {r.name for r in project.search_runs()}  # the next reader indexes the queue first
+    assert names == {"repro", "prepare", "count@0", "count@1"}
+    assert not (repo / ".tether" / "index.pending").exists()

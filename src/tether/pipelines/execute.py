@@ -77,7 +77,11 @@ def _repro_locked(
 ) -> ReproResult:
     """One `tether repro` at a time per repository: two would overwrite each other's lock."""
     parent = lifecycle.begin(
-        ws, name="repro", tags={"kind": "pipeline"}, command=["tether", "repro", *(targets or [])]
+        ws,
+        name="repro",
+        tags={"kind": "pipeline"},
+        command=["tether", "repro", *(targets or [])],
+        index=False,
     )
     result.run = parent.id
     crashed = True
@@ -308,6 +312,7 @@ def _begin_stage(
         params=flat,
         parent=parent,
         pointers=False,  # its deps and outs are recorded as inputs and outputs instead
+        index=False,  # queued for the index: a pipeline does not pay for loading SQLAlchemy
     )
 
 

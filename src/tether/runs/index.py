@@ -1,5 +1,10 @@
 """The run index for a workspace: SQLite at ``.tether/index.db`` unless ``index.url`` names
-another database. One engine per URL per process, so a script's many runs reuse it."""
+another database. One engine per URL per process, so a script's many runs reuse it.
+
+A writer in a hurry (``tether repro`` sealing its stages) may *defer*: it appends the sealed
+run's id and record to ``.tether/index.pending`` instead of loading SQLAlchemy, and the next
+process that opens the index indexes them first. The records are the truth either way; the
+queue only decides when the cache hears of them."""
 
 from __future__ import annotations
 
@@ -34,7 +39,47 @@ def open_index(ws: Workspace) -> MetaStore:
     if store is None:
         store = _open[url] = SqlMetaStore(url)
         _inodes[url] = _inode(url)
+    _drain(ws, store)
     return store
+
+
+PENDING = "index.pending"
+
+
+def defer(ws: Workspace, run_id: str, record_id: str) -> None:
+    """Queue a sealed run for the index (one append; no SQLAlchemy in this process)."""
+    fd = os.open(ws.dot / PENDING, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, f"{run_id}\t{record_id}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _drain(ws: Workspace, store: MetaStore) -> None:
+    """Index what deferring writers queued. The queue is renamed first, so two processes
+    never index it twice, and a writer appending meanwhile starts a new one."""
+    queue = ws.dot / PENDING
+    if not queue.exists():
+        return
+    taken = queue.with_name(f"{PENDING}.{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        os.rename(queue, taken)
+    except FileNotFoundError:
+        return  # another process took it
+    from tether.errors import FormatError, MissingObjectError
+    from tether.runs.record import load_record, to_indexed
+
+    rows = []
+    for line in taken.read_text().splitlines():
+        _run, _, record_id = line.partition("\t")
+        try:
+            rows.append(
+                to_indexed(load_record(ws.store.read_bytes(record_id), record_id), record_id)
+            )
+        except (FormatError, MissingObjectError, KeyError, ValueError):
+            continue  # a torn line: `tether reindex` finds the run from its ref
+    store.put_runs(rows)
+    taken.unlink()
 
 
 def _inode(url: str) -> int:

@@ -36,7 +36,7 @@ from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import MASK, Redactor
-from tether.runs.index import open_index, redactor_for
+from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
 from tether.workspace.repo import Workspace
@@ -93,6 +93,7 @@ def begin(
     entry_point: str | None = None,
     parent: str | None = None,
     pointers: bool = True,
+    index: bool = True,
 ) -> Started:
     """Create the live run: capture the four pillars' start state and index it as running."""
     for key in (*(tags or {}), *(params or {})):
@@ -102,8 +103,10 @@ def begin(
     try:
         start = _capture(ws, run_id, name, experiment, tags, command, params, entry_point, pointers)
         start["parent"] = parent
+        start["index"] = index
         atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
-        open_index(ws).put_runs([_running_row(start)], replace=False)
+        if index:  # a deferred run is indexed when sealed (see runs/index.py)
+            open_index(ws).put_runs([_running_row(start)], replace=False)
     except BaseException:
         _drop_live_refs(ws, run_id)
         shutil.rmtree(folder, ignore_errors=True)
@@ -313,7 +316,10 @@ def seal(
     # sealed: the folder goes before the index is told, so a failing index can never lead to
     # the run being sealed a second time (`tether reindex` catches the index up)
     shutil.rmtree(folder, ignore_errors=True)
-    open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
+    if start.get("index", True):
+        open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
+    else:
+        defer(ws, start["id"], record_id)
     return record_id
 
 
