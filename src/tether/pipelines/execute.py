@@ -156,7 +156,7 @@ def _loop(
                     write_lock(ws.root, lock)
                     continue
                 _clear_outs(ws, sp, report)
-                started = _begin_stage(ws, sp, parent.id, o.tags)
+                started = _begin_stage(ws, sp, parent, o.tags)
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
                 env = dict(sp.stage.env)
@@ -301,8 +301,10 @@ def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
 
 
 def _begin_stage(
-    ws: Workspace, sp: StagePlan, parent: str, tags: dict[str, str]
+    ws: Workspace, sp: StagePlan, pipeline: lifecycle.Started, tags: dict[str, str]
 ) -> lifecycle.Started:
+    """The stage's run; its code is the pipeline run's (captured once per `repro`)."""
+    parent = pipeline.id
     flat = {k: str(v) for values in sp.params.values() for k, v in values.items()}
     return lifecycle.begin(
         ws,
@@ -313,6 +315,7 @@ def _begin_stage(
         parent=parent,
         pointers=False,  # its deps and outs are recorded as inputs and outputs instead
         index=False,  # queued for the index: a pipeline does not pay for loading SQLAlchemy
+        code_of=pipeline.start["code"],
     )
 
 

@@ -94,6 +94,7 @@ def begin(
     parent: str | None = None,
     pointers: bool = True,
     index: bool = True,
+    code_of: Mapping[str, Any] | None = None,
 ) -> Started:
     """Create the live run: capture the four pillars' start state and index it as running."""
     for key in (*(tags or {}), *(params or {})):
@@ -125,11 +126,62 @@ def _capture(
     params: Mapping[str, str] | None,
     entry_point: str | None,
     pointers: bool = True,
+    code_of: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The four pillars at the start: what ``start.json`` holds. ``pointers=False`` skips the
-    tracked-pointer snapshot (a pipeline stage records its deps and outs instead)."""
+    tracked-pointer snapshot (a pipeline stage records its deps and outs instead); ``code_of``
+    is a code record to reuse (a stage shares its pipeline run's: no git call of its own)."""
     redactor = redactor_for(ws)
-    # the git commands at once: each is mostly process start-up
+    if code_of is None:
+        code, listing = _code_state(ws, redactor, entry_point, pointers)
+    else:
+        code, listing = None, None
+    env = capture_environment(
+        ws.root,
+        ws.dot / "cache",
+        allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
+        redact=redactor.redact,
+    )
+    ws.store.create()
+    notebook = capture_notebook()
+    with ws.writing():
+        env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
+        if code is not None:
+            diff_id = ws.store.put_bytes(code.patch) if code.patch else None
+        else:
+            diff_id = (code_of or {}).get("diff")
+        nb = _store_notebook(ws, notebook, redactor) if notebook else None
+        keep = [i for i in (env_id, diff_id, *_notebook_ids(nb)) if i]
+        ws.refs.set(live_ref(run_id, "start"), keep, durable=False)
+    record = code.to_record(diff_id) if code is not None else dict(code_of or {})
+    argv = redact_argv(redactor, list(command if command is not None else sys.argv))
+    start = {
+        "id": run_id,
+        "name": name or _default_name(record.get("entry_point"), run_id),
+        "experiment": experiment or str(ws.config.get("runs.experiment") or "default"),
+        "started": time.time(),
+        "user": _user(),
+        "host": socket.gethostname(),
+        "command": argv,
+        "pid": os.getpid(),
+        "code": record,
+        "env": env_id,
+        "pointers_start": _pointer_ids(ws, parse_pointer_listing(listing or b""))
+        if pointers
+        else {},
+        "track_pointers": pointers,
+        "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
+        "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
+        "notebook": nb,
+    }
+    return start
+
+
+def _code_state(
+    ws: Workspace, redactor: Redactor, entry_point: str | None, pointers: bool
+) -> tuple[Any, bytes | None]:
+    """The code pillar and (when asked) the pointer listing, the git commands run at once:
+    each is mostly process start-up."""
     known, remotes = cached_remotes(ws.root)
     listing_cmd = (POINTER_LISTING,) if pointers else ()
     status, *rest = git_many(ws.root, STATUS, *listing_cmd, *(() if known else (REMOTES,)))
@@ -146,41 +198,7 @@ def _capture(
         ran=(status, remotes),
         max_file=int(ws.config.get("runs.diff_max_file")),
     )
-    env = capture_environment(
-        ws.root,
-        ws.dot / "cache",
-        allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
-        redact=redactor.redact,
-    )
-    ws.store.create()
-    notebook = capture_notebook()
-    with ws.writing():
-        env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
-        diff_id = ws.store.put_bytes(code.patch) if code.patch else None
-        nb = _store_notebook(ws, notebook, redactor) if notebook else None
-        keep = [i for i in (env_id, diff_id, *_notebook_ids(nb)) if i]
-        ws.refs.set(live_ref(run_id, "start"), keep, durable=False)
-    argv = redact_argv(redactor, list(command if command is not None else sys.argv))
-    start = {
-        "id": run_id,
-        "name": name or _default_name(code.entry_point, run_id),
-        "experiment": experiment or str(ws.config.get("runs.experiment") or "default"),
-        "started": time.time(),
-        "user": _user(),
-        "host": socket.gethostname(),
-        "command": argv,
-        "pid": os.getpid(),
-        "code": code.to_record(diff_id),
-        "env": env_id,
-        "pointers_start": _pointer_ids(ws, parse_pointer_listing(listing or b""))
-        if pointers
-        else {},
-        "track_pointers": pointers,
-        "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
-        "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
-        "notebook": nb,
-    }
-    return start
+    return code, listing
 
 
 def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
