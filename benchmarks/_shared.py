@@ -27,3 +27,12 @@ def run(argv: list[Any], cwd: Path | None = None, env: dict[str, str] | None = N
             + tail(exc.stdout + exc.stderr)
         ) from exc
     return proc.stdout
+
+
+def chosen_workloads(parser: Any, opts: Any, known: Any) -> list[str]:
+    """The comma list in ``opts.workloads``, each one of ``known`` (else a usage error)."""
+    names = [n.strip() for n in opts.workloads.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        parser.error(f"unknown workload(s) {unknown}: choose from {', '.join(known)}")
+    return names

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 from blake3 import blake3
 
-from _shared import CommandError, run, tail
+from _shared import CommandError, chosen_workloads, run, tail
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -1005,10 +1005,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command")
     parser.add_argument("--keep", action="store_true", help="keep the repositories afterwards")
     opts = parser.parse_args(argv)
-    opts.names = [n.strip() for n in opts.workloads.split(",") if n.strip()]
-    unknown = [n for n in opts.names if n not in FULL]
-    if unknown or not opts.names:
-        parser.error(f"unknown workload(s) {unknown}: choose from {', '.join(FULL)}")
+    opts.names = chosen_workloads(parser, opts, FULL)
     return opts
 
 

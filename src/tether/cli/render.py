@@ -18,3 +18,16 @@ def human_size(n: float) -> str:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def parse_pairs(items: tuple[str, ...] | list[str], what: str = "KEY=VALUE") -> dict[str, str]:
+    """``KEY=VALUE`` arguments (tags, tolerances, compare modes) as a dict."""
+    from tether.errors import UsageError
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"{item!r} is not {what}")
+        out[key] = value
+    return out

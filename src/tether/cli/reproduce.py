@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tether.cli.render import echo_json
-
-
-def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
-    from tether.errors import UsageError
-
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"{item!r} is not {what}")
-        out[key] = value
-    return out
+from tether.cli.render import echo_json, parse_pairs
 
 
 @click.command()
@@ -63,8 +51,8 @@ def reproduce(
 
     verdict = Project.open().reproduce(
         run,
-        tolerances={k: float(v) for k, v in _pairs(tolerances, "METRIC=REL").items()},
-        modes=_pairs(modes, "PATH=MODE"),
+        tolerances={k: float(v) for k, v in parse_pairs(tolerances, "METRIC=REL").items()},
+        modes=parse_pairs(modes, "PATH=MODE"),
         keep=keep,
         env=env,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tether.cli.render import echo_json
+from tether.cli.render import echo_json, parse_pairs
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -42,8 +42,10 @@ def run(
 
     project = Project.open()
     if check_determinism:
-        _determinism(project, list(command), name=name, experiment=experiment, tags=_pairs(tags))
-    done = project.run(list(command), name=name, experiment=experiment, tags=_pairs(tags))
+        _determinism(
+            project, list(command), name=name, experiment=experiment, tags=parse_pairs(tags)
+        )
+    done = project.run(list(command), name=name, experiment=experiment, tags=parse_pairs(tags))
     colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]
     click.secho(f"run {done.run_id} ({done.name}): {done.status}", fg=colour, err=True)
     if commit_log:
@@ -70,18 +72,6 @@ def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
         "Look for an unseeded random generator: `tether.seed(n)` seeds random, numpy, torch."
     )
     raise SystemExit(1)
-
-
-def _pairs(items: tuple[str, ...]) -> dict[str, str]:
-    from tether.errors import UsageError
-
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"{item!r} is not KEY=VALUE")
-        out[key] = value
-    return out
 
 
 @click.group()
@@ -162,7 +152,7 @@ def tag(run: str, pairs: tuple[str, ...]) -> None:
     """Tag a sealed run (an amendment record: the run itself never changes)."""
     from tether.api import Project
 
-    Project.open().amend_run(run, tags=_pairs(pairs))
+    Project.open().amend_run(run, tags=parse_pairs(pairs))
     click.echo(f"tagged {run}")
 
 

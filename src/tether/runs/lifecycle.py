@@ -335,7 +335,7 @@ def seal(
     # the run being sealed a second time (`tether reindex` catches the index up)
     shutil.rmtree(folder, ignore_errors=True)
     if start.get("index", True):
-        open_index(ws).put_runs([to_indexed(json.loads(data), record_id)])
+        open_index(ws).put_runs([to_indexed(body, record_id)])  # the body just sealed
     else:
         defer(ws, start["id"], record_id)
     return record_id

@@ -72,6 +72,17 @@ def shared_refs(ws: Workspace) -> dict[str, tuple[str, ...]]:
     return {name: ids for name, ids in ws.refs.items() if not name.startswith(LOCAL)}
 
 
+def _fetcher(ws: Workspace, remote: Remote) -> Callable[..., TransferResult]:
+    """``fetch_objects`` into this cache from ``remote``, with the workspace's settings."""
+    return partial(
+        fetch_objects,
+        ws.store,
+        remote,
+        jobs=_jobs(ws),
+        pack_threshold=ws.config.local_pack_threshold(),
+    )
+
+
 def check_not_collecting(remote: Remote, inv: Inventory) -> None:
     if not inv.gc_locked:
         return
@@ -133,13 +144,7 @@ def fetch(
     """Bring the objects the selected pointers need (and new refs) into the cache."""
     remote = open_remote(ws, remote_name)
     selected = ws.select(paths)
-    get = partial(
-        fetch_objects,
-        ws.store,
-        remote,
-        jobs=_jobs(ws),
-        pack_threshold=ws.config.local_pack_threshold(),
-    )
+    get = _fetcher(ws, remote)
     with ws.writing():
         inv = remote.inventory()
         remote.check_format(inv)
@@ -220,13 +225,7 @@ def fetch_ids(ws: Workspace, ids: list[str], remote_name: str | None = None) -> 
     if not remotes(ws):
         return 0
     remote = open_remote(ws, remote_name)
-    get = partial(
-        fetch_objects,
-        ws.store,
-        remote,
-        jobs=_jobs(ws),
-        pack_threshold=ws.config.local_pack_threshold(),
-    )
+    get = _fetcher(ws, remote)
     with ws.writing():
         inv = remote.inventory()
         remote.check_format(inv)
