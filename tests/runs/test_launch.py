@@ -139,3 +139,19 @@ def test_command_line_params_follow_argparse_names() -> None:
         "amp": "true",
         "epochs": "2",
     }
+
+
+def test_dep_and_out_flags_record_inputs_and_outputs(repo: Path, tether: Tether) -> None:
+    from tether.hashing import hash_bytes
+
+    write_files(repo, {"raw.csv": "a,b\n", "make.py": "open('model.bin', 'wb').write(b'm1')\n"})
+    out = tether(
+        "run", "-n", "made", "--dep", "raw.csv", "--out", "model.bin", "--out", "never.txt",
+        "--", sys.executable, "make.py",
+    ).output  # fmt: skip
+    assert "--out never.txt was not written" in out
+    with Project.open(repo) as project:
+        rec = project.get_run("made")
+    assert rec["data"]["inputs"] == {"raw.csv": hash_bytes(b"a,b\n")}
+    assert rec["data"]["outputs"] == {"model.bin": hash_bytes(b"m1")}
+    tether("run", "--dep", "nope.csv", "--", sys.executable, "make.py", expect=2)

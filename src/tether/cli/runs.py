@@ -18,6 +18,20 @@ from tether.cli.render import echo_json, parse_pairs
     "--commit-log", is_flag=True, help="Append the run to experiment_log.yaml and commit it."
 )
 @click.option(
+    "--dep",
+    "deps",
+    multiple=True,
+    metavar="PATH",
+    help="An input, recorded by content id before the run.",
+)
+@click.option(
+    "--out",
+    "outs",
+    multiple=True,
+    metavar="PATH",
+    help="An output, recorded by content id after the run.",
+)
+@click.option(
     "--check-determinism",
     is_flag=True,
     help="Run the command twice and report which outputs and metrics differ.",
@@ -28,6 +42,8 @@ def run(
     experiment: str | None,
     tags: tuple[str, ...],
     commit_log: bool,
+    deps: tuple[str, ...],
+    outs: tuple[str, ...],
     check_determinism: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -45,7 +61,16 @@ def run(
         _determinism(
             project, list(command), name=name, experiment=experiment, tags=parse_pairs(tags)
         )
-    done = project.run(list(command), name=name, experiment=experiment, tags=parse_pairs(tags))
+    done = project.run(
+        list(command),
+        name=name,
+        experiment=experiment,
+        tags=parse_pairs(tags),
+        deps=list(deps),
+        outs=list(outs),
+    )
+    for path in done.missing_outs:
+        click.secho(f"warning: --out {path} was not written", fg="yellow", err=True)
     colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]
     click.secho(f"run {done.run_id} ({done.name}): {done.status}", fg=colour, err=True)
     if commit_log:

@@ -13,14 +13,14 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from tether.errors import UsageError
 from tether.runs import lifecycle
 from tether.runs.journal import VALID_KEY
-from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID
+from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID, LiveRun
 from tether.workspace.repo import Workspace
 
 
@@ -31,6 +31,7 @@ class Launched:
     status: str
     exit_code: int
     record: str
+    missing_outs: list[str] = field(default_factory=list)  # declared with --out, not written
 
 
 def params_from_argv(argv: list[str]) -> dict[str, str]:
@@ -65,9 +66,16 @@ def launch(
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
     cwd: Path | None = None,
+    deps: list[str] | None = None,
+    outs: list[str] | None = None,
 ) -> Launched:
+    """Run ``command`` as a recorded run. ``deps`` are stored and recorded as inputs before it
+    starts (their content then), ``outs`` as outputs after it ends (those it wrote)."""
     if not command:
         raise UsageError("say what to run: tether run -- python train.py --lr 0.1")
+    absent = [d for d in deps or [] if not Path(d).exists()]
+    if absent:
+        raise UsageError(f"--dep {absent[0]} does not exist")
     started = lifecycle.begin(
         ws,
         name=name,
@@ -77,13 +85,23 @@ def launch(
         params=params_from_argv(command[1:]),
         entry_point=_entry(ws, command),
     )
-    code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr, cwd=cwd)
+    declared = LiveRun(ws, started.id, started.folder, owner=False)  # logs, never seals
+    try:
+        for dep in deps or []:
+            declared.log_input(dep)
+        code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr, cwd=cwd)
+        written = [o for o in outs or [] if Path(o).exists()]
+        for out in written:
+            declared.log_output(out)
+    finally:
+        declared.end()
     status = status_of(code, interrupted)
     try:
         record = lifecycle.seal(ws, started.folder, status, exit_code=code)
     finally:
         os.close(started.lock_fd)
-    return Launched(started.id, started.start["name"], status, code, record)
+    missing = sorted(set(outs or []) - set(written))
+    return Launched(started.id, started.start["name"], status, code, record, missing)
 
 
 def execute(
