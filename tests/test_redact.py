@@ -64,3 +64,11 @@ def test_long_lines_do_not_backtrack() -> None:
     for junk in ("x" * 1_000_000, "-" * 1_000_000, "a:" * 500_000, "ab://" * 200_000):
         r.redact(junk)
     assert time.perf_counter() - start < 20
+
+
+def test_user_patterns_with_flags_and_back_references_still_mask() -> None:
+    # the pre-check joins every rule into one pattern; rules it cannot join still apply
+    r = Redactor(extra_patterns=[r"(?i)internal-\d{4}", r"(?P<q>['\"])hunter2(?P=q)"])
+    assert r.redact("id INTERNAL-1234 here") == "id *** here"
+    assert r.redact("pw 'hunter2' end") == "pw *** end"
+    assert r.redact("plain text stays") == "plain text stays"

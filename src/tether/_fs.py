@@ -8,7 +8,9 @@ filesystem after the batch (see ARCHITECTURE.md, principle 5).
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +101,11 @@ def resolve_inside(root: Path, path: str | os.PathLike[str]) -> Path:
     candidate = Path(path)
     if not candidate.is_absolute():
         candidate = Path.cwd() / candidate
+    root = resolved_dir(root)
+    quick = _inside_without_links(root, candidate)
+    if quick is not None:
+        return quick
     resolved = candidate.resolve()
-    root = root.resolve()
     if resolved != root and root not in resolved.parents:
         raise PathError(
             f"{path} is outside the repository {root}"
@@ -108,6 +113,33 @@ def resolve_inside(root: Path, path: str | os.PathLike[str]) -> Path:
             + ": only paths inside the repository can be tracked"
         )
     return resolved
+
+
+@functools.lru_cache(maxsize=16)
+def resolved_dir(root: Path) -> Path:
+    """``root.resolve()``, once per process (a repository root does not move while it runs)."""
+    return root.resolve()
+
+
+def _inside_without_links(root: Path, candidate: Path) -> Path | None:
+    """``candidate`` itself when it is plainly under the resolved ``root`` with no ``..`` and no
+    symlink below ``root`` (a few ``lstat`` calls instead of resolving every component); None
+    when only a full resolve can tell."""
+    parts = candidate.parts
+    top = len(root.parts)
+    if parts[:top] != root.parts or ".." in parts[top:] or "." in parts[top:]:
+        return None
+    here = root
+    for part in parts[top:]:
+        here = here / part
+        try:
+            if stat.S_ISLNK(os.lstat(here).st_mode):
+                return None
+        except FileNotFoundError:
+            break  # what does not exist yet cannot be a link
+        except OSError:
+            return None
+    return candidate
 
 
 def _lexically_inside(root: Path, candidate: Path) -> bool:

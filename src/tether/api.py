@@ -299,14 +299,18 @@ class Project:
     ) -> _plan.ReproResult:
         """Run the stale stages of ``pipeline.yaml`` (``tether repro``). Planning imports
         little: an up-to-date pipeline costs a few stats per dep, not the run machinery."""
-        from tether.pipelines import plan
+        from tether import __version__
+        from tether.pipelines import plan, uptodate
 
         the_plan = plan.plan(self.ws, stages or None, force=force)
         if dry_run or not the_plan.todo:
+            if not the_plan.todo and not stages and the_plan.seen is not None:
+                uptodate.remember(self.ws.dot, the_plan.seen, __version__)
             return plan.ReproResult(the_plan)
         from tether.pipelines import execute
 
-        return execute.repro(
+        uptodate.forget(self.ws.dot)
+        result = execute.repro(
             self.ws,
             the_plan,
             stages or None,
@@ -314,6 +318,11 @@ class Project:
             report=report or (lambda _s, _m: None),
             executor=executor,
         )
+        if result.ok and not stages:  # the next no-op answers from stat calls
+            after = plan.plan(self.ws)
+            if not after.todo and after.seen is not None:
+                uptodate.remember(self.ws.dot, after.seen, __version__)
+        return result
 
     # -- lineage -----------------------------------------------------------------------------
     def lineage(

@@ -7,6 +7,7 @@ name extra secret-looking parameter keys (``[redact] keys = [...]``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,12 @@ BUILTIN_PATTERNS = (
 _SECRET_KEY = re.compile(rf"(?i){_KEYWORDS}")
 
 
+def looks_secret(key: str) -> bool:
+    """A name (a parameter, a variable) that says its value is a credential, by the built-in
+    keywords; :meth:`Redactor.is_secret_key` adds the user's keys."""
+    return bool(_SECRET_KEY.search(key))
+
+
 @dataclass
 class Redactor:
     """Applies every rule; ``redact`` is idempotent (a masked value stays masked)."""
@@ -50,15 +57,16 @@ class Redactor:
     extra_patterns: Iterable[str] = ()
     extra_keys: Iterable[str] = ()
     _rules: list[re.Pattern[str]] = field(init=False, repr=False)
+    _any: re.Pattern[str] | None = field(init=False, repr=False)
     _keys: set[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._rules = [re.compile(p) for p in (*BUILTIN_PATTERNS, *self.extra_patterns)]
+        self._rules, self._any = _compiled((*BUILTIN_PATTERNS, *self.extra_patterns))
         self._keys = {k.lower() for k in self.extra_keys}
 
     def redact(self, text: str) -> str:
-        if not text:
-            return text
+        if not text or (self._any is not None and not self._any.search(text)):
+            return text  # one scan instead of one per rule: most text holds no secret
         for rule in self._rules:
             text = rule.sub(_mask, text)
         return text
@@ -72,13 +80,33 @@ class Redactor:
         )
 
     def is_secret_key(self, key: str) -> bool:
-        return bool(_SECRET_KEY.search(key)) or key.lower() in self._keys
+        return looks_secret(key) or key.lower() in self._keys
 
     def redact_value(self, key: str, value: str) -> str:
         """A parameter, tag or variable: all of it when its name looks secret."""
         if self.is_secret_key(key) and value:
             return MASK
         return self.redact(value)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(patterns: tuple[str, ...]) -> tuple[list[re.Pattern[str]], re.Pattern[str] | None]:
+    """The rules and their joined pre-check, compiled once per process for each rule set."""
+    return [re.compile(p) for p in patterns], _one_of(patterns)
+
+
+def _one_of(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern that matches where any of ``patterns`` does (a pre-check), or None when they
+    cannot be joined (a back-reference, a flag that cannot be scoped)."""
+    parts = []
+    for p in patterns:
+        p = re.sub(r"\(\?P<\w+>", "(?:", p)  # named groups cannot repeat in one pattern
+        flags = re.match(r"\(\?([a-zA-Z]+)\)", p)
+        parts.append(f"(?{flags[1]}:{p[flags.end() :]})" if flags else f"(?:{p})")
+    try:
+        return re.compile("|".join(parts))
+    except re.error:
+        return None
 
 
 def _mask(match: re.Match[str]) -> str:

@@ -24,6 +24,13 @@ def repro(
     skipped, stages seen before with the same command, deps and params are restored from the
     run cache. pipeline.lock records what each stage ran with and made: commit it.
     """
+    if not (stages or dry_run or force):
+        from tether import __version__
+        from tether.pipelines.uptodate import fresh_here
+
+        if fresh_here(__version__):  # nothing the last up-to-date plan read has changed
+            click.echo("Everything is up to date.")
+            return
     from tether.api import Project
 
     def report(stage: str, message: str) -> None:

@@ -9,6 +9,7 @@ from tether._fs import atomic_write
 from tether.errors import GitError, NotARepositoryError
 
 POINTER_SUFFIX = ".tether"
+DOT = ".tether"  # the folder at the top of the work tree: cache, index, refs, runs
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -303,7 +303,8 @@ def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
 def _begin_stage(
     ws: Workspace, sp: StagePlan, pipeline: lifecycle.Started, tags: dict[str, str]
 ) -> lifecycle.Started:
-    """The stage's run; its code is the pipeline run's (captured once per `repro`)."""
+    """The stage's run; its code and environment are the pipeline run's (captured once per
+    `repro`)."""
     parent = pipeline.id
     flat = {k: str(v) for values in sp.params.values() for k, v in values.items()}
     return lifecycle.begin(
@@ -315,7 +316,7 @@ def _begin_stage(
         parent=parent,
         pointers=False,  # its deps and outs are recorded as inputs and outputs instead
         index=False,  # queued for the index: a pipeline does not pay for loading SQLAlchemy
-        code_of=pipeline.start["code"],
+        like=pipeline.start,
     )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,12 @@ class StageLock:
         return out
 
 
-def read_lock(root: Path) -> dict[str, StageLock]:
+def read_lock(root: Path, data: bytes | None = None) -> dict[str, StageLock]:
+    """The lock in ``root`` (``data``: its bytes, when already read); empty when there is none."""
     import yaml
 
     try:
-        doc = load_yaml((root / LOCK_FILE).read_bytes()) or {}
+        doc = load_yaml(data if data is not None else (root / LOCK_FILE).read_bytes()) or {}
     except FileNotFoundError:
         return {}
     except yaml.YAMLError as exc:
@@ -66,9 +68,24 @@ def read_lock(root: Path) -> dict[str, StageLock]:
 
 
 def write_lock(root: Path, stages: dict[str, StageLock]) -> None:
-
-    doc = {"format": FORMAT, "stages": {n: s.to_dict() for n, s in sorted(stages.items())}}
-    text = "# written by `tether repro`: commit it with pipeline.yaml\n" + dump_yaml(
-        doc, sort_keys=False
-    )
+    """The whole lock, written atomically (a repro writes it after every stage: the YAML of
+    each stage's entry is made once and reused while the entry is unchanged)."""
+    entries = "".join(_entry_yaml(n, s) for n, s in sorted(stages.items()))
+    text = "# written by `tether repro`: commit it with pipeline.yaml\n" + f"format: {FORMAT}\n"
+    text += f"stages:\n{entries}" if entries else "stages: {}\n"
     atomic_write(root / LOCK_FILE, text.encode())
+
+
+_ENTRIES: dict[str, str] = {}  # a stage's entry as JSON -> its YAML lines under `stages:`
+
+
+def _entry_yaml(name: str, stage: StageLock) -> str:
+    doc = {name: stage.to_dict()}
+    key = json.dumps(doc, default=str)
+    text = _ENTRIES.get(key)
+    if text is None:
+        if len(_ENTRIES) > 4096:
+            _ENTRIES.clear()
+        lines = dump_yaml(doc, sort_keys=False).splitlines(keepends=True)
+        text = _ENTRIES[key] = "".join("  " + line if line.strip() else line for line in lines)
+    return text

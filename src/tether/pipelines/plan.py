@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tether._documents import load_yaml
-from tether.pipelines.lock import StageLock, read_lock
-from tether.pipelines.spec import Pipeline, PipelineError, Stage, load_pipeline
+from tether.pipelines.lock import LOCK_FILE, StageLock, read_lock
+from tether.pipelines.spec import PIPELINE_FILE, Pipeline, PipelineError, Stage, load_pipeline
+from tether.pipelines.uptodate import Seen
 from tether.workspace.repo import Workspace
 from tether.workspace.status import content_id
 
@@ -29,6 +30,7 @@ class Plan:
     pipeline: Pipeline
     stages: list[StagePlan]
     lock: dict[str, StageLock]
+    seen: Seen | None = None  # what the plan read, for `uptodate.remember`
 
     @property
     def todo(self) -> list[StagePlan]:
@@ -36,9 +38,10 @@ class Plan:
 
 
 def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False) -> Plan:
-    pipeline = load_pipeline(ws.root)
-    lock = read_lock(ws.root)
-    params = _ParamFiles(ws.root)
+    seen = Seen(ws.root)
+    pipeline = load_pipeline(ws.root, seen.read(PIPELINE_FILE))
+    lock = read_lock(ws.root, seen.read(LOCK_FILE))
+    params = _ParamFiles(ws.root, seen)
     out: list[StagePlan] = []
     running: set[str] = set()
     for name in pipeline.order(targets):
@@ -50,14 +53,14 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
             sp.params[file][key] = params.get(file, key, name)
         upstream = sorted(pipeline.needs[name] & running)
         for dep in stage.deps:
-            oid = content_id(ws, dep)
+            oid = _content_id(ws, dep, seen)
             if oid is not None:
                 sp.deps[dep] = oid
             elif not any(_makes(pipeline.stages[u], dep) for u in pipeline.needs[name]):
                 raise PipelineError(
                     f"stage {name!r} needs {dep}, which does not exist and no stage writes"
                 )
-        sp.reasons = _why(ws, stage, sp, lock.get(name), upstream, force)
+        sp.reasons = _why(ws, stage, sp, lock.get(name), upstream, force, seen)
         if sp.reasons:
             sp.action = "run"
             if not upstream and not force and _only_outs_changed(sp.reasons):
@@ -65,7 +68,14 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
             if sp.action == "run":
                 running.add(name)
         out.append(sp)
-    return Plan(pipeline, out, lock)
+    return Plan(pipeline, out, lock, seen)
+
+
+def _content_id(ws: Workspace, rel: str, seen: Seen) -> str | None:
+    seen.note_path(rel)  # its signature before its content is read
+    oid = content_id(ws, rel)
+    seen.found(rel, oid)
+    return oid
 
 
 def _makes(stage: Stage, dep: str) -> bool:
@@ -81,6 +91,7 @@ def _why(
     locked: StageLock | None,
     upstream: list[str],
     force: bool,
+    seen: Seen,
 ) -> list[str]:
     if force:
         return ["--force"]
@@ -108,7 +119,7 @@ def _why(
             if old != locked_value(key, value):
                 reasons.append(f"param {key} changed: {shown(key, old)} -> {shown(key, value)}")
     for out in stage.out_paths:
-        now = content_id(ws, out)
+        now = _content_id(ws, out, seen)
         if out not in locked.outs:
             reasons.append(f"new out {out} declared")
         elif now is None:
@@ -122,9 +133,9 @@ def locked_value(key: str, value: Any) -> Any:
     """A secret-looking param is committed as a mask plus a short hash: a change still shows,
     the value does not."""
     from tether.hashing import hash_bytes
-    from tether.redact import MASK, Redactor
+    from tether.redact import MASK, looks_secret
 
-    if Redactor().is_secret_key(key):
+    if looks_secret(key):
         return f"{MASK}{hash_bytes(str(value).encode())[7:19]}"
     return value
 
@@ -145,18 +156,19 @@ def _cached(ws: Workspace, locked: StageLock) -> bool:
 
 
 class _ParamFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, seen: Seen) -> None:
         self.root = root
+        self.seen = seen
         self.docs: dict[str, Any] = {}
 
     def get(self, file: str, key: str, stage: str) -> Any:
         if file not in self.docs:
-            try:
-                self.docs[file] = load_yaml((self.root / file).read_bytes()) or {}
-            except FileNotFoundError:
+            data = self.seen.read(file)
+            if data is None:
                 raise PipelineError(
                     f"stage {stage!r} reads params from {file}, which does not exist"
-                ) from None
+                )
+            self.docs[file] = load_yaml(data) or {}
         node = self.docs[file]
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:

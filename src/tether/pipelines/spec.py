@@ -108,12 +108,13 @@ class Pipeline:
         return expanded
 
 
-def load_pipeline(root: Path) -> Pipeline:
+def load_pipeline(root: Path, data: bytes | None = None) -> Pipeline:
+    """The pipeline in ``root`` (``data``: the bytes of its pipeline.yaml, when already read)."""
     import yaml
 
     path = root / PIPELINE_FILE
     try:
-        doc = load_yaml(path.read_bytes()) or {}
+        doc = load_yaml(data if data is not None else path.read_bytes()) or {}
     except FileNotFoundError:
         raise PipelineError(f"no {PIPELINE_FILE} in {root}: declare stages there first") from None
     except yaml.YAMLError as exc:

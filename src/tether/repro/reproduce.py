@@ -25,12 +25,13 @@ from typing import Any
 from tether.capture.env import capture_environment
 from tether.errors import MissingObjectError
 from tether.gitio import git, git_maybe
+from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.freshenv import FreshEnv
 from tether.runs import catalog, compare, launch
 from tether.workspace.materialize import materialize
-from tether.workspace.repo import DOT, Workspace
+from tether.workspace.repo import Workspace
 from tether.workspace.status import content_id
 
 REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"

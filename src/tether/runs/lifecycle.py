@@ -94,7 +94,7 @@ def begin(
     parent: str | None = None,
     pointers: bool = True,
     index: bool = True,
-    code_of: Mapping[str, Any] | None = None,
+    like: Mapping[str, Any] | None = None,
 ) -> Started:
     """Create the live run: capture the four pillars' start state and index it as running."""
     for key in (*(tags or {}), *(params or {})):
@@ -102,7 +102,9 @@ def begin(
     run_id = new_run_id()
     folder, lock_fd = _make_folder(ws, run_id)
     try:
-        start = _capture(ws, run_id, name, experiment, tags, command, params, entry_point, pointers)
+        start = _capture(
+            ws, run_id, name, experiment, tags, command, params, entry_point, pointers, like
+        )
         start["parent"] = parent
         start["index"] = index
         atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
@@ -126,34 +128,37 @@ def _capture(
     params: Mapping[str, str] | None,
     entry_point: str | None,
     pointers: bool = True,
-    code_of: Mapping[str, Any] | None = None,
+    like: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The four pillars at the start: what ``start.json`` holds. ``pointers=False`` skips the
-    tracked-pointer snapshot (a pipeline stage records its deps and outs instead); ``code_of``
-    is a code record to reuse (a stage shares its pipeline run's: no git call of its own)."""
+    tracked-pointer snapshot (a pipeline stage records its deps and outs instead); ``like`` is
+    another live run's start whose code and environment this run shares (a pipeline's stages
+    run in the same checkout and process environment: no git call, no capture of their own)."""
     redactor = redactor_for(ws)
-    if code_of is None:
+    code, listing = None, None
+    if like is None:
         code, listing = _code_state(ws, redactor, entry_point, pointers)
-    else:
-        code, listing = None, None
-    env = capture_environment(
-        ws.root,
-        ws.dot / "cache",
-        allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
-        redact=redactor.redact,
-    )
     ws.store.create()
     notebook = capture_notebook()
     with ws.writing():
-        env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
+        if like is None:
+            env = capture_environment(
+                ws.root,
+                ws.dot / "cache",
+                allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
+                redact=redactor.redact,
+            )
+            env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
+        else:
+            env_id = like["env"]
         if code is not None:
             diff_id = ws.store.put_bytes(code.patch) if code.patch else None
         else:
-            diff_id = (code_of or {}).get("diff")
+            diff_id = (like or {})["code"].get("diff")
         nb = _store_notebook(ws, notebook, redactor) if notebook else None
         keep = [i for i in (env_id, diff_id, *_notebook_ids(nb)) if i]
         ws.refs.set(live_ref(run_id, "start"), keep, durable=False)
-    record = code.to_record(diff_id) if code is not None else dict(code_of or {})
+    record = code.to_record(diff_id) if code is not None else dict((like or {})["code"])
     argv = redact_argv(redactor, list(command if command is not None else sys.argv))
     start = {
         "id": run_id,

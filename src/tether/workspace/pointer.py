@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
-
+from tether._documents import dump_yaml, load_yaml
 from tether._fs import atomic_write
 from tether.errors import PointerError
 from tether.gitio.repo import POINTER_SUFFIX
@@ -44,12 +43,14 @@ class PointerFile:
             "size": self.size,
             "files": self.files,
         }
-        return yaml.safe_dump(doc, sort_keys=False).encode()
+        return dump_yaml(doc, sort_keys=False).encode()
 
     @classmethod
     def parse(cls, data: bytes, where: str) -> PointerFile:
+        import yaml  # for its error type: loaded anyway by load_yaml
+
         try:
-            doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            doc = load_yaml(data)
         except yaml.YAMLError as exc:
             raise PointerError(
                 f"{where} is not valid YAML ({str(exc).splitlines()[0]}): restore it with "

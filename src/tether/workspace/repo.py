@@ -9,17 +9,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from tether._fs import atomic_write, resolve_inside
+from tether._fs import atomic_write, resolve_inside, resolved_dir
 from tether.config import PROJECT_FILE, Config
 from tether.errors import NotARepositoryError, PathError, PointerError
-from tether.gitio.repo import ensure_ignored, find_root, pointer_files
+from tether.gitio.repo import DOT, ensure_ignored, find_root, pointer_files
 from tether.objects.lock import file_lock
 from tether.objects.refs import RefStore
 from tether.objects.store import ObjectStore
 from tether.workspace.pointer import PointerFile, read_pointer, target_of
 from tether.workspace.statcache import StatCache
-
-DOT = ".tether"
 
 
 @dataclass
@@ -118,7 +116,7 @@ class Workspace:
     def rel(self, path: str | os.PathLike[str]) -> str:
         """Repository-relative POSIX path of a user-given path; refuses escapes."""
         resolved = resolve_inside(self.root, path)
-        rel = resolved.relative_to(self.root.resolve()).as_posix()
+        rel = resolved.relative_to(resolved_dir(self.root)).as_posix()
         if rel == "." or rel == DOT or rel.startswith(DOT + "/") or rel == ".git":
             raise PathError(f"{path} is not something Tether can track")
         return rel
