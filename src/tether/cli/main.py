@@ -34,6 +34,7 @@ COMMANDS = {
     "lineage": "lineage:lineage",
     "repro": "pipelines:repro",
     "reproduce": "reproduce:reproduce",
+    "prompt": "prompts:prompt",
 }
 
 

@@ -1,0 +1,217 @@
+"""``tether prompt``: versioned prompt templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from tether.prompts.templates import Prompt
+
+
+@click.group()
+def prompt() -> None:
+    """Prompt templates versioned in git: prompts/NAME/vX.Y.Z/ holds prompt.yaml (variables,
+    default model and params, output format) and template.jinja2 or messages.yaml.
+
+    \b
+      tether prompt new NAME [--chat]
+      tether prompt bump NAME --minor
+      tether prompt render NAME@v1.1.0 --var review="A fine film"
+      tether prompt diff NAME@v1.0.0 NAME@v1.1.0
+      tether prompt register NAME@v1.1.0
+
+    Templates run in Jinja2's sandbox with strict undefined variables. A registered version is
+    immutable: change a copy made by `bump`.
+    """
+
+
+def _root() -> Path:
+    from tether.gitio.repo import find_root
+
+    return find_root()
+
+
+def _resolve(ref: str, *, check: bool = True) -> Prompt:
+    """NAME or NAME@VERSION, refused when registered and changed since (``check``)."""
+    from tether.prompts import registry, templates
+
+    root = _root()
+    name, at = templates.parse_ref(ref)
+    loaded = templates.load(root, name, at)
+    if check:
+        registry.check_unchanged(root, loaded)
+    return loaded
+
+
+@prompt.command("new")
+@click.argument("name")
+@click.option("--chat", is_flag=True, help="Chat messages (messages.yaml), not one text.")
+def new(name: str, chat: bool) -> None:
+    """Create prompts/NAME/v1.0.0/ with a starting prompt.yaml and template."""
+    from tether.prompts import templates
+
+    made = templates.new(_root(), name, chat=chat)
+    click.echo(f"created {made.folder.relative_to(_root())}: edit it, then commit and register it")
+
+
+@prompt.command("bump")
+@click.argument("name")
+@click.option("--major", "part", flag_value="major", help="vX.0.0: an incompatible change.")
+@click.option("--minor", "part", flag_value="minor", default=True, help="vX.Y.0 (the default).")
+@click.option("--patch", "part", flag_value="patch", help="vX.Y.Z: a fix.")
+def bump(name: str, part: str) -> None:
+    """Copy NAME's newest version to the next version's folder, to edit there."""
+    from tether.prompts import templates
+
+    made = templates.bump(_root(), name, part)
+    click.echo(f"created {made.ref} in {made.folder.relative_to(_root())}")
+
+
+@prompt.command("list")
+def list_() -> None:
+    """Every prompt with its versions; registered ones marked with *."""
+    from tether.prompts import registry, templates
+
+    root = _root()
+    names = templates.names(root)
+    if not names:
+        click.echo("no prompts yet: `tether prompt new NAME` makes one")
+        return
+    for name in names:
+        known = registry.registered(root, name)
+        shown = [v + ("*" if v in known else "") for v in templates.versions(root, name)]
+        click.echo(f"{name}  {' '.join(shown)}")
+
+
+@prompt.command("show")
+@click.argument("ref")
+def show(ref: str) -> None:
+    """Show NAME[@VERSION] (default: the newest): metadata, variables, content id, template."""
+    from tether.prompts import registry
+
+    p = _resolve(ref, check=False)
+    known = registry.registered(_root(), p.name).get(p.version)
+    click.echo(f"{p.ref}  ({p.kind})")
+    click.echo(f"content: {p.content_id}")
+    if known is None:
+        click.echo("registered: no")
+    elif known.content_id == p.content_id:
+        click.echo(f"registered: yes, at commit {known.commit[:12]}")
+    else:
+        click.echo(f"registered: yes, but its files CHANGED since (was {known.content_id[:19]})")
+    if p.meta.get("description"):
+        click.echo(f"description: {p.meta['description']}")
+    click.echo(f"model: {p.model or '-'}  params: {p.params or '-'}  output: {p.output}")
+    for var in p.variables.values():
+        how = "required" if var.required else f"default {var.default!r}"
+        click.echo(
+            f"  {var.name}: {var.type}, {how}" + (f"  {var.description}" if var.description else "")
+        )
+    for file in sorted(p.files):
+        if file != "prompt.yaml":
+            click.echo(f"--- {file}")
+            click.echo(p.files[file].decode("utf-8", "replace").rstrip("\n"))
+
+
+@prompt.command("render")
+@click.argument("ref")
+@click.option("--var", "pairs", multiple=True, metavar="K=V", help="A variable's value.")
+@click.option(
+    "--vars-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Variables from a YAML or JSON mapping (--var wins).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Chat messages as JSON.")
+def render(ref: str, pairs: tuple[str, ...], vars_file: Path | None, as_json: bool) -> None:
+    """Render NAME@VERSION with the given variables (defaults fill the rest)."""
+    import json
+
+    p = _resolve(ref)
+    values = _values(p, pairs, vars_file)
+    if as_json:
+        click.echo(json.dumps(p.messages(**values), indent=2, ensure_ascii=False))
+    else:
+        click.echo(p.render(**values), nl=False)
+
+
+def _values(p: Prompt, pairs: tuple[str, ...], vars_file: Path | None) -> dict[str, Any]:
+    """``--vars-file`` then ``--var``; a non-string variable's value is read as YAML."""
+    from tether._documents import load_yaml
+    from tether.cli.render import parse_pairs
+    from tether.errors import UsageError
+
+    values: dict[str, Any] = {}
+    if vars_file is not None:
+        doc = load_yaml(vars_file.read_bytes()) or {}
+        if not isinstance(doc, dict):
+            raise UsageError(f"{vars_file} must hold a mapping of variable -> value")
+        values.update(doc)
+    for key, raw in parse_pairs(pairs, "K=V").items():
+        var = p.variables.get(key)
+        values[key] = raw if var is None or var.type == "string" else load_yaml(raw)
+    return values
+
+
+@prompt.command("diff")
+@click.argument("a")
+@click.argument("b")
+def diff(a: str, b: str) -> None:
+    """What changed between two versions: variables, then the files as a unified diff."""
+    from tether.prompts import templates
+
+    text = templates.diff(_resolve(a, check=False), _resolve(b, check=False))
+    click.echo(text or "no difference")
+
+
+@prompt.command("lint")
+@click.argument("refs", nargs=-1)
+@click.option(
+    "--suite",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also check that every case of this suite gives each required variable.",
+)
+def lint(refs: tuple[str, ...], suite: Path | None) -> None:
+    """Check prompts (default: the newest version of each): undeclared or unused variables,
+    malformed metadata, variables a suite's cases do not give. Exits 1 on a problem."""
+    from tether.prompts import templates
+
+    root = _root()
+    cases = _suite_vars(suite) if suite is not None else None
+    problems: list[str] = []
+    for ref in refs or tuple(templates.names(root)):
+        try:
+            problems += templates.lint(_resolve(ref, check=False), cases)
+        except templates.PromptError as exc:  # malformed metadata or template: a finding
+            problems.append(str(exc))
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SystemExit(1)
+    click.echo("no problems found")
+
+
+def _suite_vars(path: Path) -> list[dict[str, Any]]:
+    """The ``vars`` of each inline case of a suite file."""
+    from tether._documents import load_yaml
+    from tether.errors import UsageError
+
+    doc = load_yaml(path.read_bytes()) or {}
+    cases = doc.get("cases") if isinstance(doc, dict) else None
+    if not isinstance(cases, list):
+        raise UsageError(f"{path} has no `cases:` list")
+    return [dict(c.get("vars") or {}) for c in cases if isinstance(c, dict)]
+
+
+@prompt.command("register")
+@click.argument("ref")
+def register(ref: str) -> None:
+    """Pin NAME@VERSION's content: an annotated tag NAME@VERSION on the current commit, which
+    must hold the version's files as they are. Its files can no longer change."""
+    from tether.prompts import registry
+
+    p = _resolve(ref, check=False)
+    done = registry.register(_root(), p)
+    click.echo(f"registered {p.ref}: content {done.content_id} at commit {done.commit[:12]}")

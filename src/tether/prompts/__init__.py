@@ -1,0 +1,1 @@
+"""Prompt templates: versioned in git, rendered in a sandbox, evaluated, labelled."""

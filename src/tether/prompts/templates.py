@@ -1,0 +1,437 @@
+"""Prompt templates on disk: ``prompts/NAME/VERSION/`` holds ``prompt.yaml`` and either
+``template.jinja2`` (one text) or ``messages.yaml`` (chat messages, each content a template).
+
+``prompt.yaml``::
+
+    description: Classify a movie review
+    variables:
+      review: {type: string, required: true}
+      tone: {type: string, default: neutral}
+    model: gpt-4o-mini            # the default model
+    params: {temperature: 0}      # default sampling params
+    output: {format: label, labels: [positive, negative]}   # text | json | label
+
+Templates run in Jinja2's immutable sandbox with strict undefined variables: a template cannot
+reach Python internals, and a variable it uses but is not given is an error naming it and the line.
+A version's *content id* is the hash of its files (names and bytes), what registration pins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether._documents import dump_yaml, load_yaml
+from tether.errors import TetherError
+from tether.hashing import hash_bytes
+
+if TYPE_CHECKING:
+    import jinja2
+
+PROMPTS_DIR = "prompts"
+META_FILE = "prompt.yaml"
+TEXT_FILE = "template.jinja2"
+CHAT_FILE = "messages.yaml"
+VERSION = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+}
+FORMATS = ("text", "json", "label")
+ROLES = ("system", "user", "assistant")
+
+
+class PromptError(TetherError):
+    """A prompt that cannot be found, parsed or rendered."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    type: str = "string"
+    required: bool = True
+    default: Any = None
+    description: str = ""
+
+
+@dataclass
+class Prompt:
+    """One version of a prompt, as it is on disk now."""
+
+    name: str
+    version: str
+    folder: Path
+    meta: dict[str, Any]
+    variables: dict[str, Variable]
+    files: dict[str, bytes]  # file name -> bytes: everything the content id covers
+    kind: str  # "text" or "chat"
+    _templates: list[tuple[str, str, str]] = field(default_factory=list, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def content_id(self) -> str:
+        return content_id(self.files)
+
+    @property
+    def model(self) -> str | None:
+        value = self.meta.get("model")
+        return None if value is None else str(value)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.meta.get("params") or {})
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return dict(self.meta.get("output") or {"format": "text"})
+
+    def render(self, **values: Any) -> str:
+        """The text of a text prompt (for a chat prompt: its messages, one per paragraph)."""
+        if self.kind == "text":
+            return _render(self, self._templates[0], self.bind(values))
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages(**values))
+
+    def messages(self, **values: Any) -> list[dict[str, str]]:
+        """Chat messages (a text prompt is one user message)."""
+        bound = self.bind(values)
+        return [
+            {"role": role, "content": _render(self, (role, where, src), bound)}
+            for role, where, src in self._templates
+        ]
+
+    def bind(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` checked against the declared variables, with defaults filled in."""
+        unknown = sorted(set(values) - set(self.variables))
+        if unknown:
+            raise PromptError(
+                f"{self.ref} has no variable {', '.join(unknown)} "
+                f"(it declares: {', '.join(sorted(self.variables)) or 'none'})"
+            )
+        out = {}
+        for var in self.variables.values():
+            if var.name in values:
+                value = values[var.name]
+                if not _is_type(value, var.type):
+                    raise PromptError(
+                        f"{self.ref}: variable {var.name} must be a {var.type}, "
+                        f"not {type(value).__name__} ({value!r:.60})"
+                    )
+                out[var.name] = value
+            elif var.required:
+                raise PromptError(f"{self.ref} needs the variable {var.name!r}")
+            else:
+                out[var.name] = var.default
+        return out
+
+    def used_variables(self) -> set[str]:
+        """Every variable the templates read (Jinja2's own analysis of the source)."""
+        from jinja2 import meta
+
+        env = _environment()
+        names: set[str] = set()
+        for _role, where, src in self._templates:
+            names |= meta.find_undeclared_variables(_parse(env, self, where, src))
+        return names
+
+
+def content_id(files: dict[str, bytes]) -> str:
+    """The id of a version's files: names and bytes, in name order."""
+    parts = [f"{name}\0{len(data)}\0".encode() + data for name, data in sorted(files.items())]
+    return hash_bytes(b"tether-prompt\0" + b"".join(parts))
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME``, ``NAME@vX.Y.Z`` or ``NAME@LABEL`` -> (name, the part after @ or None)."""
+    name, _, at = ref.partition("@")
+    if not NAME.match(name):
+        raise PromptError(
+            f"{name!r} is not a prompt name (lower-case letters, digits, - and _, up to 64)"
+        )
+    return name, at or None
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    match = VERSION.match(version)
+    if match is None:
+        raise PromptError(f"{version!r} is not a version: use semver with a v, like v1.2.0")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def names(root: Path) -> list[str]:
+    top = root / PROMPTS_DIR
+    if not top.is_dir():
+        return []
+    return sorted(p.name for p in top.iterdir() if p.is_dir() and NAME.match(p.name))
+
+
+def versions(root: Path, name: str) -> list[str]:
+    """The versions of ``name`` on disk, oldest first."""
+    folder = root / PROMPTS_DIR / name
+    if not folder.is_dir():
+        return []
+    found = [p.name for p in folder.iterdir() if p.is_dir() and VERSION.match(p.name)]
+    return sorted(found, key=version_key)
+
+
+def load(root: Path, name: str, version: str | None = None) -> Prompt:
+    """A version of ``name`` (the newest when ``version`` is None)."""
+    parse_ref(name)
+    known = versions(root, name)
+    if not known:
+        raise PromptError(f"no prompt {name!r}: create it with `tether prompt new {name}`")
+    version = version or known[-1]
+    version_key(version)
+    if version not in known:
+        raise PromptError(f"{name} has no version {version} (it has {', '.join(known)})")
+    return _read(root / PROMPTS_DIR / name / version, name, version)
+
+
+def _read(folder: Path, name: str, version: str) -> Prompt:
+    import yaml
+
+    ref = f"{name}@{version}"
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    if META_FILE not in files:
+        raise PromptError(f"{ref} has no {META_FILE} in {folder}")
+    try:
+        meta = load_yaml(files[META_FILE]) or {}
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{ref}: {META_FILE} is not valid YAML ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise PromptError(f"{ref}: {META_FILE} must be a mapping")
+    variables = _variables(ref, meta.get("variables") or {})
+    _check_meta(ref, meta)
+    has_text, has_chat = TEXT_FILE in files, CHAT_FILE in files
+    if has_text == has_chat:
+        raise PromptError(f"{ref} needs exactly one of {TEXT_FILE} or {CHAT_FILE}")
+    if has_text:
+        templates = [("user", TEXT_FILE, files[TEXT_FILE].decode())]
+    else:
+        templates = _chat(ref, files[CHAT_FILE])
+    prompt = Prompt(name, version, folder, meta, variables, files, "text" if has_text else "chat")
+    prompt._templates = templates
+    env = _environment()
+    for _role, where, src in templates:
+        _parse(env, prompt, where, src)  # a syntax error is found on load, not mid-eval
+    return prompt
+
+
+def _variables(ref: str, raw: Any) -> dict[str, Variable]:
+    if not isinstance(raw, dict):
+        raise PromptError(f"{ref}: `variables` must map each name to its type and options")
+    out = {}
+    for name, spec in raw.items():
+        spec = {"type": spec} if isinstance(spec, str) else (spec or {})
+        if not isinstance(spec, dict):
+            raise PromptError(f"{ref}: variable {name} must be a mapping (type, required, default)")
+        kind = str(spec.get("type", "string"))
+        if kind not in TYPES:
+            raise PromptError(
+                f"{ref}: variable {name} has type {kind!r}; use one of {', '.join(TYPES)}"
+            )
+        has_default = "default" in spec
+        required = bool(spec.get("required", not has_default))
+        default = spec.get("default")
+        if has_default and default is not None and not _is_type(default, kind):
+            raise PromptError(f"{ref}: the default of {name} is not a {kind}")
+        out[str(name)] = Variable(
+            str(name), kind, required, default, str(spec.get("description", ""))
+        )
+    return out
+
+
+def _check_meta(ref: str, meta: dict[str, Any]) -> None:
+    known = {"description", "variables", "model", "params", "output"}
+    extra = sorted(set(meta) - known)
+    if extra:
+        raise PromptError(f"{ref}: unknown key {', '.join(extra)} in {META_FILE}")
+    if not isinstance(meta.get("params") or {}, dict):
+        raise PromptError(f"{ref}: `params` must be a mapping of sampling params")
+    output = meta.get("output") or {}
+    if not isinstance(output, dict) or output.get("format", "text") not in FORMATS:
+        raise PromptError(f"{ref}: `output.format` must be one of {', '.join(FORMATS)}")
+    if output.get("format") == "label" and not output.get("labels"):
+        raise PromptError(f"{ref}: a label output lists its `labels`")
+
+
+def _chat(ref: str, data: bytes) -> list[tuple[str, str, str]]:
+    doc = load_yaml(data)
+    if not isinstance(doc, list) or not doc:
+        raise PromptError(f"{ref}: {CHAT_FILE} must be a list of {{role, content}} messages")
+    out = []
+    for i, message in enumerate(doc):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise PromptError(
+                f"{ref}: message {i + 1} in {CHAT_FILE} needs a role ({', '.join(ROLES)})"
+            )
+        out.append((str(message["role"]), f"{CHAT_FILE} message {i + 1}", str(message["content"])))
+    return out
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, TYPES[kind])
+
+
+_ENV: list[jinja2.Environment] = []
+
+
+def _environment() -> jinja2.Environment:
+    """One sandboxed environment per process: strict undefined, no autoescape (prompts are not
+    HTML), trailing newlines kept."""
+    if not _ENV:
+        from jinja2 import StrictUndefined
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        _ENV.append(
+            ImmutableSandboxedEnvironment(
+                undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+            )
+        )
+    return _ENV[0]
+
+
+def _parse(env: jinja2.Environment, prompt: Prompt, where: str, src: str) -> Any:
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        return env.parse(src)
+    except TemplateSyntaxError as exc:
+        raise PromptError(f"{prompt.ref}: {where} line {exc.lineno}: {exc.message}") from None
+
+
+def _render(prompt: Prompt, template: tuple[str, str, str], values: dict[str, Any]) -> str:
+    from jinja2 import TemplateError, UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    _role, where, src = template
+    env = _environment()
+    try:
+        return str(env.from_string(src).render(**values))
+    except SecurityError as exc:
+        raise PromptError(f"{prompt.ref}: {where} was blocked by the sandbox: {exc}") from None
+    except UndefinedError as exc:
+        line = _template_line(exc)
+        at = f" line {line}" if line else ""
+        raise PromptError(f"{prompt.ref}: {where}{at}: {exc.message}") from None
+    except TemplateError as exc:
+        raise PromptError(f"{prompt.ref}: {where}: {exc}") from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised at (Jinja2 compiles to code named <template>)."""
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+# -- making versions -----------------------------------------------------------------------
+SCAFFOLD_META = {
+    "description": "What this prompt is for",
+    "variables": {"text": {"type": "string", "required": True}},
+    "model": "gpt-4o-mini",
+    "params": {"temperature": 0},
+    "output": {"format": "text"},
+}
+SCAFFOLD_TEMPLATE = "Answer in one sentence.\n\n{{ text }}\n"
+
+
+def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
+    """``prompts/NAME/v1.0.0/`` with a starting ``prompt.yaml`` and template."""
+    parse_ref(name)
+    if versions(root, name):
+        raise PromptError(f"prompt {name} exists: `tether prompt bump {name}` makes a new version")
+    folder = root / PROMPTS_DIR / name / "v1.0.0"
+    folder.mkdir(parents=True)
+    (folder / META_FILE).write_text(dump_yaml(SCAFFOLD_META, sort_keys=False))
+    if chat:
+        messages = [
+            {"role": "system", "content": "You are a careful assistant."},
+            {"role": "user", "content": SCAFFOLD_TEMPLATE},
+        ]
+        (folder / CHAT_FILE).write_text(dump_yaml(messages, sort_keys=False))
+    else:
+        (folder / TEXT_FILE).write_text(SCAFFOLD_TEMPLATE)
+    return load(root, name, "v1.0.0")
+
+
+def bump(root: Path, name: str, part: str) -> Prompt:
+    """A copy of the newest version under the next ``major``, ``minor`` or ``patch`` version."""
+    latest = load(root, name)
+    major, minor, patch = version_key(latest.version)
+    nxt = {
+        "major": (major + 1, 0, 0),
+        "minor": (major, minor + 1, 0),
+        "patch": (major, minor, patch + 1),
+    }[part]
+    version = "v{}.{}.{}".format(*nxt)
+    target = latest.folder.parent / version
+    shutil.copytree(latest.folder, target)
+    return load(root, name, version)
+
+
+# -- comparing -----------------------------------------------------------------------------
+def diff(a: Prompt, b: Prompt) -> str:
+    """Variable changes, then a unified diff of every file that differs."""
+    lines = []
+    for name in sorted(set(a.variables) | set(b.variables)):
+        old, now = a.variables.get(name), b.variables.get(name)
+        if old is None:
+            lines.append(f"+ variable {name} ({_describe(now)})")
+        elif now is None:
+            lines.append(f"- variable {name} ({_describe(old)})")
+        elif old != now:
+            lines.append(f"~ variable {name}: {_describe(old)} -> {_describe(now)}")
+    for file in sorted(set(a.files) | set(b.files)):
+        left = a.files.get(file, b"").decode("utf-8", "replace").splitlines(keepends=True)
+        right = b.files.get(file, b"").decode("utf-8", "replace").splitlines(keepends=True)
+        lines += [
+            line.rstrip("\n")
+            for line in difflib.unified_diff(
+                left, right, f"{a.ref}/{file}", f"{b.ref}/{file}", lineterm="\n"
+            )
+        ]
+    return "\n".join(lines)
+
+
+def _describe(var: Variable | None) -> str:
+    if var is None:
+        return "-"
+    how = "required" if var.required else f"default {var.default!r}"
+    return f"{var.type}, {how}"
+
+
+def lint(prompt: Prompt, suite_vars: list[dict[str, Any]] | None = None) -> list[str]:
+    """Problems a reviewer would flag: variables used but not declared, declared but unused,
+    and (given a suite's cases) a required variable some case does not provide."""
+    used = prompt.used_variables()
+    problems = [
+        f"{prompt.ref}: the template uses {name!r}, which prompt.yaml does not declare"
+        for name in sorted(used - set(prompt.variables))
+    ]
+    problems += [
+        f"{prompt.ref}: variable {name!r} is declared but no template uses it"
+        for name in sorted(set(prompt.variables) - used)
+    ]
+    for i, case in enumerate(suite_vars or []):
+        missing = [v.name for v in prompt.variables.values() if v.required and v.name not in case]
+        if missing:
+            problems.append(f"{prompt.ref}: suite case {i + 1} does not give {', '.join(missing)}")
+    return problems
