@@ -215,3 +215,113 @@ def register(ref: str) -> None:
     p = _resolve(ref, check=False)
     done = registry.register(_root(), p)
     click.echo(f"registered {p.ref}: content {done.content_id} at commit {done.commit[:12]}")
+
+
+@prompt.command("eval")
+@click.argument("ref")
+@click.option(
+    "--suite",
+    "suite_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The suite: evals/NAME.yaml.",
+)
+@click.option(
+    "-p",
+    "--provider",
+    "providers",
+    multiple=True,
+    help="A provider in tether.toml [prompts.providers.NAME], or `scripted` (the suite's rules); "
+    "repeat for a prompt x provider matrix. Default: the suite's `providers:`.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Ask K times per case: measures flakiness (each repeat is cached apart).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight.",
+)
+@click.option(
+    "--html",
+    "html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a self-contained HTML report.",
+)
+@click.option("--no-record", is_flag=True, help="Do not record the eval as a run.")
+def eval_(
+    ref: str,
+    suite_path: Path,
+    providers: tuple[str, ...],
+    repeat: int,
+    jobs: int,
+    html: Path | None,
+    no_record: bool,
+) -> None:
+    """Evaluate NAME@VERSION (or several, comma-separated) on a suite: render each case, call
+    the model, score the answers; each prompt x provider is recorded as a run with pass rate
+    (and its Wilson 95% interval), latency p50/p95, tokens, cost and errors. Exits 1 when a
+    suite threshold is not met."""
+    from tether.api import Project
+    from tether.cli.progress import Bar
+    from tether.prompts import evaluate, suite
+    from tether.prompts.templates import PromptError
+
+    ws = Project.open().ws
+    the_suite = suite.load_suite(suite_path)
+    names = list(providers) or the_suite.providers
+    if not names:
+        raise PromptError(f"say which provider with --provider (the suite {suite_path} names none)")
+    judge_name = str(ws.config.get("prompts.judge") or "")
+    judge = evaluate.provider_for(ws, the_suite, judge_name) if judge_name else None
+    results = []
+    for one in ref.split(","):
+        p = _resolve(one)
+        for name in names:
+            provider = evaluate.provider_for(ws, the_suite, name)
+            with Bar(f"{p.ref} on {name}") as bar:
+                bar.set_size(len(the_suite.cases) * repeat)
+                done = evaluate.evaluate(
+                    ws,
+                    p,
+                    the_suite,
+                    provider,
+                    repeat=repeat,
+                    jobs=jobs,
+                    record=not no_record,
+                    progress=lambda _d, _t: bar.relative_update(),
+                    judge=judge,
+                )
+            results.append(done)
+            _print_eval(done)
+    if html is not None:
+        from tether.prompts.report import eval_html
+
+        html.write_text(eval_html(results))
+        click.echo(f"report: {html}")
+    if not all(r.passed for r in results):
+        raise SystemExit(1)
+
+
+def _print_eval(done: Any) -> None:
+    m = done.metrics
+    cached = sum(r.cached for r in done.results)
+    click.echo(f"{done.prompt} on {done.provider} ({done.model}), suite {done.suite}:")
+    for line in m.summary():
+        click.echo(f"  {line}")
+    click.echo(f"  {cached} of {len(done.results)} answers from the cache")
+    for key, (limit, value, ok) in done.thresholds.items():
+        click.echo(f"  threshold {key}: {value:.4g} vs {limit:g} {'ok' if ok else 'NOT MET'}")
+    failed = [r for r in done.results if not r.passed][:5]
+    for r in failed:
+        why = r.error or "; ".join(c["why"] or c["kind"] for c in r.checks if not c["passed"])
+        click.echo(f"  failed {r.case}#{r.repeat}: {why}")
+    if done.run:
+        click.echo(f"  recorded as run {done.run}")

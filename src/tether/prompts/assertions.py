@@ -1,0 +1,235 @@
+"""Assertions on one model answer. Each is a one-key mapping in a suite::
+
+    - equals: positive                      # whitespace-trimmed
+    - contains: {any: [good, great], case_sensitive: false}   # or all: [...]; or a plain string
+    - regex: '^(positive|negative)$'
+    - is-json: true
+    - json-schema: {type: object, required: [label]}
+    - label-match: true                     # the first declared label in the answer == expected
+    - similar: {reference: "...", min: 0.8} # cosine similarity through an embeddings endpoint
+    - judge: {rubric: "Is it polite?", min: 0.5}   # an LLM judge scores 0..1
+    - python: {function: "checks:score", min: 0.5}  # module:function(answer, case) -> bool | float
+    - latency: {max_s: 2}
+    - cost: {max: 0.001}
+
+Each gives (passed, score, reason); a case passes when every assertion does and the call did not
+fail. Provider errors are never passes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+import string
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tether.prompts.templates import PromptError
+
+KINDS = (
+    "equals", "contains", "regex", "is-json", "json-schema", "label-match", "similar", "judge",
+    "python", "latency", "cost",
+)  # fmt: skip
+JUDGE_PROMPT = """You grade an answer against a rubric. Reply with one number between 0 and 1
+(1 = fully meets the rubric), and nothing else.
+
+Rubric: {rubric}
+
+Input: {input}
+
+Answer: {answer}
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str
+    passed: bool
+    score: float | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "passed": self.passed,
+            "score": self.score,
+            "why": self.reason,
+        }
+
+
+@dataclass
+class Context:
+    """What some assertions need besides the answer: the case, the prompt's labels, the call's
+    latency and cost, and (when configured) a judge and an embedder."""
+
+    expected: Any = None
+    labels: Sequence[str] = ()
+    rendered: str = ""
+    latency_s: float | None = None
+    cost: float | None = None
+    root: Path | None = None
+    judge: Callable[[str], str] | None = None
+    embed: Callable[[list[str]], list[list[float]]] | None = None
+    case_vars: dict[str, Any] | None = None
+
+
+def check_spec(spec: Any, where: str) -> tuple[str, Any]:
+    """A suite's assertion entry as (kind, argument); a clear error for anything else."""
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise PromptError(f"{where}: an assertion is a one-key mapping, like `- regex: '^yes$'`")
+    ((kind, arg),) = spec.items()
+    if kind not in KINDS:
+        raise PromptError(f"{where}: unknown assertion {kind!r} (known: {', '.join(KINDS)})")
+    return str(kind), arg
+
+
+def evaluate(spec: dict[str, Any], answer: str, ctx: Context) -> Check:
+    kind, arg = check_spec(spec, "suite")
+    try:
+        return _CHECKS[kind](kind, arg, answer, ctx)
+    except PromptError:
+        raise
+    except Exception as exc:  # a user's function or a judge that failed: a failed check
+        return Check(kind, False, None, f"{type(exc).__name__}: {exc}")
+
+
+def _equals(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    ok = answer.strip() == str(arg).strip()
+    return Check(kind, ok, None, "" if ok else f"expected {str(arg)!r}")
+
+
+def _contains(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    opts = arg if isinstance(arg, dict) else {"any": [arg]}
+    sensitive = bool(opts.get("case_sensitive", False))
+    text = answer if sensitive else answer.lower()
+
+    def norm(s: Any) -> str:
+        return str(s) if sensitive else str(s).lower()
+
+    if "all" in opts:
+        missing = [w for w in opts["all"] if norm(w) not in text]
+        return Check(kind, not missing, None, f"missing {missing}" if missing else "")
+    words = list(opts.get("any") or [])
+    ok = any(norm(w) in text for w in words)
+    return Check(kind, ok, None, "" if ok else f"none of {words}")
+
+
+def _regex(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    ok = re.search(str(arg), answer) is not None
+    return Check(kind, ok, None, "" if ok else f"no match for {arg!r}")
+
+
+def _parse_json(answer: str) -> Any:
+    text = answer.strip()
+    if text.startswith("```"):  # a fenced block, as chat models like to answer
+        text = text.strip("`").removeprefix("json").strip()
+    return json.loads(text)
+
+
+def _is_json(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    try:
+        _parse_json(answer)
+    except ValueError as exc:
+        return Check(kind, False, None, f"not JSON: {exc}")
+    return Check(kind, True)
+
+
+def _json_schema(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    import jsonschema
+
+    try:
+        doc = _parse_json(answer)
+    except ValueError as exc:
+        return Check(kind, False, None, f"not JSON: {exc}")
+    errors = sorted(jsonschema.Draft202012Validator(arg).iter_errors(doc), key=str)
+    if errors:
+        return Check(kind, False, None, errors[0].message)
+    return Check(kind, True)
+
+
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def _label_match(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    """The first declared label that appears as a word in the answer is the model's label."""
+    if ctx.expected is None:
+        raise PromptError("label-match needs each case's `expected` label")
+    words = answer.lower().translate(_PUNCT).split()
+    labels = [str(label).lower() for label in ctx.labels] or [str(ctx.expected).lower()]
+    found = next((w for w in words if w in labels), None)
+    ok = found == str(ctx.expected).lower()
+    return Check(kind, ok, None, "" if ok else f"label {found!r}, expected {ctx.expected!r}")
+
+
+def _similar(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    if ctx.embed is None:
+        raise PromptError("`similar` needs an embeddings provider: set [prompts] embeddings")
+    opts = arg if isinstance(arg, dict) else {"reference": arg}
+    ref = str(opts.get("reference", ctx.expected))
+    a, b = ctx.embed([answer, ref])
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    score = dot / norm if norm else 0.0
+    least = float(opts.get("min", 0.8))
+    return Check(kind, score >= least, score, f"similarity {score:.3f} (min {least})")
+
+
+def _judge(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    if ctx.judge is None:
+        raise PromptError("`judge` needs a judge provider: set [prompts] judge in tether.toml")
+    opts = arg if isinstance(arg, dict) else {"rubric": arg}
+    reply = ctx.judge(JUDGE_PROMPT.format(rubric=opts["rubric"], input=ctx.rendered, answer=answer))
+    match = re.search(r"\d+(?:\.\d+)?", reply)
+    if match is None:
+        return Check(kind, False, None, f"the judge gave no score: {reply[:80]!r}")
+    score = min(1.0, max(0.0, float(match[0])))
+    least = float(opts.get("min", 0.5))
+    return Check(kind, score >= least, score, f"judge score {score:.2f} (min {least})")
+
+
+def _python(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    opts = arg if isinstance(arg, dict) else {"function": arg}
+    module, _, name = str(opts["function"]).partition(":")
+    if not name:
+        raise PromptError(f"python assertion {opts['function']!r}: use module:function")
+    if ctx.root is not None and str(ctx.root) not in sys.path:
+        sys.path.insert(0, str(ctx.root))  # the project's own modules
+    func = getattr(importlib.import_module(module), name)
+    value = func(answer, {"vars": ctx.case_vars or {}, "expected": ctx.expected})
+    if isinstance(value, bool):
+        return Check(kind, value, 1.0 if value else 0.0)
+    score = float(value)
+    least = float(opts.get("min", 0.5))
+    return Check(kind, score >= least, score, f"score {score:.3f} (min {least})")
+
+
+def _latency(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    most = float(arg["max_s"] if isinstance(arg, dict) else arg)
+    ok = ctx.latency_s is not None and ctx.latency_s <= most
+    return Check(kind, ok, None, f"{ctx.latency_s if ctx.latency_s is not None else '?'} s")
+
+
+def _cost(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    most = float(arg["max"] if isinstance(arg, dict) else arg)
+    ok = ctx.cost is not None and ctx.cost <= most
+    return Check(kind, ok, None, f"cost {ctx.cost}")
+
+
+_CHECKS: dict[str, Callable[[str, Any, str, Context], Check]] = {
+    "equals": _equals,
+    "contains": _contains,
+    "regex": _regex,
+    "is-json": _is_json,
+    "json-schema": _json_schema,
+    "label-match": _label_match,
+    "similar": _similar,
+    "judge": _judge,
+    "python": _python,
+    "latency": _latency,
+    "cost": _cost,
+}

@@ -1,0 +1,306 @@
+"""``tether prompt eval``: render every case of a suite, ask a provider, score the answers, and
+record it all as a Tether run (the prompt's content id, the commit, the provider, model and params
+as params; pass rate with its Wilson interval, latency, tokens, cost and errors as metrics; one
+row per case and repeat as the ``results.jsonl`` artifact).
+
+Answers come through the response cache (``.tether/cache/responses``), keyed by the exact request
+and the repeat index: re-evaluating unchanged cases is free, and ``--repeat K`` still asks K times.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.errors import ConfigError
+from tether.prompts import assertions
+from tether.prompts.providers import (
+    Provider,
+    Request,
+    Response,
+    ResponseCache,
+    ScriptedProvider,
+    cached_complete,
+    provider_from_config,
+)
+from tether.prompts.stats import CaseOutcome, SuiteMetrics, suite_metrics
+from tether.prompts.suite import Case, Suite
+from tether.prompts.templates import Prompt, PromptError
+from tether.workspace.repo import Workspace
+
+SCRIPTED = "scripted"
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class CaseResult:
+    case: str
+    repeat: int
+    answer: str
+    passed: bool
+    score: float | None
+    checks: list[dict[str, Any]]
+    latency_s: float
+    tokens_in: int
+    tokens_out: int
+    cost: float | None
+    error: str | None
+    cached: bool
+
+    def outcome(self) -> CaseOutcome:
+        return CaseOutcome(
+            self.case, self.passed, self.score, self.latency_s, self.cost, self.error is not None
+        )
+
+
+@dataclass
+class EvalResult:
+    prompt: str  # NAME@VERSION
+    content_id: str
+    suite: str
+    suite_id: str
+    provider: str
+    model: str
+    results: list[CaseResult]
+    metrics: SuiteMetrics
+    thresholds: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
+    run: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Every suite threshold met (no thresholds: at least one case, no errors)."""
+        if self.thresholds:
+            return all(ok for _limit, _value, ok in self.thresholds.values())
+        return self.metrics.cases > 0 and self.metrics.errors == 0
+
+    def outcomes(self) -> list[CaseOutcome]:
+        return [r.outcome() for r in self.results]
+
+
+def provider_for(ws: Workspace, suite: Suite, name: str) -> Provider:
+    """``scripted`` (the suite's own rules: a stand-in, for tests and demos) or a provider
+    configured in tether.toml under ``[prompts.providers.NAME]``."""
+    if name == SCRIPTED:
+        if not suite.scripted:
+            raise PromptError(
+                f"suite {suite.path} has no `scripted:` rules for the scripted provider"
+            )
+        return ScriptedProvider(name=SCRIPTED, rules=suite.scripted)
+    configured = ws.config.get(f"prompts.providers.{name}")
+    if not isinstance(configured, Mapping):
+        raise ConfigError(
+            f"no provider {name!r}: add [prompts.providers.{name}] to tether.toml "
+            '(type = "openai", base_url = ..., model = ..., api_key_env = ...)'
+        )
+    return provider_from_config(name, configured)
+
+
+def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int) -> float | None:
+    """Cost from ``[prompts.prices."MODEL"]`` (``input_per_million``, ``output_per_million``)."""
+    table = ws.config.get("prompts.prices") or {}
+    row = table.get(model) if isinstance(table, Mapping) else None
+    if not isinstance(row, Mapping):
+        return None
+    per_in = float(row.get("input_per_million", 0.0))
+    per_out = float(row.get("output_per_million", 0.0))
+    return (tokens_in * per_in + tokens_out * per_out) / 1e6
+
+
+def evaluate(
+    ws: Workspace,
+    prompt: Prompt,
+    suite: Suite,
+    provider: Provider,
+    *,
+    repeat: int = 1,
+    jobs: int = 8,
+    record: bool = True,
+    progress: Progress | None = None,
+    judge: Provider | None = None,
+) -> EvalResult:
+    """Evaluate ``prompt`` on ``suite`` with ``provider``; recorded as a run unless ``record`` is
+    False. A case whose rendering fails is an error row, not an aborted eval."""
+    if repeat < 1:
+        raise PromptError("--repeat is at least 1")
+    model = prompt.model or provider.model
+    requests: list[Request] = []
+    rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
+    for case in suite.cases:
+        try:
+            messages = prompt.messages(**case.vars)
+            text = "\n\n".join(m["content"] for m in messages)
+            failure = None
+        except PromptError as exc:
+            messages, text, failure = [], "", str(exc)
+        rendered.append((case, failure, text))
+        for k in range(repeat):
+            msgs = [(m["role"], m["content"]) for m in messages] or [("user", "")]
+            requests.append(Request.build(model, msgs, prompt.params, repeat=k))
+    cache = ResponseCache(ws.dot / "cache" / "responses")
+    done = [0]
+
+    def tick(_i: int, _r: Response) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(requests))
+
+    wanted = [i for i, _ in enumerate(requests) if rendered[i // repeat][1] is None]
+    answers = cached_complete(
+        provider, cache, [requests[i] for i in wanted], jobs=jobs, on_done=tick
+    )
+    by_index = dict(zip(wanted, answers, strict=True))
+    judge_call = _judge_call(judge, cache) if judge is not None else None
+    results = []
+    for i in range(len(requests)):
+        case, failure, text = rendered[i // repeat]
+        response = by_index.get(i) or Response.failed(model, failure or "not asked")
+        results.append(_score(ws, prompt, suite, case, text, response, i % repeat, judge_call))
+    metrics = suite_metrics([r.outcome() for r in results])
+    out = EvalResult(
+        prompt.ref,
+        prompt.content_id,
+        suite.name,
+        suite.content_id,
+        provider.name,
+        model,
+        results,
+        metrics,
+        _thresholds(suite, metrics),
+    )
+    if record:
+        out.run = _record(ws, prompt, suite, provider, out, repeat)
+    return out
+
+
+def _score(
+    ws: Workspace,
+    prompt: Prompt,
+    suite: Suite,
+    case: Case,
+    text: str,
+    response: Response,
+    repeat: int,
+    judge: Callable[[str], str] | None,
+) -> CaseResult:
+    cost = price(ws, response.model or prompt.model or "", response.tokens_in, response.tokens_out)
+    checks: list[assertions.Check] = []
+    if response.ok:
+        ctx = assertions.Context(
+            expected=case.expected,
+            labels=[str(x) for x in prompt.output.get("labels") or []],
+            rendered=text,
+            latency_s=response.latency_s,
+            cost=cost,
+            root=ws.root,
+            judge=judge,
+            case_vars=case.vars,
+        )
+        checks = [
+            assertions.evaluate(spec, response.text, ctx)
+            for spec in (*suite.asserts, *case.asserts)
+        ]
+    scores = [c.score for c in checks if c.score is not None]
+    return CaseResult(
+        case=case.id,
+        repeat=repeat,
+        answer=response.text,
+        passed=response.ok and all(c.passed for c in checks),
+        score=sum(scores) / len(scores) if scores else None,
+        checks=[c.to_dict() for c in checks],
+        latency_s=response.latency_s,
+        tokens_in=response.tokens_in,
+        tokens_out=response.tokens_out,
+        cost=cost,
+        error=response.error,
+        cached=response.cached,
+    )
+
+
+def _judge_call(judge: Provider, cache: ResponseCache) -> Callable[[str], str]:
+    def ask(text: str) -> str:
+        (answer,) = cached_complete(judge, cache, [Request.build(judge.model, [("user", text)])])
+        if not answer.ok:
+            raise PromptError(f"the judge failed: {answer.error}")
+        return answer.text
+
+    return ask
+
+
+def _thresholds(suite: Suite, m: SuiteMetrics) -> dict[str, tuple[float, float, bool]]:
+    """threshold -> (limit, value, met)."""
+    values = {
+        "pass_rate": m.pass_rate,
+        "latency_p95_s": m.latency_p95_s,
+        "cost": m.cost_total,
+        "errors": float(m.errors),
+    }
+    out = {}
+    for key, limit in suite.thresholds.items():
+        value = values[key]
+        if value is None:
+            out[key] = (limit, float("nan"), False)  # not measured: not met
+        elif key == "pass_rate":
+            out[key] = (limit, value, value >= limit)
+        else:
+            out[key] = (limit, value, value <= limit)
+    return out
+
+
+def _record(
+    ws: Workspace, prompt: Prompt, suite: Suite, provider: Provider, out: EvalResult, repeat: int
+) -> str:
+    from tether.runs import live
+
+    name, version = prompt.name, prompt.version
+    tags = {
+        "kind": "prompt-eval",
+        "prompt": name,
+        "prompt.version": version,
+        "suite": suite.name,
+        "provider": provider.name,
+        "verdict": "pass" if out.passed else "fail",
+    }
+    with live.start(
+        ws, name=f"eval-{name}-{version}", experiment=f"prompt-{name}", tags=tags
+    ) as run:
+        run.log_params(
+            {
+                "prompt": prompt.ref,
+                "prompt.content_id": prompt.content_id,
+                "suite": str(suite.path),
+                "suite.content_id": suite.content_id,
+                "provider": provider.name,
+                "model": out.model,
+                "repeat": repeat,
+                **{f"sampling.{k}": v for k, v in prompt.params.items()},
+            }
+        )
+        m = out.metrics
+        numbers = {
+            "pass_rate": m.pass_rate,
+            "pass_rate_low": m.pass_low,
+            "pass_rate_high": m.pass_high,
+            "cases": m.cases,
+            "errors": m.errors,
+            "tokens_in": sum(r.tokens_in for r in out.results),
+            "tokens_out": sum(r.tokens_out for r in out.results),
+            "latency_p50_s": m.latency_p50_s,
+            "latency_p95_s": m.latency_p95_s,
+            "cost": m.cost_total,
+            "score_mean": m.score_mean,
+        }
+        run.log_metrics({k: float(v) for k, v in numbers.items() if v is not None})
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = Path(tmp) / "results.jsonl"
+            rows.write_text("".join(json.dumps(asdict(r)) + "\n" for r in out.results))
+            run.log_artifact(rows, "results.jsonl")
+        return run.id
+
+
+def load_results(data: bytes) -> list[CaseResult]:
+    """The ``results.jsonl`` artifact of an eval run, as rows."""
+    return [CaseResult(**json.loads(line)) for line in data.decode().splitlines() if line.strip()]
