@@ -35,11 +35,16 @@ def _root() -> Path:
 
 
 def _resolve(ref: str, *, check: bool = True) -> Prompt:
-    """NAME or NAME@VERSION, refused when registered and changed since (``check``)."""
+    """NAME, NAME@VERSION or NAME@LABEL, refused when registered and changed since (``check``)."""
     from tether.prompts import registry, templates
 
     root = _root()
     name, at = templates.parse_ref(ref)
+    if at is not None and not templates.VERSION.match(at):
+        from tether.api import Project
+        from tether.prompts import labels
+
+        at = labels.version_for(Project.open().ws, name, at)
     loaded = templates.load(root, name, at)
     if check:
         registry.check_unchanged(root, loaded)
@@ -325,3 +330,101 @@ def _print_eval(done: Any) -> None:
         click.echo(f"  failed {r.case}#{r.repeat}: {why}")
     if done.run:
         click.echo(f"  recorded as run {done.run}")
+
+
+@prompt.command("promote")
+@click.argument("ref")
+@click.option("--label", required=True, help="The label: production, staging, champion...")
+@click.option(
+    "--require-eval",
+    is_flag=True,
+    help="Refuse unless a passing `tether prompt eval` of this exact content is recorded.",
+)
+@click.option("--push", "remote", flag_value="origin", help="Then push tags and log (origin).")
+def promote(ref: str, label: str, require_eval: bool, remote: str | None) -> None:
+    """Assign LABEL to a registered NAME@VERSION: the annotated tag NAME#LABEL#N and an event in
+    the hash-chained log (who, when, which version, which eval run)."""
+    from tether.api import Project
+    from tether.prompts import labels
+
+    ws = Project.open().ws
+    p = _resolve(ref)
+    run = _passing_eval(ws, p) if require_eval else None
+    done = labels.promote(ws, p, label, eval_run=run)
+    click.echo(f"{p.name}#{label}#{done.n} -> {p.version}" + (f" (eval run {run})" if run else ""))
+    if remote:
+        labels.push(ws, p.name, remote)
+        click.echo(f"pushed to {remote}")
+
+
+def _passing_eval(ws: Any, p: Prompt) -> str:
+    """The newest passing eval run of exactly this content."""
+    from tether.prompts.templates import PromptError
+    from tether.runs import catalog
+
+    where = (
+        f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
+        f"params.`prompt.content_id` = '{p.content_id}' and status = 'finished'"
+    )
+    found = catalog.search(ws, where, "started desc", 1)
+    if not found:
+        raise PromptError(
+            f"no passing eval of {p.ref} (content {p.content_id[:19]}): run `tether prompt eval "
+            f"{p.ref} --suite evals/NAME.yaml` first"
+        )
+    return found[0].id
+
+
+@prompt.command("rollback")
+@click.argument("name")
+@click.option("--label", required=True, help="The label to move back.")
+@click.option("--push", "remote", flag_value="origin", help="Then push tags and log (origin).")
+def rollback(name: str, label: str, remote: str | None) -> None:
+    """Move LABEL back to the version it had before, as a new assignment (NAME#LABEL#N+1)."""
+    from tether.api import Project
+    from tether.prompts import labels
+
+    ws = Project.open().ws
+    done = labels.rollback(ws, name, label, lambda v: _resolve(f"{name}@{v}"))
+    click.echo(f"{name}#{label}#{done.n} -> {done.version} (rolled back)")
+    if remote:
+        labels.push(ws, name, remote)
+        click.echo(f"pushed to {remote}")
+
+
+@prompt.command("history")
+@click.argument("name")
+def history(name: str) -> None:
+    """Every label assignment of NAME (who, when, version, eval run), and any tag that
+    disagrees with the log (deleted, moved or made by hand)."""
+    import time
+
+    from tether.api import Project
+    from tether.prompts import labels
+
+    ws = Project.open().ws
+    found = labels.assignments(ws, name)
+    if not found:
+        click.echo(f"{name} has no label assignments")
+    for a in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(a.time))
+        extra = f"  eval {a.eval_run[:13]}" if a.eval_run else ""
+        click.echo(
+            f"{when}  {name}#{a.label}#{a.n}  -> {a.version}  {a.reason} by {a.actor}{extra}"
+        )
+    problems = labels.check(ws, name)
+    for problem in problems:
+        click.secho(f"PROBLEM: {problem}", fg="red")
+    if problems:
+        raise SystemExit(1)
+
+
+@prompt.command("pull")
+@click.option("--remote", default="origin", show_default=True, help="The git remote.")
+def pull(remote: str) -> None:
+    """Fetch prompt tags and the label log from a git remote (fast-forward only)."""
+    from tether.api import Project
+    from tether.prompts import labels
+
+    n = labels.pull(Project.open().ws, remote)
+    click.echo(f"{n} new label events from {remote}")
