@@ -428,3 +428,133 @@ def pull(remote: str) -> None:
 
     n = labels.pull(Project.open().ws, remote)
     click.echo(f"{n} new label events from {remote}")
+
+
+@prompt.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "--suite",
+    "suite_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The suite both versions run.",
+)
+@click.option("-p", "--provider", help="The provider (default: the suite's first).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--max-regression",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=0.05,
+    show_default=True,
+    help="The non-inferiority margin on pass rate: the gate passes only when the interval "
+    "rules out a drop larger than this.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The comparison as JSON.")
+def compare_(
+    a: str,
+    b: str,
+    suite_path: Path,
+    provider: str | None,
+    repeat: int,
+    jobs: int,
+    max_regression: float,
+    as_json: bool,
+) -> None:
+    """Compare NAME@A (the baseline) with NAME@B on the same cases: exact McNemar on pass/fail,
+    a paired bootstrap interval on the pass-rate and score differences, Wilcoxon on latency,
+    cost delta, Holm-corrected. Exits 0 when the non-inferiority gate passes, 1 when B is worse
+    by more than the margin or the suite cannot tell (it says how many cases would)."""
+    import json
+
+    from tether.api import Project
+    from tether.prompts import evaluate, gate, suite
+    from tether.prompts.templates import PromptError
+
+    ws = Project.open().ws
+    the_suite = suite.load_suite(suite_path)
+    name = provider or (the_suite.providers[0] if the_suite.providers else None)
+    if name is None:
+        raise PromptError(f"say which provider with --provider (the suite {suite_path} names none)")
+    done = gate.compare_versions(
+        ws, _resolve(a), _resolve(b), the_suite, evaluate.provider_for(ws, the_suite, name),
+        repeat=repeat, jobs=jobs, max_regression=max_regression,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(done.comparison.to_dict(), indent=2))
+    else:
+        from rich.table import Table
+
+        from tether.cli.tables import console
+
+        table = Table(*gate.HEADER, title=f"{done.b.prompt} (B) vs {done.a.prompt} (A)")
+        for cells in gate.rows(done.comparison):
+            table.add_row(*cells)
+        console().print(table)
+        for line in done.comparison.summary()[-2:]:
+            click.echo(line)
+        click.echo(f"runs: {done.a.run} (A), {done.b.run} (B)")
+    if not done.passed:
+        raise SystemExit(1)
+
+
+@prompt.command("ci")
+@click.option("--base", required=True, help="The revision to compare with (the PR's base).")
+@click.option("--label", default="production", show_default=True, help="The baseline label.")
+@click.option(
+    "--suites",
+    "suite_dir",
+    default="evals",
+    show_default=True,
+    help="Where each prompt's suite is: SUITES/NAME.yaml.",
+)
+@click.option("-p", "--provider", help="The provider (default: each suite's first).")
+@click.option("--max-regression", type=float, default=0.05, show_default=True)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the markdown report here (for a pull-request comment).",
+)
+def ci(
+    base: str,
+    label: str,
+    suite_dir: str,
+    provider: str | None,
+    max_regression: float,
+    report: Path | None,
+) -> None:
+    """Evaluate every prompt version added or changed since BASE against the version labelled
+    production, on SUITES/NAME.yaml; write a markdown report; exit 1 on a significant
+    regression (or an inconclusive gate)."""
+    from tether.api import Project
+    from tether.prompts import evaluate, gate, suite, templates
+    from tether.prompts.templates import PromptError
+
+    ws = Project.open().ws
+    compared, alone = [], []
+    for name, version in gate.changed_versions(ws.root, base):
+        path = ws.root / suite_dir / f"{name}.yaml"
+        if not path.exists():
+            raise PromptError(f"{name}@{version} changed but has no suite at {path}")
+        the_suite = suite.load_suite(path)
+        chosen = provider or (the_suite.providers[0] if the_suite.providers else "")
+        if not chosen:
+            raise PromptError(f"say which provider with --provider ({path} names none)")
+        prov = evaluate.provider_for(ws, the_suite, chosen)
+        new = templates.load(ws.root, name, version)
+        baseline = gate.production_of(ws, name, label)
+        if baseline is None or baseline.content_id == new.content_id:
+            alone.append(evaluate.evaluate(ws, new, the_suite, prov))
+        else:
+            compared.append(
+                gate.compare_versions(
+                    ws, baseline, new, the_suite, prov, max_regression=max_regression
+                )
+            )
+    text = gate.markdown(compared, alone)
+    if report is not None:
+        report.write_text(text)
+    click.echo(text, nl=False)
+    if not all(c.passed for c in compared) or not all(e.passed for e in alone):
+        raise SystemExit(1)

@@ -211,7 +211,15 @@ def push(ws: Workspace, name: str, remote: str) -> None:
 def pull(ws: Workspace, remote: str) -> int:
     """Fetch the tags and the log head (fast-forward only) and take in the new events."""
     ref = git_ref(LOG)
-    git(ws.root, "fetch", "--quiet", remote, "refs/tags/*:refs/tags/*", f"{ref}:{ref}")
+    has_log = git_maybe(ws.root, "ls-remote", "--exit-code", remote, ref) is not None
+    git(
+        ws.root,
+        "fetch",
+        "--quiet",
+        remote,
+        "refs/tags/*:refs/tags/*",
+        *([f"{ref}:{ref}"] * has_log),
+    )
     ws.store.create()
     return import_from_git(ws.root, event_log(ws))
 
