@@ -199,15 +199,10 @@ def lint(refs: tuple[str, ...], suite: Path | None) -> None:
 
 
 def _suite_vars(path: Path) -> list[dict[str, Any]]:
-    """The ``vars`` of each inline case of a suite file."""
-    from tether._documents import load_yaml
-    from tether.errors import UsageError
+    """The variables of every case of a suite (inline and from its case files)."""
+    from tether.prompts.suite import load_suite
 
-    doc = load_yaml(path.read_bytes()) or {}
-    cases = doc.get("cases") if isinstance(doc, dict) else None
-    if not isinstance(cases, list):
-        raise UsageError(f"{path} has no `cases:` list")
-    return [dict(c.get("vars") or {}) for c in cases if isinstance(c, dict)]
+    return [dict(case.vars) for case in load_suite(path).cases]
 
 
 @prompt.command("register")
