@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "redact": {"patterns": [], "keys": []},
     # prompt evaluation: [prompts.providers.NAME] (type, base_url, model, api_key_env: the name of
     # the variable holding the key, never the key), [prompts.prices."MODEL"] per million tokens
-    "prompts": {"providers": {}, "prices": {}, "judge": ""},
+    "prompts": {"providers": {}, "prices": {}, "judge": "", "embeddings": ""},
 }
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|access_key)", re.I)
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.I)

@@ -99,3 +99,46 @@ def test_eval_over_http_caches_answers_and_keeps_errors_out_of_passes(
             server.requests - asked == 2 * 2
         )  # only the failed case is asked again (errors are not cached)
         assert "8 of 10 answers from the cache" in second
+
+
+def test_similarity_and_judge_assertions_call_their_endpoints(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    def answer(text: str) -> str:
+        if text.startswith("You grade an answer"):  # the judge: polite answers score high
+            return "0.9" if "please" in text.split("Answer:")[-1] else "0.2"
+        return "positive, please" if "great" in text.lower() else "negative"
+
+    suite = """cases:
+  - id: p
+    vars: {review: "A great film"}
+    assert:
+      - similar: {reference: "positive please", min: 0.9}
+      - judge: {rubric: "Is the answer polite?", min: 0.5}
+  - id: n
+    vars: {review: "Dull"}
+    assert:
+      - similar: {reference: "positive please", min: 0.9}
+      - judge: "Is the answer polite?"
+"""
+    setup(repo)
+    (repo / "evals/judged.yaml").write_text(suite)
+    with serve(latency_s=0.0, behaviour=Behaviour(answer=answer)) as server:
+        (repo / "tether.toml").write_text(
+            (repo / "tether.toml").read_text()
+            + f'\n[prompts]\njudge = "local"\nembeddings = "local"\n'
+            f'\n[prompts.providers.local]\ntype = "openai"\nbase_url = "{server.base_url}"\n'
+            'model = "fake-model"\n'
+        )
+        out = tether(
+            "prompt",
+            "eval",
+            "sentiment",
+            "--suite",
+            "evals/judged.yaml",
+            "-p",
+            "local",
+            "--no-record",
+        ).output  # fmt: skip (no thresholds: a case failing is reported, the eval is not failed)
+    assert "pass rate 50.0%" in out
+    assert "failed n#0: similarity 0.000 (min 0.9); judge score 0.20 (min 0.5)" in out

@@ -154,11 +154,14 @@ def evaluate(
     )
     by_index = dict(zip(wanted, answers, strict=True))
     judge_call = _judge_call(judge, cache) if judge is not None else None
+    embed = _embedder(ws, suite)
     results = []
     for i in range(len(requests)):
         case, failure, text = rendered[i // repeat]
         response = by_index.get(i) or Response.failed(model, failure or "not asked")
-        results.append(_score(ws, prompt, suite, case, text, response, i % repeat, judge_call))
+        results.append(
+            _score(ws, prompt, suite, case, text, response, i % repeat, judge_call, embed)
+        )
     metrics = suite_metrics([r.outcome() for r in results])
     out = EvalResult(
         prompt.ref,
@@ -185,6 +188,7 @@ def _score(
     response: Response,
     repeat: int,
     judge: Callable[[str], str] | None,
+    embed: Callable[[list[str]], list[list[float]]] | None = None,
 ) -> CaseResult:
     cost = price(ws, response.model or prompt.model or "", response.tokens_in, response.tokens_out)
     checks: list[assertions.Check] = []
@@ -197,6 +201,7 @@ def _score(
             cost=cost,
             root=ws.root,
             judge=judge,
+            embed=embed,
             case_vars=case.vars,
         )
         checks = [
@@ -218,6 +223,26 @@ def _score(
         error=response.error,
         cached=response.cached,
     )
+
+
+def _embedder(ws: Workspace, suite: Suite) -> Callable[[list[str]], list[list[float]]] | None:
+    """``[prompts] embeddings = "NAME"``: an OpenAI-compatible provider whose model embeds."""
+    name = str(ws.config.get("prompts.embeddings") or "")
+    if not name:
+        return None
+    provider = provider_for(ws, suite, name)
+    embed = getattr(provider, "embed", None)
+    if embed is None:
+        raise ConfigError(f"provider {name} cannot embed: use an OpenAI-compatible endpoint")
+    cached: dict[str, list[float]] = {}
+
+    def vectors(texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in cached]
+        if missing:
+            cached.update(zip(missing, embed(missing), strict=True))
+        return [cached[t] for t in texts]
+
+    return vectors
 
 
 def _judge_call(judge: Provider, cache: ResponseCache) -> Callable[[str], str]:

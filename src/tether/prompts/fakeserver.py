@@ -20,6 +20,7 @@ some text. Run it by hand with ``python -m tether.prompts.fakeserver --latency 0
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import threading
 import time
@@ -31,6 +32,8 @@ from typing import Any
 
 FAULT_KINDS = ("429", "500", "hang", "malformed")
 PATHS = ("/v1/chat/completions", "/chat/completions")
+EMBEDDINGS = ("/v1/embeddings", "/embeddings")
+DIMENSIONS = 64
 
 
 def sentiment_answer(text: str) -> str:
@@ -114,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path in EMBEDDINGS:
+            self._send(200, _embeddings(json.loads(raw)))
+            return
         if self.path not in PATHS:
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -164,6 +170,19 @@ class _Handler(BaseHTTPRequestHandler):
 def _last_user_message(body: dict[str, Any]) -> str:
     users = [m["content"] for m in body["messages"] if m["role"] == "user"]
     return str(users[-1]) if users else ""
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """A bag of words hashed into a fixed number of dimensions: texts sharing words are close."""
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = []
+    for i, text in enumerate(texts):
+        vector = [0.0] * DIMENSIONS
+        for word in str(text).lower().split():
+            digest = hashlib.blake2b(word.strip(".,!?;:").encode(), digest_size=2).digest()
+            vector[int.from_bytes(digest, "big") % DIMENSIONS] += 1.0
+        data.append({"object": "embedding", "index": i, "embedding": vector})
+    return {"object": "list", "data": data, "model": body.get("model", "fake-embed")}
 
 
 def _completion(body: dict[str, Any], answer: str) -> dict[str, Any]:

@@ -252,6 +252,34 @@ class OpenAIProvider:
             call = _Call(client, limit, secret)
             return _in_threads(lambda r: self._complete_one(call, r), requests, jobs, on_done)
 
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors for ``texts`` from ``{base_url}/embeddings`` with this provider's model (for
+        the ``similar`` assertion); retried like completions, an error raised when it fails."""
+        import httpx
+
+        secret = self._api_key()
+        headers = {**self.headers, "Content-Type": "application/json"}
+        if secret is not None:
+            headers["Authorization"] = f"Bearer {secret}"
+        payload = {"model": self.model, "input": list(texts)}
+        problem = ""
+        with httpx.Client(timeout=self.timeout, headers=headers) as client:
+            for attempt in range(self.max_retries + 1):
+                try:
+                    reply = client.post(f"{self.base_url}/embeddings", json=payload)
+                except httpx.RequestError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                else:
+                    if reply.status_code == 200:
+                        rows = sorted(reply.json()["data"], key=lambda d: d["index"])
+                        return [[float(x) for x in row["embedding"]] for row in rows]
+                    problem = f"HTTP {reply.status_code}{_detail(reply.content, secret)}"
+                    if reply.status_code < 500 and reply.status_code not in (408, 429):
+                        break
+                if attempt < self.max_retries:
+                    time.sleep(self._backoff(attempt, None))
+        raise UsageError(f"provider {self.name}: embeddings failed: {problem}")
+
     def _api_key(self) -> str | None:
         if self.api_key_env is None:
             return None
