@@ -553,3 +553,25 @@ def ci(
     click.echo(text, nl=False)
     if not all(c.passed for c in compared) or not all(e.passed for e in alone):
         raise SystemExit(1)
+
+
+@prompt.command("bundle")
+@click.argument("names", nargs=-1)
+@click.option("--label", default="production", show_default=True, help="The label to bundle.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bundle file to write (JSON).",
+)
+def bundle(names: tuple[str, ...], label: str, output: Path) -> None:
+    """Write the versions LABEL points at (of NAMES; default every prompt that has LABEL) to one
+    JSON file, read from their registration commits and verified, for services that run
+    without git: tether.prompts.load(NAME, bundle=FILE)."""
+    from tether.prompts import runtime
+
+    pins = runtime.write_bundle(_root(), list(names) or None, label, output)
+    for pin in pins:
+        click.echo(f"{pin.name}#{label} -> {pin.version}  content {pin.content_id}")
+    click.echo(f"wrote {output}: {len(pins)} prompt(s) at label {label}")

@@ -199,10 +199,16 @@ def load(root: Path, name: str, version: str | None = None) -> Prompt:
 
 
 def _read(folder: Path, name: str, version: str) -> Prompt:
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    return from_files(name, version, files, folder)
+
+
+def from_files(name: str, version: str, files: dict[str, bytes], folder: Path) -> Prompt:
+    """A version from its files (read from a folder, from git or from a bundle); ``folder`` is
+    where it lives in a repository."""
     import yaml
 
     ref = f"{name}@{version}"
-    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
     if META_FILE not in files:
         raise PromptError(f"{ref} has no {META_FILE} in {folder}")
     try:

@@ -1,0 +1,513 @@
+"""Prompts at run time: ``load("sentiment", label="production")`` in a service.
+
+Where a prompt comes from (its *source*), one of:
+
+- the git repository containing the cwd (the default; no Tether workspace is needed);
+- ``repo=``: another repository, e.g. one that holds only prompts: a local path (work tree or
+  bare) or a git URL. A URL is mirrored (``git clone --mirror``) under ``$TETHER_PROMPTS_CACHE``
+  (default ``~/.cache/tether/prompts``) and refreshed with ``git fetch`` when the TTL expires;
+- ``bundle=``: a JSON file written by ``tether prompt bundle``, for services without git.
+
+What is served, from git:
+
+- ``label=L`` (default ``production``): the version named by the tag ``NAME#L#N`` with the
+  highest N. Its files are read from the commit of its registration tag ``NAME@vX.Y.Z``, never
+  from a work tree, and their content id must equal the one that tag pins (and the one the
+  label tag names): otherwise the load is refused.
+- ``version=vX.Y.Z``: that version, read and verified the same way when it is registered. A
+  version not registered yet is read only when ``ref=`` (a branch, tag or commit) says where:
+  its files at that commit, unverified, since nothing pins them. ``ref=`` is refused with a
+  label (a label's files always come from the registration commit) and with a bundle.
+
+Caching: one in-process entry per (name, label or version, repo, ref, bundle, and the cwd when
+the source is found from it: the default repository or a relative path). An entry
+younger than ``ttl`` seconds is returned as is (about a microsecond). An older one is refreshed:
+the tags are read again (a changed bundle file re-read), and a version whose pin did not change
+keeps its ``Prompt``. When the refresh fails (repository gone, git error, bundle unreadable or
+tampered with), the last good prompt keeps being served, a ``StalePromptWarning`` is issued
+through ``warnings.warn`` (``logging.captureWarnings(True)`` routes it to logging), and the
+refresh is tried again once ``ttl`` has passed. A URL whose ``git fetch`` fails is served from
+its mirror as last fetched, with the same warning.
+
+Bundle format 1 (a file's bytes are a string when they are UTF-8, else ``{"base64": ...}``)::
+
+    {"tether": "prompt-bundle", "format": 1, "label": "production",
+     "prompts": {"sentiment": {"label": "production", "version": "v1.1.0",
+                               "content_id": "blake3:...", "commit": "...",
+                               "tag": "sentiment#production#3",
+                               "files": {"prompt.yaml": "...", "template.jinja2": "..."}}}}
+
+A bundle detects damage and editing by hand (each content id is checked on load); it is not
+signed, so it does not stop someone who rewrites the ids too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tether.errors import GitError, NotARepositoryError, TetherError
+from tether.gitio.repo import find_root, git
+from tether.prompts.registry import CONTENT, tag_of
+from tether.prompts.templates import (
+    NAME,
+    PROMPTS_DIR,
+    Prompt,
+    PromptError,
+    content_id,
+    from_files,
+    parse_ref,
+    version_key,
+)
+
+__all__ = ["Pin", "StalePromptWarning", "clear_cache", "load", "write_bundle"]
+
+DEFAULT_LABEL = "production"
+BUNDLE_KIND = "prompt-bundle"
+BUNDLE_FORMAT = 1
+LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # labels.LABEL (importing labels costs ~15 ms)
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[\w.-]+@[\w.-]+:", re.IGNORECASE)
+_TAGS_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(contents)%00%00"
+PathLike = str | os.PathLike[str]
+
+
+class StalePromptWarning(UserWarning):
+    """A refresh failed: the last good version of a prompt is still being served."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What a label or version resolves to: a version, the content id its registration pins
+    (None for an unregistered version read at ``ref=``) and the commit its files come from."""
+
+    name: str
+    version: str
+    content_id: str | None
+    commit: str
+    label: str | None = None
+    tag: str | None = None  # the label's tag NAME#LABEL#N
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    prompt: Prompt
+    pin: Pin
+    stamp: tuple[int, int, int] | None  # a bundle file's (mtime_ns, size, inode)
+    fetched: float  # time.monotonic()
+
+
+_CACHE: dict[tuple[Any, ...], _Entry] = {}
+_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+_RELATIVE: dict[tuple[Any, Any], bool] = {}  # (repo, bundle) -> found from the cwd?
+_FETCHED: dict[str, float] = {}  # git URL -> when its mirror was last fetched
+
+
+def load(
+    name: str,
+    *,
+    label: str | None = None,
+    version: str | None = None,
+    repo: PathLike | None = None,
+    ref: str | None = None,
+    bundle: PathLike | None = None,
+    ttl: float = 60.0,
+) -> Prompt:
+    """The prompt ``name`` at ``label`` (default ``production``) or at ``version``, from the
+    cwd's repository, ``repo`` or ``bundle``; cached in-process for ``ttl`` seconds."""
+    relative = _RELATIVE.get((repo, bundle))
+    if relative is None:
+        relative = _RELATIVE[repo, bundle] = _depends_on_cwd(repo, bundle)
+    key = (name, label, version, repo, ref, bundle, os.getcwd() if relative else None)
+    hit = _CACHE.get(key)
+    if hit is not None and time.monotonic() - hit.fetched < ttl:
+        return hit.prompt
+    return _refresh(key, ttl)
+
+
+def _depends_on_cwd(repo: PathLike | None, bundle: PathLike | None) -> bool:
+    """Whether the source is found from the cwd: the default repository or a relative path."""
+    if bundle is not None:
+        return not os.path.isabs(bundle)
+    if repo is None:
+        return True
+    return not (isinstance(repo, str) and _URL.match(repo)) and not os.path.isabs(repo)
+
+
+def clear_cache() -> None:
+    """Forget every cached prompt and mirror fetch time (the next load reads its source)."""
+    _CACHE.clear()
+    _RELATIVE.clear()
+    _FETCHED.clear()
+
+
+def _refresh(key: tuple[Any, ...], ttl: float) -> Prompt:
+    """Fetch the entry for ``key`` (one thread per key at a time); on failure keep the old."""
+    with _LOCKS.setdefault(key, threading.Lock()):
+        old = _CACHE.get(key)
+        if old is not None and time.monotonic() - old.fetched < ttl:
+            return old.prompt  # another thread refreshed it while this one waited
+        try:
+            entry = _fetch(key, old, ttl)
+        except (TetherError, OSError, ValueError) as exc:
+            if old is None:
+                raise
+            warnings.warn(
+                f"cannot refresh {old.prompt.ref}"
+                + (f" (label {old.pin.label})" if old.pin.label else "")
+                + f": {exc}; still serving the version loaded before",
+                StalePromptWarning,
+                stacklevel=3,
+            )
+            entry = replace(old, fetched=time.monotonic())
+        _CACHE[key] = entry
+        return entry.prompt
+
+
+def _fetch(key: tuple[Any, ...], old: _Entry | None, ttl: float) -> _Entry:
+    name, label, version, repo, ref, bundle, _cwd = key
+    label = _check_request(name, label, version, repo, ref, bundle)
+    if bundle is not None:
+        return _from_bundle(Path(bundle), name, label, version, old)
+    root, where = _git_dir(repo, ttl)
+    if label is not None:
+        pin = resolve_label(root, name, label, where)
+    else:
+        pin = resolve_version(root, name, str(version), ref, where)
+    if old is not None and _same_files(old.pin, pin):
+        return replace(old, pin=pin, fetched=time.monotonic())
+    prompt = _build(pin, files_at(root, pin), where)
+    return _Entry(prompt, pin, None, time.monotonic())
+
+
+def _same_files(a: Pin, b: Pin) -> bool:
+    """Whether two pins serve the same files (a label re-assigned to its version does)."""
+    return replace(a, label=None, tag=None) == replace(b, label=None, tag=None)
+
+
+def _check_request(
+    name: str,
+    label: str | None,
+    version: str | None,
+    repo: PathLike | None,
+    ref: str | None,
+    bundle: PathLike | None,
+) -> str | None:
+    """The label to resolve (None with a version), after refusing a malformed request."""
+    if parse_ref(name)[1] is not None:
+        raise PromptError(f"load({name!r}): give the name alone, and label= or version=")
+    if label is not None and version is not None:
+        raise PromptError(f"load({name!r}): give label= or version=, not both")
+    if version is not None:
+        version_key(version)
+    else:
+        label = label or DEFAULT_LABEL
+        _check_label(label)
+    if bundle is not None and (repo is not None or ref is not None):
+        raise PromptError("a bundle is a source by itself: give bundle= without repo= or ref=")
+    if ref is not None and (not ref or ref.startswith("-")):
+        raise PromptError(f"{ref!r} is not a branch, tag or commit")
+    if ref is not None and label is not None:
+        raise PromptError(
+            f"ref= reads a version that is not registered yet (version=); {name}'s label "
+            f"{label!r} is always read from its version's registration commit: drop ref="
+        )
+    return label
+
+
+# -- git sources ----------------------------------------------------------------------------
+def _git_dir(repo: PathLike | None, ttl: float) -> tuple[Path, str]:
+    """The repository to run git in, and how to name it in messages."""
+    if repo is None:
+        try:
+            root = find_root()
+        except NotARepositoryError as exc:
+            raise PromptError(f"{exc}; or pass repo= (a path or git URL) or bundle=") from exc
+        return root, str(root)
+    text = os.fspath(repo)
+    if isinstance(repo, str) and _URL.match(text):
+        return _mirror(text, ttl), text
+    path = Path(text)
+    if not path.is_dir():
+        raise PromptError(f"no repository at {path}: pass repo= an existing path or a git URL")
+    return path, text
+
+
+def cache_root() -> Path:
+    """``$TETHER_PROMPTS_CACHE``, else ``$XDG_CACHE_HOME/tether/prompts`` (``~/.cache``)."""
+    given = os.environ.get("TETHER_PROMPTS_CACHE")
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tether" / "prompts"
+
+
+def _mirror(url: str, ttl: float) -> Path:
+    """A bare mirror of ``url``, cloned once and fetched when older than ``ttl``."""
+    import hashlib
+
+    folder = cache_root() / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".git")
+    last = _FETCHED.get(url)
+    now = time.monotonic()
+    if last is not None and now - last < ttl and folder.is_dir():
+        return folder
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a service must not wait for a password
+    if folder.is_dir() and not (folder / "HEAD").is_file():
+        shutil.rmtree(folder)  # not a repository any more: clone it again
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            git(folder.parent, "clone", "--mirror", "--quiet", url, str(tmp), env=env)
+        except GitError as exc:
+            raise PromptError(f"cannot clone the prompts repository {url}: {exc}") from exc
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process cloned it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        try:
+            git(folder, "fetch", "--quiet", "--prune", "origin", env=env)
+        except GitError as exc:
+            warnings.warn(
+                f"cannot fetch the prompts repository {url} ({exc}): serving prompts from its "
+                f"mirror as last fetched ({folder})",
+                StalePromptWarning,
+                stacklevel=6,
+            )
+    _FETCHED[url] = now
+    return folder
+
+
+def _tags(root: Path, *patterns: str) -> dict[str, tuple[str, str]]:
+    """Annotated tags matching ``patterns``: name -> (the commit it points at, its message)."""
+    out = git(root, "for-each-ref", f"--format={_TAGS_FORMAT}", *patterns)
+    found = {}
+    for record in out.decode("utf-8", "replace").split("\0\0"):
+        parts = record.strip("\n").split("\0", 3)
+        if len(parts) == 4 and parts[0] and parts[1] == "tag" and parts[2]:
+            found[parts[0]] = (parts[2], parts[3])
+    return found
+
+
+def _field(message: str, key: str) -> str | None:
+    """The value of a ``key: value`` line of a tag message."""
+    return next((ln[len(key) :].strip() for ln in message.splitlines() if ln.startswith(key)), None)
+
+
+def _check_label(label: str) -> None:
+    if not LABEL.match(label):
+        raise PromptError(f"{label!r} is not a label (lower-case letters, digits, - and _)")
+
+
+def resolve_label(root: Path, name: str, label: str, where: str) -> Pin:
+    """The version ``name``'s ``label`` points at now: its tag with the highest N."""
+    tags = _tags(root, f"refs/tags/{name}#{label}#*", f"refs/tags/{name}@v*")
+    prefix = f"{name}#{label}#"
+    assigned = [
+        (int(n), tag)
+        for tag in tags
+        if tag.startswith(prefix) and (n := tag[len(prefix) :]).isascii() and n.isdigit()
+    ]
+    if not assigned:
+        raise PromptError(
+            f"{name} has no label {label!r} in {where}: `tether prompt promote {name}@VERSION "
+            f"--label {label}` assigns it (add --push when this service reads a remote)"
+        )
+    _n, tag = max(assigned)
+    message = tags[tag][1]
+    version, content = _field(message, "version: "), _field(message, CONTENT)
+    registration = tags.get(tag_of(name, version or "?"))
+    pinned = _field(registration[1], CONTENT) if registration else None
+    if registration is None or pinned is None:
+        raise PromptError(
+            f"tag {tag} in {where} names {name}@{version}, which is not registered there: "
+            f"push its tag too (`tether prompt promote ... --push` sends both)"
+        )
+    if content != pinned:
+        raise PromptError(
+            f"tag {tag} in {where} says content {content}, but {name}@{version} is registered "
+            f"with {pinned}: a tag was changed by hand (`tether prompt history {name}` shows it)"
+        )
+    return Pin(name, str(version), pinned, registration[0], label, tag)
+
+
+def resolve_version(root: Path, name: str, version: str, ref: str | None, where: str) -> Pin:
+    """``name@version`` as registered; else, when ``ref`` is given, as it is at ``ref``."""
+    found = _tags(root, f"refs/tags/{tag_of(name, version)}").get(tag_of(name, version))
+    pinned = _field(found[1], CONTENT) if found else None
+    if found is not None and pinned:
+        return Pin(name, version, pinned, found[0])
+    if ref is None:
+        raise PromptError(
+            f"{name}@{version} is not registered in {where}: register it with `tether prompt "
+            f"register {name}@{version}`, or pass ref= (a branch or commit) to read it unverified"
+        )
+    try:
+        commit = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except GitError:
+        raise PromptError(f"{where} has no branch, tag or commit {ref!r}") from None
+    return Pin(name, version, None, commit.decode().strip())
+
+
+def files_at(root: Path, pin: Pin) -> dict[str, bytes]:
+    """The files of ``pin``'s version folder at its commit (what ``templates.load`` would read
+    from the folder: its files, not its subfolders)."""
+    rel = f"{PROMPTS_DIR}/{pin.name}/{pin.version}"
+    listing = git(root, "ls-tree", "-z", pin.commit, f"{rel}/").decode()
+    blobs = []
+    for line in filter(None, listing.split("\0")):
+        info, _, path = line.partition("\t")
+        mode, kind, oid = info.split()
+        if kind == "blob" and mode in ("100644", "100755"):
+            blobs.append((path.rpartition("/")[2], oid))
+    if not blobs:
+        raise PromptError(f"commit {pin.commit[:12]} has no files in {rel}/")
+    out = git(root, "cat-file", "--batch", stdin="".join(f"{oid}\n" for _, oid in blobs).encode())
+    files, pos = {}, 0
+    for file, _oid in blobs:
+        header_end = out.index(b"\n", pos)
+        size = int(out[pos:header_end].split()[2])
+        files[file] = out[header_end + 1 : header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+    return files
+
+
+def _verify(pin: Pin, files: dict[str, bytes], where: str) -> str:
+    """The content id of ``files``, refused when it is not the one ``pin`` registered."""
+    got = content_id(files)
+    if pin.content_id is not None and got != pin.content_id:
+        raise PromptError(
+            f"{pin.name}@{pin.version} in {where}: its files at {pin.commit[:12]} have content "
+            f"{got}, not the registered {pin.content_id}: refusing to serve them"
+        )
+    return got
+
+
+def _build(pin: Pin, files: dict[str, bytes], where: str) -> Prompt:
+    """A ``Prompt`` from verified files, straight from memory."""
+    bad = sorted(f for f in files if f in ("", ".", "..") or any(c in f for c in "/\\\0"))
+    if bad:  # a bundle is not signed: its file names are checked all the same
+        raise PromptError(f"{pin.name}@{pin.version} in {where} has a bad file name {bad[0]!r}")
+    _verify(pin, files, where)
+    return from_files(pin.name, pin.version, files, Path(PROMPTS_DIR, pin.name, pin.version))
+
+
+# -- bundles --------------------------------------------------------------------------------
+def write_bundle(root: Path, names: list[str] | None, label: str, path: Path) -> list[Pin]:
+    """Write the versions ``label`` points at (of ``names``, default every prompt that has
+    it), read from their registration commits and verified, to the bundle file ``path``."""
+    import base64
+    import json
+
+    from tether._fs import atomic_write
+
+    _check_label(label)
+    where = str(root)
+    if not names:
+        tags = git(root, "for-each-ref", "--format=%(refname:strip=2)", f"refs/tags/*#{label}#*")
+        found = {t.partition("#")[0] for t in tags.decode().split()}
+        names = sorted(n for n in found if NAME.match(n))
+        if not names:
+            raise PromptError(
+                f"no prompt has the label {label!r} in {where}: `tether prompt promote "
+                f"NAME@VERSION --label {label}` assigns it"
+            )
+    entries: dict[str, Any] = {}
+    pins = []
+    for name in sorted(set(names)):
+        parse_ref(name)
+        pin = resolve_label(root, name, label, where)
+        files = files_at(root, pin)
+        _verify(pin, files, where)
+        encoded: dict[str, Any] = {}
+        for file, data in files.items():
+            try:
+                encoded[file] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                encoded[file] = {"base64": base64.b64encode(data).decode()}
+        entries[name] = {
+            "label": label,
+            "version": pin.version,
+            "content_id": pin.content_id,
+            "commit": pin.commit,
+            "tag": pin.tag,
+            "files": encoded,
+        }
+        pins.append(pin)
+    doc = {"tether": BUNDLE_KIND, "format": BUNDLE_FORMAT, "label": label, "prompts": entries}
+    atomic_write(Path(path), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    return pins
+
+
+def _from_bundle(
+    path: Path, name: str, label: str | None, version: str | None, old: _Entry | None
+) -> _Entry:
+    """The entry for ``name`` from a bundle, re-read only when the file changed."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise PromptError(f"cannot read the prompt bundle {path}: {exc.strerror}") from exc
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    if old is not None and old.stamp == stamp:
+        return replace(old, fetched=time.monotonic())
+    pin, files = _bundle_entry(path, path.read_bytes(), name, label, version)
+    if content_id(files) != pin.content_id:
+        raise PromptError(
+            f"the prompt bundle {path} was edited or damaged: {name}@{pin.version}'s files do "
+            f"not match its content id {pin.content_id}; write it again with `tether prompt "
+            f"bundle --label {pin.label} -o {path}`"
+        )
+    return _Entry(_build(pin, files, str(path)), pin, stamp, time.monotonic())
+
+
+def _bundle_entry(
+    path: Path, data: bytes, name: str, label: str | None, version: str | None
+) -> tuple[Pin, dict[str, bytes]]:
+    import base64
+    import binascii
+
+    from tether._documents import read_document
+
+    doc = read_document(data, BUNDLE_KIND, BUNDLE_FORMAT, f"the prompt bundle {path}")
+    prompts = doc.get("prompts")
+    if not isinstance(prompts, dict):
+        raise PromptError(f"the prompt bundle {path} is damaged: it has no `prompts` mapping")
+    entry = prompts.get(name)
+    if not isinstance(entry, dict):
+        raise PromptError(
+            f"the prompt bundle {path} has no prompt {name} (it has "
+            f"{', '.join(sorted(prompts)) or 'none'}): add it with `tether prompt bundle "
+            f"{' '.join(sorted({*prompts, name}))} --label {label or doc.get('label')} -o {path}`"
+        )
+    have = f"{name}@{entry.get('version')} with label {entry.get('label')!r}"
+    if (label is not None and entry.get("label") != label) or (
+        version is not None and entry.get("version") != version
+    ):
+        wanted = f"label {label!r}" if label is not None else f"version {version}"
+        raise PromptError(f"the prompt bundle {path} holds {have}, not {wanted}")
+    files: dict[str, bytes] = {}
+    try:
+        for file, value in dict(entry["files"]).items():
+            if isinstance(value, str):
+                files[str(file)] = value.encode("utf-8")
+            else:
+                files[str(file)] = base64.b64decode(value["base64"], validate=True)
+        pin = Pin(
+            name,
+            str(entry["version"]),
+            str(entry["content_id"]),
+            str(entry.get("commit", "")),
+            str(entry["label"]),
+            entry.get("tag"),
+        )
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise PromptError(f"the prompt bundle {path} is damaged at {name} ({exc!r})") from exc
+    return pin, files
