@@ -1,10 +1,12 @@
-"""`make demo`: a guided tour of Tether in a temporary folder, in three parts.
+"""`make demo`: a guided tour of Tether in a temporary folder, in four parts.
 
 Part 1 versions data next to git. Part 2 trains the sentiment example (examples/sentiment/) a
 few times and asks Tether which run did best and why two runs differ. Part 3 runs the same
 classifier as a pipeline (examples/pipeline/), re-runs only what a change makes stale,
-reproduces a past run and catches an unseeded random generator. Every step is a real command,
-printed before it runs; the tour fails loudly if any step does.
+reproduces a past run and catches an unseeded random generator. Part 4 versions a prompt
+(examples/prompt-ab/), evaluates and compares versions on real reviews, promotes one, lets the CI
+gate reject a worse one and rolls back. Every step is a real command, printed before it runs;
+the tour fails loudly if any step does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 SENTIMENT = Path(__file__).resolve().parent / "sentiment"
 PIPELINE = Path(__file__).resolve().parent / "pipeline"
+PROMPT_AB = Path(__file__).resolve().parent / "prompt-ab"
 ENV = {
     **os.environ,
     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -81,6 +84,8 @@ def main() -> None:
         tour_runs(base)
         part("Part 3: pipelines and reproducibility")
         tour_pipeline(base)
+        part("Part 4: Prompts: evaluate, compare, promote, gate, roll back")
+        tour_prompts(base)
         print(f"\nDone. Everything ran in {shlex.quote(str(base))} (now removed).")
 
 
@@ -247,6 +252,66 @@ def tour_pipeline(base: Path) -> None:
     sh("git diff", repo)
     sh("tether run --check-determinism -n seeded -- python shuffle.py", repo)
     sh("tether reproduce seeded-1", repo)
+
+
+def tour_prompts(base: Path) -> None:
+    say("22. A prompt versioned in git: sentiment v1.0.0, and a suite of 300 real reviews")
+    repo = base / "prompt-ab"
+    src = shlex.quote(str(PROMPT_AB))
+    sh("git init -q -b main prompt-ab", base)
+    sh("git config user.email demo@example.com  # label events record who: this", repo)
+    sh("tether init", repo)
+    sh(
+        f"mkdir -p prompts/sentiment && cp -r {src}/prompts/sentiment/v1.0.0 prompts/sentiment/",
+        repo,
+    )
+    sh(f"mkdir evals && cp {src}/evals/sentiment.yaml evals/ && cp {src}/make_suite.py .", repo)
+    sh("cat prompts/sentiment/v1.0.0/template.jinja2", repo)
+    sh("python make_suite.py && head -3 evals/sentiment-cases.csv", repo)
+    sh("tether prompt lint --suite evals/sentiment.yaml", repo)
+    sh(
+        "echo report.html >> .gitignore && git add -A && git commit -qm 'feat: sentiment prompt'",
+        repo,
+    )
+    sh("tether prompt register sentiment@v1.0.0", repo)
+
+    say(
+        "23. Evaluate it. No model runs here: the `scripted` provider is a STAND-IN, rules in the"
+        " suite that act as a crude model reading its prompt. Its scores say nothing about any real"
+        " model; the reviews are real and every figure is computed from its answers"
+    )
+    sh("sed -n '/^# No model/,/^providers:/p' evals/sentiment.yaml", repo)
+    sh("tether prompt eval sentiment@v1.0.0 --suite evals/sentiment.yaml --html report.html", repo)
+    sh("tether prompt promote sentiment@v1.0.0 --label production", repo)
+
+    say("24. v1.1.0 adds two hints on how critics write: what changed, and is it better?")
+    sh("tether prompt bump sentiment", repo)
+    sh(
+        f"cp {src}/prompts/sentiment/v1.1.0/* prompts/sentiment/v1.1.0/  # the edit, ready-made",
+        repo,
+    )
+    sh("tether prompt diff sentiment@v1.0.0 sentiment@v1.1.0", repo)
+    sh("tether prompt eval sentiment@v1.1.0 --suite evals/sentiment.yaml", repo)
+    sh("tether prompt compare sentiment@v1.0.0 sentiment@v1.1.0 --suite evals/sentiment.yaml", repo)
+
+    say("25. Ship it: register, staging first, then production with a passing eval of this content")
+    sh("git add -A && git commit -qm 'feat(prompts): sentiment v1.1.0'", repo)
+    sh("tether prompt register sentiment@v1.1.0", repo)
+    sh("tether prompt promote sentiment@v1.1.0 --label staging", repo)
+    sh("tether prompt promote sentiment@v1.1.0 --require-eval --label production", repo)
+
+    say("26. A pull request trims long reviews to save tokens (v1.2.0): the CI gate rejects it")
+    sh("git checkout -q -b trim-reviews && tether prompt bump sentiment", repo)
+    sh(f"cp {src}/prompts/sentiment/v1.2.0/* prompts/sentiment/v1.2.0/", repo)
+    sh("tether prompt diff sentiment@v1.1.0 sentiment@v1.2.0 | grep '^[-+]Review'", repo)
+    sh("git add -A && git commit -qm 'perf(prompts): trim long reviews'", repo)
+    sh("tether prompt ci --base main --report prompts-report.md  # the PR comment", repo, expect=1)
+    sh("git checkout -q main && tether prompt history sentiment", repo)
+
+    say("27. Had v1.1.0 misbehaved in production, one command puts v1.0.0 back")
+    sh("tether prompt rollback sentiment --label production", repo)
+    sh("tether prompt render sentiment@production --var review='Not good, and far too long.'", repo)
+    sh("tether prompt history sentiment | tail -1", repo)
 
 
 if __name__ == "__main__":
