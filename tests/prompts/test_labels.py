@@ -59,6 +59,11 @@ def test_promote_rollback_and_history(versions: Path, tether: Tether, project: P
         in tether("prompt", "rollback", "sentiment", "--label", "production").output
     )
     assert "R: x" in tether("prompt", "render", "sentiment@production", "--var", "review=x").output
+    # a second rollback does not swap back to the version just rolled away from
+    assert (
+        "nothing to roll back to"
+        in tether("prompt", "rollback", "sentiment", "--label", "production", expect=1).output
+    )
     history = tether("prompt", "history", "sentiment").output
     assert history.count("sentiment#production#") == 3 and "rollback by" in history
     assert git(versions, "rev-parse", "sentiment#production#3^{}") == git(
@@ -68,6 +73,14 @@ def test_promote_rollback_and_history(versions: Path, tether: Tether, project: P
         "no label 'staging'"
         in tether("prompt", "render", "sentiment@staging", "--var", "review=x", expect=1).output
     )
+
+
+def test_the_actor_is_who_git_would_commit_as(
+    versions: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "ci-bot@example.com")
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
+    assert "promote by ci-bot@example.com" in tether("prompt", "history", "sentiment").output
 
 
 def test_require_eval_and_unregistered_versions(versions: Path, tether: Tether) -> None:

@@ -217,12 +217,20 @@ def test_holm_across_metrics_can_take_away_a_marginal_pass_rate_result() -> None
     alone = compare(a_only, b_only)
     assert alone.pass_rate.p_value == pytest.approx(2 / 64)  # 6 discordant, all for B
     assert alone.verdict == BETTER
-    # the same outcomes, now also testing latency (identical: p = 1): p doubles to 1/16
-    flat = [1.0] * 40
-    with_latency = compare(_suite(passed_a, latency_s=flat), _suite([True] * 40, latency_s=flat))
+    # the same outcomes, now also testing latency (no signal in it): p doubles to 1/16
+    lat = [1.0 + 0.01 * i for i in range(40)]
+    with_latency = compare(
+        _suite(passed_a, latency_s=lat), _suite([True] * 40, latency_s=lat[::-1])
+    )
     assert with_latency.pass_rate.p_adjusted == pytest.approx(2 * 2 / 64)
-    assert with_latency.latency is not None and with_latency.latency.p_adjusted == 1.0
+    assert with_latency.latency is not None and with_latency.latency.p_adjusted is not None
+    assert with_latency.latency.p_adjusted > 0.5
     assert with_latency.verdict == NO_DIFFERENCE
+    # identical latencies carry nothing to test: reported, not tested, no share of alpha
+    flat = [1.0] * 40
+    same = compare(_suite(passed_a, latency_s=flat), _suite([True] * 40, latency_s=flat))
+    assert same.latency is not None and same.latency.test is None
+    assert same.pass_rate.p_adjusted == pytest.approx(2 / 64) and same.verdict == BETTER
 
 
 def test_score_decides_when_pass_fail_never_differs() -> None:

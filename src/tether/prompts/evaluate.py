@@ -126,7 +126,7 @@ def evaluate(
     False. A case whose rendering fails is an error row, not an aborted eval."""
     if repeat < 1:
         raise PromptError("--repeat is at least 1")
-    model = prompt.model or provider.model
+    model = provider.model or prompt.model or ""  # a configured provider's model wins
     requests: list[Request] = []
     rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
     for case in suite.cases:

@@ -27,7 +27,8 @@ class Compared:
 
     @property
     def passed(self) -> bool:
-        return self.comparison.gate == GATE_PASS
+        """Not worse than the baseline by more than the margin, and the suite's thresholds met."""
+        return self.comparison.gate == GATE_PASS and self.b.passed
 
 
 def compare_versions(
@@ -84,7 +85,12 @@ def markdown(results: list[Compared], alone: list[EvalResult]) -> str:
             "|" + "---|" * len(HEADER),
             *("| " + " | ".join(cells) + " |" for cells in rows(c)),
             "",
-            f"**Verdict:** {c.verdict}. **Gate ({mark}):** {c.summary()[-1]}",
+            f"**Verdict:** {c.verdict}. **Gate ({mark}):** {_gate_line(c)}",
+            *(
+                f"Suite threshold {key} not met: {value:.4g} (limit {limit:g})."
+                for key, (limit, value, ok) in r.b.thresholds.items()
+                if not ok
+            ),
             f"Runs: {r.a.run} (A), {r.b.run} (B).",
             "",
         ]
@@ -98,6 +104,10 @@ def markdown(results: list[Compared], alone: list[EvalResult]) -> str:
             "",
         ]
     return "\n".join(out) + "\n"
+
+
+def _gate_line(c: Comparison) -> str:
+    return c.summary()[-1].removeprefix("gate: ")
 
 
 def changed_versions(root: Path, base: str) -> list[tuple[str, str]]:

@@ -140,7 +140,12 @@ def rollback(ws: Workspace, name: str, label: str, load: Any) -> Assignment:
     if not found:
         raise PromptError(f"{name} has never had the label {label!r}")
     now = found[-1].version
-    before = next((a for a in reversed(found) if a.version != now), None)
+    # a version a rollback moved away from is not a target again: two rollbacks go two steps
+    # back instead of swapping the same two versions
+    undone = {found[i - 1].version for i, a in enumerate(found) if a.reason == "rollback" and i > 0}
+    before = next(
+        (a for a in reversed(found) if a.version != now and a.version not in undone), None
+    )
     if before is None:
         raise PromptError(f"{name}#{label} has only ever pointed at {now}: nothing to roll back to")
     return promote(ws, load(before.version), label, reason="rollback", eval_run=before.eval_run)
@@ -187,9 +192,10 @@ def _label_tags(root: Path, name: str) -> dict[str, tuple[str, str | None]]:
 
 
 def _actor(root: Path) -> str:
-    """Who assigns: git's user.email, else the login name (identity by key comes with the
-    registry's signed events)."""
-    email = (git_maybe(root, "config", "user.email") or b"").decode().strip()
+    """Who assigns: the e-mail git would commit as (GIT_COMMITTER_EMAIL, then user.email), else
+    the login name (identity by key comes with the registry's signed events)."""
+    ident = (git_maybe(root, "var", "GIT_COMMITTER_IDENT") or b"").decode()
+    email = ident.partition("<")[2].partition(">")[0].strip()
     return email or getpass.getuser()
 
 
