@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tether.errors import GitError
 from tether.events import EventLog
 from tether.events.gitmirror import git_ref, import_from_git, record
 from tether.gitio.repo import git, git_maybe
@@ -207,7 +208,7 @@ def push(ws: Workspace, name: str, remote: str) -> None:
     ref = git_ref(LOG)
     try:
         git(ws.root, "push", "--atomic", "--quiet", remote, *tags, f"{ref}:{ref}")
-    except Exception as exc:
+    except GitError as exc:
         raise PromptError(
             f"push to {remote} refused ({str(exc).splitlines()[-1][:200]}): someone else assigned "
             "a label first; run `tether prompt pull` and assign again"
