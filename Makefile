@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 EXAMPLES := $(VENV)/.examples
 
-.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline docs clean
+.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-runs: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+bench-prompts: $(STAMP)
+	$(BIN)/python benchmarks/bench_prompts.py
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py --write

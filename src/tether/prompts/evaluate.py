@@ -289,8 +289,9 @@ def _record(
         "provider": provider.name,
         "verdict": "pass" if out.passed else "fail",
     }
+    # queued for the index, read back by the next search: an eval does not load SQLAlchemy
     with live.start(
-        ws, name=f"eval-{name}-{version}", experiment=f"prompt-{name}", tags=tags
+        ws, name=f"eval-{name}-{version}", experiment=f"prompt-{name}", tags=tags, index=False
     ) as run:
         run.log_params(
             {

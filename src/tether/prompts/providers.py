@@ -633,15 +633,22 @@ def cached_complete(
             if response is not None:
                 on_done(i, response)
 
-    def done(j: int, response: Response) -> None:
-        cache.put(keys[misses[j]], response)
-        if on_done is not None:
-            on_done(misses[j], response)
+    if not misses:
+        return [r for r in out if r is not None]
+    # answers are written to the cache by one background thread as they arrive: the calling
+    # thread keeps handing out requests instead of waiting on the disk
+    from concurrent.futures import ThreadPoolExecutor
 
-    if misses:
+    with ThreadPoolExecutor(1, thread_name_prefix="tether-cache") as writer:
+
+        def done(j: int, response: Response) -> None:
+            writer.submit(cache.put, keys[misses[j]], response)
+            if on_done is not None:
+                on_done(misses[j], response)
+
         answers = provider.complete_many([requests[i] for i in misses], jobs=jobs, on_done=done)
-        for i, response in zip(misses, answers, strict=True):
-            out[i] = response
+    for i, response in zip(misses, answers, strict=True):
+        out[i] = response
     return [r for r in out if r is not None]
 
 

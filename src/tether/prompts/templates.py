@@ -19,6 +19,7 @@ A version's *content id* is the hash of its files (names and bytes), what regist
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -324,9 +325,8 @@ def _render(prompt: Prompt, template: tuple[str, str, str], values: dict[str, An
     from jinja2.exceptions import SecurityError
 
     _role, where, src = template
-    env = _environment()
     try:
-        return str(env.from_string(src).render(**values))
+        return str(_compiled(src).render(**values))
     except SecurityError as exc:
         raise PromptError(f"{prompt.ref}: {where} was blocked by the sandbox: {exc}") from None
     except UndefinedError as exc:
@@ -335,6 +335,12 @@ def _render(prompt: Prompt, template: tuple[str, str, str], values: dict[str, An
         raise PromptError(f"{prompt.ref}: {where}{at}: {exc.message}") from None
     except TemplateError as exc:
         raise PromptError(f"{prompt.ref}: {where}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(src: str) -> jinja2.Template:
+    """A template compiled once per process: an eval renders the same one for every case."""
+    return _environment().from_string(src)
 
 
 def _template_line(exc: BaseException) -> int | None:
