@@ -93,7 +93,7 @@ def test_a_changed_file_names_the_versions_runs_knew(
 
 
 def test_targets_that_are_not_there_get_a_clear_error(project: Project, chain: Chain) -> None:
-    with pytest.raises(UsageError, match=r"model version.*not there yet"):
+    with pytest.raises(UsageError, match=r"model version.*no such model is registered"):
         resolve_target(project.ws, "sentiment@3")
     with pytest.raises(UsageError, match="not a path here, an object id"):
         resolve_target(project.ws, "no-such-thing")

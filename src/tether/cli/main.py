@@ -35,6 +35,11 @@ COMMANDS = {
     "repro": "pipelines:repro",
     "reproduce": "reproduce:reproduce",
     "prompt": "prompts:prompt",
+    "model": "models:model",
+    "audit": "models:audit",
+    "keys": "keys:keys",
+    "policy": "hooks:policy",
+    "hooks": "hooks:hooks",
 }
 
 

@@ -11,7 +11,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.errors import MissingObjectError, PathError, PointerError, RunError, UsageError
+from tether.errors import (
+    FormatError,
+    MissingObjectError,
+    PathError,
+    PointerError,
+    RunError,
+    UsageError,
+)
 from tether.hashing import PREFIX, hash_file, is_object_id
 from tether.lineage import lookup
 from tether.objects.tree import Tree, TreeEntry
@@ -40,18 +47,38 @@ def resolve_target(ws: Workspace, text: str) -> Target:
     found = path_target(ws, text)
     if found is not None:
         return found
+    model = _model_version(ws, text)
+    if model is not None:
+        return Target(OBJECT, model)
     try:
         return Target(RUN, catalog.resolve(ws, text))
     except RunError:
         if MODEL_VERSION.match(text):
             raise UsageError(
-                f"{text} looks like a model version (NAME@VERSION): lineage of registered models "
-                "is not there yet; give the model's file path or its object id instead"
+                f"{text} looks like a model version (NAME@VERSION, @STAGE or @ALIAS) but no such "
+                "model is registered here: `tether model list` shows them"
             ) from None
         raise UsageError(
             f"{text!r} is not a path here, an object id (blake3:…) or a run (id, id prefix or "
             "name): `tether runs list` shows the runs"
         ) from None
+
+
+def _model_version(ws: Workspace, text: str) -> str | None:
+    """The object of a registered model version: ``NAME@vN``, ``NAME@STAGE``, ``NAME@ALIAS``
+    (the registry keeps a ref ``registry/NAME/AT`` for each), or the version id a serving
+    process stamped on a prediction (``NAME@vN#blake3:…``)."""
+    head, _, stamped = text.partition("#")
+    if stamped and is_object_id(stamped) and MODEL_VERSION.match(head):
+        return stamped
+    if not MODEL_VERSION.match(text):
+        return None
+    name, _, at = text.partition("@")
+    try:
+        ref = ws.refs.get(f"registry/{name}/{at}")
+    except FormatError:
+        return None
+    return ref[0] if ref else None
 
 
 def _object_by_prefix(ws: Workspace, text: str) -> str:

@@ -136,6 +136,10 @@ def reproduce(
             verdict.worktree = None
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
+    if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
+        from tether.runs.amend import amend
+
+        amend(ws, verdict.reproduction, tags={"verdict": verdict.verdict})
     return verdict
 
 

@@ -1,0 +1,230 @@
+"""``tether model``: the model registry, and ``tether audit``: its event log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _ws() -> Any:
+    from tether.api import Project
+
+    return Project.open().ws
+
+
+@click.group()
+def model() -> None:
+    """The model registry: versions pointing at a run's model files, stages (staging,
+    production, archived) reached through signed requests and approvals under the policies in
+    tether.toml, free-form aliases, signed releases.
+
+    \b
+      tether model register NAME --run RUN --path model.pkl
+      tether model request NAME@v3 --to production --comment "beats v2"
+      tether model approve NAME@v3          # another identity's key
+      tether model sign NAME 3 && tether model verify NAME 3
+      tether model get NAME@production -o serving/
+    """
+
+
+@model.command("register")
+@click.argument("name")
+@click.option("--run", "run", required=True, help="The run that made the model (id, prefix, name).")
+@click.option("--path", "path", required=True, help="The model file or folder the run recorded.")
+@click.option("--description", default="", help="What this version is.")
+def register(name: str, run: str, path: str, description: str) -> None:
+    """Register version N+1 of NAME: the object id of what RUN recorded for PATH (an output or
+    an artifact), with the run's code, data, environment and params attached. A version never
+    points at other bytes."""
+    from tether.registry import store
+
+    v = store.register(_ws(), name, run, path, description)
+    click.echo(f"registered {v.ref}: {v.object} from run {v.run[:13]}")
+
+
+@model.command("request")
+@click.argument("spec")
+@click.option("--to", "to", required=True, type=click.Choice(["staging", "production", "archived"]))
+@click.option("--comment", default="", help="Why.")
+def request(spec: str, to: str, comment: str) -> None:
+    """Ask to move NAME@VERSION to a stage: a signed request that approvers decide. Refused at
+    once when a release gate of that stage's policy fails (the message names the rule)."""
+    from tether.registry import store
+
+    req = store.request(_ws(), spec, to, comment)
+    state = "done (no approval needed)" if req.status == "approved" else "waiting for approval"
+    click.echo(
+        f"request {req.id[7:19]}: {req.name}@v{req.version} -> {req.to} by {req.by}, {state}"
+    )
+
+
+def _decide(spec: str, approve: bool, comment: str) -> None:
+    from tether.registry import store
+
+    req = store.decide(_ws(), spec, approve, comment)
+    if not approve:
+        click.echo(f"rejected {req.name}@v{req.version} -> {req.to}")
+    elif req.status == "approved":
+        click.echo(f"approved: {req.name}@v{req.version} is now in {req.to}")
+    else:
+        click.echo(
+            f"approval recorded ({len(set(req.approvals))} so far): "
+            f"{req.name}@v{req.version} -> {req.to} waits for more"
+        )
+
+
+@model.command("approve")
+@click.argument("spec")
+@click.option("--comment", default="")
+def approve(spec: str, comment: str) -> None:
+    """Approve a request (NAME@VERSION's open request, or a request id), signed with your key.
+    It counts only if your key is trusted for an identity the stage's policy allows, with the
+    approver role, and (unless the policy says so) not the requester's."""
+    _decide(spec, True, comment)
+
+
+@model.command("reject")
+@click.argument("spec")
+@click.option("--comment", default="")
+def reject(spec: str, comment: str) -> None:
+    """Reject a request, signed with your key."""
+    _decide(spec, False, comment)
+
+
+@model.command("alias")
+@click.argument("spec")
+@click.argument("alias")
+def alias(spec: str, alias: str) -> None:
+    """Point ALIAS (champion, candidate…) at NAME@VERSION."""
+    from tether.registry import store
+
+    v = store.set_alias(_ws(), spec, alias)
+    click.echo(f"{v.name}@{alias} -> v{v.number}")
+
+
+@model.command("list")
+def list_() -> None:
+    """Every model and version, with stages and aliases."""
+    from tether.registry import store
+
+    state = store.load_state(_ws())
+    if not state.models:
+        click.echo("no models registered: `tether model register NAME --run RUN --path PATH`")
+    for _name, versions in sorted(state.models.items()):
+        for v in sorted(versions.values(), key=lambda x: x.number):
+            marks = [m for m in (v.stage, *sorted(v.aliases)) if m]
+            signed = "signed" if v.signature else ""
+            click.echo(f"{v.ref:<24} {' '.join(marks):<24} {signed:<7} run {v.run[:13]}")
+
+
+@model.command("show")
+@click.argument("spec")
+def show(spec: str) -> None:
+    """NAME[@VERSION|@STAGE|@ALIAS]: the version, its object, run, code commit, requests."""
+    from tether.registry import store
+
+    state = store.load_state(_ws())
+    v = state.resolve(spec)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.time))
+    click.echo(f"{v.ref}  stage: {v.stage or '-'}  aliases: {', '.join(sorted(v.aliases)) or '-'}")
+    click.echo(f"object: {v.object}  ({v.path})")
+    click.echo(f"run: {v.run}  commit: {v.commit or '-'}")
+    click.echo(f"registered {when} by {v.by}" + (f": {v.description}" if v.description else ""))
+    click.echo(f"signature: {'by ' + str(v.signed_by) if v.signature else 'none'}")
+    for r in state.requests.values():
+        if (r.name, r.version) == (v.name, v.number):
+            ok = ", ".join(sorted(set(r.approvals))) or "none"
+            click.echo(f"request {r.id[7:19]} -> {r.to}: {r.status}, by {r.by}, approved by {ok}")
+
+
+@model.command("get")
+@click.argument("spec")
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def get(spec: str, out: Path) -> None:
+    """Write NAME@VERSION|STAGE|ALIAS's files into OUT, checking every byte against its id (and
+    against the signed digests when the stage requires a signature)."""
+    from tether.registry import release
+
+    done = release.get(_ws(), spec, out)
+    how = f", signature by {done.signer} verified" if done.signer else ""
+    click.echo(f"{done.version.ref}: {done.files} file(s) in {out}, hashes verified{how}")
+
+
+@model.command("sign")
+@click.argument("name")
+@click.argument("version", type=int)
+def sign(name: str, version: int) -> None:
+    """Sign NAME version VERSION: an in-toto statement (the files' sha256) with SLSA provenance
+    (commit, data ids, lock files, params, seeds, builder), in a DSSE envelope, with your key."""
+    from tether.registry import release
+
+    v = release.sign(_ws(), f"{name}@v{version}")
+    click.echo(f"signed {v.ref} by {v.signed_by}")
+
+
+@model.command("verify")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Check the files here (as `get` wrote them) instead of the cache.",
+)
+def verify(name: str, version: int, folder: Path | None) -> None:
+    """Check NAME VERSION's signature against the trusted keys and every signed digest against
+    the files. Needs no network."""
+    from tether.registry import release
+
+    done = release.verify(_ws(), f"{name}@v{version}", folder)
+    click.echo(f"{done.version.ref}: signed by {done.signer}; {done.files} file(s) match")
+
+
+@model.group("policy")
+def policy() -> None:
+    """The promotion policies of tether.toml, recorded in the audit log."""
+
+
+@policy.command("apply")
+def policy_apply() -> None:
+    """Record tether.toml's [registry.policy.*] as the policy in force (a signed event); later
+    decisions record its id."""
+    from tether.registry import store
+
+    click.echo(f"policy in force: {store.apply_policy(_ws())}")
+
+
+@click.group()
+def audit() -> None:
+    """The registry's audit trail: a hash-chained log of signed events, mirrored into git."""
+
+
+@audit.command("log")
+@click.option("--model", "name", help="Only this model's events.")
+def audit_log(name: str | None) -> None:
+    """Every registry event, oldest first: who, when, what."""
+    from tether.registry import audit as trail
+
+    for ev in trail.log(_ws(), name):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ev.time))
+        what = {k: v for k, v in ev.body.items() if k not in ("signed", "policy")}
+        signed = "signed" if ev.body.get("signed") else "unsigned"
+        click.echo(f"{ev.seq:>5} {when} {ev.kind:<16} {ev.actor:<24} {signed:<8} {what}")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the chain, check every signature and the signed head; report the first broken
+    link. Exits 1 on any problem."""
+    from tether.registry import audit as trail
+
+    report = trail.verify(_ws())
+    for problem in report.problems:
+        click.secho(f"PROBLEM: {problem}", fg="red")
+    if not report.ok:
+        raise SystemExit(1)
+    head = f", head signed by {report.head_signed_by}" if report.head_signed_by else ""
+    click.echo(f"audit log verified: {report.events} events{head}")

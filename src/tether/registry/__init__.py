@@ -1,0 +1,2 @@
+"""The model registry: versions, stages through signed approvals, aliases, signed releases,
+and the audit trail they leave (see ``store``)."""

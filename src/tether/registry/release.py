@@ -1,0 +1,222 @@
+"""Signed releases: ``tether model sign`` makes an in-toto Statement v1 whose subjects are the
+model's files (sha256) and whose predicate is SLSA provenance v1 built from the run's record,
+in a DSSE envelope signed by the local key; ``verify`` checks it against the trusted keys and the
+files; ``get`` writes a version out, hashing every byte as it copies (BLAKE3 against the object
+id, and sha256 against the signed statement when the version's stage requires a signature).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tether import signing
+from tether._version import __version__
+from tether.hashing import PREFIX
+from tether.registry.policy import load_policies
+from tether.registry.store import (
+    RegistryError,
+    State,
+    Version,
+    _signer,
+    append,
+    load_state,
+    project_config,
+    writing,
+)
+from tether.runs import catalog
+from tether.workspace.materialize import is_folder
+from tether.workspace.repo import Workspace
+
+STATEMENT_TYPE = "application/vnd.in-toto+json"
+PROVENANCE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://tether.dev/run/v1"
+CHUNK = 8 << 20
+
+
+def files_of(ws: Workspace, v: Version) -> list[tuple[str, str]]:
+    """(relative name, object id) of every file of the version."""
+    if is_folder(ws, v.object):
+        return [(e.path, e.id) for e in ws.store.load_tree(v.object).entries if e.id]
+    return [(Path(v.path).name, v.object)]
+
+
+def _chunks(ws: Workspace, oid: str) -> Iterator[bytes]:
+    loose = ws.store.loose_path(oid)
+    if loose is None:
+        yield ws.store.read_bytes(oid)
+        return
+    with open(loose, "rb", buffering=0) as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _sha256(ws: Workspace, oid: str) -> str:
+    h = hashlib.sha256()
+    for chunk in _chunks(ws, oid):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def sign(ws: Workspace, spec: str) -> Version:
+    """Sign the version's provenance with the local key and record it in the registry."""
+    with writing(ws) as state:
+        v = state.resolve(spec)
+        record = catalog.load(ws, v.run)
+        subjects = [(name, _sha256(ws, oid)) for name, oid in files_of(ws, v)]
+        stmt = signing.statement(subjects, PROVENANCE, _provenance(ws, v, record))
+        signer, _who = _signer(ws)
+        envelope = signer.sign(STATEMENT_TYPE, json.dumps(stmt, sort_keys=True).encode())
+        with ws.writing():
+            oid = ws.store.put_bytes(json.dumps(envelope, sort_keys=True).encode())
+            ws.store.barrier()
+            ws.refs.set(f"registry/{v.name}/v{v.number}", [v.object, v.record, oid])
+        body = {"name": v.name, "version": v.number, "envelope": oid, "keyid": signer.keyid}
+        append(ws, "model.sign", body, sign=True)
+    return load_state(ws).version(v.name, v.number)
+
+
+def _provenance(ws: Workspace, v: Version, record: dict[str, Any]) -> dict[str, Any]:
+    code = record.get("code") or {}
+    data = record.get("data") or {}
+    deps: list[dict[str, Any]] = []
+    if code.get("commit"):
+        remote = code.get("remote") or str(ws.root)
+        deps.append({"uri": f"git+{remote}", "digest": {"gitCommit": code["commit"]}})
+    if code.get("diff"):
+        diff = {"uri": "tether:diff", "name": "uncommitted diff"}
+        deps.append({**diff, "digest": {"blake3": _hex(code["diff"])}})
+    for path, oid in sorted((data.get("inputs") or {}).items()):
+        deps.append({"uri": f"tether:data/{path}", "name": path, "digest": {"blake3": _hex(oid)}})
+    env = _env_doc(ws, record)
+    for path, oid in sorted((env.get("lock_files") or {}).items()):
+        lock = {"uri": f"tether:lock/{path}", "name": path}
+        deps.append({**lock, "digest": {"blake3": _hex(str(oid))}})
+    return signing.slsa_provenance(
+        build_type=BUILD_TYPE,
+        external_parameters={
+            "command": record.get("command"),
+            "params": record.get("params") or {},
+            "seeds": record.get("seeds") or {},
+        },
+        internal_parameters={"environment": record.get("env"), "run": v.run},
+        resolved_dependencies=deps,
+        builder_id="https://tether.dev/tether",
+        builder_version=__version__,
+        invocation_id=v.run,
+        started_on=_iso(record.get("started")),
+        finished_on=_iso(record.get("ended")),
+    )
+
+
+def _env_doc(ws: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(ws.store.read_bytes(record["env"]))
+    except (KeyError, OSError, ValueError):
+        return {}
+    return doc
+
+
+def _hex(oid: str) -> str:
+    return oid.removeprefix(PREFIX)
+
+
+def _iso(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass
+class Verified:
+    version: Version
+    signer: str  # the identity the signing key is trusted for
+    files: int
+
+
+def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
+    """The signature against the trusted keys, then every signed digest against the files (in
+    ``folder``, or in the cache)."""
+    state = load_state(ws)
+    v = state.resolve(spec)
+    stmt, identity = _statement(ws, v)
+    digests = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
+    names = dict(files_of(ws, v))
+    if set(digests) != set(names):
+        raise RegistryError(f"{v.ref}: the signed files are not the version's files")
+    for name, digest in digests.items():
+        now = signing.sha256_file(folder / name) if folder else _sha256(ws, names[name])
+        if now != digest:
+            raise RegistryError(
+                f"{v.ref}: {name} differs from what was signed (sha256 {now[:16]}…)"
+            )
+    return Verified(v, identity, len(digests))
+
+
+def _statement(ws: Workspace, v: Version) -> tuple[dict[str, Any], str]:
+    if v.signature is None:
+        raise RegistryError(f"{v.ref} is not signed: `tether model sign {v.name} {v.number}`")
+    envelope = json.loads(ws.store.read_bytes(v.signature))
+    checked = signing.verify(envelope, signing.trusted_keys(project_config(ws)))
+    if checked.payload_type != STATEMENT_TYPE:
+        raise RegistryError(f"{v.ref}: the signature is not over an in-toto statement")
+    stmt: dict[str, Any] = json.loads(checked.payload)
+    return stmt, checked.signer.identity
+
+
+def needs_signature(ws: Workspace, v: Version) -> bool:
+    if bool((project_config(ws).get("registry") or {}).get("require_signature", False)):
+        return True
+    return (
+        v.stage is not None
+        and "signed" in load_policies(project_config(ws)).for_stage(v.stage).require
+    )
+
+
+def get(ws: Workspace, spec: str, out: Path, state: State | None = None) -> Verified:
+    """Write the version's files into ``out``, hashing as it copies: every file must match its
+    object id, and (when its stage requires a signature) the signed sha256 too."""
+    state = state or load_state(ws)
+    v = state.resolve(spec)
+    signed: dict[str, str] | None = None
+    identity = ""
+    if needs_signature(ws, v):
+        stmt, identity = _statement(ws, v)
+        signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
+    out.mkdir(parents=True, exist_ok=True)
+    files = files_of(ws, v)
+    for name, oid in files:
+        dest = out / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _copy_checked(ws, oid, dest, None if signed is None else signed.get(name, "?"))
+    return Verified(v, identity, len(files))
+
+
+def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> None:
+    """Copy one object out, hashing the bytes on the way (one read): BLAKE3 against its id, or
+    sha256 against the signed digest (which then stands for both)."""
+    from blake3 import blake3
+
+    tmp = dest.with_name(f".{dest.name}.part")
+    hasher: Any = hashlib.sha256() if sha256 is not None else blake3(max_threads=blake3.AUTO)
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in _chunks(ws, oid):
+                hasher.update(chunk)
+                f.write(chunk)
+        got = hasher.hexdigest()
+        want = sha256 if sha256 is not None else _hex(oid)
+        if got != want:
+            raise RegistryError(
+                f"{dest.name}: the stored bytes do not match "
+                + ("the signed digest" if sha256 is not None else "their id")
+                + f" ({got[:16]}… instead of {want[:16]}…): the cache copy is damaged or was "
+                "changed; run `tether fsck` and `tether pull`"
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)

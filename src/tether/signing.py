@@ -1,0 +1,623 @@
+"""Ed25519 keys, DSSE envelopes and in-toto statements: who signed what, checked offline.
+
+Identity is a key, not an email: a git author can be anything (``git -c user.email=...``), so an
+approval counts only when it is signed by a key that the project's config maps to an identity.
+
+Private keys live outside every repository, one PEM file each (mode 0600) under the keys folder:
+``$TETHER_KEYS_DIR``, else ``$XDG_CONFIG_HOME/tether/keys``, else ``~/.config/tether/keys``.
+Each key is three files named by its key id's hex: ``<hex>.pem`` (private, PKCS8),
+``<hex>.pub`` (public, SubjectPublicKeyInfo PEM) and ``<hex>.json`` (``format``, ``keyid``,
+``identity``, ``created``).
+
+A **key id** is ``"ed25519:" + sha256(raw 32-byte public key).hexdigest()[:32]``: short enough to
+read, long enough (128 bits) that nobody can make a second key with the same id.
+
+Trusted public keys are config (``tether.toml``, committed), never private keys::
+
+    [keys."ed25519:0123..."]
+    identity = "alice@example.com"
+    roles = ["approver"]
+    public = \"\"\"
+    -----BEGIN PUBLIC KEY-----
+    ...
+    -----END PUBLIC KEY-----
+    \"\"\"
+
+    [groups]
+    ml-leads = ["alice@example.com", "bob@example.com"]
+
+Signatures are DSSE v1.0.0 envelopes over the pre-authentication encoding (:func:`pae`); the
+signed payload of a release is an in-toto Statement v1 (:func:`statement`) with a SLSA
+provenance v1 predicate (:func:`slsa_provenance`). ``cryptography`` is imported inside the
+functions that need it, so importing this module costs nothing at CLI start-up.
+
+Errors: :class:`SignatureError` (an envelope that does not verify), :class:`SigningKeyError`
+(a local private key that cannot be made, found or read), ``ConfigError`` (a bad trusted key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether._fs import atomic_write
+from tether.errors import ConfigError, FormatError, TetherError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+KEYID_PREFIX = "ed25519:"
+KEYS_DIR_ENV = "TETHER_KEYS_DIR"
+SIGNING_KEY_ENV = "TETHER_SIGNING_KEY"
+PASSPHRASE_ENV = "TETHER_KEY_PASSPHRASE"
+SIDECAR_FORMAT = 1
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SLSA_PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
+_KEY_FIELDS = frozenset({"identity", "roles", "public"})
+_IDENTITY = re.compile(r"[^@\s]+@[^@\s]+")
+_NAME = re.compile(r"[a-z][a-z0-9_.-]*", re.I)
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class SignatureError(TetherError):
+    """An envelope that is malformed, or not signed by any trusted key."""
+
+
+class SigningKeyError(TetherError):
+    """A local private key that cannot be created, found or read."""
+
+
+# -- keys ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyInfo:
+    """A private key in the local keys folder (``public_pem`` is its public half)."""
+
+    keyid: str
+    identity: str
+    public_pem: str
+    private_path: Path
+
+    @property
+    def public_path(self) -> Path:
+        return self.private_path.with_suffix(".pub")
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A public key the project trusts, the identity it stands for and that identity's roles."""
+
+    keyid: str
+    identity: str
+    roles: frozenset[str]
+    public_pem: str
+
+
+def keyid_of(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return KEYID_PREFIX + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def default_keys_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get(KEYS_DIR_ENV):
+        return Path(env[KEYS_DIR_ENV]).expanduser()
+    base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return base / "tether" / "keys"
+
+
+def _git_work_tree_above(folder: Path) -> Path | None:
+    here = folder.expanduser().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def generate(identity: str, keys_dir: Path | None = None) -> KeyInfo:
+    """Make a new Ed25519 key for ``identity`` in ``keys_dir`` (default: :func:`default_keys_dir`).
+
+    The private key is unencrypted PKCS8, so a CI job can sign without a prompt (its secret store
+    protects it); set ``TETHER_KEY_PASSPHRASE`` to encrypt it instead. The folder is refused when
+    it lies inside a git work tree: a private key must never be committed.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not _IDENTITY.fullmatch(identity):
+        raise SigningKeyError(
+            f"{identity!r} is not an identity: use an email, e.g. alice@example.com"
+        )
+    folder = keys_dir if keys_dir is not None else default_keys_dir()
+    repo = _git_work_tree_above(folder)
+    if repo is not None:
+        raise SigningKeyError(
+            f"{folder} is inside the git repository {repo}: private keys never live in a "
+            f"repository; choose a folder outside it with --dir or {KEYS_DIR_ENV}"
+        )
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    keyid = keyid_of(key.public_key())
+    passphrase = os.environ.get(PASSPHRASE_ENV, "")
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public = _public_pem(key.public_key())
+    stem = folder / keyid.removeprefix(KEYID_PREFIX)
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "keyid": keyid,
+        "identity": identity,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    # public half and sidecar first: a .pem that exists is always a complete key
+    atomic_write(stem.with_suffix(".pub"), public.encode())
+    atomic_write(stem.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+    atomic_write(stem.with_suffix(".pem"), private, mode=0o600)
+    return KeyInfo(keyid, identity, public, stem.with_suffix(".pem"))
+
+
+def _public_pem(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def local_keys(keys_dir: Path | None = None) -> list[KeyInfo]:
+    """The private keys in ``keys_dir``, by identity then key id (no key is decrypted)."""
+    folder = keys_dir if keys_dir is not None else default_keys_dir()
+    out = []
+    for pem in sorted(folder.glob("*.pem")):
+        keyid = KEYID_PREFIX + pem.stem
+        try:
+            meta = json.loads(pem.with_suffix(".json").read_text())
+            identity = str(meta.get("identity", "")) if isinstance(meta, dict) else ""
+        except (OSError, ValueError):
+            identity = ""
+        try:
+            public = pem.with_suffix(".pub").read_text()
+        except OSError:
+            public = ""
+        out.append(KeyInfo(keyid, identity, public, pem))
+    return sorted(out, key=lambda k: (k.identity, k.keyid))
+
+
+# -- signing ---------------------------------------------------------------------------------------
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what is actually signed.
+
+    ``"DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload``, lengths in bytes as ASCII
+    decimals, so neither part can be shifted into the other.
+    """
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
+
+
+class Signer:
+    """An Ed25519 private key that signs DSSE envelopes."""
+
+    def __init__(self, private_key: Ed25519PrivateKey, path: Path | None = None) -> None:
+        self._key = private_key
+        self.path = path
+        self.keyid = keyid_of(private_key.public_key())
+
+    @property
+    def public_pem(self) -> str:
+        return _public_pem(self._key.public_key())
+
+    def sign(self, payload_type: str, payload: bytes) -> dict[str, Any]:
+        """A DSSE envelope holding ``payload``, with one signature by this key."""
+        sig = self._key.sign(pae(payload_type, payload))
+        return {
+            "payloadType": payload_type,
+            "payload": base64.b64encode(payload).decode(),
+            "signatures": [{"keyid": self.keyid, "sig": base64.b64encode(sig).decode()}],
+        }
+
+
+def load_signer(keyid: str | None = None, keys_dir: Path | None = None) -> Signer:
+    """The private key to sign with.
+
+    ``keyid`` (or, when it is None, ``$TETHER_SIGNING_KEY``) is a key id or a path to a PEM file;
+    with neither, the only key in ``keys_dir`` is used.
+    """
+    folder = keys_dir if keys_dir is not None else default_keys_dir()
+    choice = keyid or os.environ.get(SIGNING_KEY_ENV) or None
+    if choice is None:
+        available = local_keys(folder)
+        if len(available) == 1:
+            return _load_private(available[0].private_path)
+        if not available:
+            raise SigningKeyError(
+                f"no signing key in {folder}: make one with `tether keys generate --identity EMAIL`"
+            )
+        listing = "\n".join(f"  {k.keyid}  {k.identity}" for k in available)
+        raise SigningKeyError(
+            f"{len(available)} keys in {folder}; choose one by setting {SIGNING_KEY_ENV} to its "
+            f"key id (or to a path to a .pem file):\n{listing}"
+        )
+    if choice.endswith(".pem") or os.sep in choice:
+        return _load_private(Path(choice).expanduser())
+    path = folder / (choice.removeprefix(KEYID_PREFIX) + ".pem")
+    if not path.exists():
+        known = ", ".join(k.keyid for k in local_keys(folder)) or "none"
+        raise SigningKeyError(f"no private key {choice} in {folder} (keys there: {known})")
+    signer = _load_private(path)
+    if signer.keyid != KEYID_PREFIX + choice.removeprefix(KEYID_PREFIX):
+        raise SigningKeyError(f"{path} holds key {signer.keyid}, not {choice}: it was renamed")
+    return signer
+
+
+def _load_private(path: Path) -> Signer:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        mode = path.stat().st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise SigningKeyError(
+                f"{path} is open to other users (mode {stat.S_IMODE(mode):04o}): a private key "
+                f"must be readable by you alone; run `chmod 600 {path}`"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read the private key {path}: {exc.strerror}") from exc
+    password = None
+    if b"ENCRYPTED PRIVATE KEY" in data:
+        if not os.environ.get(PASSPHRASE_ENV):
+            raise SigningKeyError(f"{path} is encrypted: set {PASSPHRASE_ENV} to its passphrase")
+        password = os.environ[PASSPHRASE_ENV].encode()
+    try:
+        key = serialization.load_pem_private_key(data, password)
+    except (ValueError, TypeError) as exc:
+        hint = f"wrong {PASSPHRASE_ENV}?" if password else "not a PEM private key"
+        raise SigningKeyError(f"cannot load the private key {path} ({hint})") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{path} is not an Ed25519 key: make one with `tether keys generate`")
+    return Signer(key, path)
+
+
+# -- trust -----------------------------------------------------------------------------------------
+def public_key_id(public_pem: str) -> str:
+    """The key id of a public key PEM; refuses a private key and any key that is not Ed25519."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if "PRIVATE KEY" in public_pem:
+        raise ConfigError(
+            "that is a private key: trust its public half (the .pub file next to it), and never "
+            "share or commit the private one"
+        )
+    try:
+        key = serialization.load_pem_public_key(public_pem.encode())
+    except ValueError as exc:
+        raise ConfigError("not a PEM public key (-----BEGIN PUBLIC KEY-----)") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError("not an Ed25519 public key: make keys with `tether keys generate`")
+    return keyid_of(key)
+
+
+def trusted_keys(config_data: Mapping[str, Any]) -> dict[str, TrustedKey]:
+    """The ``[keys."ed25519:..."]`` tables of the merged config, each checked against its id."""
+    tables = config_data.get("keys", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError('keys must be tables: [keys."ed25519:..."]')
+    out = {}
+    for keyid, entry in tables.items():
+        where = f'[keys."{keyid}"]'
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a table with identity, roles and public")
+        # unknown fields are refused, not ignored: a field an older Tether ignored (say, a
+        # revocation) would silently keep a key trusted
+        unknown = sorted(set(entry) - _KEY_FIELDS)
+        if unknown:
+            raise ConfigError(f"{where} has unknown fields {unknown}: use identity, roles, public")
+        identity, roles, public = entry.get("identity"), entry.get("roles", []), entry.get("public")
+        if not isinstance(identity, str) or not _IDENTITY.fullmatch(identity):
+            raise ConfigError(f'{where} needs identity = "name@example.com"')
+        if not isinstance(roles, list) or not all(
+            isinstance(r, str) and _NAME.fullmatch(r) for r in roles
+        ):
+            raise ConfigError(f'{where}: roles must be a list of names, e.g. ["approver"]')
+        if not isinstance(public, str):
+            raise ConfigError(f"{where} needs public = the key's PEM (tether keys trust FILE)")
+        try:
+            actual = public_key_id(public)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        if actual != keyid:
+            raise ConfigError(
+                f"{where} holds the public key {actual}, not {keyid}: the entry was edited by "
+                "hand; remove it and add the key again with `tether keys trust FILE`"
+            )
+        out[keyid] = TrustedKey(keyid, identity, frozenset(roles), public)
+    return out
+
+
+def groups(config_data: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """``[groups] NAME = ["identity", ...]`` of the merged config."""
+    tables = config_data.get("groups", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError('[groups] must be a table: ml-leads = ["alice@example.com"]')
+    out = {}
+    for name, members in tables.items():
+        if not isinstance(members, list) or not all(
+            isinstance(m, str) and _IDENTITY.fullmatch(m) for m in members
+        ):
+            raise ConfigError(
+                f"groups.{name} must be a list of identities (emails; groups do not nest)"
+            )
+        out[name] = frozenset(members)
+    return out
+
+
+def identity_has(identity: str, who: str, groups: Mapping[str, frozenset[str]]) -> bool:
+    """True when ``identity`` is ``who`` (an identity, compared exactly) or, for ``group:NAME``,
+    a member of that group."""
+    if who.startswith("group:"):
+        name = who.removeprefix("group:")
+        if name not in groups:
+            raise ConfigError(f'no group {name!r}: add [groups] {name} = ["..."] to tether.toml')
+        return identity in groups[name]
+    return identity == who
+
+
+def trust_key(
+    config_path: Path,
+    public_pem: str,
+    identity: str,
+    roles: Iterable[str] = (),
+    *,
+    new_file_mode: int = 0o644,
+) -> TrustedKey:
+    """Add (or, for a key already there, replace) ``[keys."<keyid>"]`` in the TOML file.
+
+    A new key is appended as text, so the rest of the file keeps its comments; replacing one
+    rewrites the whole document from its parsed values (comments are lost, as with
+    ``tether config set``). An existing file keeps its mode; a new one gets ``new_file_mode``.
+    """
+    import tomllib
+
+    import tomli_w
+
+    keyid = public_key_id(public_pem)
+    key = TrustedKey(keyid, identity, frozenset(roles), public_pem.strip() + "\n")
+    entry = {"identity": identity, "roles": sorted(key.roles), "public": key.public_pem}
+    trusted_keys({"keys": {keyid: entry}})  # the same checks as when it is read back
+    try:
+        text = config_path.read_text()
+        tree = tomllib.loads(text)
+        mode = stat.S_IMODE(config_path.stat().st_mode)
+    except FileNotFoundError:
+        text, tree, mode = "", {}, new_file_mode
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path} is not valid TOML ({exc}): fix it and run again") from exc
+    tables = tree.setdefault("keys", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f'{config_path}: keys must be tables: [keys."ed25519:..."]')
+    is_new = keyid not in tables
+    tables[keyid] = entry
+    fragment = tomli_w.dumps({"keys": {keyid: entry}}, multiline_strings=True)
+    appended = text + ("\n" if text and not text.endswith("\n") else "") + "\n" + fragment
+    if is_new and _parses_to(appended, tree):
+        new_text = appended
+    else:
+        new_text = tomli_w.dumps(tree, multiline_strings=True)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(config_path, new_text.encode(), mode=mode)
+    return key
+
+
+def _parses_to(text: str, tree: Mapping[str, Any]) -> bool:
+    import tomllib
+
+    try:
+        return tomllib.loads(text) == tree
+    except tomllib.TOMLDecodeError:
+        return False
+
+
+# -- verifying -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verified:
+    """A payload whose signature by ``signer`` checked out."""
+
+    payload_type: str
+    payload: bytes
+    signer: TrustedKey
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.payload)
+        except ValueError as exc:
+            raise SignatureError(f"the signed payload is not JSON ({exc})") from exc
+
+
+def _b64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise SignatureError(f"malformed envelope: {what} is not a base64 string")
+    # DSSE allows standard or URL-safe base64
+    std = text.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError(f"malformed envelope: {what} is not valid base64") from exc
+
+
+def verify(
+    envelope: Mapping[str, Any] | bytes | str, trusted: Mapping[str, TrustedKey]
+) -> Verified:
+    """Check a DSSE envelope: at least one signature by a trusted key must verify over its PAE."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    env = _parse_envelope(envelope)
+    payload_type, signatures = env["payloadType"], env["signatures"]
+    payload = _b64(env["payload"], "payload")
+    message = pae(payload_type, payload)
+    problems = []
+    for entry in signatures:
+        keyid = entry.get("keyid")
+        if not isinstance(keyid, str) or not keyid:
+            problems.append("a signature has no key id")
+            continue
+        if keyid not in trusted:
+            problems.append(f"{keyid} is not a trusted key (see `tether keys list`)")
+            continue
+        sig = _b64(entry.get("sig"), f"the signature by {keyid}")
+        key = serialization.load_pem_public_key(trusted[keyid].public_pem.encode())
+        assert isinstance(key, Ed25519PublicKey)  # trusted_keys() checked it
+        try:
+            key.verify(sig, message)
+        except InvalidSignature:
+            problems.append(
+                f"the signature by {keyid} does not verify (the payload was changed, or another "
+                "key signed it)"
+            )
+            continue
+        return Verified(payload_type, payload, trusted[keyid])
+    raise SignatureError("no valid signature by a trusted key: " + "; ".join(problems))
+
+
+def _parse_envelope(envelope: Mapping[str, Any] | bytes | str) -> Mapping[str, Any]:
+    if isinstance(envelope, bytes | str):
+        try:
+            envelope = json.loads(envelope)
+        except ValueError as exc:
+            raise SignatureError(f"malformed envelope: not JSON ({exc})") from exc
+    if not isinstance(envelope, Mapping):
+        raise SignatureError("malformed envelope: not a JSON object")
+    if not isinstance(envelope.get("payloadType"), str) or "payload" not in envelope:
+        raise SignatureError("malformed envelope: payloadType and payload are required")
+    sigs = envelope.get("signatures")
+    if not isinstance(sigs, list) or not sigs or not all(isinstance(s, Mapping) for s in sigs):
+        raise SignatureError("malformed envelope: it has no signatures")
+    return envelope
+
+
+# -- in-toto statements and SLSA provenance --------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def statement(
+    subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An in-toto Statement v1 about ``subjects``: (name, sha256 hex) pairs."""
+    if not subjects:
+        raise FormatError("an in-toto statement needs at least one subject")
+    for name, digest in subjects:
+        if not name or not (len(digest) == 64 and _HEX.fullmatch(digest)):
+            raise FormatError(f"subject {name!r}: {digest!r} is not a sha256 hex digest")
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": name, "digest": {"sha256": digest}} for name, digest in subjects],
+        "predicateType": predicate_type,
+        "predicate": _json_copy(predicate, "the predicate"),
+    }
+
+
+def slsa_provenance(
+    *,
+    build_type: str,
+    external_parameters: Mapping[str, Any],
+    resolved_dependencies: Sequence[Mapping[str, Any]],
+    builder_id: str,
+    builder_version: str,
+    internal_parameters: Mapping[str, Any] | None = None,
+    invocation_id: str | None = None,
+    started_on: datetime | None = None,
+    finished_on: datetime | None = None,
+) -> dict[str, Any]:
+    """A SLSA provenance v1 predicate (``predicateType`` is :data:`SLSA_PROVENANCE_TYPE`).
+
+    ``resolved_dependencies`` are resource descriptors: ``{"uri", "digest": {alg: hex},
+    "name"?}``, e.g. ``{"uri": "git+https://...", "digest": {"gitCommit": "ab12..."}}``.
+    """
+    deps = []
+    for dep in resolved_dependencies:
+        digest = dep.get("digest")
+        if not isinstance(dep.get("uri"), str) or not isinstance(digest, Mapping) or not digest:
+            raise FormatError(f"resolved dependency {dict(dep)!r} needs a uri and a digest")
+        for alg, value in digest.items():
+            if not isinstance(value, str) or not _HEX.fullmatch(value):
+                raise FormatError(f"dependency {dep['uri']}: digest {alg}={value!r} is not hex")
+        deps.append(_json_copy(dep, f"dependency {dep['uri']}"))
+    definition: dict[str, Any] = {
+        "buildType": build_type,
+        "externalParameters": _json_copy(external_parameters, "external parameters"),
+    }
+    if internal_parameters:
+        definition["internalParameters"] = _json_copy(internal_parameters, "internal parameters")
+    definition["resolvedDependencies"] = deps
+    metadata: dict[str, str] = {}
+    if invocation_id:
+        metadata["invocationId"] = invocation_id
+    for field, when in (("startedOn", started_on), ("finishedOn", finished_on)):
+        if when is not None:
+            metadata[field] = _timestamp(when)
+    details: dict[str, Any] = {
+        "builder": {"id": builder_id, "version": {"tether": builder_version}}
+    }
+    if metadata:
+        details["metadata"] = metadata
+    return {"buildDefinition": definition, "runDetails": details}
+
+
+def _timestamp(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise FormatError(f"{when} has no time zone: provenance times are UTC (RFC 3339)")
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_copy(value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{what} cannot be written as JSON ({exc})") from exc
+    return copy
+
+
+def sign_statement(signer: Signer, statement: Mapping[str, Any]) -> dict[str, Any]:
+    """A DSSE envelope of ``statement`` as compact, key-sorted JSON."""
+    body = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return signer.sign(IN_TOTO_PAYLOAD_TYPE, body.encode())
+
+
+def verify_statement(
+    envelope: Mapping[str, Any] | bytes | str, trusted: Mapping[str, TrustedKey]
+) -> tuple[dict[str, Any], TrustedKey]:
+    """:func:`verify`, then check that the payload is an in-toto Statement v1."""
+    verified = verify(envelope, trusted)
+    if verified.payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise SignatureError(f"expected an in-toto statement, got {verified.payload_type!r}")
+    body = verified.json()
+    if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
+        raise SignatureError(
+            f"the signed payload is not an in-toto Statement v1 ({STATEMENT_TYPE})"
+        )
+    return body, verified.signer

@@ -1,0 +1,151 @@
+"""The registry through the CLI: register, signed requests and approvals under a policy,
+release gates, stages as git tags, get with verification, signing, and the audit trail."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import BIN, Tether, git
+from tests.registry.conftest import People
+from tether.api import Project
+
+
+def test_a_transition_needs_an_allowed_second_identity(
+    trained: str, people: People, repo: Path, tether: Tether
+) -> None:
+    assert (
+        "registered model@v1"
+        in tether("model", "register", "model", "--run", trained, "--path", "model.pkl").output
+    )
+    out = tether("model", "request", "model@v1", "--to", "production", expect=1).output
+    assert "policy in tether.toml differs from the last one recorded" in out
+    tether("model", "policy", "apply")
+    out = tether("model", "request", "model@v1", "--to", "production", "--comment", "first").output
+    assert "by alice@example.com, waiting for approval" in out
+
+    assert (
+        "forbids approving your own request"
+        in tether("model", "approve", "model@v1", expect=1).output
+    )
+    people.use("carol")  # an approver, but not a lead
+    assert (
+        "allows only group:leads, ci@example.com"
+        in tether("model", "approve", "model@v1", expect=1).output
+    )
+    people.use("mallory")  # a key nobody trusted
+    assert (
+        "is not trusted in tether.toml" in tether("model", "approve", "model@v1", expect=1).output
+    )
+    people.use("bob")
+    assert (
+        "approved: model@v1 is now in production" in tether("model", "approve", "model@v1").output
+    )
+    shown = tether("model", "show", "model@production").output
+    assert "stage: production" in shown and "approved by bob@example.com" in shown
+    assert git(repo, "rev-parse", "model#production#1^{}") == git(repo, "rev-parse", "HEAD")
+    log = tether("audit", "log", "--model", "model").output
+    assert "model.approve" in log and "bob@example.com" in log
+    assert "audit log verified" in tether("audit", "verify").output
+
+
+def test_release_gates_refuse_with_the_rule(
+    trained: str, people: People, repo: Path, tether: Tether, project: Project
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    toml = (repo / "tether.toml").read_text()
+    (repo / "tether.toml").write_text(
+        toml.replace('"metric:accuracy>=0.8"]', '"metric:accuracy>=0.95", "reproduced", "signed"]')
+    )
+    tether("model", "policy", "apply")
+    out = tether("model", "request", "model@v1", "--to", "production", expect=1).output
+    assert "metric:accuracy>=0.95: the run's accuracy is 0.9" in out
+    assert "reproduced: no `tether reproduce` of its run said REPRODUCED" in out
+    assert "signed: the version has no signature by a trusted key" in out
+
+
+def test_get_sign_and_verify_catch_a_changed_byte(
+    trained: str, people: People, repo: Path, tether: Tether, project: Project, tmp_path: Path
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    out_dir = tmp_path / "serving"
+    assert "hashes verified" in tether("model", "get", "model@v1", "-o", str(out_dir)).output
+    assert (out_dir / "model.pkl").read_bytes() == (repo / "model.pkl").read_bytes()
+    people.use("bob")
+    assert "signed model@v1 by bob@example.com" in tether("model", "sign", "model", "1").output
+    assert (
+        "1 file(s) match" in tether("model", "verify", "model", "1", "--dir", str(out_dir)).output
+    )
+    with (out_dir / "model.pkl").open("r+b") as f:  # one byte of the served copy
+        f.write(b"W")
+    assert (
+        "model.pkl differs from what was signed"
+        in tether("model", "verify", "model", "1", "--dir", str(out_dir), expect=1).output
+    )
+    v_object = project.ws.refs.get("registry/model/v1")[0]  # type: ignore[index]
+    stored = project.ws.store.loose_path(v_object)
+    assert stored is not None
+    os.chmod(stored, 0o644)
+    with open(stored, "r+b") as f:  # one byte of the cached object
+        f.write(b"X")
+    assert (
+        "do not match their id"
+        in tether("model", "get", "model@v1", "-o", str(tmp_path / "again"), expect=1).output
+    )
+    assert not (tmp_path / "again" / "model.pkl").exists()  # nothing half-checked is left
+
+
+def test_the_audit_trail_catches_an_edited_or_cut_log(
+    trained: str, people: People, repo: Path, tether: Tether, project: Project
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    people.use("bob")
+    tether("model", "approve", "model@v1")
+    assert "audit log verified: 5 events" in tether("audit", "verify").output
+    head = project.ws.refs.get("events/registry")
+    events = tether("audit", "log").output.splitlines()
+    assert len(events) == 5  # register, policy, request, approve, transition
+    # cut the newest event off: the chain itself is fine, the signed head is not
+    from tether.registry.store import event_log
+
+    older = event_log(project.ws).events()[-2].id
+    project.ws.refs.set("events/registry", [older])
+    out = tether("audit", "verify", expect=1).output
+    assert "the newest events were cut off" in out
+    project.ws.refs.set("events/registry", list(head or ()))
+    # edit one event's bytes in the store
+    first = event_log(project.ws).events()[1].id
+    path = project.ws.store.loose_path(first)
+    assert path is not None
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes().replace(b"alice@example.com", b"alice@example.org"))
+    assert "was changed" in tether("audit", "verify", expect=1).output
+
+
+def test_two_approvals_racing_make_one_transition(
+    trained: str, people: People, repo: Path, tether: Tether
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "tether"), "model", "approve", "model@v1"],
+            cwd=repo,
+            env={**env, "TETHER_SIGNING_KEY": str(people.keys[who].private_path)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for who in ("bob", "ci")
+    ]
+    outputs = [p.communicate()[0] for p in procs]
+    won = [o for o in outputs if "is now in production" in o]
+    lost = [o for o in outputs if "has no open transition request" in o]
+    assert len(won) == 1 and len(lost) == 1, outputs
+    log = tether("audit", "log").output
+    assert log.count("model.transition") == 1 and log.count("model.approve") == 1
