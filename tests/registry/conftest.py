@@ -34,7 +34,9 @@ class People:
 @pytest.fixture
 def trained(project: Project, repo: Path) -> str:
     """A run (at a clean commit) that wrote model.pkl and scored 0.9; its id."""
-    write_files(repo, {"train.py": "print('training')\n", ".gitignore": "model.pkl\n"})
+    write_files(repo, {"train.py": "print('training')\n"})
+    with (repo / ".gitignore").open("a") as f:  # next to tether init's .tether/
+        f.write("model.pkl\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "feat: train")
     (repo / "model.pkl").write_bytes(b"weights " * 20_000)  # 160 KB: a loose object

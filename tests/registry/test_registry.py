@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BIN, Tether, git
 from tests.registry.conftest import People
 from tether.api import Project
@@ -149,3 +151,33 @@ def test_two_approvals_racing_make_one_transition(
     assert len(won) == 1 and len(lost) == 1, outputs
     log = tether("audit", "log").output
     assert log.count("model.transition") == 1 and log.count("model.approve") == 1
+
+
+def test_ci_approves_what_is_ready_and_the_registry_travels_with_git(
+    trained: str, people: People, repo: Path, tether: Tether, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    tether("model", "request", "model@v2", "--to", "staging")  # no policy: any approver
+    people.use("ci")
+    out = tether("model", "approve", "--ready").output
+    assert "model@v1 is now in production" in out and "model@v2 is now in staging" in out
+    assert "no open request is ready" in tether("model", "approve", "--ready").output
+
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "chore: trust keys")
+    git(repo, "push", "-q", "origin", "main")
+    assert "pushed the registry to origin" in tether("model", "push").output
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    monkeypatch.chdir(clone)
+    Project.init(clone)
+    assert "9 new registry events" in tether("model", "pull").output
+    assert "audit log verified: 9 events, head signed by" in tether("audit", "verify").output
+    assert git(clone, "rev-parse", "model#production#1^{}") == git(repo, "rev-parse", "HEAD~1")

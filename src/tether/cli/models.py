@@ -77,12 +77,31 @@ def _decide(spec: str, approve: bool, comment: str) -> None:
 
 
 @model.command("approve")
-@click.argument("spec")
+@click.argument("spec", required=False)
 @click.option("--comment", default="")
-def approve(spec: str, comment: str) -> None:
+@click.option(
+    "--ready",
+    is_flag=True,
+    help="Approve every open request this key may approve whose release gates pass (CI as an "
+    "approver).",
+)
+def approve(spec: str | None, comment: str, ready: bool) -> None:
     """Approve a request (NAME@VERSION's open request, or a request id), signed with your key.
     It counts only if your key is trusted for an identity the stage's policy allows, with the
     approver role, and (unless the policy says so) not the requester's."""
+    from tether.errors import UsageError
+
+    if ready:
+        from tether.registry import store
+
+        found = store.ready(_ws())
+        if not found:
+            click.echo("no open request is ready for this key")
+        for req in found:
+            _decide(req.id, True, comment or "release gates passed")
+        return
+    if spec is None:
+        raise UsageError("say which request to approve (NAME@VERSION or its id), or --ready")
     _decide(spec, True, comment)
 
 
@@ -181,6 +200,27 @@ def verify(name: str, version: int, folder: Path | None) -> None:
 
     done = release.verify(_ws(), f"{name}@v{version}", folder)
     click.echo(f"{done.version.ref}: signed by {done.signer}; {done.files} file(s) match")
+
+
+@model.command("push")
+@click.option("--remote", default="origin", show_default=True, help="The git remote.")
+def push(remote: str) -> None:
+    """Push the registry's tags, its audit log and the log's signed head to a git remote, in
+    one atomic push (refused if the remote's log moved on: pull first). Model files travel
+    with `tether push`."""
+    from tether.registry import store
+
+    store.push(_ws(), remote)
+    click.echo(f"pushed the registry to {remote}")
+
+
+@model.command("pull")
+@click.option("--remote", default="origin", show_default=True, help="The git remote.")
+def pull(remote: str) -> None:
+    """Fetch the registry's tags, audit log (fast-forward only) and signed head."""
+    from tether.registry import store
+
+    click.echo(f"{store.pull(_ws(), remote)} new registry events from {remote}")
 
 
 @model.group("policy")

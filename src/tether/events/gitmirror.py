@@ -87,3 +87,20 @@ def import_from_git(root: Path, log: EventLog) -> int:
     log.store.barrier()
     log.advance(new[0][0])
     return len(new)
+
+
+def push(root: Path, remote: str, refs: list[str]) -> None:
+    """Send ``refs`` (tags, the log's mirror, a signed head) in one atomic git push: all or
+    none, and refused when a log on the remote has moved on (not a fast-forward)."""
+    git(root, "push", "--atomic", "--quiet", remote, *(f"{r}:{r}" for r in refs))
+
+
+def fetch(root: Path, remote: str, log: EventLog, extra: list[str]) -> int:
+    """Fetch the tags, the log's mirror (fast-forward only) and ``extra`` refs the remote has,
+    then take in the new events; how many arrived."""
+    wanted = [git_ref(log.name), *extra]
+    listed = (git_maybe(root, "ls-remote", remote, *wanted) or b"").decode()
+    have = {line.split("\t")[1] for line in listed.splitlines() if "\t" in line}
+    specs = [f"{r}:{r}" if r == git_ref(log.name) else f"+{r}:{r}" for r in wanted if r in have]
+    git(root, "fetch", "--quiet", remote, "refs/tags/*:refs/tags/*", *specs)
+    return import_from_git(root, log)

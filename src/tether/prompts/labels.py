@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import GitError
-from tether.events import EventLog
-from tether.events.gitmirror import git_ref, import_from_git, record
+from tether.events import EventLog, gitmirror
+from tether.events.gitmirror import git_ref, record
 from tether.gitio.repo import git, git_maybe
 from tether.prompts.registry import check_unchanged, registered, tag_of
 from tether.prompts.templates import Prompt, PromptError
@@ -205,9 +205,8 @@ def push(ws: Workspace, name: str, remote: str) -> None:
     refuses it when the remote's log has moved on (pull first)."""
     tags = [f"refs/tags/{t}" for t in _label_tags(ws.root, name)]
     tags += [f"refs/tags/{tag_of(name, v)}" for v in registered(ws.root, name)]
-    ref = git_ref(LOG)
     try:
-        git(ws.root, "push", "--atomic", "--quiet", remote, *tags, f"{ref}:{ref}")
+        gitmirror.push(ws.root, remote, [*tags, git_ref(LOG)])
     except GitError as exc:
         raise PromptError(
             f"push to {remote} refused ({str(exc).splitlines()[-1][:200]}): someone else assigned "
@@ -217,18 +216,8 @@ def push(ws: Workspace, name: str, remote: str) -> None:
 
 def pull(ws: Workspace, remote: str) -> int:
     """Fetch the tags and the log head (fast-forward only) and take in the new events."""
-    ref = git_ref(LOG)
-    has_log = git_maybe(ws.root, "ls-remote", "--exit-code", remote, ref) is not None
-    git(
-        ws.root,
-        "fetch",
-        "--quiet",
-        remote,
-        "refs/tags/*:refs/tags/*",
-        *([f"{ref}:{ref}"] * has_log),
-    )
     ws.store.create()
-    return import_from_git(ws.root, event_log(ws))
+    return gitmirror.fetch(ws.root, remote, event_log(ws), [])
 
 
 def version_for(ws: Workspace, name: str, at: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether import signing
-from tether.errors import TetherError
+from tether.errors import GitError, TetherError
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
 from tether.gitio.repo import git, git_maybe
@@ -493,3 +493,59 @@ def apply_policy(ws: Workspace) -> str:
 def _check(text: str, what: str) -> None:
     if not _NAME.match(text):
         raise RegistryError(f"{text!r} is not a {what} (lower-case letters, digits, - and _)")
+
+
+def push(ws: Workspace, remote: str) -> None:
+    """The registry's tags, its log's git mirror and its signed head, in one atomic git push
+    (refused when the remote's log has moved on: pull first)."""
+    from tether.events import gitmirror
+
+    state = load_state(ws)
+    names = sorted(state.models)
+    out = (
+        git_maybe(
+            ws.root,
+            "for-each-ref",
+            "--format=%(refname)",
+            *(f"refs/tags/{n}@v*" for n in names),
+            *(f"refs/tags/{n}#*" for n in names),
+        )
+        if names
+        else b""
+    )
+    refs = [*(out or b"").decode().split(), gitmirror.git_ref(LOG)]
+    if git_maybe(ws.root, "rev-parse", "--verify", "-q", HEAD_REF) is not None:
+        refs.append(HEAD_REF)
+    try:
+        gitmirror.push(ws.root, remote, refs)
+    except GitError as exc:
+        raise RegistryError(
+            f"push to {remote} refused ({str(exc).splitlines()[-1][:200]}): the remote's "
+            "registry moved on; run `tether model pull` and decide again"
+        ) from None
+
+
+def pull(ws: Workspace, remote: str) -> int:
+    from tether.events import gitmirror
+
+    ws.store.create()
+    with file_lock(ws.dot / "locks" / "registry.lock", exclusive=True, timeout=30):
+        return gitmirror.fetch(ws.root, remote, event_log(ws), [HEAD_REF])
+
+
+def ready(ws: Workspace) -> list[Request]:
+    """Open requests this key may approve now: its identity allowed, the gates passing."""
+    state = load_state(ws)
+    signer, identity = _signer(ws)
+    key = signing.trusted_keys(project_config(ws))[signer.keyid]
+    policies = _policies(ws, state)
+    out = []
+    for req in state.requests.values():
+        if req.status != "open":
+            continue
+        policy = policies.for_stage(req.to)
+        if _cannot_approve(ws, policy, req, identity, key.roles):
+            continue
+        if not failed_gates(policy, facts(ws, state, state.version(req.name, req.version))):
+            out.append(req)
+    return out
