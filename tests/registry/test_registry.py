@@ -181,3 +181,42 @@ def test_ci_approves_what_is_ready_and_the_registry_travels_with_git(
     assert "9 new registry events" in tether("model", "pull").output
     assert "audit log verified: 9 events, head signed by" in tether("audit", "verify").output
     assert git(clone, "rev-parse", "model#production#1^{}") == git(repo, "rev-parse", "HEAD~1")
+
+
+def test_load_stamp_and_trace_a_served_model_back_to_its_run(
+    trained: str, people: People, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    from tether import models
+
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    people.use("bob")
+    tether("model", "approve", "model@v1")
+    path, provenance = models.load("model", "production", out=tmp_path / "served")
+    assert path.read_bytes() == (repo / "model.pkl").read_bytes()
+    assert provenance["run"] == trained and provenance["stage"] == "production"
+    stamped = models.stamp({"label": "yes"}, provenance)
+    for target in ("model@production", "model@v1", stamped["tether_model"]):
+        out = tether("lineage", target, "--format", "json").output
+        assert trained in out, target  # every way of naming it leads back to the run
+
+
+def test_a_signature_by_an_untrusted_key_and_a_removed_event_are_reported(
+    trained: str, people: People, repo: Path, tether: Tether, project: Project
+) -> None:
+    from tether.registry.store import event_log
+
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    people.use("mallory")  # not trusted: may not sign a release
+    assert "is not trusted in tether.toml" in tether("model", "sign", "model", "1", expect=1).output
+    people.use("alice")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    events = event_log(project.ws).events()
+    middle = project.ws.store.loose_path(events[1].id)  # the policy change
+    assert middle is not None
+    os.chmod(middle, 0o644)
+    middle.unlink()
+    out = tether("audit", "verify", expect=1).output
+    assert "event 1" in out and ("missing" in out or "gone" in out)
