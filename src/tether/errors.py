@@ -17,6 +17,7 @@
     ├── LockError                    another process holds a lock
     ├── GitError                     a git command failed
     ├── RemoteError                  a remote is unknown, unreachable or refused a write
+    │   └── RetainedObjectsError     a remote gc done, but S3 Object Lock keeps some objects
     ├── RunError                     a run that cannot be found, started, logged to or sealed
     └── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
 
@@ -100,6 +101,17 @@ class GitError(TetherError):
 
 class RemoteError(TetherError):
     pass
+
+
+class RetainedObjectsError(RemoteError):
+    """Raised after a remote gc (or purge) collected all it could: S3 Object Lock keeps the
+    objects the message counts, whole and readable. ``result`` is what the gc did."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class RunError(TetherError):

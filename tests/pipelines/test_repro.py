@@ -285,3 +285,15 @@ def test_stage_runs_are_queued_for_the_index_and_found_by_the_next_reader(
     names = {r.name for r in project.search_runs()}  # the next reader indexes the queue first
     assert names == {"repro", "prepare", "count@0", "count@1"}
     assert not (repo / ".tether" / "index.pending").exists()
+
+
+def test_every_object_a_stage_run_records_is_in_the_cache(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    setup(repo)
+    assert project.repro().ok
+    # count.sh and raw.txt are deps no stage makes: the stage runs name them by id, so `fsck`
+    # (and `push`) need their bytes in the cache
+    assert "missing" not in tether("fsck").output
+    count = project.get_run("count@1")
+    assert project.ws.store.has(count["data"]["inputs"]["count.sh"])

@@ -172,33 +172,38 @@ def get(spec: str, out: Path) -> None:
     click.echo(f"{done.version.ref}: {done.files} file(s) in {out}, hashes verified{how}")
 
 
+def _spec(name: str, version: int | None) -> str:
+    """``NAME VERSION`` (as the issue spells it) or one ``NAME@vN|@STAGE|@ALIAS``."""
+    return f"{name}@v{version}" if version is not None else name
+
+
 @model.command("sign")
 @click.argument("name")
-@click.argument("version", type=int)
-def sign(name: str, version: int) -> None:
-    """Sign NAME version VERSION: an in-toto statement (the files' sha256) with SLSA provenance
+@click.argument("version", type=int, required=False)
+def sign(name: str, version: int | None) -> None:
+    """Sign NAME VERSION (or NAME@vN): an in-toto statement (the files' sha256) with SLSA provenance
     (commit, data ids, lock files, params, seeds, builder), in a DSSE envelope, with your key."""
     from tether.registry import release
 
-    v = release.sign(_ws(), f"{name}@v{version}")
+    v = release.sign(_ws(), _spec(name, version))
     click.echo(f"signed {v.ref} by {v.signed_by}")
 
 
 @model.command("verify")
 @click.argument("name")
-@click.argument("version", type=int)
+@click.argument("version", type=int, required=False)
 @click.option(
     "--dir",
     "folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Check the files here (as `get` wrote them) instead of the cache.",
 )
-def verify(name: str, version: int, folder: Path | None) -> None:
-    """Check NAME VERSION's signature against the trusted keys and every signed digest against
-    the files. Needs no network."""
+def verify(name: str, version: int | None, folder: Path | None) -> None:
+    """Check NAME VERSION's (or NAME@vN|@STAGE's) signature against the trusted keys and every
+    signed digest against the files. Needs no network."""
     from tether.registry import release
 
-    done = release.verify(_ws(), f"{name}@v{version}", folder)
+    done = release.verify(_ws(), _spec(name, version), folder)
     click.echo(f"{done.version.ref}: signed by {done.signer}; {done.files} file(s) match")
 
 
@@ -250,9 +255,21 @@ def audit_log(name: str | None) -> None:
 
     for ev in trail.log(_ws(), name):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ev.time))
-        what = {k: v for k, v in ev.body.items() if k not in ("signed", "policy")}
         signed = "signed" if ev.body.get("signed") else "unsigned"
-        click.echo(f"{ev.seq:>5} {when} {ev.kind:<16} {ev.actor:<24} {signed:<8} {what}")
+        click.echo(f"{ev.seq:>5} {when} {ev.kind:<16} {ev.actor:<24} {signed:<8} {_what(ev)}")
+
+
+def _what(ev: Any) -> str:
+    """An event's body as ``key=value`` pairs, object ids shortened."""
+    parts = []
+    for key, value in ev.body.items():
+        if key in ("signed", "policy") or value in (None, ""):
+            continue
+        text = str(value)
+        if text.startswith("blake3:"):
+            text = text[:19] + "…"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
 
 
 @audit.command("verify")

@@ -9,7 +9,8 @@ Layout::
     locks/gc               held while a remote gc runs
 
 Every fsspec call goes through this class, so third-party errors become :class:`RemoteError`
-here and the number of requests can be counted.
+here and the number of requests can be counted. On S3, ``objects/`` and ``packs/`` can be written
+under Object Lock retention and are deleted version by version (see :mod:`.retention`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from tether._documents import read_document
 from tether._fs import sync_filesystem, unique_suffix
-from tether.errors import RemoteError, TetherError
+from tether.errors import ConfigError, RemoteError, TetherError
 from tether.hashing import PREFIX
+from tether.objects import retention as s3lock
 from tether.objects.packs import PackIndex
+from tether.objects.retention import Retention
 
 FORMAT = 1
 
@@ -54,7 +58,10 @@ class Inventory:
 
 
 def storage_options(settings: dict[str, Any]) -> dict[str, Any]:
-    """Map ``[remote.NAME]`` settings to fsspec options (S3 keys get s3fs's names)."""
+    """Map ``[remote.NAME]`` settings to fsspec options (S3 keys get s3fs's names).
+
+    ``object_lock_mode`` and ``object_lock_days`` pass through: :class:`Remote` takes them out,
+    so a worker opening the remote from these options writes under the same retention."""
     opts: dict[str, Any] = {}
     client: dict[str, Any] = {}
     for key, value in settings.items():
@@ -81,15 +88,26 @@ class Remote:
 
         self.name = name
         self.url = url
+        options = dict(options or {})
+        self.object_lock = s3lock.take_object_lock(name, options)
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(url, **(options or {}))
+            self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
             extra = " (install the s3 extra: pip install 'tether-ml[s3]')" if "s3" in url else ""
             raise RemoteError(f"cannot open remote {name} at {url}: {exc}{extra}") from exc
         protocol = self.fs.protocol
-        self.is_local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+        protocols = protocol if isinstance(protocol, tuple) else (protocol,)
+        self.is_local = "file" in protocols
+        self.is_s3 = "s3" in protocols
+        if self.object_lock is not None and not self.is_s3:
+            raise ConfigError(
+                f"remote {name} sets object_lock_mode/object_lock_days, but S3 Object Lock needs "
+                f"an s3:// remote and {url} is not one: remove them from [remote.{name}] in "
+                "tether.toml, or point the remote at an S3 bucket created with Object Lock"
+            )
         self.requests = 0
         self._lock = threading.Lock()
+        self._lock_checked = False
 
     # -- plumbing --------------------------------------------------------------------------
     def _count(self, n: int = 1) -> None:
@@ -120,7 +138,9 @@ class Remote:
 
     # -- format ----------------------------------------------------------------------------
     def ensure_format(self, inv: Inventory) -> None:
-        """Check the remote's format, or write it on a new remote."""
+        """Check the remote's format (and the bucket's Object Lock when asked for), or write it
+        on a new remote."""
+        self.check_object_lock()
         if not inv.has_format:
             self.write_bytes("FORMAT", json.dumps({"tether": "remote", "format": 1}).encode())
             return
@@ -130,6 +150,108 @@ class Remote:
         """Refuse a remote written by a Tether with a format this one does not know."""
         if inv.has_format:
             read_document(self.read_bytes("FORMAT"), "remote", FORMAT, f"remote {self.name}")
+
+    # -- object lock -----------------------------------------------------------------------
+    @cached_property
+    def bucket(self) -> str:
+        return str(self.fs.split_path(self.root)[0])
+
+    def _key(self, rel: str) -> str:
+        return str(self.fs.split_path(self.path(rel))[1])
+
+    def check_object_lock(self) -> None:
+        """When the remote asks for Object Lock, refuse a bucket without it (once per remote)."""
+        lock = self.object_lock
+        if lock is None or self._lock_checked:
+            return
+        with self._translated("reading its Object Lock configuration"), self._bucket_needed():
+            self._count()
+            enabled = s3lock.bucket_lock_enabled(self.fs, self.bucket)
+        if not enabled:
+            raise RemoteError(
+                f"remote {self.name} asks for S3 Object Lock ({lock.mode}, {lock.days} days) but "
+                f"bucket {self.bucket} does not have Object Lock enabled, so nothing was written: "
+                "use a bucket created with it (`aws s3api create-bucket "
+                "--object-lock-enabled-for-bucket`), enable it on this versioned bucket "
+                "(`aws s3api put-object-lock-configuration`), or remove object_lock_mode and "
+                f"object_lock_days from [remote.{self.name}]"
+            )
+        self._lock_checked = True
+
+    @cached_property
+    def versioned(self) -> bool:
+        """Whether deletes must name versions: an S3 bucket with versioning (which Object Lock
+        implies). Credentials that may not ask (no s3:GetBucketVersioning) count as no."""
+        if not self.is_s3:
+            return False
+        if self.object_lock is not None:
+            return True
+        with self._translated("reading its versioning"), self._bucket_needed():
+            self._count()
+            return bool(s3lock.bucket_versioned(self.fs, self.bucket))
+
+    @contextmanager
+    def _bucket_needed(self) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError as exc:
+            raise RemoteError(
+                f"bucket {self.bucket} of remote {self.name} does not exist: create it (with "
+                "Object Lock, for a remote that asks for it) or fix the remote's URL"
+            ) from exc
+
+    def _lock_args(self, rel: str) -> dict[str, Any]:
+        if self.object_lock is None or not rel.startswith(s3lock.LOCKED_DIRS):
+            return {}
+        return self.object_lock.put_args()
+
+    def _relock(self, path: str, size: int, args: dict[str, Any]) -> None:
+        """Retention again on a file sent in parts (some S3 stores ignore it on those)."""
+        if args and size >= s3lock.MULTIPART_FROM:
+            self._count()
+            bucket, key, _ = self.fs.split_path(path)
+            s3lock.set_retention(self.fs, bucket, key, args)
+
+    def retained(self, rels: list[str]) -> dict[str, Retention]:
+        """The files among ``rels`` that S3 Object Lock holds now (retention or legal hold),
+        asked without deleting anything: empty on an unversioned remote."""
+        if not rels or not self.versioned:
+            return {}
+        with self._translated("reading Object Lock retention"):
+            keys = {self._key(r): r for r in rels}
+            versions = s3lock.list_versions(self.fs, self.bucket, keys, self._count)
+            held = s3lock.retention_of(self.fs, self.bucket, versions, self._count)
+        return {keys[k]: r for k, r in held.items()}
+
+    def collect(self, rels: list[str]) -> dict[str, Retention]:
+        """Delete content-addressed files for good; return those S3 Object Lock keeps.
+
+        On a versioned bucket every version goes, by version id (a plain delete would only
+        hide the file behind a delete marker). A file with a version under retention or a legal
+        hold is refused by S3 and stays whole and readable. Any other refusal is an error."""
+        if not rels:
+            return {}
+        if not self.versioned:
+            self.delete(rels)
+            return {}
+        with self._translated("deleting"):
+            keys = {self._key(r): r for r in rels}
+            versions = s3lock.list_versions(self.fs, self.bucket, keys, self._count)
+            refused = s3lock.delete_versions(self.fs, self.bucket, versions, self._count)
+            for rel in rels:
+                self.fs.invalidate_cache(self.path(rel))
+            held = s3lock.retention_of(
+                self.fs, self.bucket, {k: versions[k] for k in refused}, self._count
+            )
+        stuck = {k: code for k, code in refused.items() if k not in held}
+        if stuck:
+            key, code = next(iter(sorted(stuck.items())))
+            raise RemoteError(
+                f"remote {self.name} refused to delete {len(stuck)} file(s) that no Object Lock "
+                f"holds (e.g. {key}: {code}): check that your credentials allow "
+                "s3:DeleteObjectVersion, then run gc again"
+            )
+        return {keys[k]: r for k, r in held.items()}
 
     # -- reading ---------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -197,7 +319,9 @@ class Remote:
                     f.write(data)
                 os.replace(tmp, path)
             else:
-                self.fs.pipe_file(path, data)
+                args = self._lock_args(rel)
+                self.fs.pipe_file(path, data, **args)
+                self._relock(path, len(data), args)
 
     def upload(self, local: Path, rel: str) -> None:
         with self._translated(f"uploading {rel}"):
@@ -210,7 +334,9 @@ class Remote:
                 shutil.copyfile(local, tmp)
                 os.replace(tmp, path)
             else:
-                self.fs.put_file(str(local), path)
+                args = self._lock_args(rel)
+                self.fs.put_file(str(local), path, **args)
+                self._relock(path, os.path.getsize(local), args)
 
     def _local_tmp(self, path: str) -> str:
         parent = posixpath.dirname(path)
@@ -218,6 +344,8 @@ class Remote:
         return posixpath.join(parent, f".{posixpath.basename(path)}.{unique_suffix(4)}.tmp")
 
     def delete(self, rels: list[str]) -> None:
+        """Plain delete, for files that are rewritten (refs, locks): on a versioned bucket their
+        old versions stay. Content-addressed files go through :meth:`collect`."""
         if not rels:
             return
         with self._translated("deleting"):

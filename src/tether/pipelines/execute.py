@@ -136,6 +136,7 @@ def _loop(
     done: set[str] = set()
     bad: set[str] = set()
     declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
+    made = {path for s in p.pipeline.stages.values() for path in s.out_paths}
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
             for name in [n for n in todo if needs[n] & bad]:
@@ -148,7 +149,7 @@ def _loop(
                 if len(running) >= jobs:
                     break
                 sp = todo.pop(name)
-                _refresh_deps(ws, sp)  # what upstream stages just wrote
+                _refresh_deps(ws, sp, made)  # what upstream stages just wrote
                 quick = _without_running(ws, sp, lock, report) if o.use_cache else None
                 if quick is not None:
                     out.results.append(quick)
@@ -244,9 +245,15 @@ def _clear_outs(ws: Workspace, sp: StagePlan, report: Report) -> None:
             target.unlink()
 
 
-def _refresh_deps(ws: Workspace, sp: StagePlan) -> None:
+def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
+    """The deps' ids as the stage will read them. A dep no stage makes (a script, raw data) is
+    stored in the cache as well: the run records it by id, so its bytes must be there for
+    `fsck`, `push` and `reproduce`; what a stage made is stored already."""
     for dep in sp.stage.deps:
-        oid = content_id(ws, dep)
+        if not ws.abs(dep).exists():
+            raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
+        inside = any(dep == o or dep.startswith(o + "/") for o in made)
+        oid = content_id(ws, dep) if inside else store_path(ws, dep)
         if oid is None:
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         sp.deps[dep] = oid

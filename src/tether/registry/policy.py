@@ -116,11 +116,19 @@ def failed_gates(policy: Policy, facts: Facts) -> list[str]:
     out = []
     for rule in policy.require:
         if rule == "clean_tree" and facts.dirty:
-            out.append("clean_tree: the run was made with uncommitted changes")
+            out.append(
+                "clean_tree: the run was made with uncommitted changes (commit, then train again)"
+            )
         elif rule == "reproduced" and not facts.reproduced:
-            out.append("reproduced: no `tether reproduce` of its run said REPRODUCED")
+            out.append(
+                "reproduced: no `tether reproduce` of its run said REPRODUCED (run `tether "
+                "reproduce RUN` first)"
+            )
         elif rule == "signed" and not facts.signed:
-            out.append("signed: the version has no signature by a trusted key")
+            out.append(
+                "signed: the version has no signature by a trusted key (`tether model sign "
+                "NAME@vN` with an approver's key)"
+            )
         elif (m := _METRIC.match(rule)) is not None:
             key, op, bound = m[1], m[2], float(m[3])
             value = facts.metrics.get(key)

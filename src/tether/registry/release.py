@@ -58,9 +58,19 @@ def _chunks(ws: Workspace, oid: str) -> Iterator[bytes]:
 
 
 def _sha256(ws: Workspace, oid: str) -> str:
-    h = hashlib.sha256()
+    """The sha256 of an object's bytes, which must first be the bytes its id names: a damaged
+    cache copy is never signed."""
+    from blake3 import blake3
+
+    h, check = hashlib.sha256(), blake3(max_threads=blake3.AUTO)
     for chunk in _chunks(ws, oid):
         h.update(chunk)
+        check.update(chunk)
+    if check.hexdigest() != _hex(oid):
+        raise RegistryError(
+            f"object {oid[:19]}…: the cached bytes do not match their id: run `tether fsck` and "
+            "`tether pull` before signing or verifying"
+        )
     return h.hexdigest()
 
 
@@ -68,6 +78,11 @@ def sign(ws: Workspace, spec: str) -> Version:
     """Sign the version's provenance with the local key and record it in the registry."""
     with writing(ws) as state:
         v = state.resolve(spec)
+        if v.signature is not None:
+            raise RegistryError(
+                f"{v.ref} is signed already (by {v.signed_by}): a release keeps the signature "
+                "it was approved with; register a new version to sign other bytes"
+            )
         record = catalog.load(ws, v.run)
         subjects = [(name, _sha256(ws, oid)) for name, oid in files_of(ws, v)]
         stmt = signing.statement(subjects, PROVENANCE, _provenance(ws, v, record))
@@ -197,26 +212,30 @@ def get(ws: Workspace, spec: str, out: Path, state: State | None = None) -> Veri
 
 
 def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> None:
-    """Copy one object out, hashing the bytes on the way (one read): BLAKE3 against its id, or
-    sha256 against the signed digest (which then stands for both)."""
+    """Copy one object out, hashing the bytes on the way (one read): BLAKE3 against its id and,
+    for a signed release, sha256 against the signed digest."""
     from blake3 import blake3
 
     tmp = dest.with_name(f".{dest.name}.part")
-    hasher: Any = hashlib.sha256() if sha256 is not None else blake3(max_threads=blake3.AUTO)
+    own = blake3(max_threads=blake3.AUTO)
+    signed = hashlib.sha256() if sha256 is not None else None
     try:
         with open(tmp, "wb") as f:
             for chunk in _chunks(ws, oid):
-                hasher.update(chunk)
+                own.update(chunk)
+                if signed is not None:
+                    signed.update(chunk)
                 f.write(chunk)
-        got = hasher.hexdigest()
-        want = sha256 if sha256 is not None else _hex(oid)
-        if got != want:
-            raise RegistryError(
-                f"{dest.name}: the stored bytes do not match "
-                + ("the signed digest" if sha256 is not None else "their id")
-                + f" ({got[:16]}… instead of {want[:16]}…): the cache copy is damaged or was "
-                "changed; run `tether fsck` and `tether pull`"
-            )
+        checks = [("their id", own.hexdigest(), _hex(oid))]
+        if signed is not None and sha256 is not None:
+            checks.append(("the signed digest", signed.hexdigest(), sha256))
+        for what, got, want in checks:
+            if got != want:
+                raise RegistryError(
+                    f"{dest.name}: the stored bytes do not match {what} ({got[:16]}… instead of "
+                    f"{want[:16]}…): the cache copy is damaged or was changed; run `tether fsck` "
+                    "and `tether pull`"
+                )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -284,7 +284,7 @@ def register(ws: Workspace, name: str, run_ref: str, path: str, description: str
             "name": name, "version": number, "object": oid, "path": path, "run": run_id,
             "record": record_id[0], "description": description, "commit": commit,
         }  # fmt: skip
-        ev = append(ws, "model.register", body, sign=_has_key())
+        ev = append(ws, "model.register", body, sign=_has_key(ws))
         ws.refs.set(f"registry/{name}/v{number}", [oid, record_id[0]])
         _tag(
             ws,
@@ -295,12 +295,13 @@ def register(ws: Workspace, name: str, run_ref: str, path: str, description: str
     return load_state(ws).version(name, number)
 
 
-def _has_key() -> bool:
+def _has_key(ws: Workspace) -> bool:
+    """A local key that this project trusts (events are signed when there is one)."""
     try:
-        signing.load_signer()
+        signer = signing.load_signer()
     except TetherError:
         return False
-    return True
+    return signer.keyid in signing.trusted_keys(project_config(ws))
 
 
 def _tag(ws: Workspace, tag: str, commit: str | None, message: str) -> None:
@@ -454,7 +455,7 @@ def _transition(ws: Workspace, state: State, v: Version, stage: str, req: Reques
     )
     body = {"name": v.name, "version": v.number, "stage": stage, "request": req.id,
             "replaces": before.number if before else None, "n": n}  # fmt: skip
-    ev = append(ws, "model.transition", body, sign=_has_key())
+    ev = append(ws, "model.transition", body, sign=_has_key(ws))
     ws.refs.set(f"registry/{v.name}/{stage}", [v.object])  # for lineage: NAME@STAGE
     _tag(
         ws,
@@ -474,7 +475,7 @@ def set_alias(ws: Workspace, spec: str, alias: str) -> Version:
             ws,
             "model.alias",
             {"name": v.name, "alias": alias, "version": v.number},
-            sign=_has_key(),
+            sign=_has_key(ws),
         )
         ws.refs.set(f"registry/{v.name}/{alias}", [v.object])  # for lineage: NAME@ALIAS
     return load_state(ws).version(v.name, v.number)

@@ -8,11 +8,13 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from tether.errors import RemoteError, UsageError
+from tether.errors import RemoteError, RetainedObjectsError, UsageError
 from tether.objects.graph import reachable
 from tether.objects.packs import build_packs
-from tether.objects.remote import Remote
+from tether.objects.remote import Inventory, Remote
+from tether.objects.retention import Retention
 from tether.objects.transfer import fetch_objects
 from tether.workspace.repo import Workspace
 from tether.workspace.roots import Root, pairs, roots
@@ -29,6 +31,11 @@ class GcResult:
     dry_run: bool
     repacked: int = 0
     temp_files: int = 0
+    # on a remote with S3 Object Lock: dead objects it keeps (they stay readable), not in removed
+    retained: int = 0
+    retained_bytes: int = 0
+    retention_ends: tuple[datetime, datetime] | None = None  # first and last, UTC
+    legal_holds: int = 0  # files kept by a legal hold rather than a date
 
 
 def gc(ws: Workspace, *, dry_run: bool = False, all_commits: bool = False) -> GcResult:
@@ -56,13 +63,22 @@ def gc_remote(
     dry_run: bool = False,
     all_commits: bool = False,
 ) -> GcResult:
-    """Remove from a remote what no pointer of this clone and no ref on the remote needs."""
+    """Remove from a remote what no pointer of this clone and no ref on the remote needs.
+
+    On an S3 bucket with Object Lock, objects still under retention (or a legal hold) cannot be
+    removed: they stay, whole and readable, and once everything else is collected
+    :class:`RetainedObjectsError` says how many and until when (its ``result`` is the
+    :class:`GcResult`; a dry run raises it too). A later gc collects them once retention ends.
+    On any versioned bucket, collected means every version deleted by id, not a delete marker."""
     remote = open_remote(ws, remote_name)
     _take_lock(remote)
     try:
-        return _collect(ws, remote, dry_run=dry_run, all_commits=all_commits)
+        result = _collect(ws, remote, dry_run=dry_run, all_commits=all_commits)
     finally:
         remote.delete(["locks/gc"])
+    if result.retained:
+        raise RetainedObjectsError(_retained_message(remote.name, result), result)
+    return result
 
 
 def _take_lock(remote: Remote) -> None:
@@ -79,8 +95,9 @@ def _take_lock(remote: Remote) -> None:
     remote.write_bytes("locks/gc", json.dumps(me).encode())
 
 
-def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool) -> GcResult:
-    inv = remote.inventory()
+def _live(ws: Workspace, remote: Remote, inv: Inventory, all_commits: bool) -> set[str]:
+    """What this clone's roots and the remote's refs reach (or name without the remote having
+    it): everything gc must keep."""
     threshold = ws.config.local_pack_threshold()
     root_ids = roots(ws, all_commits=all_commits)
     for name, text in remote.list_refs(inv).items():
@@ -89,33 +106,100 @@ def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool)
         wanted = {r.id for r in root_ids if r.may_contain} & inv.ids()
         fetch_objects(ws.store, remote, wanted, jobs=8, pack_threshold=threshold, inventory=inv)
     live = reachable(ws.store, pairs(root_ids))
-    keep = live.ids | live.missing
-    dead_loose = sorted(inv.loose - keep)
-    removed, size, repacked = len(dead_loose), 0, 0
-    dead_packs, partial = [], []
-    for name, index in inv.packs.items():
-        dead = [oid for oid in index.entries if oid not in keep]
-        if len(dead) == len(index.entries):
-            dead_packs.append(name)
-        elif dead:
-            partial.append((name, [oid for oid in index.entries if oid in keep]))
-        removed += len(dead)
-        size += sum(index.entries[oid][1] for oid in dead)
+    return live.ids | live.missing
+
+
+def _pack_files(name: str) -> list[str]:
+    return [f"packs/{name}.idx", f"packs/{name}.pack"]
+
+
+def _collect(ws: Workspace, remote: Remote, *, dry_run: bool, all_commits: bool) -> GcResult:
+    inv = remote.inventory()
+    keep = _live(ws, remote, inv, all_commits)
+    loose = [Remote.object_path(oid) for oid in sorted(inv.loose - keep)]
+    dead = {name: [o for o in index.entries if o not in keep] for name, index in inv.packs.items()}
+    dead = {name: oids for name, oids in dead.items() if oids}
+    # a pack Object Lock holds stays whole: neither deleted nor rewritten (which would add a
+    # copy of its live objects at every gc); loose objects are asked by deleting them, except
+    # in a dry run
+    held = remote.retained([rel for name in dead for rel in _pack_files(name)])
+    repacked = 0
     if dry_run:
-        return GcResult(removed, size, len(keep), True)
-    # rewrite partly dead packs: the new pack and index land before the old ones go away
-    for name, live_ids in partial:
+        held |= remote.retained(loose)
+    else:
+        free = {n: oids for n, oids in dead.items() if not _holds(held, n)}
+        repacked = _repack(ws, remote, inv, free)
+        # indexes first, so no index ever names a missing pack; a pack whose index stays, stays
+        held |= remote.collect([f"packs/{n}.idx" for n in free])
+        gone = [f"packs/{n}.pack" for n in free if not _holds(held, n)]
+        held |= remote.collect(gone + loose)
+        remote.delete(remote.stale_tmp())
+    return _tally(inv, dead, loose, held, kept=len(keep), dry_run=dry_run, repacked=repacked)
+
+
+def _holds(held: dict[str, Retention], pack: str) -> bool:
+    return any(rel in held for rel in _pack_files(pack))
+
+
+def _repack(ws: Workspace, remote: Remote, inv: Inventory, dead: dict[str, list[str]]) -> int:
+    """Rewrite partly dead packs: the new pack and index land before the old ones go away."""
+    threshold = ws.config.local_pack_threshold()
+    repacked = 0
+    for name, gone in dead.items():
+        entries = inv.packs[name].entries
+        if len(gone) == len(entries):
+            continue
+        dropped = set(gone)
+        live_ids = [oid for oid in entries if oid not in dropped]
         fetch_objects(ws.store, remote, live_ids, jobs=8, pack_threshold=threshold, inventory=inv)
-        sized = [(oid, inv.packs[name].entries[oid][1]) for oid in live_ids]
+        sized = [(oid, entries[oid][1]) for oid in live_ids]
         for data, index in build_packs(ws.store, sized, 1 << 62):
             remote.write_bytes(f"packs/{index.name}.pack", data)
             remote.barrier()
             remote.write_bytes(f"packs/{index.name}.idx", index.to_bytes())
-        dead_packs.append(name)
         repacked += 1
-    remote.delete([f"packs/{n}.idx" for n in dead_packs])
-    remote.delete(
-        [f"packs/{n}.pack" for n in dead_packs] + [Remote.object_path(o) for o in dead_loose]
+    return repacked
+
+
+def _tally(
+    inv: Inventory,
+    dead: dict[str, list[str]],
+    loose: list[str],
+    held: dict[str, Retention],
+    *,
+    kept: int,
+    dry_run: bool,
+    repacked: int,
+) -> GcResult:
+    """Count what went (or would go) and what Object Lock keeps: a held loose object is one, a
+    held pack is its dead objects."""
+    held_packs = [n for n in dead if _holds(held, n)]
+    sizes = {n: sum(inv.packs[n].entries[oid][1] for oid in oids) for n, oids in dead.items()}
+    retained = sum(rel in held for rel in loose) + sum(len(dead[n]) for n in held_packs)
+    retained_bytes = sum(sizes[n] for n in held_packs)
+    ends = sorted(r.until for r in held.values() if r.until is not None)
+    return GcResult(
+        removed=len(loose) + sum(len(oids) for oids in dead.values()) - retained,
+        bytes=sum(sizes.values()) - retained_bytes,
+        kept=kept,
+        dry_run=dry_run,
+        repacked=repacked,
+        retained=retained,
+        retained_bytes=retained_bytes,
+        retention_ends=(ends[0], ends[-1]) if ends else None,
+        legal_holds=sum(r.legal_hold for r in held.values()),
     )
-    remote.delete(remote.stale_tmp())
-    return GcResult(removed, size, len(keep), False, repacked)
+
+
+def _retained_message(remote: str, r: GcResult) -> str:
+    did, stay = ("would remove", "would stay") if r.dry_run else ("removed", "stay")
+    out = (
+        f"remote {remote}: {did} {r.removed} object(s); {r.retained} more are under S3 Object "
+        f"Lock and {stay} on the remote, readable"
+    )
+    if r.retention_ends:
+        first, last = (f"{d:%Y-%m-%d %H:%M} UTC" for d in r.retention_ends)
+        out += f": retained until {last}" if first == last else f": retained until {first} … {last}"
+    if r.legal_holds:
+        out += f"; {r.legal_holds} file(s) are under a legal hold, kept until it is lifted"
+    return out + f". Run `tether gc --remote {remote}` again after that to collect them"
