@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 EXAMPLES := $(VENV)/.examples
 
-.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts docs clean
+.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-pipeline: $(STAMP)
 
 bench-prompts: $(STAMP)
 	$(BIN)/python benchmarks/bench_prompts.py
+
+bench-registry: $(STAMP)
+	$(BIN)/python benchmarks/bench_registry.py
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py --write

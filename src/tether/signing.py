@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -471,8 +472,6 @@ def verify(
 ) -> Verified:
     """Check a DSSE envelope: at least one signature by a trusted key must verify over its PAE."""
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     env = _parse_envelope(envelope)
     payload_type, signatures = env["payloadType"], env["signatures"]
@@ -488,8 +487,7 @@ def verify(
             problems.append(f"{keyid} is not a trusted key (see `tether keys list`)")
             continue
         sig = _b64(entry.get("sig"), f"the signature by {keyid}")
-        key = serialization.load_pem_public_key(trusted[keyid].public_pem.encode())
-        assert isinstance(key, Ed25519PublicKey)  # trusted_keys() checked it
+        key = _public_key(trusted[keyid].public_pem)
         try:
             key.verify(sig, message)
         except InvalidSignature:
@@ -519,6 +517,17 @@ def _parse_envelope(envelope: Mapping[str, Any] | bytes | str) -> Mapping[str, A
 
 
 # -- in-toto statements and SLSA provenance --------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _public_key(public_pem: str) -> Ed25519PublicKey:
+    """A trusted key parsed once per process (an audit checks thousands of signatures)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = serialization.load_pem_public_key(public_pem.encode())
+    assert isinstance(key, Ed25519PublicKey)  # trusted_keys() checked it
+    return key
+
+
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()

@@ -220,3 +220,23 @@ def test_a_signature_by_an_untrusted_key_and_a_removed_event_are_reported(
     middle.unlink()
     out = tether("audit", "verify", expect=1).output
     assert "event 1" in out and ("missing" in out or "gone" in out)
+
+
+def test_audit_rechecks_signatures_when_the_trusted_keys_change(
+    trained: str, people: People, repo: Path, tether: Tether
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    people.use("bob")
+    tether("model", "approve", "model@v1")
+    assert "audit log verified" in tether("audit", "verify").output
+    assert "audit log verified" in tether("audit", "verify").output  # from the cache
+    toml = (repo / "tether.toml").read_text()
+    bob = people.keys["bob"].keyid
+    start = toml.index(f'[keys."{bob}"]')
+    end = toml.index("[keys.", start + 5) if "[keys." in toml[start + 5 :] else len(toml)
+    (repo / "tether.toml").write_text(toml[:start] + toml[end:])  # bob's key is no longer trusted
+    out = tether("audit", "verify", expect=1).output
+    assert f"{bob} is not a trusted key" in out
+    assert "is not a trusted key" in tether("audit", "verify", "--full", expect=1).output

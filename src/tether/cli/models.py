@@ -273,12 +273,18 @@ def _what(ev: Any) -> str:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Recompute the chain, check every signature and the signed head; report the first broken
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Check every signature again, not only those of events this machine has not verified "
+    "under the same trusted keys.",
+)
+def audit_verify(full: bool) -> None:
+    """Recompute the chain, check the signatures and the signed head; report the first broken
     link. Exits 1 on any problem."""
     from tether.registry import audit as trail
 
-    report = trail.verify(_ws())
+    report = trail.verify(_ws(), full=full)
     for problem in report.problems:
         click.secho(f"PROBLEM: {problem}", fg="red")
     if not report.ok:

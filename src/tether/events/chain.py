@@ -190,11 +190,16 @@ class EventLog:
         Every event must be present, hash to its id, parse as an event of this log, and link
         to the event one lower in ``seq``, down to event 0.
         """
+        return self.checked_events()[0]
+
+    def checked_events(self) -> tuple[Verification, list[Event]]:
+        """:meth:`verify`, and the events it read (oldest first) from the same single walk."""
         oid, problem = self._head()
         if problem is not None:
-            return Verification(False, 0, problem, None)
+            return Verification(False, 0, problem, None), []
         count, at_seq = 0, None
         child: Event | None = None
+        seen: list[Event] = []
         while oid is not None:
             event, trouble, at = self._link(oid, child)
             if trouble is not None:
@@ -202,8 +207,21 @@ class EventLog:
             if event is None:
                 break
             count += 1
+            seen.append(event)
             child, oid = event, event.prev
-        return Verification(problem is None, count, problem, at_seq)
+        seen.reverse()
+        return Verification(problem is None, count, problem, at_seq), seen
+
+    def events_after(self, older: str) -> list[Event] | None:
+        """The events newer than ``older``, oldest first (None when the chain does not hold
+        ``older``): what a reader that folded the chain up to ``older`` has not seen yet."""
+        newer: list[Event] = []
+        for event in self._walk(self.head()):
+            if event.id == older:
+                newer.reverse()
+                return newer
+            newer.append(event)
+        return None
 
     def _head(self) -> tuple[str | None, str | None]:
         """The head's id and what is wrong with the head ref, if anything."""

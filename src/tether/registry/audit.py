@@ -4,11 +4,14 @@ the signed payload equal to the event), and the signed head (nothing cut off the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+from tether import signing
 from tether.errors import TetherError
 from tether.events import Event
-from tether.registry.store import HEAD_REF, event_log, signed_head, verify_event
+from tether.hashing import hash_bytes
+from tether.registry.store import HEAD_REF, event_log, project_config, signed_head, verify_event
 from tether.workspace.repo import Workspace
 
 
@@ -30,18 +33,35 @@ def log(ws: Workspace, model: str | None = None) -> list[Event]:
     return [e for e in events if e.body.get("name") == model]
 
 
-def verify(ws: Workspace) -> Report:
+SEEN_FILE = "audit-verified.json"  # in .tether/cache: event ids whose signature checked out
+
+
+def verify(ws: Workspace, *, full: bool = False) -> Report:
+    """The whole chain is walked and hashed every time. An event's signature is checked again
+    only when this cache has not seen that event id verify under the same trusted keys (an id
+    is the hash of the event, envelope included, so a verified id stays verified); ``full``
+    checks every signature."""
     chain = event_log(ws)
-    checked = chain.verify()
+    checked, events = chain.checked_events()
     report = Report(checked.count)
     if not checked.ok:
         report.problems.append(checked.problem or "the chain is broken")
         return report  # the signatures of a broken chain prove nothing
-    events = chain.events()
+    config = project_config(ws)
+    trusted = signing.trusted_keys(config)
+    trust_id = hash_bytes(json.dumps(sorted((k, t.identity) for k, t in trusted.items())).encode())
+    seen = set() if full else _seen(ws, trust_id)
+    good = []
     for ev in events:
-        problem = verify_event(ws, ev)
+        if ev.id in seen:
+            good.append(ev.id)
+            continue
+        problem = verify_event(ws, ev, trusted)
         if problem:
             report.problems.append(problem)
+        else:
+            good.append(ev.id)
+    _remember(ws, trust_id, good)
     try:
         head = signed_head(ws)
     except TetherError as exc:
@@ -65,3 +85,22 @@ def verify(ws: Workspace) -> Report:
             "replaced by an older one"
         )
     return report
+
+
+def _seen(ws: Workspace, trust_id: str) -> set[str]:
+    try:
+        doc = json.loads((ws.dot / "cache" / SEEN_FILE).read_bytes())
+    except (OSError, ValueError):
+        return set()
+    return set(doc.get("verified") or ()) if doc.get("trust") == trust_id else set()
+
+
+def _remember(ws: Workspace, trust_id: str, ids: list[str]) -> None:
+    from tether._fs import atomic_write
+
+    try:
+        (ws.dot / "cache").mkdir(parents=True, exist_ok=True)
+        doc = {"trust": trust_id, "verified": ids}
+        atomic_write(ws.dot / "cache" / SEEN_FILE, json.dumps(doc).encode(), durable=False)
+    except OSError:
+        pass  # the next audit checks every signature again

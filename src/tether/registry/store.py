@@ -80,7 +80,8 @@ class State:
     models: dict[str, dict[int, Version]] = field(default_factory=dict)
     requests: dict[str, Request] = field(default_factory=dict)
     policy: str | None = None  # the id of the last recorded policy
-    events: list[Event] = field(default_factory=list)
+    transitions: dict[str, int] = field(default_factory=dict)  # "NAME#STAGE" -> how many
+    head: str | None = None  # the last event folded in
 
     def version(self, name: str, number: int) -> Version:
         found = self.models.get(name, {}).get(number)
@@ -120,12 +121,63 @@ def writing(ws: Workspace) -> Iterator[State]:
         yield load_state(ws)
 
 
+STATE_CACHE = "registry-state.json"  # in .tether/cache: the fold up to a head, for speed only
+
+
 def load_state(ws: Workspace) -> State:
-    state = State()
-    for ev in event_log(ws).events():
+    """The fold of the log. The fold up to some head is kept in the cache, so a command reads
+    only the events after it (the cache is keyed by that head's id: nothing stale survives)."""
+    log = event_log(ws)
+    head = log.head()
+    cached = _read_state(ws)
+    if cached is not None and cached.head == head:
+        return cached
+    newer = log.events_after(cached.head) if cached is not None and cached.head else None
+    state = cached if newer is not None and cached is not None else State()
+    for ev in newer if newer is not None else log.events():
         _apply(state, ev)
-        state.events.append(ev)
+    state.head = head
+    _write_state(ws, state)
     return state
+
+
+def _read_state(ws: Workspace) -> State | None:
+    try:
+        doc = json.loads((ws.dot / "cache" / STATE_CACHE).read_bytes())
+        if doc.get("format") != 1:
+            return None
+        state = State(head=doc["head"], policy=doc["policy"], transitions=doc["transitions"])
+        for name, versions in doc["models"].items():
+            state.models[name] = {
+                int(n): Version(**{**v, "aliases": set(v["aliases"])}) for n, v in versions.items()
+            }
+        state.requests = {k: Request(**r) for k, r in doc["requests"].items()}
+        return state
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no cache, or an older one: fold from the start
+
+
+def _write_state(ws: Workspace, state: State) -> None:
+    from dataclasses import asdict
+
+    from tether._fs import atomic_write
+
+    doc = {
+        "format": 1,
+        "head": state.head,
+        "policy": state.policy,
+        "transitions": state.transitions,
+        "models": {
+            name: {str(n): {**asdict(v), "aliases": sorted(v.aliases)} for n, v in vs.items()}
+            for name, vs in state.models.items()
+        },
+        "requests": {k: asdict(r) for k, r in state.requests.items()},
+    }
+    try:
+        (ws.dot / "cache").mkdir(parents=True, exist_ok=True)
+        atomic_write(ws.dot / "cache" / STATE_CACHE, json.dumps(doc).encode(), durable=False)
+    except OSError:
+        pass  # only speed is lost
 
 
 def _apply(state: State, ev: Event) -> None:
@@ -153,6 +205,8 @@ def _apply(state: State, ev: Event) -> None:
             if v.stage == b["stage"]:
                 v.stage = None  # one version per stage
         versions[int(b["version"])].stage = b["stage"]
+        key = f"{b['name']}#{b['stage']}"
+        state.transitions[key] = state.transitions.get(key, 0) + 1
         if b.get("request") in state.requests:
             state.requests[b["request"]].status = "approved"
     elif ev.kind == "model.alias":
@@ -225,14 +279,18 @@ def _signer(ws: Workspace) -> tuple[Any, str]:
     return signer, trusted.identity
 
 
-def verify_event(ws: Workspace, ev: Event) -> str | None:
+def verify_event(
+    ws: Workspace, ev: Event, trusted: dict[str, signing.TrustedKey] | None = None
+) -> str | None:
     """A problem with a signed event's signature, or None: the envelope verifies with a trusted
     key, says what the event says, and its key's identity is the event's actor."""
     env = ev.body.get("signed")
     if env is None:
         return f"event {ev.seq} ({ev.kind}) is not signed" if ev.kind in SIGNED else None
+    if trusted is None:
+        trusted = signing.trusted_keys(project_config(ws))
     try:
-        checked = signing.verify(env, signing.trusted_keys(project_config(ws)))
+        checked = signing.verify(env, trusted)
     except signing.SignatureError as exc:
         return f"event {ev.seq} ({ev.kind}): {exc}"
     body = {k: v for k, v in ev.body.items() if k != "signed"}
@@ -443,16 +501,7 @@ def _cannot_approve(
 
 def _transition(ws: Workspace, state: State, v: Version, stage: str, req: Request) -> None:
     before = next((x for x in state.models[v.name].values() if x.stage == stage), None)
-    n = (
-        sum(
-            1
-            for e in state.events
-            if e.kind == "model.transition"
-            and e.body.get("name") == v.name
-            and e.body.get("stage") == stage
-        )
-        + 1
-    )
+    n = state.transitions.get(f"{v.name}#{stage}", 0) + 1
     body = {"name": v.name, "version": v.number, "stage": stage, "request": req.id,
             "replaces": before.number if before else None, "n": n}  # fmt: skip
     ev = append(ws, "model.transition", body, sign=_has_key(ws))
