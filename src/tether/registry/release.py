@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -219,9 +220,14 @@ def get(ws: Workspace, spec: str, out: Path, state: State | None = None) -> Veri
     return Verified(v, identity, len(files))
 
 
+def _each(chunks: Iterator[bytes], use: Any) -> None:
+    for chunk in chunks:
+        use(chunk)
+
+
 def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> None:
-    """Copy one object out, hashing the bytes on the way (one read): BLAKE3 against its id and,
-    for a signed release, sha256 against the signed digest."""
+    """Copy one object out and check its bytes: BLAKE3 against its id and, for a signed release
+    whose statement does not name the BLAKE3 id, sha256 against the signed digest."""
     from blake3 import blake3
 
     tmp = dest.with_name(f".{dest.name}.part")
@@ -233,17 +239,19 @@ def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> No
         if signed is not None:
             signed.update(chunk)
 
+    loose = ws.store.loose_path(oid)
     try:
-        # each chunk is hashed in a second thread while it is written (both release the GIL)
-        with open(tmp, "wb") as f, ThreadPoolExecutor(1) as hashing:
-            pending = None
-            for chunk in _chunks(ws, oid):
-                if pending is not None:
-                    pending.result()
-                pending = hashing.submit(hash_chunk, chunk)
-                f.write(chunk)
-            if pending is not None:
-                pending.result()
+        if loose is not None:
+            # the kernel copies the file (copy_file_range/sendfile, as cp does) while a second
+            # thread reads the same cached bytes and hashes them
+            with ThreadPoolExecutor(1) as hashing:
+                done = hashing.submit(_each, _chunks(ws, oid), hash_chunk)
+                shutil.copyfile(loose, tmp)
+                done.result()
+        else:  # a packed object: its bytes are in memory already
+            data = ws.store.read_bytes(oid)
+            hash_chunk(data)
+            tmp.write_bytes(data)
         checks = [("their id", own.hexdigest(), _hex(oid))]
         if signed is not None and sha256 is not None:
             checks.append(("the signed digest", signed.hexdigest(), sha256))
