@@ -460,6 +460,11 @@ def decide(ws: Workspace, spec: str, approve: bool, comment: str = "") -> Reques
         policy = policies.for_stage(req.to)
         signer, identity = _signer(ws)
         key = signing.trusted_keys(project_config(ws))[signer.keyid]
+        if not approve and identity != req.by and "approver" not in key.roles:
+            raise RegistryError(
+                f"{identity} cannot reject {req.name}@v{req.version} -> {req.to}: only an "
+                "approver or the requester (withdrawing it) can"
+            )
         if approve:
             why = _cannot_approve(ws, policy, req, identity, key.roles)
             if why:
