@@ -76,7 +76,7 @@ def load_rules(root: Path, types: str | None = None, max_header: int | None = No
 
 
 # -- tether policy check-commits ------------------------------------------------------------------
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def policy() -> None:
     """Check the repository against the project's conventions."""
 
@@ -206,7 +206,7 @@ def uninstall_hooks(root: Path) -> HookChanges:
     return changes
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def hooks() -> None:
     """Git hooks that check every commit: its message and its staged files."""
 

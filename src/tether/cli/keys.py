@@ -9,7 +9,7 @@ from typing import TextIO
 import click
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def keys() -> None:
     """Signing keys: the identities behind approvals and signed releases.
 

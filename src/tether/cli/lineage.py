@@ -17,7 +17,7 @@ class _TargetFirst(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_TargetFirst)
+@click.group(cls=_TargetFirst, context_settings={"help_option_names": ["-h", "--help"]})
 def lineage() -> None:
     """Trace what a result came from (upstream) or what was built from it (downstream), and
     export lineage as OpenLineage events or W3C PROV.
