@@ -325,3 +325,13 @@ def test_importing_the_module_loads_neither_scipy_nor_numpy() -> None:
     )
     done = run_python(code, cwd=Path(sys.prefix))
     assert done.returncode == 0, done.stderr
+
+
+def test_percentile_matches_numpys_linear_method() -> None:
+    import numpy as np
+
+    rng = random.Random(3)
+    for n in (1, 2, 5, 100):
+        data = [rng.uniform(0, 10) for _ in range(n)]
+        for q in (0, 5, 37.5, 50, 95, 100):
+            assert percentile(data, q) == pytest.approx(float(np.percentile(data, q)), abs=1e-12)

@@ -131,12 +131,14 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     """The q-th percentile (0-100, NumPy's linear interpolation); None for no values."""
     if not 0 <= q <= 100:
         raise UsageError(f"a percentile is between 0 and 100, got {q}")
-    data = list(values)
+    data = sorted(values)
     if not data:
         return None
-    import numpy as np
-
-    return float(np.percentile(data, q))
+    # NumPy's default ("linear") method, without importing NumPy on the eval path
+    h = (len(data) - 1) * q / 100
+    lo = math.floor(h)
+    hi = min(lo + 1, len(data) - 1)
+    return float(data[lo] + (h - lo) * (data[hi] - data[lo]))
 
 
 def mcnemar_exact(b: int, c: int) -> float:
