@@ -1,8 +1,11 @@
-"""What both benchmarks share: running an untimed setup command. Standard library only (it is
-also imported by the run-tracking worker, inside MLflow's virtual environment)."""
+"""What the benchmarks share: running an untimed setup command, snapshotting Tether's source,
+writing the results. Standard library only (it is also imported by the run-tracking worker,
+inside MLflow's virtual environment)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -36,3 +39,26 @@ def chosen_workloads(parser: Any, opts: Any, known: Any) -> list[str]:
     if unknown or not names:
         parser.error(f"unknown workload(s) {unknown}: choose from {', '.join(known)}")
     return names
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def snapshot_tether(dest: Path, python: Any, env: dict[str, str]) -> None:
+    """Copy src/tether to ``dest``, so edits made while a benchmark runs do not change what it
+    runs, and check that ``python`` with ``env`` imports that copy."""
+    shutil.rmtree(dest, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(PROJECT / "src" / "tether", dest / "tether", ignore=ignore)
+    where = run([python, "-c", "import tether; print(tether.__file__)"], env=env).strip()
+    if not where.startswith(str(dest)):
+        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
+
+
+def write_results(out: Path, doc: dict[str, Any], errors: list[str], seconds: float) -> int:
+    """Print the failures, write ``doc`` (with ``errors``) as JSON; the exit status."""
+    for error in errors:
+        print(f"FAILED: {error}")
+    out.write_text(json.dumps({**doc, "errors": errors}, indent=2, default=str) + "\n")
+    print(f"\nresults: {out} ({seconds} s)", flush=True)
+    return 1 if errors else 0

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 from blake3 import blake3
 
-from _shared import CommandError, chosen_workloads, run, tail
+from _shared import CommandError, chosen_workloads, run, snapshot_tether, tail
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -347,17 +347,6 @@ class Dvc(Tool):
     def drop_cache(self) -> None:
         for path in (self.repo / ".dvc" / "cache", self.repo / ".dvc" / "tmp", self.site_cache):
             rmtree(path)
-
-
-def snapshot_tether() -> None:
-    """Copy src/tether aside, so edits made while the benchmark runs do not change what it runs."""
-    rmtree(TETHER_SRC)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(PROJECT / "src" / "tether", TETHER_SRC / "tether", ignore=ignore)
-    probe = [sys.executable, "-c", "import tether; print(tether.__file__)"]
-    where = run(probe, env=Tether(WORK, base_env()).env).strip()
-    if not where.startswith(str(TETHER_SRC)):
-        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
 
 
 def make_tools(base: Path, env: dict[str, str]) -> list[Tool]:
@@ -1013,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     LOGS.mkdir(parents=True, exist_ok=True)
     meta = describe(opts, ensure_dvc())
-    snapshot_tether()
+    snapshot_tether(TETHER_SRC, sys.executable, Tether(WORK, base_env()).env)
     for key, value in meta.items():
         print(f"{key}: {value}", flush=True)
     sizes = QUICK if opts.quick else FULL

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _shared import CommandError, run
+from _shared import CommandError, run, snapshot_tether, write_results
 from bench_data import DVC_EXE, Measure, ensure_dvc, fs_type, page_cache_note, run_timed
 
 HERE = Path(__file__).resolve().parent
@@ -198,16 +198,6 @@ def make_repo(tool: Tool, repo: Path, stages: list[Stage], factors: dict[int, in
         run([DVC_EXE, "config", "core.analytics", "false"], cwd=repo, env=env)
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "pipeline"], cwd=repo)
-
-
-def snapshot_tether() -> None:
-    """Copy src/tether aside, so edits made while the benchmark runs do not change what it runs."""
-    shutil.rmtree(TETHER_SRC, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(PROJECT / "src" / "tether", TETHER_SRC / "tether", ignore=ignore)
-    where = run([TETHER_PY, "-c", "import tether; print(tether.__file__)"], env=tether_env())
-    if not where.startswith(str(TETHER_SRC)):
-        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
 
 
 # -- one round: fresh repositories, cold, no-op, one change ----------------------------------
@@ -638,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     LOGS.mkdir(parents=True, exist_ok=True)
     meta = describe(opts, ensure_dvc())
-    snapshot_tether()
+    snapshot_tether(TETHER_SRC, TETHER_PY, tether_env())
     for key, value in meta.items():
         print(f"{key}: {value}", flush=True)
     started = time.perf_counter()
@@ -655,13 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, meta)
     print_analysis(analysis)
     errors = [e for r in rounds for e in r.errors]
-    for error in errors:
-        print(f"FAILED: {error}")
-    out = WORK / "pipeline-results.json"
-    doc = {"meta": meta, "rows": rows, "analysis": analysis, "errors": errors}
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"\nresults: {out} ({meta['seconds']} s)", flush=True)
-    return 1 if errors else 0
+    doc = {"meta": meta, "rows": rows, "analysis": analysis}
+    return write_results(WORK / "pipeline-results.json", doc, errors, meta["seconds"])
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _shared import CommandError, run
+from _shared import CommandError, run, snapshot_tether, write_results
 from bench_data import Measure, fs_type, page_cache_note, run_timed
 
 HERE = Path(__file__).resolve().parent
@@ -270,16 +270,6 @@ def promptfoo_env(home: Path, node_bin: Path) -> dict[str, str]:
         "PROMPTFOO_DISABLE_DEBUG_LOG": "1",  # see DEBUG_LOG_NOTE
         "PROMPTFOO_FAILED_TEST_EXIT_CODE": "0",  # failing cases are expected: not exit code 100
     }
-
-
-def snapshot_tether() -> None:
-    """Copy src/tether aside, so edits made while the benchmark runs do not change what it runs."""
-    shutil.rmtree(TETHER_SRC, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(PROJECT / "src" / "tether", TETHER_SRC / "tether", ignore=ignore)
-    where = run([TETHER_PY, "-c", "import tether; print(tether.__file__)"], env=tether_env())
-    if not where.startswith(str(TETHER_SRC)):
-        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
 
 
 def node_version(exe: str | Path) -> tuple[int, ...]:
@@ -804,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     opts.node_bin, node = ensure_node()
     meta = describe(opts, ensure_promptfoo(opts.node_bin), node)
-    snapshot_tether()
+    snapshot_tether(TETHER_SRC, TETHER_PY, tether_env())
     for key, value in meta.items():
         print(f"{key}: {value}", flush=True)
     started = time.perf_counter()
@@ -822,13 +812,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, meta, opts)
     print_load(load)
     errors = [e for r in rounds for e in r.errors]
-    for error in errors:
-        print(f"FAILED: {error}")
-    out = WORK / "prompts-results.json"
-    doc = {"meta": meta, "rows": rows, "load": load, "errors": errors}
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"\nresults: {out} ({meta['seconds']} s)", flush=True)
-    return 1 if errors else 0
+    doc = {"meta": meta, "rows": rows, "load": load}
+    return write_results(WORK / "prompts-results.json", doc, errors, meta["seconds"])
 
 
 if __name__ == "__main__":

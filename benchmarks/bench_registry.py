@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _shared import CommandError, chosen_workloads, run, tail
+from _shared import CommandError, chosen_workloads, run, snapshot_tether, tail
 from bench_data import Measure, fs_type, page_cache_note, run_timed
 
 HERE = Path(__file__).resolve().parent
@@ -517,16 +517,6 @@ def worker(name: str, spec: dict[str, Any], cwd: Path, timeout: float) -> dict[s
         raise CommandError(f"worker {name} failed (log: {log}):\n" + tail(log.read_text()))
     result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     return result
-
-
-def snapshot_tether() -> None:
-    """Copy src/tether aside, so edits made while the benchmark runs do not change what it runs."""
-    shutil.rmtree(TETHER_SRC, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(PROJECT / "src" / "tether", TETHER_SRC / "tether", ignore=ignore)
-    where = run([TETHER_PY, "-c", "import tether; print(tether.__file__)"], env=tether_env())
-    if not where.startswith(str(TETHER_SRC)):
-        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
 
 
 def make_repo(repo: Path, keys: Path, require: str, model_bytes: int) -> str:
@@ -1085,7 +1075,7 @@ def main(argv: list[str] | None = None) -> int:
     BASE.mkdir(parents=True, exist_ok=True)
     check_disk(opts)
     meta = describe(opts)
-    snapshot_tether()
+    snapshot_tether(TETHER_SRC, TETHER_PY, tether_env())
     for key, value in meta.items():
         print(f"{key}: {value}", flush=True)
     started = time.perf_counter()

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from _shared import CommandError, chosen_workloads, run, tail
+from _shared import CommandError, chosen_workloads, run, snapshot_tether, tail
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -523,17 +523,6 @@ def ensure_mlflow() -> str:
     return str(version)
 
 
-def snapshot_tether() -> None:
-    """Copy src/tether and this file aside: edits made while the benchmark runs change nothing."""
-    shutil.copyfile(__file__, WORKER)
-    shutil.rmtree(TETHER_SRC, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(PROJECT / "src" / "tether", TETHER_SRC / "tether", ignore=ignore)
-    where = run([TETHER_PY, "-c", "import tether; print(tether.__file__)"], env=tool_env("tether"))
-    if not where.startswith(str(TETHER_SRC)):
-        raise CommandError(f"the Tether snapshot is not the one imported: {where}")
-
-
 def describe(opts: argparse.Namespace, mlflow: str) -> dict[str, Any]:
     commit = run(["git", "-C", PROJECT, "rev-parse", "--short", "HEAD"]).strip()
     dirty = run(["git", "-C", PROJECT, "status", "--porcelain", "src"]).strip()
@@ -624,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     LOGS.mkdir(parents=True, exist_ok=True)
     mlflow = ensure_mlflow()
-    snapshot_tether()
+    shutil.copyfile(__file__, WORKER)  # the worker too: edits made while it runs change nothing
+    snapshot_tether(TETHER_SRC, TETHER_PY, tool_env("tether"))
     meta = describe(opts, mlflow)
     for key, value in meta.items():
         print(f"{key}: {value}", flush=True)
