@@ -60,6 +60,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix or remove it") from exc
 
 
+def read_project(root: Path) -> dict[str, Any]:
+    """tether.toml alone, as committed: no local layer, no environment."""
+    return _read_toml(root / PROJECT_FILE)
+
+
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():

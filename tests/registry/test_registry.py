@@ -14,6 +14,15 @@ from tests.registry.conftest import People
 from tether.api import Project
 
 
+def to_production(tether: Tether, people: People, trained: str) -> None:
+    """model@v1 registered by alice, requested for production, approved by bob (a lead)."""
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    people.use("bob")
+    tether("model", "approve", "model@v1")
+
+
 def test_a_transition_needs_an_allowed_second_identity(
     trained: str, people: People, repo: Path, tether: Tether
 ) -> None:
@@ -101,11 +110,7 @@ def test_get_sign_and_verify_catch_a_changed_byte(
 def test_the_audit_trail_catches_an_edited_or_cut_log(
     trained: str, people: People, repo: Path, tether: Tether, project: Project
 ) -> None:
-    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
-    tether("model", "policy", "apply")
-    tether("model", "request", "model@v1", "--to", "production")
-    people.use("bob")
-    tether("model", "approve", "model@v1")
+    to_production(tether, people, trained)
     assert "audit log verified: 5 events" in tether("audit", "verify").output
     head = project.ws.refs.get("events/registry")
     events = tether("audit", "log").output.splitlines()
@@ -188,11 +193,7 @@ def test_load_stamp_and_trace_a_served_model_back_to_its_run(
 ) -> None:
     from tether import models
 
-    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
-    tether("model", "policy", "apply")
-    tether("model", "request", "model@v1", "--to", "production")
-    people.use("bob")
-    tether("model", "approve", "model@v1")
+    to_production(tether, people, trained)
     path, provenance = models.load("model", "production", out=tmp_path / "served")
     assert path.read_bytes() == (repo / "model.pkl").read_bytes()
     assert provenance["run"] == trained and provenance["stage"] == "production"
@@ -225,11 +226,7 @@ def test_a_signature_by_an_untrusted_key_and_a_removed_event_are_reported(
 def test_audit_rechecks_signatures_when_the_trusted_keys_change(
     trained: str, people: People, repo: Path, tether: Tether
 ) -> None:
-    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
-    tether("model", "policy", "apply")
-    tether("model", "request", "model@v1", "--to", "production")
-    people.use("bob")
-    tether("model", "approve", "model@v1")
+    to_production(tether, people, trained)
     assert "audit log verified" in tether("audit", "verify").output
     assert "audit log verified" in tether("audit", "verify").output  # from the cache
     toml = (repo / "tether.toml").read_text()

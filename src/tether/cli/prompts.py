@@ -272,13 +272,10 @@ def eval_(
     from tether.api import Project
     from tether.cli.progress import Bar
     from tether.prompts import evaluate, suite
-    from tether.prompts.templates import PromptError
 
     ws = Project.open().ws
     the_suite = suite.load_suite(suite_path)
-    names = list(providers) or the_suite.providers
-    if not names:
-        raise PromptError(f"say which provider with --provider (the suite {suite_path} names none)")
+    names = the_suite.provider_names(providers)
     judge_name = str(ws.config.get("prompts.judge") or "")
     judge = evaluate.provider_for(ws, the_suite, judge_name) if judge_name else None
     results = []
@@ -465,13 +462,10 @@ def compare_(
 
     from tether.api import Project
     from tether.prompts import evaluate, gate, suite
-    from tether.prompts.templates import PromptError
 
     ws = Project.open().ws
     the_suite = suite.load_suite(suite_path)
-    name = provider or (the_suite.providers[0] if the_suite.providers else None)
-    if name is None:
-        raise PromptError(f"say which provider with --provider (the suite {suite_path} names none)")
+    name = the_suite.provider_names(provider)[0]
     done = gate.compare_versions(
         ws, _resolve(a), _resolve(b), the_suite, evaluate.provider_for(ws, the_suite, name),
         repeat=repeat, jobs=jobs, max_regression=max_regression,
@@ -533,10 +527,7 @@ def ci(
         if not path.exists():
             raise PromptError(f"{name}@{version} changed but has no suite at {path}")
         the_suite = suite.load_suite(path)
-        chosen = provider or (the_suite.providers[0] if the_suite.providers else "")
-        if not chosen:
-            raise PromptError(f"say which provider with --provider ({path} names none)")
-        prov = evaluate.provider_for(ws, the_suite, chosen)
+        prov = evaluate.provider_for(ws, the_suite, the_suite.provider_names(provider)[0])
         new = templates.load(ws.root, name, version)
         baseline = gate.production_of(ws, name, label)
         if baseline is None or baseline.content_id == new.content_id:

@@ -46,6 +46,12 @@ def git_maybe(root: Path, *args: str) -> bytes | None:
         return None
 
 
+def committer_email(root: Path) -> str | None:
+    """The e-mail git would commit as here (GIT_COMMITTER_EMAIL, then user.email), if any."""
+    ident = (git_maybe(root, "var", "GIT_COMMITTER_IDENT") or b"").decode()
+    return ident.partition("<")[2].partition(">")[0].strip() or None
+
+
 def init_repo(path: Path) -> None:
     git(path, "init", "-q")
 

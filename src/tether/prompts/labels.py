@@ -18,9 +18,10 @@ from typing import Any
 from tether.errors import GitError
 from tether.events import EventLog, gitmirror
 from tether.events.gitmirror import git_ref, record
-from tether.gitio.repo import git, git_maybe
+from tether.gitio.repo import committer_email, git, git_maybe
 from tether.prompts.registry import check_unchanged, registered, tag_of
 from tether.prompts.templates import Prompt, PromptError
+from tether.runs.index import redactor_for
 from tether.workspace.repo import Workspace
 
 LOG = "prompts"
@@ -44,7 +45,7 @@ class Assignment:
 
 
 def event_log(ws: Workspace) -> EventLog:
-    return EventLog(ws.store, ws.refs, LOG, ws.dot / "locks", redactor=None)
+    return EventLog(ws.store, ws.refs, LOG, ws.dot / "locks", redactor=redactor_for(ws))
 
 
 def _check_label(label: str) -> None:
@@ -195,9 +196,7 @@ def _label_tags(root: Path, name: str) -> dict[str, tuple[str, str | None]]:
 def _actor(root: Path) -> str:
     """Who assigns: the e-mail git would commit as (GIT_COMMITTER_EMAIL, then user.email), else
     the login name (identity by key comes with the registry's signed events)."""
-    ident = (git_maybe(root, "var", "GIT_COMMITTER_IDENT") or b"").decode()
-    email = ident.partition("<")[2].partition(">")[0].strip()
-    return email or getpass.getuser()
+    return committer_email(root) or getpass.getuser()
 
 
 def push(ws: Workspace, name: str, remote: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,16 @@ class Suite:
     scripted: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     content_id: str = ""  # the suite file and its case files: what an eval ran against
+
+    def provider_names(self, given: Sequence[str] | str | None) -> list[str]:
+        """The providers asked for (``--provider``), else the suite's ``providers:``."""
+        names = [given] if isinstance(given, str) else list(given or ())
+        names = names or self.providers
+        if not names:
+            raise PromptError(
+                f"say which provider with --provider (the suite {self.path} names none)"
+            )
+        return names
 
 
 def load_suite(path: Path) -> Suite:

@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether import signing
+from tether.config import read_project
 from tether.errors import GitError, TetherError
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
-from tether.gitio.repo import git, git_maybe
+from tether.gitio.repo import committer_email, git, git_maybe
 from tether.objects.lock import file_lock
-from tether.redact import Redactor
 from tether.registry.policy import STAGES, Facts, Policies, failed_gates, load_policies
 from tether.runs import catalog
+from tether.runs.index import redactor_for
 from tether.workspace.repo import Workspace
 
 LOG = "registry"
@@ -109,7 +110,7 @@ class State:
 
 def event_log(ws: Workspace) -> EventLog:
     ws.store.create()
-    return EventLog(ws.store, ws.refs, LOG, ws.dot / "locks", redactor=None)
+    return EventLog(ws.store, ws.refs, LOG, ws.dot / "locks", redactor=redactor_for(ws))
 
 
 @contextmanager
@@ -225,10 +226,10 @@ def _apply(state: State, ev: Event) -> None:
 def append(ws: Workspace, kind: str, body: dict[str, Any], *, sign: bool | None = None) -> Event:
     """Append one registry event; signed by the local key (required for decisions). The
     actor is the identity the key is trusted for, never a name the user typed."""
-    redactor = Redactor()
+    redactor = redactor_for(ws)  # the project's own rules too: what is signed is what is kept
     body = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in body.items()}
     must_sign = kind in SIGNED if sign is None else sign
-    actor = _git_identity(ws)
+    actor = committer_email(ws.root) or "unknown"
     signer: Any = None
     if must_sign:
         signer, identity = _signer(ws)
@@ -305,18 +306,7 @@ def verify_event(
 def project_config(ws: Workspace) -> dict[str, Any]:
     """tether.toml alone: trusted keys, groups and policies are what the team committed, never
     what one machine's local config or environment adds."""
-    import tomllib
-
-    try:
-        with open(ws.root / "tether.toml", "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-
-
-def _git_identity(ws: Workspace) -> str:
-    ident = (git_maybe(ws.root, "var", "GIT_COMMITTER_IDENT") or b"").decode()
-    return ident.partition("<")[2].partition(">")[0].strip() or "unknown"
+    return read_project(ws.root)
 
 
 # -- the verbs -------------------------------------------------------------------------------
