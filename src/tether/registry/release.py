@@ -26,9 +26,9 @@ from tether.registry.store import (
     RegistryError,
     State,
     Version,
-    _signer,
     append,
     load_state,
+    local_signer,
     project_config,
     writing,
 )
@@ -91,7 +91,7 @@ def sign(ws: Workspace, spec: str) -> Version:
         stmt = signing.statement(subjects, PROVENANCE, _provenance(ws, v, record))
         for subject, (_name, oid) in zip(stmt["subject"], files, strict=True):
             subject["digest"]["blake3"] = _hex(oid)  # lets `get` check one hash, not two
-        signer, _who = _signer(ws)
+        signer, _who = local_signer(ws)
         envelope = signer.sign(STATEMENT_TYPE, json.dumps(stmt, sort_keys=True).encode())
         with ws.writing():
             oid = ws.store.put_bytes(json.dumps(envelope, sort_keys=True).encode())

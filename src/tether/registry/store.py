@@ -232,7 +232,7 @@ def append(ws: Workspace, kind: str, body: dict[str, Any], *, sign: bool | None 
     actor = committer_email(ws.root) or "unknown"
     signer: Any = None
     if must_sign:
-        signer, identity = _signer(ws)
+        signer, identity = local_signer(ws)
         payload = json.dumps({"kind": kind, **body}, sort_keys=True).encode()
         body = {**body, "signed": signer.sign(PAYLOAD_TYPE, payload)}
         actor = identity
@@ -269,7 +269,8 @@ def signed_head(ws: Workspace) -> tuple[dict[str, Any], str] | None:
     return doc, checked.signer.identity
 
 
-def _signer(ws: Workspace) -> tuple[Any, str]:
+def local_signer(ws: Workspace) -> tuple[Any, str]:
+    """This machine's signing key and the identity tether.toml trusts it for (or a refusal)."""
     signer = signing.load_signer()
     trusted = signing.trusted_keys(project_config(ws)).get(signer.keyid)
     if trusted is None:
@@ -448,7 +449,7 @@ def decide(ws: Workspace, spec: str, approve: bool, comment: str = "") -> Reques
             raise RegistryError(f"the request {req.id[:19]} is {req.status}: nothing to decide")
         policies = _policies(ws, state)
         policy = policies.for_stage(req.to)
-        signer, identity = _signer(ws)
+        signer, identity = local_signer(ws)
         key = signing.trusted_keys(project_config(ws))[signer.keyid]
         if not approve and identity != req.by and "approver" not in key.roles:
             raise RegistryError(
@@ -581,7 +582,7 @@ def pull(ws: Workspace, remote: str) -> int:
 def ready(ws: Workspace) -> list[Request]:
     """Open requests this key may approve now: its identity allowed, the gates passing."""
     state = load_state(ws)
-    signer, identity = _signer(ws)
+    signer, identity = local_signer(ws)
     key = signing.trusted_keys(project_config(ws))[signer.keyid]
     policies = _policies(ws, state)
     out = []
