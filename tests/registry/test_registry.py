@@ -237,3 +237,19 @@ def test_audit_rechecks_signatures_when_the_trusted_keys_change(
     out = tether("audit", "verify", expect=1).output
     assert f"{bob} is not a trusted key" in out
     assert "is not a trusted key" in tether("audit", "verify", "--full", expect=1).output
+
+
+def test_a_reordered_log_is_reported(
+    trained: str, people: People, repo: Path, tether: Tether, project: Project
+) -> None:
+    from tether.registry.store import event_log
+
+    to_production(tether, people, trained)
+    log = event_log(project.ws)
+    events = log.events()
+    project.ws.refs.delete(log.ref)  # rebuild the chain with two events swapped
+    for ev in (events[0], events[2], events[1], *events[3:]):
+        log.append(ev.kind, ev.body, actor=ev.actor, time=ev.time)
+    assert log.verify().ok  # a well-formed chain, every signature still good ...
+    out = tether("audit", "verify", expect=1).output
+    assert "is not in the log" in out  # ... but not the one whose head was signed
