@@ -76,6 +76,16 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
         fsync_dir(path.parent)
 
 
+def write_cache(path: Path, data: bytes) -> None:
+    """Best effort, for a file that only saves time (.tether/cache): written atomically, not
+    synced, and a failure is ignored (the next reader recomputes what it would have held)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, durable=False)
+    except (OSError, CacheWriteError):
+        pass
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

@@ -84,3 +84,19 @@ def test_a_file_added_inside_a_dep_folder_or_a_symlinked_dep_means_a_full_plan(
     assert "Everything is up to date." in tether("repro").output  # the full plan says so
     assert not (repo / ".tether" / "cache" / STATE_FILE).exists()  # links are not fast-pathed
     assert not fresh_here(__version__)
+
+
+def test_a_just_written_file_inside_a_dep_folder_is_checked_by_content(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    import time
+
+    setup(repo)
+    assert project.repro().ok
+    soon = time.time_ns() + 5_000_000_000  # an mtime no clock tick can separate from the plan
+    os.utime(repo / "extra" / "a.txt", ns=(soon, soon))
+    assert "Everything is up to date." in tether("repro").output  # the full plan, then kept
+    assert fresh_here(__version__)  # racy, so hashed: same bytes, still fresh
+    (repo / "extra" / "a.txt").write_text("A\n")  # same size, new bytes
+    os.utime(repo / "extra" / "a.txt", ns=(soon, soon))
+    assert not fresh_here(__version__)

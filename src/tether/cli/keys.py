@@ -107,7 +107,7 @@ def keys_list(keys_dir: Path | None) -> None:
         if (root / PROJECT_FILE).exists():
             trusted = trusted_keys(Config.load(root).data)
     except NotARepositoryError:
-        pass
+        pass  # outside a repository there is no tether.toml: only the local keys are listed
     click.echo("Trusted keys:" if trusted else "Trusted keys: none (`tether keys trust FILE`)")
     for key in sorted(trusted.values(), key=lambda k: (k.identity, k.keyid)):
         click.echo(f"  {key.keyid}  {key.identity}  {', '.join(sorted(key.roles)) or '-'}")

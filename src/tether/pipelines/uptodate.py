@@ -74,9 +74,23 @@ class Seen:
                     self.usable = False  # os.walk does not follow it: its content goes unseen
                 for name in files:
                     child = base / name
-                    self._note(child.relative_to(self.root).as_posix(), child.lstat(), None)
+                    st_child = child.lstat()
+                    self._note(
+                        child.relative_to(self.root).as_posix(),
+                        st_child,
+                        self._racy(child, st_child),
+                    )
         else:
             self._note(rel, st, None)
+
+    def _racy(self, path: Path, st: os.stat_result) -> str | None:
+        """The content id of a file inside a folder whose mtime is racy (just written, as a
+        stage's out often is), so the check can hash it instead of giving up; None otherwise."""
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns < self.began - RACY_NS:
+            return None
+        from tether.hashing import hash_file
+
+        return hash_file(path)
 
     def found(self, rel: str, oid: str | None) -> None:
         entry = self.files.get(rel)
@@ -101,14 +115,10 @@ def remember(dot: Path, seen: Seen, version: str) -> None:
     if not seen.usable:
         forget(dot)
         return
-    from tether._fs import atomic_write
+    from tether._fs import write_cache
 
     doc = {"format": FORMAT, "tether": version, "began": seen.began, "files": seen.files}
-    try:
-        (dot / "cache").mkdir(parents=True, exist_ok=True)
-        atomic_write(dot / "cache" / STATE_FILE, json.dumps(doc).encode(), durable=False)
-    except OSError:
-        pass  # the next no-op plans in full
+    write_cache(dot / "cache" / STATE_FILE, json.dumps(doc).encode())
 
 
 def forget(dot: Path) -> None:

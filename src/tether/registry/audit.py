@@ -96,11 +96,7 @@ def _seen(ws: Workspace, trust_id: str) -> set[str]:
 
 
 def _remember(ws: Workspace, trust_id: str, ids: list[str]) -> None:
-    from tether._fs import atomic_write
+    from tether._fs import write_cache
 
-    try:
-        (ws.dot / "cache").mkdir(parents=True, exist_ok=True)
-        doc = {"trust": trust_id, "verified": ids}
-        atomic_write(ws.dot / "cache" / SEEN_FILE, json.dumps(doc).encode(), durable=False)
-    except OSError:
-        pass  # the next audit checks every signature again
+    doc = {"trust": trust_id, "verified": ids}
+    write_cache(ws.dot / "cache" / SEEN_FILE, json.dumps(doc).encode())

@@ -161,7 +161,7 @@ def _read_state(ws: Workspace) -> State | None:
 def _write_state(ws: Workspace, state: State) -> None:
     from dataclasses import asdict
 
-    from tether._fs import atomic_write
+    from tether._fs import write_cache
 
     doc = {
         "format": 1,
@@ -174,11 +174,7 @@ def _write_state(ws: Workspace, state: State) -> None:
         },
         "requests": {k: asdict(r) for k, r in state.requests.items()},
     }
-    try:
-        (ws.dot / "cache").mkdir(parents=True, exist_ok=True)
-        atomic_write(ws.dot / "cache" / STATE_CACHE, json.dumps(doc).encode(), durable=False)
-    except OSError:
-        pass  # only speed is lost
+    write_cache(ws.dot / "cache" / STATE_CACHE, json.dumps(doc).encode())
 
 
 def _apply(state: State, ev: Event) -> None:
