@@ -1,8 +1,14 @@
+import sys
 from pathlib import Path
 
-from tests.conftest import git, write_files
+import pytest
+
+from tests.conftest import Tether, git, make_repo, write_files
 from tether.api import Project
 from tether.hashing import hash_bytes
+from tether.workspace.pointer import PointerFile
+
+READ = "print(open('data/raw.csv').read(), open('data/sub/more.txt').read())\n"
 
 
 def _commit(repo: Path) -> None:
@@ -62,3 +68,36 @@ def test_remote_gc_removes_unreachable_objects_and_repacks(
     assert fetched.objects == 21
     assert project.gc(remote="origin", dry_run=True).removed == 0
     assert not (tmp_path / "remote/locks/gc").exists()
+
+
+def test_gc_and_push_keep_the_data_a_finished_run_read(
+    repo: Path, project: Project, tmp_path: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script reads data/ without logging it: the run's record still names the data it
+    could read (the pointers at its start), so neither gc nor a push loses it."""
+    write_files(repo, {"data/raw.csv": "a,b\n1,2\n", "data/sub/more.txt": "v1", "train.py": READ})
+    tether("add", "data")
+    _commit(repo)
+    tether("run", "--", sys.executable, "train.py")
+    old = {p: hash_bytes(b) for p, b in (("raw", b"a,b\n1,2\n"), ("more", b"v1"))}
+    old_tree = PointerFile.parse((repo / "data.tether").read_bytes(), "data.tether").id
+    write_files(repo, {"data/raw.csv": "a,b\n3,4\n", "data/sub/more.txt": "v2"})
+    tether("add", "data")
+    _commit(repo)
+
+    tether("gc")
+    store = project.ws.store
+    assert store.has(old_tree) and all(store.has(oid) for oid in old.values())
+    assert project.fsck().ok
+
+    project.add_remote("origin", str(tmp_path / "remote"))
+    _commit(repo)
+    tether("push")
+    other = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    make_repo(other)
+    monkeypatch.chdir(other)
+    tether("pull")
+    clone = Project.open(other)
+    assert clone.ws.store.has(old_tree) and not clone.ws.store.missing(old.values())
+    assert clone.fsck().ok

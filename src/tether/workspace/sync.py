@@ -174,22 +174,30 @@ def fetch(
     return more
 
 
-CONTAINERS = (RECORD_HEADER, TREE_HEADER)
-
-
 def _fetch_closure(
     ws: Workspace, ids: set[str], get: Callable[[set[str]], object], available: set[str]
 ) -> None:
     """Fetch ``ids`` and everything the records and manifests among them name, level by level
-    (a run's record, then its environment, log, metric history and input folders' files)."""
-    todo = ids
+    (a run's record, then its environment, log, metric history and input folders' files). A
+    record or manifest already here is walked too: a whole pack fetched for another object can
+    bring a manifest without its files."""
+    seen: set[str] = set()
+    todo = set(ids)
     while todo:
-        get(todo & available)
+        seen |= todo
+        get(todo & available)  # what the cache has already is skipped
         below: set[str] = set()
+        files: set[str] = set()
         for oid in todo:
-            if ws.store.has(oid) and ws.store.read_head(oid, 32).startswith(CONTAINERS):
+            if not ws.store.has(oid):
+                continue
+            head = ws.store.read_head(oid, 32)
+            if head.startswith(TREE_HEADER):  # a folder's entries are files: no deeper
+                files.update(children(ws.store.read_bytes(oid), oid))
+            elif head.startswith(RECORD_HEADER):
                 below.update(children(ws.store.read_bytes(oid), oid))
-        todo = ws.store.missing(below) & available
+        get(ws.store.missing(files) & available)
+        todo = below - seen
 
 
 def remote_spec(ws: Workspace, remote_name: str | None = None) -> tuple[str, str, dict[str, Any]]:
