@@ -9,7 +9,17 @@ import click
 @click.argument("stages", nargs=-1)
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Stages run at once.")
 @click.option("--dry-run", is_flag=True, help="Say what would run and why; run nothing.")
-@click.option("-f", "--force", is_flag=True, help="Run the stages even when up to date.")
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="Run the stages even when up to date (never restored from the run cache).",
+)
+@click.option(
+    "--no-run-cache",
+    is_flag=True,
+    help="Run stale stages even when the run cache could restore their outs.",
+)
 @click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
@@ -17,7 +27,12 @@ import click
     "fetch deps from the remote and push outs back; RAY_ADDRESS picks the cluster.",
 )
 def repro(
-    stages: tuple[str, ...], jobs: int, dry_run: bool, force: bool, executor: str | None
+    stages: tuple[str, ...],
+    jobs: int,
+    dry_run: bool,
+    force: bool,
+    no_run_cache: bool,
+    executor: str | None,
 ) -> None:
     """Run the stages of pipeline.yaml that are stale (and what they need), in order,
     independent ones in parallel; each stage is recorded as a run. Up-to-date stages are
@@ -37,8 +52,20 @@ def repro(
         click.echo(f"{stage}: {message}")
 
     result = Project.open().repro(
-        list(stages), jobs=jobs, force=force, dry_run=dry_run, report=report, executor=executor
+        list(stages),
+        jobs=jobs,
+        force=force,
+        dry_run=dry_run,
+        report=report,
+        executor=executor,
+        run_cache=not no_run_cache,
     )
+    stale = result.dropped or (result.plan.stale if dry_run and result.plan.full else [])
+    if stale:
+        verb = "would drop" if dry_run else "dropped"
+        click.echo(
+            f"pipeline.lock: {verb} the entries of stages it no longer has: {', '.join(stale)}"
+        )
     if dry_run:
         for sp in result.plan.stages:
             why = (

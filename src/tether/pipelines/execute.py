@@ -110,6 +110,12 @@ def _schedule(
     ws: Workspace, p: Plan, parent: lifecycle.Started, out: ReproResult, o: _Options
 ) -> None:
     lock = dict(p.lock)
+    if p.full:  # entries of stages pipeline.yaml no longer has go with the next write
+        for name in p.stale:
+            del lock[name]
+        if p.stale:
+            write_lock(ws.root, lock)
+            out.dropped = p.stale
     running: dict[Future[Any], tuple[StagePlan, lifecycle.Started]] = {}
     try:
         _loop(ws, p, parent, out, o, running, lock)
@@ -136,7 +142,8 @@ def _loop(
     done: set[str] = set()
     bad: set[str] = set()
     declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
-    made = {path for s in p.pipeline.stages.values() for path in s.out_paths}
+    made = set(declared)
+    use_cache = o.use_cache and not p.force  # --force runs: it never restores from the run cache
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
             for name in [n for n in todo if needs[n] & bad]:
@@ -150,7 +157,7 @@ def _loop(
                     break
                 sp = todo.pop(name)
                 _refresh_deps(ws, sp, made)  # what upstream stages just wrote
-                quick = _without_running(ws, sp, lock, report) if o.use_cache else None
+                quick = _without_running(ws, sp, lock, report, use_cache)
                 if quick is not None:
                     out.results.append(quick)
                     done.add(name)
@@ -234,7 +241,7 @@ def _clear_outs(ws: Workspace, sp: StagePlan, report: Report) -> None:
     noticed instead of the old file being recorded as new."""
     import shutil
 
-    for path in sp.stage.out_paths:
+    for path in (*sp.stage.out_paths, *sp.stage.metrics):
         target = ws.abs(path)
         if not (target.exists() or target.is_symlink()):
             continue
@@ -260,30 +267,40 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
 
 
 def _without_running(
-    ws: Workspace, sp: StagePlan, lock: dict[str, StageLock], report: Report
+    ws: Workspace, sp: StagePlan, lock: dict[str, StageLock], report: Report, use_cache: bool
 ) -> StageResult | None:
     """Restore the outs (from the lock's ids or the run cache) when that is enough."""
     name = sp.stage.name
     if sp.action == "restore":
-        for path, oid in lock[name].outs.items():
+        for path, oid in {**lock[name].outs, **lock[name].metrics}.items():
             _keep(ws, name, path, oid, report)
             materialize(ws, path, oid)
         report(name, "restored its outs from the cache")
         return StageResult(name, "restored", lock[name].run)
-    hit = _cache_lookup(ws, sp)
-    if hit is None or ws.store.missing(hit["outs"].values()):
+    if not use_cache:
         return None
+    hit = _cache_lookup(ws, sp)
+    if hit is None or ws.store.missing([*hit["outs"].values(), *_metrics_of(hit).values()]):
+        return None
+    if set(_metrics_of(hit)) != set(sp.stage.metrics):
+        return None  # an entry from before metrics files were kept, or other ones: run
     for path, oid in hit["outs"].items():
         _keep(ws, name, path, oid, report)
         materialize(ws, path, oid)
         _ignore(ws, path)
-    for path, oid in (hit.get("metrics_files") or {}).items():
+    metrics = dict(hit.get("metrics_files") or {})
+    for path, oid in metrics.items():
+        _keep(ws, name, path, oid, report)
         materialize(ws, path, oid)  # the numbers that go with those outs
     lock[name] = StageLock(
-        sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env
+        sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env, metrics
     )
     report(name, "restored from the run cache (same command, deps and params ran before)")
     return StageResult(name, "cached", hit.get("run"))
+
+
+def _metrics_of(hit: dict[str, Any]) -> dict[str, str]:
+    return dict(hit.get("metrics_files") or {})
 
 
 def cache_key(sp: StagePlan) -> str:
@@ -346,7 +363,8 @@ def _finish(
             os.close(started.lock_fd)
         report(name, f"failed: {exc}")
         return StageResult(name, "failed", started.id, str(exc))
-    missing = [o for o in sp.stage.out_paths if not ws.abs(o).exists()] if code == 0 else []
+    written = (*sp.stage.out_paths, *sp.stage.metrics)
+    missing = [o for o in written if not ws.abs(o).exists()] if code == 0 else []
     stray = _undeclared(ws, started, declared) if code == 0 and not missing else []
     journal = Journal(started.folder)
     outs: dict[str, str] = {}
@@ -376,8 +394,10 @@ def _finish(
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
-    lock[name] = StageLock(sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env)
-    metric_files = {m: store_path(ws, m) for m in sp.stage.metrics if ws.abs(m).is_file()}
+    metric_files = {m: store_path(ws, m) for m in sp.stage.metrics}
+    lock[name] = StageLock(
+        sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env, metric_files
+    )
     _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tether._documents import load_yaml
+from tether.objects.tree import Tree
 from tether.pipelines.lock import LOCK_FILE, StageLock, read_lock
 from tether.pipelines.spec import PIPELINE_FILE, Pipeline, PipelineError, Stage, load_pipeline
 from tether.pipelines.uptodate import Seen
@@ -31,6 +32,14 @@ class Plan:
     stages: list[StagePlan]
     lock: dict[str, StageLock]
     seen: Seen | None = None  # what the plan read, for `uptodate.remember`
+    force: bool = False  # `--force`: every planned stage runs, none restored from the run cache
+    full: bool = False  # no targets: the whole pipeline was planned (stale entries may go)
+
+    @property
+    def stale(self) -> list[str]:
+        """Entries of pipeline.lock for stages pipeline.yaml no longer has (renamed or removed
+        stages, matrix items gone)."""
+        return sorted(set(self.lock) - set(self.pipeline.stages))
 
     @property
     def todo(self) -> list[StagePlan]:
@@ -44,6 +53,7 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
     params = _ParamFiles(ws.root, seen)
     out: list[StagePlan] = []
     running: set[str] = set()
+    restoring: dict[str, str] = {}  # path -> id: outs that stages restore before others read them
     for name in pipeline.order(targets):
         stage = pipeline.stages[name]
         sp = StagePlan(stage, "none", params={f: {} for f, _ in stage.params}, env=dict(stage.env))
@@ -53,7 +63,7 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
             sp.params[file][key] = params.get(file, key, name)
         upstream = sorted(pipeline.needs[name] & running)
         for dep in stage.deps:
-            oid = _content_id(ws, dep, seen)
+            oid = _restored_id(ws, dep, restoring) or _content_id(ws, dep, seen)
             if oid is not None:
                 sp.deps[dep] = oid
             elif not any(_makes(pipeline.stages[u], dep) for u in pipeline.needs[name]):
@@ -64,11 +74,48 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
         if sp.reasons:
             sp.action = "run"
             if not upstream and not force and _only_outs_changed(sp.reasons):
-                sp.action = "restore" if _cached(ws, lock[name]) else "run"
+                sp.action = "restore" if _cached(ws, stage, lock[name]) else "run"
             if sp.action == "run":
                 running.add(name)
+            else:
+                restoring.update({**lock[name].outs, **lock[name].metrics})
         out.append(sp)
-    return Plan(pipeline, out, lock, seen)
+    if set(lock) - set(pipeline.stages):
+        seen.usable = False  # stale lock entries: the next repro drops them, not the fast path
+    return Plan(pipeline, out, lock, seen, force=force, full=not targets)
+
+
+def drop_stale(ws: Workspace, the_plan: Plan) -> list[str]:
+    """Rewrite pipeline.lock without the entries of stages pipeline.yaml no longer has (when
+    nothing else is to be done; a repro that runs stages drops them as it writes the lock)."""
+    from tether.objects.lock import file_lock
+    from tether.pipelines.lock import write_lock
+
+    stale = the_plan.stale if the_plan.full else []
+    if stale:
+        with file_lock(ws.dot / "locks" / "repro.lock", exclusive=True, timeout=0.5):
+            current = read_lock(ws.root)
+            write_lock(ws.root, {n: s for n, s in current.items() if n not in stale})
+    return stale
+
+
+def _restored_id(ws: Workspace, dep: str, restoring: dict[str, str]) -> str | None:
+    """The id ``dep`` will have once a stage restored its outs from the cache (None when no
+    restored out holds it): so a stage downstream of a restore is judged by the bytes it will
+    read, not by the missing or edited file there is now."""
+    for out, oid in restoring.items():
+        if dep == out:
+            return oid
+        if not dep.startswith(out + "/") or not ws.store.has(oid):
+            continue
+        sub = dep[len(out) + 1 :]
+        tree = ws.store.load_tree(oid)
+        entry = tree.by_path.get(sub)
+        if entry is not None:
+            return entry.id
+        inner = [e._replace(path=e.path[len(sub) + 1 :]) for e in tree.under(sub).entries]
+        return Tree.build(inner).id if inner else None
+    return None
 
 
 def _content_id(ws: Workspace, rel: str, seen: Seen) -> str | None:
@@ -80,7 +127,8 @@ def _content_id(ws: Workspace, rel: str, seen: Seen) -> str | None:
 
 def _makes(stage: Stage, dep: str) -> bool:
     return any(
-        dep == o or dep.startswith(o + "/") or o.startswith(dep + "/") for o in stage.out_paths
+        dep == o or dep.startswith(o + "/") or o.startswith(dep + "/")
+        for o in (*stage.out_paths, *stage.metrics)
     )
 
 
@@ -126,6 +174,12 @@ def _why(
             reasons.append(f"out {out} is missing")
         elif now != locked.outs.get(out):
             reasons.append(f"out {out} was modified")
+    for path in stage.metrics:  # made by the stage as its outs are (a lock older than this
+        now = _content_id(ws, path, seen)  # keeps no id for them: only a missing one shows)
+        if now is None:
+            reasons.append(f"out {path} (metrics) is missing")
+        elif path in locked.metrics and now != locked.metrics[path]:
+            reasons.append(f"out {path} (metrics) was modified")
     return reasons
 
 
@@ -151,8 +205,12 @@ def _only_outs_changed(reasons: list[str]) -> bool:
     return all(r.startswith("out ") for r in reasons)
 
 
-def _cached(ws: Workspace, locked: StageLock) -> bool:
-    return bool(locked.outs) and not ws.store.missing(locked.outs.values())
+def _cached(ws: Workspace, stage: Stage, locked: StageLock) -> bool:
+    """Every out and metrics file the stage declares has an id in the lock and the bytes in the
+    cache."""
+    ids = {**locked.outs, **locked.metrics}
+    declared = (*stage.out_paths, *stage.metrics)
+    return bool(declared) and all(p in ids for p in declared) and not ws.store.missing(ids.values())
 
 
 class _ParamFiles:
@@ -192,6 +250,7 @@ class ReproResult:
     plan: Plan
     results: list[StageResult] = field(default_factory=list)
     run: str | None = None  # the pipeline run
+    dropped: list[str] = field(default_factory=list)  # stale entries taken out of pipeline.lock
 
     @property
     def ok(self) -> bool:
