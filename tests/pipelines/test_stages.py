@@ -11,6 +11,7 @@ import yaml
 
 from tests.conftest import Tether, write_files
 from tether.api import Project
+from tether.hashing import hash_bytes
 from tether.pipelines.spec import PipelineError
 
 TWO = """
@@ -205,3 +206,18 @@ def test_item_unquoted_in_flow_lists_works(project: Project, repo: Path) -> None
     assert project.repro().ok
     assert (repo / "out-b").read_text() == "B" and (repo / "m2.txt").read_text() == "2\n"
     assert set(_lock(repo)["show@0"]["deps"]) == {"in/a"}  # type: ignore[arg-type]
+
+
+def test_an_edit_a_repro_replaced_outlives_gc(project: Project, repo: Path, tether: Tether) -> None:
+    """ "kept the changed out in the cache" stays true after `tether gc`: whether the stage's out
+    was restored or the stage ran again."""
+    write_files(repo, {"pipeline.yaml": TWO, "raw.txt": "hello\n"})
+    project.repro()
+    write_files(repo, {"count.txt": "my own count\n"})  # restored over
+    write_files(repo, {"clean.txt": "edited\n"})
+    write_files(repo, {"raw.txt": "changed\n"})  # and prepare runs again over an edit
+    out = tether("repro").output
+    assert out.count("kept the changed") == 2
+    tether("gc")
+    store = Project.open(repo).ws.store  # a fresh look at the cache, as the next command has
+    assert store.has(hash_bytes(b"my own count\n")) and store.has(hash_bytes(b"edited\n"))

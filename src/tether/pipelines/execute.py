@@ -163,7 +163,7 @@ def _loop(
                     done.add(name)
                     write_lock(ws.root, lock)
                     continue
-                _clear_outs(ws, sp, report)
+                _clear_outs(ws, sp, lock.get(name), report)
                 started = _begin_stage(ws, sp, parent, o.tags)
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
@@ -198,7 +198,7 @@ def _submit_ray(
 
     ray = ray_executor.start_ray()
     spec = remote_spec(ws)
-    deps = {dep: store_path(ws, dep) for dep in sp.stage.deps}  # git-tracked code too
+    deps = {dep: store_path(ws, ws.abs(dep)) for dep in sp.stage.deps}  # git-tracked code too
     push_ids(ws, set(deps.values()))
     outs = [*sp.stage.out_paths, *sp.stage.metrics]
     ref = ray_executor.submit(ray, spec, deps, sp.stage.cmd, env, outs, dict(sp.stage.resources))
@@ -229,23 +229,29 @@ def _safe(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f: {k: locked_value(k, v) for k, v in vals.items()} for f, vals in params.items()}
 
 
-def _keep(ws: Workspace, stage: str, path: str, oid: str, report: Report) -> None:
-    """Before an out is replaced: what is there now goes into the cache, so no edit is lost."""
+KEPT = "local/kept"  # refs keeping the edits to outs that a repro replaced (gc roots)
+
+
+def _keep(ws: Workspace, stage: str, path: str, oid: str | None, report: Report) -> None:
+    """Before an out is replaced (by ``oid``, or by the stage's run when None): what is there
+    now goes into the cache, with a ref so that no gc takes it, so no edit is lost."""
     kept = keep_current(ws, path)
     if kept is not None and kept != oid:
+        ws.refs.set(f"{KEPT}/{kept.partition(':')[2]}", [kept])
         report(stage, f"kept the changed {path} in the cache as {kept} before replacing it")
 
 
-def _clear_outs(ws: Workspace, sp: StagePlan, report: Report) -> None:
+def _clear_outs(ws: Workspace, sp: StagePlan, locked: StageLock | None, report: Report) -> None:
     """Outs go before the stage runs (kept in the cache first), so one it fails to write is
     noticed instead of the old file being recorded as new."""
     import shutil
 
+    made = {**locked.outs, **locked.metrics} if locked is not None else {}
     for path in (*sp.stage.out_paths, *sp.stage.metrics):
         target = ws.abs(path)
         if not (target.exists() or target.is_symlink()):
             continue
-        keep_current(ws, path)
+        _keep(ws, sp.stage.name, path, made.get(path), report)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         else:
@@ -260,7 +266,7 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
         if not ws.abs(dep).exists():
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         inside = any(dep == o or dep.startswith(o + "/") for o in made)
-        oid = content_id(ws, dep) if inside else store_path(ws, dep)
+        oid = content_id(ws, dep) if inside else store_path(ws, ws.abs(dep))
         if oid is None:
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         sp.deps[dep] = oid
@@ -373,7 +379,7 @@ def _finish(
             journal.event("i", text(dep), oid)
         if code == 0 and not missing and not stray:
             for out in sp.stage.out_paths:
-                outs[out] = store_path(ws, out)
+                outs[out] = store_path(ws, ws.abs(out))  # the workspace's, not the caller's folder
                 journal.event("o", text(out), outs[out])
                 _ignore(ws, out)
             _log_metrics_files(ws, sp, journal)
@@ -394,7 +400,7 @@ def _finish(
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
-    metric_files = {m: store_path(ws, m) for m in sp.stage.metrics}
+    metric_files = {m: store_path(ws, ws.abs(m)) for m in sp.stage.metrics}
     lock[name] = StageLock(
         sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env, metric_files
     )
