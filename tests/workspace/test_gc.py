@@ -101,3 +101,30 @@ def test_gc_and_push_keep_the_data_a_finished_run_read(
     clone = Project.open(other)
     assert clone.ws.store.has(old_tree) and not clone.ws.store.missing(old.values())
     assert clone.fsck().ok
+
+
+def test_remote_gc_from_a_fresh_clone_keeps_what_pushed_runs_read(
+    repo: Path, project: Project, tmp_path: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clone collecting the remote never pulled the run's data: the record's folder input
+    sits in a pack of an earlier push, and its files must stay on the remote all the same."""
+    write_files(repo, {"data/raw.csv": "v1\n", "data/sub/more.txt": "v1", "train.py": READ})
+    tether("add", "data")
+    project.add_remote("origin", str(tmp_path / "remote"))
+    _commit(repo)
+    tether("push")  # the data's manifest and files, in packs of their own
+    tether("run", "--", sys.executable, "train.py")
+    tether("push")  # the run's record, in another pack
+    write_files(repo, {"data/raw.csv": "v2\n", "data/sub/more.txt": "v2"})
+    tether("add", "data")
+    _commit(repo)
+    tether("push")
+    for name in ("collector", "reader"):
+        git(tmp_path, "clone", "-q", str(repo), str(tmp_path / name))
+        make_repo(tmp_path / name)
+    monkeypatch.chdir(tmp_path / "collector")
+    assert "removed 0 object(s)" in tether("gc", "--remote", "origin").output
+    monkeypatch.chdir(tmp_path / "reader")
+    tether("pull")
+    reader = Project.open(tmp_path / "reader")
+    assert reader.ws.store.has(hash_bytes(b"v1\n")) and reader.fsck().ok

@@ -16,6 +16,7 @@ from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import Tree
 
 RECORD_HEADER = b'{"tether":"record"'
+CONTAINER_HEADERS = (TREE_HEADER, RECORD_HEADER)  # objects that name others
 
 
 @dataclass
@@ -50,7 +51,7 @@ def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable
             out.needed_by.setdefault(oid, label)
             continue
         out.ids.add(oid)
-        if not store.read_head(oid, len(RECORD_HEADER)).startswith((TREE_HEADER, RECORD_HEADER)):
+        if not store.read_head(oid, len(RECORD_HEADER)).startswith(CONTAINER_HEADERS):
             continue
         data = store.read_bytes(oid)
         out.containers.add(oid)
