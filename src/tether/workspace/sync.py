@@ -107,11 +107,7 @@ def push(
         live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
         unsendable = live.missing - inv.ids()
         if unsendable:
-            who = sorted({live.needed_by[i] for i in unsendable})
-            raise MissingObjectError(
-                unsendable,
-                hint=f"needed by {', '.join(who[:3])}; neither this cache nor the remote has them",
-            )
+            raise MissingObjectError(unsendable, hint=_unsendable_hint(live.needed_by, unsendable))
         send = partial(
             push_objects,
             ws.store,
@@ -132,6 +128,19 @@ def push(
         refs = push_refs(shared_refs(ws), remote, inv)
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
+
+
+def _unsendable_hint(needed_by: dict[str, str], ids: set[str]) -> str:
+    who = sorted({needed_by[i] for i in ids})
+    hint = f"needed by {', '.join(who[:3])}; neither this cache nor the remote has them"
+    runs = sorted(w.removeprefix("ref runs/") for w in who if w.startswith("ref runs/"))
+    if runs:
+        hint += (
+            ": push them from the clone that has them; a run started while its data was not "
+            f"here can be dropped instead (`tether runs delete {runs[0]}`, then "
+            "`tether runs purge`)"
+        )
+    return hint
 
 
 def fetch(
