@@ -221,3 +221,27 @@ def test_an_edit_a_repro_replaced_outlives_gc(project: Project, repo: Path, teth
     tether("gc")
     store = Project.open(repo).ws.store  # a fresh look at the cache, as the next command has
     assert store.has(hash_bytes(b"my own count\n")) and store.has(hash_bytes(b"edited\n"))
+
+
+def test_a_stage_whose_upstream_made_the_same_bytes_again_does_not_run(
+    project: Project, repo: Path
+) -> None:
+    """The upstream's command changed but wrote what it wrote before (then changed back: the
+    run cache restores it): its downstream reads what it last ran with, so it stays."""
+    write_files(repo, {"pipeline.yaml": TWO, "raw.txt": "hello\n"})
+    project.repro()
+    count_run = _lock(repo)["count"]["run"]
+    write_files(repo, {"pipeline.yaml": TWO.replace("tr a-z A-Z", "tr [:lower:] [:upper:]")})
+    second = project.repro()
+    assert [(r.name, r.outcome) for r in second.results] == [
+        ("prepare", "ran"),
+        ("count", "uptodate"),
+    ]
+    write_files(repo, {"pipeline.yaml": TWO})
+    third = project.repro()
+    assert [(r.name, r.outcome) for r in third.results] == [
+        ("prepare", "cached"),
+        ("count", "uptodate"),
+    ]
+    assert _lock(repo)["count"]["run"] == count_run
+    assert project.repro().plan.todo == []

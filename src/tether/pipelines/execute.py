@@ -275,8 +275,16 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
 def _without_running(
     ws: Workspace, sp: StagePlan, lock: dict[str, StageLock], report: Report, use_cache: bool
 ) -> StageResult | None:
-    """Restore the outs (from the lock's ids or the run cache) when that is enough."""
+    """Nothing to do when what the stage reads turned out to be what it last ran with (its
+    upstream ran or was restored and made the same bytes); else restore the outs (from the
+    lock's ids or the run cache) when that is enough."""
     name = sp.stage.name
+    locked = lock.get(name)
+    moved = ("stage ", "dep ")  # the reasons an upstream run or restore can take away
+    settled = locked is not None and sp.deps == locked.deps
+    if settled and all(r.startswith(moved) for r in sp.reasons):
+        report(name, "up to date: what it reads is what it last ran with")
+        return StageResult(name, "uptodate", lock[name].run)
     if sp.action == "restore":
         for path, oid in {**lock[name].outs, **lock[name].metrics}.items():
             _keep(ws, name, path, oid, report)

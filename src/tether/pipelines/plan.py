@@ -240,7 +240,7 @@ class _ParamFiles:
 @dataclass
 class StageResult:
     name: str
-    outcome: str  # ran | restored | cached | failed | skipped
+    outcome: str  # ran | restored | cached | uptodate | failed | skipped
     run: str | None = None
     detail: str = ""
 
