@@ -245,3 +245,22 @@ def test_a_stage_whose_upstream_made_the_same_bytes_again_does_not_run(
     ]
     assert _lock(repo)["count"]["run"] == count_run
     assert project.repro().plan.todo == []
+
+
+def test_a_lock_written_before_metrics_were_locked_still_restores_outs(
+    project: Project, repo: Path
+) -> None:
+    pipeline = METRICS.replace("metrics: [metrics.json]", "metrics: [metrics.json]\n    outs: [o]")
+    pipeline = pipeline.replace("cmd: sh evaluate.sh", "cmd: sh evaluate.sh && echo out > o")
+    evaluate = 'echo "{\\"acc\\": $(cat score.txt)}" > metrics.json\n'
+    write_files(repo, {"pipeline.yaml": pipeline, "score.txt": "1\n", "evaluate.sh": evaluate})
+    project.repro()
+    text = (repo / "pipeline.lock").read_text()
+    old = yaml.safe_load(text)
+    for entry in old["stages"].values():
+        entry.pop("metrics", None)  # as an older Tether wrote it
+    (repo / "pipeline.lock").write_text(yaml.safe_dump(old))
+    assert project.repro(dry_run=True).plan.todo == []  # no new reason to run
+    (repo / "o").unlink()
+    plan = project.repro(dry_run=True).plan
+    assert [(sp.stage.name, sp.action) for sp in plan.todo] == [("evaluate", "restore")]

@@ -207,10 +207,13 @@ def _only_outs_changed(reasons: list[str]) -> bool:
 
 def _cached(ws: Workspace, stage: Stage, locked: StageLock) -> bool:
     """Every out and metrics file the stage declares has an id in the lock and the bytes in the
-    cache."""
+    cache (a metrics file a lock from before metrics were locked lacks: when it is there)."""
     ids = {**locked.outs, **locked.metrics}
     declared = (*stage.out_paths, *stage.metrics)
-    return bool(declared) and all(p in ids for p in declared) and not ws.store.missing(ids.values())
+    known = all(p in ids for p in stage.out_paths) and all(
+        p in ids or ws.abs(p).exists() for p in stage.metrics
+    )
+    return bool(declared) and known and not ws.store.missing(ids.values())
 
 
 class _ParamFiles:
