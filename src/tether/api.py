@@ -304,10 +304,10 @@ class Project:
         from tether import __version__
         from tether.pipelines import plan, uptodate
 
-        the_plan = plan.plan(self.ws, stages or None, force=force)
+        the_plan = plan.plan(self.ws, stages or None, force=force, run_cache=run_cache)
         dropped = [] if dry_run or the_plan.todo else plan.drop_stale(self.ws, the_plan)
         if dropped:  # the lock just changed: plan again, so the state remembered is this one
-            the_plan = plan.plan(self.ws, stages or None, force=force)
+            the_plan = plan.plan(self.ws, stages or None, force=force, run_cache=run_cache)
         if dry_run or not the_plan.todo:
             if not the_plan.todo and not stages and the_plan.seen is not None:
                 uptodate.remember(self.ws.dot, the_plan.seen, __version__)

@@ -238,11 +238,8 @@ def test_a_stage_whose_upstream_made_the_same_bytes_again_does_not_run(
         ("count", "uptodate"),
     ]
     write_files(repo, {"pipeline.yaml": TWO})
-    third = project.repro()
-    assert [(r.name, r.outcome) for r in third.results] == [
-        ("prepare", "cached"),
-        ("count", "uptodate"),
-    ]
+    third = project.repro()  # the plan knows what the cache restores: count is not even stale
+    assert [(r.name, r.outcome) for r in third.results] == [("prepare", "cached")]
     assert _lock(repo)["count"]["run"] == count_run
     assert project.repro().plan.todo == []
 
@@ -264,3 +261,24 @@ def test_a_lock_written_before_metrics_were_locked_still_restores_outs(
     (repo / "o").unlink()
     plan = project.repro(dry_run=True).plan
     assert [(sp.stage.name, sp.action) for sp in plan.todo] == [("evaluate", "restore")]
+
+
+def test_a_dry_run_says_what_the_run_cache_will_restore(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    write_files(repo, {"pipeline.yaml": TWO, "raw.txt": "hello\n"})
+    project.repro()
+    write_files(repo, {"raw.txt": "other\n"})
+    project.repro()
+    write_files(repo, {"raw.txt": "hello\n"})  # a state the run cache has seen
+    dry = tether("repro", "--dry-run").output
+    assert "prepare: would restore from the run cache: dep raw.txt changed" in dry
+    assert "count: would restore from the run cache" in dry
+    assert "would run" not in tether("repro", "--dry-run").output
+    plain = tether("repro", "--dry-run", "--no-run-cache").output
+    assert "prepare: would run" in plain and "count: would run" in plain
+    result = project.repro()
+    assert [(r.name, r.outcome) for r in result.results] == [
+        ("prepare", "cached"),
+        ("count", "cached"),
+    ]

@@ -68,11 +68,8 @@ def repro(
         )
     if dry_run:
         for sp in result.plan.stages:
-            why = (
-                "up to date"
-                if sp.action == "none"
-                else f"would {sp.action}: " + "; ".join(sp.reasons)
-            )
+            verb = {"cached": "restore from the run cache"}.get(sp.action, sp.action)
+            why = "up to date" if sp.action == "none" else f"would {verb}: " + "; ".join(sp.reasons)
             click.echo(f"{sp.stage.name}: {why}")
         return
     if not result.plan.todo:

@@ -9,7 +9,6 @@ in the calling thread (one SQLite connection, one writer of the lock).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -18,18 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether._documents import load_yaml
-from tether.errors import FormatError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
-from tether.hashing import hash_bytes
 from tether.objects.lock import file_lock
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
-from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult
+from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult, cache_hit, cache_key
 from tether.pipelines.spec import PipelineError
 from tether.runs import lifecycle
 from tether.runs.journal import Journal, text
 from tether.runs.launch import execute, status_of
-from tether.runs.record import dump_record, load_record
+from tether.runs.record import dump_record
 from tether.workspace.add import store_path
 from tether.workspace.materialize import keep_current, materialize
 from tether.workspace.repo import Workspace
@@ -293,11 +290,9 @@ def _without_running(
         return StageResult(name, "restored", lock[name].run)
     if not use_cache:
         return None
-    hit = _cache_lookup(ws, sp)
-    if hit is None or ws.store.missing([*hit["outs"].values(), *_metrics_of(hit).values()]):
+    hit = cache_hit(ws, sp)
+    if hit is None:
         return None
-    if set(_metrics_of(hit)) != set(sp.stage.metrics):
-        return None  # an entry from before metrics files were kept, or other ones: run
     for path, oid in hit["outs"].items():
         _keep(ws, name, path, oid, report)
         materialize(ws, path, oid)
@@ -311,31 +306,6 @@ def _without_running(
     )
     report(name, "restored from the run cache (same command, deps and params ran before)")
     return StageResult(name, "cached", hit.get("run"))
-
-
-def _metrics_of(hit: dict[str, Any]) -> dict[str, str]:
-    return dict(hit.get("metrics_files") or {})
-
-
-def cache_key(sp: StagePlan) -> str:
-    doc = {
-        "cmd": sp.stage.cmd,
-        "deps": sp.deps,
-        "params": sp.params,
-        "env": dict(sp.stage.env),
-        "outs": sorted(sp.stage.out_paths),
-    }
-    return hash_bytes(json.dumps(doc, sort_keys=True, default=str).encode())[len("blake3:") :]
-
-
-def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
-    ref = ws.refs.get(f"runcache/{cache_key(sp)}")
-    if ref is None or not ws.store.has(ref[0]):
-        return None
-    try:
-        return load_record(ws.store.read_bytes(ref[0]), ref[0])
-    except FormatError:
-        return None  # an entry a crash cut short: the stage simply runs
 
 
 def _begin_stage(

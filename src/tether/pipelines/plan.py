@@ -46,7 +46,15 @@ class Plan:
         return [s for s in self.stages if s.action != "none"]
 
 
-def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False) -> Plan:
+def plan(
+    ws: Workspace,
+    targets: list[str] | None = None,
+    *,
+    force: bool = False,
+    run_cache: bool = True,
+) -> Plan:
+    """What a repro would do. ``run_cache``: a stale stage the run cache holds is planned as
+    restored from it (and what it restores is what its downstream will read)."""
     seen = Seen(ws.root)
     pipeline = load_pipeline(ws.root, seen.read(PIPELINE_FILE))
     lock = read_lock(ws.root, seen.read(LOCK_FILE))
@@ -72,13 +80,11 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
                 )
         sp.reasons = _why(ws, stage, sp, lock.get(name), upstream, force, seen)
         if sp.reasons:
-            sp.action = "run"
-            if not upstream and not force and _only_outs_changed(sp.reasons):
-                sp.action = "restore" if _cached(ws, stage, lock[name]) else "run"
-            if sp.action == "run":
+            restored = _how_to_restore(ws, sp, lock.get(name), upstream, force, run_cache)
+            if restored is None:
                 running.add(name)
             else:
-                restoring.update({**lock[name].outs, **lock[name].metrics})
+                restoring.update(restored)
         out.append(sp)
     if set(lock) - set(pipeline.stages):
         seen.usable = False  # stale lock entries: the next repro drops them, not the fast path
@@ -97,6 +103,64 @@ def drop_stale(ws: Workspace, the_plan: Plan) -> list[str]:
             current = read_lock(ws.root)
             write_lock(ws.root, {n: s for n, s in current.items() if n not in stale})
     return stale
+
+
+def _how_to_restore(
+    ws: Workspace,
+    sp: StagePlan,
+    locked: StageLock | None,
+    upstream: list[str],
+    force: bool,
+    run_cache: bool,
+) -> dict[str, str] | None:
+    """Sets the action of a stale stage: "restore" (its outs from the lock's ids), "cached" (from
+    the run cache) or "run"; the paths and ids a restore will write."""
+    sp.action = "run"
+    if upstream or force:
+        return None
+    if locked is not None and _only_outs_changed(sp.reasons) and _cached(ws, sp.stage, locked):
+        sp.action = "restore"
+        return {**locked.outs, **locked.metrics}
+    hit = cache_hit(ws, sp) if run_cache else None
+    if hit is None:
+        return None
+    sp.action = "cached"
+    return {**hit["outs"], **(hit.get("metrics_files") or {})}
+
+
+def cache_key(sp: StagePlan) -> str:
+    """The run cache's key: what a stage ran with (command, dep ids, params, env, outs)."""
+    import json
+
+    from tether.hashing import hash_bytes
+
+    doc = {
+        "cmd": sp.stage.cmd,
+        "deps": sp.deps,
+        "params": sp.params,
+        "env": dict(sp.stage.env),
+        "outs": sorted(sp.stage.out_paths),
+    }
+    return hash_bytes(json.dumps(doc, sort_keys=True, default=str).encode())[len("blake3:") :]
+
+
+def cache_hit(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
+    """The run cache's entry for the stage as planned, when every out and metrics file it names
+    is in the cache (None otherwise: the stage runs)."""
+    from tether.errors import FormatError
+    from tether.runs.record import load_record
+
+    ref = ws.refs.get(f"runcache/{cache_key(sp)}")
+    if ref is None or not ws.store.has(ref[0]):
+        return None
+    try:
+        hit = load_record(ws.store.read_bytes(ref[0]), ref[0])
+    except FormatError:
+        return None  # an entry a crash cut short: the stage simply runs
+    metrics = dict(hit.get("metrics_files") or {})
+    if set(metrics) != set(sp.stage.metrics):
+        return None  # an entry from before metrics files were kept, or other ones: run
+    return hit if not ws.store.missing([*hit["outs"].values(), *metrics.values()]) else None
 
 
 def _restored_id(ws: Workspace, dep: str, restoring: dict[str, str]) -> str | None:
