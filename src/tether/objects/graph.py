@@ -24,6 +24,7 @@ class Reachable:
     ids: set[str] = field(default_factory=set)
     containers: set[str] = field(default_factory=set)  # trees and records among ids
     missing: set[str] = field(default_factory=set)
+    missing_files: set[str] = field(default_factory=set)  # among missing: a folder's entries
     # who needs a missing object: id -> the root that led to it
     needed_by: dict[str, str] = field(default_factory=dict)
 
@@ -63,5 +64,6 @@ def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable
         out.ids.update(k for k in kids if k not in absent)
         for child in absent:
             out.missing.add(child)
+            out.missing_files.add(child)
             out.needed_by.setdefault(child, label)
     return out

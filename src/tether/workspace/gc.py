@@ -111,7 +111,7 @@ def _live(ws: Workspace, remote: Remote, inv: Inventory, all_commits: bool) -> s
             live = reachable(ws.store, pairs(root_ids))
             # what a record links and this clone lacks may be a manifest (whose files must stay)
             # or a record: its first bytes say which, without downloading the data
-            unknown = (live.missing & on_remote) - looked
+            unknown = (live.missing & on_remote) - live.missing_files - looked
             looked |= unknown
             heads = remote_heads(remote, inv, unknown)
             wanted = {oid for oid, head in heads.items() if head.startswith(CONTAINER_HEADERS)}
