@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -60,17 +62,7 @@ def repro(
         executor=executor,
         run_cache=not no_run_cache,
     )
-    stale = result.dropped or (result.plan.stale if dry_run and result.plan.full else [])
-    if stale:
-        verb = "would drop" if dry_run else "dropped"
-        click.echo(
-            f"pipeline.lock: {verb} the entries of stages it no longer has: {', '.join(stale)}"
-        )
-    if dry_run:
-        for sp in result.plan.stages:
-            verb = {"cached": "restore from the run cache"}.get(sp.action, sp.action)
-            why = "up to date" if sp.action == "none" else f"would {verb}: " + "; ".join(sp.reasons)
-            click.echo(f"{sp.stage.name}: {why}")
+    if _explain(result, dry_run):
         return
     if not result.plan.todo:
         click.echo("Everything is up to date.")
@@ -81,3 +73,21 @@ def repro(
             f"failed: {', '.join(failed)} (pipeline.lock keeps what finished)", fg="red", err=True
         )
         raise SystemExit(1)
+
+
+def _explain(result: Any, dry_run: bool) -> bool:
+    """Say which stale lock entries went (or would go) and, for a dry run, what each stage would
+    do and why; True when that is all there is to say."""
+    stale = result.dropped or (result.plan.stale if dry_run and result.plan.full else [])
+    if stale:
+        verb = "would drop" if dry_run else "dropped"
+        click.echo(
+            f"pipeline.lock: {verb} the entries of stages it no longer has: {', '.join(stale)}"
+        )
+    if not dry_run:
+        return False
+    for sp in result.plan.stages:
+        verb = {"cached": "restore from the run cache"}.get(sp.action, sp.action)
+        why = "up to date" if sp.action == "none" else f"would {verb}: " + "; ".join(sp.reasons)
+        click.echo(f"{sp.stage.name}: {why}")
+    return True
