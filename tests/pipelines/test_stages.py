@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Tether, write_files
+from tests.conftest import BIN, Tether, write_files
 from tether.api import Project
 from tether.hashing import hash_bytes
 from tether.pipelines.spec import PipelineError
@@ -282,3 +282,14 @@ def test_a_dry_run_says_what_the_run_cache_will_restore(
         ("prepare", "cached"),
         ("count", "cached"),
     ]
+
+
+def test_a_gc_while_a_stage_runs_keeps_what_the_stage_reads(project: Project, repo: Path) -> None:
+    """The stage's deps are stored before it runs and recorded when it ends: a gc in between
+    (here: run by the stage itself) must not take them."""
+    gc = f"{BIN / 'tether'} gc"
+    pipeline = f"stages:\n  a:\n    cmd: {gc} && cp raw.txt out.txt\n    deps: [raw.txt]\n"
+    write_files(repo, {"pipeline.yaml": pipeline + "    outs: [out.txt]\n", "raw.txt": "raw\n"})
+    assert project.repro().ok
+    again = Project.open(repo)
+    assert again.ws.store.has(hash_bytes(b"raw\n")) and again.fsck().ok

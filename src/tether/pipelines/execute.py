@@ -19,6 +19,7 @@ from typing import Any
 from tether._documents import load_yaml
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
+from tether.hashing import hash_bytes
 from tether.objects.lock import file_lock
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
 from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult, cache_hit, cache_key
@@ -153,7 +154,7 @@ def _loop(
                 if len(running) >= jobs:
                     break
                 sp = todo.pop(name)
-                _refresh_deps(ws, sp, made)  # what upstream stages just wrote
+                _refresh_deps(ws, sp, made, parent.id)  # what upstream stages just wrote
                 quick = _without_running(ws, sp, lock, report, use_cache)
                 if quick is not None:
                     out.results.append(quick)
@@ -255,10 +256,11 @@ def _clear_outs(ws: Workspace, sp: StagePlan, locked: StageLock | None, report: 
             target.unlink()
 
 
-def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
+def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str], pipeline_run: str) -> None:
     """The deps' ids as the stage will read them. A dep no stage makes (a script, raw data) is
     stored in the cache as well: the run records it by id, so its bytes must be there for
-    `fsck`, `push` and `reproduce`; what a stage made is stored already."""
+    `fsck`, `push` and `reproduce`; what a stage made is stored already. A live ref of the
+    pipeline run keeps them until the stage's record does (a gc while the stage runs)."""
     for dep in sp.stage.deps:
         if not ws.abs(dep).exists():
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
@@ -267,6 +269,10 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
         if oid is None:
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         sp.deps[dep] = oid
+    part = "deps-" + hash_bytes(sp.stage.name.encode())[7:23]
+    ws.refs.set(
+        lifecycle.live_ref(pipeline_run, part), sorted(set(sp.deps.values())), durable=False
+    )
 
 
 def _without_running(
