@@ -269,10 +269,10 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str], pipeline_run: st
         if oid is None:
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         sp.deps[dep] = oid
-    part = "deps-" + hash_bytes(sp.stage.name.encode())[7:23]
-    ws.refs.set(
-        lifecycle.live_ref(pipeline_run, part), sorted(set(sp.deps.values())), durable=False
-    )
+    if sp.deps:
+        part = "deps-" + hash_bytes(sp.stage.name.encode())[7:23]
+        ids = sorted(set(sp.deps.values()))
+        ws.refs.set(lifecycle.live_ref(pipeline_run, part), ids, durable=False)
 
 
 def _without_running(
