@@ -293,3 +293,18 @@ def test_a_gc_while_a_stage_runs_keeps_what_the_stage_reads(project: Project, re
     assert project.repro().ok
     again = Project.open(repo)
     assert again.ws.store.has(hash_bytes(b"raw\n")) and again.fsck().ok
+
+
+def test_a_metrics_file_inside_its_stages_out_folder_is_fine(project: Project, repo: Path) -> None:
+    pipeline = (
+        "stages:\n  fit:\n    cmd: mkdir -p r && echo w > r/w && echo '{\"a\":1}' > r/m.json\n"
+        "    outs: [r]\n    metrics: [r/m.json]\n"
+        "  use:\n    cmd: cp r/m.json copy.json\n    deps: [r/m.json]\n    outs: [copy.json]\n"
+    )
+    write_files(repo, {"pipeline.yaml": pipeline})
+    assert [r.name for r in project.repro().results] == ["fit", "use"]
+    (repo / "r/m.json").unlink()
+    assert [(sp.stage.name, sp.action) for sp in project.repro(dry_run=True).plan.todo] == [
+        ("fit", "restore")
+    ]
+    assert project.repro().ok and (repo / "r/m.json").read_text() == '{"a":1}\n'

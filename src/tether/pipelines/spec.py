@@ -284,12 +284,17 @@ def _link(p: Pipeline) -> None:
         _check_own_paths(stage)
         for out in (*stage.out_paths, *stage.metrics):
             clash = next((o for o in owner if _inside(out, o)), None)
-            if clash is not None:
+            if clash is None:
+                owner[out] = stage.name
+            elif owner[clash] != stage.name:
                 raise PipelineError(
                     f"stages {owner[clash]!r} and {stage.name!r} both write {out}: "
                     "each out belongs to one stage"
                 )
-            owner[out] = stage.name
+            elif not (out in stage.metrics and out.startswith(clash + "/")):
+                # (a metrics file inside the stage's own out folder is fine)
+                again = "twice" if clash == out else f"inside its other out {clash}"
+                raise PipelineError(f"stage {stage.name!r} declares {out} {again}")
     for stage in p.stages.values():
         p.needs[stage.name] = {
             owner[o] for d in stage.deps for o in owner if _inside(d, o) and owner[o] != stage.name
