@@ -128,3 +128,23 @@ def test_remote_gc_from_a_fresh_clone_keeps_what_pushed_runs_read(
     tether("pull")
     reader = Project.open(tmp_path / "reader")
     assert reader.ws.store.has(hash_bytes(b"v1\n")) and reader.fsck().ok
+
+
+def test_a_run_links_the_pointers_it_read_not_those_of_missing_or_edited_data() -> None:
+    """What a run's record links: its data's pointers at start and end, except a tracked path
+    that was missing at the start or edited (whose real bytes are an input instead)."""
+    from tether.runs.record import run_links
+
+    ids = {name: hash_bytes(name.encode()) for name in ("a", "b", "c", "c-real", "d", "env")}
+    body = {
+        "env": ids["env"],
+        "params": {"looks_like_an_id": ids["d"]},  # the user's text: never followed
+        "data": {
+            "inputs": {"c": ids["c-real"]},
+            "modified": ["c"],
+            "missing": ["b"],
+            "pointers_start": {"a": ids["a"], "b": ids["b"], "c": ids["c"]},
+            "pointers_end": {"a": ids["a"]},
+        },
+    }
+    assert run_links(body) == {ids["env"], ids["a"], ids["c-real"]}

@@ -36,8 +36,8 @@ def dump_record(kind: str, body: Mapping[str, Any], links: Iterable[str | None] 
 def run_links(body: Mapping[str, Any]) -> set[str]:
     """Every object a run's body names: its environment, code diff, metric history, log,
     artifacts, notebook, and its data: inputs, outputs and the tracked pointers at its start
-    and end (what it could read and what it left). A value is an object id or a mapping with
-    one under ``id``; params, tags and notes are the user's text and are never followed."""
+    and end (what it could read and what it left). A value is an object id or a mapping (or
+    list) holding them; params, tags and notes are the user's text and are never followed."""
     found: set[str] = set()
     for key in ("env", "series", "log"):
         _collect(body.get(key), found)
@@ -45,9 +45,16 @@ def run_links(body: Mapping[str, Any]) -> set[str]:
     _collect(body.get("artifacts"), found)
     _collect(body.get("notebook"), found)
     data = body.get("data") or {}
-    for role in ("inputs", "outputs", "pointers_start", "pointers_end"):
-        _collect(data.get(role), found)
-    return found
+    _collect(data.get("inputs"), found)
+    _collect(data.get("outputs"), found)
+    # a tracked path missing at the start, or edited (its real bytes are an input), was not read
+    # as its pointer names it: that id is no part of the run (and may exist nowhere)
+    start = dict(data.get("pointers_start") or {})
+    unread = {start.get(p) for p in [*(data.get("missing") or []), *(data.get("modified") or [])]}
+    pointers: set[str] = set()
+    _collect(start, pointers)
+    _collect(data.get("pointers_end"), pointers)
+    return found | (pointers - unread)
 
 
 def _collect(value: Any, found: set[str]) -> None:
