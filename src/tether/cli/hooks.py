@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from tether.cli import exitcodes
 from tether.errors import ConfigError, TetherError, UsageError
 from tether.gitio.commits import (
     DEFAULT_TYPES,
@@ -107,7 +108,7 @@ def check_commits(rev_range: str | None, types: str | None, max_header: int | No
             f"{len(findings)} of {len(commits)} commits do not follow Conventional Commits "
             f"({SPEC_URL}): reword them with `git rebase -i` before pushing"
         )
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
     if not commits:
         click.echo(f"no commits in {rev_range or default_range(root) or 'HEAD'}: nothing to check")
         return
@@ -259,7 +260,7 @@ def commit_msg(root: Path, message_file: Path) -> int:
     message = cleanup(message_file.read_text(errors="replace"), comment_char)
     result = parse(message, types=rules.types, max_header=rules.max_header)
     if not isinstance(result, Problem):
-        return 0
+        return exitcodes.OK
     header = message.split("\n", 1)[0]
     example = _indent(result.example, " " * 6)
     _err(
@@ -267,7 +268,7 @@ def commit_msg(root: Path, message_file: Path) -> int:
         f"  {header}\n  {result.message}\n  e.g. {example}\n"
         f"Your message is kept in {message_file}; skip the check once with --no-verify."
     )
-    return 1
+    return exitcodes.NEGATIVE
 
 
 def pre_commit(root: Path) -> int:
@@ -290,7 +291,7 @@ def pre_commit(root: Path) -> int:
                 "to git and a small pointer in it), after "
                 f"`git rm --cached -- {shlex.quote(f.path)}`"
             )
-    return 1 if refused else 0
+    return exitcodes.NEGATIVE if refused else exitcodes.OK
 
 
 def _indent(text: str, prefix: str) -> str:
@@ -315,7 +316,7 @@ def main(argv: Sequence[str]) -> int:
         _err(f"tether: {exc}")
         return exc.exit_code
     _err("usage: python -m tether.cli.hooks commit-msg FILE | pre-commit")
-    return 2
+    return exitcodes.USAGE
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from tether.cli import exitcodes
+
 
 def _ws() -> Any:
     from tether.api import Project
@@ -288,6 +290,6 @@ def audit_verify(full: bool) -> None:
     for problem in report.problems:
         click.secho(f"PROBLEM: {problem}", fg="red")
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
     head = f", head signed by {report.head_signed_by}" if report.head_signed_by else ""
     click.echo(f"audit log verified: {report.events} events{head}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tether.cli import exitcodes
+
 
 @click.command()
 @click.argument("stages", nargs=-1)
@@ -56,4 +58,4 @@ def repro(
         click.secho(
             f"failed: {', '.join(failed)} (pipeline.lock keeps what finished)", fg="red", err=True
         )
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)

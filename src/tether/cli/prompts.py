@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tether.cli import exitcodes
+
 if TYPE_CHECKING:
     from tether.prompts.templates import Prompt
 
@@ -194,7 +196,7 @@ def lint(refs: tuple[str, ...], suite: Path | None) -> None:
     for problem in problems:
         click.echo(problem)
     if problems:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
     click.echo("no problems found")
 
 
@@ -304,7 +306,7 @@ def eval_(
         html.write_text(eval_html(results))
         click.echo(f"report: {html}")
     if not all(r.passed for r in results):
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 def _print_eval(done: Any) -> None:
@@ -408,7 +410,7 @@ def history(name: str) -> None:
     for problem in problems:
         click.secho(f"PROBLEM: {problem}", fg="red")
     if problems:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("pull")
@@ -485,7 +487,7 @@ def compare_(
             click.echo(line)
         click.echo(f"runs: {done.a.run} (A), {done.b.run} (B)")
     if not done.passed:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("ci")
@@ -543,7 +545,7 @@ def ci(
         report.write_text(text)
     click.echo(text, nl=False)
     if not all(c.passed for c in compared) or not all(e.passed for e in alone):
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("bundle")
