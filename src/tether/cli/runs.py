@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tether.cli import exitcodes
 from tether.cli.render import echo_json, parse_pairs
 
 
@@ -50,7 +51,9 @@ def run(
     """Run COMMAND and record it: code, data, environment and parameters.
 
     `--key value` and `--key=value` arguments become params. The command's output is shown and
-    kept; `tether.log_metric(...)` inside it logs into this run. Exits with the command's code.
+    kept; `tether.log_metric(...)` inside it logs into this run. Exits with the command's status
+    (128+N when it dies of signal N, as a shell says), 127 when it is not found, 126 when it is
+    not executable, 125 when Tether itself fails around the launch.
 
         tether run -- python train.py --lr 0.1 --epochs 3
     """
@@ -84,7 +87,7 @@ def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
     ids = " and ".join(r.run_id[:13] for r in report.runs)
     if report.deterministic:
         click.secho(f"deterministic: runs {ids} gave the same outputs and metrics", fg="green")
-        raise SystemExit(0)
+        raise SystemExit(exitcodes.OK)
     click.secho(f"NOT deterministic: runs {ids} differ", fg="yellow")
     for path, (a, b) in report.outputs.items():
         click.echo(f"  output {path}: {str(a)[:19]} vs {str(b)[:19]}")
@@ -96,7 +99,7 @@ def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
     click.echo(
         "Look for an unseeded random generator: `tether.seed(n)` seeds random, numpy, torch."
     )
-    raise SystemExit(1)
+    raise SystemExit(exitcodes.NEGATIVE)
 
 
 @click.group()

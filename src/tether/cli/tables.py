@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from tether.meta.store import IndexedRun
-    from tether.runs.compare import Comparison
+    from tether.api import Comparison, IndexedRun
 
 STATUS = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
 WIDE = 6  # params/metrics columns shown in the list
@@ -129,7 +128,7 @@ def record_view(record: dict[str, Any]) -> None:
 
 
 def _metrics(out: Console, metrics: dict[str, Any]) -> None:
-    from tether.runs.record import number
+    from tether.api import metric_value as number
 
     if not metrics:
         return
