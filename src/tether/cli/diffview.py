@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tether.cli.tables import console, fmt_number
 
@@ -27,9 +27,13 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
         code.append(f"uncommitted: A {len(c.dirty_a)} files, B {len(c.dirty_b)} files")
         code += [f"dirty in A only: {p}" for p in sorted(set(c.dirty_a) - set(c.dirty_b))]
         code += [f"dirty in B only: {p}" for p in sorted(set(c.dirty_b) - set(c.dirty_a))]
+    code += c.submodules
+    for path, (x, y) in c.skipped.items():
+        code.append(f"untracked, too big to store: {path} {_sized(x)} → {_sized(y)}")
     data = []
     for ch in d.data:
-        data.append(f"{ch.role} {ch.path}: {str(ch.id_a)[:19]} → {str(ch.id_b)[:19]}")
+        edited = " (edited, not re-added)" if ch.edited else ""
+        data.append(f"{ch.role} {ch.path}: {str(ch.id_a)[:19]} → {str(ch.id_b)[:19]}{edited}")
         data += [
             f"  {label}: {p}"
             for label, paths in (
@@ -57,18 +61,30 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
     for k, (a, b) in d.metrics.items():
         delta = "" if a is None or b is None else f"  ({b - a:+.6g})"
         metrics.append(f"{k}: {fmt_number(a)} → {fmt_number(b)}{delta}")
-    return [
+    parts = [
         ("Code", code or ["same"]),
         ("Data", data or ["same"]),
         ("Environment", env or ["same"]),
         ("Parameters", params or ["same"]),
         ("Metrics", metrics or ["none logged"]),
-        (
-            "Likely causes",
-            [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
-            or ["the four pillars match: look for nondeterminism"],
-        ),
     ]
+    if d.uncaptured:
+        parts.append(("Not captured", list(d.uncaptured)))
+    return [*parts, ("Likely causes", _causes(d))]
+
+
+def _causes(d: RunDiff) -> list[str]:
+    if d.causes:
+        return [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
+    if d.uncaptured:  # "nondeterminism" only when nothing could hide elsewhere
+        return ["nothing captured differs, but not everything was captured (see above)"]
+    return ["the four pillars match: look for nondeterminism"]
+
+
+def _sized(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "(absent)"
+    return f"{info.get('size')} bytes {str(info.get('id'))[:19]}"
 
 
 def show(d: RunDiff) -> None:

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether.capture.code import lacking
 from tether.capture.env import capture_environment
-from tether.errors import MissingObjectError
+from tether.capture.submodules import restore_submodules
+from tether.errors import GitError, MissingObjectError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
@@ -136,6 +138,8 @@ def reproduce(
             verdict.worktree = None
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
+    if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
+        verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
         from tether.runs.amend import amend
 
@@ -292,6 +296,10 @@ def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
     try:
         git(ws.root, "worktree", "add", "-q", "--detach", str(tree), commit)
         _apply_diff(ws, tree, code.get("diff"))
+        try:  # the commit's submodules, each at its recorded commit with its own diff
+            restore_submodules(ws.root, tree, code.get("submodules") or [], ws.store.read_bytes)
+        except GitError as exc:
+            raise Failed(str(exc)) from exc
         if (tree / DOT).exists() or (tree / DOT).is_symlink():
             raise Failed(f"the commit itself holds a {DOT} folder: it cannot be rebuilt safely")
         (tree / DOT).symlink_to(ws.dot)  # the same cache, index and refs

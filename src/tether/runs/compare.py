@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.capture.code import skipped_files
 from tether.errors import GitError, MissingObjectError
 from tether.gitio import git
 from tether.objects.tree import HEADER as TREE_HEADER
@@ -82,6 +83,11 @@ class CodeDiff:
     dirty_a: list[str] = field(default_factory=list)
     dirty_b: list[str] = field(default_factory=list)
     same_patch: bool = True
+    # untracked files too big for the diff, named by size and id: path -> (A's, B's)
+    skipped: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+    submodules: list[str] = field(default_factory=list)  # how each submodule differs
 
 
 @dataclass
@@ -93,6 +99,7 @@ class DataDiff:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
+    edited: bool = False  # a tracked path edited and not re-added in either run
 
 
 @dataclass
@@ -117,6 +124,7 @@ class RunDiff:
     params: dict[str, tuple[str | None, str | None]]
     metrics: dict[str, tuple[float | None, float | None]]
     causes: list[str]
+    uncaptured: list[str] = field(default_factory=list)  # what either record lacks
 
 
 def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
@@ -134,6 +142,7 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
     result.causes = _causes(result)
+    result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
     return result
 
 
@@ -141,6 +150,13 @@ def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
     out = CodeDiff(a.get("commit"), b.get("commit"))
     out.dirty_a, out.dirty_b = list(a.get("changed") or []), list(b.get("changed") or [])
     out.same_patch = a.get("diff") == b.get("diff")
+    sa, sb = skipped_files(a), skipped_files(b)
+    out.skipped = {
+        p: (sa.get(p), sb.get(p))
+        for p in sorted(set(sa) | set(sb))
+        if sa.get(p) != sb.get(p) or not (sa[p].get("id"))
+    }
+    out.submodules = _submodules(a.get("submodules") or [], b.get("submodules") or [])
     if out.commit_a and out.commit_b and out.commit_a != out.commit_b:
         try:
             # Tether's own ledger commits are not code changes
@@ -155,6 +171,21 @@ def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
     return out
 
 
+def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+    ma, mb = {s.get("path"): s for s in a}, {s.get("path"): s for s in b}
+    out = []
+    for path in sorted(set(ma) | set(mb), key=str):
+        x, y = ma.get(path) or {}, mb.get(path) or {}
+        if x.get("commit") != y.get("commit"):
+            out.append(
+                f"submodule {path}: commit {str(x.get('commit'))[:10]} → "
+                f"{str(y.get('commit'))[:10]}"
+            )
+        if x.get("diff") != y.get("diff"):
+            out.append(f"submodule {path}: uncommitted changes differ")
+    return out
+
+
 def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]:
     out = []
     for role, key in (("input", "inputs"), ("output", "outputs"), ("tracked", "pointers_start")):
@@ -163,6 +194,7 @@ def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]
             if left.get(path) == right.get(path):
                 continue
             change = DataDiff(role, path, left.get(path), right.get(path))
+            change.edited = path in (a.get("modified") or []) or path in (b.get("modified") or [])
             _inside(ws, change)
             out.append(change)
     return out
@@ -180,7 +212,11 @@ def _inside(ws: Workspace, change: DataDiff) -> None:
 
 
 def _env(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> EnvDiff:
-    out = env_drift(environment(ws, a), environment(ws, b))
+    ea, eb = environment(ws, a), environment(ws, b)
+    if not (_interpreter_known(ea) and _interpreter_known(eb)):
+        # one side's interpreter is unknown: its empty package list is no evidence of change
+        ea, eb = ({k: v for k, v in e.items() if k not in ("python", "packages")} for e in (ea, eb))
+    out = env_drift(ea, eb)
     if (a.get("seeds") or []) != (b.get("seeds") or []):
         out.seeds = (list(a.get("seeds") or []), list(b.get("seeds") or []))
     return out
@@ -227,6 +263,7 @@ def _causes(d: RunDiff) -> list[str]:
         ):
             inside = len(c.added) + len(c.removed) + len(c.modified)
             detail = f" ({inside} files inside)" if inside else ""
+            detail += " (edited, not re-added)" if c.edited else ""
             out.append(
                 f"{'input' if c.role == 'input' else 'tracked data'} {c.path} changed{detail}"
             )
@@ -237,6 +274,11 @@ def _causes(d: RunDiff) -> list[str]:
         out.append(f"code: {_n(apart, 'commit')} apart, {_n(len(d.code.files), 'file')} changed")
     if not d.code.same_patch:
         out.append("code: uncommitted changes differ")
+    out += [f"code: {s}" for s in d.code.submodules]
+    for path, (x, y) in d.code.skipped.items():
+        if x != y:
+            size = f"{(x or {}).get('size')} → {(y or {}).get('size')} bytes"
+            out.append(f"untracked {path} (too big for the diff) differs: {size}")
     for name, (va, vb) in d.env.changed.items():
         out.append(f"package {name}: {va} → {vb}")
     if d.env.added or d.env.removed:
@@ -250,6 +292,41 @@ def _causes(d: RunDiff) -> list[str]:
     if d.env.platform:
         out.append(f"platform: {d.env.platform[0]} → {d.env.platform[1]}")
     return out
+
+
+def _interpreter_known(env: dict[str, Any]) -> bool:
+    info = env.get("interpreter")
+    return not isinstance(info, dict) or bool(info.get("known"))
+
+
+def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
+    """What the record could not capture: while anything is listed, two runs whose captured
+    pillars match may still differ by what was not captured, not only by nondeterminism."""
+    out = []
+    code, data = record.get("code") or {}, record.get("data") or {}
+    try:
+        env = environment(ws, record)
+    except MissingObjectError:
+        env = {}
+    info = env.get("interpreter")
+    if not env:
+        out.append(f"{label}: its environment is not in this cache (`tether pull`)")
+    elif isinstance(info, dict) and not info.get("known"):
+        out.append(f"{label}: the command's Python environment ({info.get('reason')})")
+    elif info is None and _foreign_command(record.get("command") or []):
+        out.append(f"{label}: an older record: its environment may be Tether's interpreter's")
+    for path, item in skipped_files(code).items():
+        out.append(f"{label}: untracked {path} ({item.get('size')} bytes), too big to store")
+    if code.get("dirty") and "submodules" not in code:
+        out.append(f"{label}: an older record: changes inside submodules were not captured")
+    if data.get("pointers_start") and "modified" not in data:
+        out.append(f"{label}: an older record: tracked data was not checked for edits")
+    return out
+
+
+def _foreign_command(argv: list[str]) -> bool:
+    """A command run by ``tether run`` (not a script that started its own run)."""
+    return bool(argv) and not argv[0].endswith((".py", ".ipynb")) and argv[0] not in ("-c", "")
 
 
 def _n(count: int, noun: str) -> str:
