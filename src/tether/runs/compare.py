@@ -188,16 +188,25 @@ def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
 
 def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]:
     out = []
+    edited = set(a.get("modified") or []) | set(b.get("modified") or [])
     for role, key in (("input", "inputs"), ("output", "outputs"), ("tracked", "pointers_start")):
-        left, right = a.get(key) or {}, b.get(key) or {}
+        left, right = _read(a, key), _read(b, key)
         for path in sorted(set(left) | set(right)):
-            if left.get(path) == right.get(path):
+            if left.get(path) == right.get(path) or (role == "input" and path in edited):
                 continue
-            change = DataDiff(role, path, left.get(path), right.get(path))
-            change.edited = path in (a.get("modified") or []) or path in (b.get("modified") or [])
+            change = DataDiff(role, path, left.get(path), right.get(path), edited=path in edited)
             _inside(ws, change)
             out.append(change)
     return out
+
+
+def _read(data: dict[str, Any], key: str) -> dict[str, str]:
+    """``data[key]``; for tracked data, what the run read: an edited path's real content."""
+    found = dict(data.get(key) or {})
+    if key == "pointers_start":
+        inputs = data.get("inputs") or {}
+        found.update({p: inputs[p] for p in data.get("modified") or [] if p in inputs})
+    return found
 
 
 def _inside(ws: Workspace, change: DataDiff) -> None:
