@@ -148,5 +148,6 @@ def show_verdict(v: Verdict) -> None:
             out.print(line, markup=False)
     if v.explanation is not None:
         out.print("\n[bold underline]Why[/]")
-        for line in dict(sections(v.explanation))["Likely causes"]:
+        explained = dict(sections(v.explanation))
+        for line in [*explained.get("Not captured", []), *explained["Likely causes"]]:
             out.print(f"  {line}", markup=False)

@@ -24,6 +24,7 @@ from typing import Any
 
 from tether.capture.code import lacking
 from tether.capture.env import capture_environment
+from tether.capture.interpreter import command_environment
 from tether.capture.submodules import restore_submodules
 from tether.errors import GitError, MissingObjectError
 from tether.gitio import git, git_maybe
@@ -116,7 +117,7 @@ def reproduce(
         modes = {**_stage_modes(tree, record), **(modes or {})}
         _restore_data(ws, copy, record, fetch)
         recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy))
+        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
         with _environment(verdict, recorded, env, tree):
             if (record.get("tags") or {}).get("kind") == "pipeline":
                 _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
@@ -350,8 +351,15 @@ def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch:
         materialize(copy, path, oid)
 
 
-def _env_now(copy: Workspace) -> dict[str, Any]:
-    return capture_environment(copy.root, copy.dot / "cache")
+def _env_now(copy: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    """The environment the re-run's command will run in (its interpreter's, as recorded)."""
+    env = capture_environment(copy.root, copy.dot / "cache")
+    if (record.get("tags") or {}).keys() & {"stage", "kind"}:
+        return env  # a pipeline re-runs in Tether's own process, as it ran
+    try:
+        return command_environment(env, _command(record), copy.root, copy.dot / "cache")
+    except Failed:
+        return env
 
 
 def _command(record: dict[str, Any]) -> list[str]:

@@ -221,11 +221,7 @@ def _inside(ws: Workspace, change: DataDiff) -> None:
 
 
 def _env(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> EnvDiff:
-    ea, eb = environment(ws, a), environment(ws, b)
-    if not (_interpreter_known(ea) and _interpreter_known(eb)):
-        # one side's interpreter is unknown: its empty package list is no evidence of change
-        ea, eb = ({k: v for k, v in e.items() if k not in ("python", "packages")} for e in (ea, eb))
-    out = env_drift(ea, eb)
+    out = env_drift(environment(ws, a), environment(ws, b))
     if (a.get("seeds") or []) != (b.get("seeds") or []):
         out.seeds = (list(a.get("seeds") or []), list(b.get("seeds") or []))
     return out
@@ -234,6 +230,9 @@ def _env(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> EnvDiff:
 def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     """How environment ``eb`` differs from ``ea`` (two captured environments)."""
     out = EnvDiff()
+    if not (_interpreter_known(ea) and _interpreter_known(eb)):
+        # one side's interpreter is unknown: its empty package list is no evidence of change
+        ea, eb = ({k: v for k, v in e.items() if k not in ("python", "packages")} for e in (ea, eb))
     pa, pb = (ea.get("python") or {}).get("version"), (eb.get("python") or {}).get("version")
     if pa != pb:
         out.python = (str(pa), str(pb))
