@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tether.capture.interpreter import command_environment, find_interpreter, is_own, probe
+from tether.capture.interpreter import (
+    command_environment,
+    contribution_needed,
+    find_interpreter,
+    is_own,
+    probe,
+)
 
 
 def test_commands_are_resolved_as_the_shell_would(tmp_path: Path) -> None:
@@ -49,3 +55,11 @@ def test_an_unknown_interpreter_keeps_no_package_list_of_tethers(tmp_path: Path)
     env = command_environment(own, ["/bin/sh", "run.sh"], tmp_path, tmp_path / "cache")
     assert env["packages"] == {} and env["python"] == {}
     assert env["interpreter"]["known"] is False and "sh" in env["interpreter"]["reason"]
+
+
+def test_a_child_contributes_its_environment_only_when_the_run_lacks_it(tmp_path: Path) -> None:
+    assert contribution_needed({"known": False, "reason": "a sh script"})
+    assert contribution_needed(None)  # a run started by an older Tether
+    assert not contribution_needed({"known": True, "path": sys.executable, "source": "tether"})
+    assert not contribution_needed({"known": True, "source": "command", "prefix": sys.prefix})
+    assert contribution_needed({"known": True, "source": "command", "prefix": str(tmp_path)})

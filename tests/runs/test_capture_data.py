@@ -41,3 +41,20 @@ def test_edited_tracked_data_is_recorded_ranked_and_restored(
     v = project.reproduce("edited")  # restores the edited bytes, not the pointer's
     assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
     assert (repo / "data" / "a.csv").read_text() == "one\n"  # the user's tree is untouched
+
+
+def test_tracked_data_missing_at_the_start_is_not_called_same(
+    repo: Path, project: Project, tether: Tether
+) -> None:
+    write_files(repo, {"data/a.csv": "one\n"})
+    tether("add", "data")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    script = "import os; print(os.path.exists('data'))"
+    tether("run", "-n", "with", "--", sys.executable, "-c", script)
+    (repo / "data" / "a.csv").unlink()
+    (repo / "data").rmdir()
+    tether("run", "-n", "without", "--", sys.executable, "-c", script)
+    assert project.get_run("without")["data"]["missing"] == ["data"]
+    d = project.diff_runs("with", "without")
+    assert "tracked data data changed (missing from the work tree in B)" in d.causes

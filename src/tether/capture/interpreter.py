@@ -274,7 +274,8 @@ def command_environment(
     read = probe(found.path, cwd, env, cache_dir)
     if isinstance(read, str):
         return _unknown(own, read)
-    out = {**own, **read, "interpreter": {"known": True, "path": found.path, "source": "command"}}
+    info = {"known": True, "path": found.path, "prefix": read["python"]["prefix"]}
+    out = {**own, **read, "interpreter": {**info, "source": "command"}}
     conda = own.get("conda") or {}
     if conda and conda.get("prefix") != read["python"]["prefix"]:
         out.pop("conda")  # Tether's conda environment, not the command's
@@ -288,11 +289,16 @@ def _unknown(own: dict[str, Any], reason: str) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def contribution_needed(start_env: Mapping[str, Any] | None) -> bool:
+def contribution_needed(info: Mapping[str, Any] | None) -> bool:
     """Whether this process (a child attached to a ``tether run``) should record its own
-    environment: when the run's could not be known, or was read for another interpreter."""
-    info = (start_env or {}).get("interpreter")
+    environment, given the run's ``interpreter`` section: when it could not be known, or was
+    read for another interpreter."""
     if not isinstance(info, dict) or not info.get("known"):
         return True
+    if info.get("prefix"):  # read by running it (a shim's path says nothing): its sys.prefix
+        try:
+            return not os.path.samefile(str(info["prefix"]), sys.prefix)
+        except OSError:
+            return True
     path = info.get("path")
     return bool(path) and not is_own(str(path))

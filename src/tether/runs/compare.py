@@ -100,6 +100,7 @@ class DataDiff:
     removed: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     edited: bool = False  # a tracked path edited and not re-added in either run
+    missing_in: list[str] = field(default_factory=list)  # "A", "B": tracked but absent then
 
 
 @dataclass
@@ -195,17 +196,25 @@ def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]
             if left.get(path) == right.get(path) or (role == "input" and path in edited):
                 continue
             change = DataDiff(role, path, left.get(path), right.get(path), edited=path in edited)
+            if role == "tracked":
+                change.missing_in = [n for n, r in (("A", a), ("B", b)) if path in _gone(r)]
             _inside(ws, change)
             out.append(change)
     return out
 
 
-def _read(data: dict[str, Any], key: str) -> dict[str, str]:
-    """``data[key]``; for tracked data, what the run read: an edited path's real content."""
-    found = dict(data.get(key) or {})
+def _gone(data: dict[str, Any]) -> list[str]:
+    return list(data.get("missing") or [])
+
+
+def _read(data: dict[str, Any], key: str) -> dict[str, str | None]:
+    """``data[key]``; for tracked data, what the run read: an edited path's real content, and
+    None for one missing from the work tree."""
+    found: dict[str, str | None] = dict(data.get(key) or {})
     if key == "pointers_start":
         inputs = data.get("inputs") or {}
         found.update({p: inputs[p] for p in data.get("modified") or [] if p in inputs})
+        found.update({p: None for p in data.get("missing") or [] if p in found})
     return found
 
 
@@ -272,6 +281,9 @@ def _causes(d: RunDiff) -> list[str]:
             inside = len(c.added) + len(c.removed) + len(c.modified)
             detail = f" ({inside} files inside)" if inside else ""
             detail += " (edited, not re-added)" if c.edited else ""
+            detail += f" (missing from the work tree in {' and '.join(c.missing_in)})" * bool(
+                c.missing_in
+            )
             out.append(
                 f"{'input' if c.role == 'input' else 'tracked data'} {c.path} changed{detail}"
             )

@@ -334,17 +334,19 @@ def _pointer_ids(ws: Workspace, listing: list[str] | None = None) -> dict[str, s
     return {t.target: t.ptr.id for t in ws.readable_pointers(listing)}
 
 
-def _modified_tracked(ws: Workspace, tracked: list[Tracked]) -> dict[str, str]:
+def _modified_tracked(ws: Workspace, tracked: list[Tracked]) -> dict[str, str | None]:
     """Tracked paths edited since their pointer was written (``tether status``: modified), by
-    their real content, stored: what the run reads is that, not what the pointer names. The
-    stat cache keeps this to a walk when nothing changed."""
+    their real content, stored: what the run reads is that, not what the pointer names (None:
+    the path is missing). The stat cache keeps this to a walk when nothing changed."""
     from tether.workspace.add import store_path
     from tether.workspace.status import content_id
 
-    out = {}
+    out: dict[str, str | None] = {}
     for t in tracked:
         now = content_id(ws, t.target)
-        if now is not None and now != t.ptr.id:
+        if now is None:
+            out[t.target] = None
+        elif now != t.ptr.id:
             out[t.target] = store_path(ws, ws.abs(t.target))
     return out
 
@@ -445,7 +447,8 @@ def _record(
     log_id: str | None,
 ) -> tuple[dict[str, Any], list[str | None]]:
     """The sealed record's body, and the ids it links (what gc and push follow)."""
-    modified: dict[str, str] = dict(start.get("modified") or {})
+    edited = dict(start.get("modified") or {})
+    modified: dict[str, str] = {p: i for p, i in edited.items() if i}
     body = {
         "id": start["id"],
         "name": start["name"],
@@ -465,6 +468,7 @@ def _record(
             # a tracked path edited but not re-added is read as it was: an input by real id
             "inputs": {**modified, **events.inputs},
             "modified": sorted(modified),
+            "missing": sorted(p for p, i in edited.items() if not i),  # tracked, but absent
             "outputs": events.outputs,
             "pointers_start": start["pointers_start"],
             "pointers_end": _pointer_ids(ws) if start.get("track_pointers", True) else {},
