@@ -251,6 +251,45 @@ def _write_cache(cache_dir: Path, key: str, found: dict[str, Any], paths: list[s
         pass
 
 
+def read_interpreter(
+    command: Sequence[str] | None,
+    cwd: Path | None,
+    cache_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the command's interpreter adds to Tether's environment: its ``interpreter`` section
+    (``known``, ``source``: process, tether, command; or ``reason``), and for another
+    interpreter its ``python`` and ``packages``. Runs nothing in the common case."""
+    if command is None:
+        return {"interpreter": {"known": True, "source": "process"}}
+    if command and command[0] == "tether":  # a pipeline's own run: Tether's process
+        return {"interpreter": {"known": True, "source": "tether"}}
+    env = os.environ if env is None else env
+    found = find_interpreter(command, cwd, env)
+    if found.path is None:
+        return {"interpreter": {"known": False, "reason": found.reason}}
+    if is_own(found.path):
+        return {"interpreter": {"known": True, "path": found.path, "source": "tether"}}
+    read = probe(found.path, cwd, env, cache_dir)
+    if isinstance(read, str):
+        return {"interpreter": {"known": False, "reason": read}}
+    info = {"known": True, "path": found.path, "prefix": read["python"]["prefix"]}
+    return {**read, "interpreter": {**info, "source": "command"}}
+
+
+def with_interpreter(own: dict[str, Any], reading: dict[str, Any]) -> dict[str, Any]:
+    """``own`` (Tether's captured environment) made the command's, from
+    :func:`read_interpreter`: an unknown interpreter keeps no package list of Tether's."""
+    info = reading["interpreter"]
+    if not info.get("known"):
+        return _unknown(own, str(info.get("reason")))
+    out = {**own, **reading}
+    conda = own.get("conda") or {}
+    if conda and "python" in reading and conda.get("prefix") != reading["python"]["prefix"]:
+        out.pop("conda")  # Tether's conda environment, not the command's
+    return dict(sorted(out.items()))
+
+
 def command_environment(
     own: dict[str, Any],
     command: Sequence[str] | None,
@@ -258,28 +297,8 @@ def command_environment(
     cache_dir: Path,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``own`` (Tether's captured environment) made the command's: the interpreter's own
-    ``python`` and ``packages`` when it is another one, and an ``interpreter`` section that says
-    where they came from (``tether``, ``command``) or that they are unknown, and why."""
-    if command is None:
-        return {**own, "interpreter": {"known": True, "source": "process"}}
-    if command and command[0] == "tether":  # a pipeline's own run: Tether's process
-        return {**own, "interpreter": {"known": True, "source": "tether"}}
-    env = os.environ if env is None else env
-    found = find_interpreter(command, cwd, env)
-    if found.path is None:
-        return _unknown(own, found.reason)
-    if is_own(found.path):
-        return {**own, "interpreter": {"known": True, "path": found.path, "source": "tether"}}
-    read = probe(found.path, cwd, env, cache_dir)
-    if isinstance(read, str):
-        return _unknown(own, read)
-    info = {"known": True, "path": found.path, "prefix": read["python"]["prefix"]}
-    out = {**own, **read, "interpreter": {**info, "source": "command"}}
-    conda = own.get("conda") or {}
-    if conda and conda.get("prefix") != read["python"]["prefix"]:
-        out.pop("conda")  # Tether's conda environment, not the command's
-    return dict(sorted(out.items()))
+    """``own`` with the command's interpreter's ``python`` and ``packages`` (see above)."""
+    return with_interpreter(own, read_interpreter(command, cwd, cache_dir, env))
 
 
 def _unknown(own: dict[str, Any], reason: str) -> dict[str, Any]:

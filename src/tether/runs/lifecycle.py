@@ -15,8 +15,9 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from tether.capture.code import (
     remember_remotes,
 )
 from tether.capture.env import capture_environment
-from tether.capture.interpreter import command_environment, contribution_needed
+from tether.capture.interpreter import contribution_needed, read_interpreter, with_interpreter
 from tether.capture.notebook import NotebookState, capture_notebook
 from tether.errors import RunError
 from tether.gitio import git_many, parse_pointer_listing
@@ -156,14 +157,14 @@ def _capture(
     run in the same checkout and process environment: no git call, no capture of their own)."""
     redactor = redactor_for(ws)
     code, listing = None, None
-    if like is None:
+    if like is None:  # asking another interpreter (a process) overlaps git's processes
+        reading = _in_background(read_interpreter, command, None, ws.dot / "cache")
         code, listing = _code_state(ws, redactor, entry_point, pointers)
     ws.store.create()
     notebook = capture_notebook()
     with ws.writing():
         if like is None:
-            env = _own_environment(ws, redactor)
-            env = command_environment(env, command, None, ws.dot / "cache")
+            env = with_interpreter(_own_environment(ws, redactor), reading())
             interpreter = env["interpreter"]
             env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         else:
@@ -205,6 +206,29 @@ def _capture(
         "notebook": nb,
     }
     return start
+
+
+def _in_background(fn: Callable[..., dict[str, Any]], *args: Any) -> Callable[[], dict[str, Any]]:
+    """Call ``fn(*args)`` in a thread; the returned function waits for its result (or error)."""
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append(fn(*args))
+        except BaseException as exc:  # handed to the caller, raised there
+            box.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def result() -> dict[str, Any]:
+        thread.join()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        out: dict[str, Any] = box[0]
+        return out
+
+    return result
 
 
 def _own_environment(ws: Workspace, redactor: Redactor) -> dict[str, Any]:
