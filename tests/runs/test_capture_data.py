@@ -41,6 +41,8 @@ def test_edited_tracked_data_is_recorded_ranked_and_restored(
     v = project.reproduce("edited")  # restores the edited bytes, not the pointer's
     assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
     assert (repo / "data" / "a.csv").read_text() == "one\n"  # the user's tree is untouched
+    again = project.get_run(str(v.reproduction))["code"]
+    assert again["diff"] is None and not again["dirty"]  # the worktree's .tether link: no code
 
 
 def test_tracked_data_missing_at_the_start_is_not_called_same(

@@ -40,7 +40,7 @@ def test_a_big_untracked_file_is_warned_named_diffed_and_blamed(
     assert not project.ws.store.has(skipped["id"])  # named, never stored
 
     d = project.diff_runs("first", "second")
-    assert "untracked big.csv (too big for the diff) differs: 6000 → 6006 bytes" in d.causes
+    assert "untracked big.csv (too big for the diff) differs: 6000 bytes → 6006 bytes" in d.causes
     assert d.code.skipped["big.csv"][0] == skipped
     text = tether("diff", "first", "second").output
     assert "Not captured" in text and "nondeterminism" not in text

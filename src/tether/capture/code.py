@@ -205,7 +205,12 @@ def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
         if index.exists():
             shutil.copyfile(index, scratch)
         env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
-        never = (":(exclude,glob)**/.tether/**", *(f":(exclude,literal){p}" for p in skip))
+        # Tether's folder, or the link to it a reproduction's worktree has, is never code
+        never = (
+            ":(exclude,glob)**/.tether/**",
+            ":(exclude,glob)**/.tether",  # not literal: git refuses to name an ignored path
+            *(f":(exclude,literal){p}" for p in skip),
+        )
         git(root, "add", "-A", "--", ".", *never, env=env)
         return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
 

@@ -297,7 +297,7 @@ def _causes(d: RunDiff) -> list[str]:
     out += [f"code: {s}" for s in d.code.submodules]
     for path, (x, y) in d.code.skipped.items():
         if x != y:
-            size = f"{(x or {}).get('size')} → {(y or {}).get('size')} bytes"
+            size = " → ".join(f"{i['size']} bytes" if i else "absent" for i in (x, y))
             out.append(f"untracked {path} (too big for the diff) differs: {size}")
     for name, (va, vb) in d.env.changed.items():
         out.append(f"package {name}: {va} → {vb}")
