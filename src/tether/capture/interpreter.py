@@ -17,7 +17,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,26 @@ def contribution_needed(info: Mapping[str, Any] | None) -> bool:
             return True
     path = info.get("path")
     return bool(path) and not is_own(str(path))
+
+
+def in_background(fn: Callable[..., dict[str, Any]], *args: Any) -> Callable[[], dict[str, Any]]:
+    """Call ``fn(*args)`` in a thread; the returned function waits for its result (or error)."""
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append(fn(*args))
+        except BaseException as exc:  # handed to the caller, raised there
+            box.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def result() -> dict[str, Any]:
+        thread.join()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        out: dict[str, Any] = box[0]
+        return out
+
+    return result

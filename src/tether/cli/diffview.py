@@ -13,26 +13,11 @@ if TYPE_CHECKING:
 
 def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
     """The diff as (title, lines) pairs, shared by both renderers."""
-    c = d.code
-    code = []
-    if c.commit_a != c.commit_b:
-        code.append(
-            f"commits {str(c.commit_a)[:10]} → {str(c.commit_b)[:10]}: "
-            f"{c.behind} behind, {c.ahead} ahead"
-        )
-        code += [f"changed: {f}" for f in c.files[:20]] + (
-            [f"… {len(c.files) - 20} more"] if len(c.files) > 20 else []
-        )
-    if not c.same_patch:
-        code.append(f"uncommitted: A {len(c.dirty_a)} files, B {len(c.dirty_b)} files")
-        code += [f"dirty in A only: {p}" for p in sorted(set(c.dirty_a) - set(c.dirty_b))]
-        code += [f"dirty in B only: {p}" for p in sorted(set(c.dirty_b) - set(c.dirty_a))]
-    code += c.submodules
-    for path, (x, y) in c.skipped.items():
-        code.append(f"untracked, too big to store: {path} {_sized(x)} → {_sized(y)}")
+    code = _code_lines(d)
     data = []
     for ch in d.data:
         edited = " (edited, not re-added)" if ch.edited else ""
+        edited += f" (missing in {' and '.join(ch.missing_in)})" if ch.missing_in else ""
         data.append(f"{ch.role} {ch.path}: {str(ch.id_a)[:19]} → {str(ch.id_b)[:19]}{edited}")
         data += [
             f"  {label}: {p}"
@@ -71,6 +56,27 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
     if d.uncaptured:
         parts.append(("Not captured", list(d.uncaptured)))
     return [*parts, ("Likely causes", _causes(d))]
+
+
+def _code_lines(d: RunDiff) -> list[str]:
+    c = d.code
+    code = []
+    if c.commit_a != c.commit_b:
+        code.append(
+            f"commits {str(c.commit_a)[:10]} → {str(c.commit_b)[:10]}: "
+            f"{c.behind} behind, {c.ahead} ahead"
+        )
+        code += [f"changed: {f}" for f in c.files[:20]] + (
+            [f"… {len(c.files) - 20} more"] if len(c.files) > 20 else []
+        )
+    if not c.same_patch:
+        code.append(f"uncommitted: A {len(c.dirty_a)} files, B {len(c.dirty_b)} files")
+        code += [f"dirty in A only: {p}" for p in sorted(set(c.dirty_a) - set(c.dirty_b))]
+        code += [f"dirty in B only: {p}" for p in sorted(set(c.dirty_b) - set(c.dirty_a))]
+    code += c.submodules
+    for path, (x, y) in c.skipped.items():
+        code.append(f"untracked, too big to store: {path} {_sized(x)} → {_sized(y)}")
+    return code
 
 
 def _causes(d: RunDiff) -> list[str]:

@@ -15,9 +15,8 @@ import os
 import shutil
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,19 @@ from tether._fs import atomic_write
 from tether.capture.code import (
     REMOTES,
     STATUS,
+    CodeState,
     cached_remotes,
     capture_code,
     remember_remotes,
 )
+from tether.capture.data import edited_tracked, skipped_ids
 from tether.capture.env import capture_environment
-from tether.capture.interpreter import contribution_needed, read_interpreter, with_interpreter
+from tether.capture.interpreter import (
+    contribution_needed,
+    in_background,
+    read_interpreter,
+    with_interpreter,
+)
 from tether.capture.notebook import NotebookState, capture_notebook
 from tether.errors import RunError
 from tether.gitio import git_many, parse_pointer_listing
@@ -41,7 +47,7 @@ from tether.redact import MASK, Redactor
 from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
-from tether.workspace.repo import Tracked, Workspace
+from tether.workspace.repo import Workspace
 
 LIVE = "runs"  # under .tether/
 STATUSES = ("running", "finished", "failed", "killed")
@@ -158,7 +164,7 @@ def _capture(
     redactor = redactor_for(ws)
     code, listing = None, None
     if like is None:  # asking another interpreter (a process) overlaps git's processes
-        reading = _in_background(read_interpreter, command, None, ws.dot / "cache")
+        reading = in_background(read_interpreter, command, None, ws.dot / "cache")
         code, listing = _code_state(ws, redactor, entry_point, pointers)
     ws.store.create()
     notebook = capture_notebook()
@@ -169,20 +175,15 @@ def _capture(
             env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         else:
             env_id, interpreter = like["env"], like.get("interpreter")
-        sub_ids: list[str | None] = []
-        if code is not None:
-            diff_id = ws.store.put_bytes(code.patch) if code.patch else None
-            sub_ids = [ws.store.put_bytes(s.patch) if s.patch else None for s in code.submodules]
-        else:
-            diff_id = (like or {})["code"].get("diff")
+        diff_id, sub_ids = _stored_code(ws, code, like)
         nb = _store_notebook(ws, notebook, redactor) if notebook else None
         ws.forget_pointers()
         tracked = ws.readable_pointers(parse_pointer_listing(listing or b"")) if pointers else []
-        modified = _modified_tracked(ws, tracked) if like is None else {}
+        modified = edited_tracked(ws, tracked) if like is None else {}
         keep = [i for i in (env_id, diff_id, *sub_ids, *_notebook_ids(nb), *modified.values()) if i]
         ws.refs.set(live_ref(run_id, "start"), keep, durable=False)
     if code is not None:
-        record = code.to_record(diff_id, _skipped_ids(ws, code.skipped), sub_ids)
+        record = code.to_record(diff_id, skipped_ids(ws, code.skipped), sub_ids)
     else:
         record = dict((like or {})["code"])
     argv = redact_argv(redactor, list(command if command is not None else sys.argv))
@@ -208,27 +209,14 @@ def _capture(
     return start
 
 
-def _in_background(fn: Callable[..., dict[str, Any]], *args: Any) -> Callable[[], dict[str, Any]]:
-    """Call ``fn(*args)`` in a thread; the returned function waits for its result (or error)."""
-    box: list[Any] = []
-
-    def work() -> None:
-        try:
-            box.append(fn(*args))
-        except BaseException as exc:  # handed to the caller, raised there
-            box.append(exc)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-
-    def result() -> dict[str, Any]:
-        thread.join()
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        out: dict[str, Any] = box[0]
-        return out
-
-    return result
+def _stored_code(
+    ws: Workspace, code: CodeState | None, like: Mapping[str, Any] | None
+) -> tuple[str | None, list[str | None]]:
+    """The ids of the uncommitted diff and of each submodule's (a shared start's when ``like``)."""
+    if code is None:
+        return (like or {})["code"].get("diff"), []
+    diff_id = ws.store.put_bytes(code.patch) if code.patch else None
+    return diff_id, [ws.store.put_bytes(s.patch) if s.patch else None for s in code.submodules]
 
 
 def _own_environment(ws: Workspace, redactor: Redactor) -> dict[str, Any]:
@@ -356,30 +344,6 @@ def _user() -> str:
 def _pointer_ids(ws: Workspace, listing: list[str] | None = None) -> dict[str, str]:
     ws.forget_pointers()
     return {t.target: t.ptr.id for t in ws.readable_pointers(listing)}
-
-
-def _modified_tracked(ws: Workspace, tracked: list[Tracked]) -> dict[str, str | None]:
-    """Tracked paths edited since their pointer was written (``tether status``: modified), by
-    their real content, stored: what the run reads is that, not what the pointer names (None:
-    the path is missing). The stat cache keeps this to a walk when nothing changed."""
-    from tether.workspace.add import store_path
-    from tether.workspace.status import content_id
-
-    out: dict[str, str | None] = {}
-    for t in tracked:
-        now = content_id(ws, t.target)
-        if now is None:
-            out[t.target] = None
-        elif now != t.ptr.id:
-            out[t.target] = store_path(ws, ws.abs(t.target))
-    return out
-
-
-def _skipped_ids(ws: Workspace, skipped: Mapping[str, int]) -> dict[str, str | None]:
-    """The content ids of untracked files too big for the diff (hashed, not stored)."""
-    from tether.workspace.status import content_id
-
-    return {rel: content_id(ws, rel) for rel in skipped}
 
 
 def _running_row(start: Mapping[str, Any]) -> IndexedRun:
