@@ -15,7 +15,7 @@ import tether
 from tests.conftest import git, write_files
 from tether.api import Project
 from tether.errors import RunError
-from tether.hashing import hash_file
+from tether.hashing import hash_bytes, hash_file
 from tether.runs.record import load_record
 
 
@@ -130,7 +130,9 @@ def test_a_big_untracked_file_is_named_but_not_put_in_the_diff(
     with tether.start_run() as run:
         pass
     code = record_of(project, run.id)["code"]
-    assert code["skipped"] == {"dump.csv": 6000}
+    # named with its size and content id, never stored
+    assert code["skipped"] == {"dump.csv": {"size": 6000, "id": hash_bytes(b"1,2,3\n" * 1000)}}
+    assert not project.ws.store.has(code["skipped"]["dump.csv"]["id"])
     patch = project.ws.store.read_bytes(code["diff"])
     assert b"small.py" in patch and b"dump.csv" not in patch
 

@@ -72,6 +72,8 @@ def run(
         deps=list(deps),
         outs=list(outs),
     )
+    for warning in done.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     for path in done.missing_outs:
         click.secho(f"warning: --out {path} was not written", fg="yellow", err=True)
     colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]

@@ -33,6 +33,7 @@ class Launched:
     exit_code: int  # as a shell reports it: 128+N when the command died of signal N
     record: str
     missing_outs: list[str] = field(default_factory=list)  # declared with --out, not written
+    warnings: list[str] = field(default_factory=list)  # what the record could not capture
 
 
 def params_from_argv(argv: list[str]) -> dict[str, str]:
@@ -102,7 +103,9 @@ def launch(
     finally:
         os.close(started.lock_fd)
     missing = sorted(set(outs or []) - set(written))
-    return Launched(started.id, started.start["name"], status, code, record, missing)
+    done = Launched(started.id, started.start["name"], status, code, record, missing)
+    done.warnings = started.warnings
+    return done
 
 
 def execute(
