@@ -24,7 +24,8 @@
     ├── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
     ├── PromptError                  a prompt that cannot be found, parsed, rendered or promoted
     ├── RegistryError                a model registry operation refused: names the rule
-    ├── SignatureError               an envelope that is malformed or not signed by a trusted key
+    ├── VerificationError            content checked and found unlike what was signed (1)
+    │   └── SignatureError           an envelope that is malformed or not signed by a trusted key
     └── SigningKeyError              a local private key that cannot be made, found or read
 
 Each message says what happened and what to do next. Third-party errors are translated at the
@@ -152,7 +153,14 @@ class RegistryError(TetherError):
     """A registry operation refused: says which rule refused it."""
 
 
-class SignatureError(TetherError):
+class VerificationError(TetherError):
+    """A check that ran and found the content unlike what was signed: a negative verdict, so it
+    exits 1 (``tether model verify``), not 4."""
+
+    exit_code = 1
+
+
+class SignatureError(VerificationError):
     """An envelope that is malformed, or not signed by any trusted key."""
 
 

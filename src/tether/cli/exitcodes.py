@@ -44,6 +44,7 @@ BY_COMMAND: dict[str, dict[int, str]] = {
     "gc": {NOT_CARRIED_OUT: "--remote: S3 Object Lock keeps some objects"},
     "hooks run": {NEGATIVE: "the hook refuses the commit"},
     "policy check-commits": {NEGATIVE: "a commit message does not follow Conventional Commits"},
+    "model verify": {NEGATIVE: "a signature or a signed file does not verify"},
     "prompt ci": {NEGATIVE: "a significant regression, or a gate that cannot tell"},
     "prompt compare": {NEGATIVE: "B is worse than A by more than the margin, or cannot tell"},
     "prompt eval": {NEGATIVE: "a suite threshold is not met"},

@@ -187,8 +187,14 @@ def sign(name: str, version: int | None) -> None:
 )
 def verify(name: str, version: int | None, folder: Path | None) -> None:
     """Check NAME VERSION's (or NAME@vN|@STAGE's) signature against the trusted keys and every
-    signed digest against the files. Needs no network."""
-    done = _models().verify(_spec(name, version), folder)
+    signed digest against the files. Needs no network. Exits 1 when anything does not verify."""
+    from tether.errors import VerificationError
+
+    try:
+        done = _models().verify(_spec(name, version), folder)
+    except VerificationError as exc:
+        click.secho(f"PROBLEM: {exc}", fg="red", err=True)
+        raise SystemExit(exitcodes.NEGATIVE) from None
     click.echo(f"{done.version.ref}: signed by {done.signer}; {done.files} file(s) match")
 
 
