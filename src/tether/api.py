@@ -243,6 +243,12 @@ class Project:
 
         return catalog.resolve(self.ws, ref)
 
+    def pick_run(self, ref: str) -> _catalog.Picked:
+        """The run ``ref`` names, and how (a name several runs bear: ``.notice`` says which)."""
+        from tether.runs import catalog
+
+        return catalog.pick(self.ws, ref)
+
     def get_run(self, ref: str) -> dict[str, Any]:
         """A run's full record (a live run: what is known so far)."""
         from tether.runs import catalog

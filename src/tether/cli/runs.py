@@ -37,6 +37,13 @@ from tether.cli.render import echo_json, parse_pairs
     is_flag=True,
     help="Run the command twice and report which outputs and metrics differ.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print only a JSON summary on stdout (run_id, name, status, exit_code, record, "
+    "missing_outs); the command's own stdout goes to stderr, still shown and kept.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     name: str | None,
@@ -46,6 +53,7 @@ def run(
     deps: tuple[str, ...],
     outs: tuple[str, ...],
     check_determinism: bool,
+    as_json: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND and record it: code, data, environment and parameters.
@@ -56,13 +64,25 @@ def run(
     not executable, 125 when Tether itself fails around the launch.
 
         tether run -- python train.py --lr 0.1 --epochs 3
+
+    With --json, stdout holds one JSON object and nothing else, so a script can read the run's
+    id: `tether run --json -- python train.py | jq -r .run_id`.
     """
+    import sys
+
     from tether.api import Project
 
     project = Project.open()
+    stdout = sys.stderr.buffer if as_json else None  # --json: stdout is the summary's alone
     if check_determinism:
         _determinism(
-            project, list(command), name=name, experiment=experiment, tags=parse_pairs(tags)
+            project,
+            list(command),
+            as_json,
+            name=name,
+            experiment=experiment,
+            tags=parse_pairs(tags),
+            stdout=stdout,
         )
     done = project.run(
         list(command),
@@ -71,6 +91,7 @@ def run(
         tags=parse_pairs(tags),
         deps=list(deps),
         outs=list(outs),
+        stdout=stdout,
     )
     for warning in done.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
@@ -81,11 +102,31 @@ def run(
     if commit_log:
         commit = project.commit_log(done.run_id)
         click.echo(f"logged in experiment_log.yaml, commit {commit[:10]}", err=True)
+    if as_json:
+        echo_json(_launched(done))
     raise SystemExit(done.exit_code)
 
 
-def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
+def _launched(done: Any) -> dict[str, Any]:
+    keys = ("run_id", "name", "status", "exit_code", "record", "missing_outs")
+    return {key: getattr(done, key) for key in keys}
+
+
+def _determinism(project: Any, command: list[str], as_json: bool, **kwargs: Any) -> None:
     report = project.check_determinism(command, **kwargs)
+    if as_json:
+        outputs = {p: list(pair) for p, pair in report.outputs.items()}
+        metrics = {k: list(pair) for k, pair in report.metrics.items()}
+        runs = [_launched(r) for r in report.runs]
+        echo_json(
+            {
+                "deterministic": report.deterministic,
+                "runs": runs,
+                "outputs": outputs,
+                "metrics": metrics,
+            }
+        )
+        raise SystemExit(0 if report.deterministic else 1)
     ids = " and ".join(r.run_id[:13] for r in report.runs)
     if report.deterministic:
         click.secho(f"deterministic: runs {ids} gave the same outputs and metrics", fg="green")
@@ -158,11 +199,32 @@ def show(run: str, as_json: bool) -> None:
     from tether.api import Project
     from tether.cli.tables import record_view
 
-    record = Project.open().get_run(run)
+    project = Project.open()
+    record = project.get_run(_pick(project, run))
+    children = project.search_runs(f"parent = '{record['id']}'", sort="started", limit=None)
     if as_json:
-        echo_json(record)
+        echo_json({**record, "children": [c.id for c in children]})
         return
     record_view(record)
+    _family(project, record, children)
+
+
+def _pick(project: Any, ref: str) -> str:
+    """The id ``ref`` names, saying which run it took when a name is borne by several."""
+    picked = project.pick_run(ref)
+    if picked.notice:
+        click.secho(picked.notice, fg="yellow", err=True)
+    return str(picked.id)
+
+
+def _family(project: Any, record: dict[str, Any], children: list[Any]) -> None:
+    if record.get("parent"):
+        found = project.search_runs(f"id = '{record['parent']}'", include_deleted=True)
+        click.echo(f"parent     {found[0].name if found else '?'}  {record['parent']}")
+    if children:
+        names = ", ".join(c.name for c in children[:10]) + (" …" if len(children) > 10 else "")
+        click.echo(f"children   {len(children)}: {names}")
+        click.echo(f"           tether runs list --where \"parent = '{record['id']}'\"")
 
 
 @runs.command("compare")
@@ -172,7 +234,8 @@ def compare(run_refs: tuple[str, ...]) -> None:
     from tether.api import Project
     from tether.cli.tables import comparison_table
 
-    comparison_table(Project.open().compare_runs(list(run_refs)))
+    project = Project.open()
+    comparison_table(project.compare_runs([_pick(project, r) for r in run_refs]))
 
 
 @runs.command("tag")
@@ -182,7 +245,8 @@ def tag(run: str, pairs: tuple[str, ...]) -> None:
     """Tag a sealed run (an amendment record: the run itself never changes)."""
     from tether.api import Project
 
-    Project.open().amend_run(run, tags=parse_pairs(pairs))
+    project = Project.open()
+    project.amend_run(_pick(project, run), tags=parse_pairs(pairs))
     click.echo(f"tagged {run}")
 
 
@@ -193,7 +257,8 @@ def note(run: str, text: str) -> None:
     """Attach a note to a sealed run (an amendment record)."""
     from tether.api import Project
 
-    Project.open().amend_run(run, note=text)
+    project = Project.open()
+    project.amend_run(_pick(project, run), note=text)
     click.echo(f"noted {run}")
 
 
@@ -204,7 +269,8 @@ def delete(run: str, reason: str) -> None:
     """Hide a run: a tombstone record that travels with push. `runs purge` frees its data."""
     from tether.api import Project
 
-    run_id = Project.open().delete_run(run, reason)
+    project = Project.open()
+    run_id = project.delete_run(_pick(project, run), reason)
     click.echo(f"deleted {run_id} (hidden; `tether runs purge` removes what only it kept)")
 
 
@@ -243,7 +309,8 @@ def export(run_refs: tuple[str, ...], as_yaml: bool) -> None:
     """Write runs as experiment-ledger entries (the format of experiment_log.yaml)."""
     from tether.api import Project
 
-    click.echo(Project.open().export_runs_yaml(list(run_refs)), nl=False)
+    project = Project.open()
+    click.echo(project.export_runs_yaml([_pick(project, r) for r in run_refs]), nl=False)
 
 
 @click.command("diff")
@@ -257,7 +324,8 @@ def diff(run_a: str, run_b: str, as_json: bool, markdown: bool) -> None:
     from tether.api import Project
     from tether.cli import diffview
 
-    result = Project.open().diff_runs(run_a, run_b)
+    project = Project.open()
+    result = project.diff_runs(_pick(project, run_a), _pick(project, run_b))
     if as_json:
         from dataclasses import asdict
 
@@ -305,4 +373,5 @@ def env_export(run: str, fmt: str) -> None:
     Dockerfile (pinned Python and package versions)."""
     from tether.api import Project
 
-    click.echo(Project.open().export_env(run, fmt), nl=False)
+    project = Project.open()
+    click.echo(project.export_env(_pick(project, run), fmt), nl=False)

@@ -1,8 +1,10 @@
 """The module-level API, familiar to MLflow users: ``tether.start_run``, ``tether.log_metric``…
 
-One run is active per process. Logging with no active run starts one (as MLflow does); a run
-left active when the interpreter exits is ended ``finished`` (``failed`` after an uncaught
-exception). Inside ``tether run``, the active run is the parent's: see ``live.attach``.
+One run is active per process, or a stack of them with ``start_run(nested=True)``: logging goes
+to the innermost. Logging with no active run starts one (as MLflow does); runs left active when
+the interpreter exits are ended ``finished`` (``failed`` after an uncaught exception), children
+first. Inside ``tether run``, logging with no ``start_run`` goes to the launched run (see
+``live.attach``), and each ``start_run`` is a child of it, with its own name.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
     from tether.meta.store import IndexedRun
 
 _lock = threading.Lock()
-_active: live.LiveRun | None = None
+_active: live.LiveRun | None = None  # the innermost running run: the hot path reads only this
+_stack: list[live.LiveRun] = []  # the runs of this process, outermost first
 _hooked = False
 _failed = False
 
@@ -34,49 +37,80 @@ def start_run(
     experiment: str | None = None,
     tags: Mapping[str, object] | None = None,
     *,
+    nested: bool = False,
     path: str | os.PathLike[str] | None = None,
 ) -> live.LiveRun:
-    """Start a run in the project containing ``path`` (default: the current folder)."""
+    """Start a run in the project containing ``path`` (default: the current folder).
+
+    With ``nested=True`` inside an active run, the new run is a child of it (its record's
+    ``parent``), in the parent's experiment unless ``experiment`` says otherwise. In a process
+    launched by ``tether run``, every ``start_run`` is a child of the launched run."""
     global _active
     with _lock:
-        if _active is not None and _active.status == "running":
+        parent = _innermost()
+        if parent is not None and not nested and parent.owner:
             raise RunError(
-                f"run {_active.id} is already active in this process: end it first "
-                "(leave its `with` block or call tether.end_run())"
+                f"run {parent.name} ({parent.id}) is already active in this process: pass "
+                "nested=True to start a child run of it, or end it first (leave its `with` "
+                "block or call tether.end_run())"
             )
         ws = Workspace.open(None if path is None else Path(path))
-        run = live.attach(ws)
-        if run is None:
-            run = live.start(
-                ws,
-                name=name,
-                experiment=experiment,
-                tags={k: str(v) for k, v in (tags or {}).items()},
+        if parent is None:
+            parent = live.attach(ws)  # the run of a parent `tether run`, if any
+            if parent is not None:
+                _stack.append(parent)
+        if parent is not None and parent.ws.root != ws.root:
+            raise RunError(
+                f"run {parent.id} is active in {parent.ws.root}: a run in {ws.root} cannot be its "
+                "child; end it first, or start this run from its own process"
             )
-        elif tags:
-            run.set_tags(tags)
+        run = live.start(
+            ws,
+            name=name,
+            experiment=experiment or (parent.experiment if parent is not None else None),
+            tags={k: str(v) for k, v in (tags or {}).items()},
+            parent=None if parent is None else parent.id,
+        )
+        _stack.append(run)
         _active = run
         _install_hooks()
         return run
 
 
-def active_run() -> live.LiveRun | None:
-    """The running run of this process (attaching to a parent ``tether run`` if there is one)."""
+def _innermost() -> live.LiveRun | None:
+    """The innermost running run of this process; runs that ended are dropped from the top."""
     global _active
+    while _stack and _stack[-1].status != "running":
+        _stack.pop()
+    _active = _stack[-1] if _stack else None
+    return _active
+
+
+def active_run() -> live.LiveRun | None:
+    """The innermost running run of this process (attaching to a parent ``tether run``'s run
+    when there is none)."""
     if _active is not None and _active.status == "running":
         return _active
-    if os.environ.get(live.ENV_RUN_ID):
-        with _lock:
-            if _active is None or _active.status != "running":
-                _active = live.attach(Workspace.open())
+    with _lock:
+        run = _innermost()
+        if run is None and os.environ.get(live.ENV_RUN_ID):
+            run = live.attach(Workspace.open())
+            if run is not None:
+                _stack.append(run)
+                _innermost()
                 _install_hooks()
-        return _active
-    return None
+        return run
 
 
 def end_run(status: str = "finished") -> str | None:
+    """End the innermost run (its record's id when this process sealed it)."""
     run = active_run()
-    return run.end(status) if run is not None else None
+    if run is None:
+        return None
+    record = run.end(status)
+    with _lock:
+        _innermost()
+    return record
 
 
 def _run() -> live.LiveRun:
@@ -159,6 +193,6 @@ def _install_hooks() -> None:
 
 
 def _at_exit() -> None:
-    run = _active
-    if run is not None and run.status == "running":
-        run.end("failed" if _failed else "finished")
+    for run in reversed(_stack):  # children before their parents
+        if run.status == "running":
+            run.end("failed" if _failed else "finished")

@@ -1,0 +1,129 @@
+"""Nested runs, as an MLflow user writes a hyperparameter sweep: a parent run, a child per trial."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tether
+import tether as tether_api  # the `tether` fixture runs the CLI
+from tests.conftest import BIN, Tether, write_files
+from tether.api import Project
+from tether.errors import RunError
+
+TETHER = str(BIN / "tether")
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_active() -> Iterator[None]:
+    yield
+    while tether.active_run() is not None:  # a failing test must not leak its runs
+        tether.end_run("failed")
+
+
+def test_a_sweep_logs_each_trial_as_a_child_of_the_outer_run(project: Project) -> None:
+    with tether.start_run(name="sweep", experiment="tuning") as outer:
+        tether.log_param("grid", "lr")
+        for lr in (0.1, 0.01):
+            with tether.start_run(name=f"lr={lr}", nested=True) as trial:
+                assert tether.active_run() is trial
+                tether.log_param("lr", lr)
+                tether.log_metric("loss", lr * 10)
+            assert tether.active_run() is outer
+        tether.log_metric("best_loss", 0.1)
+    assert tether.active_run() is None
+    children = project.search_runs(f"parent = '{outer.id}'", sort="name")
+    assert [c.name for c in children] == ["lr=0.01", "lr=0.1"]
+    assert [c.params for c in children] == [{"lr": "0.01"}, {"lr": "0.1"}]
+    assert [c.metrics["loss"].last for c in children] == [0.1, 1.0]
+    assert {c.experiment for c in children} == {"tuning"}  # the parent's experiment
+    sweep = project.get_run("sweep")
+    assert sweep["parent"] is None and sweep["params"] == {"grid": "lr"}
+    assert set(sweep["metrics"]) == {"best_loss"}  # the trials' metrics stay in the trials
+    assert project.get_run("lr=0.1")["parent"] == outer.id
+    assert [r.name for r in project.search_runs("parent is null")] == ["sweep"]
+
+
+def test_start_run_inside_an_active_run_asks_for_nested(project: Project) -> None:
+    with tether.start_run(name="outer") as outer:
+        with pytest.raises(RunError, match=r"already active.*nested=True"):
+            tether.start_run(name="inner")
+        assert tether.active_run() is outer
+    assert [r.name for r in project.search_runs()] == ["outer"]
+
+
+def test_end_run_ends_the_innermost_run_first(project: Project) -> None:
+    outer = tether.start_run(name="outer")
+    inner = tether.start_run(name="inner", nested=True)
+    tether.end_run()
+    assert inner.status == "finished" and tether.active_run() is outer
+    tether.log_metric("after", 1.0)  # lands in the outer run again
+    tether.end_run()
+    assert tether.active_run() is None
+    assert set(project.get_run("outer")["metrics"]) == {"after"}
+    assert project.get_run("inner")["metrics"] == {}
+
+
+def test_nested_without_an_active_run_starts_a_top_level_run(project: Project) -> None:
+    with tether.start_run(name="alone", nested=True):
+        pass
+    assert project.get_run("alone")["parent"] is None
+
+
+SWEEP = """
+import tether
+tether.log_param("trials", 2)                      # no start_run: the launched run itself
+for lr in (0.1, 0.01):
+    with tether.start_run(name=f"trial-{lr}"):     # a child of the launched run
+        tether.log_param("lr", lr)
+        tether.log_metric("loss", lr * 10)
+        with tether.start_run(name=f"fold-{lr}", nested=True):
+            tether.log_metric("fold_loss", lr)
+tether.log_metric("best", 0.1)                      # the launched run again
+"""
+
+
+def test_start_run_under_tether_run_is_a_child_with_its_own_name(repo: Path) -> None:
+    write_files(repo, {"sweep.py": SWEEP})
+    proc = subprocess.run(
+        [TETHER, "run", "-n", "sweep", "-e", "tuning", "--", sys.executable, "sweep.py"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with Project.open(repo) as project:
+        sweep = project.get_run("sweep")
+        assert sweep["params"] == {"trials": "2"} and set(sweep["metrics"]) == {"best"}
+        trials = project.search_runs(f"parent = '{sweep['id']}'", sort="name")
+        assert [t.name for t in trials] == ["trial-0.01", "trial-0.1"]
+        assert [t.params for t in trials] == [{"lr": "0.01"}, {"lr": "0.1"}]
+        assert [t.metrics["loss"].last for t in trials] == [0.1, 1.0]
+        assert {t.experiment for t in trials} == {"tuning"}
+        assert all(t.status == "finished" for t in trials)
+        fold = project.get_run("fold-0.1")
+        assert fold["parent"] == project.resolve_run("trial-0.1")
+        assert set(fold["metrics"]) == {"fold_loss"}
+    listed = subprocess.run(
+        [TETHER, "runs", "list", "--where", f"parent = '{sweep['id']}'", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sorted(r["name"] for r in json.loads(listed.stdout)) == ["trial-0.01", "trial-0.1"]
+
+
+def test_runs_show_names_the_parent_and_the_children(project: Project, tether: Tether) -> None:
+    with tether_api.start_run(name="sweep") as outer, tether_api.start_run("trial", nested=True):
+        pass
+    shown = tether("runs", "show", "trial").output
+    assert "parent" in shown and outer.id in shown and "sweep" in shown
+    shown = tether("runs", "show", "sweep").output
+    assert "children" in shown and "trial" in shown
