@@ -1,15 +1,18 @@
 """A run named by its name, as users name runs: the same name again after a fix, `NAME~1` for the
-one before, and the CLI saying which one it picked."""
+one before, and the CLI saying which one it picked; the ids a script reads from `--json`."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import tether as tether_api
-from tests.conftest import Tether
+from tests.conftest import BIN, Tether, write_files
 from tether.api import Project
 from tether.cli.main import cli
 from tether.errors import RunError
@@ -80,3 +83,42 @@ def test_the_cli_says_which_run_an_ambiguous_name_picked(project: Project, tethe
     assert alone.exit_code == 0 and alone.stderr == ""
     gone = CliRunner().invoke(cli, ["runs", "delete", "baseline"])
     assert gone.exit_code == 0 and newer in gone.output and "using the newest" in gone.stderr
+
+
+NOISY = """
+import sys, tether
+print("epoch 1 loss 0.5")
+tether.log_metric("loss", 0.5)
+sys.stdout.write("no newline at the end")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_tether_run_json_gives_a_script_the_run_id(repo: Path, code: int) -> None:
+    """What a shell script does: `id=$(tether run --json -- ... | jq -r .run_id)`."""
+    write_files(repo, {"train.py": NOISY})
+    proc = subprocess.run(
+        [str(BIN / "tether"), "run", "--json", "-n", "nightly", "--", sys.executable, "train.py",
+         str(code)],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == code
+    summary = json.loads(proc.stdout)  # stdout is the summary and nothing else
+    assert "epoch 1 loss 0.5" in proc.stderr and "no newline at the end" in proc.stderr
+    with Project.open(repo) as project:
+        record = project.get_run(summary["run_id"])
+        assert record["name"] == summary["name"] == "nightly"
+        assert summary["status"] == ("finished" if code == 0 else "failed")
+        assert summary["exit_code"] == code and summary["record"] == record["record_id"]
+        log = project.ws.store.read_bytes(record["log"])
+        assert b"epoch 1 loss 0.5" in log  # the command's output is still kept
+
+
+def test_runs_list_and_show_json_carry_parents_and_children(repo: Path, tether: Tether) -> None:
+    with tether_api.start_run(name="sweep") as outer, tether_api.start_run("t1", nested=True):
+        pass
+    listed = json.loads(tether("runs", "list", "--json").stdout)
+    assert {r["name"]: r["parent"] for r in listed} == {"sweep": None, "t1": outer.id}
+    shown = json.loads(tether("runs", "show", "sweep", "--json").stdout)
+    assert shown["children"] == [r["id"] for r in listed if r["name"] == "t1"]
