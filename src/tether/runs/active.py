@@ -13,12 +13,12 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import RunError
+from tether.errors import RunError, UsageError
 from tether.runs import live
 from tether.workspace.repo import Workspace
 
@@ -165,15 +165,59 @@ def search_runs(
     limit: int | None = None,
     *,
     path: str | os.PathLike[str] | None = None,
+    filter_string: str | None = None,
+    order_by: Sequence[str] | None = None,
+    max_results: int | None = None,
+    experiment_names: Sequence[str] | None = None,
+    experiment_ids: Sequence[str] | None = None,
+    run_view_type: object = None,
+    output_format: str = "list",
 ) -> list[IndexedRun]:
-    """Runs matching ``where`` (the query language of ``tether runs list --where``)."""
-    from tether.runs import catalog
+    """Runs matching ``where`` (the query language of ``tether runs list --where``), ordered by
+    ``sort``, at most ``limit`` of them; newest first by default.
 
+    MLflow's argument names work too: ``filter_string`` and ``order_by=["metrics.loss DESC"]``
+    in MLflow's search syntax, ``max_results``, ``experiment_names`` (or ``experiment_ids``:
+    an experiment's id is its name), ``run_view_type`` (``ACTIVE_ONLY``, ``DELETED_ONLY``,
+    ``ALL``). The result is a list of runs, never a DataFrame."""
+    from tether.runs import catalog
+    from tether.runs import search as mlflow
+
+    if where is not None and not isinstance(where, str):
+        raise UsageError(
+            f"where is a query string, not {where!r}: MLflow's first argument is experiment_ids; "
+            f"pass experiment_ids={where!r} by name"
+        )
+    if output_format != "list":
+        raise UsageError(
+            f"output_format={output_format!r}: search_runs returns a list of runs; build a "
+            "DataFrame from their params and metrics if you need one"
+        )
+    where = _one("where", where, "filter_string", filter_string, mlflow.translate)
+    sort = _one("sort", sort, "order_by", order_by, mlflow.order_clause)
+    limit = _one("limit", limit, "max_results", max_results, int)
+    experiments = [*(experiment_names or []), *(experiment_ids or [])]
+    if experiments:
+        clause = mlflow.experiment_clause(experiments)
+        where = clause if where is None else f"({where}) and {clause}"
+    shown = mlflow.view(run_view_type)
     ws = Workspace.open(None if path is None else Path(path))
     try:
-        return catalog.search(ws, where, sort, limit)
+        if shown != "deleted":
+            return catalog.search(ws, where, sort, limit, include_deleted=shown == "all")
+        found = catalog.search(ws, where, sort, None, include_deleted=True)
+        return [r for r in found if r.deleted][:limit]
     finally:
         ws.close()
+
+
+def _one(name: str, value: Any, mlflow_name: str, mlflow_value: Any, convert: Any) -> Any:
+    """Tether's argument, or MLflow's of the same meaning converted; never both."""
+    if mlflow_value is None:
+        return value
+    if value is not None:
+        raise UsageError(f"give either {name} or {mlflow_name}, not both")
+    return convert(mlflow_value)
 
 
 def _install_hooks() -> None:
