@@ -207,3 +207,14 @@ def test_the_remote_is_recorded_without_its_password(project: Project, repo: Pat
     assert record_of(project, first.id)["code"]["remote"] is None
     remote = record_of(project, second.id)["code"]["remote"]
     assert remote == "https://ann:***@git.example.com/team/repo.git"
+
+
+def test_prompts_and_models_are_reached_from_a_plain_import_lazily(repo: Path) -> None:
+    code = (
+        "import sys, tether\n"
+        "before = {m for m in ('tether.prompts', 'tether.models') if m in sys.modules}\n"
+        "print(sorted(before), callable(tether.prompts.load), callable(tether.models.load))\n"
+        "print('prompts' in dir(tether) and 'models' in dir(tether))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.stdout.split("\n")[:2] == ["[] True True", "True"], proc.stderr
