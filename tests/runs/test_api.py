@@ -14,7 +14,7 @@ import pytest
 import tether
 from tests.conftest import git, write_files
 from tether.api import Project
-from tether.errors import RunError
+from tether.errors import RunError, UsageError
 from tether.hashing import hash_bytes, hash_file
 from tether.runs.record import load_record
 
@@ -218,3 +218,15 @@ def test_prompts_and_models_are_reached_from_a_plain_import_lazily(repo: Path) -
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.stdout.split("\n")[:2] == ["[] True True", "True"], proc.stderr
+
+
+def test_mlflow_names_for_start_run_and_end_run(project: Project) -> None:
+    """An MLflow script moved over as it is: run_name, experiment_id, description, "FAILED"."""
+    tether.start_run(run_name="ported", experiment_id="legacy", description="from MLflow")
+    tether.log_metric("loss", 0.5)
+    tether.end_run(status="FAILED")
+    rec = project.get_run("ported")
+    assert rec["experiment"] == "legacy" and rec["status"] == "failed"
+    assert rec["notes"] == ["from MLflow"]
+    with pytest.raises(UsageError, match="either name or run_name"):
+        tether.start_run(name="a", run_name="b")

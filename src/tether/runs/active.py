@@ -39,12 +39,32 @@ def start_run(
     *,
     nested: bool = False,
     path: str | os.PathLike[str] | None = None,
+    run_name: str | None = None,
+    experiment_id: str | None = None,
+    description: str | None = None,
 ) -> live.LiveRun:
     """Start a run in the project containing ``path`` (default: the current folder).
 
     With ``nested=True`` inside an active run, the new run is a child of it (its record's
     ``parent``), in the parent's experiment unless ``experiment`` says otherwise. In a process
-    launched by ``tether run``, every ``start_run`` is a child of the launched run."""
+    launched by ``tether run``, every ``start_run`` is a child of the launched run.
+    MLflow's names work too: ``run_name`` (``name``), ``experiment_id`` (an experiment's id is
+    its name) and ``description`` (a note on the run)."""
+    name = _one("name", name, "run_name", run_name, str)
+    experiment = _one("experiment", experiment, "experiment_id", experiment_id, str)
+    run = _start(name, experiment, tags, nested, path)
+    if description:
+        run.note(description)
+    return run
+
+
+def _start(
+    name: str | None,
+    experiment: str | None,
+    tags: Mapping[str, object] | None,
+    nested: bool,
+    path: str | os.PathLike[str] | None,
+) -> live.LiveRun:
     global _active
     with _lock:
         parent = _innermost()
@@ -103,11 +123,12 @@ def active_run() -> live.LiveRun | None:
 
 
 def end_run(status: str = "finished") -> str | None:
-    """End the innermost run (its record's id when this process sealed it)."""
+    """End the innermost run (its record's id when this process sealed it). ``status`` is
+    finished, failed or killed, in any case (MLflow's ``"FAILED"`` too)."""
     run = active_run()
     if run is None:
         return None
-    record = run.end(status)
+    record = run.end(status.lower())
     with _lock:
         _innermost()
     return record
