@@ -127,3 +127,7 @@ def test_runs_show_names_the_parent_and_the_children(project: Project, tether: T
     assert "parent" in shown and outer.id in shown and "sweep" in shown
     shown = tether("runs", "show", "sweep").output
     assert "children" in shown and "trial" in shown
+    listed = tether("runs", "list").output.splitlines()
+    assert "parent" in listed[0]
+    (row,) = [line for line in listed if " trial " in line]
+    assert "sweep" in row  # the trial's parent, by name

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -122,3 +123,24 @@ def test_runs_list_and_show_json_carry_parents_and_children(repo: Path, tether: 
     assert {r["name"]: r["parent"] for r in listed} == {"sweep": None, "t1": outer.id}
     shown = json.loads(tether("runs", "show", "sweep", "--json").stdout)
     assert shown["children"] == [r["id"] for r in listed if r["name"] == "t1"]
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_json_with_nan_and_infinite_metrics(
+    project: Project, tether: Tether
+) -> None:
+    for name in ("a", "b"):
+        with tether_api.start_run(name=name):
+            tether_api.log_metrics({"nan": float("nan"), "inf": float("inf"), "acc": 0.5})
+    rows = _strict_json(tether("runs", "list", "--json").stdout)
+    (listed,) = [r for r in rows if r["name"] == "a"]
+    assert listed["metrics"]["nan"]["last"] is None
+    assert listed["metrics"]["inf"]["last"] == "Infinity"
+    _strict_json(tether("runs", "show", "a", "--json").stdout)
+    _strict_json(tether("diff", "a", "b", "--json").stdout)
