@@ -144,3 +144,10 @@ def test_json_output_is_strict_json_with_nan_and_infinite_metrics(
     assert listed["metrics"]["inf"]["last"] == "Infinity"
     _strict_json(tether("runs", "show", "a", "--json").stdout)
     _strict_json(tether("diff", "a", "b", "--json").stdout)
+
+
+def test_runs_compare_json_names_the_runs_it_picked(project: Project, tether: Tether) -> None:
+    older, newer = _runs_named("tuned", 2)
+    out = _strict_json(tether("runs", "compare", "tuned~1", "tuned", "--json").stdout)
+    assert [r["id"] for r in out["runs"]] == [older, newer]
+    assert out["metrics"] == {"attempt": [0, 1]} and out["differ"] == ["metrics.attempt"]

@@ -229,13 +229,18 @@ def _family(project: Any, record: dict[str, Any], children: list[Any]) -> None:
 
 @runs.command("compare")
 @click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
-def compare(run_refs: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def compare(run_refs: tuple[str, ...], as_json: bool) -> None:
     """Params and metrics of runs side by side; the rows that differ are highlighted."""
     from tether.api import Project
     from tether.cli.tables import comparison_table
 
     project = Project.open()
-    comparison_table(project.compare_runs([_pick(project, r) for r in run_refs]))
+    result = project.compare_runs([_pick(project, r) for r in run_refs])
+    if as_json:
+        echo_json({**result.__dict__, "differ": sorted(result.differ)})
+        return
+    comparison_table(result)
 
 
 @runs.command("tag")
