@@ -151,3 +151,18 @@ def test_runs_compare_json_names_the_runs_it_picked(project: Project, tether: Te
     out = _strict_json(tether("runs", "compare", "tuned~1", "tuned", "--json").stdout)
     assert [r["id"] for r in out["runs"]] == [older, newer]
     assert out["metrics"] == {"attempt": [0, 1]} and out["differ"] == ["metrics.attempt"]
+
+
+def test_check_determinism_json_reports_both_runs(repo: Path) -> None:
+    write_files(
+        repo, {"noisy.py": "import random, tether\ntether.log_metric('r', random.random())\n"}
+    )
+    proc = subprocess.run(
+        [str(BIN / "tether"), "run", "--json", "--check-determinism", "--", sys.executable,
+         "noisy.py"],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["deterministic"] is False and list(report["metrics"]) == ["r"]
+    assert [r["status"] for r in report["runs"]] == ["finished", "finished"]
