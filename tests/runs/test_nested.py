@@ -12,7 +12,7 @@ import pytest
 
 import tether
 import tether as tether_api  # the `tether` fixture runs the CLI
-from tests.conftest import BIN, Tether, write_files
+from tests.conftest import BIN, Tether, git, write_files
 from tether.api import Project
 from tether.errors import RunError
 
@@ -131,3 +131,33 @@ def test_runs_show_names_the_parent_and_the_children(project: Project, tether: T
     assert "parent" in listed[0]
     (row,) = [line for line in listed if " trial " in line]
     assert "sweep" in row  # the trial's parent, by name
+
+
+FIT = """
+import tether
+with tether.start_run(name="fit"):
+    tether.log_param("lr", 0.1)
+    tether.log_metric("acc", 0.75)
+    with tether.start_run(name="fold", nested=True):
+        tether.log_metric("fold_acc", 0.5)
+"""
+
+
+def test_a_run_made_by_start_run_is_reproduced_as_itself(repo: Path) -> None:
+    """`tether reproduce` re-runs the script under a launched run: the script's own start_run
+    stands for the run being reproduced, so its metrics are compared, not left in a child."""
+    write_files(repo, {"fit.py": FIT})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fit")
+    made = subprocess.run([sys.executable, "fit.py"], cwd=repo, capture_output=True, check=False)
+    assert made.returncode == 0, made.stderr
+    proc = subprocess.run(
+        [TETHER, "reproduce", "fit"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and "REPRODUCED" in proc.stdout, proc.stdout + proc.stderr
+    with Project.open(repo) as project:
+        original = project.get_run("fit")
+        (again,) = project.search_runs(f"tags.reproduction_of = '{original['id']}'")
+        assert again.metrics["acc"].last == 0.75 and again.params["lr"] == "0.1"
+        (fold,) = project.search_runs(f"parent = '{again.id}'")
+        assert fold.name == "fold" and fold.metrics["fold_acc"].last == 0.5

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import RunError, UsageError
-from tether.runs import live
+from tether.errors import RunError, TetherError, UsageError
+from tether.runs import lifecycle, live
 from tether.workspace.repo import Workspace
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ _active: live.LiveRun | None = None  # the innermost running run: the hot path r
 _stack: list[live.LiveRun] = []  # the runs of this process, outermost first
 _hooked = False
 _failed = False
+_adopted = False  # a start_run stood for the run a `tether reproduce` re-runs
 
 
 def start_run(
@@ -84,6 +85,11 @@ def _start(
                 f"run {parent.id} is active in {parent.ws.root}: a run in {ws.root} cannot be its "
                 "child; end it first, or start this run from its own process"
             )
+        if parent is not None and _stands_for_reproduced(parent, name):
+            if tags:
+                parent.set_tags(tags)
+            _active = parent
+            return parent
         run = live.start(
             ws,
             name=name,
@@ -95,6 +101,32 @@ def _start(
         _active = run
         _install_hooks()
         return run
+
+
+def _stands_for_reproduced(launched: live.LiveRun, name: str | None) -> bool:
+    """Whether this ``start_run`` is, in a ``tether reproduce`` re-run, the run being
+    reproduced: that run was made by ``start_run`` in its script (no exit code: nothing
+    launched it), and this call gives its name (or none, when it had a made-up name). Then
+    the launched reproduction is that run, once per process; any other ``start_run`` under
+    ``tether run`` is a child."""
+    global _adopted
+    if launched.owner or _adopted:
+        return False
+    original_id = lifecycle.read_start(launched.folder)["tags"].get("reproduction_of")
+    if not original_id:
+        return False
+    from tether.runs import catalog
+
+    try:
+        original = catalog.load(launched.ws, original_id)
+    except TetherError:
+        return False
+    made_up = str(original.get("name", "")).endswith(f"-{original_id[-6:]}")
+    if original.get("exit_code") is None and (
+        name == original.get("name") or (name is None and made_up)
+    ):
+        _adopted = True
+    return _adopted
 
 
 def _innermost() -> live.LiveRun | None:
