@@ -118,6 +118,14 @@ def test_start_run_under_tether_run_is_a_child_with_its_own_name(repo: Path) -> 
         check=True,
     )
     assert sorted(r["name"] for r in json.loads(listed.stdout)) == ["trial-0.01", "trial-0.1"]
+    by_name = subprocess.run(
+        [TETHER, "runs", "list", "--parent", "sweep", "--where", "params.lr < 0.05", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [r["name"] for r in json.loads(by_name.stdout)] == ["trial-0.01"]
 
 
 def test_runs_show_names_the_parent_and_the_children(project: Project, tether: Tether) -> None:

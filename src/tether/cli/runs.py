@@ -168,17 +168,31 @@ def runs() -> None:
     help="At most this many runs (0: all).",
 )
 @click.option("--deleted", is_flag=True, help="Include runs hidden by `runs delete`.")
+@click.option(
+    "-p",
+    "--parent",
+    metavar="RUN",
+    help="Only the child runs of RUN (an id, a prefix or a name): a sweep's trials, a "
+    "pipeline's stages.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_runs(
-    where: str | None, sort: str | None, limit: int, deleted: bool, as_json: bool
+    where: str | None,
+    sort: str | None,
+    limit: int,
+    deleted: bool,
+    parent: str | None,
+    as_json: bool,
 ) -> None:
     """List runs, newest first, with their params and metrics."""
     from tether.api import Project
     from tether.cli.tables import runs_table
 
-    found = Project.open().search_runs(
-        where, sort=sort, limit=limit or None, include_deleted=deleted
-    )
+    project = Project.open()
+    if parent is not None:
+        children = f"parent = '{_pick(project, parent)}'"
+        where = children if where is None else f"({where}) and {children}"
+    found = project.search_runs(where, sort=sort, limit=limit or None, include_deleted=deleted)
     if as_json:
         from dataclasses import asdict
 
@@ -224,7 +238,7 @@ def _family(project: Any, record: dict[str, Any], children: list[Any]) -> None:
     if children:
         names = ", ".join(c.name for c in children[:10]) + (" …" if len(children) > 10 else "")
         click.echo(f"children   {len(children)}: {names}")
-        click.echo(f"           tether runs list --where \"parent = '{record['id']}'\"")
+        click.echo(f"           tether runs list --parent {record['id']}")
 
 
 @runs.command("compare")
