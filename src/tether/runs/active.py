@@ -89,6 +89,7 @@ def _start(
             if tags:
                 parent.set_tags(tags)
             _active = parent
+            _install_hooks()  # its journal is flushed at exit, `with` or not
             return parent
         run = live.start(
             ws,
