@@ -67,6 +67,7 @@ def test_mlflow_identifiers_and_values(sweep: Project) -> None:
 def test_experiment_names_and_ids(sweep: Project) -> None:
     assert len(tether.search_runs(experiment_names=["tuning"])) == 3
     assert _names(tether.search_runs(experiment_ids=["smoke"])) == ["lr-0.5"]
+    assert _names(tether.search_runs(experiment_names="smoke")) == ["lr-0.5"]  # not s, m, o...
     found = tether.search_runs(
         experiment_names=["tuning", "smoke"], filter_string="metrics.loss > 0.5"
     )

@@ -250,7 +250,11 @@ def search_runs(
     where = _one("where", where, "filter_string", filter_string, mlflow.translate)
     sort = _one("sort", sort, "order_by", order_by, mlflow.order_clause)
     limit = _one("limit", limit, "max_results", max_results, int)
-    experiments = [*(experiment_names or []), *(experiment_ids or [])]
+    experiments = [
+        name
+        for names in (experiment_names, experiment_ids)
+        for name in ([names] if isinstance(names, str) else names or [])  # one name, or a list
+    ]
     if experiments:
         clause = mlflow.experiment_clause(experiments)
         where = clause if where is None else f"({where}) and {clause}"
