@@ -62,8 +62,6 @@ _LAZY = {
 _SUBMODULES = ("models", "prompts")
 
 if TYPE_CHECKING:
-    from tether import models as models
-    from tether import prompts as prompts
     from tether.api import Project, new_project
     from tether.errors import TetherError
     from tether.runs.active import (

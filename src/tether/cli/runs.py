@@ -126,7 +126,7 @@ def _determinism(project: Any, command: list[str], as_json: bool, **kwargs: Any)
                 "metrics": metrics,
             }
         )
-        raise SystemExit(0 if report.deterministic else 1)
+        raise SystemExit(exitcodes.OK if report.deterministic else exitcodes.NEGATIVE)
     ids = " and ".join(r.run_id[:13] for r in report.runs)
     if report.deterministic:
         click.secho(f"deterministic: runs {ids} gave the same outputs and metrics", fg="green")
