@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,39 @@ def test_a_run_made_by_start_run_is_reproduced_as_itself(repo: Path, script: str
             assert fold.name == "fold" and fold.metrics["fold_acc"].last == 0.5
         else:
             assert again.metrics["acc"].count == 3
+
+
+def test_trials_in_threads_are_children_of_the_main_threads_run(project: Project) -> None:
+    """Optuna's n_jobs runs trials in threads: each trial's start_run(nested=True) is a child
+    of the study's run, and each thread's metrics land in its own trial."""
+    ready = threading.Barrier(4)
+
+    def trial(i: int) -> str:
+        with tether.start_run(name=f"t{i}", nested=True) as run:
+            ready.wait(timeout=30)  # all four trials are active at once
+            for step in range(20):
+                tether.log_metric("x", float(i), step=step)
+            return run.id
+
+    with tether.start_run(name="study") as study:
+        with ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(trial, range(4)))
+        tether.log_metric("best", 1.0)
+        assert tether.active_run() is study
+    children = project.search_runs(f"parent = '{study.id}'", sort="name")
+    assert [c.name for c in children] == ["t0", "t1", "t2", "t3"]
+    assert [c.id for c in children] == ids
+    assert [(c.metrics["x"].min, c.metrics["x"].max) for c in children] == [
+        (float(i), float(i)) for i in range(4)
+    ]
+    assert all(c.metrics["x"].count == 20 for c in children)
+    assert set(project.get_run("study")["metrics"]) == {"best"}
+
+
+def test_a_helper_thread_logs_into_the_main_threads_run(project: Project) -> None:
+    with tether.start_run(name="main") as run:
+        helper = threading.Thread(target=tether.log_metric, args=("from_helper", 1.0))
+        helper.start()
+        helper.join()
+    assert set(project.get_run(run.id)["metrics"]) == {"from_helper"}
+    assert [r.name for r in project.search_runs()] == ["main"]

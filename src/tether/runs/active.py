@@ -26,8 +26,15 @@ if TYPE_CHECKING:
     from tether.meta.store import IndexedRun
 
 _lock = threading.Lock()
-_active: live.LiveRun | None = None  # the innermost running run: the hot path reads only this
-_stack: list[live.LiveRun] = []  # the runs of this process, outermost first
+# the runs of this process, outermost first, each with the thread that started it (None for the
+# run a parent `tether run` launched, which belongs to every thread)
+_stack: list[tuple[int | None, live.LiveRun]] = []
+_MAIN = threading.main_thread().ident
+_changes = 0  # bumped when _stack changes: each thread's cached innermost run is then looked up
+
+
+# this thread's innermost run (`run`) as of `_changes == seen`: the hot path reads only this
+_cache = threading.local()
 _hooked = False
 _failed = False
 _adopted = False  # a start_run stood for the run a `tether reproduce` re-runs
@@ -66,7 +73,6 @@ def _start(
     nested: bool,
     path: str | os.PathLike[str] | None,
 ) -> live.LiveRun:
-    global _active
     with _lock:
         parent = _innermost()
         if parent is not None and not nested and parent.owner:
@@ -79,7 +85,7 @@ def _start(
         if parent is None:
             parent = live.attach(ws)  # the run of a parent `tether run`, if any
             if parent is not None:
-                _stack.append(parent)
+                _push(None, parent)
         if parent is not None and parent.ws.root != ws.root:
             raise RunError(
                 f"run {parent.id} is active in {parent.ws.root}: a run in {ws.root} cannot be its "
@@ -88,7 +94,6 @@ def _start(
         if parent is not None and _stands_for_reproduced(parent, name):
             if tags:
                 parent.set_tags(tags)
-            _active = parent
             _install_hooks()  # its journal is flushed at exit, `with` or not
             return parent
         run = live.start(
@@ -98,8 +103,7 @@ def _start(
             tags={k: str(v) for k, v in (tags or {}).items()},
             parent=None if parent is None else parent.id,
         )
-        _stack.append(run)
-        _active = run
+        _push(threading.get_ident(), run)
         _install_hooks()
         return run
 
@@ -130,28 +134,54 @@ def _stands_for_reproduced(launched: live.LiveRun, name: str | None) -> bool:
     return _adopted
 
 
+def _cached() -> live.LiveRun | None:
+    """This thread's innermost run if nothing changed since it was looked up (the hot path)."""
+    try:
+        run: live.LiveRun | None = _cache.run
+        if run is not None and _cache.seen == _changes and run.status == "running":
+            return run
+    except AttributeError:  # this thread never looked
+        pass
+    return None
+
+
+def _push(thread: int | None, run: live.LiveRun) -> None:
+    global _changes
+    _stack.append((thread, run))
+    _changes += 1
+
+
 def _innermost() -> live.LiveRun | None:
-    """The innermost running run of this process; runs that ended are dropped from the top."""
-    global _active
-    while _stack and _stack[-1].status != "running":
-        _stack.pop()
-    _active = _stack[-1] if _stack else None
-    return _active
+    """This thread's innermost running run; a thread that started none logs to the main
+    thread's (a trial in a thread pool nests under the study, a helper thread logs into the
+    training run). Runs that ended leave the stack. Called with ``_lock`` held."""
+    global _changes
+    kept = [(thread, run) for thread, run in _stack if run.status == "running"]
+    if len(kept) != len(_stack):
+        _stack[:] = kept
+        _changes += 1
+    me = threading.get_ident()
+    found = next((run for thread, run in reversed(_stack) if thread == me), None)
+    if found is None:
+        found = next((r for thread, r in reversed(_stack) if thread in (_MAIN, None)), None)
+    _cache.run, _cache.seen = found, _changes
+    return found
 
 
 def active_run() -> live.LiveRun | None:
-    """The innermost running run of this process (attaching to a parent ``tether run``'s run
-    when there is none)."""
-    if _active is not None and _active.status == "running":
-        return _active
+    """The innermost running run of this thread (see ``_innermost``), attaching to a parent
+    ``tether run``'s run when there is none."""
+    run = _cached()
+    if run is not None:
+        return run
     with _lock:
         run = _innermost()
         if run is None and os.environ.get(live.ENV_RUN_ID):
             run = live.attach(Workspace.open())
             if run is not None:
-                _stack.append(run)
-                _innermost()
+                _push(None, run)
                 _install_hooks()
+                run = _innermost()
         return run
 
 
@@ -180,7 +210,12 @@ def log_params(params: Mapping[str, object]) -> None:
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
-    run = _active if _active is not None and _active.status == "running" else _run()
+    try:  # _cached() inlined: this is the hot path
+        run = _cache.run
+        if run is None or _cache.seen != _changes or run.status != "running":
+            run = _run()
+    except AttributeError:  # this thread never looked
+        run = _run()
     run.log_metric(key, value, step)
 
 
@@ -295,6 +330,6 @@ def _install_hooks() -> None:
 
 
 def _at_exit() -> None:
-    for run in reversed(_stack):  # children before their parents
+    for _thread, run in reversed(_stack):  # children before their parents
         if run.status == "running":
             run.end("failed" if _failed else "finished")
