@@ -1,10 +1,12 @@
 """The module-level API, familiar to MLflow users: ``tether.start_run``, ``tether.log_metric``…
 
 One run is active per process, or a stack of them with ``start_run(nested=True)``: logging goes
-to the innermost. Logging with no active run starts one (as MLflow does); runs left active when
-the interpreter exits are ended ``finished`` (``failed`` after an uncaught exception), children
-first. Inside ``tether run``, logging with no ``start_run`` goes to the launched run (see
-``live.attach``), and each ``start_run`` is a child of it, with its own name.
+to the innermost. Each thread has its own innermost run; a thread that started none logs to the
+main thread's, and nests under it (trials of a thread pool under the study). Logging with no
+active run starts one (as MLflow does); runs left active when the interpreter exits are ended
+``finished`` (``failed`` after an uncaught exception), children first. Inside ``tether run``,
+logging with no ``start_run`` goes to the launched run (see ``live.attach``), and each
+``start_run`` is a child of it, with its own name.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ _lock = threading.Lock()
 _stack: list[tuple[int | None, live.LiveRun]] = []
 _MAIN = threading.main_thread().ident
 _changes = 0  # bumped when _stack changes: each thread's cached innermost run is then looked up
-
-
 # this thread's innermost run (`run`) as of `_changes == seen`: the hot path reads only this
 _cache = threading.local()
 _hooked = False
