@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from tether.cli import exitcodes
+
 
 @click.command()
 @click.argument("stages", nargs=-1)
@@ -42,10 +44,9 @@ def repro(
     run cache. pipeline.lock records what each stage ran with and made: commit it.
     """
     if not (stages or dry_run or force):
-        from tether import __version__
-        from tether.pipelines.uptodate import fresh_here
+        from tether.api import pipeline_is_fresh
 
-        if fresh_here(__version__):  # nothing the last up-to-date plan read has changed
+        if pipeline_is_fresh():  # nothing the last up-to-date plan read has changed
             click.echo("Everything is up to date.")
             return
     from tether.api import Project
@@ -72,7 +73,7 @@ def repro(
         click.secho(
             f"failed: {', '.join(failed)} (pipeline.lock keeps what finished)", fg="red", err=True
         )
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)
 
 
 def _explain(result: Any, dry_run: bool) -> bool:

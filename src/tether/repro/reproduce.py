@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether.capture.code import lacking
 from tether.capture.env import capture_environment
-from tether.errors import MissingObjectError
+from tether.capture.interpreter import command_environment
+from tether.capture.submodules import restore_submodules
+from tether.errors import GitError, MissingObjectError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
@@ -114,7 +117,7 @@ def reproduce(
         modes = {**_stage_modes(tree, record), **(modes or {})}
         _restore_data(ws, copy, record, fetch)
         recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy))
+        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
         with _environment(verdict, recorded, env, tree):
             if (record.get("tags") or {}).get("kind") == "pipeline":
                 _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
@@ -136,6 +139,8 @@ def reproduce(
             verdict.worktree = None
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
+    if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
+        verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
         from tether.runs.amend import amend
 
@@ -292,6 +297,10 @@ def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
     try:
         git(ws.root, "worktree", "add", "-q", "--detach", str(tree), commit)
         _apply_diff(ws, tree, code.get("diff"))
+        try:  # the commit's submodules, each at its recorded commit with its own diff
+            restore_submodules(ws.root, tree, code.get("submodules") or [], ws.store.read_bytes)
+        except GitError as exc:
+            raise Failed(str(exc)) from exc
         if (tree / DOT).exists() or (tree / DOT).is_symlink():
             raise Failed(f"the commit itself holds a {DOT} folder: it cannot be rebuilt safely")
         (tree / DOT).symlink_to(ws.dot)  # the same cache, index and refs
@@ -342,8 +351,15 @@ def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch:
         materialize(copy, path, oid)
 
 
-def _env_now(copy: Workspace) -> dict[str, Any]:
-    return capture_environment(copy.root, copy.dot / "cache")
+def _env_now(copy: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    """The environment the re-run's command will run in (its interpreter's, as recorded)."""
+    env = capture_environment(copy.root, copy.dot / "cache")
+    if (record.get("tags") or {}).keys() & {"stage", "kind"}:
+        return env  # a pipeline re-runs in Tether's own process, as it ran
+    try:
+        return command_environment(env, _command(record), copy.root, copy.dot / "cache")
+    except Failed:
+        return env
 
 
 def _command(record: dict[str, Any]) -> list[str]:
