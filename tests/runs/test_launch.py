@@ -204,3 +204,66 @@ def test_dep_and_out_flags_record_inputs_and_outputs(repo: Path, tether: Tether)
     assert rec["data"]["inputs"] == {"raw.csv": hash_bytes(b"a,b\n")}
     assert rec["data"]["outputs"] == {"model.bin": hash_bytes(b"m1")}
     tether("run", "--dep", "nope.csv", "--", sys.executable, "make.py", expect=125)
+
+
+MARKS = "open('ran.txt', 'w').write('the command ran')\n"
+
+
+def test_a_dep_or_out_that_cannot_be_recorded_is_refused_before_the_command_runs(
+    repo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside-folder"
+    (outside / "sub").mkdir(parents=True)
+    os.mkfifo(repo / "pipe")  # a FIFO would block the reader forever
+    write_files(repo, {"job.py": MARKS})
+    refused = {
+        ("--out", str(outside)): "is a folder outside the repository",
+        ("--out", ".tether"): ".tether",
+        ("--out", ".tether/mine"): "inside .tether",
+        ("--dep", str(outside)): "is a folder outside the repository",
+        ("--dep", "pipe"): "pipe is a FIFO",
+        ("--out", "pipe"): "pipe is a FIFO",
+    }
+    for (flag, path), why in refused.items():
+        proc = tether_run(repo, flag, path, "--", sys.executable, "job.py", timeout=60)
+        assert proc.returncode == 125, (flag, path, proc.stderr)
+        assert why.encode() in proc.stderr and f"{flag} {path}".encode() in proc.stderr
+        assert not (repo / "ran.txt").exists(), (flag, path)  # the command never started
+    with Project.open(repo) as project:
+        assert project.search_runs() == []  # and no run was recorded
+        assert not any((repo / ".tether" / "runs").glob("*"))
+
+
+def test_an_out_the_command_made_outside_the_repository_keeps_the_commands_status(
+    repo: Path, tmp_path: Path
+) -> None:
+    made = tmp_path / "made-by-run"
+    write_files(repo, {"job.py": f"import os, sys\nos.makedirs({str(made)!r})\nsys.exit(3)\n"})
+    proc = tether_run(repo, "-n", "j", "--out", str(made), "--", sys.executable, "job.py")
+    assert proc.returncode == 3  # the command's own status, not Tether's 125
+    assert b"was not recorded" in proc.stderr and b"folder outside" in proc.stderr
+    with Project.open(repo) as project:
+        rec = project.get_run("j")
+    assert (rec["status"], rec["exit_code"]) == ("failed", 3)
+
+
+def test_an_existing_out_the_command_left_alone_is_not_recorded_as_its_output(
+    repo: Path, tether: Tether
+) -> None:
+    from tether.hashing import hash_bytes
+
+    write_files(
+        repo,
+        {"old.bin": "from last week", "model/w.bin": "w0", "job.py": MARKS},
+    )
+    out = tether(
+        "run", "-n", "stale", "--out", "old.bin", "--out", "model", "--out", "ran.txt",
+        "--json", "--", sys.executable, "job.py",
+    ).output  # fmt: skip
+    assert "--out old.bin was not written by this run" in out
+    assert "--out model was not written by this run" in out
+    with Project.open(repo) as project:
+        rec = project.get_run("stale")
+    assert rec["data"]["outputs"] == {"ran.txt": hash_bytes(b"the command ran")}
+    summary = json.loads(out[out.index("{") :])
+    assert summary["unchanged_outs"] == ["model", "old.bin"]

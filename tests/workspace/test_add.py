@@ -158,3 +158,26 @@ def test_objects_lost_from_the_cache_are_stored_again(repo: Path, project: Proje
     again = project.add(["data"])[0]
     assert again.unchanged and store.has(lost)
     assert project.fsck().ok
+
+
+def test_a_fifo_is_refused_by_name_instead_of_read_forever(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    os.mkfifo(repo / "pipe")
+    write_files(repo, {"data/a.csv": "1\n"})
+    os.mkfifo(repo / "data" / "live")
+    tether = str(Path(sys.executable).parent / "tether")
+    proc = subprocess.run(
+        [tether, "add", "pipe"], cwd=repo, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 4 and "pipe is a FIFO (named pipe)" in proc.stderr
+    assert not (repo / "pipe.tether").exists()
+    proc = subprocess.run(
+        [tether, "add", "data"], cwd=repo, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr  # inside a folder a FIFO is left out, as git does
+    pointer = PointerFile.parse((repo / "data.tether").read_bytes(), "p")
+    with Project.open(repo) as project:
+        tree = project.ws.store.load_tree(pointer.id)
+    assert [e.path for e in tree.entries] == ["a.csv"]

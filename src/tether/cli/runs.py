@@ -42,7 +42,7 @@ from tether.cli.render import echo_json, parse_pairs
     "as_json",
     is_flag=True,
     help="Print only a JSON summary on stdout (run_id, name, status, exit_code, record, "
-    "missing_outs); the command's own stdout goes to stderr, still shown and kept.",
+    "missing_outs, unchanged_outs); the command's own stdout goes to stderr, still shown and kept.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
@@ -97,6 +97,13 @@ def run(
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     for path in done.missing_outs:
         click.secho(f"warning: --out {path} was not written", fg="yellow", err=True)
+    for path in done.unchanged_outs:
+        click.secho(
+            f"warning: --out {path} was not written by this run (unchanged since it started): "
+            "not recorded as its output",
+            fg="yellow",
+            err=True,
+        )
     colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]
     click.secho(f"run {done.run_id} ({done.name}): {done.status}", fg=colour, err=True)
     if commit_log:
@@ -108,7 +115,7 @@ def run(
 
 
 def _launched(done: Any) -> dict[str, Any]:
-    keys = ("run_id", "name", "status", "exit_code", "record", "missing_outs")
+    keys = ("run_id", "name", "status", "exit_code", "record", "missing_outs", "unchanged_outs")
     return {key: getattr(done, key) for key in keys}
 
 

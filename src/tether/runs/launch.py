@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tether.errors import LaunchError, UsageError
+from tether.errors import LaunchError, TetherError, UsageError
 from tether.runs import lifecycle
 from tether.runs.journal import VALID_KEY
 from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID, LiveRun
@@ -33,6 +34,7 @@ class Launched:
     exit_code: int  # as a shell reports it: 128+N when the command died of signal N
     record: str
     missing_outs: list[str] = field(default_factory=list)  # declared with --out, not written
+    unchanged_outs: list[str] = field(default_factory=list)  # existed, left as they were
     warnings: list[str] = field(default_factory=list)  # what the record could not capture
 
 
@@ -72,12 +74,11 @@ def launch(
     outs: list[str] | None = None,
 ) -> Launched:
     """Run ``command`` as a recorded run. ``deps`` are stored and recorded as inputs before it
-    starts (their content then), ``outs`` as outputs after it ends (those it wrote)."""
+    starts (their content then), ``outs`` as outputs after it ends (those it wrote). A --dep or
+    --out that could never be recorded is refused before anything starts: no run, no command."""
     if not command:
         raise UsageError("say what to run: tether run -- python train.py --lr 0.1")
-    absent = [d for d in deps or [] if not Path(d).exists()]
-    if absent:
-        raise UsageError(f"--dep {absent[0]} does not exist")
+    before = check_paths(ws, deps or [], outs or [])
     started = lifecycle.begin(
         ws,
         name=name,
@@ -91,10 +92,17 @@ def launch(
     try:
         for dep in deps or []:
             declared.log_input(dep)
+    except BaseException as exc:  # the command never ran: seal what there is, never leave it live
+        declared.end()
+        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            lifecycle.seal(ws, started.folder, status)
+        finally:
+            os.close(started.lock_fd)
+        raise
+    try:
         code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr, cwd=cwd)
-        written = [o for o in outs or [] if Path(o).exists()]
-        for out in written:
-            declared.log_output(out)
+        outcome = _record_outs(declared, outs or [], before)
     finally:
         declared.end()
     status = status_of(code, interrupted)
@@ -102,10 +110,65 @@ def launch(
         record = lifecycle.seal(ws, started.folder, status, exit_code=code)
     finally:
         os.close(started.lock_fd)
-    missing = sorted(set(outs or []) - set(written))
-    done = Launched(started.id, started.start["name"], status, code, record, missing)
-    done.warnings = started.warnings
+    done = Launched(started.id, started.start["name"], status, code, record, outcome.missing)
+    done.unchanged_outs = outcome.unchanged
+    done.warnings = [*started.warnings, *outcome.warnings]
     return done
+
+
+def check_paths(ws: Workspace, deps: list[str], outs: list[str]) -> dict[str, str | None]:
+    """Refuse every --dep and --out that could not be recorded (absent input, FIFO, a folder
+    outside the repository, .tether) before the run starts; returns each out's fingerprint
+    now (None when absent), to tell afterwards which ones the command wrote."""
+    from tether.workspace.add import check_storable
+
+    for flag, paths in (("--dep", deps), ("--out", outs)):
+        for path in paths:
+            if flag == "--dep" and not Path(path).exists():
+                raise UsageError(f"--dep {path} does not exist")
+            try:
+                check_storable(ws, path)
+            except TetherError as exc:
+                raise UsageError(f"{flag} {path}: {exc}") from exc
+    return {out: _fingerprint(Path(out)) for out in outs}
+
+
+@dataclass
+class _Outs:
+    missing: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _record_outs(declared: LiveRun, outs: list[str], before: dict[str, str | None]) -> _Outs:
+    """Record the outs the command wrote. One it left as it was (an existing file never
+    rewritten) is not its output; one that cannot be stored is a warning: the command ran, so
+    its run is recorded either way, with its own status."""
+    found = _Outs()
+    for out in sorted(set(outs)):
+        now = _fingerprint(Path(out))
+        if now is None:
+            found.missing.append(out)
+        elif now and now == before.get(out):
+            found.unchanged.append(out)
+        else:
+            try:
+                declared.log_output(out)
+            except TetherError as exc:
+                found.warnings.append(f"--out {out} was not recorded: {exc}")
+    return found
+
+
+def _fingerprint(path: Path) -> str | None:
+    """Every file's stat under ``path`` in one hash (None when absent): equal means untouched."""
+    from tether.workspace.scan import fingerprint, scan
+
+    if not path.exists():
+        return None
+    try:
+        return fingerprint(scan(path))
+    except (OSError, TetherError):
+        return ""  # unreadable now: not "unchanged", let recording it say what is wrong
 
 
 def execute(
@@ -140,7 +203,7 @@ def execute(
             pass_fds=(started.lock_fd,),
         )
     except OSError as exc:
-        code, why = _not_started(exc)
+        code, why = _not_started(exc, command[0], child_env.get("PATH"))
         lifecycle.seal(ws, started.folder, "failed", exit_code=code)
         os.close(started.lock_fd)
         raise LaunchError(
@@ -153,9 +216,10 @@ def execute(
             _pump(proc.stderr, stderr or sys.stderr.buffer, log, lock),  # type: ignore[arg-type]
         ]
         main = threading.current_thread() is threading.main_thread()
-        previous = signal.getsignal(signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in FORWARDED}
         if main:  # only the main thread may set handlers: `kill` of us reaches the child too
-            signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+            for sig in FORWARDED:
+                signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
         try:
             while True:
                 try:
@@ -165,7 +229,8 @@ def execute(
                     interrupted = True  # the child got the same Ctrl-C: let it finish
         finally:
             if main:
-                signal.signal(signal.SIGTERM, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
             for pump in pumps:
                 pump.join()
     if code < 0:  # killed by signal N: seal `killed`, and report 128+N as a shell does
@@ -173,13 +238,21 @@ def execute(
     return code, interrupted
 
 
+# `kill PID`, a scheduler's stop, a closed terminal: passed to the command, which decides; Tether
+# waits for it and seals the run with its status (Ctrl-C, SIGINT, reaches the whole group itself)
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+
+
 def status_of(code: int, interrupted: bool) -> str:
     return "finished" if code == 0 else ("killed" if interrupted or code < 0 else "failed")
 
 
-def _not_started(exc: OSError) -> tuple[int, str]:
+def _not_started(exc: OSError, program: str, path: str | None) -> tuple[int, str]:
     """The status a shell gives a command it cannot start, and why in words."""
     if isinstance(exc, FileNotFoundError):
+        found = program if "/" in program else shutil.which(program, path=path)
+        if found is not None and os.path.isfile(found):
+            return 127, _missing_interpreter(found)
         return 127, "command not found (not a file, nor on PATH)"
     if isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC:
         return (
@@ -187,6 +260,24 @@ def _not_started(exc: OSError) -> tuple[int, str]:
             f"not executable ({exc.strerror}): `chmod +x` it, or run it with its interpreter",
         )
     return 125, exc.strerror or str(exc)
+
+
+def _missing_interpreter(script: str) -> str:
+    """Why a file that exists could not start: the interpreter its ``#!`` line names is gone
+    (a deleted virtual environment, another machine's path), or a binary's loader is."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        first = b""
+    if first.startswith(b"#!"):
+        line = first[2:].decode(errors="replace").strip()
+        interpreter = line.split()[0] if line.split() else "(none)"
+        return (
+            f"its interpreter {interpreter} (named in its first line, #!{line}) is missing: "
+            "fix that line, or run the script with an interpreter that exists"
+        )
+    return "the program exists but its loader or interpreter is missing"
 
 
 def _entry(ws: Workspace, command: list[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,7 +18,7 @@ from tether.objects.store import ObjectStore
 from tether.objects.tree import TreeEntry
 from tether.workspace.pointer import PointerFile, pointer_path_for, read_pointer, write_pointer
 from tether.workspace.repo import Workspace
-from tether.workspace.scan import Hasher, Look, look
+from tether.workspace.scan import Hasher, Look, look, refuse_special
 
 
 @dataclass(frozen=True)
@@ -106,21 +107,47 @@ def store_path(ws: Workspace, raw: str | os.PathLike[str]) -> str:
     path = Path(raw).absolute()
     if not path.exists():
         raise PathError(f"{raw} does not exist")
+    check_storable(ws, raw)
     ws.store.create()
     with ws.writing():
         try:
             rel = ws.rel(path)
         except PathError:
-            if not path.is_file():
-                raise PathError(
-                    f"{raw} is a folder outside the repository: log files from outside it, "
-                    "or move the folder inside"
-                ) from None
             oid = hash_file(path)
             ws.store.put_file(path, oid, ("copy",))
             ws.store.barrier()
             return oid
         return _store(ws, path, rel, jobs=ws.jobs(), callback=NO_PROGRESS).id
+
+
+def check_storable(ws: Workspace, raw: str | os.PathLike[str]) -> None:
+    """Refuse, before anything starts, a path :func:`store_path` could not store: a FIFO, socket
+    or device; a folder outside the repository; Tether's own folder or git's. A path that does
+    not exist yet (a run's output) passes when what it names could be stored once written."""
+    path = Path(raw).absolute()
+    try:
+        st: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        refuse_special(raw, st)
+    try:
+        ws.rel(path)
+    except PathError:
+        if not _outside(ws, path):
+            raise  # .tether, .git, the repository itself, a symlink that escapes
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise PathError(
+                f"{raw} is a folder outside the repository: log files from outside it, "
+                "or move the folder inside"
+            ) from None
+
+
+def _outside(ws: Workspace, path: Path) -> bool:
+    """``path``, once symlinks are followed, lies outside the repository."""
+    root = ws.root.resolve()
+    real = path.resolve()
+    return real != root and root not in real.parents
 
 
 def _store(ws: Workspace, path: Path, rel: str, *, jobs: int, callback: Callback) -> Look:

@@ -118,7 +118,13 @@ class Workspace:
         resolved = resolve_inside(self.root, path)
         rel = resolved.relative_to(resolved_dir(self.root)).as_posix()
         if rel == "." or rel == DOT or rel.startswith(DOT + "/") or rel == ".git":
-            raise PathError(f"{path} is not something Tether can track")
+            top = rel.split("/")[0]
+            what = top if rel == top else f"inside {top}"
+            what = "the repository itself" if rel == "." else what
+            raise PathError(
+                f"{path} is {what}, which Tether (.tether) or git (.git) keeps for itself: "
+                "name a file or folder of your own data"
+            )
         return rel
 
     def abs(self, rel: str) -> Path:

@@ -28,11 +28,33 @@ class Found(NamedTuple):
     target: str | None = None  # symlink target
 
 
+SPECIAL_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def refuse_special(path: str | os.PathLike[str], st: os.stat_result) -> None:
+    """Data is regular files (and folders of them): reading a FIFO, a socket or a device would
+    wait forever or never end, so such a path is refused, named, before anything reads it."""
+    kind = SPECIAL_KINDS.get(stat.S_IFMT(st.st_mode))
+    if kind is not None:
+        raise PathError(
+            f"{os.fspath(path)} is {kind}, not a file or folder: Tether records regular files "
+            "only; give the file the data ends up in instead"
+        )
+
+
 def scan(path: Path, cache: str | None = None) -> list[Found]:
     """Files (and in-folder symlinks) under ``path``; a symlink that leaves it is an error,
-    unless it points into ``cache`` (symlink link mode): then it stands for the file."""
+    unless it points into ``cache`` (symlink link mode): then it stands for the file. FIFOs,
+    sockets and devices inside a folder are left out, as git leaves them; ``path`` itself being
+    one is an error (:func:`refuse_special`)."""
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
+        refuse_special(path, st)
         return [Found("", st)]
     out: list[Found] = []
     root = os.fspath(path)
