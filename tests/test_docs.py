@@ -48,7 +48,8 @@ def exit_code_table() -> str:
     lines += [f"| {code} | {meaning} |" for code, meaning in exitcodes.MEANINGS.items()]
     lines += [
         "",
-        "Every command can also exit 70 (internal error) and 130 (interrupted). `tether run` "
+        "Every command can also exit 70 (internal error), 130 (interrupted) and 141 (the "
+        "reader of its output went away). `tether run` "
         "exits with its command's own status, and uses 125 (never 2 or 4) for a failure of "
         "Tether's own.\n",
         "| command | exits with | when not 0 |",

@@ -232,3 +232,48 @@ def test_the_tether_script_exits_with_the_code_too(repo: Path) -> None:
         [str(BIN / "tether"), "runs", "show", "nope"], cwd=repo, env=env, capture_output=True
     )
     assert proc.returncode == exitcodes.ERROR and proc.stderr.startswith(b"error: ")
+
+
+def _closed_reader() -> int:
+    """A pipe whose reader has already gone, as after `| head -1` read its line."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+def test_a_closed_output_pipe_exits_141_never_a_verdict(repo: Path) -> None:
+    write_files(repo, {"job.py": "print('hi')\n"})
+    for name in ("A", "B"):
+        subprocess.run(
+            [str(BIN / "tether"), "run", "-n", name, "--", sys.executable, "job.py"],
+            cwd=repo, check=True, capture_output=True,
+        )  # fmt: skip
+    for args in (["diff", "A", "B"], ["runs", "show", "A"], ["runs", "list"], ["--help"]):
+        pipe = _closed_reader()
+        try:
+            proc = subprocess.run(
+                [str(BIN / "tether"), *args], cwd=repo, stdout=pipe, stderr=subprocess.PIPE
+            )
+        finally:
+            os.close(pipe)
+        assert proc.returncode == 141, (args, proc.stderr)  # 128 + SIGPIPE, as a shell says
+        assert proc.returncode not in VERDICTS and proc.stderr == b"", args  # quiet, as a shell
+    assert exitcodes.CLOSED_PIPE == 141 and "141" in exitcodes.MEANINGS  # documented
+
+
+def test_an_unknown_option_of_tether_run_is_its_own_125_and_runs_nothing(repo: Path) -> None:
+    write_files(repo, {"job.py": "open('ran.txt', 'w').write('ran')\n"})
+    proc = subprocess.run(
+        [str(BIN / "tether"), "run", "--bogus", "--", sys.executable, "job.py"],
+        cwd=repo, capture_output=True,
+    )  # fmt: skip
+    assert proc.returncode == exitcodes.RUN_OWN_FAILURE
+    assert b"No such option '--bogus'" in proc.stderr and b"command not found" not in proc.stderr
+    assert not (repo / "ran.txt").exists()
+    with Project.open(repo) as project:
+        assert project.search_runs() == []
+    proc = subprocess.run(  # options end where the command begins: its own flags are its own
+        [str(BIN / "tether"), "run", "-n", "own", sys.executable, "job.py", "--bogus"],
+        cwd=repo, capture_output=True,
+    )  # fmt: skip
+    assert proc.returncode == 0 and (repo / "ran.txt").exists()

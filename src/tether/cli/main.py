@@ -60,6 +60,15 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(f"tether.cli.{module}"), attr)
         return command
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:  # `tether --help | head -1` prints while the options are parsed
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise
+            _silence_stdout()
+            raise click.exceptions.Exit(exitcodes.CLOSED_PIPE) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -77,8 +86,40 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.secho("interrupted", fg="yellow", err=True)
             ctx.exit(exitcodes.INTERRUPTED)
+        except SystemExit as exc:  # rich ends a print to a closed pipe with SystemExit(1)
+            if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
+                ctx.exit(exitcodes.CLOSED_PIPE)  # (it has pointed stdout at /dev/null already)
+            raise
+        except BrokenPipeError as exc:
+            if not _stdout_closed():
+                internal_error(ctx, exc)  # a socket, a child's pipe: not the reader of our output
+            _silence_stdout()
+            ctx.exit(exitcodes.CLOSED_PIPE)
         except Exception as exc:
             internal_error(ctx, exc)
+
+
+def _stdout_closed() -> bool:
+    """Whether whoever read our stdout has gone (`tether diff A B | head -1`)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Quietly drop what is still buffered for a reader that has gone, as a shell's command
+    killed by SIGPIPE would (no "Exception ignored" at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _own(ctx: click.Context, code: int) -> int:

@@ -11,7 +11,9 @@ from tether.cli import exitcodes
 from tether.cli.render import echo_json, parse_pairs
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+# Options end where COMMAND begins (its own --flags are its own); an unknown option before it is
+# Tether's usage error (125), never taken for the command to run.
+@click.command(context_settings={"allow_interspersed_args": False})
 @click.option("-n", "--name", help="The run's name (default: script name and id).")
 @click.option("-e", "--experiment", help="The experiment it belongs to (default: runs.experiment).")
 @click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag; repeatable.")
