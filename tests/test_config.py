@@ -1,7 +1,11 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import BIN
 from tether.api import Project
 from tether.config import Config, set_value
 from tether.errors import ConfigError
@@ -46,6 +50,66 @@ def test_cli_get_set(repo: Path, tether) -> None:  # type: ignore[no-untyped-def
 
 
 def test_bad_link_mode_is_explained(repo: Path, project: Project) -> None:
-    project.config_set("cache.link", "teleport")
     with pytest.raises(ConfigError, match="reflink, hardlink, symlink, copy"):
-        project.ws.config.link_modes()
+        project.config_set("cache.link", "teleport")
+    text = (repo / "tether.toml").read_text()
+    (repo / "tether.toml").write_text(text.replace('"reflink,copy"', '"teleport"'))  # by hand
+    with pytest.raises(ConfigError, match=r"cache.link = 'teleport' in .*tether.toml"):
+        Project.open(repo).ws.config.link_modes()
+
+
+def test_a_bad_value_is_refused_when_set_and_named_by_file_and_key_when_read(
+    repo: Path,
+    tether,  # type: ignore[no-untyped-def]
+) -> None:
+    before = (repo / "tether.toml").read_text()
+    out = tether("config", "set", "runs.diff_max_file", "1MB", expect=4).output
+    assert "runs.diff_max_file cannot be '1MB'" in out and "whole number of bytes" in out
+    assert (repo / "tether.toml").read_text() == before  # nothing written
+    (repo / "job.py").write_text("open('ran.txt', 'w').write('ran')\n")
+    with open(repo / "tether.toml", "a") as f:  # as a hand edit, or a merge, would write it
+        f.write('\n[runs]\ndiff_max_file = "1MB"\n')
+    proc = subprocess.run(
+        [str(BIN / "tether"), "run", "--", sys.executable, "job.py"],
+        cwd=repo, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 125 and "internal error" not in proc.stderr
+    assert f"runs.diff_max_file = '1MB' in {repo / 'tether.toml'}" in proc.stderr
+    assert not (repo / "ran.txt").exists()
+    tether("config", "set", "runs.diff_max_file", "1000000")  # the way out the message names
+    env = {**os.environ, "TETHER_TRANSFER__JOBS": "many"}
+    proc = subprocess.run(
+        [str(BIN / "tether"), "run", "--", sys.executable, "job.py"],
+        cwd=repo, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 125 and "TETHER_TRANSFER__JOBS" in proc.stderr
+
+
+def test_config_set_changes_one_line_and_keeps_the_comments(repo: Path, tether) -> None:  # type: ignore[no-untyped-def]
+    hand = (
+        "# Our team's settings: ask Ana before changing the cache.\n"
+        "format = 1\n\n"
+        "[cache]\n"
+        "# reflink on the build machines' XFS\n"
+        'link = "reflink,copy"  # fast\n'
+        "jobs = 8\n\n"
+        "# where runs go\n"
+        "[runs]\n"
+        'experiment = "baseline"\n'
+    )
+    (repo / "tether.toml").write_text(hand)
+    tether("config", "set", "cache.link", "copy")
+    tether("config", "set", "runs.diff_max_file", "2000000")
+    tether("config", "set", "remote.origin.url", "/srv/tether")
+    text = (repo / "tether.toml").read_text()
+    for comment in ("# Our team's settings", "# reflink on the build", "# where runs go"):
+        assert comment in text
+    assert text.splitlines()[5] == 'link = "copy"' and "jobs = 8" in text
+    assert Config.load(repo).get("runs.experiment") == "baseline"
+    assert Config.load(repo).get("runs.diff_max_file") == 2000000
+    assert Config.load(repo).get("remote.origin.url") == "/srv/tether"
+    (repo / "tether.toml").write_text("# keep me\nformat = 1\ncache = { jobs = 2 }\n")
+    tether("config", "set", "cache.link", "copy")  # an inline table: rewritten, still right
+    assert (repo / "tether.toml").read_text().startswith("# keep me\n")
+    cache = Config.load(repo).section("cache")
+    assert (cache["jobs"], cache["link"]) == (2, "copy")

@@ -38,6 +38,73 @@ DEFAULTS: dict[str, Any] = {
     # the variable holding the key, never the key), [prompts.prices."MODEL"] per million tokens
     "prompts": {"providers": {}, "prices": {}, "judge": "", "embeddings": ""},
 }
+
+
+def _whole(value: object) -> bool:
+    if isinstance(value, str):  # from an environment variable
+        return value.strip().isdigit()
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            return float(value) >= 0
+        except ValueError:
+            return False
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _link_list(value: object) -> bool:
+    modes = [m.strip() for m in str(value).split(",") if m.strip()]
+    return isinstance(value, str) and bool(modes) and all(m in LINK_MODES for m in modes)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+_BYTES = (_whole, "a whole number of bytes, e.g. 1048576 for 1 MiB")
+# known key -> (check, what a valid value is): checked when set and when read, so a typo is
+# caught at `tether config set`, and a hand edit at the next command, never deep in a run
+KNOWN: dict[str, tuple[Any, str]] = {
+    "cache.link": (_link_list, "a comma list of " + ", ".join(LINK_MODES)),
+    "cache.jobs": (_whole, "a whole number of threads (0: as many as suit the machine)"),
+    "cache.pack_threshold": _BYTES,
+    "transfer.jobs": (_whole, "a whole number of parallel transfers"),
+    "transfer.pack_threshold": _BYTES,
+    "transfer.pack_size": _BYTES,
+    "runs.diff_max_file": _BYTES,
+    "runs.experiment": (lambda v: isinstance(v, str) and bool(v), "an experiment name"),
+    "runs.env_allow": (_strings, 'a list of variable names, e.g. ["TZ", "OMP_NUM_THREADS"]'),
+    "redact.patterns": (_strings, "a list of regular expressions"),
+    "redact.keys": (_strings, "a list of key names"),
+    "core.remote": (lambda v: isinstance(v, str), "a remote's name"),
+    "index.url": (lambda v: isinstance(v, str), "a SQLAlchemy URL, or empty for SQLite"),
+    "policy.max_header": (_whole, "a whole number of characters"),
+    "hooks.max_file_mb": (_number, "a number of megabytes"),
+}
+
+
+def check_value(key: str, value: object, where: str | None = None) -> None:
+    """Refuse a value a known key cannot take, naming the key, where it came from (None: being
+    set now) and the fix."""
+    known = KNOWN.get(key)
+    if known is None or known[0](value):
+        return
+    if where is None:
+        raise ConfigError(f"{key} cannot be {value!r}: it takes {known[1]}")
+    raise ConfigError(
+        f"{key} = {value!r} in {where} is not valid: it takes {known[1]}. Fix it there, or "
+        f"set it with `tether config set {key} VALUE` (--local for .tether/config.toml)"
+    )
+
+
+def _check_layer(tree: Mapping[str, Any], where: str) -> None:
+    for key, value in _flatten(tree):
+        check_value(key, value, where)
+
+
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private|access_key)", re.I)
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.I)
 
@@ -95,6 +162,10 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "__")
+
+
 def parse_value(text: str) -> object:
     """Read a value typed at the command line: TOML literals (1, true, [..]) or a plain string."""
     try:
@@ -125,9 +196,16 @@ class Config:
                     f"{PROJECT_FILE} holds what looks like a credential ({key}): it is committed, "
                     f"so move it with `tether config set {key} VALUE --local` and remove it there"
                 )
+        _check_layer(project, str(root / PROJECT_FILE))
+        local = _read_toml(root / LOCAL_FILE)
+        _check_layer(local, str(root / LOCAL_FILE))
+        env = _env_layer(os.environ if environ is None else environ)
+        for key, value in _flatten(env):
+            if KNOWN.get(key, (None, ""))[0] is not _strings:  # a variable cannot hold a list
+                check_value(key, value, f"the environment ({_env_name(key)})")
         merged = _merge(DEFAULTS, project)
-        merged = _merge(merged, _read_toml(root / LOCAL_FILE))
-        merged = _merge(merged, _env_layer(os.environ if environ is None else environ))
+        merged = _merge(merged, local)
+        merged = _merge(merged, env)
         return cls(root, merged)
 
     def get(self, key: str, default: object = None) -> Any:
@@ -172,9 +250,8 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 
 
 def set_value(root: Path, key: str, value: object, *, local: bool) -> Path:
-    """Write one key into ``tether.toml`` (shared) or ``.tether/config.toml`` (local)."""
-    import tomli_w
-
+    """Write one key into ``tether.toml`` (shared) or ``.tether/config.toml`` (local). Only
+    that key's line changes: comments and the rest of the file stay as they were written."""
     if not re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+", key, re.I):
         raise ConfigError(f"{key!r} is not a key: use section.name, e.g. cache.link")
     if not local and is_secret(key, value):
@@ -182,11 +259,76 @@ def set_value(root: Path, key: str, value: object, *, local: bool) -> Path:
             f"{key} looks like a credential and tether.toml is committed: "
             "add --local to keep it in .tether/config.toml (or use an environment variable)"
         )
+    check_value(key, value)
     path = root / (LOCAL_FILE if local else PROJECT_FILE)
     tree = _read_toml(path)
     _set_path(tree, key, value)
-    atomic_write(path, tomli_w.dumps(tree).encode(), mode=0o600 if local else 0o644)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    atomic_write(path, _edited(text, key, value, tree).encode(), mode=0o600 if local else 0o644)
     return path
+
+
+def _edited(text: str, key: str, value: object, expected: dict[str, Any]) -> str:
+    """``text`` with ``key`` set to ``value`` by changing (or adding) one line; when the file is
+    laid out so that one line cannot do it (dotted keys, inline tables), rewritten whole with
+    its opening comments kept. Either way the result reads back as ``expected``."""
+    import tomli_w
+
+    table, _, leaf = key.rpartition(".")
+    line = tomli_w.dumps({leaf: value}).rstrip("\n")
+    lines = text.splitlines()
+    start = _table_start(lines, table)
+    if start is None:
+        lines += (["", f"[{table}]"] if lines and lines[-1].strip() else [f"[{table}]"]) + [line]
+    else:
+        stop = next((i for i in range(start + 1, len(lines)) if _is_header(lines[i])), len(lines))
+        pattern = re.compile(rf"\s*(\"?){re.escape(leaf)}\1\s*=")
+        found = [i for i in range(start + 1, stop) if pattern.match(lines[i])]
+        if found:
+            lines[found[0]] = line
+        else:
+            last = max([start, *(i for i in range(start + 1, stop) if lines[i].strip())])
+            lines.insert(last + 1, line)
+    out = "\n".join(lines) + "\n"
+    try:
+        if tomllib.loads(out) == expected:
+            return out
+    except tomllib.TOMLDecodeError:
+        pass
+    head = [x for x in text.splitlines()[: _first_setting(text)] if x.startswith("#")]
+    return "\n".join(head) + ("\n" if head else "") + tomli_w.dumps(expected)
+
+
+def _is_header(line: str) -> bool:
+    return line.lstrip().startswith("[")
+
+
+def _table_start(lines: list[str], table: str) -> int | None:
+    """The line of the ``[table]`` header (however its key is spelled), or None."""
+    want = table.split(".")
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped.startswith("[") or stripped.startswith("[["):
+            continue
+        try:
+            node: Any = tomllib.loads(stripped.split("#")[0])
+        except tomllib.TOMLDecodeError:
+            continue
+        path = []
+        while isinstance(node, dict) and len(node) == 1:
+            name, node = next(iter(node.items()))
+            path.append(name)
+        if path == want:
+            return i
+    return None
+
+
+def _first_setting(text: str) -> int:
+    lines = text.splitlines()
+    return next((i for i, x in enumerate(lines) if x.strip() and not x.startswith("#")), len(lines))
 
 
 def all_items(config: Config) -> list[tuple[str, Any]]:
