@@ -267,3 +267,51 @@ def test_an_existing_out_the_command_left_alone_is_not_recorded_as_its_output(
     assert rec["data"]["outputs"] == {"ran.txt": hash_bytes(b"the command ran")}
     summary = json.loads(out[out.index("{") :])
     assert summary["unchanged_outs"] == ["model", "old.bin"]
+
+
+def test_a_script_whose_interpreter_is_gone_names_the_interpreter(
+    repo: Path, tmp_path: Path
+) -> None:
+    gone = tmp_path / "old-venv" / "bin" / "python"  # a virtual environment since deleted
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for folder in (repo, bindir):
+        write_files(folder, {"bad.py": f"#!{gone} -u\nprint('hi')\n"})
+        os.chmod(folder / "bad.py", 0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    for how in ("./bad.py", "bad.py"):  # by path, and found on PATH
+        proc = tether_run(repo, "-n", how, "--", how, env=env)
+        assert proc.returncode == 127, proc.stderr  # as a shell says for a missing interpreter
+        assert f"interpreter {gone}".encode() in proc.stderr, proc.stderr
+        assert b"first line" in proc.stderr and b"not a file, nor on PATH" not in proc.stderr
+
+
+def test_sighup_to_tether_run_reaches_the_command_and_seals_its_status(repo: Path) -> None:
+    write_files(
+        repo,
+        {
+            "slow.py": "import signal, sys, time, tether\n"
+            "def bye(*_):\n"
+            "    open('cleaned.txt', 'w').write('saved a checkpoint')\n"
+            "    sys.exit(3)\n"
+            "signal.signal(signal.SIGHUP, bye)\n"
+            "tether.log_metric('x', 1)\n"
+            "time.sleep(60)\n"
+        },
+    )
+    proc = subprocess.Popen(
+        [TETHER, "run", "-n", "slow", "--", sys.executable, "slow.py"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _wait_for_live_run(repo)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGHUP)  # the terminal closed, or `kill -HUP PID`: tether only
+    proc.communicate(timeout=30)
+    assert proc.returncode == 3  # the command's own status: it got the HUP and chose to exit 3
+    assert (repo / "cleaned.txt").read_text() == "saved a checkpoint"
+    with Project.open(repo) as project:
+        rec = project.get_run("slow")
+    assert (rec["status"], rec["exit_code"]) == ("failed", 3)

@@ -4,6 +4,8 @@ The child inherits the run's lock (so the run stays live while either process li
 the run through ``TETHER_RUN_ID``/``TETHER_RUN_DIR``, so ``tether.log_metric`` inside it logs into
 the same run. Its stdout and stderr are copied to ours as they come and kept, raw bytes, in the
 run's log. Ctrl-C reaches the child (same process group); we wait for it and seal ``killed``.
+SIGTERM and SIGHUP sent to Tether alone are passed on to the child: it decides, we wait and seal
+its status.
 """
 
 from __future__ import annotations
