@@ -26,7 +26,8 @@ ENV_PREFIX = "TETHER_"
 LINK_MODES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULTS: dict[str, Any] = {
     "format": FORMAT,
-    "cache": {"link": "reflink,copy", "jobs": 0, "pack_threshold": 65536},
+    # link_as_root: let root hardlink or symlink too (root's edits then reach the cache)
+    "cache": {"link": "reflink,copy", "jobs": 0, "pack_threshold": 65536, "link_as_root": False},
     "core": {"remote": ""},
     "transfer": {"jobs": 16, "pack_threshold": 65536, "pack_size": 8 * 1024 * 1024},
     # the SQL index: "" is SQLite at .tether/index.db; a SQLAlchemy URL (no password: put that
@@ -60,6 +61,19 @@ def _link_list(value: object) -> bool:
     return isinstance(value, str) and bool(modes) and all(m in LINK_MODES for m in modes)
 
 
+def truthy(value: object) -> bool:
+    """A boolean setting, also as an environment variable spells it (1, true, yes)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return value is True
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", "")
+    return isinstance(value, bool)
+
+
 def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
@@ -69,6 +83,7 @@ _BYTES = (_whole, "a whole number of bytes, e.g. 1048576 for 1 MiB")
 # caught at `tether config set`, and a hand edit at the next command, never deep in a run
 KNOWN: dict[str, tuple[Any, str]] = {
     "cache.link": (_link_list, "a comma list of " + ", ".join(LINK_MODES)),
+    "cache.link_as_root": (_boolean, "true or false"),
     "cache.jobs": (_whole, "a whole number of threads (0: as many as suit the machine)"),
     "cache.pack_threshold": _BYTES,
     "transfer.jobs": (_whole, "a whole number of parallel transfers"),

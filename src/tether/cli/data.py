@@ -28,6 +28,8 @@ def add(paths: tuple[str, ...], jobs: int) -> None:
         what = f"{result.files} files, " if result.files != 1 else ""
         state = "unchanged" if result.unchanged else f"wrote {result.pointer}"
         click.echo(f"{result.target}: {what}{human_size(result.size)} ({state})")
+        if result.notice and path == paths[-1]:
+            click.secho(f"warning: {result.notice}", fg="yellow", err=True)
 
 
 @click.command()
@@ -50,6 +52,14 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
         for label, paths_ in (("added", r.added), ("modified", r.modified), ("removed", r.removed)):
             for p in paths_:
                 click.echo(f"    {label + ':':<10} {p}")
+        for p in r.cache_edited:
+            click.secho(
+                f"warning: {p} is linked to the cache and was edited in place, so the cache's "
+                "copy changed with it: `tether add` keeps the edit; `tether fsck --repair` then "
+                "`tether pull` bring the recorded version back from a remote",
+                fg="yellow",
+                err=True,
+            )
 
 
 @click.command()
@@ -78,6 +88,8 @@ def checkout(paths: tuple[str, ...], dry_run: bool, force: bool) -> None:
     click.echo(
         f"{result.written} written, {result.deleted} removed, {result.chmodded} mode(s) fixed"
     )
+    if result.notice:
+        click.secho(f"warning: {result.notice}", fg="yellow", err=True)
 
 
 @click.group()

@@ -30,6 +30,7 @@ class AddResult:
     size: int
     hashed: int  # files read because the stat cache did not know them
     unchanged: bool
+    notice: str | None = None  # why cache.link was not followed (root: copies, not links)
 
 
 def storing_hasher(store: ObjectStore, modes: tuple[str, ...], writer: PackWriter) -> Hasher:
@@ -97,7 +98,9 @@ def add_path(
         with file_lock(ws.dot / "locks" / "gitignore.lock", exclusive=True):
             ensure_ignored(path.parent, path.name)
     ws.forget_pointers()
-    return AddResult(rel, pointer_rel, now.id, files, size, now.hashed, ptr == old)
+    return AddResult(
+        rel, pointer_rel, now.id, files, size, now.hashed, ptr == old, ws.link_notice()
+    )
 
 
 def store_path(ws: Workspace, raw: str | os.PathLike[str]) -> str:
@@ -154,7 +157,7 @@ def _store(ws: Workspace, path: Path, rel: str, *, jobs: int, callback: Callback
     """Hash ``path`` and make every object it needs durable in the cache."""
     store = ws.store
     writer = store.pack_writer(ws.config.local_pack_threshold())
-    hasher = storing_hasher(store, ws.config.link_modes(), writer)
+    hasher = storing_hasher(store, ws.link_modes(), writer)
     now = look(
         path, rel, ws.statcache, cache_dir=ws.cache_dir, hasher=hasher, jobs=jobs, callback=callback
     )

@@ -102,6 +102,7 @@ class CheckoutResult:
     written: int
     deleted: int
     chmodded: int
+    notice: str | None = None  # why cache.link was not followed (root: copies, not links)
 
 
 def apply_checkout(
@@ -116,7 +117,7 @@ def apply_checkout(
             f"{len(plan.unsaved)} file(s) have changes that exist nowhere else ({shown}): "
             "`tether add` them to keep them, or run checkout with --force to discard them"
         )
-    modes = ws.config.link_modes()
+    modes = ws.link_modes()
     callback.set_size(len(plan.actions))
     root = os.fspath(ws.root)
     with ws.writing():
@@ -158,7 +159,10 @@ def apply_checkout(
         for done in [journal, *(plan.interrupted if plan.whole else [])]:
             done.unlink(missing_ok=True)
     return CheckoutResult(
-        len(writes) - plan.count("chmod"), plan.count("delete"), plan.count("chmod")
+        len(writes) - plan.count("chmod"),
+        plan.count("delete"),
+        plan.count("chmod"),
+        ws.link_notice() if writes else None,
     )
 
 

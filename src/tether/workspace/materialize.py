@@ -21,7 +21,7 @@ def materialize(ws: Workspace, rel: str, oid: str) -> None:
     if not ws.store.has(oid):
         raise MissingObjectError([oid], hint=f"needed for {rel}: run `tether pull`")
     dest = ws.abs(ws.rel(ws.abs(rel)))  # refuses a path that leaves the repository
-    modes = ws.config.link_modes()
+    modes = ws.link_modes()
     tree = ws.store.load_tree(oid) if is_folder(ws, oid) else None
     if tree is not None:  # every object is here before anything is removed
         missing = ws.store.missing(e.id for e in tree.entries if e.id)

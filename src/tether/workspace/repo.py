@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from tether._fs import atomic_write, resolve_inside, resolved_dir
-from tether.config import PROJECT_FILE, Config
+from tether.config import PROJECT_FILE, Config, truthy
 from tether.errors import NotARepositoryError, PathError, PointerError
 from tether.gitio.repo import DOT, ensure_ignored, find_root, pointer_files
 from tether.objects.lock import file_lock
@@ -18,6 +18,8 @@ from tether.objects.refs import RefStore
 from tether.objects.store import ObjectStore
 from tether.workspace.pointer import PointerFile, read_pointer, target_of
 from tether.workspace.statcache import StatCache
+
+SHARED_BYTES = ("hardlink", "symlink")  # link modes whose working file is the cache's object
 
 
 @dataclass
@@ -111,6 +113,37 @@ class Workspace:
     def jobs(self) -> int:
         configured = int(self.config.get("cache.jobs") or 0)
         return configured or min(32, (os.cpu_count() or 1) * 4)
+
+    # -- links into the cache --------------------------------------------------------------
+    def link_modes(self) -> tuple[str, ...]:
+        """How files go between the working tree and the cache: ``cache.link``, except that as
+        root the modes that share the cache's bytes (hardlink, symlink) are left out. Their
+        read-only mode is what stops an edit (``echo x >> data/a.csv``) from changing the cache's
+        only copy, and root writes through it; reflink and copy keep the two apart."""
+        configured = self.config.link_modes()
+        if not self._links_unguarded(configured):
+            return configured
+        return tuple(m for m in configured if m not in SHARED_BYTES) or ("reflink", "copy")
+
+    def link_notice(self) -> str | None:
+        """Why :meth:`link_modes` differs from ``cache.link``, for the user; None when not."""
+        configured = self.config.link_modes()
+        if not self._links_unguarded(configured):
+            return None
+        shared = " and ".join(m for m in configured if m in SHARED_BYTES)
+        return (
+            f"cache.link {shared} is not used when running as root: root writes through the "
+            "read-only mode that protects the cache, so editing a linked file would change the "
+            "cache's only copy. Files are copied instead (reflinked where the filesystem can). "
+            "Set cache.link_as_root = true to link anyway"
+        )
+
+    def _links_unguarded(self, modes: tuple[str, ...]) -> bool:
+        return (
+            any(m in SHARED_BYTES for m in modes)
+            and os.geteuid() == 0
+            and not truthy(self.config.get("cache.link_as_root"))
+        )
 
     # -- paths -----------------------------------------------------------------------------
     def rel(self, path: str | os.PathLike[str]) -> str:

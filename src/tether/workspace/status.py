@@ -20,6 +20,9 @@ class PathStatus:
     removed: tuple[str, ...] = ()
     modified: tuple[str, ...] = ()
     in_cache: bool = True  # False when the cache lacks the pointer's objects (`tether pull`)
+    # modified files that are hard- or symlinked to their recorded object: edited in place, so
+    # the cache's copy changed with them (root ignores the read-only mode that prevents this)
+    cache_edited: tuple[str, ...] = ()
 
 
 def current(ws: Workspace, t: Tracked, *, callback: Callback = NO_PROGRESS) -> Look | None:
@@ -80,13 +83,22 @@ def status_of(
     if look_now.id == t.ptr.id:  # untouched since it was added or checked out
         return PathStatus(t.pointer, t.target, t.ptr.kind, "clean", in_cache=in_cache)
     if t.ptr.kind == "file":
+        edited = _linked(ws, {t.target: t.ptr.id})
         return PathStatus(
-            t.pointer, t.target, "file", "modified", modified=(t.target,), in_cache=in_cache
+            t.pointer,
+            t.target,
+            "file",
+            "modified",
+            modified=(t.target,),
+            in_cache=in_cache,
+            cache_edited=edited,
         )
     then = recorded_tree(ws, t)
     if then is None:  # no manifest to compare file by file
         return PathStatus(t.pointer, t.target, "dir", "modified", in_cache=False)
     d = diff_trees(then.under(sub), tree_of(ws, t, look_now).under(sub))
+    was = then.under(sub).by_path
+    edited = _linked(ws, {f"{t.target}/{r}" if r else t.target: was[r].id for r in d.modified})
     return PathStatus(
         t.pointer,
         t.target,
@@ -96,7 +108,26 @@ def status_of(
         _join(t.target, d.removed),
         _join(t.target, d.modified),
         in_cache,
+        edited,
     )
+
+
+def _linked(ws: Workspace, recorded: dict[str, str]) -> tuple[str, ...]:
+    """The files (path -> recorded id) that are the very file of their recorded object."""
+    import os
+
+    out = []
+    for rel, oid in sorted(recorded.items()):
+        obj = ws.store.loose_path(oid)
+        if obj is None:
+            continue
+        try:
+            mine, cached = os.stat(ws.abs(rel)), os.stat(obj)
+        except OSError:
+            continue
+        if (mine.st_ino, mine.st_dev) == (cached.st_ino, cached.st_dev):
+            out.append(rel)
+    return tuple(out)
 
 
 def status(
