@@ -91,17 +91,7 @@ def launch(
         entry_point=_entry(ws, command),
     )
     declared = LiveRun(ws, started.id, started.folder, owner=False)  # logs, never seals
-    try:
-        for dep in deps or []:
-            declared.log_input(dep)
-    except BaseException as exc:  # the command never ran: seal what there is, never leave it live
-        declared.end()
-        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
-        try:
-            lifecycle.seal(ws, started.folder, status)
-        finally:
-            os.close(started.lock_fd)
-        raise
+    _log_deps(ws, started, declared, deps or [])
     try:
         code, interrupted = execute(ws, started, command, stdout=stdout, stderr=stderr, cwd=cwd)
         outcome = _record_outs(declared, outs or [], before)
@@ -116,6 +106,24 @@ def launch(
     done.unchanged_outs = outcome.unchanged
     done.warnings = [*started.warnings, *outcome.warnings]
     return done
+
+
+def _log_deps(
+    ws: Workspace, started: lifecycle.Started, declared: LiveRun, deps: list[str]
+) -> None:
+    """Record the inputs before the command starts; if that fails, the command never runs and
+    the run is sealed at once (never left to look live, then killed)."""
+    try:
+        for dep in deps:
+            declared.log_input(dep)
+    except BaseException as exc:
+        declared.end()
+        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            lifecycle.seal(ws, started.folder, status)
+        finally:
+            os.close(started.lock_fd)
+        raise
 
 
 def check_paths(ws: Workspace, deps: list[str], outs: list[str]) -> dict[str, str | None]:
