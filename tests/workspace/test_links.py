@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Tether, write_files
 from tether.api import Project
+from tether.hashing import hash_bytes
 
 ROOT = os.geteuid() == 0
 
@@ -60,3 +61,21 @@ def test_an_edit_that_reached_the_cache_through_a_link_is_named_by_status(
     out = tether("status").output
     assert "data/a.csv is linked to the cache and was edited in place" in out
     assert "tether fsck --repair" in out
+
+
+@pytest.mark.skipif(not ROOT, reason="only root's links are unsafe (others' are read-only)")
+def test_as_root_checkout_turns_files_linked_earlier_into_copies(
+    repo: Path, tether: Tether
+) -> None:
+    tether("config", "set", "cache.link", "hardlink")
+    tether("config", "set", "cache.link_as_root", "true")
+    write_files(repo, {"data/a.csv": "a,b\n", "data/sub/b.csv": "c\n"})
+    tether("add", "data")
+    obj = Project.open(repo).ws.store.path(hash_bytes(b"a,b\n"))
+    assert os.stat(repo / "data/a.csv").st_ino == os.stat(obj).st_ino  # linked, as asked
+    tether("config", "set", "cache.link_as_root", "false")  # as after upgrading Tether
+    assert "2 written" in tether("checkout").output
+    assert os.stat(repo / "data/a.csv").st_ino != os.stat(obj).st_ino  # a copy now
+    assert _append(repo / "data/a.csv", "EDITED\n")
+    tether("fsck")  # the cache kept the recorded bytes
+    assert "0 written" in tether("checkout", "--force", "data/sub").output  # nothing left linked

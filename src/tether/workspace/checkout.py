@@ -21,7 +21,7 @@ from tether.errors import MissingObjectError, UsageError
 from tether.objects.tree import Tree, TreeEntry, diff_trees
 from tether.workspace.repo import Tracked, Workspace
 from tether.workspace.scan import key
-from tether.workspace.status import current, recorded_tree, tree_of
+from tether.workspace.status import current, linked_to_cache, recorded_tree, tree_of
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ def _full(target: str, rel: str) -> str:
 def _plan_one(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
     look_now = current(ws, t)
     if look_now is not None and look_now.id == t.ptr.id:
+        if ws.link_notice() is not None:  # as root: links made earlier become copies
+            _unshare(ws, t, sub, plan)
         return  # exactly what the pointer names: nothing to read, nothing to write
     want = recorded_tree(ws, t)
     if want is None:
@@ -76,6 +78,17 @@ def _plan_one(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
         plan.actions.append(Action("delete", _full(t.target, rel), old))
         if not old.is_symlink and not ws.store.has(old.id):
             plan.unsaved.append(_full(t.target, rel))
+
+
+def _unshare(ws: Workspace, t: Tracked, sub: str, plan: CheckoutPlan) -> None:
+    """Plan a copy over every clean file that is still its cache object's very file (linked
+    before links were refused): otherwise root's next edit would change the cache's only copy."""
+    want = recorded_tree(ws, t)
+    if want is None:
+        return
+    entries = {_full(t.target, e.path): e for e in want.under(sub).entries if not e.is_symlink}
+    for path in linked_to_cache(ws, {p: e.id for p, e in entries.items()}):
+        plan.actions.append(Action("write", path, entries[path]))
 
 
 def plan_checkout(ws: Workspace, paths: list[str] | None = None) -> CheckoutPlan:

@@ -134,8 +134,9 @@ class Workspace:
         return (
             f"cache.link {shared} is not used when running as root: root writes through the "
             "read-only mode that protects the cache, so editing a linked file would change the "
-            "cache's only copy. Files are copied instead (reflinked where the filesystem can). "
-            "Set cache.link_as_root = true to link anyway"
+            "cache's only copy. Files are copied instead (reflinked where the filesystem can), "
+            "and `tether checkout` turns files linked earlier into copies. Set "
+            "cache.link_as_root = true to link anyway"
         )
 
     def _links_unguarded(self, modes: tuple[str, ...]) -> bool:

@@ -69,6 +69,10 @@ def recorded_tree(ws: Workspace, t: Tracked) -> Tree | None:
     return ws.store.load_tree(t.ptr.id)
 
 
+def _full(target: str, rel: str) -> str:
+    return f"{target}/{rel}" if rel else target
+
+
 def _join(target: str, rels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{target}/{r}" if r else target for r in rels)
 
@@ -83,7 +87,7 @@ def status_of(
     if look_now.id == t.ptr.id:  # untouched since it was added or checked out
         return PathStatus(t.pointer, t.target, t.ptr.kind, "clean", in_cache=in_cache)
     if t.ptr.kind == "file":
-        edited = _linked(ws, {t.target: t.ptr.id})
+        edited = linked_to_cache(ws, {t.target: t.ptr.id})
         return PathStatus(
             t.pointer,
             t.target,
@@ -98,7 +102,7 @@ def status_of(
         return PathStatus(t.pointer, t.target, "dir", "modified", in_cache=False)
     d = diff_trees(then.under(sub), tree_of(ws, t, look_now).under(sub))
     was = then.under(sub).by_path
-    edited = _linked(ws, {f"{t.target}/{r}" if r else t.target: was[r].id for r in d.modified})
+    edited = linked_to_cache(ws, {_full(t.target, r): was[r].id for r in d.modified})
     return PathStatus(
         t.pointer,
         t.target,
@@ -112,7 +116,7 @@ def status_of(
     )
 
 
-def _linked(ws: Workspace, recorded: dict[str, str]) -> tuple[str, ...]:
+def linked_to_cache(ws: Workspace, recorded: dict[str, str]) -> tuple[str, ...]:
     """The files (path -> recorded id) that are the very file of their recorded object."""
     import os
 
