@@ -191,7 +191,7 @@ def _submit_ray(
 
     ray = ray_executor.start_ray()
     spec = remote_spec(ws)
-    deps = {dep: store_path(ws, dep) for dep in sp.stage.deps}  # git-tracked code too
+    deps = {dep: store_path(ws, ws.abs(dep)) for dep in sp.stage.deps}  # git-tracked code too
     push_ids(ws, set(deps.values()))
     outs = [*sp.stage.out_paths, *sp.stage.metrics]
     ref = ray_executor.submit(ray, spec, deps, sp.stage.cmd, env, outs, dict(sp.stage.resources))
@@ -253,7 +253,7 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
         if not ws.abs(dep).exists():
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         inside = any(dep == o or dep.startswith(o + "/") for o in made)
-        oid = content_id(ws, dep) if inside else store_path(ws, dep)
+        oid = content_id(ws, dep) if inside else store_path(ws, ws.abs(dep))
         if oid is None:
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         sp.deps[dep] = oid
@@ -355,7 +355,7 @@ def _finish(
             journal.event("i", text(dep), oid)
         if code == 0 and not missing and not stray:
             for out in sp.stage.out_paths:
-                outs[out] = store_path(ws, out)
+                outs[out] = store_path(ws, ws.abs(out))  # the workspace's, not the caller's folder
                 journal.event("o", text(out), outs[out])
                 _ignore(ws, out)
             _log_metrics_files(ws, sp, journal)
@@ -377,7 +377,7 @@ def _finish(
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
     lock[name] = StageLock(sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env)
-    metric_files = {m: store_path(ws, m) for m in sp.stage.metrics if ws.abs(m).is_file()}
+    metric_files = {m: store_path(ws, ws.abs(m)) for m in sp.stage.metrics if ws.abs(m).is_file()}
     _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)
