@@ -178,7 +178,13 @@ def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
         if index.exists():
             shutil.copyfile(index, scratch)
         env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
-        never = (":(exclude,glob)**/.tether/**", *(f":(exclude,literal){p}" for p in skip))
+        # `.tether` itself too: a link to the project's folder (a reproduction's) is not code
+        # (a wildcard, so git does not refuse it for naming an ignored path)
+        never = (
+            ":(exclude,glob)**/.tether/**",
+            ":(exclude,glob)[.]tether",
+            *(f":(exclude,literal){p}" for p in skip),
+        )
         git(root, "add", "-A", "--", ".", *never, env=env)
         return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
 

@@ -309,7 +309,8 @@ def _apply_diff(ws: Workspace, tree: Path, diff: str | None) -> None:
     except MissingObjectError:
         raise Failed("the run's uncommitted diff is not in the cache: `tether pull`") from None
     proc = subprocess.run(
-        ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
+        # a record made before capture left `.tether` out may hold the link: never apply it
+        ["git", "apply", "--binary", "--whitespace=nowarn", f"--exclude={DOT}", "-"],
         cwd=tree, input=patch, capture_output=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:

@@ -1,0 +1,80 @@
+"""`tether reproduce` of `tether run` runs, the way users met it: declared with --out and --dep,
+started in a subfolder, a reproduction reproduced again, compare modes and tolerances typed by
+hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import BIN, Tether, git, write_files
+from tether.api import Project
+
+SCORE = """
+import sys
+rows = open(sys.argv[1]).read().split()
+open(sys.argv[2], "w").write(str(sum(int(r) for r in rows)) + "\\n")
+"""
+LOGGED = "import tether\ntether.log_output('out.txt')\n"  # appended: logs what it wrote
+
+
+def tether_cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The installed `tether`, as a user types it (its own process, its own folder)."""
+    return subprocess.run(
+        [str(BIN / "tether"), *argv], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def scored(repo: Path) -> None:
+    write_files(repo, {"score.py": SCORE, "rows.txt": "1 2 3\n"})
+    with open(repo / ".gitignore", "a") as f:
+        f.write("out.txt\nsub/out.txt\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "score")
+
+
+def test_a_reproduction_can_be_reproduced_and_shows_no_code_change(
+    repo: Path, tether: Tether
+) -> None:
+    scored(repo)
+    write_files(repo, {"score.py": SCORE + LOGGED})  # a change not committed
+    cmd = ["--", sys.executable, "score.py", "rows.txt", "out.txt"]
+    assert tether_cli(repo, "run", "-n", "first", *cmd).returncode == 0
+    with Project.open(repo) as project:
+        v = project.reproduce("first")
+        assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+        first, again = project.get_run("first"), project.get_run(v.reproduction or "")
+        assert again["code"]["diff"] == first["code"]["diff"]  # no `.tether` link in it
+        assert project.diff_runs("first", again["id"]).code.same_patch
+        v2 = project.reproduce(again["id"])
+    assert v2.verdict == "REPRODUCED", (v2.reason, v2.outputs)
+
+
+def test_a_reproduction_recorded_with_its_tether_link_still_rebuilds(repo: Path) -> None:
+    """Records made before capture left the link out hold it in their diff."""
+    scored(repo)
+    write_files(repo, {"score.py": SCORE + LOGGED})
+    assert (
+        tether_cli(
+            repo, "run", "-n", "first", "--", sys.executable, "score.py", "rows.txt", "out.txt"
+        ).returncode
+        == 0
+    )
+    with Project.open(repo) as project:
+        rec = project.get_run("first")
+        patch = project.ws.store.read_bytes(rec["code"]["diff"])
+        link = (
+            b"diff --git a/.tether b/.tether\nnew file mode 120000\nindex 0000000..1111111\n"
+            b"--- /dev/null\n+++ b/.tether\n@@ -0,0 +1 @@\n+/somewhere/.tether\n"
+            b"\\ No newline at end of file\n"
+        )
+        rec["code"]["diff"] = project.ws.store.put_bytes(link + patch)
+        from tether.repro import reproduce as r
+
+        tree = r._worktree(project.ws, rec)
+        try:
+            assert (tree / ".tether").resolve() == (repo / ".tether").resolve()
+            assert "tether.log_output" in (tree / "score.py").read_text()
+        finally:
+            r._remove_worktree(project.ws, tree)
