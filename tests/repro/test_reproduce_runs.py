@@ -78,3 +78,41 @@ def test_a_reproduction_recorded_with_its_tether_link_still_rebuilds(repo: Path)
             assert "tether.log_output" in (tree / "score.py").read_text()
         finally:
             r._remove_worktree(project.ws, tree)
+
+
+def test_a_run_declared_with_out_and_dep_is_reproduced_and_passes_the_gate(repo: Path) -> None:
+    scored(repo)
+    argv = ["--dep", "rows.txt", "--out", "out.txt", "--"]
+    argv += [sys.executable, "score.py", "rows.txt", "out.txt"]
+    assert tether_cli(repo, "run", "-n", "declared", *argv).returncode == 0
+    write_files(repo, {"rows.txt": "7 7 7\n", "out.txt": "edited\n"})  # the work tree moves on
+    with Project.open(repo) as project:
+        v = project.reproduce("declared")
+        assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+        assert [(o.path, o.ok) for o in v.outputs] == [("out.txt", True)]
+        again = project.get_run(v.reproduction or "")
+        assert again["data"]["inputs"] == project.get_run("declared")["data"]["inputs"]
+        gate = f"tags.reproduction_of = '{v.run}' and tags.verdict = 'REPRODUCED'"
+        assert [r.id for r in project.search_runs(gate)] == [v.reproduction]
+
+
+def test_a_run_started_in_a_subfolder_is_rerun_there(repo: Path, tmp_path: Path) -> None:
+    scored(repo)
+    write_files(repo, {"sub/count.py": SCORE, "sub/rows.txt": "4 5\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "sub")
+    argv = ["--out", "out.txt", "--", sys.executable, "count.py", "rows.txt", "out.txt"]
+    assert tether_cli(repo / "sub", "run", "-n", "insub", *argv).returncode == 0
+    with Project.open(repo) as project:
+        assert project.get_run("insub")["data"]["outputs"].keys() == {"sub/out.txt"}
+        v = project.reproduce("insub")
+        assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+        assert [o.path for o in v.outputs] == ["sub/out.txt"]
+        old = project.get_run("insub")
+    proc = tether_cli(repo / "sub", "reproduce", "insub")
+    assert proc.returncode == 0 and "REPRODUCED" in proc.stdout, proc.stdout + proc.stderr
+    # a record made before the folder was kept: its entry point says where it ran
+    from tether.repro.reproduce import _folder
+
+    del old["cwd"]
+    assert _folder(tmp_path, old) == tmp_path / "sub"

@@ -235,17 +235,55 @@ def _rerun(
     command = _command(record)
     if fresh is not None and Path(command[0]).name.startswith("python"):
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
+    declared = record.get("declared") or {}
     done = launch.launch(
         copy,
         command,
         name=f"{record['name']}-reproduction",
         experiment=record["experiment"],
         tags={"reproduction_of": run_id},
-        cwd=tree,
+        cwd=_folder(tree, record),
+        deps=[_in_tree(tree, p) for p in declared.get("deps") or []],
+        outs=[_in_tree(tree, p) for p in declared.get("outs") or []],
     )
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id
+
+
+def _folder(tree: Path, record: dict[str, Any]) -> Path:
+    """Where the run was started, in the rebuilt tree (made when the commit has no such
+    folder: one holding only ignored files). A record from before Tether kept it: the folder
+    its entry point was named from (``sub/train.py`` run as ``train.py`` ran in ``sub``)."""
+    if "cwd" not in record:
+        rel = _folder_from_entry(record)
+    elif record["cwd"] is None:
+        raise Failed("the run was started outside the repository: re-run it by hand")
+    else:
+        rel = str(record["cwd"])
+    if os.path.normpath(rel).startswith("..") or os.path.isabs(rel):
+        raise Failed(f"the run's recorded folder {rel!r} is outside the repository")
+    folder = tree / rel
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _folder_from_entry(record: dict[str, Any]) -> str:
+    entry = str((record.get("code") or {}).get("entry_point") or "")
+    for arg in (record.get("command") or [])[:3]:
+        name = os.path.normpath(arg) if not os.path.isabs(arg) else ""
+        if name and not name.startswith("..") and entry.endswith("/" + name):
+            return entry[: -len(name) - 1]
+    return "."
+
+
+def _in_tree(tree: Path, path: str) -> str:
+    """A recorded dep or out (repository-relative, or absolute outside it) in the tree."""
+    if os.path.isabs(path):
+        return path
+    if os.path.normpath(path).startswith(".."):
+        raise Failed(f"the run's recorded path {path!r} leaves the repository")
+    return str(tree / path)
 
 
 def _rerun_stage(copy: Workspace, stage: str, run_id: str) -> str:
