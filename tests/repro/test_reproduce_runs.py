@@ -116,3 +116,28 @@ def test_a_run_started_in_a_subfolder_is_rerun_there(repo: Path, tmp_path: Path)
 
     del old["cwd"]
     assert _folder(tmp_path, old) == tmp_path / "sub"
+
+
+LOSS = """
+import random, tether
+tether.log_metric("loss", 1.0 + random.random() / 1000)  # never seeded: moves a little
+tether.log_metric("overflow", float("inf"))
+"""
+
+
+def test_compare_modes_and_tolerances_as_typed(repo: Path, tether: Tether) -> None:
+    write_files(repo, {"loss.py": LOSS})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "loss")
+    assert tether_cli(repo, "run", "-n", "loss", "--", sys.executable, "loss.py").returncode == 0
+    typo = tether("reproduce", "loss", "-c", "out.txt=exatc", expect=2).output
+    assert "exatc" in typo and "exact, metrics, none" in typo
+    junk = tether("reproduce", "loss", "-t", "loss=a lot", expect=2).output
+    assert "1%" in junk
+    tether("reproduce", "loss", "-t", "loss=-1", expect=2)
+    with Project.open(repo) as project:
+        strict = project.reproduce("loss")
+    assert strict.verdict == "DIFFERENT"
+    assert {m.key: m.ok for m in strict.metrics} == {"loss": False, "overflow": True}
+    out = tether("reproduce", "loss", "-t", "loss=1%", expect=0).output
+    assert "REPRODUCED" in out and "tolerance 0.01" in out

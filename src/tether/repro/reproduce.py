@@ -16,14 +16,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tether.capture.env import capture_environment
-from tether.errors import MissingObjectError
+from tether.errors import MissingObjectError, UsageError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
@@ -36,6 +36,7 @@ from tether.workspace.status import content_id
 
 REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"
 EXIT = {REPRODUCED: 0, DIFFERENT: 1, FAILED: 3}
+MODES = ("exact", "metrics", "none")  # how an output is judged
 
 
 class Failed(Exception):
@@ -65,6 +66,8 @@ class MetricCheck:
     def ok(self) -> bool:
         if self.now is None:
             return False
+        if self.original == self.now:  # equal infinities too (their difference is NaN)
+            return True
         if math.isnan(self.original) or math.isnan(self.now):
             return math.isnan(self.original) and math.isnan(self.now)
         scale = max(abs(self.original), abs(self.now))
@@ -93,14 +96,24 @@ def reproduce(
     ws: Workspace,
     ref: str,
     *,
-    tolerances: dict[str, float] | None = None,
-    modes: dict[str, str] | None = None,
+    tolerances: Mapping[str, float | str] | None = None,
+    modes: Mapping[str, str] | None = None,
     keep: bool = False,
     fetch: Any = None,
     env: str = "current",
 ) -> Verdict:
     """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote.
-    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages."""
+    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages.
+    A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one of :data:`MODES`."""
+    limits = {k: tolerance(k, v) for k, v in (tolerances or {}).items()}
+    modes = dict(modes or {})
+    for path, mode in modes.items():
+        if mode not in MODES:
+            raise UsageError(
+                f"--compare {path}={mode}: {mode!r} is not a compare mode; use " + ", ".join(MODES)
+            )
+    if env not in ("current", "fresh"):
+        raise UsageError(f"--env takes current or fresh, not {env!r}")
     run_id = catalog.resolve(ws, ref)
     record = catalog.load(ws, run_id)
     verdict = Verdict(FAILED, run_id)
@@ -117,12 +130,12 @@ def reproduce(
         verdict.drift = compare.env_drift(recorded, _env_now(copy))
         with _environment(verdict, recorded, env, tree):
             if (record.get("tags") or {}).get("kind") == "pipeline":
-                _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
+                _reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
                 new_id = _rerun(copy, record, run_id, tree, verdict.fresh_env)
                 verdict.reproduction = new_id
                 again = catalog.load(ws, new_id)
-                _judge(ws, verdict, record, again, tolerances or {}, modes or {})
+                _judge(ws, verdict, record, again, limits, modes)
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
@@ -143,6 +156,21 @@ def reproduce(
     return verdict
 
 
+def tolerance(key: str, value: float | str) -> float:
+    """A relative tolerance from ``0.01``, ``"0.01"`` or ``"1%"``."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise UsageError(
+            f"--tolerance {key}={value}: a tolerance is a relative amount, 0 or more, "
+            "like 0.01 or 1%"
+        )
+    return number
+
+
 @contextmanager
 def _environment(
     verdict: Verdict, recorded: dict[str, Any], env: str, tree: Path
@@ -152,8 +180,6 @@ def _environment(
     if env == "current":
         yield
         return
-    if env != "fresh":
-        raise Failed(f"--env takes current or fresh, not {env!r}")
     where = Path(tempfile.mkdtemp(prefix="tether-env-"))
     try:
         verdict.fresh_env = freshenv.build(recorded, where)
