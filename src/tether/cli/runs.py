@@ -59,7 +59,13 @@ def run(
     project = Project.open()
     if check_determinism:
         _determinism(
-            project, list(command), name=name, experiment=experiment, tags=parse_pairs(tags)
+            project,
+            list(command),
+            name=name,
+            experiment=experiment,
+            tags=parse_pairs(tags),
+            deps=list(deps),
+            outs=list(outs),
         )
     done = project.run(
         list(command),
@@ -82,8 +88,22 @@ def run(
 def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
     report = project.check_determinism(command, **kwargs)
     ids = " and ".join(r.run_id[:13] for r in report.runs)
+    for path in report.unwritten:
+        click.secho(f"warning: --out {path} was written by neither run", fg="yellow", err=True)
+    if report.verdict == "nothing to compare":
+        click.secho(
+            f"nothing to compare: runs {ids} recorded no outputs and no metrics. Declare what "
+            "the command writes with --out, or log it (tether.log_output, tether.log_metric).",
+            fg="red",
+        )
+        raise SystemExit(3)
+    if report.verdict == "failed":
+        codes = " and ".join(str(r.exit_code) for r in report.runs)
+        click.secho(f"could not check: the command failed both times (exit {codes})", fg="red")
+        raise SystemExit(3)
     if report.deterministic:
-        click.secho(f"deterministic: runs {ids} gave the same outputs and metrics", fg="green")
+        same = ", ".join(report.compared)
+        click.secho(f"deterministic: runs {ids} gave the same {same}", fg="green")
         raise SystemExit(0)
     click.secho(f"NOT deterministic: runs {ids} differ", fg="yellow")
     for path, (a, b) in report.outputs.items():
