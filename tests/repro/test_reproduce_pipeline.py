@@ -96,3 +96,27 @@ def test_a_stage_with_a_dep_folder_reproduces_from_a_subfolder(
     with Project.open(repo) as project:
         v = project.reproduce(fit)
     assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+
+
+def test_a_pipeline_run_restored_from_the_run_cache_is_reproduced(
+    repo: Path, tether: Tether
+) -> None:
+    pipeline_repo(repo, tether)
+    (repo / "pipeline.lock").unlink()  # every stage "never ran": all come from the run cache
+    assert "run cache" in tether("repro").output
+    with Project.open(repo) as project:
+        newest = project.search_runs("tags.kind = 'pipeline'", sort="-started")[0]
+        assert project.search_runs(f"parent = '{newest.id}'") == []  # nothing ran
+        v = project.reproduce(newest.id)
+        assert v.verdict == "DIFFERENT", v.reason  # the unseeded stage
+        judged = {o.path: o.ok for o in v.outputs}
+        assert judged == {
+            "count:count.txt": True,
+            "fit:model.txt": True,
+            "noise:noise.txt": False,
+        }
+        assert [(m.key, m.ok) for m in v.metrics] == [("fit:total", True)]
+        again = project.reproduce(newest.id, modes={"noise.txt": "none"})
+        assert again.verdict == "REPRODUCED", (again.reason, again.outputs)
+        gate = f"tags.reproduction_of = '{newest.id}' and tags.verdict = 'REPRODUCED'"
+        assert [r.id for r in project.search_runs(gate)] == [again.reproduction]

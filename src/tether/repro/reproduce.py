@@ -18,7 +18,6 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,67 +28,37 @@ from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.freshenv import FreshEnv
+from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes
+from tether.repro.verdict import (
+    DIFFERENT,
+    EXIT,
+    FAILED,
+    MODES,
+    REPRODUCED,
+    Failed,
+    MetricCheck,
+    OutCheck,
+    Verdict,
+    judge,
+)
 from tether.runs import catalog, compare, launch
 from tether.workspace.materialize import materialize
 from tether.workspace.repo import Workspace
 from tether.workspace.status import content_id
 
-REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"
-EXIT = {REPRODUCED: 0, DIFFERENT: 1, FAILED: 3}
-MODES = ("exact", "metrics", "none")  # how an output is judged
-
-
-class Failed(Exception):
-    """Why a reproduction could not be carried out."""
-
-
-@dataclass
-class OutCheck:
-    path: str
-    mode: str  # exact | metrics | none
-    original: str | None
-    now: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.mode != "exact" or self.original == self.now
-
-
-@dataclass
-class MetricCheck:
-    key: str
-    original: float
-    now: float | None
-    tolerance: float  # relative
-
-    @property
-    def ok(self) -> bool:
-        if self.now is None:
-            return False
-        if self.original == self.now:  # equal infinities too (their difference is NaN)
-            return True
-        if math.isnan(self.original) or math.isnan(self.now):
-            return math.isnan(self.original) and math.isnan(self.now)
-        scale = max(abs(self.original), abs(self.now))
-        return abs(self.original - self.now) <= self.tolerance * scale
-
-
-@dataclass
-class Verdict:
-    verdict: str
-    run: str
-    reproduction: str | None = None
-    reason: str = ""
-    drift: compare.EnvDiff | None = None
-    outputs: list[OutCheck] = field(default_factory=list)
-    metrics: list[MetricCheck] = field(default_factory=list)
-    explanation: compare.RunDiff | None = None
-    worktree: str | None = None
-    fresh_env: FreshEnv | None = None  # with --env fresh: what was built
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.verdict]
+__all__ = [  # what callers import from here
+    "DIFFERENT",
+    "EXIT",
+    "FAILED",
+    "MODES",
+    "REPRODUCED",
+    "Failed",
+    "MetricCheck",
+    "OutCheck",
+    "Verdict",
+    "reproduce",
+    "tolerance",
+]
 
 
 def reproduce(
@@ -124,18 +93,18 @@ def reproduce(
         if not (tree / "tether.toml").exists():  # never committed: the project's own will do
             shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
         copy = Workspace.open(tree)
-        modes = {**_stage_modes(tree, record), **(modes or {})}
+        modes = {**stage_modes(tree, record), **(modes or {})}
         _restore_data(ws, copy, record, fetch)
         recorded = compare.environment(ws, record)
         verdict.drift = compare.env_drift(recorded, _env_now(copy))
         with _environment(verdict, recorded, env, tree):
             if (record.get("tags") or {}).get("kind") == "pipeline":
-                _reproduce_pipeline(ws, copy, verdict, record, limits, modes)
+                reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
                 new_id = _rerun(copy, record, run_id, tree, verdict.fresh_env)
                 verdict.reproduction = new_id
                 again = catalog.load(ws, new_id)
-                _judge(ws, verdict, record, again, limits, modes)
+                judge(ws, verdict, record, again, limits, modes)
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
@@ -152,7 +121,9 @@ def reproduce(
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
         from tether.runs.amend import amend
 
-        amend(ws, verdict.reproduction, tags={"verdict": verdict.verdict})
+        # (a pipeline's own run is tagged here: only its stage runs were tagged as they began)
+        tags = {"verdict": verdict.verdict, "reproduction_of": run_id}
+        amend(ws, verdict.reproduction, tags=tags)
     return verdict
 
 
@@ -205,51 +176,6 @@ def _environment(
         yield
 
 
-def _reproduce_pipeline(
-    ws: Workspace,
-    copy: Workspace,
-    verdict: Verdict,
-    record: dict[str, Any],
-    tolerances: dict[str, float],
-    modes: dict[str, str],
-) -> None:
-    """A whole pipeline run: every stage re-runs (no run cache), each is judged against the
-    stage run it reproduces; the verdict is the worst of them."""
-    from tether.pipelines import execute
-    from tether.pipelines import plan as plans
-    from tether.pipelines.spec import PipelineError
-
-    stages = {r.tags.get("stage"): r.id for r in catalog.search(ws, f"parent = '{verdict.run}'")}
-    try:
-        whole = plans.plan(copy, [s for s in stages if s], force=True)
-    except PipelineError as exc:
-        raise Failed(f"the pipeline at that commit cannot run: {exc}") from exc
-    result = execute.repro(copy, whole, tags={"reproduction_of": verdict.run}, use_cache=False)
-    verdict.reproduction = result.run
-    if not result.ok:
-        bad = [f"{r.name} {r.outcome}: {r.detail}" for r in result.results if r.outcome != "ran"]
-        raise Failed("stages did not re-run: " + "; ".join(bad))
-    new = {r.name: r.run for r in result.results}
-    for stage, old_id in sorted((s, i) for s, i in stages.items() if s):
-        if stage not in new or new[stage] is None:
-            raise Failed(f"stage {stage} is no longer in the pipeline at that commit")
-        part = Verdict(FAILED, old_id)
-        old, again = catalog.load(ws, old_id), catalog.load(ws, str(new[stage]))
-        stage_modes = {**_stage_modes(copy.root, old), **modes}
-        _judge(ws, part, old, again, tolerances, stage_modes)
-        verdict.outputs += [
-            OutCheck(f"{stage}:{o.path}", o.mode, o.original, o.now) for o in part.outputs
-        ]
-        verdict.metrics += [
-            MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in part.metrics
-        ]
-        verdict.explanation = verdict.explanation or part.explanation
-    if not stages:
-        raise Failed("the pipeline run has no stage runs to compare")
-    ok = all(o.ok for o in verdict.outputs) and all(m.ok for m in verdict.metrics)
-    verdict.verdict = REPRODUCED if ok else DIFFERENT
-
-
 def _rerun(
     copy: Workspace, record: dict[str, Any], run_id: str, tree: Path, fresh: FreshEnv | None
 ) -> str:
@@ -257,7 +183,7 @@ def _rerun(
     outs and metrics files recorded the same way), anything else by its command."""
     stage = (record.get("tags") or {}).get("stage")
     if stage:
-        return _rerun_stage(copy, stage, run_id)
+        return rerun_stage(copy, stage, run_id)
     command = _command(record)
     if fresh is not None and Path(command[0]).name.startswith("python"):
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
@@ -310,39 +236,6 @@ def _in_tree(tree: Path, path: str) -> str:
     if os.path.normpath(path).startswith(".."):
         raise Failed(f"the run's recorded path {path!r} leaves the repository")
     return str(tree / path)
-
-
-def _rerun_stage(copy: Workspace, stage: str, run_id: str) -> str:
-    from tether.pipelines import execute
-    from tether.pipelines import plan as plans
-    from tether.pipelines.spec import PipelineError
-
-    try:
-        whole = plans.plan(copy, [stage])
-    except PipelineError as exc:
-        raise Failed(f"the pipeline at that commit cannot run stage {stage}: {exc}") from exc
-    (sp,) = [s for s in whole.stages if s.stage.name == stage]
-    sp.action, sp.reasons = "run", ["reproduction"]
-    single = plans.Plan(whole.pipeline, [sp], whole.lock)
-    result = execute.repro(copy, single, [stage], tags={"reproduction_of": run_id}, use_cache=False)
-    (res,) = result.results
-    if res.outcome != "ran" or res.run is None:
-        raise Failed(f"stage {stage} {res.outcome} on re-run: {res.detail}")
-    return res.run
-
-
-def _stage_modes(tree: Path, record: dict[str, Any]) -> dict[str, str]:
-    """A pipeline stage's outs say how to compare them (``compare:`` in pipeline.yaml)."""
-    stage = (record.get("tags") or {}).get("stage")
-    if not stage:
-        return {}
-    from tether.pipelines.spec import PipelineError, load_pipeline
-
-    try:
-        found = load_pipeline(tree).stages.get(stage)
-    except PipelineError:
-        return {}
-    return {o.path: o.compare for o in found.outs} if found else {}
 
 
 def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
@@ -420,41 +313,3 @@ def _command(record: dict[str, Any]) -> list[str]:
     if argv[0].endswith(".py"):  # logged from inside `python train.py ...`
         argv = [sys.executable, *argv]
     return argv
-
-
-def _judge(
-    ws: Workspace,
-    verdict: Verdict,
-    original: dict[str, Any],
-    again: dict[str, Any],
-    tolerances: dict[str, float],
-    modes: dict[str, str],
-) -> None:
-    outs_a = (original.get("data") or {}).get("outputs") or {}
-    outs_b = (again.get("data") or {}).get("outputs") or {}
-    verdict.outputs = [
-        OutCheck(path, modes.get(path, "exact"), oid, outs_b.get(path))
-        for path, oid in sorted(outs_a.items())
-    ]
-    from tether.runs.record import number
-
-    for key, m in sorted((original.get("metrics") or {}).items()):
-        now = (again.get("metrics") or {}).get(key)
-        verdict.metrics.append(
-            MetricCheck(
-                key,
-                number(m["last"]),
-                None if now is None else number(now["last"]),
-                tolerances.get(key, 0.0),
-            )
-        )
-    if not verdict.outputs and not verdict.metrics:
-        raise Failed(
-            "the run recorded no outputs and no metrics, so there is nothing to compare: log "
-            "them (tether.log_output, tether.log_metric) or declare them as a stage's outs"
-        )
-    if all(c.ok for c in verdict.outputs) and all(c.ok for c in verdict.metrics):
-        verdict.verdict = REPRODUCED
-    else:
-        verdict.verdict = DIFFERENT
-        verdict.explanation = compare.diff(ws, original, again)
