@@ -120,3 +120,26 @@ def test_a_pipeline_run_restored_from_the_run_cache_is_reproduced(
         assert again.verdict == "REPRODUCED", (again.reason, again.outputs)
         gate = f"tags.reproduction_of = '{newest.id}' and tags.verdict = 'REPRODUCED'"
         assert [r.id for r in project.search_runs(gate)] == [again.reproduction]
+
+
+def test_a_pipeline_run_on_data_edited_and_not_added_reproduces_with_those_bytes(
+    repo: Path, tether: Tether
+) -> None:
+    write_files(
+        repo,
+        {
+            "pipeline.yaml": "stages:\n  fit:\n    cmd: python3 fit.py\n"
+            "    deps: [fit.py, data/raw]\n    outs: [model.txt]\n",
+            "fit.py": FIT_PY.replace('json.dump({"total": total}, open("fit.json", "w"))', ""),
+            "data/raw/a.txt": "1",
+        },
+    )
+    tether("add", "data/raw")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
+    write_files(repo, {"data/raw/a.txt": "40"})  # edited, not `tether add`ed
+    tether("repro")
+    with Project.open(repo) as project:
+        (pipeline,) = project.search_runs("tags.kind = 'pipeline'")
+        v = project.reproduce(pipeline.id)
+    assert v.verdict == "REPRODUCED", (v.reason, v.outputs)

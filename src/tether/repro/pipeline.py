@@ -59,6 +59,22 @@ def stage_modes(tree: Path, record: dict[str, Any]) -> dict[str, str]:
     return {o.path: o.compare for o in found.outs} if found else {}
 
 
+def with_sources(ws: Workspace, tree: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline run's record with, as its inputs, what its stages read that no stage makes
+    (raw data, perhaps edited and not added since): restored before the pipeline runs again."""
+    try:
+        stages = load_pipeline(tree).stages.values()
+    except PipelineError:
+        return record
+    made = [p for s in stages for p in (*s.out_paths, *s.metrics)]
+    sources = dict((record.get("data") or {}).get("inputs") or {})
+    for run in catalog.search(ws, f"parent = '{record['id']}'"):
+        for path, oid in _inputs(catalog.load(ws, run.id)).items():
+            if not any(path == m or path.startswith(m + "/") for m in made):
+                sources.setdefault(path, oid)
+    return {**record, "data": {**(record.get("data") or {}), "inputs": sources}}
+
+
 def reproduce_pipeline(
     ws: Workspace,
     copy: Workspace,

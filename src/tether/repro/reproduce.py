@@ -28,7 +28,7 @@ from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.freshenv import FreshEnv
-from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes
+from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -94,11 +94,12 @@ def reproduce(
             shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
         copy = Workspace.open(tree)
         modes = {**stage_modes(tree, record), **(modes or {})}
-        _restore_data(ws, copy, record, fetch)
+        pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
+        _restore_data(ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch)
         recorded = compare.environment(ws, record)
         verdict.drift = compare.env_drift(recorded, _env_now(copy))
         with _environment(verdict, recorded, env, tree):
-            if (record.get("tags") or {}).get("kind") == "pipeline":
+            if pipeline:
                 reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
                 new_id = _rerun(copy, record, run_id, tree, verdict.fresh_env)
