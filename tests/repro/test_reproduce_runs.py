@@ -141,3 +141,34 @@ def test_compare_modes_and_tolerances_as_typed(repo: Path, tether: Tether) -> No
     assert {m.key: m.ok for m in strict.metrics} == {"loss": False, "overflow": True}
     out = tether("reproduce", "loss", "-t", "loss=1%", expect=0).output
     assert "REPRODUCED" in out and "tolerance 0.01" in out
+
+
+def test_a_run_with_an_ignored_venvs_interpreter_is_reproduced(repo: Path) -> None:
+    scored(repo)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(repo / ".venv2")], check=True
+    )
+    with open(repo / ".gitignore", "a") as f:
+        f.write(".venv2/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "venv")
+    argv = ["--out", "out.txt", "--", ".venv2/bin/python", "score.py", "rows.txt", "out.txt"]
+    assert tether_cli(repo, "run", "-n", "venv", *argv).returncode == 0
+    with Project.open(repo) as project:
+        v = project.reproduce("venv")
+    assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+
+
+def test_a_command_that_cannot_start_is_failed_not_a_usage_error(
+    repo: Path, tmp_path: Path
+) -> None:
+    scored(repo)
+    exe = tmp_path / "tools" / "run.sh"  # a tool outside the repository...
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\necho 1 > out.txt\n")
+    exe.chmod(0o755)
+    assert tether_cli(repo, "run", "-n", "tool", "--out", "out.txt", "--", str(exe)).returncode == 0
+    exe.unlink()  # ... uninstalled since
+    proc = tether_cli(repo, "reproduce", "tool")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "could not start" in proc.stdout

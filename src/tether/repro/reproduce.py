@@ -102,7 +102,7 @@ def reproduce(
             if pipeline:
                 reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
-                new_id = _rerun(copy, record, run_id, tree, verdict.fresh_env)
+                new_id = _rerun(ws, copy, record, run_id, verdict.fresh_env)
                 verdict.reproduction = new_id
                 again = catalog.load(ws, new_id)
                 judge(ws, verdict, record, again, limits, modes)
@@ -178,7 +178,7 @@ def _environment(
 
 
 def _rerun(
-    copy: Workspace, record: dict[str, Any], run_id: str, tree: Path, fresh: FreshEnv | None
+    ws: Workspace, copy: Workspace, record: dict[str, Any], run_id: str, fresh: FreshEnv | None
 ) -> str:
     """Re-run as the original ran: a pipeline stage through the pipeline (its params, deps,
     outs and metrics files recorded the same way), anything else by its command."""
@@ -186,19 +186,25 @@ def _rerun(
     if stage:
         return rerun_stage(copy, stage, run_id)
     command = _command(record)
+    folder = _folder(copy.root, record)
     if fresh is not None and Path(command[0]).name.startswith("python"):
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
+    else:
+        command = [_program(command[0], folder, copy.root, ws.root), *command[1:]]
     declared = record.get("declared") or {}
-    done = launch.launch(
-        copy,
-        command,
-        name=f"{record['name']}-reproduction",
-        experiment=record["experiment"],
-        tags={"reproduction_of": run_id},
-        cwd=_folder(tree, record),
-        deps=[_in_tree(tree, p) for p in declared.get("deps") or []],
-        outs=[_in_tree(tree, p) for p in declared.get("outs") or []],
-    )
+    try:
+        done = launch.launch(
+            copy,
+            command,
+            name=f"{record['name']}-reproduction",
+            experiment=record["experiment"],
+            tags={"reproduction_of": run_id},
+            cwd=folder,
+            deps=[_in_tree(copy.root, p) for p in declared.get("deps") or []],
+            outs=[_in_tree(copy.root, p) for p in declared.get("outs") or []],
+        )
+    except UsageError as exc:  # the command cannot start here, or a --dep is missing
+        raise Failed(f"the re-run could not start: {exc}") from exc
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id
@@ -219,6 +225,15 @@ def _folder(tree: Path, record: dict[str, Any]) -> Path:
     folder = tree / rel
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _program(program: str, folder: Path, tree: Path, home: Path) -> str:
+    """The program to run. One named by a relative path that the commit does not hold (an
+    ignored ``.venv/bin/python``) is the current environment's: the work tree's own."""
+    if os.path.isabs(program) or "/" not in program or (folder / program).exists():
+        return program
+    mine = home / folder.relative_to(tree) / program
+    return str(mine) if mine.exists() else program
 
 
 def _folder_from_entry(record: dict[str, Any]) -> str:

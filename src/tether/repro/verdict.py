@@ -113,7 +113,8 @@ def judge(
     if not verdict.outputs and not verdict.metrics:
         raise Failed(
             "the run recorded no outputs and no metrics, so there is nothing to compare: log "
-            "them (tether.log_output, tether.log_metric) or declare them as a stage's outs"
+            "them (tether.log_output, tether.log_metric), or declare them (`tether run --out`, "
+            "a stage's outs)"
         )
     if verdict.all_ok:
         verdict.verdict = REPRODUCED
