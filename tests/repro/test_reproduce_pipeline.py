@@ -116,7 +116,8 @@ def test_a_pipeline_run_restored_from_the_run_cache_is_reproduced(
             "noise:noise.txt": False,
         }
         assert [(m.key, m.ok) for m in v.metrics] == [("fit:total", True)]
-        again = project.reproduce(newest.id, modes={"noise.txt": "none"})
+        # the mode named as the verdict names the out: `stage:path`
+        again = project.reproduce(newest.id, modes={"noise:noise.txt": "none"})
         assert again.verdict == "REPRODUCED", (again.reason, again.outputs)
         gate = f"tags.reproduction_of = '{newest.id}' and tags.verdict = 'REPRODUCED'"
         assert [r.id for r in project.search_runs(gate)] == [again.reproduction]

@@ -172,3 +172,29 @@ def test_a_command_that_cannot_start_is_failed_not_a_usage_error(
     proc = tether_cli(repo, "reproduce", "tool")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "could not start" in proc.stdout
+
+
+def test_an_output_judged_by_metrics_must_still_be_written(repo: Path) -> None:
+    scored(repo)
+    maybe = SCORE.replace(
+        "open(sys.argv[2]", "import os\nos.path.exists('flag') and open(sys.argv[2]"
+    )
+    write_files(repo, {"maybe.py": maybe, "flag": ""})  # flag: ignored, not in the rebuilt tree
+    with open(repo / ".gitignore", "a") as f:
+        f.write("flag\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "maybe")
+    argv = ["--out", "out.txt", "--", sys.executable, "maybe.py", "rows.txt", "out.txt"]
+    assert tether_cli(repo, "run", "-n", "maybe", *argv).returncode == 0
+    with Project.open(repo) as project:
+        v = project.reproduce("maybe", modes={"out.txt": "metrics"})
+    assert v.verdict == "DIFFERENT", (v.reason, v.outputs)
+    assert v.outputs[0].now is None
+
+
+def test_a_run_still_running_is_not_reproduced(repo: Path) -> None:
+    scored(repo)
+    with Project.open(repo) as project, project.start_run(name="live") as live:
+        live.log_metric("loss", 1.0)
+        v = project.reproduce("live")
+        assert v.verdict == "FAILED" and "still running" in v.reason

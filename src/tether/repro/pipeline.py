@@ -120,8 +120,15 @@ def _judge_stage(
     tolerances: dict[str, float],
     modes: dict[str, str],
 ) -> None:
-    """The stage's outs and metrics, named ``stage:path``, added to the pipeline's verdict."""
-    outs, metrics = checks(old, again, tolerances, modes)
+    """The stage's outs and metrics, named ``stage:path``, added to the pipeline's verdict.
+    A tolerance or mode given as ``stage:key`` (as the verdict names it) is this stage's."""
+    mine = stage + ":"
+    limits = {
+        **tolerances,
+        **{k[len(mine) :]: v for k, v in tolerances.items() if k.startswith(mine)},
+    }
+    modes = {**modes, **{k[len(mine) :]: v for k, v in modes.items() if k.startswith(mine)}}
+    outs, metrics = checks(old, again, limits, modes)
     verdict.outputs += [OutCheck(f"{stage}:{o.path}", o.mode, o.original, o.now) for o in outs]
     verdict.metrics += [
         MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in metrics

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.capture.env import capture_environment
-from tether.errors import MissingObjectError, UsageError
+from tether.errors import MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
@@ -74,45 +74,25 @@ def reproduce(
     """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote.
     ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages.
     A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one of :data:`MODES`."""
-    limits = {k: tolerance(k, v) for k, v in (tolerances or {}).items()}
-    modes = dict(modes or {})
-    for path, mode in modes.items():
-        if mode not in MODES:
-            raise UsageError(
-                f"--compare {path}={mode}: {mode!r} is not a compare mode; use " + ", ".join(MODES)
-            )
-    if env not in ("current", "fresh"):
-        raise UsageError(f"--env takes current or fresh, not {env!r}")
+    limits, how = _options(tolerances, modes, env)
     run_id = catalog.resolve(ws, ref)
     record = catalog.load(ws, run_id)
     verdict = Verdict(FAILED, run_id)
+    if record.get("status") == "running":
+        verdict.reason = "the run is still running: reproduce it once it has ended"
+        return verdict
     tree: Path | None = None
     try:
         tree = _worktree(ws, record)
         verdict.worktree = str(tree)
-        if not (tree / "tether.toml").exists():  # never committed: the project's own will do
-            shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
-        copy = Workspace.open(tree)
-        modes = {**stage_modes(tree, record), **(modes or {})}
-        pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
-        _restore_data(ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch)
-        recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy))
-        with _environment(verdict, recorded, env, tree):
-            if pipeline:
-                reproduce_pipeline(ws, copy, verdict, record, limits, modes)
-            else:
-                new_id = _rerun(ws, copy, record, run_id, verdict.fresh_env)
-                verdict.reproduction = new_id
-                again = catalog.load(ws, new_id)
-                judge(ws, verdict, record, again, limits, modes)
+        _carry_out(ws, tree, verdict, record, limits, how, env, fetch)
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
-        verdict.verdict, verdict.reason = (
-            FAILED,
-            f"inputs are gone from every cache and remote: {exc}",
-        )
+        verdict.verdict = FAILED
+        verdict.reason = f"inputs are gone from every cache and remote: {exc}"
+    except TetherError as exc:  # the rebuilt tree could not run it (a stage's dep missing, ...)
+        verdict.verdict, verdict.reason = FAILED, str(exc)
     finally:
         if tree is not None and not keep:
             _remove_worktree(ws, tree)
@@ -126,6 +106,49 @@ def reproduce(
         tags = {"verdict": verdict.verdict, "reproduction_of": run_id}
         amend(ws, verdict.reproduction, tags=tags)
     return verdict
+
+
+def _options(
+    tolerances: Mapping[str, float | str] | None, modes: Mapping[str, str] | None, env: str
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The tolerances as numbers and the compare modes, checked before anything is built."""
+    limits = {k: tolerance(k, v) for k, v in (tolerances or {}).items()}
+    for path, mode in (modes or {}).items():
+        if mode not in MODES:
+            raise UsageError(
+                f"--compare {path}={mode}: {mode!r} is not a compare mode; use " + ", ".join(MODES)
+            )
+    if env not in ("current", "fresh"):
+        raise UsageError(f"--env takes current or fresh, not {env!r}")
+    return limits, dict(modes or {})
+
+
+def _carry_out(
+    ws: Workspace,
+    tree: Path,
+    verdict: Verdict,
+    record: dict[str, Any],
+    limits: dict[str, float],
+    modes: dict[str, str],
+    env: str,
+    fetch: Any,
+) -> None:
+    """In the rebuilt ``tree``: restore the data, re-run, judge."""
+    if not (tree / "tether.toml").exists():  # never committed: the project's own will do
+        shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
+    copy = Workspace.open(tree)
+    modes = {**stage_modes(tree, record), **modes}
+    pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
+    _restore_data(ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch)
+    recorded = compare.environment(ws, record)
+    verdict.drift = compare.env_drift(recorded, _env_now(copy))
+    with _environment(verdict, recorded, env, tree):
+        if pipeline:
+            reproduce_pipeline(ws, copy, verdict, record, limits, modes)
+        else:
+            verdict.reproduction = _rerun(ws, copy, record, verdict.run, verdict.fresh_env)
+            again = catalog.load(ws, verdict.reproduction)
+            judge(ws, verdict, record, again, limits, modes)
 
 
 def tolerance(key: str, value: float | str) -> float:
