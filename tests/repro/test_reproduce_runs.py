@@ -198,3 +198,21 @@ def test_a_run_still_running_is_not_reproduced(repo: Path) -> None:
         live.log_metric("loss", 1.0)
         v = project.reproduce("live")
         assert v.verdict == "FAILED" and "still running" in v.reason
+
+
+def test_the_rebuilt_tree_keeps_its_own_stat_cache(repo: Path, tether: Tether) -> None:
+    """Its files share the user's paths: their rows must neither replace the user's (all of
+    `data/` hashed again by the next `tether status`) nor be taken for the user's files."""
+    write_files(repo, {"score.py": SCORE, "data/rows.txt": "1 2 3\n"})
+    tether("add", "data")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    argv = ["--out", "out.txt", "--", sys.executable, "score.py", "data/rows.txt", "out.txt"]
+    assert tether_cli(repo, "run", "-n", "data", *argv).returncode == 0
+    tether("status")
+    mine = (repo / "data" / "rows.txt").stat().st_ino
+    with Project.open(repo) as project:
+        assert project.reproduce("data").verdict == "REPRODUCED"
+        rows = project.ws.statcache.under("data")
+    assert rows["data/rows.txt"][1] == mine
+    assert not list((repo / ".tether" / "tmp").glob("state-*"))  # gone with the tree

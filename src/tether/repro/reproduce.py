@@ -137,18 +137,21 @@ def _carry_out(
     if not (tree / "tether.toml").exists():  # never committed: the project's own will do
         shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
     copy = Workspace.open(tree)
-    modes = {**stage_modes(tree, record), **modes}
-    pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
-    _restore_data(ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch)
-    recorded = compare.environment(ws, record)
-    verdict.drift = compare.env_drift(recorded, _env_now(copy))
-    with _environment(verdict, recorded, env, tree):
-        if pipeline:
-            reproduce_pipeline(ws, copy, verdict, record, limits, modes)
-        else:
-            verdict.reproduction = _rerun(ws, copy, record, verdict.run, verdict.fresh_env)
-            again = catalog.load(ws, verdict.reproduction)
-            judge(ws, verdict, record, again, limits, modes)
+    try:
+        modes = {**stage_modes(tree, record), **modes}
+        pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
+        _restore_data(ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch)
+        recorded = compare.environment(ws, record)
+        verdict.drift = compare.env_drift(recorded, _env_now(copy))
+        with _environment(verdict, recorded, env, tree):
+            if pipeline:
+                reproduce_pipeline(ws, copy, verdict, record, limits, modes)
+            else:
+                verdict.reproduction = _rerun(ws, copy, record, verdict.run, verdict.fresh_env)
+                again = catalog.load(ws, verdict.reproduction)
+                judge(ws, verdict, record, again, limits, modes)
+    finally:
+        copy.close()
 
 
 def tolerance(key: str, value: float | str) -> float:
@@ -315,6 +318,9 @@ def _apply_diff(ws: Workspace, tree: Path, diff: str | None) -> None:
 
 def _remove_worktree(ws: Workspace, tree: Path) -> None:
     if (tree / DOT).is_symlink():
+        own = Workspace(tree).statcache_path  # the tree's own stat cache goes with it
+        for part in (own, *(own.with_name(own.name + end) for end in ("-wal", "-shm"))):
+            part.unlink(missing_ok=True)
         (tree / DOT).unlink()  # the link only: the cache it points at is the project's
     git_maybe(ws.root, "worktree", "remove", "--force", str(tree))
     shutil.rmtree(tree, ignore_errors=True)

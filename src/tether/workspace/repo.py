@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,7 +88,17 @@ class Workspace:
     @cached_property
     def statcache(self) -> StatCache:
         self.dot.mkdir(exist_ok=True)
-        return StatCache(self.dot / "state.db")
+        self.statcache_path.parent.mkdir(exist_ok=True)
+        return StatCache(self.statcache_path)
+
+    @property
+    def statcache_path(self) -> Path:
+        """``.tether/state.db``. A work tree linked to another's ``.tether`` (a reproduction's)
+        keeps its own: rows are keyed by path, and its files are not the owner's."""
+        if not self.dot.is_symlink():
+            return self.dot / "state.db"
+        tag = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        return self.dot / "tmp" / f"state-{tag}.db"
 
     def close(self) -> None:
         cache = self.__dict__.pop("statcache", None)
