@@ -22,6 +22,10 @@ stages:
     cmd: python3 count.py
     deps: [count.py]
     outs: [count.txt]
+  double:
+    cmd: cat count.txt count.txt > double.txt
+    deps: [count.txt]
+    outs: [double.txt]
   fit:
     cmd: python3 fit.py
     deps: [fit.py, data/raw]
@@ -112,6 +116,7 @@ def test_a_pipeline_run_restored_from_the_run_cache_is_reproduced(
         judged = {o.path: o.ok for o in v.outputs}
         assert judged == {
             "count:count.txt": True,
+            "double:double.txt": True,
             "fit:model.txt": True,
             "noise:noise.txt": False,
         }
@@ -144,3 +149,15 @@ def test_a_pipeline_run_on_data_edited_and_not_added_reproduces_with_those_bytes
         (pipeline,) = project.search_runs("tags.kind = 'pipeline'")
         v = project.reproduce(pipeline.id)
     assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+
+
+def test_an_upstream_out_restored_for_a_stage_is_not_taken_for_code(
+    repo: Path, tether: Tether
+) -> None:
+    pipeline_repo(repo, tether)
+    with Project.open(repo) as project:
+        double = stage_run(project, "double")
+        v = project.reproduce(double)
+        assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+        code = project.diff_runs(double, v.reproduction or "").code
+    assert code.same_patch and code.dirty_b == []  # count.txt is data, restored

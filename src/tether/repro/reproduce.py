@@ -28,6 +28,7 @@ from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.freshenv import FreshEnv
+from tether.repro.gitignore import hidden_from_git
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.verdict import (
     DIFFERENT,
@@ -140,10 +141,13 @@ def _carry_out(
     try:
         modes = {**stage_modes(tree, record), **modes}
         pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
-        _restore_data(ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch)
+        restored = _restore_data(
+            ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
+        )
         recorded = compare.environment(ws, record)
         verdict.drift = compare.env_drift(recorded, _env_now(copy))
-        with _environment(verdict, recorded, env, tree):
+        unseen = _unseen(record, restored)
+        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, unseen):
             if pipeline:
                 reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
@@ -327,7 +331,8 @@ def _remove_worktree(ws: Workspace, tree: Path) -> None:
     git_maybe(ws.root, "worktree", "prune")
 
 
-def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> None:
+def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> list[str]:
+    """Check out the tracked data and restore the inputs by id: the paths it restored."""
     from tether.workspace.checkout import apply_checkout, plan_checkout
 
     data = record.get("data") or {}
@@ -339,10 +344,20 @@ def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch:
         fetch(sorted(missing))
     plan = plan_checkout(copy, None)
     apply_checkout(copy, plan, force=True)
+    restored = []
     for path, oid in (data.get("inputs") or {}).items():
         if os.path.isabs(path) or content_id(copy, path) == oid:
             continue  # outside the repository, or the commit and its diff brought it already
         materialize(copy, path, oid)
+        restored.append(path)
+    return restored
+
+
+def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
+    """Restored inputs the run's code capture did not see (a stage's upstream outs, written
+    after the pipeline began): data, so the reproduction's capture must not take them for code."""
+    seen = set((record.get("code") or {}).get("changed") or [])
+    return [p for p in restored if not any(p == c or p.startswith(c + "/") for c in seen)]
 
 
 def _env_now(copy: Workspace) -> dict[str, Any]:
