@@ -4,6 +4,7 @@ hand."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,23 @@ def test_the_rebuilt_tree_keeps_its_own_stat_cache(repo: Path, tether: Tether) -
         rows = project.ws.statcache.under("data")
     assert rows["data/rows.txt"][1] == mine
     assert not list((repo / ".tether" / "tmp").glob("state-*"))  # gone with the tree
+
+
+def test_a_failed_run_is_not_called_reproduced_by_a_rerun_that_works(repo: Path) -> None:
+    scored(repo)
+    flaky = "import os, sys\n" + SCORE + "os.environ.get('FAIL') and sys.exit(1)\n"
+    write_files(repo, {"flaky.py": flaky})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "flaky")
+    argv = ["--out", "out.txt", "--", sys.executable, "flaky.py", "rows.txt", "out.txt"]
+    proc = subprocess.run(
+        [str(BIN / "tether"), "run", "-n", "flaky", *argv],
+        cwd=repo,
+        env={**os.environ, "FAIL": "1"},  # it failed that time (wrote its out, then exit 1)
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    with Project.open(repo) as project:
+        v = project.reproduce("flaky")  # the re-run would pass
+    assert v.verdict == "FAILED" and "only a finished run" in v.reason

@@ -79,8 +79,15 @@ def reproduce(
     run_id = catalog.resolve(ws, ref)
     record = catalog.load(ws, run_id)
     verdict = Verdict(FAILED, run_id)
-    if record.get("status") == "running":
+    status = record.get("status")
+    if status == "running":
         verdict.reason = "the run is still running: reproduce it once it has ended"
+        return verdict
+    if status != "finished":  # what it left is not a result a re-run could be judged against
+        verdict.reason = (
+            f"the run {status} (exit code {record.get('exit_code')}): only a finished run has a "
+            "result to reproduce; `tether runs show` it to see why it stopped"
+        )
         return verdict
     tree: Path | None = None
     try:
