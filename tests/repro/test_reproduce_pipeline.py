@@ -126,6 +126,9 @@ def test_a_pipeline_run_restored_from_the_run_cache_is_reproduced(
         assert again.verdict == "REPRODUCED", (again.reason, again.outputs)
         gate = f"tags.reproduction_of = '{newest.id}' and tags.verdict = 'REPRODUCED'"
         assert [r.id for r in project.search_runs(gate)] == [again.reproduction]
+        fit = project.search_runs("tags.stage = 'fit'", sort="started")[0].id  # the first
+        gate = f"tags.reproduction_of = '{fit}' and tags.verdict = 'REPRODUCED'"
+        assert len(project.search_runs(gate)) == 2  # by both reproductions of the pipeline
 
 
 def test_a_pipeline_run_on_data_edited_and_not_added_reproduces_with_those_bytes(

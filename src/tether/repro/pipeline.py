@@ -28,6 +28,7 @@ from tether.repro.verdict import (
     checks,
 )
 from tether.runs import catalog, compare
+from tether.runs.amend import amend
 from tether.workspace.repo import Workspace
 
 
@@ -121,7 +122,9 @@ def _judge_stage(
     modes: dict[str, str],
 ) -> None:
     """The stage's outs and metrics, named ``stage:path``, added to the pipeline's verdict.
-    A tolerance or mode given as ``stage:key`` (as the verdict names it) is this stage's."""
+    A tolerance or mode given as ``stage:key`` (as the verdict names it) is this stage's. The
+    new stage run is tagged as a reproduction of the stage run it was judged against, with
+    that stage's verdict (a registry gate asks it of a model made by that stage)."""
     mine = stage + ":"
     limits = {
         **tolerances,
@@ -133,8 +136,11 @@ def _judge_stage(
     verdict.metrics += [
         MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in metrics
     ]
-    if not all(o.ok for o in outs) or not all(m.ok for m in metrics):
+    same = all(o.ok for o in outs) and all(m.ok for m in metrics) and bool(outs or metrics)
+    if not same:
         verdict.explanation = verdict.explanation or compare.diff(ws, old, again)
+    tags = {"reproduction_of": old["id"], "verdict": REPRODUCED if same else DIFFERENT}
+    amend(ws, again["id"], tags=tags)
 
 
 def _conclude(verdict: Verdict, unknown: list[str]) -> None:
