@@ -34,7 +34,7 @@ from tether.cli.render import echo_json, parse_pairs
 @click.option(
     "--check-determinism",
     is_flag=True,
-    help="Run the command twice and report which outputs and metrics differ.",
+    help="Run the command twice (same --dep, --out) and say which outputs and metrics differ.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
