@@ -2,10 +2,12 @@
 
 A clean git worktree at the run's commit gets the recorded diff applied, its tracked data
 checked out and its logged inputs restored by id (fetched from the remote when the cache lacks
-them); the environment is compared with the recorded one; the recorded command re-runs there
-as a new run tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and
-metrics within tolerances. The verdict is REPRODUCED, DIFFERENT (with the four-pillar
-explanation) or FAILED (with the reason).
+them); the environment is compared with the recorded one; the recorded command re-runs there,
+in the folder it was started in and with the ``--dep``/``--out`` it declared, as a new run
+tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and metrics within
+tolerances. A pipeline stage's run re-runs through the pipeline, a whole pipeline run as a whole
+(see ``repro/pipeline.py``). Only a finished run is reproduced. The verdict is REPRODUCED,
+DIFFERENT (with the four-pillar explanation) or FAILED (with the reason).
 """
 
 from __future__ import annotations
