@@ -140,8 +140,9 @@ def test_compare_modes_and_tolerances_as_typed(repo: Path, tether: Tether) -> No
         strict = project.reproduce("loss")
     assert strict.verdict == "DIFFERENT"
     assert {m.key: m.ok for m in strict.metrics} == {"loss": False, "overflow": True}
-    out = tether("reproduce", "loss", "-t", "loss=1%", expect=0).output
+    out = tether("reproduce", "loss", "-t", "loss=1%", "-t", "los=5%", expect=0).output
     assert "REPRODUCED" in out and "tolerance 0.01" in out
+    assert "--tolerance los names no metric" in out  # a typo in the key is named too
 
 
 def test_a_run_with_an_ignored_venvs_interpreter_is_reproduced(repo: Path) -> None:

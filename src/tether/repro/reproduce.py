@@ -109,6 +109,8 @@ def reproduce(
             verdict.worktree = None
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
+    if verdict.verdict != FAILED:
+        verdict.reason = "; ".join(filter(None, [verdict.reason, _unused(verdict, limits, how)]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
         from tether.runs.amend import amend
 
@@ -116,6 +118,21 @@ def reproduce(
         tags = {"verdict": verdict.verdict, "reproduction_of": run_id}
         amend(ws, verdict.reproduction, tags=tags)
     return verdict
+
+
+def _unused(verdict: Verdict, limits: dict[str, float], modes: dict[str, str]) -> str:
+    """Tolerances and modes that named no metric or output (a typo leaves the check exact)."""
+
+    def names(keys: list[str]) -> set[str]:
+        return set(keys) | {k.split(":", 1)[1] for k in keys if ":" in k}
+
+    metrics, outs = (
+        names([m.key for m in verdict.metrics]),
+        names([o.path for o in verdict.outputs]),
+    )
+    notes = [f"--tolerance {k} names no metric" for k in sorted(limits) if k not in metrics]
+    notes += [f"--compare {k} names no output" for k in sorted(modes) if k not in outs]
+    return "; ".join(notes)
 
 
 def _options(
