@@ -238,3 +238,13 @@ def test_a_failed_run_is_not_called_reproduced_by_a_rerun_that_works(repo: Path)
     with Project.open(repo) as project:
         v = project.reproduce("flaky")  # the re-run would pass
     assert v.verdict == "FAILED" and "only a finished run" in v.reason
+
+
+def test_no_tolerance_bridges_a_number_and_an_infinity() -> None:
+    from tether.repro.verdict import MetricCheck
+
+    inf = float("inf")
+    assert not MetricCheck("loss", 5.0, inf, 0.01).ok  # blew up on the re-run
+    assert not MetricCheck("loss", inf, -inf, 0.5).ok
+    assert MetricCheck("loss", -inf, -inf, 0.0).ok
+    assert MetricCheck("loss", 100.0, 100.5, 0.01).ok

@@ -51,6 +51,8 @@ class MetricCheck:
             return True
         if math.isnan(self.original) or math.isnan(self.now):
             return math.isnan(self.original) and math.isnan(self.now)
+        if math.isinf(self.original) or math.isinf(self.now):
+            return False  # no tolerance bridges to an infinity (inf - 5 <= 1% of inf)
         scale = max(abs(self.original), abs(self.now))
         return abs(self.original - self.now) <= self.tolerance * scale
 
