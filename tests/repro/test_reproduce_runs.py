@@ -217,7 +217,7 @@ def test_the_rebuilt_tree_keeps_its_own_stat_cache(repo: Path, tether: Tether) -
         assert project.reproduce("data").verdict == "REPRODUCED"
         rows = project.ws.statcache.under("data")
     assert rows["data/rows.txt"][1] == mine
-    assert not list((repo / ".tether" / "tmp").glob("state-*"))  # gone with the tree
+    assert not list((repo / ".tether").glob("state-*"))  # gone with the tree
 
 
 def test_a_failed_run_is_not_called_reproduced_by_a_rerun_that_works(repo: Path) -> None:
