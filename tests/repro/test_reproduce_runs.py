@@ -248,3 +248,19 @@ def test_no_tolerance_bridges_a_number_and_an_infinity() -> None:
     assert not MetricCheck("loss", inf, -inf, 0.5).ok
     assert MetricCheck("loss", -inf, -inf, 0.0).ok
     assert MetricCheck("loss", 100.0, 100.5, 0.01).ok
+
+
+def test_a_run_recorded_before_declared_outs_were_kept_is_reproduced(repo: Path) -> None:
+    from tether.runs.record import dump_record
+
+    scored(repo)
+    argv = ["--out", "out.txt", "--", sys.executable, "score.py", "rows.txt", "out.txt"]
+    assert tether_cli(repo, "run", "-n", "old", *argv).returncode == 0
+    with Project.open(repo) as project:
+        record = project.get_run("old")
+        del record["declared"], record["cwd"]  # as an older Tether sealed it
+        body = {k: v for k, v in record.items() if k not in ("tether", "kind", "format")}
+        oid = project.ws.store.put_bytes(dump_record("run", body, record["links"]))
+        project.ws.refs.set(f"runs/{record['id']}", [oid])
+        v = project.reproduce(record["id"])
+    assert v.verdict == "REPRODUCED", (v.reason, v.outputs)

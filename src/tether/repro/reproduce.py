@@ -247,7 +247,10 @@ def _rerun(
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
     else:
         command = [_program(command[0], folder, copy.root, ws.root), *command[1:]]
-    declared = record.get("declared") or {}
+    declared = record.get("declared")
+    if declared is None:  # recorded before Tether kept --dep/--out: every output, again
+        outs = (record.get("data") or {}).get("outputs") or {}
+        declared = {"outs": [p for p in outs if not os.path.isabs(p)]}
     try:
         done = launch.launch(
             copy,
