@@ -264,3 +264,24 @@ def test_a_run_recorded_before_declared_outs_were_kept_is_reproduced(repo: Path)
         project.ws.refs.set(f"runs/{record['id']}", [oid])
         v = project.reproduce(record["id"])
     assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
+
+
+def test_an_out_the_rerun_does_not_write_is_missing_not_the_diffs_copy(repo: Path) -> None:
+    scored(repo)
+    lazy = "import os, sys\nif os.environ.get('WRITE'):\n    " + "\n    ".join(
+        SCORE.strip().splitlines()
+    )
+    write_files(repo, {"lazy.py": lazy + "\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lazy")
+    argv = ["--out", "kept.txt", "--", sys.executable, "lazy.py", "rows.txt", "kept.txt"]
+    env = {**os.environ, "WRITE": "1"}
+    for name in ("first", "second"):  # kept.txt is not ignored: the second run's diff holds it
+        proc = subprocess.run(
+            [str(BIN / "tether"), "run", "-n", name, *argv], cwd=repo, env=env, check=False
+        )
+        assert proc.returncode == 0
+    with Project.open(repo) as project:
+        v = project.reproduce("second")  # WRITE unset: the re-run writes nothing
+    assert v.verdict == "DIFFERENT", (v.reason, v.outputs)
+    assert v.outputs[0].now is None

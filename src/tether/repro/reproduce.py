@@ -247,10 +247,7 @@ def _rerun(
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
     else:
         command = [_program(command[0], folder, copy.root, ws.root), *command[1:]]
-    declared = record.get("declared")
-    if declared is None:  # recorded before Tether kept --dep/--out: every output, again
-        outs = (record.get("data") or {}).get("outputs") or {}
-        declared = {"outs": [p for p in outs if not os.path.isabs(p)]}
+    deps, outs = _declared(copy.root, record)
     try:
         done = launch.launch(
             copy,
@@ -259,14 +256,37 @@ def _rerun(
             experiment=record["experiment"],
             tags={"reproduction_of": run_id},
             cwd=folder,
-            deps=[_in_tree(copy.root, p) for p in declared.get("deps") or []],
-            outs=[_in_tree(copy.root, p) for p in declared.get("outs") or []],
+            deps=deps,
+            outs=outs,
         )
     except UsageError as exc:  # the command cannot start here, or a --dep is missing
         raise Failed(f"the re-run could not start: {exc}") from exc
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id
+
+
+def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The run's ``--dep`` and ``--out`` paths in the tree. Each out is removed from the tree
+    first (unless it is a dep too), so one the re-run does not write is missing, not whatever
+    the commit or its diff held there."""
+    declared = record.get("declared")
+    if declared is None:  # recorded before Tether kept --dep/--out: every output, again
+        logged = (record.get("data") or {}).get("outputs") or {}
+        declared = {"outs": [p for p in logged if not os.path.isabs(p)]}
+    deps = [_in_tree(tree, p) for p in declared.get("deps") or []]
+    outs = [_in_tree(tree, p) for p in declared.get("outs") or []]
+    for out in outs:
+        path = Path(out)
+        if not path.parent.resolve().is_relative_to(tree.resolve()):
+            continue  # outside the tree (or through a link out of it): not the tree's to remove
+        if any(d == out or d.startswith(out + "/") or out.startswith(d + "/") for d in deps):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    return deps, outs
 
 
 def _folder(tree: Path, record: dict[str, Any]) -> Path:
