@@ -295,10 +295,8 @@ def _folder(tree: Path, record: dict[str, Any]) -> Path:
     its entry point was named from (``sub/train.py`` run as ``train.py`` ran in ``sub``)."""
     if "cwd" not in record:
         rel = _folder_from_entry(record)
-    elif record["cwd"] is None:
-        raise Failed("the run was started outside the repository: re-run it by hand")
-    else:
-        rel = str(record["cwd"])
+    else:  # None: started outside the repository (`start_run(path=...)`): its top, as before
+        rel = str(record["cwd"] or ".")
     if os.path.normpath(rel).startswith("..") or os.path.isabs(rel):
         raise Failed(f"the run's recorded folder {rel!r} is outside the repository")
     folder = tree / rel
