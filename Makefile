@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 EXAMPLES := $(VENV)/.examples
 
-.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry docs clean
+.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-reproduce docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-prompts: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python benchmarks/bench_registry.py
+
+bench-reproduce: $(STAMP)
+	$(BIN)/python benchmarks/bench_reproduce.py
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py --write

@@ -1,5 +1,6 @@
 """docs/cli.md is the help of every command, checked against ``--help`` (``make docs`` rewrites it),
-and the README's tour names every command."""
+with the one table of exit codes (tether.cli.exitcodes); and the README's tour names every command.
+tests/cli/test_exitcodes.py checks that table against the code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
+from tether.cli import exitcodes
 from tether.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,10 +29,47 @@ def commands() -> list[list[str]]:
     return out
 
 
+def leaf_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command path that does something, at any depth (not the groups that list them)."""
+    out: list[list[str]] = []
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if isinstance(cmd, click.Group):
+            out += leaf_commands(cmd, (*prefix, name))
+        elif cmd is not None:
+            out.append([*prefix, name])
+    return out
+
+
+def exit_code_table() -> str:
+    """One table: what each code means, then the codes of every command."""
+    lines = ["## Exit codes\n", "| code | meaning |", "| --- | --- |"]
+    lines += [f"| {code} | {meaning} |" for code, meaning in exitcodes.MEANINGS.items()]
+    lines += [
+        "",
+        "Every command can also exit 70 (internal error) and 130 (interrupted). `tether run` "
+        "exits with its command's own status, and uses 125 (never 2 or 4) for a failure of "
+        "Tether's own.\n",
+        "| command | exits with | when not 0 |",
+        "| --- | --- | --- |",
+    ]
+    for path in leaf_commands():
+        name = " ".join(path)
+        special = exitcodes.BY_COMMAND.get(name, {})
+        codes = ", ".join(str(c) for c in exitcodes.codes(name))
+        if name in exitcodes.PASS_THROUGH:
+            codes += ", the command's status"
+        when = "; ".join(f"{c}: {why}" for c, why in sorted(special.items()))
+        lines.append(f"| `tether {name}` | {codes} | {when} |")
+    return "\n".join(lines) + "\n"
+
+
 def render() -> str:
     parts = [
         "# Command reference\n",
         "Generated from the commands' own help by `make docs`; a test keeps it in step.\n",
+        exit_code_table(),
     ]
     for path in commands():
         result = CliRunner().invoke(cli, [*path, "--help"], prog_name="tether", terminal_width=100)

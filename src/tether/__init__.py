@@ -58,6 +58,9 @@ _LAZY = {
     "start_run": "tether.runs.active",
 }
 
+# submodules a script reaches as ``tether.prompts.load(...)`` after a plain ``import tether``
+_SUBMODULES = ("models", "prompts")
+
 if TYPE_CHECKING:
     from tether.api import Project, new_project
     from tether.errors import TetherError
@@ -80,9 +83,15 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tether.{name}")  # the import binds it here
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tether' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})

@@ -11,22 +11,42 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tether._api_functions import COMMIT_SPEC_URL as COMMIT_SPEC_URL
+from tether._api_functions import HOOK_NAMES as HOOK_NAMES
+from tether._api_functions import check_commit_message as check_commit_message
+from tether._api_functions import check_commits as check_commits
+from tether._api_functions import generate_key as generate_key
+from tether._api_functions import install_hooks as install_hooks
+from tether._api_functions import keys_here as keys_here
+from tether._api_functions import lineage_formats as lineage_formats
+from tether._api_functions import metric_value as metric_value
+from tether._api_functions import openlineage_ndjson as openlineage_ndjson
+from tether._api_functions import pipeline_is_fresh as pipeline_is_fresh
+from tether._api_functions import prompts_here as prompts_here
+from tether._api_functions import prov_json as prov_json
+from tether._api_functions import refused_staged_files as refused_staged_files
+from tether._api_functions import render_lineage as render_lineage
+from tether._api_functions import trust_key as trust_key
+from tether._api_functions import uninstall_hooks as uninstall_hooks
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import NotARepositoryError, UsageError
-from tether.gitio.repo import find_root, init_repo
-from tether.workspace.repo import Workspace
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
+    from tether._api_models import ModelRegistry as ModelRegistry
+    from tether._api_prompts import PromptLibrary as PromptLibrary
     from tether.lineage import graph as _lineage_graph
-    from tether.meta.store import IndexedRun
+    from tether.meta.store import IndexedRun as IndexedRun
     from tether.objects.transfer import TransferResult
     from tether.pipelines import plan as _plan
     from tether.repro import reproduce as _reproduce
+    from tether.repro.reproduce import Verdict as Verdict
     from tether.runs import amend as _amend
     from tether.runs import catalog as _catalog
     from tether.runs import compare as _compare
     from tether.runs import determinism as _determinism
     from tether.runs import launch as _launch
+    from tether.runs.compare import Comparison as Comparison
+    from tether.runs.compare import RunDiff as RunDiff
     from tether.runs.live import LiveRun
     from tether.workspace import add as _add
     from tether.workspace import checkout as _checkout
@@ -35,6 +55,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.workspace import gc as _gc
     from tether.workspace import status as _status
     from tether.workspace import sync as _sync
+    from tether.workspace.repo import Workspace
 
 
 class Project:
@@ -45,10 +66,15 @@ class Project:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Project:
+        from tether.workspace.repo import Workspace
+
         return cls(Workspace.open(Path(path) if path else None))
 
     @classmethod
     def init(cls, path: str | os.PathLike[str] | None = None) -> Project:
+        from tether.gitio.repo import find_root
+        from tether.workspace.repo import Workspace
+
         start = Path(path) if path else Path.cwd()
         try:
             root = find_root(start)
@@ -216,6 +242,12 @@ class Project:
         from tether.runs import catalog
 
         return catalog.resolve(self.ws, ref)
+
+    def pick_run(self, ref: str) -> _catalog.Picked:
+        """The run ``ref`` names, and how (a name several runs bear: ``.notice`` says which)."""
+        from tether.runs import catalog
+
+        return catalog.pick(self.ws, ref)
 
     def get_run(self, ref: str) -> dict[str, Any]:
         """A run's full record (a live run: what is known so far)."""
@@ -395,10 +427,35 @@ class Project:
     def config_get(self, key: str) -> Any:
         return self.ws.config.get(key)
 
-    def config_items(self) -> list[tuple[str, Any]]:
+    def config_items(self, *, mask_secrets: bool = False) -> list[tuple[str, Any]]:
+        """Every setting after all layers; with ``mask_secrets`` credentials read ``****``."""
         from tether import config as _config
 
-        return _config.all_items(self.ws.config)
+        items = _config.all_items(self.ws.config)
+        if mask_secrets:
+            return [(k, "****" if _config.is_secret(k, v) else v) for k, v in items]
+        return items
+
+    def write_ci(self, kind: str) -> Path:
+        """Write the CI workflow ``kind`` (github, gitlab) runs `tether repro` and a diff in."""
+        from tether.templates import write_ci
+
+        return write_ci(self.root, kind)
+
+    # -- models and prompts: their verbs live beside this module -----------------------------
+    @property
+    def models(self) -> ModelRegistry:
+        """The model registry's verbs: register, request, approve, sign, verify, audit..."""
+        from tether._api_models import ModelRegistry
+
+        return ModelRegistry(self.ws)
+
+    @property
+    def prompts(self) -> PromptLibrary:
+        """The prompt templates' verbs: new, bump, render, register, eval, promote..."""
+        from tether._api_prompts import PromptLibrary
+
+        return PromptLibrary(self.root, self.ws)
 
     def config_set(self, key: str, value: str, *, local: bool = False) -> Path:
         from tether import config as _config
@@ -410,6 +467,7 @@ class Project:
 
 def new_project(name: str, parent: str | os.PathLike[str] | None = None) -> Project:
     """Create ``NAME/`` from the project template, with git and Tether initialised."""
+    from tether.gitio.repo import init_repo
     from tether.templates import render_project
 
     target = Path(parent or Path.cwd()) / name

@@ -2,11 +2,12 @@
 
 ::
 
-    TetherError                      root; ``exit_code`` is what the CLI exits with
-    ├── UsageError                   a bad argument or a command that cannot apply here
+    TetherError                      root; ``exit_code`` is what the CLI exits with (4)
+    ├── UsageError                   a bad argument or a command that cannot apply here (2)
     │   └── QueryError               a run query that does not parse; points at the character
     ├── NotARepositoryError          not inside a git repository / Tether project
     ├── ConfigError                  unreadable config, unknown key, a secret in tether.toml
+    │   └── PipelineError            a pipeline.yaml or pipeline.lock that cannot be run as written
     ├── FormatError                  an on-disk format that is corrupt or of an unknown version
     │   └── PointerError             a pointer file that cannot be read
     ├── PathError                    a path outside the repository or through an escaping symlink
@@ -17,12 +18,19 @@
     ├── LockError                    another process holds a lock
     ├── GitError                     a git command failed
     ├── RemoteError                  a remote is unknown, unreachable or refused a write
-    │   └── RetainedObjectsError     a remote gc done, but S3 Object Lock keeps some objects
+    │   └── RetainedObjectsError     a remote gc done, but S3 Object Lock keeps some objects (3)
     ├── RunError                     a run that cannot be found, started, logged to or sealed
-    └── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
+    │   └── LaunchError              ``tether run``'s command could not start (127, 126, 125)
+    ├── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
+    ├── PromptError                  a prompt that cannot be found, parsed, rendered or promoted
+    ├── RegistryError                a model registry operation refused: names the rule
+    ├── VerificationError            content checked and found unlike what was signed (1)
+    │   └── SignatureError           an envelope that is malformed or not signed by a trusted key
+    └── SigningKeyError              a local private key that cannot be made, found or read
 
 Each message says what happened and what to do next. Third-party errors are translated at the
-boundary with ``raise ... from``.
+boundary with ``raise ... from``. The CLI maps an error to its ``exit_code`` in one place
+(``tether.cli.main``); the whole table of exit codes is ``tether.cli.exitcodes``.
 """
 
 from __future__ import annotations
@@ -31,12 +39,14 @@ from collections.abc import Iterable
 
 
 class TetherError(Exception):
-    """Root of every error Tether raises on purpose."""
+    """Root of every error Tether raises on purpose: data, state, config, git, remote (exit 4)."""
 
-    exit_code = 1
+    exit_code = 4
 
 
 class UsageError(TetherError):
+    """A bad argument, option or value on the command line (exit 2)."""
+
     exit_code = 2
 
 
@@ -56,6 +66,10 @@ class NotARepositoryError(TetherError):
 
 class ConfigError(TetherError):
     pass
+
+
+class PipelineError(ConfigError):
+    """A pipeline.yaml that cannot be run as written."""
 
 
 class FormatError(TetherError):
@@ -118,5 +132,37 @@ class RunError(TetherError):
     pass
 
 
+class LaunchError(RunError):
+    """``tether run``'s command could not be started; ``exit_code`` is what a shell would give:
+    127 not found, 126 found but not executable, 125 any other reason."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class IndexStoreError(TetherError):
     pass
+
+
+class PromptError(TetherError):
+    """A prompt that cannot be found, parsed or rendered."""
+
+
+class RegistryError(TetherError):
+    """A registry operation refused: says which rule refused it."""
+
+
+class VerificationError(TetherError):
+    """A check that ran and found the content unlike what was signed: a negative verdict, so it
+    exits 1 (``tether model verify``), not 4."""
+
+    exit_code = 1
+
+
+class SignatureError(VerificationError):
+    """An envelope that is malformed, or not signed by any trusted key."""
+
+
+class SigningKeyError(TetherError):
+    """A local private key that cannot be created, found or read."""

@@ -52,7 +52,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether._fs import atomic_write
-from tether.errors import ConfigError, FormatError, TetherError
+from tether.errors import ConfigError, FormatError
+from tether.errors import SignatureError as SignatureError  # re-exported: the tree is in errors.py
+from tether.errors import SigningKeyError as SigningKeyError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -72,14 +74,6 @@ _KEY_FIELDS = frozenset({"identity", "roles", "public"})
 _IDENTITY = re.compile(r"[^@\s]+@[^@\s]+")
 _NAME = re.compile(r"[a-z][a-z0-9_.-]*", re.I)
 _HEX = re.compile(r"[0-9a-f]+")
-
-
-class SignatureError(TetherError):
-    """An envelope that is malformed, or not signed by any trusted key."""
-
-
-class SigningKeyError(TetherError):
-    """A local private key that cannot be created, found or read."""
 
 
 # -- keys ------------------------------------------------------------------------------------------

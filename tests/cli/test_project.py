@@ -13,7 +13,7 @@ def test_init_outside_git_says_how_to_fix(
     tether,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    out = tether("init", expect=1).output
+    out = tether("init", expect=4).output
     assert "not inside a git repository" in out and "git init" in out
 
 
@@ -38,7 +38,7 @@ def test_init_is_idempotent_and_ignores_the_cache(bare_repo: Path, tether) -> No
 
 
 def test_commands_outside_a_project(bare_repo: Path, tether) -> None:  # type: ignore[no-untyped-def]
-    out = tether("status", expect=1).output
+    out = tether("status", expect=4).output
     assert "not a Tether project" in out and "tether init" in out
 
 

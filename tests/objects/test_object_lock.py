@@ -256,7 +256,7 @@ def test_a_bucket_without_object_lock_is_refused_before_anything_is_written(
     with pytest.raises(RemoteError, match=f"bucket {s3_bucket} does not have Object Lock enabled"):
         project.push()
     assert _keys(s3_endpoint, s3_bucket) == []
-    out = tether("push", expect=1)
+    out = tether("push", expect=4)
     assert "put-object-lock-configuration" in out.output
 
 
@@ -306,7 +306,7 @@ def test_object_lock_on_a_folder_remote_is_refused(
     project.config_set("remote.origin.object_lock_days", "7")
     with pytest.raises(ConfigError, match="S3 Object Lock needs an s3:// remote"):
         project.push()
-    out = tether("gc", "--remote", "origin", expect=1)
+    out = tether("gc", "--remote", "origin", expect=4)
     assert "remove them from [remote.origin]" in out.output
 
 

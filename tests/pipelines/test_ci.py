@@ -85,9 +85,9 @@ def test_a_revision_without_runs_is_a_clear_error(repo: Path, tether: Tether) ->
     write_files(repo, {"a.txt": "1"})
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "one")
-    out = tether("diff", "@HEAD", "@HEAD", expect=1).output
+    out = tether("diff", "@HEAD", "@HEAD", expect=4).output
     assert "no finished run was made at HEAD" in out
-    assert "not a git revision" in tether("runs", "show", "@nope", expect=1).output
+    assert "not a git revision" in tether("runs", "show", "@nope", expect=4).output
 
 
 @pytest.fixture(autouse=True)

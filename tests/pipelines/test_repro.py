@@ -95,7 +95,7 @@ def test_a_failing_stage_stops_its_dependents_and_keeps_the_lock(
     project: Project, repo: Path, tether: Tether
 ) -> None:
     setup(repo, PIPELINE.replace("mkdir -p data/clean && ", "false && "))
-    out = tether("repro", expect=1).output
+    out = tether("repro", expect=3).output
     assert "prepare: failed: exited 1" in out and "skipped" in out
     assert (
         not (repo / "pipeline.lock").exists()

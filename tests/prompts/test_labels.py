@@ -62,7 +62,7 @@ def test_promote_rollback_and_history(versions: Path, tether: Tether, project: P
     # a second rollback does not swap back to the version just rolled away from
     assert (
         "nothing to roll back to"
-        in tether("prompt", "rollback", "sentiment", "--label", "production", expect=1).output
+        in tether("prompt", "rollback", "sentiment", "--label", "production", expect=4).output
     )
     history = tether("prompt", "history", "sentiment").output
     assert history.count("sentiment#production#") == 3 and "rollback by" in history
@@ -71,7 +71,7 @@ def test_promote_rollback_and_history(versions: Path, tether: Tether, project: P
     )
     assert (
         "no label 'staging'"
-        in tether("prompt", "render", "sentiment@staging", "--var", "review=x", expect=1).output
+        in tether("prompt", "render", "sentiment@staging", "--var", "review=x", expect=4).output
     )
 
 
@@ -85,13 +85,13 @@ def test_the_actor_is_who_git_would_commit_as(
 
 def test_require_eval_and_unregistered_versions(versions: Path, tether: Tether) -> None:
     args = ("prompt", "promote", "sentiment@v1.1.0", "--label", "production", "--require-eval")
-    assert "no passing eval of sentiment@v1.1.0" in tether(*args, expect=1).output
+    assert "no passing eval of sentiment@v1.1.0" in tether(*args, expect=4).output
     tether("prompt", "eval", "sentiment@v1.1.0", "--suite", "evals/s.yaml", "-p", "scripted")
     assert "(eval run " in tether(*args).output
     add_version(versions, "v1.2.0", "Label it: {{ review }}")
     assert (
         "is not registered"
-        in tether("prompt", "promote", "sentiment@v1.2.0", "--label", "production", expect=1).output
+        in tether("prompt", "promote", "sentiment@v1.2.0", "--label", "production", expect=4).output
     )
 
 
@@ -108,7 +108,7 @@ def test_a_tag_deleted_moved_or_forged_by_hand_is_reported(versions: Path, tethe
     assert "tag sentiment#canary#1 has no event in the log" in out
     assert (
         "fix this before assigning labels"
-        in tether("prompt", "promote", "sentiment@v1.1.0", "--label", "production", expect=1).output
+        in tether("prompt", "promote", "sentiment@v1.1.0", "--label", "production", expect=4).output
     )
 
 
@@ -137,7 +137,7 @@ def test_two_people_cannot_both_win_assignment_n(
     monkeypatch.chdir(versions)  # the first user, who has not pulled, assigns #2 too
     tether("prompt", "promote", "sentiment@v1.1.0", "--label", "canary")
     out = tether(
-        "prompt", "promote", "sentiment@v1.0.0", "--label", "production", "--push", expect=1
+        "prompt", "promote", "sentiment@v1.0.0", "--label", "production", "--push", expect=4
     )
     assert "someone else assigned a label first" in out.output
     assert git(bare, "rev-parse", "sentiment#production#2^{}") == git(

@@ -182,7 +182,7 @@ def test_bundle_round_trip(bundle: Path, tether: Tether) -> None:
 
 
 def test_bundle_of_a_prompt_without_the_label_is_refused(versions: Path, tether: Tether) -> None:
-    out = tether("prompt", "bundle", "sentiment", "--label", "staging", "-o", "x.json", expect=1)
+    out = tether("prompt", "bundle", "sentiment", "--label", "staging", "-o", "x.json", expect=4)
     assert "sentiment has no label 'staging'" in out.output
     assert not (versions / "x.json").exists()
 

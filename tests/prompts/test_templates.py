@@ -56,24 +56,24 @@ def test_render_errors_name_the_variable_the_line_and_the_sandbox(
     repo: Path, tether: Tether
 ) -> None:
     write_prompt(repo)
-    msg = tether("prompt", "render", "sentiment@v1.0.0", expect=1).output
+    msg = tether("prompt", "render", "sentiment@v1.0.0", expect=4).output
     assert "needs the variable 'review'" in msg
     msg = tether(
-        "prompt", "render", "sentiment", "--var", "review=x", "--var", "shots=two", expect=1
+        "prompt", "render", "sentiment", "--var", "review=x", "--var", "shots=two", expect=4
     )
     assert "shots must be a integer" in msg.output
     write_prompt(repo, "v1.0.1", "Line one\n{{ review }}\n{{ missing_var }}\n")
-    msg = tether("prompt", "render", "sentiment@v1.0.1", "--var", "review=x", expect=1).output
+    msg = tether("prompt", "render", "sentiment@v1.0.1", "--var", "review=x", expect=4).output
     assert "line 3" in msg and "'missing_var' is undefined" in msg
     write_prompt(repo, "v1.0.2", "ok\n{% if review %}\nno end\n")
-    msg = tether("prompt", "render", "sentiment@v1.0.2", "--var", "review=x", expect=1).output
+    msg = tether("prompt", "render", "sentiment@v1.0.2", "--var", "review=x", expect=4).output
     assert "template.jinja2 line" in msg and "endif" in msg
     evil = "{{ review.__class__.__mro__[1].__subclasses__() }}"
     write_prompt(repo, "v1.0.3", evil)
-    msg = tether("prompt", "render", "sentiment@v1.0.3", "--var", "review=x", expect=1).output
+    msg = tether("prompt", "render", "sentiment@v1.0.3", "--var", "review=x", expect=4).output
     assert "blocked by the sandbox: access to attribute '__class__'" in msg
     write_prompt(repo, "v1.0.4", "{% set seen = [] %}{{ seen.append(review) }}")  # no mutation
-    msg = tether("prompt", "render", "sentiment@v1.0.4", "--var", "review=x", expect=1).output
+    msg = tether("prompt", "render", "sentiment@v1.0.4", "--var", "review=x", expect=4).output
     assert "blocked by the sandbox: access to attribute 'append'" in msg
 
 
@@ -112,7 +112,7 @@ def test_a_registered_version_is_immutable(repo: Path, tether: Tether) -> None:
     write_prompt(repo)
     assert (
         "commit prompts/sentiment/v1.0.0 before"
-        in tether("prompt", "register", "sentiment@v1.0.0", expect=1).output
+        in tether("prompt", "register", "sentiment@v1.0.0", expect=4).output
     )
     git(repo, "add", "prompts")
     git(repo, "commit", "-qm", "feat(prompts): sentiment v1.0.0")
@@ -123,9 +123,9 @@ def test_a_registered_version_is_immutable(repo: Path, tether: Tether) -> None:
     assert "v1.0.0*" in tether("prompt", "list").output
 
     (repo / "prompts/sentiment/v1.0.0/template.jinja2").write_text(TEMPLATE + " (edited)")
-    msg = tether("prompt", "render", "sentiment@v1.0.0", "--var", "review=x", expect=1).output
+    msg = tether("prompt", "render", "sentiment@v1.0.0", "--var", "review=x", expect=4).output
     assert "is registered" in msg and "tether prompt bump sentiment" in msg
     assert "CHANGED since" in tether("prompt", "show", "sentiment@v1.0.0").output
-    assert "is registered" in tether("prompt", "register", "sentiment@v1.0.0", expect=1).output
+    assert "is registered" in tether("prompt", "register", "sentiment@v1.0.0", expect=4).output
     git(repo, "checkout", "--", "prompts")  # restored: usable again
     assert "Review: x" in tether("prompt", "render", "sentiment@v1.0.0", "--var", "review=x").output

@@ -30,7 +30,7 @@ def test_a_transition_needs_an_allowed_second_identity(
         "registered model@v1"
         in tether("model", "register", "model", "--run", trained, "--path", "model.pkl").output
     )
-    out = tether("model", "request", "model@v1", "--to", "production", expect=1).output
+    out = tether("model", "request", "model@v1", "--to", "production", expect=4).output
     assert "policy in tether.toml differs from the last one recorded" in out
     tether("model", "policy", "apply")
     out = tether("model", "request", "model@v1", "--to", "production", "--comment", "first").output
@@ -38,16 +38,16 @@ def test_a_transition_needs_an_allowed_second_identity(
 
     assert (
         "forbids approving your own request"
-        in tether("model", "approve", "model@v1", expect=1).output
+        in tether("model", "approve", "model@v1", expect=4).output
     )
     people.use("carol")  # an approver, but not a lead
     assert (
         "allows only group:leads, ci@example.com"
-        in tether("model", "approve", "model@v1", expect=1).output
+        in tether("model", "approve", "model@v1", expect=4).output
     )
     people.use("mallory")  # a key nobody trusted
     assert (
-        "is not trusted in tether.toml" in tether("model", "approve", "model@v1", expect=1).output
+        "is not trusted in tether.toml" in tether("model", "approve", "model@v1", expect=4).output
     )
     people.use("bob")
     assert (
@@ -70,7 +70,7 @@ def test_release_gates_refuse_with_the_rule(
         toml.replace('"metric:accuracy>=0.8"]', '"metric:accuracy>=0.95", "reproduced", "signed"]')
     )
     tether("model", "policy", "apply")
-    out = tether("model", "request", "model@v1", "--to", "production", expect=1).output
+    out = tether("model", "request", "model@v1", "--to", "production", expect=4).output
     assert "metric:accuracy>=0.95: the run's accuracy is 0.9" in out
     assert "reproduced: no `tether reproduce` of its run said REPRODUCED" in out
     assert "signed: the version has no signature by a trusted key" in out
@@ -102,7 +102,7 @@ def test_get_sign_and_verify_catch_a_changed_byte(
         f.write(b"X")
     assert (
         "do not match their id"
-        in tether("model", "get", "model@v1", "-o", str(tmp_path / "again"), expect=1).output
+        in tether("model", "get", "model@v1", "-o", str(tmp_path / "again"), expect=4).output
     )
     assert not (tmp_path / "again" / "model.pkl").exists()  # nothing half-checked is left
 
@@ -210,7 +210,7 @@ def test_a_signature_by_an_untrusted_key_and_a_removed_event_are_reported(
 
     tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
     people.use("mallory")  # not trusted: may not sign a release
-    assert "is not trusted in tether.toml" in tether("model", "sign", "model", "1", expect=1).output
+    assert "is not trusted in tether.toml" in tether("model", "sign", "model", "1", expect=4).output
     people.use("alice")
     tether("model", "policy", "apply")
     tether("model", "request", "model@v1", "--to", "production")

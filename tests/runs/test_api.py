@@ -14,8 +14,8 @@ import pytest
 import tether
 from tests.conftest import git, write_files
 from tether.api import Project
-from tether.errors import RunError
-from tether.hashing import hash_file
+from tether.errors import RunError, UsageError
+from tether.hashing import hash_bytes, hash_file
 from tether.runs.record import load_record
 
 
@@ -130,7 +130,9 @@ def test_a_big_untracked_file_is_named_but_not_put_in_the_diff(
     with tether.start_run() as run:
         pass
     code = record_of(project, run.id)["code"]
-    assert code["skipped"] == {"dump.csv": 6000}
+    # named with its size and content id, never stored
+    assert code["skipped"] == {"dump.csv": {"size": 6000, "id": hash_bytes(b"1,2,3\n" * 1000)}}
+    assert not project.ws.store.has(code["skipped"]["dump.csv"]["id"])
     patch = project.ws.store.read_bytes(code["diff"])
     assert b"small.py" in patch and b"dump.csv" not in patch
 
@@ -205,3 +207,26 @@ def test_the_remote_is_recorded_without_its_password(project: Project, repo: Pat
     assert record_of(project, first.id)["code"]["remote"] is None
     remote = record_of(project, second.id)["code"]["remote"]
     assert remote == "https://ann:***@git.example.com/team/repo.git"
+
+
+def test_prompts_and_models_are_reached_from_a_plain_import_lazily(repo: Path) -> None:
+    code = (
+        "import sys, tether\n"
+        "before = {m for m in ('tether.prompts', 'tether.models') if m in sys.modules}\n"
+        "print(sorted(before), callable(tether.prompts.load), callable(tether.models.load))\n"
+        "print('prompts' in dir(tether) and 'models' in dir(tether))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.stdout.split("\n")[:2] == ["[] True True", "True"], proc.stderr
+
+
+def test_mlflow_names_for_start_run_and_end_run(project: Project) -> None:
+    """An MLflow script moved over as it is: run_name, experiment_id, description, "FAILED"."""
+    tether.start_run(run_name="ported", experiment_id="legacy", description="from MLflow")
+    tether.log_metric("loss", 0.5)
+    tether.end_run(status="FAILED")
+    rec = project.get_run("ported")
+    assert rec["experiment"] == "legacy" and rec["status"] == "failed"
+    assert rec["notes"] == ["from MLflow"]
+    with pytest.raises(UsageError, match="either name or run_name"):
+        tether.start_run(name="a", run_name="b")

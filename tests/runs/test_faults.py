@@ -154,7 +154,7 @@ def test_run_references_and_query_errors(repo: Path, tether: Tether) -> None:
         assert err.value.position == len("metrics.acc > ")
     out = tether("runs", "list", "--where", "bogus.acc > 1", expect=2).output
     assert "^" in out and "bogus" in out
-    out = tether("runs", "show", common, expect=1).output
+    out = tether("runs", "show", common, expect=4).output
     assert "give more characters" in out
 
 

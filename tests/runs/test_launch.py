@@ -63,12 +63,60 @@ def test_run_records_params_output_exit_code_and_child_logging(repo: Path, tethe
     assert [r["name"] for r in json.loads(out)] == ["t1"]
 
 
-def test_a_command_that_cannot_start_is_a_failed_run(repo: Path) -> None:
-    proc = tether_run(repo, "--", "no-such-program-xyz")
-    assert proc.returncode == 2 and b"cannot run no-such-program-xyz" in proc.stderr
+def test_a_command_that_cannot_start_exits_as_a_shell_would(repo: Path) -> None:
+    proc = tether_run(repo, "-n", "missing", "--", "no-such-program-xyz")
+    assert proc.returncode == 127 and b"cannot run no-such-program-xyz" in proc.stderr
+    assert b"not found" in proc.stderr
+    write_files(repo, {"job.sh": "#!/bin/sh\necho hi\n"})  # written, never chmod +x
+    proc = tether_run(repo, "-n", "not-x", "--", "./job.sh")
+    assert proc.returncode == 126 and b"chmod +x" in proc.stderr
     with Project.open(repo) as project:
-        (run,) = project.search_runs()
-        assert run.status == "failed" and run.exit_code == 127
+        found = {r.name: (r.status, r.exit_code) for r in project.search_runs()}
+    assert found == {"missing": ("failed", 127), "not-x": ("failed", 126)}
+
+
+def test_the_commands_own_status_passes_through_and_tethers_own_failure_is_125(
+    repo: Path,
+) -> None:
+    write_files(repo, {"args.py": "import argparse\nargparse.ArgumentParser().parse_args()\n"})
+    proc = tether_run(repo, "--", sys.executable, "args.py", "--bogus")
+    assert proc.returncode == 2 and b"unrecognized arguments" in proc.stderr  # argparse's 2
+    proc = tether_run(repo, "--dep", "nope.csv", "--", sys.executable, "args.py")
+    assert proc.returncode == 125 and b"--dep nope.csv does not exist" in proc.stderr
+    assert tether_run(repo).returncode == 125  # no command: Tether's usage error, not a 2
+
+
+def test_a_command_killed_by_a_signal_exits_128_plus_n_and_is_sealed_killed(repo: Path) -> None:
+    write_files(
+        repo, {"die.py": "import os, signal, sys\nos.kill(os.getpid(), int(sys.argv[1]))\n"}
+    )
+    term = tether_run(repo, "-n", "term", "--", sys.executable, "die.py", str(int(signal.SIGTERM)))
+    kill = tether_run(repo, "-n", "kill", "--", sys.executable, "die.py", str(int(signal.SIGKILL)))
+    assert (term.returncode, kill.returncode) == (143, 137)
+    with Project.open(repo) as project:
+        found = {r.name: (r.status, r.exit_code) for r in project.search_runs()}
+    assert found == {"term": ("killed", 143), "kill": ("killed", 137)}
+
+
+def test_sigterm_to_tether_run_ends_the_command_and_exits_143(repo: Path) -> None:
+    write_files(
+        repo, {"slow.py": "import time, tether\ntether.log_metric('x', 1)\ntime.sleep(60)\n"}
+    )
+    proc = subprocess.Popen(
+        [TETHER, "run", "-n", "slow", "--", sys.executable, "slow.py"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _wait_for_live_run(repo)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # as `kill PID` or a job scheduler would: tether only
+    proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    with Project.open(repo) as project:
+        rec = project.get_run("slow")
+    assert rec["status"] == "killed" and rec["exit_code"] == 143
 
 
 def test_ctrl_c_leaves_a_killed_run(repo: Path) -> None:
@@ -86,6 +134,7 @@ def test_ctrl_c_leaves_a_killed_run(repo: Path) -> None:
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
     proc.communicate(timeout=30)
+    assert proc.returncode == 130  # the child died of SIGINT: 128 + 2, as a shell says
     with Project.open(repo) as project:
         rec = project.get_run("slow")
         assert rec["status"] == "killed"
@@ -154,4 +203,4 @@ def test_dep_and_out_flags_record_inputs_and_outputs(repo: Path, tether: Tether)
         rec = project.get_run("made")
     assert rec["data"]["inputs"] == {"raw.csv": hash_bytes(b"a,b\n")}
     assert rec["data"]["outputs"] == {"model.bin": hash_bytes(b"m1")}
-    tether("run", "--dep", "nope.csv", "--", sys.executable, "make.py", expect=2)
+    tether("run", "--dep", "nope.csv", "--", sys.executable, "make.py", expect=125)

@@ -130,3 +130,40 @@ def test_purge_removes_leaked_data_here_and_on_the_remote(repo: Path, tmp_path: 
         assert [r.name for r in project.search_runs()] == ["fine"]
     assert b"123-45-6789" not in every_byte(remote, repo / ".tether")
     assert list((remote / "refs" / "tombstones").iterdir())  # the deletion itself stays
+
+
+SWEEP = """
+import sys, tether
+with tether.start_run(name="baseline"):
+    with tether.start_run(name="trial", nested=True):
+        tether.log_metric("who", float(sys.argv[1]))
+"""
+
+
+def test_same_named_sweeps_from_two_clones_resolve_newest_first(repo: Path, tmp_path: Path) -> None:
+    """Ann and Bob both run "baseline" (a sweep with a trial) in their clones and share them:
+    the name means the newest, `baseline~1` the other, and each trial keeps its parent."""
+    write_files(repo, {"sweep.py": SWEEP})
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "sweep"], cwd=repo, check=True)
+    remote = str(tmp_path / "remote")
+    bob = make_repo(tmp_path / "bob")
+    subprocess.run(["git", "pull", "-q", str(repo), "main"], cwd=bob, check=True)
+    for who, clone in enumerate((repo, bob)):  # Ann's sweep first, then Bob's
+        done = subprocess.run([sys.executable, "sweep.py", str(who)], cwd=clone, check=False)
+        assert done.returncode == 0
+        with Project.open(clone) as project:
+            if not project.remotes():
+                project.add_remote("origin", remote)
+            if who:
+                project.pull()  # Bob fetches Ann's before pushing his own
+            project.push()
+    with Project.open(repo) as ann:
+        ann.pull()
+        newest, before = ann.pick_run("baseline"), ann.pick_run("baseline~1")
+        assert newest.matches == 2 and "using the newest" in str(newest.notice)
+        for picked, who in ((newest, 1.0), (before, 0.0)):
+            (trial,) = ann.search_runs(f"parent = '{picked.id}'")
+            assert trial.metrics["who"].last == who  # Bob's sweep is the newest
+        trial_ids = {r.id for r in ann.search_runs("name = 'trial'")}
+        assert len(trial_ids) == 2 and ann.resolve_run("trial") in trial_ids

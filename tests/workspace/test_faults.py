@@ -31,7 +31,7 @@ def test_pointer_that_is_not_yaml(repo: Path, project: Project, tether) -> None:
     (repo / "data.tether").write_text("format: 1\nid: [oops\n")
     with pytest.raises(PointerError, match="not valid YAML"):
         Project.open(repo).status()
-    out = tether("status", expect=1).output
+    out = tether("status", expect=4).output
     assert "data.tether is not valid YAML" in out and "git checkout -- data.tether" in out
     # re-adding re-creates it, and the data was never touched
     assert (repo / "data/a").read_text() == "1"
@@ -238,7 +238,7 @@ def test_remote_going_away_mid_push(
         project.config_set("transfer.pack_size", "65536")  # many packs, so it dies half-way
         project.config_set("transfer.jobs", "1")
         state["fail_after"] = 4  # FORMAT, then two packs in flight: at least one pack and its index
-        out = tether("push", expect=1).output
+        out = tether("push", expect=4).output
         assert "error: remote s3" in out and "running the command again resumes" in out
         state["fail_after"] = 10**9
         result = Project.open(repo).push()
@@ -293,7 +293,7 @@ def test_full_cache_gives_a_clear_error_and_loses_nothing(repo: Path) -> None:
 def test_read_only_cache_gives_a_clear_error(repo: Path, tether) -> None:  # type: ignore[no-untyped-def]
     write_files(repo, {"data/a": "1"})
     with small_filesystem(repo / ".tether", "4m", read_only=True):
-        out = tether("add", "data", expect=1).output
+        out = tether("add", "data", expect=4).output
         assert "read-only" in out
     assert not (repo / "data.tether").exists()
     assert git(repo, "status", "--porcelain")  # the data is still there, untracked

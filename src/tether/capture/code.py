@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether.capture.submodules import SubmoduleState, capture_submodules, gitlinks
 from tether.gitio import git, git_maybe
 from tether.redact import Redactor
 
@@ -32,8 +33,16 @@ class CodeState:
     patch: bytes = b""  # redacted; stored as an object by the caller
     entry_point: str | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # untracked files too big: path -> size
+    submodules: list[SubmoduleState] = field(default_factory=list)
 
-    def to_record(self, patch_id: str | None) -> dict[str, Any]:
+    def to_record(
+        self,
+        patch_id: str | None,
+        skipped_ids: dict[str, str | None] | None = None,
+        submodule_ids: list[str | None] | None = None,
+    ) -> dict[str, Any]:
+        ids = skipped_ids or {}
+        sub_ids = submodule_ids or [None] * len(self.submodules)
         return {
             "commit": self.commit,
             "branch": self.branch,
@@ -42,7 +51,9 @@ class CodeState:
             "changed": self.changed,
             "diff": patch_id,
             "entry_point": self.entry_point,
-            "skipped": self.skipped,
+            # named with size and id, never stored: too big for the record
+            "skipped": {p: {"size": n, "id": ids.get(p)} for p, n in self.skipped.items()},
+            "submodules": [s.to_record(i) for s, i in zip(self.submodules, sub_ids, strict=True)],
         }
 
 
@@ -82,9 +93,25 @@ def capture_code(
         changed=changed,
         entry_point=entry_point or _entry_point(root),
     )
+    links = [p for p, _ in gitlinks(root)]
     if state.dirty:
         state.skipped = _too_big(root, untracked, max_file)
-        state.patch = redactor.redact_bytes(_patch(root, commit, sorted(state.skipped)))
+        skip = sorted(state.skipped) + links  # a submodule's change is its own record's
+        state.patch = redactor.redact_bytes(_patch(root, commit, skip))
+    if links:
+
+        def one(sub: Path) -> tuple[str | None, list[str], bytes, dict[str, int]]:
+            head, _, changed, new = _parse_status(git(sub, *STATUS))
+            if not changed:
+                return head, [], b"", {}
+            too_big = _too_big(sub, new, max_file)
+            inner = [p for p, _ in gitlinks(sub)]
+            patch = _patch(sub, head, sorted(too_big) + inner)
+            return head, changed, redactor.redact_bytes(patch), too_big
+
+        state.submodules = capture_submodules(root, one)
+        for sub in state.submodules:
+            state.skipped.update(sub.skipped)
     return state
 
 
@@ -178,15 +205,35 @@ def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
         if index.exists():
             shutil.copyfile(index, scratch)
         env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
-        # `.tether` itself too: a link to the project's folder (a reproduction's) is not code
-        # (a wildcard, so git does not refuse it for naming an ignored path)
+        # Tether's folder, or the link to it a reproduction's worktree has, is never code
         never = (
             ":(exclude,glob)**/.tether/**",
-            ":(exclude,glob)[.]tether",
+            ":(exclude,glob)**/.tether",  # not literal: git refuses to name an ignored path
             *(f":(exclude,literal){p}" for p in skip),
         )
         git(root, "add", "-A", "--", ".", *never, env=env)
         return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
+
+
+def skipped_files(code: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """A record's untracked files that were too big to store: path -> {size, id} (a record
+    written before ids were kept has a size only)."""
+    out = {}
+    for path, info in ((code or {}).get("skipped") or {}).items():
+        out[path] = dict(info) if isinstance(info, dict) else {"size": info, "id": None}
+    return out
+
+
+def lacking(code: dict[str, Any] | None) -> str:
+    """What a rebuilt worktree lacks of the run's code, in a sentence ("" when nothing)."""
+    skipped = skipped_files(code)
+    if not skipped:
+        return ""
+    named = ", ".join(f"{p} ({i.get('size')} bytes)" for p, i in sorted(skipped.items()))
+    return (
+        f"the rebuilt worktree lacked untracked {named}: too big for the recorded diff, "
+        "it was not stored; commit it or `tether add` it so a reproduction has it"
+    )
 
 
 def _entry_point(root: Path) -> str | None:

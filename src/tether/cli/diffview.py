@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tether.cli.tables import console, fmt_number
 
@@ -13,23 +13,12 @@ if TYPE_CHECKING:
 
 def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
     """The diff as (title, lines) pairs, shared by both renderers."""
-    c = d.code
-    code = []
-    if c.commit_a != c.commit_b:
-        code.append(
-            f"commits {str(c.commit_a)[:10]} → {str(c.commit_b)[:10]}: "
-            f"{c.behind} behind, {c.ahead} ahead"
-        )
-        code += [f"changed: {f}" for f in c.files[:20]] + (
-            [f"… {len(c.files) - 20} more"] if len(c.files) > 20 else []
-        )
-    if not c.same_patch:
-        code.append(f"uncommitted: A {len(c.dirty_a)} files, B {len(c.dirty_b)} files")
-        code += [f"dirty in A only: {p}" for p in sorted(set(c.dirty_a) - set(c.dirty_b))]
-        code += [f"dirty in B only: {p}" for p in sorted(set(c.dirty_b) - set(c.dirty_a))]
+    code = _code_lines(d)
     data = []
     for ch in d.data:
-        data.append(f"{ch.role} {ch.path}: {str(ch.id_a)[:19]} → {str(ch.id_b)[:19]}")
+        edited = " (edited, not re-added)" if ch.edited else ""
+        edited += f" (missing in {' and '.join(ch.missing_in)})" if ch.missing_in else ""
+        data.append(f"{ch.role} {ch.path}: {str(ch.id_a)[:19]} → {str(ch.id_b)[:19]}{edited}")
         data += [
             f"  {label}: {p}"
             for label, paths in (
@@ -57,18 +46,51 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
     for k, (a, b) in d.metrics.items():
         delta = "" if a is None or b is None else f"  ({b - a:+.6g})"
         metrics.append(f"{k}: {fmt_number(a)} → {fmt_number(b)}{delta}")
-    return [
+    parts = [
         ("Code", code or ["same"]),
         ("Data", data or ["same"]),
         ("Environment", env or ["same"]),
         ("Parameters", params or ["same"]),
         ("Metrics", metrics or ["none logged"]),
-        (
-            "Likely causes",
-            [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
-            or ["the four pillars match: look for nondeterminism"],
-        ),
     ]
+    if d.uncaptured:
+        parts.append(("Not captured", list(d.uncaptured)))
+    return [*parts, ("Likely causes", _causes(d))]
+
+
+def _code_lines(d: RunDiff) -> list[str]:
+    c = d.code
+    code = []
+    if c.commit_a != c.commit_b:
+        code.append(
+            f"commits {str(c.commit_a)[:10]} → {str(c.commit_b)[:10]}: "
+            f"{c.behind} behind, {c.ahead} ahead"
+        )
+        code += [f"changed: {f}" for f in c.files[:20]] + (
+            [f"… {len(c.files) - 20} more"] if len(c.files) > 20 else []
+        )
+    if not c.same_patch:
+        code.append(f"uncommitted: A {len(c.dirty_a)} files, B {len(c.dirty_b)} files")
+        code += [f"dirty in A only: {p}" for p in sorted(set(c.dirty_a) - set(c.dirty_b))]
+        code += [f"dirty in B only: {p}" for p in sorted(set(c.dirty_b) - set(c.dirty_a))]
+    code += c.submodules
+    for path, (x, y) in c.skipped.items():
+        code.append(f"untracked, too big to store: {path} {_sized(x)} → {_sized(y)}")
+    return code
+
+
+def _causes(d: RunDiff) -> list[str]:
+    if d.causes:
+        return [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
+    if d.uncaptured:  # "nondeterminism" only when nothing could hide elsewhere
+        return ["nothing captured differs, but not everything was captured (see above)"]
+    return ["the four pillars match: look for nondeterminism"]
+
+
+def _sized(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "(absent)"
+    return f"{info.get('size')} bytes {str(info.get('id'))[:19]}"
 
 
 def show(d: RunDiff) -> None:
@@ -132,5 +154,6 @@ def show_verdict(v: Verdict) -> None:
             out.print(line, markup=False)
     if v.explanation is not None:
         out.print("\n[bold underline]Why[/]")
-        for line in dict(sections(v.explanation))["Likely causes"]:
+        explained = dict(sections(v.explanation))
+        for line in [*explained.get("Not captured", []), *explained["Likely causes"]]:
             out.print(f"  {line}", markup=False)

@@ -37,9 +37,9 @@ def keys_generate(identity: str, keys_dir: Path | None) -> None:
     encrypt it. Send the public key (never the .pem) to a maintainer, who runs the
     `tether keys trust` command printed here.
     """
-    from tether.signing import generate
+    from tether.api import generate_key
 
-    key = generate(identity, keys_dir)
+    key = generate_key(identity, keys_dir)
     click.echo(f"Key id:      {key.keyid}")
     click.echo(f"Private key: {key.private_path} (keep it secret; never commit it)")
     click.echo(f"Public key:  {key.public_path}\n")
@@ -67,20 +67,13 @@ def keys_trust(file: TextIO, identity: str, roles: tuple[str, ...], local: bool)
     Adds [keys."<key id>"] to tether.toml (commit it) with the identity, its roles and the public
     key. Trusting a key again replaces its identity and roles. A private key is refused.
     """
-    from tether.config import LOCAL_FILE, PROJECT_FILE
-    from tether.errors import NotARepositoryError
-    from tether.gitio.repo import find_root
-    from tether.signing import trust_key
+    from tether.api import trust_key
 
-    root = find_root()
-    if not (root / PROJECT_FILE).exists():
-        raise NotARepositoryError(f"{root} is not a Tether project: run `tether init` there")
-    path = root / (LOCAL_FILE if local else PROJECT_FILE)
-    key = trust_key(path, file.read(), identity, roles, new_file_mode=0o600 if local else 0o644)
+    key, path, root = trust_key(file.read(), identity, roles, local=local)
     rights = ", ".join(sorted(key.roles)) or "no roles"
     click.echo(f"Trusted {key.keyid} as {key.identity} ({rights}) in {path.relative_to(root)}")
     if not local:
-        click.echo(f"Commit {PROJECT_FILE} so everyone checks signatures against it.")
+        click.echo(f"Commit {path.name} so everyone checks signatures against it.")
 
 
 @keys.command("list")
@@ -96,23 +89,12 @@ def keys_list(keys_dir: Path | None) -> None:
     Trusted keys come from tether.toml (and .tether/config.toml): key id, identity, roles.
     Private keys are those in the keys folder; the ones this project trusts are marked.
     """
-    from tether.config import PROJECT_FILE, Config
-    from tether.errors import NotARepositoryError
-    from tether.gitio.repo import find_root
-    from tether.signing import default_keys_dir, local_keys, trusted_keys
+    from tether.api import keys_here
 
-    trusted = {}
-    try:
-        root = find_root()
-        if (root / PROJECT_FILE).exists():
-            trusted = trusted_keys(Config.load(root).data)
-    except NotARepositoryError:
-        pass  # outside a repository there is no tether.toml: only the local keys are listed
+    trusted, folder, mine = keys_here(keys_dir)
     click.echo("Trusted keys:" if trusted else "Trusted keys: none (`tether keys trust FILE`)")
     for key in sorted(trusted.values(), key=lambda k: (k.identity, k.keyid)):
         click.echo(f"  {key.keyid}  {key.identity}  {', '.join(sorted(key.roles)) or '-'}")
-    folder = keys_dir or default_keys_dir()
-    mine = local_keys(folder)
     click.echo(f"Private keys in {folder}:" + ("" if mine else " none"))
     for info in mine:
         mark = "  (trusted here)" if info.keyid in trusted else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from tether.lineage.formats import FORMATS
+from tether.api import lineage_formats
 
 
 class _TargetFirst(click.Group):
@@ -48,7 +48,7 @@ def lineage() -> None:
     "-f",
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice(lineage_formats()),
     default="tree",
     show_default=True,
     help="A text tree, a Mermaid flowchart, Graphviz DOT or JSON.",
@@ -61,13 +61,12 @@ def show(target: str, upstream: bool, depth: int | None, fmt: str) -> None:
       tether lineage data/raw.csv --down --depth 2
       tether lineage train-run --format mermaid > lineage.mmd
     """
-    from tether import lineage as _lineage
-    from tether.api import Project
+    from tether.api import Project, render_lineage
 
     with Project.open() as project:
         direction = "up" if upstream else "down"
         graph = project.lineage(target, direction=direction, depth=depth)
-        click.echo(_lineage.render(graph, fmt), nl=False)
+        click.echo(render_lineage(graph, fmt), nl=False)
 
 
 @lineage.command("export")
@@ -109,8 +108,7 @@ def export(
       tether lineage export --openlineage lineage.jsonl --url http://localhost:5000
       tether lineage export prep train --prov lineage.prov.json
     """
-    from tether import lineage as _lineage
-    from tether.api import Project
+    from tether.api import Project, openlineage_ndjson, prov_json
     from tether.errors import UsageError
 
     if not (ol_file or url or prov_file):
@@ -119,13 +117,13 @@ def export(
         if ol_file or url:
             events = project.openlineage_events(list(runs))
             if ol_file:
-                _write(ol_file, _lineage.to_ndjson(events), f"{len(events)} OpenLineage events")
+                _write(ol_file, openlineage_ndjson(events), f"{len(events)} OpenLineage events")
             if url:
                 sent = project.send_openlineage(url, events, api_key=api_key)
                 click.echo(f"sent {sent} OpenLineage events to {url}", err=True)
         if prov_file:
             document = project.prov_document(list(runs))
-            _write(prov_file, _lineage.prov_json(document), "a PROV-JSON document")
+            _write(prov_file, prov_json(document), "a PROV-JSON document")
 
 
 def _write(path: str, text: str, what: str) -> None:

@@ -1,15 +1,20 @@
-"""The root command. Sub-commands load lazily, so ``tether status`` imports only what it needs."""
+"""The root command. Sub-commands load lazily, so ``tether status`` imports only what it needs.
+
+Errors become exit codes here and only here (the table is :mod:`tether.cli.exitcodes`).
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from tether import __version__
-from tether.errors import TetherError
+from tether.cli import exitcodes
+from tether.errors import LaunchError, TetherError
 
 # command name -> "module:attribute" under tether.cli
 COMMANDS = {
@@ -58,9 +63,58 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except TetherError as exc:
+        except LaunchError as exc:  # `tether run`'s command did not start: 125, 126, 127
             click.secho(f"error: {exc}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+        except TetherError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(_own(ctx, exc.exit_code))
+        except click.ClickException as exc:  # a bad option or argument of a sub-command: 2
+            exc.exit_code = _own(ctx, exc.exit_code)  # type: ignore[misc]
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.secho("interrupted", fg="yellow", err=True)
+            ctx.exit(exitcodes.INTERRUPTED)
+        except Exception as exc:
+            internal_error(ctx, exc)
+
+
+def _own(ctx: click.Context, code: int) -> int:
+    """``code``, or for a command that passes its child's status through (``tether run``) the
+    one code that says Tether itself failed, so a script's own 2 or 4 is never mistaken for it."""
+    if ctx.invoked_subcommand in exitcodes.PASS_THROUGH:
+        return exitcodes.RUN_OWN_FAILURE
+    return code
+
+
+def internal_error(ctx: click.Context, exc: BaseException) -> NoReturn:
+    """An unexpected exception: a bug. One line on stderr, the traceback in a file (and on
+    stderr too with TETHER_DEBUG=1), exit 70."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    where = None
+    try:
+        fd, where = tempfile.mkstemp(prefix="tether-internal-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"tether {__version__}: {' '.join(sys.argv)}\n\n{text}")
+    except OSError:
+        where = None
+    if where is None or os.environ.get("TETHER_DEBUG", "") not in ("", "0"):
+        click.echo(text, err=True, nl=False)
+    click.secho(
+        f"internal error (a bug in tether): {type(exc).__name__}: {exc}", fg="red", err=True
+    )
+    if where is not None:
+        click.echo(
+            f"the traceback is in {where}: please report it with that file "
+            "(TETHER_DEBUG=1 prints it here)",
+            err=True,
+        )
+    ctx.exit(_own(ctx, exitcodes.INTERNAL))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,3 +130,7 @@ def cli() -> None:
 
 def main() -> None:
     sys.exit(cli.main(prog_name="tether"))
+
+
+if __name__ == "__main__":
+    main()

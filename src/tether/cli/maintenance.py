@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tether.cli import exitcodes
 from tether.cli.render import human_size
 
 
@@ -52,4 +53,4 @@ def fsck(repair: bool) -> None:
     if report.missing:
         click.echo("run `tether pull` to fetch missing objects")
     if not report.ok and not report.repaired:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)

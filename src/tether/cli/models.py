@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from tether.cli import exitcodes
 
-def _ws() -> Any:
+if TYPE_CHECKING:
+    from tether.api import ModelRegistry
+
+
+def _models() -> ModelRegistry:
     from tether.api import Project
 
-    return Project.open().ws
+    return Project.open().models
 
 
 @click.group()
@@ -39,9 +44,7 @@ def register(name: str, run: str, path: str, description: str) -> None:
     """Register version N+1 of NAME: the object id of what RUN recorded for PATH (an output or
     an artifact), with the run's code, data, environment and params attached. A version never
     points at other bytes."""
-    from tether.registry import store
-
-    v = store.register(_ws(), name, run, path, description)
+    v = _models().register(name, run, path, description)
     click.echo(f"registered {v.ref}: {v.object} from run {v.run[:13]}")
 
 
@@ -52,9 +55,7 @@ def register(name: str, run: str, path: str, description: str) -> None:
 def request(spec: str, to: str, comment: str) -> None:
     """Ask to move NAME@VERSION to a stage: a signed request that approvers decide. Refused at
     once when a release gate of that stage's policy fails (the message names the rule)."""
-    from tether.registry import store
-
-    req = store.request(_ws(), spec, to, comment)
+    req = _models().request(spec, to, comment)
     state = "done (no approval needed)" if req.status == "approved" else "waiting for approval"
     click.echo(
         f"request {req.id[7:19]}: {req.name}@v{req.version} -> {req.to} by {req.by}, {state}"
@@ -62,9 +63,7 @@ def request(spec: str, to: str, comment: str) -> None:
 
 
 def _decide(spec: str, approve: bool, comment: str) -> None:
-    from tether.registry import store
-
-    req = store.decide(_ws(), spec, approve, comment)
+    req = _models().decide(spec, approve, comment)
     if not approve:
         click.echo(f"rejected {req.name}@v{req.version} -> {req.to}")
     elif req.status == "approved":
@@ -92,9 +91,7 @@ def approve(spec: str | None, comment: str, ready: bool) -> None:
     from tether.errors import UsageError
 
     if ready:
-        from tether.registry import store
-
-        found = store.ready(_ws())
+        found = _models().ready()
         if not found:
             click.echo("no open request is ready for this key")
         for req in found:
@@ -118,18 +115,14 @@ def reject(spec: str, comment: str) -> None:
 @click.argument("alias")
 def alias(spec: str, alias: str) -> None:
     """Point ALIAS (champion, candidate…) at NAME@VERSION."""
-    from tether.registry import store
-
-    v = store.set_alias(_ws(), spec, alias)
+    v = _models().set_alias(spec, alias)
     click.echo(f"{v.name}@{alias} -> v{v.number}")
 
 
 @model.command("list")
 def list_() -> None:
     """Every model and version, with stages and aliases."""
-    from tether.registry import store
-
-    state = store.load_state(_ws())
+    state = _models().state()
     if not state.models:
         click.echo("no models registered: `tether model register NAME --run RUN --path PATH`")
     for _name, versions in sorted(state.models.items()):
@@ -143,9 +136,7 @@ def list_() -> None:
 @click.argument("spec")
 def show(spec: str) -> None:
     """NAME[@VERSION|@STAGE|@ALIAS]: the version, its object, run, code commit, requests."""
-    from tether.registry import store
-
-    state = store.load_state(_ws())
+    state = _models().state()
     v = state.resolve(spec)
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.time))
     click.echo(f"{v.ref}  stage: {v.stage or '-'}  aliases: {', '.join(sorted(v.aliases)) or '-'}")
@@ -165,9 +156,7 @@ def show(spec: str) -> None:
 def get(spec: str, out: Path) -> None:
     """Write NAME@VERSION|STAGE|ALIAS's files into OUT, checking every byte against its id (and
     against the signed digests when the stage requires a signature)."""
-    from tether.registry import release
-
-    done = release.get(_ws(), spec, out)
+    done = _models().get(spec, out)
     how = f", signature by {done.signer} verified" if done.signer else ""
     click.echo(f"{done.version.ref}: {done.files} file(s) in {out}, hashes verified{how}")
 
@@ -183,9 +172,7 @@ def _spec(name: str, version: int | None) -> str:
 def sign(name: str, version: int | None) -> None:
     """Sign NAME VERSION (or NAME@vN): an in-toto statement (the files' sha256) with SLSA provenance
     (commit, data ids, lock files, params, seeds, builder), in a DSSE envelope, with your key."""
-    from tether.registry import release
-
-    v = release.sign(_ws(), _spec(name, version))
+    v = _models().sign(_spec(name, version))
     click.echo(f"signed {v.ref} by {v.signed_by}")
 
 
@@ -200,10 +187,14 @@ def sign(name: str, version: int | None) -> None:
 )
 def verify(name: str, version: int | None, folder: Path | None) -> None:
     """Check NAME VERSION's (or NAME@vN|@STAGE's) signature against the trusted keys and every
-    signed digest against the files. Needs no network."""
-    from tether.registry import release
+    signed digest against the files. Needs no network. Exits 1 when anything does not verify."""
+    from tether.errors import VerificationError
 
-    done = release.verify(_ws(), _spec(name, version), folder)
+    try:
+        done = _models().verify(_spec(name, version), folder)
+    except VerificationError as exc:
+        click.secho(f"PROBLEM: {exc}", fg="red", err=True)
+        raise SystemExit(exitcodes.NEGATIVE) from None
     click.echo(f"{done.version.ref}: signed by {done.signer}; {done.files} file(s) match")
 
 
@@ -213,9 +204,7 @@ def push(remote: str) -> None:
     """Push the registry's tags, its audit log and the log's signed head to a git remote, in
     one atomic push (refused if the remote's log moved on: pull first). Model files travel
     with `tether push`."""
-    from tether.registry import store
-
-    store.push(_ws(), remote)
+    _models().push(remote)
     click.echo(f"pushed the registry to {remote}")
 
 
@@ -223,9 +212,7 @@ def push(remote: str) -> None:
 @click.option("--remote", default="origin", show_default=True, help="The git remote.")
 def pull(remote: str) -> None:
     """Fetch the registry's tags, audit log (fast-forward only) and signed head."""
-    from tether.registry import store
-
-    click.echo(f"{store.pull(_ws(), remote)} new registry events from {remote}")
+    click.echo(f"{_models().pull(remote)} new registry events from {remote}")
 
 
 @model.group("policy")
@@ -237,9 +224,7 @@ def policy() -> None:
 def policy_apply() -> None:
     """Record tether.toml's [registry.policy.*] as the policy in force (a signed event); later
     decisions record its id."""
-    from tether.registry import store
-
-    click.echo(f"policy in force: {store.apply_policy(_ws())}")
+    click.echo(f"policy in force: {_models().apply_policy()}")
 
 
 @click.group()
@@ -251,9 +236,7 @@ def audit() -> None:
 @click.option("--model", "name", help="Only this model's events.")
 def audit_log(name: str | None) -> None:
     """Every registry event, oldest first: who, when, what."""
-    from tether.registry import audit as trail
-
-    for ev in trail.log(_ws(), name):
+    for ev in _models().audit_log(name):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ev.time))
         signed = "signed" if ev.body.get("signed") else "unsigned"
         click.echo(f"{ev.seq:>5} {when} {ev.kind:<16} {ev.actor:<24} {signed:<8} {_what(ev)}")
@@ -282,12 +265,10 @@ def _what(ev: Any) -> str:
 def audit_verify(full: bool) -> None:
     """Recompute the chain, check the signatures and the signed head; report the first broken
     link. Exits 1 on any problem."""
-    from tether.registry import audit as trail
-
-    report = trail.verify(_ws(), full=full)
+    report = _models().verify_audit(full=full)
     for problem in report.problems:
         click.secho(f"PROBLEM: {problem}", fg="red")
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
     head = f", head signed by {report.head_signed_by}" if report.head_signed_by else ""
     click.echo(f"audit log verified: {report.events} events{head}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tether.cli import exitcodes
+
 
 @click.command()
 @click.argument("stages", nargs=-1)
@@ -25,10 +27,9 @@ def repro(
     run cache. pipeline.lock records what each stage ran with and made: commit it.
     """
     if not (stages or dry_run or force):
-        from tether import __version__
-        from tether.pipelines.uptodate import fresh_here
+        from tether.api import pipeline_is_fresh
 
-        if fresh_here(__version__):  # nothing the last up-to-date plan read has changed
+        if pipeline_is_fresh():  # nothing the last up-to-date plan read has changed
             click.echo("Everything is up to date.")
             return
     from tether.api import Project
@@ -56,4 +57,4 @@ def repro(
         click.secho(
             f"failed: {', '.join(failed)} (pipeline.lock keeps what finished)", fg="red", err=True
         )
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)

@@ -23,9 +23,7 @@ def init(ci: str | None) -> None:
     project = Project.init()
     click.echo(f"Initialised Tether in {project.root}")
     if ci:
-        from tether.templates import write_ci
-
-        click.echo(f"Wrote {write_ci(project.root, ci).relative_to(project.root)}: commit it")
+        click.echo(f"Wrote {project.write_ci(ci).relative_to(project.root)}: commit it")
     click.echo("Next: `tether add PATH` to track data, then commit the .tether pointer file.")
 
 
@@ -86,8 +84,6 @@ def config_set(key: str, value: str, local: bool) -> None:
 def config_list() -> None:
     """Print every setting after all layers (credentials masked)."""
     from tether.api import Project
-    from tether.config import is_secret
 
-    for key, value in Project.open().config_items():
-        shown = "****" if is_secret(key, value) else value
-        click.echo(f"{key} = {shown}")
+    for key, value in Project.open().config_items(mask_secrets=True):
+        click.echo(f"{key} = {value}")

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tether.cli import exitcodes
+
 if TYPE_CHECKING:
-    from tether.prompts.templates import Prompt
+    from tether.api import PromptLibrary
 
 
 @click.group()
@@ -28,27 +30,10 @@ def prompt() -> None:
     """
 
 
-def _root() -> Path:
-    from tether.gitio.repo import find_root
+def _library() -> PromptLibrary:
+    from tether.api import prompts_here
 
-    return find_root()
-
-
-def _resolve(ref: str, *, check: bool = True) -> Prompt:
-    """NAME, NAME@VERSION or NAME@LABEL, refused when registered and changed since (``check``)."""
-    from tether.prompts import registry, templates
-
-    root = _root()
-    name, at = templates.parse_ref(ref)
-    if at is not None and not templates.VERSION.match(at):
-        from tether.api import Project
-        from tether.prompts import labels
-
-        at = labels.version_for(Project.open().ws, name, at)
-    loaded = templates.load(root, name, at)
-    if check:
-        registry.check_unchanged(root, loaded)
-    return loaded
+    return prompts_here()
 
 
 @prompt.command("new")
@@ -56,10 +41,9 @@ def _resolve(ref: str, *, check: bool = True) -> Prompt:
 @click.option("--chat", is_flag=True, help="Chat messages (messages.yaml), not one text.")
 def new(name: str, chat: bool) -> None:
     """Create prompts/NAME/v1.0.0/ with a starting prompt.yaml and template."""
-    from tether.prompts import templates
-
-    made = templates.new(_root(), name, chat=chat)
-    click.echo(f"created {made.folder.relative_to(_root())}: edit it, then commit and register it")
+    lib = _library()
+    made = lib.new(name, chat=chat)
+    click.echo(f"created {made.folder.relative_to(lib.root)}: edit it, then commit and register it")
 
 
 @prompt.command("bump")
@@ -69,25 +53,22 @@ def new(name: str, chat: bool) -> None:
 @click.option("--patch", "part", flag_value="patch", help="vX.Y.Z: a fix.")
 def bump(name: str, part: str) -> None:
     """Copy NAME's newest version to the next version's folder, to edit there."""
-    from tether.prompts import templates
-
-    made = templates.bump(_root(), name, part)
-    click.echo(f"created {made.ref} in {made.folder.relative_to(_root())}")
+    lib = _library()
+    made = lib.bump(name, part)
+    click.echo(f"created {made.ref} in {made.folder.relative_to(lib.root)}")
 
 
 @prompt.command("list")
 def list_() -> None:
     """Every prompt with its versions; registered ones marked with *."""
-    from tether.prompts import registry, templates
-
-    root = _root()
-    names = templates.names(root)
+    lib = _library()
+    names = lib.names()
     if not names:
         click.echo("no prompts yet: `tether prompt new NAME` makes one")
         return
     for name in names:
-        known = registry.registered(root, name)
-        shown = [v + ("*" if v in known else "") for v in templates.versions(root, name)]
+        known = lib.registered(name)
+        shown = [v + ("*" if v in known else "") for v in lib.versions(name)]
         click.echo(f"{name}  {' '.join(shown)}")
 
 
@@ -95,10 +76,9 @@ def list_() -> None:
 @click.argument("ref")
 def show(ref: str) -> None:
     """Show NAME[@VERSION] (default: the newest): metadata, variables, content id, template."""
-    from tether.prompts import registry
-
-    p = _resolve(ref, check=False)
-    known = registry.registered(_root(), p.name).get(p.version)
+    lib = _library()
+    p = lib.resolve(ref, check=False)
+    known = lib.registered(p.name).get(p.version)
     click.echo(f"{p.ref}  ({p.kind})")
     click.echo(f"content: {p.content_id}")
     if known is None:
@@ -134,30 +114,15 @@ def render(ref: str, pairs: tuple[str, ...], vars_file: Path | None, as_json: bo
     """Render NAME@VERSION with the given variables (defaults fill the rest)."""
     import json
 
-    p = _resolve(ref)
-    values = _values(p, pairs, vars_file)
+    from tether.cli.render import parse_pairs
+
+    lib = _library()
+    p = lib.resolve(ref)
+    values = lib.values(p, parse_pairs(pairs, "K=V"), vars_file)
     if as_json:
         click.echo(json.dumps(p.messages(**values), indent=2, ensure_ascii=False))
     else:
         click.echo(p.render(**values), nl=False)
-
-
-def _values(p: Prompt, pairs: tuple[str, ...], vars_file: Path | None) -> dict[str, Any]:
-    """``--vars-file`` then ``--var``; a non-string variable's value is read as YAML."""
-    from tether._documents import load_yaml
-    from tether.cli.render import parse_pairs
-    from tether.errors import UsageError
-
-    values: dict[str, Any] = {}
-    if vars_file is not None:
-        doc = load_yaml(vars_file.read_bytes()) or {}
-        if not isinstance(doc, dict):
-            raise UsageError(f"{vars_file} must hold a mapping of variable -> value")
-        values.update(doc)
-    for key, raw in parse_pairs(pairs, "K=V").items():
-        var = p.variables.get(key)
-        values[key] = raw if var is None or var.type == "string" else load_yaml(raw)
-    return values
 
 
 @prompt.command("diff")
@@ -165,10 +130,7 @@ def _values(p: Prompt, pairs: tuple[str, ...], vars_file: Path | None) -> dict[s
 @click.argument("b")
 def diff(a: str, b: str) -> None:
     """What changed between two versions: variables, then the files as a unified diff."""
-    from tether.prompts import templates
-
-    text = templates.diff(_resolve(a, check=False), _resolve(b, check=False))
-    click.echo(text or "no difference")
+    click.echo(_library().diff(a, b) or "no difference")
 
 
 @prompt.command("lint")
@@ -181,28 +143,12 @@ def diff(a: str, b: str) -> None:
 def lint(refs: tuple[str, ...], suite: Path | None) -> None:
     """Check prompts (default: the newest version of each): undeclared or unused variables,
     malformed metadata, variables a suite's cases do not give. Exits 1 on a problem."""
-    from tether.prompts import templates
-
-    root = _root()
-    cases = _suite_vars(suite) if suite is not None else None
-    problems: list[str] = []
-    for ref in refs or tuple(templates.names(root)):
-        try:
-            problems += templates.lint(_resolve(ref, check=False), cases)
-        except templates.PromptError as exc:  # malformed metadata or template: a finding
-            problems.append(str(exc))
+    problems = _library().lint(list(refs), suite)
     for problem in problems:
         click.echo(problem)
     if problems:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
     click.echo("no problems found")
-
-
-def _suite_vars(path: Path) -> list[dict[str, Any]]:
-    """The variables of every case of a suite (inline and from its case files)."""
-    from tether.prompts.suite import load_suite
-
-    return [dict(case.vars) for case in load_suite(path).cases]
 
 
 @prompt.command("register")
@@ -210,10 +156,7 @@ def _suite_vars(path: Path) -> list[dict[str, Any]]:
 def register(ref: str) -> None:
     """Pin NAME@VERSION's content: an annotated tag NAME@VERSION on the current commit, which
     must hold the version's files as they are. Its files can no longer change."""
-    from tether.prompts import registry
-
-    p = _resolve(ref, check=False)
-    done = registry.register(_root(), p)
+    p, done = _library().register(ref)
     click.echo(f"registered {p.ref}: content {done.content_id} at commit {done.commit[:12]}")
 
 
@@ -269,24 +212,20 @@ def eval_(
     the model, score the answers; each prompt x provider is recorded as a run with pass rate
     (and its Wilson 95% interval), latency p50/p95, tokens, cost and errors. Exits 1 when a
     suite threshold is not met."""
-    from tether.api import Project
     from tether.cli.progress import Bar
-    from tether.prompts import evaluate, suite
 
-    ws = Project.open().ws
-    the_suite = suite.load_suite(suite_path)
+    lib = _library()
+    the_suite = lib.load_suite(suite_path)
     names = the_suite.provider_names(providers)
-    judge_name = str(ws.config.get("prompts.judge") or "")
-    judge = evaluate.provider_for(ws, the_suite, judge_name) if judge_name else None
+    judge = lib.judge(the_suite)
     results = []
     for one in ref.split(","):
-        p = _resolve(one)
+        p = lib.resolve(one)
         for name in names:
-            provider = evaluate.provider_for(ws, the_suite, name)
+            provider = lib.provider(the_suite, name)
             with Bar(f"{p.ref} on {name}") as bar:
                 bar.set_size(len(the_suite.cases) * repeat)
-                done = evaluate.evaluate(
-                    ws,
+                done = lib.evaluate(
                     p,
                     the_suite,
                     provider,
@@ -299,12 +238,10 @@ def eval_(
             results.append(done)
             _print_eval(done)
     if html is not None:
-        from tether.prompts.report import eval_html
-
-        html.write_text(eval_html(results))
+        html.write_text(lib.eval_html(results))
         click.echo(f"report: {html}")
     if not all(r.passed for r in results):
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 def _print_eval(done: Any) -> None:
@@ -336,35 +273,12 @@ def _print_eval(done: Any) -> None:
 def promote(ref: str, label: str, require_eval: bool, remote: str | None) -> None:
     """Assign LABEL to a registered NAME@VERSION: the annotated tag NAME#LABEL#N and an event in
     the hash-chained log (who, when, which version, which eval run)."""
-    from tether.api import Project
-    from tether.prompts import labels
-
-    ws = Project.open().ws
-    p = _resolve(ref)
-    run = _passing_eval(ws, p) if require_eval else None
-    done = labels.promote(ws, p, label, eval_run=run)
+    lib = _library()
+    p, done, run = lib.promote(ref, label, require_eval=require_eval)
     click.echo(f"{p.name}#{label}#{done.n} -> {p.version}" + (f" (eval run {run})" if run else ""))
     if remote:
-        labels.push(ws, p.name, remote)
+        lib.push(p.name, remote)
         click.echo(f"pushed to {remote}")
-
-
-def _passing_eval(ws: Any, p: Prompt) -> str:
-    """The newest passing eval run of exactly this content."""
-    from tether.prompts.templates import PromptError
-    from tether.runs import catalog
-
-    where = (
-        f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
-        f"params.`prompt.content_id` = '{p.content_id}' and status = 'finished'"
-    )
-    found = catalog.search(ws, where, "started desc", 1)
-    if not found:
-        raise PromptError(
-            f"no passing eval of {p.ref} (content {p.content_id[:19]}): run `tether prompt eval "
-            f"{p.ref} --suite evals/NAME.yaml` first"
-        )
-    return found[0].id
 
 
 @prompt.command("rollback")
@@ -373,14 +287,11 @@ def _passing_eval(ws: Any, p: Prompt) -> str:
 @click.option("--push", "remote", flag_value="origin", help="Then push tags and log (origin).")
 def rollback(name: str, label: str, remote: str | None) -> None:
     """Move LABEL back to the version it had before, as a new assignment (NAME#LABEL#N+1)."""
-    from tether.api import Project
-    from tether.prompts import labels
-
-    ws = Project.open().ws
-    done = labels.rollback(ws, name, label, lambda v: _resolve(f"{name}@{v}"))
+    lib = _library()
+    done = lib.rollback(name, label)
     click.echo(f"{name}#{label}#{done.n} -> {done.version} (rolled back)")
     if remote:
-        labels.push(ws, name, remote)
+        lib.push(name, remote)
         click.echo(f"pushed to {remote}")
 
 
@@ -391,11 +302,7 @@ def history(name: str) -> None:
     disagrees with the log (deleted, moved or made by hand)."""
     import time
 
-    from tether.api import Project
-    from tether.prompts import labels
-
-    ws = Project.open().ws
-    found = labels.assignments(ws, name)
+    found, problems = _library().history(name)
     if not found:
         click.echo(f"{name} has no label assignments")
     for a in found:
@@ -404,21 +311,17 @@ def history(name: str) -> None:
         click.echo(
             f"{when}  {name}#{a.label}#{a.n}  -> {a.version}  {a.reason} by {a.actor}{extra}"
         )
-    problems = labels.check(ws, name)
     for problem in problems:
         click.secho(f"PROBLEM: {problem}", fg="red")
     if problems:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("pull")
 @click.option("--remote", default="origin", show_default=True, help="The git remote.")
 def pull(remote: str) -> None:
     """Fetch prompt tags and the label log from a git remote (fast-forward only)."""
-    from tether.api import Project
-    from tether.prompts import labels
-
-    n = labels.pull(Project.open().ws, remote)
+    n = _library().pull(remote)
     click.echo(f"{n} new label events from {remote}")
 
 
@@ -460,14 +363,11 @@ def compare_(
     by more than the margin or the suite cannot tell (it says how many cases would)."""
     import json
 
-    from tether.api import Project
-    from tether.prompts import evaluate, gate, suite
-
-    ws = Project.open().ws
-    the_suite = suite.load_suite(suite_path)
+    lib = _library()
+    the_suite = lib.load_suite(suite_path)
     name = the_suite.provider_names(provider)[0]
-    done = gate.compare_versions(
-        ws, _resolve(a), _resolve(b), the_suite, evaluate.provider_for(ws, the_suite, name),
+    done = lib.compare(
+        a, b, the_suite, lib.provider(the_suite, name),
         repeat=repeat, jobs=jobs, max_regression=max_regression,
     )  # fmt: skip
     if as_json:
@@ -477,15 +377,16 @@ def compare_(
 
         from tether.cli.tables import console
 
-        table = Table(*gate.HEADER, title=f"{done.b.prompt} (B) vs {done.a.prompt} (A)")
-        for cells in gate.rows(done.comparison):
+        header, rows = lib.comparison_table(done)
+        table = Table(*header, title=f"{done.b.prompt} (B) vs {done.a.prompt} (A)")
+        for cells in rows:
             table.add_row(*cells)
         console().print(table)
         for line in done.comparison.summary()[-2:]:
             click.echo(line)
         click.echo(f"runs: {done.a.run} (A), {done.b.run} (B)")
     if not done.passed:
-        raise SystemExit(1)
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("ci")
@@ -516,34 +417,12 @@ def ci(
     """Evaluate every prompt version added or changed since BASE against the version labelled
     production, on SUITES/NAME.yaml; write a markdown report; exit 1 on a significant
     regression (or an inconclusive gate)."""
-    from tether.api import Project
-    from tether.prompts import evaluate, gate, suite, templates
-    from tether.prompts.templates import PromptError
-
-    ws = Project.open().ws
-    compared, alone = [], []
-    for name, version in gate.changed_versions(ws.root, base):
-        path = ws.root / suite_dir / f"{name}.yaml"
-        if not path.exists():
-            raise PromptError(f"{name}@{version} changed but has no suite at {path}")
-        the_suite = suite.load_suite(path)
-        prov = evaluate.provider_for(ws, the_suite, the_suite.provider_names(provider)[0])
-        new = templates.load(ws.root, name, version)
-        baseline = gate.production_of(ws, name, label)
-        if baseline is None or baseline.content_id == new.content_id:
-            alone.append(evaluate.evaluate(ws, new, the_suite, prov))
-        else:
-            compared.append(
-                gate.compare_versions(
-                    ws, baseline, new, the_suite, prov, max_regression=max_regression
-                )
-            )
-    text = gate.markdown(compared, alone)
+    done = _library().ci(base, label, suite_dir, provider, max_regression)
     if report is not None:
-        report.write_text(text)
-    click.echo(text, nl=False)
-    if not all(c.passed for c in compared) or not all(e.passed for e in alone):
-        raise SystemExit(1)
+        report.write_text(done.markdown)
+    click.echo(done.markdown, nl=False)
+    if not done.passed:
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("bundle")
@@ -560,9 +439,7 @@ def bundle(names: tuple[str, ...], label: str, output: Path) -> None:
     """Write the versions LABEL points at (of NAMES; default every prompt that has LABEL) to one
     JSON file, read from their registration commits and verified, for services that run
     without git: tether.prompts.load(NAME, bundle=FILE)."""
-    from tether.prompts import runtime
-
-    pins = runtime.write_bundle(_root(), list(names) or None, label, output)
+    pins = _library().bundle(list(names) or None, label, output)
     for pin in pins:
         click.echo(f"{pin.name}#{label} -> {pin.version}  content {pin.content_id}")
     click.echo(f"wrote {output}: {len(pins)} prompt(s) at label {label}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import click
@@ -17,7 +18,19 @@ def human_size(n: float) -> str:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
+    """Strict JSON, as jq and other languages' parsers read it: a NaN is null and an infinity
+    the text "Infinity" or "-Infinity", as in run records."""
+    click.echo(json.dumps(_strict(value), indent=2, sort_keys=True, allow_nan=False))
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
 
 
 def parse_pairs(items: tuple[str, ...] | list[str], what: str = "KEY=VALUE") -> dict[str, str]:

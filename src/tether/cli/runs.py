@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tether.cli import exitcodes
 from tether.cli.render import echo_json, parse_pairs
 
 
@@ -36,6 +37,13 @@ from tether.cli.render import echo_json, parse_pairs
     is_flag=True,
     help="Run the command twice (same --dep, --out) and say which outputs and metrics differ.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print only a JSON summary on stdout (run_id, name, status, exit_code, record, "
+    "missing_outs); the command's own stdout goes to stderr, still shown and kept.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     name: str | None,
@@ -45,25 +53,36 @@ def run(
     deps: tuple[str, ...],
     outs: tuple[str, ...],
     check_determinism: bool,
+    as_json: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND and record it: code, data, environment and parameters.
 
     `--key value` and `--key=value` arguments become params. The command's output is shown and
-    kept; `tether.log_metric(...)` inside it logs into this run. Exits with the command's code.
+    kept; `tether.log_metric(...)` inside it logs into this run. Exits with the command's status
+    (128+N when it dies of signal N, as a shell says), 127 when it is not found, 126 when it is
+    not executable, 125 when Tether itself fails around the launch.
 
         tether run -- python train.py --lr 0.1 --epochs 3
+
+    With --json, stdout holds one JSON object and nothing else, so a script can read the run's
+    id: `tether run --json -- python train.py | jq -r .run_id`.
     """
+    import sys
+
     from tether.api import Project
 
     project = Project.open()
+    stdout = sys.stderr.buffer if as_json else None  # --json: stdout is the summary's alone
     if check_determinism:
         _determinism(
             project,
             list(command),
+            as_json,
             name=name,
             experiment=experiment,
             tags=parse_pairs(tags),
+            stdout=stdout,
             deps=list(deps),
             outs=list(outs),
         )
@@ -74,7 +93,10 @@ def run(
         tags=parse_pairs(tags),
         deps=list(deps),
         outs=list(outs),
+        stdout=stdout,
     )
+    for warning in done.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     for path in done.missing_outs:
         click.secho(f"warning: --out {path} was not written", fg="yellow", err=True)
     colour = {"finished": "green", "failed": "red", "killed": "yellow"}[done.status]
@@ -82,11 +104,42 @@ def run(
     if commit_log:
         commit = project.commit_log(done.run_id)
         click.echo(f"logged in experiment_log.yaml, commit {commit[:10]}", err=True)
+    if as_json:
+        echo_json(_launched(done))
     raise SystemExit(done.exit_code)
 
 
-def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
+def _launched(done: Any) -> dict[str, Any]:
+    keys = ("run_id", "name", "status", "exit_code", "record", "missing_outs")
+    return {key: getattr(done, key) for key in keys}
+
+
+_DETERMINISM_EXIT = {
+    "deterministic": exitcodes.OK,
+    "not deterministic": exitcodes.NEGATIVE,
+    "nothing to compare": exitcodes.NOT_CARRIED_OUT,
+    "failed": exitcodes.NOT_CARRIED_OUT,
+}
+
+
+def _determinism(project: Any, command: list[str], as_json: bool, **kwargs: Any) -> None:
     report = project.check_determinism(command, **kwargs)
+    if as_json:
+        outputs = {p: list(pair) for p, pair in report.outputs.items()}
+        metrics = {k: list(pair) for k, pair in report.metrics.items()}
+        runs = [_launched(r) for r in report.runs]
+        echo_json(
+            {
+                "deterministic": report.deterministic,
+                "verdict": report.verdict,
+                "runs": runs,
+                "outputs": outputs,
+                "metrics": metrics,
+                "compared": report.compared,
+                "unwritten": report.unwritten,
+            }
+        )
+        raise SystemExit(_DETERMINISM_EXIT[report.verdict])
     ids = " and ".join(r.run_id[:13] for r in report.runs)
     for path in report.unwritten:
         click.secho(f"warning: --out {path} was written by neither run", fg="yellow", err=True)
@@ -96,15 +149,15 @@ def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
             "the command writes with --out, or log it (tether.log_output, tether.log_metric).",
             fg="red",
         )
-        raise SystemExit(3)
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)
     if report.verdict == "failed":
         codes = " and ".join(str(r.exit_code) for r in report.runs)
         click.secho(f"could not check: the command failed both times (exit {codes})", fg="red")
-        raise SystemExit(3)
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)
     if report.deterministic:
         same = ", ".join(report.compared)
         click.secho(f"deterministic: runs {ids} gave the same {same}", fg="green")
-        raise SystemExit(0)
+        raise SystemExit(exitcodes.OK)
     click.secho(f"NOT deterministic: runs {ids} differ", fg="yellow")
     for path, (a, b) in report.outputs.items():
         click.echo(f"  output {path}: {str(a)[:19]} vs {str(b)[:19]}")
@@ -116,7 +169,7 @@ def _determinism(project: Any, command: list[str], **kwargs: Any) -> None:
     click.echo(
         "Look for an unseeded random generator: `tether.seed(n)` seeds random, numpy, torch."
     )
-    raise SystemExit(1)
+    raise SystemExit(exitcodes.NEGATIVE)
 
 
 @click.group()
@@ -142,17 +195,31 @@ def runs() -> None:
     help="At most this many runs (0: all).",
 )
 @click.option("--deleted", is_flag=True, help="Include runs hidden by `runs delete`.")
+@click.option(
+    "-p",
+    "--parent",
+    metavar="RUN",
+    help="Only the child runs of RUN (an id, a prefix or a name): a sweep's trials, a "
+    "pipeline's stages.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_runs(
-    where: str | None, sort: str | None, limit: int, deleted: bool, as_json: bool
+    where: str | None,
+    sort: str | None,
+    limit: int,
+    deleted: bool,
+    parent: str | None,
+    as_json: bool,
 ) -> None:
     """List runs, newest first, with their params and metrics."""
     from tether.api import Project
     from tether.cli.tables import runs_table
 
-    found = Project.open().search_runs(
-        where, sort=sort, limit=limit or None, include_deleted=deleted
-    )
+    project = Project.open()
+    if parent is not None:
+        children = f"parent = '{_pick(project, parent)}'"
+        where = children if where is None else f"({where}) and {children}"
+    found = project.search_runs(where, sort=sort, limit=limit or None, include_deleted=deleted)
     if as_json:
         from dataclasses import asdict
 
@@ -173,21 +240,48 @@ def show(run: str, as_json: bool) -> None:
     from tether.api import Project
     from tether.cli.tables import record_view
 
-    record = Project.open().get_run(run)
+    project = Project.open()
+    record = project.get_run(_pick(project, run))
+    children = project.search_runs(f"parent = '{record['id']}'", sort="started", limit=None)
     if as_json:
-        echo_json(record)
+        echo_json({**record, "children": [c.id for c in children]})
         return
     record_view(record)
+    _family(project, record, children)
+
+
+def _pick(project: Any, ref: str) -> str:
+    """The id ``ref`` names, saying which run it took when a name is borne by several."""
+    picked = project.pick_run(ref)
+    if picked.notice:
+        click.secho(picked.notice, fg="yellow", err=True)
+    return str(picked.id)
+
+
+def _family(project: Any, record: dict[str, Any], children: list[Any]) -> None:
+    if record.get("parent"):
+        found = project.search_runs(f"id = '{record['parent']}'", include_deleted=True)
+        click.echo(f"parent     {found[0].name if found else '?'}  {record['parent']}")
+    if children:
+        names = ", ".join(c.name for c in children[:10]) + (" …" if len(children) > 10 else "")
+        click.echo(f"children   {len(children)}: {names}")
+        click.echo(f"           tether runs list --parent {record['id']}")
 
 
 @runs.command("compare")
 @click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
-def compare(run_refs: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def compare(run_refs: tuple[str, ...], as_json: bool) -> None:
     """Params and metrics of runs side by side; the rows that differ are highlighted."""
     from tether.api import Project
     from tether.cli.tables import comparison_table
 
-    comparison_table(Project.open().compare_runs(list(run_refs)))
+    project = Project.open()
+    result = project.compare_runs([_pick(project, r) for r in run_refs])
+    if as_json:
+        echo_json({**result.__dict__, "differ": sorted(result.differ)})
+        return
+    comparison_table(result)
 
 
 @runs.command("tag")
@@ -197,7 +291,8 @@ def tag(run: str, pairs: tuple[str, ...]) -> None:
     """Tag a sealed run (an amendment record: the run itself never changes)."""
     from tether.api import Project
 
-    Project.open().amend_run(run, tags=parse_pairs(pairs))
+    project = Project.open()
+    project.amend_run(_pick(project, run), tags=parse_pairs(pairs))
     click.echo(f"tagged {run}")
 
 
@@ -208,7 +303,8 @@ def note(run: str, text: str) -> None:
     """Attach a note to a sealed run (an amendment record)."""
     from tether.api import Project
 
-    Project.open().amend_run(run, note=text)
+    project = Project.open()
+    project.amend_run(_pick(project, run), note=text)
     click.echo(f"noted {run}")
 
 
@@ -219,7 +315,8 @@ def delete(run: str, reason: str) -> None:
     """Hide a run: a tombstone record that travels with push. `runs purge` frees its data."""
     from tether.api import Project
 
-    run_id = Project.open().delete_run(run, reason)
+    project = Project.open()
+    run_id = project.delete_run(_pick(project, run), reason)
     click.echo(f"deleted {run_id} (hidden; `tether runs purge` removes what only it kept)")
 
 
@@ -258,7 +355,8 @@ def export(run_refs: tuple[str, ...], as_yaml: bool) -> None:
     """Write runs as experiment-ledger entries (the format of experiment_log.yaml)."""
     from tether.api import Project
 
-    click.echo(Project.open().export_runs_yaml(list(run_refs)), nl=False)
+    project = Project.open()
+    click.echo(project.export_runs_yaml([_pick(project, r) for r in run_refs]), nl=False)
 
 
 @click.command("diff")
@@ -272,7 +370,8 @@ def diff(run_a: str, run_b: str, as_json: bool, markdown: bool) -> None:
     from tether.api import Project
     from tether.cli import diffview
 
-    result = Project.open().diff_runs(run_a, run_b)
+    project = Project.open()
+    result = project.diff_runs(_pick(project, run_a), _pick(project, run_b))
     if as_json:
         from dataclasses import asdict
 
@@ -320,4 +419,5 @@ def env_export(run: str, fmt: str) -> None:
     Dockerfile (pinned Python and package versions)."""
     from tether.api import Project
 
-    click.echo(Project.open().export_env(run, fmt), nl=False)
+    project = Project.open()
+    click.echo(project.export_env(_pick(project, run), fmt), nl=False)

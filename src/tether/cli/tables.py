@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from tether.meta.store import IndexedRun
-    from tether.runs.compare import Comparison
+    from tether.api import Comparison, IndexedRun
 
 STATUS = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
 WIDE = 6  # params/metrics columns shown in the list
@@ -46,16 +45,20 @@ def runs_table(found: Sequence[IndexedRun]) -> None:
     params = _common_keys([r.params for r in found])
     metrics = _common_keys([r.metrics for r in found])
     table = Table(box=None, header_style="bold")
-    for title in ("id", "name", "experiment", "status", "started", "secs"):
+    names = {r.id: r.name for r in found}  # a child shows its parent's name when listed too
+    parents = [names.get(r.parent, r.parent[:13]) if r.parent else "" for r in found]
+    titles = ("id", "name", *(("parent",) if any(parents) else ()), "experiment", "status")
+    for title in (*titles, "started", "secs"):
         table.add_column(title, no_wrap=True)
     for key in params:
         table.add_column(f"params.{key}", style="blue")
     for key in metrics:
         table.add_column(f"metrics.{key}", style="magenta", justify="right")
-    for r in found:
+    for r, parent in zip(found, parents, strict=True):
         table.add_row(
             r.id[:13],
             r.name,
+            *((parent,) if any(parents) else ()),
             r.experiment,
             f"[{STATUS.get(r.status, 'white')}]{r.status}[/]",
             when(r.started),
@@ -129,7 +132,7 @@ def record_view(record: dict[str, Any]) -> None:
 
 
 def _metrics(out: Console, metrics: dict[str, Any]) -> None:
-    from tether.runs.record import number
+    from tether.api import metric_value as number
 
     if not metrics:
         return

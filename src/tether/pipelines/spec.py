@@ -23,17 +23,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tether._documents import load_yaml
-from tether.errors import UsageError
+from tether.errors import PipelineError as PipelineError  # re-exported: the tree is in errors.py
 
 PIPELINE_FILE = "pipeline.yaml"
 PARAMS_FILE = "params.yaml"
 COMPARE = ("exact", "metrics", "none")
 _ITEM = re.compile(r"\$\{item(?:\.([\w-]+))?\}")
 _KNOWN = {"cmd", "deps", "params", "outs", "metrics", "env", "resources", "matrix", "foreach"}
-
-
-class PipelineError(UsageError):
-    """A pipeline.yaml that cannot be run as written."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether._documents import dump_yaml, load_yaml
-from tether.errors import TetherError
+from tether.errors import PromptError as PromptError  # re-exported: the tree is in errors.py
 from tether.hashing import hash_bytes
 
 if TYPE_CHECKING:
@@ -49,10 +49,6 @@ TYPES = {
 }
 FORMATS = ("text", "json", "label")
 ROLES = ("system", "user", "assistant")
-
-
-class PromptError(TetherError):
-    """A prompt that cannot be found, parsed or rendered."""
 
 
 @dataclass(frozen=True)

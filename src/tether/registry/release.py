@@ -20,6 +20,7 @@ from typing import Any
 
 from tether import signing
 from tether._version import __version__
+from tether.errors import VerificationError
 from tether.hashing import PREFIX
 from tether.registry.policy import load_policies
 from tether.registry.store import (
@@ -167,11 +168,11 @@ def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
     digests = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
     names = dict(files_of(ws, v))
     if set(digests) != set(names):
-        raise RegistryError(f"{v.ref}: the signed files are not the version's files")
+        raise VerificationError(f"{v.ref}: the signed files are not the version's files")
     for name, digest in digests.items():
         now = signing.sha256_file(folder / name) if folder else _sha256(ws, names[name])
         if now != digest:
-            raise RegistryError(
+            raise VerificationError(
                 f"{v.ref}: {name} differs from what was signed (sha256 {now[:16]}…)"
             )
     return Verified(v, identity, len(digests))

@@ -21,6 +21,7 @@ from typing import Any
 from tether import signing
 from tether.config import read_project
 from tether.errors import GitError, TetherError
+from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
 from tether.gitio.repo import committer_email, git, git_maybe
@@ -34,10 +35,6 @@ LOG = "registry"
 PAYLOAD_TYPE = "application/vnd.tether.registry-event+json"
 SIGNED = {"model.request", "model.approve", "model.reject", "policy.change"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class RegistryError(TetherError):
-    """A registry operation refused: says which rule refused it."""
 
 
 @dataclass

@@ -23,8 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tether.capture.code import lacking
 from tether.capture.env import capture_environment
-from tether.errors import MissingObjectError, TetherError, UsageError
+from tether.capture.interpreter import command_environment
+from tether.capture.submodules import restore_submodules
+from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
@@ -111,6 +114,8 @@ def reproduce(
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
     if verdict.verdict != FAILED:
         verdict.reason = "; ".join(filter(None, [verdict.reason, _unused(verdict, limits, how)]))
+    if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
+        verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
         from tether.runs.amend import amend
 
@@ -171,7 +176,7 @@ def _carry_out(
             ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
         )
         recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy))
+        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
         unseen = _unseen(record, restored)
         with _environment(verdict, recorded, env, tree), hidden_from_git(tree, unseen):
             if pipeline:
@@ -259,7 +264,7 @@ def _rerun(
             deps=deps,
             outs=outs,
         )
-    except UsageError as exc:  # the command cannot start here, or a --dep is missing
+    except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
         raise Failed(f"the re-run could not start: {exc}") from exc
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
@@ -293,10 +298,8 @@ def _folder(tree: Path, record: dict[str, Any]) -> Path:
     """Where the run was started, in the rebuilt tree (made when the commit has no such
     folder: one holding only ignored files). A record from before Tether kept it: the folder
     its entry point was named from (``sub/train.py`` run as ``train.py`` ran in ``sub``)."""
-    if "cwd" not in record:
-        rel = _folder_from_entry(record)
-    else:  # None: started outside the repository (`start_run(path=...)`): its top, as before
-        rel = str(record["cwd"] or ".")
+    # no "cwd": an older record; None: started outside the repository, re-run at the top
+    rel = str(record["cwd"] or ".") if "cwd" in record else _folder_from_entry(record)
     if os.path.normpath(rel).startswith("..") or os.path.isabs(rel):
         raise Failed(f"the run's recorded folder {rel!r} is outside the repository")
     folder = tree / rel
@@ -342,6 +345,10 @@ def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
     try:
         git(ws.root, "worktree", "add", "-q", "--detach", str(tree), commit)
         _apply_diff(ws, tree, code.get("diff"))
+        try:  # the commit's submodules, each at its recorded commit with its own diff
+            restore_submodules(ws.root, tree, code.get("submodules") or [], ws.store.read_bytes)
+        except GitError as exc:
+            raise Failed(str(exc)) from exc
         if (tree / DOT).exists() or (tree / DOT).is_symlink():
             raise Failed(f"the commit itself holds a {DOT} folder: it cannot be rebuilt safely")
         (tree / DOT).symlink_to(ws.dot)  # the same cache, index and refs
@@ -407,8 +414,15 @@ def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
     return [p for p in restored if not any(p == c or p.startswith(c + "/") for c in seen)]
 
 
-def _env_now(copy: Workspace) -> dict[str, Any]:
-    return capture_environment(copy.root, copy.dot / "cache")
+def _env_now(copy: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    """The environment the re-run's command will run in (its interpreter's, as recorded)."""
+    env = capture_environment(copy.root, copy.dot / "cache")
+    if (record.get("tags") or {}).keys() & {"stage", "kind"}:
+        return env  # a pipeline re-runs in Tether's own process, as it ran
+    try:
+        return command_environment(env, _command(record), copy.root, copy.dot / "cache")
+    except Failed:
+        return env
 
 
 def _command(record: dict[str, Any]) -> list[str]:

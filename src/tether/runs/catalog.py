@@ -35,19 +35,78 @@ def search(
     return open_index(ws).search(where, sort, limit, include_deleted=include_deleted)
 
 
+@dataclass(frozen=True)
+class Picked:
+    """The run a reference picked. ``name`` is set when it was picked by name: ``matches`` runs
+    bear it and this is the ``back``-th before the newest (``NAME~back``)."""
+
+    id: str
+    ref: str
+    name: str | None = None
+    matches: int = 1
+    back: int = 0
+
+    @property
+    def notice(self) -> str | None:
+        """What to tell the user when a bare name matched several runs; None otherwise."""
+        if self.name is None or self.matches < 2 or self.ref != self.name:
+            return None
+        return (
+            f"{self.matches} runs are named {self.name}; using the newest, {self.id}; "
+            f"{self.name}~1 is the one before"
+        )
+
+
 def resolve(ws: Workspace, ref: str) -> str:
-    """One run id for a full id, a unique id prefix, a name, or ``@REV``: the newest run made
-    at git revision REV (``@HEAD``, ``@origin/main``), not counting pipeline parent runs."""
+    """One run id for a reference (see :func:`pick`)."""
+    return pick(ws, ref).id
+
+
+def pick(ws: Workspace, ref: str) -> Picked:
+    """The run ``ref`` names: a full id; a name (several runs with it: the newest, ``NAME~1``
+    the one before, ``NAME~2``...; runs hidden by ``runs delete`` count only when no other run
+    bears the name); a unique id prefix; or ``@REV``: the newest run made at git revision REV
+    (``@HEAD``, ``@origin/main``), not counting pipeline parent runs."""
     lifecycle.recover(ws)
     if ref.startswith("@"):
-        return _at_revision(ws, ref[1:])
+        return Picked(_at_revision(ws, ref[1:]), ref)
     ids = open_index(ws).resolve(ref)
+    if ref in ids:
+        return Picked(ref, ref)
+    named = _named(ws, ref)
+    if named:
+        return Picked(named[0], ref, ref, len(named))
+    base, tilde, back = ref.rpartition("~")
+    if tilde and base and back.isdigit():
+        return _back(ws, ref, base, int(back))
     if not ids:
         raise RunError(f"no run matches {ref!r}: `tether runs list` shows the runs")
     if len(ids) > 1:
         shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
         raise RunError(f"{ref!r} matches {len(ids)} runs ({shown}): give more characters of the id")
-    return ids[0]
+    return Picked(ids[0], ref)
+
+
+def _back(ws: Workspace, ref: str, name: str, back: int) -> Picked:
+    named = _named(ws, name)
+    if not named:
+        raise RunError(
+            f"no run matches {ref!r}: no run is named {name!r} (~N counts back among the runs "
+            "of one name); `tether runs list` shows the runs"
+        )
+    if back >= len(named):
+        one = "only 1 run is" if len(named) == 1 else f"only {len(named)} runs are"
+        oldest = name if len(named) == 1 else f"{name}~{len(named) - 1}"
+        raise RunError(f"{one} named {name!r}: {name} is the newest, {oldest} the oldest")
+    return Picked(named[back], ref, name, len(named), back)
+
+
+def _named(ws: Workspace, name: str) -> list[str]:
+    """Ids of the runs named ``name``, newest first; deleted ones only if no other has it."""
+    quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+    found = open_index(ws).search(f"name = '{quoted}'", "started desc", None, include_deleted=True)
+    kept = [r.id for r in found if not r.deleted]
+    return kept or [r.id for r in found]
 
 
 def _at_revision(ws: Workspace, rev: str) -> str:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.capture.code import skipped_files
 from tether.errors import GitError, MissingObjectError
 from tether.gitio import git
 from tether.objects.tree import HEADER as TREE_HEADER
@@ -82,6 +83,11 @@ class CodeDiff:
     dirty_a: list[str] = field(default_factory=list)
     dirty_b: list[str] = field(default_factory=list)
     same_patch: bool = True
+    # untracked files too big for the diff, named by size and id: path -> (A's, B's)
+    skipped: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+    submodules: list[str] = field(default_factory=list)  # how each submodule differs
 
 
 @dataclass
@@ -93,6 +99,8 @@ class DataDiff:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
+    edited: bool = False  # a tracked path edited and not re-added in either run
+    missing_in: list[str] = field(default_factory=list)  # "A", "B": tracked but absent then
 
 
 @dataclass
@@ -117,6 +125,7 @@ class RunDiff:
     params: dict[str, tuple[str | None, str | None]]
     metrics: dict[str, tuple[float | None, float | None]]
     causes: list[str]
+    uncaptured: list[str] = field(default_factory=list)  # what either record lacks
 
 
 def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
@@ -134,6 +143,7 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
     result.causes = _causes(result)
+    result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
     return result
 
 
@@ -141,6 +151,13 @@ def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
     out = CodeDiff(a.get("commit"), b.get("commit"))
     out.dirty_a, out.dirty_b = list(a.get("changed") or []), list(b.get("changed") or [])
     out.same_patch = a.get("diff") == b.get("diff")
+    sa, sb = skipped_files(a), skipped_files(b)
+    out.skipped = {
+        p: (sa.get(p), sb.get(p))
+        for p in sorted(set(sa) | set(sb))
+        if sa.get(p) != sb.get(p) or not (sa[p].get("id"))
+    }
+    out.submodules = _submodules(a.get("submodules") or [], b.get("submodules") or [])
     if out.commit_a and out.commit_b and out.commit_a != out.commit_b:
         try:
             # Tether's own ledger commits are not code changes
@@ -155,17 +172,50 @@ def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
     return out
 
 
+def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+    ma, mb = {s.get("path"): s for s in a}, {s.get("path"): s for s in b}
+    out = []
+    for path in sorted(set(ma) | set(mb), key=str):
+        x, y = ma.get(path) or {}, mb.get(path) or {}
+        if x.get("commit") != y.get("commit"):
+            out.append(
+                f"submodule {path}: commit {str(x.get('commit'))[:10]} → "
+                f"{str(y.get('commit'))[:10]}"
+            )
+        if x.get("diff") != y.get("diff"):
+            out.append(f"submodule {path}: uncommitted changes differ")
+    return out
+
+
 def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]:
     out = []
+    edited = set(a.get("modified") or []) | set(b.get("modified") or [])
     for role, key in (("input", "inputs"), ("output", "outputs"), ("tracked", "pointers_start")):
-        left, right = a.get(key) or {}, b.get(key) or {}
+        left, right = _read(a, key), _read(b, key)
         for path in sorted(set(left) | set(right)):
-            if left.get(path) == right.get(path):
+            if left.get(path) == right.get(path) or (role == "input" and path in edited):
                 continue
-            change = DataDiff(role, path, left.get(path), right.get(path))
+            change = DataDiff(role, path, left.get(path), right.get(path), edited=path in edited)
+            if role == "tracked":
+                change.missing_in = [n for n, r in (("A", a), ("B", b)) if path in _gone(r)]
             _inside(ws, change)
             out.append(change)
     return out
+
+
+def _gone(data: dict[str, Any]) -> list[str]:
+    return list(data.get("missing") or [])
+
+
+def _read(data: dict[str, Any], key: str) -> dict[str, str | None]:
+    """``data[key]``; for tracked data, what the run read: an edited path's real content, and
+    None for one missing from the work tree."""
+    found: dict[str, str | None] = dict(data.get(key) or {})
+    if key == "pointers_start":
+        inputs = data.get("inputs") or {}
+        found.update({p: inputs[p] for p in data.get("modified") or [] if p in inputs})
+        found.update({p: None for p in data.get("missing") or [] if p in found})
+    return found
 
 
 def _inside(ws: Workspace, change: DataDiff) -> None:
@@ -189,6 +239,9 @@ def _env(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> EnvDiff:
 def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     """How environment ``eb`` differs from ``ea`` (two captured environments)."""
     out = EnvDiff()
+    if not (_interpreter_known(ea) and _interpreter_known(eb)):
+        # one side's interpreter is unknown: its empty package list is no evidence of change
+        ea, eb = ({k: v for k, v in e.items() if k not in ("python", "packages")} for e in (ea, eb))
     pa, pb = (ea.get("python") or {}).get("version"), (eb.get("python") or {}).get("version")
     if pa != pb:
         out.python = (str(pa), str(pb))
@@ -227,6 +280,10 @@ def _causes(d: RunDiff) -> list[str]:
         ):
             inside = len(c.added) + len(c.removed) + len(c.modified)
             detail = f" ({inside} files inside)" if inside else ""
+            detail += " (edited, not re-added)" if c.edited else ""
+            detail += f" (missing from the work tree in {' and '.join(c.missing_in)})" * bool(
+                c.missing_in
+            )
             out.append(
                 f"{'input' if c.role == 'input' else 'tracked data'} {c.path} changed{detail}"
             )
@@ -237,6 +294,11 @@ def _causes(d: RunDiff) -> list[str]:
         out.append(f"code: {_n(apart, 'commit')} apart, {_n(len(d.code.files), 'file')} changed")
     if not d.code.same_patch:
         out.append("code: uncommitted changes differ")
+    out += [f"code: {s}" for s in d.code.submodules]
+    for path, (x, y) in d.code.skipped.items():
+        if x != y:
+            size = " → ".join(f"{i['size']} bytes" if i else "absent" for i in (x, y))
+            out.append(f"untracked {path} (too big for the diff) differs: {size}")
     for name, (va, vb) in d.env.changed.items():
         out.append(f"package {name}: {va} → {vb}")
     if d.env.added or d.env.removed:
@@ -250,6 +312,41 @@ def _causes(d: RunDiff) -> list[str]:
     if d.env.platform:
         out.append(f"platform: {d.env.platform[0]} → {d.env.platform[1]}")
     return out
+
+
+def _interpreter_known(env: dict[str, Any]) -> bool:
+    info = env.get("interpreter")
+    return not isinstance(info, dict) or bool(info.get("known"))
+
+
+def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
+    """What the record could not capture: while anything is listed, two runs whose captured
+    pillars match may still differ by what was not captured, not only by nondeterminism."""
+    out = []
+    code, data = record.get("code") or {}, record.get("data") or {}
+    try:
+        env = environment(ws, record)
+    except MissingObjectError:
+        env = {}
+    info = env.get("interpreter")
+    if not env:
+        out.append(f"{label}: its environment is not in this cache (`tether pull`)")
+    elif isinstance(info, dict) and not info.get("known"):
+        out.append(f"{label}: the command's Python environment ({info.get('reason')})")
+    elif info is None and _foreign_command(record.get("command") or []):
+        out.append(f"{label}: an older record: its environment may be Tether's interpreter's")
+    for path, item in skipped_files(code).items():
+        out.append(f"{label}: untracked {path} ({item.get('size')} bytes), too big to store")
+    if code.get("dirty") and "submodules" not in code:
+        out.append(f"{label}: an older record: changes inside submodules were not captured")
+    if data.get("pointers_start") and "modified" not in data:
+        out.append(f"{label}: an older record: tracked data was not checked for edits")
+    return out
+
+
+def _foreign_command(argv: list[str]) -> bool:
+    """A command run by ``tether run`` (not a script that started its own run)."""
+    return bool(argv) and not argv[0].endswith((".py", ".ipynb")) and argv[0] not in ("-c", "")
 
 
 def _n(count: int, noun: str) -> str:

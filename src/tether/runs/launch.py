@@ -8,6 +8,7 @@ run's log. Ctrl-C reaches the child (same process group); we wait for it and sea
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tether.errors import UsageError
+from tether.errors import LaunchError, UsageError
 from tether.runs import lifecycle
 from tether.runs.journal import VALID_KEY
 from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID, LiveRun
@@ -29,9 +30,10 @@ class Launched:
     run_id: str
     name: str
     status: str
-    exit_code: int
+    exit_code: int  # as a shell reports it: 128+N when the command died of signal N
     record: str
     missing_outs: list[str] = field(default_factory=list)  # declared with --out, not written
+    warnings: list[str] = field(default_factory=list)  # what the record could not capture
 
 
 def params_from_argv(argv: list[str]) -> dict[str, str]:
@@ -103,7 +105,9 @@ def launch(
     finally:
         os.close(started.lock_fd)
     missing = sorted(set(outs or []) - set(written))
-    return Launched(started.id, started.start["name"], status, code, record, missing)
+    done = Launched(started.id, started.start["name"], status, code, record, missing)
+    done.warnings = started.warnings
+    return done
 
 
 def execute(
@@ -116,8 +120,9 @@ def execute(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[int, bool]:
-    """Run ``command`` as the live run ``started``'s process: (exit code, interrupted?).
-    A command that cannot start seals the run ``failed`` and raises."""
+    """Run ``command`` as the live run ``started``'s process: (exit status as a shell reports
+    it, interrupted?). A command that cannot start seals the run ``failed`` and raises
+    :class:`LaunchError` (127 not found, 126 not executable, 125 otherwise)."""
     child_env = {
         **os.environ,
         **(env or {}),
@@ -137,9 +142,12 @@ def execute(
             pass_fds=(started.lock_fd,),
         )
     except OSError as exc:
-        lifecycle.seal(ws, started.folder, "failed", exit_code=127)
+        code, why = _not_started(exc)
+        lifecycle.seal(ws, started.folder, "failed", exit_code=code)
         os.close(started.lock_fd)
-        raise UsageError(f"cannot run {command[0]}: {exc.strerror}") from exc
+        raise LaunchError(
+            f"cannot run {command[0]}: {why} (run {started.id} sealed failed)", code
+        ) from exc
     with open(started.folder / "output.log", "ab") as log:
         lock = threading.Lock()
         pumps = [
@@ -162,11 +170,25 @@ def execute(
                 signal.signal(signal.SIGTERM, previous)
             for pump in pumps:
                 pump.join()
+    if code < 0:  # killed by signal N: seal `killed`, and report 128+N as a shell does
+        return 128 - code, True
     return code, interrupted
 
 
 def status_of(code: int, interrupted: bool) -> str:
     return "finished" if code == 0 else ("killed" if interrupted or code < 0 else "failed")
+
+
+def _not_started(exc: OSError) -> tuple[int, str]:
+    """The status a shell gives a command it cannot start, and why in words."""
+    if isinstance(exc, FileNotFoundError):
+        return 127, "command not found (not a file, nor on PATH)"
+    if isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC:
+        return (
+            126,
+            f"not executable ({exc.strerror}): `chmod +x` it, or run it with its interpreter",
+        )
+    return 125, exc.strerror or str(exc)
 
 
 def _entry(ws: Workspace, command: list[str]) -> str | None:

@@ -25,11 +25,19 @@ from tether._fs import atomic_write
 from tether.capture.code import (
     REMOTES,
     STATUS,
+    CodeState,
     cached_remotes,
     capture_code,
     remember_remotes,
 )
+from tether.capture.data import edited_tracked, skipped_ids
 from tether.capture.env import capture_environment
+from tether.capture.interpreter import (
+    contribution_needed,
+    in_background,
+    read_interpreter,
+    with_interpreter,
+)
 from tether.capture.notebook import NotebookState, capture_notebook
 from tether.errors import RunError, TetherError
 from tether.gitio import git_many, parse_pointer_listing
@@ -68,6 +76,7 @@ class Started:
     folder: Path
     lock_fd: int
     start: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what was not captured, for the user
 
 
 def new_run_id() -> str:
@@ -121,7 +130,25 @@ def begin(
         shutil.rmtree(folder, ignore_errors=True)
         os.close(lock_fd)
         raise
-    return Started(run_id, folder, lock_fd, start)
+    return Started(run_id, folder, lock_fd, start, capture_warnings(start))
+
+
+def capture_warnings(start: Mapping[str, Any]) -> list[str]:
+    """What the run's record will lack, in the user's words."""
+    out = []
+    for path, info in sorted((start["code"].get("skipped") or {}).items()):
+        size = info.get("size") if isinstance(info, dict) else info
+        out.append(
+            f"untracked {path} ({size} bytes) is over runs.diff_max_file: it is named in the "
+            "record by id but not stored; commit it, ignore it, or `tether add` it"
+        )
+    info = start.get("interpreter") or {}
+    if not info.get("known", True):
+        out.append(
+            f"the command's Python environment is not known: {info.get('reason')}; "
+            "`import tether` in the script records it from inside"
+        )
+    return out
 
 
 def _capture(
@@ -142,29 +169,29 @@ def _capture(
     run in the same checkout and process environment: no git call, no capture of their own)."""
     redactor = redactor_for(ws)
     code, listing = None, None
-    if like is None:
+    if like is None:  # asking another interpreter (a process) overlaps git's processes
+        reading = in_background(read_interpreter, command, None, ws.dot / "cache")
         code, listing = _code_state(ws, redactor, entry_point, pointers)
     ws.store.create()
     notebook = capture_notebook()
     with ws.writing():
         if like is None:
-            env = capture_environment(
-                ws.root,
-                ws.dot / "cache",
-                allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
-                redact=redactor.redact,
-            )
+            env = with_interpreter(_own_environment(ws, redactor), reading())
+            interpreter = env["interpreter"]
             env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         else:
-            env_id = like["env"]
-        if code is not None:
-            diff_id = ws.store.put_bytes(code.patch) if code.patch else None
-        else:
-            diff_id = (like or {})["code"].get("diff")
+            env_id, interpreter = like["env"], like.get("interpreter")
+        diff_id, sub_ids = _stored_code(ws, code, like)
         nb = _store_notebook(ws, notebook, redactor) if notebook else None
-        keep = [i for i in (env_id, diff_id, *_notebook_ids(nb)) if i]
+        ws.forget_pointers()
+        tracked = ws.readable_pointers(parse_pointer_listing(listing or b"")) if pointers else []
+        modified = edited_tracked(ws, tracked) if like is None else {}
+        keep = [i for i in (env_id, diff_id, *sub_ids, *_notebook_ids(nb), *modified.values()) if i]
         ws.refs.set(live_ref(run_id, "start"), keep, durable=False)
-    record = code.to_record(diff_id) if code is not None else dict((like or {})["code"])
+    if code is not None:
+        record = code.to_record(diff_id, skipped_ids(ws, code.skipped), sub_ids)
+    else:
+        record = dict((like or {})["code"])
     argv = redact_argv(redactor, list(command if command is not None else sys.argv))
     start = {
         "id": run_id,
@@ -177,15 +204,54 @@ def _capture(
         "pid": os.getpid(),
         "code": record,
         "env": env_id,
-        "pointers_start": _pointer_ids(ws, parse_pointer_listing(listing or b""))
-        if pointers
-        else {},
+        "interpreter": interpreter,
+        "modified": modified,
+        "pointers_start": {t.target: t.ptr.id for t in tracked},
         "track_pointers": pointers,
         "tags": {k: redactor.redact_value(k, str(v)) for k, v in (tags or {}).items()},
         "params": {k: redactor.redact_value(k, str(v)) for k, v in (params or {}).items()},
         "notebook": nb,
     }
     return start
+
+
+def _stored_code(
+    ws: Workspace, code: CodeState | None, like: Mapping[str, Any] | None
+) -> tuple[str | None, list[str | None]]:
+    """The ids of the uncommitted diff and of each submodule's (a shared start's when ``like``)."""
+    if code is None:
+        return (like or {})["code"].get("diff"), []
+    diff_id = ws.store.put_bytes(code.patch) if code.patch else None
+    return diff_id, [ws.store.put_bytes(s.patch) if s.patch else None for s in code.submodules]
+
+
+def _own_environment(ws: Workspace, redactor: Redactor) -> dict[str, Any]:
+    return capture_environment(
+        ws.root,
+        ws.dot / "cache",
+        allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
+        redact=redactor.redact,
+    )
+
+
+def contribute_environment(ws: Workspace, run_id: str, folder: Path) -> None:
+    """A process attached to a ``tether run`` records its own environment when the run's
+    could not be known from the command line (a shell script, ``uv run``) or is another
+    interpreter's: what imports tether is what ran. The first process to do it wins."""
+    start = read_start(folder)
+    if (folder / CONTRIBUTED_ENV).exists() or not contribution_needed(start.get("interpreter")):
+        return
+    env = _own_environment(ws, redactor_for(ws))
+    env["interpreter"] = {"known": True, "path": sys.executable, "source": "process"}
+    with ws.writing():
+        oid = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
+        ws.refs.set(live_ref(run_id, f"env-{os.getpid()}"), [oid], durable=False)
+    try:
+        fd = os.open(folder / CONTRIBUTED_ENV, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(oid)
 
 
 def _code_state(
@@ -322,6 +388,17 @@ def _running_row(start: Mapping[str, Any]) -> IndexedRun:
     )
 
 
+CONTRIBUTED_ENV = "env.process"  # in a live run's folder: the id its child process stored
+
+
+def read_contribution(folder: Path) -> str | None:
+    try:
+        text = (folder / CONTRIBUTED_ENV).read_text().strip()
+    except OSError:
+        return None
+    return text if text.startswith("blake3:") else None
+
+
 def read_start(folder: Path) -> dict[str, Any]:
     try:
         start: dict[str, Any] = json.loads((folder / "start.json").read_bytes())
@@ -342,6 +419,7 @@ def seal(
     if status not in STATUSES[1:]:
         raise RunError(f"a run ends as one of {', '.join(STATUSES[1:])}, not {status!r}")
     start = read_start(folder)
+    start["env_process"] = read_contribution(folder)
     events = read_events(folder)
     redactor = redactor_for(ws)
     store = ws.store
@@ -379,6 +457,8 @@ def _record(
     log_id: str | None,
 ) -> tuple[dict[str, Any], list[str | None]]:
     """The sealed record's body, and the ids it links (what gc and push follow)."""
+    edited = dict(start.get("modified") or {})
+    modified: dict[str, str] = {p: i for p, i in edited.items() if i}
     body = {
         "id": start["id"],
         "name": start["name"],
@@ -392,9 +472,13 @@ def _record(
         "exit_code": exit_code,
         "parent": start.get("parent"),
         "code": start["code"],
-        "env": start["env"],
+        # the environment the command's own process reported, when it imported tether
+        "env": start.get("env_process") or start["env"],
         "data": {
-            "inputs": events.inputs,
+            # a tracked path edited but not re-added is read as it was: an input by real id
+            "inputs": {**modified, **events.inputs},
+            "modified": sorted(modified),
+            "missing": sorted(p for p, i in edited.items() if not i),  # tracked, but absent
             "outputs": events.outputs,
             "pointers_start": start["pointers_start"],
             "pointers_end": _pointer_ids(ws) if start.get("track_pointers", True) else {},
@@ -414,11 +498,14 @@ def _record(
     links = [
         start["env"],
         start["code"]["diff"],
+        *(s.get("diff") for s in start["code"].get("submodules") or []),
         series_id,
         log_id,
         *events.artifacts.values(),
         *events.inputs.values(),
         *events.outputs.values(),
+        *modified.values(),
+        start.get("env_process"),
         *_notebook_ids(start.get("notebook")),
     ]
     return body, links

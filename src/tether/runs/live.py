@@ -221,4 +221,5 @@ def attach(ws: Workspace) -> LiveRun | None:
             f"{ENV_RUN_ID}={run_id} names a run that is not live (its folder {folder} is gone): "
             f"unset {ENV_RUN_ID} and {ENV_RUN_DIR} to start runs of your own"
         )
+    lifecycle.contribute_environment(ws, run_id, Path(folder))  # the script's own interpreter
     return LiveRun(ws, run_id, Path(folder), owner=False)

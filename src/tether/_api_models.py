@@ -1,0 +1,93 @@
+"""The model registry's verbs, as ``Project.models`` gives them: versions, stage requests and
+approvals, aliases, signed releases, the audit log. Each loads its module when first used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tether.events import Event
+    from tether.registry.audit import Report
+    from tether.registry.release import Verified
+    from tether.registry.store import Request, State, Version
+    from tether.workspace.repo import Workspace
+
+
+class ModelRegistry:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def register(self, name: str, run: str, path: str, description: str = "") -> Version:
+        """Version N+1 of ``name``: the object ``run`` recorded for ``path``."""
+        from tether.registry import store
+
+        return store.register(self.ws, name, run, path, description)
+
+    def request(self, spec: str, to: str, comment: str = "") -> Request:
+        from tether.registry import store
+
+        return store.request(self.ws, spec, to, comment)
+
+    def decide(self, spec: str, approve: bool, comment: str = "") -> Request:
+        """Approve or reject a request (``NAME@VERSION``'s open one, or its id) with your key."""
+        from tether.registry import store
+
+        return store.decide(self.ws, spec, approve, comment)
+
+    def ready(self) -> list[Request]:
+        """The open requests this machine's key may approve whose release gates pass."""
+        from tether.registry import store
+
+        return store.ready(self.ws)
+
+    def set_alias(self, spec: str, alias: str) -> Version:
+        from tether.registry import store
+
+        return store.set_alias(self.ws, spec, alias)
+
+    def state(self) -> State:
+        """Every model, version, stage, alias and request, as the audit log says."""
+        from tether.registry import store
+
+        return store.load_state(self.ws)
+
+    def get(self, spec: str, out: Path) -> Verified:
+        from tether.registry import release
+
+        return release.get(self.ws, spec, out)
+
+    def sign(self, spec: str) -> Version:
+        from tether.registry import release
+
+        return release.sign(self.ws, spec)
+
+    def verify(self, spec: str, folder: Path | None = None) -> Verified:
+        from tether.registry import release
+
+        return release.verify(self.ws, spec, folder)
+
+    def push(self, remote: str) -> None:
+        from tether.registry import store
+
+        store.push(self.ws, remote)
+
+    def pull(self, remote: str) -> int:
+        from tether.registry import store
+
+        return store.pull(self.ws, remote)
+
+    def apply_policy(self) -> str:
+        from tether.registry import store
+
+        return store.apply_policy(self.ws)
+
+    def audit_log(self, model: str | None = None) -> list[Event]:
+        from tether.registry import audit
+
+        return audit.log(self.ws, model)
+
+    def verify_audit(self, *, full: bool = False) -> Report:
+        from tether.registry import audit
+
+        return audit.verify(self.ws, full=full)

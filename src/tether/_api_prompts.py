@@ -1,0 +1,255 @@
+"""The prompt templates' verbs, as ``Project.prompts`` (or :func:`tether.api.prompts_here`, which
+needs only a git repository) gives them. Each loads its module when first used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tether.prompts.evaluate import EvalResult
+    from tether.prompts.gate import Compared
+    from tether.prompts.labels import Assignment
+    from tether.prompts.providers import Provider
+    from tether.prompts.registry import Registered
+    from tether.prompts.runtime import Pin
+    from tether.prompts.suite import Suite
+    from tether.prompts.templates import Prompt
+    from tether.workspace.repo import Workspace
+
+
+@dataclass
+class CiReport:
+    """``tether prompt ci``: each changed version against its label, or alone without one."""
+
+    compared: list[Compared]
+    alone: list[EvalResult]
+    markdown: str
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.compared) and all(e.passed for e in self.alone)
+
+
+class PromptLibrary:
+    def __init__(self, root: Path, ws: Workspace | None = None) -> None:
+        self.root = root
+        self._ws = ws
+
+    @property
+    def ws(self) -> Workspace:
+        """The Tether project (labels, evals and their runs need one; templates do not)."""
+        if self._ws is None:
+            from tether.workspace.repo import Workspace
+
+            self._ws = Workspace.open(self.root)
+        return self._ws
+
+    # -- templates ---------------------------------------------------------------------------
+    def resolve(self, ref: str, *, check: bool = True) -> Prompt:
+        """NAME, NAME@VERSION or NAME@LABEL; refused when registered and changed since
+        (``check``)."""
+        from tether.prompts import labels, registry, templates
+
+        name, at = templates.parse_ref(ref)
+        if at is not None and not templates.VERSION.match(at):
+            at = labels.version_for(self.ws, name, at)
+        loaded = templates.load(self.root, name, at)
+        if check:
+            registry.check_unchanged(self.root, loaded)
+        return loaded
+
+    def new(self, name: str, *, chat: bool = False) -> Prompt:
+        from tether.prompts import templates
+
+        return templates.new(self.root, name, chat=chat)
+
+    def bump(self, name: str, part: str) -> Prompt:
+        from tether.prompts import templates
+
+        return templates.bump(self.root, name, part)
+
+    def names(self) -> list[str]:
+        from tether.prompts import templates
+
+        return templates.names(self.root)
+
+    def versions(self, name: str) -> list[str]:
+        from tether.prompts import templates
+
+        return templates.versions(self.root, name)
+
+    def registered(self, name: str) -> dict[str, Registered]:
+        from tether.prompts import registry
+
+        return registry.registered(self.root, name)
+
+    def register(self, ref: str) -> tuple[Prompt, Registered]:
+        from tether.prompts import registry
+
+        p = self.resolve(ref, check=False)
+        return p, registry.register(self.root, p)
+
+    def diff(self, a: str, b: str) -> str:
+        from tether.prompts import templates
+
+        return templates.diff(self.resolve(a, check=False), self.resolve(b, check=False))
+
+    def lint(self, refs: list[str], suite: Path | None = None) -> list[str]:
+        """The problems of ``refs`` (default: the newest version of each prompt); a suite's
+        cases must give every required variable. A malformed prompt is a problem, not an error."""
+        from tether.prompts import suite as suites
+        from tether.prompts import templates
+
+        cases = [dict(c.vars) for c in suites.load_suite(suite).cases] if suite else None
+        problems: list[str] = []
+        for ref in refs or self.names():
+            try:
+                problems += templates.lint(self.resolve(ref, check=False), cases)
+            except templates.PromptError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def values(
+        self, p: Prompt, given: dict[str, str], vars_file: Path | None = None
+    ) -> dict[str, Any]:
+        """``vars_file`` (YAML or JSON) then ``given``; a non-string variable's text is YAML."""
+        from tether._documents import load_yaml
+        from tether.errors import UsageError
+
+        values: dict[str, Any] = {}
+        if vars_file is not None:
+            doc = load_yaml(vars_file.read_bytes()) or {}
+            if not isinstance(doc, dict):
+                raise UsageError(f"{vars_file} must hold a mapping of variable -> value")
+            values.update(doc)
+        for key, raw in given.items():
+            var = p.variables.get(key)
+            values[key] = raw if var is None or var.type == "string" else load_yaml(raw)
+        return values
+
+    # -- evaluation --------------------------------------------------------------------------
+    def load_suite(self, path: Path) -> Suite:
+        from tether.prompts.suite import load_suite
+
+        return load_suite(path)
+
+    def provider(self, suite: Suite, name: str) -> Provider:
+        from tether.prompts import evaluate
+
+        return evaluate.provider_for(self.ws, suite, name)
+
+    def judge(self, suite: Suite) -> Provider | None:
+        """The provider ``prompts.judge`` names, for suites that ask a model to grade."""
+        name = str(self.ws.config.get("prompts.judge") or "")
+        return self.provider(suite, name) if name else None
+
+    def evaluate(self, p: Prompt, suite: Suite, provider: Provider, **kw: Any) -> EvalResult:
+        """One prompt on one provider (``repeat``, ``jobs``, ``record``, ``progress``,
+        ``judge``), recorded as a run."""
+        from tether.prompts import evaluate
+
+        return evaluate.evaluate(self.ws, p, suite, provider, **kw)
+
+    @staticmethod
+    def eval_html(results: list[EvalResult]) -> str:
+        from tether.prompts.report import eval_html
+
+        return eval_html(results)
+
+    def compare(self, a: str, b: str, suite: Suite, provider: Provider, **kw: Any) -> Compared:
+        """NAME@A (baseline) and NAME@B on the same cases (``repeat``, ``jobs``,
+        ``max_regression``)."""
+        from tether.prompts import gate
+
+        pa, pb = self.resolve(a), self.resolve(b)
+        return gate.compare_versions(self.ws, pa, pb, suite, provider, **kw)
+
+    @staticmethod
+    def comparison_table(done: Compared) -> tuple[list[str], list[list[str]]]:
+        from tether.prompts import gate
+
+        return list(gate.HEADER), gate.rows(done.comparison)
+
+    def ci(
+        self, base: str, label: str, suite_dir: str, provider: str | None, max_regression: float
+    ) -> CiReport:
+        """Every version added or changed since ``base`` against the one ``label`` points at."""
+        from tether.errors import PromptError
+        from tether.prompts import evaluate, gate, templates
+
+        compared, alone = [], []
+        for name, version in gate.changed_versions(self.root, base):
+            path = self.root / suite_dir / f"{name}.yaml"
+            if not path.exists():
+                raise PromptError(f"{name}@{version} changed but has no suite at {path}")
+            suite = self.load_suite(path)
+            prov = self.provider(suite, suite.provider_names(provider)[0])
+            new = templates.load(self.root, name, version)
+            baseline = gate.production_of(self.ws, name, label)
+            if baseline is None or baseline.content_id == new.content_id:
+                alone.append(evaluate.evaluate(self.ws, new, suite, prov))
+            else:
+                done = gate.compare_versions(
+                    self.ws, baseline, new, suite, prov, max_regression=max_regression
+                )
+                compared.append(done)
+        return CiReport(compared, alone, gate.markdown(compared, alone))
+
+    # -- labels ------------------------------------------------------------------------------
+    def passing_eval(self, p: Prompt) -> str:
+        """The newest passing eval run of exactly this content."""
+        from tether.errors import PromptError
+        from tether.runs import catalog
+
+        where = (
+            f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
+            f"params.`prompt.content_id` = '{p.content_id}' and status = 'finished'"
+        )
+        found = catalog.search(self.ws, where, "started desc", 1)
+        if not found:
+            raise PromptError(
+                f"no passing eval of {p.ref} (content {p.content_id[:19]}): run `tether prompt "
+                f"eval {p.ref} --suite evals/NAME.yaml` first"
+            )
+        return found[0].id
+
+    def promote(
+        self, ref: str, label: str, *, require_eval: bool = False
+    ) -> tuple[Prompt, Assignment, str | None]:
+        """Assign ``label`` to a registered version; with ``require_eval`` only when a passing
+        eval of this content is recorded (its run is the third value)."""
+        from tether.prompts import labels
+
+        p = self.resolve(ref)
+        run = self.passing_eval(p) if require_eval else None
+        return p, labels.promote(self.ws, p, label, eval_run=run), run
+
+    def rollback(self, name: str, label: str) -> Assignment:
+        from tether.prompts import labels
+
+        load: Callable[[str], Prompt] = lambda v: self.resolve(f"{name}@{v}")  # noqa: E731
+        return labels.rollback(self.ws, name, label, load)
+
+    def history(self, name: str) -> tuple[list[Assignment], list[str]]:
+        """Every label assignment of ``name``, and each tag that disagrees with the log."""
+        from tether.prompts import labels
+
+        return labels.assignments(self.ws, name), labels.check(self.ws, name)
+
+    def push(self, name: str, remote: str) -> None:
+        from tether.prompts import labels
+
+        labels.push(self.ws, name, remote)
+
+    def pull(self, remote: str) -> int:
+        from tether.prompts import labels
+
+        return labels.pull(self.ws, remote)
+
+    def bundle(self, names: list[str] | None, label: str, output: Path) -> list[Pin]:
+        from tether.prompts import runtime
+
+        return runtime.write_bundle(self.root, names, label, output)

@@ -1,0 +1,130 @@
+"""The environment a run records is the command's interpreter's, not Tether's; and `tether diff`
+blames nondeterminism only when everything was captured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, git, write_files
+from tests.runs.test_diff import fake_distribution
+from tether.api import Project
+
+TETHER = str(BIN / "tether")
+SCRIPT = "open('out.txt', 'w').write('same every time\\n')\n"
+
+
+def tether_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TETHER, *args], cwd=repo, capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def other_venv(where: Path, package: str, version: str) -> Path:
+    """A second interpreter, as `python -m venv --without-pip` makes it, with one package."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    (site,) = where.glob("lib/python*/site-packages")
+    fake_distribution(site, package, version)
+    return where / "bin" / "python"
+
+
+def env_of(project: Project, run: str) -> dict[str, object]:
+    record = project.get_run(run)
+    env: dict[str, object] = json.loads(project.ws.store.read_bytes(record["env"]))
+    return env
+
+
+@pytest.fixture
+def committed(repo: Path) -> Path:
+    write_files(repo, {"v.py": SCRIPT})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "script")
+    return repo
+
+
+def test_a_run_with_another_venv_records_that_venvs_packages(
+    committed: Path, tmp_path: Path
+) -> None:
+    python = other_venv(tmp_path / "other", "onlyinother", "2.5")
+    assert tether_cli(committed, "run", "-n", "theirs", "--", str(python), "v.py").returncode == 0
+    assert tether_cli(committed, "run", "-n", "ours", "--", sys.executable, "v.py").returncode == 0
+    with Project.open(committed) as project:
+        theirs = env_of(project, "theirs")
+        assert theirs["python"]["prefix"] == str(tmp_path / "other")  # type: ignore[index]
+        assert theirs["packages"] == {"onlyinother": {"version": "2.5"}}  # not Tether's own
+        assert theirs["interpreter"]["source"] == "command"  # type: ignore[index]
+        ours = env_of(project, "ours")
+        assert "click" in ours["packages"]  # type: ignore[operator]
+        assert ours["interpreter"]["source"] == "tether"  # type: ignore[index]
+    text = tether_cli(committed, "diff", "theirs", "ours").stdout
+    assert "removed onlyinother 2.5" in text and "added click" in text
+    assert "nondeterminism" not in text
+
+
+def test_a_script_with_a_python_shebang_and_python_on_path_are_resolved(
+    committed: Path, tmp_path: Path
+) -> None:
+    python = other_venv(tmp_path / "other", "onlyinother", "1.0")
+    write_files(committed, {"run.py": f"#!{python}\n{SCRIPT}"})
+    os.chmod(committed / "run.py", 0o755)
+    assert tether_cli(committed, "run", "-n", "shebang", "--", "./run.py").returncode == 0
+    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [TETHER, "run", "-n", "onpath", "--", "python", "v.py"],
+        cwd=committed, env=env, capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0
+    with Project.open(committed) as project:
+        for name in ("shebang", "onpath"):
+            assert env_of(project, name)["packages"] == {"onlyinother": {"version": "1.0"}}
+
+
+def test_a_shell_script_is_said_unknown_and_diff_does_not_blame_nondeterminism(
+    committed: Path,
+) -> None:
+    write_files(committed, {"run.sh": f"#!/bin/sh\nexec {sys.executable} v.py\n"})
+    os.chmod(committed / "run.sh", 0o755)
+    first = tether_cli(committed, "run", "-n", "sh1", "--", "./run.sh")
+    assert first.returncode == 0
+    assert "warning: the command's Python environment is not known" in first.stderr
+    assert tether_cli(committed, "run", "-n", "sh2", "--", "./run.sh").returncode == 0
+    with Project.open(committed) as project:
+        env = env_of(project, "sh1")
+        assert env["interpreter"] == {  # said so, and no package list passed off as its own
+            "known": False,
+            "reason": "./run.sh is a sh script, not Python",
+        }
+        assert env["packages"] == {}
+    text = tether_cli(committed, "diff", "sh1", "sh2").stdout
+    assert "Not captured" in text and "./run.sh is a sh script" in text
+    assert "nondeterminism" not in text
+    # the same two runs with a known interpreter: now nondeterminism is the honest answer
+    for name in ("py1", "py2"):
+        assert (
+            tether_cli(committed, "run", "-n", name, "--", sys.executable, "v.py").returncode == 0
+        )
+    assert "look for nondeterminism" in tether_cli(committed, "diff", "py1", "py2").stdout
+
+
+def test_a_script_that_imports_tether_reports_its_own_environment(committed: Path) -> None:
+    write_files(
+        committed,
+        {
+            "train.py": "import tether\ntether.log_metric('acc', 0.5)\n",
+            "run.sh": f"#!/bin/sh\nexec {sys.executable} train.py\n",
+        },
+    )
+    os.chmod(committed / "run.sh", 0o755)
+    done = tether_cli(committed, "run", "-n", "inside", "--", "./run.sh")
+    assert done.returncode == 0, done.stderr
+    with Project.open(committed) as project:
+        env = env_of(project, "inside")
+        assert env["interpreter"]["source"] == "process"  # type: ignore[index]
+        assert env["python"]["executable"] == sys.executable  # type: ignore[index]
+        assert "click" in env["packages"]  # type: ignore[operator]
+        assert project.get_run("inside")["metrics"]["acc"]["last"] == 0.5
