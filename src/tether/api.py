@@ -328,17 +328,22 @@ class Project:
         dry_run: bool = False,
         report: Callable[[str, str], None] | None = None,
         executor: str | None = None,
+        run_cache: bool = True,
     ) -> _plan.ReproResult:
         """Run the stale stages of ``pipeline.yaml`` (``tether repro``). Planning imports
-        little: an up-to-date pipeline costs a few stats per dep, not the run machinery."""
+        little: an up-to-date pipeline costs a few stats per dep, not the run machinery.
+        ``run_cache=False`` runs stages the run cache could restore (``force`` implies it)."""
         from tether import __version__
         from tether.pipelines import plan, uptodate
 
-        the_plan = plan.plan(self.ws, stages or None, force=force)
+        the_plan = plan.plan(self.ws, stages or None, force=force, run_cache=run_cache)
+        dropped = [] if dry_run or the_plan.todo else plan.drop_stale(self.ws, the_plan)
+        if dropped:  # the lock just changed: plan again, so the state remembered is this one
+            the_plan = plan.plan(self.ws, stages or None, force=force, run_cache=run_cache)
         if dry_run or not the_plan.todo:
             if not the_plan.todo and not stages and the_plan.seen is not None:
                 uptodate.remember(self.ws.dot, the_plan.seen, __version__)
-            return plan.ReproResult(the_plan)
+            return plan.ReproResult(the_plan, dropped=dropped)
         from tether.pipelines import execute
 
         uptodate.forget(self.ws.dot)
@@ -349,6 +354,7 @@ class Project:
             jobs=jobs,
             report=report or (lambda _s, _m: None),
             executor=executor,
+            use_cache=run_cache,
         )
         if result.ok and not stages:  # the next no-op answers from stat calls
             after = plan.plan(self.ws)

@@ -66,3 +66,29 @@ def test_without_a_remote_ray_says_what_to_do(
     with pytest.raises(UsageError, match="tether remote add"):
         project.repro()
     assert project.search_runs() == []  # nothing was started
+
+
+def test_a_worker_keeps_symlinks_in_outs_as_the_work_tree_does(
+    project: Project, repo: Path, tmp_path: Path
+) -> None:
+    """What a Ray worker stores for an out folder has the id `tether add` gives it here: files,
+    exec bits, nested folders and in-folder symlinks (without Ray: the worker's own function)."""
+    from tether.objects.store import ObjectStore
+    from tether.pipelines.ray_executor import _store
+    from tether.workspace.add import store_path
+
+    for root in (repo, tmp_path / "worker"):
+        write_files(root, {"out/model.bin": "weights", "out/sub/run.sh": "echo hi"})
+        (root / "out/sub/run.sh").chmod(0o755)
+        (root / "out/latest.bin").symlink_to("model.bin")
+        (root / "out/sub/up").symlink_to("../model.bin")
+    cache = ObjectStore(tmp_path / "worker-cache")
+    cache.create()
+    oid = _store(cache, tmp_path / "worker" / "out")
+    assert oid == store_path(project.ws, "out")
+    assert {e.path: e.target for e in cache.load_tree(oid).entries} == {
+        "latest.bin": "model.bin",
+        "model.bin": None,
+        "sub/run.sh": None,
+        "sub/up": "../model.bin",
+    }

@@ -75,6 +75,27 @@ def test_push_refuses_when_neither_side_has_an_object(
         project.push()
 
 
+def test_a_run_whose_data_this_cache_lost_says_how_to_push_again(
+    repo: Path, project: Project, tmp_path: Path
+) -> None:
+    """A run links the data it read; when neither this cache nor the remote has it any more,
+    push says which run and how to drop it, and pushes once it is purged."""
+    write_files(repo, {"data/a": "never pushed"})
+    project.add(["data"])
+    project.add_remote("origin", str(tmp_path / "remote"))
+    done = project.run(["true"])
+    lost = set(project.ws.store.iter_ids()) - {project.ws.refs.get(f"runs/{done.run_id}")[0]}
+    project.ws.store.drop(lost)  # a disk that lost them
+    write_files(repo, {"data/a": "mine"})
+    project.add(["data"])
+    with pytest.raises(MissingObjectError, match=f"runs delete {done.run_id}") as info:
+        project.push()
+    assert "runs purge" in str(info.value)
+    project.delete_run(done.run_id)
+    project.purge_runs()
+    assert project.push().refs.refs >= 1  # the tombstone
+
+
 def test_no_remote_configured_says_how_to_add_one(project: Project) -> None:
     with pytest.raises(UsageError, match="tether remote add"):
         project.push()

@@ -16,6 +16,7 @@ from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import Tree
 
 RECORD_HEADER = b'{"tether":"record"'
+CONTAINER_HEADERS = (TREE_HEADER, RECORD_HEADER)  # objects that name others
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Reachable:
     ids: set[str] = field(default_factory=set)
     containers: set[str] = field(default_factory=set)  # trees and records among ids
     missing: set[str] = field(default_factory=set)
+    missing_files: set[str] = field(default_factory=set)  # among missing: a folder's entries
     # who needs a missing object: id -> the root that led to it
     needed_by: dict[str, str] = field(default_factory=dict)
 
@@ -50,7 +52,7 @@ def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable
             out.needed_by.setdefault(oid, label)
             continue
         out.ids.add(oid)
-        if not store.read_head(oid, len(RECORD_HEADER)).startswith((TREE_HEADER, RECORD_HEADER)):
+        if not store.read_head(oid, len(RECORD_HEADER)).startswith(CONTAINER_HEADERS):
             continue
         data = store.read_bytes(oid)
         out.containers.add(oid)
@@ -62,5 +64,6 @@ def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable
         out.ids.update(k for k in kids if k not in absent)
         for child in absent:
             out.missing.add(child)
+            out.missing_files.add(child)
             out.needed_by.setdefault(child, label)
     return out

@@ -269,3 +269,24 @@ def fetch_refs(
         elif mine[name] != ids:
             conflicts.append(name)
     return new, conflicts
+
+
+def remote_heads(
+    remote: Remote, inv: Inventory, ids: Iterable[str], n: int = 32
+) -> dict[str, bytes]:
+    """The first ``n`` bytes of each of ``ids`` on the remote (ranged reads, one request per
+    loose object and one per pack): enough to tell a folder manifest or a record from data
+    without downloading the data."""
+    out: dict[str, bytes] = {}
+    by_pack: dict[str, list[str]] = {}
+    pack_of = inv.pack_of()
+    for oid in sorted(ids):
+        if oid in inv.loose:
+            (out[oid],) = remote.read_ranges(Remote.object_path(oid), [(0, n)])
+        elif oid in pack_of:
+            by_pack.setdefault(pack_of[oid], []).append(oid)
+    for name, oids in by_pack.items():
+        entries = inv.packs[name].entries
+        spans = [(entries[oid][0], min(n, entries[oid][1])) for oid in oids]
+        out.update(zip(oids, remote.read_ranges(f"packs/{name}.pack", spans), strict=True))
+    return out

@@ -9,7 +9,6 @@ in the calling thread (one SQLite connection, one writer of the lock).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -18,18 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether._documents import load_yaml
-from tether.errors import FormatError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
 from tether.objects.lock import file_lock
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
-from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult
+from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult, cache_hit, cache_key
 from tether.pipelines.spec import PipelineError
 from tether.runs import lifecycle
 from tether.runs.journal import Journal, text
 from tether.runs.launch import execute, status_of
-from tether.runs.record import dump_record, load_record
+from tether.runs.record import dump_record
 from tether.workspace.add import store_path
 from tether.workspace.materialize import keep_current, materialize
 from tether.workspace.repo import Workspace
@@ -110,6 +108,12 @@ def _schedule(
     ws: Workspace, p: Plan, parent: lifecycle.Started, out: ReproResult, o: _Options
 ) -> None:
     lock = dict(p.lock)
+    if p.full:  # entries of stages pipeline.yaml no longer has go with the next write
+        for name in p.stale:
+            del lock[name]
+        if p.stale:
+            write_lock(ws.root, lock)
+            out.dropped = p.stale
     running: dict[Future[Any], tuple[StagePlan, lifecycle.Started]] = {}
     try:
         _loop(ws, p, parent, out, o, running, lock)
@@ -136,7 +140,8 @@ def _loop(
     done: set[str] = set()
     bad: set[str] = set()
     declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
-    made = {path for s in p.pipeline.stages.values() for path in s.out_paths}
+    made = set(declared)
+    use_cache = o.use_cache and not p.force  # --force runs: it never restores from the run cache
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
             for name in [n for n in todo if needs[n] & bad]:
@@ -149,14 +154,14 @@ def _loop(
                 if len(running) >= jobs:
                     break
                 sp = todo.pop(name)
-                _refresh_deps(ws, sp, made)  # what upstream stages just wrote
-                quick = _without_running(ws, sp, lock, report) if o.use_cache else None
+                _refresh_deps(ws, sp, made, parent.id)  # what upstream stages just wrote
+                quick = _without_running(ws, sp, lock, report, use_cache)
                 if quick is not None:
                     out.results.append(quick)
                     done.add(name)
                     write_lock(ws.root, lock)
                     continue
-                _clear_outs(ws, sp, report)
+                _clear_outs(ws, sp, lock.get(name), report)
                 started = _begin_stage(ws, sp, parent, o.tags)
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
@@ -222,33 +227,40 @@ def _safe(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f: {k: locked_value(k, v) for k, v in vals.items()} for f, vals in params.items()}
 
 
-def _keep(ws: Workspace, stage: str, path: str, oid: str, report: Report) -> None:
-    """Before an out is replaced: what is there now goes into the cache, so no edit is lost."""
+KEPT = "local/kept"  # refs keeping the edits to outs that a repro replaced (gc roots)
+
+
+def _keep(ws: Workspace, stage: str, path: str, oid: str | None, report: Report) -> None:
+    """Before an out is replaced (by ``oid``, or by the stage's run when None): what is there
+    now goes into the cache, with a ref so that no gc takes it, so no edit is lost."""
     kept = keep_current(ws, path)
     if kept is not None and kept != oid:
+        ws.refs.set(f"{KEPT}/{kept.partition(':')[2]}", [kept])
         report(stage, f"kept the changed {path} in the cache as {kept} before replacing it")
 
 
-def _clear_outs(ws: Workspace, sp: StagePlan, report: Report) -> None:
+def _clear_outs(ws: Workspace, sp: StagePlan, locked: StageLock | None, report: Report) -> None:
     """Outs go before the stage runs (kept in the cache first), so one it fails to write is
     noticed instead of the old file being recorded as new."""
     import shutil
 
-    for path in sp.stage.out_paths:
+    made = {**locked.outs, **locked.metrics} if locked is not None else {}
+    for path in (*sp.stage.out_paths, *sp.stage.metrics):
         target = ws.abs(path)
         if not (target.exists() or target.is_symlink()):
             continue
-        keep_current(ws, path)
+        _keep(ws, sp.stage.name, path, made.get(path), report)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         else:
             target.unlink()
 
 
-def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
+def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str], pipeline_run: str) -> None:
     """The deps' ids as the stage will read them. A dep no stage makes (a script, raw data) is
     stored in the cache as well: the run records it by id, so its bytes must be there for
-    `fsck`, `push` and `reproduce`; what a stage made is stored already."""
+    `fsck`, `push` and `reproduce`; what a stage made is stored already. A live ref of the
+    pipeline run keeps them until the stage's record does (a gc while the stage runs)."""
     for dep in sp.stage.deps:
         if not ws.abs(dep).exists():
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
@@ -257,54 +269,49 @@ def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str]) -> None:
         if oid is None:
             raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
         sp.deps[dep] = oid
+    if sp.deps:
+        part = "deps-" + hash_bytes(sp.stage.name.encode())[7:23]
+        ids = sorted(set(sp.deps.values()))
+        ws.refs.set(lifecycle.live_ref(pipeline_run, part), ids, durable=False)
 
 
 def _without_running(
-    ws: Workspace, sp: StagePlan, lock: dict[str, StageLock], report: Report
+    ws: Workspace, sp: StagePlan, lock: dict[str, StageLock], report: Report, use_cache: bool
 ) -> StageResult | None:
-    """Restore the outs (from the lock's ids or the run cache) when that is enough."""
+    """Nothing to do when what the stage reads turned out to be what it last ran with (its
+    upstream ran or was restored and made the same bytes); else restore the outs (from the
+    lock's ids or the run cache) when that is enough."""
     name = sp.stage.name
+    locked = lock.get(name)
+    moved = ("stage ", "dep ")  # the reasons an upstream run or restore can take away
+    settled = locked is not None and sp.deps == locked.deps
+    if settled and all(r.startswith(moved) for r in sp.reasons):
+        report(name, "up to date: what it reads is what it last ran with")
+        return StageResult(name, "uptodate", lock[name].run)
     if sp.action == "restore":
-        for path, oid in lock[name].outs.items():
+        for path, oid in {**lock[name].outs, **lock[name].metrics}.items():
             _keep(ws, name, path, oid, report)
             materialize(ws, path, oid)
         report(name, "restored its outs from the cache")
         return StageResult(name, "restored", lock[name].run)
-    hit = _cache_lookup(ws, sp)
-    if hit is None or ws.store.missing(hit["outs"].values()):
+    if not use_cache:
+        return None
+    hit = cache_hit(ws, sp)
+    if hit is None:
         return None
     for path, oid in hit["outs"].items():
         _keep(ws, name, path, oid, report)
         materialize(ws, path, oid)
         _ignore(ws, path)
-    for path, oid in (hit.get("metrics_files") or {}).items():
+    metrics = dict(hit.get("metrics_files") or {})
+    for path, oid in metrics.items():
+        _keep(ws, name, path, oid, report)
         materialize(ws, path, oid)  # the numbers that go with those outs
     lock[name] = StageLock(
-        sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env
+        sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env, metrics
     )
     report(name, "restored from the run cache (same command, deps and params ran before)")
     return StageResult(name, "cached", hit.get("run"))
-
-
-def cache_key(sp: StagePlan) -> str:
-    doc = {
-        "cmd": sp.stage.cmd,
-        "deps": sp.deps,
-        "params": sp.params,
-        "env": dict(sp.stage.env),
-        "outs": sorted(sp.stage.out_paths),
-    }
-    return hash_bytes(json.dumps(doc, sort_keys=True, default=str).encode())[len("blake3:") :]
-
-
-def _cache_lookup(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
-    ref = ws.refs.get(f"runcache/{cache_key(sp)}")
-    if ref is None or not ws.store.has(ref[0]):
-        return None
-    try:
-        return load_record(ws.store.read_bytes(ref[0]), ref[0])
-    except FormatError:
-        return None  # an entry a crash cut short: the stage simply runs
 
 
 def _begin_stage(
@@ -347,7 +354,8 @@ def _finish(
             os.close(started.lock_fd)
         report(name, f"failed: {exc}")
         return StageResult(name, "failed", started.id, str(exc))
-    missing = [o for o in sp.stage.out_paths if not ws.abs(o).exists()] if code == 0 else []
+    written = (*sp.stage.out_paths, *sp.stage.metrics)
+    missing = [o for o in written if not ws.abs(o).exists()] if code == 0 else []
     stray = _undeclared(ws, started, declared) if code == 0 and not missing else []
     journal = Journal(started.folder)
     outs: dict[str, str] = {}
@@ -377,8 +385,10 @@ def _finish(
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
-    lock[name] = StageLock(sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env)
-    metric_files = {m: store_path(ws, ws.abs(m)) for m in sp.stage.metrics if ws.abs(m).is_file()}
+    metric_files = {m: store_path(ws, ws.abs(m)) for m in sp.stage.metrics}
+    lock[name] = StageLock(
+        sp.stage.cmd, deps_now, _safe(sp.params), outs, started.id, sp.env, metric_files
+    )
     _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)

@@ -24,6 +24,7 @@ class StageLock:
     outs: dict[str, str] = field(default_factory=dict)
     run: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # metrics file -> id
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cmd": self.cmd, "deps": dict(sorted(self.deps.items()))}
@@ -32,6 +33,8 @@ class StageLock:
         if self.params:
             out["params"] = {f: dict(sorted(v.items())) for f, v in sorted(self.params.items())}
         out["outs"] = dict(sorted(self.outs.items()))
+        if self.metrics:
+            out["metrics"] = dict(sorted(self.metrics.items()))
         if self.run:
             out["run"] = self.run
         return out
@@ -62,6 +65,7 @@ def read_lock(root: Path, data: bytes | None = None) -> dict[str, StageLock]:
             dict(s.get("outs") or {}),
             s.get("run"),
             dict(s.get("env") or {}),
+            dict(s.get("metrics") or {}),
         )
         for name, s in doc["stages"].items()
     }

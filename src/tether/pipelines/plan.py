@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tether._documents import load_yaml
+from tether.objects.tree import Tree
 from tether.pipelines.lock import LOCK_FILE, StageLock, read_lock
 from tether.pipelines.spec import PIPELINE_FILE, Pipeline, PipelineError, Stage, load_pipeline
 from tether.pipelines.uptodate import Seen
@@ -31,19 +32,36 @@ class Plan:
     stages: list[StagePlan]
     lock: dict[str, StageLock]
     seen: Seen | None = None  # what the plan read, for `uptodate.remember`
+    force: bool = False  # `--force`: every planned stage runs, none restored from the run cache
+    full: bool = False  # no targets: the whole pipeline was planned (stale entries may go)
+
+    @property
+    def stale(self) -> list[str]:
+        """Entries of pipeline.lock for stages pipeline.yaml no longer has (renamed or removed
+        stages, matrix items gone)."""
+        return sorted(set(self.lock) - set(self.pipeline.stages))
 
     @property
     def todo(self) -> list[StagePlan]:
         return [s for s in self.stages if s.action != "none"]
 
 
-def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False) -> Plan:
+def plan(
+    ws: Workspace,
+    targets: list[str] | None = None,
+    *,
+    force: bool = False,
+    run_cache: bool = True,
+) -> Plan:
+    """What a repro would do. ``run_cache``: a stale stage the run cache holds is planned as
+    restored from it (and what it restores is what its downstream will read)."""
     seen = Seen(ws.root)
     pipeline = load_pipeline(ws.root, seen.read(PIPELINE_FILE))
     lock = read_lock(ws.root, seen.read(LOCK_FILE))
     params = _ParamFiles(ws.root, seen)
     out: list[StagePlan] = []
     running: set[str] = set()
+    restoring: dict[str, str] = {}  # path -> id: outs that stages restore before others read them
     for name in pipeline.order(targets):
         stage = pipeline.stages[name]
         sp = StagePlan(stage, "none", params={f: {} for f, _ in stage.params}, env=dict(stage.env))
@@ -53,7 +71,7 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
             sp.params[file][key] = params.get(file, key, name)
         upstream = sorted(pipeline.needs[name] & running)
         for dep in stage.deps:
-            oid = _content_id(ws, dep, seen)
+            oid = _restored_id(ws, dep, restoring) or _content_id(ws, dep, seen)
             if oid is not None:
                 sp.deps[dep] = oid
             elif not any(_makes(pipeline.stages[u], dep) for u in pipeline.needs[name]):
@@ -62,13 +80,106 @@ def plan(ws: Workspace, targets: list[str] | None = None, *, force: bool = False
                 )
         sp.reasons = _why(ws, stage, sp, lock.get(name), upstream, force, seen)
         if sp.reasons:
-            sp.action = "run"
-            if not upstream and not force and _only_outs_changed(sp.reasons):
-                sp.action = "restore" if _cached(ws, lock[name]) else "run"
-            if sp.action == "run":
+            restored = _how_to_restore(ws, sp, lock.get(name), upstream, force, run_cache)
+            if restored is None:
                 running.add(name)
+            else:
+                restoring.update(restored)
         out.append(sp)
-    return Plan(pipeline, out, lock, seen)
+    if set(lock) - set(pipeline.stages):
+        seen.usable = False  # stale lock entries: the next repro drops them, not the fast path
+    return Plan(pipeline, out, lock, seen, force=force, full=not targets)
+
+
+def drop_stale(ws: Workspace, the_plan: Plan) -> list[str]:
+    """Rewrite pipeline.lock without the entries of stages pipeline.yaml no longer has (when
+    nothing else is to be done; a repro that runs stages drops them as it writes the lock)."""
+    from tether.objects.lock import file_lock
+    from tether.pipelines.lock import write_lock
+
+    stale = the_plan.stale if the_plan.full else []
+    if stale:
+        with file_lock(ws.dot / "locks" / "repro.lock", exclusive=True, timeout=0.5):
+            current = read_lock(ws.root)
+            write_lock(ws.root, {n: s for n, s in current.items() if n not in stale})
+    return stale
+
+
+def _how_to_restore(
+    ws: Workspace,
+    sp: StagePlan,
+    locked: StageLock | None,
+    upstream: list[str],
+    force: bool,
+    run_cache: bool,
+) -> dict[str, str] | None:
+    """Sets the action of a stale stage: "restore" (its outs from the lock's ids), "cached" (from
+    the run cache) or "run"; the paths and ids a restore will write."""
+    sp.action = "run"
+    if upstream or force:
+        return None
+    if locked is not None and _only_outs_changed(sp.reasons) and _cached(ws, sp.stage, locked):
+        sp.action = "restore"
+        return {**locked.outs, **locked.metrics}
+    hit = cache_hit(ws, sp) if run_cache else None
+    if hit is None:
+        return None
+    sp.action = "cached"
+    return {**hit["outs"], **(hit.get("metrics_files") or {})}
+
+
+def cache_key(sp: StagePlan) -> str:
+    """The run cache's key: what a stage ran with (command, dep ids, params, env, outs)."""
+    import json
+
+    from tether.hashing import hash_bytes
+
+    doc = {
+        "cmd": sp.stage.cmd,
+        "deps": sp.deps,
+        "params": sp.params,
+        "env": dict(sp.stage.env),
+        "outs": sorted(sp.stage.out_paths),
+    }
+    return hash_bytes(json.dumps(doc, sort_keys=True, default=str).encode())[len("blake3:") :]
+
+
+def cache_hit(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
+    """The run cache's entry for the stage as planned, when every out and metrics file it names
+    is in the cache (None otherwise: the stage runs)."""
+    from tether.errors import FormatError
+    from tether.runs.record import load_record
+
+    ref = ws.refs.get(f"runcache/{cache_key(sp)}")
+    if ref is None or not ws.store.has(ref[0]):
+        return None
+    try:
+        hit = load_record(ws.store.read_bytes(ref[0]), ref[0])
+    except FormatError:
+        return None  # an entry a crash cut short: the stage simply runs
+    metrics = dict(hit.get("metrics_files") or {})
+    if set(metrics) != set(sp.stage.metrics):
+        return None  # an entry from before metrics files were kept, or other ones: run
+    return hit if not ws.store.missing([*hit["outs"].values(), *metrics.values()]) else None
+
+
+def _restored_id(ws: Workspace, dep: str, restoring: dict[str, str]) -> str | None:
+    """The id ``dep`` will have once a stage restored its outs from the cache (None when no
+    restored out holds it): so a stage downstream of a restore is judged by the bytes it will
+    read, not by the missing or edited file there is now."""
+    for out, oid in restoring.items():
+        if dep == out:
+            return oid
+        if not dep.startswith(out + "/") or not ws.store.has(oid):
+            continue
+        sub = dep[len(out) + 1 :]
+        tree = ws.store.load_tree(oid)
+        entry = tree.by_path.get(sub)
+        if entry is not None:
+            return entry.id
+        inner = [e._replace(path=e.path[len(sub) + 1 :]) for e in tree.under(sub).entries]
+        return Tree.build(inner).id if inner else None
+    return None
 
 
 def _content_id(ws: Workspace, rel: str, seen: Seen) -> str | None:
@@ -80,7 +191,8 @@ def _content_id(ws: Workspace, rel: str, seen: Seen) -> str | None:
 
 def _makes(stage: Stage, dep: str) -> bool:
     return any(
-        dep == o or dep.startswith(o + "/") or o.startswith(dep + "/") for o in stage.out_paths
+        dep == o or dep.startswith(o + "/") or o.startswith(dep + "/")
+        for o in (*stage.out_paths, *stage.metrics)
     )
 
 
@@ -126,6 +238,12 @@ def _why(
             reasons.append(f"out {out} is missing")
         elif now != locked.outs.get(out):
             reasons.append(f"out {out} was modified")
+    for path in stage.metrics:  # made by the stage as its outs are (a lock older than this
+        now = _content_id(ws, path, seen)  # keeps no id for them: only a missing one shows)
+        if now is None:
+            reasons.append(f"out {path} (metrics) is missing")
+        elif path in locked.metrics and now != locked.metrics[path]:
+            reasons.append(f"out {path} (metrics) was modified")
     return reasons
 
 
@@ -151,8 +269,15 @@ def _only_outs_changed(reasons: list[str]) -> bool:
     return all(r.startswith("out ") for r in reasons)
 
 
-def _cached(ws: Workspace, locked: StageLock) -> bool:
-    return bool(locked.outs) and not ws.store.missing(locked.outs.values())
+def _cached(ws: Workspace, stage: Stage, locked: StageLock) -> bool:
+    """Every out and metrics file the stage declares has an id in the lock and the bytes in the
+    cache (a metrics file a lock from before metrics were locked lacks: when it is there)."""
+    ids = {**locked.outs, **locked.metrics}
+    declared = (*stage.out_paths, *stage.metrics)
+    known = all(p in ids for p in stage.out_paths) and all(
+        p in ids or ws.abs(p).exists() for p in stage.metrics
+    )
+    return bool(declared) and known and not ws.store.missing(ids.values())
 
 
 class _ParamFiles:
@@ -182,7 +307,7 @@ class _ParamFiles:
 @dataclass
 class StageResult:
     name: str
-    outcome: str  # ran | restored | cached | failed | skipped
+    outcome: str  # ran | restored | cached | uptodate | failed | skipped
     run: str | None = None
     detail: str = ""
 
@@ -192,6 +317,7 @@ class ReproResult:
     plan: Plan
     results: list[StageResult] = field(default_factory=list)
     run: str | None = None  # the pipeline run
+    dropped: list[str] = field(default_factory=list)  # stale entries taken out of pipeline.lock
 
     @property
     def ok(self) -> bool:

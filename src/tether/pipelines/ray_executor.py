@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import UsageError
-from tether.hashing import hash_file
+from tether.hashing import hash_bytes, hash_file
 from tether.objects.remote import Remote
 from tether.objects.store import ObjectStore
 from tether.objects.transfer import fetch_objects, push_objects
 from tether.objects.tree import HEADER as TREE_HEADER
-from tether.objects.tree import Tree, TreeEntry, file_mode
+from tether.objects.tree import SYMLINK_MODE, Tree, TreeEntry, file_mode
 
 RemoteSpec = tuple[str, str, dict[str, Any]]  # name, url, storage options
 
@@ -118,12 +118,22 @@ def _place(store: ObjectStore, dest: Path, oid: str) -> None:
 
 
 def _store(store: ObjectStore, path: Path) -> str:
+    """An out into the worker's cache, as ``tether add`` would see it: a folder's in-folder
+    symlinks are kept as links (one leaving the folder is refused, as here), exec bits kept."""
+    from tether.workspace.scan import scan
+
     if path.is_file():
         return store.put_bytes(path.read_bytes(), hash_file(path))
     entries = []
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+    for found in scan(path):
+        if found.target is not None:
+            data = found.target.encode()
+            entries.append(
+                TreeEntry(found.rel, hash_bytes(data), len(data), SYMLINK_MODE, found.target)
+            )
+            continue
+        file = path / found.rel
         oid = store.put_bytes(file.read_bytes(), hash_file(file))
-        rel = file.relative_to(path).as_posix()
-        entries.append(TreeEntry(rel, oid, file.stat().st_size, file_mode(file.stat().st_mode)))
+        entries.append(TreeEntry(found.rel, oid, found.st.st_size, file_mode(found.st.st_mode)))
     tree = Tree.build(entries)
     return store.put_bytes(tree.data, tree.id)

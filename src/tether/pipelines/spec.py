@@ -19,6 +19,7 @@ import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -65,22 +66,16 @@ class Pipeline:
     needs: dict[str, set[str]] = field(default_factory=dict)
 
     def order(self, targets: list[str] | None = None) -> list[str]:
-        """Stages in an order that runs every stage after what it needs; only ``targets`` and
-        their upstream when given."""
+        """Stages in an order that runs every stage after what it needs (ties by name); only
+        ``targets`` and their upstream when given."""
         wanted = set(self.stages) if not targets else self._upstream(targets)
+        sorter = TopologicalSorter({name: self.needs[name] & wanted for name in wanted})
+        sorter.prepare()
         done: list[str] = []
-        seen: set[str] = set()
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return
-            seen.add(name)
-            for up in sorted(self.needs[name]):
-                visit(up)
-            done.append(name)
-
-        for name in sorted(wanted):
-            visit(name)
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())
+            done.extend(ready)
+            sorter.done(*ready)
         return done
 
     def _upstream(self, targets: list[str]) -> set[str]:
@@ -108,13 +103,14 @@ def load_pipeline(root: Path, data: bytes | None = None) -> Pipeline:
     """The pipeline in ``root`` (``data``: the bytes of its pipeline.yaml, when already read)."""
     import yaml
 
-    path = root / PIPELINE_FILE
     try:
-        doc = load_yaml(data if data is not None else path.read_bytes()) or {}
+        data = data if data is not None else (root / PIPELINE_FILE).read_bytes()
     except FileNotFoundError:
         raise PipelineError(f"no {PIPELINE_FILE} in {root}: declare stages there first") from None
+    try:
+        doc = load_yaml(data) or {}
     except yaml.YAMLError as exc:
-        raise PipelineError(f"{PIPELINE_FILE} is not valid YAML: {exc}") from exc
+        doc = _with_items_quoted(data, exc)
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), dict):
         raise PipelineError(f"{PIPELINE_FILE} must have a `stages:` mapping of name -> stage")
     if doc.get("format", 1) != 1:
@@ -131,9 +127,65 @@ def load_pipeline(root: Path, data: bytes | None = None) -> Pipeline:
     return pipeline
 
 
+# an unquoted `${item...}` item of a flow list or mapping (`[data/${item}]`, `{path: ${item}}`):
+# YAML reads its `{` as the start of a mapping
+_FLOW_ITEM = re.compile(
+    r"(?<=[\[,{:])(\s*)([^\s\[\]{},'\":]*\$\{item(?:\.[\w-]+)?\}[^\s\[\]{},'\":]*)(\s*)(?=[,\]}])"
+)
+
+
+def _with_items_quoted(data: bytes, exc: Exception) -> Any:
+    """``data`` parsed again with each unquoted ``${item...}`` flow item single-quoted (what the
+    user meant); when that does not parse either, the original error, made readable."""
+    import yaml
+
+    text = data.decode("utf-8", "replace")
+    quoted = _FLOW_ITEM.sub(lambda m: f"{m[1]}'{m[2]}'{m[3]}", text)
+    if quoted != text:
+        try:
+            return load_yaml(quoted) or {}
+        except yaml.YAMLError:
+            pass
+    raise _yaml_error(data, exc) from exc
+
+
+def _yaml_error(data: bytes, exc: Exception) -> PipelineError:
+    """The parser's complaint; for ``${item...}`` unquoted in a flow list (``deps: [${item}]``,
+    where YAML reads ``{`` as a mapping) the stage, the line and the way to write it."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    lines = data.decode("utf-8", "replace").splitlines()
+    if mark is None or mark.line >= len(lines) or "${" not in lines[mark.line]:
+        return PipelineError(f"{PIPELINE_FILE} is not valid YAML: {exc}")
+    where = f"{PIPELINE_FILE} line {mark.line + 1}"
+    stage = _stage_at(lines, mark.line)
+    return PipelineError(
+        f"{where}{f' (stage {stage!r})' if stage else ''}: `${{...}}` inside a [flow, list] "
+        f'must be quoted, as in ["${{item.x}}"], or written as a block list (one `- item` '
+        f"per line): {lines[mark.line].strip()}"
+    )
+
+
+def _stage_at(lines: list[str], line: int) -> str | None:
+    """The name of the stage whose body holds ``line`` (the nearest key under ``stages:``)."""
+    top = next((i for i, t in enumerate(lines[:line]) if t.rstrip() == "stages:"), None)
+    if top is None:
+        return None
+    body = [t for t in lines[top + 1 : line + 1] if t.strip() and not t.lstrip().startswith("#")]
+    if not body:
+        return None
+    indent = len(body[0]) - len(body[0].lstrip())
+    keys = [t.strip() for t in body if len(t) - len(t.lstrip()) == indent and ":" in t]
+    return keys[-1].split(":", 1)[0].strip("'\"") if keys else None
+
+
 def _expand(name: str, raw: Any) -> list[Stage]:
     if not isinstance(raw, dict) or "cmd" not in raw:
         raise PipelineError(f"stage {name!r} needs a `cmd`")
+    if not isinstance(raw["cmd"], str | int | float):
+        raise PipelineError(
+            f"stage {name!r}: `cmd` is one shell command, written as a string (cmd: python "
+            "train.py --lr ${item.lr}); several commands go in one block (cmd: |), not a list"
+        )
     unknown = set(raw) - _KNOWN
     if unknown:
         raise PipelineError(f"stage {name!r} has unknown keys: {', '.join(sorted(unknown))}")
@@ -221,37 +273,51 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def _link(p: Pipeline) -> None:
-    """Edges from deps to the outs that make them; duplicate outs and cycles are errors."""
+    """Edges from deps to the outs (and metrics files) that make them; an out two stages write,
+    a stage whose outs hold its own deps and cycles are errors."""
     owner: dict[str, str] = {}
     for stage in p.stages.values():
-        for out in stage.out_paths:
+        _check_own_paths(stage)
+        for out in (*stage.out_paths, *stage.metrics):
             clash = next((o for o in owner if _inside(out, o)), None)
-            if clash is not None:
+            if clash is None:
+                owner[out] = stage.name
+            elif owner[clash] != stage.name:
                 raise PipelineError(
                     f"stages {owner[clash]!r} and {stage.name!r} both write {out}: "
                     "each out belongs to one stage"
                 )
-            owner[out] = stage.name
+            elif not (out in stage.metrics and out.startswith(clash + "/")):
+                # (a metrics file inside the stage's own out folder is fine)
+                again = "twice" if clash == out else f"inside its other out {clash}"
+                raise PipelineError(f"stage {stage.name!r} declares {out} {again}")
     for stage in p.stages.values():
         p.needs[stage.name] = {
             owner[o] for d in stage.deps for o in owner if _inside(d, o) and owner[o] != stage.name
         }
-    _check_cycles(p)
+    try:
+        TopologicalSorter(p.needs).prepare()
+    except CycleError as exc:
+        loop = list(reversed(exc.args[1]))
+        raise PipelineError(
+            f"stages depend on each other in a cycle: {' -> '.join(loop)}"
+        ) from None
 
 
-def _check_cycles(p: Pipeline) -> None:
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            loop = [*path[path.index(name) :], name]
-            raise PipelineError(f"stages depend on each other in a cycle: {' -> '.join(loop)}")
-        state[name] = 1
-        for up in sorted(p.needs[name]):
-            visit(up, [*path, name])
-        state[name] = 2
-
-    for name in sorted(p.stages):
-        visit(name, [])
+def _check_own_paths(stage: Stage) -> None:
+    """A stage's outs are removed before it runs: one that holds (or is) a dep of the same
+    stage would delete what the stage is about to read."""
+    for dep in stage.deps:
+        for out in (*stage.out_paths, *stage.metrics):
+            if not _inside(dep, out):
+                continue
+            if dep == out:
+                how = f"{dep} is both a dep and an out"
+            elif dep.startswith(out + "/"):
+                how = f"its dep {dep} is inside its out {out}"
+            else:
+                how = f"its out {out} is inside its dep {dep}"
+            raise PipelineError(
+                f"stage {stage.name!r}: {how}; outs are removed before a stage runs and then "
+                "belong to it: write them to a path apart from what the stage reads"
+            )

@@ -35,7 +35,7 @@ from tether.workspace.repo import Workspace
 def rerun_stage(copy: Workspace, stage: str, run_id: str) -> str:
     """Run one stage again in the rebuilt worktree (its inputs restored there): the new run."""
     try:
-        whole = plans.plan(copy, [stage])
+        whole = plans.plan(copy, [stage], run_cache=False)
     except PipelineError as exc:
         raise Failed(f"the pipeline at that commit cannot run stage {stage}: {exc}") from exc
     (sp,) = [s for s in whole.stages if s.stage.name == stage]
@@ -89,7 +89,7 @@ def reproduce_pipeline(
     started = _lock_at_start(copy)
     targets = _targets(record)
     try:
-        whole = plans.plan(copy, targets, force=True)
+        whole = plans.plan(copy, targets, force=True, run_cache=False)
     except PipelineError as exc:
         raise Failed(f"the pipeline at that commit cannot run: {exc}") from exc
     tags = {"reproduction_of": verdict.run}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tether.errors import FormatError
+from tether.hashing import is_object_id
 from tether.meta.store import IndexedRun, MetricSummary
 from tether.runs.journal import finite_or_text
 
@@ -21,9 +22,52 @@ KINDS = ("run", "amendment", "tombstone", "runcache")
 
 
 def dump_record(kind: str, body: Mapping[str, Any], links: Iterable[str | None] = ()) -> bytes:
-    doc = {"kind": kind, "format": FORMAT, "links": sorted({i for i in links if i}), **body}
+    """The record's bytes. A run's ``links`` always hold every object its body names (see
+    :func:`run_links`), whatever the caller passed: what a run read stays a gc root and is
+    pushed with it."""
+    named = {i for i in links if i}
+    if kind == "run":
+        named |= run_links(body)
+    doc = {"kind": kind, "format": FORMAT, "links": sorted(named), **body}
     rest = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return ('{"tether":"record",' + rest[1:]).encode()
+
+
+def run_links(body: Mapping[str, Any]) -> set[str]:
+    """Every object a run's body names: its environment, code diff, metric history, log,
+    artifacts, notebook, and its data: inputs, outputs and the tracked pointers at its start
+    and end (what it could read and what it left). A value is an object id or a mapping (or
+    list) holding them; params, tags and notes are the user's text and are never followed."""
+    found: set[str] = set()
+    for key in ("env", "series", "log"):
+        _collect(body.get(key), found)
+    _collect((body.get("code") or {}).get("diff"), found)
+    _collect(body.get("artifacts"), found)
+    _collect(body.get("notebook"), found)
+    data = body.get("data") or {}
+    _collect(data.get("inputs"), found)
+    _collect(data.get("outputs"), found)
+    # a tracked path missing at the start, or edited (its real bytes are an input), was not read
+    # as its pointer names it: that id is no part of the run (and may exist nowhere)
+    start = dict(data.get("pointers_start") or {})
+    unread = {start.get(p) for p in [*(data.get("missing") or []), *(data.get("modified") or [])]}
+    pointers: set[str] = set()
+    _collect(start, pointers)
+    _collect(data.get("pointers_end"), pointers)
+    return found | (pointers - unread)
+
+
+def _collect(value: Any, found: set[str]) -> None:
+    """Object ids in ``value``: itself, the values of a mapping (or its ``id``), a list's items."""
+    if isinstance(value, str):
+        if is_object_id(value):
+            found.add(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect(item, found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, found)
 
 
 def load_record(data: bytes, oid: str = "?") -> dict[str, Any]:

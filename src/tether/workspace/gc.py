@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tether.errors import RemoteError, RetainedObjectsError, UsageError
-from tether.objects.graph import reachable
+from tether.objects.graph import CONTAINER_HEADERS, reachable
 from tether.objects.packs import build_packs
 from tether.objects.remote import Inventory, Remote
 from tether.objects.retention import Retention
-from tether.objects.transfer import fetch_objects
+from tether.objects.transfer import fetch_objects, remote_heads
 from tether.workspace.repo import Workspace
 from tether.workspace.roots import Root, pairs, roots
 from tether.workspace.sync import open_remote
@@ -102,11 +102,21 @@ def _live(ws: Workspace, remote: Remote, inv: Inventory, all_commits: bool) -> s
     root_ids = roots(ws, all_commits=all_commits)
     for name, text in remote.list_refs(inv).items():
         root_ids.extend(Root(f"remote ref {name}", oid, "ref") for oid in text.split())
+    on_remote = inv.ids()
     with ws.writing():  # manifests and records this clone lacks are fetched to read their links
-        wanted = {r.id for r in root_ids if r.may_contain} & inv.ids()
-        fetch_objects(ws.store, remote, wanted, jobs=8, pack_threshold=threshold, inventory=inv)
-    live = reachable(ws.store, pairs(root_ids))
-    return live.ids | live.missing
+        wanted = {r.id for r in root_ids if r.may_contain} & on_remote
+        looked: set[str] = set()
+        while True:
+            fetch_objects(ws.store, remote, wanted, jobs=8, pack_threshold=threshold, inventory=inv)
+            live = reachable(ws.store, pairs(root_ids))
+            # what a record links and this clone lacks may be a manifest (whose files must stay)
+            # or a record: its first bytes say which, without downloading the data
+            unknown = (live.missing & on_remote) - live.missing_files - looked
+            looked |= unknown
+            heads = remote_heads(remote, inv, unknown)
+            wanted = {oid for oid, head in heads.items() if head.startswith(CONTAINER_HEADERS)}
+            if not wanted:
+                return live.ids | live.missing
 
 
 def _pack_files(name: str) -> list[str]:

@@ -107,11 +107,7 @@ def push(
         live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
         unsendable = live.missing - inv.ids()
         if unsendable:
-            who = sorted({live.needed_by[i] for i in unsendable})
-            raise MissingObjectError(
-                unsendable,
-                hint=f"needed by {', '.join(who[:3])}; neither this cache nor the remote has them",
-            )
+            raise MissingObjectError(unsendable, hint=_unsendable_hint(live.needed_by, unsendable))
         send = partial(
             push_objects,
             ws.store,
@@ -132,6 +128,19 @@ def push(
         refs = push_refs(shared_refs(ws), remote, inv)
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
+
+
+def _unsendable_hint(needed_by: dict[str, str], ids: set[str]) -> str:
+    who = sorted({needed_by[i] for i in ids})
+    hint = f"needed by {', '.join(who[:3])}; neither this cache nor the remote has them"
+    runs = sorted(w.removeprefix("ref runs/") for w in who if w.startswith("ref runs/"))
+    if runs:
+        hint += (
+            ": push them from the clone that has them; a run started while its data was not "
+            f"here can be dropped instead (`tether runs delete {runs[0]}`, then "
+            "`tether runs purge`)"
+        )
+    return hint
 
 
 def fetch(
@@ -174,22 +183,30 @@ def fetch(
     return more
 
 
-CONTAINERS = (RECORD_HEADER, TREE_HEADER)
-
-
 def _fetch_closure(
     ws: Workspace, ids: set[str], get: Callable[[set[str]], object], available: set[str]
 ) -> None:
     """Fetch ``ids`` and everything the records and manifests among them name, level by level
-    (a run's record, then its environment, log, metric history and input folders' files)."""
-    todo = ids
+    (a run's record, then its environment, log, metric history and input folders' files). A
+    record or manifest already here is walked too: a whole pack fetched for another object can
+    bring a manifest without its files."""
+    seen: set[str] = set()
+    todo = set(ids)
     while todo:
-        get(todo & available)
+        seen |= todo
+        get(todo & available)  # what the cache has already is skipped
         below: set[str] = set()
+        files: set[str] = set()
         for oid in todo:
-            if ws.store.has(oid) and ws.store.read_head(oid, 32).startswith(CONTAINERS):
+            if not ws.store.has(oid):
+                continue
+            head = ws.store.read_head(oid, 32)
+            if head.startswith(TREE_HEADER):  # a folder's entries are files: no deeper
+                files.update(children(ws.store.read_bytes(oid), oid))
+            elif head.startswith(RECORD_HEADER):
                 below.update(children(ws.store.read_bytes(oid), oid))
-        todo = ws.store.missing(below) & available
+        get(ws.store.missing(files) & available)
+        todo = below - seen
 
 
 def remote_spec(ws: Workspace, remote_name: str | None = None) -> tuple[str, str, dict[str, Any]]:
