@@ -7,7 +7,7 @@ here prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -395,7 +395,7 @@ class Project:
         self,
         ref: str,
         *,
-        tolerances: dict[str, float] | None = None,
+        tolerances: Mapping[str, float | str] | None = None,
         modes: dict[str, str] | None = None,
         keep: bool = False,
         env: str = "current",

@@ -59,6 +59,7 @@ BY_COMMAND: dict[str, dict[int, str]] = {
     "reproduce": {NEGATIVE: "DIFFERENT", NOT_CARRIED_OUT: "FAILED: the run could not be redone"},
     "run": {
         NEGATIVE: "--check-determinism: the two runs differ (else: the command's own status)",
+        NOT_CARRIED_OUT: "--check-determinism: nothing to compare, or it failed both times",
         RUN_OWN_FAILURE: "Tether failed before or around the launch (a bad option too)",
         NOT_EXECUTABLE: "the command is not executable",
         NOT_FOUND: "the command was not found",

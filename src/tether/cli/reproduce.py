@@ -15,7 +15,7 @@ from tether.cli.render import echo_json, parse_pairs
     "tolerances",
     multiple=True,
     metavar="METRIC=REL",
-    help="Relative tolerance for a metric (0.01 = 1%); exact by default. Repeatable.",
+    help="Relative tolerance for a metric: 0.01 or 1%; exact by default. Repeatable.",
 )
 @click.option(
     "-c",
@@ -51,7 +51,7 @@ def reproduce(
 
     verdict = Project.open().reproduce(
         run,
-        tolerances={k: float(v) for k, v in parse_pairs(tolerances, "METRIC=REL").items()},
+        tolerances=parse_pairs(tolerances, "METRIC=REL"),
         modes=parse_pairs(modes, "PATH=MODE"),
         keep=keep,
         env=env,

@@ -37,7 +37,7 @@ from tether.cli.render import echo_json, parse_pairs
 @click.option(
     "--check-determinism",
     is_flag=True,
-    help="Run the command twice and report which outputs and metrics differ.",
+    help="Run the command twice (same --dep, --out) and say which outputs and metrics differ.",
 )
 @click.option(
     "--json",
@@ -85,6 +85,8 @@ def run(
             experiment=experiment,
             tags=parse_pairs(tags),
             stdout=stdout,
+            deps=list(deps),
+            outs=list(outs),
         )
     done = project.run(
         list(command),
@@ -121,6 +123,14 @@ def _launched(done: Any) -> dict[str, Any]:
     return {key: getattr(done, key) for key in keys}
 
 
+_DETERMINISM_EXIT = {
+    "deterministic": exitcodes.OK,
+    "not deterministic": exitcodes.NEGATIVE,
+    "nothing to compare": exitcodes.NOT_CARRIED_OUT,
+    "failed": exitcodes.NOT_CARRIED_OUT,
+}
+
+
 def _determinism(project: Any, command: list[str], as_json: bool, **kwargs: Any) -> None:
     report = project.check_determinism(command, **kwargs)
     if as_json:
@@ -130,15 +140,32 @@ def _determinism(project: Any, command: list[str], as_json: bool, **kwargs: Any)
         echo_json(
             {
                 "deterministic": report.deterministic,
+                "verdict": report.verdict,
                 "runs": runs,
                 "outputs": outputs,
                 "metrics": metrics,
+                "compared": report.compared,
+                "unwritten": report.unwritten,
             }
         )
-        raise SystemExit(exitcodes.OK if report.deterministic else exitcodes.NEGATIVE)
+        raise SystemExit(_DETERMINISM_EXIT[report.verdict])
     ids = " and ".join(r.run_id[:13] for r in report.runs)
+    for path in report.unwritten:
+        click.secho(f"warning: --out {path} was written by neither run", fg="yellow", err=True)
+    if report.verdict == "nothing to compare":
+        click.secho(
+            f"nothing to compare: runs {ids} recorded no outputs and no metrics. Declare what "
+            "the command writes with --out, or log it (tether.log_output, tether.log_metric).",
+            fg="red",
+        )
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)
+    if report.verdict == "failed":
+        codes = " and ".join(str(r.exit_code) for r in report.runs)
+        click.secho(f"could not check: the command failed both times (exit {codes})", fg="red")
+        raise SystemExit(exitcodes.NOT_CARRIED_OUT)
     if report.deterministic:
-        click.secho(f"deterministic: runs {ids} gave the same outputs and metrics", fg="green")
+        same = ", ".join(report.compared)
+        click.secho(f"deterministic: runs {ids} gave the same {same}", fg="green")
         raise SystemExit(exitcodes.OK)
     click.secho(f"NOT deterministic: runs {ids} differ", fg="yellow")
     for path, (a, b) in report.outputs.items():

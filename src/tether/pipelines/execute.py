@@ -331,6 +331,7 @@ def _begin_stage(
         pointers=False,  # its deps and outs are recorded as inputs and outputs instead
         index=False,  # queued for the index: a pipeline does not pay for loading SQLAlchemy
         like=pipeline.start,
+        cwd=ws.root,  # stages run at the top of the work tree
     )
 
 

@@ -2,10 +2,12 @@
 
 A clean git worktree at the run's commit gets the recorded diff applied, its tracked data
 checked out and its logged inputs restored by id (fetched from the remote when the cache lacks
-them); the environment is compared with the recorded one; the recorded command re-runs there
-as a new run tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and
-metrics within tolerances. The verdict is REPRODUCED, DIFFERENT (with the four-pillar
-explanation) or FAILED (with the reason).
+them); the environment is compared with the recorded one; the recorded command re-runs there,
+in the folder it was started in and with the ``--dep``/``--out`` it declared, as a new run
+tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and metrics within
+tolerances. A pipeline stage's run re-runs through the pipeline, a whole pipeline run as a whole
+(see ``repro/pipeline.py``). Only a finished run is reproduced. The verdict is REPRODUCED,
+DIFFERENT (with the four-pillar explanation) or FAILED (with the reason).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,126 +27,181 @@ from tether.capture.code import lacking
 from tether.capture.env import capture_environment
 from tether.capture.interpreter import command_environment
 from tether.capture.submodules import restore_submodules
-from tether.errors import GitError, MissingObjectError
+from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.freshenv import FreshEnv
+from tether.repro.gitignore import hidden_from_git
+from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
+from tether.repro.verdict import (
+    DIFFERENT,
+    EXIT,
+    FAILED,
+    MODES,
+    REPRODUCED,
+    Failed,
+    MetricCheck,
+    OutCheck,
+    Verdict,
+    judge,
+)
 from tether.runs import catalog, compare, launch
 from tether.workspace.materialize import materialize
 from tether.workspace.repo import Workspace
 from tether.workspace.status import content_id
 
-REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"
-EXIT = {REPRODUCED: 0, DIFFERENT: 1, FAILED: 3}
-
-
-class Failed(Exception):
-    """Why a reproduction could not be carried out."""
-
-
-@dataclass
-class OutCheck:
-    path: str
-    mode: str  # exact | metrics | none
-    original: str | None
-    now: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.mode != "exact" or self.original == self.now
-
-
-@dataclass
-class MetricCheck:
-    key: str
-    original: float
-    now: float | None
-    tolerance: float  # relative
-
-    @property
-    def ok(self) -> bool:
-        if self.now is None:
-            return False
-        if math.isnan(self.original) or math.isnan(self.now):
-            return math.isnan(self.original) and math.isnan(self.now)
-        scale = max(abs(self.original), abs(self.now))
-        return abs(self.original - self.now) <= self.tolerance * scale
-
-
-@dataclass
-class Verdict:
-    verdict: str
-    run: str
-    reproduction: str | None = None
-    reason: str = ""
-    drift: compare.EnvDiff | None = None
-    outputs: list[OutCheck] = field(default_factory=list)
-    metrics: list[MetricCheck] = field(default_factory=list)
-    explanation: compare.RunDiff | None = None
-    worktree: str | None = None
-    fresh_env: FreshEnv | None = None  # with --env fresh: what was built
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.verdict]
+__all__ = [  # what callers import from here
+    "DIFFERENT",
+    "EXIT",
+    "FAILED",
+    "MODES",
+    "REPRODUCED",
+    "Failed",
+    "MetricCheck",
+    "OutCheck",
+    "Verdict",
+    "reproduce",
+    "tolerance",
+]
 
 
 def reproduce(
     ws: Workspace,
     ref: str,
     *,
-    tolerances: dict[str, float] | None = None,
-    modes: dict[str, str] | None = None,
+    tolerances: Mapping[str, float | str] | None = None,
+    modes: Mapping[str, str] | None = None,
     keep: bool = False,
     fetch: Any = None,
     env: str = "current",
 ) -> Verdict:
     """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote.
-    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages."""
+    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages.
+    A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one of :data:`MODES`."""
+    limits, how = _options(tolerances, modes, env)
     run_id = catalog.resolve(ws, ref)
     record = catalog.load(ws, run_id)
     verdict = Verdict(FAILED, run_id)
+    status = record.get("status")
+    if status == "running":
+        verdict.reason = "the run is still running: reproduce it once it has ended"
+        return verdict
+    if status != "finished":  # what it left is not a result a re-run could be judged against
+        verdict.reason = (
+            f"the run {status} (exit code {record.get('exit_code')}): only a finished run has a "
+            "result to reproduce; `tether runs show` it to see why it stopped"
+        )
+        return verdict
     tree: Path | None = None
     try:
         tree = _worktree(ws, record)
         verdict.worktree = str(tree)
-        if not (tree / "tether.toml").exists():  # never committed: the project's own will do
-            shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
-        copy = Workspace.open(tree)
-        modes = {**_stage_modes(tree, record), **(modes or {})}
-        _restore_data(ws, copy, record, fetch)
-        recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
-        with _environment(verdict, recorded, env, tree):
-            if (record.get("tags") or {}).get("kind") == "pipeline":
-                _reproduce_pipeline(ws, copy, verdict, record, tolerances or {}, modes)
-            else:
-                new_id = _rerun(copy, record, run_id, tree, verdict.fresh_env)
-                verdict.reproduction = new_id
-                again = catalog.load(ws, new_id)
-                _judge(ws, verdict, record, again, tolerances or {}, modes or {})
+        _carry_out(ws, tree, verdict, record, limits, how, env, fetch)
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
-        verdict.verdict, verdict.reason = (
-            FAILED,
-            f"inputs are gone from every cache and remote: {exc}",
-        )
+        verdict.verdict = FAILED
+        verdict.reason = f"inputs are gone from every cache and remote: {exc}"
+    except TetherError as exc:  # the rebuilt tree could not run it (a stage's dep missing, ...)
+        verdict.verdict, verdict.reason = FAILED, str(exc)
     finally:
         if tree is not None and not keep:
             _remove_worktree(ws, tree)
             verdict.worktree = None
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
+    if verdict.verdict != FAILED:
+        verdict.reason = "; ".join(filter(None, [verdict.reason, _unused(verdict, limits, how)]))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
         from tether.runs.amend import amend
 
-        amend(ws, verdict.reproduction, tags={"verdict": verdict.verdict})
+        # (a pipeline's own run is tagged here: only its stage runs were tagged as they began)
+        tags = {"verdict": verdict.verdict, "reproduction_of": run_id}
+        amend(ws, verdict.reproduction, tags=tags)
     return verdict
+
+
+def _unused(verdict: Verdict, limits: dict[str, float], modes: dict[str, str]) -> str:
+    """Tolerances and modes that named no metric or output (a typo leaves the check exact)."""
+
+    def names(keys: list[str]) -> set[str]:
+        return set(keys) | {k.split(":", 1)[1] for k in keys if ":" in k}
+
+    metrics, outs = (
+        names([m.key for m in verdict.metrics]),
+        names([o.path for o in verdict.outputs]),
+    )
+    notes = [f"--tolerance {k} names no metric" for k in sorted(limits) if k not in metrics]
+    notes += [f"--compare {k} names no output" for k in sorted(modes) if k not in outs]
+    return "; ".join(notes)
+
+
+def _options(
+    tolerances: Mapping[str, float | str] | None, modes: Mapping[str, str] | None, env: str
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The tolerances as numbers and the compare modes, checked before anything is built."""
+    limits = {k: tolerance(k, v) for k, v in (tolerances or {}).items()}
+    for path, mode in (modes or {}).items():
+        if mode not in MODES:
+            raise UsageError(
+                f"--compare {path}={mode}: {mode!r} is not a compare mode; use " + ", ".join(MODES)
+            )
+    if env not in ("current", "fresh"):
+        raise UsageError(f"--env takes current or fresh, not {env!r}")
+    return limits, dict(modes or {})
+
+
+def _carry_out(
+    ws: Workspace,
+    tree: Path,
+    verdict: Verdict,
+    record: dict[str, Any],
+    limits: dict[str, float],
+    modes: dict[str, str],
+    env: str,
+    fetch: Any,
+) -> None:
+    """In the rebuilt ``tree``: restore the data, re-run, judge."""
+    if not (tree / "tether.toml").exists():  # never committed: the project's own will do
+        shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
+    copy = Workspace.open(tree)
+    try:
+        modes = {**stage_modes(tree, record), **modes}
+        pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
+        restored = _restore_data(
+            ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
+        )
+        recorded = compare.environment(ws, record)
+        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
+        unseen = _unseen(record, restored)
+        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, unseen):
+            if pipeline:
+                reproduce_pipeline(ws, copy, verdict, record, limits, modes)
+            else:
+                verdict.reproduction = _rerun(ws, copy, record, verdict.run, verdict.fresh_env)
+                again = catalog.load(ws, verdict.reproduction)
+                judge(ws, verdict, record, again, limits, modes)
+    finally:
+        copy.close()
+
+
+def tolerance(key: str, value: float | str) -> float:
+    """A relative tolerance from ``0.01``, ``"0.01"`` or ``"1%"``."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise UsageError(
+            f"--tolerance {key}={value}: a tolerance is a relative amount, 0 or more, "
+            "like 0.01 or 1%"
+        )
+    return number
 
 
 @contextmanager
@@ -157,8 +213,6 @@ def _environment(
     if env == "current":
         yield
         return
-    if env != "fresh":
-        raise Failed(f"--env takes current or fresh, not {env!r}")
     where = Path(tempfile.mkdtemp(prefix="tether-env-"))
     try:
         verdict.fresh_env = freshenv.build(recorded, where)
@@ -184,106 +238,100 @@ def _environment(
         yield
 
 
-def _reproduce_pipeline(
-    ws: Workspace,
-    copy: Workspace,
-    verdict: Verdict,
-    record: dict[str, Any],
-    tolerances: dict[str, float],
-    modes: dict[str, str],
-) -> None:
-    """A whole pipeline run: every stage re-runs (no run cache), each is judged against the
-    stage run it reproduces; the verdict is the worst of them."""
-    from tether.pipelines import execute
-    from tether.pipelines import plan as plans
-    from tether.pipelines.spec import PipelineError
-
-    stages = {r.tags.get("stage"): r.id for r in catalog.search(ws, f"parent = '{verdict.run}'")}
-    try:
-        whole = plans.plan(copy, [s for s in stages if s], force=True)
-    except PipelineError as exc:
-        raise Failed(f"the pipeline at that commit cannot run: {exc}") from exc
-    result = execute.repro(copy, whole, tags={"reproduction_of": verdict.run}, use_cache=False)
-    verdict.reproduction = result.run
-    if not result.ok:
-        bad = [f"{r.name} {r.outcome}: {r.detail}" for r in result.results if r.outcome != "ran"]
-        raise Failed("stages did not re-run: " + "; ".join(bad))
-    new = {r.name: r.run for r in result.results}
-    for stage, old_id in sorted((s, i) for s, i in stages.items() if s):
-        if stage not in new or new[stage] is None:
-            raise Failed(f"stage {stage} is no longer in the pipeline at that commit")
-        part = Verdict(FAILED, old_id)
-        old, again = catalog.load(ws, old_id), catalog.load(ws, str(new[stage]))
-        stage_modes = {**_stage_modes(copy.root, old), **modes}
-        _judge(ws, part, old, again, tolerances, stage_modes)
-        verdict.outputs += [
-            OutCheck(f"{stage}:{o.path}", o.mode, o.original, o.now) for o in part.outputs
-        ]
-        verdict.metrics += [
-            MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in part.metrics
-        ]
-        verdict.explanation = verdict.explanation or part.explanation
-    if not stages:
-        raise Failed("the pipeline run has no stage runs to compare")
-    ok = all(o.ok for o in verdict.outputs) and all(m.ok for m in verdict.metrics)
-    verdict.verdict = REPRODUCED if ok else DIFFERENT
-
-
 def _rerun(
-    copy: Workspace, record: dict[str, Any], run_id: str, tree: Path, fresh: FreshEnv | None
+    ws: Workspace, copy: Workspace, record: dict[str, Any], run_id: str, fresh: FreshEnv | None
 ) -> str:
     """Re-run as the original ran: a pipeline stage through the pipeline (its params, deps,
     outs and metrics files recorded the same way), anything else by its command."""
     stage = (record.get("tags") or {}).get("stage")
     if stage:
-        return _rerun_stage(copy, stage, run_id)
+        return rerun_stage(copy, stage, run_id)
     command = _command(record)
+    folder = _folder(copy.root, record)
     if fresh is not None and Path(command[0]).name.startswith("python"):
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
-    done = launch.launch(
-        copy,
-        command,
-        name=f"{record['name']}-reproduction",
-        experiment=record["experiment"],
-        tags={"reproduction_of": run_id},
-        cwd=tree,
-    )
+    else:
+        command = [_program(command[0], folder, copy.root, ws.root), *command[1:]]
+    deps, outs = _declared(copy.root, record)
+    try:
+        done = launch.launch(
+            copy,
+            command,
+            name=f"{record['name']}-reproduction",
+            experiment=record["experiment"],
+            tags={"reproduction_of": run_id},
+            cwd=folder,
+            deps=deps,
+            outs=outs,
+        )
+    except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
+        raise Failed(f"the re-run could not start: {exc}") from exc
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id
 
 
-def _rerun_stage(copy: Workspace, stage: str, run_id: str) -> str:
-    from tether.pipelines import execute
-    from tether.pipelines import plan as plans
-    from tether.pipelines.spec import PipelineError
+def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The run's ``--dep`` and ``--out`` paths in the tree. Each out is removed from the tree
+    first (unless it is a dep too), so one the re-run does not write is missing, not whatever
+    the commit or its diff held there."""
+    declared = record.get("declared")
+    if declared is None:  # recorded before Tether kept --dep/--out: every output, again
+        logged = (record.get("data") or {}).get("outputs") or {}
+        declared = {"outs": [p for p in logged if not os.path.isabs(p)]}
+    deps = [_in_tree(tree, p) for p in declared.get("deps") or []]
+    outs = [_in_tree(tree, p) for p in declared.get("outs") or []]
+    for out in outs:
+        path = Path(out)
+        if not path.parent.resolve().is_relative_to(tree.resolve()):
+            continue  # outside the tree (or through a link out of it): not the tree's to remove
+        if any(d == out or d.startswith(out + "/") or out.startswith(d + "/") for d in deps):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    return deps, outs
 
-    try:
-        whole = plans.plan(copy, [stage])
-    except PipelineError as exc:
-        raise Failed(f"the pipeline at that commit cannot run stage {stage}: {exc}") from exc
-    (sp,) = [s for s in whole.stages if s.stage.name == stage]
-    sp.action, sp.reasons = "run", ["reproduction"]
-    single = plans.Plan(whole.pipeline, [sp], whole.lock)
-    result = execute.repro(copy, single, [stage], tags={"reproduction_of": run_id}, use_cache=False)
-    (res,) = result.results
-    if res.outcome != "ran" or res.run is None:
-        raise Failed(f"stage {stage} {res.outcome} on re-run: {res.detail}")
-    return res.run
+
+def _folder(tree: Path, record: dict[str, Any]) -> Path:
+    """Where the run was started, in the rebuilt tree (made when the commit has no such
+    folder: one holding only ignored files). A record from before Tether kept it: the folder
+    its entry point was named from (``sub/train.py`` run as ``train.py`` ran in ``sub``)."""
+    # no "cwd": an older record; None: started outside the repository, re-run at the top
+    rel = str(record["cwd"] or ".") if "cwd" in record else _folder_from_entry(record)
+    if os.path.normpath(rel).startswith("..") or os.path.isabs(rel):
+        raise Failed(f"the run's recorded folder {rel!r} is outside the repository")
+    folder = tree / rel
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def _stage_modes(tree: Path, record: dict[str, Any]) -> dict[str, str]:
-    """A pipeline stage's outs say how to compare them (``compare:`` in pipeline.yaml)."""
-    stage = (record.get("tags") or {}).get("stage")
-    if not stage:
-        return {}
-    from tether.pipelines.spec import PipelineError, load_pipeline
+def _program(program: str, folder: Path, tree: Path, home: Path) -> str:
+    """The program to run. One named by a relative path that the commit does not hold (an
+    ignored ``.venv/bin/python``) is the current environment's: the work tree's own."""
+    if os.path.isabs(program) or "/" not in program or (folder / program).exists():
+        return program
+    mine = home / folder.relative_to(tree) / program
+    return str(mine) if mine.exists() else program
 
-    try:
-        found = load_pipeline(tree).stages.get(stage)
-    except PipelineError:
-        return {}
-    return {o.path: o.compare for o in found.outs} if found else {}
+
+def _folder_from_entry(record: dict[str, Any]) -> str:
+    entry = str((record.get("code") or {}).get("entry_point") or "")
+    for arg in (record.get("command") or [])[:3]:
+        name = os.path.normpath(arg) if not os.path.isabs(arg) else ""
+        if name and not name.startswith("..") and entry.endswith("/" + name):
+            return entry[: -len(name) - 1]
+    return "."
+
+
+def _in_tree(tree: Path, path: str) -> str:
+    """A recorded dep or out (repository-relative, or absolute outside it) in the tree."""
+    if os.path.isabs(path):
+        return path
+    if os.path.normpath(path).startswith(".."):
+        raise Failed(f"the run's recorded path {path!r} leaves the repository")
+    return str(tree / path)
 
 
 def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
@@ -318,7 +366,8 @@ def _apply_diff(ws: Workspace, tree: Path, diff: str | None) -> None:
     except MissingObjectError:
         raise Failed("the run's uncommitted diff is not in the cache: `tether pull`") from None
     proc = subprocess.run(
-        ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
+        # a record made before capture left `.tether` out may hold the link: never apply it
+        ["git", "apply", "--binary", "--whitespace=nowarn", f"--exclude={DOT}", "-"],
         cwd=tree, input=patch, capture_output=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
@@ -327,13 +376,17 @@ def _apply_diff(ws: Workspace, tree: Path, diff: str | None) -> None:
 
 def _remove_worktree(ws: Workspace, tree: Path) -> None:
     if (tree / DOT).is_symlink():
+        own = Workspace(tree).statcache_path  # the tree's own stat cache goes with it
+        for part in (own, *(own.with_name(own.name + end) for end in ("-wal", "-shm"))):
+            part.unlink(missing_ok=True)
         (tree / DOT).unlink()  # the link only: the cache it points at is the project's
     git_maybe(ws.root, "worktree", "remove", "--force", str(tree))
     shutil.rmtree(tree, ignore_errors=True)
     git_maybe(ws.root, "worktree", "prune")
 
 
-def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> None:
+def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> list[str]:
+    """Check out the tracked data and restore the inputs by id: the paths it restored."""
     from tether.workspace.checkout import apply_checkout, plan_checkout
 
     data = record.get("data") or {}
@@ -345,10 +398,20 @@ def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch:
         fetch(sorted(missing))
     plan = plan_checkout(copy, None)
     apply_checkout(copy, plan, force=True)
+    restored = []
     for path, oid in (data.get("inputs") or {}).items():
         if os.path.isabs(path) or content_id(copy, path) == oid:
             continue  # outside the repository, or the commit and its diff brought it already
         materialize(copy, path, oid)
+        restored.append(path)
+    return restored
+
+
+def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
+    """Restored inputs the run's code capture did not see (a stage's upstream outs, written
+    after the pipeline began): data, so the reproduction's capture must not take them for code."""
+    seen = set((record.get("code") or {}).get("changed") or [])
+    return [p for p in restored if not any(p == c or p.startswith(c + "/") for c in seen)]
 
 
 def _env_now(copy: Workspace, record: dict[str, Any]) -> dict[str, Any]:
@@ -371,41 +434,3 @@ def _command(record: dict[str, Any]) -> list[str]:
     if argv[0].endswith(".py"):  # logged from inside `python train.py ...`
         argv = [sys.executable, *argv]
     return argv
-
-
-def _judge(
-    ws: Workspace,
-    verdict: Verdict,
-    original: dict[str, Any],
-    again: dict[str, Any],
-    tolerances: dict[str, float],
-    modes: dict[str, str],
-) -> None:
-    outs_a = (original.get("data") or {}).get("outputs") or {}
-    outs_b = (again.get("data") or {}).get("outputs") or {}
-    verdict.outputs = [
-        OutCheck(path, modes.get(path, "exact"), oid, outs_b.get(path))
-        for path, oid in sorted(outs_a.items())
-    ]
-    from tether.runs.record import number
-
-    for key, m in sorted((original.get("metrics") or {}).items()):
-        now = (again.get("metrics") or {}).get(key)
-        verdict.metrics.append(
-            MetricCheck(
-                key,
-                number(m["last"]),
-                None if now is None else number(now["last"]),
-                tolerances.get(key, 0.0),
-            )
-        )
-    if not verdict.outputs and not verdict.metrics:
-        raise Failed(
-            "the run recorded no outputs and no metrics, so there is nothing to compare: log "
-            "them (tether.log_output, tether.log_metric) or declare them as a stage's outs"
-        )
-    if all(c.ok for c in verdict.outputs) and all(c.ok for c in verdict.metrics):
-        verdict.verdict = REPRODUCED
-    else:
-        verdict.verdict = DIFFERENT
-        verdict.explanation = compare.diff(ws, original, again)

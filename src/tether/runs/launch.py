@@ -89,6 +89,8 @@ def launch(
         command=command,
         params=params_from_argv(command[1:]),
         entry_point=_entry(ws, command),
+        cwd=cwd,
+        declared={"deps": list(deps or []), "outs": list(outs or [])},
     )
     declared = LiveRun(ws, started.id, started.folder, owner=False)  # logs, never seals
     _log_deps(ws, started, declared, deps or [])

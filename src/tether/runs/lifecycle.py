@@ -39,7 +39,7 @@ from tether.capture.interpreter import (
     with_interpreter,
 )
 from tether.capture.notebook import NotebookState, capture_notebook
-from tether.errors import RunError
+from tether.errors import RunError, TetherError
 from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
@@ -104,8 +104,12 @@ def begin(
     pointers: bool = True,
     index: bool = True,
     like: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+    declared: Mapping[str, list[str]] | None = None,
 ) -> Started:
-    """Create the live run: capture the four pillars' start state and index it as running."""
+    """Create the live run: capture the four pillars' start state and index it as running.
+    ``cwd`` is the folder the command runs in (this process's by default) and ``declared`` the
+    ``deps``/``outs`` it was started with: both recorded, so `tether reproduce` re-runs alike."""
     for key in (*(tags or {}), *(params or {})):
         check_key(key, "tag or param name")
     run_id = new_run_id()
@@ -116,6 +120,8 @@ def begin(
         )
         start["parent"] = parent
         start["index"] = index
+        start["cwd"] = _folder_in(ws, cwd or Path.cwd())
+        start["declared"] = {k: [_path_in(ws, p) for p in v] for k, v in (declared or {}).items()}
         atomic_write(folder / "start.json", json.dumps(start).encode(), durable=False)
         if index:  # a deferred run is indexed when sealed (see runs/index.py)
             open_index(ws).put_runs([_running_row(start)], replace=False)
@@ -329,6 +335,22 @@ def _make_folder(ws: Workspace, run_id: str) -> tuple[Path, int]:
     return folder, fd
 
 
+def _folder_in(ws: Workspace, folder: Path) -> str | None:
+    """``folder`` relative to the top of the work tree ("." for the top; None outside it)."""
+    try:
+        return folder.resolve().relative_to(ws.root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _path_in(ws: Workspace, path: str) -> str:
+    """A user-given path as a run records it: repository-relative, else absolute."""
+    try:
+        return ws.rel(path)
+    except TetherError:
+        return str(Path(path).absolute())
+
+
 def _default_name(entry_point: str | None, run_id: str) -> str:
     stem = Path(entry_point).stem if entry_point else "run"
     return f"{stem}-{run_id[-6:]}"
@@ -470,6 +492,8 @@ def _record(
         "artifacts": events.artifacts,
         "log": log_id,
         "notebook": start.get("notebook"),
+        "cwd": start.get("cwd"),
+        "declared": start.get("declared") or {},
     }
     links = [
         start["env"],

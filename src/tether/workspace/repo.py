@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,7 +90,17 @@ class Workspace:
     @cached_property
     def statcache(self) -> StatCache:
         self.dot.mkdir(exist_ok=True)
-        return StatCache(self.dot / "state.db")
+        return StatCache(self.statcache_path)
+
+    @property
+    def statcache_path(self) -> Path:
+        """``.tether/state.db``. A linked git worktree whose ``.tether`` is a link to another's
+        (a reproduction's) keeps one of its own, named by its path: rows are keyed by path, and
+        two work trees sharing one ``.tether`` have different files at the same paths."""
+        if not (self.dot.is_symlink() and (self.root / ".git").is_file()):
+            return self.dot / "state.db"
+        tag = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        return self.dot / f"state-{tag}.db"
 
     def close(self) -> None:
         cache = self.__dict__.pop("statcache", None)

@@ -1,0 +1,128 @@
+"""What `tether reproduce` concludes: each output and metric checked against the original run,
+and the verdict (REPRODUCED, DIFFERENT or FAILED) with its exit code."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.repro.freshenv import FreshEnv
+from tether.runs import compare
+from tether.runs.record import number
+from tether.workspace.repo import Workspace
+
+REPRODUCED, DIFFERENT, FAILED = "REPRODUCED", "DIFFERENT", "FAILED"
+EXIT = {REPRODUCED: 0, DIFFERENT: 1, FAILED: 3}
+MODES = ("exact", "metrics", "none")  # how an output is judged
+
+
+class Failed(Exception):
+    """Why a reproduction could not be carried out."""
+
+
+@dataclass
+class OutCheck:
+    path: str
+    mode: str  # exact | metrics | none
+    original: str | None
+    now: str | None
+
+    @property
+    def ok(self) -> bool:
+        """``none`` ignores the output; ``metrics`` needs it written, in any bytes."""
+        if self.mode == "none":
+            return True
+        return self.now is not None and (self.mode != "exact" or self.original == self.now)
+
+
+@dataclass
+class MetricCheck:
+    key: str
+    original: float
+    now: float | None
+    tolerance: float  # relative
+
+    @property
+    def ok(self) -> bool:
+        if self.now is None:
+            return False
+        if self.original == self.now:  # equal infinities too (their difference is NaN)
+            return True
+        if math.isnan(self.original) or math.isnan(self.now):
+            return math.isnan(self.original) and math.isnan(self.now)
+        if math.isinf(self.original) or math.isinf(self.now):
+            return False  # no tolerance bridges to an infinity (inf - 5 <= 1% of inf)
+        scale = max(abs(self.original), abs(self.now))
+        return abs(self.original - self.now) <= self.tolerance * scale
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    run: str
+    reproduction: str | None = None
+    reason: str = ""
+    drift: compare.EnvDiff | None = None
+    outputs: list[OutCheck] = field(default_factory=list)
+    metrics: list[MetricCheck] = field(default_factory=list)
+    explanation: compare.RunDiff | None = None
+    worktree: str | None = None
+    fresh_env: FreshEnv | None = None  # with --env fresh: what was built
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT[self.verdict]
+
+    @property
+    def all_ok(self) -> bool:
+        return all(c.ok for c in self.outputs) and all(c.ok for c in self.metrics)
+
+
+def checks(
+    original: dict[str, Any],
+    again: dict[str, Any],
+    tolerances: dict[str, float],
+    modes: dict[str, str],
+) -> tuple[list[OutCheck], list[MetricCheck]]:
+    """Every output and metric of ``original`` against ``again``."""
+    outs_a = (original.get("data") or {}).get("outputs") or {}
+    outs_b = (again.get("data") or {}).get("outputs") or {}
+    outs = [
+        OutCheck(path, modes.get(path, "exact"), oid, outs_b.get(path))
+        for path, oid in sorted(outs_a.items())
+    ]
+    metrics = []
+    for key, m in sorted((original.get("metrics") or {}).items()):
+        now = (again.get("metrics") or {}).get(key)
+        metrics.append(
+            MetricCheck(
+                key,
+                number(m["last"]),
+                None if now is None else number(now["last"]),
+                tolerances.get(key, 0.0),
+            )
+        )
+    return outs, metrics
+
+
+def judge(
+    ws: Workspace,
+    verdict: Verdict,
+    original: dict[str, Any],
+    again: dict[str, Any],
+    tolerances: dict[str, float],
+    modes: dict[str, str],
+) -> None:
+    verdict.outputs, verdict.metrics = checks(original, again, tolerances, modes)
+    if not verdict.outputs and not verdict.metrics:
+        raise Failed(
+            "the run recorded no outputs and no metrics, so there is nothing to compare: log "
+            "them (tether.log_output, tether.log_metric), or declare them (`tether run --out`, "
+            "a stage's outs)"
+        )
+    if verdict.all_ok:
+        verdict.verdict = REPRODUCED
+    else:
+        verdict.verdict = DIFFERENT
+        verdict.explanation = compare.diff(ws, original, again)
