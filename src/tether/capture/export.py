@@ -39,6 +39,14 @@ def export_environment(env: dict[str, Any], fmt: str) -> str:
             f"environment format {env.get('format')!r} is not one this version of tether reads"
             " (it reads format 1): upgrade tether to export it"
         )
+    interpreter = env.get("interpreter") or {}
+    if interpreter.get("known") is False:
+        raise FormatError(
+            "this run's command was not a Python interpreter Tether could inspect "
+            f"({interpreter.get('reason') or 'no reason recorded'}): there is no environment to "
+            "export; run the command through its interpreter (`tether run -- python x.py`) or "
+            "import tether in it, so the next run records one"
+        )
     return writer(env)
 
 
