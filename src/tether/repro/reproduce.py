@@ -32,7 +32,6 @@ from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
-from tether.repro.freshenv import FreshEnv
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.verdict import (
@@ -176,13 +175,13 @@ def _carry_out(
             ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
         )
         recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
+        verdict.drift = compare.env_drift(recorded, _env_now(copy, record, recorded))
         unseen = _unseen(record, restored)
         with _environment(verdict, recorded, env, tree), hidden_from_git(tree, unseen):
             if pipeline:
                 reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
-                verdict.reproduction = _rerun(ws, copy, record, verdict.run, verdict.fresh_env)
+                verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
                 again = catalog.load(ws, verdict.reproduction)
                 judge(ws, verdict, record, again, limits, modes)
     finally:
@@ -239,15 +238,20 @@ def _environment(
 
 
 def _rerun(
-    ws: Workspace, copy: Workspace, record: dict[str, Any], run_id: str, fresh: FreshEnv | None
+    ws: Workspace,
+    copy: Workspace,
+    record: dict[str, Any],
+    recorded: dict[str, Any],
+    verdict: Verdict,
 ) -> str:
     """Re-run as the original ran: a pipeline stage through the pipeline (its params, deps,
     outs and metrics files recorded the same way), anything else by its command."""
+    run_id, fresh = verdict.run, verdict.fresh_env
     stage = (record.get("tags") or {}).get("stage")
     if stage:
         return rerun_stage(copy, stage, run_id)
-    command = _command(record)
     folder = _folder(copy.root, record)
+    command = _command(record, recorded, folder)
     if fresh is not None and Path(command[0]).name.startswith("python"):
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
     else:
@@ -414,23 +418,52 @@ def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
     return [p for p in restored if not any(p == c or p.startswith(c + "/") for c in seen)]
 
 
-def _env_now(copy: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+def _env_now(copy: Workspace, record: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
     """The environment the re-run's command will run in (its interpreter's, as recorded)."""
     env = capture_environment(copy.root, copy.dot / "cache")
     if (record.get("tags") or {}).keys() & {"stage", "kind"}:
         return env  # a pipeline re-runs in Tether's own process, as it ran
     try:
-        return command_environment(env, _command(record), copy.root, copy.dot / "cache")
+        folder = _folder(copy.root, record)
+        command = _command(record, recorded, folder)
+        return command_environment(env, command, folder, copy.dot / "cache")
     except Failed:
         return env
 
 
-def _command(record: dict[str, Any]) -> list[str]:
+def _command(record: dict[str, Any], recorded: dict[str, Any], folder: Path) -> list[str]:
+    """The command to run again. A script that logged its own run (``python train.py`` with
+    ``tether.start_run()`` inside, no launcher) recorded its argv only: the Python that ran it
+    runs it again. A command ``tether run`` launched runs as it is (a script's shebang is the
+    kernel's to honour)."""
     argv = list(record.get("command") or [])
     if not argv or argv[0] in ("-c", "-m", ""):
         raise Failed("the run has no command to re-run (it was logged from an interactive session)")
     if any(MASK in a for a in argv):
         raise Failed("the recorded command has masked secrets: re-run it by hand with them")
-    if argv[0].endswith(".py"):  # logged from inside `python train.py ...`
-        argv = [sys.executable, *argv]
+    launched = bool(record.get("declared"))  # `tether run` records {"deps": .., "outs": ..}
+    # a record without "declared" is older: launched or not, a shebang script ran itself
+    own = "declared" in record or not _runs_itself(folder, argv[0])
+    if argv[0].endswith(".py") and not launched and own:
+        argv = [_recorded_python(recorded), *argv]
     return argv
+
+
+def _runs_itself(folder: Path, program: str) -> bool:
+    """An older record's ``./train.py``: executable, with a shebang line naming its own
+    interpreter (it may have been launched by ``tether run`` before commands were kept)."""
+    script = folder / program
+    if "/" not in program or not os.access(script, os.X_OK):
+        return False
+    try:
+        with open(script, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+def _recorded_python(recorded: dict[str, Any]) -> str:
+    """The Python that ran a script logging its own run, when it is still here; else this one
+    (the difference then shows as environment drift)."""
+    path = str((recorded.get("python") or {}).get("executable") or "")
+    return path if path and os.access(path, os.X_OK) else sys.executable
