@@ -30,6 +30,7 @@ from tether.capture.submodules import restore_submodules
 from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
+from tether.objects.tree import HEADER as TREE_HEADER
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.gitignore import hidden_from_git
@@ -390,25 +391,46 @@ def _remove_worktree(ws: Workspace, tree: Path) -> None:
 
 
 def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> list[str]:
-    """Check out the tracked data and restore the inputs by id: the paths it restored."""
+    """Check out the tracked data and restore the inputs by id: the paths it restored. Tracked
+    data the run lacked when it started is removed again: the re-run must lack it too."""
     from tether.workspace.checkout import apply_checkout, plan_checkout
 
     data = record.get("data") or {}
     inputs = data.get("inputs") or {}
+    lacked = [p for p in data.get("missing") or [] if _plain(p)]
     wanted = {o for p, o in inputs.items() if not os.path.isabs(p)}
-    wanted |= set((data.get("pointers_start") or {}).values())
-    missing = ws.store.missing(wanted)
-    if missing and fetch is not None:
-        fetch(sorted(missing))
+    wanted |= {o for p, o in (data.get("pointers_start") or {}).items() if p not in lacked}
+    if fetch is not None and _incomplete(ws, wanted):
+        fetch(sorted(wanted))  # each with its closure: a folder's manifest and its files
     plan = plan_checkout(copy, None)
     apply_checkout(copy, plan, force=True)
+    for path in lacked:
+        gone = Path(_in_tree(copy.root, path))
+        if gone.is_dir() and not gone.is_symlink():
+            shutil.rmtree(gone)
+        elif gone.exists() or gone.is_symlink():
+            gone.unlink()
     restored = []
-    for path, oid in (data.get("inputs") or {}).items():
+    for path, oid in inputs.items():
         if os.path.isabs(path) or content_id(copy, path) == oid:
             continue  # outside the repository, or the commit and its diff brought it already
         materialize(copy, path, oid)
         restored.append(path)
     return restored
+
+
+def _plain(path: str) -> bool:
+    """A recorded path this tree may remove: relative, never into ``.git`` or ``.tether``."""
+    parts = Path(path).parts
+    return bool(parts) and not os.path.isabs(path) and not {".git", DOT, ".."} & set(parts)
+
+
+def _incomplete(ws: Workspace, ids: set[str]) -> bool:
+    """Some of ``ids`` missing from the cache, or a folder's manifest here without its files."""
+    if ws.store.missing(ids):
+        return True
+    trees = [o for o in ids if ws.store.read_head(o, 32).startswith(TREE_HEADER)]
+    return any(ws.store.missing(ws.store.load_tree(o).blob_ids()) for o in trees)
 
 
 def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
