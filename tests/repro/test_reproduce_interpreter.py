@@ -4,9 +4,12 @@ path outside the repository."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import tether
@@ -87,3 +90,31 @@ def test_an_interpreter_by_a_relative_path_outside_the_repository_that_is_gone(
     proc = tether_cli(repo, "reproduce", "REL2")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "FAILED" in proc.stdout and "../venv2/bin/python3" in proc.stdout
+
+
+def test_ctrl_c_during_the_rerun_exits_130_and_leaves_no_worktree(
+    repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "rerun-started"
+    slow = PREFIX + (
+        "import os, time\nif os.environ.get('MARK'):\n"
+        "    open(os.environ['MARK'], 'w').close()\n    time.sleep(60)\n"
+    )
+    committed(repo, {"slow.py": slow})
+    argv = ["--out", "out.txt", "--", sys.executable, "slow.py"]
+    assert tether_cli(repo, "run", "-n", "SLOW", *argv).returncode == 0
+    proc = subprocess.Popen(
+        [str(BIN / "tether"), "reproduce", "SLOW"],
+        cwd=repo, env={**os.environ, "MARK": str(marker)}, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for _ in range(600):  # the re-run has begun (no clock asserted: it polls)
+        if marker.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert marker.exists(), proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "FAILED" not in out
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

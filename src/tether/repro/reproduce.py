@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,9 @@ __all__ = [  # what callers import from here
     "reproduce",
     "tolerance",
 ]
+
+
+_CTRL_C = 128 + signal.SIGINT  # a command that died of SIGINT, as a shell reports it
 
 
 def reproduce(
@@ -271,6 +275,10 @@ def _rerun(
         )
     except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
         raise Failed(f"the re-run could not start: {exc}") from exc
+    if done.status == "killed" and (done.exit_code == _CTRL_C or done.exit_code < 128):
+        # Ctrl-C reached the whole process group (the command died of it, or caught it and
+        # exited): the user stopped it. No verdict; the worktree goes as reproduce unwinds.
+        raise KeyboardInterrupt
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id
