@@ -31,11 +31,11 @@ from tether.capture.submodules import restore_submodules
 from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
-from tether.objects.tree import HEADER as TREE_HEADER
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
+from tether.repro.restore import in_tree, restore_data, unseen
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -49,9 +49,7 @@ from tether.repro.verdict import (
     judge,
 )
 from tether.runs import catalog, compare, launch
-from tether.workspace.materialize import materialize
 from tether.workspace.repo import Workspace
-from tether.workspace.status import content_id
 
 __all__ = [  # what callers import from here
     "DIFFERENT",
@@ -176,13 +174,13 @@ def _carry_out(
     try:
         modes = {**stage_modes(tree, record), **modes}
         pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
-        restored = _restore_data(
+        restored = restore_data(
             ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
         )
         recorded = compare.environment(ws, record)
         verdict.drift = compare.env_drift(recorded, _env_now(copy, record, recorded))
-        unseen = _unseen(record, restored)
-        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, unseen):
+        new_data = unseen(record, restored)
+        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, new_data):
             if pipeline:
                 reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
@@ -292,8 +290,8 @@ def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]
     if declared is None:  # recorded before Tether kept --dep/--out: every output, again
         logged = (record.get("data") or {}).get("outputs") or {}
         declared = {"outs": [p for p in logged if not os.path.isabs(p)]}
-    deps = [_in_tree(tree, p) for p in declared.get("deps") or []]
-    outs = [_in_tree(tree, p) for p in declared.get("outs") or []]
+    deps = [in_tree(tree, p) for p in declared.get("deps") or []]
+    outs = [in_tree(tree, p) for p in declared.get("outs") or []]
     for out in outs:
         path = Path(out)
         if not path.parent.resolve().is_relative_to(tree.resolve()):
@@ -336,15 +334,6 @@ def _folder_from_entry(record: dict[str, Any]) -> str:
         if name and not name.startswith("..") and entry.endswith("/" + name):
             return entry[: -len(name) - 1]
     return "."
-
-
-def _in_tree(tree: Path, path: str) -> str:
-    """A recorded dep or out (repository-relative, or absolute outside it) in the tree."""
-    if os.path.isabs(path):
-        return path
-    if os.path.normpath(path).startswith(".."):
-        raise Failed(f"the run's recorded path {path!r} leaves the repository")
-    return str(tree / path)
 
 
 def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
@@ -396,56 +385,6 @@ def _remove_worktree(ws: Workspace, tree: Path) -> None:
     git_maybe(ws.root, "worktree", "remove", "--force", str(tree))
     shutil.rmtree(tree, ignore_errors=True)
     git_maybe(ws.root, "worktree", "prune")
-
-
-def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> list[str]:
-    """Check out the tracked data and restore the inputs by id: the paths it restored. Tracked
-    data the run lacked when it started is removed again: the re-run must lack it too."""
-    from tether.workspace.checkout import apply_checkout, plan_checkout
-
-    data = record.get("data") or {}
-    inputs = data.get("inputs") or {}
-    lacked = [p for p in data.get("missing") or [] if _plain(p)]
-    wanted = {o for p, o in inputs.items() if not os.path.isabs(p)}
-    wanted |= {o for p, o in (data.get("pointers_start") or {}).items() if p not in lacked}
-    if fetch is not None and _incomplete(ws, wanted):
-        fetch(sorted(wanted))  # each with its closure: a folder's manifest and its files
-    plan = plan_checkout(copy, None)
-    apply_checkout(copy, plan, force=True)
-    for path in lacked:
-        gone = Path(_in_tree(copy.root, path))
-        if gone.is_dir() and not gone.is_symlink():
-            shutil.rmtree(gone)
-        elif gone.exists() or gone.is_symlink():
-            gone.unlink()
-    restored = []
-    for path, oid in inputs.items():
-        if os.path.isabs(path) or content_id(copy, path) == oid:
-            continue  # outside the repository, or the commit and its diff brought it already
-        materialize(copy, path, oid)
-        restored.append(path)
-    return restored
-
-
-def _plain(path: str) -> bool:
-    """A recorded path this tree may remove: relative, never into ``.git`` or ``.tether``."""
-    parts = Path(path).parts
-    return bool(parts) and not os.path.isabs(path) and not {".git", DOT, ".."} & set(parts)
-
-
-def _incomplete(ws: Workspace, ids: set[str]) -> bool:
-    """Some of ``ids`` missing from the cache, or a folder's manifest here without its files."""
-    if ws.store.missing(ids):
-        return True
-    trees = [o for o in ids if ws.store.read_head(o, 32).startswith(TREE_HEADER)]
-    return any(ws.store.missing(ws.store.load_tree(o).blob_ids()) for o in trees)
-
-
-def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
-    """Restored inputs the run's code capture did not see (a stage's upstream outs, written
-    after the pipeline began): data, so the reproduction's capture must not take them for code."""
-    seen = set((record.get("code") or {}).get("changed") or [])
-    return [p for p in restored if not any(p == c or p.startswith(c + "/") for c in seen)]
 
 
 def _env_now(copy: Workspace, record: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
