@@ -187,6 +187,8 @@ def _carry_out(
                 verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
                 again = catalog.load(ws, verdict.reproduction)
                 judge(ws, verdict, record, again, limits, modes)
+                if verdict.fresh_env is not None:
+                    _ran_fresh(ws, verdict, verdict.fresh_env.root, again)
     finally:
         copy.close()
 
@@ -238,6 +240,25 @@ def _environment(
     verdict.drift = compare.env_drift(plain, now)
     with freshenv.activated(fresh):
         yield
+
+
+def _ran_fresh(ws: Workspace, verdict: Verdict, root: str, again: dict[str, Any]) -> None:
+    """``--env fresh`` promised the fresh environment: the re-run's Python, as recorded, was
+    it; one that was not fails the reproduction, one that cannot be known is said."""
+    env = compare.environment(ws, again)
+    info, prefix = env.get("interpreter") or {}, (env.get("python") or {}).get("prefix")
+    if not info.get("known"):
+        note = (
+            f"the command's Python cannot be known ({info.get('reason')}), so it may not have "
+            "run in the fresh environment: run a Python script by its interpreter "
+            "(`python train.py`), or import tether in it"
+        )
+        verdict.reason = "; ".join(filter(None, [verdict.reason, note]))
+    elif prefix and os.path.realpath(prefix) != os.path.realpath(root):
+        raise Failed(
+            f"the command did not run in the fresh environment: its Python was {prefix}'s "
+            "(a script that names its interpreter by path, a shebang, or one that execs another)"
+        )
 
 
 def _rerun(
