@@ -92,29 +92,57 @@ def test_an_interpreter_by_a_relative_path_outside_the_repository_that_is_gone(
     assert "FAILED" in proc.stdout and "../venv2/bin/python3" in proc.stdout
 
 
-def test_ctrl_c_during_the_rerun_exits_130_and_leaves_no_worktree(
-    repo: Path, tmp_path: Path
-) -> None:
-    marker = tmp_path / "rerun-started"
-    slow = PREFIX + (
-        "import os, time\nif os.environ.get('MARK'):\n"
-        "    open(os.environ['MARK'], 'w').close()\n    time.sleep(60)\n"
-    )
-    committed(repo, {"slow.py": slow})
-    argv = ["--out", "out.txt", "--", sys.executable, "slow.py"]
-    assert tether_cli(repo, "run", "-n", "SLOW", *argv).returncode == 0
+SLOW = (
+    "import os, time\nopen('out.txt', 'w').write('1')\nif os.environ.get('MARK'):\n"
+    "    open(os.environ['MARK'], 'w').close()\n    time.sleep(60)\n"
+)
+
+
+def interrupted(repo: Path, ref: str, marker: Path) -> subprocess.CompletedProcess[str]:
+    """`tether reproduce REF`, Ctrl-C'd (SIGINT to its process group, as a terminal sends it)
+    once the re-run has begun (no clock asserted: it polls for the re-run's marker)."""
     proc = subprocess.Popen(
-        [str(BIN / "tether"), "reproduce", "SLOW"],
+        [str(BIN / "tether"), "reproduce", ref],
         cwd=repo, env={**os.environ, "MARK": str(marker)}, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    for _ in range(600):  # the re-run has begun (no clock asserted: it polls)
+    for _ in range(600):
         if marker.exists() or proc.poll() is not None:
             break
         time.sleep(0.1)
     assert marker.exists(), proc.communicate()
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
-    assert "FAILED" not in out
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_ctrl_c_during_the_rerun_exits_130_and_leaves_no_worktree(
+    repo: Path, tmp_path: Path
+) -> None:
+    committed(repo, {"slow.py": SLOW})
+    argv = ["--out", "out.txt", "--", sys.executable, "slow.py"]
+    assert tether_cli(repo, "run", "-n", "SLOW", *argv).returncode == 0
+    done = interrupted(repo, "SLOW", tmp_path / "rerun-started")
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "FAILED" not in done.stdout
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_ctrl_c_during_a_pipelines_rerun_exits_130_and_leaves_no_worktree(
+    repo: Path, tmp_path: Path
+) -> None:
+    stages = (
+        "stages:\n  slow:\n    cmd: python3 slow.py\n    deps: [slow.py]\n    outs: [out.txt]\n"
+    )
+    committed(repo, {"slow.py": SLOW, "pipeline.yaml": stages})
+    assert tether_cli(repo, "repro").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "ran")
+    with Project.open(repo) as project:
+        (whole,) = project.search_runs("tags.kind = 'pipeline'")
+        (stage,) = project.search_runs("tags.stage = 'slow'")
+    for ref in (whole.id, stage.id):  # the whole pipeline run, then its stage's run alone
+        marker = tmp_path / f"{ref}-started"
+        done = interrupted(repo, ref, marker)
+        assert done.returncode == 130, done.stdout + done.stderr
+        assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

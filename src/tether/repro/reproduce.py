@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from tether.repro.verdict import (
     OutCheck,
     Verdict,
     judge,
+    stop_if_interrupted,
 )
 from tether.runs import catalog, compare, launch
 from tether.workspace.repo import Workspace
@@ -64,9 +64,6 @@ __all__ = [  # what callers import from here
     "reproduce",
     "tolerance",
 ]
-
-
-_CTRL_C = 128 + signal.SIGINT  # a command that died of SIGINT, as a shell reports it
 
 
 def reproduce(
@@ -223,6 +220,9 @@ def _environment(
     except freshenv.EnvBuildError as exc:
         shutil.rmtree(where, ignore_errors=True)
         raise Failed(f"the recorded environment could not be rebuilt: {exc}") from exc
+    except BaseException:  # Ctrl-C while pip installs: nothing left behind
+        shutil.rmtree(where, ignore_errors=True)
+        raise
     fresh = verdict.fresh_env
     now = {
         "python": {"version": fresh.interpreter},
@@ -294,10 +294,7 @@ def _rerun(
         )
     except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
         raise Failed(f"the re-run could not start: {exc}") from exc
-    if done.status == "killed" and (done.exit_code == _CTRL_C or done.exit_code < 128):
-        # Ctrl-C reached the whole process group (the command died of it, or caught it and
-        # exited): the user stopped it. No verdict; the worktree goes as reproduce unwinds.
-        raise KeyboardInterrupt
+    stop_if_interrupted(done.status, done.exit_code)  # Ctrl-C reached the process group
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id

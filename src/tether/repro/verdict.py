@@ -21,6 +21,14 @@ class Failed(Exception):
     """Why a reproduction could not be carried out."""
 
 
+def stop_if_interrupted(status: str | None, exit_code: int | None) -> None:
+    """A re-run Ctrl-C stopped (it died of SIGINT, or caught it and exited while the launcher
+    saw the Ctrl-C too: sealed ``killed`` below 128): the user stopped the reproduction, which
+    unwinds (its worktree removed) with no verdict."""
+    if status == "killed" and exit_code is not None and (exit_code == 130 or exit_code < 128):
+        raise KeyboardInterrupt
+
+
 @dataclass
 class OutCheck:
     path: str
