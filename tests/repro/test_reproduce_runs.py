@@ -285,3 +285,27 @@ def test_an_out_the_rerun_does_not_write_is_missing_not_the_diffs_copy(repo: Pat
         v = project.reproduce("second")  # WRITE unset: the re-run writes nothing
     assert v.verdict == "DIFFERENT", (v.reason, v.outputs)
     assert v.outputs[0].now is None
+
+
+def test_a_killed_run_is_not_reproduced_and_diff_names_how_each_run_ended(
+    repo: Path, tether: Tether
+) -> None:
+    scored(repo)
+    dies = SCORE + "import os, signal\nos.environ.get('DIE') and os.kill(os.getpid(), 15)\n"
+    write_files(repo, {"dies.py": dies})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "dies")
+    argv = ["--out", "out.txt", "--", sys.executable, "dies.py", "rows.txt", "out.txt"]
+    for name, env in (("T1", {"DIE": "1"}), ("T2", {})):  # T1 is killed by SIGTERM
+        proc = subprocess.run(
+            [str(BIN / "tether"), "run", "-n", name, *argv],
+            cwd=repo, env={**os.environ, **env}, capture_output=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == (143 if env else 0)
+    with Project.open(repo) as project:
+        v = project.reproduce("T1")  # the re-run would finish
+        assert v.verdict == "FAILED" and "killed (exit code 143)" in v.reason
+        d = project.diff_runs("T1", "T2")
+    assert d.causes[0] == "status: killed (exit 143) → finished (exit 0)"
+    out = tether("diff", "T1", "T2").output
+    assert "killed (exit 143) → finished (exit 0)" in out

@@ -66,6 +66,10 @@ def show(target: str, upstream: bool, depth: int | None, fmt: str) -> None:
     with Project.open() as project:
         direction = "up" if upstream else "down"
         graph = project.lineage(target, direction=direction, depth=depth)
+        if graph.root.startswith("run:"):  # a name several runs bear: say which it took
+            notice = project.pick_run(target).notice
+            if notice:
+                click.secho(notice, fg="yellow", err=True)
         click.echo(render_lineage(graph, fmt), nl=False)
 
 

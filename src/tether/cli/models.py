@@ -44,7 +44,12 @@ def register(name: str, run: str, path: str, description: str) -> None:
     """Register version N+1 of NAME: the object id of what RUN recorded for PATH (an output or
     an artifact), with the run's code, data, environment and params attached. A version never
     points at other bytes."""
-    v = _models().register(name, run, path, description)
+    from tether.api import Project
+
+    picked = Project.open().pick_run(run)
+    if picked.notice:  # a name several runs bear: say which one made the model
+        click.secho(picked.notice, fg="yellow", err=True)
+    v = _models().register(name, str(picked.id), path, description)
     click.echo(f"registered {v.ref}: {v.object} from run {v.run[:13]}")
 
 

@@ -46,16 +46,26 @@ def reproduce(
     """Rebuild RUN in a clean git worktree at its commit with its diff applied and its inputs
     restored by id, report environment drift, re-run its command as a new run, and compare
     outputs and metrics. Exits 0 REPRODUCED, 1 DIFFERENT, 3 FAILED (for CI)."""
+    import contextlib
+    import sys
+
     from tether.api import Project
     from tether.cli.diffview import show_verdict
 
-    verdict = Project.open().reproduce(
-        run,
-        tolerances=parse_pairs(tolerances, "METRIC=REL"),
-        modes=parse_pairs(modes, "PATH=MODE"),
-        keep=keep,
-        env=env,
-    )
+    project = Project.open()
+    picked = project.pick_run(run)
+    if picked.notice:
+        click.secho(picked.notice, fg="yellow", err=True)
+    # --json: stdout is the verdict's alone; the re-run's own output goes to stderr
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with quiet:
+        verdict = project.reproduce(
+            str(picked.id),
+            tolerances=parse_pairs(tolerances, "METRIC=REL"),
+            modes=parse_pairs(modes, "PATH=MODE"),
+            keep=keep,
+            env=env,
+        )
     if as_json:
         from dataclasses import asdict
 

@@ -26,6 +26,7 @@ from tether.repro.verdict import (
     OutCheck,
     Verdict,
     checks,
+    stop_if_interrupted,
 )
 from tether.runs import catalog, compare
 from tether.runs.amend import amend
@@ -43,9 +44,18 @@ def rerun_stage(copy: Workspace, stage: str, run_id: str) -> str:
     single = plans.Plan(whole.pipeline, [sp], whole.lock)
     result = execute.repro(copy, single, [stage], tags={"reproduction_of": run_id}, use_cache=False)
     (res,) = result.results
+    _stop_if_interrupted(copy, [res.run])
     if res.outcome != "ran" or res.run is None:
         raise Failed(f"stage {stage} {res.outcome} on re-run: {res.detail}")
     return res.run
+
+
+def _stop_if_interrupted(ws: Workspace, runs: list[str | None]) -> None:
+    """A stage Ctrl-C stopped stops the reproduction (no verdict), as a plain run's does."""
+    for run in runs:
+        if run is not None and ws.refs.get(f"runs/{run}") is not None:
+            record = catalog.load(ws, run)
+            stop_if_interrupted(record.get("status"), record.get("exit_code"))
 
 
 def stage_modes(tree: Path, record: dict[str, Any]) -> dict[str, str]:
@@ -96,6 +106,7 @@ def reproduce_pipeline(
     result = execute.repro(copy, whole, targets, tags=tags, use_cache=False)
     verdict.reproduction = result.run
     if not result.ok:
+        _stop_if_interrupted(copy, [r.run for r in result.results if r.outcome != "ran"])
         bad = [f"{r.name} {r.outcome}: {r.detail}" for r in result.results if r.outcome != "ran"]
         raise Failed("stages did not re-run: " + "; ".join(bad))
     ran_then = {r.tags.get("stage"): r.id for r in catalog.search(ws, f"parent = '{verdict.run}'")}

@@ -32,9 +32,9 @@ from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
-from tether.repro.freshenv import FreshEnv
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
+from tether.repro.restore import in_tree, restore_data, unseen
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -46,11 +46,10 @@ from tether.repro.verdict import (
     OutCheck,
     Verdict,
     judge,
+    stop_if_interrupted,
 )
 from tether.runs import catalog, compare, launch
-from tether.workspace.materialize import materialize
 from tether.workspace.repo import Workspace
-from tether.workspace.status import content_id
 
 __all__ = [  # what callers import from here
     "DIFFERENT",
@@ -172,19 +171,21 @@ def _carry_out(
     try:
         modes = {**stage_modes(tree, record), **modes}
         pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
-        restored = _restore_data(
+        restored = restore_data(
             ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
         )
         recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy, record))
-        unseen = _unseen(record, restored)
-        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, unseen):
+        verdict.drift = compare.env_drift(recorded, _env_now(copy, record, recorded))
+        new_data = unseen(record, restored)
+        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, new_data):
             if pipeline:
                 reproduce_pipeline(ws, copy, verdict, record, limits, modes)
             else:
-                verdict.reproduction = _rerun(ws, copy, record, verdict.run, verdict.fresh_env)
+                verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
                 again = catalog.load(ws, verdict.reproduction)
                 judge(ws, verdict, record, again, limits, modes)
+                if verdict.fresh_env is not None:
+                    _ran_fresh(ws, verdict, verdict.fresh_env.root, again)
     finally:
         copy.close()
 
@@ -219,6 +220,9 @@ def _environment(
     except freshenv.EnvBuildError as exc:
         shutil.rmtree(where, ignore_errors=True)
         raise Failed(f"the recorded environment could not be rebuilt: {exc}") from exc
+    except BaseException:  # Ctrl-C while pip installs: nothing left behind
+        shutil.rmtree(where, ignore_errors=True)
+        raise
     fresh = verdict.fresh_env
     now = {
         "python": {"version": fresh.interpreter},
@@ -238,16 +242,40 @@ def _environment(
         yield
 
 
+def _ran_fresh(ws: Workspace, verdict: Verdict, root: str, again: dict[str, Any]) -> None:
+    """``--env fresh`` promised the fresh environment: the re-run's Python, as recorded, was
+    it; one that was not fails the reproduction, one that cannot be known is said."""
+    env = compare.environment(ws, again)
+    info, prefix = env.get("interpreter") or {}, (env.get("python") or {}).get("prefix")
+    if not info.get("known"):
+        note = (
+            f"the command's Python cannot be known ({info.get('reason')}), so it may not have "
+            "run in the fresh environment: run a Python script by its interpreter "
+            "(`python train.py`), or import tether in it"
+        )
+        verdict.reason = "; ".join(filter(None, [verdict.reason, note]))
+    elif prefix and os.path.realpath(prefix) != os.path.realpath(root):
+        raise Failed(
+            f"the command did not run in the fresh environment: its Python was {prefix}'s "
+            "(a script that names its interpreter by path, a shebang, or one that execs another)"
+        )
+
+
 def _rerun(
-    ws: Workspace, copy: Workspace, record: dict[str, Any], run_id: str, fresh: FreshEnv | None
+    ws: Workspace,
+    copy: Workspace,
+    record: dict[str, Any],
+    recorded: dict[str, Any],
+    verdict: Verdict,
 ) -> str:
     """Re-run as the original ran: a pipeline stage through the pipeline (its params, deps,
     outs and metrics files recorded the same way), anything else by its command."""
+    run_id, fresh = verdict.run, verdict.fresh_env
     stage = (record.get("tags") or {}).get("stage")
     if stage:
         return rerun_stage(copy, stage, run_id)
-    command = _command(record)
     folder = _folder(copy.root, record)
+    command = _command(record, recorded, folder)
     if fresh is not None and Path(command[0]).name.startswith("python"):
         command = [fresh.python, *command[1:]]  # the fresh environment's interpreter
     else:
@@ -266,6 +294,7 @@ def _rerun(
         )
     except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
         raise Failed(f"the re-run could not start: {exc}") from exc
+    stop_if_interrupted(done.status, done.exit_code)  # Ctrl-C reached the process group
     if done.status != "finished":
         raise Failed(f"the re-run {done.status} (exit code {done.exit_code})")
     return done.run_id
@@ -279,8 +308,8 @@ def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]
     if declared is None:  # recorded before Tether kept --dep/--out: every output, again
         logged = (record.get("data") or {}).get("outputs") or {}
         declared = {"outs": [p for p in logged if not os.path.isabs(p)]}
-    deps = [_in_tree(tree, p) for p in declared.get("deps") or []]
-    outs = [_in_tree(tree, p) for p in declared.get("outs") or []]
+    deps = [in_tree(tree, p) for p in declared.get("deps") or []]
+    outs = [in_tree(tree, p) for p in declared.get("outs") or []]
     for out in outs:
         path = Path(out)
         if not path.parent.resolve().is_relative_to(tree.resolve()):
@@ -323,15 +352,6 @@ def _folder_from_entry(record: dict[str, Any]) -> str:
         if name and not name.startswith("..") and entry.endswith("/" + name):
             return entry[: -len(name) - 1]
     return "."
-
-
-def _in_tree(tree: Path, path: str) -> str:
-    """A recorded dep or out (repository-relative, or absolute outside it) in the tree."""
-    if os.path.isabs(path):
-        return path
-    if os.path.normpath(path).startswith(".."):
-        raise Failed(f"the run's recorded path {path!r} leaves the repository")
-    return str(tree / path)
 
 
 def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
@@ -385,52 +405,52 @@ def _remove_worktree(ws: Workspace, tree: Path) -> None:
     git_maybe(ws.root, "worktree", "prune")
 
 
-def _restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: Any) -> list[str]:
-    """Check out the tracked data and restore the inputs by id: the paths it restored."""
-    from tether.workspace.checkout import apply_checkout, plan_checkout
-
-    data = record.get("data") or {}
-    inputs = data.get("inputs") or {}
-    wanted = {o for p, o in inputs.items() if not os.path.isabs(p)}
-    wanted |= set((data.get("pointers_start") or {}).values())
-    missing = ws.store.missing(wanted)
-    if missing and fetch is not None:
-        fetch(sorted(missing))
-    plan = plan_checkout(copy, None)
-    apply_checkout(copy, plan, force=True)
-    restored = []
-    for path, oid in (data.get("inputs") or {}).items():
-        if os.path.isabs(path) or content_id(copy, path) == oid:
-            continue  # outside the repository, or the commit and its diff brought it already
-        materialize(copy, path, oid)
-        restored.append(path)
-    return restored
-
-
-def _unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
-    """Restored inputs the run's code capture did not see (a stage's upstream outs, written
-    after the pipeline began): data, so the reproduction's capture must not take them for code."""
-    seen = set((record.get("code") or {}).get("changed") or [])
-    return [p for p in restored if not any(p == c or p.startswith(c + "/") for c in seen)]
-
-
-def _env_now(copy: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+def _env_now(copy: Workspace, record: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
     """The environment the re-run's command will run in (its interpreter's, as recorded)."""
     env = capture_environment(copy.root, copy.dot / "cache")
     if (record.get("tags") or {}).keys() & {"stage", "kind"}:
         return env  # a pipeline re-runs in Tether's own process, as it ran
     try:
-        return command_environment(env, _command(record), copy.root, copy.dot / "cache")
+        folder = _folder(copy.root, record)
+        command = _command(record, recorded, folder)
+        return command_environment(env, command, folder, copy.dot / "cache")
     except Failed:
         return env
 
 
-def _command(record: dict[str, Any]) -> list[str]:
+def _command(record: dict[str, Any], recorded: dict[str, Any], folder: Path) -> list[str]:
+    """The command to run again. A script that logged its own run (``python train.py`` with
+    ``tether.start_run()`` inside, no launcher) recorded its argv only: the Python that ran it
+    runs it again. A command ``tether run`` launched runs as it is (a script's shebang is the
+    kernel's to honour)."""
     argv = list(record.get("command") or [])
     if not argv or argv[0] in ("-c", "-m", ""):
         raise Failed("the run has no command to re-run (it was logged from an interactive session)")
     if any(MASK in a for a in argv):
         raise Failed("the recorded command has masked secrets: re-run it by hand with them")
-    if argv[0].endswith(".py"):  # logged from inside `python train.py ...`
-        argv = [sys.executable, *argv]
+    launched = bool(record.get("declared"))  # `tether run` records {"deps": .., "outs": ..}
+    # a record without "declared" is older: launched or not, a shebang script ran itself
+    own = "declared" in record or not _runs_itself(folder, argv[0])
+    if argv[0].endswith(".py") and not launched and own:
+        argv = [_recorded_python(recorded), *argv]
     return argv
+
+
+def _runs_itself(folder: Path, program: str) -> bool:
+    """An older record's ``./train.py``: executable, with a shebang line naming its own
+    interpreter (it may have been launched by ``tether run`` before commands were kept)."""
+    script = folder / program
+    if "/" not in program or not os.access(script, os.X_OK):
+        return False
+    try:
+        with open(script, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+def _recorded_python(recorded: dict[str, Any]) -> str:
+    """The Python that ran a script logging its own run, when it is still here; else this one
+    (the difference then shows as environment drift)."""
+    path = str((recorded.get("python") or {}).get("executable") or "")
+    return path if path and os.access(path, os.X_OK) else sys.executable

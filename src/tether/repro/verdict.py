@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.repro.freshenv import FreshEnv
-from tether.runs import compare
+from tether.runs import catalog, compare
 from tether.runs.record import number
 from tether.workspace.repo import Workspace
 
@@ -19,6 +19,14 @@ MODES = ("exact", "metrics", "none")  # how an output is judged
 
 class Failed(Exception):
     """Why a reproduction could not be carried out."""
+
+
+def stop_if_interrupted(status: str | None, exit_code: int | None) -> None:
+    """A re-run Ctrl-C stopped (it died of SIGINT, or caught it and exited while the launcher
+    saw the Ctrl-C too: sealed ``killed`` below 128): the user stopped the reproduction, which
+    unwinds (its worktree removed) with no verdict."""
+    if status == "killed" and exit_code is not None and (exit_code == 130 or exit_code < 128):
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -115,6 +123,7 @@ def judge(
     modes: dict[str, str],
 ) -> None:
     verdict.outputs, verdict.metrics = checks(original, again, tolerances, modes)
+    _children(ws, verdict, original["id"], again["id"], "", tolerances, modes)
     if not verdict.outputs and not verdict.metrics:
         raise Failed(
             "the run recorded no outputs and no metrics, so there is nothing to compare: log "
@@ -126,3 +135,50 @@ def judge(
     else:
         verdict.verdict = DIFFERENT
         verdict.explanation = compare.diff(ws, original, again)
+
+
+def _children(
+    ws: Workspace,
+    verdict: Verdict,
+    old_id: str,
+    new_id: str | None,
+    prefix: str,
+    tolerances: dict[str, float],
+    modes: dict[str, str],
+) -> None:
+    """The runs the original started inside its command (``tether.start_run()`` under
+    ``tether run``), each judged against the reproduction's child of the same name (in the
+    order they started, for a name several bear), their outs and metrics named ``child:key``.
+    A tolerance or mode given as ``child:key`` is that child's."""
+    again = _kids(ws, new_id)
+    for label, kid in _kids(ws, old_id).items():
+        mine = f"{prefix}{label}:"
+        limits = {
+            **tolerances,
+            **{k[len(mine) :]: v for k, v in tolerances.items() if k.startswith(mine)},
+        }
+        how = {**modes, **{k[len(mine) :]: v for k, v in modes.items() if k.startswith(mine)}}
+        now = again.get(label)
+        outs, metrics = checks(
+            catalog.load(ws, kid), catalog.load(ws, now) if now else {}, limits, how
+        )
+        verdict.outputs += [OutCheck(mine + o.path, o.mode, o.original, o.now) for o in outs]
+        verdict.metrics += [
+            MetricCheck(mine + m.key, m.original, m.now, m.tolerance) for m in metrics
+        ]
+        _children(ws, verdict, kid, now, f"{prefix}{label}/", tolerances, modes)
+
+
+def _kids(ws: Workspace, run_id: str | None) -> dict[str, str]:
+    """A run's children by label: the name, or ``name[N]`` for the Nth of a name several bear."""
+    if run_id is None:
+        return {}
+    found = sorted(catalog.search(ws, f"parent = '{run_id}'"), key=lambda r: (r.started, r.id))
+    names = [r.name for r in found]
+    seen: dict[str, int] = {}
+    out = {}
+    for run in found:
+        seen[run.name] = seen.get(run.name, 0) + 1
+        shared = names.count(run.name) > 1
+        out[f"{run.name}[{seen[run.name]}]" if shared else run.name] = run.id
+    return out

@@ -143,8 +143,17 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
     result.causes = _causes(result)
+    ended = [_ended(r) for r in (a, b)]
+    if ended[0] != ended[1]:  # one failed or was killed: the most direct cause of all
+        result.causes.insert(0, f"status: {ended[0]} → {ended[1]}")
     result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
     return result
+
+
+def _ended(record: dict[str, Any]) -> str:
+    """How a run ended: ``killed (exit 143)``; a live run has no exit code yet."""
+    code = record.get("exit_code")
+    return f"{record.get('status')}" + ("" if code is None else f" (exit {code})")
 
 
 def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
