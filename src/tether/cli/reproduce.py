@@ -44,8 +44,11 @@ def reproduce(
     as_json: bool,
 ) -> None:
     """Rebuild RUN in a clean git worktree at its commit with its diff applied and its inputs
-    restored by id, report environment drift, re-run its command as a new run, and compare
-    outputs and metrics. Exits 0 REPRODUCED, 1 DIFFERENT, 3 FAILED (for CI)."""
+    restored by id, report environment drift, re-run its command as a new run (in the folder it
+    started in, with its --dep/--out), and compare outputs and metrics, those of the runs it
+    started inside too (matched by name). A pipeline run re-runs every stage without the run
+    cache. Exits 0 REPRODUCED, 1 DIFFERENT, 3 FAILED, 130 on Ctrl-C (the worktree is removed).
+    With --json, stdout holds the verdict alone; the re-run's output goes to stderr."""
     import contextlib
     import sys
 
