@@ -113,6 +113,7 @@ class EnvDiff:
     lock_files: list[str] = field(default_factory=list)
     seeds: tuple[list[int], list[int]] | None = None
     determinism: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    env_vars: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # allowed
 
 
 @dataclass
@@ -126,6 +127,13 @@ class RunDiff:
     metrics: dict[str, tuple[float | None, float | None]]
     causes: list[str]
     uncaptured: list[str] = field(default_factory=list)  # what either record lacks
+    command: tuple[list[str], list[str]] | None = None  # the command lines, when they differ
+    cwd: tuple[str | None, str | None] | None = None  # the folders they ran in, when they differ
+    results: str = "none"  # "differ", "agree" (metrics and outputs) or "none" (neither logged)
+
+    @property
+    def same_run(self) -> bool:
+        return self.a["id"] == self.b["id"]
 
 
 def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
@@ -142,9 +150,28 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     metrics = {k: (v[0], v[1]) for k, v in cmp.metrics.items()}
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
+    if list(a.get("command") or []) != list(b.get("command") or []):
+        result.command = (list(a.get("command") or []), list(b.get("command") or []))
+    if "cwd" in a and "cwd" in b and a["cwd"] != b["cwd"]:  # recorded since issue 11
+        result.cwd = (a["cwd"], b["cwd"])
+    result.results = _results(a, b, metrics, data)
     result.causes = _causes(result)
     result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
     return result
+
+
+def _results(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    metrics: dict[str, tuple[float | None, float | None]],
+    data: list[DataDiff],
+) -> str:
+    """Whether the two runs' results (metrics and outputs) differ, agree, or were not logged."""
+    outs = [(r.get("data") or {}).get("outputs") or {} for r in (a, b)]
+    if not metrics and not any(outs):
+        return "none"
+    moved = any(_same(x) != _same(y) for x, y in metrics.values())
+    return "differ" if moved or any(c.role == "output" for c in data) else "agree"
 
 
 def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
@@ -262,6 +289,13 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     out.determinism = {
         k: (da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)
     }
+    if "env_vars" in ea and "env_vars" in eb:  # (an environment built for a reproduction has none)
+        va, vb = ea.get("env_vars") or {}, eb.get("env_vars") or {}
+        out.env_vars = {
+            k: (va.get(k), vb.get(k))
+            for k in sorted(set(va) | set(vb))
+            if va.get(k) != vb.get(k) and k not in da and k not in db  # said as determinism
+        }
     return out
 
 
@@ -274,6 +308,10 @@ def _causes(d: RunDiff) -> list[str]:
     """Likely causes, most direct first: what the user chose, then what they fed, then what
     they ran, then where it ran."""
     out = [f"parameter {k}: {va} → {vb}" for k, (va, vb) in d.params.items()]
+    if d.command and _unexplained(d.command, set(d.params)):
+        out.append(f"command: {shown(d.command[0])} → {shown(d.command[1])}")
+    if d.cwd:
+        out.append(f"working folder: {folder_name(d.cwd[0])} → {folder_name(d.cwd[1])}")
     for c in d.data:
         if c.role == "input" or (
             c.role == "tracked" and not any(x.path == c.path for x in d.data if x.role == "input")
@@ -309,8 +347,47 @@ def _causes(d: RunDiff) -> list[str]:
         out.append(f"lock files changed: {', '.join(d.env.lock_files)}")
     if d.env.determinism:
         out.append("determinism settings: " + ", ".join(d.env.determinism))
+    for var, (was, now) in d.env.env_vars.items():
+        out.append(f"environment variable {var}: {_var(was)} → {_var(now)}")
     if d.env.platform:
         out.append(f"platform: {d.env.platform[0]} → {d.env.platform[1]}")
+    return out
+
+
+def shown(argv: list[str]) -> str:
+    """A command line as a shell would take it."""
+    import shlex
+
+    return shlex.join(argv) if argv else "(none recorded)"
+
+
+def folder_name(rel: str | None) -> str:
+    return "(outside the repository)" if rel is None else ("the top" if rel == "." else rel)
+
+
+def _var(value: str | None) -> str:
+    return "(unset)" if value is None else repr(value)
+
+
+def _unexplained(command: tuple[list[str], list[str]], params: set[str]) -> bool:
+    """Whether two command lines differ by more than the ``--key value`` options whose
+    parameters are already listed as differing."""
+    return _without(command[0], params) != _without(command[1], params)
+
+
+def _without(argv: list[str], params: set[str]) -> list[str]:
+    """``argv`` without its ``--key value`` / ``--key=value`` options named in ``params``
+    (read as ``tether run`` reads parameters from a command line)."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, _ = arg[2:].partition("=")
+        if arg.startswith("--") and len(arg) > 2 and key.replace("-", "_") in params:
+            takes_value = not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            i += 2 if takes_value else 1
+            continue
+        out.append(arg)
+        i += 1
     return out
 
 
