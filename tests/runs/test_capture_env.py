@@ -128,3 +128,26 @@ def test_a_script_that_imports_tether_reports_its_own_environment(committed: Pat
         assert env["python"]["executable"] == sys.executable  # type: ignore[index]
         assert "click" in env["packages"]  # type: ignore[operator]
         assert project.get_run("inside")["metrics"]["acc"]["last"] == 0.5
+
+
+def test_env_in_front_of_python_records_the_python_env_runs(
+    committed: Path, tmp_path: Path
+) -> None:
+    python = other_venv(tmp_path / "venv2", "onlyinvenv2", "1.1")
+    own = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    for name, command in (
+        ("E", ["env", "python", "v.py"]),
+        ("E2", ["env", f"PATH={python.parent}:/usr/bin", "python", "v.py"]),
+    ):
+        done = subprocess.run(
+            [TETHER, "run", "-n", name, "--", *command],
+            cwd=committed, env=own, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0
+    with Project.open(committed) as project:
+        assert env_of(project, "E")["interpreter"]["source"] == "tether"  # type: ignore[index]
+        theirs = env_of(project, "E2")
+        assert theirs["packages"] == {"onlyinvenv2": {"version": "1.1"}}
+        assert theirs["python"]["prefix"] == str(tmp_path / "venv2")  # type: ignore[index]
+    text = tether_cli(committed, "diff", "E", "E2").stdout
+    assert "added onlyinvenv2 1.1" in text and "nondeterminism" not in text

@@ -131,12 +131,21 @@ def _fingerprint(locks: list[LockStat], conda_prefix: Path | None) -> str:
     for entry in sys.path:
         path = entry or os.getcwd()  # "" is the current folder
         parts.append((path, _stat_key(path) if _is_site(path) else _metadata_key(path)))
+    user_site = _user_site()
+    if user_site is not None:  # searched by the next process once it exists (pip install --user)
+        parts.append((user_site, _stat_key(user_site)))
     if conda_prefix is not None:
         conda_env = os.environ.get("CONDA_DEFAULT_ENV")
         parts.append((str(conda_prefix), _stat_key(str(conda_prefix / "conda-meta")), conda_env))
     for path, st in locks:
         parts.append((path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return hash_bytes(repr(parts).encode())[len("blake3:") :][:32]
+
+
+def _user_site() -> str | None:
+    import site
+
+    return site.USER_SITE if site.ENABLE_USER_SITE and site.USER_SITE else None
 
 
 def _read_snapshot(cache_dir: Path, fingerprint: str) -> dict[str, Any] | None:
