@@ -151,3 +151,40 @@ def test_env_in_front_of_python_records_the_python_env_runs(
         assert theirs["python"]["prefix"] == str(tmp_path / "venv2")  # type: ignore[index]
     text = tether_cli(committed, "diff", "E", "E2").stdout
     assert "added onlyinvenv2 1.1" in text and "nondeterminism" not in text
+
+
+def editable_install(venv: Path, name: str, source: Path) -> None:
+    """What `pip install -e` leaves in a venv: a .pth to the source and a PEP 610 record."""
+    (site,) = venv.glob("lib/python*/site-packages")
+    fake_distribution(site, name, "0.1")
+    (info,) = site.glob(f"{name}-*.dist-info")
+    url = source.as_uri()
+    (info / "direct_url.json").write_text(json.dumps({"url": url, "dir_info": {"editable": True}}))
+    (site / f"__editable__{name}.pth").write_text(f"{source}\n")
+
+
+def test_code_imported_from_outside_the_repository_is_named_as_not_captured(
+    committed: Path, tmp_path: Path
+) -> None:
+    python = other_venv(tmp_path / "venv", "plain", "1.0")
+    lib, extra = tmp_path / "libsrc", tmp_path / "extra"
+    write_files(lib, {"mylib/__init__.py": "K = 1\n"})
+    write_files(extra, {"helper.py": "H = 1\n"})
+    editable_install(python.parent.parent, "mylib", lib)
+    write_files(committed, {"u.py": "import mylib, helper\nprint(mylib.K, helper.H)\n"})
+    git(committed, "add", "-A")
+    git(committed, "commit", "-qm", "u")
+    before = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(extra), before]))}
+    for name in ("X1", "X2"):
+        if name == "X2":
+            write_files(lib, {"mylib/__init__.py": "K = 2\n"})  # edited between the runs
+        done = subprocess.run(
+            [TETHER, "run", "-n", name, "--", str(python), "u.py"],
+            cwd=committed, env=env, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    text = " ".join(tether_cli(committed, "diff", "X1", "X2").stdout.split())  # unwrapped
+    assert "Not captured" in text and "nondeterminism" not in text
+    assert f"editable install mylib from {lib}" in text
+    assert f"PYTHONPATH folder {extra}" in text

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ def capture_environment(
         "lock_files": snapshot["lock_files"],
         "determinism": _determinism(),
         "env_vars": _allowed_env_vars(allow_env, redact),
+        "pythonpath": [redact(p) for p in pythonpath(os.environ)],
     }
     if snapshot.get("conda"):
         env["conda"] = snapshot["conda"]
@@ -215,6 +216,14 @@ def _python_info() -> dict[str, Any]:
         "venv": sys.prefix != sys.base_prefix,
         "version": sys.version.split()[0],
     }
+
+
+def pythonpath(env: Mapping[str, str], cwd: str | None = None) -> list[str]:
+    """The folders ``PYTHONPATH`` puts first on ``sys.path``, absolute (code imported from
+    outside the repository is no part of the code pillar)."""
+    base = cwd or os.getcwd()
+    entries = (env.get("PYTHONPATH") or "").split(os.pathsep)
+    return [os.path.normpath(os.path.join(base, e)) for e in entries if e]
 
 
 def _allowed_env_vars(allow_env: Iterable[str], redact: Callable[[str], str]) -> dict[str, str]:

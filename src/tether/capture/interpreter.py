@@ -273,6 +273,12 @@ def probe(
     return found
 
 
+def pythonpath(env: Mapping[str, str], cwd: str) -> list[str]:
+    from tether.capture.env import pythonpath as entries
+
+    return entries(env, cwd)
+
+
 def _sections(raw: dict[str, Any]) -> dict[str, Any]:
     from tether.capture.env import _direct_url_source
 
@@ -371,6 +377,9 @@ def read_interpreter(
     if isinstance(read, str):
         return {"interpreter": {"known": False, "reason": read}}
     info = {"known": True, "path": found.path, "prefix": read["python"]["prefix"]}
+    if found.env is not None:  # an `env` prefix set the command's own PYTHONPATH (or none)
+        where = str(found.cwd or cwd or Path.cwd())
+        read = {**read, "pythonpath": pythonpath(found.env, where)}
     return {**read, "interpreter": {**info, "source": "command"}}
 
 

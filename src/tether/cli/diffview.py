@@ -42,6 +42,8 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
         env.append(f"seeds {e.seeds[0]} → {e.seeds[1]}")
     env += [f"{k}: {a} → {b}" for k, (a, b) in e.determinism.items()]
     env += _var_lines(e.env_vars, "→")
+    if e.pythonpath:
+        env.append(f"PYTHONPATH {_paths(e.pythonpath[0])} → {_paths(e.pythonpath[1])}")
     params = [f"{k}: {a} → {b}" for k, (a, b) in d.params.items()]
     if d.command:
         params += [f"command in A: {shown(d.command[0])}", f"command in B: {shown(d.command[1])}"]
@@ -90,7 +92,8 @@ def _causes(d: RunDiff) -> list[str]:
     if d.causes:
         return [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
     if d.results == "agree":
-        return ["nothing captured differs, and the results (metrics and outputs) agree"]
+        hidden = "; not everything was captured (see above)" if d.uncaptured else ""
+        return [f"nothing captured differs, and the results (metrics and outputs) agree{hidden}"]
     if d.uncaptured:  # "nondeterminism" only when nothing could hide elsewhere
         return ["nothing captured differs, but not everything was captured (see above)"]
     return ["the four pillars match: look for nondeterminism"]
@@ -105,6 +108,10 @@ def shown(argv: list[str]) -> str:
 
 def folder_name(rel: str | None) -> str:
     return "(outside the repository)" if rel is None else ("the top" if rel == "." else rel)
+
+
+def _paths(entries: list[str]) -> str:
+    return ":".join(entries) or "(unset)"
 
 
 def _var_lines(changed: dict[str, tuple[str | None, str | None]], arrow: str) -> list[str]:
@@ -161,6 +168,8 @@ def show_verdict(v: Verdict) -> None:
         ]
         drift += [f"{k}: {a} -> {b}" for k, (a, b) in e.determinism.items()]
         drift += _var_lines(e.env_vars, "->")
+        if e.pythonpath:
+            drift.append(f"PYTHONPATH {_paths(e.pythonpath[0])} -> {_paths(e.pythonpath[1])}")
         out.print("\n[bold underline]Environment drift[/]")
         for line in drift or ["none"]:
             out.print(f"  {line}", markup=False)

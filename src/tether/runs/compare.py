@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tether.capture.code import skipped_files
@@ -114,6 +115,7 @@ class EnvDiff:
     seeds: tuple[list[int], list[int]] | None = None
     determinism: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     env_vars: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # allowed
+    pythonpath: tuple[list[str], list[str]] | None = None
 
 
 @dataclass
@@ -289,6 +291,8 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     out.determinism = {
         k: (da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)
     }
+    if "pythonpath" in ea and "pythonpath" in eb and ea["pythonpath"] != eb["pythonpath"]:
+        out.pythonpath = (list(ea["pythonpath"]), list(eb["pythonpath"]))
     if "env_vars" in ea and "env_vars" in eb:  # (an environment built for a reproduction has none)
         va, vb = ea.get("env_vars") or {}, eb.get("env_vars") or {}
         out.env_vars = {
@@ -347,6 +351,8 @@ def _causes(d: RunDiff) -> list[str]:
         out.append(f"lock files changed: {', '.join(d.env.lock_files)}")
     if d.env.determinism:
         out.append("determinism settings: " + ", ".join(d.env.determinism))
+    if d.env.pythonpath:
+        out.append(f"PYTHONPATH: {_paths(d.env.pythonpath[0])} → {_paths(d.env.pythonpath[1])}")
     for var, (was, now) in d.env.env_vars.items():
         out.append(f"environment variable {var}: {_var(was)} → {_var(now)}")
     if d.env.platform:
@@ -363,6 +369,10 @@ def shown(argv: list[str]) -> str:
 
 def folder_name(rel: str | None) -> str:
     return "(outside the repository)" if rel is None else ("the top" if rel == "." else rel)
+
+
+def _paths(entries: list[str]) -> str:
+    return ":".join(entries) or "(unset)"
 
 
 def _var(value: str | None) -> str:
@@ -412,6 +422,7 @@ def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
         out.append(f"{label}: the command's Python environment ({info.get('reason')})")
     elif info is None and _foreign_command(record.get("command") or []):
         out.append(f"{label}: an older record: its environment may be Tether's interpreter's")
+    out += [f"{label}: {what}" for what in outside_code(env, ws.root)]
     for path, item in skipped_files(code).items():
         out.append(f"{label}: untracked {path} ({item.get('size')} bytes), too big to store")
     if code.get("dirty") and "submodules" not in code:
@@ -419,6 +430,38 @@ def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
     if data.get("pointers_start") and "modified" not in data:
         out.append(f"{label}: an older record: tracked data was not checked for edits")
     return out
+
+
+def outside_code(env: dict[str, Any], root: Path) -> list[str]:
+    """Code the run could import from outside the repository, which the code pillar does not
+    hold: editable installs of other source trees, and ``PYTHONPATH`` folders (Tether's own
+    source, the recorder, is not the run's code)."""
+    out = []
+    for name, info in sorted((env.get("packages") or {}).items()):
+        source = info.get("source") if isinstance(info, dict) else None
+        if isinstance(source, dict) and source.get("editable") and name != "tether-ml":
+            where = _local(str(source.get("url") or ""))
+            if where is not None and not _within(where, root):
+                out.append(f"editable install {name} from {where}: its source is not recorded")
+    for entry in env.get("pythonpath") or []:
+        if not _within(str(entry), root) and not (Path(entry) / "tether" / "__init__.py").exists():
+            out.append(f"PYTHONPATH folder {entry}: its code is not recorded")
+    return out
+
+
+def _local(url: str) -> str | None:
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(url)
+    return unquote(parsed.path) if parsed.scheme == "file" else None
+
+
+def _within(path: str, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _foreign_command(argv: list[str]) -> bool:
