@@ -206,13 +206,13 @@ def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
     out = []
     for path in sorted(set(ma) | set(mb), key=str):
         x, y = ma.get(path) or {}, mb.get(path) or {}
+        kind = "repository" if x.get("nested") or y.get("nested") else "submodule"
         if x.get("commit") != y.get("commit"):
             out.append(
-                f"submodule {path}: commit {str(x.get('commit'))[:10]} → "
-                f"{str(y.get('commit'))[:10]}"
+                f"{kind} {path}: commit {str(x.get('commit'))[:10]} → {str(y.get('commit'))[:10]}"
             )
         if x.get("diff") != y.get("diff"):
-            out.append(f"submodule {path}: uncommitted changes differ")
+            out.append(f"{kind} {path}: uncommitted changes differ")
     return out
 
 
