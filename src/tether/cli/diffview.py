@@ -126,6 +126,9 @@ def _var_lines(changed: dict[str, tuple[str | None, str | None]], arrow: str) ->
 def _sized(info: dict[str, Any] | None) -> str:
     if not info:
         return "(absent)"
+    if info.get("in_diff"):
+        size = f"{info['size']} bytes " if info.get("size") is not None else ""
+        return f"{size}(stored in the diff: the size limit was higher)"
     return f"{info.get('size')} bytes {str(info.get('id'))[:19]}"
 
 

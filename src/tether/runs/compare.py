@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from tether.capture.code import skipped_files
-from tether.errors import GitError, MissingObjectError
-from tether.gitio import git
+from tether.errors import MissingObjectError
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import diff_trees
-from tether.runs.ledger import LEDGER
+from tether.runs.codediff import CodeDiff, code_diff
 from tether.runs.record import load_series, number
 from tether.workspace.repo import Workspace
 
@@ -75,23 +74,6 @@ def _same(x: float | None) -> object:
 
 # -- tether diff ----------------------------------------------------------------------------
 @dataclass
-class CodeDiff:
-    commit_a: str | None
-    commit_b: str | None
-    ahead: int = 0  # commits in b not in a
-    behind: int = 0
-    files: list[str] = field(default_factory=list)  # changed between the commits
-    dirty_a: list[str] = field(default_factory=list)
-    dirty_b: list[str] = field(default_factory=list)
-    same_patch: bool = True
-    # untracked files too big for the diff, named by size and id: path -> (A's, B's)
-    skipped: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
-    submodules: list[str] = field(default_factory=list)  # how each submodule differs
-
-
-@dataclass
 class DataDiff:
     role: str  # input | output | tracked
     path: str
@@ -139,7 +121,7 @@ class RunDiff:
 
 
 def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
-    code = _code(ws, a.get("code") or {}, b.get("code") or {})
+    code = code_diff(ws, a.get("code") or {}, b.get("code") or {})
     data = _data(ws, a.get("data") or {}, b.get("data") or {})
     env = _env(ws, a, b)
     keys = sorted(set(a.get("params", {})) | set(b.get("params", {})))
@@ -174,46 +156,6 @@ def _results(
         return "none"
     moved = any(_same(x) != _same(y) for x, y in metrics.values())
     return "differ" if moved or any(c.role == "output" for c in data) else "agree"
-
-
-def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
-    out = CodeDiff(a.get("commit"), b.get("commit"))
-    out.dirty_a, out.dirty_b = list(a.get("changed") or []), list(b.get("changed") or [])
-    out.same_patch = a.get("diff") == b.get("diff")
-    sa, sb = skipped_files(a), skipped_files(b)
-    out.skipped = {
-        p: (sa.get(p), sb.get(p))
-        for p in sorted(set(sa) | set(sb))
-        if sa.get(p) != sb.get(p) or not (sa[p].get("id"))
-    }
-    out.submodules = _submodules(a.get("submodules") or [], b.get("submodules") or [])
-    if out.commit_a and out.commit_b and out.commit_a != out.commit_b:
-        try:
-            # Tether's own ledger commits are not code changes
-            skip = ("--", ".", f":(exclude){LEDGER}")
-            span = f"{out.commit_a}...{out.commit_b}"
-            counts = git(ws.root, "rev-list", "--left-right", "--count", span, *skip)
-            out.behind, out.ahead = (int(x) for x in counts.split())
-            names = git(ws.root, "diff", "--name-only", "-z", out.commit_a, out.commit_b, *skip)
-            out.files = [n for n in names.decode().split("\0") if n]
-        except GitError:
-            out.files = ["(a commit is not in this clone: `git fetch` it)"]
-    return out
-
-
-def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
-    ma, mb = {s.get("path"): s for s in a}, {s.get("path"): s for s in b}
-    out = []
-    for path in sorted(set(ma) | set(mb), key=str):
-        x, y = ma.get(path) or {}, mb.get(path) or {}
-        kind = "repository" if x.get("nested") or y.get("nested") else "submodule"
-        if x.get("commit") != y.get("commit"):
-            out.append(
-                f"{kind} {path}: commit {str(x.get('commit'))[:10]} → {str(y.get('commit'))[:10]}"
-            )
-        if x.get("diff") != y.get("diff"):
-            out.append(f"{kind} {path}: uncommitted changes differ")
-    return out
 
 
 def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]:
@@ -339,7 +281,7 @@ def _causes(d: RunDiff) -> list[str]:
     out += [f"code: {s}" for s in d.code.submodules]
     for path, (x, y) in d.code.skipped.items():
         if x != y:
-            size = " → ".join(f"{i['size']} bytes" if i else "absent" for i in (x, y))
+            size = " → ".join(_stored(i) for i in (x, y))
             out.append(f"untracked {path} (too big for the diff) differs: {size}")
     for name, (va, vb) in d.env.changed.items():
         out.append(f"package {name}: {va} → {vb}")
@@ -369,6 +311,14 @@ def shown(argv: list[str]) -> str:
 
 def folder_name(rel: str | None) -> str:
     return "(outside the repository)" if rel is None else ("the top" if rel == "." else rel)
+
+
+def _stored(info: dict[str, Any] | None) -> str:
+    """How a run kept an untracked file too big for (another run's) diff."""
+    if not info:
+        return "absent"
+    size = f"{info['size']} bytes" if info.get("size") is not None else "a file"
+    return f"{size} in its diff" if info.get("in_diff") else size
 
 
 def _paths(entries: list[str]) -> str:
