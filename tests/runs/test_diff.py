@@ -193,3 +193,17 @@ def test_a_run_against_itself_or_its_reproduction_says_the_results_agree(
     text = tether("diff", "M", again.id).output
     assert "the results (metrics and outputs) agree" in text
     assert "nondeterminism" not in text
+
+
+def test_a_script_that_started_its_own_run_and_its_reproduction_run_the_same_command(
+    project: Project, repo: Path
+) -> None:
+    commit_scripts(repo, {"train.py": "import tether\ntether.log_metric('acc', 0.5)\n"})
+    done = subprocess.run([sys.executable, "train.py"], cwd=repo, check=False)
+    assert done.returncode == 0
+    (run,) = project.search_runs()
+    assert project.get_run(run.id)["command"] == ["train.py"]  # its sys.argv
+    v = project.reproduce(run.id)  # re-run as `python train.py`
+    assert v.verdict == "REPRODUCED" and v.reproduction
+    d = project.diff_runs(run.id, v.reproduction)
+    assert d.command is None and not d.causes

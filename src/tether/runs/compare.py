@@ -134,8 +134,9 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     metrics = {k: (v[0], v[1]) for k, v in cmp.metrics.items()}
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
-    if list(a.get("command") or []) != list(b.get("command") or []):
-        result.command = (list(a.get("command") or []), list(b.get("command") or []))
+    ca, cb = list(a.get("command") or []), list(b.get("command") or [])
+    if _script(ca) != _script(cb):
+        result.command = (ca, cb)
     if "cwd" in a and "cwd" in b and a["cwd"] != b["cwd"]:  # recorded since issue 11
         result.cwd = (a["cwd"], b["cwd"])
     result.results = _results(a, b, metrics, data)
@@ -329,10 +330,21 @@ def _var(value: str | None) -> str:
     return "(unset)" if value is None else repr(value)
 
 
+def _script(argv: list[str]) -> list[str]:
+    """The command without the Python that runs it: which Python is the environment's part,
+    and a script that started its own run records ``train.py ...`` (its ``sys.argv``), which
+    ``tether reproduce`` re-runs as ``python train.py ...``."""
+    import re
+
+    if len(argv) > 1 and re.fullmatch(r"python[0-9.]*", argv[0].rsplit("/", 1)[-1]):
+        return argv[1:] if not argv[1].startswith("-") else argv
+    return argv
+
+
 def _unexplained(command: tuple[list[str], list[str]], params: set[str]) -> bool:
     """Whether two command lines differ by more than the ``--key value`` options whose
     parameters are already listed as differing."""
-    return _without(command[0], params) != _without(command[1], params)
+    return _without(_script(command[0]), params) != _without(_script(command[1]), params)
 
 
 def _without(argv: list[str], params: set[str]) -> list[str]:
