@@ -188,3 +188,22 @@ def test_code_imported_from_outside_the_repository_is_named_as_not_captured(
     assert "Not captured" in text and "nondeterminism" not in text
     assert f"editable install mylib from {lib}" in text
     assert f"PYTHONPATH folder {extra}" in text
+
+
+def test_variables_set_by_env_in_front_of_the_command_are_recorded(committed: Path) -> None:
+    env = {**os.environ, "TZ": "UTC", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    for name, command in (
+        ("utc", ["python", "v.py"]),
+        ("tokyo", ["env", "TZ=Asia/Tokyo", "PYTHONHASHSEED=0", "python", "v.py"]),
+    ):
+        done = subprocess.run(
+            [TETHER, "run", "-n", name, "--", *command],
+            cwd=committed, env=env, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0
+    with Project.open(committed) as project:
+        tokyo = env_of(project, "tokyo")
+        assert tokyo["env_vars"]["TZ"] == "Asia/Tokyo"  # type: ignore[index]
+        assert tokyo["determinism"]["PYTHONHASHSEED"] == "0"  # type: ignore[index]
+        d = project.diff_runs("utc", "tokyo")
+    assert d.env.env_vars == {"TZ": ("UTC", "Asia/Tokyo")}

@@ -59,11 +59,14 @@ def capture_environment(
     *,
     allow_env: Iterable[str] = (),
     redact: Callable[[str], str] = _keep,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The environment a run executes in, as a JSON-able dict (``format: 1``).
+    """The environment a run executes in, as a JSON-able dict (``format: 1``). ``environ`` is
+    the command's variables when they are not this process's (``env TZ=UTC python ...``).
 
     Never captures an environment variable outside the allow-list; ``redact`` filters the values.
     """
+    environ = os.environ if environ is None else environ
     locks = _lock_file_stats(Path(root))
     conda_prefix = _conda_prefix()
     fingerprint = _fingerprint(locks, conda_prefix)
@@ -83,9 +86,9 @@ def capture_environment(
         },
         "packages": snapshot["packages"],
         "lock_files": snapshot["lock_files"],
-        "determinism": _determinism(),
-        "env_vars": _allowed_env_vars(allow_env, redact),
-        "pythonpath": [redact(p) for p in pythonpath(os.environ)],
+        "determinism": _determinism(environ),
+        "env_vars": _allowed_env_vars(allow_env, redact, environ),
+        "pythonpath": [redact(p) for p in pythonpath(environ)],
     }
     if snapshot.get("conda"):
         env["conda"] = snapshot["conda"]
@@ -226,21 +229,25 @@ def pythonpath(env: Mapping[str, str], cwd: str | None = None) -> list[str]:
     return [os.path.normpath(os.path.join(base, e)) for e in entries if e]
 
 
-def _allowed_env_vars(allow_env: Iterable[str], redact: Callable[[str], str]) -> dict[str, str]:
+def _allowed_env_vars(
+    allow_env: Iterable[str], redact: Callable[[str], str], environ: Mapping[str, str]
+) -> dict[str, str]:
     names = {*DEFAULT_ALLOW_ENV, *allow_env}
     # redacted as `NAME=value`, so a secret-looking name masks its whole value
     return {
-        name: redact(f"{name}={os.environ[name]}").split("=", 1)[1]
+        name: redact(f"{name}={environ[name]}").split("=", 1)[1]
         for name in sorted(names)
-        if name in os.environ
+        if name in environ
     }
 
 
-def _determinism() -> dict[str, Any]:
+def _determinism(environ: Mapping[str, str]) -> dict[str, Any]:
+    seed = environ.get("PYTHONHASHSEED")
+    own = environ is os.environ  # another environment's Python: as its PYTHONHASHSEED says
     out: dict[str, Any] = {
-        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"),
-        "hash_randomization": bool(sys.flags.hash_randomization),
+        "CUBLAS_WORKSPACE_CONFIG": environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "PYTHONHASHSEED": seed,
+        "hash_randomization": bool(sys.flags.hash_randomization) if own else seed != "0",
     }
     torch: Any = sys.modules.get("torch")  # read only when the run imported it already
     if torch is not None:

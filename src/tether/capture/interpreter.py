@@ -110,6 +110,16 @@ def find_interpreter(
     return found
 
 
+def command_env(command: Sequence[str] | None) -> dict[str, str] | None:
+    """The environment ``command`` runs with when an ``env`` in front of it changes Tether's
+    (``env TZ=UTC python ...``, ``env -i ...``); None when it inherits Tether's as it is."""
+    if not command or Path(command[0]).name != "env":
+        return None
+    run = _Launch(list(command), dict(os.environ), None)
+    _through_env(run)
+    return run.env if run.changed else None
+
+
 def _interpreter_of(run: _Launch) -> Interpreter:
     words, env = run.words, run.env
     if not words:

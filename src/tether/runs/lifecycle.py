@@ -33,12 +33,13 @@ from tether.capture.code import (
 from tether.capture.data import edited_tracked, skipped_ids
 from tether.capture.env import capture_environment
 from tether.capture.interpreter import (
+    command_env,
     contribution_needed,
     in_background,
     read_interpreter,
     with_interpreter,
 )
-from tether.capture.notebook import NotebookState, capture_notebook
+from tether.capture.notebook import capture_notebook
 from tether.errors import RunError
 from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
@@ -46,6 +47,8 @@ from tether.meta.store import IndexedRun
 from tether.redact import MASK, Redactor
 from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
+from tether.runs.notebooks import notebook_ids as _notebook_ids
+from tether.runs.notebooks import store_notebook as _store_notebook
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
 from tether.workspace.repo import Workspace
 
@@ -170,7 +173,8 @@ def _capture(
     notebook = capture_notebook()
     with ws.writing():
         if like is None:
-            env = with_interpreter(_own_environment(ws, redactor), reading())
+            own = _own_environment(ws, redactor, command_env(command))
+            env = with_interpreter(own, reading())
             interpreter = env["interpreter"]
             env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         else:
@@ -219,12 +223,15 @@ def _stored_code(
     return diff_id, [ws.store.put_bytes(s.patch) if s.patch else None for s in code.submodules]
 
 
-def _own_environment(ws: Workspace, redactor: Redactor) -> dict[str, Any]:
+def _own_environment(
+    ws: Workspace, redactor: Redactor, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return capture_environment(
         ws.root,
         ws.dot / "cache",
         allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
         redact=redactor.redact,
+        environ=environ,  # the command's, when an `env` in front of it changed them
     )
 
 
@@ -279,41 +286,6 @@ def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
         if arg.startswith("-") and "=" not in arg and redactor.is_secret_key(arg.lstrip("-")):
             out[i + 1] = MASK
     return out
-
-
-def _store_notebook(ws: Workspace, nb: NotebookState, redactor: Redactor) -> dict[str, str]:
-    """The notebook's object ids (``cells``, ``file``) and its ``path``."""
-    # each cell is redacted as text, before JSON escapes its quotes
-    cells = [redactor.redact(c) for c in nb.cells]
-    out = {"cells": ws.store.put_bytes(json.dumps(cells).encode())}
-    if nb.content is not None:
-        out["file"] = ws.store.put_bytes(_redacted_notebook(nb.content, redactor))
-    if nb.path:
-        out["path"] = nb.path
-    return out
-
-
-def _redacted_notebook(content: bytes, redactor: Redactor) -> bytes:
-    """The .ipynb with every cell's source and outputs redacted as text."""
-    try:
-        doc = json.loads(content)
-    except ValueError:
-        return redactor.redact_bytes(content)
-
-    def scrub(node: Any) -> Any:
-        if isinstance(node, str):
-            return redactor.redact(node)
-        if isinstance(node, list):
-            return [scrub(x) for x in node]
-        if isinstance(node, dict):
-            return {k: scrub(v) for k, v in node.items()}
-        return node
-
-    return json.dumps(scrub(doc), indent=1, ensure_ascii=False).encode()
-
-
-def _notebook_ids(nb: Mapping[str, str] | None) -> list[str]:
-    return [v for k, v in (nb or {}).items() if k != "path"]
 
 
 def _make_folder(ws: Workspace, run_id: str) -> tuple[Path, int]:
