@@ -79,6 +79,8 @@ def test_env_in_front_of_the_command_is_followed_as_env_would_run_it(tmp_path: P
     assert find_interpreter(["env", "-u", "PATH", "python3"], tmp_path, ours).path == system
     assert find_interpreter(["env", "--unset=PATH", "python3"], tmp_path, ours).path == system
     assert find_interpreter(["/usr/bin/env", "-iv", "python3"], tmp_path, ours).path == system
+    after = ["env", "--", f"PATH={venv / 'bin'}", "python3"]
+    assert find_interpreter(after, tmp_path, elsewhere).path == str(venv / "bin" / "python3")
     split = ["env", "-S", f"PATH={venv / 'bin'} python -u", "p.py"]
     assert find_interpreter(split, tmp_path, elsewhere).path == str(venv / "bin" / "python")
     moved = find_interpreter(["env", "-C", str(tmp_path), "v/bin/python"], Path("/"), elsewhere)

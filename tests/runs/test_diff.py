@@ -131,7 +131,7 @@ def test_two_scripts_or_two_arguments_are_named_as_the_cause(
         ("P1", "P2", f"1. command: {py} p.py 1 → {py} p.py 2"),
         ("TOP", "SUB", f"1. command: {py} src/w.py → {py} w.py"),
     ):
-        text = tether("diff", a, b).output
+        text = " ".join(tether("diff", a, b).output.split())  # as one line, however wrapped
         assert said in text and f"command in A: {py}" in text
         assert "nondeterminism" not in text
 
@@ -174,7 +174,7 @@ def test_environment_variables_that_differ_are_a_cause_in_diff_and_in_reproduce(
         d = project.diff_runs("UTC", "TOKYO")
     assert d.env.env_vars == {"TZ": ("UTC", "Asia/Tokyo")}
     assert "environment variable TZ: 'UTC' → 'Asia/Tokyo'" in d.causes
-    text = tether("diff", "UTC", "TOKYO").output
+    text = " ".join(tether("diff", "UTC", "TOKYO").output.split())
     assert "TZ='UTC' → TZ='Asia/Tokyo'" in text and "nondeterminism" not in text
     # reproduced where TZ is another: the drift names it
     verdict = tether("reproduce", "UTC", expect=1).output
@@ -190,7 +190,7 @@ def test_a_run_against_itself_or_its_reproduction_says_the_results_agree(
     assert "REPRODUCED" in tether("reproduce", "M").output
     with Project.open(repo) as project:
         (again,) = project.search_runs("name = 'M-reproduction'")
-    text = tether("diff", "M", again.id).output
+    text = " ".join(tether("diff", "M", again.id).output.split())
     assert "the results (metrics and outputs) agree" in text
     assert "nondeterminism" not in text
 
@@ -206,4 +206,4 @@ def test_a_script_that_started_its_own_run_and_its_reproduction_run_the_same_com
     v = project.reproduce(run.id)  # re-run as `python train.py`
     assert v.verdict == "REPRODUCED" and v.reproduction
     d = project.diff_runs(run.id, v.reproduction)
-    assert d.command is None and not d.causes
+    assert d.command is None and not [c for c in d.causes if c.startswith("command")]

@@ -151,18 +151,17 @@ def _through_env(run: _Launch) -> None:
     """Strip ``env [OPTION]... [NAME=VALUE]...`` prefixes (GNU and BSD ``env``), applying what
     they do to the environment and folder the rest of the command runs with."""
     while run.words and Path(run.words[0]).name == "env":
-        rest = run.words[1:]
+        rest, options = run.words[1:], True
         while rest:
             word = rest[0]
-            if word == "--":
-                rest = rest[1:]
-                break
-            if word.startswith("-"):
+            if word == "--" and options:
+                rest, options = rest[1:], False  # then only NAME=VALUE, then the command
+            elif word.startswith("-") and options:
                 rest = _env_option(run, rest)
             elif "=" in word:
                 name, _, value = word.partition("=")
                 run.env[name], run.changed = value, True
-                rest = rest[1:]
+                rest, options = rest[1:], False
             else:
                 break
         run.words = rest

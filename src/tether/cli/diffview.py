@@ -92,8 +92,8 @@ def _causes(d: RunDiff) -> list[str]:
     if d.causes:
         return [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
     if d.results == "agree":
-        hidden = "; not everything was captured (see above)" if d.uncaptured else ""
-        return [f"nothing captured differs, and the results (metrics and outputs) agree{hidden}"]
+        agree = ["nothing captured differs, and the results (metrics and outputs) agree"]
+        return agree + ["(not everything was captured: see above)"] * bool(d.uncaptured)
     if d.uncaptured:  # "nondeterminism" only when nothing could hide elsewhere
         return ["nothing captured differs, but not everything was captured (see above)"]
     return ["the four pillars match: look for nondeterminism"]
