@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, git, write_files
+from tests.conftest import BIN, git, make_repo, write_files
 from tests.runs.test_diff import fake_distribution
 from tether.api import Project
 
@@ -207,3 +207,31 @@ def test_variables_set_by_env_in_front_of_the_command_are_recorded(committed: Pa
         assert tokyo["determinism"]["PYTHONHASHSEED"] == "0"  # type: ignore[index]
         d = project.diff_runs("utc", "tokyo")
     assert d.env.env_vars == {"TZ": ("UTC", "Asia/Tokyo")}
+
+
+def test_an_editable_install_from_another_git_repository_is_recorded_by_commit(
+    committed: Path, tmp_path: Path
+) -> None:
+    python = other_venv(tmp_path / "venv", "plain", "1.0")
+    lib = make_repo(tmp_path / "libsrc")
+    write_files(lib, {"mylib/__init__.py": "K = 1\n"})
+    git(lib, "add", "-A")
+    git(lib, "commit", "-qm", "lib")
+    editable_install(python.parent.parent, "mylib", lib)
+    write_files(committed, {"u.py": "import mylib\nprint(mylib.K)\n"})
+    git(committed, "add", "-A")
+    git(committed, "commit", "-qm", "u")
+    head = git(lib, "rev-parse", "HEAD").strip()
+    for name in ("clean", "edited"):
+        if name == "edited":
+            write_files(lib, {"mylib/__init__.py": "K = 2\n"})
+        done = tether_cli(committed, "run", "-n", name, "--", str(python), "u.py")
+        assert done.returncode == 0, done.stderr
+    with Project.open(committed) as project:
+        source = env_of(project, "clean")["packages"]["mylib"]["source"]  # type: ignore[index]
+        assert source["commit"] == head and source["dirty"] is False
+        d = project.diff_runs("clean", "edited")
+    assert f"package mylib: 0.1 @ {head[:10]} → 0.1 @ {head[:10]}+dirty" in d.causes
+    assert d.uncaptured == [
+        f"B: editable install mylib from {lib}: its uncommitted changes are not recorded"
+    ]

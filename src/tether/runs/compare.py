@@ -224,7 +224,7 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     out.added = {n: kb[n]["version"] for n in sorted(kb.keys() - ka.keys())}
     out.removed = {n: ka[n]["version"] for n in sorted(ka.keys() - kb.keys())}
     out.changed = {
-        n: (ka[n]["version"], kb[n]["version"])
+        n: (_version(ka[n]), _version(kb[n]))
         for n in sorted(ka.keys() & kb.keys())
         if ka[n] != kb[n]
     }
@@ -244,6 +244,16 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
             if va.get(k) != vb.get(k) and k not in da and k not in db  # said as determinism
         }
     return out
+
+
+def _version(info: dict[str, Any]) -> str:
+    """A package's version, and for an editable install of another git repository its commit
+    (``1.0 @ 3f2a9c1d0e``, ``+dirty`` with uncommitted changes)."""
+    source = info.get("source") or {}
+    if not isinstance(source, dict) or "dirty" not in source:
+        return str(info.get("version"))
+    dirty = "+dirty" if source.get("dirty") else ""
+    return f"{info.get('version')} @ {str(source.get('commit'))[:10]}{dirty}"
 
 
 def _platform(env: dict[str, Any]) -> str:
@@ -403,8 +413,10 @@ def outside_code(env: dict[str, Any], root: Path) -> list[str]:
         source = info.get("source") if isinstance(info, dict) else None
         if isinstance(source, dict) and source.get("editable") and name != "tether-ml":
             where = _local(str(source.get("url") or ""))
-            if where is not None and not _within(where, root):
-                out.append(f"editable install {name} from {where}: its source is not recorded")
+            if where is None or _within(where, root) or source.get("dirty") is False:
+                continue  # inside the repository, or a clean checkout of a recorded commit
+            said = "its uncommitted changes are" if source.get("dirty") else "its source is"
+            out.append(f"editable install {name} from {where}: {said} not recorded")
     for entry in env.get("pythonpath") or []:
         if not _within(str(entry), root) and not (Path(entry) / "tether" / "__init__.py").exists():
             out.append(f"PYTHONPATH folder {entry}: its code is not recorded")

@@ -31,6 +31,7 @@ from tether.capture.code import (
     remember_remotes,
 )
 from tether.capture.data import edited_tracked, skipped_ids
+from tether.capture.editable import mark_editables
 from tether.capture.env import capture_environment
 from tether.capture.interpreter import (
     command_env,
@@ -175,6 +176,7 @@ def _capture(
         if like is None:
             own = _own_environment(ws, redactor, command_env(command))
             env = with_interpreter(own, reading())
+            mark_editables(env, ws.root)  # other source trees' commits
             interpreter = env["interpreter"]
             env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         else:
@@ -244,6 +246,7 @@ def contribute_environment(ws: Workspace, run_id: str, folder: Path) -> None:
         return
     env = _own_environment(ws, redactor_for(ws))
     env["interpreter"] = {"known": True, "path": sys.executable, "source": "process"}
+    mark_editables(env, ws.root)
     with ws.writing():
         oid = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         ws.refs.set(live_ref(run_id, f"env-{os.getpid()}"), [oid], durable=False)
