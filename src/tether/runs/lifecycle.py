@@ -9,7 +9,6 @@ folder whose lock is free belongs to a process that died: the next command seals
 from __future__ import annotations
 
 import fcntl
-import getpass
 import json
 import os
 import shutil
@@ -46,6 +45,8 @@ from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import MASK, Redactor
+from tether.runs.ids import _user as _user  # re-exported: amend.py imports them from here
+from tether.runs.ids import new_run_id as new_run_id
 from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
 from tether.runs.notebooks import notebook_ids as _notebook_ids
@@ -81,18 +82,6 @@ class Started:
     lock_fd: int
     start: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what was not captured, for the user
-
-
-def new_run_id() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by start
-    time. Made here because the `uuid6` package costs 15-40 ms to import (it loads
-    importlib.metadata), more than a whole run's start."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & (2**62 - 1)
-    hexed = f"{value:032x}"
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def begin(
@@ -307,13 +296,6 @@ def _make_folder(ws: Workspace, run_id: str) -> tuple[Path, int]:
 def _default_name(entry_point: str | None, run_id: str) -> str:
     stem = Path(entry_point).stem if entry_point else "run"
     return f"{stem}-{run_id[-6:]}"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _pointer_ids(ws: Workspace, listing: list[str] | None = None) -> dict[str, str]:
