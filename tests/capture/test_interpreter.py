@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,50 @@ def test_a_child_contributes_its_environment_only_when_the_run_lacks_it(tmp_path
     assert not contribution_needed({"known": True, "path": sys.executable, "source": "tether"})
     assert not contribution_needed({"known": True, "source": "command", "prefix": sys.prefix})
     assert contribution_needed({"known": True, "source": "command", "prefix": str(tmp_path)})
+
+
+def test_env_in_front_of_the_command_is_followed_as_env_would_run_it(tmp_path: Path) -> None:
+    venv = tmp_path / "v"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = {"PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin", "X": "1"}
+    elsewhere = {"PATH": "/usr/bin:/bin"}
+    system = shutil.which("python3", path=os.defpath)
+    found = find_interpreter(["env", f"PATH={venv / 'bin'}", "python", "p.py"], tmp_path, elsewhere)
+    assert found.path == str(venv / "bin" / "python") and found.env is not None
+    assert found.env["PATH"] == str(venv / "bin")  # what the probe runs with
+    assert find_interpreter(["env", "-i", "python3", "p.py"], tmp_path, ours).path == system
+    assert find_interpreter(["env", "-u", "PATH", "python3"], tmp_path, ours).path == system
+    assert find_interpreter(["env", "--unset=PATH", "python3"], tmp_path, ours).path == system
+    assert find_interpreter(["/usr/bin/env", "-iv", "python3"], tmp_path, ours).path == system
+    after = ["env", "--", f"PATH={venv / 'bin'}", "python3"]
+    assert find_interpreter(after, tmp_path, elsewhere).path == str(venv / "bin" / "python3")
+    split = ["env", "-S", f"PATH={venv / 'bin'} python -u", "p.py"]
+    assert find_interpreter(split, tmp_path, elsewhere).path == str(venv / "bin" / "python")
+    moved = find_interpreter(["env", "-C", str(tmp_path), "v/bin/python"], Path("/"), elsewhere)
+    assert moved.path == str(venv / "bin" / "python") and moved.cwd == tmp_path
+    script = tmp_path / "run.py"
+    script.write_text(f"#!/usr/bin/env -S PATH={venv / 'bin'} python3\nprint(1)\n")
+    script.chmod(0o755)
+    assert find_interpreter(["./run.py"], tmp_path, elsewhere).path == str(venv / "bin" / "python3")
+
+
+def test_a_user_site_made_after_the_first_run_is_seen(tmp_path: Path) -> None:
+    """`pip install --user` when ~/.local did not exist yet: the cached answer is stale."""
+    venv = tmp_path / "v"  # a venv that sees the system's site and the user's
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+    )
+    python = str(venv / "bin" / "python")
+    env = {**os.environ, "PYTHONUSERBASE": str(tmp_path / "ub")}  # not there yet
+    first = probe(python, tmp_path, env, tmp_path / "cache")
+    assert isinstance(first, dict) and "fakepkg" not in first["packages"]
+    where = subprocess.run(
+        [python, "-c", "import site; print(site.getusersitepackages())"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    info = Path(where) / "fakepkg-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.0\n")
+    again = probe(python, tmp_path, env, tmp_path / "cache")
+    assert isinstance(again, dict) and again["packages"]["fakepkg"] == {"version": "1.0"}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BIN, Tether, git, write_files
 from tether.api import Project
 
@@ -52,3 +54,28 @@ def test_a_big_untracked_file_is_warned_named_diffed_and_blamed(
     v = project.reproduce("first")  # the rebuilt worktree has no big.csv: say so
     assert v.verdict != "REPRODUCED"
     assert "lacked untracked big.csv (6000 bytes)" in v.reason
+
+
+def test_a_file_skipped_under_one_limit_and_stored_under_a_higher_one_is_compared_by_content(
+    repo: Path, project: Project, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(repo, {"train.py": TRAIN})
+    with open(repo / ".gitignore", "a") as f:
+        f.write("out.txt\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "train")
+    write_files(repo, {"big.csv": "1,2,3\n" * 1000})
+    monkeypatch.setenv("TETHER_RUNS__DIFF_MAX_FILE", "1000")
+    tether("run", "-n", "low", "--", sys.executable, "train.py")
+    monkeypatch.setenv("TETHER_RUNS__DIFF_MAX_FILE", "100000")
+    tether("run", "-n", "high", "--", sys.executable, "train.py")  # big.csv in its diff now
+    d = project.diff_runs("low", "high")
+    assert d.code.same_patch and not d.code.skipped  # the same file, the same code
+    assert not [c for c in d.causes if c.startswith(("code", "untracked"))]
+    write_files(repo, {"big.csv": "1,2,3\n" * 1001})
+    tether("run", "-n", "higher", "--", sys.executable, "train.py")
+    d = project.diff_runs("low", "higher")
+    assert d.code.same_patch  # nothing else differs
+    said = "untracked big.csv (too big for the diff) differs: 6000 bytes → 6006 bytes in its diff"
+    assert d.causes == [said]
+    assert "absent" not in tether("diff", "low", "higher").output

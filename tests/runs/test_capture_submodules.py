@@ -64,3 +64,47 @@ def test_a_submodule_moved_to_another_commit_is_checked_out_there(
     assert sub["commit"] == git(repo / "lib", "rev-parse", "HEAD").strip() and not sub["dirty"]
     v = project.reproduce("moved")
     assert v.verdict == "REPRODUCED", v.reason
+
+
+def cloned_inside(repo: Path, *, added: bool) -> None:
+    """A git repository cloned inside the project, no submodule: left untracked, or `git add`ed
+    as a bare gitlink (git warns "embedded repository"), with no .gitmodules either way."""
+    lib = make_repo(repo / "lib")
+    write_files(lib, {"lib.py": "VALUE = 1\n", "extra.txt": "committed\n"})
+    git(lib, "add", "-A")
+    git(lib, "commit", "-qm", "lib")
+    write_files(repo, {"train.py": TRAIN})
+    git(repo, "add", "train.py", *(["lib"] if added else []))
+    git(repo, "commit", "-qm", "train")
+    assert not (repo / ".gitmodules").exists()
+
+
+def test_a_repository_cloned_inside_the_project_is_captured_diffed_and_reproduced(
+    repo: Path, project: Project, tether: Tether
+) -> None:
+    cloned_inside(repo, added=False)
+    tether("run", "-n", "one", "--", sys.executable, "train.py")
+    write_files(repo, {"lib/lib.py": "VALUE = 2\n"})
+    tether("run", "-n", "two", "--", sys.executable, "train.py")
+    (sub,) = project.get_run("two")["code"]["submodules"]
+    assert sub["path"] == "lib" and sub["nested"] and sub["dirty"]
+    assert sub["commit"] == git(repo / "lib", "rev-parse", "HEAD").strip()
+    d = project.diff_runs("one", "two")
+    assert "code: repository lib: uncommitted changes differ" in d.causes
+    assert "nondeterminism" not in tether("diff", "one", "two").output
+    write_files(repo, {"lib/lib.py": "VALUE = 1\n"})
+    v = project.reproduce("two")  # rebuilt from this clone's lib, with the edit
+    assert v.verdict == "REPRODUCED", v.reason
+
+
+def test_a_bare_gitlink_with_no_gitmodules_is_captured_when_changed(
+    repo: Path, project: Project, tether: Tether
+) -> None:
+    cloned_inside(repo, added=True)
+    tether("run", "-n", "one", "--", sys.executable, "train.py")
+    write_files(repo, {"lib/lib.py": "VALUE = 2\n"})
+    tether("run", "-n", "two", "--", sys.executable, "train.py")
+    d = project.diff_runs("one", "two")
+    assert "code: repository lib: uncommitted changes differ" in d.causes
+    v = project.reproduce("one")  # unchanged: its gitlink's commit, from this clone's lib
+    assert v.verdict == "REPRODUCED", v.reason

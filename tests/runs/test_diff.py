@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,108 @@ def test_compare_and_show_and_env_export(
     assert parser.baseimage.startswith("python:3.")
     assert "fakepkg==2.0" in parser.content
     assert parser.envs["PYTHONHASHSEED"] == "0"  # the determinism setting is pinned too
+
+
+# -- what tether run records besides the four pillars: the command, its folder, variables ----------
+PRINT = "print('same output')\n"
+
+
+def commit_scripts(repo: Path, files: dict[str, str]) -> None:
+    write_files(repo, files)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "scripts"], cwd=repo, check=True)
+
+
+def test_two_scripts_or_two_arguments_are_named_as_the_cause(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit_scripts(repo, {"a.py": PRINT, "b.py": PRINT, "p.py": PRINT, "src/w.py": PRINT})
+    py = sys.executable
+    tether("run", "-n", "A", "--", py, "a.py")
+    tether("run", "-n", "B", "--", py, "b.py")
+    tether("run", "-n", "P1", "--", py, "p.py", "1")
+    tether("run", "-n", "P2", "--", py, "p.py", "2")
+    tether("run", "-n", "TOP", "--", py, "src/w.py")
+    monkeypatch.chdir(repo / "src")
+    tether("run", "-n", "SUB", "--", py, "w.py")
+    for a, b, said in (
+        ("A", "B", f"1. command: {py} a.py → {py} b.py"),
+        ("P1", "P2", f"1. command: {py} p.py 1 → {py} p.py 2"),
+        ("TOP", "SUB", f"1. command: {py} src/w.py → {py} w.py"),
+    ):
+        text = " ".join(tether("diff", a, b).output.split())  # as one line, however wrapped
+        assert said in text and f"command in A: {py}" in text
+        assert "nondeterminism" not in text
+
+
+def test_a_parameter_already_named_is_not_named_again_as_the_command(
+    repo: Path, tether: Tether
+) -> None:
+    commit_scripts(repo, {"t.py": PRINT})
+    tether("run", "-n", "L1", "--", sys.executable, "t.py", "--lr", "0.1")
+    tether("run", "-n", "L2", "--", sys.executable, "t.py", "--lr", "0.2")
+    with Project.open(repo) as project:
+        d = project.diff_runs("L1", "L2")
+    assert d.causes == ["parameter lr: 0.1 → 0.2"]
+    assert d.command is not None  # still shown in full under Parameters
+
+
+def test_the_folder_a_run_started_in_is_compared_when_recorded(project: Project) -> None:
+    with project.start_run(name="top"):
+        pass
+    a, b = project.get_run("top"), project.get_run("top")
+    b = {**b, "id": "other", "name": "sub"}
+    a["cwd"], b["cwd"] = ".", "src"  # as a record keeps it (repository-relative)
+    from tether.runs.compare import diff
+
+    d = diff(project.ws, a, b)
+    assert d.cwd == (".", "src")
+    assert "working folder: the top → src" in d.causes
+
+
+def test_environment_variables_that_differ_are_a_cause_in_diff_and_in_reproduce(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tz = "import os, tether\ntether.log_metric('hour', len(os.environ.get('TZ', '')))\n"
+    commit_scripts(repo, {"tz.py": tz})
+    monkeypatch.setenv("TZ", "UTC")
+    tether("run", "-n", "UTC", "--", sys.executable, "tz.py")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    tether("run", "-n", "TOKYO", "--", sys.executable, "tz.py")
+    with Project.open(repo) as project:
+        d = project.diff_runs("UTC", "TOKYO")
+    assert d.env.env_vars == {"TZ": ("UTC", "Asia/Tokyo")}
+    assert "environment variable TZ: 'UTC' → 'Asia/Tokyo'" in d.causes
+    text = " ".join(tether("diff", "UTC", "TOKYO").output.split())
+    assert "TZ='UTC' → TZ='Asia/Tokyo'" in text and "nondeterminism" not in text
+    # reproduced where TZ is another: the drift names it
+    verdict = tether("reproduce", "UTC", expect=1).output
+    assert "DIFFERENT" in verdict and "TZ='UTC' -> TZ='Asia/Tokyo'" in verdict
+
+
+def test_a_run_against_itself_or_its_reproduction_says_the_results_agree(
+    repo: Path, tether: Tether
+) -> None:
+    commit_scripts(repo, {"m.py": "import tether\ntether.log_metric('acc', 0.5)\n"})
+    tether("run", "-n", "M", "--", sys.executable, "m.py")
+    assert "same run: nothing differs" in tether("diff", "M", "M").output
+    assert "REPRODUCED" in tether("reproduce", "M").output
+    with Project.open(repo) as project:
+        (again,) = project.search_runs("name = 'M-reproduction'")
+    text = " ".join(tether("diff", "M", again.id).output.split())
+    assert "the results (metrics and outputs) agree" in text
+    assert "nondeterminism" not in text
+
+
+def test_a_script_that_started_its_own_run_and_its_reproduction_run_the_same_command(
+    project: Project, repo: Path
+) -> None:
+    commit_scripts(repo, {"train.py": "import tether\ntether.log_metric('acc', 0.5)\n"})
+    done = subprocess.run([sys.executable, "train.py"], cwd=repo, check=False)
+    assert done.returncode == 0
+    (run,) = project.search_runs()
+    assert project.get_run(run.id)["command"] == ["train.py"]  # its sys.argv
+    v = project.reproduce(run.id)  # re-run as `python train.py`
+    assert v.verdict == "REPRODUCED" and v.reproduction
+    d = project.diff_runs(run.id, v.reproduction)
+    assert d.command is None and not [c for c in d.causes if c.startswith("command")]

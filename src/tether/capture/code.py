@@ -94,6 +94,8 @@ def capture_code(
         entry_point=entry_point or _entry_point(root),
     )
     links = [p for p, _ in gitlinks(root)]
+    nested = nested_repos(root, out, links)  # cloned inside, not submodules: captured alike
+    links += nested
     if state.dirty:
         state.skipped = _too_big(root, untracked, max_file)
         skip = sorted(state.skipped) + links  # a submodule's change is its own record's
@@ -109,7 +111,7 @@ def capture_code(
             patch = _patch(sub, head, sorted(too_big) + inner)
             return head, changed, redactor.redact_bytes(patch), too_big
 
-        state.submodules = capture_submodules(root, one)
+        state.submodules = capture_submodules(root, one, nested=nested)
         for sub in state.submodules:
             state.skipped.update(sub.skipped)
     return state
@@ -171,6 +173,23 @@ def _parse_status(out: bytes) -> tuple[str | None, str | None, list[str], list[s
     changed = [c for c in changed if c != ".tether" and not c.startswith(".tether/")]
     untracked = [u for u in untracked if not u.startswith(".tether/")]
     return commit, branch, sorted(changed), untracked
+
+
+def nested_repos(root: Path, status: bytes, links: list[str]) -> list[str]:
+    """Git repositories inside the work tree that are no submodule: an untracked folder holding
+    a ``.git`` (a clone made inside the project), or a gitlink with no ``.gitmodules`` entry
+    (``git add ext`` of such a clone) that has changed. Read from ``git status``: no cost when
+    there is none."""
+    found = []
+    for rec in status.decode("utf-8", "surrogateescape").split("\0"):
+        path = None
+        if rec.startswith("? ") and rec.endswith("/"):
+            path = rec[2:].rstrip("/")
+        elif rec.startswith("1 ") and rec.split(" ", 3)[2].startswith("S"):
+            path = rec.split(" ", 8)[8]  # a gitlink that changed
+        if path and path not in links and (root / path / ".git").exists():
+            found.append(path)
+    return sorted(found)
 
 
 def _remote_url(out: bytes | None, redactor: Redactor) -> str | None:

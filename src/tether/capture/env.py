@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,14 @@ def capture_environment(
     *,
     allow_env: Iterable[str] = (),
     redact: Callable[[str], str] = _keep,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The environment a run executes in, as a JSON-able dict (``format: 1``).
+    """The environment a run executes in, as a JSON-able dict (``format: 1``). ``environ`` is
+    the command's variables when they are not this process's (``env TZ=UTC python ...``).
 
     Never captures an environment variable outside the allow-list; ``redact`` filters the values.
     """
+    environ = os.environ if environ is None else environ
     locks = _lock_file_stats(Path(root))
     conda_prefix = _conda_prefix()
     fingerprint = _fingerprint(locks, conda_prefix)
@@ -83,8 +86,9 @@ def capture_environment(
         },
         "packages": snapshot["packages"],
         "lock_files": snapshot["lock_files"],
-        "determinism": _determinism(),
-        "env_vars": _allowed_env_vars(allow_env, redact),
+        "determinism": _determinism(environ),
+        "env_vars": _allowed_env_vars(allow_env, redact, environ),
+        "pythonpath": [redact(p) for p in pythonpath(environ)],
     }
     if snapshot.get("conda"):
         env["conda"] = snapshot["conda"]
@@ -131,12 +135,21 @@ def _fingerprint(locks: list[LockStat], conda_prefix: Path | None) -> str:
     for entry in sys.path:
         path = entry or os.getcwd()  # "" is the current folder
         parts.append((path, _stat_key(path) if _is_site(path) else _metadata_key(path)))
+    user_site = _user_site()
+    if user_site is not None:  # searched by the next process once it exists (pip install --user)
+        parts.append((user_site, _stat_key(user_site)))
     if conda_prefix is not None:
         conda_env = os.environ.get("CONDA_DEFAULT_ENV")
         parts.append((str(conda_prefix), _stat_key(str(conda_prefix / "conda-meta")), conda_env))
     for path, st in locks:
         parts.append((path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return hash_bytes(repr(parts).encode())[len("blake3:") :][:32]
+
+
+def _user_site() -> str | None:
+    import site
+
+    return site.USER_SITE if site.ENABLE_USER_SITE and site.USER_SITE else None
 
 
 def _read_snapshot(cache_dir: Path, fingerprint: str) -> dict[str, Any] | None:
@@ -208,21 +221,33 @@ def _python_info() -> dict[str, Any]:
     }
 
 
-def _allowed_env_vars(allow_env: Iterable[str], redact: Callable[[str], str]) -> dict[str, str]:
+def pythonpath(env: Mapping[str, str], cwd: str | None = None) -> list[str]:
+    """The folders ``PYTHONPATH`` puts first on ``sys.path``, absolute (code imported from
+    outside the repository is no part of the code pillar)."""
+    base = cwd or os.getcwd()
+    entries = (env.get("PYTHONPATH") or "").split(os.pathsep)
+    return [os.path.normpath(os.path.join(base, e)) for e in entries if e]
+
+
+def _allowed_env_vars(
+    allow_env: Iterable[str], redact: Callable[[str], str], environ: Mapping[str, str]
+) -> dict[str, str]:
     names = {*DEFAULT_ALLOW_ENV, *allow_env}
     # redacted as `NAME=value`, so a secret-looking name masks its whole value
     return {
-        name: redact(f"{name}={os.environ[name]}").split("=", 1)[1]
+        name: redact(f"{name}={environ[name]}").split("=", 1)[1]
         for name in sorted(names)
-        if name in os.environ
+        if name in environ
     }
 
 
-def _determinism() -> dict[str, Any]:
+def _determinism(environ: Mapping[str, str]) -> dict[str, Any]:
+    seed = environ.get("PYTHONHASHSEED")
+    own = environ is os.environ  # another environment's Python: as its PYTHONHASHSEED says
     out: dict[str, Any] = {
-        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"),
-        "hash_randomization": bool(sys.flags.hash_randomization),
+        "CUBLAS_WORKSPACE_CONFIG": environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "PYTHONHASHSEED": seed,
+        "hash_randomization": bool(sys.flags.hash_randomization) if own else seed != "0",
     }
     torch: Any = sys.modules.get("torch")  # read only when the run imported it already
     if torch is not None:

@@ -29,7 +29,7 @@ from tether.hashing import hash_bytes
 
 _PYTHON_NAME = re.compile(r"python[0-9.]*(?:\.exe)?|pypy[0-9.]*")
 _TIMEOUT = 60
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: the folders searched that did not exist yet are watched too
 
 # run by the command's interpreter: everything it prints is the last line, one JSON document
 PROBE = r"""
@@ -65,6 +65,11 @@ for dist in dists:
     if direct:
         entry["direct_url"] = direct
     out["packages"][name] = entry
+try:  # the folders it searches even while they do not exist (a user site made later)
+    import site
+    out["search"] = [*site.getsitepackages(), site.getusersitepackages()]
+except Exception:
+    out["search"] = []
 sys.stdout.write("\n" + json.dumps(out) + "\n")
 """
 
@@ -73,10 +78,23 @@ sys.stdout.write("\n" + json.dumps(out) + "\n")
 class Interpreter:
     """The Python a command runs: ``path`` as the command names it (unresolved: a venv's
     ``bin/python`` is a symlink, and the link's folder is what makes it the venv's), or None
-    with the ``reason`` it cannot be known."""
+    with the ``reason`` it cannot be known. ``env`` and ``cwd`` are what it runs with when an
+    ``env`` in front of it changed them (``env -i``, ``env PATH=... python``, ``env -C DIR``)."""
 
     path: str | None
     reason: str = ""
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+
+
+@dataclass
+class _Launch:
+    """What the command after any ``env`` prefix runs: its words, environment and folder."""
+
+    words: list[str]
+    env: dict[str, str]
+    cwd: Path | None
+    changed: bool = False  # an `env` prefix changed the environment or the folder
 
 
 def find_interpreter(
@@ -84,31 +102,113 @@ def find_interpreter(
 ) -> Interpreter:
     """The interpreter ``command`` runs, from its first words, ``PATH`` and shebang lines."""
     env = os.environ if env is None else env
-    words = list(command)
-    while words and Path(words[0]).name == "env":  # `env [-S] [VAR=x] python ...`
-        words = words[1:]
-        while words and (words[0].startswith("-") or "=" in words[0]):
-            words = words[1:]
+    run = _Launch(list(command), dict(env), cwd)
+    _through_env(run)
+    found = _interpreter_of(run)
+    if run.changed and found.path is not None:
+        return Interpreter(found.path, env=run.env, cwd=run.cwd)
+    return found
+
+
+def command_env(command: Sequence[str] | None) -> dict[str, str] | None:
+    """The environment ``command`` runs with when an ``env`` in front of it changes Tether's
+    (``env TZ=UTC python ...``, ``env -i ...``); None when it inherits Tether's as it is."""
+    if not command or Path(command[0]).name != "env":
+        return None
+    run = _Launch(list(command), dict(os.environ), None)
+    _through_env(run)
+    return run.env if run.changed else None
+
+
+def _interpreter_of(run: _Launch) -> Interpreter:
+    words, env = run.words, run.env
     if not words:
         return Interpreter(None, "the command is empty")
     first = words[0]
     if Path(first).name == "uv" and words[1:2] == ["run"]:
         return Interpreter(None, "`uv run` chooses the interpreter itself")
-    path = _locate(first, cwd, env)
+    path = _locate(first, run.cwd, env)
     if path is None:
         return Interpreter(None, f"{first} is not on PATH")
     if _PYTHON_NAME.fullmatch(Path(first).name):
         return Interpreter(path)
     shebang = _shebang(path)
-    if shebang:
-        named = shebang[1] if Path(shebang[0]).name == "env" and len(shebang) > 1 else shebang[0]
+    if shebang:  # the kernel runs `interpreter [arg] path`: an `env` there is parsed the same
+        inner = _Launch(shebang, run.env, run.cwd, run.changed)
+        _through_env(inner)
+        run.env, run.cwd, run.changed = inner.env, inner.cwd, inner.changed
+        named = inner.words[0] if inner.words else shebang[0]
         if _PYTHON_NAME.fullmatch(Path(named).name):
-            found = _locate(named, None, env) if "/" not in named else named
+            found = _locate(named, None, run.env) if "/" not in named else named
             if found is not None:
                 return Interpreter(found)
             return Interpreter(None, f"{first}'s shebang names {named}, which is not on PATH")
         return Interpreter(None, f"{first} is a {Path(named).name} script, not Python")
     return Interpreter(None, f"{first} is a program, not a Python interpreter")
+
+
+def _through_env(run: _Launch) -> None:
+    """Strip ``env [OPTION]... [NAME=VALUE]...`` prefixes (GNU and BSD ``env``), applying what
+    they do to the environment and folder the rest of the command runs with."""
+    while run.words and Path(run.words[0]).name == "env":
+        rest, options = run.words[1:], True
+        while rest:
+            word = rest[0]
+            if word == "--" and options:
+                rest, options = rest[1:], False  # then only NAME=VALUE, then the command
+            elif word.startswith("-") and options:
+                rest = _env_option(run, rest)
+            elif "=" in word:
+                name, _, value = word.partition("=")
+                run.env[name], run.changed = value, True
+                rest, options = rest[1:], False
+            else:
+                break
+        run.words = rest
+
+
+_ENV_ARG = {"-u": "--unset", "-C": "--chdir", "-S": "--split-string", "-P": "-P"}
+
+
+def _env_option(run: _Launch, rest: list[str]) -> list[str]:
+    """Apply the option ``rest[0]`` (and its argument); the words after it."""
+    word, after = rest[0], rest[1:]
+    if word in ("-", "-i", "--ignore-environment"):
+        run.env, run.changed = {}, True
+        return after
+    if word.startswith("--"):
+        name, eq, value = word.partition("=")
+        if name in ("--unset", "--chdir", "--split-string"):
+            if not eq and after:
+                value, after = after[0], after[1:]
+            return _env_arg(run, name, value, after)
+        return after  # --null, --debug, --*-signal[=SIG]: nothing the interpreter depends on
+    for i, flag in enumerate(word[1:], 1):  # bundled short flags: -iv, -uNAME, -S'python -u'
+        if flag == "i":
+            run.env, run.changed = {}, True
+        elif f"-{flag}" in _ENV_ARG:
+            value = word[i + 1 :]
+            if not value and after:
+                value, after = after[0], after[1:]
+            return _env_arg(run, _ENV_ARG[f"-{flag}"], value, after)
+    return after
+
+
+def _env_arg(run: _Launch, option: str, value: str, after: list[str]) -> list[str]:
+    if option == "--unset":
+        run.env.pop(value, None)
+        run.changed = True
+    elif option == "--chdir":
+        base = run.cwd or Path.cwd()
+        run.cwd, run.changed = base / value, True
+    elif option == "--split-string":
+        import shlex
+
+        try:
+            return [*shlex.split(value), *after]
+        except ValueError:
+            return [*value.split(), *after]
+    return after  # -P altpath: BSD env's search path for the command (rare; not followed)
 
 
 def _locate(word: str, cwd: Path | None, env: Mapping[str, str]) -> str | None:
@@ -127,8 +227,7 @@ def _shebang(path: str) -> list[str]:
     if not head.startswith(b"#!"):
         return []
     line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    words = [w for w in line.split() if w != "-S"]
-    return words
+    return line.split(None, 1)  # as the kernel passes it: the rest of the line is one argument
 
 
 def venv_prefix(path: str) -> str | None:
@@ -178,8 +277,15 @@ def probe(
         return f"{path} did not report its packages ({err[-1] if err else 'no output'})"
     found = _sections(raw)
     if key is not None:
-        _write_cache(cache_dir, key, found, [str(p) for p in raw.get("path") or []])
+        watched = [*(raw.get("path") or []), *(raw.get("search") or [])]
+        _write_cache(cache_dir, key, found, list(dict.fromkeys(str(p) for p in watched)))
     return found
+
+
+def pythonpath(env: Mapping[str, str], cwd: str) -> list[str]:
+    from tether.capture.env import pythonpath as entries
+
+    return entries(env, cwd)
 
 
 def _sections(raw: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +310,11 @@ def _sections(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- cache: a shim (a script that picks the interpreter) is asked every time -------------------
-_ENV_KEYS = ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "VIRTUAL_ENV")
+# what changes the folders an interpreter searches (HOME: the user site, unless PYTHONUSERBASE)
+_ENV_KEYS = (
+    "HOME", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONPATH", "PYTHONPLATLIBDIR", "PYTHONSAFEPATH",
+    "PYTHONUSERBASE", "VIRTUAL_ENV",
+)  # fmt: skip
 
 
 def _stat_key(path: str) -> tuple[int, int, int] | None:
@@ -269,12 +379,16 @@ def read_interpreter(
     found = find_interpreter(command, cwd, env)
     if found.path is None:
         return {"interpreter": {"known": False, "reason": found.reason}}
-    if is_own(found.path):
+    sees = env if found.env is None else found.env  # what an `env` prefix made of it
+    if is_own(found.path) and all(sees.get(k) == os.environ.get(k) for k in _ENV_KEYS):
         return {"interpreter": {"known": True, "path": found.path, "source": "tether"}}
-    read = probe(found.path, cwd, env, cache_dir)
+    read = probe(found.path, found.cwd or cwd, sees, cache_dir)
     if isinstance(read, str):
         return {"interpreter": {"known": False, "reason": read}}
     info = {"known": True, "path": found.path, "prefix": read["python"]["prefix"]}
+    if found.env is not None:  # an `env` prefix set the command's own PYTHONPATH (or none)
+        where = str(found.cwd or cwd or Path.cwd())
+        read = {**read, "pythonpath": pythonpath(found.env, where)}
     return {**read, "interpreter": {**info, "source": "command"}}
 
 

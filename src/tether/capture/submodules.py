@@ -30,21 +30,24 @@ class SubmoduleState:
     dirty: bool = False
     patch: bytes = b""
     skipped: dict[str, int] = field(default_factory=dict)  # untracked, too big: path -> size
+    nested: bool = False  # a git repository inside the project that is no submodule
 
     def to_record(self, patch_id: str | None) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path,
             "commit": self.commit,
             "present": self.present,
             "dirty": self.dirty,
             "diff": patch_id,
         }
+        return {**out, "nested": True} if self.nested else out
 
 
-def gitlinks(root: Path) -> list[tuple[str, str]]:
+def gitlinks(root: Path, *, bare: bool = False) -> list[tuple[str, str]]:
     """(path, commit) of every submodule the index of ``root`` records; none without a
-    ``.gitmodules`` (one stat: the common case costs nothing)."""
-    if not (root / ".gitmodules").is_file():
+    ``.gitmodules`` (one stat: the common case costs nothing) unless ``bare`` (gitlinks
+    ``git add`` made of a repository inside the project)."""
+    if not bare and not (root / ".gitmodules").is_file():
         return []
     out = git_maybe(root, "ls-files", "-s", "-z") or b""
     found = []
@@ -60,11 +63,14 @@ def capture_submodules(
     root: Path,
     capture: Callable[[Path], tuple[str | None, list[str], bytes, dict[str, int]]],
     prefix: str = "",
+    nested: list[str] | None = None,
 ) -> list[SubmoduleState]:
-    """Every submodule under ``root``, nested ones included. ``capture(sub_root)`` gives a
-    checked-out submodule's (HEAD, changed paths, patch, skipped files), as for the top."""
+    """Every submodule under ``root``, nested ones included, then the ``nested`` repositories
+    (inside the project, no submodule). ``capture(sub_root)`` gives a checked-out one's (HEAD,
+    changed paths, patch, skipped files), as for the top."""
     states = []
-    for rel, recorded in gitlinks(root):
+    links = [(rel, recorded, False) for rel, recorded in gitlinks(root)]
+    for rel, recorded, inside in [*links, *((n, None, True) for n in nested or [])]:
         sub = root / rel
         name = f"{prefix}{rel}"
         if not (sub / ".git").exists():
@@ -79,6 +85,7 @@ def capture_submodules(
                 dirty=bool(changed),
                 patch=patch,
                 skipped={f"{name}/{p}": n for p, n in skipped.items()},
+                nested=inside,
             )
         )
         states += capture_submodules(sub, capture, f"{name}/")
@@ -91,11 +98,25 @@ def restore_submodules(
     """Check out each recorded submodule in ``tree`` (a worktree of ``source``) at its commit,
     from ``source``'s own checkout of it, and apply its patch (``read(id)`` gives the bytes).
     Raises :class:`GitError` saying which submodule could not be rebuilt and what to do."""
+    recorded = list(recorded)
+    known = {str(s.get("path")) for s in recorded}
+    # a bare gitlink (no .gitmodules) unchanged at the run's start is not recorded: its commit
+    recorded += [
+        {"path": p, "commit": c, "present": True, "nested": True}
+        for p, c in gitlinks(tree, bare=True)
+        if p not in known and (source / p / ".git").exists()
+    ]
     for sub in sorted(recorded, key=lambda s: str(s.get("path", "")).count("/")):
         path, commit = str(sub.get("path") or ""), sub.get("commit")
         if not path or not commit or not sub.get("present", True):
             continue
         origin, target = source / path, tree / path
+        if not (origin / ".git").exists() and sub.get("nested"):
+            raise GitError(
+                f"{path} is a git repository inside the project (not a submodule) and it is "
+                f"not here: clone it at {path} (commit {commit[:12]}), or make it a submodule "
+                "(`git submodule add`), and reproduce again"
+            )
         if not (origin / ".git").exists():
             raise GitError(
                 f"submodule {path} is not checked out here: run `git submodule update --init "
@@ -107,12 +128,16 @@ def restore_submodules(
         git(tree, "clone", "-q", "--no-checkout", "--shared", str(origin.resolve()), str(target))
         if git_maybe(target, "cat-file", "-e", f"{commit}^{{commit}}") is None:
             raise GitError(
-                f"submodule {path}'s commit {commit[:12]} is not in {origin}: fetch it there "
+                f"{_kind(sub)} {path}'s commit {commit[:12]} is not in {origin}: fetch it there "
                 f"(`git -C {path} fetch`) and reproduce again"
             )
         git(target, "checkout", "-q", "--detach", commit)
         if sub.get("diff"):
             _apply(target, read(str(sub["diff"])), path)
+
+
+def _kind(sub: dict[str, Any]) -> str:
+    return "the git repository" if sub.get("nested") else "submodule"
 
 
 def _apply(where: Path, patch: bytes, path: str) -> None:

@@ -41,7 +41,14 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
     if e.seeds:
         env.append(f"seeds {e.seeds[0]} → {e.seeds[1]}")
     env += [f"{k}: {a} → {b}" for k, (a, b) in e.determinism.items()]
+    env += _var_lines(e.env_vars, "→")
+    if e.pythonpath:
+        env.append(f"PYTHONPATH {_paths(e.pythonpath[0])} → {_paths(e.pythonpath[1])}")
     params = [f"{k}: {a} → {b}" for k, (a, b) in d.params.items()]
+    if d.command:
+        params += [f"command in A: {shown(d.command[0])}", f"command in B: {shown(d.command[1])}"]
+    if d.cwd:
+        params.append(f"working folder: {folder_name(d.cwd[0])} → {folder_name(d.cwd[1])}")
     metrics = []
     for k, (a, b) in d.metrics.items():
         delta = "" if a is None or b is None else f"  ({b - a:+.6g})"
@@ -80,16 +87,48 @@ def _code_lines(d: RunDiff) -> list[str]:
 
 
 def _causes(d: RunDiff) -> list[str]:
+    if d.same_run:
+        return ["A and B are the same run: nothing differs"]
     if d.causes:
         return [f"{i}. {c}" for i, c in enumerate(d.causes, 1)]
+    if d.results == "agree":
+        agree = ["nothing captured differs, and the results (metrics and outputs) agree"]
+        return agree + ["(not everything was captured: see above)"] * bool(d.uncaptured)
     if d.uncaptured:  # "nondeterminism" only when nothing could hide elsewhere
         return ["nothing captured differs, but not everything was captured (see above)"]
     return ["the four pillars match: look for nondeterminism"]
 
 
+def shown(argv: list[str]) -> str:
+    """A command line as a shell would take it."""
+    import shlex
+
+    return shlex.join(argv) if argv else "(none recorded)"
+
+
+def folder_name(rel: str | None) -> str:
+    return "(outside the repository)" if rel is None else ("the top" if rel == "." else rel)
+
+
+def _paths(entries: list[str]) -> str:
+    return ":".join(entries) or "(unset)"
+
+
+def _var_lines(changed: dict[str, tuple[str | None, str | None]], arrow: str) -> list[str]:
+    """Allow-listed environment variables that differ, as ``NAME=value``."""
+    return [
+        f"{name}{'=' + repr(a) if a is not None else ' unset'} {arrow} "
+        f"{name}{'=' + repr(b) if b is not None else ' unset'}"
+        for name, (a, b) in changed.items()
+    ]
+
+
 def _sized(info: dict[str, Any] | None) -> str:
     if not info:
         return "(absent)"
+    if info.get("in_diff"):
+        size = f"{info['size']} bytes " if info.get("size") is not None else ""
+        return f"{size}(stored in the diff: the size limit was higher)"
     return f"{info.get('size')} bytes {str(info.get('id'))[:19]}"
 
 
@@ -131,6 +170,9 @@ def show_verdict(v: Verdict) -> None:
             f"-{n} {ver}" for n, ver in e.removed.items()
         ]
         drift += [f"{k}: {a} -> {b}" for k, (a, b) in e.determinism.items()]
+        drift += _var_lines(e.env_vars, "->")
+        if e.pythonpath:
+            drift.append(f"PYTHONPATH {_paths(e.pythonpath[0])} -> {_paths(e.pythonpath[1])}")
         out.print("\n[bold underline]Environment drift[/]")
         for line in drift or ["none"]:
             out.print(f"  {line}", markup=False)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tether.capture.code import skipped_files
-from tether.errors import GitError, MissingObjectError
-from tether.gitio import git
+from tether.errors import MissingObjectError
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import diff_trees
-from tether.runs.ledger import LEDGER
+from tether.runs.codediff import CodeDiff, code_diff
 from tether.runs.record import load_series, number
 from tether.workspace.repo import Workspace
 
@@ -74,23 +74,6 @@ def _same(x: float | None) -> object:
 
 # -- tether diff ----------------------------------------------------------------------------
 @dataclass
-class CodeDiff:
-    commit_a: str | None
-    commit_b: str | None
-    ahead: int = 0  # commits in b not in a
-    behind: int = 0
-    files: list[str] = field(default_factory=list)  # changed between the commits
-    dirty_a: list[str] = field(default_factory=list)
-    dirty_b: list[str] = field(default_factory=list)
-    same_patch: bool = True
-    # untracked files too big for the diff, named by size and id: path -> (A's, B's)
-    skipped: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
-    submodules: list[str] = field(default_factory=list)  # how each submodule differs
-
-
-@dataclass
 class DataDiff:
     role: str  # input | output | tracked
     path: str
@@ -113,6 +96,8 @@ class EnvDiff:
     lock_files: list[str] = field(default_factory=list)
     seeds: tuple[list[int], list[int]] | None = None
     determinism: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    env_vars: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # allowed
+    pythonpath: tuple[list[str], list[str]] | None = None
 
 
 @dataclass
@@ -126,10 +111,17 @@ class RunDiff:
     metrics: dict[str, tuple[float | None, float | None]]
     causes: list[str]
     uncaptured: list[str] = field(default_factory=list)  # what either record lacks
+    command: tuple[list[str], list[str]] | None = None  # the command lines, when they differ
+    cwd: tuple[str | None, str | None] | None = None  # the folders they ran in, when they differ
+    results: str = "none"  # "differ", "agree" (metrics and outputs) or "none" (neither logged)
+
+    @property
+    def same_run(self) -> bool:
+        return self.a["id"] == self.b["id"]
 
 
 def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
-    code = _code(ws, a.get("code") or {}, b.get("code") or {})
+    code = code_diff(ws, a.get("code") or {}, b.get("code") or {})
     data = _data(ws, a.get("data") or {}, b.get("data") or {})
     env = _env(ws, a, b)
     keys = sorted(set(a.get("params", {})) | set(b.get("params", {})))
@@ -142,6 +134,12 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     metrics = {k: (v[0], v[1]) for k, v in cmp.metrics.items()}
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
+    ca, cb = list(a.get("command") or []), list(b.get("command") or [])
+    if _script(ca) != _script(cb):
+        result.command = (ca, cb)
+    if "cwd" in a and "cwd" in b and a["cwd"] != b["cwd"]:  # recorded since issue 11
+        result.cwd = (a["cwd"], b["cwd"])
+    result.results = _results(a, b, metrics, data)
     result.causes = _causes(result)
     ended = [_ended(r) for r in (a, b)]
     if ended[0] != ended[1]:  # one failed or was killed: the most direct cause of all
@@ -156,44 +154,18 @@ def _ended(record: dict[str, Any]) -> str:
     return f"{record.get('status')}" + ("" if code is None else f" (exit {code})")
 
 
-def _code(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
-    out = CodeDiff(a.get("commit"), b.get("commit"))
-    out.dirty_a, out.dirty_b = list(a.get("changed") or []), list(b.get("changed") or [])
-    out.same_patch = a.get("diff") == b.get("diff")
-    sa, sb = skipped_files(a), skipped_files(b)
-    out.skipped = {
-        p: (sa.get(p), sb.get(p))
-        for p in sorted(set(sa) | set(sb))
-        if sa.get(p) != sb.get(p) or not (sa[p].get("id"))
-    }
-    out.submodules = _submodules(a.get("submodules") or [], b.get("submodules") or [])
-    if out.commit_a and out.commit_b and out.commit_a != out.commit_b:
-        try:
-            # Tether's own ledger commits are not code changes
-            skip = ("--", ".", f":(exclude){LEDGER}")
-            span = f"{out.commit_a}...{out.commit_b}"
-            counts = git(ws.root, "rev-list", "--left-right", "--count", span, *skip)
-            out.behind, out.ahead = (int(x) for x in counts.split())
-            names = git(ws.root, "diff", "--name-only", "-z", out.commit_a, out.commit_b, *skip)
-            out.files = [n for n in names.decode().split("\0") if n]
-        except GitError:
-            out.files = ["(a commit is not in this clone: `git fetch` it)"]
-    return out
-
-
-def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
-    ma, mb = {s.get("path"): s for s in a}, {s.get("path"): s for s in b}
-    out = []
-    for path in sorted(set(ma) | set(mb), key=str):
-        x, y = ma.get(path) or {}, mb.get(path) or {}
-        if x.get("commit") != y.get("commit"):
-            out.append(
-                f"submodule {path}: commit {str(x.get('commit'))[:10]} → "
-                f"{str(y.get('commit'))[:10]}"
-            )
-        if x.get("diff") != y.get("diff"):
-            out.append(f"submodule {path}: uncommitted changes differ")
-    return out
+def _results(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    metrics: dict[str, tuple[float | None, float | None]],
+    data: list[DataDiff],
+) -> str:
+    """Whether the two runs' results (metrics and outputs) differ, agree, or were not logged."""
+    outs = [(r.get("data") or {}).get("outputs") or {} for r in (a, b)]
+    if not metrics and not any(outs):
+        return "none"
+    moved = any(_same(x) != _same(y) for x, y in metrics.values())
+    return "differ" if moved or any(c.role == "output" for c in data) else "agree"
 
 
 def _data(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> list[DataDiff]:
@@ -261,7 +233,7 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     out.added = {n: kb[n]["version"] for n in sorted(kb.keys() - ka.keys())}
     out.removed = {n: ka[n]["version"] for n in sorted(ka.keys() - kb.keys())}
     out.changed = {
-        n: (ka[n]["version"], kb[n]["version"])
+        n: (_version(ka[n]), _version(kb[n]))
         for n in sorted(ka.keys() & kb.keys())
         if ka[n] != kb[n]
     }
@@ -271,7 +243,26 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     out.determinism = {
         k: (da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)
     }
+    if "pythonpath" in ea and "pythonpath" in eb and ea["pythonpath"] != eb["pythonpath"]:
+        out.pythonpath = (list(ea["pythonpath"]), list(eb["pythonpath"]))
+    if "env_vars" in ea and "env_vars" in eb:  # (an environment built for a reproduction has none)
+        va, vb = ea.get("env_vars") or {}, eb.get("env_vars") or {}
+        out.env_vars = {
+            k: (va.get(k), vb.get(k))
+            for k in sorted(set(va) | set(vb))
+            if va.get(k) != vb.get(k) and k not in da and k not in db  # said as determinism
+        }
     return out
+
+
+def _version(info: dict[str, Any]) -> str:
+    """A package's version, and for an editable install of another git repository its commit
+    (``1.0 @ 3f2a9c1d0e``, ``+dirty`` with uncommitted changes)."""
+    source = info.get("source") or {}
+    if not isinstance(source, dict) or "dirty" not in source:
+        return str(info.get("version"))
+    dirty = "+dirty" if source.get("dirty") else ""
+    return f"{info.get('version')} @ {str(source.get('commit'))[:10]}{dirty}"
 
 
 def _platform(env: dict[str, Any]) -> str:
@@ -283,6 +274,10 @@ def _causes(d: RunDiff) -> list[str]:
     """Likely causes, most direct first: what the user chose, then what they fed, then what
     they ran, then where it ran."""
     out = [f"parameter {k}: {va} → {vb}" for k, (va, vb) in d.params.items()]
+    if d.command and _unexplained(d.command, set(d.params)):
+        out.append(f"command: {shown(d.command[0])} → {shown(d.command[1])}")
+    if d.cwd:
+        out.append(f"working folder: {folder_name(d.cwd[0])} → {folder_name(d.cwd[1])}")
     for c in d.data:
         if c.role == "input" or (
             c.role == "tracked" and not any(x.path == c.path for x in d.data if x.role == "input")
@@ -306,7 +301,7 @@ def _causes(d: RunDiff) -> list[str]:
     out += [f"code: {s}" for s in d.code.submodules]
     for path, (x, y) in d.code.skipped.items():
         if x != y:
-            size = " → ".join(f"{i['size']} bytes" if i else "absent" for i in (x, y))
+            size = " → ".join(_stored(i) for i in (x, y))
             out.append(f"untracked {path} (too big for the diff) differs: {size}")
     for name, (va, vb) in d.env.changed.items():
         out.append(f"package {name}: {va} → {vb}")
@@ -318,8 +313,72 @@ def _causes(d: RunDiff) -> list[str]:
         out.append(f"lock files changed: {', '.join(d.env.lock_files)}")
     if d.env.determinism:
         out.append("determinism settings: " + ", ".join(d.env.determinism))
+    if d.env.pythonpath:
+        out.append(f"PYTHONPATH: {_paths(d.env.pythonpath[0])} → {_paths(d.env.pythonpath[1])}")
+    for var, (was, now) in d.env.env_vars.items():
+        out.append(f"environment variable {var}: {_var(was)} → {_var(now)}")
     if d.env.platform:
         out.append(f"platform: {d.env.platform[0]} → {d.env.platform[1]}")
+    return out
+
+
+def shown(argv: list[str]) -> str:
+    """A command line as a shell would take it."""
+    import shlex
+
+    return shlex.join(argv) if argv else "(none recorded)"
+
+
+def folder_name(rel: str | None) -> str:
+    return "(outside the repository)" if rel is None else ("the top" if rel == "." else rel)
+
+
+def _stored(info: dict[str, Any] | None) -> str:
+    """How a run kept an untracked file too big for (another run's) diff."""
+    if not info:
+        return "absent"
+    size = f"{info['size']} bytes" if info.get("size") is not None else "a file"
+    return f"{size} in its diff" if info.get("in_diff") else size
+
+
+def _paths(entries: list[str]) -> str:
+    return ":".join(entries) or "(unset)"
+
+
+def _var(value: str | None) -> str:
+    return "(unset)" if value is None else repr(value)
+
+
+def _script(argv: list[str]) -> list[str]:
+    """The command without the Python that runs it: which Python is the environment's part,
+    and a script that started its own run records ``train.py ...`` (its ``sys.argv``), which
+    ``tether reproduce`` re-runs as ``python train.py ...``."""
+    import re
+
+    if len(argv) > 1 and re.fullmatch(r"python[0-9.]*", argv[0].rsplit("/", 1)[-1]):
+        return argv[1:] if not argv[1].startswith("-") else argv
+    return argv
+
+
+def _unexplained(command: tuple[list[str], list[str]], params: set[str]) -> bool:
+    """Whether two command lines differ by more than the ``--key value`` options whose
+    parameters are already listed as differing."""
+    return _without(_script(command[0]), params) != _without(_script(command[1]), params)
+
+
+def _without(argv: list[str], params: set[str]) -> list[str]:
+    """``argv`` without its ``--key value`` / ``--key=value`` options named in ``params``
+    (read as ``tether run`` reads parameters from a command line)."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, _ = arg[2:].partition("=")
+        if arg.startswith("--") and len(arg) > 2 and key.replace("-", "_") in params:
+            takes_value = not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            i += 2 if takes_value else 1
+            continue
+        out.append(arg)
+        i += 1
     return out
 
 
@@ -344,6 +403,7 @@ def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
         out.append(f"{label}: the command's Python environment ({info.get('reason')})")
     elif info is None and _foreign_command(record.get("command") or []):
         out.append(f"{label}: an older record: its environment may be Tether's interpreter's")
+    out += [f"{label}: {what}" for what in outside_code(env, ws.root)]
     for path, item in skipped_files(code).items():
         out.append(f"{label}: untracked {path} ({item.get('size')} bytes), too big to store")
     if code.get("dirty") and "submodules" not in code:
@@ -351,6 +411,40 @@ def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
     if data.get("pointers_start") and "modified" not in data:
         out.append(f"{label}: an older record: tracked data was not checked for edits")
     return out
+
+
+def outside_code(env: dict[str, Any], root: Path) -> list[str]:
+    """Code the run could import from outside the repository, which the code pillar does not
+    hold: editable installs of other source trees, and ``PYTHONPATH`` folders (Tether's own
+    source, the recorder, is not the run's code)."""
+    out = []
+    for name, info in sorted((env.get("packages") or {}).items()):
+        source = info.get("source") if isinstance(info, dict) else None
+        if isinstance(source, dict) and source.get("editable") and name != "tether-ml":
+            where = _local(str(source.get("url") or ""))
+            if where is None or _within(where, root) or source.get("dirty") is False:
+                continue  # inside the repository, or a clean checkout of a recorded commit
+            said = "its uncommitted changes are" if source.get("dirty") else "its source is"
+            out.append(f"editable install {name} from {where}: {said} not recorded")
+    for entry in env.get("pythonpath") or []:
+        if not _within(str(entry), root) and not (Path(entry) / "tether" / "__init__.py").exists():
+            out.append(f"PYTHONPATH folder {entry}: its code is not recorded")
+    return out
+
+
+def _local(url: str) -> str | None:
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(url)
+    return unquote(parsed.path) if parsed.scheme == "file" else None
+
+
+def _within(path: str, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _foreign_command(argv: list[str]) -> bool:

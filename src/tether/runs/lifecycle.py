@@ -9,7 +9,6 @@ folder whose lock is free belongs to a process that died: the next command seals
 from __future__ import annotations
 
 import fcntl
-import getpass
 import json
 import os
 import shutil
@@ -31,21 +30,27 @@ from tether.capture.code import (
     remember_remotes,
 )
 from tether.capture.data import edited_tracked, skipped_ids
+from tether.capture.editable import mark_editables
 from tether.capture.env import capture_environment
 from tether.capture.interpreter import (
+    command_env,
     contribution_needed,
     in_background,
     read_interpreter,
     with_interpreter,
 )
-from tether.capture.notebook import NotebookState, capture_notebook
+from tether.capture.notebook import capture_notebook
 from tether.errors import RunError, TetherError
 from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import MASK, Redactor
+from tether.runs.ids import _user as _user  # re-exported: amend.py imports them from here
+from tether.runs.ids import new_run_id as new_run_id
 from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
+from tether.runs.notebooks import notebook_ids as _notebook_ids
+from tether.runs.notebooks import store_notebook as _store_notebook
 from tether.runs.record import dump_record, series_document, summarize, to_indexed
 from tether.workspace.repo import Workspace
 
@@ -77,18 +82,6 @@ class Started:
     lock_fd: int
     start: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what was not captured, for the user
-
-
-def new_run_id() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by start
-    time. Made here because the `uuid6` package costs 15-40 ms to import (it loads
-    importlib.metadata), more than a whole run's start."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & (2**62 - 1)
-    hexed = f"{value:032x}"
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def begin(
@@ -176,7 +169,9 @@ def _capture(
     notebook = capture_notebook()
     with ws.writing():
         if like is None:
-            env = with_interpreter(_own_environment(ws, redactor), reading())
+            own = _own_environment(ws, redactor, command_env(command))
+            env = with_interpreter(own, reading())
+            mark_editables(env, ws.root)  # other source trees' commits
             interpreter = env["interpreter"]
             env_id = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         else:
@@ -225,12 +220,15 @@ def _stored_code(
     return diff_id, [ws.store.put_bytes(s.patch) if s.patch else None for s in code.submodules]
 
 
-def _own_environment(ws: Workspace, redactor: Redactor) -> dict[str, Any]:
+def _own_environment(
+    ws: Workspace, redactor: Redactor, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return capture_environment(
         ws.root,
         ws.dot / "cache",
         allow_env=[str(v) for v in ws.config.get("runs.env_allow") or []],
         redact=redactor.redact,
+        environ=environ,  # the command's, when an `env` in front of it changed them
     )
 
 
@@ -243,6 +241,7 @@ def contribute_environment(ws: Workspace, run_id: str, folder: Path) -> None:
         return
     env = _own_environment(ws, redactor_for(ws))
     env["interpreter"] = {"known": True, "path": sys.executable, "source": "process"}
+    mark_editables(env, ws.root)
     with ws.writing():
         oid = ws.store.put_bytes(json.dumps(env, sort_keys=True).encode())
         ws.refs.set(live_ref(run_id, f"env-{os.getpid()}"), [oid], durable=False)
@@ -287,41 +286,6 @@ def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
     return out
 
 
-def _store_notebook(ws: Workspace, nb: NotebookState, redactor: Redactor) -> dict[str, str]:
-    """The notebook's object ids (``cells``, ``file``) and its ``path``."""
-    # each cell is redacted as text, before JSON escapes its quotes
-    cells = [redactor.redact(c) for c in nb.cells]
-    out = {"cells": ws.store.put_bytes(json.dumps(cells).encode())}
-    if nb.content is not None:
-        out["file"] = ws.store.put_bytes(_redacted_notebook(nb.content, redactor))
-    if nb.path:
-        out["path"] = nb.path
-    return out
-
-
-def _redacted_notebook(content: bytes, redactor: Redactor) -> bytes:
-    """The .ipynb with every cell's source and outputs redacted as text."""
-    try:
-        doc = json.loads(content)
-    except ValueError:
-        return redactor.redact_bytes(content)
-
-    def scrub(node: Any) -> Any:
-        if isinstance(node, str):
-            return redactor.redact(node)
-        if isinstance(node, list):
-            return [scrub(x) for x in node]
-        if isinstance(node, dict):
-            return {k: scrub(v) for k, v in node.items()}
-        return node
-
-    return json.dumps(scrub(doc), indent=1, ensure_ascii=False).encode()
-
-
-def _notebook_ids(nb: Mapping[str, str] | None) -> list[str]:
-    return [v for k, v in (nb or {}).items() if k != "path"]
-
-
 def _make_folder(ws: Workspace, run_id: str) -> tuple[Path, int]:
     """The folder appears under its final name only with its lock already held, so no other
     process can mistake a run being born for a dead one."""
@@ -354,13 +318,6 @@ def _path_in(ws: Workspace, path: str) -> str:
 def _default_name(entry_point: str | None, run_id: str) -> str:
     stem = Path(entry_point).stem if entry_point else "run"
     return f"{stem}-{run_id[-6:]}"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _pointer_ids(ws: Workspace, listing: list[str] | None = None) -> dict[str, str]:
