@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 
 EXAMPLES := $(VENV)/.examples
 
-.PHONY: demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-reproduce docs clean
+# Debian packages the tests use: installed when run as root (as CI is), named otherwise.
+SYSTEM_PACKAGES := graphviz:dot
+
+.PHONY: system demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-reproduce docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +26,16 @@ $(EXAMPLES): $(STAMP)
 demo: $(EXAMPLES)
 	@$(BIN)/python examples/demo.py
 
-test: $(STAMP) lint types layers pytest
+test: $(STAMP) system lint types layers pytest
+
+system:
+	@for pair in $(SYSTEM_PACKAGES); do pkg=$${pair%%:*}; exe=$${pair##*:}; \
+	  command -v $$exe >/dev/null && continue; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq $$pkg >/dev/null) \
+	      || echo "could not install $$pkg: the tests that need $$exe will skip"; \
+	  else echo "$$pkg is not installed (apt-get install $$pkg): the tests that need $$exe will skip"; fi; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
