@@ -371,12 +371,12 @@ def release(base: Path, repo: Path) -> str:
 
     say("31. alice asks for production: refused at once, the policy's `signed` gate names why")
     request = f"{ALICE} tether model request churn@v1 --to production --comment 'first release'"
-    sh(request, repo, expect=1)
+    sh(request, repo, expect=4)
     sh(f"{BOB} tether model sign churn 1  # in-toto statement + SLSA provenance, DSSE", repo)
     sh(request, repo)
 
     say("32. alice cannot approve her own request; bob, a second identity, can")
-    sh(f"{ALICE} tether model approve churn@v1", repo, expect=1)
+    sh(f"{ALICE} tether model approve churn@v1", repo, expect=4)
     sh(f"{BOB} tether model approve churn@v1 --comment 'metrics and lineage reviewed'", repo)
     sh("tether model show churn@production", repo)
     sh("git tag  # the registry's steps, mirrored as git tags on the run's commit", repo)
@@ -406,7 +406,7 @@ def tamper(repo: Path, model: str) -> None:
     rewrite(stored, bytes(changed))
     where = stored.relative_to(repo)
     print(f"  flipped byte {at} of {where}: {original[at]:#04x} -> {changed[at]:#04x}")
-    sh("tether model get churn@production -o serving2/", repo, expect=1)
+    sh("tether model get churn@production -o serving2/", repo, expect=4)
     sh("tether model verify churn 1", repo, expect=1)
     rewrite(stored, original)
     print("  restored the original bytes")

@@ -105,6 +105,9 @@ def test_get_sign_and_verify_catch_a_changed_byte(
         in tether("model", "get", "model@v1", "-o", str(tmp_path / "again"), expect=4).output
     )
     assert not (tmp_path / "again" / "model.pkl").exists()  # nothing half-checked is left
+    # verifying the damaged cache copy is a failed check (1), not an error (4)
+    out = tether("model", "verify", "model", "1", expect=1).output
+    assert "the cached bytes do not match their id" in out
 
 
 def test_the_audit_trail_catches_an_edited_or_cut_log(

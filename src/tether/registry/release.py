@@ -20,7 +20,7 @@ from typing import Any
 
 from tether import signing
 from tether._version import __version__
-from tether.errors import VerificationError
+from tether.errors import TetherError, VerificationError
 from tether.hashing import PREFIX
 from tether.registry.policy import load_policies
 from tether.registry.store import (
@@ -60,9 +60,9 @@ def _chunks(ws: Workspace, oid: str) -> Iterator[bytes]:
             yield chunk
 
 
-def _sha256(ws: Workspace, oid: str) -> str:
+def _sha256(ws: Workspace, oid: str, error: type[TetherError] = RegistryError) -> str:
     """The sha256 of an object's bytes, which must first be the bytes its id names: a damaged
-    cache copy is never signed."""
+    cache copy is never signed (``error``: a refusal to sign, or a failed verification)."""
     from blake3 import blake3
 
     h, check = hashlib.sha256(), blake3(max_threads=blake3.AUTO)
@@ -70,7 +70,7 @@ def _sha256(ws: Workspace, oid: str) -> str:
         h.update(chunk)
         check.update(chunk)
     if check.hexdigest() != _hex(oid):
-        raise RegistryError(
+        raise error(
             f"object {oid[:19]}…: the cached bytes do not match their id: run `tether fsck` and "
             "`tether pull` before signing or verifying"
         )
@@ -170,7 +170,10 @@ def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
     if set(digests) != set(names):
         raise VerificationError(f"{v.ref}: the signed files are not the version's files")
     for name, digest in digests.items():
-        now = signing.sha256_file(folder / name) if folder else _sha256(ws, names[name])
+        if folder:
+            now = signing.sha256_file(folder / name)
+        else:
+            now = _sha256(ws, names[name], error=VerificationError)
         if now != digest:
             raise VerificationError(
                 f"{v.ref}: {name} differs from what was signed (sha256 {now[:16]}…)"
