@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from tether.errors import UsageError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
@@ -50,6 +51,8 @@ def repro(
     """Carry out a plan (from ``plan.plan``) that has something to do. ``tags`` go on every
     stage run; ``use_cache=False`` runs stages even when the run cache could restore them (a
     reproduction must re-run)."""
+    if jobs < 1:
+        raise UsageError(f"jobs must be 1 or more (stages run at once), not {jobs}")
     result = ReproResult(the_plan)
     if (executor or the_plan.pipeline.executor) == "ray":  # fail before any run starts
         from tether.pipelines.ray_executor import start_ray
@@ -85,7 +88,7 @@ def _repro_locked(
     crashed = True
     try:
         where = executor or the_plan.pipeline.executor
-        options = _Options(max(1, jobs), report, dict(tags or {}), use_cache, where)
+        options = _Options(jobs, report, dict(tags or {}), use_cache, where)
         _schedule(ws, the_plan, parent, result, options)
         crashed = False
     finally:
