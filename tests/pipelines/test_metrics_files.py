@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Tether, git, write_files
 from tether.api import Project
 
@@ -64,3 +66,16 @@ def test_a_metrics_file_spelling_one_name_twice_fails_the_stage(
     write_files(repo, {"pipeline.yaml": pipeline, "twice.json": '{"a.b": 1, "a": {"b": 2}}'})
     (result,) = project.repro().results
     assert result.outcome == "failed" and "'a.b'" in result.detail and "m.json" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [('{"acc": ', "cannot be read"), ('{"note": "fine"}', "holds no numbers")],
+)
+def test_a_metrics_file_without_numbers_fails_the_stage_naming_the_file(
+    project: Project, repo: Path, tether: Tether, content: str, says: str
+) -> None:
+    pipeline = "stages:\n  fit:\n    cmd: cp src.json m.json\n    metrics: [m.json]\n"
+    write_files(repo, {"pipeline.yaml": pipeline, "src.json": content})
+    out = tether("repro", expect=3).output
+    assert "m.json" in out and says in out

@@ -20,9 +20,19 @@ def metric_names(root: Path, stage: str, files: tuple[str, ...] | list[str]) -> 
     for rel in files:
         try:
             doc = load_yaml((root / rel).read_bytes())
-        except (OSError, yaml.YAMLError):
-            continue
-        for key, value in _flatten(doc):
+        except (OSError, yaml.YAMLError) as exc:
+            raise PipelineError(
+                f"stage {stage!r}: its metrics file {rel} cannot be read as JSON or YAML "
+                f'({_first_line(exc)}): write numbers there, as {{"acc": 0.9}} or 0.9'
+            ) from None
+        found = _flatten(doc)
+        if not found:
+            raise PipelineError(
+                f"stage {stage!r}: its metrics file {rel} holds no numbers, so nothing in it "
+                'can be compared: write numbers there, as {"acc": 0.9} or 0.9 (or declare it '
+                "as an out instead)"
+            )
+        for key, value in found:
             name = (f"{rel}:{key}" if len(files) > 1 else key) if key else rel
             if name in names:
                 raise PipelineError(
@@ -39,3 +49,7 @@ def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, float]]:
     if isinstance(doc, bool) or not isinstance(doc, int | float):
         return []
     return [(prefix.rstrip("."), float(doc))]
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
