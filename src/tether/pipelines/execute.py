@@ -420,14 +420,7 @@ def _finish(
     finally:
         os.close(started.lock_fd)
     if status != "finished":
-        why = f"did not write its out {', '.join(missing)}" if missing else f"exited {code}"
-        if unnamed:
-            why = unnamed
-        elif stray:
-            why = (
-                f"wrote {', '.join(stray[:5])}, which it does not declare: add it to the stage's "
-                "outs (or git-ignore it if it is scratch)"
-            )
+        why = _why_failed(code, missing, stray, unnamed)
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
@@ -438,6 +431,17 @@ def _finish(
     _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)
+
+
+def _why_failed(code: int, missing: list[str], stray: list[str], unnamed: str) -> str:
+    if missing:
+        return f"did not write its out {', '.join(missing)}"
+    if stray:
+        return (
+            f"wrote {', '.join(stray[:5])}, which it does not declare: add it to the stage's "
+            "outs (or git-ignore it if it is scratch)"
+        )
+    return unnamed or f"exited {code}"
 
 
 def _undeclared(ws: Workspace, started: lifecycle.Started, declared: set[str]) -> list[str]:
