@@ -170,11 +170,13 @@ class Project:
         from tether.workspace import sync as _sync
 
         result = _sync.fetch(self.ws, remote, paths or None, callback=callback)
-        self._index_fetched(result.refs)
+        self._index_fetched(result, paths or None)
         return result
 
-    def _index_fetched(self, new_refs: int) -> None:
-        if new_refs:
+    def _index_fetched(self, result: TransferResult, paths: list[str] | None) -> None:
+        """Index the runs a fetch brought; a fetch of the refs also catches up on runs an
+        earlier fetch brought and could not index (a pull whose checkout refused)."""
+        if result.refs or paths is None:
             from tether.runs import catalog
 
             catalog.sync_index(self.ws)
@@ -197,8 +199,8 @@ class Project:
             force=force,
             callback=callback,
             checkout_callback=checkout_callback,
+            fetched_hook=lambda r: self._index_fetched(r, paths or None),
         )
-        self._index_fetched(fetched.refs)
         return fetched, done
 
     # -- runs ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import yaml
 
 from tests.conftest import Tether, git, write_files
 from tether.api import Project
+from tether.errors import UsageError
 from tether.pipelines.spec import PipelineError
 
 PIPELINE = """
@@ -297,3 +298,15 @@ def test_every_object_a_stage_run_records_is_in_the_cache(
     assert "missing" not in tether("fsck").output
     count = project.get_run("count@1")
     assert project.ws.store.has(count["data"]["inputs"]["count.sh"])
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_jobs_below_one_is_a_usage_error(
+    project: Project, repo: Path, tether: Tether, jobs: str
+) -> None:
+    write_files(repo, {"pipeline.yaml": "stages:\n  s:\n    cmd: echo 1 > o\n    outs: [o]\n"})
+    out = tether("repro", "-j", jobs, expect=2).output
+    assert "jobs" in out
+    with pytest.raises(UsageError, match="jobs"):
+        project.repro(jobs=int(jobs))
+    assert not (repo / "o").exists()

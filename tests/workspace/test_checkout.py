@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import many_files, snapshot, write_files
 from tether.api import Project
-from tether.errors import MissingObjectError, UsageError
+from tether.errors import MissingObjectError, PathError
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_local_changes_are_not_discarded_without_force(
     tracked,  # type: ignore[no-untyped-def]
 ) -> None:
     (repo / "data/a.txt").write_text("my unsaved work")
-    with pytest.raises(UsageError, match="exist nowhere else"):
+    with pytest.raises(PathError, match="exist nowhere else"):
         project.checkout()
     assert (repo / "data/a.txt").read_text() == "my unsaved work"
     project.checkout(force=True)

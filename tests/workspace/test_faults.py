@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import git, many_files, snapshot, write_files
 from tether.api import Project
-from tether.errors import CacheWriteError, PathError, PointerError, UsageError
+from tether.errors import CacheWriteError, PathError, PointerError
 
 TETHER = [sys.executable, "-c", "from tether.cli.main import main; main()"]
 
@@ -149,7 +149,7 @@ def test_a_file_cut_short_by_a_killed_checkout_is_not_mistaken_for_work(repo: Pa
     # without a journal, the same half file is a change the user made: it is protected
     (repo / "data/a.bin").unlink()
     write_files(repo, {"data/a.bin": b"A" * 2048})
-    with pytest.raises(UsageError, match="exist nowhere else"):
+    with pytest.raises(PathError, match="exist nowhere else"):
         Project.open(repo).checkout()
 
 

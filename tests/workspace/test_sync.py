@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, make_repo, many_files, snapshot, write_files
+from tests.conftest import Tether, git, make_repo, many_files, snapshot, write_files
 from tether.api import Project
 from tether.errors import MissingObjectError, UsageError
 
@@ -187,3 +187,26 @@ def test_a_remote_of_an_unknown_format_is_refused(
         project.push()
     with pytest.raises(FormatError, match="upgrade Tether"):
         project.fetch()
+
+
+def test_runs_a_refused_pull_fetched_are_found_and_the_refusal_says_pull(
+    repo: Path,
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tether: Tether,
+) -> None:
+    write_files(repo, {"data.txt": "theirs\n"})
+    project.add(["data.txt"])
+    project.add_remote("origin", str(tmp_path / "remote"))
+    _commit(repo)
+    cli = tether
+    cli("run", "-n", "UP3", "--", "true")
+    project.push()
+    clone = _clone(repo, tmp_path / "clone", monkeypatch)
+    write_files(tmp_path / "clone", {"data.txt": "my unsaved edit\n"})
+    out = cli("pull", expect=4).output
+    assert "tether pull --force" in out and "data.txt" in out
+    assert (tmp_path / "clone/data.txt").read_text() == "my unsaved edit\n"
+    assert clone.resolve_run("UP3")  # the fetch brought it: it is found
+    assert "UP3" in cli("runs", "list").output

@@ -11,7 +11,14 @@ from tether.cli import exitcodes
 
 @click.command()
 @click.argument("stages", nargs=-1)
-@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Stages run at once.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Stages run at once.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would run and why; run nothing.")
 @click.option(
     "-f",

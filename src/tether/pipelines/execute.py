@@ -16,12 +16,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from tether._documents import load_yaml
+from tether.errors import UsageError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
 from tether.hashing import hash_bytes
 from tether.objects.lock import file_lock
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
+from tether.pipelines.metrics import metric_names
 from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult, cache_hit, cache_key
 from tether.pipelines.spec import PipelineError
 from tether.runs import lifecycle
@@ -50,6 +51,8 @@ def repro(
     """Carry out a plan (from ``plan.plan``) that has something to do. ``tags`` go on every
     stage run; ``use_cache=False`` runs stages even when the run cache could restore them (a
     reproduction must re-run)."""
+    if jobs < 1:
+        raise UsageError(f"jobs must be 1 or more (stages run at once), not {jobs}")
     result = ReproResult(the_plan)
     if (executor or the_plan.pipeline.executor) == "ray":  # fail before any run starts
         from tether.pipelines.ray_executor import start_ray
@@ -85,7 +88,7 @@ def _repro_locked(
     crashed = True
     try:
         where = executor or the_plan.pipeline.executor
-        options = _Options(max(1, jobs), report, dict(tags or {}), use_cache, where)
+        options = _Options(jobs, report, dict(tags or {}), use_cache, where)
         _schedule(ws, the_plan, parent, result, options)
         crashed = False
     finally:
@@ -141,6 +144,7 @@ def _loop(
     bad: set[str] = set()
     declared = {path for s in p.pipeline.stages.values() for path in (*s.out_paths, *s.metrics)}
     made = set(declared)
+    removed: dict[str, tuple[str, str]] = {}  # outs cleared before their stage ran
     use_cache = o.use_cache and not p.force  # --force runs: it never restores from the run cache
     with ThreadPoolExecutor(jobs) as pool:
         while todo or running:
@@ -154,14 +158,14 @@ def _loop(
                 if len(running) >= jobs:
                     break
                 sp = todo.pop(name)
-                _refresh_deps(ws, sp, made, parent.id)  # what upstream stages just wrote
+                _refresh_deps(ws, sp, made, parent.id, removed)  # what upstream stages just wrote
                 quick = _without_running(ws, sp, lock, report, use_cache)
                 if quick is not None:
                     out.results.append(quick)
                     done.add(name)
                     write_lock(ws.root, lock)
                     continue
-                _clear_outs(ws, sp, lock.get(name), report)
+                _clear_outs(ws, sp, lock.get(name), report, removed)
                 started = _begin_stage(ws, sp, parent, o.tags)
                 report(name, "running: " + "; ".join(sp.reasons))
                 cmd = ["sh", "-c", sp.stage.cmd]
@@ -230,18 +234,27 @@ def _safe(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 KEPT = "local/kept"  # refs keeping the edits to outs that a repro replaced (gc roots)
 
 
-def _keep(ws: Workspace, stage: str, path: str, oid: str | None, report: Report) -> None:
-    """Before an out is replaced (by ``oid``, or by the stage's run when None): what is there
-    now goes into the cache, with a ref so that no gc takes it, so no edit is lost."""
+def _keep(ws: Workspace, stage: str, path: str, report: Report, *known: str | None) -> str | None:
+    """Before an out is replaced: what is there now goes into the cache; when it is none of the
+    ``known`` ids (the lock's, the replacement's), it is an edit, kept with a ref so that no gc
+    takes it, and said. The id of what was there (None: nothing)."""
     kept = keep_current(ws, path)
-    if kept is not None and kept != oid:
+    if kept is not None and kept not in known:
         ws.refs.set(f"{KEPT}/{kept.partition(':')[2]}", [kept])
         report(stage, f"kept the changed {path} in the cache as {kept} before replacing it")
+    return kept
 
 
-def _clear_outs(ws: Workspace, sp: StagePlan, locked: StageLock | None, report: Report) -> None:
+def _clear_outs(
+    ws: Workspace,
+    sp: StagePlan,
+    locked: StageLock | None,
+    report: Report,
+    removed: dict[str, tuple[str, str]],
+) -> None:
     """Outs go before the stage runs (kept in the cache first), so one it fails to write is
-    noticed instead of the old file being recorded as new."""
+    noticed instead of the old file being recorded as new. ``removed`` gets path -> (stage, id
+    of what was there), so a dep that was inside can be found again."""
     import shutil
 
     made = {**locked.outs, **locked.metrics} if locked is not None else {}
@@ -249,30 +262,58 @@ def _clear_outs(ws: Workspace, sp: StagePlan, locked: StageLock | None, report: 
         target = ws.abs(path)
         if not (target.exists() or target.is_symlink()):
             continue
-        _keep(ws, sp.stage.name, path, made.get(path), report)
+        kept = _keep(ws, sp.stage.name, path, report, made.get(path))
+        if kept is not None:
+            removed[path] = (sp.stage.name, kept)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         else:
             target.unlink()
 
 
-def _refresh_deps(ws: Workspace, sp: StagePlan, made: set[str], pipeline_run: str) -> None:
+def _refresh_deps(
+    ws: Workspace,
+    sp: StagePlan,
+    made: set[str],
+    pipeline_run: str,
+    removed: dict[str, tuple[str, str]],
+) -> None:
     """The deps' ids as the stage will read them. A dep no stage makes (a script, raw data) is
     stored in the cache as well: the run records it by id, so its bytes must be there for
     `fsck`, `push` and `reproduce`; what a stage made is stored already. A live ref of the
     pipeline run keeps them until the stage's record does (a gc while the stage runs)."""
     for dep in sp.stage.deps:
         if not ws.abs(dep).exists():
-            raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
+            raise PipelineError(_not_written(ws, sp.stage.name, dep, removed))
         inside = any(dep == o or dep.startswith(o + "/") for o in made)
         oid = content_id(ws, dep) if inside else store_path(ws, ws.abs(dep))
         if oid is None:
-            raise PipelineError(f"stage {sp.stage.name!r} needs {dep}, which was not written")
+            raise PipelineError(_not_written(ws, sp.stage.name, dep, removed))
         sp.deps[dep] = oid
     if sp.deps:
         part = "deps-" + hash_bytes(sp.stage.name.encode())[7:23]
         ids = sorted(set(sp.deps.values()))
         ws.refs.set(lifecycle.live_ref(pipeline_run, part), ids, durable=False)
+
+
+def _not_written(ws: Workspace, stage: str, dep: str, removed: dict[str, tuple[str, str]]) -> str:
+    """Why ``dep`` is not there; when it was inside an out a stage removed before it ran (and
+    then did not write it), where its bytes are kept and how to get them back."""
+    for out, (owner, oid) in removed.items():
+        if dep != out and not dep.startswith(out + "/"):
+            continue
+        entry: str | None = oid
+        if dep != out and ws.store.has(oid):
+            found = ws.store.load_tree(oid).by_path.get(dep[len(out) + 1 :])
+            entry = found.id if found is not None else None
+        if entry is None:
+            break
+        return (
+            f"stage {stage!r} needs {dep}, which stage {owner!r} removed with its out {out} "
+            f"before it ran and did not write again (what was there is in the cache as "
+            f"{entry}): make {owner!r} write it, or read it from a path apart from {out}"
+        )
+    return f"stage {stage!r} needs {dep}, which was not written"
 
 
 def _without_running(
@@ -290,7 +331,7 @@ def _without_running(
         return StageResult(name, "uptodate", lock[name].run)
     if sp.action == "restore":
         for path, oid in {**lock[name].outs, **lock[name].metrics}.items():
-            _keep(ws, name, path, oid, report)
+            _keep(ws, name, path, report, oid)
             materialize(ws, path, oid)
         report(name, "restored its outs from the cache")
         return StageResult(name, "restored", lock[name].run)
@@ -299,13 +340,14 @@ def _without_running(
     hit = cache_hit(ws, sp)
     if hit is None:
         return None
+    before = {**locked.outs, **locked.metrics} if locked is not None else {}
     for path, oid in hit["outs"].items():
-        _keep(ws, name, path, oid, report)
+        _keep(ws, name, path, report, oid, before.get(path))
         materialize(ws, path, oid)
         _ignore(ws, path)
     metrics = dict(hit.get("metrics_files") or {})
     for path, oid in metrics.items():
-        _keep(ws, name, path, oid, report)
+        _keep(ws, name, path, report, oid, before.get(path))
         materialize(ws, path, oid)  # the numbers that go with those outs
     lock[name] = StageLock(
         sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env, metrics
@@ -357,31 +399,28 @@ def _finish(
     written = (*sp.stage.out_paths, *sp.stage.metrics)
     missing = [o for o in written if not ws.abs(o).exists()] if code == 0 else []
     stray = _undeclared(ws, started, declared) if code == 0 and not missing else []
+    numbers, unnamed = _numbers(ws, sp) if code == 0 and not missing and not stray else ({}, "")
     journal = Journal(started.folder)
     outs: dict[str, str] = {}
     try:
         for dep, oid in sp.deps.items():
             journal.event("i", text(dep), oid)
-        if code == 0 and not missing and not stray:
+        if code == 0 and not missing and not stray and not unnamed:
             for out in sp.stage.out_paths:
                 outs[out] = store_path(ws, ws.abs(out))  # the workspace's, not the caller's folder
                 journal.event("o", text(out), outs[out])
                 _ignore(ws, out)
-            _log_metrics_files(ws, sp, journal)
+            for key, value in numbers.items():
+                journal.metric(key, value, 0, time.time())
     finally:
         journal.close()
-    status = "failed" if missing or stray else status_of(code, interrupted)
+    status = "failed" if missing or stray or unnamed else status_of(code, interrupted)
     try:
         record = lifecycle.seal(ws, started.folder, status, exit_code=code)
     finally:
         os.close(started.lock_fd)
     if status != "finished":
-        why = f"did not write its out {', '.join(missing)}" if missing else f"exited {code}"
-        if stray:
-            why = (
-                f"wrote {', '.join(stray[:5])}, which it does not declare: add it to the stage's "
-                "outs (or git-ignore it if it is scratch)"
-            )
+        why = _why_failed(code, missing, stray, unnamed)
         report(name, f"failed: {why}")
         return StageResult(name, "failed", started.id, why)
     deps_now = dict(sp.deps)
@@ -392,6 +431,17 @@ def _finish(
     _cache_store(ws, sp, outs, metric_files, started.id, record)
     report(name, f"done in run {started.id[:13]}")
     return StageResult(name, "ran", started.id)
+
+
+def _why_failed(code: int, missing: list[str], stray: list[str], unnamed: str) -> str:
+    if missing:
+        return f"did not write its out {', '.join(missing)}"
+    if stray:
+        return (
+            f"wrote {', '.join(stray[:5])}, which it does not declare: add it to the stage's "
+            "outs (or git-ignore it if it is scratch)"
+        )
+    return unnamed or f"exited {code}"
 
 
 def _undeclared(ws: Workspace, started: lifecycle.Started, declared: set[str]) -> list[str]:
@@ -440,26 +490,12 @@ def _cache_store(
         ws.refs.set(f"runcache/{cache_key(sp)}", [oid], durable=False)
 
 
-def _log_metrics_files(ws: Workspace, sp: StagePlan, journal: Journal) -> None:
-    """Numbers in the stage's metrics files become the run's metrics (nested keys dotted)."""
-    import yaml
-
-    now = time.time()
-    for rel in sp.stage.metrics:
-        try:
-            doc = load_yaml(ws.abs(rel).read_bytes())
-        except (OSError, yaml.YAMLError):
-            continue
-        for key, value in _flatten(doc):
-            journal.metric(key, value, 0, now)
-
-
-def _flatten(doc: Any, prefix: str = "") -> list[tuple[str, float]]:
-    if isinstance(doc, dict):
-        return [kv for k, v in doc.items() for kv in _flatten(v, f"{prefix}{k}.")]
-    if isinstance(doc, bool) or not isinstance(doc, int | float):
-        return []
-    return [(prefix.rstrip("."), float(doc))]
+def _numbers(ws: Workspace, sp: StagePlan) -> tuple[dict[str, float], str]:
+    """The stage's metrics (see ``metric_names``), or why they cannot be named."""
+    try:
+        return metric_names(ws.root, sp.stage.name, sp.stage.metrics), ""
+    except PipelineError as exc:
+        return {}, str(exc)
 
 
 def _ignore(ws: Workspace, rel: str) -> None:

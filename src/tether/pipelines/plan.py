@@ -65,8 +65,7 @@ def plan(
     for name in pipeline.order(targets):
         stage = pipeline.stages[name]
         sp = StagePlan(stage, "none", params={f: {} for f, _ in stage.params}, env=dict(stage.env))
-        for path in (*stage.deps, *stage.out_paths, *stage.metrics):
-            ws.rel(ws.abs(path))  # refuses a path that leaves the repository through a symlink
+        _check_through_symlinks(ws, stage)
         for file, key in stage.params:
             sp.params[file][key] = params.get(file, key, name)
         upstream = sorted(pipeline.needs[name] & running)
@@ -78,6 +77,7 @@ def plan(
                 raise PipelineError(
                     f"stage {name!r} needs {dep}, which does not exist and no stage writes"
                 )
+        _check_users_files(ws, pipeline, name, lock, {p.stage.name: p.action for p in out})
         sp.reasons = _why(ws, stage, sp, lock.get(name), upstream, force, seen)
         if sp.reasons:
             restored = _how_to_restore(ws, sp, lock.get(name), upstream, force, run_cache)
@@ -89,6 +89,60 @@ def plan(
     if set(lock) - set(pipeline.stages):
         seen.usable = False  # stale lock entries: the next repro drops them, not the fast path
     return Plan(pipeline, out, lock, seen, force=force, full=not targets)
+
+
+def _check_through_symlinks(ws: Workspace, stage: Stage) -> None:
+    """Each path as it resolves (a path that leaves the repository through a symlink is
+    refused): a dep that a symlink puts inside an out of its own stage is refused before
+    anything runs, as spelled out (outs are removed before a stage runs)."""
+    real = {p: ws.rel(ws.abs(p)) for p in (*stage.deps, *stage.out_paths, *stage.metrics)}
+    for dep in stage.deps:
+        for out in (*stage.out_paths, *stage.metrics):
+            d, o = real[dep], real[out]
+            if d == o or d.startswith(o + "/") or o.startswith(d + "/"):
+                raise PipelineError(
+                    f"stage {stage.name!r}: its dep {dep} (which is {d}) and its out {out} "
+                    f"(which is {o}) overlap through a symlink; outs are removed before a stage "
+                    "runs: write them to a path apart from what the stage reads"
+                )
+
+
+def _check_users_files(
+    ws: Workspace,
+    pipeline: Pipeline,
+    name: str,
+    lock: dict[str, StageLock],
+    actions: dict[str, str],
+) -> None:
+    """A dep of stage ``name`` inside an out of an upstream stage that will run or be restored
+    (and so removes that out first) must be something that stage wrote: a file of the user's
+    own put there would be lost."""
+    for dep in pipeline.stages[name].deps:
+        for up in sorted(pipeline.needs[name]):
+            if actions.get(up, "none") == "none":
+                continue
+            for out in (*pipeline.stages[up].out_paths, *pipeline.stages[up].metrics):
+                if not dep.startswith(out + "/") or not ws.abs(dep).exists():
+                    continue
+                if not _was_written(ws, lock.get(up), out, dep[len(out) + 1 :]):
+                    raise PipelineError(
+                        f"stage {name!r} reads {dep}, which is inside {out}, the out of stage "
+                        f"{up!r}, but is not something {up!r} wrote: {up!r} removes {out} before "
+                        f"it runs, so {dep} would be lost. Move it out of {out} and point the dep "
+                        f"of {name!r} there (or delete it if {up!r} makes it)"
+                    )
+
+
+def _was_written(ws: Workspace, locked: StageLock | None, out: str, sub: str) -> bool:
+    """Whether ``sub`` is in the out folder ``out`` as the stage's last run wrote it (True when
+    that cannot be told: the tree is not in this cache)."""
+    oid = (locked.outs.get(out) or locked.metrics.get(out)) if locked is not None else None
+    if oid is None:
+        return False
+    if not ws.store.has(oid):
+        return True
+    tree = ws.store.load_tree(oid)
+    return sub in tree.by_path or bool(tree.under(sub).entries)
 
 
 def drop_stale(ws: Workspace, the_plan: Plan) -> list[str]:
@@ -238,6 +292,8 @@ def _why(
             reasons.append(f"out {out} is missing")
         elif now != locked.outs.get(out):
             reasons.append(f"out {out} was modified")
+    for path in sorted({*locked.outs, *locked.metrics} - {*stage.out_paths, *stage.metrics}):
+        reasons.append(f"no longer declares {path} (pipeline.lock still lists it)")
     for path in stage.metrics:  # made by the stage as its outs are (a lock older than this
         now = _content_id(ws, path, seen)  # keeps no id for them: only a missing one shows)
         if now is None:

@@ -16,6 +16,7 @@ checked into a DAG. Every mistake names the stages involved.
 from __future__ import annotations
 
 import itertools
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -154,10 +155,19 @@ def _yaml_error(data: bytes, exc: Exception) -> PipelineError:
     where YAML reads ``{`` as a mapping) the stage, the line and the way to write it."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     lines = data.decode("utf-8", "replace").splitlines()
-    if mark is None or mark.line >= len(lines) or "${" not in lines[mark.line]:
+    if mark is None or mark.line >= len(lines):
         return PipelineError(f"{PIPELINE_FILE} is not valid YAML: {exc}")
     where = f"{PIPELINE_FILE} line {mark.line + 1}"
     stage = _stage_at(lines, mark.line)
+    if not _FLOW_ITEM.search(lines[mark.line]):
+        problem = getattr(exc, "problem", None) or str(exc)
+        hint = ""
+        if problem.startswith("mapping values"):
+            hint = ": a ': ' inside a plain value starts a mapping; quote the value"
+        return PipelineError(
+            f"{where}{f' (stage {stage!r})' if stage else ''} is not valid YAML, column "
+            f"{mark.column + 1}: {problem}{hint}: {lines[mark.line].strip()}"
+        )
     return PipelineError(
         f"{where}{f' (stage {stage!r})' if stage else ''}: `${{...}}` inside a [flow, list] "
         f'must be quoted, as in ["${{item.x}}"], or written as a block list (one `- item` '
@@ -260,7 +270,8 @@ def _list(stage: str, value: Any, key: str) -> list[Any]:
 
 
 def _clean(stage: str, path: str) -> str:
-    pure = PurePosixPath(path)
+    """``path`` as the repository names it (``./sub/../a.txt`` is ``a.txt``)."""
+    pure = PurePosixPath(posixpath.normpath(path)) if path.strip() else PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts:
         raise PipelineError(f"stage {stage!r}: {path} leaves the repository")
     if not pure.parts or pure.parts[0] in (".", ".git", ".tether"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tether._fs import atomic_write, unique_suffix
 from tether._types import NO_PROGRESS, Callback
-from tether.errors import MissingObjectError, UsageError
+from tether.errors import MissingObjectError, PathError, UsageError
 from tether.objects.tree import Tree, TreeEntry, diff_trees
 from tether.workspace.repo import Tracked, Workspace
 from tether.workspace.scan import key
@@ -119,16 +119,25 @@ class CheckoutResult:
 
 
 def apply_checkout(
-    ws: Workspace, plan: CheckoutPlan, *, force: bool = False, callback: Callback = NO_PROGRESS
+    ws: Workspace,
+    plan: CheckoutPlan,
+    *,
+    force: bool = False,
+    callback: Callback = NO_PROGRESS,
+    command: str = "checkout",
 ) -> CheckoutResult:
+    """Carry out ``plan``; ``command`` is the one the user ran (``pull`` checks out too), for
+    the message that refuses to discard unsaved changes (a state of the work tree: exit 4)."""
     absent = ws.store.missing(plan.needed)
     if absent:
         raise MissingObjectError(absent)
     if plan.unsaved and not force:
         shown = ", ".join(plan.unsaved[:3]) + (" …" if len(plan.unsaved) > 3 else "")
-        raise UsageError(
-            f"{len(plan.unsaved)} file(s) have changes that exist nowhere else ({shown}): "
-            "`tether add` them to keep them, or run checkout with --force to discard them"
+        fetched = " (the fetch is done: only the checkout was left)" if command == "pull" else ""
+        raise PathError(
+            f"{len(plan.unsaved)} file(s) have changes that exist nowhere else ({shown}), so "
+            f"`tether {command}` did not replace them{fetched}: `tether add` them to keep them, "
+            f"or run `tether {command} --force` to discard them"
         )
     modes = ws.link_modes()
     callback.set_size(len(plan.actions))

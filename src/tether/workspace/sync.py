@@ -259,7 +259,13 @@ def pull(
     force: bool = False,
     callback: Callback = NO_PROGRESS,
     checkout_callback: Callback = NO_PROGRESS,
+    fetched_hook: Callable[[TransferResult], object] = lambda _r: None,
 ) -> tuple[TransferResult, CheckoutResult]:
+    """Fetch, then check out. ``fetched_hook`` sees the fetch's result before the checkout
+    starts (the runs it brought are indexed there), so a checkout that refuses or fails loses
+    nothing the fetch did."""
     fetched = fetch(ws, remote_name, paths, callback=callback)
+    fetched_hook(fetched)
     plan = plan_checkout(ws, paths)
-    return fetched, apply_checkout(ws, plan, force=force, callback=checkout_callback)
+    done = apply_checkout(ws, plan, force=force, callback=checkout_callback, command="pull")
+    return fetched, done
