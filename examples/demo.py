@@ -116,7 +116,7 @@ def tour_data(base: Path) -> None:
 
     say("4. Restore it: plan first, then apply (unsaved changes need --force)")
     sh("tether checkout --dry-run", repo)
-    sh("tether checkout", repo, expect=2)
+    sh("tether checkout", repo, expect=4)
     sh("tether checkout --force", repo)
     sh("tether status", repo)
 
