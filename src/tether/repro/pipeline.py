@@ -26,6 +26,8 @@ from tether.repro.verdict import (
     OutCheck,
     Verdict,
     checks,
+    judged,
+    nothing_judged,
     stop_if_interrupted,
 )
 from tether.runs import catalog, compare
@@ -147,10 +149,12 @@ def _judge_stage(
     verdict.metrics += [
         MetricCheck(f"{stage}:{m.key}", m.original, m.now, m.tolerance) for m in metrics
     ]
-    same = all(o.ok for o in outs) and all(m.ok for m in metrics) and bool(outs or metrics)
-    if not same:
+    ok = all(o.ok for o in outs) and all(m.ok for m in metrics)
+    if not ok:
         verdict.explanation = verdict.explanation or compare.diff(ws, old, again)
-    tags = {"reproduction_of": old["id"], "verdict": REPRODUCED if same else DIFFERENT}
+    # a stage that compared nothing (its outs not judged by bytes, no metric) is no match
+    said = DIFFERENT if not ok else REPRODUCED if judged(outs, metrics) else FAILED
+    tags = {"reproduction_of": old["id"], "verdict": said}
     amend(ws, again["id"], tags=tags)
 
 
@@ -170,6 +174,8 @@ def _conclude(verdict: Verdict, unknown: list[str]) -> None:
         )
     elif not verdict.outputs and not verdict.metrics:
         raise Failed("the pipeline's stages recorded no outs and no metrics: nothing to compare")
+    elif not verdict.judged:
+        raise Failed(nothing_judged(verdict.outputs))
     else:
         verdict.verdict = REPRODUCED
 

@@ -86,6 +86,27 @@ class Verdict:
     def all_ok(self) -> bool:
         return all(c.ok for c in self.outputs) and all(c.ok for c in self.metrics)
 
+    @property
+    def judged(self) -> bool:
+        """Whether anything was compared: an output by its bytes, or a metric."""
+        return judged(self.outputs, self.metrics)
+
+
+def judged(outputs: list[OutCheck], metrics: list[MetricCheck]) -> bool:
+    """Whether these checks compare anything: an output judged ``metrics`` or ``none`` only
+    has to exist, so without a metric such outputs alone say nothing about the result."""
+    return bool(metrics) or any(o.mode == "exact" for o in outputs)
+
+
+def nothing_judged(outputs: list[OutCheck]) -> str:
+    """Why a reproduction whose checks all passed compared nothing, and what to do."""
+    return (
+        "nothing left to compare: "
+        + (", ".join(f"{o.path} ({o.mode})" for o in outputs) or "no output")
+        + " not judged by bytes and no metric logged, so a match says nothing: compare an "
+        "output exactly (`-c PATH=exact`, or `compare: exact` in pipeline.yaml) or log a metric"
+    )
+
 
 def checks(
     original: dict[str, Any],
@@ -130,6 +151,8 @@ def judge(
             "them (tether.log_output, tether.log_metric), or declare them (`tether run --out`, "
             "a stage's outs)"
         )
+    if verdict.all_ok and not verdict.judged:
+        raise Failed(nothing_judged(verdict.outputs))
     if verdict.all_ok:
         verdict.verdict = REPRODUCED
     else:
