@@ -124,7 +124,7 @@ def test_only_the_newest_snapshots_are_kept(root: Path, tmp_path: Path) -> None:
     assert kept[-3:] == ["env-old3.json", "env-old4.json", "env-old5.json"]
 
 
-def test_only_allow_listed_variables_are_captured(
+def test_only_allow_listed_variables_have_their_values_captured(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-do-not-leak")
@@ -138,7 +138,9 @@ def test_only_allow_listed_variables_are_captured(
     assert env["env_vars"]["RUN_TOKEN"] == "***"
     assert env["determinism"]["PYTHONHASHSEED"] == "0"
     text = json.dumps(env)
-    assert "AWS_SECRET_ACCESS_KEY" not in text
+    assert "AWS_SECRET_ACCESS_KEY" not in env["env_vars"]
+    assert "AWS_SECRET_ACCESS_KEY" in env["env_names"]  # its name only, to compare runs
+    assert env["env_names"] == sorted(env["env_names"])
     assert "do-not-leak" not in text
     assert "tok-123" not in text
 

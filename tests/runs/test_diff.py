@@ -181,6 +181,60 @@ def test_environment_variables_that_differ_are_a_cause_in_diff_and_in_reproduce(
     assert "DIFFERENT" in verdict and "TZ='UTC' -> TZ='Asia/Tokyo'" in verdict
 
 
+MYV2 = "import os\nopen('f.txt', 'w').write(str(os.environ.get('MYV2')))\n"
+
+
+def test_a_variable_outside_the_allow_list_set_in_one_run_only_is_named_never_its_value(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit_scripts(repo, {"v.py": MYV2, ".gitignore": ".tether\nf.txt\n"})
+    monkeypatch.setenv("MYV2", "a-value-never-recorded")
+    tether("run", "-n", "ENV1", "--out", "f.txt", "--", sys.executable, "v.py")
+    monkeypatch.delenv("MYV2")
+    tether("run", "-n", "ENV2", "--out", "f.txt", "--", sys.executable, "v.py")
+    with Project.open(repo) as project:
+        stored = project.ws.store.read_bytes(project.get_run("ENV1")["env"])
+        d = project.diff_runs("ENV1", "ENV2")
+    assert b"MYV2" in stored and b"a-value-never-recorded" not in stored
+    assert d.env.names_a == ["MYV2"] and d.env.names_b == []
+    assert d.causes == ["environment variables set in A only: MYV2"]
+    text = " ".join(tether("diff", "ENV1", "ENV2").output.split())
+    assert "variables set in A only: MYV2" in text and "nondeterminism" not in text
+    # reproduced without it: the drift and the explanation name it
+    verdict = " ".join(tether("reproduce", "ENV1", expect=1).output.split())
+    assert "variables set in the original only: MYV2" in verdict
+    assert "1. environment variables set in A only: MYV2" in verdict
+    assert "nondeterminism" not in verdict
+
+
+def test_a_variable_set_in_both_runs_with_another_value_is_hinted_at_not_said_uncaptured(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit_scripts(repo, {"v.py": MYV2, ".gitignore": ".tether\nf.txt\n"})
+    monkeypatch.setenv("MYV2", "7")
+    tether("run", "-n", "SEVEN", "--out", "f.txt", "--", sys.executable, "v.py")
+    monkeypatch.setenv("MYV2", "8")
+    tether("run", "-n", "EIGHT", "--out", "f.txt", "--", sys.executable, "v.py")
+    with Project.open(repo) as project:
+        d = project.diff_runs("SEVEN", "EIGHT")
+    assert "MYV2" in d.env.unrecorded and not d.causes and not d.uncaptured
+    text = " ".join(tether("diff", "SEVEN", "EIGHT").output.split())
+    assert "for a variable set in both runs whose value changed" in text
+    assert "runs.env_allow" in text and "Not captured" not in text
+
+
+def test_an_allow_listed_variable_set_as_it_was_is_no_drift(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open(repo / "tether.toml", "a") as f:
+        f.write('\n[runs]\nenv_allow = ["MYV2"]\n')
+    commit_scripts(repo, {"v.py": MYV2, ".gitignore": ".tether\nf.txt\n"})
+    monkeypatch.setenv("MYV2", "7")
+    tether("run", "-n", "SEVEN", "--out", "f.txt", "--", sys.executable, "v.py")
+    out = " ".join(tether("reproduce", "SEVEN").output.split())
+    assert "REPRODUCED" in out and "Environment drift none" in out, out
+
+
 def test_a_run_against_itself_or_its_reproduction_says_the_results_agree(
     repo: Path, tether: Tether
 ) -> None:

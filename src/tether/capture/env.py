@@ -5,8 +5,8 @@ Reading the metadata of every installed distribution costs tens of milliseconds,
 ``cache_dir/env-<fingerprint>.json``. The fingerprint is cheap to compute: the interpreter, every
 ``sys.path`` entry with its folder's mtime and inode (installing or removing a package changes
 the folder), the conda-meta folder's mtime, the lock files' stat and the host's boot id (a GPU
-driver changes only across a reboot). The rest (determinism flags, allow-listed variables,
-container hints, torch's CUDA build) is cheap and read on every call.
+driver changes only across a reboot). The rest (determinism flags, allow-listed variables and
+the names of all variables, container hints, torch's CUDA build) is cheap and read on every call.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def capture_environment(
     """The environment a run executes in, as a JSON-able dict (``format: 1``). ``environ`` is
     the command's variables when they are not this process's (``env TZ=UTC python ...``).
 
-    Never captures an environment variable outside the allow-list; ``redact`` filters the values.
+    Never captures the value of an environment variable outside the allow-list, only its name
+    (``env_names``: every variable set, so two runs can show one set in one run only);
+    ``redact`` filters the values.
     """
     environ = os.environ if environ is None else environ
     locks = _lock_file_stats(Path(root))
@@ -88,6 +90,7 @@ def capture_environment(
         "lock_files": snapshot["lock_files"],
         "determinism": _determinism(environ),
         "env_vars": _allowed_env_vars(allow_env, redact, environ),
+        "env_names": sorted({redact(name) for name in environ}),  # names only: never values
         "pythonpath": [redact(p) for p in pythonpath(environ)],
     }
     if snapshot.get("conda"):

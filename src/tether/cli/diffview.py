@@ -8,7 +8,7 @@ from tether.cli.tables import console, fmt_number
 
 if TYPE_CHECKING:
     from tether.repro.reproduce import Verdict
-    from tether.runs.compare import RunDiff
+    from tether.runs.compare import EnvDiff, RunDiff
 
 
 def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
@@ -42,6 +42,7 @@ def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
         env.append(f"seeds {e.seeds[0]} → {e.seeds[1]}")
     env += [f"{k}: {a} → {b}" for k, (a, b) in e.determinism.items()]
     env += _var_lines(e.env_vars, "→")
+    env += _name_lines(e, "A", "B")
     if e.pythonpath:
         env.append(f"PYTHONPATH {_paths(e.pythonpath[0])} → {_paths(e.pythonpath[1])}")
     params = [f"{k}: {a} → {b}" for k, (a, b) in d.params.items()]
@@ -96,6 +97,12 @@ def _causes(d: RunDiff) -> list[str]:
         return agree + ["(not everything was captured: see above)"] * bool(d.uncaptured)
     if d.uncaptured:  # "nondeterminism" only when nothing could hide elsewhere
         return ["nothing captured differs, but not everything was captured (see above)"]
+    if d.env.unrecorded:  # set in every run (PATH, HOME): said here, not as "not captured"
+        return [
+            "the four pillars match: look for nondeterminism, or for a variable set in both runs "
+            f"whose value changed ({len(d.env.unrecorded)} are, and their values are recorded "
+            "only when allow-listed: `runs.env_allow` in tether.toml)"
+        ]
     return ["the four pillars match: look for nondeterminism"]
 
 
@@ -121,6 +128,20 @@ def _var_lines(changed: dict[str, tuple[str | None, str | None]], arrow: str) ->
         f"{name}{'=' + repr(b) if b is not None else ' unset'}"
         for name, (a, b) in changed.items()
     ]
+
+
+def _name_lines(e: EnvDiff, a: str, b: str) -> list[str]:
+    """Variables outside the allow-list set in one run only (their values are never recorded)."""
+    return [
+        f"variables set in {side} only: {_listed(names)}"
+        for side, names in ((a, e.names_a), (b, e.names_b))
+        if names
+    ]
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _sized(info: dict[str, Any] | None) -> str:
@@ -171,6 +192,7 @@ def show_verdict(v: Verdict) -> None:
         ]
         drift += [f"{k}: {a} -> {b}" for k, (a, b) in e.determinism.items()]
         drift += _var_lines(e.env_vars, "->")
+        drift += _name_lines(e, "the original", "the re-run")
         if e.pythonpath:
             drift.append(f"PYTHONPATH {_paths(e.pythonpath[0])} -> {_paths(e.pythonpath[1])}")
         out.print("\n[bold underline]Environment drift[/]")

@@ -25,7 +25,7 @@ from typing import Any
 
 from tether.capture.code import lacking
 from tether.capture.env import capture_environment
-from tether.capture.interpreter import command_environment
+from tether.capture.interpreter import command_env, command_environment
 from tether.capture.submodules import restore_submodules
 from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
@@ -49,6 +49,7 @@ from tether.repro.verdict import (
     stop_if_interrupted,
 )
 from tether.runs import catalog, compare, launch
+from tether.runs.index import redactor_for
 from tether.workspace.repo import Workspace
 
 __all__ = [  # what callers import from here
@@ -406,16 +407,21 @@ def _remove_worktree(ws: Workspace, tree: Path) -> None:
 
 
 def _env_now(copy: Workspace, record: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
-    """The environment the re-run's command will run in (its interpreter's, as recorded)."""
-    env = capture_environment(copy.root, copy.dot / "cache")
-    if (record.get("tags") or {}).keys() & {"stage", "kind"}:
-        return env  # a pipeline re-runs in Tether's own process, as it ran
+    """The environment the re-run's command will run in (its interpreter's, as recorded),
+    captured as a run's is: the project's allow-list, redacted, an ``env`` prefix applied."""
+    allow = [str(v) for v in copy.config.get("runs.env_allow") or []]
+    redact = redactor_for(copy).redact
+    if (record.get("tags") or {}).keys() & {"stage", "kind"}:  # in Tether's process, as it ran
+        return capture_environment(copy.root, copy.dot / "cache", allow_env=allow, redact=redact)
     try:
         folder = _folder(copy.root, record)
-        command = _command(record, recorded, folder)
-        return command_environment(env, command, folder, copy.dot / "cache")
+        command: list[str] | None = _command(record, recorded, folder)
     except Failed:
-        return env
+        folder, command = copy.root, None
+    env = capture_environment(
+        copy.root, copy.dot / "cache", allow_env=allow, redact=redact, environ=command_env(command)
+    )
+    return env if command is None else command_environment(env, command, folder, copy.dot / "cache")
 
 
 def _command(record: dict[str, Any], recorded: dict[str, Any], folder: Path) -> list[str]:

@@ -98,6 +98,11 @@ class EnvDiff:
     determinism: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     env_vars: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # allowed
     pythonpath: tuple[list[str], list[str]] | None = None
+    # variables outside the allow-list (names only): set in A only, in B only; set in both,
+    # whose values were not recorded (a change there is not seen)
+    names_a: list[str] = field(default_factory=list)
+    names_b: list[str] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -252,7 +257,22 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
             for k in sorted(set(va) | set(vb))
             if va.get(k) != vb.get(k) and k not in da and k not in db  # said as determinism
         }
+    if "env_names" in ea and "env_names" in eb:  # recorded since issue 11
+        _names(out, ea, eb)
     return out
+
+
+# set by Tether for the command it launches, or by the shell as it moves: never the user's choice
+_PLUMBING = {"TETHER_RUN_ID", "TETHER_RUN_DIR", "PYTHONUNBUFFERED", "_", "OLDPWD", "PWD", "SHLVL"}
+
+
+def _names(out: EnvDiff, ea: dict[str, Any], eb: dict[str, Any]) -> None:
+    """The variables outside the allow-list (whose values are compared) set in one run only,
+    and those set in both whose values neither run recorded."""
+    valued = {*(ea.get("env_vars") or {}), *(eb.get("env_vars") or {})}
+    valued |= {*(ea.get("determinism") or {}), *(eb.get("determinism") or {})}
+    na, nb = (set(e.get("env_names") or []) - valued - _PLUMBING for e in (ea, eb))
+    out.names_a, out.names_b, out.unrecorded = sorted(na - nb), sorted(nb - na), sorted(na & nb)
 
 
 def _version(info: dict[str, Any]) -> str:
@@ -317,6 +337,9 @@ def _causes(d: RunDiff) -> list[str]:
         out.append(f"PYTHONPATH: {_paths(d.env.pythonpath[0])} → {_paths(d.env.pythonpath[1])}")
     for var, (was, now) in d.env.env_vars.items():
         out.append(f"environment variable {var}: {_var(was)} → {_var(now)}")
+    for side, names in (("A", d.env.names_a), ("B", d.env.names_b)):
+        if names:
+            out.append(f"environment variables set in {side} only: {listed(names)}")
     if d.env.platform:
         out.append(f"platform: {d.env.platform[0]} → {d.env.platform[1]}")
     return out
@@ -339,6 +362,12 @@ def _stored(info: dict[str, Any] | None) -> str:
         return "absent"
     size = f"{info['size']} bytes" if info.get("size") is not None else "a file"
     return f"{size} in its diff" if info.get("in_diff") else size
+
+
+def listed(names: list[str], most: int = 8) -> str:
+    """Names, the first ``most`` of them and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _paths(entries: list[str]) -> str:
