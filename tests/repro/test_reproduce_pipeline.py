@@ -164,3 +164,34 @@ def test_an_upstream_out_restored_for_a_stage_is_not_taken_for_code(
         assert v.verdict == "REPRODUCED", (v.reason, v.outputs)
         code = project.diff_runs(double, v.reproduction or "").code
     assert code.same_patch and code.dirty_b == []  # count.txt is data, restored
+
+
+def test_a_reproductions_runs_are_named_so_and_a_stage_name_still_picks_the_original(
+    repo: Path, tether: Tether
+) -> None:
+    pipeline_repo(repo, tether)
+    with Project.open(repo) as project:
+        (pipeline,) = project.search_runs("tags.kind = 'pipeline'")
+        fit = stage_run(project, "fit")
+        whole = project.reproduce(pipeline.id)
+        assert whole.reproduction is not None
+        again = project.get_run(whole.reproduction)
+        assert again["name"] == "repro-reproduction"
+        assert again["tags"]["reproduction_of"] == pipeline.id
+        kids = project.search_runs(f"parent = '{whole.reproduction}'")
+        assert sorted(k.name for k in kids) == [
+            "count-reproduction",
+            "double-reproduction",
+            "fit-reproduction",
+            "noise-reproduction",
+        ]
+        assert project.pick_run("fit").id == fit  # not the reproduction's run of fit
+        assert project.pick_run("repro").id == pipeline.id
+        alone = project.reproduce(fit)
+        assert alone.verdict == "REPRODUCED", (alone.reason, alone.outputs)
+        rerun = project.get_run(alone.reproduction or "")
+        assert rerun["name"] == "fit-reproduction"
+        parent = project.get_run(rerun["parent"])
+        assert parent["name"] == "repro-reproduction"
+        assert parent["tags"]["reproduction_of"] == fit
+        assert project.pick_run("fit").id == fit

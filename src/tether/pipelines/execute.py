@@ -77,10 +77,11 @@ def _repro_locked(
     executor: str | None,
 ) -> ReproResult:
     """One `tether repro` at a time per repository: two would overwrite each other's lock."""
+    again = "reproduction_of" in (tags or {})  # a reproduction's runs say so by name too
     parent = lifecycle.begin(
         ws,
-        name="repro",
-        tags={"kind": "pipeline"},
+        name="repro-reproduction" if again else "repro",
+        tags={**(tags or {}), "kind": "pipeline"},
         command=["tether", "repro", *(targets or [])],
         index=False,
     )
@@ -365,7 +366,7 @@ def _begin_stage(
     flat = {k: str(v) for values in sp.params.values() for k, v in values.items()}
     return lifecycle.begin(
         ws,
-        name=sp.stage.name,
+        name=sp.stage.name + ("-reproduction" if "reproduction_of" in tags else ""),
         tags={**tags, "stage": sp.stage.name, "pipeline": parent},
         command=["sh", "-c", sp.stage.cmd],
         params=flat,
