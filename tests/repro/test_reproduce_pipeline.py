@@ -195,3 +195,26 @@ def test_a_reproductions_runs_are_named_so_and_a_stage_name_still_picks_the_orig
         assert parent["name"] == "repro-reproduction"
         assert parent["tags"]["reproduction_of"] == fit
         assert project.pick_run("fit").id == fit
+
+
+def test_a_stage_restored_from_the_cache_is_not_blamed_on_code_outside_its_deps(
+    repo: Path, tether: Tether
+) -> None:
+    pipeline_repo(repo, tether)  # the lock committed
+    write_files(repo, {"NOTES.md": "unrelated\n"})
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "-qm", "notes")
+    write_files(repo, {"noise.txt": "hand\n"})
+    assert "restored" in tether("repro").output
+    with Project.open(repo) as project:
+        newest = project.search_runs("tags.kind = 'pipeline'", sort="-started")[0]
+        noise = stage_run(project, "noise")  # the only run of it, two commits back
+        v = project.reproduce(newest.id)
+    assert v.verdict == "DIFFERENT", v.reason  # the stage is unseeded
+    assert v.explanation is not None
+    assert not [c for c in v.explanation.causes if c.startswith("code")], v.explanation.causes
+    assert any("outside the stage's deps" in n for n in v.explanation.notes)
+    assert f"restored its outs from the cache, made by stage run {noise}" in v.reason
+    assert "same command, deps and params" in v.reason
+    shown = tether("reproduce", newest.id, expect=1).output
+    assert "code: " not in shown and "look for nondeterminism" in shown

@@ -261,3 +261,17 @@ def test_a_script_that_started_its_own_run_and_its_reproduction_run_the_same_com
     assert v.verdict == "REPRODUCED" and v.reproduction
     d = project.diff_runs(run.id, v.reproduction)
     assert d.command is None and not [c for c in d.causes if c.startswith("command")]
+
+
+def test_two_runs_of_a_stage_rank_only_code_changes_in_its_deps(repo: Path, tether: Tether) -> None:
+    stage = "stages:\n  s:\n    cmd: python3 s.py\n    deps: [s.py]\n    outs: [s.txt]\n"
+    commit_scripts(repo, {"pipeline.yaml": stage, "s.py": "open('s.txt', 'w').write('1')\n"})
+    tether("repro")
+    commit_scripts(repo, {"s.py": "open('s.txt', 'w').write('2')\n", "NOTES.md": "n\n"})
+    tether("repro")
+    with Project.open(repo) as project:
+        first, second = project.search_runs("tags.stage = 's'", sort="started")
+        d = project.diff_runs(first.id, second.id)
+    assert d.causes[0] == "input s.py changed"
+    assert "code: 1 commit apart, 1 file changed" in d.causes  # s.py, not NOTES.md
+    assert any("outside the stage's deps" in n for n in d.notes)

@@ -88,6 +88,10 @@ def _code_lines(d: RunDiff) -> list[str]:
 
 
 def _causes(d: RunDiff) -> list[str]:
+    return [*_ranked(d), *(f"({note})" for note in d.notes if not d.same_run)]
+
+
+def _ranked(d: RunDiff) -> list[str]:
     if d.same_run:
         return ["A and B are the same run: nothing differs"]
     if d.causes:

@@ -112,17 +112,30 @@ def reproduce_pipeline(
         bad = [f"{r.name} {r.outcome}: {r.detail}" for r in result.results if r.outcome != "ran"]
         raise Failed("stages did not re-run: " + "; ".join(bad))
     ran_then = {r.tags.get("stage"): r.id for r in catalog.search(ws, f"parent = '{verdict.run}'")}
-    unknown = []
+    unknown: list[str] = []
+    restored: list[str] = []
     for res in sorted(result.results, key=lambda r: r.name):
         again = catalog.load(ws, str(res.run))
         old_id = ran_then.get(res.name) or _restored_from(ws, record, res.name, again, started)
         if old_id is None:
             unknown.append(res.name)
-        else:
-            old = catalog.load(ws, old_id)
-            how = {**stage_modes(copy.root, old), **modes}  # pipeline.yaml as it was
-            _judge_stage(ws, verdict, res.name, old, again, tolerances, how)
+            continue
+        old = catalog.load(ws, old_id)
+        how = {**stage_modes(copy.root, old), **modes}  # pipeline.yaml as it was
+        same = _judge_stage(ws, verdict, res.name, old, again, tolerances, how)
+        if not same and res.name not in ran_then:  # what it is compared with, and why
+            restored.append(_restored_note(res.name, old))
     _conclude(verdict, unknown)
+    verdict.reason = "; ".join(filter(None, [verdict.reason, *restored]))
+
+
+def _restored_note(stage: str, old: dict[str, Any]) -> str:
+    commit = str((old.get("code") or {}).get("commit") or "")[:10] or "(none)"
+    return (
+        f"the pipeline run did not run stage {stage}: it restored its outs from the cache, made "
+        f"by stage run {old['id']} at commit {commit} with the same command, deps and params; "
+        "that run is what the reproduction is compared with"
+    )
 
 
 def _judge_stage(
@@ -133,11 +146,12 @@ def _judge_stage(
     again: dict[str, Any],
     tolerances: dict[str, float],
     modes: dict[str, str],
-) -> None:
+) -> bool:
     """The stage's outs and metrics, named ``stage:path``, added to the pipeline's verdict.
     A tolerance or mode given as ``stage:key`` (as the verdict names it) is this stage's. The
     new stage run is tagged as a reproduction of the stage run it was judged against, with
-    that stage's verdict (a registry gate asks it of a model made by that stage)."""
+    that stage's verdict (a registry gate asks it of a model made by that stage). True when
+    every check passed."""
     mine = stage + ":"
     limits = {
         **tolerances,
@@ -156,6 +170,7 @@ def _judge_stage(
     said = DIFFERENT if not ok else REPRODUCED if judged(outs, metrics) else FAILED
     tags = {"reproduction_of": old["id"], "verdict": said}
     amend(ws, again["id"], tags=tags)
+    return ok
 
 
 def _conclude(verdict: Verdict, unknown: list[str]) -> None:

@@ -59,6 +59,38 @@ def code_diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> CodeDiff:
     return out
 
 
+def code_causes(code: CodeDiff, deps: list[str] | None) -> tuple[list[str], list[str]]:
+    """The code pillar's likely causes, and notes on what they leave out. ``deps``: two runs of
+    one pipeline stage, which reads only those paths (a changed dep is named as an input
+    already): code changed elsewhere is no cause, and a note says so."""
+    files, dirty = code.files, sorted(set(code.dirty_a) | set(code.dirty_b))
+    notes = []
+    if deps is not None:
+        mine = [f for f in files if _under(f, deps)]
+        elsewhere = (set(files) - set(mine)) | {p for p in dirty if not _under(p, deps)}
+        if elsewhere:
+            notes.append(
+                f"code changed outside the stage's deps ({_n(len(elsewhere), 'file')}) is not "
+                "ranked: the stage reads its deps, whose content is compared as its inputs"
+            )
+        files, dirty = mine, [p for p in dirty if _under(p, deps)]
+    out = []
+    apart = code.ahead + code.behind
+    if code.commit_a != code.commit_b and (apart or code.files) and (deps is None or files):
+        out.append(f"code: {_n(apart, 'commit')} apart, {_n(len(files), 'file')} changed")
+    if not code.same_patch and (deps is None or dirty):
+        out.append("code: uncommitted changes differ")
+    return out, notes
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _submodules(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
     ma, mb = {s.get("path"): s for s in a}, {s.get("path"): s for s in b}
     out = []

@@ -14,7 +14,7 @@ from tether.capture.code import skipped_files
 from tether.errors import MissingObjectError
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import diff_trees
-from tether.runs.codediff import CodeDiff, code_diff
+from tether.runs.codediff import CodeDiff, code_causes, code_diff
 from tether.runs.record import load_series, number
 from tether.workspace.repo import Workspace
 
@@ -119,6 +119,8 @@ class RunDiff:
     command: tuple[list[str], list[str]] | None = None  # the command lines, when they differ
     cwd: tuple[str | None, str | None] | None = None  # the folders they ran in, when they differ
     results: str = "none"  # "differ", "agree" (metrics and outputs) or "none" (neither logged)
+    stage_deps: list[str] | None = None  # two runs of one pipeline stage: the paths it reads
+    notes: list[str] = field(default_factory=list)  # what the causes leave out, and why
 
     @property
     def same_run(self) -> bool:
@@ -145,12 +147,21 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     if "cwd" in a and "cwd" in b and a["cwd"] != b["cwd"]:  # recorded since issue 11
         result.cwd = (a["cwd"], b["cwd"])
     result.results = _results(a, b, metrics, data)
+    result.stage_deps = _stage_deps(a, b)
     result.causes = _causes(result)
     ended = [_ended(r) for r in (a, b)]
     if ended[0] != ended[1]:  # one failed or was killed: the most direct cause of all
         result.causes.insert(0, f"status: {ended[0]} → {ended[1]}")
     result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
     return result
+
+
+def _stage_deps(a: dict[str, Any], b: dict[str, Any]) -> list[str] | None:
+    """For two runs of one pipeline stage, the deps it reads (its runs' inputs); else None."""
+    stages = [(r.get("tags") or {}).get("stage") for r in (a, b)]
+    if not stages[0] or stages[0] != stages[1]:
+        return None
+    return sorted({p for r in (a, b) for p in (r.get("data") or {}).get("inputs") or {}})
 
 
 def _ended(record: dict[str, Any]) -> str:
@@ -313,11 +324,9 @@ def _causes(d: RunDiff) -> list[str]:
             )
     if d.env.seeds and not any("seed" in k.lower() for k in d.params):
         out.append(f"seed: {d.env.seeds[0]} → {d.env.seeds[1]}")
-    apart = d.code.ahead + d.code.behind
-    if d.code.commit_a != d.code.commit_b and (apart or d.code.files):
-        out.append(f"code: {_n(apart, 'commit')} apart, {_n(len(d.code.files), 'file')} changed")
-    if not d.code.same_patch:
-        out.append("code: uncommitted changes differ")
+    code, notes = code_causes(d.code, d.stage_deps)
+    out += code
+    d.notes += notes
     out += [f"code: {s}" for s in d.code.submodules]
     for path, (x, y) in d.code.skipped.items():
         if x != y:
