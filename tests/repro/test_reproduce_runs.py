@@ -309,3 +309,39 @@ def test_a_killed_run_is_not_reproduced_and_diff_names_how_each_run_ended(
     assert d.causes[0] == "status: killed (exit 143) → finished (exit 0)"
     out = tether("diff", "T1", "T2").output
     assert "killed (exit 143) → finished (exit 0)" in out
+
+
+def test_a_bare_tolerance_above_one_is_refused_as_a_likely_typo(repo: Path, tether: Tether) -> None:
+    write_files(repo, {"loss.py": LOSS})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "loss")
+    assert tether_cli(repo, "run", "-n", "loss", "--", sys.executable, "loss.py").returncode == 0
+    said = " ".join(tether("reproduce", "loss", "-t", "loss=5", expect=2).output.split())
+    assert "write 5% or 0.05" in said
+    assert "REPRODUCED" in tether("reproduce", "loss", "-t", "loss=500%").output  # as meant
+
+
+TWO_OUTS = """import random
+open("out.txt", "w").write(str(random.random()))
+open("keep.txt", "w").write("kept\\n")
+"""
+
+
+def test_compare_paths_typed_in_a_subfolder_are_taken_from_there_like_out(repo: Path) -> None:
+    write_files(repo, {"sub/two.py": TWO_OUTS})
+    with open(repo / ".gitignore", "a") as f:
+        f.write("sub/out.txt\nsub/keep.txt\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two outs")
+    sub = repo / "sub"
+    argv = ["--out", "out.txt", "--out", "keep.txt", "--", sys.executable, "two.py"]
+    assert tether_cli(sub, "run", "-n", "two", *argv).returncode == 0
+    proc = tether_cli(sub, "reproduce", "two", "-c", "out.txt=none")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "names no output" not in proc.stdout
+    assert "sub/out.txt: differs (none: not judged by bytes)" in proc.stdout
+    # typed from the top of the repository, as the verdict shows it, it works there too
+    proc = tether_cli(sub, "reproduce", "two", "-c", "sub/out.txt=none")
+    assert proc.returncode == 0 and "names no output" not in proc.stdout, proc.stdout
+    proc = tether_cli(sub, "reproduce", "two", "-c", "ou.txt=none")  # a typo is still named
+    assert proc.returncode == 1 and "--compare ou.txt names no output" in proc.stdout

@@ -12,7 +12,6 @@ DIFFERENT (with the four-pillar explanation) or FAILED (with the reason).
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv
 from tether.repro.gitignore import hidden_from_git
+from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.restore import in_tree, restore_data, unseen
 from tether.repro.verdict import (
@@ -76,11 +76,15 @@ def reproduce(
     keep: bool = False,
     fetch: Any = None,
     env: str = "current",
+    cwd: str | Path | None = None,
 ) -> Verdict:
     """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote.
     ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages.
-    A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one of :data:`MODES`."""
-    limits, how = _options(tolerances, modes, env)
+    A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one of :data:`MODES`. Their
+    paths are taken from ``cwd`` (the current folder), as ``tether run --out`` takes its
+    paths, or from the top of the repository."""
+    typed = options(tolerances, modes, env, os.getcwd() if cwd is None else cwd, ws.root)
+    limits, how = typed.judged_limits, typed.judged_modes
     run_id = catalog.resolve(ws, ref)
     record = catalog.load(ws, run_id)
     verdict = Verdict(FAILED, run_id)
@@ -113,7 +117,7 @@ def reproduce(
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
     if verdict.verdict != FAILED:
-        verdict.reason = "; ".join(filter(None, [verdict.reason, _unused(verdict, limits, how)]))
+        verdict.reason = "; ".join(filter(None, [verdict.reason, typed.unused(verdict)]))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
@@ -123,36 +127,6 @@ def reproduce(
         tags = {"verdict": verdict.verdict, "reproduction_of": run_id}
         amend(ws, verdict.reproduction, tags=tags)
     return verdict
-
-
-def _unused(verdict: Verdict, limits: dict[str, float], modes: dict[str, str]) -> str:
-    """Tolerances and modes that named no metric or output (a typo leaves the check exact)."""
-
-    def names(keys: list[str]) -> set[str]:
-        return set(keys) | {k.split(":", 1)[1] for k in keys if ":" in k}
-
-    metrics, outs = (
-        names([m.key for m in verdict.metrics]),
-        names([o.path for o in verdict.outputs]),
-    )
-    notes = [f"--tolerance {k} names no metric" for k in sorted(limits) if k not in metrics]
-    notes += [f"--compare {k} names no output" for k in sorted(modes) if k not in outs]
-    return "; ".join(notes)
-
-
-def _options(
-    tolerances: Mapping[str, float | str] | None, modes: Mapping[str, str] | None, env: str
-) -> tuple[dict[str, float], dict[str, str]]:
-    """The tolerances as numbers and the compare modes, checked before anything is built."""
-    limits = {k: tolerance(k, v) for k, v in (tolerances or {}).items()}
-    for path, mode in (modes or {}).items():
-        if mode not in MODES:
-            raise UsageError(
-                f"--compare {path}={mode}: {mode!r} is not a compare mode; use " + ", ".join(MODES)
-            )
-    if env not in ("current", "fresh"):
-        raise UsageError(f"--env takes current or fresh, not {env!r}")
-    return limits, dict(modes or {})
 
 
 def _carry_out(
@@ -189,21 +163,6 @@ def _carry_out(
                     _ran_fresh(ws, verdict, verdict.fresh_env.root, again)
     finally:
         copy.close()
-
-
-def tolerance(key: str, value: float | str) -> float:
-    """A relative tolerance from ``0.01``, ``"0.01"`` or ``"1%"``."""
-    text = str(value).strip()
-    try:
-        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0:
-        raise UsageError(
-            f"--tolerance {key}={value}: a tolerance is a relative amount, 0 or more, "
-            "like 0.01 or 1%"
-        )
-    return number
 
 
 @contextmanager

@@ -70,14 +70,14 @@ def code_causes(code: CodeDiff, deps: list[str] | None) -> tuple[list[str], list
         elsewhere = (set(files) - set(mine)) | {p for p in dirty if not _under(p, deps)}
         if elsewhere:
             notes.append(
-                f"code changed outside the stage's deps ({_n(len(elsewhere), 'file')}) is not "
+                f"code changed outside the stage's deps ({counted(len(elsewhere), 'file')}) is not "
                 "ranked: the stage reads its deps, whose content is compared as its inputs"
             )
         files, dirty = mine, [p for p in dirty if _under(p, deps)]
     out = []
     apart = code.ahead + code.behind
     if code.commit_a != code.commit_b and (apart or code.files) and (deps is None or files):
-        out.append(f"code: {_n(apart, 'commit')} apart, {_n(len(files), 'file')} changed")
+        out.append(f"code: {counted(apart, 'commit')} apart, {counted(len(files), 'file')} changed")
     if not code.same_patch and (deps is None or dirty):
         out.append("code: uncommitted changes differ")
     return out, notes
@@ -87,7 +87,8 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def _n(count: int, noun: str) -> str:
+def counted(count: int, noun: str) -> str:
+    """``3 files``, ``1 file``."""
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 

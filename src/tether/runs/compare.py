@@ -273,8 +273,9 @@ def env_drift(ea: dict[str, Any], eb: dict[str, Any]) -> EnvDiff:
     return out
 
 
-# set by Tether for the command it launches, or by the shell as it moves: never the user's choice
-_PLUMBING = {"TETHER_RUN_ID", "TETHER_RUN_DIR", "PYTHONUNBUFFERED", "_", "OLDPWD", "PWD", "SHLVL"}
+# set by Tether for the command it launches, or by the shell and terminal: not the user's choice
+_PLUMBING = {"TETHER_RUN_ID", "TETHER_RUN_DIR", "PYTHONUNBUFFERED", "_", "OLDPWD", "PWD"}
+_PLUMBING |= {"SHLVL", "COLUMNS", "LINES"}
 
 
 def _names(out: EnvDiff, ea: dict[str, Any], eb: dict[str, Any]) -> None:
@@ -488,10 +489,6 @@ def _within(path: str, root: Path) -> bool:
 def _foreign_command(argv: list[str]) -> bool:
     """A command run by ``tether run`` (not a script that started its own run)."""
     return bool(argv) and not argv[0].endswith((".py", ".ipynb")) and argv[0] not in ("-c", "")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _same_param(a: str | None, b: str | None) -> bool:
