@@ -15,7 +15,8 @@ from tether.cli.render import echo_json, parse_pairs
     "tolerances",
     multiple=True,
     metavar="METRIC=REL",
-    help="Relative tolerance for a metric: 0.01 or 1%; exact by default. Repeatable.",
+    help="Relative tolerance for a metric: 0.01 or 1% (a bare number above 1 is refused); "
+    "exact by default. Repeatable.",
 )
 @click.option(
     "-c",
@@ -23,7 +24,8 @@ from tether.cli.render import echo_json, parse_pairs
     "modes",
     multiple=True,
     metavar="PATH=MODE",
-    help="How to judge an output: exact (default), metrics or none. Repeatable.",
+    help="How to judge an output: exact (default), metrics or none; PATH from the folder you "
+    "are in, as --out took it. Repeatable.",
 )
 @click.option("--keep", is_flag=True, help="Keep the worktree the run was rebuilt in.")
 @click.option(
