@@ -222,7 +222,7 @@ def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="tether-index-") as tmp:
         scratch = Path(tmp) / "index"
         if index.exists():
-            shutil.copyfile(index, scratch)
+            shutil.copy2(index, scratch)  # its mtime too: git's racy-entry check reads it
         env = {**os.environ, "GIT_INDEX_FILE": str(scratch)}
         # Tether's folder, or the link to it a reproduction's worktree has, is never code
         never = (
