@@ -108,14 +108,8 @@ def _run(argv: list[str], what: str) -> str:
 @contextmanager
 def activated(fresh: FreshEnv) -> Iterator[None]:
     """Commands run meanwhile find the fresh environment's ``python`` first on PATH."""
-    saved = {k: os.environ.get(k) for k in ("PATH", "VIRTUAL_ENV")}
-    os.environ["PATH"] = f"{Path(fresh.python).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ["VIRTUAL_ENV"] = fresh.root
-    try:
+    from unittest.mock import patch  # sets them, and restores exactly what was there
+
+    path = f"{Path(fresh.python).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    with patch.dict(os.environ, {"PATH": path, "VIRTUAL_ENV": fresh.root}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

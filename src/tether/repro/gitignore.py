@@ -33,16 +33,12 @@ def hidden_from_git(tree: Path, paths: list[str]) -> Iterator[None]:
         f"GIT_CONFIG_KEY_{count}": "core.excludesFile",
         f"GIT_CONFIG_VALUE_{count}": str(excludes),
     }
-    saved = {k: os.environ.get(k) for k in added}
-    os.environ.update(added)
+    from unittest.mock import patch  # sets them, and restores exactly what was there
+
     try:
-        yield
+        with patch.dict(os.environ, added):
+            yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         excludes.unlink(missing_ok=True)
 
 
