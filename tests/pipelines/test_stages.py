@@ -308,3 +308,23 @@ def test_a_metrics_file_inside_its_stages_out_folder_is_fine(project: Project, r
         ("fit", "restore")
     ]
     assert project.repro().ok and (repo / "r/m.json").read_text() == '{"a":1}\n'
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("[NV]", "env must be a mapping"),
+        ("{NV: null}", "env NV must be text, a number or a boolean"),
+        ("{NV: [1, 2]}", "env NV must be text, a number or a boolean"),
+        ('{"A=B": 1}', "'A=B' is not an environment variable name"),
+        ('{"": 1}', "'' is not an environment variable name"),
+    ],
+)
+def test_a_stage_env_that_cannot_be_set_is_refused_before_anything_runs(
+    project: Project, repo: Path, tether: Tether, env: str, message: str
+) -> None:
+    pipeline = f"stages:\n  s:\n    cmd: echo $NV > o.txt\n    env: {env}\n    outs: [o.txt]\n"
+    write_files(repo, {"pipeline.yaml": pipeline})
+    out = tether("repro", expect=4).output
+    assert message in out and "Traceback" not in out
+    assert not (repo / "o.txt").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import tether as tether_api
 from tests.conftest import Tether, write_files
 from tether.api import Project
 
@@ -275,3 +276,32 @@ def test_two_runs_of_a_stage_rank_only_code_changes_in_its_deps(repo: Path, teth
     assert d.causes[0] == "input s.py changed"
     assert "code: 1 commit apart, 1 file changed" in d.causes  # s.py, not NOTES.md
     assert any("outside the stage's deps" in n for n in d.notes)
+
+
+def test_a_script_outside_the_repository_is_named_as_not_captured(
+    repo: Path, project: Project, tether: Tether
+) -> None:
+    outside = repo.parent / "elsewhere"
+    outside.mkdir()
+    script = outside / "s.py"
+    script.write_text("open('o.txt', 'w').write('1')\n")
+    tether("run", "-n", "x1", "--out", "o.txt", "--", sys.executable, "../elsewhere/s.py")
+    script.write_text("open('o.txt', 'w').write('2')\n")  # the real cause, in no record
+    tether("run", "-n", "x2", "--out", "o.txt", "--", sys.executable, str(script))
+    d = project.diff_runs("x1", "x2")
+    assert any("../elsewhere/s.py is outside the repository" in u for u in d.uncaptured)
+    assert any(f"{script} is outside the repository" in u for u in d.uncaptured)
+    assert "look for nondeterminism" not in tether("diff", "x1", "x2").output
+
+
+def test_an_exit_code_only_one_run_has_is_no_cause(repo: Path, project: Project) -> None:
+    with tether_api.start_run(name="inside") as run:  # logged in-process: no exit code
+        tether_api.log_metric("m", 1.0)
+    inside = project.get_run(run.id)
+    launched = {**inside, "exit_code": 0, "status": "finished"}
+    assert inside.get("exit_code") is None
+    from tether.runs.compare import diff
+
+    d = diff(project.ws, inside, launched)
+    assert not any(c.startswith("status:") for c in d.causes), d.causes
+    assert not any("working folder" in c for c in d.causes)

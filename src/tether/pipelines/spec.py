@@ -248,9 +248,28 @@ def _stage(name: str, raw: Mapping[str, Any], item: Any) -> Stage:
         params=tuple(params),
         outs=tuple(outs),
         metrics=paths("metrics"),
-        env=tuple((str(k), sub(v)) for k, v in (raw.get("env") or {}).items()),
+        env=tuple((k, sub(v)) for k, v in _env(name, raw.get("env"))),
         resources=tuple((str(k), float(v)) for k, v in (raw.get("resources") or {}).items()),
     )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env(stage: str, raw: Any) -> list[tuple[str, Any]]:
+    """A stage's ``env:``: a mapping of variable names to text, numbers or booleans."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise PipelineError(f"stage {stage!r}: env must be a mapping of NAME: value, not {raw!r}")
+    for key, value in raw.items():
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+            raise PipelineError(f"stage {stage!r}: {key!r} is not an environment variable name")
+        if value is None or isinstance(value, dict | list):
+            raise PipelineError(
+                f"stage {stage!r}: env {key} must be text, a number or a boolean, not {value!r}"
+            )
+    return list(raw.items())
 
 
 def _item(stage: str, item: Any, key: str | None) -> str:

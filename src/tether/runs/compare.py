@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from tether.capture.code import skipped_files
 from tether.errors import MissingObjectError
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import diff_trees
 from tether.runs.codediff import CodeDiff, code_causes, code_diff
 from tether.runs.record import load_series, number
+from tether.runs.uncaptured import script_of, uncaptured
 from tether.workspace.repo import Workspace
 
 
@@ -142,14 +141,15 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     heads = [{"id": r["id"], "name": r["name"]} for r in (a, b)]
     result = RunDiff(heads[0], heads[1], code, data, env, params, metrics, [])
     ca, cb = list(a.get("command") or []), list(b.get("command") or [])
-    if _script(ca) != _script(cb):
+    if script_of(ca) != script_of(cb):
         result.command = (ca, cb)
-    if "cwd" in a and "cwd" in b and a["cwd"] != b["cwd"]:  # recorded since issue 11
-        result.cwd = (a["cwd"], b["cwd"])
+    if a.get("cwd") is not None and b.get("cwd") is not None and a["cwd"] != b["cwd"]:
+        result.cwd = (a["cwd"], b["cwd"])  # recorded since issue 11 (not by pipeline runs)
     result.results = _results(a, b, metrics, data)
     result.stage_deps = _stage_deps(a, b)
     result.causes = _causes(result)
-    ended = [_ended(r) for r in (a, b)]
+    coded = a.get("exit_code") is not None and b.get("exit_code") is not None
+    ended = [_ended(r, coded) for r in (a, b)]
     if ended[0] != ended[1]:  # one failed or was killed: the most direct cause of all
         result.causes.insert(0, f"status: {ended[0]} → {ended[1]}")
     result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
@@ -164,10 +164,11 @@ def _stage_deps(a: dict[str, Any], b: dict[str, Any]) -> list[str] | None:
     return sorted({p for r in (a, b) for p in (r.get("data") or {}).get("inputs") or {}})
 
 
-def _ended(record: dict[str, Any]) -> str:
-    """How a run ended: ``killed (exit 143)``; a live run has no exit code yet."""
+def _ended(record: dict[str, Any], both_coded: bool) -> str:
+    """How a run ended: ``killed (exit 143)``; the exit code only when both runs have one (a
+    run logged in-process, or a pipeline run, has none: that alone is no difference)."""
     code = record.get("exit_code")
-    return f"{record.get('status')}" + ("" if code is None else f" (exit {code})")
+    return f"{record.get('status')}" + (f" (exit {code})" if both_coded else "")
 
 
 def _results(
@@ -388,21 +389,10 @@ def _var(value: str | None) -> str:
     return "(unset)" if value is None else repr(value)
 
 
-def _script(argv: list[str]) -> list[str]:
-    """The command without the Python that runs it: which Python is the environment's part,
-    and a script that started its own run records ``train.py ...`` (its ``sys.argv``), which
-    ``tether reproduce`` re-runs as ``python train.py ...``."""
-    import re
-
-    if len(argv) > 1 and re.fullmatch(r"python[0-9.]*", argv[0].rsplit("/", 1)[-1]):
-        return argv[1:] if not argv[1].startswith("-") else argv
-    return argv
-
-
 def _unexplained(command: tuple[list[str], list[str]], params: set[str]) -> bool:
     """Whether two command lines differ by more than the ``--key value`` options whose
     parameters are already listed as differing."""
-    return _without(_script(command[0]), params) != _without(_script(command[1]), params)
+    return _without(script_of(command[0]), params) != _without(script_of(command[1]), params)
 
 
 def _without(argv: list[str], params: set[str]) -> list[str]:
@@ -424,71 +414,6 @@ def _without(argv: list[str], params: set[str]) -> list[str]:
 def _interpreter_known(env: dict[str, Any]) -> bool:
     info = env.get("interpreter")
     return not isinstance(info, dict) or bool(info.get("known"))
-
-
-def uncaptured(ws: Workspace, record: dict[str, Any], label: str) -> list[str]:
-    """What the record could not capture: while anything is listed, two runs whose captured
-    pillars match may still differ by what was not captured, not only by nondeterminism."""
-    out = []
-    code, data = record.get("code") or {}, record.get("data") or {}
-    try:
-        env = environment(ws, record)
-    except MissingObjectError:
-        env = {}
-    info = env.get("interpreter")
-    if not env:
-        out.append(f"{label}: its environment is not in this cache (`tether pull`)")
-    elif isinstance(info, dict) and not info.get("known"):
-        out.append(f"{label}: the command's Python environment ({info.get('reason')})")
-    elif info is None and _foreign_command(record.get("command") or []):
-        out.append(f"{label}: an older record: its environment may be Tether's interpreter's")
-    out += [f"{label}: {what}" for what in outside_code(env, ws.root)]
-    for path, item in skipped_files(code).items():
-        out.append(f"{label}: untracked {path} ({item.get('size')} bytes), too big to store")
-    if code.get("dirty") and "submodules" not in code:
-        out.append(f"{label}: an older record: changes inside submodules were not captured")
-    if data.get("pointers_start") and "modified" not in data:
-        out.append(f"{label}: an older record: tracked data was not checked for edits")
-    return out
-
-
-def outside_code(env: dict[str, Any], root: Path) -> list[str]:
-    """Code the run could import from outside the repository, which the code pillar does not
-    hold: editable installs of other source trees, and ``PYTHONPATH`` folders (Tether's own
-    source, the recorder, is not the run's code)."""
-    out = []
-    for name, info in sorted((env.get("packages") or {}).items()):
-        source = info.get("source") if isinstance(info, dict) else None
-        if isinstance(source, dict) and source.get("editable") and name != "tether-ml":
-            where = _local(str(source.get("url") or ""))
-            if where is None or _within(where, root) or source.get("dirty") is False:
-                continue  # inside the repository, or a clean checkout of a recorded commit
-            said = "its uncommitted changes are" if source.get("dirty") else "its source is"
-            out.append(f"editable install {name} from {where}: {said} not recorded")
-    for entry in env.get("pythonpath") or []:
-        if not _within(str(entry), root) and not (Path(entry) / "tether" / "__init__.py").exists():
-            out.append(f"PYTHONPATH folder {entry}: its code is not recorded")
-    return out
-
-
-def _local(url: str) -> str | None:
-    from urllib.parse import unquote, urlparse
-
-    parsed = urlparse(url)
-    return unquote(parsed.path) if parsed.scheme == "file" else None
-
-
-def _within(path: str, root: Path) -> bool:
-    try:
-        Path(path).resolve().relative_to(root.resolve())
-    except (ValueError, OSError):
-        return False
-    return True
-
-
-def _foreign_command(argv: list[str]) -> bool:
-    """A command run by ``tether run`` (not a script that started its own run)."""
-    return bool(argv) and not argv[0].endswith((".py", ".ipynb")) and argv[0] not in ("-c", "")
 
 
 def _same_param(a: str | None, b: str | None) -> bool:
