@@ -51,3 +51,13 @@ def test_a_child_run_that_comes_out_different_makes_the_verdict_different(
         loose = project.reproduce("sweep", tolerances={"trial-b:loss": 0.6})
     assert loose.verdict == "REPRODUCED", loose.reason
     assert "names no metric" not in loose.reason
+
+
+def test_a_child_run_is_reproduced_through_the_run_that_started_it(repo: Path) -> None:
+    """`tether reproduce trial-a` (the newest, the second of two) once re-ran the script and
+    compared the first trial-a it made with it: DIFFERENT for a deterministic script."""
+    swept(repo)
+    with Project.open(repo) as project:
+        v = project.reproduce("trial-a")
+        assert v.verdict == "FAILED" and v.reproduction is None
+        assert "trial-a is a run that sweep" in v.reason and "reproduce sweep" in v.reason

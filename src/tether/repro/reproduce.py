@@ -98,6 +98,15 @@ def reproduce(
             "result to reproduce; `tether runs show` it to see why it stopped"
         )
         return verdict
+    parent = record.get("parent")
+    if parent and not (record.get("tags") or {}).get("stage"):
+        top = catalog.load(ws, str(parent))
+        verdict.reason = (
+            f"{record['name']} is a run that {top['name']} ({str(parent)[:8]}) started inside: "
+            f"reproduce {top['name']}, and the runs it starts are judged with it, matched by "
+            "name and order"
+        )
+        return verdict
     tree: Path | None = None
     try:
         tree = _worktree(ws, record)
