@@ -328,3 +328,16 @@ def test_a_stage_env_that_cannot_be_set_is_refused_before_anything_runs(
     out = tether("repro", expect=4).output
     assert message in out and "Traceback" not in out
     assert not (repo / "o.txt").exists()
+
+
+def test_a_stage_env_is_recorded_so_diff_names_its_change(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    pipeline = "stages:\n  s:\n    cmd: echo $NV > o.txt\n    env: {NV: 3}\n    outs: [o.txt]\n"
+    write_files(repo, {"pipeline.yaml": pipeline})
+    tether("repro")
+    write_files(repo, {"pipeline.yaml": pipeline.replace("NV: 3", "NV: 4")})
+    tether("repro")
+    assert project.get_run("s")["params"]["env.NV"] == "4"
+    out = tether("diff", "s~1", "s").output
+    assert "env.NV" in out and "look for nondeterminism" not in out

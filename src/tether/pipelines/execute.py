@@ -364,6 +364,7 @@ def _begin_stage(
     `repro`)."""
     parent = pipeline.id
     flat = {k: str(v) for values in sp.params.values() for k, v in values.items()}
+    flat.update({f"env.{k}": v for k, v in sp.stage.env})  # what `env:` set is a parameter
     return lifecycle.begin(
         ws,
         name=sp.stage.name + ("-reproduction" if "reproduction_of" in tags else ""),
