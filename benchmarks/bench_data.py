@@ -303,6 +303,9 @@ class Tether(Tool):
         self.run("init")
         if link == "hardlink":
             self.run("config", "set", "cache.link", "hardlink")
+            # as root Tether copies instead of linking unless told that root accepts the risk;
+            # DVC links regardless, so the comparison sets it
+            self.run("config", "set", "--local", "cache.link_as_root", "true")
 
     def add_remote(self, name: str, url: str, endpoint: str = "") -> None:
         self.run("remote", "add", name, url)
