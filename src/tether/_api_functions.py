@@ -8,10 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import NotARepositoryError
-from tether.gitio.commits import SPEC_URL
-from tether.gitio.hooks import HOOK_NAMES as HOOK_NAMES
-
-COMMIT_SPEC_URL = SPEC_URL  # the rules commit messages follow: Conventional Commits
 
 if TYPE_CHECKING:
     from tether._api_prompts import PromptLibrary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,14 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
         raise translate_write_error(exc, path) from exc
     if durable:
         fsync_dir(path.parent)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a symlink (never what it points at) or a whole folder; nothing if absent."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def write_cache(path: Path, data: bytes) -> None:

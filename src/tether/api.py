@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tether._api_functions import COMMIT_SPEC_URL as COMMIT_SPEC_URL
-from tether._api_functions import HOOK_NAMES as HOOK_NAMES
 from tether._api_functions import check_commit_message as check_commit_message
 from tether._api_functions import check_commits as check_commits
 from tether._api_functions import generate_key as generate_key
@@ -30,6 +28,22 @@ from tether._api_functions import trust_key as trust_key
 from tether._api_functions import uninstall_hooks as uninstall_hooks
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import NotARepositoryError, UsageError
+
+
+def __getattr__(name: str) -> Any:
+    """``HOOK_NAMES`` and ``COMMIT_SPEC_URL`` (the Conventional Commits rules), loaded only by
+    the commands that show them: `tether status` and a no-op `tether repro` never pay for git
+    hooks and commit parsing."""
+    if name == "HOOK_NAMES":
+        from tether.gitio.hooks import HOOK_NAMES
+
+        return HOOK_NAMES
+    if name == "COMMIT_SPEC_URL":
+        from tether.gitio.commits import SPEC_URL
+
+        return SPEC_URL
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
     from tether._api_models import ModelRegistry as ModelRegistry

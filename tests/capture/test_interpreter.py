@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 from tether.capture.interpreter import (
-    command_environment,
     contribution_needed,
     find_interpreter,
     is_own,
     probe,
+    read_interpreter,
+    with_interpreter,
 )
 
 
@@ -53,7 +54,9 @@ def test_a_venv_without_pip_is_read_and_the_answer_cached(tmp_path: Path) -> Non
 
 def test_an_unknown_interpreter_keeps_no_package_list_of_tethers(tmp_path: Path) -> None:
     own = {"python": {"version": "3"}, "packages": {"click": {"version": "8"}}, "conda": {}}
-    env = command_environment(own, ["/bin/sh", "run.sh"], tmp_path, tmp_path / "cache")
+    env = with_interpreter(
+        own, read_interpreter(["/bin/sh", "run.sh"], tmp_path, tmp_path / "cache")
+    )
     assert env["packages"] == {} and env["python"] == {}
     assert env["interpreter"]["known"] is False and "sh" in env["interpreter"]["reason"]
 

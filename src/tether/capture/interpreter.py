@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether._fs import atomic_write
-from tether.errors import CacheWriteError
+from tether._fs import write_cache
 from tether.hashing import hash_bytes
 
 _PYTHON_NAME = re.compile(r"python[0-9.]*(?:\.exe)?|pypy[0-9.]*")
@@ -355,11 +354,7 @@ def _read_cache(cache_dir: Path, key: str | None) -> dict[str, Any] | None:
 def _write_cache(cache_dir: Path, key: str, found: dict[str, Any], paths: list[str]) -> None:
     stats = [[p, list(s) if (s := _stat_key(p)) else None] for p in paths]
     data = json.dumps({"found": found, "paths": stats}, sort_keys=True).encode()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache_dir / f"interp-{key}.json", data, durable=False)
-    except (OSError, CacheWriteError):
-        pass
+    write_cache(cache_dir / f"interp-{key}.json", data)
 
 
 def read_interpreter(
@@ -403,17 +398,6 @@ def with_interpreter(own: dict[str, Any], reading: dict[str, Any]) -> dict[str, 
     if conda and "python" in reading and conda.get("prefix") != reading["python"]["prefix"]:
         out.pop("conda")  # Tether's conda environment, not the command's
     return dict(sorted(out.items()))
-
-
-def command_environment(
-    own: dict[str, Any],
-    command: Sequence[str] | None,
-    cwd: Path | None,
-    cache_dir: Path,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """``own`` with the command's interpreter's ``python`` and ``packages`` (see above)."""
-    return with_interpreter(own, read_interpreter(command, cwd, cache_dir, env))
 
 
 def _unknown(own: dict[str, Any], reason: str) -> dict[str, Any]:

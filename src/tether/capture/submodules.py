@@ -10,7 +10,6 @@ at that commit and patched.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,11 +140,7 @@ def _kind(sub: dict[str, Any]) -> str:
 
 
 def _apply(where: Path, patch: bytes, path: str) -> None:
-    proc = subprocess.run(
-        ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
-        cwd=where, input=patch, capture_output=True, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise GitError(
-            f"submodule {path}'s recorded diff no longer applies: {proc.stderr.decode().strip()}"
-        )
+    try:
+        git(where, "apply", "--binary", "--whitespace=nowarn", "-", stdin=patch)
+    except GitError as exc:
+        raise GitError(f"submodule {path}'s recorded diff no longer applies: {exc}") from None

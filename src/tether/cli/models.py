@@ -46,10 +46,11 @@ def register(name: str, run: str, path: str, description: str) -> None:
     points at other bytes."""
     from tether.api import Project
 
-    picked = Project.open().pick_run(run)
+    project = Project.open()
+    picked = project.pick_run(run)
     if picked.notice:  # a name several runs bear: say which one made the model
         click.secho(picked.notice, fg="yellow", err=True)
-    v = _models().register(name, str(picked.id), path, description)
+    v = project.models.register(name, str(picked.id), path, description)
     click.echo(f"registered {v.ref}: {v.object} from run {v.run[:13]}")
 
 

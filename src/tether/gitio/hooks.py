@@ -148,8 +148,9 @@ def install_hooks(root: Path, *, force: bool, python: str | None = None) -> Hook
 def uninstall_hooks(root: Path) -> HookChanges:
     """Remove the hooks Tether wrote, putting back any ``HOOK.bak`` an install replaced."""
     changes = HookChanges()
+    folder = hooks_folder(root)  # one `git rev-parse`, not one per hook
     for name in HOOK_NAMES:
-        path = hooks_folder(root) / name
+        path = folder / name
         if not path.exists():
             continue
         if not is_tether_hook(path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -22,9 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tether._fs import remove_path
 from tether.capture.code import lacking
 from tether.capture.env import capture_environment
-from tether.capture.interpreter import command_env, command_environment
+from tether.capture.interpreter import command_env, read_interpreter, with_interpreter
 from tether.capture.submodules import restore_submodules
 from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
 from tether.gitio import git, git_maybe
@@ -285,10 +285,7 @@ def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]
             continue  # outside the tree (or through a link out of it): not the tree's to remove
         if any(d == out or d.startswith(out + "/") or out.startswith(d + "/") for d in deps):
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+        remove_path(path)
     return deps, outs
 
 
@@ -354,13 +351,10 @@ def _apply_diff(ws: Workspace, tree: Path, diff: str | None) -> None:
         patch = ws.store.read_bytes(diff)
     except MissingObjectError:
         raise Failed("the run's uncommitted diff is not in the cache: `tether pull`") from None
-    proc = subprocess.run(
-        # a record made before capture left `.tether` out may hold the link: never apply it
-        ["git", "apply", "--binary", "--whitespace=nowarn", f"--exclude={DOT}", "-"],
-        cwd=tree, input=patch, capture_output=True, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise Failed(f"the recorded diff no longer applies: {proc.stderr.decode().strip()}")
+    try:  # a record made before capture left `.tether` out may hold the link: never apply it
+        git(tree, "apply", "--binary", "--whitespace=nowarn", f"--exclude={DOT}", "-", stdin=patch)
+    except GitError as exc:
+        raise Failed(f"the recorded diff no longer applies: {exc}") from None
 
 
 def _remove_worktree(ws: Workspace, tree: Path) -> None:
@@ -389,7 +383,9 @@ def _env_now(copy: Workspace, record: dict[str, Any], recorded: dict[str, Any]) 
     env = capture_environment(
         copy.root, copy.dot / "cache", allow_env=allow, redact=redact, environ=command_env(command)
     )
-    return env if command is None else command_environment(env, command, folder, copy.dot / "cache")
+    if command is None:
+        return env
+    return with_interpreter(env, read_interpreter(command, folder, copy.dot / "cache"))
 
 
 def _command(record: dict[str, Any], recorded: dict[str, Any], folder: Path) -> list[str]:

@@ -5,10 +5,10 @@ run lacked when it started removed again."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from tether._fs import remove_path
 from tether.gitio.repo import DOT
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.repro.verdict import Failed
@@ -32,11 +32,7 @@ def restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: 
     plan = plan_checkout(copy, None)
     apply_checkout(copy, plan, force=True)
     for path in lacked:
-        gone = Path(in_tree(copy.root, path))
-        if gone.is_dir() and not gone.is_symlink():
-            shutil.rmtree(gone)
-        elif gone.exists() or gone.is_symlink():
-            gone.unlink()
+        remove_path(Path(in_tree(copy.root, path)))
     restored = []
     for path, oid in inputs.items():
         if os.path.isabs(path) or content_id(copy, path) == oid:

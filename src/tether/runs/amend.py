@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tether.runs import catalog
+from tether.runs.ids import new_run_id, user
 from tether.runs.index import open_index, redactor_for
 from tether.runs.journal import check_key
-from tether.runs.lifecycle import _user, new_run_id
 from tether.runs.record import dump_record
 from tether.workspace.repo import Workspace
 
@@ -38,7 +38,7 @@ def amend(
     body = {
         "run": run_id,
         "time": time.time(),
-        "user": _user(),
+        "user": user(),
         "tags": {
             check_key(k, "tag name"): redactor.redact_value(k, v) for k, v in (tags or {}).items()
         },
@@ -56,7 +56,7 @@ def amend(
 def delete(ws: Workspace, ref: str, reason: str = "") -> str:
     """Hide a run behind a tombstone (it travels with push); the run's id."""
     run_id = _sealed(ws, ref)
-    body = {"run": run_id, "time": time.time(), "user": _user(), "reason": reason}
+    body = {"run": run_id, "time": time.time(), "user": user(), "reason": reason}
     with ws.writing():
         oid = ws.store.put_bytes(dump_record("tombstone", body))
         ws.store.barrier()

@@ -9,10 +9,10 @@ version written (or what was there before) comes back."""
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether._fs import remove_path
 from tether.errors import PathError
 from tether.runs import catalog
 from tether.runs.launch import Launched, launch
@@ -107,10 +107,7 @@ def _overlap(a: str, b: str) -> bool:
 def _clear(ws: Workspace, rel: str) -> None:
     path = ws.abs(rel)
     keep_current(ws, rel)  # a run's out is in the cache already; this is for anything else
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    remove_path(path)
 
 
 def _compare(ws: Workspace, runs: list[Launched]) -> DeterminismReport:

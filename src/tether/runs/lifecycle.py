@@ -45,8 +45,8 @@ from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import MASK, Redactor
-from tether.runs.ids import _user as _user  # re-exported: amend.py imports them from here
 from tether.runs.ids import new_run_id as new_run_id
+from tether.runs.ids import user
 from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
 from tether.runs.notebooks import notebook_ids as _notebook_ids
@@ -193,7 +193,7 @@ def _capture(
         "name": name or _default_name(record.get("entry_point"), run_id),
         "experiment": experiment or str(ws.config.get("runs.experiment") or "default"),
         "started": time.time(),
-        "user": _user(),
+        "user": user(),
         "host": socket.gethostname(),
         "command": argv,
         "pid": os.getpid(),

@@ -5,8 +5,8 @@ anything there that the cache lacks (``keep_current``), so nothing is lost."""
 from __future__ import annotations
 
 import os
-import shutil
 
+from tether._fs import remove_path
 from tether.errors import MissingObjectError
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.workspace.repo import Workspace
@@ -27,10 +27,7 @@ def materialize(ws: Workspace, rel: str, oid: str) -> None:
         missing = ws.store.missing(e.id for e in tree.entries if e.id)
         if missing:
             raise MissingObjectError(missing, hint=f"needed for {rel}: run `tether pull`")
-    if dest.is_dir() and not dest.is_symlink():
-        shutil.rmtree(dest)
-    elif dest.exists() or dest.is_symlink():
-        dest.unlink()
+    remove_path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if tree is None:
         ws.store.link_out(oid, str(dest), modes)
