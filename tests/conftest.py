@@ -12,11 +12,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, settings
 
 from tether.api import Project
 from tether.objects.store import ObjectStore
 
 REQUIRE_SERVICES = os.environ.get("TETHER_REQUIRE_SERVICES") == "1"
+
+# Property tests of parsers of outside content: a fixed budget so `make test` stays well under its
+# ten minutes (`HYPOTHESIS_PROFILE=deep` searches longer, by hand).
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    deadline=2000,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile("deep", max_examples=5000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 BIN = Path(sys.executable).parent
 
 
