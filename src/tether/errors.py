@@ -84,6 +84,11 @@ class PathError(TetherError):
     pass
 
 
+class UnsafePathError(PathError):
+    """A path from content (a manifest, a pointer, a record, a bundle) that Tether will not write:
+    it leaves its folder, names ``.git`` or ``.tether``, or collides with another."""
+
+
 class ObjectError(TetherError):
     pass
 

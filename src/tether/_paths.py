@@ -1,0 +1,184 @@
+"""Paths that come from content someone else wrote, checked before anything is written.
+
+A folder manifest, a pointer file, a run record, a model or prompt bundle names paths; Tether
+writes files there. Each such path is checked as git's ``verify_path`` checks the paths of a
+tree (ARCHITECTURE principle 6): relative, normalised, no ``..``, no ``.git`` or ``.tether``
+component in any spelling a filesystem could take for it (any case, trailing dots or spaces,
+NTFS short names and streams, HFS+ ignorable code points), no two entries that one filesystem
+would take for the same file (case or Unicode normalisation), and no file that is also a
+folder. Where the write happens, :class:`WriteGuard` checks again that no folder on the way is a
+symlink, so a link planted between plan and write cannot redirect it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+from tether.errors import UnsafePathError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# code points HFS+ ignores when it compares names (git's is_hfs_dotgit list)
+_HFS_IGNORED = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+_RESERVED = frozenset({".git", ".tether"})
+_SHORT_NAME = re.compile(r"(?:git|tether)~[0-9]+")  # NTFS 8.3 names of .git and .tether
+
+
+def is_reserved(name: str) -> bool:
+    """Whether one path component names ``.git`` or ``.tether`` on some filesystem."""
+    folded = name.translate(_HFS_IGNORED).split(":", 1)[0].rstrip(". ").casefold()
+    return folded in _RESERVED or bool(_SHORT_NAME.fullmatch(folded))
+
+
+def problem(path: str) -> str | None:
+    """Why ``path`` (POSIX, relative) is unsafe to write, or None when it is safe."""
+    if _plain(path):
+        return None
+    if not path:
+        return "it is empty"
+    if path.startswith("/"):
+        return "it is absolute"
+    for part in path.split("/"):
+        if part in ("", "."):
+            return "it is not normalised"
+        if part == "..":
+            return "it climbs out with '..'"
+        if "\\" in part:
+            return "it holds a backslash (a separator on Windows)"
+        if _CONTROL.search(part):
+            return "it holds a control character"
+        if is_reserved(part):
+            return f"it names {part!r}, which is reserved for git and Tether"
+    return None
+
+
+def _plain(path: str) -> bool:
+    """No sign of anything :func:`problem` looks for (nearly every real path): a few substring
+    searches in C, so checking 100k manifest entries stays cheap."""
+    return (
+        path.isascii()
+        and path.isprintable()
+        and path[:1] not in "./"  # also true of ""
+        and path[-1] not in "./ "
+        and "/." not in path
+        and "//" not in path
+        and "./" not in path
+        and " /" not in path
+        and "~" not in path
+        and "\\" not in path
+        and ":" not in path
+    )
+
+
+def check_path(path: str, where: str) -> str:
+    """``path`` itself when it is safe; else :class:`UnsafePathError` naming ``where``."""
+    why = problem(path)
+    if why is not None:
+        raise UnsafePathError(f"{where} names the path {path!r}, which Tether refuses: {why}")
+    return path
+
+
+def check_paths(paths: Iterable[str], where: str) -> None:
+    """Every path safe, and no two of them the same file on some filesystem: equal under case
+    folding or Unicode normalisation, or one a file and a folder both."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        check_path(path, where)
+        folded = _fold(path)
+        other = seen.get(folded)
+        if other == path:
+            raise UnsafePathError(f"{where} names {path!r} twice")
+        if other is not None:
+            raise UnsafePathError(
+                f"{where} names both {other!r} and {path!r}, which are the same file where case "
+                "or Unicode normalisation is ignored (macOS, Windows)"
+            )
+        seen[folded] = path
+    folders: set[str] = set()
+    for folded, path in seen.items():
+        parent = folded.rpartition("/")[0]
+        while parent and parent not in folders:
+            if parent in seen:
+                raise UnsafePathError(
+                    f"{where} names {seen[parent]!r} as a file and as a folder (of {path!r})"
+                )
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+
+
+def _fold(path: str) -> str:
+    if path.isascii():
+        return path.lower()
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def check_link(path: str, target: str, where: str) -> None:
+    """A symlink at ``path`` (relative to the top of what is written) may only point at
+    something inside that top, by a relative target."""
+    if not target or target.startswith("/") or "\\" in target or _CONTROL.search(target):
+        raise UnsafePathError(
+            f"{where} has a symlink {path!r} to {target!r}: only a relative link that stays "
+            "inside is allowed"
+        )
+    depth = path.count("/")  # folders between the top and the link
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise UnsafePathError(
+                    f"{where} has a symlink {path!r} to {target!r}, which points outside"
+                )
+        elif part not in ("", "."):
+            if is_reserved(part):
+                raise UnsafePathError(
+                    f"{where} has a symlink {path!r} into {part!r}, which is reserved"
+                )
+            depth += 1
+
+
+class WriteGuard:
+    """Checks, at the moment of writing, that every folder between ``root`` and a file is a real
+    folder (not a symlink) and creates the missing ones. Folders found good are remembered, so
+    a checkout of 100k files in a few folders costs a few ``lstat`` calls."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.fspath(root)
+        self._good: set[str] = {""}
+
+    def folder(self, rel: str) -> str:
+        """Make the folder ``rel`` (repository-relative, checked) exist as a real folder;
+        returns its absolute path."""
+        if rel in self._good:
+            return f"{self.root}/{rel}" if rel else self.root
+        parent = rel.rpartition("/")[0]
+        self.folder(parent)
+        here = f"{self.root}/{rel}"
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            try:
+                os.mkdir(here)
+            except FileExistsError:
+                pass  # another writer made it: checked below
+            st = os.lstat(here)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError(
+                f"{rel} is a symlink: Tether does not write through it (it could lead outside "
+                "the repository); remove it and run again"
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePathError(f"{rel} is a file where a folder must be: move it away first")
+        self._good.add(rel)
+        return here
+
+    def file(self, rel: str) -> str:
+        """The absolute path to write ``rel`` at, after its folders are checked (the file itself
+        may be a symlink: writers replace it, never write through it)."""
+        parent, _, name = rel.rpartition("/")
+        return f"{self.folder(parent)}/{name}"

@@ -1,0 +1,140 @@
+"""Paths from content are checked as git's verify_path checks a tree's paths."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tether._paths import WriteGuard, check_link, check_path, check_paths, is_reserved, problem
+from tether.errors import TetherError, UnsafePathError
+
+REFUSED = [
+    "",
+    "/etc/passwd",
+    "../outside.txt",
+    "data/../../outside.txt",
+    "a//b",
+    "a/./b",
+    "a/",
+    ".git/hooks/pre-commit",
+    "sub/.git/config",
+    ".GIT/hooks/pre-commit",
+    ".git./hooks/x",
+    ".git /hooks/x",
+    ".git::$INDEX_ALLOCATION/hooks/x",
+    "GIT~1/hooks/x",
+    ".g\u200cit/hooks/x",
+    "\ufeff.git/config",
+    ".tether/config",
+    ".Tether/cache/x",
+    "TETHER~1/x",
+    "a\\..\\..\\x",
+    "line\nbreak",
+    "nul\0byte",
+]
+
+ALLOWED = [
+    "data/train.csv",
+    "a/b/c/d.bin",
+    ".gitignore",
+    ".github/workflows/ci.yml",
+    ".tetherignore",
+    "git/objects",
+    "images/2024-01-01T10:00:00.png",
+    "données/été.csv",
+    "x~y",
+    "v1.0/model.pt",
+]
+
+
+@pytest.mark.parametrize("path", REFUSED)
+def test_a_path_that_leaves_its_folder_or_names_git_is_refused(path: str) -> None:
+    assert problem(path) is not None
+    with pytest.raises(UnsafePathError, match="manifest m"):
+        check_path(path, "manifest m")
+
+
+@pytest.mark.parametrize("path", ALLOWED)
+def test_ordinary_paths_pass(path: str) -> None:
+    assert problem(path) is None
+
+
+def test_two_entries_that_fold_to_one_file_are_refused() -> None:
+    with pytest.raises(UnsafePathError, match="same file"):
+        check_paths(["Data/x.csv", "data/X.csv"], "m")
+    nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
+    with pytest.raises(UnsafePathError, match="same file"):
+        check_paths([nfc, nfd], "m")
+    with pytest.raises(UnsafePathError, match="twice"):
+        check_paths(["a", "a"], "m")
+    check_paths(["a/b", "a/c", "ab"], "m")
+
+
+def test_a_file_that_is_also_a_folder_is_refused() -> None:
+    with pytest.raises(UnsafePathError, match="as a file and as a folder"):
+        check_paths(["a/b", "a/b/c"], "m")
+    with pytest.raises(UnsafePathError, match="as a file and as a folder"):
+        check_paths(["A", "a/b"], "m")
+
+
+def test_a_symlink_may_only_point_inside() -> None:
+    check_link("a/link", "../b", "m")
+    check_link("link", "sub/file", "m")
+    for path, target in [
+        ("link", "../outside"),
+        ("a/link", "../../x"),
+        ("link", "/etc/passwd"),
+        ("link", "a/../../x"),
+        ("link", ".git/hooks"),
+        ("link", ""),
+    ]:
+        with pytest.raises(UnsafePathError):
+            check_link(path, target, "m")
+
+
+@given(st.text(max_size=60))
+def test_every_path_a_check_passes_stays_inside_and_away_from_git(path: str) -> None:
+    try:
+        check_path(path, "m")
+    except UnsafePathError:
+        return
+    assert not posixpath.isabs(path)
+    assert posixpath.normpath(path) == path
+    parts = path.split("/")
+    assert ".." not in parts
+    assert not any(is_reserved(p) for p in parts)
+    root = "/r/o/o/t"
+    assert posixpath.normpath(posixpath.join(root, path)).startswith(root + "/")
+
+
+@given(st.lists(st.text(alphabet="aA/.é\u0301b", max_size=8), max_size=8))
+def test_a_set_of_paths_is_accepted_or_refused_with_a_clear_error(paths: list[str]) -> None:
+    try:
+        check_paths(paths, "m")
+    except TetherError as exc:
+        assert "m " in str(exc)
+
+
+def test_a_symlinked_folder_planted_before_the_write_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "data").mkdir()
+    os.symlink(outside, root / "data" / "sub")
+    guard = WriteGuard(root)
+    assert guard.file("data/x.csv") == f"{root}/data/x.csv"
+    with pytest.raises(UnsafePathError, match="data/sub is a symlink"):
+        guard.file("data/sub/x.csv")
+    assert list(outside.iterdir()) == []
+    (root / "file").write_text("x")
+    with pytest.raises(UnsafePathError, match="file where a folder must be"):
+        guard.folder("file/x")
+    assert guard.file("new/deep/y") == f"{root}/new/deep/y"
+    assert (root / "new" / "deep").is_dir()
