@@ -152,7 +152,7 @@ def _secret_warnings(code: Mapping[str, Any]) -> list[str]:
     """The untracked files left out as secrets, and each line redaction masked in the diff."""
     out = [
         f"untracked {item.get('path')} looks like a secret: it was left out of the recorded "
-        "diff (a reproduction will not have it); commit it if it holds none"
+        "diff, so a reproduction will not have it"
         for item in code.get("left_out") or []
     ]
     masked = list(code.get("redactions") or [])
@@ -165,7 +165,7 @@ def _secret_warnings(code: Mapping[str, Any]) -> list[str]:
         )
     if len(masked) > MAX_REDACTION_WARNINGS:
         rest = len(masked) - MAX_REDACTION_WARNINGS
-        out.append(f"... and {rest} more masked lines (`tether runs show` lists them)")
+        out.append(f"... and {rest} more masked lines (`tether runs show --json` lists them)")
     return out
 
 
