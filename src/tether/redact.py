@@ -25,15 +25,37 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import fnmatch
 import functools
-import math
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-MASK = "***"
+from tether._secret_shapes import (
+    CODE,
+    MASK,
+    SECRET_FILES,
+    TYPES,
+    about_a_secret,
+    entropy,
+    is_placeholder,
+    looks_like_secret_file,
+    looks_random,
+    words,
+)
+
+__all__ = [
+    "BUILTIN_RULES",
+    "MASK",
+    "SECRET_FILES",
+    "Masked",
+    "Redactor",
+    "Rule",
+    "is_placeholder",
+    "looks_like_secret_file",
+    "looks_random",
+    "looks_secret",
+]
+
 
 # `PGPASSWORD`, `DB_PASSWORD`, `api_token` are secret names; `max_tokens` and `author` are not: the
 # short words must stand alone as a name part, the long ones may carry a prefix
@@ -69,147 +91,17 @@ _ASSIGN = (
 _OPTION = rf"(?ai){_NAME}(?P<tail>[\w-]{{0,64}})[ \t]{{1,8}}[\"']?(?P<flag>[^\s\"']+)"
 
 
-# the last part of a name that says the value is *about* a secret, not the secret:
-# `password_file`, `api_key_env`, `pad_token_id`, `token_type`, `secret_name`
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-_ABOUT = frozenset(
-    _words(
-        "path file filename files dir directory env var variable name names id ids type types "
-        "kind len length size count num max min limit field fields header prefix suffix format "
-        "fmt pattern regex rule rules policy hint label prompt help message msg manager store "
-        "backend provider source scope mount arn version ref url uri endpoint index idx mask "
-        "masks used last age ttl expiry expires expiration timeout created updated changed "
-        "required enabled ok valid reset rotated"
-    )
-)
-_TYPES = frozenset(
-    _words("str bytes int float bool object any secretstr secretbytes optional union path none")
-)
-_LITERAL_WORDS = frozenset(
-    _words(
-        "none null nil true false yes no on off undefined nan inf n/a bearer basic token digest "
-        "value string str text example placeholder changeme redacted hidden secret password "
-        "passwd key dummy fake todo tbd xxx"
-    )
-)
-_PLACEHOLDER = re.compile(
-    r"""^(?:<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\$\{.*\}|\$\(.*\)|\$[A-Za-z_]\w*|%\([\w.]+\)s|%s
-       |(.)\1*|!\w.*|[&*]\w+)$""",
-    re.VERBOSE | re.DOTALL,
-)
-_NUMBER = re.compile(r"^[-+]?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|0[xX][0-9a-fA-F]+)$")
-_TEMPLATE = re.compile(r"\$\{|\$\(|\{\{|\{%|%\(\w+\)|\{[A-Za-z_][\w.]*\}|\{\}")
-_PATH = re.compile(
-    r"^(?:~|\.{1,2})?/[\w.\-/ ]*$"
-    r"|^[\w.\-/]+\.(?:json|ya?ml|toml|ini|cfg|conf|txt|pem|key|p12|pfx|env|csv|gpg)$"
-)
-_CODE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|[(\[{]")
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 _PROSE = re.compile(r"^[A-Za-z]{2,}\b")  # more words follow the value
 _CLASS = re.compile(r"^(?:[A-Z][a-z]+)+$")  # a type: `credentials: Credentials`
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
-_WORDY = re.compile(r"^(?:[A-Za-z]{3,}|\d+)(?:[_.\-/:](?:[A-Za-z]{2,}|\d+))*$")
 _PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passphrase|(?<![a-z])pin(?![a-z])")
 _STRENGTHS = ("pw", "strong", "key", "weak")
-
-
-def _entropy(text: str) -> float:
-    n = len(text)
-    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
-
-
-def looks_random(value: str) -> bool:
-    """A value shaped like a generated credential: long, no spaces, several character classes,
-    high Shannon entropy, and not words joined by separators (``checkpoint_epoch_10``)."""
-    n = len(value)
-    if n < 16 or any(c.isspace() for c in value) or _WORDY.match(value):
-        return False
-    digits = any(c.isdigit() for c in value)
-    lower, upper = any(c.islower() for c in value), any(c.isupper() for c in value)
-    if _HEX.match(value):
-        return n >= 32 and digits and (lower or upper)
-    if not digits:  # letters only: CamelCase names are no keys, long random mixed case is
-        return n >= 32 and lower and upper and _entropy(value) >= 4.2
-    if not (lower or upper):
-        return False
-    return _entropy(value) >= min(3.5, math.log2(n) - 0.7)
-
-
-def is_placeholder(value: str, *, quoted: bool = True) -> bool:
-    """A stand-in, not a secret: ``${VAR}``, ``$VAR``, ``<your key>``, ``"</s>"``, ``[PAD]``,
-    ``{name}``, ``None``, ``true``, a file's path, a value already masked; and, unquoted, a
-    number or code (``os.environ[...]``, ``cfg.password``, a call)."""
-    v = value.strip()
-    if not v or MASK in v or not any(c.isalnum() for c in v):
-        return True
-    if _PLACEHOLDER.match(v) or _TEMPLATE.search(v) or v.lower() in _LITERAL_WORDS:
-        return True
-    if _PATH.match(v) and not looks_random(v):
-        return True
-    return not quoted and (_NUMBER.match(v) is not None or _CODE.search(v) is not None)
 
 
 def looks_secret(key: str) -> bool:
     """A name (a parameter, a variable) that says its value is a credential, by the built-in
     keywords; :meth:`Redactor.is_secret_key` adds the user's keys."""
     return bool(_SECRET_KEY.search(key))
-
-
-# Files whose name says they hold credentials; matched on the file name in any folder, in any case
-SECRET_FILES = (
-    ".env",
-    ".env.*",
-    "*.env",
-    ".envrc",
-    ".netrc",
-    "_netrc",
-    ".pgpass",
-    ".git-credentials",
-    ".npmrc",
-    ".pypirc",
-    ".htpasswd",
-    "credentials*",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "*.jks",
-    "*.keystore",
-    "*.kdbx",
-    "*.ovpn",
-    "*.tfvars",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    "service-account*.json",
-    "service_account*.json",
-    "client_secret*.json",
-    "secrets.json",
-    "secrets.yaml",
-    "secrets.yml",
-    "secrets.toml",
-)
-# ... but source code is code: `credentials_helper.py` is no credential
-_SOURCE = (".py", ".ipynb", ".md", ".rst", ".js", ".ts", ".java", ".go", ".rs", ".rb", ".r")
-
-
-def looks_like_secret_file(path: str) -> bool:
-    """Whether a file's name (``a/b/.env.local``, ``keys/id_ed25519``) says it holds secrets."""
-    name = path.rstrip("/").rsplit("/", 1)[-1].lower()
-    if name.endswith(_SOURCE) and not name.startswith(".env"):
-        return False
-    return any(fnmatch.fnmatchcase(name, p) for p in SECRET_FILES)
-
-
-def _about_a_secret(name: str) -> bool:
-    """``password_file``, ``api_key_env``, ``pad_token_id``: a name for something *about* a
-    secret (where it is, what it is called), whose value is none."""
-    parts = [p for p in re.split(r"[_.\-\s]", name.lower()) if p]
-    return bool(parts) and parts[-1] in _ABOUT
 
 
 # A mask covers a span; a span over several lines keeps its line breaks (and a diff line's
@@ -263,7 +155,7 @@ def _bearer(value: str) -> bool:
     """A token after "Bearer", not a word of prose ("bearer authentication")."""
     if is_placeholder(value):
         return False
-    return not value.isalpha() or (len(value) >= 12 and _entropy(value) >= 3.5)
+    return not value.isalpha() or (len(value) >= 12 and entropy(value) >= 3.5)
 
 
 def _openai(m: re.Match[str]) -> tuple[int, int] | None:
@@ -317,7 +209,7 @@ def _assignment(m: re.Match[str]) -> tuple[int, int] | None:
     text = m.string
     name_at = _name_start(text, m.start())
     name = text[name_at : m.end("tail")]
-    if _about_a_secret(name) or text[name_at - 1 : name_at] in (":", "/"):
+    if about_a_secret(name) or text[name_at - 1 : name_at] in (":", "/"):
         return None  # `password_file = ...`; `arn:aws:...:secret:name`, a path
     if _same_word(m["ev"] or m["dq"] or m["sq"] or m["bare"] or "", name):
         return None  # PASSWORD = "password": a constant naming itself
@@ -349,7 +241,7 @@ def _bare_is_code(m: re.Match[str], name_at: int) -> bool:
     if m["sep"] == ":" and value.isalpha() and value.islower() and _PROSE.match(rest):
         return True  # prose: `(no password: put that in tether.toml)`
     if m["sep"] == ":":  # YAML or a header; or a Python annotation, a dict with a variable
-        typed = value.lower() in _TYPES or _CLASS.match(value) is not None
+        typed = value.lower() in TYPES or _CLASS.match(value) is not None
         return bool(m["kq"]) or typed or rest[:1] in ("=", ",", ")", "|", "]")
     if m["kq"]:  # config["password"] = x
         return True
@@ -367,7 +259,7 @@ def _option(m: re.Match[str]) -> tuple[int, int] | None:
     begin = start
     while begin > 0 and start - begin < 64 and not text[begin - 1].isspace():
         begin -= 1
-    if not text.startswith("--", begin) or _about_a_secret(text[begin : m.end("tail")]):
+    if not text.startswith("--", begin) or about_a_secret(text[begin : m.end("tail")]):
         return None
     return m.span("flag") if _credential(m["flag"], _strength(m), quoted=True) else None
 
@@ -580,9 +472,9 @@ class Redactor:
             password = _PASSWORD_KEY.search(key) is not None  # a PIN is a number
             secret = (
                 looks_secret(key)
-                and not _about_a_secret(key)
+                and not about_a_secret(key)
                 and not is_placeholder(value, quoted=password)
-                and not (password and _CODE.search(value.strip()))
+                and not (password and CODE.search(value.strip()))
             )
         if secret and not self.is_allowed(value):
             return MASK
@@ -594,7 +486,7 @@ class Redactor:
 # is several times slower), and lower() of bytes folds ASCII only, keeping every offset.
 _NEEDLES = tuple(
     w.encode()
-    for w in _words(
+    for w in words(
         "passw passphrase secret credential token apikey api_key api-key accesskey access_key "
         "access-key privatekey private_key private-key authorization bearer basic :// "
         "-----begin akia asia aroa aida agpa anpa anva aipa aiza ghp_ gho_ ghu_ ghs_ ghr_ "
