@@ -37,7 +37,7 @@ _LITERAL_WORDS = frozenset(
     words(
         "none null nil true false yes no on off undefined nan inf n/a bearer basic token digest "
         "value string str text example placeholder changeme redacted hidden secret password "
-        "passwd key dummy fake todo tbd xxx"
+        "passwd key dummy fake todo tbd xxx foo bar baz qux"
     )
 )
 _PLACEHOLDER = re.compile(

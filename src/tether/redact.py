@@ -74,11 +74,12 @@ _NAME = (
     r"|(?:access|auth|refresh|session|bearer|api|id)[_-]?token)"
     r"|(?<![a-z])(?P<weak>token))(?![a-z])"
 )
-# quoted, a string whose quotes are escaped (JSON inside JSON), or a bare word up to a space
+# quoted (r"", b"", f"" too), a string whose quotes are escaped (JSON inside JSON), or a bare
+# word up to a space
 _VALUE = (
     r"(?:\\(?P<eq>[\"'])(?P<ev>[^\"'\\\n]*)"
-    r"|\"(?P<dq>(?:[^\"\\\n]|\\.)*)"
-    r"|'(?P<sq>(?:[^'\\\n]|\\.)*)"
+    r"|(?:[rRbBuUfF]{1,2}(?=[\"']))?(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)"
+    r"|'(?P<sq>(?:[^'\\\n]|\\.)*))"
     r"|(?P<bare>[^\s\"',;\\]+))"
 )
 # an annotation (`password: str = ...`) is skipped to reach the value after its `=`
@@ -93,6 +94,8 @@ _OPTION = rf"(?ai){_NAME}(?P<tail>[\w-]{{0,64}})[ \t]{{1,8}}[\"']?(?P<flag>[^\s\
 
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 _PROSE = re.compile(r"^[A-Za-z]{2,}\b")  # more words follow the value
+_CONSTANT = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")  # OPENAI_API_KEY
+_HUMPS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # AWSSecretKey
 _CLASS = re.compile(r"^(?:[A-Z][a-z]+)+$")  # a type: `credentials: Credentials`
 _PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passphrase|(?<![a-z])pin(?![a-z])")
 _STRENGTHS = ("pw", "strong", "key", "weak")
@@ -194,13 +197,15 @@ def _credential(value: str, strength: str, *, quoted: bool) -> bool:
     """Whether a literal after a secret-looking name is a credential."""
     if is_placeholder(value, quoted=quoted):
         return False
+    if strength == "weak":  # a token: `eos_token = "</s>"`, `token = "hello"`, `"a.b[-1].c"`
+        return looks_random(value) and CODE.search(value) is None
     if looks_random(value):
         return True
-    if strength == "weak":  # a token: `eos_token = "</s>"`, `token = "hello"`
-        return False
-    if any(c.isspace() for c in value):
-        return strength == "pw"  # a passphrase; for an api key, a sentence is no key
-    return True
+    if _CONSTANT.match(value) or (_IDENT.match(value) and looks_secret(_HUMPS.sub("_", value))):
+        return False  # a name: `SECRET_KEY = "AWS_SECRET_ACCESS_KEY"`, `KEY = "AWSSecretKey"`
+    if any(c.isspace() for c in value):  # a passphrase; for an api key, a sentence is no key
+        return strength == "pw" and len(value.split()) < 5 and not value.endswith(".")
+    return strength == "pw" or len(value) >= 6  # `CREDENTIALS_LOGIN = "AD"`: a code
 
 
 def _assignment(m: re.Match[str]) -> tuple[int, int] | None:
@@ -224,7 +229,7 @@ def _assignment(m: re.Match[str]) -> tuple[int, int] | None:
         return m.span(group) if _credential(m[group], _strength(m), quoted=True) else None
     value = m["bare"]
     if text[m.end("bare") : m.end("bare") + 1] in ('"', "'") or _bare_is_code(m, name_at):
-        return None  # f"...", b"..." or a variable
+        return None  # `x"..."` or a variable
     return m.span("bare") if _credential(value, _strength(m), quoted=False) else None
 
 
@@ -238,7 +243,7 @@ def _bare_is_code(m: re.Match[str], name_at: int) -> bool:
     before = text[max(0, name_at - 64) : name_at].rstrip(" \t")
     if before.endswith((":param", ":type", ":arg", ":ivar", ":keyword", "@param")):
         return True  # a docstring's field: `:param password: the database's password`
-    if m["sep"] == ":" and value.isalpha() and value.islower() and _PROSE.match(rest):
+    if m["sep"] == ":" and value.isalpha() and _PROSE.match(rest):
         return True  # prose: `(no password: put that in tether.toml)`
     if m["sep"] == ":":  # YAML or a header; or a Python annotation, a dict with a variable
         typed = value.lower() in TYPES or _CLASS.match(value) is not None

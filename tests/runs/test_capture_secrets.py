@@ -76,9 +76,9 @@ def committed(repo: Path, files: dict[str, str]) -> None:
     git(repo, "commit", "-qm", "base")
 
 
-def run(repo: Path, name: str) -> subprocess.CompletedProcess[str]:
+def run(repo: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [str(BIN / "tether"), "run", "-n", name, "--", sys.executable, "train.py"],
+        [str(BIN / "tether"), "run", "-n", name, "--", sys.executable, "train.py", *args],
         cwd=repo, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -204,3 +204,12 @@ def test_secret_values_in_a_patch_with_binary_files_and_unusual_names_are_placed
     ]
     assert b"GIT binary patch" in patch
     assert FAKE.encode() not in patch and b"fake-old-pw-1" not in patch
+
+
+def test_the_recorded_command_keeps_token_options_and_masks_a_password(repo: Path) -> None:
+    committed(repo, {})
+    args = ("--pad-token-id", "0", "--eos-token", "</s>", "--db-password", "fake-cli-pw")
+    run(repo, "argv", *args)
+    with Project.open(repo) as project:
+        command = project.get_run("argv")["command"]
+    assert command[-6:] == ["--pad-token-id", "0", "--eos-token", "</s>", "--db-password", "***"]
