@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     # in .tether/config.toml or TETHER_INDEX__URL) points a team at PostgreSQL
     "index": {"url": ""},
     "runs": {"env_allow": [], "experiment": "default", "diff_max_file": 1 << 20},
-    "redact": {"patterns": [], "keys": []},
+    "redact": {"patterns": [], "keys": [], "allow": []},
     # prompt evaluation: [prompts.providers.NAME] (type, base_url, model, api_key_env: the name of
     # the variable holding the key, never the key), [prompts.prices."MODEL"] per million tokens
     "prompts": {"providers": {}, "prices": {}, "judge": "", "embeddings": ""},
@@ -78,6 +78,17 @@ def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _regexes(value: object) -> bool:
+    if not isinstance(value, list) or not _strings(value):
+        return False
+    try:
+        for v in value:
+            re.compile(v)
+    except re.error:
+        return False
+    return True
+
+
 _BYTES = (_whole, "a whole number of bytes, e.g. 1048576 for 1 MiB")
 # known key -> (check, what a valid value is): checked when set and when read, so a typo is
 # caught at `tether config set`, and a hand edit at the next command, never deep in a run
@@ -94,6 +105,7 @@ KNOWN: dict[str, tuple[Any, str]] = {
     "runs.env_allow": (_strings, 'a list of variable names, e.g. ["TZ", "OMP_NUM_THREADS"]'),
     "redact.patterns": (_strings, "a list of regular expressions"),
     "redact.keys": (_strings, "a list of key names"),
+    "redact.allow": (_regexes, 'a list of regular expressions never masked, e.g. ["AKIA0{16}"]'),
     "core.remote": (lambda v: isinstance(v, str), "a remote's name"),
     "index.url": (lambda v: isinstance(v, str), "a SQLAlchemy URL, or empty for SQLite"),
     "policy.max_header": (_whole, "a whole number of characters"),

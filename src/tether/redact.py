@@ -1,47 +1,104 @@
-"""Secret redaction: what looks like a credential never reaches a record, a log, a diff or a ledger.
+"""Secret redaction: what looks like a credential never reaches a record, a log, a diff or a ledger,
+and what is ordinary code (``pad_token_id = tokenizer.eos_token_id``, ``eos_token = "</s>"``)
+passes untouched, so a recorded patch still rebuilds the code that ran.
 
-Rules are regular expressions; a match's ``secret`` group (or the whole match when there is none)
-is replaced by ``***``. Users add rules in ``tether.toml`` (``[redact] patterns = [...]``) and
-name extra secret-looking parameter keys (``[redact] keys = [...]``).
+Values are judged by their shape, not by a variable's name alone:
+
+- known token formats (AWS, GCP service-account keys, GitHub, Slack, Stripe, OpenAI, Hugging
+  Face, JWTs, PEM private keys, URLs with a password, ``Authorization`` headers) are masked
+  wherever they stand;
+- in a ``name = value`` / ``name: value`` / ``--name value`` a secret-looking name masks the value
+  only when it is a literal (a quoted string, or a bare word where env, shell, YAML or a command
+  line make it one) that looks like a credential: random-looking (long, mixed, high entropy),
+  or any literal at all for the strongest names (password, secret, api_key, ...). Code
+  (``os.environ["X"]``, ``cfg.password``, a call, a keyword argument) and placeholders
+  (``${VAR}``, ``<...>``, ``None``, numbers) are never masked.
+
+Users add rules in ``tether.toml`` (``[redact] patterns = [...]``), name extra secret-looking
+parameter keys (``[redact] keys = [...]``) and exempt what is no secret (``[redact] allow =
+[...]``: a match of an allowed pattern is never masked). Every pattern is bounded or consumed
+once, so redaction stays linear in the text's length.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-MASK = "***"
+from tether._secret_shapes import (
+    CODE,
+    MASK,
+    SECRET_FILES,
+    TYPES,
+    about_a_secret,
+    entropy,
+    is_placeholder,
+    looks_like_secret_file,
+    looks_random,
+    words,
+)
 
-# `PGPASSWORD`, `DB_PASSWORD`, `api_token` are secret; `max_tokens` and `author` are not: the
+__all__ = [
+    "BUILTIN_RULES",
+    "MASK",
+    "SECRET_FILES",
+    "Masked",
+    "Redactor",
+    "Rule",
+    "is_placeholder",
+    "looks_like_secret_file",
+    "looks_random",
+    "looks_secret",
+]
+
+
+# `PGPASSWORD`, `DB_PASSWORD`, `api_token` are secret names; `max_tokens` and `author` are not: the
 # short words must stand alone as a name part, the long ones may carry a prefix
 _KEYWORDS = (
     r"(?:(?:passw(?:or)?d|secret|credentials?|authorization)(?![a-z])"
     r"|(?<![a-z])(?:token|api[_-]?key|apikey|access[_-]?key|private[_-]?key)(?![a-z]))"
 )
-
-# Every pattern starts at a literal or a word boundary and bounds its repeats, so redaction stays
-# linear: a 100 kB line of one letter (a data file in a diff) must not backtrack quadratically.
-BUILTIN_PATTERNS = (
-    # URLs with a password: keep the user, hide the password
-    r"\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^\s:/@]{0,256}:(?P<secret>[^\s@/]{1,256})@",
-    r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
-    # key = value, key: value, "key": "value", DB_PASSWORD=value in a shell line
-    rf"(?i){_KEYWORDS}[\w.-]{{0,64}}\\?[\"']?\s{{0,8}}[:=]\s{{0,8}}\\?[\"']?(?P<secret>[^\s\"',;\\]+)",
-    # --api-key value on a command line (the match starts at the keyword; _mask checks the --)
-    rf"(?i){_KEYWORDS}[\w-]{{0,64}}\s+[\"']?(?P<flag>[^\s\"']+)",
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
-    r"\bgithub_pat_[A-Za-z0-9_]{30,}\b",
-    r"\bsk-[A-Za-z0-9_-]{20,}\b",  # OpenAI-style keys
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
-    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
-    r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b",  # JWT
-    r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----[\s\S]*?-----END [A-Z ]{0,40}PRIVATE KEY-----",
-)
-
 _SECRET_KEY = re.compile(rf"(?i){_KEYWORDS}")
+
+# The names a value is judged by, by strength: a password's value is secret whatever it looks
+# like (spaces too); the other strong names' any literal word; a token's only a random-looking one
+# (`eos_token`, `pad_token` hold "</s>" and "<pad>")
+_NAME = (
+    r"(?:(?P<pw>passw(?:or)?d|passphrase)|(?P<strong>secret|credentials?)"
+    r"|(?<![a-z])(?P<key>api[_-]?key|apikey|access[_-]?key|private[_-]?key"
+    r"|(?:access|auth|refresh|session|bearer|api|id)[_-]?token)"
+    r"|(?<![a-z])(?P<weak>token))(?![a-z])"
+)
+# quoted (r"", b"", f"" too), a string whose quotes are escaped (JSON inside JSON), or a bare
+# word up to a space
+_VALUE = (
+    r"(?:\\(?P<eq>[\"'])(?P<ev>[^\"'\\\n]*)"
+    r"|(?:[rRbBuUfF]{1,2}(?=[\"']))?(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)"
+    r"|'(?P<sq>(?:[^'\\\n]|\\.)*))"
+    r"|(?P<bare>[^\s\"',;\\]+))"
+)
+# an annotation (`password: str = ...`) is skipped to reach the value after its `=`
+_ASSIGN = (
+    rf"(?ai){_NAME}(?P<tail>[\w.-]{{0,64}})(?P<kq>\\?[\"'])?\]?[ \t]{{0,8}}"
+    rf"(?:(?P<ann>:[ \t]{{0,8}}[A-Za-z_][\w.\[\]|, ]{{0,64}})(?==))?"
+    rf"(?P<sep>:|=(?!=))[ \t]{{0,8}}{_VALUE}"
+)
+# --api-key VALUE, -H "X-Api-Key VALUE": the value after a space (the rule checks for the --)
+_OPTION = rf"(?ai){_NAME}(?P<tail>[\w-]{{0,64}})[ \t]{{1,8}}[\"']?(?P<flag>[^\s\"']+)"
+
+
+_IDENT = re.compile(r"^[A-Za-z_]\w*$")
+_PROSE = re.compile(r"^[A-Za-z]{2,}\b")  # more words follow the value
+_CONSTANT = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")  # OPENAI_API_KEY
+_HUMPS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # AWSSecretKey
+_CLASS = re.compile(r"^(?:[A-Z][a-z]+)+$")  # a type: `credentials: Credentials`
+_PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passphrase|(?<![a-z])pin(?![a-z])")
+_STRENGTHS = ("pw", "strong", "key", "weak")
 
 
 def looks_secret(key: str) -> bool:
@@ -50,26 +107,351 @@ def looks_secret(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+# A mask covers a span; a span over several lines keeps its line breaks (and a diff line's
+# leading + - or space), so a masked patch keeps its shape and its line numbers
+def _masked(span: str) -> str:
+    if "\n" not in span:
+        return MASK
+    lines = span.split("\n")
+    out = [MASK if lines[0] else ""]
+    for line in lines[1:]:
+        lead = line[:1] if line[:1] in ("+", "-", " ") else ""
+        out.append(lead + (MASK if line[len(lead) :] else ""))
+    return "\n".join(out)
+
+
+Judge = Callable[[re.Match[str]], tuple[int, int] | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A pattern, and what of a match to mask: ``judge`` gives the span (None: nothing)."""
+
+    name: str
+    pattern: str
+    judge: Judge | None = None
+    flags: int = re.ASCII  # the built-in rules: no Unicode case folding (a long s is no s)
+
+
+def _group(name: str, check: Callable[[str], bool] | None = None) -> Judge:
+    def judge(m: re.Match[str]) -> tuple[int, int] | None:
+        value = m.group(name)
+        if value is None or (check is not None and not check(value)):
+            return None
+        return m.span(name)
+
+    return judge
+
+
+def _basic(value: str) -> bool:
+    """``Basic dXNlcjpwYXNz``: base64 of ``user:password``, not the word after "basic"."""
+    if not any(c.isupper() or c.isdigit() for c in value):
+        return False
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in raw and all(32 <= b < 127 for b in raw)
+
+
+def _bearer(value: str) -> bool:
+    """A token after "Bearer", not a word of prose ("bearer authentication")."""
+    if is_placeholder(value):
+        return False
+    return not value.isalpha() or (len(value) >= 12 and entropy(value) >= 3.5)
+
+
+def _openai(m: re.Match[str]) -> tuple[int, int] | None:
+    return m.span() if any(c.isdigit() for c in m["secret"]) else None
+
+
+_NAME_END = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+
+
+def _name_start(text: str, at: int) -> int:
+    """Where the name holding the keyword at ``at`` starts (``DB_`` of ``DB_PASSWORD``)."""
+    found = _NAME_END.search(text, max(0, at - 64), at)
+    return found.start() if found else at
+
+
+def _in_string(text: str, start: int, quote: str) -> bool:
+    """Whether ``start`` lies inside a ``quote`` string opened earlier on its line (an odd number
+    of unescaped quotes before it): a quote after the name then closes that string."""
+    line = text.rfind("\n", max(0, start - 256), start) + 1 or max(0, start - 256)
+    before = text[line:start].replace("\\\\", "").replace("\\" + quote, "")
+    return before.count(quote) % 2 == 1
+
+
+def _same_word(value: str, name: str) -> bool:
+    def bare(s: str) -> str:
+        return re.sub(r"[\W_]", "", s).lower()
+
+    return bool(value) and bare(value) == bare(name)
+
+
+def _strength(m: re.Match[str]) -> str:
+    return next(g for g in _STRENGTHS if m[g])
+
+
+def _credential(value: str, strength: str, *, quoted: bool) -> bool:
+    """Whether a literal after a secret-looking name is a credential."""
+    if is_placeholder(value, quoted=quoted):
+        return False
+    if strength == "weak":  # a token: `eos_token = "</s>"`, `token = "hello"`, `"a.b[-1].c"`
+        return looks_random(value) and CODE.search(value) is None
+    if looks_random(value):
+        return True
+    if _CONSTANT.match(value) or (_IDENT.match(value) and looks_secret(_HUMPS.sub("_", value))):
+        return False  # a name: `SECRET_KEY = "AWS_SECRET_ACCESS_KEY"`, `KEY = "AWSSecretKey"`
+    if any(c.isspace() for c in value):  # a passphrase; for an api key, a sentence is no key
+        return strength == "pw" and len(value.split()) < 5 and not value.endswith(".")
+    return strength == "pw" or len(value) >= 6  # `CREDENTIALS_LOGIN = "AD"`: a code
+
+
+def _assignment(m: re.Match[str]) -> tuple[int, int] | None:
+    """``name = value``, ``name: value``: the value when it is a literal that looks like a
+    credential."""
+    text = m.string
+    name_at = _name_start(text, m.start())
+    name = text[name_at : m.end("tail")]
+    if about_a_secret(name) or text[name_at - 1 : name_at] in (":", "/"):
+        return None  # `password_file = ...`; `arn:aws:...:secret:name`, a path
+    if _same_word(m["ev"] or m["dq"] or m["sq"] or m["bare"] or "", name):
+        return None  # PASSWORD = "password": a constant naming itself
+    if m["ev"] is not None:  # db_password = \"hunter2\" inside a JSON string
+        return m.span("ev") if _credential(m["ev"], _strength(m), quoted=True) else None
+    for group, quote in (("dq", '"'), ("sq", "'")):
+        if m[group] is None:
+            continue
+        # `"password=" + pw`: the quote closes the string the name stands in
+        if _in_string(text, name_at - (1 if m["kq"] else 0), quote):
+            return None
+        return m.span(group) if _credential(m[group], _strength(m), quoted=True) else None
+    value = m["bare"]
+    if text[m.end("bare") : m.end("bare") + 1] in ('"', "'") or _bare_is_code(m, name_at):
+        return None  # `x"..."` or a variable
+    return m.span("bare") if _credential(value, _strength(m), quoted=False) else None
+
+
+def _bare_is_code(m: re.Match[str], name_at: int) -> bool:
+    """A bare word after the name is code in Python (a variable, an annotation, a keyword
+    argument) and a literal in env, shell, YAML or INI syntax; told by what surrounds it."""
+    text, value = m.string, m["bare"]
+    if m["ann"] or value[-1] in ")]}":
+        return True  # `password: str = password`, `f(password: str)`
+    rest = text[m.end("bare") : m.end("bare") + 64].lstrip(" \t")
+    before = text[max(0, name_at - 64) : name_at].rstrip(" \t")
+    if before.endswith((":param", ":type", ":arg", ":ivar", ":keyword", "@param")):
+        return True  # a docstring's field: `:param password: the database's password`
+    if m["sep"] == ":" and value.isalpha() and _PROSE.match(rest):
+        return True  # prose: `(no password: put that in tether.toml)`
+    if m["sep"] == ":":  # YAML or a header; or a Python annotation, a dict with a variable
+        typed = value.lower() in TYPES or _CLASS.match(value) is not None
+        return bool(m["kq"]) or typed or rest[:1] in ("=", ",", ")", "|", "]")
+    if m["kq"]:  # config["password"] = x
+        return True
+    if before[-1:] in ("(", ",") or rest[:1] in (",", ")"):  # a keyword argument
+        return True
+    # `password = x`, spaced: Python (a variable), TOML (no bare strings) or INI
+    between = text[m.end("tail") : m.start("bare")]
+    spaced = between.strip() != between
+    return spaced and _IDENT.match(value) is not None and not looks_random(value)
+
+
+def _option(m: re.Match[str]) -> tuple[int, int] | None:
+    """``--db-password VALUE``: masked only when the name is part of a ``--`` option."""
+    text, start = m.string, m.start()
+    begin = start
+    while begin > 0 and start - begin < 64 and not text[begin - 1].isspace():
+        begin -= 1
+    if not text.startswith("--", begin) or about_a_secret(text[begin : m.end("tail")]):
+        return None
+    return m.span("flag") if _credential(m["flag"], _strength(m), quoted=True) else None
+
+
+def _auth_header(m: re.Match[str]) -> tuple[int, int] | None:
+    """``Authorization: <scheme> VALUE``; ``{"Authorization": header}`` is code."""
+    value = m["secret"]
+    if is_placeholder(value, quoted=bool(m["open"] or m["scheme"])):
+        return None
+    if not m["open"] and not m["scheme"] and _IDENT.match(value) and not looks_random(value):
+        return None
+    return m.span("secret")
+
+
+# Every pattern starts at a literal or a word boundary and bounds its repeats (or consumes what it
+# repeats over once), so redaction stays linear: a 100 kB line of one letter (a data file in a
+# diff) must not backtrack quadratically.
+BUILTIN_RULES = (
+    Rule(
+        "private-key-block",
+        # the body (base64, headers, \n escapes) stops at the next -----: linear on a text of
+        # BEGIN lines and no END
+        r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+        r"(?P<body>(?:[A-Za-z0-9+/=\s\\:,.]|-(?!----)){0,16384}?)"
+        r"-----END [A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+        _group("body"),
+    ),
+    Rule("aws-access-key-id", r"\b(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"),
+    Rule(
+        "aws-secret-access-key",
+        r"(?ai)(?<![a-z0-9])aws[\w.-]{0,20}secret[\w.-]{0,20}\\?[\"']?[ \t]{0,8}[:=][ \t]{0,8}"
+        r"\\?[\"']?"
+        r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        _group("secret"),
+    ),
+    Rule(
+        "gcp-private-key-id",
+        r"\"private_key_id\\?\"[ \t]{0,8}:[ \t]{0,8}\\?\"(?P<secret>[0-9a-f]{40})\b",
+        _group("secret"),
+    ),
+    Rule("gcp-api-key", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+    Rule("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b"),
+    Rule("slack-token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}\b"),
+    Rule(
+        "slack-webhook",
+        r"hooks\.slack\.com/services/(?P<secret>[A-Za-z0-9_/]{20,})",
+        _group("secret"),
+    ),
+    Rule("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}\b"),
+    Rule(
+        "openai-key",
+        r"\bsk-(?P<secret>(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})\b",
+        _openai,
+    ),
+    Rule("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b"),
+    Rule("jwt", r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+    Rule(
+        "url-password",  # keep the user, hide the password
+        r"\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^\s:/@]{0,256}:(?P<secret>[^\s@/]{1,256})@",
+        _group("secret", lambda v: not is_placeholder(v)),
+    ),
+    Rule(
+        "bearer-token",
+        r"(?ai)\bbearer[ \t]{1,8}(?P<secret>[A-Za-z0-9._~+/=-]{8,4096})",
+        _group("secret", _bearer),
+    ),
+    Rule(
+        "basic-auth",
+        r"(?ai)\bbasic[ \t]{1,8}(?P<secret>[A-Za-z0-9+/]{8,4096}={0,2})(?![A-Za-z0-9+/=])",
+        _group("secret", _basic),
+    ),
+    Rule(
+        "authorization-header",
+        r"(?ai)\b(?:proxy-)?authorization\\?[\"']?[ \t]{0,8}[:=][ \t]{0,8}(?P<open>\\?[\"'])?"
+        r"(?P<scheme>(?:bearer|basic|token|digest|negotiate|apikey)[ \t]{1,8})?"
+        r"(?P<secret>[^\s\"',;\\)\]}]{1,4096})",
+        _auth_header,
+    ),
+    Rule("secret-assignment", _ASSIGN, _assignment),
+    Rule("secret-option", _OPTION, _option),
+)
+BUILTIN_PATTERNS = tuple(r.pattern for r in BUILTIN_RULES)
+_SECRET_GROUP = _group("secret")  # a user's pattern with a `secret` group masks only that
+
+
+@dataclass(frozen=True)
+class Masked:
+    """One mask: the line it is on (0-based, in the text given) and the rule that made it."""
+
+    line: int
+    rule: str
+
+
 @dataclass
 class Redactor:
     """Applies every rule; ``redact`` is idempotent (a masked value stays masked)."""
 
     extra_patterns: Iterable[str] = ()
     extra_keys: Iterable[str] = ()
-    _rules: list[re.Pattern[str]] = field(init=False, repr=False)
+    allow: Iterable[str] = ()
+    _rules: list[tuple[Rule, re.Pattern[str]]] = field(init=False, repr=False)
+    _user: list[tuple[Rule, re.Pattern[str]]] = field(init=False, repr=False)
     _any: re.Pattern[str] | None = field(init=False, repr=False)
     _keys: set[str] = field(init=False, repr=False)
+    _allow: list[re.Pattern[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._rules, self._any = _compiled((*BUILTIN_PATTERNS, *self.extra_patterns))
+        self._rules, _ = _compiled(BUILTIN_RULES)
+        user = tuple(
+            Rule(f"redact.patterns[{i}]", p, _SECRET_GROUP if "(?P<secret>" in p else None, 0)
+            for i, p in enumerate(self.extra_patterns)
+        )
+        self._user, self._any = _compiled(user) if user else ([], None)
         self._keys = {k.lower() for k in self.extra_keys}
+        self._allow = [re.compile(p) for p in self.allow]
 
     def redact(self, text: str) -> str:
-        if not text or (self._any is not None and not self._any.search(text)):
-            return text  # one scan instead of one per rule: most text holds no secret
-        for rule in self._rules:
-            text = rule.sub(_mask, text)
-        return text
+        return self.redact_lines(text)[0]
+
+    def redact_lines(self, text: str) -> tuple[str, list[Masked]]:
+        """The text redacted, and each mask made (its line and rule). A mask never removes a
+        line break, so line ``i`` of the result is line ``i`` of ``text``, masked.
+
+        The built-in rules look at one line at a time (a private key block at the lines from
+        its BEGIN to its END), so they run only on the lines where a fast scan for their words
+        found one: most text holds none, and costs that one scan."""
+        if not text:
+            return text, []
+        masked: list[Masked] = []
+        runs = _candidate_lines(text)
+        if runs:
+            lines = text.split("\n")
+            for first, last in runs:
+                window = "\n".join(lines[first : last + 1])
+                new, found = self._settle(self._rules, window)
+                if new != window:
+                    lines[first : last + 1] = new.split("\n")
+                    masked += [Masked(first + m.line, m.rule) for m in found]
+            text = "\n".join(lines)
+        if self._user and (self._any is None or self._any.search(text)):
+            text, found = self._settle(self._user, text)
+            masked += found
+        return text, masked
+
+    def _settle(
+        self, rules: list[tuple[Rule, re.Pattern[str]]], text: str
+    ) -> tuple[str, list[Masked]]:
+        masked: list[Masked] = []
+        for _ in range(4):  # a mask can, rarely, make a match for an earlier rule: settle
+            before = text
+            for rule, pattern in rules:
+                text = self._apply(rule, pattern, text, masked)
+            if text == before:
+                break
+        return text, masked
+
+    def _apply(self, rule: Rule, pattern: re.Pattern[str], text: str, masked: list[Masked]) -> str:
+        out: list[str] = []
+        pos = 0
+        allowed: list[tuple[int, int]] | None = None
+        breaks: list[int] | None = None
+        for m in pattern.finditer(text):
+            span = rule.judge(m) if rule.judge is not None else m.span()
+            if span is None or span[0] < pos or span[0] == span[1]:
+                continue
+            start, end = span
+            old = text[start:end]
+            new = _masked(old)
+            if new == old:
+                continue
+            if self._allow:
+                allowed = allowed if allowed is not None else self._allowed(text)
+                if any(a < end and start < b for a, b in allowed):
+                    continue
+            breaks = breaks if breaks is not None else _line_breaks(text)
+            line = bisect.bisect_left(breaks, start)  # the line breaks before it
+            pairs = zip(old.split("\n"), new.split("\n"), strict=True)
+            masked.extend(Masked(line + i, rule.name) for i, (a, b) in enumerate(pairs) if a != b)
+            out += (text[pos:start], new)
+            pos = end
+        if not out:
+            return text
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _allowed(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for p in self._allow for m in p.finditer(text)]
 
     def redact_bytes(self, data: bytes) -> bytes:
         """Text between NUL bytes is redacted (a log with one NUL in it is still a log); bytes
@@ -82,17 +464,91 @@ class Redactor:
     def is_secret_key(self, key: str) -> bool:
         return looks_secret(key) or key.lower() in self._keys
 
+    def is_allowed(self, value: str) -> bool:
+        return any(p.search(value) for p in self._allow)
+
     def redact_value(self, key: str, value: str) -> str:
-        """A parameter, tag or variable: all of it when its name looks secret."""
-        if self.is_secret_key(key) and value:
+        """A parameter, tag or variable: all of it when its name looks secret, unless the value
+        is code or a stand-in (``tokenizer.eos_token``, ``"</s>"``, ``${VAR}``; a number unless
+        the name says password), or allowed."""
+        if key.lower() in self._keys:
+            secret = bool(value)
+        else:
+            password = _PASSWORD_KEY.search(key) is not None  # a PIN is a number
+            secret = (
+                looks_secret(key)
+                and not about_a_secret(key)
+                and not is_placeholder(value, quoted=password)
+                and not (password and CODE.search(value.strip()))
+            )
+        if secret and not self.is_allowed(value):
             return MASK
         return self.redact(value)
 
 
+# Every built-in rule's match holds one of these words (in any case): the lines holding none are
+# never looked at again. bytes.find is the fastest scan Python has (a regex alternation of them
+# is several times slower), and lower() of bytes folds ASCII only, keeping every offset.
+_NEEDLES = tuple(
+    w.encode()
+    for w in words(
+        "passw passphrase secret credential token apikey api_key api-key accesskey access_key "
+        "access-key privatekey private_key private-key authorization bearer basic :// "
+        "-----begin akia asia aroa aida agpa anpa anva aipa aiza ghp_ gho_ ghu_ ghs_ ghr_ "
+        "github_pat_ xox hooks.slack sk_live sk_test rk_live rk_test sk- hf_ eyj aws"
+    )
+)
+_PEM_REACH = 16384 + 128  # the private-key rule's bound on a block, and its END line
+
+
+def _candidate_lines(text: str) -> list[tuple[int, int]]:
+    """Runs of lines (first, last; 0-based) where a built-in rule could match, merged."""
+    low = text.encode("utf-8", "surrogatepass").lower()
+    hits: list[tuple[int, int]] = []
+    ends = _find_all(low, b"-----end") if b"-----begin" in low else []
+    for needle in _NEEDLES:
+        for at in _find_all(low, needle):
+            end = at
+            if needle == b"-----begin":  # the block reaches to its END line
+                i = bisect.bisect_left(ends, at)
+                end = ends[i] if i < len(ends) and ends[i] - at <= _PEM_REACH else at
+            hits.append((at, end))
+    if not hits:
+        return []
+    hits.sort()
+    runs: list[tuple[int, int]] = []
+    line, pos = 0, 0
+    for start, end in hits:
+        line += low.count(b"\n", pos, start)
+        pos = start
+        last = line + low.count(b"\n", start, end)
+        if runs and line <= runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], last))
+        else:
+            runs.append((line, last))
+    return runs
+
+
+def _find_all(data: bytes, needle: bytes) -> list[int]:
+    found = []
+    at = data.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = data.find(needle, at + 1)
+    return found
+
+
+def _line_breaks(text: str) -> list[int]:
+    return [m.start() for m in re.finditer("\n", text)]
+
+
 @functools.lru_cache(maxsize=8)
-def _compiled(patterns: tuple[str, ...]) -> tuple[list[re.Pattern[str]], re.Pattern[str] | None]:
+def _compiled(
+    rules: tuple[Rule, ...],
+) -> tuple[list[tuple[Rule, re.Pattern[str]]], re.Pattern[str] | None]:
     """The rules and their joined pre-check, compiled once per process for each rule set."""
-    return [re.compile(p) for p in patterns], _one_of(patterns)
+    compiled = [(r, re.compile(r.pattern, r.flags)) for r in rules]
+    return compiled, _one_of(r.pattern for r in rules)
 
 
 def _one_of(patterns: Iterable[str]) -> re.Pattern[str] | None:
@@ -107,28 +563,3 @@ def _one_of(patterns: Iterable[str]) -> re.Pattern[str] | None:
         return re.compile("|".join(parts))
     except re.error:
         return None
-
-
-def _mask(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if "flag" in match.re.groupindex:
-        return _mask_flag(match)
-    if "secret" in match.re.groupindex and match.group("secret") is not None:
-        start, end = match.span("secret")
-        base = match.start(0)
-        if match.group("secret") == MASK:
-            return text
-        return text[: start - base] + MASK + text[end - base :]
-    return MASK
-
-
-def _mask_flag(match: re.Match[str]) -> str:
-    """``--db-password VALUE``: masked only when the keyword is part of a ``--`` option."""
-    text, start = match.string, match.start()
-    begin = start
-    while begin > 0 and start - begin < 64 and not text[begin - 1].isspace():
-        begin -= 1
-    if not text.startswith("--", begin):
-        return match.group(0)
-    s, e = match.span("flag")
-    return text[start:s] + MASK + text[e : match.end()]

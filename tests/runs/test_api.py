@@ -155,7 +155,7 @@ def test_a_notebook_kernel_is_captured(
     project: Project, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A running Jupyter kernel is found through IPython's get_ipython (a fake kernel here)."""
-    notebook = {"cells": [{"source": ["token = 'abc123'\n", "x = 1"]}], "nbformat": 4}
+    notebook = {"cells": [{"source": ["api_token = 'abc123'\n", "x = 1"]}], "nbformat": 4}
     write_files(repo, {"analysis.ipynb": json.dumps(notebook)})
     shell = types.SimpleNamespace(user_ns={"In": ["", "import tether", 'pw = "x"; password="s3"']})
     fake = types.ModuleType("IPython")
@@ -168,7 +168,7 @@ def test_a_notebook_kernel_is_captured(
     cells = json.loads(project.ws.store.read_bytes(nb["cells"]))
     assert cells == ["import tether", 'pw = "x"; password="***"']  # secrets masked per cell
     saved = json.loads(project.ws.store.read_bytes(nb["file"]))
-    assert saved["cells"][0]["source"] == ["token = '***'\n", "x = 1"]
+    assert saved["cells"][0]["source"] == ["api_token = '***'\n", "x = 1"]
 
 
 def test_amendments_tombstones_and_purge(project: Project, repo: Path) -> None:

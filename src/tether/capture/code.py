@@ -3,6 +3,10 @@
 The patch covers tracked edits *and* untracked, non-ignored files: it is made against a throwaway
 copy of git's index with everything staged, so ``git apply`` on the commit rebuilds the exact
 tree, binary files included, and the user's own index is never touched.
+
+Untracked files named like secrets (``.env``, ``id_rsa``, ``*.pem``, ...) are left out of it and
+named in the record; what redaction masks in it is recorded by file and line (in the new version
+of the file), so a reproduction knows its code was altered and where.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 from tether.capture.submodules import SubmoduleState, capture_submodules, gitlinks
 from tether.gitio import git, git_maybe
-from tether.redact import Redactor
+from tether.redact import Redactor, looks_like_secret_file
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -34,6 +38,8 @@ class CodeState:
     entry_point: str | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # untracked files too big: path -> size
     submodules: list[SubmoduleState] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # untracked files that look like secrets
+    redactions: list[dict[str, Any]] = field(default_factory=list)  # {file, line, rule}
 
     def to_record(
         self,
@@ -54,8 +60,13 @@ class CodeState:
             # named with size and id, never stored: too big for the record
             "skipped": {p: {"size": n, "id": ids.get(p)} for p, n in self.skipped.items()},
             "submodules": [s.to_record(i) for s, i in zip(self.submodules, sub_ids, strict=True)],
+            # named only: never stored, never hashed
+            "left_out": [{"path": p, "reason": LEFT_OUT_REASON} for p in self.left_out],
+            "redactions": self.redactions,  # where the stored patch differs from the code that ran
         }
 
+
+LEFT_OUT_REASON = "looks like a secret"
 
 # an untracked file bigger than this (a data file someone forgot to ignore) is named in the record
 # but left out of the patch: it would bloat the record and be copied into git's object store
@@ -97,24 +108,142 @@ def capture_code(
     nested = nested_repos(root, out, links)  # cloned inside, not submodules: captured alike
     links += nested
     if state.dirty:
+        state.left_out, untracked = _secret_files(untracked)
         state.skipped = _too_big(root, untracked, max_file)
-        skip = sorted(state.skipped) + links  # a submodule's change is its own record's
-        state.patch = redactor.redact_bytes(_patch(root, commit, skip))
+        # a submodule's change is its own record's
+        skip = sorted(state.skipped) + state.left_out + links
+        state.patch, state.redactions = redact_patch(redactor, _patch(root, commit, skip))
     if links:
 
         def one(sub: Path) -> tuple[str | None, list[str], bytes, dict[str, int]]:
             head, _, changed, new = _parse_status(git(sub, *STATUS))
             if not changed:
                 return head, [], b"", {}
+            name = sub.relative_to(root).as_posix()
+            secret, new = _secret_files(new)
+            state.left_out += [f"{name}/{p}" for p in secret]
             too_big = _too_big(sub, new, max_file)
             inner = [p for p, _ in gitlinks(sub)]
-            patch = _patch(sub, head, sorted(too_big) + inner)
-            return head, changed, redactor.redact_bytes(patch), too_big
+            patch, masked = redact_patch(
+                redactor, _patch(sub, head, sorted(too_big) + secret + inner), f"{name}/"
+            )
+            state.redactions += masked
+            return head, changed, patch, too_big
 
         state.submodules = capture_submodules(root, one, nested=nested)
         for sub in state.submodules:
             state.skipped.update(sub.skipped)
     return state
+
+
+def _secret_files(untracked: list[str]) -> tuple[list[str], list[str]]:
+    """(the untracked files named like secrets, sorted; the others)."""
+    secret = sorted(u for u in untracked if looks_like_secret_file(u))
+    return secret, [u for u in untracked if u not in set(secret)]
+
+
+_HUNK = re.compile(r"@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_QUOTED = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def redact_patch(
+    redactor: Redactor, patch: bytes, prefix: str = ""
+) -> tuple[bytes, list[dict[str, Any]]]:
+    """The patch redacted, and each line masked: ``{"file", "line", "rule"}``, the line in the
+    new version of the file (a removed line: where it was). Binary files' data is left alone
+    (it is compressed: nothing there reads as text, and a mask would corrupt it)."""
+    if not patch:
+        return patch, []
+    lines = patch.decode("utf-8", "surrogateescape").split("\n")
+    where = _new_lines(lines)
+    found: set[tuple[str, int, str]] = set()
+    changed = False
+    first = 0
+    while first < len(lines):
+        if where[first] is None:
+            first += 1
+            continue
+        last = first
+        while last + 1 < len(lines) and where[last + 1] is not None:
+            last += 1
+        text = "\n".join(lines[first : last + 1])
+        new, masked = redactor.redact_lines(text)
+        if new != text:
+            lines[first : last + 1] = new.split("\n")
+            changed = True
+            for m in masked:
+                path, number = where[first + m.line] or ("", 0)
+                found.add((prefix + path, number, m.rule))
+        first = last + 1
+    out = "\n".join(lines).encode("utf-8", "surrogateescape") if changed else patch
+    return out, [{"file": f, "line": n, "rule": r} for f, n, r in sorted(found)]
+
+
+def _new_lines(lines: list[str]) -> list[tuple[str, int] | None]:
+    """For each line of a git patch: (the file, its line number in the new version; 0 for a
+    header), or None for a line of a binary file's data."""
+    out: list[tuple[str, int] | None] = []
+    path, new, old_left, new_left, binary = "", 0, 0, 0, False
+    for line in lines:
+        if old_left > 0 or new_left > 0:  # inside a hunk: count as git apply does
+            out.append((path, new))
+            tag = line[:1]
+            if tag != "\\":  # "\ No newline at end of file" is no line of either side
+                old_left -= tag != "+"
+                new_left -= tag != "-"
+                new += tag != "-"
+            continue
+        if line.startswith("diff --git "):
+            path, binary = _header_path(line), False
+        elif binary:
+            out.append(None)
+            continue
+        elif line == "GIT binary patch":
+            binary = True
+        elif hunk := _HUNK.match(line):
+            old_left = int(hunk[1]) if hunk[1] is not None else 1
+            new_left = int(hunk[3]) if hunk[3] is not None else 1
+            new = int(hunk[2])
+            out.append((path, new))
+            continue
+        elif line.startswith(("+++ ", "--- ")) and not line.endswith("/dev/null"):
+            path = _strip_prefix(_unquote(line[4:].rstrip("\t")))
+        out.append((path, 0))
+    return out
+
+
+def _header_path(line: str) -> str:
+    """``diff --git a/x b/x``: x (the ``+++`` line, when there is one, says it for sure)."""
+    rest = line[len("diff --git ") :]
+    if rest.startswith('"'):
+        return _strip_prefix(_unquote(rest.split('" ', 1)[0] + '"'))
+    half = (len(rest) - 1) // 2
+    return _strip_prefix(rest[:half]) if rest[half : half + 1] == " " else rest
+
+
+def _strip_prefix(path: str) -> str:
+    return path[2:] if len(path) > 2 and path[1] == "/" else path
+
+
+def _unquote(path: str) -> str:
+    """A path as git quotes one with unusual bytes: ``"b/caf\\303\\251.py"``."""
+    if not (len(path) >= 2 and path[0] == path[-1] == '"'):
+        return path
+    raw, body, i = bytearray(), path[1:-1], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in "01234567":
+                raw.append(int(body[i + 1 : i + 4], 8) & 0xFF)
+                i += 4
+                continue
+            raw.append(_QUOTED.get(nxt, ord(nxt) & 0xFF))
+            i += 2
+            continue
+        raw += c.encode("utf-8", "surrogateescape")
+        i += 1
+    return raw.decode("utf-8", "surrogateescape")
 
 
 # `git config` costs a process per run; its answer changes only when .git/config does
@@ -243,16 +372,30 @@ def skipped_files(code: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
+def left_out_files(code: dict[str, Any] | None) -> list[str]:
+    """A record's untracked files left out because they look like secrets."""
+    items = (code or {}).get("left_out") or []
+    return [str(i.get("path")) for i in items if isinstance(i, dict) and i.get("path")]
+
+
 def lacking(code: dict[str, Any] | None) -> str:
     """What a rebuilt worktree lacks of the run's code, in a sentence ("" when nothing)."""
+    out = []
     skipped = skipped_files(code)
-    if not skipped:
-        return ""
-    named = ", ".join(f"{p} ({i.get('size')} bytes)" for p, i in sorted(skipped.items()))
-    return (
-        f"the rebuilt worktree lacked untracked {named}: too big for the recorded diff, "
-        "it was not stored; commit it or `tether add` it so a reproduction has it"
-    )
+    if skipped:
+        named = ", ".join(f"{p} ({i.get('size')} bytes)" for p, i in sorted(skipped.items()))
+        out.append(
+            f"the rebuilt worktree lacked untracked {named}: too big for the recorded diff, "
+            "it was not stored; commit it or `tether add` it so a reproduction has it"
+        )
+    secret = left_out_files(code)
+    if secret:
+        out.append(
+            f"the rebuilt worktree lacked untracked {', '.join(secret)}: it looks like a "
+            "secret and was left out of the recorded diff; give the reproduction its values "
+            "another way (its environment)"
+        )
+    return "\n".join(out)
 
 
 def _entry_point(root: Path) -> str | None:

@@ -101,4 +101,5 @@ def redactor_for(ws: Workspace) -> Redactor:
     return Redactor(
         extra_patterns=[str(p) for p in cfg.get("redact.patterns") or []],
         extra_keys=[str(k) for k in cfg.get("redact.keys") or []],
+        allow=[str(a) for a in cfg.get("redact.allow") or []],
     )

@@ -44,7 +44,7 @@ from tether.errors import RunError, TetherError
 from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
-from tether.redact import MASK, Redactor
+from tether.redact import Redactor
 from tether.runs.ids import new_run_id as new_run_id
 from tether.runs.ids import user
 from tether.runs.index import defer, open_index, redactor_for
@@ -135,12 +135,37 @@ def capture_warnings(start: Mapping[str, Any]) -> list[str]:
             f"untracked {path} ({size} bytes) is over runs.diff_max_file: it is named in the "
             "record by id but not stored; commit it, ignore it, or `tether add` it"
         )
+    out += _secret_warnings(start["code"])
     info = start.get("interpreter") or {}
     if not info.get("known", True):
         out.append(
             f"the command's Python environment is not known: {info.get('reason')}; "
             "`import tether` in the script records it from inside"
         )
+    return out
+
+
+MAX_REDACTION_WARNINGS = 10
+
+
+def _secret_warnings(code: Mapping[str, Any]) -> list[str]:
+    """The untracked files left out as secrets, and each line redaction masked in the diff."""
+    out = [
+        f"untracked {item.get('path')} looks like a secret: it was left out of the recorded "
+        "diff, so a reproduction will not have it"
+        for item in code.get("left_out") or []
+    ]
+    masked = list(code.get("redactions") or [])
+    for item in masked[:MAX_REDACTION_WARNINGS]:
+        out.append(
+            f"{item['file']}:{item['line']}: masked a value that looks like a secret "
+            f"({item['rule']}) in the recorded diff, so a reproduction runs altered code; read "
+            "it from the environment instead, or add a pattern to [redact] allow in tether.toml "
+            "if it is none"
+        )
+    if len(masked) > MAX_REDACTION_WARNINGS:
+        rest = len(masked) - MAX_REDACTION_WARNINGS
+        out.append(f"... and {rest} more masked lines (`tether runs show --json` lists them)")
     return out
 
 
@@ -282,7 +307,7 @@ def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
     out = [redactor.redact(a) for a in argv]
     for i, arg in enumerate(argv[:-1]):
         if arg.startswith("-") and "=" not in arg and redactor.is_secret_key(arg.lstrip("-")):
-            out[i + 1] = MASK
+            out[i + 1] = redactor.redact_value(arg.lstrip("-"), argv[i + 1])  # not `--eos-token 2`
     return out
 
 
