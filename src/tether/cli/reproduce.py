@@ -162,7 +162,8 @@ def review_lines(seen: Review) -> list[str]:
     elif seen.changes:
         plus = sum(c.added or 0 for c in seen.changes)
         minus = sum(c.removed or 0 for c in seen.changes)
-        out.append(f"  patch     {len(seen.changes)} files changed, +{plus} -{minus}")
+        files = f"{len(seen.changes)} file{'s' * (len(seen.changes) != 1)}"
+        out.append(f"  patch     {files} changed, +{plus} -{minus}")
         out += [
             f"    {c.path}  " + ("binary" if c.added is None else f"+{c.added} -{c.removed}")
             for c in seen.changes[:SHOWN]
