@@ -8,6 +8,10 @@ tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and m
 tolerances. A pipeline stage's run re-runs through the pipeline, a whole pipeline run as a whole
 (see ``repro/pipeline.py``). Only a finished run is reproduced. The verdict is REPRODUCED,
 DIFFERENT (with the four-pillar explanation) or FAILED (with the reason).
+
+A run is other people's code: the re-run gets this process's environment without credentials
+(``repro/scrub.py``); a patch redaction altered, or ``--env fresh`` packages from outside the
+configured index, are refused before anything is built (``repro/review.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from tether.repro.gitignore import hidden_from_git
 from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.restore import in_tree, restore_data, unseen
-from tether.repro.review import blocked, environment, index_url, redactions
+from tether.repro.review import blocked, environment, index_url, passing_notes
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -148,7 +152,7 @@ def reproduce(
     scrub.not_blamed(verdict.explanation, verdict.drift, verdict.withheld)
     if verdict.verdict != FAILED:
         verdict.reason = "; ".join(filter(None, [verdict.reason, typed.unused(verdict)]))
-    verdict.reason = "; ".join(filter(None, [verdict.reason, _passing_notes(ws, record, scrubbed)]))
+    verdict.reason = "; ".join(filter(None, [verdict.reason, passing_notes(ws, record, scrubbed)]))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
@@ -170,20 +174,6 @@ class _Rerun:
     fetch: Any
     scrubbed: scrub.Scrubbed
     allow_sources: bool
-
-
-def _passing_notes(ws: Workspace, record: dict[str, Any], scrubbed: scrub.Scrubbed) -> str:
-    """What the verdict says of --pass-env: names not set here, and the altered lines it let
-    run."""
-    notes = [f"--pass-env {n}: not set here" for n in scrubbed.unknown]
-    altered = redactions(ws, record.get("code") or {})
-    if altered:
-        notes.append(
-            "the patch redaction altered ran as recorded ("
-            + ", ".join(map(str, altered))
-            + "), the value to come from the environment"
-        )
-    return "; ".join(notes)
 
 
 def _carry_out(

@@ -162,6 +162,20 @@ def blocked(
     return ""
 
 
+def passing_notes(ws: Workspace, record: dict[str, Any], scrubbed: Scrubbed) -> str:
+    """What the verdict says of ``--pass-env``: names not set here, and the altered lines it
+    let run."""
+    notes = [f"--pass-env {n}: not set here" for n in scrubbed.unknown]
+    altered = redactions(ws, record.get("code") or {})
+    if altered:
+        notes.append(
+            "the patch redaction altered ran as recorded ("
+            + ", ".join(map(str, altered))
+            + "), the value to come from the environment"
+        )
+    return "; ".join(notes)
+
+
 def changes(ws: Workspace, code: dict[str, Any]) -> list[FileChange] | None:
     """Each file the recorded patches change (a submodule's under its path), with its added
     and removed lines; None when a patch is not in the cache."""
