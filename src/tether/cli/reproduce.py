@@ -108,7 +108,7 @@ def reproduce(
     )
     doomed = seen.refused or (seen.redactions and not pass_env)  # refused before anything runs
     if seen.someone_else and not yes and not doomed:
-        _confirm(seen, sys.stdin.isatty())
+        _confirm(seen, sys.stdin is not None and sys.stdin.isatty())
     # --json: stdout is the verdict's alone; the re-run's own output goes to stderr
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     with quiet:
