@@ -327,3 +327,25 @@ def test_an_older_record_s_masked_patch_is_found_by_the_mask(repo: Path, tether:
 def test_a_record_that_lists_no_redaction_is_taken_at_its_word(repo: Path, tether: Tether) -> None:
     masked(repo, tether, [])
     assert "REPRODUCED" in tether("reproduce", "masked", expect=0).output
+
+
+def test_the_review_cannot_redraw_the_terminal_to_hide_what_it_runs() -> None:
+    """A record's command, name and paths are shown with control characters escaped."""
+    from tether.cli.reproduce import review_lines
+    from tether.repro.review import FileChange, Review
+
+    seen = Review(
+        run="r",
+        name="n\x1b]0;title\x07",
+        recorded_by="mallory\x1b[2K",
+        you="victim",
+        command=["python", "x.py\x1b[1A\x1b[2K", "--harmless"],
+        commit="c",
+        pipeline=False,
+        changes=[FileChange("a\rb.py", 1, 0)],
+        redactions=[],
+        env="current",
+    )
+    text = "\n".join(review_lines(seen))
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "\\x1b[1A\\x1b[2K" in text and "a\\rb.py" in text

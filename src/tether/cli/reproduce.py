@@ -134,7 +134,7 @@ def _confirm(seen: Review, terminal: bool) -> None:
     """Show what reproducing someone else's run will do, and ask (no terminal: refuse)."""
     from tether.errors import NotConfirmedError
 
-    who = seen.recorded_by or "no one it names"
+    who = _plain(seen.recorded_by) or "no one it names"
     for line in review_lines(seen):
         click.echo(line, err=True)
     if not terminal:
@@ -148,15 +148,19 @@ def _confirm(seen: Review, terminal: bool) -> None:
 
 
 def review_lines(seen: Review) -> list[str]:
-    who = seen.recorded_by or "no one it names"
+    """The review as lines; whatever came from the record is shown with control characters
+    escaped, so it cannot redraw the terminal to hide what it runs."""
+    import shlex
+
+    who = _plain(seen.recorded_by) or "no one it names"
     out = [
-        f"Run {seen.run} ({seen.name}) was recorded by {who}, not by you ({seen.you}).",
+        f"Run {seen.run} ({_plain(seen.name)}) was recorded by {who}, not by you ({seen.you}).",
         "Reproducing it runs their code, with your files in reach:",
-        "  command   " + " ".join(seen.command),
+        "  command   " + _plain(shlex.join(seen.command)),
     ]
     if seen.pipeline:
         out.append("            (and the stages of pipeline.yaml at the commit)")
-    out.append(f"  commit    {seen.commit or 'none'}")
+    out.append(f"  commit    {_plain(seen.commit or 'none')}")
     if seen.changes is None:
         out.append("  patch     not in the cache (`tether pull` brings it): cannot be shown")
     elif seen.changes:
@@ -165,19 +169,24 @@ def review_lines(seen: Review) -> list[str]:
         files = f"{len(seen.changes)} file{'s' * (len(seen.changes) != 1)}"
         out.append(f"  patch     {files} changed, +{plus} -{minus}")
         out += [
-            f"    {c.path}  " + ("binary" if c.added is None else f"+{c.added} -{c.removed}")
+            f"    {_plain(c.path)}  "
+            + ("binary" if c.added is None else f"+{c.added} -{c.removed}")
             for c in seen.changes[:SHOWN]
         ]
         out += _more(seen.changes)
     else:
         out.append("  patch     none")
-    out += [f"  altered   {r} (by redaction)" for r in seen.redactions]
+    out += [f"  altered   {_plain(str(r))} (by redaction)" for r in seen.redactions]
     if seen.env == "fresh":
         out.append(f"  installs  {len(seen.packages)} packages from {seen.index}:")
-        out += [f"    {p}" for p in seen.packages[:SHOWN]] + _more(seen.packages)
+        out += [f"    {_plain(p)}" for p in seen.packages[:SHOWN]] + _more(seen.packages)
     if seen.withheld:
         out.append("  withheld  " + ", ".join(seen.withheld) + " (--pass-env NAME gives one)")
     return out
+
+
+def _plain(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _more(items: Sequence[object]) -> list[str]:
