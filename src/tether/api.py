@@ -7,7 +7,7 @@ here prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.pipelines import plan as _plan
     from tether.repro import reproduce as _reproduce
     from tether.repro.reproduce import Verdict as Verdict
+    from tether.repro.review import Review as Review
     from tether.runs import amend as _amend
     from tether.runs import catalog as _catalog
     from tether.runs import compare as _compare
@@ -407,6 +408,20 @@ class Project:
         return lineage.prov_document(self.ws, refs or ())
 
     # -- reproduce ---------------------------------------------------------------------------
+    def review_reproduction(
+        self,
+        ref: str,
+        *,
+        env: str = "current",
+        allow_sources: bool = False,
+        pass_env: Sequence[str] = (),
+    ) -> Review:
+        """What reproducing ``ref`` would run, install and withhold, and who recorded it:
+        ask before :meth:`reproduce` runs someone else's code (``tether reproduce`` does)."""
+        from tether.repro.review import review
+
+        return review(self.ws, ref, env=env, allow_sources=allow_sources, pass_env=pass_env)
+
     def reproduce(
         self,
         ref: str,
@@ -415,8 +430,12 @@ class Project:
         modes: dict[str, str] | None = None,
         keep: bool = False,
         env: str = "current",
+        pass_env: Sequence[str] = (),
+        allow_sources: bool = False,
     ) -> _reproduce.Verdict:
-        """Rebuild run ``ref`` in a clean worktree, re-run it, compare (``tether reproduce``)."""
+        """Rebuild run ``ref`` in a clean worktree, re-run it, compare (``tether reproduce``).
+        The re-run gets your environment less credentials (``pass_env`` names ones it gets
+        anyway); it does not ask first (:meth:`review_reproduction` says what it will run)."""
         from tether.repro import reproduce
         from tether.workspace import sync as _sync
 
@@ -428,6 +447,8 @@ class Project:
             keep=keep,
             fetch=lambda ids: _sync.fetch_ids(self.ws, ids),
             env=env,
+            pass_env=pass_env,
+            allow_sources=allow_sources,
         )
 
     # -- maintenance -----------------------------------------------------------------------

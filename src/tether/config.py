@@ -108,6 +108,8 @@ KNOWN: dict[str, tuple[Any, str]] = {
     "redact.allow": (_regexes, 'a list of regular expressions never masked, e.g. ["AKIA0{16}"]'),
     "core.remote": (lambda v: isinstance(v, str), "a remote's name"),
     "index.url": (lambda v: isinstance(v, str), "a SQLAlchemy URL, or empty for SQLite"),
+    # what `tether reproduce --env fresh` installs from (else pip decides), never the record's
+    "reproduce.index_url": (lambda v: isinstance(v, str), "a package index URL (pip's)"),
     "policy.max_header": (_whole, "a whole number of characters"),
     "hooks.max_file_mb": (_number, "a number of megabytes"),
 }

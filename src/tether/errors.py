@@ -20,7 +20,8 @@
     ├── RemoteError                  a remote is unknown, unreachable or refused a write
     │   └── RetainedObjectsError     a remote gc done, but S3 Object Lock keeps some objects (3)
     ├── RunError                     a run that cannot be found, started, logged to or sealed
-    │   └── LaunchError              ``tether run``'s command could not start (127, 126, 125)
+    │   ├── LaunchError              ``tether run``'s command could not start (127, 126, 125)
+    │   └── NotConfirmedError        someone else's run not reproduced: no --yes, no terminal (3)
     ├── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
     ├── PromptError                  a prompt that cannot be found, parsed, rendered or promoted
     ├── RegistryError                a model registry operation refused: names the rule
@@ -144,6 +145,13 @@ class LaunchError(RunError):
     def __init__(self, message: str, exit_code: int = 125) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class NotConfirmedError(RunError):
+    """Reproducing a run someone else recorded was not confirmed: declined at the prompt, or
+    no terminal to ask on and no ``--yes``. Nothing ran, so it exits 3."""
+
+    exit_code = 3
 
 
 class IndexStoreError(TetherError):

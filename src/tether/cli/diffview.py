@@ -187,6 +187,9 @@ def show_verdict(v: Verdict) -> None:
         out.print(f"  {v.reason}", markup=False)
     if v.worktree:
         out.print(f"  worktree kept at {v.worktree}", markup=False)
+    if v.withheld:  # names only, never values
+        names = ", ".join(v.withheld)
+        out.print(f"  withheld from the re-run: {names} (--pass-env NAME gives one)", markup=False)
     if v.drift is not None:
         e = v.drift
         drift = [f"python {e.python[0]} -> {e.python[1]}"] if e.python else []

@@ -56,7 +56,11 @@ BY_COMMAND: dict[str, dict[int, str]] = {
     "prompt history": {NEGATIVE: "a tag disagrees with the label log"},
     "prompt lint": {NEGATIVE: "a problem found"},
     "repro": {NOT_CARRIED_OUT: "a stage failed"},
-    "reproduce": {NEGATIVE: "DIFFERENT", NOT_CARRIED_OUT: "FAILED: the run could not be redone"},
+    "reproduce": {
+        NEGATIVE: "DIFFERENT",
+        NOT_CARRIED_OUT: "FAILED: the run could not be redone or was refused; someone else's run "
+        "not confirmed (no terminal, no --yes)",
+    },
     "run": {
         NEGATIVE: "--check-determinism: the two runs differ (else: the command's own status)",
         NOT_CARRIED_OUT: "--check-determinism: nothing to compare, or it failed both times",

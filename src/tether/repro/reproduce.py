@@ -8,6 +8,10 @@ tagged ``reproduction_of``; outputs are compared by their ``compare`` mode and m
 tolerances. A pipeline stage's run re-runs through the pipeline, a whole pipeline run as a whole
 (see ``repro/pipeline.py``). Only a finished run is reproduced. The verdict is REPRODUCED,
 DIFFERENT (with the four-pillar explanation) or FAILED (with the reason).
+
+A run is other people's code: the re-run gets this process's environment without credentials
+(``repro/scrub.py``); a patch redaction altered, or ``--env fresh`` packages from outside the
+configured index, are refused before anything is built (``repro/review.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +35,12 @@ from tether.errors import GitError, LaunchError, MissingObjectError, TetherError
 from tether.gitio import git, git_maybe
 from tether.gitio.repo import DOT
 from tether.redact import MASK
-from tether.repro import freshenv
+from tether.repro import freshenv, scrub
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.restore import in_tree, restore_data, unseen
+from tether.repro.review import blocked, environment, index_url, passing_notes
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -77,12 +83,20 @@ def reproduce(
     fetch: Any = None,
     env: str = "current",
     cwd: str | Path | None = None,
+    pass_env: Iterable[str] = (),
+    allow_sources: bool = False,
 ) -> Verdict:
     """Rebuild and re-run ``ref``; ``fetch(ids)`` brings missing objects from a remote.
-    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages.
-    A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one of :data:`MODES`. Their
-    paths are taken from ``cwd`` (the current folder), as ``tether run --out`` takes its
-    paths, or from the top of the repository."""
+    ``env="fresh"`` re-runs in a new virtual environment built from the recorded packages,
+    from your configured package indexes only (``allow_sources``: also the record's direct
+    URL, VCS and local sources). A tolerance is relative: ``0.01`` or ``"1%"``; a mode is one
+    of :data:`MODES`. Their paths are taken from ``cwd`` (the current folder), as ``tether run
+    --out`` takes its paths, or from the top of the repository.
+
+    The re-run gets this process's environment less credentials (``repro/scrub.py``); the
+    names in ``pass_env`` it gets anyway, and naming any lets a patch that redaction altered
+    run (see ``repro/review.py``). Nothing here asks: :func:`tether.repro.review.review`
+    says what will run, for a caller to ask about."""
     typed = options(tolerances, modes, env, os.getcwd() if cwd is None else cwd, ws.root)
     limits, how = typed.judged_limits, typed.judged_modes
     run_id = catalog.resolve(ws, ref)
@@ -107,11 +121,21 @@ def reproduce(
             "name and order"
         )
         return verdict
+    passed = list(pass_env)
+    try:
+        verdict.reason = blocked(ws, record, env, allow_sources=allow_sources, pass_env=passed)
+    except MissingObjectError as exc:
+        verdict.reason = f"the run's environment is gone from every cache: {exc}"
+    if verdict.reason:
+        return verdict
+    scrubbed = environment(ws, passed)
+    verdict.withheld = scrubbed.withheld
+    run = _Rerun(limits, how, env, fetch, scrubbed, allow_sources)
     tree: Path | None = None
     try:
         tree = _worktree(ws, record)
         verdict.worktree = str(tree)
-        _carry_out(ws, tree, verdict, record, limits, how, env, fetch)
+        _carry_out(ws, tree, verdict, record, run)
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
     except MissingObjectError as exc:
@@ -125,8 +149,10 @@ def reproduce(
             verdict.worktree = None
         if verdict.fresh_env is not None and not keep:
             shutil.rmtree(verdict.fresh_env.root, ignore_errors=True)
+    scrub.not_blamed(verdict.explanation, verdict.drift, verdict.withheld)
     if verdict.verdict != FAILED:
         verdict.reason = "; ".join(filter(None, [verdict.reason, typed.unused(verdict)]))
+    verdict.reason = "; ".join(filter(None, [verdict.reason, passing_notes(ws, record, scrubbed)]))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
@@ -138,54 +164,91 @@ def reproduce(
     return verdict
 
 
+@dataclass(frozen=True)
+class _Rerun:
+    """How the re-run is judged, and what it runs with."""
+
+    limits: dict[str, float]
+    modes: dict[str, str]
+    env: str  # current | fresh
+    fetch: Any
+    scrubbed: scrub.Scrubbed
+    allow_sources: bool
+
+
 def _carry_out(
-    ws: Workspace,
-    tree: Path,
-    verdict: Verdict,
-    record: dict[str, Any],
-    limits: dict[str, float],
-    modes: dict[str, str],
-    env: str,
-    fetch: Any,
+    ws: Workspace, tree: Path, verdict: Verdict, record: dict[str, Any], run: _Rerun
 ) -> None:
-    """In the rebuilt ``tree``: restore the data, re-run, judge."""
+    """In the rebuilt ``tree``: restore the data, then, in the scrubbed environment, re-run
+    and judge."""
     if not (tree / "tether.toml").exists():  # never committed: the project's own will do
         shutil.copyfile(ws.root / "tether.toml", tree / "tether.toml")
     copy = Workspace.open(tree)
     try:
-        modes = {**stage_modes(tree, record), **modes}
+        modes = {**stage_modes(tree, record), **run.modes}
+        limits = run.limits
         pipeline = (record.get("tags") or {}).get("kind") == "pipeline"
-        restored = restore_data(
-            ws, copy, with_sources(ws, tree, record) if pipeline else record, fetch
+        restored = restore_data(  # with your credentials: the remote may need them
+            ws, copy, with_sources(ws, tree, record) if pipeline else record, run.fetch
         )
         recorded = compare.environment(ws, record)
-        verdict.drift = compare.env_drift(recorded, _env_now(copy, record, recorded))
+        pip_env = scrub.for_pip(run.scrubbed, os.environ)
+        _ = copy.config, ws.config  # read now, with your TETHER_* settings
         new_data = unseen(record, restored)
-        with _environment(verdict, recorded, env, tree), hidden_from_git(tree, new_data):
-            if pipeline:
-                reproduce_pipeline(ws, copy, verdict, record, limits, modes)
-            else:
-                verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
-                again = catalog.load(ws, verdict.reproduction)
-                judge(ws, verdict, record, again, limits, modes)
-                if verdict.fresh_env is not None:
-                    _ran_fresh(ws, verdict, verdict.fresh_env.root, again)
+        with scrub.applied(run.scrubbed):
+            if run.env == "current":  # what the re-run will see (fresh: the new one's)
+                verdict.drift = compare.env_drift(recorded, _env_now(copy, record, recorded))
+            with (
+                _environment(verdict, recorded, run, ws, pip_env),
+                hidden_from_git(tree, new_data),
+            ):
+                _run_and_judge(ws, copy, verdict, record, limits, modes, recorded, pipeline)
     finally:
         copy.close()
 
 
+def _run_and_judge(
+    ws: Workspace,
+    copy: Workspace,
+    verdict: Verdict,
+    record: dict[str, Any],
+    limits: dict[str, float],
+    modes: dict[str, str],
+    recorded: dict[str, Any],
+    pipeline: bool,
+) -> None:
+    if pipeline:
+        reproduce_pipeline(ws, copy, verdict, record, limits, modes)
+        return
+    verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
+    again = catalog.load(ws, verdict.reproduction)
+    judge(ws, verdict, record, again, limits, modes)
+    if verdict.fresh_env is not None:
+        _ran_fresh(ws, verdict, verdict.fresh_env.root, again)
+
+
 @contextmanager
 def _environment(
-    verdict: Verdict, recorded: dict[str, Any], env: str, tree: Path
+    verdict: Verdict,
+    recorded: dict[str, Any],
+    run: _Rerun,
+    ws: Workspace,
+    pip_env: dict[str, str],
 ) -> Iterator[None]:
     """The current environment, or (``fresh``) a new one built from the record and put first
-    on PATH; its drift from the record replaces the current environment's."""
-    if env == "current":
+    on PATH; its drift from the record is the verdict's."""
+    if run.env == "current":
         yield
         return
     where = Path(tempfile.mkdtemp(prefix="tether-env-"))
     try:
-        verdict.fresh_env = freshenv.build(recorded, where)
+        verdict.fresh_env = freshenv.build(
+            recorded,
+            where,
+            index_url=index_url(ws),
+            environ=pip_env,
+            allow_sources=run.allow_sources,
+        )
     except freshenv.EnvBuildError as exc:
         shutil.rmtree(where, ignore_errors=True)
         raise Failed(f"the recorded environment could not be rebuilt: {exc}") from exc

@@ -77,6 +77,7 @@ class Verdict:
     explanation: compare.RunDiff | None = None
     worktree: str | None = None
     fresh_env: FreshEnv | None = None  # with --env fresh: what was built
+    withheld: list[str] = field(default_factory=list)  # variables the re-run did not get
 
     @property
     def exit_code(self) -> int:
