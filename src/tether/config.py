@@ -37,7 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "redact": {"patterns": [], "keys": []},
     # prompt evaluation: [prompts.providers.NAME] (type, base_url, model, api_key_env: the name of
     # the variable holding the key, never the key), [prompts.prices."MODEL"] per million tokens
-    "prompts": {"providers": {}, "prices": {}, "judge": "", "embeddings": ""},
+    # render_max_chars and render_timeout_s bound what rendering one template may build and take
+    "prompts": {
+        "providers": {},
+        "prices": {},
+        "judge": "",
+        "embeddings": "",
+        "render_max_chars": 1_000_000,
+        "render_timeout_s": 2.0,
+    },
 }
 
 
@@ -98,6 +106,8 @@ KNOWN: dict[str, tuple[Any, str]] = {
     "index.url": (lambda v: isinstance(v, str), "a SQLAlchemy URL, or empty for SQLite"),
     "policy.max_header": (_whole, "a whole number of characters"),
     "hooks.max_file_mb": (_number, "a number of megabytes"),
+    "prompts.render_max_chars": (_whole, "a whole number of characters, e.g. 1000000"),
+    "prompts.render_timeout_s": (_number, "a number of seconds, e.g. 2"),
 }
 
 

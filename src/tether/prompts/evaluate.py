@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ConfigError
-from tether.prompts import assertions
+from tether.prompts import assertions, sandbox
 from tether.prompts.providers import (
     Provider,
     Request,
@@ -99,6 +99,13 @@ def provider_for(ws: Workspace, suite: Suite, name: str) -> Provider:
     return provider_from_config(name, configured)
 
 
+def render_limits(ws: Workspace) -> sandbox.Limits:
+    """``prompts.render_max_chars`` and ``prompts.render_timeout_s``."""
+    return sandbox.Limits.from_settings(
+        ws.config.get("prompts.render_max_chars"), ws.config.get("prompts.render_timeout_s")
+    )
+
+
 def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int) -> float | None:
     """Cost from ``[prompts.prices."MODEL"]`` (``input_per_million``, ``output_per_million``)."""
     table = ws.config.get("prompts.prices") or {}
@@ -129,17 +136,18 @@ def evaluate(
     model = provider.model or prompt.model or ""  # a configured provider's model wins
     requests: list[Request] = []
     rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
-    for case in suite.cases:
-        try:
-            messages = prompt.messages(**case.vars)
-            text = "\n\n".join(m["content"] for m in messages)
-            failure = None
-        except PromptError as exc:
-            messages, text, failure = [], "", str(exc)
-        rendered.append((case, failure, text))
-        for k in range(repeat):
-            msgs = [(m["role"], m["content"]) for m in messages] or [("user", "")]
-            requests.append(Request.build(model, msgs, prompt.params, repeat=k))
+    with sandbox.limits(render_limits(ws)):
+        for case in suite.cases:
+            try:
+                messages = prompt.messages(**case.vars)
+                text = "\n\n".join(m["content"] for m in messages)
+                failure = None
+            except PromptError as exc:
+                messages, text, failure = [], "", str(exc)
+            rendered.append((case, failure, text))
+            for k in range(repeat):
+                msgs = [(m["role"], m["content"]) for m in messages] or [("user", "")]
+                requests.append(Request.build(model, msgs, prompt.params, repeat=k))
     cache = ResponseCache(ws.dot / "cache" / "responses")
     done = [0]
 

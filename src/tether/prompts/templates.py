@@ -11,8 +11,10 @@
     params: {temperature: 0}      # default sampling params
     output: {format: label, labels: [positive, negative]}   # text | json | label
 
-Templates run in Jinja2's immutable sandbox with strict undefined variables: a template cannot
-reach Python internals, and a variable it uses but is not given is an error naming it and the line.
+Templates run in Jinja2's immutable sandbox with strict undefined variables (``sandbox.py``): a
+template cannot reach Python internals, a variable it uses but is not given is an error naming it
+and the line, and rendering stops at a size and a time limit (``prompts.render_max_chars``,
+default 1,000,000 characters; ``prompts.render_timeout_s``, default 2 s).
 A version's *content id* is the hash of its files (names and bytes), what registration pins.
 """
 
@@ -32,6 +34,8 @@ from tether.hashing import hash_bytes
 
 if TYPE_CHECKING:
     import jinja2
+
+    from tether.prompts.sandbox import PromptSandbox
 
 PROMPTS_DIR = "prompts"
 META_FILE = "prompt.yaml"
@@ -289,54 +293,75 @@ def _is_type(value: Any, kind: str) -> bool:
     return isinstance(value, TYPES[kind])
 
 
-_ENV: list[jinja2.Environment] = []
+_ENV: list[PromptSandbox] = []
 
 
-def _environment() -> jinja2.Environment:
-    """One sandboxed environment per process: strict undefined, no autoescape (prompts are not
-    HTML), trailing newlines kept."""
+def _environment() -> PromptSandbox:
+    """One sandboxed environment per process (``sandbox.PromptSandbox``): strict undefined, no
+    autoescape (prompts are not HTML), trailing newlines kept, size and time limits."""
     if not _ENV:
-        from jinja2 import StrictUndefined
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from tether.prompts.sandbox import PromptSandbox
 
-        _ENV.append(
-            ImmutableSandboxedEnvironment(
-                undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-            )
-        )
+        _ENV.append(PromptSandbox())
     return _ENV[0]
 
 
-def _parse(env: jinja2.Environment, prompt: Prompt, where: str, src: str) -> Any:
+def _parse(env: PromptSandbox, prompt: Prompt, where: str, src: str) -> Any:
     from jinja2 import TemplateSyntaxError
 
     try:
-        return env.parse(src)
+        tree = env.parse(src)
     except TemplateSyntaxError as exc:
         raise PromptError(f"{prompt.ref}: {where} line {exc.lineno}: {exc.message}") from None
+    except RecursionError:
+        raise PromptError(f"{prompt.ref}: {where} nests too deeply to parse") from None
+    found = env.file_reference(tree)
+    if found is not None:
+        raise PromptError(
+            f"{prompt.ref}: {where} line {found.lineno}: a prompt template cannot include, "
+            "import or extend other files: put the text in this template"
+        )
+    return tree
 
 
 def _render(prompt: Prompt, template: tuple[str, str, str], values: dict[str, Any]) -> str:
     from jinja2 import TemplateError, UndefinedError
     from jinja2.exceptions import SecurityError
 
+    from tether.prompts import sandbox
+
     _role, where, src = template
     try:
-        return str(_compiled(src).render(**values))
+        return sandbox.render(_compiled(src), values)
     except SecurityError as exc:
         raise PromptError(f"{prompt.ref}: {where} was blocked by the sandbox: {exc}") from None
-    except UndefinedError as exc:
+    except sandbox.RenderLimitError as exc:
         line = _template_line(exc)
-        at = f" line {line}" if line else ""
+        raise PromptError(f"{prompt.ref}: {where}{_at(line)}: {exc}") from None
+    except UndefinedError as exc:
+        at = _at(_template_line(exc))
         raise PromptError(f"{prompt.ref}: {where}{at}: {exc.message}") from None
     except TemplateError as exc:
         raise PromptError(f"{prompt.ref}: {where}: {exc}") from None
+    except RecursionError:
+        raise PromptError(
+            f"{prompt.ref}: {where} recurses too deeply (a macro calling itself?)"
+        ) from None
+    except Exception as exc:  # the template's own arithmetic or data: 1/0, int("x"), ...
+        at = _at(_template_line(exc))
+        raise PromptError(f"{prompt.ref}: {where}{at}: {type(exc).__name__}: {exc}") from None
+
+
+def _at(line: int | None) -> str:
+    return f" line {line}" if line else ""
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled(src: str) -> jinja2.Template:
-    """A template compiled once per process: an eval renders the same one for every case."""
-    return _environment().from_string(src)
+    """A template compiled once per process: an eval renders the same one for every case. Its
+    loops and concatenations go through the sandbox's guards."""
+    env = _environment()
+    return env.from_string(env.parse_guarded(src))
 
 
 def _template_line(exc: BaseException) -> int | None:
