@@ -207,8 +207,15 @@ class Config:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> Config:
-        project = _read_toml(root / PROJECT_FILE)
+    def load(
+        cls,
+        root: Path,
+        environ: Mapping[str, str] | None = None,
+        project: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Every layer; ``project`` stands for tether.toml when given (as it was committed at
+        some revision, say)."""
+        project = _read_toml(root / PROJECT_FILE) if project is None else dict(project)
         version = project.get("format", FORMAT)
         if version != FORMAT:
             raise ConfigError(
