@@ -110,7 +110,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
             label = f"{where} case {i + 1}: case file {raw['file']}"
             cases += _file_cases(Path(raw["file"]), label, parts[-1], len(cases))
         else:
-            cases.append(_case(raw, f"{path} case {i + 1}", len(cases)))
+            cases.append(_case(raw, f"{where} case {i + 1}", len(cases)))
     seen: set[str] = set()
     for case in cases:
         if case.id in seen:

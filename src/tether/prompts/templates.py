@@ -345,7 +345,7 @@ def _variables(ref: str, raw: Any) -> dict[str, Variable]:
 
 def _check_meta(ref: str, meta: dict[str, Any]) -> None:
     known = {"description", "variables", "model", "params", "output"}
-    extra = sorted(set(meta) - known)
+    extra = sorted(str(k) for k in meta if k not in known)
     if extra:
         raise PromptError(f"{ref}: unknown key {', '.join(extra)} in {META_FILE}")
     params = meta.get("params") or {}
