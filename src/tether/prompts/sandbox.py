@@ -32,6 +32,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from tether.errors import ConfigError
+
 MAX_CHARS = 1_000_000
 TIMEOUT_S = 2.0
 MAX_JSON_INDENT = 32
@@ -54,10 +56,16 @@ class Limits:
     @classmethod
     def from_settings(cls, max_chars: Any = None, timeout_s: Any = None) -> Limits:
         """From ``prompts.render_max_chars`` and ``prompts.render_timeout_s`` (None: default)."""
-        return cls(
-            MAX_CHARS if max_chars in (None, "") else int(max_chars),
-            TIMEOUT_S if timeout_s in (None, "") else float(timeout_s),
-        )
+        try:
+            return cls(
+                MAX_CHARS if max_chars in (None, "") else int(max_chars),
+                TIMEOUT_S if timeout_s in (None, "") else float(timeout_s),
+            )
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"prompts.render_max_chars = {max_chars!r} and prompts.render_timeout_s = "
+                f"{timeout_s!r}: each takes a number (characters, seconds)"
+            ) from None
 
 
 _LIMITS: ContextVar[Limits | None] = ContextVar("tether_render_limits", default=None)
