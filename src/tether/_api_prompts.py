@@ -176,26 +176,11 @@ class PromptLibrary:
     def ci(
         self, base: str, label: str, suite_dir: str, provider: str | None, max_regression: float
     ) -> CiReport:
-        """Every version added or changed since ``base`` against the one ``label`` points at."""
-        from tether.errors import PromptError
-        from tether.prompts import evaluate, gate, templates
+        """Every version added or changed since ``base`` against the one ``label`` points at;
+        what the pull request brings is treated as content (``gate.ci``)."""
+        from tether.prompts import gate
 
-        compared, alone = [], []
-        for name, version in gate.changed_versions(self.root, base):
-            path = self.root / suite_dir / f"{name}.yaml"
-            if not path.exists():
-                raise PromptError(f"{name}@{version} changed but has no suite at {path}")
-            suite = self.load_suite(path)
-            prov = self.provider(suite, suite.provider_names(provider)[0])
-            new = templates.load(self.root, name, version)
-            baseline = gate.production_of(self.ws, name, label)
-            if baseline is None or baseline.content_id == new.content_id:
-                alone.append(evaluate.evaluate(self.ws, new, suite, prov))
-            else:
-                done = gate.compare_versions(
-                    self.ws, baseline, new, suite, prov, max_regression=max_regression
-                )
-                compared.append(done)
+        compared, alone = gate.ci(self.ws, base, label, suite_dir, provider, max_regression)
         return CiReport(compared, alone, gate.markdown(compared, alone))
 
     # -- labels ------------------------------------------------------------------------------

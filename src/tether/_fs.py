@@ -58,12 +58,14 @@ def temp_path_for(path: Path) -> Path:
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old bytes or the new, never a mix."""
+    """Write ``data`` to ``path`` so that a reader sees the old bytes or the new, never a mix:
+    every byte is written (``os.write`` may write fewer than asked) before the rename, and a
+    write that fails (a full disk) leaves the old file as it was and raises."""
     tmp = temp_path_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            os.write(fd, data) if len(data) < (1 << 30) else _write_all(fd, data)
+            _write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
@@ -96,9 +98,12 @@ def write_cache(path: Path, data: bytes) -> None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data``: ``os.write`` returns how much it wrote, which may be less."""
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
+        if n <= 0:  # a regular file that takes nothing has no room left
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[n:]
 
 

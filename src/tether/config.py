@@ -37,7 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "redact": {"patterns": [], "keys": [], "allow": []},
     # prompt evaluation: [prompts.providers.NAME] (type, base_url, model, api_key_env: the name of
     # the variable holding the key, never the key), [prompts.prices."MODEL"] per million tokens
-    "prompts": {"providers": {}, "prices": {}, "judge": "", "embeddings": ""},
+    # render_max_chars and render_timeout_s bound what rendering one template may build and take
+    "prompts": {
+        "providers": {},
+        "prices": {},
+        "judge": "",
+        "embeddings": "",
+        "render_max_chars": 1_000_000,
+        "render_timeout_s": 2.0,
+    },
 }
 
 
@@ -112,6 +120,8 @@ KNOWN: dict[str, tuple[Any, str]] = {
     "reproduce.index_url": (lambda v: isinstance(v, str), "a package index URL (pip's)"),
     "policy.max_header": (_whole, "a whole number of characters"),
     "hooks.max_file_mb": (_number, "a number of megabytes"),
+    "prompts.render_max_chars": (_whole, "a whole number of characters, e.g. 1000000"),
+    "prompts.render_timeout_s": (_number, "a number of seconds, e.g. 2"),
 }
 
 
@@ -211,8 +221,15 @@ class Config:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> Config:
-        project = _read_toml(root / PROJECT_FILE)
+    def load(
+        cls,
+        root: Path,
+        environ: Mapping[str, str] | None = None,
+        project: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Every layer; ``project`` stands for tether.toml when given (as it was committed at
+        some revision, say)."""
+        project = _read_toml(root / PROJECT_FILE) if project is None else dict(project)
         version = project.get("format", FORMAT)
         if version != FORMAT:
             raise ConfigError(

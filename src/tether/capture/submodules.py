@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import GitError
-from tether.gitio import git, git_maybe
+from tether.gitio import git, git_maybe, is_commit
 
 GITLINK = "160000"
 
@@ -125,7 +125,7 @@ def restore_submodules(
             continue  # a parent submodule's checkout brought it (an already populated folder)
         target.mkdir(parents=True, exist_ok=True)
         git(tree, "clone", "-q", "--no-checkout", "--shared", str(origin.resolve()), str(target))
-        if git_maybe(target, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+        if not is_commit(target, commit):
             raise GitError(
                 f"{_kind(sub)} {path}'s commit {commit[:12]} is not in {origin}: fetch it there "
                 f"(`git -C {path} fetch`) and reproduce again"

@@ -416,7 +416,9 @@ def ci(
 ) -> None:
     """Evaluate every prompt version added or changed since BASE against the version labelled
     production, on SUITES/NAME.yaml; write a markdown report; exit 1 on a significant
-    regression (or an inconclusive gate)."""
+    regression (or an inconclusive gate). What the pull request brings is content: its suites
+    and prompts read no file outside the repository, and a provider whose API key is set must
+    keep the endpoint that tether.toml at BASE, .tether/config.toml or the environment gives."""
     done = _library().ci(base, label, suite_dir, provider, max_regression)
     if report is not None:
         report.write_text(done.markdown)

@@ -8,9 +8,12 @@ from tether.gitio.repo import (
     git,
     git_many,
     git_maybe,
+    in_repository,
     init_repo,
+    is_commit,
     parse_pointer_listing,
     pointer_files,
+    read_blob,
     show,
 )
 
@@ -21,8 +24,11 @@ __all__ = [
     "git",
     "git_many",
     "git_maybe",
+    "in_repository",
     "init_repo",
+    "is_commit",
     "parse_pointer_listing",
     "pointer_files",
+    "read_blob",
     "show",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tether.errors import GitError, UsageError
-from tether.gitio.repo import POINTER_LISTING, POINTER_SUFFIX, git, git_many, git_maybe, is_commit
+from tether.gitio.repo import POINTER_LISTING, POINTER_SUFFIX, git, git_many, is_commit
 
 DEFAULT_TYPES = (
     "feat",
@@ -286,8 +286,11 @@ def _example(
 def default_range(root: Path) -> str | None:
     """``@{upstream}..HEAD`` (the commits not yet pushed) when the branch has an upstream, else
     ``HEAD`` (every commit on it); None before the first commit."""
-    upstream = git_maybe(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
-    if upstream is not None and upstream.strip():
+    fmt = "--format=%(HEAD)%(upstream)%00%(upstream:track)"  # "*" marks the current branch
+    branches = git(root, "for-each-ref", fmt, "refs/heads/")
+    current = next((ln[1:] for ln in branches.decode().splitlines() if ln.startswith("*")), "")
+    upstream, _, track = current.partition("\0")
+    if upstream and track != "[gone]":
         return "@{upstream}..HEAD"
     return "HEAD" if is_commit(root, "HEAD") else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -25,31 +26,92 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def git(
-    root: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    root: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> bytes:
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=root, input=stdin, capture_output=True, check=False, env=env
-        )
-    except FileNotFoundError as exc:
-        raise GitError("git is not installed: install git and run again") from exc
+    proc = _run(root, args, stdin, env, timeout)
     if proc.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {proc.stderr.decode().strip()}")
     return proc.stdout
 
 
-def git_maybe(root: Path, *args: str) -> bytes | None:
-    """``git`` for questions whose answer may be "none" (exit 1): None instead of an error."""
+def _run(
+    root: Path,
+    args: tuple[str, ...],
+    stdin: bytes | None,
+    env: dict[str, str] | None,
+    timeout: float | None,
+) -> subprocess.CompletedProcess[bytes]:
     try:
-        return git(root, *args)
-    except GitError:
+        return subprocess.run(
+            ["git", *args],
+            cwd=root,
+            input=stdin,
+            capture_output=True,
+            check=False,
+            env=env,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(
+            f"git {' '.join(args)} did not finish within {timeout:g} s in {root}: "
+            "check the repository (and the network, for a remote) and run again"
+        ) from None
+    except FileNotFoundError as exc:
+        if exc.filename == "git":
+            raise GitError("git is not installed: install git and run again") from exc
+        raise GitError(f"cannot run git in {root}: {exc.strerror}") from exc
+    except OSError as exc:  # the folder cannot be entered (permission denied)
+        raise GitError(f"cannot run git in {root}: {exc.strerror}") from exc
+
+
+def git_maybe(root: Path, *args: str, timeout: float | None = None) -> bytes | None:
+    """``git`` for a question whose answer may be "no": None when git says so (exit 1, as
+    ``rev-parse -q --verify`` for a missing ref or ``config`` for an unset key), or when ``root``
+    is in no git repository (nor is a folder at all). A failure to answer raises ``GitError``:
+    git missing, a damaged repository, permission denied, ``timeout`` seconds passed."""
+    if not root.is_dir():
         return None
+    proc = _run(root, args, None, None, timeout)
+    if proc.returncode == 0:
+        return proc.stdout
+    if proc.returncode == 1 or not in_repository(root):
+        return None
+    raise GitError(
+        f"git {' '.join(args)} failed in {root} (exit {proc.returncode}): "
+        f"{proc.stderr.decode(errors='replace').strip() or 'no message'}"
+    )
+
+
+def in_repository(folder: Path) -> bool:
+    """Whether ``folder`` is in a git repository as git finds one (no subprocess): ``$GIT_DIR``,
+    a ``.git`` in it or a parent, or a bare repository."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    here = folder.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return True
+        if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
+            return True  # a bare repository (or a .git folder itself)
+    return False
 
 
 def committer_email(root: Path) -> str | None:
-    """The e-mail git would commit as here (GIT_COMMITTER_EMAIL, then user.email), if any."""
-    ident = (git_maybe(root, "var", "GIT_COMMITTER_IDENT") or b"").decode()
-    return ident.partition("<")[2].partition(">")[0].strip() or None
+    """The e-mail git would commit as here: ``$GIT_COMMITTER_EMAIL``, then ``committer.email``
+    or ``user.email`` in git's config, then ``$EMAIL``; None when none is set."""
+    given = os.environ.get("GIT_COMMITTER_EMAIL", "").strip()
+    if given:
+        return given
+    out = git_maybe(root, "config", "--get-regexp", r"^(committer|user)\.email$")
+    found = dict(
+        line.partition(" ")[::2] for line in (out or b"").decode(errors="replace").splitlines()
+    )
+    email = found.get("committer.email") or found.get("user.email") or os.environ.get("EMAIL")
+    return email.strip() if email and email.strip() else None
 
 
 def init_repo(path: Path) -> None:
@@ -136,7 +198,12 @@ def ensure_ignored(folder: Path, name: str) -> bool:
 
 
 def is_commit(root: Path, rev: str) -> bool:
-    proc = subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=root, capture_output=True
-    )
-    return proc.returncode == 0
+    """Whether ``rev`` names a commit here (a damaged repository raises ``GitError``)."""
+    return git_maybe(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}") is not None
+
+
+def read_blob(root: Path, rev: str) -> bytes | None:
+    """The bytes of the blob ``rev`` names (an id, maybe abbreviated, or a ref), or None when
+    there is no such blob here; a damaged repository raises ``GitError``."""
+    sha = git_maybe(root, "rev-parse", "--verify", "-q", f"{rev}^{{blob}}")
+    return None if sha is None else git(root, "cat-file", "blob", sha.decode().strip())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import re
 import string
 import sys
@@ -197,8 +198,8 @@ def _python(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
     module, _, name = str(opts["function"]).partition(":")
     if not name:
         raise PromptError(f"python assertion {opts['function']!r}: use module:function")
-    if ctx.root is not None and str(ctx.root) not in sys.path:
-        sys.path.insert(0, str(ctx.root))  # the project's own modules
+    if ctx.root is not None:
+        own_function(ctx.root, str(opts["function"]))
     func = getattr(importlib.import_module(module), name)
     value = func(answer, {"vars": ctx.case_vars or {}, "expected": ctx.expected})
     if isinstance(value, bool):
@@ -206,6 +207,31 @@ def _python(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
     score = float(value)
     least = float(opts.get("min", 0.5))
     return Check(kind, score >= least, score, f"score {score:.3f} (min {least})")
+
+
+def own_function(root: Path, function: str) -> None:
+    """Refuse a ``python`` assertion's ``module:function`` from outside the project
+    (``builtins:exec`` would run whatever the answer says): a suite calls only check functions
+    the repository itself holds."""
+    import importlib.util
+
+    module = function.partition(":")[0]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))  # the project's own modules
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as exc:
+        raise PromptError(f"python assertion {function!r}: {exc}") from None
+    origin = spec.origin if spec is not None else None
+    top = root.resolve()
+    path = Path(origin).resolve() if origin and os.path.isabs(origin) else None
+    installed = path is not None and bool({"site-packages", "dist-packages"} & set(path.parts))
+    if path is None or top not in path.parents or installed:
+        raise PromptError(
+            f"python assertion {function!r}: {module} is not a module of this repository "
+            f"({origin or 'not found'}): a suite calls only check functions the project holds"
+        )
 
 
 def _latency(kind: str, arg: Any, answer: str, ctx: Context) -> Check:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ConfigError
-from tether.prompts import assertions
+from tether.prompts import assertions, sandbox
 from tether.prompts.providers import (
     Provider,
     Request,
@@ -25,6 +25,7 @@ from tether.prompts.providers import (
     ResponseCache,
     ScriptedProvider,
     cached_complete,
+    check_endpoint,
     provider_from_config,
 )
 from tether.prompts.stats import CaseOutcome, SuiteMetrics, suite_metrics
@@ -81,9 +82,21 @@ class EvalResult:
         return [r.outcome() for r in self.results]
 
 
-def provider_for(ws: Workspace, suite: Suite, name: str) -> Provider:
+@dataclass(frozen=True)
+class Trusted:
+    """Provider settings from sources a pull request cannot change (``providers``: the
+    ``prompts.providers`` table they give), and how to name them (``source``)."""
+
+    providers: Mapping[str, Any]
+    source: str
+
+
+def provider_for(
+    ws: Workspace, suite: Suite, name: str, trusted: Trusted | None = None
+) -> Provider:
     """``scripted`` (the suite's own rules: a stand-in, for tests and demos) or a provider
-    configured in tether.toml under ``[prompts.providers.NAME]``."""
+    configured in tether.toml under ``[prompts.providers.NAME]``; with ``trusted``, one whose
+    key is set is refused unless its endpoint is the trusted one (``check_endpoint``)."""
     if name == SCRIPTED:
         if not suite.scripted:
             raise PromptError(
@@ -96,7 +109,16 @@ def provider_for(ws: Workspace, suite: Suite, name: str) -> Provider:
             f"no provider {name!r}: add [prompts.providers.{name}] to tether.toml "
             '(type = "openai", base_url = ..., model = ..., api_key_env = ...)'
         )
+    if trusted is not None:
+        check_endpoint(name, configured, trusted.providers.get(name), trusted.source)
     return provider_from_config(name, configured)
+
+
+def render_limits(ws: Workspace) -> sandbox.Limits:
+    """``prompts.render_max_chars`` and ``prompts.render_timeout_s``."""
+    return sandbox.Limits.from_settings(
+        ws.config.get("prompts.render_max_chars"), ws.config.get("prompts.render_timeout_s")
+    )
 
 
 def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int) -> float | None:
@@ -121,25 +143,30 @@ def evaluate(
     record: bool = True,
     progress: Progress | None = None,
     judge: Provider | None = None,
+    trusted: Trusted | None = None,
 ) -> EvalResult:
     """Evaluate ``prompt`` on ``suite`` with ``provider``; recorded as a run unless ``record`` is
-    False. A case whose rendering fails is an error row, not an aborted eval."""
+    False. A case whose rendering fails is an error row, not an aborted eval. ``trusted``: the
+    provider settings a pull request cannot change (``tether prompt ci``), which the embeddings
+    provider must keep to."""
     if repeat < 1:
         raise PromptError("--repeat is at least 1")
     model = provider.model or prompt.model or ""  # a configured provider's model wins
     requests: list[Request] = []
     rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
-    for case in suite.cases:
-        try:
-            messages = prompt.messages(**case.vars)
-            text = "\n\n".join(m["content"] for m in messages)
-            failure = None
-        except PromptError as exc:
-            messages, text, failure = [], "", str(exc)
-        rendered.append((case, failure, text))
-        for k in range(repeat):
-            msgs = [(m["role"], m["content"]) for m in messages] or [("user", "")]
-            requests.append(Request.build(model, msgs, prompt.params, repeat=k))
+    with sandbox.limits(render_limits(ws)):
+        for case in suite.cases:
+            try:
+                messages = prompt.messages(**case.vars)
+                text = "\n\n".join(m["content"] for m in messages)
+                failure = None
+            except PromptError as exc:
+                messages, text, failure = [], "", str(exc)
+            rendered.append((case, failure, text))
+            for k in range(repeat):
+                msgs = [(m["role"], m["content"]) for m in messages] or [("user", "")]
+                requests.append(Request.build(model, msgs, prompt.params, repeat=k))
+    embed = _embedder(ws, suite, trusted)  # refused, if it is, before anything is asked
     cache = ResponseCache(ws.dot / "cache" / "responses")
     done = [0]
 
@@ -154,7 +181,6 @@ def evaluate(
     )
     by_index = dict(zip(wanted, answers, strict=True))
     judge_call = _judge_call(judge, cache) if judge is not None else None
-    embed = _embedder(ws, suite)
     results = []
     for i in range(len(requests)):
         case, failure, text = rendered[i // repeat]
@@ -225,12 +251,14 @@ def _score(
     )
 
 
-def _embedder(ws: Workspace, suite: Suite) -> Callable[[list[str]], list[list[float]]] | None:
+def _embedder(
+    ws: Workspace, suite: Suite, trusted: Trusted | None = None
+) -> Callable[[list[str]], list[list[float]]] | None:
     """``[prompts] embeddings = "NAME"``: an OpenAI-compatible provider whose model embeds."""
     name = str(ws.config.get("prompts.embeddings") or "")
     if not name:
         return None
-    provider = provider_for(ws, suite, name)
+    provider = provider_for(ws, suite, name, trusted)
     embed = getattr(provider, "embed", None)
     if embed is None:
         raise ConfigError(f"provider {name} cannot embed: use an OpenAI-compatible endpoint")

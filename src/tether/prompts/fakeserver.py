@@ -79,6 +79,7 @@ class FakeServer:
     latency_s: float
     behaviour: Behaviour
     seen: list[Seen] = field(default_factory=list)
+    received: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     _fired: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -117,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.state._lock:  # every request, whatever its route: what a server learns
+            self.server.state.received.append((self.path, self.headers.get("Authorization")))
         if self.path in EMBEDDINGS:
             self._send(200, _embeddings(json.loads(raw)))
             return

@@ -6,16 +6,20 @@ fails the build.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tether.gitio.repo import git
+from tether.errors import ConfigError
+from tether.gitio.repo import git, git_maybe
 from tether.prompts import labels
-from tether.prompts.evaluate import EvalResult, Progress, evaluate
+from tether.prompts.assertions import own_function
+from tether.prompts.evaluate import EvalResult, Progress, Trusted, evaluate, provider_for
 from tether.prompts.providers import Provider
 from tether.prompts.stats import GATE_PASS, Comparison, MetricComparison, compare
-from tether.prompts.suite import Suite
-from tether.prompts.templates import PROMPTS_DIR, VERSION, Prompt, load
+from tether.prompts.suite import Suite, load_suite
+from tether.prompts.templates import PROMPTS_DIR, VERSION, Prompt, PromptError, load
 from tether.workspace.repo import Workspace
 
 
@@ -42,11 +46,13 @@ def compare_versions(
     jobs: int = 8,
     max_regression: float = 0.05,
     progress: Progress | None = None,
+    trusted: Trusted | None = None,
 ) -> Compared:
     """Evaluate both versions (recorded as runs; cached answers are reused) and compare them on
     the cases both ran."""
-    ra = evaluate(ws, a, suite, provider, repeat=repeat, jobs=jobs, progress=progress)
-    rb = evaluate(ws, b, suite, provider, repeat=repeat, jobs=jobs, progress=progress)
+    kw: dict[str, Any] = {"repeat": repeat, "jobs": jobs, "progress": progress}
+    ra = evaluate(ws, a, suite, provider, trusted=trusted, **kw)
+    rb = evaluate(ws, b, suite, provider, trusted=trusted, **kw)
     result = compare(ra.outcomes(), rb.outcomes(), max_regression=max_regression)
     return Compared(ra, rb, result)
 
@@ -119,6 +125,85 @@ def changed_versions(root: Path, base: str) -> list[tuple[str, str]]:
         if len(parts) >= 4 and VERSION.match(parts[2]):
             found.add((parts[1], parts[2]))
     return sorted(found)
+
+
+def ci(
+    ws: Workspace,
+    base: str,
+    label: str,
+    suite_dir: str,
+    provider: str | None,
+    max_regression: float,
+) -> tuple[list[Compared], list[EvalResult]]:
+    """Every version added or changed since ``base`` against the one ``label`` points at (or
+    alone, without one). What the pull request brings (suites, prompts, tether.toml) is content:
+    a suite reads no file outside the repository, and a provider whose API key is set keeps the
+    endpoint the trusted config gives (tether.toml at ``base``, .tether/config.toml, the
+    environment)."""
+    trusted = trusted_providers(ws, base)
+    compared, alone = [], []
+    for name, version in changed_versions(ws.root, base):
+        path = ws.root / suite_dir / f"{name}.yaml"
+        if not path.exists() and not path.is_symlink():
+            raise PromptError(f"{name}@{version} changed but has no suite at {path}")
+        suite = load_suite(path, ws.root)
+        _check_python(ws.root, base, suite)
+        prov = provider_for(ws, suite, suite.provider_names(provider)[0], trusted)
+        new = load(ws.root, name, version)
+        baseline = production_of(ws, name, label)
+        if baseline is None or baseline.content_id == new.content_id:
+            alone.append(evaluate(ws, new, suite, prov, trusted=trusted))
+        else:
+            done = compare_versions(
+                ws, baseline, new, suite, prov, max_regression=max_regression, trusted=trusted
+            )
+            compared.append(done)
+    return compared, alone
+
+
+def trusted_providers(ws: Workspace, base: str) -> Trusted:
+    """``prompts.providers`` as the sources a pull request cannot change give it: tether.toml
+    as committed at ``base``, then .tether/config.toml and ``TETHER_*`` variables."""
+    import tomllib
+
+    from tether.config import PROJECT_FILE, Config
+
+    where = f"{PROJECT_FILE} at {base}"
+    found = git_maybe(ws.root, "rev-parse", "--verify", "-q", f"{base}:{PROJECT_FILE}")
+    project: dict[str, Any] = {}
+    if found is not None:
+        text = git(ws.root, "cat-file", "blob", found.decode().strip())
+        try:
+            project = tomllib.loads(text.decode("utf-8", "replace"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where} is not valid TOML ({exc})") from exc
+    table = Config.load(ws.root, project=project).get("prompts.providers") or {}
+    source = f"the trusted config ({where}, .tether/config.toml, the environment)"
+    return Trusted(dict(table) if isinstance(table, Mapping) else {}, source)
+
+
+def _check_python(root: Path, base: str, suite: Suite) -> None:
+    """A ``python`` assertion runs the repository's code in this job, with its secrets in
+    reach: before anything is asked, each must name the project's own function, and none may
+    run while the pull request changes Python files."""
+    specs: list[tuple[str, dict[str, Any]]] = [("", a) for a in suite.asserts]
+    specs += [(c.id, a) for c in suite.cases for a in c.asserts]
+    python = [(case, spec["python"]) for case, spec in specs if "python" in spec]
+    if not python:
+        return
+    for _case, arg in python:
+        function = arg.get("function") if isinstance(arg, dict) else arg
+        own_function(root, str(function))
+    uses = python[0][0]
+    changed = git(root, "diff", "--name-only", base, "--", "*.py").decode().split()
+    if changed:
+        where = f"suite {suite.path}" + (f" case {uses}" if uses else "")
+        raise PromptError(
+            f"{where} has a `python` assertion, and this pull request changes Python files "
+            f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}): the check would "
+            "run code it changed with this job's secrets (API keys) in reach. Merge the code "
+            "first, or evaluate with `tether prompt eval` in a job that holds no secret"
+        )
 
 
 def production_of(ws: Workspace, name: str, label: str = "production") -> Prompt | None:

@@ -673,6 +673,37 @@ _KINDS: dict[str, tuple[Callable[..., Provider], frozenset[str]]] = {
 }
 
 
+def check_endpoint(
+    name: str,
+    config: Mapping[str, Any],
+    trusted: Any,
+    trusted_from: str,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse an ``openai`` provider whose API-key variable is set while its endpoint (where
+    requests go, and which variable's key they carry) is not the one the trusted config gives
+    (``trusted``: the provider's table there, or None): content a pull request changed must not
+    send the key to an address it chose."""
+    environ = os.environ if environ is None else environ
+    key_env = config.get("api_key_env")
+    if config.get("type") != "openai" or not key_env or not environ.get(str(key_env)):
+        return  # no key would be sent
+    if isinstance(trusted, Mapping) and _endpoint(trusted) == _endpoint(config):
+        return
+    url = _endpoint(config)[1]
+    raise ConfigError(
+        f"provider {name} would send ${key_env} to {url}, which {trusted_from} does not give "
+        f"it: the key was not sent. A pull request cannot choose where a key goes; set the "
+        f"endpoint in .tether/config.toml or TETHER_PROMPTS__PROVIDERS__{name.upper()}__BASE_URL "
+        "where this job runs, or merge the change to tether.toml first"
+    )
+
+
+def _endpoint(config: Mapping[str, Any]) -> tuple[Any, str, Any]:
+    url = str(config.get("base_url") or OPENAI_URL).strip().rstrip("/")
+    return config.get("type"), url, config.get("api_key_env")
+
+
 def provider_from_config(name: str, config: Mapping[str, Any]) -> Provider:
     """A provider from a suite's config: ``{"type": "openai", "base_url": ..., "api_key_env":
     "OPENAI_API_KEY", "model": ...}``, ``{"type": "scripted", "rules": [...]}`` or

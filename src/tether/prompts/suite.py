@@ -18,23 +18,31 @@
         answer: positive
       - default: negative
 
-A case file's paths are relative to the suite file.
+A case file's path is relative to the suite file, and inside the repository: a suite is content
+a pull request can change, and ``tether prompt ci`` runs it, so neither a ``file:`` (a URL, an
+absolute path, ``..`` or a symlink out of the repository, or into ``.git`` or ``.tether``) nor the
+suite itself reads anything else. A suite names providers; it never sets where they send
+requests, nor with which key.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tether._documents import load_yaml
 from tether.hashing import hash_bytes
-from tether.prompts.templates import PromptError
+from tether.prompts.assertions import check_spec
+from tether.prompts.templates import PromptError, inside, read_yaml
 
 THRESHOLDS = ("pass_rate", "latency_p95_s", "cost", "errors")
+KEYS = ("description", "cases", "assert", "thresholds", "providers", "scripted")
+CASE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
 @dataclass(frozen=True)
@@ -68,55 +76,142 @@ class Suite:
         return names
 
 
-def load_suite(path: Path) -> Suite:
-    import yaml
-
+def load_suite(path: Path, root: Path | None = None) -> Suite:
+    """The suite at ``path``. It and the case files it names must be inside ``root`` (default:
+    the git repository holding the suite, else its folder), reached through no symlink that
+    leaves it: a suite is content a pull request can change."""
+    root = _root_of(path) if root is None else root
+    where = f"suite {path}"
+    if not path.exists() and not path.is_symlink():
+        raise PromptError(f"no suite at {path}")
+    resolved = inside(root, path, where)
     try:
-        data = path.read_bytes()
-        doc = load_yaml(data) or {}
-    except FileNotFoundError:
-        raise PromptError(f"no suite at {path}") from None
-    except yaml.YAMLError as exc:
-        raise PromptError(f"suite {path} is not valid YAML ({exc})") from exc
+        data = resolved.read_bytes()
+    except OSError as exc:
+        raise PromptError(f"{where} cannot be read ({exc.strerror})") from None
+    doc = read_yaml(data, where) or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
-        raise PromptError(f"suite {path} needs a `cases:` list")
+        raise PromptError(f"{where} needs a `cases:` list")
+    unknown = sorted(str(k) for k in doc if k not in KEYS)
+    if unknown:
+        raise PromptError(
+            f"{where}: unknown key {', '.join(unknown)} (a suite takes {', '.join(KEYS)}; a "
+            "provider's endpoint and key come from its config, [prompts.providers.NAME])"
+        )
     parts = [data]
     cases: list[Case] = []
     for i, raw in enumerate(doc["cases"]):
         if isinstance(raw, dict) and "file" in raw:
-            file = path.parent / str(raw["file"])
+            file = _case_file(root, path, raw, i)
             try:
                 parts.append(file.read_bytes())
-            except FileNotFoundError:
-                raise PromptError(f"suite {path}: case file {raw['file']} does not exist") from None
-            cases += _file_cases(file, len(cases))
+            except OSError as exc:
+                raise PromptError(f"{where} case {i + 1}: {raw['file']}: {exc.strerror}") from None
+            label = f"{where} case {i + 1}: case file {raw['file']}"
+            cases += _file_cases(Path(raw["file"]), label, parts[-1], len(cases))
         else:
-            cases.append(_case(raw, f"{path} case {i + 1}", len(cases)))
+            cases.append(_case(raw, f"{where} case {i + 1}", len(cases)))
     seen: set[str] = set()
     for case in cases:
         if case.id in seen:
-            raise PromptError(f"suite {path}: two cases are named {case.id!r}")
+            raise PromptError(f"{where}: two cases are named {case.id!r}")
         seen.add(case.id)
-    asserts = doc.get("assert") or []
-    thresholds = doc.get("thresholds") or {}
-    if not isinstance(asserts, list) or not isinstance(thresholds, dict):
-        raise PromptError(f"suite {path}: `assert` is a list and `thresholds` a mapping")
-    unknown = sorted(set(thresholds) - set(THRESHOLDS))
-    if unknown:
-        raise PromptError(
-            f"suite {path}: unknown threshold {', '.join(unknown)} (known: {', '.join(THRESHOLDS)})"
-        )
     return Suite(
         name=path.stem,
         path=path,
         cases=cases,
-        asserts=[dict(a) for a in asserts],
-        thresholds={k: float(v) for k, v in thresholds.items()},
-        providers=[str(p) for p in doc.get("providers") or []],
-        scripted=list(doc.get("scripted") or []),
-        description=str(doc.get("description", "")),
+        asserts=_asserts(doc.get("assert"), where),
+        thresholds=_thresholds(doc.get("thresholds"), where),
+        providers=_providers(doc.get("providers"), where),
+        scripted=_scripted(doc.get("scripted"), where),
+        description=_description(doc.get("description"), where),
         content_id=hash_bytes(b"\0".join(parts)),
     )
+
+
+def _root_of(path: Path) -> Path:
+    from tether.errors import NotARepositoryError
+    from tether.gitio.repo import find_root
+
+    try:
+        return find_root(path.absolute().parent)
+    except NotARepositoryError:
+        return path.absolute().parent
+
+
+def _case_file(root: Path, suite: Path, raw: dict[str, Any], i: int) -> Path:
+    """The case file a ``file:`` entry names: a relative path, inside the repository."""
+    name = raw["file"]
+    where = f"suite {suite} case {i + 1}"
+    if not isinstance(name, str) or not name:
+        raise PromptError(f"{where}: `file` is a path relative to the suite, like cases.csv")
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", name):
+        raise PromptError(
+            f"{where}: `file: {name}` is a URL; a case file is a path relative to the suite, "
+            "inside the repository"
+        )
+    if PurePosixPath(name).is_absolute() or Path(name).is_absolute():
+        raise PromptError(
+            f"{where}: `file: {name}` is an absolute path; a case file is a path relative to "
+            "the suite, inside the repository"
+        )
+    if Path(name).suffix not in CASE_SUFFIXES:
+        raise PromptError(f"{where}: {name}: case files are .csv or .jsonl")
+    if not (suite.parent / name).exists() and not (suite.parent / name).is_symlink():
+        raise PromptError(f"{where}: case file {name} does not exist")
+    return inside(root, suite.parent / name, f"{where}: file {name}")
+
+
+def _asserts(raw: Any, where: str) -> list[dict[str, Any]]:
+    raw = raw or []
+    if not isinstance(raw, list):
+        raise PromptError(f"{where}: `assert` is a list of assertions")
+    for spec in raw:
+        check_spec(spec, where)
+    return [dict(a) for a in raw]
+
+
+def _thresholds(raw: Any, where: str) -> dict[str, float]:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise PromptError(f"{where}: `thresholds` is a mapping, like {{pass_rate: 0.8}}")
+    unknown = sorted(str(k) for k in raw if k not in THRESHOLDS)
+    if unknown:
+        raise PromptError(
+            f"{where}: unknown threshold {', '.join(unknown)} (known: {', '.join(THRESHOLDS)})"
+        )
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise PromptError(f"{where}: threshold {key} must be a number, not {value!r:.40}")
+        out[key] = float(value)
+    return out
+
+
+def _providers(raw: Any, where: str) -> list[str]:
+    raw = [raw] if isinstance(raw, str) else (raw or [])
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise PromptError(
+            f"{where}: `providers` lists provider names; a provider's settings (base_url, "
+            "api_key_env, ...) come from tether.toml or .tether/config.toml "
+            "[prompts.providers.NAME], never from a suite"
+        )
+    return list(raw)
+
+
+def _scripted(raw: Any, where: str) -> list[dict[str, Any]]:
+    raw = raw or []
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise PromptError(f"{where}: `scripted` is a list of rules, like {{default: negative}}")
+    return list(raw)
+
+
+def _description(raw: Any, where: str) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str | int | float):
+        raise PromptError(f"{where}: `description` is a text")
+    return str(raw)
 
 
 def _case(raw: Any, where: str, index: int) -> Case:
@@ -126,39 +221,56 @@ def _case(raw: Any, where: str, index: int) -> Case:
     asserts = raw.get("assert") or []
     if not isinstance(values, dict) or not isinstance(asserts, list):
         raise PromptError(f"{where}: `vars` is a mapping and `assert` a list")
+    if not all(isinstance(k, str) for k in values):
+        raise PromptError(f"{where}: each of `vars` is named by a text")
+    for spec in asserts:
+        check_spec(spec, where)
+    case_id = raw.get("id", f"case-{index + 1}")
+    if isinstance(case_id, dict | list) or case_id is None:
+        raise PromptError(f"{where}: `id` is a text")
     return Case(
-        id=str(raw.get("id", f"case-{index + 1}")),
+        id=str(case_id),
         vars=dict(values),
         expected=raw.get("expected"),
         asserts=tuple(dict(a) for a in asserts),
     )
 
 
-def _file_cases(file: Path, start: int) -> list[Case]:
+def _file_cases(file: Path, label: str, data: bytes, start: int) -> list[Case]:
     """Rows of a CSV (header row) or JSONL file: ``id``, ``expected`` and the variables (as
     ``vars.X`` or plain ``X``); a JSONL row may also hold ``vars`` and ``assert`` as such."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{label} is not UTF-8 text ({exc})") from None
+    rows: list[Any] = []
     if file.suffix == ".csv":
-        with file.open(newline="", encoding="utf-8") as f:
-            rows: list[dict[str, Any]] = list(csv.DictReader(f))
-    elif file.suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines()):
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise PromptError(f"{label} is not valid CSV ({exc})") from None
+    else:
+        for n, line in enumerate(text.splitlines()):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise PromptError(f"{file} line {n + 1} is not JSON ({exc})") from None
-    else:
-        raise PromptError(f"{file}: case files are .csv or .jsonl")
+                except (ValueError, RecursionError) as exc:
+                    raise PromptError(f"{label} line {n + 1} is not JSON ({exc})") from None
     cases = []
     for n, row in enumerate(rows):
+        where = f"{label} row {n + 1}"
         if not isinstance(row, dict):
-            raise PromptError(f"{file} row {n + 1} is not an object")
-        values = dict(row.get("vars") or {})
+            raise PromptError(f"{where} is not an object")
+        if None in row:
+            raise PromptError(f"{where} has more fields than the header names")
+        given = row.get("vars") or {}
+        if not isinstance(given, dict):
+            raise PromptError(f"{where}: `vars` is an object")
+        values = dict(given)
         for key, value in row.items():
             if key not in ("id", "expected", "vars", "assert"):
                 values[key.removeprefix("vars.")] = value
         raw = {**row, "vars": values}
         raw.setdefault("id", f"{file.stem}-{n + 1}")
-        cases.append(_case(raw, f"{file} row {n + 1}", start + n))
+        cases.append(_case(raw, where, start + n))
     return cases

@@ -11,8 +11,10 @@
     params: {temperature: 0}      # default sampling params
     output: {format: label, labels: [positive, negative]}   # text | json | label
 
-Templates run in Jinja2's immutable sandbox with strict undefined variables: a template cannot
-reach Python internals, and a variable it uses but is not given is an error naming it and the line.
+Templates run in Jinja2's immutable sandbox with strict undefined variables (``sandbox.py``): a
+template cannot reach Python internals, a variable it uses but is not given is an error naming it
+and the line, and rendering stops at a size and a time limit (``prompts.render_max_chars``,
+default 1,000,000 characters; ``prompts.render_timeout_s``, default 2 s).
 A version's *content id* is the hash of its files (names and bytes), what registration pins.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ from tether.hashing import hash_bytes
 
 if TYPE_CHECKING:
     import jinja2
+
+    from tether.prompts.sandbox import PromptSandbox
 
 PROMPTS_DIR = "prompts"
 META_FILE = "prompt.yaml"
@@ -48,6 +53,11 @@ TYPES = {
     "object": (dict,),
 }
 FORMATS = ("text", "json", "label")
+# params that would send a request, or its key, elsewhere (LiteLLM-style proxies honour some)
+ENDPOINT_PARAMS = frozenset(
+    {"api_base", "base_url", "api_key", "api_version", "endpoint", "url", "host", "headers",
+     "extra_headers", "default_headers", "organization"}
+)  # fmt: skip
 ROLES = ("system", "user", "assistant")
 
 
@@ -192,26 +202,97 @@ def load(root: Path, name: str, version: str | None = None) -> Prompt:
     version_key(version)
     if version not in known:
         raise PromptError(f"{name} has no version {version} (it has {', '.join(known)})")
-    return _read(root / PROMPTS_DIR / name / version, name, version)
+    return _read(root, root / PROMPTS_DIR / name / version, name, version)
 
 
-def _read(folder: Path, name: str, version: str) -> Prompt:
-    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+def _read(root: Path, folder: Path, name: str, version: str) -> Prompt:
+    """The version's regular files, none of them reached through a symlink that leaves the
+    repository (or leads into ``.git`` or ``.tether``, where local secrets live)."""
+    ref = f"{name}@{version}"
+    inside(root, folder, f"{ref}: its folder {folder}")
+    files = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            inside(root, p, f"{ref}: {p.name}")
+        if p.is_file():
+            files[p.name] = p.read_bytes()
     return from_files(name, version, files, folder)
+
+
+def inside(root: Path, path: Path, what: str) -> Path:
+    """``path`` resolved (symlinks followed), refused unless it is a file or folder inside
+    ``root`` and outside its ``.git`` and ``.tether``; ``what`` names it in the message."""
+    top = root.resolve()
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise PromptError(f"{what}: {path} does not exist") from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise PromptError(f"{what}: {path} cannot be read ({exc})") from None
+    via = " (through a symlink)" if resolved != Path(os.path.abspath(path)) else ""
+    if resolved != top and top not in resolved.parents:
+        raise PromptError(
+            f"{what} is {resolved}{via}, outside the repository {top}: content a pull request "
+            "can change reads only files inside the repository"
+        )
+    parts = resolved.relative_to(top).parts
+    if any(part.casefold().rstrip(". ") in (".git", ".tether") for part in parts):
+        raise PromptError(
+            f"{what} is {resolved}{via}, inside {parts[0]}: git's and Tether's own folders "
+            "(local config, credentials) are not content a prompt or suite may read"
+        )
+    if not (resolved.is_file() or resolved.is_dir()):
+        raise PromptError(f"{what} is {resolved}, which is not a regular file")
+    return resolved
+
+
+def read_yaml(data: bytes, what: str) -> Any:
+    """A YAML document from content (a prompt's files, a suite): a clear ``PromptError`` for
+    anything ``yaml.safe_load`` cannot take, or a document whose aliases expand past
+    ``MAX_EXPANDED`` values (a "billion laughs")."""
+    import yaml
+
+    try:
+        doc = load_yaml(data)
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{what} is not valid YAML ({exc})") from None
+    except (ValueError, OverflowError) as exc:  # a date like 2024-13-45
+        raise PromptError(f"{what} holds a value YAML cannot read ({exc})") from None
+    except RecursionError:
+        raise PromptError(f"{what} nests too deeply") from None
+    _check_expansion(doc, what)
+    return doc
+
+
+MAX_EXPANDED = 1_000_000
+
+
+def _check_expansion(doc: Any, what: str) -> None:
+    """Refuse a document that, with its aliases expanded, holds more than ``MAX_EXPANDED``
+    values: rendering or printing one would never end."""
+    stack, seen = [doc], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_EXPANDED:
+            raise PromptError(
+                f"{what} expands to more than {MAX_EXPANDED:,} values (YAML aliases repeating "
+                "a value): write the values out"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def from_files(name: str, version: str, files: dict[str, bytes], folder: Path) -> Prompt:
     """A version from its files (read from a folder, from git or from a bundle); ``folder`` is
     where it lives in a repository."""
-    import yaml
-
     ref = f"{name}@{version}"
     if META_FILE not in files:
         raise PromptError(f"{ref} has no {META_FILE} in {folder}")
-    try:
-        meta = load_yaml(files[META_FILE]) or {}
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{ref}: {META_FILE} is not valid YAML ({exc})") from exc
+    meta = read_yaml(files[META_FILE], f"{ref}: {META_FILE}") or {}
     if not isinstance(meta, dict):
         raise PromptError(f"{ref}: {META_FILE} must be a mapping")
     variables = _variables(ref, meta.get("variables") or {})
@@ -220,7 +301,7 @@ def from_files(name: str, version: str, files: dict[str, bytes], folder: Path) -
     if has_text == has_chat:
         raise PromptError(f"{ref} needs exactly one of {TEXT_FILE} or {CHAT_FILE}")
     if has_text:
-        templates = [("user", TEXT_FILE, files[TEXT_FILE].decode())]
+        templates = [("user", TEXT_FILE, _text(ref, TEXT_FILE, files[TEXT_FILE]))]
     else:
         templates = _chat(ref, files[CHAT_FILE])
     prompt = Prompt(name, version, folder, meta, variables, files, "text" if has_text else "chat")
@@ -229,6 +310,13 @@ def from_files(name: str, version: str, files: dict[str, bytes], folder: Path) -
     for _role, where, src in templates:
         _parse(env, prompt, where, src)  # a syntax error is found on load, not mid-eval
     return prompt
+
+
+def _text(ref: str, file: str, data: bytes) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{ref}: {file} is not UTF-8 text ({exc})") from None
 
 
 def _variables(ref: str, raw: Any) -> dict[str, Variable]:
@@ -257,11 +345,19 @@ def _variables(ref: str, raw: Any) -> dict[str, Variable]:
 
 def _check_meta(ref: str, meta: dict[str, Any]) -> None:
     known = {"description", "variables", "model", "params", "output"}
-    extra = sorted(set(meta) - known)
+    extra = sorted(str(k) for k in meta if k not in known)
     if extra:
         raise PromptError(f"{ref}: unknown key {', '.join(extra)} in {META_FILE}")
-    if not isinstance(meta.get("params") or {}, dict):
-        raise PromptError(f"{ref}: `params` must be a mapping of sampling params")
+    params = meta.get("params") or {}
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise PromptError(f"{ref}: `params` must be a mapping of sampling params by name")
+    endpoint = sorted(str(k) for k in params if str(k).lower() in ENDPOINT_PARAMS)
+    if endpoint:
+        raise PromptError(
+            f"{ref}: `params` may not set {', '.join(endpoint)}: params are sampling parameters "
+            "sent in the request; where it goes and with which key is the provider's config "
+            "(tether.toml or .tether/config.toml [prompts.providers.NAME])"
+        )
     output = meta.get("output") or {}
     if not isinstance(output, dict) or output.get("format", "text") not in FORMATS:
         raise PromptError(f"{ref}: `output.format` must be one of {', '.join(FORMATS)}")
@@ -270,7 +366,7 @@ def _check_meta(ref: str, meta: dict[str, Any]) -> None:
 
 
 def _chat(ref: str, data: bytes) -> list[tuple[str, str, str]]:
-    doc = load_yaml(data)
+    doc = read_yaml(data, f"{ref}: {CHAT_FILE}")
     if not isinstance(doc, list) or not doc:
         raise PromptError(f"{ref}: {CHAT_FILE} must be a list of {{role, content}} messages")
     out = []
@@ -279,7 +375,9 @@ def _chat(ref: str, data: bytes) -> list[tuple[str, str, str]]:
             raise PromptError(
                 f"{ref}: message {i + 1} in {CHAT_FILE} needs a role ({', '.join(ROLES)})"
             )
-        out.append((str(message["role"]), f"{CHAT_FILE} message {i + 1}", str(message["content"])))
+        if not isinstance(message.get("content"), str):
+            raise PromptError(f"{ref}: message {i + 1} in {CHAT_FILE} needs a `content` text")
+        out.append((str(message["role"]), f"{CHAT_FILE} message {i + 1}", message["content"]))
     return out
 
 
@@ -289,54 +387,75 @@ def _is_type(value: Any, kind: str) -> bool:
     return isinstance(value, TYPES[kind])
 
 
-_ENV: list[jinja2.Environment] = []
+_ENV: list[PromptSandbox] = []
 
 
-def _environment() -> jinja2.Environment:
-    """One sandboxed environment per process: strict undefined, no autoescape (prompts are not
-    HTML), trailing newlines kept."""
+def _environment() -> PromptSandbox:
+    """One sandboxed environment per process (``sandbox.PromptSandbox``): strict undefined, no
+    autoescape (prompts are not HTML), trailing newlines kept, size and time limits."""
     if not _ENV:
-        from jinja2 import StrictUndefined
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from tether.prompts.sandbox import PromptSandbox
 
-        _ENV.append(
-            ImmutableSandboxedEnvironment(
-                undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-            )
-        )
+        _ENV.append(PromptSandbox())
     return _ENV[0]
 
 
-def _parse(env: jinja2.Environment, prompt: Prompt, where: str, src: str) -> Any:
+def _parse(env: PromptSandbox, prompt: Prompt, where: str, src: str) -> Any:
     from jinja2 import TemplateSyntaxError
 
     try:
-        return env.parse(src)
+        tree = env.parse(src)
     except TemplateSyntaxError as exc:
         raise PromptError(f"{prompt.ref}: {where} line {exc.lineno}: {exc.message}") from None
+    except RecursionError:
+        raise PromptError(f"{prompt.ref}: {where} nests too deeply to parse") from None
+    found = env.file_reference(tree)
+    if found is not None:
+        raise PromptError(
+            f"{prompt.ref}: {where} line {found.lineno}: a prompt template cannot include, "
+            "import or extend other files: put the text in this template"
+        )
+    return tree
 
 
 def _render(prompt: Prompt, template: tuple[str, str, str], values: dict[str, Any]) -> str:
     from jinja2 import TemplateError, UndefinedError
     from jinja2.exceptions import SecurityError
 
+    from tether.prompts import sandbox
+
     _role, where, src = template
     try:
-        return str(_compiled(src).render(**values))
+        return sandbox.render(_compiled(src), values)
     except SecurityError as exc:
         raise PromptError(f"{prompt.ref}: {where} was blocked by the sandbox: {exc}") from None
-    except UndefinedError as exc:
+    except sandbox.RenderLimitError as exc:
         line = _template_line(exc)
-        at = f" line {line}" if line else ""
+        raise PromptError(f"{prompt.ref}: {where}{_at(line)}: {exc}") from None
+    except UndefinedError as exc:
+        at = _at(_template_line(exc))
         raise PromptError(f"{prompt.ref}: {where}{at}: {exc.message}") from None
     except TemplateError as exc:
         raise PromptError(f"{prompt.ref}: {where}: {exc}") from None
+    except RecursionError:
+        raise PromptError(
+            f"{prompt.ref}: {where} recurses too deeply (a macro calling itself?)"
+        ) from None
+    except Exception as exc:  # the template's own arithmetic or data: 1/0, int("x"), ...
+        at = _at(_template_line(exc))
+        raise PromptError(f"{prompt.ref}: {where}{at}: {type(exc).__name__}: {exc}") from None
+
+
+def _at(line: int | None) -> str:
+    return f" line {line}" if line else ""
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled(src: str) -> jinja2.Template:
-    """A template compiled once per process: an eval renders the same one for every case."""
-    return _environment().from_string(src)
+    """A template compiled once per process: an eval renders the same one for every case. Its
+    loops and concatenations go through the sandbox's guards."""
+    env = _environment()
+    return env.from_string(env.parse_guarded(src))
 
 
 def _template_line(exc: BaseException) -> int | None:

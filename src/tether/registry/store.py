@@ -24,7 +24,7 @@ from tether.errors import GitError, TetherError
 from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
-from tether.gitio.repo import committer_email, git, git_maybe
+from tether.gitio.repo import committer_email, git, git_maybe, is_commit
 from tether.objects.lock import file_lock
 from tether.registry.policy import STAGES, Facts, Policies, failed_gates, load_policies
 from tether.runs import catalog
@@ -252,9 +252,9 @@ def sign_head(ws: Workspace, ev: Event, signer: Any) -> None:
 
 def signed_head(ws: Workspace) -> tuple[dict[str, Any], str] | None:
     """The signed head's document and the identity that signed it (None when there is none)."""
-    raw = git_maybe(ws.root, "cat-file", "blob", HEAD_REF)
-    if raw is None:
+    if git_maybe(ws.root, "rev-parse", "--verify", "-q", HEAD_REF) is None:
         return None
+    raw = git(ws.root, "cat-file", "blob", HEAD_REF)
     checked = signing.verify(json.loads(raw), signing.trusted_keys(project_config(ws)))
     if checked.payload_type != HEAD_TYPE:
         raise RegistryError(f"{HEAD_REF} does not hold a signed log head")
@@ -349,7 +349,7 @@ def _has_key(ws: Workspace) -> bool:
 def _tag(ws: Workspace, tag: str, commit: str | None, message: str) -> None:
     """The git mirror of a registry step: an annotated tag on the run's commit (skipped when
     that commit is not in this repository)."""
-    if commit and git_maybe(ws.root, "cat-file", "-e", f"{commit}^{{commit}}") is not None:
+    if commit and is_commit(ws.root, commit):
         git(ws.root, "tag", "-a", "-f", tag, "-m", message, commit)
 
 

@@ -16,6 +16,7 @@ configured index, are refused before anything is built (``repro/review.py``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -32,7 +33,7 @@ from tether.capture.env import capture_environment
 from tether.capture.interpreter import command_env, read_interpreter, with_interpreter
 from tether.capture.submodules import restore_submodules
 from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
-from tether.gitio import git, git_maybe
+from tether.gitio import git, is_commit
 from tether.gitio.repo import DOT
 from tether.redact import MASK
 from tether.repro import freshenv, scrub
@@ -388,7 +389,7 @@ def _worktree(ws: Workspace, record: dict[str, Any]) -> Path:
     commit = code.get("commit")
     if not commit:
         raise Failed("the run was recorded outside any commit: there is nothing to check out")
-    if git_maybe(ws.root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+    if not is_commit(ws.root, commit):
         raise Failed(f"commit {commit[:12]} no longer exists here: `git fetch` it, or restore it")
     tree = Path(tempfile.mkdtemp(prefix="tether-reproduce-"))
     try:
@@ -426,9 +427,10 @@ def _remove_worktree(ws: Workspace, tree: Path) -> None:
         for part in (own, *(own.with_name(own.name + end) for end in ("-wal", "-shm"))):
             part.unlink(missing_ok=True)
         (tree / DOT).unlink()  # the link only: the cache it points at is the project's
-    git_maybe(ws.root, "worktree", "remove", "--force", str(tree))
+    with contextlib.suppress(GitError):  # best effort: not one when `worktree add` failed
+        git(ws.root, "worktree", "remove", "--force", str(tree))
     shutil.rmtree(tree, ignore_errors=True)
-    git_maybe(ws.root, "worktree", "prune")
+    git(ws.root, "worktree", "prune")
 
 
 def _env_now(copy: Workspace, record: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:

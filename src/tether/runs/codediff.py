@@ -9,7 +9,7 @@ from typing import Any
 
 from tether.capture.code import skipped_files
 from tether.errors import GitError
-from tether.gitio import git, git_maybe
+from tether.gitio import git, read_blob
 from tether.hashing import hash_bytes
 from tether.runs.ledger import LEDGER
 from tether.workspace.repo import Workspace
@@ -126,7 +126,7 @@ def _skipped_in_one(
     for mine, theirs, patch in ((sa, sb, pb), (sb, sa, pa)):
         for path in [p for p in mine if p not in theirs and p in patch]:
             blob = _blob(patch[path])
-            data = git_maybe(ws.root, "cat-file", "blob", blob) if blob else None
+            data = read_blob(ws.root, blob) if blob else None
             if data is not None and hash_bytes(data) == mine[path].get("id"):
                 del mine[path]  # the same bytes: no difference
             else:
