@@ -20,7 +20,7 @@ def check_stored(ws: Workspace, items: Mapping[str, str], where: str) -> None:
         check_path(path, where)
     for path, oid in items.items():
         if ws.store.has(oid) and is_folder(ws, oid):
-            check_folder(ws, oid, f"{where}, in {path}")
+            check_folder(ws, oid, f"{where} (its folder {path})")
 
 
 def check_folder(ws: Workspace, oid: str, where: str) -> None:
