@@ -63,7 +63,7 @@ def files_of(ws: Workspace, v: Version) -> list[tuple[str, str]]:
             f"{exc}; Tether registers no such version: `tether audit log --model {v.name}` says "
             "who registered it"
         ) from None
-    return [(e.path, e.id) for e in entries if e.id]
+    return [(e.path, e.id) for e in entries if e.target is None]  # (a link is no file)
 
 
 def _chunks(ws: Workspace, oid: str) -> Iterator[bytes]:
