@@ -15,9 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import BIN, Tether, git, make_repo, snapshot, write_files
+from tether._paths import problem
 from tether.api import Project
+from tether.errors import UnsafePathError
+from tether.repro.restore import check_record
 from tether.runs import catalog
 from tether.runs.record import dump_record, load_record
 
@@ -166,3 +171,49 @@ def test_a_forged_run_pulled_from_a_teammate_cannot_write_outside(
     assert "'../../outside.txt'" in out and "climbs out" in out
     assert not (tmp_path / "outside.txt").exists()
     assert not (tmp_path.parent / "outside.txt").exists()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+PATHS = st.sampled_from(["a.csv", "d/x", "../x", "/etc/x", ".git/hooks/x", ".TETHER/c", "."])
+PATH = PATHS | st.text(max_size=12)
+DATA = st.fixed_dictionaries(
+    {},
+    optional={
+        "inputs": st.dictionaries(PATH, st.text(max_size=4)) | JSON,
+        "outputs": st.dictionaries(PATH, st.text(max_size=4)) | JSON,
+        "missing": st.lists(PATH, max_size=3) | JSON,
+    },
+)
+RECORD = st.fixed_dictionaries(
+    {"id": st.text(max_size=4), "name": st.text(max_size=4)},
+    optional={
+        "data": DATA | JSON,
+        "declared": st.fixed_dictionaries({"deps": st.lists(PATH), "outs": st.lists(PATH)}) | JSON,
+        "cwd": PATH | JSON,
+        "code": st.fixed_dictionaries(
+            {"submodules": st.lists(st.fixed_dictionaries({"path": PATH}) | JSON, max_size=2)}
+        )
+        | JSON,
+    },
+)
+
+
+@given(RECORD)
+def test_any_run_record_has_its_paths_passed_or_is_refused(record: dict[str, Any]) -> None:
+    """A record of any shape: every path it would have written passes git's checks, or it is
+    refused with an UnsafePathError; never another exception."""
+    try:
+        check_record(record)
+    except UnsafePathError as exc:
+        assert "Tether refuses" in str(exc)
+        return
+    data = record.get("data")
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    for path in inputs if isinstance(inputs, dict) else []:
+        assert os.path.isabs(path) or problem(path) is None
+    cwd = record.get("cwd")
+    assert cwd in (None, ".") or problem(str(cwd)) is None

@@ -34,11 +34,11 @@ def restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: 
     from tether.workspace.checkout import apply_checkout, plan_checkout
 
     check_record(record)
-    data = record.get("data") or {}
-    inputs = data.get("inputs") or {}
-    lacked = list(data.get("missing") or [])
+    data = _mapping(record.get("data"))
+    inputs = {str(p): str(o) for p, o in _mapping(data.get("inputs")).items()}
+    lacked = [str(p) for p in _listed(data.get("missing"))]
     wanted = {o for p, o in inputs.items() if not os.path.isabs(p)}
-    wanted |= {o for p, o in (data.get("pointers_start") or {}).items() if p not in lacked}
+    wanted |= {str(o) for p, o in _mapping(data.get("pointers_start")).items() if p not in lacked}
     if fetch is not None and _incomplete(ws, wanted):
         fetch(sorted(wanted))  # each with its closure: a folder's manifest and its files
     for path, oid in inputs.items():  # a folder's own paths, before anything is written
@@ -65,21 +65,25 @@ def restore_data(ws: Workspace, copy: Workspace, record: dict[str, Any], fetch: 
 def check_record(record: dict[str, Any]) -> None:
     """Every path of the run's record that a reproduction writes, removes or starts in is one
     Tether would write (see the module's docstring); else :class:`UnsafePathError` naming the
-    run and the entry."""
-    data = record.get("data") or {}
+    run and the entry. A record of any shape is checked: its paths pass, or it is refused."""
+    data = _mapping(record.get("data"))
     declared = record.get("declared")
     if declared is None:  # recorded before Tether kept --dep/--out: its outputs are its outs
-        declared = {"outs": list(data.get("outputs") or {})}
+        declared = {"outs": _listed(data.get("outputs"))}
+    declared = _mapping(declared)
+    subs = [
+        _mapping(s).get("path") for s in _listed(_mapping(record.get("code")).get("submodules"))
+    ]
     inside = [
-        ("input", _inside(data.get("inputs") or {})),
-        ("--dep", _inside(declared.get("deps") or [])),
-        ("--out", _inside(declared.get("outs") or [])),
-        ("tracked path missing at the start", [str(p) for p in data.get("missing") or []]),
-        ("submodule", [str(s.get("path") or "") for s in _submodules(record) if s.get("path")]),
+        ("input", _inside(_listed(data.get("inputs")))),
+        ("--dep", _inside(_listed(declared.get("deps")))),
+        ("--out", _inside(_listed(declared.get("outs")))),
+        ("tracked path missing at the start", [str(p) for p in _listed(data.get("missing"))]),
+        ("submodule", [str(p) for p in subs if p]),
     ]
     cwd = record.get("cwd")
-    if isinstance(cwd, str) and cwd != ".":
-        inside.append(("folder it started in", [cwd]))
+    if cwd is not None and cwd != ".":
+        inside.append(("folder it started in", [str(cwd)]))
     for what, paths in inside:
         for path in paths:
             _check(path, f"{_run(record)}'s {what}")
@@ -107,9 +111,13 @@ def _check(path: str, where: str) -> None:
         raise UnsafePathError(f"{exc}{_HINT}") from None
 
 
-def _submodules(record: dict[str, Any]) -> list[dict[str, Any]]:
-    found = (record.get("code") or {}).get("submodules") or []
-    return [s for s in found if isinstance(s, dict)]
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _listed(value: Any) -> list[Any]:
+    """A record's list (or a mapping's keys); anything else names no path."""
+    return list(value) if isinstance(value, list | dict) else []
 
 
 def _run(record: dict[str, Any]) -> str:
