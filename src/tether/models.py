@@ -19,13 +19,17 @@ def load(name: str, at: str = "production", *, path: str | os.PathLike[str] | No
     """``NAME@AT`` (a version ``vN``, a stage or an alias) written to ``out`` (default:
     ``.tether/models/NAME/vN``) and checked; the local path of its file (or folder) and its
     provenance: version, object id, run, commit, stage, signer."""
+    from tether._paths import check_path
     from tether.registry import release, store
     from tether.workspace.repo import Workspace
 
     ws = Workspace.open(Path(path) if path is not None else None)
     state = store.load_state(ws)
     v = state.resolve(f"{name}@{at}")
-    folder = Path(out) if out is not None else ws.dot / "models" / name / f"v{v.number}"
+    if out is None:  # a name from the registry's log never leads out of .tether/models
+        folder = ws.dot / "models" / check_path(f"{v.name}/v{v.number}", "the registry")
+    else:
+        folder = Path(out)
     done = release.get(ws, v.ref, folder, state)
     files = release.files_of(ws, v)
     local = folder / files[0][0] if len(files) == 1 and files[0][1] == v.object else folder

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import Tether, git, make_repo, write_files
 from tether.api import Project
+from tether.errors import UnsafePathError
 from tether.prompts.runtime import StalePromptWarning, clear_cache, load
 from tether.prompts.templates import PromptError, content_id
 
@@ -198,7 +199,7 @@ def test_a_tampered_bundle_is_refused(bundle: Path) -> None:
     files = {name: text.encode() for name, text in entry["files"].items()}
     entry["content_id"] = content_id(files)
     bundle.write_text(json.dumps(doc))
-    with pytest.raises(PromptError, match=r"bad file name '\.\./\.\./escaped'"):
+    with pytest.raises(UnsafePathError, match=r"file '\.\./\.\./escaped' outside its own"):
         load("sentiment", bundle=bundle)
     assert not list(bundle.parent.parent.rglob("escaped"))
 

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from tether._paths import WriteGuard
 from tether.errors import UsageError
 from tether.gitio import git
 from tether.gitio.repo import ensure_ignored
@@ -24,13 +25,14 @@ from tether.objects.lock import file_lock
 from tether.pipelines.lock import LOCK_FILE, StageLock, write_lock
 from tether.pipelines.metrics import metric_names
 from tether.pipelines.plan import Plan, ReproResult, StagePlan, StageResult, cache_hit, cache_key
+from tether.pipelines.restore import check_stored, put
 from tether.pipelines.spec import PipelineError
 from tether.runs import lifecycle
 from tether.runs.journal import Journal, text
 from tether.runs.launch import execute, status_of
 from tether.runs.record import dump_record
 from tether.workspace.add import store_path
-from tether.workspace.materialize import keep_current, materialize
+from tether.workspace.materialize import keep_current
 from tether.workspace.repo import Workspace
 from tether.workspace.status import content_id
 
@@ -220,8 +222,10 @@ def _bring_back(ws: Workspace, started: lifecycle.Started, result: Any) -> tuple
     (started.folder / "output.log").write_bytes(result.log)
     if result.outs:
         fetch_ids(ws, list(result.outs.values()))
+    check_stored(ws, result.outs, f"the Ray worker's outs of run {started.id}")
+    guard = WriteGuard(ws.root)
     for path, oid in result.outs.items():
-        materialize(ws, path, oid)
+        put(ws, guard, path, oid)
     return int(result.code), False
 
 
@@ -330,10 +334,13 @@ def _without_running(
     if settled and all(r.startswith(moved) for r in sp.reasons):
         report(name, "up to date: what it reads is what it last ran with")
         return StageResult(name, "uptodate", lock[name].run)
+    guard = WriteGuard(ws.root)
     if sp.action == "restore":
-        for path, oid in {**lock[name].outs, **lock[name].metrics}.items():
+        stored = {**lock[name].outs, **lock[name].metrics}
+        check_stored(ws, stored, f"{LOCK_FILE}'s stage {name!r}")
+        for path, oid in stored.items():
             _keep(ws, name, path, report, oid)
-            materialize(ws, path, oid)
+            put(ws, guard, path, oid)
         report(name, "restored its outs from the cache")
         return StageResult(name, "restored", lock[name].run)
     if not use_cache:
@@ -342,14 +349,14 @@ def _without_running(
     if hit is None:
         return None
     before = {**locked.outs, **locked.metrics} if locked is not None else {}
+    metrics = dict(hit.get("metrics_files") or {})  # (cache_hit checked their paths)
     for path, oid in hit["outs"].items():
         _keep(ws, name, path, report, oid, before.get(path))
-        materialize(ws, path, oid)
+        put(ws, guard, path, oid)
         _ignore(ws, path)
-    metrics = dict(hit.get("metrics_files") or {})
     for path, oid in metrics.items():
         _keep(ws, name, path, report, oid, before.get(path))
-        materialize(ws, path, oid)  # the numbers that go with those outs
+        put(ws, guard, path, oid)  # the numbers that go with those outs
     lock[name] = StageLock(
         sp.stage.cmd, sp.deps, _safe(sp.params), dict(hit["outs"]), hit.get("run"), sp.env, metrics
     )

@@ -211,10 +211,31 @@ def cache_hit(ws: Workspace, sp: StagePlan) -> dict[str, Any] | None:
         hit = load_record(ws.store.read_bytes(ref[0]), ref[0])
     except FormatError:
         return None  # an entry a crash cut short: the stage simply runs
-    metrics = dict(hit.get("metrics_files") or {})
+    outs, metrics = dict(hit.get("outs") or {}), dict(hit.get("metrics_files") or {})
+    if set(outs) != set(sp.stage.out_paths):
+        _check_entry(ws, sp, ref[0], {**outs, **metrics})  # a hostile one is said, not skipped
+        return None  # other outs than the stage declares: not the stage's to restore
     if set(metrics) != set(sp.stage.metrics):
         return None  # an entry from before metrics files were kept, or other ones: run
-    return hit if not ws.store.missing([*hit["outs"].values(), *metrics.values()]) else None
+    if ws.store.missing([*outs.values(), *metrics.values()]):
+        return None
+    _check_entry(ws, sp, ref[0], {**outs, **metrics})
+    return hit
+
+
+def _check_entry(ws: Workspace, sp: StagePlan, oid: str, stored: dict[str, str]) -> None:
+    """A run-cache entry comes from whoever pushed it: one naming a path Tether would never
+    write (a stored folder's own paths and links included) is refused, with the way out."""
+    from tether.errors import UnsafePathError
+    from tether.pipelines.restore import check_stored
+
+    try:
+        check_stored(ws, stored, f"the run-cache entry {oid[:19]}… for stage {sp.stage.name!r}")
+    except UnsafePathError as exc:
+        raise UnsafePathError(
+            f"{exc}; Tether did not make it: `tether repro --no-run-cache {sp.stage.name}` runs "
+            "the stage, and its own entry replaces this one"
+        ) from None
 
 
 def _restored_id(ws: Workspace, dep: str, restoring: dict[str, str]) -> str | None:

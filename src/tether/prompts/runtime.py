@@ -49,11 +49,13 @@ import shutil
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tether.errors import GitError, NotARepositoryError, TetherError
+from tether._paths import check_paths
+from tether.errors import GitError, NotARepositoryError, TetherError, UnsafePathError
 from tether.gitio.repo import find_root, git
 from tether.prompts.registry import CONTENT, tag_of
 from tether.prompts.templates import (
@@ -393,11 +395,21 @@ def _verify(pin: Pin, files: dict[str, bytes], where: str) -> str:
 
 def _build(pin: Pin, files: dict[str, bytes], where: str) -> Prompt:
     """A ``Prompt`` from verified files, straight from memory."""
-    bad = sorted(f for f in files if f in ("", ".", "..") or any(c in f for c in "/\\\0"))
-    if bad:  # a bundle is not signed: its file names are checked all the same
-        raise PromptError(f"{pin.name}@{pin.version} in {where} has a bad file name {bad[0]!r}")
+    _check_names(pin, files, where)  # a bundle is not signed: its names are checked all the same
     _verify(pin, files, where)
     return from_files(pin.name, pin.version, files, Path(PROMPTS_DIR, pin.name, pin.version))
+
+
+def _check_names(pin: Pin, names: Iterable[str], where: str) -> None:
+    """A version's files are names in its own folder, each one git would check out (no
+    ``..``, no ``.git``, no two that one filesystem takes for the same file): a commit or a
+    bundle naming another is refused with :class:`UnsafePathError`."""
+    what = f"{pin.name}@{pin.version} in {where}"
+    names = sorted(names)
+    for name in names:
+        if "/" in name:
+            raise UnsafePathError(f"{what} has a file {name!r} outside its own folder")
+    check_paths(names, what)
 
 
 # -- bundles --------------------------------------------------------------------------------
@@ -426,6 +438,7 @@ def write_bundle(root: Path, names: list[str] | None, label: str, path: Path) ->
         parse_ref(name)
         pin = resolve_label(root, name, label, where)
         files = files_at(root, pin)
+        _check_names(pin, files, where)  # before anything is written
         _verify(pin, files, where)
         encoded: dict[str, Any] = {}
         for file, data in files.items():

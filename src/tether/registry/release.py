@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tether import signing
+from tether._paths import WriteGuard, check_link, check_path, check_paths
 from tether._version import __version__
-from tether.errors import TetherError, VerificationError
+from tether.errors import TetherError, UnsafePathError, VerificationError
 from tether.hashing import PREFIX
 from tether.registry.policy import load_policies
 from tether.registry.store import (
@@ -44,10 +45,25 @@ CHUNK = 8 << 20
 
 
 def files_of(ws: Workspace, v: Version) -> list[tuple[str, str]]:
-    """(relative name, object id) of every file of the version."""
-    if is_folder(ws, v.object):
-        return [(e.path, e.id) for e in ws.store.load_tree(v.object).entries if e.id]
-    return [(Path(v.path).name, v.object)]
+    """(relative name, object id) of every file of the version. Its names come from whoever
+    registered it: each must be a path Tether writes (as git checks a tree's paths), and each
+    symlink must stay inside the version's folder, else :class:`UnsafePathError`."""
+    where = f"model {v.ref}"
+    try:
+        if not is_folder(ws, v.object):
+            name = PurePosixPath(v.path).name
+            return [(check_path(name, f"{where} (registered from {v.path!r})"), v.object)]
+        entries = ws.store.load_tree(v.object).entries
+        check_paths((e.path for e in entries), where)
+        for e in entries:
+            if e.target is not None:
+                check_link(e.path, e.target, where)
+    except UnsafePathError as exc:
+        raise UnsafePathError(
+            f"{exc}; Tether registers no such version: `tether audit log --model {v.name}` says "
+            "who registered it"
+        ) from None
+    return [(e.path, e.id) for e in entries if e.target is None]  # (a link is no file)
 
 
 def _chunks(ws: Workspace, oid: str) -> Iterator[bytes]:
@@ -211,11 +227,11 @@ def get(ws: Workspace, spec: str, out: Path, state: State | None = None) -> Veri
     if needs_signature(ws, v):
         stmt, identity = _statement(ws, v)
         signed = {s["name"]: s["digest"] for s in stmt["subject"]}
+    files = files_of(ws, v)  # every name checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    files = files_of(ws, v)
+    guard = WriteGuard(out)  # and at each write: no symlinked folder on the way
     for name, oid in files:
-        dest = out / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = Path(guard.file(name))
         digest = None if signed is None else signed.get(name, {"sha256": "?"})
         # the signature names the BLAKE3 id itself: checking the bytes against the id is
         # checking them against what was signed (older statements: sha256 as well)
@@ -235,6 +251,7 @@ def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> No
     from blake3 import blake3
 
     tmp = dest.with_name(f".{dest.name}.part")
+    tmp.unlink(missing_ok=True)  # one left there (a link, even) is never written through
     own = blake3(max_threads=blake3.AUTO)
     signed = hashlib.sha256() if sha256 is not None else None
 

@@ -32,7 +32,14 @@ from tether.capture.code import lacking
 from tether.capture.env import capture_environment
 from tether.capture.interpreter import command_env, read_interpreter, with_interpreter
 from tether.capture.submodules import restore_submodules
-from tether.errors import GitError, LaunchError, MissingObjectError, TetherError, UsageError
+from tether.errors import (
+    GitError,
+    LaunchError,
+    MissingObjectError,
+    TetherError,
+    UnsafePathError,
+    UsageError,
+)
 from tether.gitio import git, is_commit
 from tether.gitio.repo import DOT
 from tether.redact import MASK
@@ -40,7 +47,7 @@ from tether.repro import freshenv, scrub
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
-from tether.repro.restore import in_tree, restore_data, unseen
+from tether.repro.restore import check_record, in_tree, restore_data, run_folder, unseen
 from tether.repro.review import blocked, environment, index_url, passing_notes
 from tether.repro.verdict import (
     DIFFERENT,
@@ -122,6 +129,7 @@ def reproduce(
             "name and order"
         )
         return verdict
+    check_record(record)  # its paths, before anything is written
     passed = list(pass_env)
     try:
         verdict.reason = blocked(ws, record, env, allow_sources=allow_sources, pass_env=passed)
@@ -139,6 +147,8 @@ def reproduce(
         _carry_out(ws, tree, verdict, record, run)
     except Failed as exc:
         verdict.verdict, verdict.reason = FAILED, str(exc)
+    except UnsafePathError:  # hostile content, not a failed reproduction
+        raise
     except MissingObjectError as exc:
         verdict.verdict = FAILED
         verdict.reason = f"inputs are gone from every cache and remote: {exc}"
@@ -359,11 +369,7 @@ def _folder(tree: Path, record: dict[str, Any]) -> Path:
     its entry point was named from (``sub/train.py`` run as ``train.py`` ran in ``sub``)."""
     # no "cwd": an older record; None: started outside the repository, re-run at the top
     rel = str(record["cwd"] or ".") if "cwd" in record else _folder_from_entry(record)
-    if os.path.normpath(rel).startswith("..") or os.path.isabs(rel):
-        raise Failed(f"the run's recorded folder {rel!r} is outside the repository")
-    folder = tree / rel
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return run_folder(tree, rel, record)
 
 
 def _program(program: str, folder: Path, tree: Path, home: Path) -> str:
