@@ -151,7 +151,9 @@ def test_remote_gc_refuses_locked_objects_collects_the_rest_and_pull_still_works
     project.ws.forget_pointers()
 
     dry = tether("gc", "--remote", "s3", "--dry-run", expect=3)
-    assert f"would quarantine {first} object(s); {second} more are under S3 Object Lock" in dry.output
+    assert (
+        f"would quarantine {first} object(s); {second} more are under S3 Object Lock" in dry.output
+    )
     assert v1_keys <= set(_keys(s3_endpoint, lock_bucket))  # a dry run removes nothing
 
     done = tether("gc", "--remote", "s3", expect=3)

@@ -298,6 +298,7 @@ class HeldLock:
         self.times = times
         self.lost = False
         self.beats = 0
+        self.refreshed = threading.Event()  # set at every refresh (what tests wait on)
         self.taken_at = 0.0  # the store's time when it was taken (set by hold_*)
         self._stop = threading.Event()
         self._mutex = threading.Lock()
@@ -318,9 +319,11 @@ class HeldLock:
                 continue
 
     def refresh(self) -> None:
-        """Write the lock again (a new time on the store); a lock someone removed is lost."""
+        """Write the lock again (a new time on the store): the proof it is still this
+        process's. A lock someone removed as dead is lost, and this raises."""
         with self._mutex:
-            if self.lost or self._stop.is_set():
+            self.check()
+            if self._stop.is_set():
                 return
             self.beats += 1
             with self.remote.translated(f"refreshing its lock {self.name}"):
@@ -331,14 +334,7 @@ class HeldLock:
                 self.lost = True
                 raise LockError(self._lost_message())
             self.tag = tag
-
-    def store_time(self) -> float:
-        """The store's time of this lock's last refresh."""
-        when = self.store.time_of(self.name, self.tag)
-        if when is None:
-            self.lost = True
-            raise LockError(self._lost_message())
-        return when
+            self.refreshed.set()
 
     def check(self) -> None:
         """Raise when the lock was taken away (judged dead while this process stalled)."""

@@ -154,7 +154,7 @@ class _RemoteGc:
         bring = (self.keep & quarantine.locate(remote, inv).keys()) - inv.ids()
         restored = len(bring)
         if not self.dry_run:
-            self.lock.check()
+            self.lock.refresh()
             restored = quarantine.restore(remote, inv, bring)
         loose = sorted(inv.loose - self.keep)
         dead = {n: [o for o in idx.entries if o not in self.keep] for n, idx in inv.packs.items()}
@@ -215,7 +215,7 @@ class _RemoteGc:
             out.repacked += bool(live)
             if self.dry_run:
                 continue
-            self.lock.check()
+            self.lock.refresh()
             wanted = live + sorted(rest) if rest != dropped else live
             blobs = quarantine.pack_objects(remote, f"packs/{name}.pack", index, wanted)
             if live:
@@ -230,7 +230,7 @@ class _RemoteGc:
         doomed = [o for o in loose if o in self.doomed]
         aside = [o for o in loose if o not in self.doomed]
         if not self.dry_run:
-            self.lock.check()
+            self.lock.refresh()
             self.held |= remote.collect([Remote.object_path(o) for o in doomed])
             if aside or aside_packs:
                 self.held |= quarantine.put_aside(remote, self._new_batch(), aside, aside_packs)
@@ -256,9 +256,9 @@ class _RemoteGc:
             gone = ids - self.keep if batch.name in done else ids & self.doomed
             removed += len(gone)
             nbytes += self._batch_bytes(batch, gone)
-            if self.dry_run:
+            if self.dry_run or not (batch.name in done or gone or batch.stamp is None):
                 continue
-            self.lock.check()
+            self.lock.refresh()
             if batch.name in done:
                 held = self.remote.collect(quarantine.batch_files(batch))
                 if not held:

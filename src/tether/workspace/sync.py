@@ -83,37 +83,40 @@ def lock_times(ws: Workspace) -> LockTimes:
     )
 
 
-def _fetcher(ws: Workspace, remote: Remote, inv: Inventory) -> Callable[..., TransferResult]:
+class _Fetcher:
     """``fetch_objects`` into this cache from ``remote``, with the workspace's settings; what
     only the remote's quarantine holds is brought back into use first."""
-    get = partial(
-        fetch_objects,
-        ws.store,
-        remote,
-        jobs=_jobs(ws),
-        pack_threshold=ws.config.local_pack_threshold(),
-        inventory=inv,
-    )
 
-    def fetch_bringing_back(ids: set[str], **kwargs: Any) -> TransferResult:
-        _bring_back(ws, remote, inv, ids)
-        return get(ids, **kwargs)
+    def __init__(self, ws: Workspace, remote: Remote, inv: Inventory) -> None:
+        self.ws, self.remote, self.inv = ws, remote, inv
+        self.restored = 0
 
-    return fetch_bringing_back
+    def __call__(self, ids: set[str], callback: Callback = NO_PROGRESS) -> TransferResult:
+        self.restored += _bring_back(self.ws, self.remote, self.inv, ids)
+        return fetch_objects(
+            self.ws.store,
+            self.remote,
+            ids,
+            jobs=_jobs(self.ws),
+            pack_threshold=self.ws.config.local_pack_threshold(),
+            callback=callback,
+            inventory=self.inv,
+        )
 
 
-def _bring_back(ws: Workspace, remote: Remote, inv: Inventory, ids: set[str]) -> None:
+def _bring_back(ws: Workspace, remote: Remote, inv: Inventory, ids: set[str]) -> int:
     """Restore from quarantine what this cache lacks and only the quarantine has, under a push
-    lock (so no gc deletes it meanwhile), on a fresh listing."""
+    lock (so no gc deletes it meanwhile), on a fresh listing; how many came back."""
     need = ws.store.missing(set(ids)) - inv.ids()
     if not need or not inv.quarantine:
-        return
+        return 0
     if not need & quarantine.locate(remote, inv).keys():
-        return
+        return 0
     with hold_push(remote, lock_times(ws)) as lock:
         vars(inv).update(vars(remote.inventory()))
-        quarantine.restore(remote, inv, need)
-        lock.check()
+        restored = quarantine.restore(remote, inv, need)
+        lock.refresh()
+    return restored
 
 
 def _on_remote(remote: Remote, inv: Inventory) -> set[str]:
@@ -141,7 +144,7 @@ def push(
         shared = shared_refs(ws)
         travel = {oid for ids in shared.values() for oid in ids}
         publish(remote, {r.id for r in found if r.kind != "ref" or r.id not in travel}, shared)
-        quarantine.restore(remote, inv, live.ids | live.missing)
+        restored = quarantine.restore(remote, inv, live.ids | live.missing)
         unsendable = live.missing - inv.ids()
         if unsendable:
             raise MissingObjectError(unsendable, hint=_unsendable_hint(live.needed_by, unsendable))
@@ -162,8 +165,9 @@ def push(
         first.bytes += second.bytes
         first.packs += second.packs
         first.already = len(live.ids) - first.objects
+        first.restored = restored
         refs = push_refs(shared, remote, inv)
-        lock.check()
+        lock.refresh()
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
 
@@ -194,7 +198,7 @@ def fetch(
     with ws.writing():
         inv = remote.inventory()
         remote.check_format(inv)
-        get = _fetcher(ws, remote, inv)
+        get = _Fetcher(ws, remote, inv)
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
         result = get(trees)
         blobs: set[str] = set()
@@ -218,6 +222,7 @@ def fetch(
     more.objects += result.objects
     more.bytes += result.bytes
     more.requests = remote.requests
+    more.restored = get.restored
     return more
 
 
@@ -273,7 +278,7 @@ def push_ids(ws: Workspace, ids: set[str], remote_name: str | None = None) -> in
             pack_size=int(ws.config.get("transfer.pack_size")),
             inventory=inv,
         )
-        lock.check()
+        lock.refresh()
         return sent.objects
 
 
@@ -288,7 +293,7 @@ def fetch_ids(ws: Workspace, ids: list[str], remote_name: str | None = None) -> 
         remote.check_format(inv)
         wanted = set(ids)
         available = _on_remote(remote, inv)
-        _fetch_closure(ws, wanted, _fetcher(ws, remote, inv), available)
+        _fetch_closure(ws, wanted, _Fetcher(ws, remote, inv), available)
         return len(wanted & available)
 
 
