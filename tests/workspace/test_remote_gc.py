@@ -463,3 +463,21 @@ def test_every_remote_lock_is_gone_after_push_pull_and_gc(team: Team, store: Sto
     team.tether("push")
     team.tether("gc", "--remote", "origin")
     assert not store.files("locks")
+
+
+def test_the_grace_period_is_a_duration_in_tether_toml(team: Team, tmp_path: Path) -> None:
+    from tether.config import duration_seconds
+
+    team.founder("owner", _folder_store(tmp_path))
+    team.tether("config", "set", "gc.grace", "30d")
+    assert 'grace = "30d"' in Path("tether.toml").read_text()
+    out = team.tether("config", "set", "gc.grace", "a fortnight", expect=4).output
+    assert "gc.grace cannot be 'a fortnight'" in out and "e.g. 14d" in out
+    assert [duration_seconds(v) for v in ("14d", "12h", "30m", "90s", "2w", 5)] == [
+        14 * DAY,
+        12 * 3600,
+        1800,
+        90,
+        14 * DAY,
+        5,
+    ]
