@@ -362,8 +362,14 @@ class HeldLock:
     def __enter__(self) -> HeldLock:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.release()
+            return
+        try:  # the error that ended the command says what happened, not a failed release
+            self.release()
+        except Exception:  # left behind, the lock goes dead after gc.stale_lock
+            pass
 
 
 def _who(store: Store, entry: LockEntry, now: float) -> str:
@@ -459,7 +465,8 @@ def hold_gc(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> Held
         held.release()
         raise LockError(
             f"{len(live)} push(es) to remote {remote.name} are under way ({who}): run gc again "
-            "when they are done (gc.lock_wait sets how long gc waits for them)"
+            "when they are done (gc.lock_wait sets how long gc waits for them; the lock of a "
+            "push that died counts as dead once not refreshed for gc.stale_lock)"
         )
     raise LockError(
         f"remote {remote.name} is already being collected by {who}: wait for it to finish (a gc "
