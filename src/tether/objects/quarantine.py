@@ -24,7 +24,6 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tether._documents import read_document
 from tether.errors import CorruptObjectError
 from tether.hashing import hash_bytes
 from tether.objects.packs import PackIndex, make_pack
@@ -33,6 +32,7 @@ from tether.objects.retention import Retention
 
 STAMP = "STAMP"
 WHOLE_PACK_SHARE = 0.3  # read a whole pack when at least this share of it is wanted
+PACK_SIZE = 8 << 20  # objects brought back travel in packs of about this size
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,14 @@ def restore(remote: Remote, inv: Inventory, ids: Iterable[str]) -> int:
     for oid in loose:
         inv.loose.add(oid)
         inv.sizes[oid] = where[oid].batch.sizes.get(oid, 0)
-    packed = read_objects(remote, inv, need - set(loose))
-    if packed:
-        data, index = make_pack(sorted(packed.items()))
+    packed = sorted(read_objects(remote, inv, need - set(loose)).items())
+    while packed:
+        size, n = 0, 0
+        while n < len(packed) and (n == 0 or size + len(packed[n][1]) <= PACK_SIZE):
+            size += len(packed[n][1])
+            n += 1
+        data, index = make_pack(packed[:n])
+        packed = packed[n:]
         remote.write_bytes(f"packs/{index.name}.pack", data)
         remote.barrier()
         remote.write_bytes(f"packs/{index.name}.idx", index.to_bytes())
@@ -194,11 +199,6 @@ def put_aside(
         remote.move_files([(batch.rel("packs", f"{n}.idx"), f"packs/{n}.idx") for n in back])
         held |= kept
     return held
-
-
-def check_stamp(remote: Remote, batch: Batch) -> None:
-    """Refuse a batch whose STAMP is not Tether's (a gc never guesses a date)."""
-    read_document(remote.read_bytes(batch.rel(STAMP)), "quarantine", 1, batch.rel(STAMP))
 
 
 def batch_files(batch: Batch) -> list[str]:

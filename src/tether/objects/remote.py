@@ -35,6 +35,7 @@ from tether.errors import ConfigError, RemoteError, TetherError
 from tether.hashing import PREFIX
 from tether.objects import retention as s3lock
 from tether.objects.packs import PackIndex
+from tether.objects.remote_locks import LockEntry, lock_entry
 from tether.objects.retention import Retention
 
 FORMAT = 1
@@ -72,6 +73,7 @@ class Inventory:
     has_format: bool = False
     quarantine: dict[str, Batch] = field(default_factory=dict)
     roots: dict[str, float] = field(default_factory=dict)  # rel path -> store time
+    locks: dict[str, LockEntry] = field(default_factory=dict)  # by name: gc, push-<token>
 
     def ids(self) -> set[str]:
         out = set(self.loose)
@@ -306,6 +308,10 @@ class Remote:
                     inv.roots[rel] = store_time(info)
                 elif parts[0] == QUARANTINE and len(parts) >= 3:
                     _quarantined(inv, parts[1], parts[2:], info)
+                elif parts[0] == "locks" and len(parts) in (2, 3):
+                    entry = lock_entry(rel, parts[1:], store_time(info), str(info.get("ETag")))
+                    if entry is not None:
+                        inv.locks[entry.name] = entry
             if idx_paths:
                 self.count(len(idx_paths))
                 for path, data in self.fs.cat(idx_paths).items():
@@ -330,19 +336,6 @@ class Remote:
         except FileNotFoundError:
             return {}
         return dict(found)
-
-    def times(self, rels: list[str]) -> dict[str, float]:
-        """The store's time of each of these files that exists (one listing of their folder
-        on S3, a stat each on a folder)."""
-        out: dict[str, float] = {}
-        with self.translated("reading file times"):
-            for rel in rels:
-                self.count()
-                try:
-                    out[rel] = store_time(self.fs.info(self.path(rel)))
-                except FileNotFoundError:
-                    continue
-        return out
 
     def read_bytes(self, rel: str) -> bytes:
         with self.translated(f"reading {rel}"):

@@ -39,7 +39,7 @@ from tether.errors import LockError
 from tether.objects.retention import error_code
 
 if TYPE_CHECKING:
-    from tether.objects.remote import Remote
+    from tether.objects.remote import Inventory, Remote
 
 GC = "gc"
 PUSH = "push-"
@@ -58,6 +58,19 @@ class LockEntry:
     @property
     def exclusive(self) -> bool:
         return self.name == GC
+
+
+def lock_entry(rel: str, parts: list[str], when: float, etag: str) -> LockEntry | None:
+    """The lock a listed file under ``locks/`` is, if any: ``locks/<name>`` on S3 (tagged by
+    its ETag), ``locks/<name>/owner-<token>.json`` on a folder (tagged by its path)."""
+    name = parts[0]
+    if name != GC and not name.startswith(PUSH):
+        return None
+    if len(parts) == 1:
+        return LockEntry(name, when, etag)
+    if parts[1].startswith("owner-") and parts[1].endswith(".json"):
+        return LockEntry(name, when, rel)
+    return None
 
 
 @dataclass(frozen=True)
@@ -306,6 +319,8 @@ class HeldLock:
         self.beats = 0
         self.refreshed = threading.Event()  # set at every refresh (what tests wait on)
         self.taken_at = 0.0  # the store's time when it was taken (set by hold_*)
+        self.inventory: Inventory | None = None  # the listing a push took it with
+        self._written = time.monotonic()  # this process's clock: only to skip needless checks
         self._stop = threading.Event()
         self._mutex = threading.Lock()
         self._thread = threading.Thread(target=self._beat, name=f"tether-{name}", daemon=True)
@@ -340,7 +355,17 @@ class HeldLock:
                 self.lost = True
                 raise LockError(self._lost_message())
             self.tag = tag
+            self._written = time.monotonic()
             self.refreshed.set()
+
+    def confirm(self) -> None:
+        """Make sure the lock is still this process's before a step that counts on it: no
+        request while its last write is recent (nobody may judge it dead for ``stale``), a
+        refresh otherwise."""
+        if time.monotonic() - self._written < self.times.stale / 2:
+            self.check()
+        else:
+            self.refresh()
 
     def check(self) -> None:
         """Raise when the lock was taken away (judged dead while this process stalled)."""
@@ -394,7 +419,9 @@ Sleep = Callable[[float], None]
 
 
 def hold_push(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> HeldLock:
-    """A push's own lock, once no live gc lock is in the way (waiting ``times.wait`` for it)."""
+    """A push's own lock, once no live gc lock is in the way (waiting ``times.wait`` for it).
+    The remote's listing taken right after the lock was created (which is what shows a gc's
+    lock) is the push's inventory: ``held.inventory``."""
     store = _store(remote)
     token = unique_suffix(8)
     name = PUSH + token
@@ -404,12 +431,14 @@ def hold_push(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> He
             tag = store.create(name, token, _body("push", token, 0))
             if tag is None:  # a token is unique: only a store that lost the write says so
                 raise LockError(f"remote {remote.name} refused the push lock {name}: try again")
-            found, now = store.listing(token)
-            gc = found.get(GC)
-            if gc is None or now - gc.time >= times.stale:
-                held = HeldLock(remote, store, name, token, tag, times)
-                held.taken_at = now
-                return held
+        inv = remote.inventory()
+        now = max([e.time for e in inv.locks.values()], default=0.0)  # its own is there
+        gc = inv.locks.get(GC)
+        if gc is None or now - gc.time >= times.stale:
+            held = HeldLock(remote, store, name, token, tag, times)
+            held.taken_at, held.inventory = now, inv
+            return held
+        with remote.translated("releasing its push lock"):
             store.release(name, tag)
             who = _who(store, gc, now)
         left = deadline - time.monotonic()

@@ -144,17 +144,11 @@ class _RemoteGc:
     def run(self, all_commits: bool) -> GcResult:
         remote, inv = self.remote, self.inv
         fresh, old_roots = remote_roots.split_by_age(inv, self.now, self.grace)
-        published = remote_roots.read_roots(remote, fresh)
-        protect, removed_refs = published.split(remote.list_refs(inv))
-        extra = [Root("roots a push published", oid, "ref") for oid in sorted(protect)]
-        self.keep = _reach(self.ws, remote, inv, roots(self.ws, all_commits=all_commits) + extra)
-        if removed_refs:
-            purged = [Root("a removed ref", oid, "ref") for oid in sorted(removed_refs)]
-            self.doomed = _reach(self.ws, remote, inv, purged) - self.keep
+        self._find_keep(all_commits, fresh)
         bring = (self.keep & quarantine.locate(remote, inv).keys()) - inv.ids()
         restored = len(bring)
         if not self.dry_run:
-            self.lock.refresh()
+            self.lock.confirm()
             restored = quarantine.restore(remote, inv, bring)
         loose = sorted(inv.loose - self.keep)
         dead = {n: [o for o in idx.entries if o not in self.keep] for n, idx in inv.packs.items()}
@@ -165,16 +159,9 @@ class _RemoteGc:
         self.held = remote.retained(files + [Remote.object_path(o) for o in loose])
         free = {n: oids for n, oids in dead.items() if not _holds(self.held, n)}
         out = [o for o in loose if Remote.object_path(o) not in self.held]
-        expired = [
-            b
-            for b in inv.quarantine.values()
-            if b.stamp is not None and self.now - b.stamp >= self.grace
-        ]
-        waiting = sum(
-            len(quarantine.batch_ids(b) - self.keep)
-            for b in inv.quarantine.values()
-            if b not in expired
-        )
+        batches = list(inv.quarantine.values())
+        expired = [b for b in batches if b.stamp is not None and self.now - b.stamp >= self.grace]
+        waiting = sum(len(quarantine.batch_ids(b) - self.keep) for b in batches if b not in expired)
         removed, removed_bytes = self._purge(expired)
         moved = self._take_out(free, out)
         if not self.dry_run:
@@ -189,6 +176,19 @@ class _RemoteGc:
             removed=(removed + moved.deleted, removed_bytes + moved.deleted_bytes),
             waiting=waiting + moved.taken,
         )
+
+    def _find_keep(self, all_commits: bool, fresh_roots: list[str]) -> None:
+        """What must stay: what this clone's roots, the remote's refs and the roots pushes
+        published within the grace period reach. What only refs removed from the remote since
+        reached (a purged run's data) is doomed: deleted at once."""
+        published = remote_roots.read_roots(self.remote, fresh_roots)
+        protect, removed_refs = published.split(self.remote.list_refs(self.inv))
+        extra = [Root("roots a push published", oid, "ref") for oid in sorted(protect)]
+        found = roots(self.ws, all_commits=all_commits) + extra
+        self.keep = _reach(self.ws, self.remote, self.inv, found)
+        if removed_refs:
+            purged = [Root("a removed ref", oid, "ref") for oid in sorted(removed_refs)]
+            self.doomed = _reach(self.ws, self.remote, self.inv, purged) - self.keep
 
     def _new_batch(self) -> Batch:
         if self.batch is None:
@@ -215,7 +215,7 @@ class _RemoteGc:
             out.repacked += bool(live)
             if self.dry_run:
                 continue
-            self.lock.refresh()
+            self.lock.confirm()
             wanted = live + sorted(rest) if rest != dropped else live
             blobs = quarantine.pack_objects(remote, f"packs/{name}.pack", index, wanted)
             if live:
@@ -230,7 +230,7 @@ class _RemoteGc:
         doomed = [o for o in loose if o in self.doomed]
         aside = [o for o in loose if o not in self.doomed]
         if not self.dry_run:
-            self.lock.refresh()
+            self.lock.confirm()
             self.held |= remote.collect([Remote.object_path(o) for o in doomed])
             if aside or aside_packs:
                 self.held |= quarantine.put_aside(remote, self._new_batch(), aside, aside_packs)
@@ -258,7 +258,7 @@ class _RemoteGc:
             nbytes += self._batch_bytes(batch, gone)
             if self.dry_run or not (batch.name in done or gone or batch.stamp is None):
                 continue
-            self.lock.refresh()
+            self.lock.confirm()
             if batch.name in done:
                 held = self.remote.collect(quarantine.batch_files(batch))
                 if not held:

@@ -113,9 +113,10 @@ def _bring_back(ws: Workspace, remote: Remote, inv: Inventory, ids: set[str]) ->
     if not need & quarantine.locate(remote, inv).keys():
         return 0
     with hold_push(remote, lock_times(ws)) as lock:
-        vars(inv).update(vars(remote.inventory()))
+        assert lock.inventory is not None
+        vars(inv).update(vars(lock.inventory))
         restored = quarantine.restore(remote, inv, need)
-        lock.refresh()
+        lock.confirm()
     return restored
 
 
@@ -137,7 +138,8 @@ def push(
     aside, then send only what it lacks, then refs."""
     remote = open_remote(ws, remote_name)
     with ws.writing(), hold_push(remote, lock_times(ws)) as lock:
-        inv = remote.inventory()
+        inv = lock.inventory
+        assert inv is not None
         remote.ensure_format(inv)
         found = roots(ws, all_commits=all_commits)
         live = reachable(ws.store, pairs(found))
@@ -167,7 +169,7 @@ def push(
         first.already = len(live.ids) - first.objects
         first.restored = restored
         refs = push_refs(shared, remote, inv)
-        lock.refresh()
+        lock.confirm()
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
 
@@ -262,7 +264,8 @@ def push_ids(ws: Workspace, ids: set[str], remote_name: str | None = None) -> in
     """Push these objects and everything they name (a folder's files); how many were sent."""
     remote = open_remote(ws, remote_name)
     with ws.writing(), hold_push(remote, lock_times(ws)) as lock:
-        inv = remote.inventory()
+        inv = lock.inventory
+        assert inv is not None
         remote.ensure_format(inv)
         live = reachable(ws.store, [("pipeline deps", oid) for oid in sorted(ids)])
         if live.missing:
@@ -278,7 +281,7 @@ def push_ids(ws: Workspace, ids: set[str], remote_name: str | None = None) -> in
             pack_size=int(ws.config.get("transfer.pack_size")),
             inventory=inv,
         )
-        lock.refresh()
+        lock.confirm()
         return sent.objects
 
 
