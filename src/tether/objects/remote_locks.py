@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -391,10 +392,10 @@ class HeldLock:
         if kind is None:
             self.release()
             return
-        try:  # the error that ended the command says what happened, not a failed release
+        # the error that ended the command says what happened, not a failed release; a lock
+        # left behind goes dead after gc.stale_lock
+        with suppress(Exception):
             self.release()
-        except Exception:  # left behind, the lock goes dead after gc.stale_lock
-            pass
 
 
 def _who(store: Store, entry: LockEntry, now: float) -> str:
@@ -431,7 +432,12 @@ def hold_push(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> He
             tag = store.create(name, token, _body("push", token, 0))
             if tag is None:  # a token is unique: only a store that lost the write says so
                 raise LockError(f"remote {remote.name} refused the push lock {name}: try again")
-        inv = remote.inventory()
+        try:
+            inv = remote.inventory()
+        except BaseException:
+            with suppress(Exception):  # left behind, it goes dead after gc.stale_lock
+                store.release(name, tag)
+            raise
         now = max([e.time for e in inv.locks.values()], default=0.0)  # its own is there
         gc = inv.locks.get(GC)
         if gc is None or now - gc.time >= times.stale:
