@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
         "render_max_chars": 1_000_000,
         "render_timeout_s": 2.0,
     },
+    # remote gc: how long what it takes out of use waits in quarantine (and a push's published
+    # roots protect), when a remote lock counts as dead, how long gc and push wait for each other
+    "gc": {"grace": "14d", "stale_lock": "30m", "lock_wait": "1m"},
 }
 
 
@@ -97,7 +100,30 @@ def _regexes(value: object) -> bool:
     return True
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(value: object) -> float:
+    """``"14d"``, ``"30m"``, ``"90s"``, ``"2w"`` or a number of seconds, in seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(f"{value!r} is not a duration: use e.g. 14d, 12h, 30m or 90s")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def _duration(value: object) -> bool:
+    try:
+        duration_seconds(value)
+    except ConfigError:
+        return False
+    return True
+
+
 _BYTES = (_whole, "a whole number of bytes, e.g. 1048576 for 1 MiB")
+_TIME = (_duration, "a duration: a number with s, m, h, d or w, e.g. 14d")
 # known key -> (check, what a valid value is): checked when set and when read, so a typo is
 # caught at `tether config set`, and a hand edit at the next command, never deep in a run
 KNOWN: dict[str, tuple[Any, str]] = {
@@ -122,6 +148,9 @@ KNOWN: dict[str, tuple[Any, str]] = {
     "hooks.max_file_mb": (_number, "a number of megabytes"),
     "prompts.render_max_chars": (_whole, "a whole number of characters, e.g. 1000000"),
     "prompts.render_timeout_s": (_number, "a number of seconds, e.g. 2"),
+    "gc.grace": _TIME,
+    "gc.stale_lock": _TIME,
+    "gc.lock_wait": _TIME,
 }
 
 

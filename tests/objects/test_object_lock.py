@@ -43,6 +43,7 @@ def lock_bucket(s3_endpoint: str, s3_bucket: str) -> str:
 def _use_remote(project: Project, bucket: str, endpoint: str, lock: dict[str, str]) -> None:
     project.add_remote("s3", f"s3://{bucket}/{PREFIX.rstrip('/')}")
     project.config_set("remote.s3.endpoint_url", endpoint)
+    project.config_set("gc.grace", "0s")  # what was pushed can go at once: Object Lock decides
     for key, value in lock.items():
         project.config_set(f"remote.s3.{key}", value)
 
@@ -140,7 +141,9 @@ def test_remote_gc_refuses_locked_objects_collects_the_rest_and_pull_still_works
     second = project.push().objects.objects
     days.add(f"{datetime.now(UTC) + timedelta(days=1):%Y-%m-%d}")
     v2_content = {
-        k for k in _keys(s3_endpoint, lock_bucket) if k not in v1_keys and "/refs/" not in k
+        k
+        for k in _keys(s3_endpoint, lock_bucket)
+        if k not in v1_keys and k.startswith((PREFIX + "objects/", PREFIX + "packs/"))
     }
     pointer = (repo / "data.tether").read_text()
     (repo / "data.tether").unlink()  # nothing needs v1 or v2 any more
@@ -148,11 +151,13 @@ def test_remote_gc_refuses_locked_objects_collects_the_rest_and_pull_still_works
     project.ws.forget_pointers()
 
     dry = tether("gc", "--remote", "s3", "--dry-run", expect=3)
-    assert f"would remove {first} object(s); {second} more are under S3 Object Lock" in dry.output
+    assert (
+        f"would quarantine {first} object(s); {second} more are under S3 Object Lock" in dry.output
+    )
     assert v1_keys <= set(_keys(s3_endpoint, lock_bucket))  # a dry run removes nothing
 
     done = tether("gc", "--remote", "s3", expect=3)
-    assert f"removed {first} object(s); {second} more are under S3 Object Lock" in done.output
+    assert f"quarantined {first} object(s); {second} more are under S3 Object Lock" in done.output
     assert any(f"stay on the remote, readable: retained until {d}" in done.output for d in days)
     assert "tether gc --remote s3` again" in done.output
 
@@ -168,10 +173,11 @@ def test_remote_gc_refuses_locked_objects_collects_the_rest_and_pull_still_works
     assert PREFIX + "locks/gc" not in left
 
     with pytest.raises(RetainedObjectsError) as caught:
-        project.gc(remote="s3")  # again: v1 is gone, v2 still held
+        project.gc(remote="s3")  # again: v1's quarantine (no grace) is deleted, v2 still held
     result = caught.value.result
     assert isinstance(result, GcResult)
-    assert (result.removed, result.retained, result.legal_holds) == (0, second, 0)
+    assert (result.removed, result.retained, result.legal_holds) == (first, second, 0)
+    assert not _versions(s3_endpoint, lock_bucket, "quarantine/")
     assert result.retained_bytes > 0 and result.retention_ends is not None
 
     (repo / "data.tether").write_text(pointer)
@@ -240,9 +246,11 @@ def test_a_versioned_bucket_loses_every_version_not_just_a_delete_marker(
     pushed = project.push().objects.objects
     (repo / "data.tether").unlink()
     project.ws.forget_pointers()
-    assert project.gc(remote="s3").removed == pushed
+    assert project.gc(remote="s3").quarantined == pushed
     assert not _versions(s3_endpoint, s3_bucket, "objects/")
     assert not _versions(s3_endpoint, s3_bucket, "packs/")
+    assert project.gc(remote="s3").removed == pushed  # the grace period (none) has ended
+    assert not _versions(s3_endpoint, s3_bucket, "quarantine/")
 
 
 def test_a_bucket_without_object_lock_is_refused_before_anything_is_written(

@@ -237,7 +237,9 @@ def test_remote_going_away_mid_push(
         project.config_set("remote.s3.config_kwargs", "{retries = {max_attempts = 1}}")
         project.config_set("transfer.pack_size", "65536")  # many packs, so it dies half-way
         project.config_set("transfer.jobs", "1")
-        state["fail_after"] = 4  # FORMAT, then two packs in flight: at least one pack and its index
+        # the push's lock, FORMAT, its published roots, then two packs in flight: at least one
+        # pack and its index
+        state["fail_after"] = 6
         out = tether("push", expect=4).output
         assert "error: remote s3" in out and "running the command again resumes" in out
         state["fail_after"] = 10**9

@@ -50,9 +50,10 @@ def test_records_keep_what_they_link_to(repo: Path, project: Project) -> None:
     assert store.has(blob)
 
 
-def test_remote_gc_removes_unreachable_objects_and_repacks(
+def test_remote_gc_quarantines_unreachable_objects_repacks_and_deletes_them_after_grace(
     repo: Path, project: Project, tmp_path: Path
 ) -> None:
+    project.config_set("gc.grace", "0s")  # no grace: pushes protect nothing, quarantine is brief
     write_files(repo, {f"data/f{i}": f"v1 {i}" for i in range(20)})
     project.add(["data"])
     project.add_remote("origin", str(tmp_path / "remote"))
@@ -61,13 +62,17 @@ def test_remote_gc_removes_unreachable_objects_and_repacks(
     project.add(["data"])
     project.push()
     result = project.gc(remote="origin")
-    assert result.removed == 2 and result.repacked == 1
+    assert (result.quarantined, result.removed, result.repacked) == (2, 0, 1)
     # everything the current pointer needs is still fetchable
     project.ws.store.drop(set(project.ws.store.iter_ids()))  # an empty cache
     fetched = project.fetch()
     assert fetched.objects == 21
-    assert project.gc(remote="origin", dry_run=True).removed == 0
-    assert not (tmp_path / "remote/locks/gc").exists()
+    later = project.gc(remote="origin")  # the grace period (none) has ended
+    assert (later.quarantined, later.removed) == (0, 2)
+    assert not list((tmp_path / "remote/quarantine").iterdir())
+    dry = project.gc(remote="origin", dry_run=True)
+    assert (dry.quarantined, dry.removed) == (0, 0)
+    assert not list((tmp_path / "remote/locks").iterdir())
 
 
 def test_gc_and_push_keep_the_data_a_finished_run_read(
@@ -123,7 +128,8 @@ def test_remote_gc_from_a_fresh_clone_keeps_what_pushed_runs_read(
         git(tmp_path, "clone", "-q", str(repo), str(tmp_path / name))
         make_repo(tmp_path / name)
     monkeypatch.chdir(tmp_path / "collector")
-    assert "removed 0 object(s)" in tether("gc", "--remote", "origin").output
+    out = tether("gc", "--remote", "origin").output
+    assert "quarantined 0 object(s)" in out and "deleted 0 object(s)" in out
     monkeypatch.chdir(tmp_path / "reader")
     tether("pull")
     reader = Project.open(tmp_path / "reader")

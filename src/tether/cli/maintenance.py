@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tether.cli import exitcodes
-from tether.cli.render import human_size
+from tether.cli.render import human_duration, human_size
 
 
 @click.command()
@@ -17,15 +17,29 @@ def gc(dry_run: bool, all_commits: bool, remote_name: str | None) -> None:
 
     Roots: the pointer files in the working tree (with --all-commits, in every commit) and every
     ref under .tether/refs/ (runs, registry, ...). With --remote, objects on that remote that no
-    root of this clone and no ref on the remote needs; fetch every branch first.
+    root of this clone, no ref on the remote and no push of the last gc.grace (default 14d)
+    needs; fetch every branch first.
+
+    A remote gc never races a push: it takes the remote's exclusive lock, waits (gc.lock_wait,
+    default 1m) for pushes under way, and each push holds a lock of its own. It deletes nothing
+    at once: what nothing needs moves into the remote's quarantine, dated by the store's own
+    clock, and a later gc deletes it once gc.grace has passed and nothing needs it again. A push
+    or pull that needs a quarantined object brings it back. See docs/remote-gc.md.
     """
     from tether.api import Project
 
-    result = Project.open().gc(dry_run=dry_run, all_commits=all_commits, remote=remote_name)
-    verb = "would remove" if result.dry_run else "removed"
+    r = Project.open().gc(dry_run=dry_run, all_commits=all_commits, remote=remote_name)
+    if remote_name is None:
+        verb = "would remove" if r.dry_run else "removed"
+        click.echo(f"{verb} {r.removed} object(s), {human_size(r.bytes)}; kept {r.kept}")
+        return
+    moved, gone = ("would quarantine", "would delete") if r.dry_run else ("quarantined", "deleted")
     click.echo(
-        f"{verb} {result.removed} object(s), {human_size(result.bytes)}; kept {result.kept}"
-        + (f"; repacked {result.repacked} pack(s)" if result.repacked else "")
+        f"{moved} {r.quarantined} object(s), {human_size(r.quarantined_bytes)}; {gone} "
+        f"{r.removed} object(s), {human_size(r.bytes)}, whose {human_duration(r.grace)} in "
+        f"quarantine had ended; {r.waiting} wait in quarantine; kept {r.kept}"
+        + (f"; brought back {r.restored} from quarantine" if r.restored else "")
+        + (f"; repacked {r.repacked} pack(s)" if r.repacked else "")
     )
 
 

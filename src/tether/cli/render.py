@@ -17,6 +17,15 @@ def human_size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def human_duration(seconds: float) -> str:
+    """``14 days``, ``12 h``, ``30 min``, ``90 s``: the largest unit that says it whole."""
+    for size, unit in ((86400, " day"), (3600, " h"), (60, " min")):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n}{unit}" + ("s" if unit == " day" and n != 1 else "")
+    return f"{seconds:g} s"
+
+
 def echo_json(value: Any) -> None:
     """Strict JSON, as jq and other languages' parsers read it: a NaN is null and an infinity
     the text "Infinity" or "-Infinity", as in run records."""

@@ -57,7 +57,7 @@ def push(remote_name: str | None, all_commits: bool) -> None:
     click.echo(
         f"pushed {o.objects} object(s), {human_size(o.bytes)} in {o.packs} pack(s) to "
         f"{result.remote}; {o.already} already there; {result.refs.refs} ref(s); "
-        f"{o.requests} request(s)"
+        f"{o.requests} request(s)" + _restored(o.restored)
     )
     for name in result.refs.ref_conflicts:
         click.secho(f"ref {name} differs on the remote: not overwritten", fg="yellow", err=True)
@@ -75,8 +75,12 @@ def fetch(paths: tuple[str, ...], remote_name: str | None) -> None:
         result = Project.open().fetch(list(paths), remote=remote_name, callback=bar)
     click.echo(
         f"fetched {result.objects} object(s), {human_size(result.bytes)} in "
-        f"{result.requests} request(s)"
+        f"{result.requests} request(s)" + _restored(result.restored)
     )
+
+
+def _restored(n: int) -> str:
+    return f"; brought back {n} from the remote's quarantine" if n else ""
 
 
 @click.command()
@@ -94,5 +98,5 @@ def pull(paths: tuple[str, ...], remote_name: str | None, force: bool) -> None:
         )
     click.echo(
         f"fetched {fetched.objects} object(s), {human_size(fetched.bytes)}; "
-        f"{done.written} file(s) written, {done.deleted} removed"
+        f"{done.written} file(s) written, {done.deleted} removed" + _restored(fetched.restored)
     )

@@ -6,7 +6,10 @@ Layout::
     objects/ab/cdef…       large objects, one file each
     packs/<name>.pack      small objects packed together; <name>.idx lists them
     refs/<name>            the same refs as .tether/refs
-    locks/gc               held while a remote gc runs
+    roots/<hash>           the ids one push relied on (see :mod:`.remote_roots`)
+    locks/gc, locks/push-… the gc's exclusive lock and each push's own (see :mod:`.remote_locks`)
+    quarantine/<batch>/    what a gc took out of use: STAMP, objects/…, packs/… (see
+                           :mod:`.quarantine`)
 
 Every fsspec call goes through this class, so third-party errors become :class:`RemoteError`
 here and the number of requests can be counted. On S3, ``objects/`` and ``packs/`` can be written
@@ -32,20 +35,45 @@ from tether.errors import ConfigError, RemoteError, TetherError
 from tether.hashing import PREFIX
 from tether.objects import retention as s3lock
 from tether.objects.packs import PackIndex
+from tether.objects.remote_locks import LockEntry, lock_entry
 from tether.objects.retention import Retention
 
 FORMAT = 1
+QUARANTINE = "quarantine"
+ROOTS = "roots"
+
+
+@dataclass
+class Batch:
+    """One gc's quarantine: what it took out of use, and when by the store's clock."""
+
+    name: str
+    stamp: float | None = None  # the STAMP file's time (S3 LastModified, folder mtime)
+    loose: set[str] = field(default_factory=set)
+    sizes: dict[str, int] = field(default_factory=dict)  # of loose objects
+    packs: dict[str, set[str]] = field(default_factory=dict)  # name -> {"pack", "idx"} present
+    indexes: dict[str, PackIndex] | None = None  # read on demand (see quarantine.load_indexes)
+
+    def rel(self, *parts: str) -> str:
+        return posixpath.join(QUARANTINE, self.name, *parts)
 
 
 @dataclass
 class Inventory:
-    """What a remote holds, from one listing of loose objects and one read of all pack indexes."""
+    """What a remote holds, from one listing of loose objects and one read of all pack indexes.
+
+    Only ``loose`` and ``packs`` are in use; ``quarantine`` is what gc took out of use (a push
+    or fetch that needs it brings it back) and ``roots`` the published roots of pushes, with
+    the store's time of each."""
 
     loose: set[str] = field(default_factory=set)
+    sizes: dict[str, int] = field(default_factory=dict)  # of loose objects
     packs: dict[str, PackIndex] = field(default_factory=dict)
     refs: list[str] = field(default_factory=list)  # paths of ref files
     has_format: bool = False
-    gc_locked: bool = False
+    quarantine: dict[str, Batch] = field(default_factory=dict)
+    roots: dict[str, float] = field(default_factory=dict)  # rel path -> store time
+    locks: dict[str, LockEntry] = field(default_factory=dict)  # by name: gc, push-<token>
 
     def ids(self) -> set[str]:
         out = set(self.loose)
@@ -110,7 +138,7 @@ class Remote:
         self._lock_checked = False
 
     # -- plumbing --------------------------------------------------------------------------
-    def _count(self, n: int = 1) -> None:
+    def count(self, n: int = 1) -> None:
         with self._lock:
             self.requests += n
 
@@ -118,7 +146,7 @@ class Remote:
         return posixpath.join(self.root, *parts)
 
     @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def translated(self, what: str) -> Iterator[None]:
         try:
             yield
         except TetherError:
@@ -164,8 +192,8 @@ class Remote:
         lock = self.object_lock
         if lock is None or self._lock_checked:
             return
-        with self._translated("reading its Object Lock configuration"), self._bucket_needed():
-            self._count()
+        with self.translated("reading its Object Lock configuration"), self.bucket_needed():
+            self.count()
             enabled = s3lock.bucket_lock_enabled(self.fs, self.bucket)
         if not enabled:
             raise RemoteError(
@@ -186,12 +214,12 @@ class Remote:
             return False
         if self.object_lock is not None:
             return True
-        with self._translated("reading its versioning"), self._bucket_needed():
-            self._count()
+        with self.translated("reading its versioning"), self.bucket_needed():
+            self.count()
             return bool(s3lock.bucket_versioned(self.fs, self.bucket))
 
     @contextmanager
-    def _bucket_needed(self) -> Iterator[None]:
+    def bucket_needed(self) -> Iterator[None]:
         try:
             yield
         except FileNotFoundError as exc:
@@ -208,7 +236,7 @@ class Remote:
     def _relock(self, path: str, size: int, args: dict[str, Any]) -> None:
         """Retention again on a file sent in parts (some S3 stores ignore it on those)."""
         if args and size >= s3lock.MULTIPART_FROM:
-            self._count()
+            self.count()
             bucket, key, _ = self.fs.split_path(path)
             s3lock.set_retention(self.fs, bucket, key, args)
 
@@ -217,10 +245,10 @@ class Remote:
         asked without deleting anything: empty on an unversioned remote."""
         if not rels or not self.versioned:
             return {}
-        with self._translated("reading Object Lock retention"):
+        with self.translated("reading Object Lock retention"):
             keys = {self._key(r): r for r in rels}
-            versions = s3lock.list_versions(self.fs, self.bucket, keys, self._count)
-            held = s3lock.retention_of(self.fs, self.bucket, versions, self._count)
+            versions = s3lock.list_versions(self.fs, self.bucket, keys, self.count)
+            held = s3lock.retention_of(self.fs, self.bucket, versions, self.count)
         return {keys[k]: r for k, r in held.items()}
 
     def collect(self, rels: list[str]) -> dict[str, Retention]:
@@ -234,14 +262,14 @@ class Remote:
         if not self.versioned:
             self.delete(rels)
             return {}
-        with self._translated("deleting"):
+        with self.translated("deleting"):
             keys = {self._key(r): r for r in rels}
-            versions = s3lock.list_versions(self.fs, self.bucket, keys, self._count)
-            refused = s3lock.delete_versions(self.fs, self.bucket, versions, self._count)
+            versions = s3lock.list_versions(self.fs, self.bucket, keys, self.count)
+            refused = s3lock.delete_versions(self.fs, self.bucket, versions, self.count)
             for rel in rels:
                 self.fs.invalidate_cache(self.path(rel))
             held = s3lock.retention_of(
-                self.fs, self.bucket, {k: versions[k] for k in refused}, self._count
+                self.fs, self.bucket, {k: versions[k] for k in refused}, self.count
             )
         stuck = {k: code for k, code in refused.items() if k not in held}
         if stuck:
@@ -257,25 +285,35 @@ class Remote:
     def inventory(self) -> Inventory:
         """One listing of the whole remote, then one batched read of every pack index."""
         inv = Inventory()
-        with self._translated("listing its objects"):
-            self._count()
+        with self.translated("listing its objects"):
+            self.count()
             base = self.root.strip("/") + "/"
             idx_paths = []
-            for path in self._find(""):
+            for path, info in self._find_detail("").items():
                 rel = path.lstrip("/")[len(base) :]
                 parts = rel.split("/")
-                if parts[0] == "objects" and len(parts) == 3 and not parts[2].startswith("."):
-                    inv.loose.add(f"{PREFIX}{parts[1]}{parts[2]}")
+                if parts[-1].startswith("."):
+                    continue  # a temp file
+                if parts[0] == "objects" and len(parts) == 3:
+                    oid = f"{PREFIX}{parts[1]}{parts[2]}"
+                    inv.loose.add(oid)
+                    inv.sizes[oid] = int(info.get("size") or 0)
                 elif parts[0] == "packs" and rel.endswith(".idx"):
                     idx_paths.append(path)
-                elif parts[0] == "refs" and not parts[-1].startswith("."):
+                elif parts[0] == "refs":
                     inv.refs.append(path)
                 elif rel == "FORMAT":
                     inv.has_format = True
-                elif rel == "locks/gc":
-                    inv.gc_locked = True
+                elif parts[0] == ROOTS and len(parts) == 2:
+                    inv.roots[rel] = store_time(info)
+                elif parts[0] == QUARANTINE and len(parts) >= 3:
+                    _quarantined(inv, parts[1], parts[2:], info)
+                elif parts[0] == "locks" and len(parts) in (2, 3):
+                    entry = lock_entry(rel, parts[1:], store_time(info), str(info.get("ETag")))
+                    if entry is not None:
+                        inv.locks[entry.name] = entry
             if idx_paths:
-                self._count(len(idx_paths))
+                self.count(len(idx_paths))
                 for path, data in self.fs.cat(idx_paths).items():
                     index = PackIndex.from_bytes(data, path)
                     inv.packs[index.name] = index
@@ -289,29 +327,49 @@ class Remote:
             return []
         return list(found)
 
+    def _find_detail(self, sub: str) -> dict[str, dict[str, Any]]:
+        """Every file under ``sub`` with what the store says of it (its time: S3's
+        LastModified, a folder's mtime); one listing, as :meth:`_find`."""
+        base = self.path(sub) if sub else self.root
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        return dict(found)
+
     def read_bytes(self, rel: str) -> bytes:
-        with self._translated(f"reading {rel}"):
-            self._count()
+        with self.translated(f"reading {rel}"):
+            self.count()
             data: bytes = self.fs.cat_file(self.path(rel))
             return data
 
+    def read_many(self, rels: list[str]) -> dict[str, bytes]:
+        """Several small files at once (in parallel on S3), by path relative to the remote."""
+        if not rels:
+            return {}
+        with self.translated("reading files"):
+            self.count(len(rels))
+            base = self.root.strip("/") + "/"
+            got = self.fs.cat([self.path(r) for r in rels])
+            return {p.lstrip("/")[len(base) :]: data for p, data in got.items()}
+
     def read_ranges(self, rel: str, ranges: list[tuple[int, int]]) -> list[bytes]:
-        with self._translated(f"reading {rel}"):
-            self._count(len(ranges))
+        with self.translated(f"reading {rel}"):
+            self.count(len(ranges))
             path = self.path(rel)
             starts = [off for off, _ in ranges]
             ends = [off + n for off, n in ranges]
             return list(self.fs.cat_ranges([path] * len(ranges), starts, ends))
 
     def download(self, rel: str, local: Path) -> None:
-        with self._translated(f"downloading {rel}"):
-            self._count()
+        with self.translated(f"downloading {rel}"):
+            self.count()
             self.fs.get_file(self.path(rel), str(local))
 
     # -- writing ---------------------------------------------------------------------------
     def write_bytes(self, rel: str, data: bytes) -> None:
-        with self._translated(f"writing {rel}"):
-            self._count()
+        with self.translated(f"writing {rel}"):
+            self.count()
             path = self.path(rel)
             if self.is_local:
                 tmp = self._local_tmp(path)
@@ -324,8 +382,8 @@ class Remote:
                 self._relock(path, len(data), args)
 
     def upload(self, local: Path, rel: str) -> None:
-        with self._translated(f"uploading {rel}"):
-            self._count()
+        with self.translated(f"uploading {rel}"):
+            self.count()
             path = self.path(rel)
             if self.is_local:
                 import shutil
@@ -348,9 +406,59 @@ class Remote:
         old versions stay. Content-addressed files go through :meth:`collect`."""
         if not rels:
             return
-        with self._translated("deleting"):
-            self._count(max(1, len(rels) // 1000))
+        with self.translated("deleting"):
+            self.count(max(1, len(rels) // 1000))
             self.fs.rm([self.path(r) for r in rels])
+
+    def copy_files(self, pairs: list[tuple[str, str]]) -> None:
+        """Copy files within the remote (on S3 server-side: no bytes travel), each under the
+        retention its destination asks for."""
+        if not pairs:
+            return
+        with self.translated("copying files"):
+            self.count(len(pairs))
+            if self.is_local:
+                import shutil
+
+                for src, dst in pairs:
+                    tmp = self._local_tmp(self.path(dst))
+                    shutil.copyfile(self.path(src), tmp)
+                    os.replace(tmp, self.path(dst))
+                return
+            for src, dst in pairs:
+                args = self._lock_args(dst)
+                self.fs.copy(self.path(src), self.path(dst), **args)
+
+    def move_files(self, pairs: list[tuple[str, str]]) -> dict[str, Retention]:
+        """Move files within the remote: a rename on a folder; on S3 a server-side copy, then
+        the source collected (every version). A source S3 Object Lock holds stays where it
+        was (its copy is removed again): those are returned."""
+        if not pairs:
+            return {}
+        if self.is_local:
+            with self.translated("moving files"):
+                self.count(len(pairs))
+                for src, dst in pairs:
+                    os.makedirs(posixpath.dirname(self.path(dst)), exist_ok=True)
+                    os.replace(self.path(src), self.path(dst))
+            return {}
+        with self.translated("copying files"):
+            self.count(len(pairs))
+            self.fs.copy([self.path(s) for s, _ in pairs], [self.path(d) for _, d in pairs])
+        held = self.collect([src for src, _ in pairs])
+        self.collect([dst for src, dst in pairs if src in held])
+        return held
+
+    def drop_empty_folders(self, rel: str) -> None:
+        """On a folder remote, remove the empty folders left under ``rel`` (S3 has none)."""
+        if not self.is_local:
+            return
+        top = self.path(rel)
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                continue
 
     def barrier(self) -> None:
         """For a folder remote: one filesystem sync before indexes and refs point at new data."""
@@ -359,15 +467,15 @@ class Remote:
 
     # -- refs ------------------------------------------------------------------------------
     def list_refs(self, inv: Inventory | None = None) -> dict[str, str]:
-        with self._translated("listing refs"):
+        with self.translated("listing refs"):
             if inv is None:
-                self._count()
+                self.count()
                 paths = self._find("refs")
             else:
                 paths = inv.refs
             if not paths:
                 return {}
-            self._count(len(paths))
+            self.count(len(paths))
             base = self.path("refs").lstrip("/") + "/"
             return {
                 p.lstrip("/")[len(base) :]: data.decode()
@@ -387,3 +495,27 @@ class Remote:
                 if f.startswith(".") and f.endswith(".tmp")
             )
         return out
+
+
+def store_time(info: dict[str, Any]) -> float:
+    """A file's time by the store's own clock (seconds since the epoch): S3's LastModified, a
+    folder's mtime. Never this machine's clock."""
+    modified = info.get("LastModified")
+    if modified is not None:
+        return float(modified.timestamp())
+    return float(info.get("mtime") or info.get("created") or 0.0)
+
+
+def _quarantined(inv: Inventory, batch: str, parts: list[str], info: dict[str, Any]) -> None:
+    """File one listed path under ``quarantine/<batch>/`` into the inventory."""
+    b = inv.quarantine.setdefault(batch, Batch(batch))
+    if parts == ["STAMP"]:
+        b.stamp = store_time(info)
+    elif parts[0] == "objects" and len(parts) == 3:
+        oid = f"{PREFIX}{parts[1]}{parts[2]}"
+        b.loose.add(oid)
+        b.sizes[oid] = int(info.get("size") or 0)
+    elif parts[0] == "packs" and len(parts) == 2:
+        name, _, kind = parts[1].rpartition(".")
+        if kind in ("pack", "idx"):
+            b.packs.setdefault(name, set()).add(kind)

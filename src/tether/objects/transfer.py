@@ -40,6 +40,7 @@ class TransferResult:
     refs: int = 0
     ref_conflicts: list[str] = field(default_factory=list)
     requests: int = 0  # calls made to the remote (each listing page, read or write is one)
+    restored: int = 0  # objects brought back from the remote's quarantine into use
 
 
 def _run(jobs: int, tasks: Iterable[Callable[[], None]]) -> None:

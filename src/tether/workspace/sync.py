@@ -8,11 +8,14 @@ from functools import partial
 from typing import Any
 
 from tether._types import NO_PROGRESS, Callback
-from tether.config import is_secret, set_value
-from tether.errors import ConfigError, MissingObjectError, RemoteError, UsageError
+from tether.config import duration_seconds, is_secret, set_value
+from tether.errors import ConfigError, MissingObjectError, UsageError
+from tether.objects import quarantine
 from tether.objects.graph import RECORD_HEADER, children, reachable
 from tether.objects.refs import LOCAL
 from tether.objects.remote import Inventory, Remote, storage_options
+from tether.objects.remote_locks import LockTimes, hold_push
+from tether.objects.remote_roots import publish
 from tether.objects.transfer import (
     TransferResult,
     fetch_objects,
@@ -72,24 +75,54 @@ def shared_refs(ws: Workspace) -> dict[str, tuple[str, ...]]:
     return {name: ids for name, ids in ws.refs.items() if not name.startswith(LOCAL)}
 
 
-def _fetcher(ws: Workspace, remote: Remote) -> Callable[..., TransferResult]:
-    """``fetch_objects`` into this cache from ``remote``, with the workspace's settings."""
-    return partial(
-        fetch_objects,
-        ws.store,
-        remote,
-        jobs=_jobs(ws),
-        pack_threshold=ws.config.local_pack_threshold(),
+def lock_times(ws: Workspace) -> LockTimes:
+    """``gc.stale_lock`` and ``gc.lock_wait``: when a remote lock is dead, how long to wait."""
+    return LockTimes(
+        stale=duration_seconds(ws.config.get("gc.stale_lock")),
+        wait=duration_seconds(ws.config.get("gc.lock_wait")),
     )
 
 
-def check_not_collecting(remote: Remote, inv: Inventory) -> None:
-    if not inv.gc_locked:
-        return
-    raise RemoteError(
-        f"remote {remote.name} is being garbage-collected (locks/gc is held): push again when "
-        "it is done"
-    )
+class _Fetcher:
+    """``fetch_objects`` into this cache from ``remote``, with the workspace's settings; what
+    only the remote's quarantine holds is brought back into use first."""
+
+    def __init__(self, ws: Workspace, remote: Remote, inv: Inventory) -> None:
+        self.ws, self.remote, self.inv = ws, remote, inv
+        self.restored = 0
+
+    def __call__(self, ids: set[str], callback: Callback = NO_PROGRESS) -> TransferResult:
+        self.restored += _bring_back(self.ws, self.remote, self.inv, ids)
+        return fetch_objects(
+            self.ws.store,
+            self.remote,
+            ids,
+            jobs=_jobs(self.ws),
+            pack_threshold=self.ws.config.local_pack_threshold(),
+            callback=callback,
+            inventory=self.inv,
+        )
+
+
+def _bring_back(ws: Workspace, remote: Remote, inv: Inventory, ids: set[str]) -> int:
+    """Restore from quarantine what this cache lacks and only the quarantine has, under a push
+    lock (so no gc deletes it meanwhile), on a fresh listing; how many came back."""
+    need = ws.store.missing(set(ids)) - inv.ids()
+    if not need or not inv.quarantine:
+        return 0
+    if not need & quarantine.locate(remote, inv).keys():
+        return 0
+    with hold_push(remote, lock_times(ws)) as lock:
+        assert lock.inventory is not None
+        vars(inv).update(vars(lock.inventory))
+        restored = quarantine.restore(remote, inv, need)
+        lock.confirm()
+    return restored
+
+
+def _on_remote(remote: Remote, inv: Inventory) -> set[str]:
+    """Every id the remote can serve: in use, or in quarantine (brought back when fetched)."""
+    return inv.ids() | quarantine.locate(remote, inv).keys()
 
 
 def push(
@@ -99,12 +132,21 @@ def push(
     all_commits: bool = False,
     callback: Callback = NO_PROGRESS,
 ) -> PushResult:
+    """Send what the pointers and refs need. Under the push's own remote lock (no gc runs
+    meanwhile), first publish every id they name as roots (see
+    :mod:`tether.objects.remote_roots`), then bring back from quarantine what the remote put
+    aside, then send only what it lacks, then refs."""
     remote = open_remote(ws, remote_name)
-    with ws.writing():
-        inv = remote.inventory()
+    with ws.writing(), hold_push(remote, lock_times(ws)) as lock:
+        inv = lock.inventory
+        assert inv is not None
         remote.ensure_format(inv)
-        check_not_collecting(remote, inv)
-        live = reachable(ws.store, pairs(roots(ws, all_commits=all_commits)))
+        found = roots(ws, all_commits=all_commits)
+        live = reachable(ws.store, pairs(found))
+        shared = shared_refs(ws)
+        travel = {oid for ids in shared.values() for oid in ids}
+        publish(remote, {r.id for r in found if r.kind != "ref" or r.id not in travel}, shared)
+        restored = quarantine.restore(remote, inv, live.ids | live.missing)
         unsendable = live.missing - inv.ids()
         if unsendable:
             raise MissingObjectError(unsendable, hint=_unsendable_hint(live.needed_by, unsendable))
@@ -125,7 +167,9 @@ def push(
         first.bytes += second.bytes
         first.packs += second.packs
         first.already = len(live.ids) - first.objects
-        refs = push_refs(shared_refs(ws), remote, inv)
+        first.restored = restored
+        refs = push_refs(shared, remote, inv)
+        lock.confirm()
     first.requests = remote.requests
     return PushResult(first, refs, remote.name)
 
@@ -153,26 +197,26 @@ def fetch(
     """Bring the objects the selected pointers need (and new refs) into the cache."""
     remote = open_remote(ws, remote_name)
     selected = ws.select(paths)
-    get = _fetcher(ws, remote)
     with ws.writing():
         inv = remote.inventory()
         remote.check_format(inv)
+        get = _Fetcher(ws, remote, inv)
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
-        result = get(trees, inventory=inv)
+        result = get(trees)
         blobs: set[str] = set()
         for t, sub in selected:
             if t.ptr.kind == "dir":
                 blobs |= ws.store.load_tree(t.ptr.id).under(sub).blob_ids()
             else:
                 blobs.add(t.ptr.id)
-        more = get(blobs, callback=callback, inventory=inv)
+        more = get(blobs, callback=callback)
         for t, sub in selected:
             if t.ptr.kind == "dir" and not sub:
                 ws.statcache.mark_complete(t.ptr.id)
         if paths is None:
             new_refs, conflicts = fetch_refs(shared_refs(ws), remote, inv)
             named = {oid for ids in new_refs.values() for oid in ids}
-            _fetch_closure(ws, named, partial(get, inventory=inv), inv.ids())
+            _fetch_closure(ws, named, get, _on_remote(remote, inv))
             for name, ids in new_refs.items():
                 ws.refs.set(name, ids)
             more.refs = len(new_refs)
@@ -180,6 +224,7 @@ def fetch(
     more.objects += result.objects
     more.bytes += result.bytes
     more.requests = remote.requests
+    more.restored = get.restored
     return more
 
 
@@ -218,12 +263,15 @@ def remote_spec(ws: Workspace, remote_name: str | None = None) -> tuple[str, str
 def push_ids(ws: Workspace, ids: set[str], remote_name: str | None = None) -> int:
     """Push these objects and everything they name (a folder's files); how many were sent."""
     remote = open_remote(ws, remote_name)
-    with ws.writing():
-        inv = remote.inventory()
+    with ws.writing(), hold_push(remote, lock_times(ws)) as lock:
+        inv = lock.inventory
+        assert inv is not None
         remote.ensure_format(inv)
         live = reachable(ws.store, [("pipeline deps", oid) for oid in sorted(ids)])
         if live.missing:
             raise MissingObjectError(live.missing, hint="a stage's deps must be in the cache")
+        publish(remote, ids)
+        quarantine.restore(remote, inv, live.ids)
         sent = push_objects(
             ws.store,
             remote,
@@ -233,6 +281,7 @@ def push_ids(ws: Workspace, ids: set[str], remote_name: str | None = None) -> in
             pack_size=int(ws.config.get("transfer.pack_size")),
             inventory=inv,
         )
+        lock.confirm()
         return sent.objects
 
 
@@ -242,13 +291,13 @@ def fetch_ids(ws: Workspace, ids: list[str], remote_name: str | None = None) -> 
     if not remotes(ws):
         return 0
     remote = open_remote(ws, remote_name)
-    get = _fetcher(ws, remote)
     with ws.writing():
         inv = remote.inventory()
         remote.check_format(inv)
         wanted = set(ids)
-        _fetch_closure(ws, wanted, partial(get, inventory=inv), inv.ids())
-        return len(wanted & inv.ids())
+        available = _on_remote(remote, inv)
+        _fetch_closure(ws, wanted, _Fetcher(ws, remote, inv), available)
+        return len(wanted & available)
 
 
 def pull(
