@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
-from tether._documents import read_document
+from tether._documents import Fields, Leaf, brief, read_document
 from tether._fs import atomic_write
+from tether.errors import FormatError
+from tether.hashing import is_object_id
 
 if TYPE_CHECKING:
     from tether.objects.store import ObjectStore
@@ -47,9 +50,43 @@ class PackIndex:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "?") -> PackIndex:
-        doc = read_document(data, "pack-index", FORMAT, f"pack index {where}")
-        entries = {oid: (off, n) for oid, off, n in doc["objects"]}
-        return cls(doc["pack"], entries, doc["size"])
+        """The index in ``data``, checked whole: a pack named by 64 hex digits (never a path),
+        and every entry an object id with a span inside the pack's size."""
+        what = f"pack index {where}"
+        doc = read_document(data, "pack-index", FORMAT, what)
+        if problem := _INDEX.problem(doc, ""):
+            raise FormatError(f"{what} is corrupt ({problem}): {_AGAIN}")
+        size, entries = doc["size"], {}
+        for i, entry in enumerate(doc["objects"]):
+            if not (type(entry) is list and len(entry) == 3 and _valid_span(*entry, size)):
+                raise FormatError(
+                    f"{what} is corrupt (objects[{i}] must be [object id, offset, length] inside "
+                    f"the pack's {size} bytes, not {brief(entry)}): {_AGAIN}"
+                )
+            entries[entry[0]] = (entry[1], entry[2])
+        return cls(doc["pack"], entries, size)
+
+
+_NAME = re.compile(r"[0-9a-f]{64}")
+_INDEX = Fields(
+    {
+        "pack": Leaf(lambda v: type(v) is str and bool(_NAME.fullmatch(v)), "64 hex digits"),
+        "size": Leaf(lambda v: type(v) is int and 0 <= v < 2**63, "a size in bytes"),
+        "objects": Leaf(lambda v: type(v) is list, "a list"),
+    },
+    required=("pack", "size", "objects"),
+)
+_AGAIN = "delete it and its pack, then fetch or push them again"
+
+
+def _valid_span(oid: object, off: object, n: object, size: int) -> bool:
+    return (
+        type(oid) is str
+        and is_object_id(oid)
+        and type(off) is int
+        and type(n) is int
+        and 0 <= off <= off + n <= size
+    )
 
 
 def build_packs(
