@@ -88,7 +88,10 @@ def load_yaml(text: str | bytes) -> Any:
     make (``2024-13-45``, ``!!int x``, an integer of 4300+ digits)."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    if isinstance(text, str) and not (text.isascii() or _encodable(text)):
+        raise _refused("it holds text that is not Unicode (a lone surrogate)", None)
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
     try:
         try:
             node = loader.get_single_node()
@@ -96,7 +99,8 @@ def load_yaml(text: str | bytes) -> Any:
             raise _refused(f"it nests deeper than {MAX_DEPTH} levels", None) from None
         if node is None:
             return None
-        _check_nodes(node)
+        # libyaml refuses a surrogate escape (\ud800) itself; the pure-Python parser makes one
+        _check_nodes(node, check_text=loader_class is yaml.SafeLoader)
         try:
             return loader.construct_document(node)
         except (ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -111,9 +115,48 @@ def _refused(problem: str, mark: Any) -> Exception:
     return ConstructorError(None, None, problem, mark)
 
 
-def _check_nodes(root: Any) -> None:
-    """One walk over the composed nodes (an alias is the node it names, met again): no cycle,
-    no nesting deeper than MAX_DEPTH, no alias expansion past its bound, only Unicode text."""
+def _check_nodes(root: Any, *, check_text: bool) -> None:
+    """One walk over the composed collections: none nested deeper than MAX_DEPTH, only Unicode
+    text when ``check_text``; when a collection is met twice (an alias), the walk of
+    :func:`_check_aliases` too. Scalars are not pushed one by one: a lock has ten for each
+    collection, and this walk must cost little next to libyaml's parse."""
+    from yaml.nodes import ScalarNode, SequenceNode
+
+    seen: set[int] = set()
+    aliased = False
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ScalarNode):  # only the root: other scalars are checked below
+            if check_text:
+                _check_text(node)
+            continue
+        if id(node) in seen:
+            aliased = True
+            continue
+        seen.add(id(node))
+        if depth > MAX_DEPTH:
+            raise _refused(f"it nests deeper than {MAX_DEPTH} levels", node.start_mark)
+        kids = (
+            node.value if isinstance(node, SequenceNode) else [n for kv in node.value for n in kv]
+        )
+        for kid in kids:
+            if not isinstance(kid, ScalarNode):
+                stack.append((kid, depth + 1))
+            elif check_text:
+                _check_text(kid)
+    if aliased:
+        _check_aliases(root)
+
+
+def _check_text(node: Any) -> None:
+    if not (node.value.isascii() or _encodable(node.value)):
+        raise _refused("it holds text that is not Unicode (a lone surrogate)", node.start_mark)
+
+
+def _check_aliases(root: Any) -> None:
+    """A document with aliases (an alias is the node it names, met again): none refers to a
+    collection that holds it, and they expand it to at most ALIAS_GROWTH times its nodes."""
     from yaml.nodes import ScalarNode, SequenceNode
 
     done: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes once expanded, height)
@@ -123,10 +166,6 @@ def _check_nodes(root: Any) -> None:
         node, finishing = stack.pop()
         key = id(node)
         if isinstance(node, ScalarNode):
-            if key not in done and not (node.value.isascii() or _encodable(node.value)):
-                raise _refused(
-                    "it holds text that is not Unicode (a lone surrogate)", node.start_mark
-                )
             done[key] = (1, 1)
             continue
         kids = (
