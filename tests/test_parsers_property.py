@@ -32,6 +32,7 @@ from tether.meta.query import build_search
 from tether.meta.store import SqlMetaStore
 from tether.objects.graph import children
 from tether.objects.packs import PackIndex, make_pack
+from tether.objects.refs import check_ref_name
 from tether.pipelines.lock import LOCK_FILE, StageLock, read_lock, write_lock
 from tether.pipelines.plan import _ParamFiles
 from tether.pipelines.spec import PIPELINE_FILE, load_pipeline
@@ -204,8 +205,14 @@ def test_yaml_aliases_a_person_would_write_still_load() -> None:
     assert load_yaml("a: [" + ", ".join(["x"] * 50_000) + "]")["a"][-1] == "x"
 
 
-@given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_any_bytes_are_yaml_or_a_yaml_error(data: bytes) -> None:
+YAML_PIECES = st.sampled_from(
+    ["a", "1", ": ", "- ", "\n", "  ", "[", "]", "{", "}", ", ", "&x ", "*x", "!!int ", "!!float "]
+    + ["!!timestamp ", "!!binary ", "!!set ", "2024-13-45", "12:99:99", "'", '"', "\\u", "? "]
+)
+
+
+@given(data=st.binary(max_size=100) | st.lists(YAML_PIECES, max_size=30).map("".join))
+def test_any_text_is_yaml_or_a_yaml_error(data: bytes | str) -> None:
     try:
         load_yaml(data)
     except yaml.YAMLError:
@@ -684,3 +691,14 @@ def test_a_hostile_params_file_is_refused_with_a_clear_error(data: bytes, tmp_pa
     value = refused_or(lambda: params.get("params.yaml", "train.lr", "train"), "params.yaml")
     if value is not None:
         json.dumps(value, default=str, ensure_ascii=False).encode()  # what the lock and run keep
+
+
+# -- refs: names a remote lists ------------------------------------------------
+
+
+@given(name=st.text(max_size=20) | st.sampled_from(["runs/a\n", "runs/../x", "a//b", "/a", "."]))
+def test_a_hostile_ref_name_is_refused_before_it_names_a_file(name: str) -> None:
+    checked = refused_or(lambda: check_ref_name(name), repr(name))
+    if checked is not None:
+        assert re.fullmatch(r"[A-Za-z0-9._@#+-]+(/[A-Za-z0-9._@#+-]+)*", checked)
+        assert ".." not in checked.split("/")

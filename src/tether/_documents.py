@@ -103,7 +103,9 @@ def load_yaml(text: str | bytes) -> Any:
         _check_nodes(node, check_text=loader_class is yaml.SafeLoader)
         try:
             return loader.construct_document(node)
-        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # PyYAML's constructors raise whatever int(), date() raise
             raise _refused(f"a value its tag cannot make ({_first_line(exc)})", None) from None
     finally:
         loader.dispose()
