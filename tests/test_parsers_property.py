@@ -13,7 +13,6 @@ import copy
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,19 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tether._documents import load_yaml, read_document
+from tether._documents import dump_yaml, load_yaml, read_document
 from tether.errors import QueryError, TetherError, UsageError
 from tether.hashing import hash_bytes, is_object_id
-from tether.meta import schema
 from tether.meta.query import build_search
 from tether.meta.store import SqlMetaStore
 from tether.objects.graph import children
 from tether.objects.packs import PackIndex, make_pack
 from tether.objects.refs import check_ref_name
-from tether.pipelines.lock import LOCK_FILE, StageLock, read_lock, write_lock
+from tether.pipelines.lock import LOCK_FILE, StageLock, lock_text, read_lock, write_lock
 from tether.pipelines.plan import _ParamFiles
 from tether.pipelines.spec import PIPELINE_FILE, load_pipeline
 from tether.pipelines.uptodate import Seen
+from tether.runs.ledger import entry
 from tether.runs.record import dump_record, load_record, load_series, run_links, to_indexed
 from tether.runs.search import translate
 
@@ -178,7 +177,7 @@ def billion_laughs(levels: int) -> str:
     "text",
     [
         billion_laughs(9),  # 9**9 strings once expanded
-        billion_laughs(30),
+        billion_laughs(30),  # a walk of it would never end
         "a: &a [*a]\n",  # refers to itself: a walk of it never ends
         "a: &a {b: *a}\n",
         "[" * 500 + "]" * 500,
@@ -192,11 +191,9 @@ def billion_laughs(levels: int) -> str:
     ],
     ids=lambda t: t[:24],
 )
-def test_yaml_no_tether_document_holds_is_refused_quickly(text: str) -> None:
-    started = time.perf_counter()
+def test_yaml_no_tether_document_holds_is_refused_before_anything_walks_it(text: str) -> None:
     with pytest.raises(yaml.YAMLError):
         load_yaml(text)
-    assert time.perf_counter() - started < 1
 
 
 def test_yaml_aliases_a_person_would_write_still_load() -> None:
@@ -206,8 +203,11 @@ def test_yaml_aliases_a_person_would_write_still_load() -> None:
 
 
 YAML_PIECES = st.sampled_from(
-    ["a", "1", ": ", "- ", "\n", "  ", "[", "]", "{", "}", ", ", "&x ", "*x", "!!int ", "!!float "]
-    + ["!!timestamp ", "!!binary ", "!!set ", "2024-13-45", "12:99:99", "'", '"', "\\u", "? "]
+    [
+        *("a", "1", ": ", "- ", "\n", "  ", "[", "]", "{", "}", ", ", "&x ", "*x", "? ", "'", '"'),
+        *("!!int ", "!!float ", "!!timestamp ", "!!binary ", "!!set ", "2024-13-45", "12:99:99"),
+        "\\u",
+    ]
 )
 
 
@@ -240,7 +240,21 @@ PACK, INDEX = make_pack([(hash_bytes(d), d) for d in (b"one", b"two", b"three")]
 VALID_INDEX = json.loads(INDEX.to_bytes())
 
 
-@given(data=outside(INDEX.to_bytes(), VALID_INDEX))
+SPANS = st.fixed_dictionaries(  # well-formed indexes whose spans may fall outside their pack
+    {
+        "tether": st.just("pack-index"),
+        "format": st.just(1),
+        "pack": st.just(INDEX.name),
+        "size": st.integers(-1, 40),
+        "objects": st.lists(
+            st.tuples(st.sampled_from(IDS), st.integers(-1, 40), st.integers(-1, 40)).map(list),
+            max_size=4,
+        ),
+    }
+).map(as_json)
+
+
+@given(data=outside(INDEX.to_bytes(), VALID_INDEX) | SPANS)
 @example(data=INDEX.to_bytes().replace(INDEX.name.encode(), b"../../../outside"))
 @example(data=as_json({**VALID_INDEX, "objects": [[IDS[0] + "\n", 13, 3]]}))
 @example(data=as_json({**VALID_INDEX, "objects": [[IDS[0], True, 3]]}))
@@ -376,6 +390,7 @@ def test_a_hostile_run_record_is_refused_with_a_clear_error(
     if record["kind"] == "run":
         index.put_runs([to_indexed(record, OID, [load_record(record_bytes(RECORDS[1]))])])
         json.dumps(record, ensure_ascii=False).encode()  # `runs show --json`
+        dump_yaml(entry(record))  # `runs export --yaml`, the experiment ledger
 
 
 SERIES = {
@@ -535,7 +550,7 @@ def lock_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @given(data=st.data())
 def test_a_hostile_pipeline_lock_is_refused_with_a_clear_error(
-    data: st.DataObject, lock_bytes: bytes, tmp_path_factory: pytest.TempPathFactory
+    data: st.DataObject, lock_bytes: bytes
 ) -> None:
     valid = load_yaml(lock_bytes)
     hostile = data.draw(
@@ -556,9 +571,7 @@ def test_a_hostile_pipeline_lock_is_refused_with_a_clear_error(
         assert all(type(f) is str and isinstance(v, dict) for f, v in stage.params.items())
         assert all(type(k) is str and type(v) is str for k, v in stage.env.items())
         assert stage.run is None or type(stage.run) is str
-    folder = tmp_path_factory.mktemp("again")
-    write_lock(folder, stages)  # what repro does next: it must write what it read
-    assert read_lock(folder) == stages
+    assert read_lock(NOWHERE, lock_text(stages).encode()) == stages  # what repro writes next
 
 
 def test_the_lock_a_repro_writes_reads_back(lock_bytes: bytes) -> None:
@@ -631,15 +644,10 @@ QUERIES = st.one_of(
 
 @pytest.fixture(scope="module")
 def runs_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    from sqlalchemy import create_engine
-
-    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('runs') / 'index.db'}")
-    schema.metadata.create_all(engine)
-    store = SqlMetaStore.__new__(SqlMetaStore)
-    store.engine = engine
+    store = SqlMetaStore(f"sqlite:///{tmp_path_factory.mktemp('runs') / 'index.db'}")
     store.put_runs([to_indexed(load_record(record_bytes(RECORDS[0])), OID)])
-    yield engine
-    engine.dispose()
+    yield store.engine  # queries run on it directly: an SQL error is not hidden as IndexStoreError
+    store.close()
 
 
 def run_query(engine: Engine, where: str | None, sort: str | None) -> None:

@@ -100,10 +100,14 @@ _LOCK = Fields(
 def write_lock(root: Path, stages: dict[str, StageLock]) -> None:
     """The whole lock, written atomically (a repro writes it after every stage: the YAML of
     each stage's entry is made once and reused while the entry is unchanged)."""
+    atomic_write(root / LOCK_FILE, lock_text(stages).encode())
+
+
+def lock_text(stages: dict[str, StageLock]) -> str:
+    """What :func:`write_lock` writes."""
     entries = "".join(_entry_yaml(n, s) for n, s in sorted(stages.items()))
     text = "# written by `tether repro`: commit it with pipeline.yaml\n" + f"format: {FORMAT}\n"
-    text += f"stages:\n{entries}" if entries else "stages: {}\n"
-    atomic_write(root / LOCK_FILE, text.encode())
+    return text + (f"stages:\n{entries}" if entries else "stages: {}\n")
 
 
 _ENTRIES: dict[str, str] = {}  # a stage's entry as JSON -> its YAML lines under `stages:`
