@@ -13,9 +13,9 @@ def test_lock_round_trips_awkward_entries(tmp_path: Path) -> None:
     stages = {
         "train": StageLock(
             'python train.py --note "' + "x " * 60 + '"\n\nsecond: line',  # folded, multi-line
-            {"data/in.csv": "blake3:aa"},
+            {"data/in.csv": "blake3:" + "a" * 64},
             {"params.yaml": {"train.layers": [1, 2], "train.tag": "a: b", "train.off": None}},
-            {"model.bin": "blake3:bb"},
+            {"model.bin": "blake3:" + "b" * 64},
             "run-1",
             {"OMP_NUM_THREADS": "1"},
         ),

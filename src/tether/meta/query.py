@@ -50,6 +50,7 @@ _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _OPERATOR = re.compile(r"==|!=|<>|<=|>=|=|<|>")
 _STRING = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 _NONSPACE = re.compile(r"\S")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _KEY = re.compile(r"`([^`]+)`|([^\s=!<>(),'\"`]+)")  # `any key` or one up to a space or operator
 _FIELD_HELP = f"use metrics.KEY, params.KEY, tags.KEY, data.PATH or one of {', '.join(ATTRIBUTES)}"
 
@@ -115,6 +116,10 @@ class _Token:
 
 
 def _tokenize(query: str) -> list[_Token]:
+    if bad := _SURROGATE.search(query):  # from a command line that is not UTF-8
+        shown = _SURROGATE.sub("\ufffd", query)  # the same length: the caret stays right
+        hint = "it is no character (the terminal sent bytes that are not UTF-8): retype it"
+        raise QueryError(f"unexpected {bad.group()!r}: {hint}", shown, bad.start())
     tokens: list[_Token] = []
     position = 0
     while match := _NONSPACE.search(query, position):

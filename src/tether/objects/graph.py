@@ -7,10 +7,12 @@ starts with ``{"tether":"record"`` and lists the ids it depends on under ``"link
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tether._documents import Fields, Leaf, ListOf, loads_json
+from tether.errors import FormatError
+from tether.hashing import is_object_id
 from tether.objects.store import ObjectStore
 from tether.objects.tree import HEADER as TREE_HEADER
 from tether.objects.tree import Tree
@@ -34,9 +36,19 @@ def children(data: bytes, oid: str) -> list[str]:
     if head.startswith(TREE_HEADER):
         return sorted(Tree.from_bytes(data, oid).blob_ids())
     if head.startswith(RECORD_HEADER):
-        links = json.loads(data).get("links", [])
-        return [str(x) for x in links]
+        doc = loads_json(data, f"record {oid}")
+        if problem := _LINKS.problem(doc, ""):
+            raise FormatError(
+                f"record {oid} is corrupt ({problem}): run `tether fsck`, and fetch it again "
+                "from a clone that has it whole"
+            )
+        return list(doc.get("links", []))
     return []
+
+
+_LINKS = Fields(
+    {"links": ListOf(Leaf(lambda v: type(v) is str and is_object_id(v), "an object id"))}
+)
 
 
 def reachable(store: ObjectStore, roots: Iterable[tuple[str, str]]) -> Reachable:

@@ -19,11 +19,11 @@ from tether.errors import FormatError
 from tether.hashing import is_object_id
 
 LOCAL = "local/"
-_NAME = re.compile(r"^[A-Za-z0-9._@#+-]+(/[A-Za-z0-9._@#+-]+)*$")
+_NAME = re.compile(r"[A-Za-z0-9._@#+-]+(/[A-Za-z0-9._@#+-]+)*")
 
 
 def check_ref_name(name: str) -> str:
-    if not _NAME.match(name) or ".." in name.split("/"):
+    if not _NAME.fullmatch(name) or ".." in name.split("/"):  # (not even a trailing newline)
         raise FormatError(f"{name!r} is not a ref name (letters, digits, ._@#+- and /)")
     return name
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tether._documents import dump_yaml, load_yaml
+from tether._documents import ANY, TEXT, Fields, MapOf, Maybe, brief, dump_yaml, load_yaml
 from tether._fs import atomic_write
 from tether.pipelines.spec import PipelineError
+from tether.runs.record import OBJECT_ID, RUN_ID
 
 LOCK_FILE = "pipeline.lock"
 FORMAT = 1
@@ -53,13 +54,17 @@ def read_lock(root: Path, data: bytes | None = None) -> dict[str, StageLock]:
             f"{LOCK_FILE} is not valid YAML ({exc}): restore it from git, or delete it to run "
             "every stage again"
         ) from exc
-    if doc.get("format") != FORMAT or not isinstance(doc.get("stages"), dict):
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise PipelineError(f"{LOCK_FILE} has format {brief(found)}; this Tether reads {FORMAT}")
+    if problem := _LOCK.problem(doc, ""):
         raise PipelineError(
-            f"{LOCK_FILE} has format {doc.get('format')}; this Tether reads {FORMAT}"
+            f"{LOCK_FILE} is malformed ({problem}): restore it from git, or delete it to run "
+            "every stage again"
         )
     return {
         name: StageLock(
-            str(s.get("cmd", "")),
+            s.get("cmd", ""),
             dict(s.get("deps") or {}),
             dict(s.get("params") or {}),
             dict(s.get("outs") or {}),
@@ -71,13 +76,38 @@ def read_lock(root: Path, data: bytes | None = None) -> dict[str, StageLock]:
     }
 
 
+_IDS = Maybe(MapOf(OBJECT_ID))
+_LOCK = Fields(
+    {
+        "stages": MapOf(
+            Fields(
+                {
+                    "cmd": TEXT,
+                    "deps": _IDS,
+                    "params": Maybe(MapOf(MapOf(ANY))),
+                    "outs": _IDS,
+                    "run": Maybe(RUN_ID),
+                    "env": Maybe(MapOf(TEXT)),
+                    "metrics": _IDS,
+                }
+            )
+        )
+    },
+    required=("stages",),
+)
+
+
 def write_lock(root: Path, stages: dict[str, StageLock]) -> None:
     """The whole lock, written atomically (a repro writes it after every stage: the YAML of
     each stage's entry is made once and reused while the entry is unchanged)."""
+    atomic_write(root / LOCK_FILE, lock_text(stages).encode())
+
+
+def lock_text(stages: dict[str, StageLock]) -> str:
+    """What :func:`write_lock` writes."""
     entries = "".join(_entry_yaml(n, s) for n, s in sorted(stages.items()))
     text = "# written by `tether repro`: commit it with pipeline.yaml\n" + f"format: {FORMAT}\n"
-    text += f"stages:\n{entries}" if entries else "stages: {}\n"
-    atomic_write(root / LOCK_FILE, text.encode())
+    return text + (f"stages:\n{entries}" if entries else "stages: {}\n")
 
 
 _ENTRIES: dict[str, str] = {}  # a stage's entry as JSON -> its YAML lines under `stages:`

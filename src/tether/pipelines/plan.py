@@ -364,13 +364,22 @@ class _ParamFiles:
         self.docs: dict[str, Any] = {}
 
     def get(self, file: str, key: str, stage: str) -> Any:
+        import yaml  # for its error type: loaded anyway by load_yaml
+
         if file not in self.docs:
             data = self.seen.read(file)
             if data is None:
                 raise PipelineError(
                     f"stage {stage!r} reads params from {file}, which does not exist"
                 )
-            self.docs[file] = load_yaml(data) or {}
+            try:
+                self.docs[file] = load_yaml(data) or {}
+            except yaml.YAMLError as exc:
+                problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise PipelineError(
+                    f"stage {stage!r} reads params from {file}, which is not valid YAML "
+                    f"({problem}): fix it, or restore it from git"
+                ) from None
         node = self.docs[file]
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:

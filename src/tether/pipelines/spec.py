@@ -16,6 +16,7 @@ checked into a DAG. Every mistake names the stages involved.
 from __future__ import annotations
 
 import itertools
+import math
 import posixpath
 import re
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tether._documents import load_yaml
+from tether._documents import brief, load_yaml
 from tether.errors import PipelineError as PipelineError  # re-exported: the tree is in errors.py
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -115,17 +116,62 @@ def load_pipeline(root: Path, data: bytes | None = None) -> Pipeline:
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), dict):
         raise PipelineError(f"{PIPELINE_FILE} must have a `stages:` mapping of name -> stage")
     if doc.get("format", 1) != 1:
-        raise PipelineError(f"{PIPELINE_FILE} has format {doc.get('format')}; this Tether reads 1")
+        raise PipelineError(
+            f"{PIPELINE_FILE} has format {brief(doc.get('format'))}; this Tether reads 1"
+        )
     stages: dict[str, Stage] = {}
+    budget = _Budget()
     for name, raw in doc["stages"].items():
-        for stage in _expand(str(name), raw):
+        for stage in _expand(str(name), raw, budget):
             stages[stage.name] = stage
-    executor = str(doc.get("executor", "local"))
+    executor = doc.get("executor", "local")
     if executor not in EXECUTORS:
-        raise PipelineError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
-    pipeline = Pipeline(stages, executor=executor)
+        raise PipelineError(
+            f"{PIPELINE_FILE}: executor must be one of {', '.join(EXECUTORS)}, "
+            f"not {brief(executor)}"
+        )
+    pipeline = Pipeline(stages, executor=str(executor))
     _link(pipeline)
     return pipeline
+
+
+# what one pipeline.yaml may grow to once matrix and foreach are expanded: beyond it a pull
+# request's pipeline.yaml could keep `tether repro` busy for hours (or out of memory)
+MAX_STAGES = 10_000
+MAX_TEXT = 10_000_000  # characters of commands and paths, once ${item} is put in
+MAX_LINKS = 2_000_000  # (dep, out) pairs that make stages depend on each other
+MAX_PATH = 4096
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.stages = 0
+        self.text = 0
+
+    def more(self, stage: str, count: int) -> None:
+        self.stages += count
+        if self.stages > MAX_STAGES:
+            raise _bad(
+                stage,
+                f"matrix and foreach make more than {MAX_STAGES:,} stages in all: split the "
+                "pipeline, or loop inside one stage's command",
+            )
+
+    def spend(self, stage: str, stage_: Stage) -> Stage:
+        paths = (*stage_.deps, *stage_.out_paths, *stage_.metrics)
+        self.text += len(stage_.cmd) + sum(len(p) for p in paths)
+        if self.text > MAX_TEXT:
+            raise _bad(
+                stage,
+                f"the expanded stages' commands and paths pass {MAX_TEXT:,} characters: "
+                "split the pipeline",
+            )
+        return stage_
+
+
+def _bad(stage: str, problem: str) -> PipelineError:
+    """An error in one stage's entry, named as the user finds it: file and stage."""
+    return PipelineError(f"{PIPELINE_FILE}: stage {stage!r}: {problem}")
 
 
 # an unquoted `${item...}` item of a flow list or mapping (`[data/${item}]`, `{path: ${item}}`):
@@ -188,21 +234,27 @@ def _stage_at(lines: list[str], line: int) -> str | None:
     return keys[-1].split(":", 1)[0].strip("'\"") if keys else None
 
 
-def _expand(name: str, raw: Any) -> list[Stage]:
+def _expand(name: str, raw: Any, budget: _Budget) -> list[Stage]:
     if not isinstance(raw, dict) or "cmd" not in raw:
-        raise PipelineError(f"stage {name!r} needs a `cmd`")
+        raise _bad(name, "needs a `cmd`")
     if not isinstance(raw["cmd"], str | int | float):
-        raise PipelineError(
-            f"stage {name!r}: `cmd` is one shell command, written as a string (cmd: python "
-            "train.py --lr ${item.lr}); several commands go in one block (cmd: |), not a list"
+        raise _bad(
+            name,
+            "`cmd` is one shell command, written as a string (cmd: python "
+            "train.py --lr ${item.lr}); several commands go in one block (cmd: |), not a list",
         )
     unknown = set(raw) - _KNOWN
     if unknown:
-        raise PipelineError(f"stage {name!r} has unknown keys: {', '.join(sorted(unknown))}")
+        raise _bad(name, f"has unknown keys: {', '.join(sorted(map(str, unknown)))}")
     if "matrix" in raw:
         grid = raw["matrix"]
-        if not isinstance(grid, dict) or not grid:
-            raise PipelineError(f"stage {name!r}: `matrix` maps names to lists of values")
+        if (
+            not isinstance(grid, dict)
+            or not grid
+            or not all(isinstance(v, list) for v in grid.values())
+        ):
+            raise _bad(name, "`matrix` maps names to lists of values")
+        budget.more(name, math.prod(len(v) for v in grid.values()))
         keys = list(grid)
         items: list[tuple[str, Any]] = [
             (str(i), dict(zip(keys, combo, strict=True)))
@@ -210,46 +262,60 @@ def _expand(name: str, raw: Any) -> list[Stage]:
         ]
     elif "foreach" in raw:
         each = raw["foreach"]
+        if not isinstance(each, dict | list):
+            raise _bad(name, f"`foreach` is a list, or a mapping of name: item, not {brief(each)}")
+        budget.more(name, len(each))
         items = (
-            list(each.items())
+            [(str(k), v) for k, v in each.items()]
             if isinstance(each, dict)
             else [(str(i), v) for i, v in enumerate(each)]
         )
     else:
-        return [_stage(name, raw, None)]
-    return [_stage(f"{name}@{key}", raw, item) for key, item in items]
+        budget.more(name, 1)
+        return [budget.spend(name, _stage(name, raw, None))]
+    return [budget.spend(name, _stage(f"{name}@{key}", raw, item)) for key, item in items]
 
 
 def _stage(name: str, raw: Mapping[str, Any], item: Any) -> Stage:
-    def sub(value: Any) -> str:
+    def sub(value: Any, what: str) -> str:
+        if not isinstance(value, str | int | float):
+            raise _bad(name, f"{what} must be text, not {brief(value)}: quote it")
         text = str(value)
         return text if item is None else _ITEM.sub(lambda m: _item(name, item, m.group(1)), text)
 
     def paths(key: str) -> tuple[str, ...]:
-        return tuple(_clean(name, sub(p)) for p in _list(name, raw.get(key), key))
+        return tuple(
+            _clean(name, sub(p, f"each of `{key}`")) for p in _list(name, raw.get(key), key)
+        )
 
     outs = []
     for o in _list(name, raw.get("outs"), "outs"):
         spec = o if isinstance(o, dict) else {"path": o}
+        if "path" not in spec:
+            raise _bad(name, f"an out is a path, or {{path: ..., compare: ...}}, not {brief(o)}")
         compare = spec.get("compare", "exact")
         if compare not in COMPARE:
-            raise PipelineError(f"stage {name!r}: compare must be one of {', '.join(COMPARE)}")
-        outs.append(Out(_clean(name, sub(spec["path"])), compare))
+            raise _bad(name, f"compare must be one of {', '.join(COMPARE)}")
+        outs.append(Out(_clean(name, sub(spec["path"], "an out's path")), compare))
     params: list[tuple[str, str]] = []
     for p in _list(name, raw.get("params"), "params"):
-        if isinstance(p, dict):
-            params += [(_clean(name, str(f)), sub(k)) for f, keys in p.items() for k in keys]
-        else:
-            params.append((PARAMS_FILE, sub(p)))
+        if not isinstance(p, dict):
+            params.append((PARAMS_FILE, sub(p, "a param")))
+            continue
+        for f, keys in p.items():
+            if not isinstance(keys, list):
+                raise _bad(name, f"params: {brief(f)} maps a file to a list of keys")
+            file = _clean(name, sub(f, "a params file"))
+            params += [(file, sub(k, "a param")) for k in keys]
     return Stage(
         name=name,
-        cmd=sub(raw["cmd"]),
+        cmd=sub(raw["cmd"], "`cmd`"),
         deps=paths("deps"),
         params=tuple(params),
         outs=tuple(outs),
         metrics=paths("metrics"),
-        env=tuple((k, sub(v)) for k, v in _env(name, raw.get("env"))),
-        resources=tuple((str(k), float(v)) for k, v in (raw.get("resources") or {}).items()),
+        env=tuple((k, sub(v, f"env {k}")) for k, v in _env(name, raw.get("env"))),
+        resources=_resources(name, raw.get("resources")),
     )
 
 
@@ -261,22 +327,38 @@ def _env(stage: str, raw: Any) -> list[tuple[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, dict):
-        raise PipelineError(f"stage {stage!r}: env must be a mapping of NAME: value, not {raw!r}")
+        raise _bad(stage, f"env must be a mapping of NAME: value, not {brief(raw)}")
     for key, value in raw.items():
         if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
-            raise PipelineError(f"stage {stage!r}: {key!r} is not an environment variable name")
-        if value is None or isinstance(value, dict | list):
-            raise PipelineError(
-                f"stage {stage!r}: env {key} must be text, a number or a boolean, not {value!r}"
-            )
+            raise _bad(stage, f"{brief(key)} is not an environment variable name")
+        if not isinstance(value, str | int | float):
+            raise _bad(stage, f"env {key} must be text, a number or a boolean, not {brief(value)}")
     return list(raw.items())
+
+
+def _resources(stage: str, raw: Any) -> tuple[tuple[str, float], ...]:
+    """``resources: {cpu: 2, gpu: 0.5}``: how much of each a stage takes (Ray schedules by it)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise _bad(stage, f"resources must be a mapping of name: amount, not {brief(raw)}")
+    out = []
+    for key, value in raw.items():
+        try:
+            amount = float(value) if isinstance(value, str | int | float) else math.nan
+        except ValueError:
+            amount = math.nan
+        if not (math.isfinite(amount) and amount >= 0):
+            raise _bad(stage, f"resources: {brief(key)} must be a number, 0 or more")
+        out.append((str(key), amount))
+    return tuple(out)
 
 
 def _item(stage: str, item: Any, key: str | None) -> str:
     if key is None:
         return str(item)
     if not isinstance(item, dict) or key not in item:
-        raise PipelineError(f"stage {stage!r} uses ${{item.{key}}} but its item has no {key!r}")
+        raise _bad(stage, f"uses ${{item.{key}}} but its item has no {key!r}")
     return str(item[key])
 
 
@@ -284,70 +366,132 @@ def _list(stage: str, value: Any, key: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise PipelineError(f"stage {stage!r}: `{key}` must be a list")
+        raise _bad(stage, f"`{key}` must be a list")
     return value
 
 
 def _clean(stage: str, path: str) -> str:
     """``path`` as the repository names it (``./sub/../a.txt`` is ``a.txt``)."""
+    if len(path) > MAX_PATH or "\0" in path:
+        raise _bad(stage, f"{brief(path)} is not a path (too long, or with a NUL character)")
     pure = PurePosixPath(posixpath.normpath(path)) if path.strip() else PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts:
-        raise PipelineError(f"stage {stage!r}: {path} leaves the repository")
+        raise _bad(stage, f"{path} leaves the repository")
     if not pure.parts or pure.parts[0] in (".", ".git", ".tether"):
-        raise PipelineError(f"stage {stage!r}: {path} is not something a stage may read or write")
+        raise _bad(stage, f"{path} is not something a stage may read or write")
     return pure.as_posix().rstrip("/")
 
 
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder + "/") or folder.startswith(path + "/")
+class _PathTree:
+    """Declared paths as a tree of their parts: which of them are ``path``, hold it or are
+    inside it, found in time that grows with ``path``'s length, not with how many there are
+    (compared pairwise, a 20,000-stage foreach takes minutes)."""
+
+    __slots__ = ("added", "below", "here", "kids")
+
+    def __init__(self) -> None:
+        self.kids: dict[str, _PathTree] = {}
+        self.here: list[_Entry] = []  # the path this node is
+        self.below: list[_Entry] = []  # every path inside it, in the order added
+        self.added = 0
+
+    def add(self, path: str, label: str) -> None:
+        entry = (self.added, path, label)
+        self.added += 1
+        node = self
+        for part in path.split("/"):
+            node.below.append(entry)
+            node = node.kids.setdefault(part, _PathTree())
+        node.here.append(entry)
+
+    def touching(self, path: str) -> tuple[list[_Entry], list[_Entry]]:
+        """The paths that are ``path`` or hold it, and those inside it."""
+        node = self
+        holding: list[_Entry] = []
+        for part in path.split("/"):
+            found = node.kids.get(part)
+            if found is None:
+                return holding, []
+            node = found
+            holding += node.here
+        return holding, node.below
+
+
+_Entry = tuple[int, str, str]  # (order added, path, label)
+
+
+def _first(found: tuple[list[_Entry], list[_Entry]]) -> str | None:
+    """The path added first among ``found``."""
+    holding, inside = found
+    candidates = [*holding, *inside[:1]]
+    return min(candidates)[1] if candidates else None
 
 
 def _link(p: Pipeline) -> None:
     """Edges from deps to the outs (and metrics files) that make them; an out two stages write,
     a stage whose outs hold its own deps and cycles are errors."""
+    owners = _PathTree()
     owner: dict[str, str] = {}
     for stage in p.stages.values():
         _check_own_paths(stage)
         for out in (*stage.out_paths, *stage.metrics):
-            clash = next((o for o in owner if _inside(out, o)), None)
+            clash = _first(owners.touching(out))
             if clash is None:
                 owner[out] = stage.name
+                owners.add(out, stage.name)
             elif owner[clash] != stage.name:
                 raise PipelineError(
-                    f"stages {owner[clash]!r} and {stage.name!r} both write {out}: "
-                    "each out belongs to one stage"
+                    f"{PIPELINE_FILE}: stages {owner[clash]!r} and {stage.name!r} both write "
+                    f"{out}: each out belongs to one stage"
                 )
             elif not (out in stage.metrics and out.startswith(clash + "/")):
                 # (a metrics file inside the stage's own out folder is fine)
                 again = "twice" if clash == out else f"inside its other out {clash}"
-                raise PipelineError(f"stage {stage.name!r} declares {out} {again}")
+                raise _bad(stage.name, f"declares {out} {again}")
+    links = 0
     for stage in p.stages.values():
-        p.needs[stage.name] = {
-            owner[o] for d in stage.deps for o in owner if _inside(d, o) and owner[o] != stage.name
-        }
+        needs: set[str] = set()
+        for dep in stage.deps:
+            holding, inside = owners.touching(dep)
+            links += len(holding) + len(inside)
+            if links > MAX_LINKS:
+                raise PipelineError(
+                    f"{PIPELINE_FILE}: its stages' deps and outs meet in more than "
+                    f"{MAX_LINKS:,} pairs: depend on the folders stages write, not on their parts"
+                )
+            needs.update(label for _, _, label in (*holding, *inside))
+        needs.discard(stage.name)
+        p.needs[stage.name] = needs
     try:
         TopologicalSorter(p.needs).prepare()
     except CycleError as exc:
         loop = list(reversed(exc.args[1]))
         raise PipelineError(
-            f"stages depend on each other in a cycle: {' -> '.join(loop)}"
+            f"{PIPELINE_FILE}: stages depend on each other in a cycle: {' -> '.join(loop)}"
         ) from None
 
 
 def _check_own_paths(stage: Stage) -> None:
     """A stage's outs are removed before it runs: one that holds (or is) a dep of the same
     stage would delete what the stage is about to read."""
+    if not stage.deps:
+        return
+    outs = _PathTree()
+    for out in (*stage.out_paths, *stage.metrics):
+        outs.add(out, out)
     for dep in stage.deps:
-        for out in (*stage.out_paths, *stage.metrics):
-            if not _inside(dep, out):
-                continue
-            if dep == out:
-                how = f"{dep} is both a dep and an out"
-            elif dep.startswith(out + "/"):
-                how = f"its dep {dep} is inside its out {out}"
-            else:
-                how = f"its out {out} is inside its dep {dep}"
-            raise PipelineError(
-                f"stage {stage.name!r}: {how}; outs are removed before a stage runs and then "
-                "belong to it: write them to a path apart from what the stage reads"
-            )
+        found = _first(outs.touching(dep))
+        if found is None:
+            continue
+        out = found
+        if dep == out:
+            how = f"{dep} is both a dep and an out"
+        elif dep.startswith(out + "/"):
+            how = f"its dep {dep} is inside its out {out}"
+        else:
+            how = f"its out {out} is inside its dep {dep}"
+        raise _bad(
+            stage.name,
+            f"{how}; outs are removed before a stage runs and then belong to it: write them "
+            "to a path apart from what the stage reads",
+        )

@@ -34,7 +34,7 @@ def series(ws: Workspace, record: dict[str, Any]) -> dict[str, list[tuple[int, f
     if not oid:
         return {}
     try:
-        return load_series(ws.store.read_bytes(oid))
+        return load_series(ws.store.read_bytes(oid), oid)
     except FileNotFoundError:
         raise MissingObjectError([oid], hint="the run's metric history: `tether pull`") from None
 

@@ -9,9 +9,25 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tether._documents import (
+    BOOL,
+    INT,
+    MAX_DEPTH,
+    NUMBER,
+    TEXT,
+    TIME,
+    Fields,
+    Leaf,
+    ListOf,
+    MapOf,
+    Maybe,
+    brief,
+    loads_json,
+)
 from tether.errors import FormatError
 from tether.hashing import is_object_id
 from tether.meta.store import IndexedRun, MetricSummary
@@ -71,18 +87,137 @@ def _collect(value: Any, found: set[str]) -> None:
 
 
 def load_record(data: bytes, oid: str = "?") -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise FormatError(f"record {oid} is not valid JSON: run `tether fsck`") from exc
+    """A sealed record, checked whole against its kind's shape: what reads it (the index, gc,
+    lineage, reproduce) can trust every field it names. A record's paths are checked here for
+    their shape only (text); where they may be written is the writer's check."""
+    doc = loads_json(data, f"record {oid}", max_depth=MAX_DEPTH)
     if not isinstance(doc, dict) or doc.get("tether") != "record" or doc.get("kind") not in KINDS:
         raise FormatError(f"object {oid} is not a Tether record")
     if doc.get("format") != FORMAT:
         raise FormatError(
-            f"record {oid} has format {doc.get('format')}; this Tether reads format {FORMAT}: "
-            "upgrade Tether"
+            f"record {oid} has format {brief(doc.get('format'))}; this Tether reads format "
+            f"{FORMAT}: upgrade Tether"
+        )
+    if problem := _SHAPES[doc["kind"]].problem(doc, ""):
+        raise FormatError(
+            f"{doc['kind']} record {oid} is malformed ({problem}): it was not written by "
+            "Tether; run `tether fsck`, and fetch it again from a clone that has it whole"
         )
     return doc
+
+
+_RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
+RUN_ID = Leaf(lambda v: type(v) is str and bool(_RUN_ID.fullmatch(v)), "a run id")
+OBJECT_ID = Leaf(lambda v: type(v) is str and is_object_id(v), "an object id (blake3:<64 hex>)")
+_IDS = MapOf(OBJECT_ID)  # path or name -> object id
+_TEXTS = ListOf(TEXT)
+_METRIC = Leaf(
+    lambda v: NUMBER.test(v) or v in ("NaN", "Infinity", "-Infinity"),
+    "a finite number, 'NaN', 'Infinity' or '-Infinity'",
+)
+_CODE = Fields(
+    {
+        "commit": Maybe(TEXT),
+        "branch": Maybe(TEXT),
+        "remote": Maybe(TEXT),
+        "dirty": Maybe(BOOL),
+        "changed": _TEXTS,
+        "diff": Maybe(OBJECT_ID),
+        "entry_point": Maybe(TEXT),
+        "skipped": MapOf(Fields({"size": Maybe(INT), "id": Maybe(OBJECT_ID)})),
+        "submodules": ListOf(
+            Fields(
+                {
+                    "path": TEXT,
+                    "commit": Maybe(TEXT),
+                    "present": Maybe(BOOL),
+                    "dirty": Maybe(BOOL),
+                    "diff": Maybe(OBJECT_ID),
+                    "nested": Maybe(BOOL),
+                },
+                required=("path",),
+            )
+        ),
+    }
+)
+_DATA = Fields(
+    {
+        "inputs": _IDS,
+        "outputs": _IDS,
+        "modified": _TEXTS,
+        "missing": _TEXTS,
+        "pointers_start": _IDS,
+        "pointers_end": _IDS,
+    }
+)
+_RECORD = {"links": ListOf(OBJECT_ID)}
+_SHAPES = {
+    "run": Fields(
+        {
+            **_RECORD,
+            "id": RUN_ID,
+            "name": TEXT,
+            "experiment": TEXT,
+            "status": TEXT,
+            "started": TIME,
+            "ended": Maybe(TIME),
+            "user": TEXT,
+            "host": TEXT,
+            "command": _TEXTS,
+            "exit_code": Maybe(INT),
+            "parent": Maybe(RUN_ID),
+            "code": Maybe(_CODE),
+            "env": Maybe(OBJECT_ID),
+            "data": Maybe(_DATA),
+            "params": MapOf(TEXT),
+            "seeds": ListOf(Leaf(lambda v: type(v) is int, "a whole number")),
+            "tags": MapOf(TEXT),
+            "notes": _TEXTS,
+            "metrics": MapOf(
+                Fields(
+                    {"last": _METRIC, "min": _METRIC, "max": _METRIC, "step": INT, "count": INT},
+                    required=("last", "min", "max", "step", "count"),
+                )
+            ),
+            "series": Maybe(OBJECT_ID),
+            "artifacts": _IDS,
+            "log": Maybe(OBJECT_ID),
+            "notebook": Maybe(
+                Fields({"cells": Maybe(OBJECT_ID), "file": Maybe(OBJECT_ID), "path": TEXT})
+            ),
+            "cwd": Maybe(TEXT),
+            "declared": Fields({"deps": _TEXTS, "outs": _TEXTS}),
+        },
+        required=("id", "name", "experiment", "status", "started"),
+    ),
+    "amendment": Fields(
+        {
+            **_RECORD,
+            "run": RUN_ID,
+            "time": TIME,
+            "user": TEXT,
+            "tags": MapOf(TEXT),
+            "untag": _TEXTS,
+            "note": Maybe(TEXT),
+        },
+        required=("run",),
+    ),
+    "tombstone": Fields(
+        {**_RECORD, "run": RUN_ID, "time": TIME, "user": TEXT, "reason": TEXT}, required=("run",)
+    ),
+    "runcache": Fields(
+        {
+            **_RECORD,
+            "stage": TEXT,
+            "cmd": TEXT,
+            "outs": _IDS,
+            "metrics_files": _IDS,
+            "run": Maybe(RUN_ID),
+            "time": TIME,
+        },
+        required=("outs",),
+    ),
+}
 
 
 def number(value: float | str | None) -> float:
@@ -123,14 +258,40 @@ def series_document(series: Mapping[str, list[tuple[int, float, float]]]) -> byt
     ).encode()
 
 
-def load_series(data: bytes) -> dict[str, list[tuple[int, float, float]]]:
-    doc = json.loads(data)
-    if doc.get("tether") != "metrics" or doc.get("format") != 1:
-        raise FormatError("not a Tether metric history (or of a format this Tether cannot read)")
+def load_series(data: bytes, oid: str = "?") -> dict[str, list[tuple[int, float, float]]]:
+    what = f"metric history {oid}"
+    doc = loads_json(data, what)
+    if not isinstance(doc, dict) or doc.get("tether") != "metrics" or doc.get("format") != 1:
+        raise FormatError(
+            f"{what} is not a Tether metric history (or of a format this Tether cannot read)"
+        )
+    problem = _SERIES.problem(doc, "") or next(
+        (
+            f"series[{brief(key)}] has columns of different lengths"
+            for key, c in doc["series"].items()
+            if not len(c["step"]) == len(c["ts"]) == len(c["value"])
+        ),
+        None,
+    )
+    if problem:
+        raise FormatError(f"{what} is malformed ({problem}): run `tether fsck`")
     return {
         key: [(s, t, number(v)) for s, t, v in zip(c["step"], c["ts"], c["value"], strict=True)]
         for key, c in doc["series"].items()
     }
+
+
+_SERIES = Fields(
+    {
+        "series": MapOf(
+            Fields(
+                {"step": ListOf(INT), "ts": ListOf(NUMBER), "value": ListOf(_METRIC)},
+                required=("step", "ts", "value"),
+            )
+        )
+    },
+    required=("series",),
+)
 
 
 def to_indexed(
