@@ -8,7 +8,7 @@ import re
 from blake3 import blake3
 
 PREFIX = "blake3:"
-_ID_RE = re.compile(r"^blake3:[0-9a-f]{64}$")
+_ID_RE = re.compile(r"blake3:[0-9a-f]{64}")
 # Files above this size are hashed with every core (the Rust side splits each chunk's work), in
 # chunks read into one reused buffer: memory stays flat however big the file (mmap would count
 # the whole file in the process's resident memory).
@@ -17,7 +17,7 @@ CHUNK = 8 * 1024 * 1024
 
 
 def is_object_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))  # not match with $: that allows a trailing newline
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
