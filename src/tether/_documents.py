@@ -17,7 +17,7 @@ def read_document(data: bytes, kind: str, version: int, what: str) -> dict[str, 
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("tether") != kind:
             raise ValueError(f"not a {kind}")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting thousands deep
         raise FormatError(f"{what} is corrupt ({exc})") from exc
     if doc.get("format") != version:
         raise FormatError(
@@ -25,6 +25,22 @@ def read_document(data: bytes, kind: str, version: int, what: str) -> dict[str, 
             "upgrade Tether"
         )
     return doc
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value read from someone else's document, for a message: short, and never expanded
+    (a YAML alias bomb is billions of items deep, a 5,000-digit number has no repr)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if (
+        value is None
+        or isinstance(value, bool | float)
+        or (isinstance(value, int) and -(10**18) < value < 10**18)
+    ):
+        return repr(value)
+    if isinstance(value, int):
+        return "a number too large"
+    return f"a {type(value).__name__}"
 
 
 def load_yaml(text: str | bytes) -> Any:

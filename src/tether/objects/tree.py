@@ -26,7 +26,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from tether._documents import read_document
+from tether._documents import read_document, shown
 from tether._paths import check_links
 from tether._paths import check_paths as _check_paths
 from tether.errors import FormatError
@@ -137,22 +137,27 @@ def _entries(rows: Any, where: str) -> tuple[TreeEntry, ...]:
         return entries
     paths, ids, sizes, modes, targets = zip(*entries, strict=True)
     if not set(map(type, paths)) <= {str}:
-        raise FormatError(f"{where} is corrupt: a path is not a string")
-    if not (set(map(type, sizes)) <= {int} and min(sizes) >= 0):
-        raise FormatError(f"{where} is corrupt: a size is not a whole number of bytes")
+        bad = next(e for e in entries if type(e.path) is not str)
+        raise FormatError(f"{where} is corrupt: a row's path is {shown(bad.path)}, not a string")
+    if not (set(map(type, sizes)) <= {int} and min(sizes) >= 0 and max(sizes) < 1 << 63):
+        bad = next(e for e in entries if type(e.size) is not int or not 0 <= e.size < 1 << 63)
+        raise FormatError(
+            f"{where} is corrupt: {bad.path!r} has size {shown(bad.size)}, not a number of bytes"
+        )
     if not (set(map(type, modes)) <= {int} and set(modes) <= MODES):
         bad = next(e for e in entries if type(e.mode) is not int or e.mode not in MODES)
         raise FormatError(
-            f"{where} is corrupt: {bad.path!r} has mode {bad.mode!r} (a file's is 0o644 or "
-            "0o755, a symlink's 0o120777)"
+            f"{where} is corrupt: {bad.path!r} has mode {shown(bad.mode)} (a file's is 0o644 "
+            "or 0o755, a symlink's 0o120777)"
         )
     _check_ids(ids, entries, where)
     if SYMLINK_MODE in modes or targets.count(None) != len(targets):
         for e in entries:
             if (e.mode == SYMLINK_MODE) != (type(e.target) is str):
                 raise FormatError(
-                    f"{where} is corrupt: {e.path!r} has mode {e.mode:o} and target {e.target!r} "
-                    "(a symlink has mode 120777 and a target; a file has neither)"
+                    f"{where} is corrupt: {e.path!r} has mode {e.mode:o} and target "
+                    f"{shown(e.target)} (a symlink has mode 120777 and a target; a file has "
+                    "neither)"
                 )
     return entries
 
@@ -169,7 +174,7 @@ def _check_ids(ids: tuple[Any, ...], entries: tuple[TreeEntry, ...], where: str)
             return
     bad = next(e for e in entries if not (type(e.id) is str and is_object_id(e.id)))
     raise FormatError(
-        f"{where} is corrupt: {bad.path!r} has id {bad.id!r}, not blake3: and 64 hex digits"
+        f"{where} is corrupt: {bad.path!r} has id {shown(bad.id)}, not blake3: and 64 hex digits"
     )
 
 

@@ -147,7 +147,8 @@ def plan_checkout(ws: Workspace, paths: list[str] | None = None) -> CheckoutPlan
         try:
             _plan_one(ws, t, sub, plan, guard)
         except (FormatError, PathError) as exc:  # this pointer's content or target: refused
-            refused[t.pointer] = exc
+            named = t.pointer in str(exc) or t.target in str(exc)
+            refused[t.pointer] = exc if named else type(exc)(f"{t.pointer}: {exc}")
     plan.refused = list(refused.values())
     plan.whole = not paths and not refused  # a refused pointer's journal entries stay
     plan.needed = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tether._documents import dump_yaml, load_yaml
+from tether._documents import dump_yaml, load_yaml, shown
 from tether._fs import atomic_write
 from tether._paths import problem
 from tether.errors import PointerError
@@ -30,6 +30,7 @@ from tether.hashing import is_object_id
 FORMAT = 1
 KINDS = ("file", "dir")
 MAX_BYTES = 64 << 10  # a pointer is a few lines; anything bigger is not one
+MAX_COUNT = 1 << 63  # sizes and file counts: what a 64-bit file system can hold
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class PointerFile:
             )
         try:
             doc = load_yaml(data)
-        except (yaml.YAMLError, RecursionError) as exc:
+        except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PointerError(
                 f"{where} is not valid YAML ({first}): restore it with "
@@ -77,37 +78,31 @@ class PointerFile:
         fmt = doc.get("format")
         if type(fmt) is not int or fmt != FORMAT:
             raise PointerError(
-                f"{where} has format {_show(fmt)}; this Tether reads pointer format {FORMAT}: "
+                f"{where} has format {shown(fmt)}; this Tether reads pointer format {FORMAT}: "
                 "upgrade Tether (or restore the file from git)"
             )
         fields = {"path": str, "kind": str, "id": str, "size": int, "files": int}
         for key, want in fields.items():
             if key not in doc:
                 raise PointerError(f"{where} has no {key!r}: restore it from git")
-            if type(doc[key]) is not want or (want is int and doc[key] < 0):
+            if type(doc[key]) is not want or (want is int and not 0 <= doc[key] < MAX_COUNT):
                 raise PointerError(
-                    f"{where} has a bad {key!r} ({_show(doc[key])}): restore it from git"
+                    f"{where} has a bad {key!r} ({shown(doc[key])}): restore it from git"
                 )
         ptr = cls(doc["path"], doc["kind"], doc["id"], doc["size"], doc["files"])
         if ptr.kind not in KINDS:
-            raise PointerError(f"{where} has kind {_show(ptr.kind)}, not file or dir")
+            raise PointerError(f"{where} has kind {shown(ptr.kind)}, not file or dir")
         if not is_object_id(ptr.id):
-            raise PointerError(f"{where} has id {_show(ptr.id)}, not blake3: and 64 hex digits")
+            raise PointerError(f"{where} has id {shown(ptr.id)}, not blake3: and 64 hex digits")
         if name is not None:
             sibling = sibling_name(name)
             if ptr.path != sibling:
                 raise PointerError(
-                    f"{where} says path {_show(ptr.path)}, but a pointer governs only the "
+                    f"{where} says path {shown(ptr.path)}, but a pointer governs only the "
                     f"{sibling!r} beside it (its own name without {POINTER_SUFFIX}): refused. "
                     f"If it was renamed, name it after what it tracks, or `tether add` that again"
                 )
         return ptr
-
-
-def _show(value: object) -> str:
-    """A value from the file, shown in a message without letting it run long."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def sibling_name(pointer_name: str) -> str:
