@@ -198,6 +198,7 @@ def apply_checkout(
     modes = ws.link_modes()
     callback.set_size(len(plan.actions))
     guard = WriteGuard(ws.root)
+    root = guard.root
     refused = [str(e) for e in plan.refused]
     deleted: set[str] = set()
     with ws.writing():
@@ -226,7 +227,7 @@ def apply_checkout(
             for a in batch:
                 entry = a.entry
                 assert entry is not None
-                dest = guard.file(a.path)  # its folder was checked above: no system call
+                dest = f"{root}/{a.path}"  # its folder was just checked by the guard
                 if entry.target is not None:
                     _replace_with_symlink(Path(dest), entry.target)
                     continue
