@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tether._paths import WriteGuard, check_link, check_path, check_paths, is_reserved, problem
+from tether._paths import (
+    WriteGuard,
+    check_link,
+    check_links,
+    check_path,
+    check_paths,
+    is_reserved,
+    problem,
+)
 from tether.errors import TetherError, UnsafePathError
 
 REFUSED = [
@@ -138,3 +146,30 @@ def test_a_symlinked_folder_planted_before_the_write_is_not_written_through(
         guard.folder("file/x")
     assert guard.file("new/deep/y") == f"{root}/new/deep/y"
     assert (root / "new" / "deep").is_dir()
+
+
+def test_a_delete_never_goes_through_a_symlinked_folder(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    (root / "data/real").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "x.csv").write_text("theirs")
+    os.symlink(outside, root / "data" / "sub")
+    guard = WriteGuard(root)
+    assert guard.existing("data/real/x.csv") == f"{root}/data/real/x.csv"
+    assert guard.existing("data/gone/x.csv") is None  # nothing there to delete
+    with pytest.raises(UnsafePathError, match="data/sub is a symlink"):
+        guard.existing("data/sub/x.csv")
+    for climbing in ("data/../../x", "data/..", "../x", "data//x"):
+        with pytest.raises(UnsafePathError, match="not a normalised relative path"):
+            guard.existing(climbing)
+        with pytest.raises(UnsafePathError, match="not a normalised relative path"):
+            guard.file(climbing)
+    assert (outside / "x.csv").read_text() == "theirs"
+
+
+def test_a_link_that_leads_through_another_link_is_refused() -> None:
+    check_links({"sub/up": "..", "alias": "sub/up"}, "m")
+    with pytest.raises(UnsafePathError, match="leads through the symlink 'sub/up'"):
+        check_links({"sub/up": "..", "out": "sub/up/../.."}, "m")
+    with pytest.raises(UnsafePathError, match="leads through the symlink 'SUB/UP'"):
+        check_links({"sub/up": "..", "out": "SUB/UP/x"}, "m")  # one file where case is ignored

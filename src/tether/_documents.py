@@ -80,6 +80,22 @@ def _deeper_than(doc: Any, limit: int) -> bool:
     return False
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """A value read from someone else's document, for a message: short, and never expanded
+    (a YAML alias bomb is billions of items deep, a 5,000-digit number has no repr)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if (
+        value is None
+        or isinstance(value, bool | float)
+        or (isinstance(value, int) and -(10**18) < value < 10**18)
+    ):
+        return repr(value)
+    if isinstance(value, int):
+        return "a number too large"
+    return f"a {type(value).__name__}"
+
+
 def load_yaml(text: str | bytes) -> Any:
     """``yaml.safe_load`` through libyaml when it is there (5-10x faster on a pipeline lock), that
     also refuses, as a ``yaml.YAMLError`` its callers already turn into their own error: aliases

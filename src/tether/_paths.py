@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tether.errors import UnsafePathError
@@ -142,6 +142,28 @@ def check_link(path: str, target: str, where: str) -> None:
             depth += 1
 
 
+def check_links(links: Mapping[str, str], where: str) -> None:
+    """The symlinks of one tree (path -> target, paths relative to its top): each checked by
+    :func:`check_link`, and none leads through another (``a -> b/..`` where ``b`` is itself a
+    link could go anywhere ``b`` goes); a link to a link, as its last step, is fine."""
+    folded = {_fold(p) for p in links}
+    for path, target in links.items():
+        check_link(path, target, where)
+        here = path.split("/")[:-1]
+        steps = [p for p in target.split("/") if p not in ("", ".")]
+        for step in steps[:-1]:
+            if step == "..":
+                here.pop()  # check_link made sure this never climbs above the top
+                continue
+            here.append(step)
+            through = "/".join(here)
+            if _fold(through) in folded:
+                raise UnsafePathError(
+                    f"{where} has a symlink {path!r} to {target!r}, which leads through the "
+                    f"symlink {through!r}: a link may not lead through another"
+                )
+
+
 class WriteGuard:
     """Checks, at the moment of writing, that every folder between ``root`` and a file is a real
     folder (not a symlink) and creates the missing ones. Folders found good are remembered, so
@@ -156,7 +178,8 @@ class WriteGuard:
         returns its absolute path."""
         if rel in self._good:
             return f"{self.root}/{rel}" if rel else self.root
-        parent = rel.rpartition("/")[0]
+        parent, _, name = rel.rpartition("/")
+        _check_name(name, rel)
         self.folder(parent)
         here = f"{self.root}/{rel}"
         try:
@@ -167,18 +190,56 @@ class WriteGuard:
             except FileExistsError:
                 pass  # another writer made it: checked below
             st = os.lstat(here)
+        if not self._real_folder(rel, st):
+            raise UnsafePathError(f"{rel} is a file where a folder must be: move it away first")
+        return here
+
+    def existing(self, rel: str) -> str | None:
+        """The absolute path at which to remove ``rel`` when every folder on the way is a real
+        folder; None when one is missing or a file (then nothing is there to remove). A symlink
+        on the way raises: a delete never goes through one either."""
+        parent, _, name = rel.rpartition("/")
+        _check_name(name, rel)
+        here = self._existing_folder(parent)
+        return None if here is None else f"{here}/{name}"
+
+    def _existing_folder(self, rel: str) -> str | None:
+        if rel in self._good:
+            return f"{self.root}/{rel}" if rel else self.root
+        parent, _, name = rel.rpartition("/")
+        _check_name(name, rel)
+        if self._existing_folder(parent) is None:
+            return None
+        here = f"{self.root}/{rel}"
+        try:
+            st = os.lstat(here)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return here if self._real_folder(rel, st) else None
+
+    def _real_folder(self, rel: str, st: os.stat_result) -> bool:
+        """Whether ``rel`` is a real folder (remembered); a symlink raises."""
         if stat.S_ISLNK(st.st_mode):
             raise UnsafePathError(
-                f"{rel} is a symlink: Tether does not write through it (it could lead outside "
-                "the repository); remove it and run again"
+                f"{rel} is a symlink: Tether does not write or delete through it (it could lead "
+                "outside the repository); remove the link (what it points to is left alone) and "
+                "run again"
             )
         if not stat.S_ISDIR(st.st_mode):
-            raise UnsafePathError(f"{rel} is a file where a folder must be: move it away first")
+            return False
         self._good.add(rel)
-        return here
+        return True
 
     def file(self, rel: str) -> str:
         """The absolute path to write ``rel`` at, after its folders are checked (the file itself
         may be a symlink: writers replace it, never write through it)."""
         parent, _, name = rel.rpartition("/")
+        _check_name(name, rel)
         return f"{self.folder(parent)}/{name}"
+
+
+def _check_name(name: str, rel: str) -> None:
+    """The guard's own floor under :func:`problem`: no step of a path it walks is empty, ``.``
+    or ``..`` (callers check paths first; this keeps a path that skipped that from climbing)."""
+    if name in ("", ".", ".."):
+        raise UnsafePathError(f"{rel!r} is not a normalised relative path: Tether refuses it")

@@ -11,7 +11,7 @@
     ├── FormatError                  an on-disk format that is corrupt or of an unknown version
     │   └── PointerError             a pointer file that cannot be read
     ├── PathError                    a path outside the repository or through an escaping symlink
-    │   └── UnsafePathError          a path from content that git would not write (``..``, .git)
+    │   └── UnsafePathError          a path from content refused: .., .git, a collision, a symlink
     ├── ObjectError                  the object store
     │   ├── MissingObjectError       objects not in the cache (``tether pull`` fetches them)
     │   ├── CorruptObjectError       bytes that no longer match their id

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import git, many_files, snapshot, write_files
 from tether.api import Project
-from tether.errors import CacheWriteError, PathError, PointerError
+from tether.errors import CacheWriteError, PathError, PointerError, UnsafePathError
 
 TETHER = [sys.executable, "-c", "from tether.cli.main import main; main()"]
 
@@ -53,7 +53,7 @@ def test_pointer_that_escapes_its_folder(repo: Path, project: Project) -> None:
     project.add(["data"])
     text = (repo / "data.tether").read_text().replace("path: data", "path: ../../etc")
     (repo / "data.tether").write_text(text)
-    with pytest.raises(PointerError, match="leaves its folder"):
+    with pytest.raises(UnsafePathError, match="governs only the 'data' beside it"):
         Project.open(repo).checkout()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tether.cli import exitcodes
 from tether.cli.render import echo_json, human_size
 
 
@@ -81,7 +82,11 @@ def checkout(paths: tuple[str, ...], dry_run: bool, force: bool) -> None:
     if dry_run:
         for a in plan.actions:
             click.echo(f"{a.op:<7} {a.path}")
+        for refused in plan.refused:
+            click.secho(f"refused {refused}", fg="red", err=True)
         click.echo(f"{len(plan.actions)} change(s) planned; nothing done (dry run)")
+        if plan.refused:
+            raise SystemExit(exitcodes.ERROR)
         return
     with Bar("checking out") as bar:
         result = project.checkout(list(paths) or None, force=force, callback=bar)

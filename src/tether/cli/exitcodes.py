@@ -45,7 +45,10 @@ COMMON = (OK, USAGE, ERROR)
 # 141).
 BY_COMMAND: dict[str, dict[int, str]] = {
     "audit verify": {NEGATIVE: "the chain, a signature or the signed head does not verify"},
-    "fsck": {NEGATIVE: "an object is missing or corrupt, a pointer or ref unreadable"},
+    "fsck": {
+        NEGATIVE: "an object is missing or corrupt, a pointer or ref unreadable, a pointer or "
+        "manifest refused"
+    },
     "gc": {NOT_CARRIED_OUT: "--remote: S3 Object Lock keeps some objects"},
     "hooks run": {NEGATIVE: "the hook refuses the commit"},
     "policy check-commits": {NEGATIVE: "a commit message does not follow Conventional Commits"},

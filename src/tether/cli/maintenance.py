@@ -48,7 +48,8 @@ def gc(dry_run: bool, all_commits: bool, remote_name: str | None) -> None:
 def fsck(repair: bool) -> None:
     """Check every object in the cache against its id, and that pointers and refs have theirs.
 
-    Exits 1 when something is missing or corrupt, naming the pointers and refs it breaks.
+    Exits 1 when something is missing or corrupt, naming the pointers and refs it breaks, or when
+    a pointer or folder manifest would be refused by a checkout (a path outside its folder).
     """
     from tether.api import Project
     from tether.cli.progress import Bar
@@ -61,6 +62,8 @@ def fsck(repair: bool) -> None:
         click.secho(f"missing  {oid}  (needed by {', '.join(who)})", fg="red")
     for msg in report.bad_pointers + report.bad_refs:
         click.secho(f"unreadable  {msg}", fg="red")
+    for msg in report.refused:
+        click.secho(f"refused  {msg}", fg="red")
     click.echo(f"{report.objects} object(s) checked")
     if report.repaired:
         click.echo(f"removed {report.repaired} corrupt object(s): `tether pull` restores them")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from tether._paths import check_path
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import PathError, PointerError, UsageError
 from tether.gitio.repo import POINTER_SUFFIX, ensure_ignored, git
@@ -57,6 +58,7 @@ def check_addable(ws: Workspace, raw: str) -> str:
     rel = ws.rel(raw)
     if rel.endswith(POINTER_SUFFIX):
         raise UsageError(f"{raw} is a pointer file: add the data it points to instead")
+    check_path(rel, "`tether add`")  # what a pointer may track: a teammate's checkout checks it
     if not ws.abs(rel).exists():
         raise UsageError(f"{raw} does not exist")
     for t in ws.readable_pointers():  # a corrupt pointer must not stop its own re-creation
@@ -84,6 +86,9 @@ def add_path(
     ws.store.create()
     with ws.writing():
         now = _store(ws, path, rel, jobs=jobs or ws.jobs(), callback=callback)
+        if now.tree is not None and path.is_dir():
+            # a manifest a checkout would refuse must not be published: say so now
+            now.tree.check_paths(f"{rel} (being added)")
         pointer = pointer_path_for(path)
         pointer_rel = PurePosixPath(rel).with_name(pointer.name).as_posix()
         old = _existing(ws, pointer_rel)

@@ -1,4 +1,6 @@
-"""``tether fsck``: find missing and corrupt objects and say which pointers and refs they break."""
+"""``tether fsck``: find missing and corrupt objects and say which pointers and refs they break;
+and pointers and folder manifests that a checkout would refuse (a pointer whose ``path:`` is
+not its sibling, a manifest that is malformed or whose paths could write outside its folder)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tether._types import NO_PROGRESS, Callback
-from tether.errors import FormatError
+from tether.errors import FormatError, PathError
 from tether.gitio.repo import pointer_files
 from tether.objects.graph import reachable
+from tether.objects.store import ObjectStore
+from tether.objects.tree import HEADER as TREE_HEADER
 from tether.workspace.pointer import read_pointer
 from tether.workspace.repo import Workspace
 
@@ -20,12 +24,15 @@ class FsckReport:
     missing: dict[str, list[str]] = field(default_factory=dict)
     bad_pointers: list[str] = field(default_factory=list)  # error messages
     bad_refs: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # manifests a checkout would refuse
     repaired: int = 0
     temp_files: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.corrupt or self.missing or self.bad_pointers or self.bad_refs)
+        return not (
+            self.corrupt or self.missing or self.bad_pointers or self.bad_refs or self.refused
+        )
 
 
 def fsck(ws: Workspace, *, repair: bool = False, callback: Callback = NO_PROGRESS) -> FsckReport:
@@ -54,8 +61,18 @@ def fsck(ws: Workspace, *, repair: bool = False, callback: Callback = NO_PROGRES
         labelled.extend((f"ref {name}", oid) for name, ids_ in ws.refs.items() for oid in ids_)
     except FormatError as exc:
         report.bad_refs.append(str(exc))
+    checked: set[str] = set()
     for label, oid in labelled:
-        live = reachable(store, [(label, oid)])
+        try:
+            live = reachable(store, [(label, oid)])
+        except FormatError as exc:  # a malformed manifest on the way
+            report.refused.append(f"{label}: {exc}")
+            continue
+        for tree in sorted(live.containers - checked):
+            checked.add(tree)
+            problem = _tree_problem(store, tree, label)
+            if problem is not None:
+                report.refused.append(problem)
         for m in live.missing:
             report.missing.setdefault(m, []).append(label)
         for c in live.ids & corrupt:
@@ -69,3 +86,15 @@ def fsck(ws: Workspace, *, repair: bool = False, callback: Callback = NO_PROGRES
     elif store.tmp.is_dir():
         report.temp_files = sum(1 for _ in store.tmp.iterdir())
     return report
+
+
+def _tree_problem(store: ObjectStore, oid: str, label: str) -> str | None:
+    """Why a checkout would refuse the folder manifest ``oid`` (None when it would not, or
+    when ``oid`` is a record, not a manifest)."""
+    if store.read_head(oid, len(TREE_HEADER)) != TREE_HEADER:
+        return None
+    try:
+        store.load_tree(oid).check_paths(f"{label} (folder manifest {oid})")
+    except (FormatError, PathError) as exc:
+        return str(exc)
+    return None

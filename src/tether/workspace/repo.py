@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from tether._fs import atomic_write, resolve_inside, resolved_dir
 from tether.config import PROJECT_FILE, Config, truthy
-from tether.errors import NotARepositoryError, PathError, PointerError
+from tether.errors import NotARepositoryError, PathError, PointerError, TetherError
 from tether.gitio.repo import DOT, ensure_ignored, find_root, pointer_files
 from tether.objects.lock import file_lock
 from tether.objects.refs import RefStore
@@ -182,21 +182,32 @@ class Workspace:
             self._pointers = self._read_pointers(strict=True)
         return self._pointers
 
-    def readable_pointers(self, listing: list[str] | None = None) -> list[Tracked]:
-        """Like :meth:`pointers`, skipping pointer files that cannot be read. ``listing`` is the
+    def readable_pointers(
+        self, listing: list[str] | None = None, refused: dict[str, TetherError] | None = None
+    ) -> list[Tracked]:
+        """Like :meth:`pointers`, skipping pointer files that cannot be read (each one's error
+        goes to ``refused``, by the pointer's path, when it is given). ``listing`` is the
         pointer files' paths when the caller already asked git for them."""
-        return self._read_pointers(strict=False, listing=listing)
+        return self._read_pointers(strict=False, listing=listing, refused=refused)
 
-    def _read_pointers(self, *, strict: bool, listing: list[str] | None = None) -> list[Tracked]:
+    def _read_pointers(
+        self,
+        *,
+        strict: bool,
+        listing: list[str] | None = None,
+        refused: dict[str, TetherError] | None = None,
+    ) -> list[Tracked]:
         out = []
         for rel in pointer_files(self.root) if listing is None else listing:
             if not (self.root / rel).is_file():
                 continue  # listed by git but deleted from the working tree
             try:
                 ptr = read_pointer(self.root, rel)
-            except PointerError:
+            except PointerError as exc:
                 if strict:
                     raise
+                if refused is not None:
+                    refused[rel] = exc
                 continue
             out.append(Tracked(rel, target_of(rel, ptr), ptr))
         return out
@@ -204,17 +215,24 @@ class Workspace:
     def forget_pointers(self) -> None:
         self._pointers = None
 
-    def select(self, paths: list[str] | None) -> list[tuple[Tracked, str]]:
-        """Pointers matching user paths, each with the sub-path inside it ("" for all of it)."""
-        tracked = self.pointers()
+    def select(
+        self, paths: list[str] | None, refused: dict[str, TetherError] | None = None
+    ) -> list[tuple[Tracked, str]]:
+        """Pointers matching user paths, each with the sub-path inside it ("" for all of it).
+        A pointer file that cannot be read raises, unless ``refused`` is given: then it is left
+        out and its error added there (a checkout carries on with the others)."""
+        tracked = self.pointers() if refused is None else self.readable_pointers(refused=refused)
         if not paths:
             return [(t, "") for t in tracked]
         out: list[tuple[Tracked, str]] = []
         for raw in paths:
             rel = self.rel_lexical(raw)
-            hits = [(t, _sub(t, rel)) for t in tracked]
+            hits = [(t, _sub(t.pointer, t.target, rel)) for t in tracked]
             found = [(t, s) for t, s in hits if s is not None]
             if not found:
+                for pointer, exc in (refused or {}).items():
+                    if _sub(pointer, target_of(pointer), rel) is not None:
+                        raise exc
                 raise PointerError(
                     f"{raw} is not tracked by Tether: `tether status` lists what is "
                     "(add it with `tether add`)"
@@ -232,9 +250,9 @@ class Workspace:
         return "" if rel == "." else rel
 
 
-def _sub(t: Tracked, rel: str) -> str | None:
-    if rel in (t.target, t.pointer):
+def _sub(pointer: str, target: str, rel: str) -> str | None:
+    if rel in (target, pointer):
         return ""
-    if rel.startswith(t.target + "/"):
-        return rel[len(t.target) + 1 :]
+    if rel.startswith(target + "/"):
+        return rel[len(target) + 1 :]
     return None

@@ -55,6 +55,11 @@ def scan(path: Path, cache: str | None = None) -> list[Found]:
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         refuse_special(path, st)
+        if stat.S_ISLNK(st.st_mode) and os.path.isdir(path):
+            raise PathError(
+                f"{path} is a symlink to a folder ({os.readlink(path)}): Tether tracks a real "
+                "folder, never one through a link; replace the link with the folder"
+            )
         return [Found("", st)]
     out: list[Found] = []
     root = os.fspath(path)

@@ -9,7 +9,13 @@ from typing import Any
 
 from tether._types import NO_PROGRESS, Callback
 from tether.config import duration_seconds, is_secret, set_value
-from tether.errors import ConfigError, MissingObjectError, UsageError
+from tether.errors import (
+    ConfigError,
+    FormatError,
+    MissingObjectError,
+    TetherError,
+    UsageError,
+)
 from tether.objects import quarantine
 from tether.objects.graph import RECORD_HEADER, children, reachable
 from tether.objects.refs import LOCAL
@@ -193,10 +199,15 @@ def fetch(
     paths: list[str] | None = None,
     *,
     callback: Callback = NO_PROGRESS,
+    refused: dict[str, TetherError] | None = None,
 ) -> TransferResult:
-    """Bring the objects the selected pointers need (and new refs) into the cache."""
+    """Bring the objects the selected pointers need (and new refs) into the cache. A pointer
+    that cannot be read, or whose manifest is malformed, is skipped and the others fetched;
+    then the first such error is raised, unless ``refused`` is given to collect them (a pull
+    goes on to check out the rest, and its checkout names them)."""
     remote = open_remote(ws, remote_name)
-    selected = ws.select(paths)
+    skipped: dict[str, TetherError] = {} if refused is None else refused
+    selected = ws.select(paths, refused=skipped)
     with ws.writing():
         inv = remote.inventory()
         remote.check_format(inv)
@@ -204,15 +215,21 @@ def fetch(
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
         result = get(trees)
         blobs: set[str] = set()
+        complete = []
         for t, sub in selected:
-            if t.ptr.kind == "dir":
-                blobs |= ws.store.load_tree(t.ptr.id).under(sub).blob_ids()
-            else:
+            if t.ptr.kind != "dir":
                 blobs.add(t.ptr.id)
+                continue
+            try:  # only the shape is checked here: paths are checked where they are written
+                blobs |= ws.store.load_tree(t.ptr.id).under(sub).blob_ids()
+            except FormatError as exc:
+                skipped[t.pointer] = FormatError(f"{t.pointer}: {exc}")
+                continue
+            if not sub:
+                complete.append(t.ptr.id)
         more = get(blobs, callback=callback)
-        for t, sub in selected:
-            if t.ptr.kind == "dir" and not sub:
-                ws.statcache.mark_complete(t.ptr.id)
+        for oid in complete:
+            ws.statcache.mark_complete(oid)
         if paths is None:
             new_refs, conflicts = fetch_refs(shared_refs(ws), remote, inv)
             named = {oid for ids in new_refs.values() for oid in ids}
@@ -225,6 +242,11 @@ def fetch(
     more.bytes += result.bytes
     more.requests = remote.requests
     more.restored = get.restored
+    if refused is None and skipped:
+        first = next(iter(skipped.values()))
+        if len(skipped) == 1:
+            raise first
+        raise type(first)("\n".join(str(e) for e in skipped.values()))
     return more
 
 
@@ -246,10 +268,13 @@ def _fetch_closure(
             if not ws.store.has(oid):
                 continue
             head = ws.store.read_head(oid, 32)
-            if head.startswith(TREE_HEADER):  # a folder's entries are files: no deeper
-                files.update(children(ws.store.read_bytes(oid), oid))
-            elif head.startswith(RECORD_HEADER):
-                below.update(children(ws.store.read_bytes(oid), oid))
+            try:
+                if head.startswith(TREE_HEADER):  # a folder's entries are files: no deeper
+                    files.update(children(ws.store.read_bytes(oid), oid))
+                elif head.startswith(RECORD_HEADER):
+                    below.update(children(ws.store.read_bytes(oid), oid))
+            except FormatError:
+                continue  # a malformed manifest names nothing to fetch; whoever reads it says so
         get(ws.store.missing(files) & available)
         todo = below - seen
 
@@ -313,7 +338,7 @@ def pull(
     """Fetch, then check out. ``fetched_hook`` sees the fetch's result before the checkout
     starts (the runs it brought are indexed there), so a checkout that refuses or fails loses
     nothing the fetch did."""
-    fetched = fetch(ws, remote_name, paths, callback=callback)
+    fetched = fetch(ws, remote_name, paths, callback=callback, refused={})
     fetched_hook(fetched)
     plan = plan_checkout(ws, paths)
     done = apply_checkout(ws, plan, force=force, callback=checkout_callback, command="pull")
