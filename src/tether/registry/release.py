@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from tether import signing
-from tether._paths import WriteGuard, check_link, check_path, check_paths
+from tether._paths import WriteGuard
 from tether._version import __version__
 from tether.errors import TetherError, UnsafePathError, VerificationError
 from tether.hashing import PREFIX
@@ -32,10 +32,10 @@ from tether.registry.store import (
     load_state,
     local_signer,
     project_config,
+    version_files,
     writing,
 )
 from tether.runs import catalog
-from tether.workspace.materialize import is_folder
 from tether.workspace.repo import Workspace
 
 STATEMENT_TYPE = "application/vnd.in-toto+json"
@@ -45,25 +45,16 @@ CHUNK = 8 << 20
 
 
 def files_of(ws: Workspace, v: Version) -> list[tuple[str, str]]:
-    """(relative name, object id) of every file of the version. Its names come from whoever
-    registered it: each must be a path Tether writes (as git checks a tree's paths), and each
-    symlink must stay inside the version's folder, else :class:`UnsafePathError`."""
-    where = f"model {v.ref}"
+    """(relative name, object id) of every file of the version, each name checked as
+    :func:`~tether.registry.store.version_files` checks them at register time (a version
+    recorded before that check, or forged into the log, is refused here)."""
     try:
-        if not is_folder(ws, v.object):
-            name = PurePosixPath(v.path).name
-            return [(check_path(name, f"{where} (registered from {v.path!r})"), v.object)]
-        entries = ws.store.load_tree(v.object).entries
-        check_paths((e.path for e in entries), where)
-        for e in entries:
-            if e.target is not None:
-                check_link(e.path, e.target, where)
+        return version_files(ws, v.object, v.path, f"model {v.ref}")
     except UnsafePathError as exc:
         raise UnsafePathError(
-            f"{exc}; Tether registers no such version: `tether audit log --model {v.name}` says "
-            "who registered it"
+            f"{exc}; the version's files are unsafe, so Tether writes none of them: "
+            f"`tether audit log --model {v.name}` says who registered it"
         ) from None
-    return [(e.path, e.id) for e in entries if e.target is None]  # (a link is no file)
 
 
 def _chunks(ws: Workspace, oid: str) -> Iterator[bytes]:

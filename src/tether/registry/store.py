@@ -16,11 +16,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from tether import signing
+from tether._paths import check_link, check_path, check_paths
 from tether.config import read_project
-from tether.errors import GitError, TetherError
+from tether.errors import GitError, TetherError, UnsafePathError, UsageError
 from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
@@ -308,6 +310,11 @@ def register(ws: Workspace, name: str, run_ref: str, path: str, description: str
     """Version N+1 of ``name``: the object the run recorded for ``path`` (an output or an
     artifact), with the run's four pillars attached by reference."""
     _check(name, "model name")
+    if not path.strip():
+        raise UsageError(
+            "the model's path is empty: give the file or folder the run recorded (`--path "
+            "model.pkl`); `tether runs show RUN` lists its outputs and artifacts"
+        )
     run_id = catalog.resolve(ws, run_ref)
     record = catalog.load(ws, run_id)
     data = record.get("data") or {}
@@ -319,6 +326,13 @@ def register(ws: Workspace, name: str, run_ref: str, path: str, description: str
     record_id = ws.refs.get(f"runs/{run_id}")
     if record_id is None:
         raise RegistryError(f"run {run_id[:13]} is still running: register it once it has ended")
+    try:  # a version is only what `model get` will write: its files are checked the same way
+        version_files(ws, oid, path, f"run {run_id[:13]}'s {path!r}")
+    except UnsafePathError as exc:
+        raise UnsafePathError(
+            f"{exc}; Tether registers no version whose files it would refuse to write: fix "
+            "the run's output and record a new run"
+        ) from None
     with writing(ws) as state:
         number = max(state.models.get(name, {}), default=0) + 1
         commit = (record.get("code") or {}).get("commit")
@@ -335,6 +349,24 @@ def register(ws: Workspace, name: str, run_ref: str, path: str, description: str
             f"register {name}@v{number}\n\nobject: {oid}\nevent: {ev.id}\n",
         )
     return load_state(ws).version(name, number)
+
+
+def version_files(ws: Workspace, oid: str, path: str, where: str) -> list[tuple[str, str]]:
+    """(relative name, object id) of every file of object ``oid``, registered from ``path``.
+    Its names come from whoever recorded the run: each must be a path Tether writes (as git
+    checks a tree's paths), and each symlink must stay inside the folder, else
+    :class:`UnsafePathError` naming the entry (``where`` says whose files they are)."""
+    from tether.workspace.materialize import is_folder
+
+    if not is_folder(ws, oid):
+        name = PurePosixPath(path).name
+        return [(check_path(name, f"{where} (a file named {name!r})"), oid)]
+    entries = ws.store.load_tree(oid).entries
+    check_paths((e.path for e in entries), where)
+    for e in entries:
+        if e.target is not None:
+            check_link(e.path, e.target, where)
+    return [(e.path, e.id) for e in entries if e.target is None]  # (a link is no file)
 
 
 def _has_key(ws: Workspace) -> bool:
