@@ -294,3 +294,115 @@ def test_redaction_of_arbitrary_text_never_raises_and_is_idempotent(text: str) -
     r = Redactor()
     once = r.redact(text)
     assert r.redact(once) == once
+
+
+HEX32 = "3f9a1c2b" * 4
+HEX40 = "3f9a1c2b7d" * 4
+TOKEN = "x9Fk2LmQ7pR4sT1vW8yZ" + "abcd"
+PW = "Hunter2" + "Rocks"
+B64 = "YWxpY2U6" + "SHVudGVyMlJvY2tzIQ=="  # alice:Hunter2Rocks!
+AZURE = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6" + "IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('"SecretAccessKey": "' + AWS_SECRET + '",', AWS_SECRET),
+        ("{'SecretAccessKey': '" + AWS_SECRET + "', 'Expiration': x}", AWS_SECRET),
+        ('      - "POSTGRES_PASSWORD=' + PW + '"', PW),
+        ('      - "WANDB_API_KEY=' + TOKEN + '"', TOKEN),
+        ('"args": ["--api-key=' + TOKEN + '"]', TOKEN),
+        ('"args": ["--password", "' + PW + '"]', PW),
+        ('"args": ["--api-key", "' + TOKEN + '"]', TOKEN),
+        ('subprocess.run(["env", "DB_PASSWORD=' + PW + '", "python"])', PW),
+        ("password = " + PW, PW),
+        ('{"username":"alice","key":"' + HEX32 + '"}', HEX32),
+        ("AccountName=ml;AccountKey=" + AZURE + ";EndpointSuffix=core.windows.net", AZURE),
+        ('{"auths": {"registry.example.com": {"auth": "' + B64 + '"}}}', B64),
+        ("VAULT_TOKEN=hvs." + FAKE, FAKE),
+        ("glpat-" + TOKEN, TOKEN),
+        ("npm_" + FAKE[:36], FAKE[:36]),
+        ("pypi-AgE" + FAKE, FAKE),
+        ("SG." + FAKE[:22] + "." + FAKE[:40], FAKE[:22]),
+        ("r8_" + FAKE, FAKE),
+        ("ENV DB_PASSWORD " + PW, PW),
+        ("ENV WANDB_API_KEY " + HEX40, HEX40),
+        ("mysql -u root -p" + PW + " mydb", PW),
+        ("curl -u admin:" + PW + " https://host", PW),
+        ("<password>" + PW + "</password>", PW),
+        ("db:\n  password: |\n    " + PW + "\n  user: bob", PW),
+    ],
+)
+def test_secrets_precisely_secrets_in_lists_commands_and_other_formats_are_masked(
+    text: str, secret: str
+) -> None:
+    out = Redactor().redact(text)
+    assert secret not in out and MASK in out
+    assert out.count("\n") == text.count("\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'api_key = "your-api-key"',
+        'api_key = "sk-..."',
+        "OPENAI_API_KEY=sk-" + "x" * 32,
+        'access_token = "test-token-for-unit-tests"',
+        'api_key = "dummy-key-for-tests-12345"',
+        'region = "ASIA' + 'PACIFICSOUTHEAST"',
+        'seq = "AKIA' + 'GLLVAVLLLAPSAAQA"',
+        "password = db_password",
+        "docker run -u 1000:1000 img",
+        "mysql -P 3306 -p mydb",
+    ],
+)
+def test_secrets_precisely_placeholders_test_values_and_words_are_not_masked(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+def test_secrets_precisely_a_bare_value_in_config_is_a_literal() -> None:
+    r = Redactor()
+    assert r.redact("password = hunter2") == "password = hunter2"  # Python: a variable
+    assert r.redact_lines("password = hunter2", literal=True)[0] == "password = ***"
+
+
+@pytest.mark.parametrize(
+    ("path", "secret"),
+    [
+        (".env.example", False),
+        ("app/.env.sample", False),
+        (".env.template", False),
+        (".env.dist", False),
+        (".env.local", True),
+        (".kaggle/kaggle.json", True),
+    ],
+)
+def test_secrets_precisely_env_templates_are_no_secret_files_and_kaggle_json_is(
+    path: str, secret: bool
+) -> None:
+    assert looks_like_secret_file(path) is secret
+
+
+def test_secrets_precisely_the_command_masks_passwords_keys_and_user_passwords() -> None:
+    from tether.runs.lifecycle import redact_argv
+
+    argv = [
+        "train.py", "--db-pass", "hunter2", "--pw=hunter2", "--wandb-key", HEX40, "-u",
+        "admin:hunter2", "--kaggle_key", HEX32, "--pad-token-id", "0", "--max-tokens", "512",
+        "--tokenizer", "gpt2", "--sort-key", "name",
+    ]  # fmt: skip
+    out = redact_argv(Redactor(), argv)
+    assert out == [
+        "train.py", "--db-pass", MASK, "--pw=***", "--wandb-key", MASK, "-u", "admin:***",
+        "--kaggle_key", MASK, "--pad-token-id", "0", "--max-tokens", "512", "--tokenizer",
+        "gpt2", "--sort-key", "name",
+    ]  # fmt: skip
+    assert redact_argv(Redactor(), ["curl", "-u", "admin:S3cr3tPass", "https://h"])[2] == (
+        "admin:***"
+    )
+    r = Redactor()
+    assert r.redact_value("db_pass", "hunter2") == MASK
+    assert r.redact_value("kaggle_key", HEX32) == MASK
+    assert r.redact_value("sort_key", "name") == "name"

@@ -40,6 +40,13 @@ _LITERAL_WORDS = frozenset(
         "passwd key dummy fake todo tbd xxx foo bar baz qux"
     )
 )
+# a stand-in written for a person to replace, or a test's value: `your-api-key`, `sk-...`,
+# `sk-xxxxxxxx`, `dummy-key-for-tests`, `test-token`, `changeme`
+_STAND_IN = re.compile(
+    r"(?i)^your[-_ ]|^(?:dummy|example|test|placeholder|changeme|change[-_]me|replace[-_]?me)"
+    r"(?:[-_ .]|$)"
+    r"|(?:^|[-_ .])(?:dummy|example|placeholder|changeme)(?:$|[-_ .])|\.\.\.|\u2026|x{4,}"
+)
 _PLACEHOLDER = re.compile(
     r"""^(?:<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|\$\{.*\}|\$\(.*\)|\$[A-Za-z_]\w*|%\([\w.]+\)s|%s
        |(.)\1*|!\w.*|[&*]\w+)$""",
@@ -87,6 +94,8 @@ def is_placeholder(value: str, *, quoted: bool = True) -> bool:
         return True
     if _PLACEHOLDER.match(v) or _TEMPLATE.search(v) or v.lower() in _LITERAL_WORDS:
         return True
+    if _STAND_IN.search(v):
+        return True
     if _PATH.match(v) and not looks_random(v):
         return True
     return not quoted and (_NUMBER.match(v) is not None or CODE.search(v) is not None)
@@ -126,7 +135,12 @@ SECRET_FILES = (
     "secrets.yaml",
     "secrets.yml",
     "secrets.toml",
+    "kaggle.json",
 )
+# ... but a template to copy is none: `.env.example` holds stand-ins, and is meant to be committed
+_TEMPLATES = (".example", ".sample", ".template", ".dist", ".tmpl", ".tpl", ".defaults")
+# files where a bare value (`password = Hunter2Rocks`) is a literal, never a variable
+_CONFIG = (".ini", ".cfg", ".cnf", ".conf", ".env", ".properties", ".envrc", ".pgpass", ".netrc")
 # ... but source code is code: `credentials_helper.py` is no credential
 _SOURCE = (".py", ".ipynb", ".md", ".rst", ".js", ".ts", ".java", ".go", ".rs", ".rb", ".r")
 
@@ -136,6 +150,8 @@ def looks_like_secret_file(path: str) -> bool:
     name = path.rstrip("/").rsplit("/", 1)[-1].lower()
     if name.endswith(_SOURCE) and not name.startswith(".env"):
         return False
+    if name.endswith(_TEMPLATES):
+        return False
     return any(fnmatch.fnmatchcase(name, p) for p in SECRET_FILES)
 
 
@@ -144,3 +160,10 @@ def about_a_secret(name: str) -> bool:
     secret (where it is, what it is called), whose value is none."""
     parts = [p for p in re.split(r"[_.\-\s]", name.lower()) if p]
     return bool(parts) and parts[-1] in ABOUT
+
+
+def is_config_file(path: str) -> bool:
+    """Whether a file is config, not code (``my.cnf``, ``setup.cfg``, ``.env.local``): a bare
+    value in it is a literal."""
+    name = path.rstrip("/").rsplit("/", 1)[-1].lower()
+    return name.endswith(_CONFIG) or name.startswith(".env")

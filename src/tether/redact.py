@@ -37,6 +37,7 @@ from tether._secret_shapes import (
     TYPES,
     about_a_secret,
     entropy,
+    is_config_file,
     is_placeholder,
     looks_like_secret_file,
     looks_random,
@@ -50,6 +51,7 @@ __all__ = [
     "Masked",
     "Redactor",
     "Rule",
+    "is_config_file",
     "is_placeholder",
     "looks_like_secret_file",
     "looks_random",
@@ -69,7 +71,7 @@ _SECRET_KEY = re.compile(rf"(?i){_KEYWORDS}")
 # like (spaces too); the other strong names' any literal word; a token's only a random-looking one
 # (`eos_token`, `pad_token` hold "</s>" and "<pad>")
 _NAME = (
-    r"(?:(?P<pw>passw(?:or)?d|passphrase)|(?P<strong>secret|credentials?)"
+    r"(?:(?P<pw>passw(?:or)?d|passphrase)|(?P<strong>secret[_-]?(?:access[_-]?)?key|secret|credentials?)"
     r"|(?<![a-z])(?P<key>api[_-]?key|apikey|access[_-]?key|private[_-]?key"
     r"|(?:access|auth|refresh|session|bearer|api|id)[_-]?token)"
     r"|(?<![a-z])(?P<weak>token))(?![a-z])"
@@ -89,7 +91,12 @@ _ASSIGN = (
     rf"(?P<sep>:|=(?!=))[ \t]{{0,8}}{_VALUE}"
 )
 # --api-key VALUE, -H "X-Api-Key VALUE": the value after a space (the rule checks for the --)
-_OPTION = rf"(?ai){_NAME}(?P<tail>[\w-]{{0,64}})[ \t]{{1,8}}[\"']?(?P<flag>[^\s\"']+)"
+# `["--api-key", "VALUE"]` (a launch.json's args) too
+_OPTION = (
+    rf"(?ai){_NAME}(?P<tail>[\w-]{{0,64}})(?:[\"'][ \t]{{0,8}},[ \t]{{0,8}}|[ \t]{{1,8}})"
+    rf"[\"']?(?P<flag>[^\s\"']+)"
+)
+_NAMED = re.compile(rf"(?ai){_NAME}")
 
 
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
@@ -97,6 +104,7 @@ _PROSE = re.compile(r"^[A-Za-z]{2,}\b")  # more words follow the value
 _CONSTANT = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")  # OPENAI_API_KEY
 _HUMPS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # AWSSecretKey
 _CLASS = re.compile(r"^(?:[A-Z][a-z]+)+$")  # a type: `credentials: Credentials`
+_PY_NAME = re.compile(r"^(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|(?:[A-Z][a-z]+)+)$")
 _PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passphrase|(?<![a-z])pin(?![a-z])")
 _STRENGTHS = ("pw", "strong", "key", "weak")
 
@@ -208,9 +216,9 @@ def _credential(value: str, strength: str, *, quoted: bool) -> bool:
     return strength == "pw" or len(value) >= 6  # `CREDENTIALS_LOGIN = "AD"`: a code
 
 
-def _assignment(m: re.Match[str]) -> tuple[int, int] | None:
+def _assignment(m: re.Match[str], literal: bool = False) -> tuple[int, int] | None:
     """``name = value``, ``name: value``: the value when it is a literal that looks like a
-    credential."""
+    credential (``literal``: a bare value is one, as in an INI or .env file)."""
     text = m.string
     name_at = _name_start(text, m.start())
     name = text[name_at : m.end("tail")]
@@ -228,9 +236,17 @@ def _assignment(m: re.Match[str]) -> tuple[int, int] | None:
             return None
         return m.span(group) if _credential(m[group], _strength(m), quoted=True) else None
     value = m["bare"]
-    if text[m.end("bare") : m.end("bare") + 1] in ('"', "'") or _bare_is_code(m, name_at):
-        return None  # `x"..."` or a variable
-    return m.span("bare") if _credential(value, _strength(m), quoted=False) else None
+    after = text[m.end("bare") : m.end("bare") + 1]
+    if after in ('"', "'"):  # `["env", "DB_PASSWORD=x"]`: the string holds all of it
+        inside = _in_string(text, name_at - (1 if m["kq"] else 0), after)
+        return m.span("bare") if inside and _credential(value, _strength(m), quoted=True) else None
+    if not literal and _bare_is_code(m, name_at):
+        return None  # a variable
+    return m.span("bare") if _credential(value, _strength(m), quoted=literal) else None
+
+
+def _literal_assignment(m: re.Match[str]) -> tuple[int, int] | None:
+    return _assignment(m, literal=True)
 
 
 def _bare_is_code(m: re.Match[str], name_at: int) -> bool:
@@ -252,10 +268,16 @@ def _bare_is_code(m: re.Match[str], name_at: int) -> bool:
         return True
     if before[-1:] in ("(", ",") or rest[:1] in (",", ")"):  # a keyword argument
         return True
-    # `password = x`, spaced: Python (a variable), TOML (no bare strings) or INI
+    # `password = x`, spaced: Python (a variable), TOML (no bare strings) or INI; a value
+    # shaped as no Python name is (`Hunter2Rocks`: mixed case and digits) is INI's literal
     between = text[m.end("tail") : m.start("bare")]
     spaced = between.strip() != between
-    return spaced and _IDENT.match(value) is not None and not looks_random(value)
+    return (
+        spaced
+        and _IDENT.match(value) is not None
+        and _PY_NAME.match(value) is not None
+        and not looks_random(value)
+    )
 
 
 def _option(m: re.Match[str]) -> tuple[int, int] | None:
@@ -264,6 +286,8 @@ def _option(m: re.Match[str]) -> tuple[int, int] | None:
     begin = start
     while begin > 0 and start - begin < 64 and not text[begin - 1].isspace():
         begin -= 1
+    while begin < start and text[begin] in "[(\"'":  # `["--api-key", "VALUE"]`
+        begin += 1
     if not text.startswith("--", begin) or about_a_secret(text[begin : m.end("tail")]):
         return None
     return m.span("flag") if _credential(m["flag"], _strength(m), quoted=True) else None
@@ -279,6 +303,55 @@ def _auth_header(m: re.Match[str]) -> tuple[int, int] | None:
     return m.span("secret")
 
 
+def _aws_key_id(m: re.Match[str]) -> tuple[int, int] | None:
+    """An AWS key id has digits, or stands after a name saying it is a key: a word or a protein
+    (``ASIAPACIFICSOUTHEAST``, ``AKIAGLLVAVLLLAPSAAQA``) is none."""
+    if any(c.isdigit() for c in m[0]):
+        return m.span()
+    line = m.string.rfind("\n", 0, m.start()) + 1
+    return m.span() if "key" in m.string[max(line, m.start() - 64) : m.start()].lower() else None
+
+
+def _named_value(m: re.Match[str]) -> tuple[int, int] | None:
+    """``ENV DB_PASSWORD hunter2``, ``<password>hunter2</password>``: the value, when the name
+    says secret and the value looks like a credential."""
+    name = m["name"]
+    found = _NAMED.search(name)
+    if found is None or about_a_secret(name):
+        return None
+    value = m["value"]
+    start, end = m.span("value")
+    if value[:1] in ('"', "'") and value[-1:] == value[:1] and len(value) >= 2:
+        value, start, end = value[1:-1], start + 1, end - 1
+    return (start, end) if _credential(value.strip(), _strength(found), quoted=True) else None
+
+
+def _yaml_block(m: re.Match[str]) -> tuple[int, int] | None:
+    """``password: |`` and the more indented lines after it: those lines."""
+    text = m.string
+    name_at = _name_start(text, m.start())
+    if _strength(m) == "weak" or about_a_secret(text[name_at : m.end("tail")]):
+        return None
+    line = text.rfind("\n", 0, name_at) + 1
+    indent = len(text[line:name_at]) - len(text[line:name_at].lstrip(" \t"))
+    start = end = None
+    pos = m.end()
+    while pos < len(text):
+        nl = text.find("\n", pos)
+        stop = len(text) if nl < 0 else nl
+        row = text[pos:stop]
+        body = row.lstrip(" \t")
+        if body and len(row) - len(body) <= indent:
+            break
+        if body:
+            start = pos + len(row) - len(body) if start is None else start
+            end = stop
+        pos = stop + 1
+    if start is None or end is None or is_placeholder(text[start:end]):
+        return None
+    return start, end
+
+
 # Every pattern starts at a literal or a word boundary and bounds its repeats (or consumes what it
 # repeats over once), so redaction stays linear: a 100 kB line of one letter (a data file in a
 # diff) must not backtrack quadratically.
@@ -292,7 +365,11 @@ BUILTIN_RULES = (
         r"-----END [A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
         _group("body"),
     ),
-    Rule("aws-access-key-id", r"\b(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"),
+    Rule(
+        "aws-access-key-id",
+        r"\b(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z2-7]{16}\b",
+        _aws_key_id,
+    ),
     Rule(
         "aws-secret-access-key",
         r"(?ai)(?<![a-z0-9])aws[\w.-]{0,20}secret[\w.-]{0,20}\\?[\"']?[ \t]{0,8}[:=][ \t]{0,8}"
@@ -343,8 +420,68 @@ BUILTIN_RULES = (
         r"(?P<secret>[^\s\"',;\\)\]}]{1,4096})",
         _auth_header,
     ),
+    Rule("gitlab-token", r"\bgl(?:pat|dt|rt|ptt|cbt|soat)-[A-Za-z0-9_-]{20,}"),
+    Rule("vault-token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}"),
+    Rule("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    Rule("pypi-token", r"\bpypi-AgE[A-Za-z0-9_-]{20,}"),
+    Rule("sendgrid-key", r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}\b"),
+    Rule("replicate-token", r"\br8_[A-Za-z0-9]{30,}\b"),
+    Rule(
+        "azure-account-key",
+        r"(?ai)\b(?:AccountKey|SharedAccessKey)[ \t]{0,8}=[ \t]{0,8}"
+        r"(?P<secret>[A-Za-z0-9+/]{20,1024}={0,2})",
+        _group("secret", lambda v: not is_placeholder(v)),
+    ),
+    Rule(
+        "docker-auth",
+        r"\"auth\"[ \t]{0,8}:[ \t]{0,8}\"(?P<secret>[A-Za-z0-9+/]{8,4096}={0,2})\"",
+        _group("secret", _basic),
+    ),
+    Rule(
+        "kaggle-key",  # kaggle.json: {"username": ..., "key": "<32 hex>"}
+        r"\"username\"[ \t]{0,8}:[ \t]{0,8}\"[^\"\n]{0,128}\"[ \t]{0,8},[ \t]{0,8}"
+        r"\"key\"[ \t]{0,8}:[ \t]{0,8}\"(?P<secret>[0-9a-f]{32})\"",
+        _group("secret"),
+    ),
+    Rule(
+        "kaggle-key",
+        r"\"key\"[ \t]{0,8}:[ \t]{0,8}\"(?P<secret>[0-9a-f]{32})\"[ \t]{0,8},[ \t]{0,8}"
+        r"\"username\"",
+        _group("secret"),
+    ),
+    Rule(
+        "command-password",  # mysql -phunter2, sshpass -p hunter2, curl -u user:password
+        r"\b(?:mysql(?:dump|admin|import|sh)?\b[^\n]{0,256}?[ \t]-p"
+        r"|sshpass[ \t]{1,8}-p[ \t]{0,8}"
+        r"|curl\b[^\n]{0,256}?[ \t](?:-u|--user)[ \t=]{1,8}[\"']?[^\s:\"'@]{1,64}:)"
+        r"(?P<secret>[^\s\"'-][^\s\"']{0,255})",
+        _group("secret", lambda v: not is_placeholder(v)),
+    ),
+    Rule(
+        "secret-setting",  # Dockerfile: ENV DB_PASSWORD hunter2
+        r"(?a)(?<![\w.])(?:ENV|ARG)[ \t]{1,8}(?P<name>[A-Za-z_][\w.-]{0,64})[ \t]{1,8}"
+        r"(?P<value>[^\s=\"'][^\s\"']{0,255}|\"[^\"\n]{1,256}\"|'[^'\n]{1,256}')",
+        _named_value,
+    ),
+    Rule(
+        "secret-element",  # <password>hunter2</password>
+        r"(?ai)<(?P<name>[\w:.-]{0,32}(?:passw|secret|api[_-]?key|apikey|token)[\w:.-]{0,32})>"
+        r"(?P<value>[^<\n]{1,512})</",
+        _named_value,
+    ),
+    Rule(
+        "secret-block",  # password: |  and its indented lines
+        rf"(?ai){_NAME}(?P<tail>[\w.-]{{0,64}})[\"']?[ \t]{{0,8}}:[ \t]{{0,8}}[|>][-+0-9]{{0,2}}"
+        r"[ \t]{0,8}(?=\n)",
+        _yaml_block,
+    ),
     Rule("secret-assignment", _ASSIGN, _assignment),
     Rule("secret-option", _OPTION, _option),
+)
+# for a config file (INI, .env, ...): a bare value is a literal
+LITERAL_RULES = tuple(
+    Rule(r.name, r.pattern, _literal_assignment) if r.judge is _assignment else r
+    for r in BUILTIN_RULES
 )
 BUILTIN_PATTERNS = tuple(r.pattern for r in BUILTIN_RULES)
 _SECRET_GROUP = _group("secret")  # a user's pattern with a `secret` group masks only that
@@ -366,6 +503,7 @@ class Redactor:
     extra_keys: Iterable[str] = ()
     allow: Iterable[str] = ()
     _rules: list[tuple[Rule, re.Pattern[str]]] = field(init=False, repr=False)
+    _literal: list[tuple[Rule, re.Pattern[str]]] = field(init=False, repr=False)
     _user: list[tuple[Rule, re.Pattern[str]]] = field(init=False, repr=False)
     _any: re.Pattern[str] | None = field(init=False, repr=False)
     _keys: set[str] = field(init=False, repr=False)
@@ -373,6 +511,7 @@ class Redactor:
 
     def __post_init__(self) -> None:
         self._rules, _ = _compiled(BUILTIN_RULES)
+        self._literal, _ = _compiled(LITERAL_RULES)
         user = tuple(
             Rule(f"redact.patterns[{i}]", p, _SECRET_GROUP if "(?P<secret>" in p else None, 0)
             for i, p in enumerate(self.extra_patterns)
@@ -384,9 +523,10 @@ class Redactor:
     def redact(self, text: str) -> str:
         return self.redact_lines(text)[0]
 
-    def redact_lines(self, text: str) -> tuple[str, list[Masked]]:
+    def redact_lines(self, text: str, *, literal: bool = False) -> tuple[str, list[Masked]]:
         """The text redacted, and each mask made (its line and rule). A mask never removes a
-        line break, so line ``i`` of the result is line ``i`` of ``text``, masked.
+        line break, so line ``i`` of the result is line ``i`` of ``text``, masked. ``literal``:
+        the text is config (INI, .env), where a bare value is a literal, never a variable.
 
         The built-in rules look at one line at a time (a private key block at the lines from
         its BEGIN to its END), so they run only on the lines where a fast scan for their words
@@ -399,7 +539,7 @@ class Redactor:
             lines = text.split("\n")
             for first, last in runs:
                 window = "\n".join(lines[first : last + 1])
-                new, found = self._settle(self._rules, window)
+                new, found = self._settle(self._literal if literal else self._rules, window)
                 if new != window:
                     lines[first : last + 1] = new.split("\n")
                     masked += [Masked(first + m.line, m.rule) for m in found]
@@ -464,6 +604,11 @@ class Redactor:
     def is_secret_key(self, key: str) -> bool:
         return looks_secret(key) or key.lower() in self._keys
 
+    def is_secret_option(self, name: str) -> bool:
+        """A command line option's or a parameter's name that may hold a credential:
+        ``--db-pass``, ``--pw``, ``--wandb-key``, ``--kaggle_key``, ``--creds`` too."""
+        return self.is_secret_key(name) or _option_strength(name) is not None
+
     def is_allowed(self, value: str) -> bool:
         return any(p.search(value) for p in self._allow)
 
@@ -471,8 +616,13 @@ class Redactor:
         """A parameter, tag or variable: all of it when its name looks secret, unless the value
         is code or a stand-in (``tokenizer.eos_token``, ``"</s>"``, ``${VAR}``; a number unless
         the name says password), or allowed."""
+        strength = _option_strength(key)
         if key.lower() in self._keys:
             secret = bool(value)
+        elif strength == "key" and not looks_secret(key):  # `--sort-key name` is no secret
+            secret = looks_random(value) and not is_placeholder(value)
+        elif strength == "pw":
+            secret = not is_placeholder(value) and not CODE.search(value.strip())
         else:
             password = _PASSWORD_KEY.search(key) is not None  # a PIN is a number
             secret = (
@@ -486,6 +636,20 @@ class Redactor:
         return self.redact(value)
 
 
+_PW_PARTS = frozenset(("pass", "pw", "pwd", "passwd", "passphrase", "creds", "cred"))
+
+
+def _option_strength(name: str) -> str | None:
+    """``db-pass``, ``pw``, ``creds``: "pw"; ``wandb-key``, ``kaggle_key``: "key"; else None.
+    A name *about* a secret (``--key-file``, ``--pad-token-id``) is none."""
+    if about_a_secret(name.strip("-")):
+        return None
+    parts = {p for p in re.split(r"[-_.]+", _HUMPS.sub("_", name.strip("-")).lower()) if p}
+    if parts & _PW_PARTS:
+        return "pw"
+    return "key" if "key" in parts else None
+
+
 # Every built-in rule's match holds one of these words (in any case): the lines holding none are
 # never looked at again. bytes.find is the fastest scan Python has (a regex alternation of them
 # is several times slower), and lower() of bytes folds ASCII only, keeping every offset.
@@ -495,7 +659,9 @@ _NEEDLES = tuple(
         "passw passphrase secret credential token apikey api_key api-key accesskey access_key "
         "access-key privatekey private_key private-key authorization bearer basic :// "
         "-----begin akia asia aroa aida agpa anpa anva aipa aiza ghp_ gho_ ghu_ ghs_ ghr_ "
-        "github_pat_ xox hooks.slack sk_live sk_test rk_live rk_test sk- hf_ eyj aws"
+        "github_pat_ xox hooks.slack sk_live sk_test rk_live rk_test sk- hf_ eyj aws "
+        "glpat- gldt- glrt- glptt- glcbt- glsoat- hvs. hvb. hvr. npm_ pypi-age sg. r8_ "
+        'accountkey "auth" username mysql sshpass curl'
     )
 )
 _PEM_REACH = 16384 + 128  # the private-key rule's bound on a block, and its END line
@@ -506,12 +672,16 @@ def _candidate_lines(text: str) -> list[tuple[int, int]]:
     low = text.encode("utf-8", "surrogatepass").lower()
     hits: list[tuple[int, int]] = []
     ends = _find_all(low, b"-----end") if b"-----begin" in low else []
+    blocks: dict[int, int] = {}  # a line's start -> where its YAML block (`password: |`) ends
+    breaks = _find_all(low, b"\n") if b"|" in low or b">" in low else []
     for needle in _NEEDLES:
         for at in _find_all(low, needle):
             end = at
             if needle == b"-----begin":  # the block reaches to its END line
                 i = bisect.bisect_left(ends, at)
                 end = ends[i] if i < len(ends) and ends[i] - at <= _PEM_REACH else at
+            else:
+                end = max(end, _block_end(low, at, breaks, blocks)) if breaks else end
             hits.append((at, end))
     if not hits:
         return []
@@ -527,6 +697,36 @@ def _candidate_lines(text: str) -> list[tuple[int, int]]:
         else:
             runs.append((line, last))
     return runs
+
+
+_BLOCK_HEAD = re.compile(rb":[ \t]{0,8}[|>][-+0-9]{0,2}[ \t]{0,8}\r?\Z")
+_BLOCK_REACH = 16384
+
+
+def _block_end(low: bytes, at: int, breaks: list[int], seen: dict[int, int]) -> int:
+    """Where the YAML block scalar begun on ``at``'s line (``password: |``) ends, or ``at``:
+    each line is looked at once, and a block read no further than a bound."""
+    i = bisect.bisect_left(breaks, at)
+    line = breaks[i - 1] + 1 if i > 0 else 0
+    if line in seen:
+        return seen[line]
+    stop = breaks[i] if i < len(breaks) else -1
+    end = at
+    if stop >= 0 and _BLOCK_HEAD.search(low, max(line, stop - 64), stop):
+        head = low[line:stop]
+        indent = len(head) - len(head.lstrip(b" \t"))
+        pos = stop + 1
+        while pos < len(low) and pos - stop < _BLOCK_REACH:
+            nl = low.find(b"\n", pos)
+            nl = len(low) if nl < 0 else nl
+            row = low[pos:nl]
+            body = row.lstrip(b" \t")
+            if body.strip() and len(row) - len(body) <= indent:
+                break
+            end = pos
+            pos = nl + 1
+    seen[line] = end
+    return end
 
 
 def _find_all(data: bytes, needle: bytes) -> list[int]:

@@ -48,15 +48,28 @@ def test_masks_are_placed_by_file_and_new_line_and_keep_the_patch_shape() -> Non
     assert text.count("\n") == PATCH.count("\n")
     assert found == [
         {"file": "café.py", "line": 1, "rule": "secret-assignment"},
-        # the removed line and the added one both stand at line 2 of the new version
         {"file": "cfg.py", "line": 2, "rule": "secret-assignment"},
-        {"file": "cfg.py", "line": 9, "rule": "secret-assignment"},  # the hunk header's text
         {"file": "cfg.py", "line": 10, "rule": "secret-assignment"},
     ]
-    for secret in ("fake-old-pw-1", FAKE, "fake-context-pw", "fake-api-key-value"):
+    for secret in (FAKE, "fake-api-key-value", "fake-secret-value"):
         assert secret not in text
     assert "password=Xk29dPq81LmZ07aBcDe" in text  # binary data is left as git wrote it
     assert redact_patch(Redactor(), out) == (out, [])  # already redacted: nothing more
+
+
+def test_secrets_precisely_only_added_lines_are_masked_so_the_patch_still_applies() -> None:
+    """Context, removed lines and the text after ``@@`` come from the commit: masking them makes
+    the patch fail to apply, and places a mask at a line the secret is not on."""
+    out, _ = redact_patch(Redactor(), PATCH.encode())
+    text = out.decode()
+    assert "-password = 'fake-old-pw-1'" in text
+    assert "@@ -10 +9,2 @@ def f(password='fake-context-pw'):" in text
+    context = "\n".join(
+        ["@@ -1,3 +1,3 @@", " a = 1", " api_key = '" + FAKE + "'", "-b = 2", "+b = 3"]
+    )
+    head = "diff --git a/t.py b/t.py\n--- a/t.py\n+++ b/t.py\n"
+    patch = (head + context + "\n").encode()
+    assert redact_patch(Redactor(), patch) == (patch, [])
 
 
 PATCH_LINES = st.sampled_from(

@@ -16,13 +16,14 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tether.capture.submodules import SubmoduleState, capture_submodules, gitlinks
 from tether.gitio import git, git_maybe
-from tether.redact import Redactor, looks_like_secret_file
+from tether.redact import Redactor, is_config_file, looks_like_secret_file
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -109,23 +110,32 @@ def capture_code(
     links += nested
     if state.dirty:
         state.left_out, untracked = _secret_files(untracked)
+        staged, _ = _secret_files(_added(out))  # `git add .env`, never committed: alike
+        state.left_out = sorted(state.left_out + staged)
         state.skipped = _too_big(root, untracked, max_file)
         # a submodule's change is its own record's
         skip = sorted(state.skipped) + state.left_out + links
-        state.patch, state.redactions = redact_patch(redactor, _patch(root, commit, skip))
+        state.patch, state.redactions = redact_patch(
+            redactor, _patch(root, commit, skip, drop=staged)
+        )
     if links:
 
         def one(sub: Path) -> tuple[str | None, list[str], bytes, dict[str, int]]:
-            head, _, changed, new = _parse_status(git(sub, *STATUS))
+            status = git(sub, *STATUS)
+            head, _, changed, new = _parse_status(status)
             if not changed:
                 return head, [], b"", {}
             name = sub.relative_to(root).as_posix()
             secret, new = _secret_files(new)
+            staged, _ = _secret_files(_added(status))
+            secret = sorted(secret + staged)
             state.left_out += [f"{name}/{p}" for p in secret]
             too_big = _too_big(sub, new, max_file)
             inner = [p for p, _ in gitlinks(sub)]
             patch, masked = redact_patch(
-                redactor, _patch(sub, head, sorted(too_big) + secret + inner), f"{name}/"
+                redactor,
+                _patch(sub, head, sorted(too_big) + secret + inner, drop=staged),
+                f"{name}/",
             )
             state.redactions += masked
             return head, changed, patch, too_big
@@ -134,6 +144,16 @@ def capture_code(
         for sub in state.submodules:
             state.skipped.update(sub.skipped)
     return state
+
+
+def _added(status: bytes) -> list[str]:
+    """The files new relative to HEAD that are in the index (``git add`` or ``git add -N``, never
+    committed): for the left-out rule they are untracked files."""
+    out = []
+    for rec in status.decode("utf-8", "surrogateescape").split("\0"):
+        if rec.startswith("1 ") and "A" in rec[2:4]:
+            out.append(rec.split(" ", 8)[8])
+    return out
 
 
 def _secret_files(untracked: list[str]) -> tuple[list[str], list[str]]:
@@ -150,26 +170,31 @@ def redact_patch(
     redactor: Redactor, patch: bytes, prefix: str = ""
 ) -> tuple[bytes, list[dict[str, Any]]]:
     """The patch redacted, and each line masked: ``{"file", "line", "rule"}``, the line in the
-    new version of the file (a removed line: where it was). Binary files' data is left alone
-    (it is compressed: nothing there reads as text, and a mask would corrupt it)."""
+    new version of the file. Only added lines (``+``, an untracked file's content too) are
+    redacted: context lines, removed lines and the text after a hunk's ``@@`` come from the
+    commit, are in git already, and must stay as they are for the patch to apply. Binary files'
+    data is left alone (it is compressed: nothing there reads as text, and a mask would corrupt
+    it). A file that is config (``.ini``, ``.env``, ...) has its bare values judged as
+    literals."""
     if not patch:
         return patch, []
     lines = patch.decode("utf-8", "surrogateescape").split("\n")
-    where = _new_lines(lines)
+    where = _added_lines(lines)
     found: set[tuple[str, int, str]] = set()
     changed = False
     first = 0
     while first < len(lines):
-        if where[first] is None:
+        here = where[first]
+        if here is None:
             first += 1
             continue
         last = first
-        while last + 1 < len(lines) and where[last + 1] is not None:
+        while last + 1 < len(lines) and (nxt := where[last + 1]) is not None and nxt[0] == here[0]:
             last += 1
-        text = "\n".join(lines[first : last + 1])
-        new, masked = redactor.redact_lines(text)
+        text = "\n".join(line[1:] for line in lines[first : last + 1])
+        new, masked = redactor.redact_lines(text, literal=is_config_file(here[0]))
         if new != text:
-            lines[first : last + 1] = new.split("\n")
+            lines[first : last + 1] = ["+" + line for line in new.split("\n")]
             changed = True
             for m in masked:
                 path, number = where[first + m.line] or ("", 0)
@@ -179,24 +204,24 @@ def redact_patch(
     return out, [{"file": f, "line": n, "rule": r} for f, n, r in sorted(found)]
 
 
-def _new_lines(lines: list[str]) -> list[tuple[str, int] | None]:
-    """For each line of a git patch: (the file, its line number in the new version; 0 for a
-    header), or None for a line of a binary file's data."""
+def _added_lines(lines: list[str]) -> list[tuple[str, int] | None]:
+    """For each line of a git patch: (the file, its line number in the new version) for an added
+    line of a hunk, None for any other line (headers, context, removed lines, binary data)."""
     out: list[tuple[str, int] | None] = []
     path, new, old_left, new_left, binary = "", 0, 0, 0, False
     for line in lines:
         if old_left > 0 or new_left > 0:  # inside a hunk: count as git apply does
-            out.append((path, new))
             tag = line[:1]
+            out.append((path, new) if tag == "+" else None)
             if tag != "\\":  # "\ No newline at end of file" is no line of either side
                 old_left -= tag != "+"
                 new_left -= tag != "-"
                 new += tag != "-"
             continue
+        out.append(None)
         if line.startswith("diff --git "):
             path, binary = _header_path(line), False
         elif binary:
-            out.append(None)
             continue
         elif line == "GIT binary patch":
             binary = True
@@ -204,11 +229,8 @@ def _new_lines(lines: list[str]) -> list[tuple[str, int] | None]:
             old_left = int(hunk[1]) if hunk[1] is not None else 1
             new_left = int(hunk[3]) if hunk[3] is not None else 1
             new = int(hunk[2])
-            out.append((path, new))
-            continue
         elif line.startswith(("+++ ", "--- ")) and not line.endswith("/dev/null"):
             path = _strip_prefix(_unquote(line[4:].rstrip("\t")))
-        out.append((path, 0))
     return out
 
 
@@ -343,9 +365,9 @@ def _too_big(root: Path, untracked: list[str], limit: int) -> dict[str, int]:
     return out
 
 
-def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
-    """Everything uncommitted, untracked files included (but ``skip``), as one binary-safe
-    patch."""
+def _patch(root: Path, commit: str | None, skip: list[str], drop: Sequence[str] = ()) -> bytes:
+    """Everything uncommitted, untracked files included (but ``skip``, and ``drop``: files in
+    the index, new relative to HEAD, that are left out), as one binary-safe patch."""
     index = Path(git(root, "rev-parse", "--git-path", "index").decode().strip())
     index = index if index.is_absolute() else root / index
     with tempfile.TemporaryDirectory(prefix="tether-index-") as tmp:
@@ -360,6 +382,8 @@ def _patch(root: Path, commit: str | None, skip: list[str]) -> bytes:
             *(f":(exclude,literal){p}" for p in skip),
         )
         git(root, "add", "-A", "--", ".", *never, env=env)
+        if drop:  # only the scratch index loses them; the user's keeps them staged
+            git(root, "update-index", "--force-remove", "--", *drop, env=env)
         return git(root, "diff", "--cached", "--binary", commit or EMPTY_TREE, env=env)
 
 

@@ -303,10 +303,23 @@ def _code_state(
 
 
 def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
-    """Each argument, and the value after a secret-looking ``--flag`` (``--db-password X``)."""
+    """Each argument, and the value of a secret-looking option (``--db-password X``,
+    ``--pw=X``, ``--wandb-key X``), and the password of ``-u user:password``; never
+    ``--pad-token-id 0`` or ``--max-tokens 512``."""
     out = [redactor.redact(a) for a in argv]
-    for i, arg in enumerate(argv[:-1]):
-        if arg.startswith("-") and "=" not in arg and redactor.is_secret_key(arg.lstrip("-")):
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-"):
+            continue
+        name, eq, value = arg.partition("=")
+        if eq and arg.startswith("--") and redactor.is_secret_option(name.lstrip("-")):
+            out[i] = f"{name}={redactor.redact_value(name.lstrip('-'), value)}"
+        elif eq or i + 1 >= len(argv):
+            continue
+        elif arg in ("-u", "--user") and ":" in argv[i + 1]:  # curl -u user:password
+            user, _, password = argv[i + 1].partition(":")
+            if password and password != user and not password.isdigit():  # not uid:gid
+                out[i + 1] = f"{user}:{redactor.redact_value('password', password)}"
+        elif redactor.is_secret_option(arg.lstrip("-")):
             out[i + 1] = redactor.redact_value(arg.lstrip("-"), argv[i + 1])  # not `--eos-token 2`
     return out
 
