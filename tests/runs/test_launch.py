@@ -100,7 +100,11 @@ def test_a_command_killed_by_a_signal_exits_128_plus_n_and_is_sealed_killed(repo
 
 def test_sigterm_to_tether_run_ends_the_command_and_exits_143(repo: Path) -> None:
     write_files(
-        repo, {"slow.py": "import time, tether\ntether.log_metric('x', 1)\ntime.sleep(60)\n"}
+        repo,
+        {
+            "slow.py": "import time, tether\ntether.log_metric('x', 1)\n"
+            "open('ready', 'w').close()\ntime.sleep(60)\n"
+        },
     )
     proc = subprocess.Popen(
         [TETHER, "run", "-n", "slow", "--", sys.executable, "slow.py"],
@@ -109,8 +113,7 @@ def test_sigterm_to_tether_run_ends_the_command_and_exits_143(repo: Path) -> Non
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    _wait_for_live_run(repo)
-    time.sleep(0.5)
+    _wait_for(repo / "ready")  # the metric is logged and the handler set: now the signal
     proc.send_signal(signal.SIGTERM)  # as `kill PID` or a job scheduler would: tether only
     proc.communicate(timeout=30)
     assert proc.returncode == 143
@@ -121,7 +124,11 @@ def test_sigterm_to_tether_run_ends_the_command_and_exits_143(repo: Path) -> Non
 
 def test_ctrl_c_leaves_a_killed_run(repo: Path) -> None:
     write_files(
-        repo, {"slow.py": "import time, tether\ntether.log_metric('x', 1)\ntime.sleep(60)\n"}
+        repo,
+        {
+            "slow.py": "import time, tether\ntether.log_metric('x', 1)\n"
+            "open('ready', 'w').close()\ntime.sleep(60)\n"
+        },
     )
     proc = subprocess.Popen(
         [TETHER, "run", "-n", "slow", "--", sys.executable, "slow.py"],
@@ -130,8 +137,7 @@ def test_ctrl_c_leaves_a_killed_run(repo: Path) -> None:
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
-    _wait_for_live_run(repo)
-    time.sleep(0.5)
+    _wait_for(repo / "ready")  # the metric is logged and the handler set: now the signal
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
     proc.communicate(timeout=30)
     assert proc.returncode == 130  # the child died of SIGINT: 128 + 2, as a shell says
@@ -141,14 +147,11 @@ def test_ctrl_c_leaves_a_killed_run(repo: Path) -> None:
         assert rec["metrics"]["x"]["last"] == 1.0
 
 
-def _wait_for_live_run(repo: Path) -> Path:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = list((repo / ".tether" / "runs").glob("*/events-*.tsv"))
-        if found:
-            return found[0].parent
-        time.sleep(0.05)
-    raise AssertionError("the run never started")
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
 
 
 def test_commit_log_appends_to_the_ledger_and_commits_it(repo: Path, tether: Tether) -> None:
@@ -296,6 +299,7 @@ def test_sighup_to_tether_run_reaches_the_command_and_seals_its_status(repo: Pat
             "    sys.exit(3)\n"
             "signal.signal(signal.SIGHUP, bye)\n"
             "tether.log_metric('x', 1)\n"
+            "open('ready', 'w').close()\n"
             "time.sleep(60)\n"
         },
     )
@@ -306,8 +310,7 @@ def test_sighup_to_tether_run_reaches_the_command_and_seals_its_status(repo: Pat
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    _wait_for_live_run(repo)
-    time.sleep(0.5)
+    _wait_for(repo / "ready")  # the metric is logged and the handler set: now the signal
     proc.send_signal(signal.SIGHUP)  # the terminal closed, or `kill -HUP PID`: tether only
     proc.communicate(timeout=30)
     assert proc.returncode == 3  # the command's own status: it got the HUP and chose to exit 3
