@@ -82,6 +82,11 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def squashed(text: str) -> str:
+    """Output with no whitespace at all: a long path wrapped anywhere reads whole."""
+    return "".join(text.split())
+
+
 def this_tether() -> dict[str, str]:
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SOURCES, path]))}
@@ -349,3 +354,69 @@ def test_the_review_cannot_redraw_the_terminal_to_hide_what_it_runs() -> None:
     text = "\n".join(review_lines(seen))
     assert "\x1b" not in text and "\x07" not in text and "\r" not in text
     assert "\\x1b[1A\\x1b[2K" in text and "a\\rb.py" in text
+
+
+def rewritten(repo: Path, run: str, change: Any) -> None:
+    """The attacker's Tether rewrites run ``run``'s record (``change(body)`` edits it)."""
+    from tether.runs.record import dump_record
+
+    with Project.open(repo) as project:
+        record = project.get_run(run)
+        body = {
+            k: v
+            for k, v in record.items()
+            if k not in ("tether", "kind", "format", "links", "record_id")
+        }
+        change(body)
+        oid = project.ws.store.put_bytes(dump_record("run", body))
+        project.ws.refs.set(f"runs/{record['id']}", [oid])
+
+
+def test_a_reproduction_never_reads_or_stores_a_dep_outside_the_repository(
+    repo: Path,
+    tether: Tether,
+    monkeypatch: pytest.MonkeyPatch,
+    victim: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Alice's record names the victim's signing key and another file of theirs as absolute
+    --deps; Bob's reproduction (then push) must not hash, store or list either."""
+    from tether.hashing import hash_bytes
+
+    recorded(repo, tether, monkeypatch, "mallory")
+    key = Path(victim["TETHER_KEYS_DIR"]) / "0123.pem"
+    diary = tmp_path / "diary.txt"
+    diary.write_text("bob's own notes\n")
+    with Project.open(repo) as project:
+        planted = project.ws.store.put_bytes(b"what alice had there\n")
+
+    def plant(body: dict[str, Any]) -> None:
+        body["declared"]["deps"] = [str(key), str(diary)]
+        body["data"]["inputs"] = {str(key): planted, str(diary): planted}
+
+    rewritten(repo, "job", plant)
+    as_user(monkeypatch, "victim")
+    review = squashed(tether("reproduce", "job", expect=3).output)  # the prompt, no terminal
+    assert squashed(f"reads {key} (outside the repository: not read, not compared)") in review
+    out = squashed(tether("reproduce", "job", "--yes", expect=0).output)
+    assert squashed(f"{diary}, {key}: outside the repository: not compared") in out
+    with Project.open(repo) as project:
+        for secret in (key, diary):
+            assert not project.ws.store.has(hash_bytes(secret.read_bytes()))
+        (again,) = [r for r in project.search_runs("") if r.tags.get("reproduction_of")]
+        record = project.get_run(again.id)
+        assert record["data"]["inputs"] == {} and record["declared"]["deps"] == []
+
+
+def test_nothing_in_the_keys_folder_is_ever_recorded_as_a_run_s_data(
+    repo: Path, tether: Tether, victim: dict[str, str]
+) -> None:
+    from tether.hashing import hash_bytes
+
+    key = Path(victim["TETHER_KEYS_DIR"]) / "0123.pem"
+    for path in (key, key.parent):
+        out = tether("run", "--dep", str(path), "--", sys.executable, "-c", "pass", expect=125)
+        assert "keys folder" in out.output
+    with Project.open(repo) as project:
+        assert not project.ws.store.has(hash_bytes(key.read_bytes()))
+        assert project.search_runs("") == []

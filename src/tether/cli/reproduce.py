@@ -177,6 +177,11 @@ def review_lines(seen: Review) -> list[str]:
     else:
         out.append("  patch     none")
     out += [f"  altered   {_plain(str(r))} (by redaction)" for r in seen.redactions]
+    out += [
+        f"  reads     {_plain(p)}"
+        + (" (outside the repository: not read, not compared)" if p in seen.outside else "")
+        for p in seen.reads[:SHOWN]
+    ] + _more(seen.reads)
     if seen.env == "fresh":
         out.append(f"  installs  {len(seen.packages)} packages from {seen.index}:")
         out += [f"    {_plain(p)}" for p in seen.packages[:SHOWN]] + _more(seen.packages)

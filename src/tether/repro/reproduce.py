@@ -47,7 +47,7 @@ from tether.repro import freshenv, scrub
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
-from tether.repro.restore import check_record, in_tree, restore_data, run_folder, unseen
+from tether.repro.restore import check_record, in_tree, outside, restore_data, run_folder, unseen
 from tether.repro.review import blocked, environment, index_url, passing_notes
 from tether.repro.verdict import (
     DIFFERENT,
@@ -163,6 +163,9 @@ def reproduce(
     scrub.not_blamed(verdict.explanation, verdict.drift, verdict.withheld)
     if verdict.verdict != FAILED:
         verdict.reason = "; ".join(filter(None, [verdict.reason, typed.unused(verdict)]))
+    if away := outside(record):
+        note = f"{', '.join(away)}: outside the repository: not compared (never read here)"
+        verdict.reason = "; ".join(filter(None, [verdict.reason, note]))
     verdict.reason = "; ".join(filter(None, [verdict.reason, passing_notes(ws, record, scrubbed)]))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
@@ -346,21 +349,34 @@ def _rerun(
 def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The run's ``--dep`` and ``--out`` paths in the tree. Each out is removed from the tree
     first (unless it is a dep too), so one the re-run does not write is missing, not whatever
-    the commit or its diff held there."""
+    the commit or its diff held there. One outside the tree (recorded absolute, or reached
+    through a link out of it) is left out: the reproduction never reads, stores or removes
+    anything on your disk beyond the rebuilt tree (:func:`outside` names them)."""
     declared = record.get("declared")
     if declared is None:  # recorded before Tether kept --dep/--out: every output, again
         logged = (record.get("data") or {}).get("outputs") or {}
         declared = {"outs": [p for p in logged if not os.path.isabs(p)]}
-    deps = [in_tree(tree, p) for p in declared.get("deps") or []]
-    outs = [in_tree(tree, p) for p in declared.get("outs") or []]
+    deps = _inside_tree(tree, declared.get("deps"))
+    outs = _inside_tree(tree, declared.get("outs"))
     for out in outs:
         path = Path(out)
-        if not path.parent.resolve().is_relative_to(tree.resolve()):
-            continue  # outside the tree (or through a link out of it): not the tree's to remove
         if any(d == out or d.startswith(out + "/") or out.startswith(d + "/") for d in deps):
             continue
         remove_path(path)
     return deps, outs
+
+
+def _inside_tree(tree: Path, paths: Any) -> list[str]:
+    """``paths`` in the tree, less those outside it (absolute, or through a link out of it)."""
+    top = tree.resolve()
+    found = []
+    for p in paths or []:
+        if os.path.isabs(str(p)):
+            continue
+        path = in_tree(tree, str(p))
+        if Path(path).resolve().is_relative_to(top):
+            found.append(path)
+    return found
 
 
 def _folder(tree: Path, record: dict[str, Any]) -> Path:

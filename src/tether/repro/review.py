@@ -22,6 +22,7 @@ from tether.errors import GitError, MissingObjectError
 from tether.gitio import git
 from tether.redact import MASK, Redactor
 from tether.repro import freshenv
+from tether.repro.restore import outside, reads
 from tether.repro.scrub import Scrubbed, scrub
 from tether.runs import catalog, compare
 from tether.runs.ids import user
@@ -67,6 +68,8 @@ class Review:
     index: str = ""  # where from
     refused: str = ""  # why --env fresh will not build it ("" when it will)
     withheld: list[str] = field(default_factory=list)  # variable names the re-run does not get
+    reads: list[str] = field(default_factory=list)  # its --dep paths and inputs
+    outside: list[str] = field(default_factory=list)  # those of them outside the repository
 
     @property
     def someone_else(self) -> bool:
@@ -99,6 +102,8 @@ def review(
         redactions=redactions(ws, code),
         env=env,
         withheld=environment(ws, pass_env).withheld,
+        reads=reads(record),
+        outside=outside(record),
     )
     if env == "fresh":
         try:

@@ -4,6 +4,7 @@ and the verdict (REPRODUCED, DIFFERENT or FAILED) with its exit code."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,7 @@ def checks(
     outs = [
         OutCheck(path, modes.get(path, "exact"), oid, outs_b.get(path))
         for path, oid in sorted(outs_a.items())
+        if not os.path.isabs(path)  # outside the repository: never read, so not compared
     ]
     metrics = []
     for key, m in sorted((original.get("metrics") or {}).items()):
