@@ -313,14 +313,53 @@ def masked(repo: Path, tether: Tether, redactions: list[dict[str, Any]] | None) 
 
 
 def test_a_patch_redaction_altered_is_refused_until_pass_env_says_where_the_value_is(
-    repo: Path, tether: Tether
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
     out = flat(tether("reproduce", "masked", expect=3).output)
     assert "FAILED" in out and "altered by redaction" in out
     assert "job.py:2 (github-token)" in out and "--pass-env" in out
+    assert "ran as recorded" not in out and "ran with" not in out  # nothing ran
+    monkeypatch.setenv("GH_TOKEN", "ghp_" + "a1B2" * 9)
     out = flat(tether("reproduce", "masked", "--pass-env", "GH_TOKEN", expect=0).output)
-    assert "REPRODUCED" in out and "job.py:2" in out  # ran, and says what it ran
+    assert "REPRODUCED" in out  # ran, and says what it ran: the mask, not the value
+    assert "the code ran with the mask *** at job.py:2 (github-token)" in out
+
+
+def test_a_pass_env_name_not_set_here_does_not_unlock_a_patch_redaction_altered(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
+    monkeypatch.delenv("NOPE", raising=False)
+    out = flat(tether("reproduce", "masked", "--pass-env", "NOPE", expect=3).output)
+    assert "FAILED" in out and "altered by redaction" in out and "not set here" in out
+    assert "ran as recorded" not in out and "ran with" not in out
+    with Project.open(repo) as project:
+        assert [r.name for r in project.search_runs("")] == ["masked"]  # nothing ran
+
+
+def test_a_different_verdict_of_a_patch_redaction_altered_names_the_redaction_first(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The masked code writes something else than the recorded code did: the redaction is
+    the first likely cause the verdict gives."""
+    from tether.runs.record import dump_record
+
+    masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
+    with Project.open(repo) as project:
+        record = project.get_run("masked")
+        record["data"]["outputs"] = {"out.txt": project.ws.store.put_bytes(b"secret-made\n")}
+        body = {
+            k: v
+            for k, v in record.items()
+            if k not in ("tether", "kind", "format", "links", "record_id")
+        }
+        oid = project.ws.store.put_bytes(dump_record("run", body))
+        project.ws.refs.set(f"runs/{record['id']}", [oid])
+    out = tether("reproduce", "masked", "--pass-env", "HOME", expect=1).output
+    why = out[out.index("Why") :] if "Why" in out else out
+    first = next(line for line in why.splitlines()[1:] if line.strip())
+    assert "redaction" in first and "job.py:2" in first, out
 
 
 def test_an_older_record_s_masked_patch_is_found_by_the_mask(repo: Path, tether: Tether) -> None:

@@ -106,7 +106,7 @@ def reproduce(
     seen = project.review_reproduction(
         str(picked.id), env=env, allow_sources=allow_direct_sources, pass_env=pass_env
     )
-    doomed = seen.refused or (seen.redactions and not pass_env)  # refused before anything runs
+    doomed = seen.refused or (seen.redactions and not seen.passes)  # refused before anything runs
     if seen.someone_else and not yes and not doomed:
         _confirm(seen, sys.stdin is not None and sys.stdin.isatty())
     # --json: stdout is the verdict's alone; the re-run's own output goes to stderr

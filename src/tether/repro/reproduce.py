@@ -48,7 +48,14 @@ from tether.repro.gitignore import hidden_from_git
 from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
 from tether.repro.restore import check_record, in_tree, outside, restore_data, run_folder, unseen
-from tether.repro.review import blocked, environment, index_url, passing_notes
+from tether.repro.review import (
+    blocked,
+    environment,
+    index_url,
+    masked_note,
+    passing_notes,
+    redactions,
+)
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -166,7 +173,11 @@ def reproduce(
     if away := outside(record):
         note = f"{', '.join(away)}: outside the repository: not compared (never read here)"
         verdict.reason = "; ".join(filter(None, [verdict.reason, note]))
-    verdict.reason = "; ".join(filter(None, [verdict.reason, passing_notes(ws, record, scrubbed)]))
+    notes = passing_notes(ws, record, scrubbed, ran=verdict.started)
+    verdict.reason = "; ".join(filter(None, [verdict.reason, notes]))
+    altered = redactions(ws, record.get("code") or {})
+    if verdict.explanation is not None and altered:  # the likeliest cause of all
+        verdict.explanation.causes.insert(0, masked_note(altered, ran=True))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
@@ -232,6 +243,7 @@ def _run_and_judge(
     pipeline: bool,
 ) -> None:
     if pipeline:
+        verdict.started = True
         reproduce_pipeline(ws, copy, verdict, record, limits, modes)
         return
     verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
@@ -319,6 +331,7 @@ def _rerun(
     run_id, fresh = verdict.run, verdict.fresh_env
     stage = (record.get("tags") or {}).get("stage")
     if stage:
+        verdict.started = True
         return rerun_stage(copy, stage, run_id)
     folder = _folder(copy.root, record)
     command = _command(record, recorded, folder)
@@ -327,6 +340,7 @@ def _rerun(
     else:
         command = [_program(command[0], folder, copy.root, ws.root), *command[1:]]
     deps, outs = _declared(copy.root, record)
+    verdict.started = True  # (launch starts it, unless it cannot: then it did not)
     try:
         done = launch.launch(
             copy,
@@ -339,6 +353,7 @@ def _rerun(
             outs=outs,
         )
     except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
+        verdict.started = False
         raise Failed(f"the re-run could not start: {exc}") from exc
     stop_if_interrupted(done.status, done.exit_code)  # Ctrl-C reached the process group
     if done.status != "finished":

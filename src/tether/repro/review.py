@@ -69,6 +69,7 @@ class Review:
     refused: str = ""  # why --env fresh will not build it ("" when it will)
     withheld: list[str] = field(default_factory=list)  # variable names the re-run does not get
     reads: list[str] = field(default_factory=list)  # its --dep paths and inputs
+    passes: list[str] = field(default_factory=list)  # --pass-env names set here (those count)
     outside: list[str] = field(default_factory=list)  # those of them outside the repository
 
     @property
@@ -104,6 +105,7 @@ def review(
         withheld=environment(ws, pass_env).withheld,
         reads=reads(record),
         outside=outside(record),
+        passes=set_here(pass_env),
     )
     if env == "fresh":
         try:
@@ -122,6 +124,11 @@ def review(
 def environment(ws: Workspace, pass_env: Iterable[str] = ()) -> Scrubbed:
     """This process's environment, as a re-run in ``ws`` gets it."""
     return scrub(os.environ, redactor_for(ws), pass_env)
+
+
+def set_here(pass_env: Iterable[str]) -> list[str]:
+    """The ``--pass-env`` names set in this environment: only those pass anything on."""
+    return [n for n in pass_env if n in os.environ]
 
 
 def index_url(ws: Workspace) -> str | None:
@@ -149,16 +156,19 @@ def blocked(
     pass_env: Iterable[str],
 ) -> str:
     """Why the run must not be reproduced as asked ("" when it may): a patch redaction altered,
-    unless ``--pass-env`` says where the value comes from; with ``fresh``, packages from
-    outside the configured indexes."""
+    unless ``--pass-env`` names a variable set here for the value; with ``fresh``, packages
+    from outside the configured indexes."""
     altered = redactions(ws, record.get("code") or {})
-    if altered and not list(pass_env):
+    if altered and not set_here(pass_env):
+        unset = [n for n in pass_env if n not in os.environ]
         return (
             "the run's patch was altered by redaction, so it is not the code that ran: "
             + ", ".join(map(str, altered))
-            + ". Pass --pass-env NAME for the variable that holds that value at run time "
-            "(the altered code then runs as recorded), or reproduce a run whose patch holds "
-            "no secret"
+            + ". The patch was not applied and nothing ran"
+            + (f" (--pass-env {', '.join(unset)}: not set here)" if unset else "")
+            + ". Pass --pass-env NAME for a variable set here that holds that value at run "
+            "time (the altered code then runs with the mask where the value was), or "
+            "reproduce a run whose patch holds no secret"
         )
     if env == "fresh":
         return freshenv.requirements(
@@ -167,18 +177,24 @@ def blocked(
     return ""
 
 
-def passing_notes(ws: Workspace, record: dict[str, Any], scrubbed: Scrubbed) -> str:
-    """What the verdict says of ``--pass-env``: names not set here, and the altered lines it
-    let run."""
+def passing_notes(ws: Workspace, record: dict[str, Any], scrubbed: Scrubbed, *, ran: bool) -> str:
+    """What the verdict says of ``--pass-env``: names not set here, and what became of the
+    lines redaction altered (``ran``: whether the re-run's command started)."""
     notes = [f"--pass-env {n}: not set here" for n in scrubbed.unknown]
-    altered = redactions(ws, record.get("code") or {})
-    if altered:
-        notes.append(
-            "the patch redaction altered ran as recorded ("
-            + ", ".join(map(str, altered))
-            + "), the value to come from the environment"
-        )
+    if altered := redactions(ws, record.get("code") or {}):
+        notes.append(masked_note(altered, ran=ran))
     return "; ".join(notes)
+
+
+def masked_note(altered: list[Redaction], *, ran: bool) -> str:
+    """What happened to the lines of a patch redaction altered."""
+    where = ", ".join(map(str, altered))
+    if ran:
+        return (
+            f"the code ran with the mask {MASK} at {where}, where redaction removed a value: "
+            "not the code that was recorded"
+        )
+    return f"the lines redaction altered ({where}) did not run: nothing ran"
 
 
 def changes(ws: Workspace, code: dict[str, Any]) -> list[FileChange] | None:

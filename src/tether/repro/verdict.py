@@ -79,6 +79,7 @@ class Verdict:
     worktree: str | None = None
     fresh_env: FreshEnv | None = None  # with --env fresh: what was built
     withheld: list[str] = field(default_factory=list)  # variables the re-run did not get
+    started: bool = False  # whether the re-run's command (or a stage's) started at all
 
     @property
     def exit_code(self) -> int:
