@@ -41,10 +41,12 @@ SECRETS = {
 }
 
 
-def as_user(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """The identity Tether records (``getpass.getuser``: LOGNAME, then USER)."""
+def as_user(monkeypatch: pytest.MonkeyPatch, name: str, email: str | None = None) -> None:
+    """The identity Tether records: the OS user (``getpass.getuser``: LOGNAME, then USER) and
+    the e-mail git commits as (compared)."""
     monkeypatch.setenv("LOGNAME", name)
     monkeypatch.setenv("USER", name)
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", email or f"{name}@example.com")
 
 
 def recorded(repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, user: str) -> Path:
@@ -104,7 +106,9 @@ def test_someone_elses_run_is_not_reproduced_without_yes_when_no_one_can_be_aske
     before = runs(repo)
     as_user(monkeypatch, "victim")
     out = flat(tether("reproduce", "job", expect=3).output)  # CliRunner's stdin: no terminal
-    assert "recorded by mallory, not by you (victim)" in out
+    assert (
+        "recorded by mallory <mallory@example.com>, not by you (victim <victim@example.com>)" in out
+    )
     assert "job.py" in out and "+1 -0" in out  # the patch, summarised
     assert " ".join([sys.executable, "job.py", str(seen)]) in out  # the command
     assert "--yes" in out and "nothing ran" in out
@@ -459,3 +463,26 @@ def test_nothing_in_the_keys_folder_is_ever_recorded_as_a_run_s_data(
     with Project.open(repo) as project:
         assert not project.ws.store.has(hash_bytes(key.read_bytes()))
         assert project.search_runs("") == []
+
+
+def test_a_run_recorded_under_the_same_os_user_by_another_git_identity_asks(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, victim: dict[str, str]
+) -> None:
+    """In a container everyone is root: the e-mail git commits as tells them apart."""
+    seen = recorded(repo, tether, monkeypatch, "root")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "bob@example.com")
+    out = flat(tether("reproduce", "job", expect=3).output)
+    assert "recorded by root <root@example.com>, not by you (root <bob@example.com>)" in out
+    assert "nothing ran" in out and not seen.exists()
+
+
+def test_a_record_that_names_no_identity_to_confirm_is_taken_as_someone_else_s(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, victim: dict[str, str]
+) -> None:
+    """An older record (no e-mail) bearing your OS user name still asks."""
+    seen = recorded(repo, tether, monkeypatch, "victim")
+    rewritten(repo, "job", lambda body: body.pop("email", None))
+    out = flat(tether("reproduce", "job", expect=3).output)
+    assert "recorded by victim, not by you (victim <victim@example.com>)" in out
+    assert "nothing ran" in out and not seen.exists()
+    assert "REPRODUCED" in tether("reproduce", "job", "--yes", expect=0).output

@@ -3,8 +3,10 @@ command it runs, what the recorded patch changes, the packages ``--env fresh`` i
 variables the re-run does not get, and why it must not run at all.
 
 A run record is other people's content: a teammate's, or anyone's who can push to the remote.
-Its ``user`` is whatever their Tether wrote, so a run that names you is only *probably* yours;
-the prompt a run of someone else's gets is a courtesy, and what keeps your credentials out of
+Its identity (the e-mail git committed as, ``email``, compared; the OS ``user`` is shown only, as
+it is ``root`` for everyone in a container) is whatever their Tether wrote, so a run that names
+you is only *probably* yours, and one that names no e-mail is taken as someone else's. The
+prompt a run of someone else's gets is a courtesy, and what keeps your credentials out of
 reach is the scrubbed environment (``repro/scrub.py``) every re-run gets, the package indexes
 ``--env fresh`` is held to (``repro/freshenv.py``), and running untrusted reproductions in a job
 that holds no signing key.
@@ -20,6 +22,7 @@ from typing import Any
 
 from tether.errors import GitError, MissingObjectError
 from tether.gitio import git
+from tether.gitio.repo import committer_email
 from tether.redact import MASK, Redactor
 from tether.repro import freshenv
 from tether.repro.restore import outside, reads
@@ -56,8 +59,8 @@ class Redaction:
 class Review:
     run: str
     name: str
-    recorded_by: str  # the record's user: "" when it names none
-    you: str
+    recorded_by: str  # the record's user and e-mail: "" when it names none
+    you: str  # your user and the e-mail git commits as here
     command: list[str]
     commit: str | None
     pipeline: bool  # its commands are the stages of pipeline.yaml at the commit
@@ -72,10 +75,17 @@ class Review:
     passes: list[str] = field(default_factory=list)  # --pass-env names set here (those count)
     outside: list[str] = field(default_factory=list)  # those of them outside the repository
 
+    recorded_email: str | None = None  # the identity compared: git's e-mail at run time
+    your_email: str | None = None
+
     @property
     def someone_else(self) -> bool:
-        """Recorded by another identity (or by none the record names)."""
-        return self.recorded_by != self.you
+        """Recorded by another identity, or by one that cannot be confirmed as yours: the
+        record names no e-mail (an older Tether's), or you have none set. The OS user name is
+        not compared: it is ``root`` for everyone in a container. A record's identity is a
+        claim, so this only decides when to ask: the scrubbed environment protects anyway."""
+        mine = (self.your_email or "").strip().lower()
+        return not mine or (self.recorded_email or "").strip().lower() != mine
 
 
 def review(
@@ -91,11 +101,15 @@ def review(
     record = catalog.load(ws, run_id)
     code = record.get("code") or {}
     tags = record.get("tags") or {}
+    email = record.get("email") if isinstance(record.get("email"), str) else None
+    mine = committer_email(ws.root)
     seen = Review(
         run=run_id,
         name=str(record.get("name") or ""),
-        recorded_by=str(record.get("user") or ""),
-        you=user(),
+        recorded_by=_who(str(record.get("user") or ""), email),
+        you=_who(user(), mine),
+        recorded_email=email,
+        your_email=mine,
         command=[str(a) for a in record.get("command") or []],
         commit=code.get("commit"),
         pipeline=bool(tags.get("stage") or tags.get("kind") == "pipeline"),
@@ -119,6 +133,10 @@ def review(
             seen.refused = wanted.refusal()
         seen.index = index_shown(ws)
     return seen
+
+
+def _who(name: str, email: str | None) -> str:
+    return f"{name} <{email}>" if email else name
 
 
 def environment(ws: Workspace, pass_env: Iterable[str] = ()) -> Scrubbed:
