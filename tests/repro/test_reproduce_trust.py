@@ -41,10 +41,12 @@ SECRETS = {
 }
 
 
-def as_user(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """The identity Tether records (``getpass.getuser``: LOGNAME, then USER)."""
+def as_user(monkeypatch: pytest.MonkeyPatch, name: str, email: str | None = None) -> None:
+    """The identity Tether records: the OS user (``getpass.getuser``: LOGNAME, then USER) and
+    the e-mail git commits as (compared)."""
     monkeypatch.setenv("LOGNAME", name)
     monkeypatch.setenv("USER", name)
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", email or f"{name}@example.com")
 
 
 def recorded(repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, user: str) -> Path:
@@ -82,6 +84,11 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def squashed(text: str) -> str:
+    """Output with no whitespace at all: a long path wrapped anywhere reads whole."""
+    return "".join(text.split())
+
+
 def this_tether() -> dict[str, str]:
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SOURCES, path]))}
@@ -99,7 +106,9 @@ def test_someone_elses_run_is_not_reproduced_without_yes_when_no_one_can_be_aske
     before = runs(repo)
     as_user(monkeypatch, "victim")
     out = flat(tether("reproduce", "job", expect=3).output)  # CliRunner's stdin: no terminal
-    assert "recorded by mallory, not by you (victim)" in out
+    assert (
+        "recorded by mallory <mallory@example.com>, not by you (victim <victim@example.com>)" in out
+    )
     assert "job.py" in out and "+1 -0" in out  # the patch, summarised
     assert " ".join([sys.executable, "job.py", str(seen)]) in out  # the command
     assert "--yes" in out and "nothing ran" in out
@@ -308,14 +317,53 @@ def masked(repo: Path, tether: Tether, redactions: list[dict[str, Any]] | None) 
 
 
 def test_a_patch_redaction_altered_is_refused_until_pass_env_says_where_the_value_is(
-    repo: Path, tether: Tether
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
     out = flat(tether("reproduce", "masked", expect=3).output)
     assert "FAILED" in out and "altered by redaction" in out
     assert "job.py:2 (github-token)" in out and "--pass-env" in out
+    assert "ran as recorded" not in out and "ran with" not in out  # nothing ran
+    monkeypatch.setenv("GH_TOKEN", "ghp_" + "a1B2" * 9)
     out = flat(tether("reproduce", "masked", "--pass-env", "GH_TOKEN", expect=0).output)
-    assert "REPRODUCED" in out and "job.py:2" in out  # ran, and says what it ran
+    assert "REPRODUCED" in out  # ran, and says what it ran: the mask, not the value
+    assert "the code ran with the mask *** at job.py:2 (github-token)" in out
+
+
+def test_a_pass_env_name_not_set_here_does_not_unlock_a_patch_redaction_altered(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
+    monkeypatch.delenv("NOPE", raising=False)
+    out = flat(tether("reproduce", "masked", "--pass-env", "NOPE", expect=3).output)
+    assert "FAILED" in out and "altered by redaction" in out and "not set here" in out
+    assert "ran as recorded" not in out and "ran with" not in out
+    with Project.open(repo) as project:
+        assert [r.name for r in project.search_runs("")] == ["masked"]  # nothing ran
+
+
+def test_a_different_verdict_of_a_patch_redaction_altered_names_the_redaction_first(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The masked code writes something else than the recorded code did: the redaction is
+    the first likely cause the verdict gives."""
+    from tether.runs.record import dump_record
+
+    masked(repo, tether, [{"file": "job.py", "line": 2, "rule": "github-token"}])
+    with Project.open(repo) as project:
+        record = project.get_run("masked")
+        record["data"]["outputs"] = {"out.txt": project.ws.store.put_bytes(b"secret-made\n")}
+        body = {
+            k: v
+            for k, v in record.items()
+            if k not in ("tether", "kind", "format", "links", "record_id")
+        }
+        oid = project.ws.store.put_bytes(dump_record("run", body))
+        project.ws.refs.set(f"runs/{record['id']}", [oid])
+    out = tether("reproduce", "masked", "--pass-env", "HOME", expect=1).output
+    why = out[out.index("Why") :] if "Why" in out else out
+    first = next(line for line in why.splitlines()[1:] if line.strip())
+    assert "redaction" in first and "job.py:2" in first, out
 
 
 def test_an_older_record_s_masked_patch_is_found_by_the_mask(repo: Path, tether: Tether) -> None:
@@ -349,3 +397,92 @@ def test_the_review_cannot_redraw_the_terminal_to_hide_what_it_runs() -> None:
     text = "\n".join(review_lines(seen))
     assert "\x1b" not in text and "\x07" not in text and "\r" not in text
     assert "\\x1b[1A\\x1b[2K" in text and "a\\rb.py" in text
+
+
+def rewritten(repo: Path, run: str, change: Any) -> None:
+    """The attacker's Tether rewrites run ``run``'s record (``change(body)`` edits it)."""
+    from tether.runs.record import dump_record
+
+    with Project.open(repo) as project:
+        record = project.get_run(run)
+        body = {
+            k: v
+            for k, v in record.items()
+            if k not in ("tether", "kind", "format", "links", "record_id")
+        }
+        change(body)
+        oid = project.ws.store.put_bytes(dump_record("run", body))
+        project.ws.refs.set(f"runs/{record['id']}", [oid])
+
+
+def test_a_reproduction_never_reads_or_stores_a_dep_outside_the_repository(
+    repo: Path,
+    tether: Tether,
+    monkeypatch: pytest.MonkeyPatch,
+    victim: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Alice's record names the victim's signing key and another file of theirs as absolute
+    --deps; Bob's reproduction (then push) must not hash, store or list either."""
+    from tether.hashing import hash_bytes
+
+    recorded(repo, tether, monkeypatch, "mallory")
+    key = Path(victim["TETHER_KEYS_DIR"]) / "0123.pem"
+    diary = tmp_path / "diary.txt"
+    diary.write_text("bob's own notes\n")
+    with Project.open(repo) as project:
+        planted = project.ws.store.put_bytes(b"what alice had there\n")
+
+    def plant(body: dict[str, Any]) -> None:
+        body["declared"]["deps"] = [str(key), str(diary)]
+        body["data"]["inputs"] = {str(key): planted, str(diary): planted}
+
+    rewritten(repo, "job", plant)
+    as_user(monkeypatch, "victim")
+    review = squashed(tether("reproduce", "job", expect=3).output)  # the prompt, no terminal
+    assert squashed(f"reads {key} (outside the repository: not read, not compared)") in review
+    out = squashed(tether("reproduce", "job", "--yes", expect=0).output)
+    assert squashed(f"{diary}, {key}: outside the repository: not compared") in out
+    with Project.open(repo) as project:
+        for secret in (key, diary):
+            assert not project.ws.store.has(hash_bytes(secret.read_bytes()))
+        (again,) = [r for r in project.search_runs("") if r.tags.get("reproduction_of")]
+        record = project.get_run(again.id)
+        assert record["data"]["inputs"] == {} and record["declared"]["deps"] == []
+
+
+def test_nothing_in_the_keys_folder_is_ever_recorded_as_a_run_s_data(
+    repo: Path, tether: Tether, victim: dict[str, str]
+) -> None:
+    from tether.hashing import hash_bytes
+
+    key = Path(victim["TETHER_KEYS_DIR"]) / "0123.pem"
+    for path in (key, key.parent):
+        out = tether("run", "--dep", str(path), "--", sys.executable, "-c", "pass", expect=125)
+        assert "keys folder" in out.output
+    with Project.open(repo) as project:
+        assert not project.ws.store.has(hash_bytes(key.read_bytes()))
+        assert project.search_runs("") == []
+
+
+def test_a_run_recorded_under_the_same_os_user_by_another_git_identity_asks(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, victim: dict[str, str]
+) -> None:
+    """In a container everyone is root: the e-mail git commits as tells them apart."""
+    seen = recorded(repo, tether, monkeypatch, "root")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "bob@example.com")
+    out = flat(tether("reproduce", "job", expect=3).output)
+    assert "recorded by root <root@example.com>, not by you (root <bob@example.com>)" in out
+    assert "nothing ran" in out and not seen.exists()
+
+
+def test_a_record_that_names_no_identity_to_confirm_is_taken_as_someone_else_s(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch, victim: dict[str, str]
+) -> None:
+    """An older record (no e-mail) bearing your OS user name still asks."""
+    seen = recorded(repo, tether, monkeypatch, "victim")
+    rewritten(repo, "job", lambda body: body.pop("email", None))
+    out = flat(tether("reproduce", "job", expect=3).output)
+    assert "recorded by victim, not by you (victim <victim@example.com>)" in out
+    assert "nothing ran" in out and not seen.exists()
+    assert "REPRODUCED" in tether("reproduce", "job", "--yes", expect=0).output

@@ -106,7 +106,7 @@ def reproduce(
     seen = project.review_reproduction(
         str(picked.id), env=env, allow_sources=allow_direct_sources, pass_env=pass_env
     )
-    doomed = seen.refused or (seen.redactions and not pass_env)  # refused before anything runs
+    doomed = seen.refused or (seen.redactions and not seen.passes)  # refused before anything runs
     if seen.someone_else and not yes and not doomed:
         _confirm(seen, sys.stdin is not None and sys.stdin.isatty())
     # --json: stdout is the verdict's alone; the re-run's own output goes to stderr
@@ -177,6 +177,11 @@ def review_lines(seen: Review) -> list[str]:
     else:
         out.append("  patch     none")
     out += [f"  altered   {_plain(str(r))} (by redaction)" for r in seen.redactions]
+    out += [
+        f"  reads     {_plain(p)}"
+        + (" (outside the repository: not read, not compared)" if p in seen.outside else "")
+        for p in seen.reads[:SHOWN]
+    ] + _more(seen.reads)
     if seen.env == "fresh":
         out.append(f"  installs  {len(seen.packages)} packages from {seen.index}:")
         out += [f"    {_plain(p)}" for p in seen.packages[:SHOWN]] + _more(seen.packages)

@@ -47,8 +47,15 @@ from tether.repro import freshenv, scrub
 from tether.repro.gitignore import hidden_from_git
 from tether.repro.options import options, tolerance
 from tether.repro.pipeline import reproduce_pipeline, rerun_stage, stage_modes, with_sources
-from tether.repro.restore import check_record, in_tree, restore_data, run_folder, unseen
-from tether.repro.review import blocked, environment, index_url, passing_notes
+from tether.repro.restore import check_record, in_tree, outside, restore_data, run_folder, unseen
+from tether.repro.review import (
+    blocked,
+    environment,
+    index_url,
+    masked_note,
+    passing_notes,
+    redactions,
+)
 from tether.repro.verdict import (
     DIFFERENT,
     EXIT,
@@ -163,7 +170,14 @@ def reproduce(
     scrub.not_blamed(verdict.explanation, verdict.drift, verdict.withheld)
     if verdict.verdict != FAILED:
         verdict.reason = "; ".join(filter(None, [verdict.reason, typed.unused(verdict)]))
-    verdict.reason = "; ".join(filter(None, [verdict.reason, passing_notes(ws, record, scrubbed)]))
+    if away := outside(record):
+        note = f"{', '.join(away)}: outside the repository: not compared (never read here)"
+        verdict.reason = "; ".join(filter(None, [verdict.reason, note]))
+    notes = passing_notes(ws, record, scrubbed, ran=verdict.started)
+    verdict.reason = "; ".join(filter(None, [verdict.reason, notes]))
+    altered = redactions(ws, record.get("code") or {})
+    if verdict.explanation is not None and altered:  # the likeliest cause of all
+        verdict.explanation.causes.insert(0, masked_note(altered, ran=True))
     if verdict.verdict != REPRODUCED:  # what the rebuilt worktree lacked may be why
         verdict.reason = "\n".join(filter(None, [verdict.reason, lacking(record.get("code"))]))
     if verdict.reproduction:  # the verdict travels with the run (a registry gate asks for it)
@@ -229,6 +243,7 @@ def _run_and_judge(
     pipeline: bool,
 ) -> None:
     if pipeline:
+        verdict.started = True
         reproduce_pipeline(ws, copy, verdict, record, limits, modes)
         return
     verdict.reproduction = _rerun(ws, copy, record, recorded, verdict)
@@ -316,6 +331,7 @@ def _rerun(
     run_id, fresh = verdict.run, verdict.fresh_env
     stage = (record.get("tags") or {}).get("stage")
     if stage:
+        verdict.started = True
         return rerun_stage(copy, stage, run_id)
     folder = _folder(copy.root, record)
     command = _command(record, recorded, folder)
@@ -324,6 +340,7 @@ def _rerun(
     else:
         command = [_program(command[0], folder, copy.root, ws.root), *command[1:]]
     deps, outs = _declared(copy.root, record)
+    verdict.started = True  # (launch starts it, unless it cannot: then it did not)
     try:
         done = launch.launch(
             copy,
@@ -336,6 +353,7 @@ def _rerun(
             outs=outs,
         )
     except (LaunchError, UsageError) as exc:  # the command cannot start, or a --dep is missing
+        verdict.started = False
         raise Failed(f"the re-run could not start: {exc}") from exc
     stop_if_interrupted(done.status, done.exit_code)  # Ctrl-C reached the process group
     if done.status != "finished":
@@ -346,21 +364,34 @@ def _rerun(
 def _declared(tree: Path, record: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The run's ``--dep`` and ``--out`` paths in the tree. Each out is removed from the tree
     first (unless it is a dep too), so one the re-run does not write is missing, not whatever
-    the commit or its diff held there."""
+    the commit or its diff held there. One outside the tree (recorded absolute, or reached
+    through a link out of it) is left out: the reproduction never reads, stores or removes
+    anything on your disk beyond the rebuilt tree (:func:`outside` names them)."""
     declared = record.get("declared")
     if declared is None:  # recorded before Tether kept --dep/--out: every output, again
         logged = (record.get("data") or {}).get("outputs") or {}
         declared = {"outs": [p for p in logged if not os.path.isabs(p)]}
-    deps = [in_tree(tree, p) for p in declared.get("deps") or []]
-    outs = [in_tree(tree, p) for p in declared.get("outs") or []]
+    deps = _inside_tree(tree, declared.get("deps"))
+    outs = _inside_tree(tree, declared.get("outs"))
     for out in outs:
         path = Path(out)
-        if not path.parent.resolve().is_relative_to(tree.resolve()):
-            continue  # outside the tree (or through a link out of it): not the tree's to remove
         if any(d == out or d.startswith(out + "/") or out.startswith(d + "/") for d in deps):
             continue
         remove_path(path)
     return deps, outs
+
+
+def _inside_tree(tree: Path, paths: Any) -> list[str]:
+    """``paths`` in the tree, less those outside it (absolute, or through a link out of it)."""
+    top = tree.resolve()
+    found = []
+    for p in paths or []:
+        if os.path.isabs(str(p)):
+            continue
+        path = in_tree(tree, str(p))
+        if Path(path).resolve().is_relative_to(top):
+            found.append(path)
+    return found
 
 
 def _folder(tree: Path, record: dict[str, Any]) -> Path:

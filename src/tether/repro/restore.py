@@ -137,6 +137,30 @@ def _incomplete(ws: Workspace, ids: set[str]) -> bool:
     return any(ws.store.missing(ws.store.load_tree(o).blob_ids()) for o in trees)
 
 
+def outside(record: dict[str, Any]) -> list[str]:
+    """The paths a record names outside its repository (absolute): its ``--dep``/``--out``,
+    inputs and outputs there. A reproduction never reads, stores or compares them: an input is
+    judged only by the id the record holds, an output not at all."""
+    data = _mapping(record.get("data"))
+    declared = _mapping(record.get("declared"))
+    named = [
+        *_listed(declared.get("deps")),
+        *_listed(declared.get("outs")),
+        *_listed(data.get("inputs")),
+        *_listed(data.get("outputs")),
+    ]
+    return sorted({str(p) for p in named if os.path.isabs(str(p))})
+
+
+def reads(record: dict[str, Any]) -> list[str]:
+    """The recorded ``--dep`` paths and inputs, as a reproduction restores them (those inside
+    the repository) or leaves them (those outside it)."""
+    data = _mapping(record.get("data"))
+    declared = _mapping(record.get("declared"))
+    named = [*_listed(declared.get("deps")), *_listed(data.get("inputs"))]
+    return sorted({str(p) for p in named})
+
+
 def unseen(record: dict[str, Any], restored: list[str]) -> list[str]:
     """Restored inputs the run's code capture did not see (a stage's upstream outs, written
     after the pipeline began): data, so the reproduction's capture must not take them for code."""

@@ -3,8 +3,10 @@ command it runs, what the recorded patch changes, the packages ``--env fresh`` i
 variables the re-run does not get, and why it must not run at all.
 
 A run record is other people's content: a teammate's, or anyone's who can push to the remote.
-Its ``user`` is whatever their Tether wrote, so a run that names you is only *probably* yours;
-the prompt a run of someone else's gets is a courtesy, and what keeps your credentials out of
+Its identity (the e-mail git committed as, ``email``, compared; the OS ``user`` is shown only, as
+it is ``root`` for everyone in a container) is whatever their Tether wrote, so a run that names
+you is only *probably* yours, and one that names no e-mail is taken as someone else's. The
+prompt a run of someone else's gets is a courtesy, and what keeps your credentials out of
 reach is the scrubbed environment (``repro/scrub.py``) every re-run gets, the package indexes
 ``--env fresh`` is held to (``repro/freshenv.py``), and running untrusted reproductions in a job
 that holds no signing key.
@@ -20,8 +22,10 @@ from typing import Any
 
 from tether.errors import GitError, MissingObjectError
 from tether.gitio import git
+from tether.gitio.repo import committer_email
 from tether.redact import MASK, Redactor
 from tether.repro import freshenv
+from tether.repro.restore import outside, reads
 from tether.repro.scrub import Scrubbed, scrub
 from tether.runs import catalog, compare
 from tether.runs.ids import user
@@ -55,8 +59,8 @@ class Redaction:
 class Review:
     run: str
     name: str
-    recorded_by: str  # the record's user: "" when it names none
-    you: str
+    recorded_by: str  # the record's user and e-mail: "" when it names none
+    you: str  # your user and the e-mail git commits as here
     command: list[str]
     commit: str | None
     pipeline: bool  # its commands are the stages of pipeline.yaml at the commit
@@ -67,11 +71,21 @@ class Review:
     index: str = ""  # where from
     refused: str = ""  # why --env fresh will not build it ("" when it will)
     withheld: list[str] = field(default_factory=list)  # variable names the re-run does not get
+    reads: list[str] = field(default_factory=list)  # its --dep paths and inputs
+    passes: list[str] = field(default_factory=list)  # --pass-env names set here (those count)
+    outside: list[str] = field(default_factory=list)  # those of them outside the repository
+
+    recorded_email: str | None = None  # the identity compared: git's e-mail at run time
+    your_email: str | None = None
 
     @property
     def someone_else(self) -> bool:
-        """Recorded by another identity (or by none the record names)."""
-        return self.recorded_by != self.you
+        """Recorded by another identity, or by one that cannot be confirmed as yours: the
+        record names no e-mail (an older Tether's), or you have none set. The OS user name is
+        not compared: it is ``root`` for everyone in a container. A record's identity is a
+        claim, so this only decides when to ask: the scrubbed environment protects anyway."""
+        mine = (self.your_email or "").strip().lower()
+        return not mine or (self.recorded_email or "").strip().lower() != mine
 
 
 def review(
@@ -87,11 +101,15 @@ def review(
     record = catalog.load(ws, run_id)
     code = record.get("code") or {}
     tags = record.get("tags") or {}
+    email = record.get("email") if isinstance(record.get("email"), str) else None
+    mine = committer_email(ws.root)
     seen = Review(
         run=run_id,
         name=str(record.get("name") or ""),
-        recorded_by=str(record.get("user") or ""),
-        you=user(),
+        recorded_by=_who(str(record.get("user") or ""), email),
+        you=_who(user(), mine),
+        recorded_email=email,
+        your_email=mine,
         command=[str(a) for a in record.get("command") or []],
         commit=code.get("commit"),
         pipeline=bool(tags.get("stage") or tags.get("kind") == "pipeline"),
@@ -99,6 +117,9 @@ def review(
         redactions=redactions(ws, code),
         env=env,
         withheld=environment(ws, pass_env).withheld,
+        reads=reads(record),
+        outside=outside(record),
+        passes=set_here(pass_env),
     )
     if env == "fresh":
         try:
@@ -114,9 +135,18 @@ def review(
     return seen
 
 
+def _who(name: str, email: str | None) -> str:
+    return f"{name} <{email}>" if email else name
+
+
 def environment(ws: Workspace, pass_env: Iterable[str] = ()) -> Scrubbed:
     """This process's environment, as a re-run in ``ws`` gets it."""
     return scrub(os.environ, redactor_for(ws), pass_env)
+
+
+def set_here(pass_env: Iterable[str]) -> list[str]:
+    """The ``--pass-env`` names set in this environment: only those pass anything on."""
+    return [n for n in pass_env if n in os.environ]
 
 
 def index_url(ws: Workspace) -> str | None:
@@ -144,16 +174,19 @@ def blocked(
     pass_env: Iterable[str],
 ) -> str:
     """Why the run must not be reproduced as asked ("" when it may): a patch redaction altered,
-    unless ``--pass-env`` says where the value comes from; with ``fresh``, packages from
-    outside the configured indexes."""
+    unless ``--pass-env`` names a variable set here for the value; with ``fresh``, packages
+    from outside the configured indexes."""
     altered = redactions(ws, record.get("code") or {})
-    if altered and not list(pass_env):
+    if altered and not set_here(pass_env):
+        unset = [n for n in pass_env if n not in os.environ]
         return (
             "the run's patch was altered by redaction, so it is not the code that ran: "
             + ", ".join(map(str, altered))
-            + ". Pass --pass-env NAME for the variable that holds that value at run time "
-            "(the altered code then runs as recorded), or reproduce a run whose patch holds "
-            "no secret"
+            + ". The patch was not applied and nothing ran"
+            + (f" (--pass-env {', '.join(unset)}: not set here)" if unset else "")
+            + ". Pass --pass-env NAME for a variable set here that holds that value at run "
+            "time (the altered code then runs with the mask where the value was), or "
+            "reproduce a run whose patch holds no secret"
         )
     if env == "fresh":
         return freshenv.requirements(
@@ -162,18 +195,24 @@ def blocked(
     return ""
 
 
-def passing_notes(ws: Workspace, record: dict[str, Any], scrubbed: Scrubbed) -> str:
-    """What the verdict says of ``--pass-env``: names not set here, and the altered lines it
-    let run."""
+def passing_notes(ws: Workspace, record: dict[str, Any], scrubbed: Scrubbed, *, ran: bool) -> str:
+    """What the verdict says of ``--pass-env``: names not set here, and what became of the
+    lines redaction altered (``ran``: whether the re-run's command started)."""
     notes = [f"--pass-env {n}: not set here" for n in scrubbed.unknown]
-    altered = redactions(ws, record.get("code") or {})
-    if altered:
-        notes.append(
-            "the patch redaction altered ran as recorded ("
-            + ", ".join(map(str, altered))
-            + "), the value to come from the environment"
-        )
+    if altered := redactions(ws, record.get("code") or {}):
+        notes.append(masked_note(altered, ran=ran))
     return "; ".join(notes)
+
+
+def masked_note(altered: list[Redaction], *, ran: bool) -> str:
+    """What happened to the lines of a patch redaction altered."""
+    where = ", ".join(map(str, altered))
+    if ran:
+        return (
+            f"the code ran with the mask {MASK} at {where}, where redaction removed a value: "
+            "not the code that was recorded"
+        )
+    return f"the lines redaction altered ({where}) did not run: nothing ran"
 
 
 def changes(ws: Workspace, code: dict[str, Any]) -> list[FileChange] | None:

@@ -12,7 +12,11 @@ push to the remote). Withheld, by name or by value:
   their CA bundles) and the named tokens of :data:`CREDENTIALS` (``OPENAI_API_KEY``,
   ``HF_TOKEN``, ``GITHUB_TOKEN``...);
 - what the redaction rules call secret: a name :func:`tether.redact.looks_secret` (or the
-  project's ``[redact] keys``) flags, a value the :class:`~tether.redact.Redactor` would mask.
+  project's ``[redact] keys``) flags, a value the :class:`~tether.redact.Redactor` would mask;
+- a name with a credential's part (``KEY``, ``CREDS``, ``PASS``, ``PW``, ``PWD``, ``DSN``,
+  ``TOKEN``...: ``B2_APPLICATION_KEY``, ``SENTRY_DSN``), and a random-looking value of 20
+  characters or more under any name, but the folder variables (``PWD`` itself), ``PYTHON*``,
+  ``CUDA*``, locale and CA-bundle variables, which are kept.
 
 ``--pass-env NAME`` keeps one anyway. PATH, HOME, LANG, CA bundles and the rest stay, so an
 ordinary run still runs. Only names are ever reported; the keys folder's path is computed, never
@@ -27,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tether.redact import Redactor
+from tether.redact import Redactor, looks_random
 from tether.runs.compare import EnvDiff, RunDiff, listed
 from tether.signing import default_keys_dir
 
@@ -96,8 +100,58 @@ _CERTS = re.compile(
 
 # never judged by value: an ordinary run needs them, and none of them is a credential
 _ESSENTIAL = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TMPDIR", "TZ", "PWD"}
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TERM",
+        "TMPDIR",
+        "TZ",
+        "PWD",  # the current folder (its name holds PWD, as a password's may)
+        "OLDPWD",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "CONDA_DEFAULT_ENV",
+        "HOSTNAME",
+        "DISPLAY",
+        "LD_LIBRARY_PATH",
+    }
 )
+# families an ordinary run needs, not judged by value (a GPU's UUID looks random)
+_ESSENTIAL_PREFIXES = ("LC_", "PYTHON", "CUDA", "NVIDIA_", "XDG_", "OMP_", "MKL_")
+
+# a name part that says credential (B2_APPLICATION_KEY, KAGGLE_KEY, MY_SVC_CREDS, DB_PASS,
+# SMTP_PW, SENTRY_DSN), as a whole part: KEYTIMEOUT is no key
+_SECRET_PARTS = frozenset(
+    {
+        "KEY",
+        "KEYS",
+        "APIKEY",
+        "CRED",
+        "CREDS",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "PASS",
+        "PASSWD",
+        "PASSWORD",
+        "PASSPHRASE",
+        "PW",
+        "PWD",
+        "DSN",
+        "SECRET",
+        "SECRETS",
+        "TOKEN",
+        "TOKENS",
+        "AUTH",
+        "COOKIE",
+    }
+)
+_PARTS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+RANDOM_LENGTH = 20  # a random-looking value this long or longer is taken for a credential
 
 
 @dataclass(frozen=True)
@@ -133,9 +187,22 @@ def _withheld(name: str, value: str, redactor: Redactor, keys: str) -> bool:
         return True
     if (upper.startswith(CLOUD_PREFIXES) and not _CERTS.search(name)) or upper in CREDENTIALS:
         return True
-    if upper in _ESSENTIAL or upper.startswith("LC_"):
+    if upper in _ESSENTIAL:
         return False
-    return redactor.redact(value) != value or _into(value, keys)
+    if any(p.upper() in _SECRET_PARTS for p in _PARTS.split(name)):
+        return True
+    if upper.startswith(_ESSENTIAL_PREFIXES) or _CERTS.search(name):
+        return False
+    return redactor.redact(value) != value or _into(value, keys) or _random(value)
+
+
+def _random(value: str) -> bool:
+    """A value shaped like a generated credential (:func:`tether.redact.looks_random`), long
+    enough to be one; a path or URL without one is not."""
+    value = value.strip()
+    if len(value) < RANDOM_LENGTH or value.startswith(("/", "~", ".")) or "://" in value:
+        return False
+    return looks_random(value)
 
 
 def _into(value: str, folder: str) -> bool:

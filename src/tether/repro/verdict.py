@@ -4,6 +4,7 @@ and the verdict (REPRODUCED, DIFFERENT or FAILED) with its exit code."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,7 @@ class Verdict:
     worktree: str | None = None
     fresh_env: FreshEnv | None = None  # with --env fresh: what was built
     withheld: list[str] = field(default_factory=list)  # variables the re-run did not get
+    started: bool = False  # whether the re-run's command (or a stage's) started at all
 
     @property
     def exit_code(self) -> int:
@@ -121,6 +123,7 @@ def checks(
     outs = [
         OutCheck(path, modes.get(path, "exact"), oid, outs_b.get(path))
         for path, oid in sorted(outs_a.items())
+        if not os.path.isabs(path)  # outside the repository: never read, so not compared
     ]
     metrics = []
     for key, m in sorted((original.get("metrics") or {}).items()):

@@ -1,4 +1,6 @@
-"""Who and which: a run's id (a UUIDv7) and the user a record names."""
+"""Who and which: a run's id (a UUIDv7) and who a record names: the OS user, and the e-mail git
+commits as (the identity ``tether reproduce`` compares, as the OS user is ``root`` or
+``jovyan`` for everyone in a container). Either is a claim whoever wrote the record made."""
 
 from __future__ import annotations
 
@@ -24,3 +26,20 @@ def user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+# what git's config says of the e-mail it commits as (run with the other git commands at once)
+EMAIL_CONFIG = ("config", "--get-regexp", r"^(committer|user)\.email$")
+
+
+def email_from(config: bytes | None) -> str | None:
+    """The e-mail git would commit as, from :data:`EMAIL_CONFIG`'s output: as
+    :func:`tether.gitio.repo.committer_email` finds it; None when none is set."""
+    given = os.environ.get("GIT_COMMITTER_EMAIL", "").strip()
+    if given:
+        return given
+    found = dict(
+        line.partition(" ")[::2] for line in (config or b"").decode(errors="replace").splitlines()
+    )
+    email = found.get("committer.email") or found.get("user.email") or os.environ.get("EMAIL")
+    return email.strip() if email and email.strip() else None

@@ -24,7 +24,7 @@ from typing import IO
 from tether.errors import LaunchError, TetherError, UsageError
 from tether.runs import lifecycle
 from tether.runs.journal import VALID_KEY
-from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID, LiveRun
+from tether.runs.live import ENV_RUN_DIR, ENV_RUN_ID, LiveRun, refuse_keys
 from tether.workspace.repo import Workspace
 
 
@@ -139,6 +139,7 @@ def check_paths(ws: Workspace, deps: list[str], outs: list[str]) -> dict[str, st
             if flag == "--dep" and not Path(path).exists():
                 raise UsageError(f"--dep {path} does not exist")
             try:
+                refuse_keys(path)
                 check_storable(ws, path)
             except TetherError as exc:
                 raise UsageError(f"{flag} {path}: {exc}") from exc

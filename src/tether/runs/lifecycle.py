@@ -45,8 +45,8 @@ from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
 from tether.redact import Redactor
+from tether.runs.ids import EMAIL_CONFIG, email_from, user
 from tether.runs.ids import new_run_id as new_run_id
-from tether.runs.ids import user
 from tether.runs.index import defer, open_index, redactor_for
 from tether.runs.journal import Events, check_key, read_events
 from tether.runs.notebooks import notebook_ids as _notebook_ids
@@ -187,9 +187,10 @@ def _capture(
     run in the same checkout and process environment: no git call, no capture of their own)."""
     redactor = redactor_for(ws)
     code, listing = None, None
+    email = (like or {}).get("email")
     if like is None:  # asking another interpreter (a process) overlaps git's processes
         reading = in_background(read_interpreter, command, None, ws.dot / "cache")
-        code, listing = _code_state(ws, redactor, entry_point, pointers)
+        code, listing, email = _code_state(ws, redactor, entry_point, pointers)
     ws.store.create()
     notebook = capture_notebook()
     with ws.writing():
@@ -219,6 +220,7 @@ def _capture(
         "experiment": experiment or str(ws.config.get("runs.experiment") or "default"),
         "started": time.time(),
         "user": user(),
+        "email": email,  # git's: who a reproduction takes the run to be (see runs/ids.py)
         "host": socket.gethostname(),
         "command": argv,
         "pid": os.getpid(),
@@ -280,12 +282,15 @@ def contribute_environment(ws: Workspace, run_id: str, folder: Path) -> None:
 
 def _code_state(
     ws: Workspace, redactor: Redactor, entry_point: str | None, pointers: bool
-) -> tuple[Any, bytes | None]:
-    """The code pillar and (when asked) the pointer listing, the git commands run at once:
+) -> tuple[Any, bytes | None, str | None]:
+    """The code pillar, (when asked) the pointer listing and the e-mail git commits as, the
+    git commands run at once:
     each is mostly process start-up."""
     known, remotes = cached_remotes(ws.root)
     listing_cmd = (POINTER_LISTING,) if pointers else ()
-    status, *rest = git_many(ws.root, STATUS, *listing_cmd, *(() if known else (REMOTES,)))
+    status, config, *rest = git_many(
+        ws.root, STATUS, EMAIL_CONFIG, *listing_cmd, *(() if known else (REMOTES,))
+    )
     listing = rest.pop(0) if pointers else None
     if not known:
         remotes = rest[0]
@@ -299,7 +304,7 @@ def _code_state(
         ran=(status, remotes),
         max_file=int(ws.config.get("runs.diff_max_file")),
     )
-    return code, listing
+    return code, listing, email_from(config)
 
 
 def redact_argv(redactor: Redactor, argv: list[str]) -> list[str]:
@@ -462,6 +467,7 @@ def _record(
         "started": start["started"],
         "ended": ended,
         "user": start["user"],
+        "email": start.get("email"),
         "host": start["host"],
         "command": start["command"],
         "exit_code": exit_code,

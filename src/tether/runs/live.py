@@ -136,6 +136,7 @@ class LiveRun:
         from tether.workspace.add import store_path
 
         self._check()
+        refuse_keys(path)
         with self.ws.writing():
             oid = store_path(self.ws, path)
             self._kept.append(oid)
@@ -223,3 +224,21 @@ def attach(ws: Workspace) -> LiveRun | None:
         )
     lifecycle.contribute_environment(ws, run_id, Path(folder))  # the script's own interpreter
     return LiveRun(ws, run_id, Path(folder), owner=False)
+
+
+def refuse_keys(path: str | os.PathLike[str], keys: str | os.PathLike[str] | None = None) -> None:
+    """Nothing in Tether's keys folder (``keys``, else this process's) is ever stored, as an
+    input, output or artifact: a path in it, or a folder holding it, is refused."""
+    from tether.signing import default_keys_dir
+
+    folder = os.path.realpath(keys if keys is not None else default_keys_dir())
+    here = os.path.realpath(path)
+    if (
+        here == folder
+        or folder.startswith(here.rstrip(os.sep) + os.sep)
+        or here.startswith(folder.rstrip(os.sep) + os.sep)
+    ):
+        raise RunError(
+            f"{path} is in, or holds, Tether's keys folder ({folder}): signing keys are never "
+            "recorded as a run's data"
+        )

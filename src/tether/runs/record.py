@@ -162,6 +162,7 @@ _SHAPES = {
             "started": TIME,
             "ended": Maybe(TIME),
             "user": TEXT,
+            "email": Maybe(TEXT),  # git's, when set (older records have none)
             "host": TEXT,
             "command": _TEXTS,
             "exit_code": Maybe(INT),
