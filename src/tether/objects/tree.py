@@ -112,9 +112,9 @@ class Tree:
         could write outside its folder: a path that is not relative and normalised, climbs with
         ``..`` or names ``.git``/``.tether`` in any spelling; two paths one filesystem takes for
         the same file; a path that is a file and a folder; a symlink that leads outside."""
-        _check_paths((e.path for e in self.entries), where)
-        links = {e.path: e.target for e in self.entries if e.target is not None}
-        if links:
+        _check_paths(list(map(_PATH, self.entries)), where)
+        if set(map(_TARGET, self.entries)) - {None}:  # any symlinks (in C: no loop for none)
+            links = {e.path: e.target for e in self.entries if e.target is not None}
             check_links(links, where)
 
 
