@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from tether._paths import (
     WriteGuard,
+    _all_plain_and_apart,
+    _check_each,
     check_link,
     check_links,
     check_path,
@@ -173,3 +175,16 @@ def test_a_link_that_leads_through_another_link_is_refused() -> None:
         check_links({"sub/up": "..", "out": "sub/up/../.."}, "m")
     with pytest.raises(UnsafePathError, match="leads through the symlink 'SUB/UP'"):
         check_links({"sub/up": "..", "out": "SUB/UP/x"}, "m")  # one file where case is ignored
+
+
+@given(
+    st.lists(
+        st.text(alphabet="aAb/.~: \\\n\u00e9", max_size=6)
+        | st.sampled_from(["a", "a/b", "A/b", "a/b/c", "b", ".git", "x/..", "c/d"]),
+        max_size=8,
+    )
+)
+def test_checking_all_paths_at_once_agrees_with_checking_each(paths: list[str]) -> None:
+    """The fast check of a whole manifest passes only what the path-by-path check passes."""
+    if _all_plain_and_apart(paths):
+        _check_each(paths, "m")  # raises if the fast check let something through

@@ -17,6 +17,8 @@ import re
 import stat
 import unicodedata
 from collections.abc import Iterable, Mapping
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 
 from tether.errors import UnsafePathError
@@ -87,6 +89,40 @@ def check_path(path: str, where: str) -> str:
 def check_paths(paths: Iterable[str], where: str) -> None:
     """Every path safe, and no two of them the same file on some filesystem: equal under case
     folding or Unicode normalisation, or one a file and a folder both."""
+    listed = list(paths)
+    if not _all_plain_and_apart(listed):
+        _check_each(listed, where)  # something to refuse (or to look at closer): say what
+
+
+def _all_plain_and_apart(paths: list[str]) -> bool:
+    """True when every path is plain (:func:`_plain`) and none collides with another: the
+    checks of :func:`_check_each` for all paths at once, as a few searches in C, so 100k
+    manifest entries cost milliseconds. The paths are joined by "/" (and framed by it), so the
+    searches for "/.", "./", "//" and " /" also find an empty path and one that starts with
+    "." or "/" or ends with ".", "/" or " ". False means "look path by path", not "refused"."""
+    joined = "/" + "/".join(paths) + "/"
+    if not (joined.isascii() and joined.isprintable()):
+        return False
+    if any(mark in joined for mark in _NOT_PLAIN):
+        return False
+    folded = list(map(str.lower, paths))
+    unique = set(folded)
+    if len(unique) != len(paths):
+        return False
+    parents = set(map(_HEAD, map(str.rpartition, folded, repeat("/"))))
+    folders: set[str] = set()
+    while parents:  # every folder on the way to a path, level by level
+        folders |= parents
+        parents = set(map(_HEAD, map(str.rpartition, parents, repeat("/")))) - folders
+    folders.discard("")
+    return folders.isdisjoint(unique)
+
+
+_NOT_PLAIN = ("/.", "./", "//", " /", "~", "\\", ":")  # see _plain
+_HEAD = itemgetter(0)
+
+
+def _check_each(paths: list[str], where: str) -> None:
     seen: dict[str, str] = {}
     for path in paths:
         check_path(path, where)

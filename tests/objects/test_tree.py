@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tether._paths import WriteGuard, is_reserved
 from tether.errors import FormatError, TetherError, UnsafePathError
-from tether.hashing import hash_bytes, is_object_id
+from tether.hashing import PREFIX, hash_bytes, is_object_id
 from tether.objects.tree import MODES, SYMLINK_MODE, Tree, TreeEntry
 
 OID = hash_bytes(b"x")
@@ -181,3 +181,17 @@ def test_every_refusal_is_a_tether_error() -> None:
         with pytest.raises(TetherError, match=r"^m "):
             tree.check_paths("m")
     assert posixpath.sep == "/"
+
+
+ids = st.builds(
+    lambda digest, cut, junk: (PREFIX + digest)[: cut or None] + junk,
+    st.text(alphabet="0123456789abcdefABCDEF:lkz", min_size=64, max_size=64),
+    st.integers(0, 71),
+    st.sampled_from(["", "0", "\n", "é", "blake3:"]),
+) | st.just(OID)
+
+
+@given(st.lists(ids, min_size=1, max_size=5))
+def test_ids_checked_all_at_once_agree_with_checking_each(oids: list[str]) -> None:
+    rows = [[f"f{i}", oid, 1, 0o644] for i, oid in enumerate(oids)]
+    assert (_parse(_doc(rows)) is not None) == all(is_object_id(o) for o in oids)

@@ -91,8 +91,8 @@ def _plant_tree(project: Project, pointer: str, entries: list[TreeEntry], path: 
 def _also_change_good(project: Project) -> None:
     """A legitimate change to the other tracked folder, published with the attack."""
     write_files(project.ws.root, {"good/c.csv": "5,6\n"})
-    project.add(["good"])
-    push_ids(project.ws, {project.ws.pointers()[1].ptr.id})
+    (added,) = project.add(["good"])
+    push_ids(project.ws, {added.id})
 
 
 def _untouched(t: Team) -> dict[str, object]:
@@ -344,3 +344,20 @@ def test_add_refuses_a_folder_a_checkout_would_refuse(
     out = tether("add", "lib", expect=4).output
     assert "'vendor/.git/config'" in out and "reserved" in out
     assert not (repo / "lib.tether").exists()
+
+
+def test_a_refused_pointer_does_not_stop_a_checkout_of_another_path(
+    team: Team, tether: Tether
+) -> None:
+    project = team.as_attacker()
+    _also_change_good(project)
+    _plant_tree(project, "data.tether", [TreeEntry("x", _blob(project, b"x"), 1)], ".git/hooks")
+    team.publish("data: update")
+
+    team.as_victim()
+    git(team.victim, "pull", "-q", "origin", "main")
+    tether("pull", "good")  # the refused pointer is not one of the paths asked for
+    assert (team.victim / "good/c.csv").read_text() == "5,6\n"
+    out = tether("checkout", "data", "good", expect=4).output
+    assert "data.tether says path '.git/hooks'" in out
+    assert "data.tether" in tether("fetch", expect=4).output

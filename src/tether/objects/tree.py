@@ -112,9 +112,9 @@ class Tree:
         could write outside its folder: a path that is not relative and normalised, climbs with
         ``..`` or names ``.git``/``.tether`` in any spelling; two paths one filesystem takes for
         the same file; a path that is a file and a folder; a symlink that leads outside."""
-        _check_paths((e.path for e in self.entries), where)
-        links = {e.path: e.target for e in self.entries if e.target is not None}
-        if links:
+        _check_paths(list(map(_PATH, self.entries)), where)
+        if set(map(_TARGET, self.entries)) - {None}:  # any symlinks (in C: no loop for none)
+            links = {e.path: e.target for e in self.entries if e.target is not None}
             check_links(links, where)
 
 
@@ -142,11 +142,8 @@ def _entries(rows: Any, where: str) -> tuple[TreeEntry, ...]:
     if not set(map(type, map(_PATH, entries))) <= {str}:
         bad = next(e for e in entries if type(e.path) is not str)
         raise FormatError(f"{where} is corrupt: a row's path is {shown(bad.path)}, not a string")
-    if not (
-        set(map(type, map(_SIZE, entries))) <= {int}
-        and min(map(_SIZE, entries)) >= 0
-        and max(map(_SIZE, entries)) < 1 << 63
-    ):
+    sizes = list(map(_SIZE, entries))
+    if not (set(map(type, sizes)) <= {int} and min(sizes) >= 0 and max(sizes) < 1 << 63):
         bad = next(e for e in entries if type(e.size) is not int or not 0 <= e.size < 1 << 63)
         raise FormatError(
             f"{where} is corrupt: {bad.path!r} has size {shown(bad.size)}, not a number of bytes"
@@ -175,20 +172,19 @@ _PATH, _ID, _SIZE, _MODE, _TARGET = map(itemgetter, range(5))
 
 def _check_ids(entries: tuple[TreeEntry, ...], where: str) -> None:
     """Every id ``blake3:`` and 64 lowercase hex digits, checked all at once: each is 71
-    characters long and starts with the prefix, and once every hex digit is deleted from them
-    all, what is left is the prefix's other letters (``lk:``) once per id."""
-    try:
-        ok = set(map(len, map(_ID, entries))) == {len(PREFIX) + 64} and all(
-            map(str.startswith, map(_ID, entries), repeat(PREFIX))
-        )
-    except TypeError:  # an id that is not a string
-        ok = False
-    if ok:
-        joined = "".join(map(_ID, entries))
-        if joined.isascii():
-            rest = joined.encode().translate(None, _HEX)
-            if rest == _PREFIX_REST * len(entries):
-                return
+    characters long; joined, every 71st character from the first spells the prefix; and once
+    every hex digit is deleted, what is left is the prefix's other letters (``lk:``) once per
+    id, so the 64 after each prefix are hex digits."""
+    ids = list(map(_ID, entries))
+    n, width = len(ids), len(PREFIX) + 64
+    if set(map(type, ids)) <= {str} and set(map(len, ids)) == {width}:
+        joined = "".join(ids)  # id k starts at k * width
+        if (
+            joined.isascii()
+            and all(joined[i::width] == c * n for i, c in enumerate(PREFIX))
+            and joined.encode().translate(None, _HEX) == _PREFIX_REST * n
+        ):
+            return
     bad = next(e for e in entries if not (type(e.id) is str and is_object_id(e.id)))
     raise FormatError(
         f"{where} is corrupt: {bad.path!r} has id {shown(bad.id)}, not blake3: and 64 hex digits"

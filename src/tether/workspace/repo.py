@@ -220,23 +220,27 @@ class Workspace:
     ) -> list[tuple[Tracked, str]]:
         """Pointers matching user paths, each with the sub-path inside it ("" for all of it).
         A pointer file that cannot be read raises, unless ``refused`` is given: then it is left
-        out and its error added there (a checkout carries on with the others)."""
-        tracked = self.pointers() if refused is None else self.readable_pointers(refused=refused)
+        out and its error added there (a checkout carries on with the others), when it is one
+        of the paths asked for (or all are)."""
+        errors: dict[str, TetherError] = {}
+        tracked = self.pointers() if refused is None else self.readable_pointers(refused=errors)
         if not paths:
+            if refused is not None:
+                refused.update(errors)
             return [(t, "") for t in tracked]
         out: list[tuple[Tracked, str]] = []
         for raw in paths:
             rel = self.rel_lexical(raw)
             hits = [(t, _sub(t.pointer, t.target, rel)) for t in tracked]
             found = [(t, s) for t, s in hits if s is not None]
-            if not found:
-                for pointer, exc in (refused or {}).items():
-                    if _sub(pointer, target_of(pointer), rel) is not None:
-                        raise exc
+            bad = {p: e for p, e in errors.items() if _sub(p, target_of(p), rel) is not None}
+            if not found and not bad:
                 raise PointerError(
                     f"{raw} is not tracked by Tether: `tether status` lists what is "
                     "(add it with `tether add`)"
                 )
+            if refused is not None:
+                refused.update(bad)
             out.extend((t, s) for t, s in found if s is not None)
         return out
 
