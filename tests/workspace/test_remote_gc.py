@@ -481,3 +481,48 @@ def test_the_grace_period_is_a_duration_in_tether_toml(team: Team, tmp_path: Pat
         14 * DAY,
         5,
     ]
+
+
+def test_a_pull_survives_a_gc_deleting_a_quarantine_batch_it_listed(
+    team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carol's pull lists the remote; before it reads the quarantine's pack indexes, Bob's gc
+    deletes the expired batch. The pull skips the batch that went and checks out her data."""
+    alice, _ = _alice_pushes_a_branch_not_in_git(team, store)
+    store.age("roots", 15 * DAY)
+    bob = team.join("bob")
+    team.at(bob)
+    team.tether("gc", "--remote", "origin", "--all-commits")
+    assert store.files("quarantine")
+    carol = team.join("carol")
+    team.at(carol)
+    read_many = Remote.read_many
+
+    def gc_deletes_the_batch_first(self: Remote, rels: list[str]) -> dict[str, bytes]:
+        if any(r.startswith("quarantine/") for r in rels) and store.files("quarantine"):
+            self.fs.rm(self.path("quarantine"), recursive=True)
+        return read_many(self, rels)
+
+    monkeypatch.setattr(Remote, "read_many", gc_deletes_the_batch_first)
+    team.tether("pull")
+
+
+def test_a_pull_whose_objects_a_gc_moved_after_the_listing_says_to_run_it_again(
+    team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, files = _alice_pushes_a_branch_not_in_git(team, store)
+    git(alice, "push", "-q", "origin", "feature")
+    carol = team.join("carol", "feature")
+    team.at(carol)
+    inventory = Remote.inventory
+
+    def gc_moves_the_objects_after_listing(self: Remote) -> object:
+        inv = inventory(self)
+        for sub in ("objects", "packs"):
+            if store.files(sub):
+                self.fs.rm(self.path(sub), recursive=True)
+        return inv
+
+    monkeypatch.setattr(Remote, "inventory", gc_moves_the_objects_after_listing)
+    out = team.tether("pull", expect=4).output
+    assert "changed under us (a gc ran meanwhile" in out and "run the command again" in out
