@@ -488,7 +488,7 @@ def test_a_pull_survives_a_gc_deleting_a_quarantine_batch_it_listed(
 ) -> None:
     """Carol's pull lists the remote; before it reads the quarantine's pack indexes, Bob's gc
     deletes the expired batch. The pull skips the batch that went and checks out her data."""
-    alice, _ = _alice_pushes_a_branch_not_in_git(team, store)
+    _alice_pushes_a_branch_not_in_git(team, store)
     store.age("roots", 15 * DAY)
     bob = team.join("bob")
     team.at(bob)
@@ -510,7 +510,7 @@ def test_a_pull_survives_a_gc_deleting_a_quarantine_batch_it_listed(
 def test_a_pull_whose_objects_a_gc_moved_after_the_listing_says_to_run_it_again(
     team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alice, files = _alice_pushes_a_branch_not_in_git(team, store)
+    alice, _ = _alice_pushes_a_branch_not_in_git(team, store)
     git(alice, "push", "-q", "origin", "feature")
     carol = team.join("carol", "feature")
     team.at(carol)
