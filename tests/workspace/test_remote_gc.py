@@ -526,3 +526,86 @@ def test_a_pull_whose_objects_a_gc_moved_after_the_listing_says_to_run_it_again(
     monkeypatch.setattr(Remote, "inventory", gc_moves_the_objects_after_listing)
     out = team.tether("pull", expect=4).output
     assert "changed under us (a gc ran meanwhile" in out and "run the command again" in out
+
+
+def test_sigterm_during_a_push_releases_its_lock_and_exits_143(
+    team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI timeout (SIGTERM) in the middle of a push: the push lock is gone, exit 143."""
+    import signal
+
+    import tether.workspace.sync as sync
+
+    team.founder("alice", store)
+    _data(Path.cwd(), "v1")
+    team.tether("add", "data")
+
+    def killed(*_args: object, **_kw: object) -> None:
+        assert store.files("locks")  # the push holds its lock here
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(sync, "publish", killed)
+    out = team.tether("push", expect=143).output
+    assert "terminated" in out
+    assert not store.files("locks")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back after the command
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_gc_lock_left_by_a_killed_process_on_this_host_blocks_nobody(
+    team: Team, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL leaves ``locks/gc`` behind; its owner's pid is gone on this same host, so a push
+    goes on at once instead of waiting for gc.stale_lock, and the next gc removes it."""
+    import json
+    import socket
+
+    alice = team.founder("alice", store)
+    team.tether("config", "set", "gc.lock_wait", "0s", "--local")
+    remote = store.remote()
+    held = hold_gc(remote, TIMES)
+    held._stop.set()  # killed: no heartbeat, no release
+    body = {
+        "tether": "lock",
+        "format": 1,
+        "kind": "gc",
+        "token": held.token,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": "me",
+        "beat": 9,
+    }
+    where = held.tag if remote.is_local else "locks/gc"
+    remote.write_bytes(where, json.dumps(body).encode())
+    _data(alice, "v1")
+    team.tether("add", "data")
+    out = team.tether("push", expect=4).output  # its owner (this process) is alive: refused
+    assert "counts as dead in 29 min" in out or "counts as dead in 30 min" in out
+    assert "locks/gc on the remote" in out
+    body["pid"] = _dead_pid()
+    remote.write_bytes(where, json.dumps(body).encode())
+    team.tether("push")
+    team.tether("gc", "--remote", "origin")
+    assert not store.files("locks")
+
+
+def test_a_push_says_it_is_waiting_for_a_gc(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = store.remote()
+    gc = hold_gc(remote, TIMES)
+
+    def gc_finishes(_seconds: float) -> None:
+        gc.release()
+
+    push = hold_push(remote, LockTimes(stale=1800, wait=60), sleep=gc_finishes)
+    push.release()
+    err = capsys.readouterr().err
+    assert "waiting for the gc by" in err and "(up to 60 s)" in err
