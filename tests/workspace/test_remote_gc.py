@@ -609,3 +609,25 @@ def test_a_push_says_it_is_waiting_for_a_gc(
     push.release()
     err = capsys.readouterr().err
     assert "waiting for the gc by" in err and "(up to 60 s)" in err
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999w", "1e400", "inf", "nan", "5000w"])
+def test_an_absurd_lock_duration_is_refused_when_set(
+    tether: Tether, repo: Path, value: str
+) -> None:
+    out = tether("config", "set", "gc.stale_lock", value, expect=4).output
+    assert "gc.stale_lock" in out or "duration" in out
+
+
+def test_an_infinite_duration_edited_into_tether_toml_is_a_config_error(
+    tether: Tether, repo: Path
+) -> None:
+    with open(repo / "tether.toml", "a") as f:
+        f.write("\n[gc]\nstale_lock = inf\n")
+    tether("remote", "add", "origin", str(repo.parent / "store"), expect=4)
+    from tether.config import duration_seconds
+    from tether.errors import ConfigError
+
+    for value in (float("inf"), 1e400, 10**30):
+        with pytest.raises(ConfigError, match="too long a duration"):
+            duration_seconds(value)
