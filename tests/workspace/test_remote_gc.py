@@ -277,6 +277,9 @@ def test_the_grace_period_is_honoured_by_the_stores_clock_and_only_for_the_unref
 
     git(owner, "checkout", "-q", "HEAD~1", "--", "data.tether")  # v2 is needed again
     store.age("quarantine", 2 * DAY)
+    before = store.files()
+    dry = team.tether("gc", "--remote", "origin", "--dry-run").output
+    assert "would bring back 6 from quarantine" in dry and store.files() == before
     late = team.tether("gc", "--remote", "origin").output
     assert "deleted 6 object(s)" in late and "brought back 6 from quarantine" in late
     assert "quarantined 6 object(s)" in late  # v3, which nothing needs now
