@@ -8,6 +8,7 @@ Environment variables map to keys by lower-casing and turning ``__`` into a dot:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -106,12 +107,20 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def duration_seconds(value: object) -> float:
     """``"14d"``, ``"30m"``, ``"90s"``, ``"2w"`` or a number of seconds, in seconds."""
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
+        seconds = float(value) if value <= MAX_DURATION else math.inf
     match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
+    if match is not None:
+        seconds = float(match[1]) * _UNITS[match[2]]
+    if seconds is None:
         raise ConfigError(f"{value!r} is not a duration: use e.g. 14d, 12h, 30m or 90s")
-    return float(match[1]) * _UNITS[match[2]]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ConfigError(f"{value!r} is too long a duration: at most 10 years (3650d)")
+    return seconds
+
+
+MAX_DURATION = 10 * 365.25 * 86400  # beyond this, a duration is a typo (and overflows timers)
 
 
 def _duration(value: object) -> bool:

@@ -277,6 +277,9 @@ def test_the_grace_period_is_honoured_by_the_stores_clock_and_only_for_the_unref
 
     git(owner, "checkout", "-q", "HEAD~1", "--", "data.tether")  # v2 is needed again
     store.age("quarantine", 2 * DAY)
+    before = store.files()
+    dry = team.tether("gc", "--remote", "origin", "--dry-run").output
+    assert "would bring back 6 from quarantine" in dry and store.files() == before
     late = team.tether("gc", "--remote", "origin").output
     assert "deleted 6 object(s)" in late and "brought back 6 from quarantine" in late
     assert "quarantined 6 object(s)" in late  # v3, which nothing needs now
@@ -481,3 +484,153 @@ def test_the_grace_period_is_a_duration_in_tether_toml(team: Team, tmp_path: Pat
         14 * DAY,
         5,
     ]
+
+
+def test_a_pull_survives_a_gc_deleting_a_quarantine_batch_it_listed(
+    team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carol's pull lists the remote; before it reads the quarantine's pack indexes, Bob's gc
+    deletes the expired batch. The pull skips the batch that went and checks out her data."""
+    _alice_pushes_a_branch_not_in_git(team, store)
+    store.age("roots", 15 * DAY)
+    bob = team.join("bob")
+    team.at(bob)
+    team.tether("gc", "--remote", "origin", "--all-commits")
+    assert store.files("quarantine")
+    carol = team.join("carol")
+    team.at(carol)
+    read_many = Remote.read_many
+
+    def gc_deletes_the_batch_first(self: Remote, rels: list[str]) -> dict[str, bytes]:
+        if any(r.startswith("quarantine/") for r in rels) and store.files("quarantine"):
+            self.fs.rm(self.path("quarantine"), recursive=True)
+        return read_many(self, rels)
+
+    monkeypatch.setattr(Remote, "read_many", gc_deletes_the_batch_first)
+    team.tether("pull")
+
+
+def test_a_pull_whose_objects_a_gc_moved_after_the_listing_says_to_run_it_again(
+    team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _ = _alice_pushes_a_branch_not_in_git(team, store)
+    git(alice, "push", "-q", "origin", "feature")
+    carol = team.join("carol", "feature")
+    team.at(carol)
+    inventory = Remote.inventory
+
+    def gc_moves_the_objects_after_listing(self: Remote) -> object:
+        inv = inventory(self)
+        for sub in ("objects", "packs"):
+            if store.files(sub):
+                self.fs.rm(self.path(sub), recursive=True)
+        return inv
+
+    monkeypatch.setattr(Remote, "inventory", gc_moves_the_objects_after_listing)
+    out = team.tether("pull", expect=4).output
+    assert "changed under us (a gc ran meanwhile" in out and "run the command again" in out
+
+
+def test_sigterm_during_a_push_releases_its_lock_and_exits_143(
+    team: Team, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI timeout (SIGTERM) in the middle of a push: the push lock is gone, exit 143."""
+    import signal
+
+    import tether.workspace.sync as sync
+
+    team.founder("alice", store)
+    _data(Path.cwd(), "v1")
+    team.tether("add", "data")
+
+    def killed(*_args: object, **_kw: object) -> None:
+        assert store.files("locks")  # the push holds its lock here
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(sync, "publish", killed)
+    out = team.tether("push", expect=143).output
+    assert "terminated" in out
+    assert not store.files("locks")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back after the command
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_gc_lock_left_by_a_killed_process_on_this_host_blocks_nobody(
+    team: Team, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL leaves ``locks/gc`` behind; its owner's pid is gone on this same host, so a push
+    goes on at once instead of waiting for gc.stale_lock, and the next gc removes it."""
+    import json
+    import socket
+
+    alice = team.founder("alice", store)
+    team.tether("config", "set", "gc.lock_wait", "0s", "--local")
+    remote = store.remote()
+    held = hold_gc(remote, TIMES)
+    held._stop.set()  # killed: no heartbeat, no release
+    body = {
+        "tether": "lock",
+        "format": 1,
+        "kind": "gc",
+        "token": held.token,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": "me",
+        "beat": 9,
+    }
+    where = held.tag if remote.is_local else "locks/gc"
+    remote.write_bytes(where, json.dumps(body).encode())
+    _data(alice, "v1")
+    team.tether("add", "data")
+    out = team.tether("push", expect=4).output  # its owner (this process) is alive: refused
+    assert "counts as dead in 29 min" in out or "counts as dead in 30 min" in out
+    assert "locks/gc on the remote" in out
+    body["pid"] = _dead_pid()
+    remote.write_bytes(where, json.dumps(body).encode())
+    team.tether("push")
+    team.tether("gc", "--remote", "origin")
+    assert not store.files("locks")
+
+
+def test_a_push_says_it_is_waiting_for_a_gc(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = store.remote()
+    gc = hold_gc(remote, TIMES)
+
+    def gc_finishes(_seconds: float) -> None:
+        gc.release()
+
+    push = hold_push(remote, LockTimes(stale=1800, wait=60), sleep=gc_finishes)
+    push.release()
+    err = capsys.readouterr().err
+    assert "waiting for the gc by" in err and "(up to 60 s)" in err
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999w", "1e400", "inf", "nan", "5000w"])
+def test_an_absurd_lock_duration_is_refused_when_set(
+    tether: Tether, repo: Path, value: str
+) -> None:
+    out = tether("config", "set", "gc.stale_lock", value, expect=4).output
+    assert "gc.stale_lock" in out or "duration" in out
+
+
+def test_an_infinite_duration_edited_into_tether_toml_is_a_config_error(
+    tether: Tether, repo: Path
+) -> None:
+    with open(repo / "tether.toml", "a") as f:
+        f.write("\n[gc]\nstale_lock = inf\n")
+    tether("remote", "add", "origin", str(repo.parent / "store"), expect=4)
+    from tether.config import duration_seconds
+    from tether.errors import ConfigError
+
+    for value in (float("inf"), 1e400, 10**30):
+        with pytest.raises(ConfigError, match="too long a duration"):
+            duration_seconds(value)

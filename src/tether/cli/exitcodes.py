@@ -17,6 +17,7 @@ NOT_EXECUTABLE = 126  # `tether run`: the command was found but cannot be execut
 NOT_FOUND = 127  # `tether run`: the command was not found
 INTERNAL = 70  # an unexpected exception: a bug in Tether (EX_SOFTWARE)
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # SIGTERM (128 + 15), after releasing what the command held
 CLOSED_PIPE = 141  # stdout's reader went away (`| head -1`): 128 + SIGPIPE, as a shell says
 SIGNAL_BASE = 128  # `tether run`: the child died of signal N -> 128 + N
 
@@ -33,6 +34,7 @@ MEANINGS: dict[str, str] = {
     "executable; the command was not found",
     "128+N": "`tether run` only: the command died of signal N (143 SIGTERM, 137 SIGKILL)",
     "130": "interrupted (Ctrl-C)",
+    "143": "terminated (SIGTERM: a CI timeout, `docker stop`); remote locks are released first",
     "141": "the reader of stdout went away before all output was written (output piped into "
     "`head -1`, say): the output is cut short and is no verdict; a shell reports git or cat "
     "ended by SIGPIPE the same way (128 + 13)",
@@ -41,7 +43,7 @@ MEANINGS: dict[str, str] = {
 # What every command may exit with; BY_COMMAND adds a command's verdicts (1, 3).
 COMMON = (OK, USAGE, ERROR)
 
-# command -> {extra code: when}. Every command not listed exits with COMMON only (and 70, 130,
+# command -> {extra code: when}. Every command not listed exits with COMMON only (and 70, 130, 143,
 # 141).
 BY_COMMAND: dict[str, dict[int, str]] = {
     "audit verify": {NEGATIVE: "the chain, a signature or the signed head does not verify"},
@@ -80,7 +82,7 @@ PASS_THROUGH = frozenset({"run"})
 
 
 def codes(command: str) -> list[int]:
-    """Every code ``tether COMMAND`` can exit with (besides 70, 130 and 141)."""
+    """Every code ``tether COMMAND`` can exit with (besides 70, 130, 141 and 143)."""
     extra = BY_COMMAND.get(command, {})
     common = (OK,) if command in PASS_THROUGH else COMMON
     return sorted({*common, *extra})

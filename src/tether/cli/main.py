@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import Any, NoReturn
 
 import click
@@ -70,8 +72,12 @@ class LazyGroup(click.Group):
             raise click.exceptions.Exit(exitcodes.CLOSED_PIPE) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = _on_sigterm()
         try:
             return super().invoke(ctx)
+        except Terminated:  # cleanup (remote locks, temp files) ran as for Ctrl-C
+            click.secho("terminated", fg="yellow", err=True)
+            ctx.exit(exitcodes.TERMINATED)
         except LaunchError as exc:  # `tether run`'s command did not start: 125, 126, 127
             click.secho(f"error: {exc}", fg="red", err=True)
             ctx.exit(exc.exit_code)
@@ -97,6 +103,28 @@ class LazyGroup(click.Group):
             ctx.exit(exitcodes.CLOSED_PIPE)
         except Exception as exc:
             internal_error(ctx, exc)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI timeout, ``docker stop``): unwinds like Ctrl-C, so every ``with`` releases
+    what it holds (a remote lock above all), then the command exits 143."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+def _on_sigterm() -> Any:
+    """Turn SIGTERM into :class:`Terminated` while a command runs; the handler it replaced
+    (None when it could not: not the main thread, or someone else's handler is set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _stdout_closed() -> bool:

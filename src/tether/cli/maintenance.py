@@ -34,11 +34,12 @@ def gc(dry_run: bool, all_commits: bool, remote_name: str | None) -> None:
         click.echo(f"{verb} {r.removed} object(s), {human_size(r.bytes)}; kept {r.kept}")
         return
     moved, gone = ("would quarantine", "would delete") if r.dry_run else ("quarantined", "deleted")
+    back = "would bring back" if r.dry_run else "brought back"
     click.echo(
         f"{moved} {r.quarantined} object(s), {human_size(r.quarantined_bytes)}; {gone} "
         f"{r.removed} object(s), {human_size(r.bytes)}, whose {human_duration(r.grace)} in "
         f"quarantine had ended; {r.waiting} wait in quarantine; kept {r.kept}"
-        + (f"; brought back {r.restored} from quarantine" if r.restored else "")
+        + (f"; {back} {r.restored} from quarantine" if r.restored else "")
         + (f"; repacked {r.repacked} pack(s)" if r.repacked else "")
     )
 

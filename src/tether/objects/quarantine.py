@@ -52,7 +52,17 @@ def load_indexes(remote: Remote, inv: Inventory) -> None:
             for name, kinds in batch.packs.items():
                 if kinds == {"pack", "idx"}:
                     todo[batch.rel("packs", f"{name}.idx")] = (batch, name)
-    for rel, data in remote.read_many(sorted(todo)).items():
+    try:
+        got = remote.read_many(sorted(todo))
+    except FileNotFoundError:  # a gc deleted a batch since the listing: read what is left
+        got = {}
+        for rel in sorted(todo):
+            try:
+                got[rel] = remote.read_bytes(rel)
+            except FileNotFoundError:
+                batch, name = todo[rel]
+                batch.packs.pop(name, None)  # gone with its batch: nothing to bring back
+    for rel, data in got.items():
         batch, name = todo[rel]
         index = PackIndex.from_bytes(data, f"{rel} on remote {remote.name}")
         assert batch.indexes is not None

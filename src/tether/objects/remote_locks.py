@@ -27,6 +27,7 @@ import getpass
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -398,13 +399,50 @@ class HeldLock:
             self.release()
 
 
-def _who(store: Store, entry: LockEntry, now: float) -> str:
+def _owner(store: Store, entry: LockEntry) -> dict[str, Any]:
+    """What the lock says of its owner (empty when it cannot be read)."""
     try:
         doc = json.loads(store.read(entry))
-        who = f"{doc.get('user')}@{doc.get('host')} (pid {doc.get('pid')})"
-    except (OSError, ValueError, AttributeError):
-        who = "someone"
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _pid_gone(pid: object) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: it exists
+        return False
+    return False
+
+
+def is_dead(store: Store, entry: LockEntry, now: float, times: LockTimes) -> bool:
+    """Not refreshed for ``gc.stale_lock`` by the store's clock, or held by a process on this
+    very host that no longer exists (killed, say, by SIGKILL), as restic judges its locks."""
+    if now - entry.time >= times.stale:
+        return True
+    doc = _owner(store, entry)
+    return doc.get("host") == socket.gethostname() and _pid_gone(doc.get("pid"))
+
+
+def _who(store: Store, entry: LockEntry, now: float) -> str:
+    doc = _owner(store, entry)
+    who = f"{doc.get('user')}@{doc.get('host')} (pid {doc.get('pid')})" if doc else "someone"
     return f"{who}, refreshed {_age(now - entry.time)} ago"
+
+
+def _dead_in(entry: LockEntry, now: float, times: LockTimes) -> str:
+    return _age(times.stale - (now - entry.time))
+
+
+def _waiting(what: str, wait: float) -> None:
+    """One line on stderr before a wait, so nobody stares at a silent terminal."""
+    with suppress(OSError, ValueError):
+        print(f"waiting for {what} (up to {_age(wait)})…", file=sys.stderr, flush=True)
 
 
 def _age(seconds: float) -> str:
@@ -427,6 +465,7 @@ def hold_push(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> He
     token = unique_suffix(8)
     name = PUSH + token
     deadline = time.monotonic() + times.wait
+    waited = False
     while True:
         with remote.translated("taking a push lock"):
             tag = store.create(name, token, _body("push", token, 0))
@@ -440,7 +479,7 @@ def hold_push(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> He
             raise
         now = max([e.time for e in inv.locks.values()], default=0.0)  # its own is there
         gc = inv.locks.get(GC)
-        if gc is None or now - gc.time >= times.stale:
+        if gc is None or is_dead(store, gc, now, times):
             held = HeldLock(remote, store, name, token, tag, times)
             held.taken_at, held.inventory = now, inv
             return held
@@ -451,9 +490,14 @@ def hold_push(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> He
         if left <= 0:
             raise LockError(
                 f"remote {remote.name} is being garbage-collected by {who}: run the command "
-                "again when it is done (a gc lock not refreshed for gc.stale_lock counts as "
-                "dead; gc.lock_wait sets how long to wait for it)"
+                "again when it is done. Its lock counts as dead in "
+                f"{_dead_in(gc, now, times)} (gc.stale_lock) if it is not refreshed; if that gc "
+                f"is surely not running any more, delete {_lock_path(remote, gc)} on the "
+                "remote (gc.lock_wait sets how long to wait for it)"
             )
+        if not waited:
+            waited = True
+            _waiting(f"the gc by {who}", times.wait)
         sleep(min(POLL_SECONDS, left))
 
 
@@ -465,6 +509,7 @@ def hold_gc(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> Held
     deadline = time.monotonic() + times.wait
     held: HeldLock | None = None
     quick = 3  # retries without waiting, after a dead gc lock was removed
+    waited = False
     try:
         while True:
             with remote.translated("taking the gc lock"):
@@ -475,7 +520,7 @@ def hold_gc(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> Held
                 found, now = store.listing(token)
                 mine = {GC} if held is not None else set()
                 others = [e for e in found.values() if e.name not in mine]
-                dead = [e for e in others if now - e.time >= times.stale]
+                dead = [e for e in others if is_dead(store, e, now, times)]
                 for entry in dead:
                     store.remove(entry, token)
                 live = [e for e in others if e not in dead]
@@ -489,6 +534,9 @@ def hold_gc(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> Held
             left = deadline - time.monotonic()
             if left <= 0:
                 break
+            if not waited:
+                waited = True
+                _waiting(f"{len(live)} lock(s) held by {who}", times.wait)
             sleep(min(POLL_SECONDS, left))
             if held is not None:
                 held.refresh()
@@ -496,14 +544,24 @@ def hold_gc(remote: Remote, times: LockTimes, sleep: Sleep = time.sleep) -> Held
         if held is not None:
             held.release()
         raise
+    soonest = max(live, key=lambda e: e.time, default=None)
+    when = _dead_in(soonest, now, times) if soonest else _age(times.stale)
     if held is not None:
         held.release()
         raise LockError(
             f"{len(live)} push(es) to remote {remote.name} are under way ({who}): run gc again "
-            "when they are done (gc.lock_wait sets how long gc waits for them; the lock of a "
-            "push that died counts as dead once not refreshed for gc.stale_lock)"
+            "when they are done (gc.lock_wait sets how long gc waits for them). The lock of a "
+            f"push that died counts as dead once not refreshed for gc.stale_lock (in {when} "
+            f"at the latest); if none is running, delete {_lock_path(remote, soonest)} on the "
+            "remote"
         )
     raise LockError(
-        f"remote {remote.name} is already being collected by {who}: wait for it to finish (a gc "
-        "lock not refreshed for gc.stale_lock counts as dead)"
+        f"remote {remote.name} is already being collected by {who}: wait for it to finish. Its "
+        f"lock counts as dead in {when} (gc.stale_lock) if it is not refreshed; if that gc is "
+        f"surely not running any more, delete {_lock_path(remote, soonest)} on the remote"
     )
+
+
+def _lock_path(remote: Remote, entry: LockEntry | None) -> str:
+    """Where a lock is, as a user would delete it."""
+    return f"{remote.url.rstrip('/')}/locks/{entry.name}" if entry else "its locks/ folder"

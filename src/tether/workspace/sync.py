@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -13,6 +14,7 @@ from tether.errors import (
     ConfigError,
     FormatError,
     MissingObjectError,
+    RemoteError,
     TetherError,
     UsageError,
 )
@@ -126,6 +128,20 @@ def _bring_back(ws: Workspace, remote: Remote, inv: Inventory, ids: set[str]) ->
     return restored
 
 
+@contextmanager
+def _changed_under_us(remote: Remote) -> Iterator[None]:
+    """A file listed on the remote that is gone when read: a gc ran meanwhile (it deleted an
+    expired quarantine batch, or moved an object into quarantine). What was fetched stays in
+    the cache, so running the command again resumes."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise RemoteError(
+            f"remote {remote.name} changed under us (a gc ran meanwhile; "
+            f"{exc.filename or exc} is gone): run the command again"
+        ) from exc
+
+
 def _on_remote(remote: Remote, inv: Inventory) -> set[str]:
     """Every id the remote can serve: in use, or in quarantine (brought back when fetched)."""
     return inv.ids() | quarantine.locate(remote, inv).keys()
@@ -208,7 +224,7 @@ def fetch(
     remote = open_remote(ws, remote_name)
     skipped: dict[str, TetherError] = {} if refused is None else refused
     selected = ws.select(paths, refused=skipped)
-    with ws.writing():
+    with ws.writing(), _changed_under_us(remote):
         inv = remote.inventory()
         remote.check_format(inv)
         get = _Fetcher(ws, remote, inv)
@@ -316,7 +332,7 @@ def fetch_ids(ws: Workspace, ids: list[str], remote_name: str | None = None) -> 
     if not remotes(ws):
         return 0
     remote = open_remote(ws, remote_name)
-    with ws.writing():
+    with ws.writing(), _changed_under_us(remote):
         inv = remote.inventory()
         remote.check_format(inv)
         wanted = set(ids)
