@@ -26,6 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tether._documents import brief, load_yaml
+from tether._paths import is_reserved, problem
+from tether.config import PROJECT_FILE
 from tether.errors import PipelineError as PipelineError  # re-exported: the tree is in errors.py
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -122,7 +124,10 @@ def load_pipeline(root: Path, data: bytes | None = None) -> Pipeline:
     stages: dict[str, Stage] = {}
     budget = _Budget()
     for name, raw in doc["stages"].items():
-        for stage in _expand(str(name), raw, budget):
+        for stage in _expand(_check_name(name), raw, budget):
+            _check_name(stage.name, expanded=True)
+            if stage.name in stages:
+                raise _bad(stage.name, "is named twice (a foreach key or matrix made it again)")
             stages[stage.name] = stage
     executor = doc.get("executor", "local")
     if executor not in EXECUTORS:
@@ -172,6 +177,34 @@ class _Budget:
 def _bad(stage: str, problem: str) -> PipelineError:
     """An error in one stage's entry, named as the user finds it: file and stage."""
     return PipelineError(f"{PIPELINE_FILE}: stage {stage!r}: {problem}")
+
+
+# `:` joins a stage to its out or metric in a verdict (`train:model.pkl`, `--tolerance
+# train:acc=0.01`), `@` joins a matrix/foreach stage to its item (`train@0`), `/` and `\` are
+# path separators; a name is also printed on the terminal and put in run names
+_NAME_FORBIDDEN = re.compile(r"[/\\:@]")
+
+
+def _check_name(name: Any, expanded: bool = False) -> str:
+    """A stage's name (a number is its text): text someone can type after `tether repro`, that
+    cannot be mistaken for another stage's, a path or a `stage:key`."""
+    if isinstance(name, int | float) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not name.strip():
+        raise PipelineError(
+            f"{PIPELINE_FILE}: stage name {brief(name)} is not a name: name each stage with "
+            "some text (letters, digits, - and _ are safest)"
+        )
+    base, at, item = name.partition("@") if expanded else (name, "", "")
+    bad = _NAME_FORBIDDEN.search(base) or (at and _NAME_FORBIDDEN.search(item))
+    if not name.isprintable() or bad:
+        what = "a foreach key or matrix makes the" if at else "the"
+        raise PipelineError(
+            f"{PIPELINE_FILE}: {what} stage name {name!r} is refused: a stage name may not "
+            "hold control characters, '/', '\\', ':' or '@' (letters, digits, - and _ are "
+            "safest)"
+        )
+    return name
 
 
 # an unquoted `${item...}` item of a flow list or mapping (`[data/${item}]`, `{path: ${item}}`):
@@ -296,7 +329,8 @@ def _stage(name: str, raw: Mapping[str, Any], item: Any) -> Stage:
         compare = spec.get("compare", "exact")
         if compare not in COMPARE:
             raise _bad(name, f"compare must be one of {', '.join(COMPARE)}")
-        outs.append(Out(_clean(name, sub(spec["path"], "an out's path")), compare))
+        out = _written(name, _clean(name, sub(spec["path"], "an out's path")), "out")
+        outs.append(Out(out, compare))
     params: list[tuple[str, str]] = []
     for p in _list(name, raw.get("params"), "params"):
         if not isinstance(p, dict):
@@ -313,7 +347,7 @@ def _stage(name: str, raw: Mapping[str, Any], item: Any) -> Stage:
         deps=paths("deps"),
         params=tuple(params),
         outs=tuple(outs),
-        metrics=paths("metrics"),
+        metrics=tuple(_written(name, m, "metrics file") for m in paths("metrics")),
         env=tuple((k, sub(v, f"env {k}")) for k, v in _env(name, raw.get("env"))),
         resources=_resources(name, raw.get("resources")),
     )
@@ -377,9 +411,32 @@ def _clean(stage: str, path: str) -> str:
     pure = PurePosixPath(posixpath.normpath(path)) if path.strip() else PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts:
         raise _bad(stage, f"{path} leaves the repository")
-    if not pure.parts or pure.parts[0] in (".", ".git", ".tether"):
+    if not pure.parts or pure.parts[0] == "." or any(map(is_reserved, pure.parts)):
         raise _bad(stage, f"{path} is not something a stage may read or write")
     return pure.as_posix().rstrip("/")
+
+
+# Tether's own files: a stage's outs are removed before it runs, and then belong to it
+_OWN_FILES = frozenset({PIPELINE_FILE, "pipeline.lock", PROJECT_FILE})
+
+
+def _written(stage: str, path: str, what: str) -> str:
+    """``path`` (cleaned) when a stage may write it: a safe path that is none of Tether's own
+    files (pipeline.yaml, pipeline.lock, tether.toml, a .gitignore, a ``*.tether`` pointer), in
+    any spelling a case-insensitive filesystem takes for them."""
+    why = problem(path)
+    if why is not None:
+        raise _bad(stage, f"its {what} {path!r} is refused: {why}")
+    name = path.rpartition("/")[2].rstrip(". ").casefold()
+    folded = path.casefold().rstrip(". ")
+    if folded in _OWN_FILES or name == ".gitignore" or name.endswith(".tether"):
+        raise _bad(
+            stage,
+            f"its {what} {path} is one of Tether's own files (pipeline.yaml, pipeline.lock, "
+            "tether.toml, .gitignore, *.tether pointers): a stage's outs are removed before it "
+            "runs, so a stage may not write them; write to another path",
+        )
+    return path
 
 
 class _PathTree:
