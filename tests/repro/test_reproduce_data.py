@@ -60,6 +60,7 @@ def test_a_second_clone_fetches_every_file_of_an_input_folder(repo: Path, tmp_pa
     assert tether_cli(repo, "push").returncode == 0
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "config", "user.email", "test@example.com")  # the same person's second clone
     assert tether_cli(clone, "pull").returncode == 0
     with Project.open(clone) as project:
         edited = project.get_run("R2")["data"]["inputs"]["data"]
