@@ -37,6 +37,8 @@ ORDINARY = {
     "LC_ALL": "C.UTF-8",
     "OMP_NUM_THREADS": "4",
     "KEYTIMEOUT": "1",  # not a key: KEY is no part of its name
+    # a setting, in mixed case and long, but no token
+    "TOX_OVERRIDE": "testenv.passenv+=#,OPENBLAS_*;env_run_base.passenv+=OPENBLAS_*",
 }
 
 

@@ -151,6 +151,7 @@ _SECRET_PARTS = frozenset(
     }
 )
 _PARTS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_.~-]+")
 RANDOM_LENGTH = 20  # a random-looking value this long or longer is taken for a credential
 
 
@@ -198,11 +199,12 @@ def _withheld(name: str, value: str, redactor: Redactor, keys: str) -> bool:
 
 def _random(value: str) -> bool:
     """A value shaped like a generated credential (:func:`tether.redact.looks_random`), long
-    enough to be one; a path or URL without one is not."""
+    enough to be one and made of a token's characters only (base64, URL-safe, hex); a path,
+    URL or setting (``a.b+=c;d=*``) is not."""
     value = value.strip()
-    if len(value) < RANDOM_LENGTH or value.startswith(("/", "~", ".")) or "://" in value:
+    if len(value) < RANDOM_LENGTH or value.startswith(("/", "~", ".")):
         return False
-    return looks_random(value)
+    return bool(_TOKEN.fullmatch(value)) and looks_random(value)
 
 
 def _into(value: str, folder: str) -> bool:
