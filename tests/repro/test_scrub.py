@@ -37,6 +37,10 @@ ORDINARY = {
     "LC_ALL": "C.UTF-8",
     "OMP_NUM_THREADS": "4",
     "KEYTIMEOUT": "1",  # not a key: KEY is no part of its name
+    "INVOCATION_ID": "0f2b7c9e4d1a4b3c8e5f6a7b8c9d0e1f",  # ids, named so
+    "PYTEST_XDIST_TESTRUNUID": "5c1e9a7b3d2f4e6a8b0c1d2e3f4a5b6c",
+    # a setting, in mixed case and long, but no token
+    "TOX_OVERRIDE": "testenv.passenv+=#,OPENBLAS_*;env_run_base.passenv+=OPENBLAS_*",
 }
 
 

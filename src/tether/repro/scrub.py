@@ -151,6 +151,9 @@ _SECRET_PARTS = frozenset(
     }
 )
 _PARTS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_.~-]+")
+_ID_NAME = re.compile(r"(?i)(?:^|[_-])(?:[A-Z]*UU|[A-Z]*U|G)?ID$")
+_HEX_ID = re.compile(r"[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}|[0-9a-fA-F]{20,64}")
 RANDOM_LENGTH = 20  # a random-looking value this long or longer is taken for a credential
 
 
@@ -193,16 +196,20 @@ def _withheld(name: str, value: str, redactor: Redactor, keys: str) -> bool:
         return True
     if upper.startswith(_ESSENTIAL_PREFIXES) or _CERTS.search(name):
         return False
-    return redactor.redact(value) != value or _into(value, keys) or _random(value)
+    return redactor.redact(value) != value or _into(value, keys) or _random(name, value)
 
 
-def _random(value: str) -> bool:
+def _random(name: str, value: str) -> bool:
     """A value shaped like a generated credential (:func:`tether.redact.looks_random`), long
-    enough to be one; a path or URL without one is not."""
+    enough to be one and made of a token's characters only (base64, URL-safe, hex); a path,
+    URL or setting (``a.b+=c;d=*``) is not, nor a hex id a name says is one
+    (``INVOCATION_ID``, ``PYTEST_XDIST_TESTRUNUID``)."""
     value = value.strip()
-    if len(value) < RANDOM_LENGTH or value.startswith(("/", "~", ".")) or "://" in value:
+    if len(value) < RANDOM_LENGTH or value.startswith(("/", "~", ".")):
         return False
-    return looks_random(value)
+    if _ID_NAME.search(name) and _HEX_ID.fullmatch(value):
+        return False
+    return bool(_TOKEN.fullmatch(value)) and looks_random(value)
 
 
 def _into(value: str, folder: str) -> bool:
