@@ -237,8 +237,10 @@ def test_an_allow_listed_variable_set_as_it_was_is_no_drift(
 
 
 def test_a_run_against_itself_or_its_reproduction_says_the_results_agree(
-    repo: Path, tether: Tether
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # withheld from the reproduction, so set in the original only: named, not ranked as a cause
+    monkeypatch.setenv("TETHER_TOKEN", "not-a-real-token")
     commit_scripts(repo, {"m.py": "import tether\ntether.log_metric('acc', 0.5)\n"})
     tether("run", "-n", "M", "--", sys.executable, "m.py")
     assert "same run: nothing differs" in tether("diff", "M", "M").output
@@ -247,6 +249,7 @@ def test_a_run_against_itself_or_its_reproduction_says_the_results_agree(
         (again,) = project.search_runs("name = 'M-reproduction'")
     text = " ".join(tether("diff", "M", again.id).output.split())
     assert "the results (metrics and outputs) agree" in text
+    assert "TETHER_TOKEN withheld from the reproduction" in text
     assert "nondeterminism" not in text
 
 

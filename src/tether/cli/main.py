@@ -119,12 +119,13 @@ def _raise_terminated(_signum: int, _frame: object) -> None:
 
 def _on_sigterm() -> Any:
     """Turn SIGTERM into :class:`Terminated` while a command runs; the handler it replaced
-    (None when it could not: not the main thread, or someone else's handler is set)."""
+    (None when it could not: not the main thread, or SIGTERM is ignored, as under nohup)."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.SIG_DFL if previous is None else previous  # None: set outside Python
 
 
 def _stdout_closed() -> bool:

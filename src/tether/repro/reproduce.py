@@ -185,6 +185,8 @@ def reproduce(
 
         # (a pipeline's own run is tagged here: only its stage runs were tagged as they began)
         tags = {"verdict": verdict.verdict, "reproduction_of": run_id}
+        if verdict.withheld:  # so `tether diff` later knows why they are set in A only
+            tags[compare.WITHHELD_TAG] = ",".join(verdict.withheld)
         amend(ws, verdict.reproduction, tags=tags)
     return verdict
 

@@ -145,6 +145,7 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
         result.command = (ca, cb)
     if a.get("cwd") is not None and b.get("cwd") is not None and a["cwd"] != b["cwd"]:
         result.cwd = (a["cwd"], b["cwd"])  # recorded since issue 11 (not by pipeline runs)
+    _not_ranked(result, a, b)
     result.results = _results(a, b, metrics, data)
     result.stage_deps = _stage_deps(a, b)
     result.causes = _causes(result)
@@ -154,6 +155,25 @@ def diff(ws: Workspace, a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
         result.causes.insert(0, f"status: {ended[0]} → {ended[1]}")
     result.uncaptured = [*uncaptured(ws, a, "A"), *uncaptured(ws, b, "B")]
     return result
+
+
+# a reproduction's tag: the variables its scrubbed environment withheld (comma-separated names)
+WITHHELD_TAG = "withheld"
+
+
+def _not_ranked(result: RunDiff, a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Variables a reproduction (B) was not given on purpose are set in A only: named in a
+    note, not ranked as a cause."""
+    tags = b.get("tags") or {}
+    if tags.get("reproduction_of") != a.get("id") or not tags.get(WITHHELD_TAG):
+        return
+    held = set(str(tags[WITHHELD_TAG]).split(","))
+    gone = [n for n in result.env.names_a if n in held]
+    if gone:
+        result.env.names_a = [n for n in result.env.names_a if n not in held]
+        result.notes.append(
+            f"{listed(gone)} withheld from the reproduction, so set in A only: not ranked"
+        )
 
 
 def _stage_deps(a: dict[str, Any], b: dict[str, Any]) -> list[str] | None:
