@@ -20,6 +20,7 @@ from tether.errors import UnsafePathError
 from tether.objects.transfer import push_objects
 from tether.objects.tree import SYMLINK_MODE, Tree, TreeEntry
 from tether.workspace.checkout import apply_checkout
+from tether.workspace.materialize import materialize
 from tether.workspace.pointer import PointerFile, write_pointer
 from tether.workspace.sync import open_remote, push_ids
 
@@ -361,3 +362,32 @@ def test_a_refused_pointer_does_not_stop_a_checkout_of_another_path(
     out = tether("checkout", "data", "good", expect=4).output
     assert "data.tether says path '.git/hooks'" in out
     assert "data.tether" in tether("fetch", expect=4).output
+
+
+def test_restoring_a_folder_by_id_checks_its_manifest_and_its_path(
+    repo: Path, project: Project, tmp_path: Path
+) -> None:
+    """What a pipeline's run cache or a reproduction restores by id is checked as a checkout
+    is: nothing is removed or written when the manifest or the path is refused."""
+    store = project.ws.store
+    blob = store.put_bytes(b"x")
+    bad = Tree.build([TreeEntry("ok.txt", blob, 1), TreeEntry("../../escape.txt", blob, 1)])
+    good = Tree.build([TreeEntry("ok.txt", blob, 1)])
+    for tree in (bad, good):
+        store.put_bytes(tree.data, tree.id)
+    write_files(repo, {"out/mine.txt": "mine"})
+    with pytest.raises(UnsafePathError, match=r"'\.\./\.\./escape\.txt'"):
+        materialize(project.ws, "out", bad.id)
+    assert (repo / "out/mine.txt").read_text() == "mine"
+    assert not (tmp_path / "escape.txt").exists()
+    for rel in ("../out", ".git/hooks", "out/../.git"):
+        with pytest.raises(UnsafePathError, match="a restore of"):
+            materialize(project.ws, rel, good.id)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, repo / "linked")
+    with pytest.raises(UnsafePathError, match="linked is a symlink"):
+        materialize(project.ws, "linked/out", good.id)
+    assert list(outside.iterdir()) == []
+    materialize(project.ws, "out", good.id)
+    assert snapshot(repo / "out") == {"ok.txt": (b"x", 0)}

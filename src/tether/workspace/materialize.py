@@ -23,7 +23,7 @@ def materialize(ws: Workspace, rel: str, oid: str) -> None:
     folder, every path and symlink of its manifest are checked before anything is removed or
     written (:mod:`tether._paths`), and every write and delete goes through a
     :class:`WriteGuard`: never through a symlinked folder, never outside the repository."""
-    check_path(rel, f"the path to restore {oid} at")
+    check_path(rel, f"a restore of {oid}")
     if not ws.store.has(oid):
         raise MissingObjectError([oid], hint=f"needed for {rel}: run `tether pull`")
     modes = ws.link_modes()

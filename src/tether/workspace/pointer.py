@@ -124,11 +124,11 @@ def read_pointer(root: Path, rel: str) -> PointerFile:
     """The pointer file at ``rel`` (repository-relative); refused, with a
     :class:`PointerError` naming it, when it cannot be read, when its ``path:`` is not its
     sibling, or when that sibling is not a path Tether writes (``.git``, a control character)."""
-    why = problem(rel[: -len(POINTER_SUFFIX)]) if rel.endswith(POINTER_SUFFIX) else "no suffix"
+    if not rel.endswith(POINTER_SUFFIX):
+        raise PointerError(f"{rel} is not a pointer file: its name does not end in .tether")
+    why = problem(target_of(rel))
     if why is not None:
-        raise PointerError(
-            f"{rel} would track {rel[: -len(POINTER_SUFFIX)]!r}, which Tether refuses: {why}"
-        )
+        raise PointerError(f"{rel} would track {target_of(rel)!r}, which Tether refuses: {why}")
     try:
         with open(root / rel, "rb") as f:
             data = f.read(MAX_BYTES + 1)
