@@ -78,8 +78,8 @@ def checkout(paths: tuple[str, ...], dry_run: bool, force: bool) -> None:
     from tether.cli.progress import Bar
 
     project = Project.open()
-    plan = project.plan_checkout(list(paths) or None)
-    if dry_run:
+    if dry_run:  # only then: a checkout plans for itself (a plan of 100k files is not free)
+        plan = project.plan_checkout(list(paths) or None)
         for a in plan.actions:
             click.echo(f"{a.op:<7} {a.path}")
         for refused in plan.refused:
