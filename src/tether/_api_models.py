@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from tether.events import Event
     from tether.registry.audit import Report
     from tether.registry.release import Verified
-    from tether.registry.store import Request, State, Version
+    from tether.registry.state import Request, State, Version
     from tether.workspace.repo import Workspace
 
 
@@ -20,31 +20,31 @@ class ModelRegistry:
 
     def register(self, name: str, run: str, path: str, description: str = "") -> Version:
         """Version N+1 of ``name``: the object ``run`` recorded for ``path``."""
-        from tether.registry import store
+        from tether.registry import versions
 
-        return store.register(self.ws, name, run, path, description)
+        return versions.register(self.ws, name, run, path, description)
 
     def request(self, spec: str, to: str, comment: str = "") -> Request:
-        from tether.registry import store
+        from tether.registry import requests
 
-        return store.request(self.ws, spec, to, comment)
+        return requests.request(self.ws, spec, to, comment)
 
     def decide(self, spec: str, approve: bool, comment: str = "") -> Request:
         """Approve or reject a request (``NAME@VERSION``'s open one, or its id) with your key."""
-        from tether.registry import store
+        from tether.registry import requests
 
-        return store.decide(self.ws, spec, approve, comment)
+        return requests.decide(self.ws, spec, approve, comment)
 
     def ready(self) -> list[Request]:
         """The open requests this machine's key may approve whose release gates pass."""
-        from tether.registry import store
+        from tether.registry import requests
 
-        return store.ready(self.ws)
+        return requests.ready(self.ws)
 
     def set_alias(self, spec: str, alias: str) -> Version:
-        from tether.registry import store
+        from tether.registry import versions
 
-        return store.set_alias(self.ws, spec, alias)
+        return versions.set_alias(self.ws, spec, alias)
 
     def state(self) -> State:
         """Every model, version, stage, alias and request, as the audit log says."""
@@ -78,9 +78,9 @@ class ModelRegistry:
         return store.pull(self.ws, remote)
 
     def apply_policy(self) -> str:
-        from tether.registry import store
+        from tether.registry import requests
 
-        return store.apply_policy(self.ws)
+        return requests.apply_policy(self.ws)
 
     def audit_log(self, model: str | None = None) -> list[Event]:
         from tether.registry import audit

@@ -26,6 +26,7 @@
     ├── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
     ├── PromptError                  a prompt that cannot be found, parsed, rendered or promoted
     ├── RegistryError                a model registry operation refused: names the rule
+    ├── TrustError                   the root of trust refuses: another root, a key without the role
     ├── VerificationError            content checked and found unlike what was signed (1)
     │   └── SignatureError           an envelope that is malformed or not signed by a trusted key
     └── SigningKeyError              a local private key that cannot be made, found or read
@@ -165,6 +166,12 @@ class PromptError(TetherError):
 
 class RegistryError(TetherError):
     """A registry operation refused: says which rule refused it."""
+
+
+class TrustError(TetherError):
+    """The root of trust refuses: a root that differs from the one this clone pinned, a root
+    not signed by enough admins, an unsigned event where a root is in force, a key without the
+    role the step needs."""
 
 
 class VerificationError(TetherError):

@@ -222,6 +222,11 @@ class Signer:
     def public_pem(self) -> str:
         return _public_pem(self._key.public_key())
 
+    @property
+    def private_key(self) -> Ed25519PrivateKey:
+        """The key itself, for signers that sign in other formats (TUF root metadata)."""
+        return self._key
+
     def sign(self, payload_type: str, payload: bytes) -> dict[str, Any]:
         """A DSSE envelope holding ``payload``, with one signature by this key."""
         sig = self._key.sign(pae(payload_type, payload))
@@ -312,6 +317,11 @@ def public_key_id(public_pem: str) -> str:
     if not isinstance(key, Ed25519PublicKey):
         raise ConfigError("not an Ed25519 public key: make keys with `tether keys generate`")
     return keyid_of(key)
+
+
+def load_public(public_pem: str) -> Ed25519PublicKey:
+    """An Ed25519 public key from its PEM (:func:`public_key_id` has checked it)."""
+    return _public_key(public_pem)
 
 
 def trusted_keys(config_data: Mapping[str, Any]) -> dict[str, TrustedKey]:

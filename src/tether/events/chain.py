@@ -19,7 +19,7 @@ import json
 import math
 import re
 import time as _time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +97,17 @@ class EventLog:
 
     # -- writing ---------------------------------------------------------------------------
     def append(
-        self, kind: str, body: Mapping[str, Any], *, actor: str, time: float | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        actor: str,
+        time: float | None = None,
+        sign: Callable[[bytes], dict[str, Any]] | None = None,
     ) -> Event:
-        """Seal one event after the head and move the head to it; secrets are masked first."""
+        """Seal one event after the head and move the head to it; secrets are masked first.
+        ``sign`` (bytes to sign -> envelope) signs :func:`signed_bytes` of the event, once its
+        position is known; the envelope is kept as ``body["signed"]``."""
         if not _KIND.match(kind):
             raise UsageError(
                 f"{kind!r} is not an event kind (a lowercase name such as `approve` or `label.set`)"
@@ -112,6 +120,9 @@ class EventLog:
         with self._locked():
             head = self.head()
             seq = 0 if head is None else self._event(head).seq + 1
+            if sign is not None:
+                parents = [head] if head else []
+                clean["signed"] = sign(_signed(self.name, parents, kind, who, when, clean))
             data = _dump(self.name, seq, head, kind, who, when, clean)
             oid = self.store.put_bytes(data)
             self.store.barrier()  # the event is durable before the head points at it
@@ -283,6 +294,22 @@ class EventLog:
 
     def _broken(self, problem: str) -> str:
         return f"the event log {self.name} is broken: {problem}; {HINT}"
+
+
+def signed_bytes(event: Event, log: str) -> bytes:
+    """What an event's ``body["signed"]`` envelope signs: its log, parents, kind, actor, time and
+    body (without the envelope), so a signature cannot be moved to another place in a chain."""
+    body = {k: v for k, v in event.body.items() if k != "signed"}
+    parents = [event.prev] if event.prev else []
+    return _signed(log, parents, event.kind, event.actor, event.time, body)
+
+
+def _signed(
+    log: str, parents: list[str], kind: str, actor: str, time: float, body: dict[str, Any]
+) -> bytes:
+    doc = {"log": log, "parents": parents, "event": kind, "actor": actor, "time": time}
+    doc["body"] = body
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _dump(

@@ -1,12 +1,15 @@
-"""The model registry: versions, stages, aliases, transition requests and their decisions, all as
-events in the ``registry`` hash-chained log (mirrored into git as ``refs/tether/events/registry``).
-The registry's state is the fold of that log: nothing else is authoritative, so the index can
-always be rebuilt from the chain.
+"""The model registry's log and state: versions, stages, aliases, transition requests and their
+decisions, all as events in the ``registry`` hash-chained log (mirrored into git as
+``refs/tether/events/registry``). The registry's state is the fold of that log (``fold.py``):
+nothing else is authoritative, so the index and the lineage refs are rebuilt from the chain.
 
-Requests, approvals, rejections and policy changes are DSSE-signed by the actor's key; they count
-only when the key is trusted in ``tether.toml`` for an identity with that right. Each decision
-records the policy in force (its id), and a decision is refused while ``tether.toml``'s policy
-differs from the last one recorded (``tether model policy apply`` records it, signed).
+With a root of trust in the log (``tether trust init``), every event is signed by a key of the
+root, and only events that verify are applied; the policies are the root's. Without one, events
+are applied as written, decisions are signed by keys trusted in ``tether.toml``, and a decision
+is refused while ``tether.toml``'s policy differs from the last one recorded.
+
+The verbs live next door: ``versions.py`` (register, alias, evidence), ``requests.py`` (request,
+approve, reject).
 """
 
 from __future__ import annotations
@@ -15,96 +18,28 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from tether import signing
 from tether._paths import check_link, check_path, check_paths
 from tether.config import read_project
-from tether.errors import GitError, TetherError, UnsafePathError, UsageError
+from tether.errors import GitError, TetherError, TrustError
 from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
 from tether.gitio.repo import committer_email, git, git_maybe, is_commit
 from tether.objects.lock import file_lock
-from tether.registry.policy import STAGES, Facts, Policies, failed_gates, load_policies
-from tether.runs import catalog
+from tether.registry.fold import LOG, PAYLOAD_TYPE, fold
+from tether.registry.state import Request, State, Version, read_cache, write_cache
 from tether.runs.index import redactor_for
+from tether.trust import pin
 from tether.workspace.repo import Workspace
 
-LOG = "registry"
-PAYLOAD_TYPE = "application/vnd.tether.registry-event+json"
+__all__ = ["RegistryError", "Request", "State", "Version"]
+
 SIGNED = {"model.request", "model.approve", "model.reject", "policy.change"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-@dataclass
-class Version:
-    name: str
-    number: int
-    object: str
-    path: str
-    run: str
-    record: str
-    description: str
-    by: str
-    time: float
-    commit: str | None
-    stage: str | None = None
-    aliases: set[str] = field(default_factory=set)
-    signature: str | None = None  # the envelope object of `tether model sign`
-    signed_by: str | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@v{self.number}"
-
-
-@dataclass
-class Request:
-    id: str
-    name: str
-    version: int
-    to: str
-    by: str
-    comment: str
-    policy: str
-    status: str = "open"  # open, approved (done), rejected
-    approvals: list[str] = field(default_factory=list)  # identities whose approval counted
-    rejections: list[str] = field(default_factory=list)
-
-
-@dataclass
-class State:
-    models: dict[str, dict[int, Version]] = field(default_factory=dict)
-    requests: dict[str, Request] = field(default_factory=dict)
-    policy: str | None = None  # the id of the last recorded policy
-    transitions: dict[str, int] = field(default_factory=dict)  # "NAME#STAGE" -> how many
-    head: str | None = None  # the last event folded in
-
-    def version(self, name: str, number: int) -> Version:
-        found = self.models.get(name, {}).get(number)
-        if found is None:
-            known = ", ".join(f"v{n}" for n in sorted(self.models.get(name, {}))) or "none"
-            raise RegistryError(f"{name} has no version v{number} (versions: {known})")
-        return found
-
-    def resolve(self, spec: str) -> Version:
-        """``NAME@vN``, ``NAME@N``, ``NAME@STAGE``, ``NAME@ALIAS`` or ``NAME`` (the newest)."""
-        name, _, at = spec.partition("@")
-        versions = self.models.get(name)
-        if not versions:
-            raise RegistryError(f"no model {name!r} is registered: `tether model register {name}`")
-        if not at:
-            return versions[max(versions)]
-        number = at[1:] if at.startswith("v") else at
-        if number.isdigit():
-            return self.version(name, int(number))
-        for v in versions.values():
-            if v.stage == at or at in v.aliases:
-                return v
-        raise RegistryError(f"{name} has no version in stage or alias {at!r}")
 
 
 def event_log(ws: Workspace) -> EventLog:
@@ -121,122 +56,104 @@ def writing(ws: Workspace) -> Iterator[State]:
         yield load_state(ws)
 
 
-STATE_CACHE = "registry-state.json"  # in .tether/cache: the fold up to a head, for speed only
-
-
-def load_state(ws: Workspace) -> State:
-    """The fold of the log. The fold up to some head is kept in the cache, so a command reads
-    only the events after it (the cache is keyed by that head's id: nothing stale survives)."""
+def load_state(ws: Workspace, *, root: str | None = None) -> State:
+    """The fold of the log, held to the root this clone pinned (``root``: a fingerprint given
+    on the command line). The fold up to some head is cached, so a command reads only the
+    events after it; the lineage refs follow each new fold."""
     log = event_log(ws)
     head = log.head()
-    cached = _read_state(ws)
+    cached = read_cache(ws.dot / "cache")
     if cached is not None and cached.head == head:
+        check_pin(ws, cached, root)
         return cached
     newer = log.events_after(cached.head) if cached is not None and cached.head else None
     state = cached if newer is not None and cached is not None else State()
-    for ev in newer if newer is not None else log.events():
-        _apply(state, ev)
+    fold(state, newer if newer is not None else log.events())
     state.head = head
-    _write_state(ws, state)
+    check_pin(ws, state, root)  # before anything is kept of a fold under a root not trusted here
+    write_cache(ws.dot / "cache", state)
+    sync_refs(ws, state)
     return state
 
 
-def _read_state(ws: Workspace) -> State | None:
-    try:
-        doc = json.loads((ws.dot / "cache" / STATE_CACHE).read_bytes())
-        if doc.get("format") != 1:
-            return None
-        state = State(head=doc["head"], policy=doc["policy"], transitions=doc["transitions"])
-        for name, versions in doc["models"].items():
-            state.models[name] = {
-                int(n): Version(**{**v, "aliases": set(v["aliases"])}) for n, v in versions.items()
-            }
-        state.requests = {k: Request(**r) for k, r in doc["requests"].items()}
-        return state
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # no cache, or an older one: fold from the start
+def check_pin(ws: Workspace, state: State, given: str | None = None) -> None:
+    """Hold the state's root to the one this clone pinned (see :mod:`tether.trust.pin`)."""
+    fingerprint = None if state.root is None else state.root.fingerprint
+    version = 0 if state.root is None else state.root.version
+    pin.check(ws.dot, fingerprint, version, given=given)
 
 
-def _write_state(ws: Workspace, state: State) -> None:
-    from dataclasses import asdict
-
-    from tether._fs import write_cache
-
-    doc = {
-        "format": 1,
-        "head": state.head,
-        "policy": state.policy,
-        "transitions": state.transitions,
-        "models": {
-            name: {str(n): {**asdict(v), "aliases": sorted(v.aliases)} for n, v in vs.items()}
-            for name, vs in state.models.items()
-        },
-        "requests": {k: asdict(r) for k, r in state.requests.items()},
-    }
-    write_cache(ws.dot / "cache" / STATE_CACHE, json.dumps(doc).encode())
-
-
-def _apply(state: State, ev: Event) -> None:
-    b = ev.body
-    if ev.kind == "model.register":
-        state.models.setdefault(b["name"], {})[int(b["version"])] = Version(
-            b["name"], int(b["version"]), b["object"], b["path"], b["run"], b["record"],
-            b.get("description", ""), ev.actor, ev.time, b.get("commit"),
-        )  # fmt: skip
-    elif ev.kind == "model.request":
-        state.requests[ev.id] = Request(
-            ev.id, b["name"], int(b["version"]), b["to"], ev.actor, b.get("comment", ""),
-            b.get("policy", ""),
-        )  # fmt: skip
-    elif ev.kind in ("model.approve", "model.reject"):
-        req = state.requests[b["request"]]
-        if ev.kind == "model.approve" and b.get("counted", True):
-            req.approvals.append(ev.actor)
-        if ev.kind == "model.reject":
-            req.rejections.append(ev.actor)
-            req.status = "rejected"
-    elif ev.kind == "model.transition":
-        versions = state.models[b["name"]]
+def sync_refs(ws: Workspace, state: State) -> None:
+    """The lineage refs ``registry/NAME/vN|STAGE|ALIAS`` as the fold says, and no others: an
+    archived version stops being ``@production`` the moment the fold says so."""
+    wanted: dict[str, list[str]] = {}
+    for name, versions in state.models.items():
         for v in versions.values():
-            if v.stage == b["stage"]:
-                v.stage = None  # one version per stage
-        versions[int(b["version"])].stage = b["stage"]
-        key = f"{b['name']}#{b['stage']}"
-        state.transitions[key] = state.transitions.get(key, 0) + 1
-        if b.get("request") in state.requests:
-            state.requests[b["request"]].status = "approved"
-    elif ev.kind == "model.alias":
-        for v in state.models[b["name"]].values():
-            v.aliases.discard(b["alias"])
-        if b.get("version") is not None:
-            state.models[b["name"]][int(b["version"])].aliases.add(b["alias"])
-    elif ev.kind == "model.sign":
-        v = state.models[b["name"]][int(b["version"])]
-        v.signature, v.signed_by = b["envelope"], ev.actor
-    elif ev.kind == "policy.change":
-        state.policy = b["policy_id"]
+            ids = [v.object, v.record] + ([v.signature] if v.signature else [])
+            wanted[f"registry/{name}/v{v.number}"] = ids
+            for mark in (v.stage, *v.aliases):
+                if mark:
+                    wanted[f"registry/{name}/{mark}"] = [v.object]
+    have = dict(ws.refs.items("registry"))
+    for ref in have.keys() - wanted.keys():
+        ws.refs.delete(ref)
+    for ref, ids in wanted.items():
+        if have.get(ref) != tuple(ids):
+            ws.refs.set(ref, ids)
 
 
 # -- appending -------------------------------------------------------------------------------
-def append(ws: Workspace, kind: str, body: dict[str, Any], *, sign: bool | None = None) -> Event:
-    """Append one registry event; signed by the local key (required for decisions). The
-    actor is the identity the key is trusted for, never a name the user typed."""
+def append(
+    ws: Workspace, kind: str, body: dict[str, Any], *, sign: bool | None = None,
+    state: State | None = None,
+) -> Event:  # fmt: skip
+    """Append one registry event. With a root of trust in force, every event is signed by the
+    local key, which must be in the root (else :class:`TrustError`, and nothing is written);
+    without one, decisions are signed by a key trusted in tether.toml. The actor is the
+    identity the key stands for, never a name the user typed."""
     redactor = redactor_for(ws)  # the project's own rules too: what is signed is what is kept
     body = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in body.items()}
+    state = state if state is not None else load_state(ws)
+    log = event_log(ws)
+    if state.root is not None:
+        signer = signing.load_signer() if _has_any_key() else None
+        key = None if signer is None else state.root.keys.get(signer.keyid)
+        if signer is None or key is None:
+            raise TrustError(
+                f"this project has a root of trust, so every registry event is signed by a key "
+                f"of the root, and {_which_key(signer)} is not one: ask an admin to add it "
+                "(`tether trust add KEY.pub --identity YOU --role ROLE`)"
+            )
+        ev = log.append(
+            kind, body, actor=key.identity, sign=lambda data: signer.sign(PAYLOAD_TYPE, data)
+        )
+        mirror(ws.root, log, ev)
+        sign_head(ws, ev, signer)
+        return ev
     must_sign = kind in SIGNED if sign is None else sign
     actor = committer_email(ws.root) or "unknown"
-    signer: Any = None
+    legacy: Any = None
     if must_sign:
-        signer, identity = local_signer(ws)
+        legacy, actor = local_signer(ws)
         payload = json.dumps({"kind": kind, **body}, sort_keys=True).encode()
-        body = {**body, "signed": signer.sign(PAYLOAD_TYPE, payload)}
-        actor = identity
-    log = event_log(ws)
+        body = {**body, "signed": legacy.sign(PAYLOAD_TYPE, payload)}
     ev = log.append(kind, body, actor=actor)
     mirror(ws.root, log, ev)
     if must_sign:
-        sign_head(ws, ev, signer)
+        sign_head(ws, ev, legacy)
     return ev
+
+
+def _has_any_key() -> bool:
+    try:
+        signing.load_signer()
+    except TetherError:
+        return False
+    return True
+
+
+def _which_key(signer: signing.Signer | None) -> str:
+    return "this machine has no signing key" if signer is None else f"your key {signer.keyid}"
 
 
 HEAD_REF = f"refs/tether/heads/{LOG}"
@@ -252,12 +169,15 @@ def sign_head(ws: Workspace, ev: Event, signer: Any) -> None:
     git(ws.root, "update-ref", HEAD_REF, blob.decode().strip())
 
 
-def signed_head(ws: Workspace) -> tuple[dict[str, Any], str] | None:
+def signed_head(
+    ws: Workspace, trusted: dict[str, signing.TrustedKey] | None = None
+) -> tuple[dict[str, Any], str] | None:
     """The signed head's document and the identity that signed it (None when there is none)."""
     if git_maybe(ws.root, "rev-parse", "--verify", "-q", HEAD_REF) is None:
         return None
     raw = git(ws.root, "cat-file", "blob", HEAD_REF)
-    checked = signing.verify(json.loads(raw), signing.trusted_keys(project_config(ws)))
+    keys = trusted if trusted is not None else signing.trusted_keys(project_config(ws))
+    checked = signing.verify(json.loads(raw), keys)
     if checked.payload_type != HEAD_TYPE:
         raise RegistryError(f"{HEAD_REF} does not hold a signed log head")
     doc: dict[str, Any] = json.loads(checked.payload)
@@ -279,8 +199,9 @@ def local_signer(ws: Workspace) -> tuple[Any, str]:
 def verify_event(
     ws: Workspace, ev: Event, trusted: dict[str, signing.TrustedKey] | None = None
 ) -> str | None:
-    """A problem with a signed event's signature, or None: the envelope verifies with a trusted
-    key, says what the event says, and its key's identity is the event's actor."""
+    """Without a root: a problem with a signed event's signature, or None: the envelope
+    verifies with a key trusted in tether.toml, says what the event says, and its key's
+    identity is the event's actor."""
     env = ev.body.get("signed")
     if env is None:
         return f"event {ev.seq} ({ev.kind}) is not signed" if ev.kind in SIGNED else None
@@ -305,50 +226,12 @@ def project_config(ws: Workspace) -> dict[str, Any]:
     return read_project(ws.root)
 
 
-# -- the verbs -------------------------------------------------------------------------------
-def register(ws: Workspace, name: str, run_ref: str, path: str, description: str = "") -> Version:
-    """Version N+1 of ``name``: the object the run recorded for ``path`` (an output or an
-    artifact), with the run's four pillars attached by reference."""
-    _check(name, "model name")
-    if not path.strip():
-        raise UsageError(
-            "the model's path is empty: give the file or folder the run recorded (`--path "
-            "model.pkl`); `tether runs show RUN` lists its outputs and artifacts"
-        )
-    run_id = catalog.resolve(ws, run_ref)
-    record = catalog.load(ws, run_id)
-    data = record.get("data") or {}
-    found = {**(data.get("outputs") or {}), **(record.get("artifacts") or {})}
-    oid = found.get(path)
-    if oid is None:
-        known = ", ".join(sorted(found)) or "none"
-        raise RegistryError(f"run {run_id[:13]} recorded no output {path!r} (it recorded: {known})")
-    record_id = ws.refs.get(f"runs/{run_id}")
-    if record_id is None:
-        raise RegistryError(f"run {run_id[:13]} is still running: register it once it has ended")
-    try:  # a version is only what `model get` will write: its files are checked the same way
-        version_files(ws, oid, path, f"run {run_id[:13]}'s {path!r}")
-    except UnsafePathError as exc:
-        raise UnsafePathError(
-            f"{exc}; Tether registers no version whose files it would refuse to write: fix "
-            "the run's output and record a new run"
-        ) from None
-    with writing(ws) as state:
-        number = max(state.models.get(name, {}), default=0) + 1
-        commit = (record.get("code") or {}).get("commit")
-        body = {
-            "name": name, "version": number, "object": oid, "path": path, "run": run_id,
-            "record": record_id[0], "description": description, "commit": commit,
-        }  # fmt: skip
-        ev = append(ws, "model.register", body, sign=_has_key(ws))
-        ws.refs.set(f"registry/{name}/v{number}", [oid, record_id[0]])
-        _tag(
-            ws,
-            f"{name}@v{number}",
-            commit,
-            f"register {name}@v{number}\n\nobject: {oid}\nevent: {ev.id}\n",
-        )
-    return load_state(ws).version(name, number)
+def deciding_keys(ws: Workspace, state: State) -> dict[str, signing.TrustedKey]:
+    """The keys whose signatures decide: the root's, else tether.toml's (never a key trusted
+    with ``--local``, which only verifies on this clone)."""
+    if state.root is not None:
+        return dict(state.root.keys)
+    return signing.trusted_keys(project_config(ws))
 
 
 def version_files(ws: Workspace, oid: str, path: str, where: str) -> list[tuple[str, str]]:
@@ -369,7 +252,7 @@ def version_files(ws: Workspace, oid: str, path: str, where: str) -> list[tuple[
     return [(e.path, e.id) for e in entries if e.target is None]  # (a link is no file)
 
 
-def _has_key(ws: Workspace) -> bool:
+def has_key(ws: Workspace) -> bool:
     """A local key that this project trusts (events are signed when there is one)."""
     try:
         signer = signing.load_signer()
@@ -378,190 +261,17 @@ def _has_key(ws: Workspace) -> bool:
     return signer.keyid in signing.trusted_keys(project_config(ws))
 
 
-def _tag(ws: Workspace, tag: str, commit: str | None, message: str) -> None:
+def tag(ws: Workspace, name: str, commit: str | None, message: str) -> None:
     """The git mirror of a registry step: an annotated tag on the run's commit (skipped when
-    that commit is not in this repository)."""
-    if commit and is_commit(ws.root, commit):
-        git(ws.root, "tag", "-a", "-f", tag, "-m", message, commit)
+    that commit is not in this repository). A tag is never forced: one that exists is left."""
+    if not commit or not is_commit(ws.root, commit):
+        return
+    if git_maybe(ws.root, "rev-parse", "--verify", "-q", f"refs/tags/{name}") is not None:
+        return
+    git(ws.root, "tag", "-a", name, "-m", message, commit)
 
 
-def facts(ws: Workspace, state: State, v: Version) -> Facts:
-    record = catalog.load(ws, v.run)
-    metrics = {k: float(m["last"]) for k, m in (record.get("metrics") or {}).items()}
-    found = catalog.search(
-        ws, f"tags.reproduction_of = '{v.run}' and tags.verdict = 'REPRODUCED'", None, 1
-    )
-    signed = v.signature is not None and _signature_ok(ws, v)
-    return Facts(bool((record.get("code") or {}).get("dirty")), bool(found), signed, metrics)
-
-
-def _signature_ok(ws: Workspace, v: Version) -> bool:
-    try:
-        envelope = json.loads(ws.store.read_bytes(v.signature or ""))
-        signing.verify(envelope, signing.trusted_keys(project_config(ws)))
-    except (TetherError, ValueError, OSError):
-        return False
-    return True
-
-
-def _policies(ws: Workspace, state: State) -> Policies:
-    policies = load_policies(project_config(ws))
-    if state.policy != policies.id and (policies.stages or state.policy is not None):
-        raise RegistryError(
-            "the policy in tether.toml differs from the last one recorded: record it with "
-            "`tether model policy apply` (a signed, audited event) before deciding anything"
-        )
-    return policies
-
-
-def request(ws: Workspace, spec: str, to: str, comment: str = "") -> Request:
-    if to not in STAGES:
-        raise RegistryError(f"stages are {', '.join(STAGES)}; free-form names are aliases")
-    with writing(ws) as state:
-        v = state.resolve(spec)
-        policies = _policies(ws, state)
-        policy = policies.for_stage(to)
-        problems = failed_gates(policy, facts(ws, state, v))
-        if problems:
-            raise RegistryError(f"{v.ref} cannot go to {to}: " + "; ".join(problems))
-        body = {
-            "name": v.name,
-            "version": v.number,
-            "to": to,
-            "comment": comment,
-            "policy": policies.id,
-        }
-        ev = append(ws, "model.request", body)
-        req = Request(ev.id, v.name, v.number, to, ev.actor, comment, policies.id)
-        if policy.approvals == 0:
-            _transition(ws, state, v, to, req)
-    return load_state(ws).requests[ev.id]
-
-
-def find_request(state: State, spec: str) -> Request:
-    """A request by id prefix, or the open request for ``NAME@VERSION``."""
-    matches = [
-        r
-        for r in state.requests.values()
-        if r.id.removeprefix("blake3:").startswith(spec.removeprefix("blake3:"))
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    if "@" in spec:
-        v = state.resolve(spec)
-        open_ = [
-            r
-            for r in state.requests.values()
-            if (r.name, r.version) == (v.name, v.number) and r.status == "open"
-        ]
-        if len(open_) == 1:
-            return open_[0]
-        if not open_:
-            raise RegistryError(f"{v.ref} has no open transition request")
-        raise RegistryError(f"{v.ref} has {len(open_)} open requests: name one by its id")
-    raise RegistryError(
-        f"no request {spec!r}" if not matches else f"{spec!r} names several requests"
-    )
-
-
-def decide(ws: Workspace, spec: str, approve: bool, comment: str = "") -> Request:
-    """Approve or reject a request. An approval counts only from a trusted key with the
-    approver role whose identity the stage's policy allows (and not the requester's own, unless
-    the policy says so); enough approvals and passing gates make the transition."""
-    with writing(ws) as state:
-        req = find_request(state, spec)
-        if req.status != "open":
-            raise RegistryError(f"the request {req.id[:19]} is {req.status}: nothing to decide")
-        policies = _policies(ws, state)
-        policy = policies.for_stage(req.to)
-        signer, identity = local_signer(ws)
-        key = signing.trusted_keys(project_config(ws))[signer.keyid]
-        if not approve and identity != req.by and "approver" not in key.roles:
-            raise RegistryError(
-                f"{identity} cannot reject {req.name}@v{req.version} -> {req.to}: only an "
-                "approver or the requester (withdrawing it) can"
-            )
-        if approve:
-            why = _cannot_approve(ws, policy, req, identity, key.roles)
-            if why:
-                raise RegistryError(
-                    f"{identity} cannot approve {req.name}@v{req.version} -> {req.to}: {why}"
-                )
-        kind = "model.approve" if approve else "model.reject"
-        body = {"request": req.id, "name": req.name, "version": req.version, "to": req.to,
-                "comment": comment, "policy": policies.id}  # fmt: skip
-        append(ws, kind, body)
-        if approve:
-            req.approvals.append(identity)
-            if len(set(req.approvals)) >= policy.approvals:
-                v = state.version(req.name, req.version)
-                problems = failed_gates(policy, facts(ws, state, v))
-                if problems:
-                    raise RegistryError(
-                        f"approved, but {v.ref} cannot go to {req.to} yet: " + "; ".join(problems)
-                    )
-                _transition(ws, state, v, req.to, req)
-    return load_state(ws).requests[req.id]
-
-
-def _cannot_approve(
-    ws: Workspace, policy: Any, req: Request, identity: str, roles: frozenset[str]
-) -> str | None:
-    if "approver" not in roles:
-        return "its key does not have the approver role (`tether keys trust … --role approver`)"
-    if not policy.self_approval and identity == req.by:
-        return "the policy forbids approving your own request (self_approval = false)"
-    if identity in req.approvals:
-        return "it has approved this request already"
-    if policy.approvers:
-        groups = signing.groups(project_config(ws))
-        if not any(signing.identity_has(identity, who, groups) for who in policy.approvers):
-            return f"the {req.to} policy allows only {', '.join(policy.approvers)}"
-    return None
-
-
-def _transition(ws: Workspace, state: State, v: Version, stage: str, req: Request) -> None:
-    before = next((x for x in state.models[v.name].values() if x.stage == stage), None)
-    n = state.transitions.get(f"{v.name}#{stage}", 0) + 1
-    body = {"name": v.name, "version": v.number, "stage": stage, "request": req.id,
-            "replaces": before.number if before else None, "n": n}  # fmt: skip
-    ev = append(ws, "model.transition", body, sign=_has_key(ws))
-    ws.refs.set(f"registry/{v.name}/{stage}", [v.object])  # for lineage: NAME@STAGE
-    _tag(
-        ws,
-        f"{v.name}#{stage}#{n}",
-        v.commit,
-        f"{v.ref} -> {stage}\n\nevent: {ev.id}\nrequest: {req.id}\n",
-    )
-
-
-def set_alias(ws: Workspace, spec: str, alias: str) -> Version:
-    _check(alias, "alias")
-    if alias in STAGES:
-        raise RegistryError(f"{alias} is a stage: `tether model request` moves a version there")
-    with writing(ws) as state:
-        v = state.resolve(spec)
-        append(
-            ws,
-            "model.alias",
-            {"name": v.name, "alias": alias, "version": v.number},
-            sign=_has_key(ws),
-        )
-        ws.refs.set(f"registry/{v.name}/{alias}", [v.object])  # for lineage: NAME@ALIAS
-    return load_state(ws).version(v.name, v.number)
-
-
-def apply_policy(ws: Workspace) -> str:
-    """Record tether.toml's policy as the one in force (signed)."""
-    policies = load_policies(project_config(ws))
-    with writing(ws) as state:
-        if state.policy == policies.id:
-            return policies.id
-        append(ws, "policy.change", {"policy_id": policies.id, "policy": policies.to_dict()})
-    return policies.id
-
-
-def _check(text: str, what: str) -> None:
+def check_name(text: str, what: str) -> None:
     if not _NAME.match(text):
         raise RegistryError(f"{text!r} is not a {what} (lower-case letters, digits, - and _)")
 
@@ -602,21 +312,3 @@ def pull(ws: Workspace, remote: str) -> int:
     ws.store.create()
     with file_lock(ws.dot / "locks" / "registry.lock", exclusive=True, timeout=30):
         return gitmirror.fetch(ws.root, remote, event_log(ws), [HEAD_REF])
-
-
-def ready(ws: Workspace) -> list[Request]:
-    """Open requests this key may approve now: its identity allowed, the gates passing."""
-    state = load_state(ws)
-    signer, identity = local_signer(ws)
-    key = signing.trusted_keys(project_config(ws))[signer.keyid]
-    policies = _policies(ws, state)
-    out = []
-    for req in state.requests.values():
-        if req.status != "open":
-            continue
-        policy = policies.for_stage(req.to)
-        if _cannot_approve(ws, policy, req, identity, key.roles):
-            continue
-        if not failed_gates(policy, facts(ws, state, state.version(req.name, req.version))):
-            out.append(req)
-    return out
