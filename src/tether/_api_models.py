@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tether.events import Event
     from tether.registry.audit import Report
+    from tether.registry.policy import Facts
     from tether.registry.release import Verified
+    from tether.registry.roots import Proposal
     from tether.registry.state import Request, State, Version
+    from tether.trust.root import TrustRoot
     from tether.workspace.repo import Workspace
 
 
@@ -82,6 +85,12 @@ class ModelRegistry:
 
         return requests.apply_policy(self.ws)
 
+    def attest(self, spec: str) -> tuple[Version, Facts]:
+        """Sign what this clone's runs say about the version's run (a CI key's evidence)."""
+        from tether.registry import versions
+
+        return versions.attest(self.ws, spec)
+
     def audit_log(self, model: str | None = None) -> list[Event]:
         from tether.registry import audit
 
@@ -91,3 +100,52 @@ class ModelRegistry:
         from tether.registry import audit
 
         return audit.verify(self.ws, full=full)
+
+
+class RootOfTrust:
+    """The project's root of trust: who holds which role, and the policies in force."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def current(self) -> TrustRoot | None:
+        from tether.registry import roots
+
+        return roots.current(self.ws)
+
+    def init(self, *, threshold: int = 1, out: Path | None = None) -> Proposal:
+        """Root version 1 from tether.toml's keys, groups and policies; this key is an admin."""
+        from tether.registry import roots
+
+        return roots.init(self.ws, threshold=threshold, out=out)
+
+    def add(
+        self, public_pem: str, identity: str, roles: tuple[str, ...], *, out: Path | None = None
+    ) -> Proposal:
+        """The next root version with this key (a key already there gets these roles)."""
+        from tether.registry import roots
+        from tether.signing import TrustedKey, public_key_id
+
+        key = TrustedKey(public_key_id(public_pem), identity, frozenset(roles), public_pem)
+        return roots.change(self.ws, add=key, out=out)
+
+    def revoke(self, keyid: str, *, out: Path | None = None) -> Proposal:
+        from tether.registry import roots
+
+        return roots.change(self.ws, revoke=keyid, out=out)
+
+    def policy(self, *, threshold: int | None = None, out: Path | None = None) -> Proposal:
+        """The next root version with tether.toml's policies and groups (and a new threshold)."""
+        from tether.registry import roots
+
+        return roots.change(self.ws, policies=True, threshold=threshold, out=out)
+
+    def sign(self, path: Path) -> Proposal:
+        from tether.registry import roots
+
+        return roots.sign_file(self.ws, path)
+
+    def publish(self, path: Path) -> Proposal:
+        from tether.registry import roots
+
+        return roots.publish(self.ws, path)

@@ -47,11 +47,13 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
     from tether._api_models import ModelRegistry as ModelRegistry
+    from tether._api_models import RootOfTrust as RootOfTrust
     from tether._api_prompts import PromptLibrary as PromptLibrary
     from tether.lineage import graph as _lineage_graph
     from tether.meta.store import IndexedRun as IndexedRun
     from tether.objects.transfer import TransferResult
     from tether.pipelines import plan as _plan
+    from tether.registry.roots import Proposal as Proposal
     from tether.repro import reproduce as _reproduce
     from tether.repro.reproduce import Verdict as Verdict
     from tether.repro.review import Review as Review
@@ -492,6 +494,13 @@ class Project:
         from tether._api_models import ModelRegistry
 
         return ModelRegistry(self.ws)
+
+    @property
+    def trust(self) -> RootOfTrust:
+        """The root of trust: keys, roles and policies as signed metadata (``tether trust``)."""
+        from tether._api_models import RootOfTrust
+
+        return RootOfTrust(self.ws)
 
     @property
     def prompts(self) -> PromptLibrary:

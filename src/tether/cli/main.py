@@ -45,6 +45,7 @@ COMMANDS = {
     "model": "models:model",
     "audit": "models:audit",
     "keys": "keys:keys",
+    "trust": "trust:trust",
     "policy": "hooks:policy",
     "hooks": "hooks:hooks",
 }

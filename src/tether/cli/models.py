@@ -172,6 +172,19 @@ def _spec(name: str, version: int | None) -> str:
     return f"{name}@v{version}" if version is not None else name
 
 
+@model.command("attest")
+@click.argument("spec")
+def attest(spec: str) -> None:
+    """Sign, with a key holding the ci role, what this clone's runs say about NAME@VERSION's
+    run: uncommitted changes or not, its last metric values, and whether a `tether reproduce`
+    of it said REPRODUCED. Under a root of trust, the release gates count only this evidence,
+    bound into the signed request."""
+    v, facts = _models().attest(spec)
+    said = "reproduced" if facts.reproduced else "not reproduced"
+    tree = "dirty tree" if facts.dirty else "clean tree"
+    click.echo(f"evidence for {v.ref}: {tree}, {said}, {len(facts.metrics)} metric(s)")
+
+
 @model.command("sign")
 @click.argument("name")
 @click.argument("version", type=int, required=False)
@@ -270,11 +283,20 @@ def _what(ev: Any) -> str:
 )
 def audit_verify(full: bool) -> None:
     """Recompute the chain, check the signatures and the signed head; report the first broken
-    link. Exits 1 on any problem."""
+    link. With a root of trust, also every event the registry did not apply (unsigned, a key
+    without the role, a transition no approved request stands behind) and where tether.toml
+    differs from the root (a proposal: it decides nothing). Exits 1 on any problem."""
     report = _models().verify_audit(full=full)
     for problem in report.problems:
         click.secho(f"PROBLEM: {problem}", fg="red")
+    for proposal in report.proposals:
+        click.secho(
+            f"proposal: tether.toml's {proposal} differs from the root of trust; it decides "
+            "nothing until an admin signs it in (`tether trust add`, `tether trust policy`)",
+            fg="yellow",
+        )
     if not report.ok:
         raise SystemExit(exitcodes.NEGATIVE)
     head = f", head signed by {report.head_signed_by}" if report.head_signed_by else ""
-    click.echo(f"audit log verified: {report.events} events{head}")
+    root = f", root of trust version {report.root.version}" if report.root else ""
+    click.echo(f"audit log verified: {report.events} events{head}{root}")

@@ -1,6 +1,9 @@
 """``tether audit``: the registry's event log, and its verification: the hash chain (every
 event present, unchanged and in order), every signature (a trusted key, the event's own actor,
-the signed payload equal to the event), and the signed head (nothing cut off the end)."""
+the signed payload equal to the event), the signed head (nothing cut off the end) and, with a
+root of trust, every event the fold refused (a key without the role, a transition no approved
+request stands behind…) and the root this clone pinned. A ``tether.toml`` whose keys or
+policies differ from the root's is reported as a proposal: it decides nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +14,17 @@ from tether import signing
 from tether.errors import TetherError
 from tether.events import Event
 from tether.hashing import hash_bytes
-from tether.registry.store import HEAD_REF, event_log, project_config, signed_head, verify_event
+from tether.registry.policy import load_policies
+from tether.registry.state import State
+from tether.registry.store import (
+    HEAD_REF,
+    event_log,
+    load_state,
+    project_config,
+    signed_head,
+    verify_event,
+)
+from tether.trust.root import TrustRoot
 from tether.workspace.repo import Workspace
 
 
@@ -20,6 +33,8 @@ class Report:
     events: int
     problems: list[str] = field(default_factory=list)
     head_signed_by: str | None = None
+    root: TrustRoot | None = None
+    proposals: list[str] = field(default_factory=list)  # tether.toml unlike the root
 
     @property
     def ok(self) -> bool:
@@ -47,6 +62,14 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
     if not checked.ok:
         report.problems.append(checked.problem or "the chain is broken")
         return report  # the signatures of a broken chain prove nothing
+    try:
+        state = load_state(ws)
+    except TetherError as exc:
+        report.problems.append(str(exc))
+        return report
+    if state.root is not None:
+        return _verify_under_root(ws, state, events, report)
+    report.problems += [str(r) for r in state.refused]
     config = project_config(ws)
     trusted = signing.trusted_keys(config)
     trust_id = hash_bytes(json.dumps(sorted((k, t.identity) for k, t in trusted.items())).encode())
@@ -85,6 +108,52 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
             "replaced by an older one"
         )
     return report
+
+
+def _verify_under_root(ws: Workspace, state: State, events: list[Event], report: Report) -> Report:
+    """Every event's signature, role and meaning were checked by the fold: report what it
+    refused, the signed head, and tether.toml where it differs from the root."""
+    root = report.root = state.root
+    assert root is not None
+    report.problems += [str(r) for r in state.refused]
+    try:
+        head = signed_head(ws, dict(root.keys))
+    except TetherError as exc:
+        report.problems.append(f"the signed head ({HEAD_REF}) does not verify: {exc}")
+        head = None
+    if head is None:
+        report.problems.append(f"{HEAD_REF} is missing: the signed head was deleted")
+    else:
+        doc, report.head_signed_by = head
+        if doc["head"] not in {e.id for e in events}:
+            report.problems.append(
+                f"the signed head names event {doc['seq']}, which is not in the log: the newest "
+                "events were cut off"
+            )
+    report.proposals = proposals(ws, root)
+    return report
+
+
+def proposals(ws: Workspace, root: TrustRoot) -> list[str]:
+    """Where tether.toml's keys, groups or policies differ from the root in force: proposals
+    for an admin to sign (`tether trust add`, `tether trust policy`), never in force."""
+    config = project_config(ws)
+    out = []
+    try:
+        keys = signing.trusted_keys(config)
+        policies = load_policies(config).to_dict()
+        groups = {g: sorted(m) for g, m in signing.groups(config).items()}
+    except TetherError as exc:
+        return [f"tether.toml cannot be read as a proposal ({exc})"]
+    for keyid, key in sorted(keys.items()):
+        held = root.keys.get(keyid)
+        if held is None or (held.identity, held.roles - {"admin"}) != (key.identity, key.roles):
+            out.append(f"key {keyid} ({key.identity}, {', '.join(sorted(key.roles)) or '-'})")
+    if policies != dict(root.policies):
+        out.append("the [registry.policy] tables")
+    if groups != {g: sorted(m) for g, m in root.groups.items()}:
+        out.append("the [groups] table")
+    return out
 
 
 def _seen(ws: Workspace, trust_id: str) -> set[str]:

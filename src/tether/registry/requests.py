@@ -16,6 +16,7 @@ from tether.registry.policy import STAGES, Facts, Policies, Policy, failed_gates
 from tether.registry.state import Request, State, Version
 from tether.registry.store import (
     append,
+    applied,
     has_key,
     load_state,
     local_signer,
@@ -71,7 +72,7 @@ def request(ws: Workspace, spec: str, to: str, comment: str = "") -> Request:
         req = Request(ev.id, v.name, v.number, to, ev.actor, comment, pid, evidence=evidence)
         if policy.approvals == 0:
             _transition(ws, state, v, to, req)
-    return load_state(ws).requests[ev.id]
+    return applied(ws, ev).requests[ev.id]
 
 
 def _how(state: State) -> str:
@@ -139,6 +140,12 @@ def decide(ws: Workspace, spec: str, approve: bool, comment: str = "") -> Reques
                 "approver or the requester (withdrawing it) can"
             )
         v = state.version(req.name, req.version)
+        if approve and state.root is not None and req.policy != fold.policy_id(policy):
+            raise RegistryError(
+                f"the {req.to} policy changed since {req.by} made this request: approvals count "
+                f"only under the policy in force; request it again (`tether model request "
+                f"{v.ref} --to {req.to}`)"
+            )
         if approve:
             if _complete(ws, state, policy, req, v, identity):
                 return load_state(ws).requests[req.id]
@@ -157,12 +164,12 @@ def decide(ws: Workspace, spec: str, approve: bool, comment: str = "") -> Reques
         kind = "model.approve" if approve else "model.reject"
         body = {"request": req.id, "name": req.name, "version": req.version, "to": req.to,
                 "comment": comment, "policy": _policy_id(state, policies, req.to)}  # fmt: skip
-        append(ws, kind, body, state=state)
+        ev = append(ws, kind, body, state=state)
         if approve:
             req.approvals.append(identity)
             if len(set(req.approvals)) >= policy.approvals:
                 _transition(ws, state, v, req.to, req)
-    return load_state(ws).requests[req.id]
+    return applied(ws, ev).requests[req.id]
 
 
 def _complete(
@@ -183,7 +190,8 @@ def _cannot_approve(
     ws: Workspace, state: State, policy: Policy, req: Request, key: signing.TrustedKey
 ) -> str | None:
     if "approver" not in key.roles:
-        return "its key does not have the approver role (`tether keys trust … --role approver`)"
+        how = "tether trust add" if state.root is not None else "tether keys trust"
+        return f"its key does not have the approver role (`{how} … --role approver`)"
     groups = None if state.root is not None else signing.groups(project_config(ws))
     return fold.approval_problem(state, policy, req, key.identity, groups)
 

@@ -30,7 +30,7 @@ from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
 from tether.gitio.repo import committer_email, git, git_maybe, is_commit
 from tether.objects.lock import file_lock
-from tether.registry.fold import LOG, PAYLOAD_TYPE, fold
+from tether.registry.fold import LOG, PAYLOAD_TYPE, ROLES, ROOT_EVENT, fold
 from tether.registry.state import Request, State, Version, read_cache, write_cache
 from tether.runs.index import redactor_for
 from tether.trust import pin
@@ -73,6 +73,16 @@ def load_state(ws: Workspace, *, root: str | None = None) -> State:
     check_pin(ws, state, root)  # before anything is kept of a fold under a root not trusted here
     write_cache(ws.dot / "cache", state)
     sync_refs(ws, state)
+    return state
+
+
+def applied(ws: Workspace, ev: Event) -> State:
+    """The state after ``ev``, which the fold must have applied (a refusal raises, naming why:
+    the checks made before writing it missed a rule the fold holds)."""
+    state = load_state(ws)
+    for refused in state.refused:
+        if refused.event == ev.id:
+            raise RegistryError(f"{refused}; `tether audit verify` lists it")
     return state
 
 
@@ -123,6 +133,13 @@ def append(
                 f"this project has a root of trust, so every registry event is signed by a key "
                 f"of the root, and {_which_key(signer)} is not one: ask an admin to add it "
                 "(`tether trust add KEY.pub --identity YOU --role ROLE`)"
+            )
+        needed = ROLES.get(kind, frozenset())
+        if kind != ROOT_EVENT and not needed & key.roles:
+            held = ", ".join(sorted(key.roles)) or "none"
+            raise TrustError(
+                f"{key.identity}'s key holds the roles {held} in the root of trust; {kind} needs "
+                f"one of {', '.join(sorted(needed))}: ask an admin (`tether trust add`)"
             )
         ev = log.append(
             kind, body, actor=key.identity, sign=lambda data: signer.sign(PAYLOAD_TYPE, data)
