@@ -23,8 +23,10 @@ class ModelRegistry:
 
     def register(self, name: str, run: str, path: str, description: str = "") -> Version:
         """Version N+1 of ``name``: the object ``run`` recorded for ``path``."""
+        from tether._api_names import claim_model
         from tether.registry import versions
 
+        claim_model(self.ws, name)
         return versions.register(self.ws, name, run, path, description)
 
     def request(self, spec: str, to: str, comment: str = "") -> Request:
@@ -97,9 +99,12 @@ class ModelRegistry:
         return audit.log(self.ws, model)
 
     def verify_audit(self, *, full: bool = False) -> Report:
+        from tether._api_names import clashes
         from tether.registry import audit
 
-        return audit.verify(self.ws, full=full)
+        report = audit.verify(self.ws, full=full)
+        report.problems += clashes(self.ws)
+        return report
 
 
 class RootOfTrust:

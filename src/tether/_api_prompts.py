@@ -48,6 +48,12 @@ class PromptLibrary:
         return self._ws
 
     # -- templates ---------------------------------------------------------------------------
+    def _project_ws(self) -> Workspace | None:
+        """The workspace when this repository is a Tether project (its registry is read)."""
+        from tether.config import PROJECT_FILE
+
+        return self.ws if (self.root / PROJECT_FILE).exists() else None
+
     def resolve(self, ref: str, *, check: bool = True) -> Prompt:
         """NAME, NAME@VERSION or NAME@LABEL; refused when registered and changed since
         (``check``)."""
@@ -62,8 +68,10 @@ class PromptLibrary:
         return loaded
 
     def new(self, name: str, *, chat: bool = False) -> Prompt:
+        from tether._api_names import claim_prompt
         from tether.prompts import templates
 
+        claim_prompt(self.root, self._project_ws(), name)
         return templates.new(self.root, name, chat=chat)
 
     def bump(self, name: str, part: str) -> Prompt:
@@ -87,9 +95,11 @@ class PromptLibrary:
         return registry.registered(self.root, name)
 
     def register(self, ref: str) -> tuple[Prompt, Registered]:
+        from tether._api_names import claim_prompt
         from tether.prompts import registry
 
         p = self.resolve(ref, check=False)
+        claim_prompt(self.root, self._project_ws(), p.name)
         return p, registry.register(self.root, p)
 
     def diff(self, a: str, b: str) -> str:
