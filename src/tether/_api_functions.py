@@ -79,9 +79,26 @@ def trust_key(
     root = find_root()
     if not (root / PROJECT_FILE).exists():
         raise NotARepositoryError(f"{root} is not a Tether project: run `tether init` there")
+    if not local:
+        _refuse_under_a_root(root)
     path = root / (LOCAL_FILE if local else PROJECT_FILE)
     mode = 0o600 if local else 0o644
     return _trust(path, public_pem, identity, roles, new_file_mode=mode), path, root
+
+
+def _refuse_under_a_root(root: Path) -> None:
+    """With a root of trust, tether.toml's keys decide nothing: adding one there is refused."""
+    from tether.errors import TrustError
+    from tether.registry.store import load_state
+    from tether.workspace.repo import Workspace
+
+    found = load_state(Workspace.open(root)).root
+    if found is not None:
+        raise TrustError(
+            f"this project has a root of trust (version {found.version}): a key gets its roles "
+            "from it, with `tether trust add FILE --identity EMAIL --role ROLE` (an admin signs); "
+            "`tether keys trust --local` trusts a key for verifying on this clone only"
+        )
 
 
 def keys_here(keys_dir: Path | None = None) -> tuple[dict[str, TrustedKey], Path, list[KeyInfo]]:

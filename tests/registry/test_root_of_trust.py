@@ -244,3 +244,18 @@ def test_a_malformed_event_is_refused_not_a_traceback(
     forge(project, "model.alias", {"alias": "champion"}, "alice@example.com")  # no name
     assert "model@v1" in tether("model", "list").output
     assert "was not applied" in tether("audit", "verify", expect=1).output
+
+
+def test_keys_trust_under_a_root_points_at_trust_add(
+    rooted: str, tether: Tether, keys: dict[str, signing.KeyInfo], repo: Path, use: Use
+) -> None:
+    pub = str(keys["mallory"].public_path)
+    out = tether("keys", "trust", pub, "--identity", "mallory@example.com", expect=4).output
+    assert "tether trust add" in out
+    assert "mallory" not in (repo / "tether.toml").read_text()
+    # --local trusts for verifying here, and decides nothing
+    tether("keys", "trust", pub, "--identity", "mallory@example.com", "--role", "approver",
+           "--local")  # fmt: skip
+    tether("model", "request", "model@v1", "--to", "staging")
+    use("mallory")
+    assert "not in the root of trust" in tether("model", "approve", "model@v1", expect=4).output

@@ -59,13 +59,20 @@ def keys_generate(identity: str, keys_dir: Path | None) -> None:
     metavar="ROLE",
     help="A right of this key, e.g. approver (repeat for several).",
 )
-@click.option("--local", is_flag=True, help="Trust it on this machine only (.tether/config.toml).")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Trust it on this clone only (.tether/config.toml), for verifying signatures (`model "
+    "verify`); a key trusted this way never decides anything (approvals, gates, labels).",
+)
 def keys_trust(file: TextIO, identity: str, roles: tuple[str, ...], local: bool) -> None:
     """Trust the public key in FILE as EMAIL.
 
     FILE is the .pub file `tether keys generate` wrote (- reads the PEM from stdin).
     Adds [keys."<key id>"] to tether.toml (commit it) with the identity, its roles and the public
-    key. Trusting a key again replaces its identity and roles. A private key is refused.
+    key. Trusting a key again replaces its identity and roles. A private key is refused. In a
+    project with a root of trust, keys get their roles from the root (`tether trust add`), and
+    this is refused without --local.
     """
     from tether.api import trust_key
 
