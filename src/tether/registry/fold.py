@@ -23,16 +23,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tether import signing
-from tether.errors import SignatureError, TrustError
 from tether.events import Event
-from tether.events.chain import signed_bytes
+from tether.events.trusted import ROOT_EVENT, Untrusted, check_signed, next_root
 from tether.registry.policy import STAGES, Facts, Policies, Policy, failed_gates, load_policies
 from tether.registry.state import Evidence, Refused, Request, State, Version
 from tether.trust import root as trust
 
 LOG = "registry"
 PAYLOAD_TYPE = "application/vnd.tether.registry-event+json"
-ROOT_EVENT = "trust.root"
 EVIDENCE = "model.evidence"
 _PROMOTE = frozenset({"promoter", "ci", "admin"})
 ROLES: dict[str, frozenset[str]] = {
@@ -57,12 +55,12 @@ def fold(state: State, events: Iterable[Event]) -> State:
     for ev in events:
         try:
             if ev.kind == ROOT_EVENT:
-                state.root = _next_root(state.root, ev)
+                state.root = next_root(state.root, ev)
             else:
                 if state.root is not None:
                     _check_signature(state.root, ev)
                 _apply(state, ev)
-        except _No as exc:
+        except (_No, Untrusted) as exc:
             state.refused.append(Refused(ev.id, ev.seq, ev.kind, str(exc)))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             why = f"it is malformed ({type(exc).__name__}: {exc})"
@@ -86,41 +84,14 @@ def policy_id(policy: Policy) -> str:
     return hash_bytes(json.dumps({policy.stage: doc}, sort_keys=True).encode())
 
 
-def _next_root(current: trust.TrustRoot | None, ev: Event) -> trust.TrustRoot:
-    document = ev.body.get("metadata")
-    if not isinstance(document, str):
-        raise _No("a trust.root event carries its metadata as text")
-    try:
-        if current is None:
-            return trust.first(document.encode())
-        return trust.update(current, document.encode())
-    except TrustError as exc:
-        raise _No(str(exc)) from None
-
-
 def _check_signature(root: trust.TrustRoot, ev: Event) -> None:
-    envelope = ev.body.get("signed")
-    if envelope is None:
-        raise _No("it is not signed, and a root of trust is in force")
-    try:
-        checked = signing.verify(envelope, root.keys)
-    except SignatureError as exc:
-        raise _No(
-            f"its signature does not hold under root version {root.version} ({exc})"
-        ) from None
-    if checked.payload_type != PAYLOAD_TYPE or checked.payload != signed_bytes(ev, LOG):
-        raise _No("it says something other than what its key signed")
-    if checked.signer.identity != ev.actor:
-        raise _No(f"it names {ev.actor} but was signed by {checked.signer.identity}")
     needed = ROLES.get(ev.kind)
     if needed is None:
         raise _No(f"{ev.kind} is not a registry event this Tether knows")
-    if not needed & checked.signer.roles:
-        held = ", ".join(sorted(checked.signer.roles)) or "none"
-        raise _No(
-            f"{ev.actor}'s key holds the roles {held} under root version {root.version}; "
-            f"{ev.kind} needs one of {', '.join(sorted(needed))}"
-        )
+    try:
+        check_signed(root, ev, LOG, PAYLOAD_TYPE, needed)
+    except Untrusted as exc:
+        raise _No(str(exc)) from None
 
 
 def _apply(state: State, ev: Event) -> None:

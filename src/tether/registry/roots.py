@@ -19,7 +19,7 @@ from tether._fs import atomic_write
 from tether.errors import TrustError
 from tether.events import EventLog
 from tether.events.gitmirror import record as mirror
-from tether.registry.fold import ROOT_EVENT
+from tether.events.trusted import ROOT_EVENT
 from tether.registry.policy import load_policies
 from tether.registry.state import State
 from tether.registry.store import append, load_state, project_config, writing

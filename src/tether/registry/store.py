@@ -28,9 +28,10 @@ from tether.errors import GitError, TetherError, TrustError
 from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
+from tether.events.trusted import ROOT_EVENT
 from tether.gitio.repo import committer_email, git, git_maybe, is_commit
 from tether.objects.lock import file_lock
-from tether.registry.fold import LOG, PAYLOAD_TYPE, ROLES, ROOT_EVENT, fold
+from tether.registry.fold import LOG, PAYLOAD_TYPE, ROLES, fold
 from tether.registry.state import Request, State, Version, read_cache, write_cache
 from tether.runs.index import redactor_for
 from tether.trust import pin
