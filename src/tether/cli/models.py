@@ -131,11 +131,14 @@ def list_() -> None:
     state = _models().state()
     if not state.models:
         click.echo("no models registered: `tether model register NAME --run RUN --path PATH`")
+    lines = []  # written at once: a registry of 20,000 versions prints in one write
     for _name, versions in sorted(state.models.items()):
         for v in sorted(versions.values(), key=lambda x: x.number):
             marks = [m for m in (v.stage, *sorted(v.aliases)) if m]
             signed = "signed" if v.signature else ""
-            click.echo(f"{v.ref:<24} {' '.join(marks):<24} {signed:<7} run {v.run[:13]}")
+            lines.append(f"{v.ref:<24} {' '.join(marks):<24} {signed:<7} run {v.run[:13]}")
+    if lines:
+        click.echo("\n".join(lines))
 
 
 @model.command("show")

