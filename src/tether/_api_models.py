@@ -103,7 +103,7 @@ class ModelRegistry:
         from tether.registry import audit
 
         report = audit.verify(self.ws, full=full)
-        report.problems += clashes(self.ws)
+        report.problems += clashes(self.ws, report.models)
         return report
 
 

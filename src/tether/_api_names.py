@@ -7,6 +7,7 @@ reported by ``tether audit verify``."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from tether.errors import PromptError, RegistryError
@@ -53,9 +54,11 @@ def claim_prompt(root: Path, ws: Workspace | None, name: str) -> None:
         )
 
 
-def clashes(ws: Workspace) -> list[str]:
-    """Names that are both a prompt and a model (made before this check, or in two clones)."""
-    both = prompt_names(ws.root) & model_names(ws)
+def clashes(ws: Workspace, models: Iterable[str] | None = None) -> list[str]:
+    """Names that are both a prompt and a model (made before this check, or in two clones);
+    ``models``: the registered ones, when the caller has folded the log already."""
+    registered = model_names(ws) if models is None else set(models) | _tagged(ws.root, _MODEL_TAG)
+    both = prompt_names(ws.root) & registered
     return [
         f"{name} is both a prompt and a model: their tags collide; rename one (register the "
         "model under a new name, or copy the prompt to a new name)"

@@ -168,6 +168,10 @@ class PackSet:
             self._index = index
         return self._index
 
+    def refresh(self) -> None:
+        """Read the indexes again on the next lookup (another process may have published)."""
+        self._index = None
+
     def _read_indexes(self) -> Iterator[tuple[str, PackIndex]]:
         if not self.folder.is_dir():
             return

@@ -123,6 +123,9 @@ class ObjectStore:
                 return f.read()
         except FileNotFoundError:
             data = self.packs.read(oid)
+            if data is None:  # packed by another process since this one read the indexes?
+                self.packs.refresh()
+                data = self.packs.read(oid)
             if data is None:
                 raise MissingObjectError([oid]) from None
             return data

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from tether import signing
 from tether.errors import TetherError
-from tether.events import Event
+from tether.events import Event, EventLog, packing
 from tether.hashing import hash_bytes
+from tether.registry import checkpoint
 from tether.registry.policy import load_policies
 from tether.registry.state import State
 from tether.registry.store import (
@@ -35,6 +36,7 @@ class Report:
     head_signed_by: str | None = None
     root: TrustRoot | None = None
     proposals: list[str] = field(default_factory=list)  # tether.toml unlike the root
+    models: list[str] | None = None  # the registered names, when the log could be folded
 
     @property
     def ok(self) -> bool:
@@ -48,6 +50,7 @@ def log(ws: Workspace, model: str | None = None) -> list[Event]:
     return [e for e in events if e.body.get("name") == model]
 
 
+CHAIN_FILE = "audit-chain.json"  # in .tether/cache: the head an audit verified, the packs
 SEEN_FILE = "audit-verified.json"  # in .tether/cache: event ids whose signature checked out
 
 
@@ -57,18 +60,35 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
     is the hash of the event, envelope included, so a verified id stays verified); ``full``
     checks every signature."""
     chain = event_log(ws)
+    remembered = ws.dot / "cache" / CHAIN_FILE
+    known = None if full else packing.verified_before(chain, remembered)
+    if known is not None:  # packs unchanged since an audit: walk only the events after it
+        count, new_ids = known
+        try:
+            state = load_state(ws)
+        except TetherError:
+            state = None
+        if state is not None and state.root is not None:
+            report = _verify_under_root(ws, state, chain, Report(count, models=list(state.models)))
+            if report.ok:
+                _pack(ws, chain, new_ids, count)
+            return report
     checked, events = chain.checked_events()
     report = Report(checked.count)
     if not checked.ok:
         report.problems.append(checked.problem or "the chain is broken")
         return report  # the signatures of a broken chain prove nothing
     try:
-        state = load_state(ws)
+        state = load_state(ws, full=full)  # full: every signature again, no cache, no checkpoint
     except TetherError as exc:
         report.problems.append(str(exc))
         return report
+    report.models = list(state.models)
     if state.root is not None:
-        return _verify_under_root(ws, state, events, report)
+        report = _verify_under_root(ws, state, chain, report)
+        if report.ok:
+            _pack(ws, chain, [e.id for e in events], report.events)
+        return report
     report.problems += [str(r) for r in state.refused]
     config = project_config(ws)
     trusted = signing.trusted_keys(config)
@@ -110,12 +130,21 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
     return report
 
 
-def _verify_under_root(ws: Workspace, state: State, events: list[Event], report: Report) -> Report:
+def _pack(ws: Workspace, chain: EventLog, ids: list[str], count: int) -> None:
+    """A whole chain under a root: its loose events into packs, and remember the head."""
+    head = chain.head()
+    if head is not None and packing.pack_loose(chain, ids):
+        packing.remember(chain, ws.dot / "cache" / CHAIN_FILE, head, count)
+
+
+def _verify_under_root(ws: Workspace, state: State, chain: EventLog, report: Report) -> Report:
     """Every event's signature, role and meaning were checked by the fold: report what it
     refused, the signed head, and tether.toml where it differs from the root."""
     root = report.root = state.root
     assert root is not None
     report.problems += [str(r) for r in state.refused]
+    if (bad := checkpoint.problem(ws)) is not None:
+        report.problems.append(bad)
     try:
         head = signed_head(ws, dict(root.keys))
     except TetherError as exc:
@@ -125,13 +154,20 @@ def _verify_under_root(ws: Workspace, state: State, events: list[Event], report:
         report.problems.append(f"{HEAD_REF} is missing: the signed head was deleted")
     else:
         doc, report.head_signed_by = head
-        if doc["head"] not in {e.id for e in events}:
+        if not _in_chain(chain, str(doc["head"])):
             report.problems.append(
                 f"the signed head names event {doc['seq']}, which is not in the log: the newest "
                 "events were cut off"
             )
     report.proposals = proposals(ws, root)
     return report
+
+
+def _in_chain(chain: EventLog, event: str) -> bool:
+    try:
+        return chain.store.has(event) and chain.is_ancestor(event, chain.head())
+    except TetherError:
+        return False
 
 
 def proposals(ws: Workspace, root: TrustRoot) -> list[str]:

@@ -56,6 +56,7 @@ def fold(state: State, events: Iterable[Event]) -> State:
         try:
             if ev.kind == ROOT_EVENT:
                 state.root = next_root(state.root, ev)
+                state.roots.append(state.root.document.decode())
             else:
                 if state.root is not None:
                     _check_signature(state.root, ev)

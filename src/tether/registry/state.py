@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from tether.errors import RegistryError
 from tether.trust.root import TrustRoot, restore, to_cache
 
 CACHE = "registry-state.json"
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 
 
 @dataclass
@@ -87,6 +88,7 @@ class State:
     transitions: dict[str, int] = field(default_factory=dict)  # "NAME#STAGE" -> how many
     head: str | None = None  # the last event folded in
     root: TrustRoot | None = None  # the root of trust in force after the last event
+    roots: list[str] = field(default_factory=list)  # every root's metadata, version 1 first
     evidence: dict[str, Evidence] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
 
@@ -119,25 +121,9 @@ _REQUEST = [f.name for f in fields(Request)]
 
 
 def read_cache(folder: Path) -> State | None:
-    """The cached fold (None when there is none, or an older one). Versions and requests are
-    rows (their fields in order): a registry of 20,000 versions reads in a tenth of a second."""
+    """The cached fold (None when there is none, or an older one)."""
     try:
-        doc = json.loads((folder / CACHE).read_bytes())
-        if doc.get("format") != CACHE_FORMAT or doc["fields"] != [_VERSION, _REQUEST]:
-            return None
-        state = State(head=doc["head"], policy=doc["policy"], transitions=doc["transitions"])
-        for name, rows in doc["models"].items():
-            versions = state.models[name] = {}
-            for row in rows:
-                v = Version(*row)
-                v.aliases = set(v.aliases)
-                versions[v.number] = v
-        state.requests = {row[0]: Request(*row) for row in doc["requests"]}
-        state.evidence = {k: Evidence(**e) for k, e in doc["evidence"].items()}
-        state.refused = [Refused(**r) for r in doc["refused"]]
-        if doc["root"] is not None:
-            state.root = restore(doc["root"])
-        return state
+        return from_doc(json.loads((folder / CACHE).read_bytes()))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no cache, or an older one: fold from the start
 
@@ -145,8 +131,34 @@ def read_cache(folder: Path) -> State | None:
 def write_cache(folder: Path, state: State) -> None:
     from tether._fs import write_cache as write
 
+    write(folder / CACHE, json.dumps(to_doc(state)).encode())
+
+
+def from_doc(doc: dict[str, Any]) -> State | None:
+    """A state from :func:`to_doc` (None for another format). Versions and requests are rows
+    (their fields in order): a registry of 20,000 versions reads in a tenth of a second."""
+    if doc.get("format") != CACHE_FORMAT or doc["fields"] != [_VERSION, _REQUEST]:
+        return None
+    state = State(head=doc["head"], policy=doc["policy"], transitions=doc["transitions"])
+    for name, rows in doc["models"].items():
+        versions = state.models[name] = {}
+        for row in rows:
+            v = Version(*row)
+            v.aliases = set(v.aliases)
+            versions[v.number] = v
+    state.requests = {row[0]: Request(*row) for row in doc["requests"]}
+    state.evidence = {k: Evidence(**e) for k, e in doc["evidence"].items()}
+    state.refused = [Refused(**r) for r in doc["refused"]]
+    state.roots = list(doc["roots"])
+    if doc["root"] is not None:
+        state.root = restore(doc["root"])
+    return state
+
+
+def to_doc(state: State) -> dict[str, Any]:
+    """``state`` as plain JSON data (the cache's, and a checkpoint's)."""
     root = state.root
-    doc = {
+    return {
         "format": CACHE_FORMAT,
         "fields": [_VERSION, _REQUEST],
         "head": state.head,
@@ -160,8 +172,8 @@ def write_cache(folder: Path, state: State) -> None:
         "evidence": {k: asdict(e) for k, e in state.evidence.items()},
         "refused": [asdict(r) for r in state.refused],
         "root": None if root is None else to_cache(root),
+        "roots": state.roots,
     }
-    write(folder / CACHE, json.dumps(doc).encode())
 
 
 def _row(item: object, names: list[str]) -> list[object]:

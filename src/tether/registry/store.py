@@ -31,6 +31,7 @@ from tether.events.gitmirror import record as mirror
 from tether.events.trusted import ROOT_EVENT
 from tether.gitio.repo import committer_email, git, git_maybe, is_commit
 from tether.objects.lock import file_lock
+from tether.registry import checkpoint
 from tether.registry.fold import LOG, PAYLOAD_TYPE, ROLES, fold
 from tether.registry.state import Request, State, Version, read_cache, write_cache
 from tether.runs.index import redactor_for
@@ -57,16 +58,20 @@ def writing(ws: Workspace) -> Iterator[State]:
         yield load_state(ws)
 
 
-def load_state(ws: Workspace, *, root: str | None = None) -> State:
+def load_state(ws: Workspace, *, root: str | None = None, full: bool = False) -> State:
     """The fold of the log, held to the root this clone pinned (``root``: a fingerprint given
     on the command line). The fold up to some head is cached, so a command reads only the
-    events after it; the lineage refs follow each new fold."""
+    events after it; a clone without that cache starts from the newest signed checkpoint
+    (``checkpoint.py``); ``full`` folds the whole log, trusting neither. The lineage refs
+    follow each new fold."""
     log = event_log(ws)
     head = log.head()
-    cached = read_cache(ws.dot / "cache")
+    cached = None if full else read_cache(ws.dot / "cache")
     if cached is not None and cached.head == head:
         check_pin(ws, cached, root)
         return cached
+    if cached is None and not full:
+        cached = checkpoint.read(ws)
     newer = log.events_after(cached.head) if cached is not None and cached.head else None
     state = cached if newer is not None and cached is not None else State()
     fold(state, newer if newer is not None else log.events())
@@ -147,6 +152,8 @@ def append(
         )
         mirror(ws.root, log, ev)
         sign_head(ws, ev, signer)
+        if key.roles & checkpoint.SIGNERS and checkpoint.due(ws, ev.seq):
+            checkpoint.write(ws, load_state(ws), ev.seq, signer)
         return ev
     must_sign = kind in SIGNED if sign is None else sign
     actor = committer_email(ws.root) or "unknown"
@@ -313,8 +320,9 @@ def push(ws: Workspace, remote: str) -> None:
         else b""
     )
     refs = [*(out or b"").decode().split(), gitmirror.git_ref(LOG)]
-    if git_maybe(ws.root, "rev-parse", "--verify", "-q", HEAD_REF) is not None:
-        refs.append(HEAD_REF)
+    for ref in (HEAD_REF, checkpoint.REF):
+        if git_maybe(ws.root, "rev-parse", "--verify", "-q", ref) is not None:
+            refs.append(ref)
     try:
         gitmirror.push(ws.root, remote, refs)
     except GitError as exc:
@@ -329,4 +337,4 @@ def pull(ws: Workspace, remote: str) -> int:
 
     ws.store.create()
     with file_lock(ws.dot / "locks" / "registry.lock", exclusive=True, timeout=30):
-        return gitmirror.fetch(ws.root, remote, event_log(ws), [HEAD_REF])
+        return gitmirror.fetch(ws.root, remote, event_log(ws), [HEAD_REF, checkpoint.REF])
