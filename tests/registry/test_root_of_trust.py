@@ -259,3 +259,17 @@ def test_keys_trust_under_a_root_points_at_trust_add(
     tether("model", "request", "model@v1", "--to", "staging")
     use("mallory")
     assert "not in the root of trust" in tether("model", "approve", "model@v1", expect=4).output
+
+
+def test_tether_toml_that_matches_the_root_proposes_nothing(
+    rooted: str, keys: dict[str, signing.KeyInfo], tether: Tether, repo: Path
+) -> None:
+    assert "proposal" not in tether("audit", "verify").output
+    email = "alice@example.com"  # naming alice an admin in tether.toml changes nothing
+    signing.trust_key(
+        repo / "tether.toml", keys["alice"].public_pem, email, ["admin", *ROLES["alice"]]
+    )
+    assert "proposal" not in tether("audit", "verify").output
+    signing.trust_key(repo / "tether.toml", keys["bob"].public_pem, "bob@example.com", ["promoter"])
+    out = tether("audit", "verify").output
+    assert out.count("proposal") == 1 and "bob@example.com" in out

@@ -183,7 +183,8 @@ def proposals(ws: Workspace, root: TrustRoot) -> list[str]:
         return [f"tether.toml cannot be read as a proposal ({exc})"]
     for keyid, key in sorted(keys.items()):
         held = root.keys.get(keyid)
-        if held is None or (held.identity, held.roles - {"admin"}) != (key.identity, key.roles):
+        admin = frozenset({"admin"})  # who is an admin is the root's alone to say
+        if held is None or (held.identity, held.roles - admin) != (key.identity, key.roles - admin):
             out.append(f"key {keyid} ({key.identity}, {', '.join(sorted(key.roles)) or '-'})")
     if policies != dict(root.policies):
         out.append("the [registry.policy] tables")
