@@ -159,3 +159,30 @@ def test_events_written_after_an_audit_are_checked_by_the_next(
     tether("audit", "verify")
     forge(project, "model.alias", {"name": "model", "alias": "x", "version": 1}, "bob@example.com")
     assert "not signed" in tether("audit", "verify", expect=1).output
+
+
+def test_a_fresh_clone_starts_from_the_pushed_checkpoint(
+    every: int, rooted: str, project: Project, tether: Tether, repo: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    aliases(tether, 4)
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    tether("model", "push")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    monkeypatch.chdir(clone)
+    Project.init(clone)
+    tether("model", "pull")
+    assert git(clone, "rev-parse", checkpoint.REF) == git(repo, "rev-parse", checkpoint.REF)
+    folded: list[str] = []
+    real = trusted.check_signed
+    monkeypatch.setattr(
+        "tether.registry.fold.check_signed",
+        lambda *a: folded.append(a[1].id) or real(*a),  # type: ignore[func-returns-value]
+    )
+    assert "a3" in Project.open(clone).models.state().resolve("model@v1").aliases
+    assert len(folded) == 2  # the two events after the checkpoint at event 3
+    assert "audit log verified" in tether("audit", "verify").output
