@@ -113,7 +113,9 @@ class PromptLibrary:
         from tether.prompts import suite as suites
         from tether.prompts import templates
 
-        cases = [dict(c.vars) for c in suites.load_suite(suite).cases] if suite else None
+        cases = (
+            [(dict(c.vars), c.text_vars) for c in suites.load_suite(suite).cases] if suite else None
+        )
         problems: list[str] = []
         for ref in refs or self.names():
             try:
@@ -125,7 +127,7 @@ class PromptLibrary:
     def values(
         self, p: Prompt, given: dict[str, str], vars_file: Path | None = None
     ) -> dict[str, Any]:
-        """``vars_file`` (YAML or JSON) then ``given``; a non-string variable's text is YAML."""
+        """``vars_file`` (YAML or JSON) then ``given`` (text, read as each variable's type)."""
         from tether._documents import load_yaml
         from tether.errors import UsageError
 
@@ -135,10 +137,8 @@ class PromptLibrary:
             if not isinstance(doc, dict):
                 raise UsageError(f"{vars_file} must hold a mapping of variable -> value")
             values.update(doc)
-        for key, raw in given.items():
-            var = p.variables.get(key)
-            values[key] = raw if var is None or var.type == "string" else load_yaml(raw)
-        return values
+        values.update(given)
+        return p.typed(values, frozenset(given))
 
     # -- evaluation --------------------------------------------------------------------------
     def load_suite(self, path: Path) -> Suite:

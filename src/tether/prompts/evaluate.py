@@ -10,6 +10,7 @@ and the repeat index: re-evaluating unchanged cases is free, and ``--repeat K`` 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,10 @@ from tether.workspace.repo import Workspace
 
 SCRIPTED = "scripted"
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+# a dated snapshot of a model, as OpenAI names them: gpt-4o-mini-2024-07-18, claude-x-20240620
+_DATED = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
 @dataclass
@@ -121,14 +126,27 @@ def render_limits(ws: Workspace) -> sandbox.Limits:
     )
 
 
-def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int) -> float | None:
-    """Cost from ``[prompts.prices."MODEL"]`` (``input_per_million``, ``output_per_million``)."""
+def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int, *also: str) -> float | None:
+    """Cost from ``[prompts.prices."MODEL"]`` (``input_per_million``, ``output_per_million``,
+    optional ``aliases = [...]``). ``model`` is what was asked for; ``also`` what the endpoint
+    says answered, often a dated snapshot (``gpt-4o-mini-2024-07-18``) of it: each is tried as
+    given, by the entries' aliases, and without its date suffix."""
     table = ws.config.get("prompts.prices") or {}
-    row = table.get(model) if isinstance(table, Mapping) else None
-    if not isinstance(row, Mapping):
+    if not isinstance(table, Mapping):
         return None
-    per_in = float(row.get("input_per_million", 0.0))
-    per_out = float(row.get("output_per_million", 0.0))
+    rows: dict[str, Mapping[str, Any]] = {}
+    for key, row in table.items():
+        if isinstance(row, Mapping):
+            for name in (key, *(row.get("aliases") or [])):
+                rows.setdefault(str(name), row)
+    names = [n for n in (model, *also) if n]
+    found = next(
+        (rows[n] for n in (*names, *(_DATED.sub("", n) for n in names)) if n in rows), None
+    )
+    if found is None:
+        return None
+    per_in = float(found.get("input_per_million", 0.0))
+    per_out = float(found.get("output_per_million", 0.0))
     return (tokens_in * per_in + tokens_out * per_out) / 1e6
 
 
@@ -157,7 +175,7 @@ def evaluate(
     with sandbox.limits(render_limits(ws)):
         for case in suite.cases:
             try:
-                messages = prompt.messages(**case.vars)
+                messages = prompt.messages(**prompt.typed(case.vars, case.text_vars))
                 text = "\n\n".join(m["content"] for m in messages)
                 failure = None
             except PromptError as exc:
@@ -186,7 +204,7 @@ def evaluate(
         case, failure, text = rendered[i // repeat]
         response = by_index.get(i) or Response.failed(model, failure or "not asked")
         results.append(
-            _score(ws, prompt, suite, case, text, response, i % repeat, judge_call, embed)
+            _score(ws, prompt, suite, case, text, response, i % repeat, judge_call, embed, model)
         )
     metrics = suite_metrics([r.outcome() for r in results])
     out = EvalResult(
@@ -215,9 +233,11 @@ def _score(
     repeat: int,
     judge: Callable[[str], str] | None,
     embed: Callable[[list[str]], list[list[float]]] | None = None,
+    requested: str = "",
 ) -> CaseResult:
-    cost = price(ws, response.model or prompt.model or "", response.tokens_in, response.tokens_out)
+    cost = price(ws, requested, response.tokens_in, response.tokens_out, response.model)
     checks: list[assertions.Check] = []
+    error = response.error
     if response.ok:
         ctx = assertions.Context(
             expected=case.expected,
@@ -230,23 +250,26 @@ def _score(
             embed=embed,
             case_vars=case.vars,
         )
-        checks = [
-            assertions.evaluate(spec, response.text, ctx)
-            for spec in (*suite.asserts, *case.asserts)
-        ]
+        try:
+            checks = [
+                assertions.evaluate(spec, response.text, ctx)
+                for spec in (*suite.asserts, *case.asserts)
+            ]
+        except assertions.Unscorable as exc:
+            checks, error = [], str(exc)
     scores = [c.score for c in checks if c.score is not None]
     return CaseResult(
         case=case.id,
         repeat=repeat,
         answer=response.text,
-        passed=response.ok and all(c.passed for c in checks),
+        passed=error is None and all(c.passed for c in checks),
         score=sum(scores) / len(scores) if scores else None,
         checks=[c.to_dict() for c in checks],
         latency_s=response.latency_s,
         tokens_in=response.tokens_in,
         tokens_out=response.tokens_out,
         cost=cost,
-        error=response.error,
+        error=error,
         cached=response.cached,
     )
 

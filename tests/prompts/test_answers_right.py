@@ -1,0 +1,200 @@
+"""Answers a user would ship: a judge's reply read strictly, cost kept when the endpoint names a
+dated snapshot, `contains` lists, and typed variables from CSV cells and `--var`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Tether, write_files
+from tether.api import Project
+from tether.prompts.assertions import Unscorable, judge_score
+from tether.prompts.fakeserver import Behaviour, serve
+
+META = """variables:
+  review: {type: string}
+model: gpt-4o-mini
+"""
+
+
+def provider(repo: Path, base_url: str, extra: str = "") -> None:
+    with (repo / "tether.toml").open("a") as f:
+        f.write(
+            f'\n[prompts]\njudge = "local"\n'
+            f'\n[prompts.providers.local]\ntype = "openai"\nbase_url = "{base_url}"\n'
+            f'model = "gpt-4o-mini"\n{extra}'
+        )
+
+
+def run_id(out: str) -> str:
+    return out.split("recorded as run ")[1].split()[0]
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ('{"score": 8, "reason": "polite"}', 0.8),
+        ('```json\n{"score": 10}\n```', 1.0),
+        ("The answer is polite.\nScore: 3/4", 0.75),
+    ],
+)
+def test_a_judge_reply_in_the_form_asked_for_is_read(reply: str, score: float) -> None:
+    assert judge_score(reply) == score
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I would rate it 2 out of 10",  # the first number, clamped, used to give 1.0
+        "0.9",
+        '{"score": 11}',
+        '{"score": "high"}',
+        "Score: 2/10\nScore: 9/10",
+        "Score: 12/10",
+    ],
+)
+def test_a_reply_that_is_not_a_score_is_refused(reply: str) -> None:
+    with pytest.raises(Unscorable):
+        judge_score(reply)
+
+
+def test_an_unparsable_judge_reply_is_an_error_not_a_pass(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    def answer(text: str) -> str:
+        if text.startswith("You grade an answer"):
+            said = text.split("Answer:")[-1]
+            return "I would rate it 2 out of 10" if "rude" in said else '{"score": 9}'
+        return "rude reply" if "bad" in text else "kind reply"
+
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "Reply to: {{ review }}",
+            "evals/j.yaml": "assert:\n  - judge: {rubric: polite?, min: 0.5}\ncases:\n"
+            "  - {id: good, vars: {review: fine}}\n  - {id: bad, vars: {review: bad}}\n",
+        },
+    )
+    with serve(latency_s=0.0, behaviour=Behaviour(answer=answer)) as server:
+        provider(repo, server.base_url)
+        out = tether(
+            "prompt", "eval", "r", "--suite", "evals/j.yaml", "-p", "local", expect=1
+        ).output
+    assert "pass rate 50.0%" in out and "1 error" in out
+    assert "2 out of 10" in out  # the reply is quoted in the failure
+    run = project.get_run(run_id(out))
+    data = project.ws.store.read_bytes(run["artifacts"]["results.jsonl"])
+    rows = [json.loads(r) for r in data.decode().splitlines()]
+    bad = next(r for r in rows if r["case"] == "bad")
+    assert bad["passed"] is False and "did not answer" in bad["error"]
+
+
+def test_cost_is_kept_when_the_endpoint_answers_with_a_dated_snapshot(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/c.yaml": "cases:\n  - {id: a, vars: {review: good}}\n",
+        },
+    )
+    prices = (
+        '\n[prompts.prices."gpt-4o-mini"]\ninput_per_million = 1000.0\n'
+        "output_per_million = 1000.0\n"
+    )
+    with serve(latency_s=0.0, behaviour=Behaviour(snapshot="-2024-07-18")) as server:
+        provider(repo, server.base_url, prices)
+        out = tether("prompt", "eval", "r", "--suite", "evals/c.yaml", "-p", "local").output
+        assert server.seen[0].body["model"] == "gpt-4o-mini"
+    run = project.get_run(run_id(out))
+    assert run["metrics"]["cost"]["last"] > 0
+
+
+def test_cost_is_found_through_an_alias(project: Project, repo: Path, tether: Tether) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/c.yaml": "cases:\n  - {id: a, vars: {review: good}}\n",
+        },
+    )
+    prices = (
+        '\n[prompts.prices.mini]\naliases = ["gpt-4o-mini"]\ninput_per_million = 1000.0\n'
+        "output_per_million = 0.0\n"
+    )
+    with serve(latency_s=0.0) as server:
+        provider(repo, server.base_url, prices)
+        out = tether("prompt", "eval", "r", "--suite", "evals/c.yaml", "-p", "local").output
+    assert project.get_run(run_id(out))["metrics"]["cost"]["last"] > 0
+
+
+def test_contains_a_list_means_any_and_promptfoo_names_work(repo: Path, tether: Tether) -> None:
+    suite = """scripted:
+  - default: "a great film"
+cases:
+  - {id: list, vars: {review: x}, assert: [{contains: [good, great]}]}
+  - {id: any, vars: {review: x}, assert: [{contains-any: [awful, film]}]}
+  - {id: all, vars: {review: x}, assert: [{contains-all: [great, film]}]}
+  - {id: all-missing, vars: {review: x}, assert: [{contains-all: [great, plot]}]}
+  - {id: none, vars: {review: x}, assert: [{contains: [bad, dull]}]}
+"""
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/s.yaml": suite,
+        },
+    )
+    out = tether("prompt", "eval", "r", "--suite", "evals/s.yaml", "-p", "scripted").output
+    assert "pass rate 60.0%" in out
+    assert "failed all-missing#0: missing ['plot']" in out
+    assert "failed none#0: none of ['bad', 'dull']" in out
+
+
+TYPED = """variables:
+  review: {type: string}
+  n: {type: integer}
+  temp: {type: number, required: false, default: 0.5}
+model: gpt-4o-mini
+"""
+
+
+def test_csv_cells_become_the_declared_types(repo: Path, tether: Tether) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/t/v1.0.0/prompt.yaml": TYPED,
+            "prompts/t/v1.0.0/template.jinja2": "{{ review }} x{{ n + 1 }} at {{ temp * 2 }}",
+            "evals/t.yaml": "scripted:\n  - default: ok\ncases:\n  - file: rows.csv\n",
+            "evals/rows.csv": "id,review,n,temp\na,one,1,1e3\nb,two,41,\n",
+        },
+    )
+    assert "no problems" in tether("prompt", "lint", "t", "--suite", "evals/t.yaml").output
+    out = tether("prompt", "eval", "t", "--suite", "evals/t.yaml", "-p", "scripted").output
+    assert "pass rate 100.0%" in out and "error" not in out.replace("0 errors", "")
+    (repo / "evals/rows.csv").write_text("id,review,n\na,one,1\nb,two,many\n")
+    linted = tether("prompt", "lint", "t", "--suite", "evals/t.yaml", expect=1).output
+    assert "suite case 2" in linted and "'many' is not an integer" in linted
+
+
+def test_a_number_variable_takes_scientific_notation_on_the_command_line(
+    repo: Path, tether: Tether
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/t/v1.0.0/prompt.yaml": TYPED,
+            "prompts/t/v1.0.0/template.jinja2": "{{ review }} {{ n + 1 }} {{ temp * 2 }}",
+        },
+    )
+    args = ("prompt", "render", "t", "--var", "review=hi", "--var", "n=2")
+    assert tether(*args, "--var", "temp=1e3").output.strip() == "hi 3 2000.0"
+    refused = tether(*args, "--var", "temp=lots", expect=4).output
+    assert "variable temp" in refused and "not a number" in refused
