@@ -198,3 +198,29 @@ def test_a_number_variable_takes_scientific_notation_on_the_command_line(
     assert tether(*args, "--var", "temp=1e3").output.strip() == "hi 3 2000.0"
     refused = tether(*args, "--var", "temp=lots", expect=4).output
     assert "variable temp" in refused and "not a number" in refused
+
+
+def test_an_eval_without_thresholds_gives_figures_and_no_verdict(
+    project: Project, repo: Path, tether: Tether
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/zero.yaml": "scripted:\n  - default: no\ncases:\n"
+            "  - {id: a, vars: {review: x}, expected: yes, assert: [{equals: yes}]}\n",
+        },
+    )
+    args = ("prompt", "eval", "r", "--suite", "evals/zero.yaml", "-p", "scripted")
+    out = tether(*args, "--html", "report.html").output
+    assert "pass rate 0.0%" in out and "no verdict: the suite sets no thresholds" in out
+    page = (repo / "report.html").read_text()
+    assert "none (no thresholds)" in page and '<td class="pass">pass</td>' not in page
+    assert project.get_run(run_id(out))["tags"]["verdict"] == "none"
+    (repo / "evals/zero.yaml").write_text(
+        (repo / "evals/zero.yaml").read_text() + "thresholds: {pass_rate: 0.5}\n"
+    )
+    failed = tether(*args, expect=1).output
+    assert "threshold pass_rate: 0 vs 0.5 NOT MET" in failed
+    assert project.get_run(run_id(failed))["tags"]["verdict"] == "fail"

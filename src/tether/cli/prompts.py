@@ -253,6 +253,10 @@ def _print_eval(done: Any) -> None:
     click.echo(f"  {cached} of {len(done.results)} answers from the cache")
     for key, (limit, value, ok) in done.thresholds.items():
         click.echo(f"  threshold {key}: {value:.4g} vs {limit:g} {'ok' if ok else 'NOT MET'}")
+    if done.verdict is None:
+        click.echo(
+            "  no verdict: the suite sets no thresholds (add `thresholds: {pass_rate: 0.9}`)"
+        )
     failed = [r for r in done.results if not r.passed][:5]
     for r in failed:
         why = r.error or "; ".join(c["why"] or c["kind"] for c in r.checks if not c["passed"])

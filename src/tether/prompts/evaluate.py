@@ -77,10 +77,19 @@ class EvalResult:
     run: str | None = None
 
     @property
+    def verdict(self) -> str | None:
+        """``pass`` when every suite threshold is met, ``fail`` when one is not, and no verdict
+        when the suite sets none: figures alone say nothing about good enough."""
+        if not self.thresholds:
+            return None
+        return "pass" if all(ok for _l, _v, ok in self.thresholds.values()) else "fail"
+
+    @property
     def passed(self) -> bool:
-        """Every suite threshold met (no thresholds: at least one case, no errors)."""
-        if self.thresholds:
-            return all(ok for _limit, _value, ok in self.thresholds.values())
+        """What the command's exit says: every threshold met, or (no thresholds, so no verdict)
+        every case answered without an error. Only a ``pass`` verdict is evidence."""
+        if self.verdict is not None:
+            return self.verdict == "pass"
         return self.metrics.cases > 0 and self.metrics.errors == 0
 
     def outcomes(self) -> list[CaseOutcome]:
@@ -338,7 +347,7 @@ def _record(
         "prompt.version": version,
         "suite": suite.name,
         "provider": provider.name,
-        "verdict": "pass" if out.passed else "fail",
+        "verdict": out.verdict or "none",
     }
     # queued for the index, read back by the next search: an eval does not load SQLAlchemy
     with live.start(
