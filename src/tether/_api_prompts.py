@@ -74,10 +74,12 @@ class PromptLibrary:
         claim_prompt(self.root, self._project_ws(), name)
         return templates.new(self.root, name, chat=chat)
 
-    def bump(self, name: str, part: str) -> Prompt:
+    def bump(self, name: str, part: str, base: str | None = None) -> Prompt:
+        """The next version of ``base`` (a version or a label; default: the newest)."""
         from tether.prompts import templates
 
-        return templates.bump(self.root, name, part)
+        version = self.resolve(f"{name}@{base}", check=False).version if base else None
+        return templates.bump(self.root, name, part, version)
 
     def names(self) -> list[str]:
         from tether.prompts import templates

@@ -224,3 +224,62 @@ def test_an_eval_without_thresholds_gives_figures_and_no_verdict(
     failed = tether(*args, expect=1).output
     assert "threshold pass_rate: 0 vs 0.5 NOT MET" in failed
     assert project.get_run(run_id(failed))["tags"]["verdict"] == "fail"
+
+
+def test_the_versions_model_is_sent_and_the_providers_is_the_default(
+    repo: Path, tether: Tether
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,  # model: gpt-4o-mini
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "prompts/plain/v1.0.0/prompt.yaml": "variables:\n  review: {type: string}\n",
+            "prompts/plain/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/c.yaml": "cases:\n  - {id: a, vars: {review: good}}\n",
+        },
+    )
+    with serve(latency_s=0.0) as server:
+        with (repo / "tether.toml").open("a") as f:
+            f.write(
+                f'\n[prompts.providers.local]\ntype = "openai"\nbase_url = "{server.base_url}"\n'
+                'model = "provider-model"\n'
+            )
+        for name in ("r", "plain"):
+            tether("prompt", "eval", name, "--suite", "evals/c.yaml", "-p", "local", "--no-record")
+        sent = [s.body["model"] for s in server.seen]
+    assert sent == ["gpt-4o-mini", "provider-model"]
+
+
+def test_prompt_new_names_no_model_so_the_providers_is_used(repo: Path, tether: Tether) -> None:
+    tether("prompt", "new", "fresh")
+    meta = (repo / "prompts/fresh/v1.0.0/prompt.yaml").read_text()
+    assert "\nmodel:" not in meta and "# model:" in meta
+
+
+def test_bump_from_a_version_makes_its_hotfix(repo: Path, tether: Tether) -> None:
+    for v in ("v1.0.0", "v1.1.0"):
+        write_files(
+            repo,
+            {
+                f"prompts/r/{v}/prompt.yaml": META,
+                f"prompts/r/{v}/template.jinja2": f"{v} {{{{ review }}}}",
+            },
+        )
+    out = tether("prompt", "bump", "r", "--from", "v1.0.0", "--patch").output
+    assert "r@v1.0.1" in out
+    assert (repo / "prompts/r/v1.0.1/template.jinja2").read_text() == "v1.0.0 {{ review }}"
+    clash = tether("prompt", "bump", "r", "--from", "v1.0.0", expect=4).output
+    assert "r@v1.1.0 exists already" in clash and "--patch" in clash
+
+
+def test_a_chat_message_without_content_is_named(repo: Path, tether: Tether) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/c/v1.0.0/prompt.yaml": "variables: {}\n",
+            "prompts/c/v1.0.0/messages.yaml": "- role: system\n- role: user\n  content: hi\n",
+        },
+    )
+    out = tether("prompt", "render", "c", expect=4).output
+    assert "message 1 in messages.yaml needs a `content` text" in out

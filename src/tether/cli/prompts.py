@@ -51,10 +51,16 @@ def new(name: str, chat: bool) -> None:
 @click.option("--major", "part", flag_value="major", help="vX.0.0: an incompatible change.")
 @click.option("--minor", "part", flag_value="minor", default=True, help="vX.Y.0 (the default).")
 @click.option("--patch", "part", flag_value="patch", help="vX.Y.Z: a fix.")
-def bump(name: str, part: str) -> None:
-    """Copy NAME's newest version to the next version's folder, to edit there."""
+@click.option(
+    "--from",
+    "base",
+    metavar="VERSION",
+    help="Start from this version or label (a hotfix of production: --from production --patch).",
+)
+def bump(name: str, part: str, base: str | None) -> None:
+    """Copy NAME's newest version (or --from's) to the next version's folder, to edit there."""
     lib = _library()
-    made = lib.bump(name, part)
+    made = lib.bump(name, part, base)
     click.echo(f"created {made.ref} in {made.folder.relative_to(lib.root)}")
 
 

@@ -178,7 +178,9 @@ def evaluate(
     provider must keep to."""
     if repeat < 1:
         raise PromptError("--repeat is at least 1")
-    model = provider.model or prompt.model or ""  # a configured provider's model wins
+    # the version's own model is part of its content, so an eval tests what production sends;
+    # the provider's model is for prompts that name none
+    model = prompt.model or provider.model or ""
     requests: list[Request] = []
     rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
     with sandbox.limits(render_limits(ws)):

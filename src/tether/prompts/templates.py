@@ -7,7 +7,7 @@
     variables:
       review: {type: string, required: true}
       tone: {type: string, default: neutral}
-    model: gpt-4o-mini            # the default model
+    model: gpt-4o-mini            # sent in place of the provider's model (optional)
     params: {temperature: 0}      # default sampling params
     output: {format: label, labels: [positive, negative]}   # text | json | label
 
@@ -525,11 +525,13 @@ def _template_line(exc: BaseException) -> int | None:
 SCAFFOLD_META = {
     "description": "What this prompt is for",
     "variables": {"text": {"type": "string", "required": True}},
-    "model": "gpt-4o-mini",
     "params": {"temperature": 0},
     "output": {"format": "text"},
 }
 SCAFFOLD_TEMPLATE = "Answer in one sentence.\n\n{{ text }}\n"
+SCAFFOLD_MODEL = (
+    "# model: gpt-4o-mini   # when set, this model is sent to every provider in place of its own\n"
+)
 
 
 def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
@@ -539,7 +541,7 @@ def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
         raise PromptError(f"prompt {name} exists: `tether prompt bump {name}` makes a new version")
     folder = root / PROMPTS_DIR / name / "v1.0.0"
     folder.mkdir(parents=True)
-    (folder / META_FILE).write_text(dump_yaml(SCAFFOLD_META, sort_keys=False))
+    (folder / META_FILE).write_text(dump_yaml(SCAFFOLD_META, sort_keys=False) + SCAFFOLD_MODEL)
     if chat:
         messages = [
             {"role": "system", "content": "You are a careful assistant."},
@@ -551,9 +553,10 @@ def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
     return load(root, name, "v1.0.0")
 
 
-def bump(root: Path, name: str, part: str) -> Prompt:
-    """A copy of the newest version under the next ``major``, ``minor`` or ``patch`` version."""
-    latest = load(root, name)
+def bump(root: Path, name: str, part: str, base: str | None = None) -> Prompt:
+    """A copy of ``base`` (default: the newest version) under its next ``major``, ``minor`` or
+    ``patch`` version: ``--from v1.0.0 --patch`` is the hotfix v1.0.1 of a version in use."""
+    latest = load(root, name, base)
     major, minor, patch = version_key(latest.version)
     nxt = {
         "major": (major + 1, 0, 0),
@@ -562,6 +565,11 @@ def bump(root: Path, name: str, part: str) -> Prompt:
     }[part]
     version = "v{}.{}.{}".format(*nxt)
     target = latest.folder.parent / version
+    if target.exists():
+        raise PromptError(
+            f"{name}@{version} exists already: bump another part of {latest.version} "
+            f"(--patch for a fix of it) or edit {version}"
+        )
     shutil.copytree(latest.folder, target)
     return load(root, name, version)
 
