@@ -283,3 +283,19 @@ def test_a_chat_message_without_content_is_named(repo: Path, tether: Tether) -> 
     )
     out = tether("prompt", "render", "c", expect=4).output
     assert "message 1 in messages.yaml needs a `content` text" in out
+
+
+def test_a_version_without_its_v_is_pointed_at_the_right_spelling(
+    repo: Path, tether: Tether
+) -> None:
+    write_files(
+        repo,
+        {"prompts/r/v1.0.0/prompt.yaml": META, "prompts/r/v1.0.0/template.jinja2": "x"},
+    )
+    out = tether("prompt", "show", "r@1.0.0", expect=4).output
+    assert "r@v1.0.0" in out and "is not a version or a label" in out
+
+
+def test_audit_log_of_an_unknown_model_says_so(repo: Path, tether: Tether) -> None:
+    out = tether("audit", "log", "--model", "nosuch", expect=2).output
+    assert "no model 'nosuch'" in out

@@ -185,6 +185,10 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
         raise PromptError(
             f"{name!r} is not a prompt name (lower-case letters, digits, - and _, up to 64)"
         )
+    if re.fullmatch(r"\d+\.\d+\.\d+", at):
+        raise PromptError(
+            f"{at!r} is not a version or a label: versions start with v ({name}@v{at})"
+        )
     return name, at or None
 
 
