@@ -158,6 +158,13 @@ class PromptLibrary:
         name = str(self.ws.config.get("prompts.judge") or "")
         return self.provider(suite, name) if name else None
 
+    def check_suite(self, p: Prompt, suite: Suite, judge: Provider | None) -> None:
+        """Refuse a suite that cannot run on ``p`` as configured, naming every problem."""
+        from tether.prompts import preflight
+
+        embed = bool(self.ws.config.get("prompts.embeddings"))
+        preflight.check(p, suite, root=self.root, judge=judge is not None, embed=embed)
+
     def evaluate(self, p: Prompt, suite: Suite, provider: Provider, **kw: Any) -> EvalResult:
         """One prompt on one provider (``repeat``, ``jobs``, ``record``, ``progress``,
         ``judge``), recorded as a run."""

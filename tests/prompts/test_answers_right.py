@@ -299,3 +299,37 @@ def test_a_version_without_its_v_is_pointed_at_the_right_spelling(
 def test_audit_log_of_an_unknown_model_says_so(repo: Path, tether: Tether) -> None:
     out = tether("audit", "log", "--model", "nosuch", expect=2).output
     assert "no model 'nosuch'" in out
+
+
+def test_a_suite_is_checked_whole_before_the_first_call(repo: Path, tether: Tether) -> None:
+    suite = """assert:
+  - similar: {reference: hello, min: high}
+cases:
+  - {id: a, vars: {review: x}, assert: [{judge: {rubric: polite?}}]}
+  - {id: b, vars: {reviews: x}, assert: [{regex: "(unclosed"}]}
+  - {id: c, vars: {review: x}, assert: [{contains: {any: []}}, {json-schema: {type: 12}}]}
+"""
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/bad.yaml": suite,
+        },
+    )
+    with serve(latency_s=0.0) as server:
+        with (repo / "tether.toml").open("a") as f:
+            f.write(
+                f'\n[prompts.providers.local]\ntype = "openai"\nbase_url = "{server.base_url}"\n'
+            )
+        out = tether("prompt", "eval", "r", "--suite", "evals/bad.yaml", "-p", "local", expect=4)
+        assert server.requests == 0  # nothing was paid for
+    text = out.output
+    assert "before any call was made" in text
+    assert "evals/bad.yaml assert similar: `min` must be a number" in text
+    assert "similar: needs an embeddings endpoint" in text
+    assert "case a assert judge: needs a judge" in text
+    assert "case b vars: r@v1.0.0 has no variable reviews" in text
+    assert "case b assert regex: not a regular expression" in text
+    assert "case c assert contains: takes a non-empty list of texts" in text
+    assert "case c assert json-schema: not a valid JSON schema" in text

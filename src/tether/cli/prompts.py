@@ -224,11 +224,14 @@ def eval_(
     the_suite = lib.load_suite(suite_path)
     names = the_suite.provider_names(providers)
     judge = lib.judge(the_suite)
+    # every prompt and provider is checked before the first call is paid for
+    prompts = [lib.resolve(one) for one in ref.split(",")]
+    built = {name: lib.provider(the_suite, name) for name in names}
+    for p in prompts:
+        lib.check_suite(p, the_suite, judge)
     results = []
-    for one in ref.split(","):
-        p = lib.resolve(one)
-        for name in names:
-            provider = lib.provider(the_suite, name)
+    for p in prompts:
+        for name, provider in built.items():
             with Bar(f"{p.ref} on {name}") as bar:
                 bar.set_size(len(the_suite.cases) * repeat)
                 done = lib.evaluate(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ConfigError
-from tether.prompts import assertions, sandbox
+from tether.prompts import assertions, preflight, sandbox
 from tether.prompts.providers import (
     Provider,
     Request,
@@ -178,6 +178,13 @@ def evaluate(
     provider must keep to."""
     if repeat < 1:
         raise PromptError("--repeat is at least 1")
+    preflight.check(
+        prompt,
+        suite,
+        root=ws.root,
+        judge=judge is not None,
+        embed=bool(ws.config.get("prompts.embeddings")),
+    )
     # the version's own model is part of its content, so an eval tests what production sends;
     # the provider's model is for prompts that name none
     model = prompt.model or provider.model or ""
