@@ -333,3 +333,26 @@ cases:
     assert "case b assert regex: not a regular expression" in text
     assert "case c assert contains: takes a non-empty list of texts" in text
     assert "case c assert json-schema: not a valid JSON schema" in text
+
+
+def test_openai_provider_ids_work_without_configuration(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META.replace("gpt-4o-mini", "pinned-model"),
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/c.yaml": "cases:\n  - {id: a, vars: {review: good}}\n",
+        },
+    )
+    with serve(latency_s=0.0) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-convention")
+        out = tether(
+            "prompt", "eval", "r", "--suite", "evals/c.yaml", "-p", "openai:gpt-4o-mini"
+        ).output
+        (seen,) = server.seen
+    assert "r@v1.0.0 on openai:gpt-4o-mini (gpt-4o-mini)" in out
+    assert seen.body["model"] == "gpt-4o-mini"  # named in the id: asked for explicitly
+    assert seen.authorization == "Bearer sk-test-convention"

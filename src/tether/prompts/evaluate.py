@@ -10,6 +10,7 @@ and the repeat index: re-evaluating unchanged cases is free, and ``--repeat K`` 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from typing import Any
 from tether.errors import ConfigError
 from tether.prompts import assertions, preflight, sandbox
 from tether.prompts.providers import (
+    OPENAI_URL,
     Provider,
     Request,
     Response,
@@ -118,6 +120,13 @@ def provider_for(
             )
         return ScriptedProvider(name=SCRIPTED, rules=suite.scripted)
     configured = ws.config.get(f"prompts.providers.{name}")
+    by_id = named_model(name)
+    if not isinstance(configured, Mapping) and by_id is not None:
+        # `openai:MODEL`, as the OpenAI SDK reads its environment: the endpoint and the key
+        # come from where the job runs, never from a suite, so no endpoint check is needed
+        base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        config = {"type": "openai", "model": by_id, "base_url": base_url}
+        return provider_from_config(name, {**config, "api_key_env": "OPENAI_API_KEY"})
     if not isinstance(configured, Mapping):
         raise ConfigError(
             f"no provider {name!r}: add [prompts.providers.{name}] to tether.toml "
@@ -126,6 +135,12 @@ def provider_for(
     if trusted is not None:
         check_endpoint(name, configured, trusted.providers.get(name), trusted.source)
     return provider_from_config(name, configured)
+
+
+def named_model(provider: str) -> str | None:
+    """The model a provider id names (``openai:gpt-4o-mini``), else None."""
+    kind, sep, model = provider.partition(":")
+    return model if sep and kind == "openai" and model else None
 
 
 def render_limits(ws: Workspace) -> sandbox.Limits:
@@ -185,9 +200,10 @@ def evaluate(
         judge=judge is not None,
         embed=bool(ws.config.get("prompts.embeddings")),
     )
-    # the version's own model is part of its content, so an eval tests what production sends;
-    # the provider's model is for prompts that name none
-    model = prompt.model or provider.model or ""
+    # a model named in the provider id (-p openai:gpt-4o) is asked for explicitly; else the
+    # version's own model, part of its content, so an eval tests what production sends; the
+    # configured provider's model is for prompts that name none
+    model = named_model(provider.name) or prompt.model or provider.model or ""
     requests: list[Request] = []
     rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
     with sandbox.limits(render_limits(ws)):
