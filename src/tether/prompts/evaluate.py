@@ -126,7 +126,9 @@ def provider_for(
         # come from where the job runs, never from a suite, so no endpoint check is needed
         base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
         config = {"type": "openai", "model": by_id, "base_url": base_url}
-        return provider_from_config(name, {**config, "api_key_env": "OPENAI_API_KEY"})
+        if os.environ.get("OPENAI_API_KEY"):  # a local server (Ollama, vLLM) may need none
+            config["api_key_env"] = "OPENAI_API_KEY"
+        return provider_from_config(name, config)
     if not isinstance(configured, Mapping):
         raise ConfigError(
             f"no provider {name!r}: add [prompts.providers.{name}] to tether.toml "
