@@ -94,8 +94,11 @@ class ModelRegistry:
         return versions.attest(self.ws, spec)
 
     def audit_log(self, model: str | None = None) -> list[Event]:
+        from tether.errors import UsageError
         from tether.registry import audit
 
+        if model is not None and model not in self.state().models:
+            raise UsageError(f"no model {model!r} in the registry: `tether model list` names them")
         return audit.log(self.ws, model)
 
     def verify_audit(self, *, full: bool = False) -> Report:

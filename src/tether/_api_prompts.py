@@ -74,10 +74,12 @@ class PromptLibrary:
         claim_prompt(self.root, self._project_ws(), name)
         return templates.new(self.root, name, chat=chat)
 
-    def bump(self, name: str, part: str) -> Prompt:
+    def bump(self, name: str, part: str, base: str | None = None) -> Prompt:
+        """The next version of ``base`` (a version or a label; default: the newest)."""
         from tether.prompts import templates
 
-        return templates.bump(self.root, name, part)
+        version = self.resolve(f"{name}@{base}", check=False).version if base else None
+        return templates.bump(self.root, name, part, version)
 
     def names(self) -> list[str]:
         from tether.prompts import templates
@@ -113,7 +115,9 @@ class PromptLibrary:
         from tether.prompts import suite as suites
         from tether.prompts import templates
 
-        cases = [dict(c.vars) for c in suites.load_suite(suite).cases] if suite else None
+        cases = (
+            [(dict(c.vars), c.text_vars) for c in suites.load_suite(suite).cases] if suite else None
+        )
         problems: list[str] = []
         for ref in refs or self.names():
             try:
@@ -125,7 +129,7 @@ class PromptLibrary:
     def values(
         self, p: Prompt, given: dict[str, str], vars_file: Path | None = None
     ) -> dict[str, Any]:
-        """``vars_file`` (YAML or JSON) then ``given``; a non-string variable's text is YAML."""
+        """``vars_file`` (YAML or JSON) then ``given`` (text, read as each variable's type)."""
         from tether._documents import load_yaml
         from tether.errors import UsageError
 
@@ -135,10 +139,8 @@ class PromptLibrary:
             if not isinstance(doc, dict):
                 raise UsageError(f"{vars_file} must hold a mapping of variable -> value")
             values.update(doc)
-        for key, raw in given.items():
-            var = p.variables.get(key)
-            values[key] = raw if var is None or var.type == "string" else load_yaml(raw)
-        return values
+        values.update(given)
+        return p.typed(values, frozenset(given))
 
     # -- evaluation --------------------------------------------------------------------------
     def load_suite(self, path: Path) -> Suite:
@@ -155,6 +157,13 @@ class PromptLibrary:
         """The provider ``prompts.judge`` names, for suites that ask a model to grade."""
         name = str(self.ws.config.get("prompts.judge") or "")
         return self.provider(suite, name) if name else None
+
+    def check_suite(self, p: Prompt, suite: Suite, judge: Provider | None) -> None:
+        """Refuse a suite that cannot run on ``p`` as configured, naming every problem."""
+        from tether.prompts import preflight
+
+        embed = bool(self.ws.config.get("prompts.embeddings"))
+        preflight.check(p, suite, root=self.root, judge=judge is not None, embed=embed)
 
     def evaluate(self, p: Prompt, suite: Suite, provider: Provider, **kw: Any) -> EvalResult:
         """One prompt on one provider (``repeat``, ``jobs``, ``record``, ``progress``,

@@ -120,7 +120,7 @@ def test_a_push_locks_objects_and_packs_for_the_configured_days_but_not_refs(
     monkeypatch.chdir(tmp_path / "clone")
     clone = Project.open(tmp_path / "clone")
     fetched, _ = clone.pull()
-    assert fetched.objects == 7 and clone.ws.store.has(record)
+    assert fetched.objects == 8 and clone.ws.store.has(record)  # the data, and the run's record
     assert snapshot(tmp_path / "clone/data") == snapshot(repo / "data")
 
 

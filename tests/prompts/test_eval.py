@@ -106,7 +106,7 @@ def test_similarity_and_judge_assertions_call_their_endpoints(
 ) -> None:
     def answer(text: str) -> str:
         if text.startswith("You grade an answer"):  # the judge: polite answers score high
-            return "0.9" if "please" in text.split("Answer:")[-1] else "0.2"
+            return '{"score": 9}' if "please" in text.split("Answer:")[-1] else "Score: 2/10"
         return "positive, please" if "great" in text.lower() else "negative"
 
     suite = """cases:

@@ -335,3 +335,15 @@ def test_percentile_matches_numpys_linear_method() -> None:
         data = [rng.uniform(0, 10) for _ in range(n)]
         for q in (0, 5, 37.5, 50, 95, 100):
             assert percentile(data, q) == pytest.approx(float(np.percentile(data, q)), abs=1e-12)
+
+
+def test_a_significant_drop_is_said_first_even_when_the_gate_is_inconclusive() -> None:
+    # 200 cases: B loses 12 that A passed and wins none: McNemar is clear, but whether the drop
+    # (-0.06) is beyond a 0.05 margin is not settled
+    a = [CaseOutcome(f"c{i}", True) for i in range(200)]
+    b = [CaseOutcome(f"c{i}", i >= 12) for i in range(200)]
+    result = compare(a, b, max_regression=0.05)
+    lines = result.summary()
+    assert lines[0].startswith("B is significantly worse than A on pass_rate (-0.06")
+    assert result.gate == "inconclusive"
+    assert "the drop is real" in lines[-1] and "paired cases would settle it" in lines[-1]

@@ -61,7 +61,7 @@ def test_render_errors_name_the_variable_the_line_and_the_sandbox(
     msg = tether(
         "prompt", "render", "sentiment", "--var", "review=x", "--var", "shots=two", expect=4
     )
-    assert "shots must be a integer" in msg.output
+    assert "variable shots" in msg.output and "'two' is not an integer" in msg.output
     write_prompt(repo, "v1.0.1", "Line one\n{{ review }}\n{{ missing_var }}\n")
     msg = tether("prompt", "render", "sentiment@v1.0.1", "--var", "review=x", expect=4).output
     assert "line 3" in msg and "'missing_var' is undefined" in msg

@@ -51,10 +51,16 @@ def new(name: str, chat: bool) -> None:
 @click.option("--major", "part", flag_value="major", help="vX.0.0: an incompatible change.")
 @click.option("--minor", "part", flag_value="minor", default=True, help="vX.Y.0 (the default).")
 @click.option("--patch", "part", flag_value="patch", help="vX.Y.Z: a fix.")
-def bump(name: str, part: str) -> None:
-    """Copy NAME's newest version to the next version's folder, to edit there."""
+@click.option(
+    "--from",
+    "base",
+    metavar="VERSION",
+    help="Start from this version or label (a hotfix of production: --from production --patch).",
+)
+def bump(name: str, part: str, base: str | None) -> None:
+    """Copy NAME's newest version (or --from's) to the next version's folder, to edit there."""
     lib = _library()
-    made = lib.bump(name, part)
+    made = lib.bump(name, part, base)
     click.echo(f"created {made.ref} in {made.folder.relative_to(lib.root)}")
 
 
@@ -218,11 +224,14 @@ def eval_(
     the_suite = lib.load_suite(suite_path)
     names = the_suite.provider_names(providers)
     judge = lib.judge(the_suite)
+    # every prompt and provider is checked before the first call is paid for
+    prompts = [lib.resolve(one) for one in ref.split(",")]
+    built = {name: lib.provider(the_suite, name) for name in names}
+    for p in prompts:
+        lib.check_suite(p, the_suite, judge)
     results = []
-    for one in ref.split(","):
-        p = lib.resolve(one)
-        for name in names:
-            provider = lib.provider(the_suite, name)
+    for p in prompts:
+        for name, provider in built.items():
             with Bar(f"{p.ref} on {name}") as bar:
                 bar.set_size(len(the_suite.cases) * repeat)
                 done = lib.evaluate(
@@ -253,6 +262,10 @@ def _print_eval(done: Any) -> None:
     click.echo(f"  {cached} of {len(done.results)} answers from the cache")
     for key, (limit, value, ok) in done.thresholds.items():
         click.echo(f"  threshold {key}: {value:.4g} vs {limit:g} {'ok' if ok else 'NOT MET'}")
+    if done.verdict is None:
+        click.echo(
+            "  no verdict: the suite sets no thresholds (add `thresholds: {pass_rate: 0.9}`)"
+        )
     failed = [r for r in done.results if not r.passed][:5]
     for r in failed:
         why = r.error or "; ".join(c["why"] or c["kind"] for c in r.checks if not c["passed"])

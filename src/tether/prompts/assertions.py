@@ -1,19 +1,22 @@
 """Assertions on one model answer. Each is a one-key mapping in a suite::
 
     - equals: positive                      # whitespace-trimmed
-    - contains: {any: [good, great], case_sensitive: false}   # or all: [...]; or a plain string
+    - contains: good                        # a list is any of: [good, great]
+    - contains-any: [good, great]           # promptfoo's names; {case_sensitive: true} mapping
+    - contains-all: [good, great]           # form: {any|all: [...], case_sensitive: false}
     - regex: '^(positive|negative)$'
     - is-json: true
     - json-schema: {type: object, required: [label]}
     - label-match: true                     # the first declared label in the answer == expected
     - similar: {reference: "...", min: 0.8} # cosine similarity through an embeddings endpoint
-    - judge: {rubric: "Is it polite?", min: 0.5}   # an LLM judge scores 0..1
+    - judge: {rubric: "Is it polite?", min: 0.5}   # an LLM judge scores 0..10, read as 0..1
     - python: {function: "checks:score", min: 0.5}  # module:function(answer, case) -> bool | float
     - latency: {max_s: 2}
     - cost: {max: 0.001}
 
 Each gives (passed, score, reason); a case passes when every assertion does and the call did not
-fail. Provider errors are never passes.
+fail. Provider errors are never passes, and neither is a judge reply that is not a score in the
+form asked for (:class:`Unscorable`: the case is an error).
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from typing import Any
 from tether.prompts.templates import PromptError
 
 KINDS = (
-    "equals", "contains", "regex", "is-json", "json-schema", "label-match", "similar", "judge",
-    "python", "latency", "cost",
+    "equals", "contains", "contains-any", "contains-all", "regex", "is-json", "json-schema",
+    "label-match", "similar", "judge", "python", "latency", "cost",
 )  # fmt: skip
-JUDGE_PROMPT = """You grade an answer against a rubric. Reply with one number between 0 and 1
-(1 = fully meets the rubric), and nothing else.
+JUDGE_PROMPT = """You grade an answer against a rubric. Reply with a JSON object and nothing
+else: {{"score": N, "reason": "one sentence"}}, where N is an integer from 0 (does not meet the
+rubric at all) to 10 (fully meets it).
 
 Rubric: {rubric}
 
@@ -45,6 +49,16 @@ Input: {input}
 
 Answer: {answer}
 """
+
+
+JUDGE_SCALE = 10
+# a `Score: N/M` line, the other answer a judge model is commonly asked for
+_SCORE_LINE = re.compile(r"^\s*score\s*:\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$", re.I | re.M)
+_FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```$", re.S)
+
+
+class Unscorable(Exception):
+    """A judge reply that is not a score in the form asked for: the case is an error."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +107,7 @@ def evaluate(spec: dict[str, Any], answer: str, ctx: Context) -> Check:
     kind, arg = check_spec(spec, "suite")
     try:
         return _CHECKS[kind](kind, arg, answer, ctx)
-    except PromptError:
+    except (PromptError, Unscorable):
         raise
     except Exception as exc:  # a user's function or a judge that failed: a failed check
         return Check(kind, False, None, f"{type(exc).__name__}: {exc}")
@@ -105,7 +119,13 @@ def _equals(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
 
 
 def _contains(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
-    opts = arg if isinstance(arg, dict) else {"any": [arg]}
+    """``contains: word`` or a list (any of them); ``contains-any`` / ``contains-all`` as promptfoo
+    names them; a mapping ``{any|all: [...], case_sensitive: false}``."""
+    if isinstance(arg, dict):
+        opts = arg
+    else:
+        words = arg if isinstance(arg, list) else [arg]
+        opts = {"all" if kind == "contains-all" else "any": words}
     sensitive = bool(opts.get("case_sensitive", False))
     text = answer if sensitive else answer.lower()
 
@@ -185,12 +205,41 @@ def _judge(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
         raise PromptError("`judge` needs a judge provider: set [prompts] judge in tether.toml")
     opts = arg if isinstance(arg, dict) else {"rubric": arg}
     reply = ctx.judge(JUDGE_PROMPT.format(rubric=opts["rubric"], input=ctx.rendered, answer=answer))
-    match = re.search(r"\d+(?:\.\d+)?", reply)
-    if match is None:
-        return Check(kind, False, None, f"the judge gave no score: {reply[:80]!r}")
-    score = min(1.0, max(0.0, float(match[0])))
+    score = judge_score(reply)
     least = float(opts.get("min", 0.5))
     return Check(kind, score >= least, score, f"judge score {score:.2f} (min {least})")
+
+
+def judge_score(reply: str) -> float:
+    """A judge's reply as a score in 0..1: a JSON object ``{"score": N}`` with N in 0..10 (alone,
+    or alone in a fenced block), or a ``Score: N/M`` line. Anything else, a number in a sentence
+    included, is :class:`Unscorable`: "I would rate it 2 out of 10" is not read as 2."""
+    text = reply.strip()
+    fenced = _FENCE.match(text)
+    body = fenced[1].strip() if fenced else text
+    if body.startswith("{"):
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise Unscorable(f"the judge's reply is not valid JSON: {reply[:80]!r}") from None
+        value = doc.get("score") if isinstance(doc, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Unscorable(f"the judge's JSON has no numeric score: {reply[:80]!r}")
+        return _scaled(float(value), JUDGE_SCALE, reply)
+    lines = _SCORE_LINE.findall(text)
+    if len(lines) == 1:
+        return _scaled(float(lines[0][0]), float(lines[0][1]), reply)
+    raise Unscorable(
+        f'the judge did not answer {{"score": N}} or one `Score: N/M` line: {reply[:80]!r}'
+    )
+
+
+def _scaled(value: float, out_of: float, reply: str) -> float:
+    if not math.isfinite(value) or out_of <= 0 or not 0 <= value <= out_of:
+        raise Unscorable(
+            f"the judge's score {value:g} is not between 0 and {out_of:g}: {reply[:80]!r}"
+        )
+    return value / out_of
 
 
 def _python(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
@@ -249,6 +298,8 @@ def _cost(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
 _CHECKS: dict[str, Callable[[str, Any, str, Context], Check]] = {
     "equals": _equals,
     "contains": _contains,
+    "contains-any": _contains,
+    "contains-all": _contains,
     "regex": _regex,
     "is-json": _is_json,
     "json-schema": _json_schema,

@@ -10,6 +10,8 @@ and the repeat index: re-evaluating unchanged cases is free, and ``--repeat K`` 
 from __future__ import annotations
 
 import json
+import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -17,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ConfigError
-from tether.prompts import assertions, sandbox
+from tether.prompts import assertions, preflight, sandbox
 from tether.prompts.providers import (
+    OPENAI_URL,
     Provider,
     Request,
     Response,
@@ -35,6 +38,10 @@ from tether.workspace.repo import Workspace
 
 SCRIPTED = "scripted"
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+# a dated snapshot of a model, as OpenAI names them: gpt-4o-mini-2024-07-18, claude-x-20240620
+_DATED = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
 @dataclass
@@ -72,10 +79,19 @@ class EvalResult:
     run: str | None = None
 
     @property
+    def verdict(self) -> str | None:
+        """``pass`` when every suite threshold is met, ``fail`` when one is not, and no verdict
+        when the suite sets none: figures alone say nothing about good enough."""
+        if not self.thresholds:
+            return None
+        return "pass" if all(ok for _l, _v, ok in self.thresholds.values()) else "fail"
+
+    @property
     def passed(self) -> bool:
-        """Every suite threshold met (no thresholds: at least one case, no errors)."""
-        if self.thresholds:
-            return all(ok for _limit, _value, ok in self.thresholds.values())
+        """What the command's exit says: every threshold met, or (no thresholds, so no verdict)
+        every case answered without an error. Only a ``pass`` verdict is evidence."""
+        if self.verdict is not None:
+            return self.verdict == "pass"
         return self.metrics.cases > 0 and self.metrics.errors == 0
 
     def outcomes(self) -> list[CaseOutcome]:
@@ -104,6 +120,15 @@ def provider_for(
             )
         return ScriptedProvider(name=SCRIPTED, rules=suite.scripted)
     configured = ws.config.get(f"prompts.providers.{name}")
+    by_id = named_model(name)
+    if not isinstance(configured, Mapping) and by_id is not None:
+        # `openai:MODEL`, as the OpenAI SDK reads its environment: the endpoint and the key
+        # come from where the job runs, never from a suite, so no endpoint check is needed
+        base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        config = {"type": "openai", "model": by_id, "base_url": base_url}
+        if os.environ.get("OPENAI_API_KEY"):  # a local server (Ollama, vLLM) may need none
+            config["api_key_env"] = "OPENAI_API_KEY"
+        return provider_from_config(name, config)
     if not isinstance(configured, Mapping):
         raise ConfigError(
             f"no provider {name!r}: add [prompts.providers.{name}] to tether.toml "
@@ -114,6 +139,12 @@ def provider_for(
     return provider_from_config(name, configured)
 
 
+def named_model(provider: str) -> str | None:
+    """The model a provider id names (``openai:gpt-4o-mini``), else None."""
+    kind, sep, model = provider.partition(":")
+    return model if sep and kind == "openai" and model else None
+
+
 def render_limits(ws: Workspace) -> sandbox.Limits:
     """``prompts.render_max_chars`` and ``prompts.render_timeout_s``."""
     return sandbox.Limits.from_settings(
@@ -121,14 +152,27 @@ def render_limits(ws: Workspace) -> sandbox.Limits:
     )
 
 
-def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int) -> float | None:
-    """Cost from ``[prompts.prices."MODEL"]`` (``input_per_million``, ``output_per_million``)."""
+def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int, *also: str) -> float | None:
+    """Cost from ``[prompts.prices."MODEL"]`` (``input_per_million``, ``output_per_million``,
+    optional ``aliases = [...]``). ``model`` is what was asked for; ``also`` what the endpoint
+    says answered, often a dated snapshot (``gpt-4o-mini-2024-07-18``) of it: each is tried as
+    given, by the entries' aliases, and without its date suffix."""
     table = ws.config.get("prompts.prices") or {}
-    row = table.get(model) if isinstance(table, Mapping) else None
-    if not isinstance(row, Mapping):
+    if not isinstance(table, Mapping):
         return None
-    per_in = float(row.get("input_per_million", 0.0))
-    per_out = float(row.get("output_per_million", 0.0))
+    rows: dict[str, Mapping[str, Any]] = {}
+    for key, row in table.items():
+        if isinstance(row, Mapping):
+            for name in (key, *(row.get("aliases") or [])):
+                rows.setdefault(str(name), row)
+    names = [n for n in (model, *also) if n]
+    found = next(
+        (rows[n] for n in (*names, *(_DATED.sub("", n) for n in names)) if n in rows), None
+    )
+    if found is None:
+        return None
+    per_in = float(found.get("input_per_million", 0.0))
+    per_out = float(found.get("output_per_million", 0.0))
     return (tokens_in * per_in + tokens_out * per_out) / 1e6
 
 
@@ -151,13 +195,23 @@ def evaluate(
     provider must keep to."""
     if repeat < 1:
         raise PromptError("--repeat is at least 1")
-    model = provider.model or prompt.model or ""  # a configured provider's model wins
+    preflight.check(
+        prompt,
+        suite,
+        root=ws.root,
+        judge=judge is not None,
+        embed=bool(ws.config.get("prompts.embeddings")),
+    )
+    # a model named in the provider id (-p openai:gpt-4o) is asked for explicitly; else the
+    # version's own model, part of its content, so an eval tests what production sends; the
+    # configured provider's model is for prompts that name none
+    model = named_model(provider.name) or prompt.model or provider.model or ""
     requests: list[Request] = []
     rendered: list[tuple[Case, str | None, str]] = []  # case, render error, rendered text
     with sandbox.limits(render_limits(ws)):
         for case in suite.cases:
             try:
-                messages = prompt.messages(**case.vars)
+                messages = prompt.messages(**prompt.typed(case.vars, case.text_vars))
                 text = "\n\n".join(m["content"] for m in messages)
                 failure = None
             except PromptError as exc:
@@ -186,7 +240,7 @@ def evaluate(
         case, failure, text = rendered[i // repeat]
         response = by_index.get(i) or Response.failed(model, failure or "not asked")
         results.append(
-            _score(ws, prompt, suite, case, text, response, i % repeat, judge_call, embed)
+            _score(ws, prompt, suite, case, text, response, i % repeat, judge_call, embed, model)
         )
     metrics = suite_metrics([r.outcome() for r in results])
     out = EvalResult(
@@ -215,9 +269,11 @@ def _score(
     repeat: int,
     judge: Callable[[str], str] | None,
     embed: Callable[[list[str]], list[list[float]]] | None = None,
+    requested: str = "",
 ) -> CaseResult:
-    cost = price(ws, response.model or prompt.model or "", response.tokens_in, response.tokens_out)
+    cost = price(ws, requested, response.tokens_in, response.tokens_out, response.model)
     checks: list[assertions.Check] = []
+    error = response.error
     if response.ok:
         ctx = assertions.Context(
             expected=case.expected,
@@ -230,23 +286,26 @@ def _score(
             embed=embed,
             case_vars=case.vars,
         )
-        checks = [
-            assertions.evaluate(spec, response.text, ctx)
-            for spec in (*suite.asserts, *case.asserts)
-        ]
+        try:
+            checks = [
+                assertions.evaluate(spec, response.text, ctx)
+                for spec in (*suite.asserts, *case.asserts)
+            ]
+        except assertions.Unscorable as exc:
+            checks, error = [], str(exc)
     scores = [c.score for c in checks if c.score is not None]
     return CaseResult(
         case=case.id,
         repeat=repeat,
         answer=response.text,
-        passed=response.ok and all(c.passed for c in checks),
+        passed=error is None and all(c.passed for c in checks),
         score=sum(scores) / len(scores) if scores else None,
         checks=[c.to_dict() for c in checks],
         latency_s=response.latency_s,
         tokens_in=response.tokens_in,
         tokens_out=response.tokens_out,
         cost=cost,
-        error=response.error,
+        error=error,
         cached=response.cached,
     )
 
@@ -315,7 +374,7 @@ def _record(
         "prompt.version": version,
         "suite": suite.name,
         "provider": provider.name,
-        "verdict": "pass" if out.passed else "fail",
+        "verdict": out.verdict or "none",
     }
     # queued for the index, read back by the next search: an eval does not load SQLAlchemy
     with live.start(

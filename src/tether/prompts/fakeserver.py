@@ -61,6 +61,8 @@ class Behaviour:
     answer: Callable[[str], str] = sentiment_answer
     faults: tuple[Fault, ...] = ()
     hang_s: float = 30.0
+    # answer as the dated snapshot of the model asked for, as OpenAI does: "-2024-07-18"
+    snapshot: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "malformed":
             self._send_raw(200, b'{"choices": [{"message": ')
         else:
-            self._send(200, _completion(body, state.behaviour.answer(text)))
+            reply = _completion(body, state.behaviour.answer(text))
+            reply["model"] += state.behaviour.snapshot
+            self._send(200, reply)
 
     def _send(
         self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None

@@ -113,7 +113,9 @@ def markdown(results: list[Compared], alone: list[EvalResult]) -> str:
 
 
 def _gate_line(c: Comparison) -> str:
-    return c.summary()[-1].removeprefix("gate: ")
+    gate = c.summary()[-1].removeprefix("gate: ")
+    first = c.headline()
+    return f"{first}; gate {gate}" if first else gate
 
 
 def changed_versions(root: Path, base: str) -> list[tuple[str, str]]:

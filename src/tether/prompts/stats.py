@@ -383,8 +383,20 @@ class Comparison:
         out["only_in_a"], out["only_in_b"] = list(self.only_in_a), list(self.only_in_b)
         return out
 
+    def headline(self) -> str | None:
+        """A significant difference, said first: what a reviewer must not miss."""
+        if self.verdict not in (BETTER, WORSE):
+            return None
+        m = self.pass_rate if self.verdict_metric == "pass_rate" else self.score
+        assert m is not None
+        p = f", Holm-adjusted p={m.p_adjusted:.3g}" if m.p_adjusted is not None else ""
+        word = "worse" if self.verdict == WORSE else "better"
+        return f"B is significantly {word} than A on {m.name} ({m.difference:+.3g}{p})"
+
     def summary(self) -> list[str]:
-        lines = [f"{self.n} paired cases" + _left_out(self.only_in_a, self.only_in_b)]
+        first = self.headline()
+        lines = [first] if first else []
+        lines.append(f"{self.n} paired cases" + _left_out(self.only_in_a, self.only_in_b))
         lines += [line for m in self.metrics for line in m.summary()]
         lines.append(
             f"verdict: {self.verdict} (on {self.verdict_metric}; smallest detectable pass-rate"
@@ -395,12 +407,15 @@ class Comparison:
             lines.append(f"gate: pass ({bound} is ruled out)")
         elif self.gate == GATE_FAIL:
             lines.append(f"gate: fail ({bound} is established)")
-        elif self.cases_needed is None:
-            lines.append(f"gate: inconclusive ({bound} is not ruled out; the estimate sits on it)")
         else:
+            real = "the drop is real, but " if self.verdict == WORSE else ""
+            settle = (
+                "the estimate sits on the margin"
+                if self.cases_needed is None
+                else f"about {self.cases_needed} paired cases would settle it"
+            )
             lines.append(
-                f"gate: inconclusive ({bound} is not ruled out; about {self.cases_needed}"
-                " paired cases would settle it)"
+                f"gate: inconclusive ({real}{bound} is neither ruled out nor established; {settle})"
             )
         return lines
 

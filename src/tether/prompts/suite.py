@@ -32,7 +32,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,6 +51,8 @@ class Case:
     vars: dict[str, Any]
     expected: Any = None
     asserts: tuple[dict[str, Any], ...] = ()
+    # variables given as text (a CSV cell): an eval converts each to its declared type
+    text_vars: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -272,5 +274,8 @@ def _file_cases(file: Path, label: str, data: bytes, start: int) -> list[Case]:
                 values[key.removeprefix("vars.")] = value
         raw = {**row, "vars": values}
         raw.setdefault("id", f"{file.stem}-{n + 1}")
-        cases.append(_case(raw, where, start + n))
+        case = _case(raw, where, start + n)
+        if file.suffix == ".csv":
+            case = replace(case, text_vars=frozenset(case.vars))
+        cases.append(case)
     return cases

@@ -7,7 +7,7 @@
     variables:
       review: {type: string, required: true}
       tone: {type: string, default: neutral}
-    model: gpt-4o-mini            # the default model
+    model: gpt-4o-mini            # sent in place of the provider's model (optional)
     params: {temperature: 0}      # default sampling params
     output: {format: label, labels: [positive, negative]}   # text | json | label
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import os
 import re
 import shutil
@@ -132,7 +133,7 @@ class Prompt:
                 value = values[var.name]
                 if not _is_type(value, var.type):
                     raise PromptError(
-                        f"{self.ref}: variable {var.name} must be a {var.type}, "
+                        f"{self.ref}: variable {var.name} must be {_a(var.type)}, "
                         f"not {type(value).__name__} ({value!r:.60})"
                     )
                 out[var.name] = value
@@ -140,6 +141,24 @@ class Prompt:
                 raise PromptError(f"{self.ref} needs the variable {var.name!r}")
             else:
                 out[var.name] = var.default
+        return out
+
+    def typed(self, values: dict[str, Any], text: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """``values`` whose names are in ``text`` came as text (a CSV cell, ``--var``): each
+        becomes its declared type (an empty cell of a non-string variable is not given)."""
+        out = dict(values)
+        for name in text & set(values):
+            var = self.variables.get(name)
+            raw = values[name]
+            if var is None or var.type == "string" or not isinstance(raw, str):
+                continue
+            if raw == "":
+                del out[name]
+                continue
+            try:
+                out[name] = from_text(raw, var.type)
+            except ValueError as exc:
+                raise PromptError(f"{self.ref}: variable {name}: {exc}") from None
         return out
 
     def used_variables(self) -> set[str]:
@@ -165,6 +184,10 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     if not NAME.match(name):
         raise PromptError(
             f"{name!r} is not a prompt name (lower-case letters, digits, - and _, up to 64)"
+        )
+    if re.fullmatch(r"\d+\.\d+\.\d+", at):
+        raise PromptError(
+            f"{at!r} is not a version or a label: versions start with v ({name}@v{at})"
         )
     return name, at or None
 
@@ -381,6 +404,39 @@ def _chat(ref: str, data: bytes) -> list[tuple[str, str, str]]:
     return out
 
 
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_BOOLEAN = {"true": True, "false": False}
+
+
+def from_text(text: str, kind: str) -> Any:
+    """A variable's value written as text, as its declared ``kind``: ``42``, ``1e3``, ``true``,
+    JSON for a list or an object. ValueError says what was expected."""
+    t = text.strip()
+    if kind == "integer" and _INTEGER.match(t):
+        return int(t)
+    if kind == "number" and _NUMBER.match(t):
+        return int(t) if _INTEGER.match(t) else float(t)
+    if kind == "boolean" and t.lower() in _BOOLEAN:
+        return _BOOLEAN[t.lower()]
+    if kind in ("list", "object"):
+        try:
+            value = json.loads(t)
+        except ValueError:
+            value = None
+        if _is_type(value, kind):
+            return value
+    if kind == "string":
+        return text
+    shapes = {"integer": "42", "number": "3.5 or 1e3", "boolean": "true or false"}
+    example = shapes.get(kind, "JSON")
+    raise ValueError(f"{text!r:.60} is not {_a(kind)} (write it as {example})")
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _is_type(value: Any, kind: str) -> bool:
     if isinstance(value, bool) and kind in ("integer", "number"):
         return False
@@ -473,11 +529,13 @@ def _template_line(exc: BaseException) -> int | None:
 SCAFFOLD_META = {
     "description": "What this prompt is for",
     "variables": {"text": {"type": "string", "required": True}},
-    "model": "gpt-4o-mini",
     "params": {"temperature": 0},
     "output": {"format": "text"},
 }
 SCAFFOLD_TEMPLATE = "Answer in one sentence.\n\n{{ text }}\n"
+SCAFFOLD_MODEL = (
+    "# model: gpt-4o-mini   # when set, this model is sent to every provider in place of its own\n"
+)
 
 
 def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
@@ -487,7 +545,7 @@ def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
         raise PromptError(f"prompt {name} exists: `tether prompt bump {name}` makes a new version")
     folder = root / PROMPTS_DIR / name / "v1.0.0"
     folder.mkdir(parents=True)
-    (folder / META_FILE).write_text(dump_yaml(SCAFFOLD_META, sort_keys=False))
+    (folder / META_FILE).write_text(dump_yaml(SCAFFOLD_META, sort_keys=False) + SCAFFOLD_MODEL)
     if chat:
         messages = [
             {"role": "system", "content": "You are a careful assistant."},
@@ -499,9 +557,10 @@ def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
     return load(root, name, "v1.0.0")
 
 
-def bump(root: Path, name: str, part: str) -> Prompt:
-    """A copy of the newest version under the next ``major``, ``minor`` or ``patch`` version."""
-    latest = load(root, name)
+def bump(root: Path, name: str, part: str, base: str | None = None) -> Prompt:
+    """A copy of ``base`` (default: the newest version) under its next ``major``, ``minor`` or
+    ``patch`` version: ``--from v1.0.0 --patch`` is the hotfix v1.0.1 of a version in use."""
+    latest = load(root, name, base)
     major, minor, patch = version_key(latest.version)
     nxt = {
         "major": (major + 1, 0, 0),
@@ -510,6 +569,11 @@ def bump(root: Path, name: str, part: str) -> Prompt:
     }[part]
     version = "v{}.{}.{}".format(*nxt)
     target = latest.folder.parent / version
+    if target.exists():
+        raise PromptError(
+            f"{name}@{version} exists already: bump another part of {latest.version} "
+            f"(--patch for a fix of it) or edit {version}"
+        )
     shutil.copytree(latest.folder, target)
     return load(root, name, version)
 
@@ -545,9 +609,12 @@ def _describe(var: Variable | None) -> str:
     return f"{var.type}, {how}"
 
 
-def lint(prompt: Prompt, suite_vars: list[dict[str, Any]] | None = None) -> list[str]:
+def lint(
+    prompt: Prompt, suite_vars: list[tuple[dict[str, Any], frozenset[str]]] | None = None
+) -> list[str]:
     """Problems a reviewer would flag: variables used but not declared, declared but unused,
-    and (given a suite's cases) a required variable some case does not provide."""
+    and (given a suite's cases, each with the names it gave as text) a required variable some
+    case does not provide or gives as the wrong type, checked as an eval binds it."""
     used = prompt.used_variables()
     problems = [
         f"{prompt.ref}: the template uses {name!r}, which prompt.yaml does not declare"
@@ -557,8 +624,19 @@ def lint(prompt: Prompt, suite_vars: list[dict[str, Any]] | None = None) -> list
         f"{prompt.ref}: variable {name!r} is declared but no template uses it"
         for name in sorted(set(prompt.variables) - used)
     ]
-    for i, case in enumerate(suite_vars or []):
-        missing = [v.name for v in prompt.variables.values() if v.required and v.name not in case]
+    for i, (case, text) in enumerate(suite_vars or []):
+        try:
+            given = prompt.typed(case, text)
+        except PromptError as exc:
+            problems.append(f"suite case {i + 1}: {exc}")
+            continue
+        missing = [v.name for v in prompt.variables.values() if v.required and v.name not in given]
         if missing:
             problems.append(f"{prompt.ref}: suite case {i + 1} does not give {', '.join(missing)}")
+        problems += [
+            f"{prompt.ref}: suite case {i + 1}: variable {v.name} must be {_a(v.type)}, "
+            f"not {type(given[v.name]).__name__} ({given[v.name]!r:.60})"
+            for v in prompt.variables.values()
+            if v.name in given and not _is_type(given[v.name], v.type)
+        ]
     return problems

@@ -98,10 +98,11 @@ class _Fetcher:
     def __init__(self, ws: Workspace, remote: Remote, inv: Inventory) -> None:
         self.ws, self.remote, self.inv = ws, remote, inv
         self.restored = 0
+        self.objects = self.bytes = 0  # over every call
 
     def __call__(self, ids: set[str], callback: Callback = NO_PROGRESS) -> TransferResult:
         self.restored += _bring_back(self.ws, self.remote, self.inv, ids)
-        return fetch_objects(
+        done = fetch_objects(
             self.ws.store,
             self.remote,
             ids,
@@ -110,6 +111,9 @@ class _Fetcher:
             callback=callback,
             inventory=self.inv,
         )
+        self.objects += done.objects
+        self.bytes += done.bytes
+        return done
 
 
 def _bring_back(ws: Workspace, remote: Remote, inv: Inventory, ids: set[str]) -> int:
@@ -229,7 +233,7 @@ def fetch(
         remote.check_format(inv)
         get = _Fetcher(ws, remote, inv)
         trees = {t.ptr.id for t, _ in selected if t.ptr.kind == "dir"}
-        result = get(trees)
+        get(trees)
         blobs: set[str] = set()
         complete = []
         for t, sub in selected:
@@ -248,14 +252,19 @@ def fetch(
             ws.statcache.mark_complete(oid)
         if paths is None:
             new_refs, conflicts = fetch_refs(shared_refs(ws), remote, inv)
-            named = {oid for ids in new_refs.values() for oid in ids}
-            _fetch_closure(ws, named, get, _on_remote(remote, inv))
+            # every root, not only new ones: an object fsck --repair removed, or one deleted
+            # by hand, is named by a ref this clone had already; a root whose closure was
+            # whole at the last pull is skipped (fsck and gc forget those marks)
+            named = {oid for ids in (*shared_refs(ws).values(), *new_refs.values()) for oid in ids}
+            todo = {oid for oid in named if not ws.statcache.is_complete(oid)}
+            if not _fetch_closure(ws, todo, get, _on_remote(remote, inv)):
+                for oid in todo:
+                    ws.statcache.mark_complete(oid)
             for name, ids in new_refs.items():
                 ws.refs.set(name, ids)
             more.refs = len(new_refs)
             more.ref_conflicts = conflicts
-    more.objects += result.objects
-    more.bytes += result.bytes
+    more.objects, more.bytes = get.objects, get.bytes
     more.requests = remote.requests
     more.restored = get.restored
     if refused is None and skipped:
@@ -268,13 +277,14 @@ def fetch(
 
 def _fetch_closure(
     ws: Workspace, ids: set[str], get: Callable[[set[str]], object], available: set[str]
-) -> None:
+) -> set[str]:
     """Fetch ``ids`` and everything the records and manifests among them name, level by level
     (a run's record, then its environment, log, metric history and input folders' files). A
     record or manifest already here is walked too: a whole pack fetched for another object can
-    bring a manifest without its files."""
+    bring a manifest without its files. What is still missing afterwards."""
     seen: set[str] = set()
     todo = set(ids)
+    missing: set[str] = set()
     while todo:
         seen |= todo
         get(todo & available)  # what the cache has already is skipped
@@ -292,7 +302,9 @@ def _fetch_closure(
             except FormatError:
                 continue  # a malformed manifest names nothing to fetch; whoever reads it says so
         get(ws.store.missing(files) & available)
+        missing |= ws.store.missing(files) | {oid for oid in todo if not ws.store.has(oid)}
         todo = below - seen
+    return missing
 
 
 def remote_spec(ws: Workspace, remote_name: str | None = None) -> tuple[str, str, dict[str, Any]]:
