@@ -209,6 +209,11 @@ def read_project(root: Path) -> dict[str, Any]:
     return _read_toml(root / PROJECT_FILE)
 
 
+def read_local(root: Path) -> dict[str, Any]:
+    """.tether/config.toml alone (this clone's settings, keys trusted with ``--local``)."""
+    return _read_toml(root / LOCAL_FILE)
+
+
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():

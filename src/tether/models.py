@@ -16,9 +16,10 @@ from typing import Any
 
 def load(name: str, at: str = "production", *, path: str | os.PathLike[str] | None = None,
          out: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Any]]:  # fmt: skip
-    """``NAME@AT`` (a version ``vN``, a stage or an alias) written to ``out`` (default:
-    ``.tether/models/NAME/vN``) and checked; the local path of its file (or folder) and its
-    provenance: version, object id, run, commit, stage, signer."""
+    """``NAME@AT`` (a version ``vN``, a stage or an alias) written to ``out`` (new or empty;
+    default: ``.tether/models/NAME/vN``, rebuilt whole each time) and checked; the local path
+    of its file (or folder) and its provenance: version, object id, run, commit, stage,
+    signer."""
     from tether._paths import check_path
     from tether.registry import release, store
     from tether.workspace.repo import Workspace
@@ -30,7 +31,9 @@ def load(name: str, at: str = "production", *, path: str | os.PathLike[str] | No
         folder = ws.dot / "models" / check_path(f"{v.name}/v{v.number}", "the registry")
     else:
         folder = Path(out)
-    done = release.get(ws, v.ref, folder, state)
+    # Tether's own folder is rebuilt whole at each load (a file dropped there is gone); a
+    # folder the caller names must be new or empty
+    done = release.get(ws, v.ref, folder, state, replace=out is None)
     files = release.files_of(ws, v)
     local = folder / files[0][0] if len(files) == 1 and files[0][1] == v.object else folder
     return local, {

@@ -270,8 +270,11 @@ def _alias(state: State, ev: Event) -> None:
 
 def _sign(state: State, ev: Event) -> None:
     v = _version(state, ev.body)
-    if v.signature is not None and state.root is not None:
-        raise _No(f"{v.ref} is signed already")
+    if state.root is not None:
+        if v.signature is not None:
+            raise _No(f"{v.ref} is signed already")
+        if ev.body.get("object") != v.object or not ev.body.get("subjects"):
+            raise _No(f"it does not say it signs {v.ref}'s files (object {v.object[:19]}…)")
     v.signature, v.signed_by = _text(ev.body, "envelope"), ev.actor
 
 

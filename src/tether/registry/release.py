@@ -21,14 +21,17 @@ from typing import Any
 from tether import signing
 from tether._paths import WriteGuard
 from tether._version import __version__
+from tether.config import read_local
 from tether.errors import TetherError, UnsafePathError, VerificationError
 from tether.hashing import PREFIX
+from tether.registry import release_folder
 from tether.registry.policy import load_policies
 from tether.registry.store import (
     RegistryError,
     State,
     Version,
     append,
+    deciding_keys,
     load_state,
     local_signer,
     project_config,
@@ -38,8 +41,8 @@ from tether.registry.store import (
 from tether.runs import catalog
 from tether.workspace.repo import Workspace
 
-STATEMENT_TYPE = "application/vnd.in-toto+json"
-PROVENANCE = "https://slsa.dev/provenance/v1"
+STATEMENT_TYPE = signing.IN_TOTO_PAYLOAD_TYPE  # the DSSE payload type of a statement
+PROVENANCE = signing.SLSA_PROVENANCE_TYPE
 BUILD_TYPE = "https://tether.dev/run/v1"
 CHUNK = 8 << 20
 
@@ -105,7 +108,12 @@ def sign(ws: Workspace, spec: str) -> Version:
             oid = ws.store.put_bytes(json.dumps(envelope, sort_keys=True).encode())
             ws.store.barrier()
             ws.refs.set(f"registry/{v.name}/v{v.number}", [v.object, v.record, oid])
-        body = {"name": v.name, "version": v.number, "envelope": oid, "keyid": signer.keyid}
+        body = {
+            "name": v.name, "version": v.number, "envelope": oid, "keyid": signer.keyid,
+            # what the statement is about, bound into the signed event: the fold counts a
+            # signature only for the version whose files these are
+            "object": v.object, "subjects": [[name, _hex(oid)] for name, oid in files],
+        }  # fmt: skip
         append(ws, "model.sign", body, sign=True)
     return load_state(ws).version(v.name, v.number)
 
@@ -167,20 +175,23 @@ class Verified:
 
 
 def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
-    """The signature against the trusted keys, then every signed digest against the files (in
-    ``folder``, or in the cache)."""
+    """The signature against the keys this clone verifies with, then the files: in ``folder``,
+    which must hold exactly the signed files (anything else there is named and fails), or in
+    the cache."""
     state = load_state(ws)
     v = state.resolve(spec)
-    stmt, identity = _statement(ws, v)
+    stmt, identity = _statement(ws, v, state)
     digests = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
     names = dict(files_of(ws, v))
     if set(digests) != set(names):
         raise VerificationError(f"{v.ref}: the signed files are not the version's files")
+    if folder is not None:
+        found = release_folder.problems(folder, digests)
+        if found:
+            raise VerificationError(f"{v.ref} in {folder}: {release_folder.summary(found)}")
+        return Verified(v, identity, len(digests))
     for name, digest in digests.items():
-        if folder:
-            now = signing.sha256_file(folder / name)
-        else:
-            now = _sha256(ws, names[name], error=VerificationError)
+        now = _sha256(ws, names[name], error=VerificationError)
         if now != digest:
             raise VerificationError(
                 f"{v.ref}: {name} differs from what was signed (sha256 {now[:16]}…)"
@@ -188,15 +199,43 @@ def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
     return Verified(v, identity, len(digests))
 
 
-def _statement(ws: Workspace, v: Version) -> tuple[dict[str, Any], str]:
+def verifying_keys(ws: Workspace, state: State) -> dict[str, signing.TrustedKey]:
+    """The keys a signature is checked against on this clone: the root's (else tether.toml's),
+    and those trusted with ``keys trust --local``, which verify here and decide nothing."""
+    local = signing.trusted_keys(read_local(ws.root))
+    return {**local, **deciding_keys(ws, state)}
+
+
+def _statement(ws: Workspace, v: Version, state: State) -> tuple[dict[str, Any], str]:
     if v.signature is None:
         raise RegistryError(f"{v.ref} is not signed: `tether model sign {v.name} {v.number}`")
     envelope = json.loads(ws.store.read_bytes(v.signature))
-    checked = signing.verify(envelope, signing.trusted_keys(project_config(ws)))
+    checked = signing.verify(envelope, verifying_keys(ws, state))
     if checked.payload_type != STATEMENT_TYPE:
         raise RegistryError(f"{v.ref}: the signature is not over an in-toto statement")
     stmt: dict[str, Any] = json.loads(checked.payload)
     return stmt, checked.signer.identity
+
+
+def signature_problem(ws: Workspace, state: State, v: Version) -> str | None:
+    """Why ``v``'s signature does not count for the ``signed`` gate (None: it does): it must
+    verify under the keys that decide, and its statement's subjects must be exactly this
+    version's files, by name and BLAKE3 id (no file is hashed again)."""
+    if v.signature is None:
+        return "the version is not signed"
+    try:
+        envelope = json.loads(ws.store.read_bytes(v.signature))
+        checked = signing.verify(envelope, deciding_keys(ws, state))
+        stmt = json.loads(checked.payload)
+        subjects = {s["name"]: s["digest"].get("blake3") for s in stmt["subject"]}
+    except (TetherError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"its signature does not verify ({exc})"
+    if checked.payload_type != STATEMENT_TYPE:
+        return "its signature is not over an in-toto statement"
+    files = {name: _hex(oid) for name, oid in files_of(ws, v)}
+    if subjects != files:
+        return "its signed statement is about other files than this version's"
+    return None
 
 
 def needs_signature(ws: Workspace, v: Version) -> bool:
@@ -208,26 +247,34 @@ def needs_signature(ws: Workspace, v: Version) -> bool:
     )
 
 
-def get(ws: Workspace, spec: str, out: Path, state: State | None = None) -> Verified:
+def get(
+    ws: Workspace, spec: str, out: Path, state: State | None = None, *, replace: bool = False
+) -> Verified:
     """Write the version's files into ``out``, hashing as it copies: every file must match its
-    object id, and (when its stage requires a signature) the signed sha256 too."""
+    object id, and (when its stage requires a signature) the signed sha256 too. ``out`` must be
+    new or empty (``replace``: a folder Tether owns, swapped for the new one): the files are
+    written beside it and renamed into place, so it ends holding exactly the version's files."""
     state = state or load_state(ws)
     v = state.resolve(spec)
     signed: dict[str, dict[str, str]] | None = None
     identity = ""
     if needs_signature(ws, v):
-        stmt, identity = _statement(ws, v)
+        stmt, identity = _statement(ws, v, state)
         signed = {s["name"]: s["digest"] for s in stmt["subject"]}
     files = files_of(ws, v)  # every name checked before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    guard = WriteGuard(out)  # and at each write: no symlinked folder on the way
-    for name, oid in files:
-        dest = Path(guard.file(name))
-        digest = None if signed is None else signed.get(name, {"sha256": "?"})
-        # the signature names the BLAKE3 id itself: checking the bytes against the id is
-        # checking them against what was signed (older statements: sha256 as well)
-        sha256 = None if digest is None or digest.get("blake3") == _hex(oid) else digest["sha256"]
-        _copy_checked(ws, oid, dest, sha256)
+
+    def write(folder: Path) -> None:
+        guard = WriteGuard(folder)  # and at each write: no symlinked folder on the way
+        for name, oid in files:
+            dest = Path(guard.file(name))
+            digest = None if signed is None else signed.get(name, {"sha256": "?"})
+            # the signature names the BLAKE3 id itself: checking the bytes against the id is
+            # checking them against what was signed (older statements: sha256 as well)
+            blake = None if digest is None else digest.get("blake3")
+            sha256 = None if digest is None or blake == _hex(oid) else digest["sha256"]
+            _copy_checked(ws, oid, dest, sha256)
+
+    (release_folder.replaced if replace else release_folder.fresh)(out, write)
     return Verified(v, identity, len(files))
 
 

@@ -9,10 +9,13 @@ and the policy is tether.toml's, recorded with ``tether model policy apply``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tether import signing
 from tether.errors import RegistryError, TrustError
 from tether.registry import fold
 from tether.registry.policy import STAGES, Facts, Policies, Policy, failed_gates, load_policies
+from tether.registry.release import signature_problem
 from tether.registry.state import Request, State, Version
 from tether.registry.store import (
     append,
@@ -47,10 +50,18 @@ def _policy_id(state: State, policies: Policies, stage: str) -> str:
 
 
 def _gate_facts(ws: Workspace, state: State, v: Version, req: Request | None) -> Facts:
+    """The gates' facts; ``signed`` only for a signature over exactly this version's files,
+    by a key that decides (the envelope itself is read: an event naming it is not enough)."""
     if state.root is None:
-        return facts(ws, v)
-    probe = req or Request("", v.name, v.number, "", "", "", "", evidence=latest_evidence(state, v))
-    return fold.evidence_facts(state, probe)
+        found = facts(ws, v)
+    else:
+        probe = req or Request(
+            "", v.name, v.number, "", "", "", "", evidence=latest_evidence(state, v)
+        )
+        found = fold.evidence_facts(state, probe)
+    if found.signed and signature_problem(ws, state, v) is not None:
+        found = replace(found, signed=False)
+    return found
 
 
 def request(ws: Workspace, spec: str, to: str, comment: str = "") -> Request:
