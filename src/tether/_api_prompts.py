@@ -4,7 +4,7 @@ needs only a git repository) gives them. Each loads its module when first used."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +27,15 @@ class CiReport:
     compared: list[Compared]
     alone: list[EvalResult]
     markdown: str
+    refused: list[str] = field(default_factory=list)  # changes refused, each with its reason
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.compared) and all(e.passed for e in self.alone)
+        return (
+            not self.refused
+            and all(c.passed for c in self.compared)
+            and all(e.passed for e in self.alone)
+        )
 
 
 class PromptLibrary:
@@ -199,8 +204,9 @@ class PromptLibrary:
         what the pull request brings is treated as content (``gate.ci``)."""
         from tether.prompts import gate
 
-        compared, alone = gate.ci(self.ws, base, label, suite_dir, provider, max_regression)
-        return CiReport(compared, alone, gate.markdown(compared, alone))
+        found = gate.ci(self.ws, base, label, suite_dir, provider, max_regression)
+        text = gate.markdown(found.compared, found.alone, found.refused)
+        return CiReport(found.compared, found.alone, text, found.refused)
 
     # -- labels ------------------------------------------------------------------------------
     def passing_eval(self, p: Prompt) -> str:

@@ -359,6 +359,14 @@ def resolve_version(root: Path, name: str, version: str, ref: str | None, where:
     return Pin(name, version, None, commit.decode().strip())
 
 
+def registered_version(root: Path, name: str, version: str) -> Prompt:
+    """``name@version`` read from its registration tag's commit and checked against the content
+    id the tag pins: what was registered, whatever the work tree or a branch now holds."""
+    where = "this repository"
+    pin = resolve_version(root, name, version, None, where)
+    return _build(pin, files_at(root, pin), where)
+
+
 def files_at(root: Path, pin: Pin) -> dict[str, bytes]:
     """The files of ``pin``'s version folder at its commit (what ``templates.load`` would read
     from the folder: its files, not its subfolders)."""
