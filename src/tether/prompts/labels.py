@@ -94,6 +94,7 @@ def promote(
     eval_run: str | None = None,
     reason: str = "promote",
     actor: str | None = None,
+    suite_id: str | None = None,
 ) -> Assignment:
     """Assign ``label`` to a registered, unchanged version: the next tag and the next event."""
     _check_label(label)
@@ -120,6 +121,8 @@ def promote(
         "eval_run": eval_run,
         "reason": reason,
     }
+    if suite_id is not None:  # the evidence the eval run gave, on this suite's content
+        body["suite_content_id"] = suite_id
     who = actor or _actor(ws.root)
     ev = log.append(ASSIGN, body, actor=who)
     record(ws.root, log, ev)
