@@ -103,10 +103,12 @@ class ModelRegistry:
 
     def verify_audit(self, *, full: bool = False) -> Report:
         from tether._api_names import clashes
+        from tether.prompts import labels
         from tether.registry import audit
 
         report = audit.verify(self.ws, full=full)
         report.problems += clashes(self.ws, report.models)
+        report.problems += [f"prompts log: {why}" for why in labels.refused(self.ws)]
         return report
 
 

@@ -4,7 +4,7 @@ needs only a git repository) gives them. Each loads its module when first used."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +27,15 @@ class CiReport:
     compared: list[Compared]
     alone: list[EvalResult]
     markdown: str
+    refused: list[str] = field(default_factory=list)  # changes refused, each with its reason
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.compared) and all(e.passed for e in self.alone)
+        return (
+            not self.refused
+            and all(c.passed for c in self.compared)
+            and all(e.passed for e in self.alone)
+        )
 
 
 class PromptLibrary:
@@ -199,37 +204,62 @@ class PromptLibrary:
         what the pull request brings is treated as content (``gate.ci``)."""
         from tether.prompts import gate
 
-        compared, alone = gate.ci(self.ws, base, label, suite_dir, provider, max_regression)
-        return CiReport(compared, alone, gate.markdown(compared, alone))
+        found = gate.ci(self.ws, base, label, suite_dir, provider, max_regression)
+        text = gate.markdown(found.compared, found.alone, found.refused)
+        return CiReport(found.compared, found.alone, text, found.refused)
 
     # -- labels ------------------------------------------------------------------------------
-    def passing_eval(self, p: Prompt) -> str:
-        """The newest passing eval run of exactly this content."""
+    def passing_eval(self, p: Prompt, suite: Path | None = None) -> tuple[str, str]:
+        """The newest eval run that is evidence for promoting ``p`` (its id, and the suite's
+        content id): of exactly this content, on the suite as committed (``evals/NAME.yaml``
+        unless named), by a provider other than the ``scripted`` stand-in, with thresholds
+        that all passed (an eval without thresholds has no verdict, so it is no evidence)."""
         from tether.errors import PromptError
+        from tether.gitio.repo import git
+        from tether.prompts.evaluate import SCRIPTED
+        from tether.prompts.suite import load_suite
         from tether.runs import catalog
 
+        path = suite or self.root / "evals" / f"{p.name}.yaml"
+        if not path.exists():
+            raise PromptError(
+                f"--require-eval needs {p.name}'s suite: none at {path} (name one with --suite)"
+            )
+        the_suite = load_suite(path, self.root)
+        rel = path.resolve().relative_to(self.root.resolve()).parent.as_posix()
+        if git(self.root, "status", "--porcelain", "--", rel).strip():
+            raise PromptError(
+                f"the suite folder {rel}/ has uncommitted changes: evidence is an eval on the "
+                "suite as committed; commit it and run the eval again"
+            )
         where = (
             f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
-            f"params.`prompt.content_id` = '{p.content_id}' and status = 'finished'"
+            f"tags.provider != '{SCRIPTED}' and status = 'finished' and "
+            f"params.`prompt.content_id` = '{p.content_id}' and "
+            f"params.`suite.content_id` = '{the_suite.content_id}'"
         )
         found = catalog.search(self.ws, where, "started desc", 1)
         if not found:
             raise PromptError(
-                f"no passing eval of {p.ref} (content {p.content_id[:19]}): run `tether prompt "
-                f"eval {p.ref} --suite evals/NAME.yaml` first"
+                f"no passing eval of {p.ref} (content {p.content_id[:19]}) on {path.name} as "
+                f"committed (suite {the_suite.content_id[:19]}), with thresholds, by a real "
+                f"provider: run `tether prompt eval {p.ref} --suite {path} -p PROVIDER` (the "
+                "scripted stand-in is no evidence)"
             )
-        return found[0].id
+        return found[0].id, the_suite.content_id
 
     def promote(
-        self, ref: str, label: str, *, require_eval: bool = False
+        self, ref: str, label: str, *, require_eval: bool = False, suite: Path | None = None
     ) -> tuple[Prompt, Assignment, str | None]:
-        """Assign ``label`` to a registered version; with ``require_eval`` only when a passing
-        eval of this content is recorded (its run is the third value)."""
+        """Assign ``label`` to a registered version; with ``require_eval`` only when evidence
+        is recorded (``passing_eval``): its run and suite are bound into the assignment event
+        (the run is the third value)."""
         from tether.prompts import labels
 
         p = self.resolve(ref)
-        run = self.passing_eval(p) if require_eval else None
-        return p, labels.promote(self.ws, p, label, eval_run=run), run
+        run, suite_id = self.passing_eval(p, suite) if require_eval else (None, None)
+        done = labels.promote(self.ws, p, label, eval_run=run, suite_id=suite_id)
+        return p, done, run
 
     def rollback(self, name: str, label: str) -> Assignment:
         from tether.prompts import labels

@@ -84,10 +84,13 @@ def test_the_actor_is_who_git_would_commit_as(
 
 
 def test_require_eval_and_unregistered_versions(versions: Path, tether: Tether) -> None:
+    git(versions, "add", "evals")
+    git(versions, "commit", "-qm", "test(prompts): suite")
     args = ("prompt", "promote", "sentiment@v1.1.0", "--label", "production", "--require-eval")
+    args += ("--suite", "evals/s.yaml")
     assert "no passing eval of sentiment@v1.1.0" in tether(*args, expect=4).output
     tether("prompt", "eval", "sentiment@v1.1.0", "--suite", "evals/s.yaml", "-p", "scripted")
-    assert "(eval run " in tether(*args).output
+    assert "the scripted stand-in is no evidence" in tether(*args, expect=4).output
     add_version(versions, "v1.2.0", "Label it: {{ review }}")
     assert (
         "is not registered"

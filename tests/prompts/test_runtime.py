@@ -99,7 +99,7 @@ def test_content_that_does_not_match_its_registration_is_refused(versions: Path)
         load("sentiment", version="v2.0.0")
     label = "promote\n\nversion: v1.1.0\ncontent: blake3:" + "1" * 64 + "\n"
     git(versions, "tag", "-a", "sentiment#canary#1", "-m", label, "sentiment@v1.1.0^{}")
-    with pytest.raises(PromptError, match="a tag was changed by hand"):
+    with pytest.raises(PromptError, match="is not backed by any assignment"):
         load("sentiment", label="canary")
 
 

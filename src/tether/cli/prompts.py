@@ -280,14 +280,23 @@ def _print_eval(done: Any) -> None:
 @click.option(
     "--require-eval",
     is_flag=True,
-    help="Refuse unless a passing `tether prompt eval` of this exact content is recorded.",
+    help="Refuse unless an eval of this exact content on the committed suite, by a real "
+    "provider, passed its thresholds.",
+)
+@click.option(
+    "--suite",
+    "suite_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The suite --require-eval needs evidence on (default: evals/NAME.yaml).",
 )
 @click.option("--push", "remote", flag_value="origin", help="Then push tags and log (origin).")
-def promote(ref: str, label: str, require_eval: bool, remote: str | None) -> None:
+def promote(
+    ref: str, label: str, require_eval: bool, suite_path: Path | None, remote: str | None
+) -> None:
     """Assign LABEL to a registered NAME@VERSION: the annotated tag NAME#LABEL#N and an event in
-    the hash-chained log (who, when, which version, which eval run)."""
+    the hash-chained log (who, when, which version, which eval run on which suite)."""
     lib = _library()
-    p, done, run = lib.promote(ref, label, require_eval=require_eval)
+    p, done, run = lib.promote(ref, label, require_eval=require_eval, suite=suite_path)
     click.echo(f"{p.name}#{label}#{done.n} -> {p.version}" + (f" (eval run {run})" if run else ""))
     if remote:
         lib.push(p.name, remote)

@@ -389,3 +389,14 @@ def _clean(value: Any, redactor: Redactor, key: str | None, where: str) -> Any:
         f"{where} is a {type(value).__name__}: an event holds JSON values only "
         "(text, numbers, true/false, null, lists and objects)"
     )
+
+
+def parse(data: bytes, oid: str, log: str) -> Event:
+    """The event ``oid`` of chain ``log`` from its bytes, which must hash to ``oid``
+    (FormatError naming what is wrong otherwise)."""
+    if hash_bytes(data) != oid:
+        raise FormatError(f"the event {oid[:19]}… of the {log} log does not match its id")
+    try:
+        return _parse(data, oid, log)
+    except _Malformed as exc:
+        raise FormatError(f"the event {oid[:19]}… of the {log} log {exc}") from None

@@ -104,3 +104,25 @@ def fetch(root: Path, remote: str, log: EventLog, extra: list[str]) -> int:
     specs = [f"{r}:{r}" if r == git_ref(log.name) else f"+{r}:{r}" for r in wanted if r in have]
     git(root, "fetch", "--quiet", remote, "refs/tags/*:refs/tags/*", *specs)
     return import_from_git(root, log)
+
+
+def read_from_git(root: Path, name: str) -> list[Event]:
+    """The events of log ``name`` as its git mirror holds them, oldest first, each checked
+    against its id and linked to the one before (FormatError otherwise): what a reader that
+    has no Tether workspace (a service reading a mirror) can trust as the log."""
+    from tether.events.chain import parse
+
+    ref = git_ref(name)
+    if git_maybe(root, "rev-parse", "--verify", "-q", ref) is None:
+        return []
+    out = git(root, "log", "--format=%B%x00", "--first-parent", "--reverse", ref).decode()
+    events: list[Event] = []
+    for body in out.split("\0"):
+        lines = body.strip("\n").splitlines()
+        if len(lines) < 4 or not lines[2].startswith(ID_LINE):
+            continue
+        ev = parse("\n".join(lines[3:]).encode(), lines[2][len(ID_LINE) :], name)
+        if ev.prev != (events[-1].id if events else None):
+            raise FormatError(f"{ref}: the event {ev.id[:19]}… does not follow the one before it")
+        events.append(ev)
+    return events

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tether.errors import ConfigError
@@ -17,6 +17,8 @@ from tether.prompts import labels
 from tether.prompts.assertions import own_function
 from tether.prompts.evaluate import EvalResult, Progress, Trusted, evaluate, provider_for
 from tether.prompts.providers import Provider
+from tether.prompts.registry import registered
+from tether.prompts.runtime import registered_version
 from tether.prompts.stats import GATE_PASS, Comparison, MetricComparison, compare
 from tether.prompts.suite import Suite, load_suite
 from tether.prompts.templates import PROMPTS_DIR, VERSION, Prompt, PromptError, load
@@ -76,11 +78,13 @@ def rows(c: Comparison) -> list[list[str]]:
 HEADER = ["metric", "A", "B", "B - A", "interval", "test", "p", "p (Holm)"]
 
 
-def markdown(results: list[Compared], alone: list[EvalResult]) -> str:
-    """A pull-request comment: one table per comparison, the verdict and the gate."""
+def markdown(results: list[Compared], alone: list[EvalResult], refused: list[str]) -> str:
+    """A pull-request comment: what was refused, then one table per comparison, the verdict
+    and the gate."""
     out = ["## Tether prompt check", ""]
-    if not results and not alone:
-        out.append("No prompt version changed.")
+    if not results and not alone and not refused:
+        out.append("No prompt version or suite changed.")
+    out += [f"**Refused:** {why}" for why in refused] + ([""] if refused else [])
     for r in results:
         c = r.comparison
         mark = "passed" if r.passed else "FAILED"
@@ -103,7 +107,7 @@ def markdown(results: list[Compared], alone: list[EvalResult]) -> str:
     for e in alone:
         mark = "passed" if e.passed else "FAILED"
         out += [
-            f"### {e.prompt} on `{e.suite}` ({e.provider}): no production version to compare with",
+            f"### {e.prompt} on `{e.suite}` ({e.provider}): evaluated alone",
             "",
             *(f"- {line}" for line in e.metrics.summary()),
             f"- suite thresholds: **{mark}**; run {e.run}",
@@ -129,6 +133,16 @@ def changed_versions(root: Path, base: str) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+@dataclass
+class CiOutcome:
+    """What ``ci`` found: comparisons, versions evaluated alone (no baseline, or only their
+    suite changed), and changes refused before anything was asked, each with its reason."""
+
+    compared: list[Compared]
+    alone: list[EvalResult]
+    refused: list[str]
+
+
 def ci(
     ws: Workspace,
     base: str,
@@ -136,31 +150,70 @@ def ci(
     suite_dir: str,
     provider: str | None,
     max_regression: float,
-) -> tuple[list[Compared], list[EvalResult]]:
-    """Every version added or changed since ``base`` against the one ``label`` points at (or
-    alone, without one). What the pull request brings (suites, prompts, tether.toml) is content:
-    a suite reads no file outside the repository, and a provider whose API key is set keeps the
-    endpoint the trusted config gives (tether.toml at ``base``, .tether/config.toml, the
-    environment)."""
+) -> CiOutcome:
+    """Every version added or changed since ``base`` against the one ``label`` points at, read
+    from its registration tag (never from the work tree), or alone without one; a registered
+    version changed in place is refused with the reason; a suite changed alone re-evaluates the
+    labelled version on it. What the pull request brings (suites, prompts, tether.toml) is
+    content: a suite reads no file outside the repository, and a provider whose API key is set
+    keeps the endpoint the trusted config gives (tether.toml at ``base``, .tether/config.toml,
+    the environment)."""
     trusted = trusted_providers(ws, base)
-    compared, alone = [], []
-    for name, version in changed_versions(ws.root, base):
+    out = CiOutcome([], [], [])
+    changed = changed_versions(ws.root, base)
+    todo: list[tuple[str, str | None]] = []
+    for name, version in changed:
+        known = registered(ws.root, name).get(version)
+        if known is not None:
+            now = load(ws.root, name, version)
+            if now.content_id != known.content_id:
+                out.refused.append(
+                    f"{name}@{version} is registered with content {known.content_id[:19]}…, "
+                    f"and this branch changes its files: a registered version never changes; "
+                    f"`tether prompt bump {name} --from {version}` makes the next one"
+                )
+                continue
+        todo.append((name, version))
+    done_names = {name for name, _ in changed}
+    todo += [(n, None) for n in _suites_changed(ws.root, base, suite_dir) if n not in done_names]
+    for name, wanted in todo:
         path = ws.root / suite_dir / f"{name}.yaml"
         if not path.exists() and not path.is_symlink():
-            raise PromptError(f"{name}@{version} changed but has no suite at {path}")
+            raise PromptError(f"{name}@{wanted or label} changed but has no suite at {path}")
         suite = load_suite(path, ws.root)
         _check_python(ws.root, base, suite)
         prov = provider_for(ws, suite, suite.provider_names(provider)[0], trusted)
-        new = load(ws.root, name, version)
         baseline = production_of(ws, name, label)
+        if wanted is None:  # only the suite changed: the labelled version on the new suite
+            if baseline is not None:
+                out.alone.append(evaluate(ws, baseline, suite, prov, trusted=trusted))
+            continue
+        new = load(ws.root, name, wanted)
         if baseline is None or baseline.content_id == new.content_id:
-            alone.append(evaluate(ws, new, suite, prov, trusted=trusted))
+            out.alone.append(evaluate(ws, new, suite, prov, trusted=trusted))
         else:
             done = compare_versions(
                 ws, baseline, new, suite, prov, max_regression=max_regression, trusted=trusted
             )
-            compared.append(done)
-    return compared, alone
+            out.compared.append(done)
+    return out
+
+
+def _suites_changed(root: Path, base: str, suite_dir: str) -> list[str]:
+    """Names whose suite (``SUITES/NAME.yaml``) or a case file beside it changed since ``base``
+    (a case file counts for every suite in the folder that names it)."""
+    out = git(root, "diff", "--name-only", "--diff-filter=AMR", base, "--", suite_dir)
+    changed = [PurePosixPath(p) for p in out.decode().splitlines()]
+    names = {
+        p.stem for p in changed if p.suffix == ".yaml" and p.parent.name == Path(suite_dir).name
+    }
+    cases = {p.name for p in changed if p.suffix != ".yaml"}
+    if cases:
+        for suite in sorted((root / suite_dir).glob("*.yaml")):
+            text = suite.read_text(errors="replace")
+            if any(name in text for name in cases):
+                names.add(suite.stem)
+    return sorted(names)
 
 
 def trusted_providers(ws: Workspace, base: str) -> Trusted:
@@ -209,5 +262,7 @@ def _check_python(root: Path, base: str, suite: Suite) -> None:
 
 
 def production_of(ws: Workspace, name: str, label: str = "production") -> Prompt | None:
+    """The version ``label`` points at, as registered (its tag's commit, checked against the
+    content id): a branch that edits it in place cannot move the baseline."""
     found = labels.current(ws, name, label)
-    return None if found is None else load(ws.root, name, found.version)
+    return None if found is None else registered_version(ws.root, name, found.version)

@@ -1,47 +1,36 @@
 """Labels (``production``, ``staging``…) on registered prompt versions, GTO-style.
 
 Assigning a label is an annotated git tag ``NAME#LABEL#N`` (the N-th assignment of that label) on
-the commit of the version's registration tag, *and* an event in the ``prompts`` hash-chained log
-(who, when, which version and content, which eval run), mirrored into git as
-``refs/tether/events/prompts``. The label's current version is its highest N. Tags and the log
-check each other: a tag deleted, moved or made by hand is reported (``problems``).
+the commit of the version's registration tag, *and* a ``label.assign`` event in the ``prompts``
+hash-chained log (who, when, which version and content, which eval run on which suite), mirrored
+into git as ``refs/tether/events/prompts``. What holds is the log's (:mod:`label_log`: under a
+root of trust, signed by a promoter's key); a tag serves only when an assignment backs it, and a
+tag deleted, moved or made by hand is reported (``check``). Assignments are serialised by a lock,
+a tag is never forced, and a logged assignment whose tag is missing gets it back at the next
+promote.
 """
 
 from __future__ import annotations
 
 import getpass
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether.errors import GitError
+from tether.errors import GitError, TetherError, TrustError
 from tether.events import EventLog, gitmirror
 from tether.events.gitmirror import git_ref, record
 from tether.gitio.repo import committer_email, git, git_maybe
+from tether.objects.lock import file_lock
+from tether.prompts import label_log
+from tether.prompts.label_log import ASSIGN, LOG, Assignment
 from tether.prompts.registry import check_unchanged, registered, tag_of
 from tether.prompts.templates import Prompt, PromptError
 from tether.runs.index import redactor_for
 from tether.workspace.repo import Workspace
 
-LOG = "prompts"
 LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-ASSIGN = "label.assign"
-
-
-@dataclass(frozen=True)
-class Assignment:
-    name: str
-    label: str
-    n: int
-    version: str
-    content_id: str
-    actor: str
-    time: float
-    eval_run: str | None
-    event: str
-    reason: str  # "promote" or "rollback"
-    commit: str  # where the tag points: the version's registration commit
+__all__ = ["ASSIGN", "LOG", "Assignment"]
 
 
 def event_log(ws: Workspace) -> EventLog:
@@ -53,37 +42,21 @@ def _check_label(label: str) -> None:
         raise PromptError(f"{label!r} is not a label (lower-case letters, digits, - and _)")
 
 
-def assignments(ws: Workspace, name: str, label: str | None = None) -> list[Assignment]:
-    """Every assignment of ``name``'s labels from the event log, oldest first."""
+def read(ws: Workspace) -> label_log.Folded:
+    """The prompts log folded (what holds, what was refused), held to this clone's pin."""
     ws.store.create()
-    out = []
-    for ev in event_log(ws).events():
-        body = ev.body
-        if ev.kind != ASSIGN or body.get("prompt") != name:
-            continue
-        if label is not None and body.get("label") != label:
-            continue
-        out.append(
-            Assignment(
-                name,
-                str(body["label"]),
-                int(body["n"]),
-                str(body["version"]),
-                str(body["content_id"]),
-                ev.actor,
-                ev.time,
-                body.get("eval_run"),
-                ev.id,
-                str(body.get("reason", "promote")),
-                str(body.get("commit", "")),
-            )
-        )
-    return out
+    folded = label_log.fold(event_log(ws).events())
+    label_log.check_pin(folded, ws.dot)
+    return folded
+
+
+def assignments(ws: Workspace, name: str, label: str | None = None) -> list[Assignment]:
+    """Every assignment of ``name``'s labels that holds, oldest first."""
+    return read(ws).of(name, label)
 
 
 def current(ws: Workspace, name: str, label: str) -> Assignment | None:
-    found = assignments(ws, name, label)
-    return max(found, key=lambda a: a.n) if found else None
+    return read(ws).current(name, label)
 
 
 def promote(
@@ -94,8 +67,11 @@ def promote(
     eval_run: str | None = None,
     reason: str = "promote",
     actor: str | None = None,
+    suite_id: str | None = None,
 ) -> Assignment:
-    """Assign ``label`` to a registered, unchanged version: the next tag and the next event."""
+    """Assign ``label`` to a registered, unchanged version: the next event, then its tag. Under a
+    root of trust the event is signed by the local key, which must hold ``promoter``; nothing is
+    written otherwise."""
     _check_label(label)
     known = check_unchanged(ws.root, prompt)
     if known is None:
@@ -103,36 +79,86 @@ def promote(
             f"{prompt.ref} is not registered: commit it and run `tether prompt register "
             f"{prompt.ref}` first (a label must point at content that cannot change)"
         )
-    problems = check(ws, prompt.name)
-    if problems:
-        raise PromptError("; ".join(problems) + ": fix this before assigning labels")
-    n = max((a.n for a in assignments(ws, prompt.name, label)), default=0) + 1
-    tag = f"{prompt.name}#{label}#{n}"
-    log = event_log(ws)
-    body: dict[str, Any] = {
-        "prompt": prompt.name,
-        "label": label,
-        "n": n,
-        "version": prompt.version,
-        "content_id": prompt.content_id,
-        "commit": known.commit,
-        "tag": tag,
-        "eval_run": eval_run,
-        "reason": reason,
-    }
-    who = actor or _actor(ws.root)
-    ev = log.append(ASSIGN, body, actor=who)
-    record(ws.root, log, ev)
+    with file_lock(ws.dot / "locks" / "prompts-labels.lock", exclusive=True, timeout=30):
+        folded = read(ws)
+        _repair_tags(ws, folded, prompt.name)
+        problems = check(ws, prompt.name, folded)
+        if problems:
+            raise PromptError("; ".join(problems) + ": fix this before assigning labels")
+        tags = _label_tags(ws.root, prompt.name)
+        prefix = f"{prompt.name}#{label}#"
+        numbers = (t[len(prefix) :] for t in tags if t.startswith(prefix))
+        made = [int(x) for x in numbers if x.isascii() and x.isdigit()]
+        n = 1 + max([folded.taken.get((prompt.name, label), 0), *made])
+        held = folded.current(prompt.name, label)
+        if held is not None and n != held.n + 1:
+            raise PromptError(
+                f"{prompt.name}#{label} has assignment numbers past #{held.n} that the log does "
+                f"not back: `tether prompt history {prompt.name}` shows them"
+            )
+        tag = f"{prefix}{n}"
+        body: dict[str, Any] = {
+            "prompt": prompt.name, "label": label, "n": n, "version": prompt.version,
+            "content_id": prompt.content_id, "commit": known.commit, "tag": tag,
+            "eval_run": eval_run, "reason": reason,
+        }  # fmt: skip
+        if suite_id is not None:  # the evidence the eval run gave, on this suite's content
+            body["suite_content_id"] = suite_id
+        log = event_log(ws)
+        if folded.root is not None:
+            signer, who = _promoter(folded.root)
+            sign = lambda data: signer.sign(label_log.PAYLOAD_TYPE, data)  # noqa: E731
+            ev = log.append(ASSIGN, body, actor=who, sign=sign)
+        else:
+            who = actor or _actor(ws.root)
+            ev = log.append(ASSIGN, body, actor=who)
+        record(ws.root, log, ev)
+        a = label_log.Assignment(
+            prompt.name, label, n, prompt.version, prompt.content_id, who, ev.time, eval_run,
+            ev.id, reason, known.commit,
+        )  # fmt: skip
+        _tag(ws.root, a)
+        return a
+
+
+def _promoter(root: Any) -> tuple[Any, str]:
+    """The local key, which must hold ``promoter`` in the root (TrustError, before anything is
+    written, otherwise)."""
+    from tether import signing
+
+    try:
+        signer = signing.load_signer()
+    except TetherError:
+        signer = None
+    key = None if signer is None else root.keys.get(signer.keyid)
+    if signer is None or key is None or not label_log.ROLES & key.roles:
+        whose = "this machine has no signing key" if signer is None else f"key {signer.keyid}"
+        held = "" if key is None else f" (it holds {', '.join(sorted(key.roles)) or 'no role'})"
+        raise TrustError(
+            f"this project has a root of trust, so a label is assigned by a key holding the "
+            f"promoter role, and {whose} does not{held}: set TETHER_SIGNING_KEY to yours, or ask "
+            "an admin (`tether trust add KEY.pub --identity YOU --role promoter`)"
+        )
+    return signer, key.identity
+
+
+def _tag(root: Path, a: label_log.Assignment) -> None:
+    """The assignment's tag, never forced: one that exists is an error (its number is taken)."""
     message = (
-        f"{reason} {label} -> {prompt.ref}\n\nversion: {prompt.version}\n"
-        f"content: {prompt.content_id}\nevent: {ev.id}\n"
-        + (f"eval: {eval_run}\n" if eval_run else "")
+        f"{a.reason} {a.label} -> {a.name}@{a.version}\n\nversion: {a.version}\n"
+        f"content: {a.content_id}\nevent: {a.event}\n"
+        + (f"eval: {a.eval_run}\n" if a.eval_run else "")
     )
-    git(ws.root, "tag", "-a", tag, "-m", message, known.commit)
-    return Assignment(
-        prompt.name, label, n, prompt.version, prompt.content_id, who, ev.time, eval_run, ev.id,
-        reason, known.commit,
-    )  # fmt: skip
+    git(root, "tag", "-a", f"{a.name}#{a.label}#{a.n}", "-m", message, a.commit)
+
+
+def _repair_tags(ws: Workspace, folded: label_log.Folded, name: str) -> None:
+    """Give each assignment that holds and lost its tag (a tag that failed, or was deleted) the
+    tag its event says; a tag that exists is left for ``check`` to judge."""
+    tags = _label_tags(ws.root, name)
+    for a in folded.of(name):
+        if f"{name}#{a.label}#{a.n}" not in tags:
+            _tag(ws.root, a)
 
 
 def rollback(ws: Workspace, name: str, label: str, load: Any) -> Assignment:
@@ -153,12 +179,14 @@ def rollback(ws: Workspace, name: str, label: str, load: Any) -> Assignment:
     return promote(ws, load(before.version), label, reason="rollback", eval_run=before.eval_run)
 
 
-def check(ws: Workspace, name: str) -> list[str]:
-    """Tags and log disagreeing: an assignment's tag deleted or moved, a tag with no event."""
+def check(ws: Workspace, name: str, folded: label_log.Folded | None = None) -> list[str]:
+    """Tags and log disagreeing: an assignment's tag deleted or moved, a tag with no event, and
+    events of the log that were refused."""
+    folded = folded or read(ws)
     tags = _label_tags(ws.root, name)
     problems = []
     logged = set()
-    for a in assignments(ws, name):
+    for a in folded.of(name):
         tag = f"{name}#{a.label}#{a.n}"
         logged.add(tag)
         found = tags.get(tag)
@@ -168,7 +196,13 @@ def check(ws: Workspace, name: str) -> list[str]:
             problems.append(f"tag {tag} was moved or re-made by hand (the log says {a.version})")
     for tag in sorted(set(tags) - logged):
         problems.append(f"tag {tag} has no event in the log: it was made by hand")
+    problems += [why for why in folded.refused if f" of {name} by " in why]
     return problems
+
+
+def refused(ws: Workspace) -> list[str]:
+    """Every event of the prompts log that was not applied, with why."""
+    return read(ws).refused
 
 
 def _label_tags(root: Path, name: str) -> dict[str, tuple[str, str | None]]:
@@ -224,10 +258,21 @@ def version_for(ws: Workspace, name: str, at: str) -> str:
     if at.startswith("v") and at[1:2].isdigit():
         return at
     _check_label(at)
-    found = current(ws, name, at)
-    if found is None:
-        raise PromptError(
-            f"{name} has no label {at!r}: `tether prompt promote {name}@VERSION "
-            f"--label {at}` assigns it"
-        )
-    return found.version
+    return label_log.backing(read(ws), name, at, _tags_with_messages(ws.root, name, at)).version
+
+
+def _tags_with_messages(root: Path, name: str, label: str) -> dict[str, tuple[str, str]]:
+    """``NAME#LABEL#N`` tags -> (the commit they point at, their message)."""
+    out = git_maybe(
+        root,
+        "for-each-ref",
+        "--format=%(refname:strip=2)%00%(*objectname)%00%(contents)%00%00",
+        f"refs/tags/{name}#{label}#*",
+    )
+    found: dict[str, tuple[str, str]] = {}
+    for rec in (out or b"").decode("utf-8", "replace").split("\0\0"):
+        tag, _, rest = rec.strip("\n").partition("\0")
+        if tag:
+            commit, _, message = rest.partition("\0")
+            found[tag] = (commit, message)
+    return found

@@ -55,7 +55,13 @@ from pathlib import Path
 from typing import Any
 
 from tether._paths import check_paths
-from tether.errors import GitError, NotARepositoryError, TetherError, UnsafePathError
+from tether.errors import (
+    FormatError,
+    GitError,
+    NotARepositoryError,
+    TetherError,
+    UnsafePathError,
+)
 from tether.gitio.repo import find_root, git
 from tether.prompts.registry import CONTENT, tag_of
 from tether.prompts.templates import (
@@ -310,23 +316,24 @@ def _check_label(label: str) -> None:
 
 
 def resolve_label(root: Path, name: str, label: str, where: str) -> Pin:
-    """The version ``name``'s ``label`` points at now: its tag with the highest N."""
+    """The version ``name``'s ``label`` points at now: its tag with the highest N, served only
+    when the prompts log (its git mirror, ``refs/tether/events/prompts``) backs it with an
+    assignment that holds (under a root of trust: signed by a promoter)."""
+    from tether.events.gitmirror import read_from_git
+    from tether.prompts import label_log
+
     tags = _tags(root, f"refs/tags/{name}#{label}#*", f"refs/tags/{name}@v*")
-    prefix = f"{name}#{label}#"
-    assigned = [
-        (int(n), tag)
-        for tag in tags
-        if tag.startswith(prefix) and (n := tag[len(prefix) :]).isascii() and n.isdigit()
-    ]
-    if not assigned:
+    try:
+        folded = label_log.fold(read_from_git(root, label_log.LOG))
+    except FormatError as exc:
         raise PromptError(
-            f"{name} has no label {label!r} in {where}: `tether prompt promote {name}@VERSION "
-            f"--label {label}` assigns it (add --push when this service reads a remote)"
-        )
-    _n, tag = max(assigned)
-    message = tags[tag][1]
-    version, content = _field(message, "version: "), _field(message, CONTENT)
-    registration = tags.get(tag_of(name, version or "?"))
+            f"the prompts log in {where} is damaged ({exc}): refusing its labels"
+        ) from None
+    label_log.check_pin(folded, root / ".tether")
+    held = label_log.backing(folded, name, label, tags)
+    tag = f"{name}#{label}#{held.n}"
+    version, content = held.version, held.content_id
+    registration = tags.get(tag_of(name, version))
     pinned = _field(registration[1], CONTENT) if registration else None
     if registration is None or pinned is None:
         raise PromptError(
@@ -357,6 +364,14 @@ def resolve_version(root: Path, name: str, version: str, ref: str | None, where:
     except GitError:
         raise PromptError(f"{where} has no branch, tag or commit {ref!r}") from None
     return Pin(name, version, None, commit.decode().strip())
+
+
+def registered_version(root: Path, name: str, version: str) -> Prompt:
+    """``name@version`` read from its registration tag's commit and checked against the content
+    id the tag pins: what was registered, whatever the work tree or a branch now holds."""
+    where = "this repository"
+    pin = resolve_version(root, name, version, None, where)
+    return _build(pin, files_at(root, pin), where)
 
 
 def files_at(root: Path, pin: Pin) -> dict[str, bytes]:
