@@ -269,9 +269,13 @@ class PromptLibrary:
 
     def history(self, name: str) -> tuple[list[Assignment], list[str]]:
         """Every label assignment of ``name``, and each tag that disagrees with the log."""
+        from tether.errors import UsageError
         from tether.prompts import labels
 
-        return labels.assignments(self.ws, name), labels.check(self.ws, name)
+        found = labels.assignments(self.ws, name)
+        if not found and name not in self.names():
+            raise UsageError(f"no prompt {name!r}: `tether prompt list` names them")
+        return found, labels.check(self.ws, name)
 
     def push(self, name: str, remote: str) -> None:
         from tether.prompts import labels

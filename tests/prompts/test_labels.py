@@ -147,3 +147,44 @@ def test_two_people_cannot_both_win_assignment_n(
         bare, "rev-parse", "sentiment@v1.1.0^{}"
     )  # the remote kept Bo's assignment; nothing of the refused push landed
     assert "canary" not in git(bare, "tag")
+
+
+def test_rollback_returns_to_the_version_current_when_this_one_was_promoted(
+    versions: Path, tether: Tether
+) -> None:
+    add_version(versions, "v1.2.0", "Label: {{ review }}")
+    tether("prompt", "register", "sentiment@v1.2.0")
+
+    def at() -> str:
+        return tether("prompt", "show", "sentiment@production").output
+
+    def promote(v: str) -> None:
+        tether("prompt", "promote", f"sentiment@{v}", "--label", "production")
+
+    def rollback() -> str:
+        return tether("prompt", "rollback", "sentiment", "--label", "production").output
+
+    promote("v1.0.0")
+    promote("v1.1.0")
+    assert "-> v1.0.0" in rollback()
+    promote("v1.1.0")
+    promote("v1.2.0")
+    assert "-> v1.1.0" in rollback()  # once rolled away from, v1.1.0 is not excluded forever
+    assert "-> v1.0.0" in rollback()
+    out = tether("prompt", "rollback", "sentiment", "--label", "production", expect=4).output
+    assert "v1.0.0 was the label's first version" in out
+    assert "v1.0.0" in at()
+
+
+def test_two_rollbacks_of_two_promotions_say_what_the_first_was(
+    versions: Path, tether: Tether
+) -> None:
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "staging")
+    tether("prompt", "promote", "sentiment@v1.1.0", "--label", "staging")
+    assert "-> v1.0.0" in tether("prompt", "rollback", "sentiment", "--label", "staging").output
+    out = tether("prompt", "rollback", "sentiment", "--label", "staging", expect=4).output
+    assert "v1.0.0 was the label's first version" in out and "only ever" not in out
+
+
+def test_history_of_an_unknown_prompt_says_so(versions: Path, tether: Tether) -> None:
+    assert "no prompt 'nosuch'" in tether("prompt", "history", "nosuch", expect=2).output

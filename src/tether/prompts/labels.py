@@ -162,20 +162,25 @@ def _repair_tags(ws: Workspace, folded: label_log.Folded, name: str) -> None:
 
 
 def rollback(ws: Workspace, name: str, label: str, load: Any) -> Assignment:
-    """Give ``label`` back the version it had before the current one, as a new assignment.
-    ``load(version)`` reads that version (it must still be registered and unchanged)."""
+    """Give ``label`` back the version that was current when the current one was promoted, as a
+    new assignment: promotions push, rollbacks pop. ``load(version)`` reads that version (it
+    must still be registered and unchanged)."""
     found = sorted(assignments(ws, name, label), key=lambda a: a.n)
     if not found:
         raise PromptError(f"{name} has never had the label {label!r}")
-    now = found[-1].version
-    # a version a rollback moved away from is not a target again: two rollbacks go two steps
-    # back instead of swapping the same two versions
-    undone = {found[i - 1].version for i, a in enumerate(found) if a.reason == "rollback" and i > 0}
-    before = next(
-        (a for a in reversed(found) if a.version != now and a.version not in undone), None
-    )
-    if before is None:
-        raise PromptError(f"{name}#{label} has only ever pointed at {now}: nothing to roll back to")
+    stack: list[Assignment] = []
+    for a in found:
+        if a.reason == "rollback" and stack:
+            stack.pop()
+        else:
+            stack.append(a)
+    if len(stack) < 2:
+        first = stack[0].version if stack else found[0].version
+        raise PromptError(
+            f"{name}#{label} is at {found[-1].version}, and {first} was the label's first "
+            "version: nothing to roll back to"
+        )
+    before = stack[-2]
     return promote(ws, load(before.version), label, reason="rollback", eval_run=before.eval_run)
 
 
