@@ -288,6 +288,6 @@ class PromptLibrary:
         return labels.pull(self.ws, remote)
 
     def bundle(self, names: list[str] | None, label: str, output: Path) -> list[Pin]:
-        from tether.prompts import runtime
+        from tether.prompts import bundles
 
-        return runtime.write_bundle(self.root, names, label, output)
+        return bundles.write(self.root, names, label, output)
