@@ -300,7 +300,7 @@ def _case(
             specs.append(assertion(one, values, f"{where} assert[{n}]"))
         except Refused as exc:
             out.refused.append(str(exc))
-    threshold = raw.get("threshold", defaults.get("threshold"))
+    threshold = yaml12_number(raw.get("threshold", defaults.get("threshold")))
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, int | float)
     ):
@@ -332,7 +332,7 @@ def assertion(raw: Any, values: dict[str, Any], where: str) -> dict[str, Any]:
             f"{where}: {kind} is not in the supported subset ({', '.join(SUPPORTED)}, and not- "
             f"of {', '.join(NEGATABLE)})"
         )
-    threshold = raw.get("threshold")
+    threshold = yaml12_number(raw.get("threshold"))
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, int | float)
     ):
@@ -340,7 +340,7 @@ def assertion(raw: Any, values: dict[str, Any], where: str) -> dict[str, Any]:
     value = _rendered(raw.get("value"), values, where)
     spec = _mapped(base, value, threshold, where)
     spec = {"not": spec} if negated else spec
-    weight = raw.get("weight", 1)
+    weight = yaml12_number(raw.get("weight", 1))
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
         raise Refused(f"{where}: `weight` is a number, 0 or more")
     return {**spec, "weight": weight} if weight != 1 else spec
@@ -388,6 +388,15 @@ def _mapped(base: str, value: Any, threshold: float | None, where: str) -> dict[
     if base == "latency":
         return {"latency": {"max_s": threshold / 1000}}
     return {"cost": {"max": threshold}}
+
+
+def yaml12_number(value: Any) -> Any:
+    """``1e-12`` is a number to promptfoo (YAML 1.2) and a text to PyYAML (YAML 1.1)."""
+    if isinstance(value, str) and re.fullmatch(
+        r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", value
+    ):
+        return float(value)
+    return value
 
 
 def _number(value: Any) -> bool:
