@@ -41,7 +41,8 @@ def run(argv: list[object], env: dict[str, str] | None = None) -> str:
         raise SetupError(f"`{args[0]}` is not installed ({exc.strerror})") from exc
     except subprocess.CalledProcessError as exc:
         tail = "\n".join((exc.stdout + exc.stderr).rstrip().splitlines()[-15:])
-        raise SetupError(f"`{' '.join(args)}` failed with exit code {exc.returncode}:\n{tail}")
+        command = " ".join(args)
+        raise SetupError(f"`{command}` failed with exit code {exc.returncode}:\n{tail}") from exc
     return proc.stdout
 
 

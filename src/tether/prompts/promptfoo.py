@@ -47,7 +47,7 @@ from typing import Any
 
 from tether.prompts.promptfoo_text import Refused, csv_tests, js_string, python_regex, split_commas
 from tether.prompts.suite import Case, case_path
-from tether.prompts.templates import PromptError, read_yaml
+from tether.prompts.templates import PromptError, inside, read_yaml
 
 KEYS = ("description", "prompts", "providers", "tests", "defaultTest")
 IGNORED = ("$schema", "sharing", "outputPath", "tags", "metadata", "evaluateOptions")
@@ -419,6 +419,35 @@ def _rendered(value: Any, values: dict[str, Any], where: str) -> Any:
             f"{where}: `value` {value[:60]!r} cannot be rendered by Tether's Jinja2 sandbox "
             f"({type(exc).__name__}: {exc}); Nunjucks-only syntax is not in the subset"
         ) from None
+
+
+def read(path: Path, root: Path | None = None) -> Converted:
+    """The promptfoo configuration at ``path`` (inside ``root``, default: its repository),
+    converted; what is outside the subset is listed in ``refused``, not raised."""
+    from tether.prompts.suite import _root_of
+
+    root = _root_of(path) if root is None else root
+    where = f"promptfoo configuration {path}"
+    if not path.exists():
+        raise PromptError(f"no {where}")
+    resolved = inside(root, path, where)
+    try:
+        doc = read_yaml(resolved.read_bytes(), where)
+    except OSError as exc:
+        raise PromptError(f"{where} cannot be read ({exc.strerror})") from None
+    if not is_promptfoo(doc):
+        raise PromptError(f"{where} has none of {', '.join(KEYS)}: not a promptfoo configuration")
+    return convert(doc, path, root)
+
+
+def as_yaml(conv: Converted) -> str:
+    """The converted configuration as a Tether suite file, headed by what was left out."""
+    from tether._documents import dump_yaml
+
+    head = [f"# converted from the promptfoo configuration {conv.path.name}"]
+    head += [f"# not converted: {line}" for line in conv.refused]
+    head += [f"# note: {line}" for line in conv.notes]
+    return "\n".join(head) + "\n" + dump_yaml(short_form(conv), sort_keys=False)
 
 
 def short_form(conv: Converted) -> dict[str, Any]:
