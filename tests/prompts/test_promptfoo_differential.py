@@ -191,6 +191,17 @@ def test_promptfoo_and_tether_agree_on_every_case(
             record=False,
         )
         out = tether("prompt", "eval", "pf@v1.0.0", "--suite", "evals/promptfooconfig.yaml")
+        tether("prompt", "import", "promptfoo", "evals/promptfooconfig.yaml", "-o", "evals/i.yaml")
+        imported = lib.load_suite(repo / "evals" / "i.yaml")
+        again = lib.evaluate(
+            lib.resolve("pf@v1.0.0"),
+            imported,
+            lib.provider(imported, imported.providers[0]),
+            judge=lib.judge(imported),
+            record=False,
+        )
+    # the suite `prompt import` wrote (Tether's form) scores every case as the config does
+    assert {r.case: r.passed for r in again.results} == {r.case: r.passed for r in done.results}
     ours = {r.case: (r.passed, r.error) for r in done.results}
     assert set(ours) == set(theirs), (sorted(ours), sorted(theirs))
     assert len(ours) == len(TESTS) + 1  # the CSV file holds two
