@@ -370,7 +370,7 @@ def _mapped(base: str, value: Any, threshold: float | None, where: str) -> dict[
     if base == "is-json":
         if isinstance(value, str) and value:
             value = read_yaml(value.encode(), f"{where} value")
-        if value in (None, ""):
+        if value in (None, "") or value == {}:  # an empty schema accepts any JSON
             return {"is-json": {"strict": True}}
         if not isinstance(value, dict):
             raise Refused(f"{where}: `value` is a JSON schema")
