@@ -9,7 +9,7 @@ EXAMPLES := $(VENV)/.examples
 # Debian packages the tests use: installed when run as root (as CI is), named otherwise.
 SYSTEM_PACKAGES := graphviz:dot
 
-.PHONY: system demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-reproduce docs clean
+.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-reproduce docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(EXAMPLES): $(STAMP)
 demo: $(EXAMPLES)
 	@$(BIN)/python examples/demo.py
 
-test: $(STAMP) system lint types layers pytest
+test: $(STAMP) system promptfoo lint types layers pytest
 
 system:
 	@for pair in $(SYSTEM_PACKAGES); do pkg=$${pair%%:*}; exe=$${pair##*:}; \
@@ -36,6 +36,13 @@ system:
 	      || echo "could not install $$pkg: the tests that need $$exe will skip"; \
 	  else echo "$$pkg is not installed (apt-get install $$pkg): the tests that need $$exe will skip"; fi; \
 	done
+
+# promptfoo 0.123.1 (and a Node.js >= 22.22 from npm when the system's is older) into
+# benchmarks/.work, for the differential test and `make bench-prompts`; offline, the test skips
+# (it fails instead under TETHER_REQUIRE_SERVICES=1).
+promptfoo: $(STAMP)
+	@$(BIN)/python benchmarks/promptfoo_setup.py \
+	  || echo "promptfoo is not installed: tests/prompts/test_promptfoo_differential.py will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -37,6 +37,8 @@ from typing import Any
 
 from _shared import CommandError, run, snapshot_tether, write_results
 from bench_data import Measure, fs_type, page_cache_note, run_timed
+from promptfoo_setup import PROMPTFOO_EXE, ensure_node, ensure_promptfoo, promptfoo_env
+from promptfoo_setup import clean_env as setup_clean_env
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -46,12 +48,6 @@ LOGS = WORK / "prompts-logs"  # one log per command, the server's log, promptfoo
 TETHER_PY = PROJECT / ".venv" / "bin" / "python"
 TETHER_EXE = PROJECT / ".venv" / "bin" / "tether"
 TETHER_SRC = WORK / "prompts-tether-src"  # a copy of src/: one run measures one version
-PROMPTFOO_VERSION = "0.123.1"
-PROMPTFOO_DIR = WORK / "node-promptfoo"
-PROMPTFOO_EXE = PROMPTFOO_DIR / "node_modules" / ".bin" / "promptfoo"
-NODE_DIR = WORK / "node22"  # Node.js from the npm registry when the system's is too old
-NODE_PACKAGE_VERSION = "22.23.3"
-NODE_MIN = (22, 22, 0)  # promptfoo 0.123.1's `engines`; it refuses to start on older ones
 
 DEBUG_LOG_NOTE = (
     "promptfoo's per-run debug log file is off (PROMPTFOO_DISABLE_DEBUG_LOG=1): with it, a warm "
@@ -237,9 +233,8 @@ def write_csv(path: Path, rows: list[Row]) -> None:
 
 # -- environments -----------------------------------------------------------------------------
 def clean_env() -> dict[str, str]:
-    drop = ("TETHER_", "PROMPTFOO_", "OPENAI_", "NODE_", "PYTHONPATH", "PYTHONPYCACHEPREFIX")
-    drop += ("PYTHONDONTWRITEBYTECODE",)  # else no .pyc is kept under the prefix: all compiled
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env = setup_clean_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # else no .pyc is kept under the prefix
     for who in ("AUTHOR", "COMMITTER"):
         env[f"GIT_{who}_NAME"], env[f"GIT_{who}_EMAIL"] = "bench", "bench@example.com"
     return env
@@ -252,64 +247,6 @@ def tether_env() -> dict[str, str]:
         "PYTHONPATH": str(TETHER_SRC),
         "PYTHONPYCACHEPREFIX": str(WORK / "pycache"),
     }
-
-
-def promptfoo_env(home: Path, node_bin: Path) -> dict[str, str]:
-    """Node first on PATH; promptfoo's config dir (its results database) and cache under
-    ``home``; no telemetry, update check or sharing; a dummy key (the fake server ignores it);
-    exit code 0 when cases fail (as Tether's, without thresholds)."""
-    return {
-        **clean_env(),
-        "PATH": f"{node_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "OPENAI_API_KEY": "sk-bench-dummy",
-        "PROMPTFOO_CONFIG_DIR": str(home / "config"),
-        "PROMPTFOO_CACHE_PATH": str(home / "cache"),
-        "PROMPTFOO_DISABLE_TELEMETRY": "1",
-        "PROMPTFOO_DISABLE_UPDATE": "1",
-        "PROMPTFOO_DISABLE_SHARING": "1",
-        "PROMPTFOO_DISABLE_DEBUG_LOG": "1",  # see DEBUG_LOG_NOTE
-        "PROMPTFOO_FAILED_TEST_EXIT_CODE": "0",  # failing cases are expected: not exit code 100
-    }
-
-
-def node_version(exe: str | Path) -> tuple[int, ...]:
-    out = run([exe, "--version"]).strip().lstrip("v")
-    return tuple(int(part) for part in out.split(".")[:3])
-
-
-def ensure_node() -> tuple[Path, str]:
-    """A Node.js promptfoo accepts: the system's, else ``node-linux-<arch>`` from the npm
-    registry (the official binary, packaged) under .work/node22. Its bin folder, and a note."""
-    system = shutil.which("node")
-    if system and node_version(system) >= NODE_MIN:
-        return Path(system).parent, f"system node {'.'.join(map(str, node_version(system)))}"
-    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    package = f"node-linux-{arch}"
-    exe = NODE_DIR / "node_modules" / package / "bin" / "node"
-    if not exe.exists():
-        print(f"installing {package}@{NODE_PACKAGE_VERSION} into {NODE_DIR} ...", flush=True)
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        spec = f"{package}@{NODE_PACKAGE_VERSION}"
-        run(["npm", "install", "--prefix", NODE_DIR, spec, "--no-audit", "--no-fund"])
-    have = ".".join(map(str, node_version(exe)))
-    why = f"system node {'.'.join(map(str, node_version(system)))} is older" if system else "none"
-    return exe.parent, f"node {have} from npm {package} ({why}; promptfoo needs >= 22.22)"
-
-
-def ensure_promptfoo(node_bin: Path) -> str:
-    """promptfoo from the npm registry into .work/node-promptfoo (no global install)."""
-    manifest = PROMPTFOO_DIR / "node_modules" / "promptfoo" / "package.json"
-    have = json.loads(manifest.read_text())["version"] if manifest.exists() else None
-    if have != PROMPTFOO_VERSION:
-        print(f"installing promptfoo@{PROMPTFOO_VERSION} into {PROMPTFOO_DIR} ...", flush=True)
-        PROMPTFOO_DIR.mkdir(parents=True, exist_ok=True)
-        spec = f"promptfoo@{PROMPTFOO_VERSION}"
-        run(["npm", "install", "--prefix", PROMPTFOO_DIR, spec, "--no-audit", "--no-fund"])
-    env = promptfoo_env(WORK / "promptfoo-version", node_bin)
-    version = run([PROMPTFOO_EXE, "--version"], env=env).strip().splitlines()[-1]
-    if version != PROMPTFOO_VERSION:
-        raise CommandError(f"promptfoo --version says {version}, expected {PROMPTFOO_VERSION}")
-    return version
 
 
 # -- the server and a bare client -------------------------------------------------------------

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Imported:
+    """``tether prompt import promptfoo``: the suite's text, its case count, the parts left out
+    (``refused``) and what was ignored (``notes``)."""
+
+    text: str
+    cases: int
+    refused: list[str]
+    notes: list[str]
+
+
+@dataclass
 class CiReport:
     """``tether prompt ci``: each changed version against its label, or alone without one."""
 
@@ -152,6 +163,21 @@ class PromptLibrary:
         from tether.prompts.suite import load_suite
 
         return load_suite(path)
+
+    def import_promptfoo(self, config: Path, output: Path | None = None) -> Imported:
+        """A promptfoo configuration as Tether's suite form, written to ``output`` (which must
+        not exist) when given; what could not be converted is named, not raised."""
+        from tether.errors import UsageError
+        from tether.prompts import promptfoo
+
+        converted = promptfoo.read(config)
+        text = promptfoo.as_yaml(converted)
+        if output is not None:
+            if output.exists():
+                raise UsageError(f"{output} exists: name a new file with -o")
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+        return Imported(text, len(converted.cases), converted.refused, converted.notes)
 
     def provider(self, suite: Suite, name: str) -> Provider:
         from tether.prompts import evaluate
@@ -288,6 +314,6 @@ class PromptLibrary:
         return labels.pull(self.ws, remote)
 
     def bundle(self, names: list[str] | None, label: str, output: Path) -> list[Pin]:
-        from tether.prompts import runtime
+        from tether.prompts import bundles
 
-        return runtime.write_bundle(self.root, names, label, output)
+        return bundles.write(self.root, names, label, output)

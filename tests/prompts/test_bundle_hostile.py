@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import Tether, git, write_files
+from tests.prompts.conftest import contents, rewrite
 from tether._paths import problem
 from tether.errors import TetherError, UnsafePathError
 from tether.prompts.runtime import clear_cache, load
@@ -76,16 +77,16 @@ def test_prompt_bundle_refuses_a_version_whose_file_names_git_would_not_check_ou
 def test_a_bundle_whose_file_names_were_rewritten_is_refused_on_load(
     repo: Path, tether: Tether, tmp_path: Path, files: dict[str, str], why: str
 ) -> None:
-    """Bundles are not signed: one rewritten with matching content ids still gets its names
-    checked."""
+    """A bundle signed by a trusted key, rewritten with matching content ids, still gets its
+    names checked."""
     promote(repo, tether, "v1.0.0", {})
     bundle = tmp_path / "bundle.json"
     tether("prompt", "bundle", "--label", "production", "-o", str(bundle))
-    doc = json.loads(bundle.read_text())
+    doc = contents(bundle)
     entry = doc["prompts"]["sentiment"]
     entry["files"].update(files)
     entry["content_id"] = content_id({k: v.encode() for k, v in entry["files"].items()})
-    bundle.write_text(json.dumps(doc))
+    rewrite(bundle, doc, sign=True)  # a careless signer: the names are checked all the same
     with pytest.raises(UnsafePathError, match=why):
         load("sentiment", bundle=bundle)
 
@@ -104,9 +105,9 @@ def test_any_file_names_in_a_bundle_load_safely_or_are_refused(
     files = {"prompt.yaml": META, "template.jinja2": "R: {{ review }}", **extra}
     ids = content_id({k: v.encode() for k, v in files.items()})
     entry = {"label": "production", "version": "v1.0.0", "content_id": ids, "files": files}
-    doc = {"tether": "prompt-bundle", "format": 1, "label": "production"}
     bundle = tmp_path / "bundle.json"
-    bundle.write_text(json.dumps({**doc, "prompts": {"sentiment": entry}}))
+    bundle.write_text(json.dumps({"tether": "prompt-bundle", "format": 2, "signed": {}}))
+    rewrite(bundle, {"label": "production", "prompts": {"sentiment": entry}}, sign=True)
     clear_cache()
     try:
         prompt = load("sentiment", bundle=bundle)

@@ -274,6 +274,35 @@ def _print_eval(done: Any) -> None:
         click.echo(f"  recorded as run {done.run}")
 
 
+@prompt.command("import")
+@click.argument("kind", type=click.Choice(["promptfoo"]))
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the suite here (evals/NAME.yaml; a new file). Default: standard output.",
+)
+def import_(kind: str, config: Path, output: Path | None) -> None:
+    """Convert a promptfoo configuration (promptfooconfig.yaml) to Tether's suite form. The
+    supported subset: openai:MODEL providers; tests inline or from file:// CSV, YAML, JSON or
+    JSONL inside the repository; defaultTest; vars; assertions equals, contains, icontains,
+    contains-any/-all, icontains-any/-all, regex, starts-with, is-json, their not- forms,
+    similar, llm-rubric, latency, cost, with weight and threshold. prompts are not converted
+    (evaluate a Tether version). Exits 1, after writing the rest, when a part was left out."""
+    done = _library().import_promptfoo(config, output)
+    if output is None:
+        click.echo(done.text, nl=False)
+    else:
+        click.echo(f"wrote {output}: {done.cases} cases")
+    for line in done.notes:
+        click.echo(f"note: {line}", err=True)
+    for line in done.refused:
+        click.echo(f"not converted: {line}", err=True)
+    if done.refused:
+        raise SystemExit(exitcodes.NEGATIVE)
+
+
 @prompt.command("promote")
 @click.argument("ref")
 @click.option("--label", required=True, help="The label: production, staging, champion...")

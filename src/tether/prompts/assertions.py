@@ -1,11 +1,12 @@
 """Assertions on one model answer. Each is a one-key mapping in a suite::
 
-    - equals: positive                      # whitespace-trimmed
+    - equals: positive                      # whitespace-trimmed; {value: x, trim: false}: exact
     - contains: good                        # a list is any of: [good, great]
     - contains-any: [good, great]           # promptfoo's names; {case_sensitive: true} mapping
     - contains-all: [good, great]           # form: {any|all: [...], case_sensitive: false}
     - regex: '^(positive|negative)$'
-    - is-json: true
+    - is-json: true                         # a fenced block is read; {strict: true}: the whole
+                                            # answer, as JSON.parse; {schema: {...}} (draft 7)
     - json-schema: {type: object, required: [label]}
     - label-match: true                     # the first declared label in the answer == expected
     - similar: {reference: "...", min: 0.8} # cosine similarity through an embeddings endpoint
@@ -13,10 +14,14 @@
     - python: {function: "checks:score", min: 0.5}  # module:function(answer, case) -> bool | float
     - latency: {max_s: 2}
     - cost: {max: 0.001}
+    - not: {contains: sorry}                # passes when the assertion inside fails
 
-Each gives (passed, score, reason); a case passes when every assertion does and the call did not
-fail. Provider errors are never passes, and neither is a judge reply that is not a score in the
-form asked for (:class:`Unscorable`: the case is an error).
+Any assertion may carry a ``weight`` (default 1) beside its kind. Each gives (passed, score,
+reason); a case passes when every assertion of non-zero weight does and the call did not fail,
+or, when the case sets a ``threshold``, when the weighted mean of the scores (a score-less check
+counts 1 when it passed, else 0) reaches it: promptfoo's rule. Provider errors are never
+passes, and neither is a judge reply that is not a score in the form asked for
+(:class:`Unscorable`: the case is an error).
 """
 
 from __future__ import annotations
@@ -37,8 +42,17 @@ from tether.prompts.templates import PromptError
 
 KINDS = (
     "equals", "contains", "contains-any", "contains-all", "regex", "is-json", "json-schema",
-    "label-match", "similar", "judge", "python", "latency", "cost",
+    "label-match", "similar", "judge", "python", "latency", "cost", "not",
 )  # fmt: skip
+NEGATABLE = (
+    "equals",
+    "contains",
+    "contains-any",
+    "contains-all",
+    "regex",
+    "is-json",
+    "json-schema",
+)
 JUDGE_PROMPT = """You grade an answer against a rubric. Reply with a JSON object and nothing
 else: {{"score": N, "reason": "one sentence"}}, where N is an integer from 0 (does not meet the
 rubric at all) to 10 (fully meets it).
@@ -95,12 +109,44 @@ class Context:
 
 def check_spec(spec: Any, where: str) -> tuple[str, Any]:
     """A suite's assertion entry as (kind, argument); a clear error for anything else."""
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise PromptError(f"{where}: an assertion is a one-key mapping, like `- regex: '^yes$'`")
-    ((kind, arg),) = spec.items()
+    kind, arg, _weight = split_spec(spec, where)
+    return kind, arg
+
+
+def split_spec(spec: Any, where: str) -> tuple[str, Any, float]:
+    """A suite's assertion entry as (kind, argument, weight)."""
+    rest = {k: v for k, v in spec.items() if k != "weight"} if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or rest is None or len(rest) != 1:
+        raise PromptError(
+            f"{where}: an assertion is a one-key mapping (and an optional `weight`), like "
+            "`- regex: '^yes$'`"
+        )
+    ((kind, arg),) = rest.items()
     if kind not in KINDS:
         raise PromptError(f"{where}: unknown assertion {kind!r} (known: {', '.join(KINDS)})")
-    return str(kind), arg
+    weight = spec.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+        raise PromptError(f"{where}: {kind} `weight` is a number, 0 or more")
+    if kind == "not":
+        inner, _arg, _w = split_spec(arg, f"{where} not")
+        if inner not in NEGATABLE or "weight" in arg:
+            raise PromptError(
+                f"{where}: `not` takes one of {', '.join(NEGATABLE)} (without a weight)"
+            )
+    return str(kind), arg, float(weight)
+
+
+def case_passed(checks: Sequence[Check], weights: Sequence[float], threshold: float | None) -> bool:
+    """promptfoo's rule: every check of non-zero weight passed or, with a ``threshold``, the
+    weighted mean score (1 or 0 for a score-less check) reaches it. No checks: passed."""
+    if not checks:
+        return True
+    if threshold is None:
+        return all(c.passed or w == 0 for c, w in zip(checks, weights, strict=True))
+    total = sum(weights)
+    scores = [c.score if c.score is not None else float(c.passed) for c in checks]
+    mean = sum(s * w for s, w in zip(scores, weights, strict=True)) / total if total else 0.0
+    return mean >= threshold
 
 
 def evaluate(spec: dict[str, Any], answer: str, ctx: Context) -> Check:
@@ -114,8 +160,18 @@ def evaluate(spec: dict[str, Any], answer: str, ctx: Context) -> Check:
 
 
 def _equals(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    if isinstance(arg, dict):
+        want = str(arg["value"])
+        ok = answer == want if arg.get("trim") is False else answer.strip() == want.strip()
+        return Check(kind, ok, None, "" if ok else f"expected {want!r}")
     ok = answer.strip() == str(arg).strip()
     return Check(kind, ok, None, "" if ok else f"expected {str(arg)!r}")
+
+
+def _not(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    inner = evaluate(arg, answer, ctx)
+    ok = not inner.passed
+    return Check(kind, ok, None, "" if ok else f"{inner.kind} passed and must not")
 
 
 def _contains(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
@@ -152,11 +208,27 @@ def _parse_json(answer: str) -> Any:
     return json.loads(text)
 
 
+def _strict_json(answer: str) -> Any:
+    """The answer as JSON.parse reads it: the whole text, no NaN or Infinity."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(answer, parse_constant=refuse)
+
+
 def _is_json(kind: str, arg: Any, answer: str, ctx: Context) -> Check:
+    opts = arg if isinstance(arg, dict) else {}
     try:
-        _parse_json(answer)
+        doc = _strict_json(answer) if opts.get("strict") else _parse_json(answer)
     except ValueError as exc:
         return Check(kind, False, None, f"not JSON: {exc}")
+    if "schema" in opts:
+        import jsonschema
+
+        errors = sorted(jsonschema.Draft7Validator(opts["schema"]).iter_errors(doc), key=str)
+        if errors:
+            return Check(kind, False, None, errors[0].message)
     return Check(kind, True)
 
 
@@ -309,4 +381,5 @@ _CHECKS: dict[str, Callable[[str, Any, str, Context], Check]] = {
     "python": _python,
     "latency": _latency,
     "cost": _cost,
+    "not": _not,
 }

@@ -273,6 +273,7 @@ def _score(
 ) -> CaseResult:
     cost = price(ws, requested, response.tokens_in, response.tokens_out, response.model)
     checks: list[assertions.Check] = []
+    weights: list[float] = []
     error = response.error
     if response.ok:
         ctx = assertions.Context(
@@ -286,19 +287,18 @@ def _score(
             embed=embed,
             case_vars=case.vars,
         )
+        specs = (*suite.asserts, *case.asserts)
         try:
-            checks = [
-                assertions.evaluate(spec, response.text, ctx)
-                for spec in (*suite.asserts, *case.asserts)
-            ]
+            checks = [assertions.evaluate(spec, response.text, ctx) for spec in specs]
         except assertions.Unscorable as exc:
             checks, error = [], str(exc)
+        weights = [float(spec.get("weight", 1)) for spec in specs][: len(checks)]
     scores = [c.score for c in checks if c.score is not None]
     return CaseResult(
         case=case.id,
         repeat=repeat,
         answer=response.text,
-        passed=error is None and all(c.passed for c in checks),
+        passed=error is None and assertions.case_passed(checks, weights, case.threshold),
         score=sum(scores) / len(scores) if scores else None,
         checks=[c.to_dict() for c in checks],
         latency_s=response.latency_s,

@@ -91,8 +91,16 @@ def _spec(
         return _number_or(arg, at, "max_s")
     if kind == "cost":
         return _number_or(arg, at, "max")
-    if kind == "equals" and isinstance(arg, dict | list):
-        return [f"{at}: compares with one value, not a {type(arg).__name__}"]
+    if kind == "equals" and isinstance(arg, dict):
+        out = _options(arg, at, {"value": str, "trim": bool}, required=("value",))
+        return [m for m in out if "`value` must be" not in m]  # "" is a value to compare with
+    if kind == "equals" and isinstance(arg, list):
+        return [f"{at}: compares with one value, not a list"]
+    if kind == "is-json" and isinstance(arg, dict):
+        out = _options(arg, at, {"strict": bool, "schema": dict}, required=())
+        return out or (_schema(arg["schema"], at) if "schema" in arg else [])
+    if kind == "not":
+        return _spec(arg, f"{at}", root, judge, embed, prompt, expected)
     return []
 
 
@@ -133,7 +141,8 @@ def _options(arg: Any, at: str, kinds: dict[str, type], required: tuple[str, ...
     out += [f"{at}: needs `{k}`" for k in required if k not in arg]
     for key, want in kinds.items():
         if key in arg and not _is(arg[key], want):
-            out.append(f"{at}: `{key}` must be {'a number' if want is float else 'a text'}")
+            what = {float: "a number", bool: "true or false", dict: "a mapping"}.get(want, "a text")
+            out.append(f"{at}: `{key}` must be {what}")
     return out
 
 
@@ -147,4 +156,6 @@ def _number_or(arg: Any, at: str, key: str) -> list[str]:
 def _is(value: Any, want: type) -> bool:
     if want is float:
         return not isinstance(value, bool) and isinstance(value, int | float)
+    if want is bool:
+        return isinstance(value, bool)
     return isinstance(value, want) and bool(value)

@@ -29,16 +29,7 @@ through ``warnings.warn`` (``logging.captureWarnings(True)`` routes it to loggin
 refresh is tried again once ``ttl`` has passed. A URL whose ``git fetch`` fails is served from
 its mirror as last fetched, with the same warning.
 
-Bundle format 1 (a file's bytes are a string when they are UTF-8, else ``{"base64": ...}``)::
-
-    {"tether": "prompt-bundle", "format": 1, "label": "production",
-     "prompts": {"sentiment": {"label": "production", "version": "v1.1.0",
-                               "content_id": "blake3:...", "commit": "...",
-                               "tag": "sentiment#production#3",
-                               "files": {"prompt.yaml": "...", "template.jinja2": "..."}}}}
-
-A bundle detects damage and editing by hand (each content id is checked on load); it is not
-signed, so it does not stop someone who rewrites the ids too.
+Bundles are signed: their format and how a service verifies them are in ``bundles.py``.
 """
 
 from __future__ import annotations
@@ -49,7 +40,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -65,7 +56,6 @@ from tether.errors import (
 from tether.gitio.repo import find_root, git
 from tether.prompts.registry import CONTENT, tag_of
 from tether.prompts.templates import (
-    NAME,
     PROMPTS_DIR,
     Prompt,
     PromptError,
@@ -75,11 +65,10 @@ from tether.prompts.templates import (
     version_key,
 )
 
-__all__ = ["Pin", "StalePromptWarning", "clear_cache", "load", "write_bundle"]
+__all__ = ["Pin", "StalePromptWarning", "clear_cache", "load"]
 
 DEFAULT_LABEL = "production"
 BUNDLE_KIND = "prompt-bundle"
-BUNDLE_FORMAT = 1
 LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # labels.LABEL (importing labels costs ~15 ms)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[\w.-]+@[\w.-]+:", re.IGNORECASE)
 _TAGS_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(contents)%00%00"
@@ -126,13 +115,15 @@ def load(
     ref: str | None = None,
     bundle: PathLike | None = None,
     ttl: float = 60.0,
+    trust: Sequence[str | PathLike] | None = None,
 ) -> Prompt:
     """The prompt ``name`` at ``label`` (default ``production``) or at ``version``, from the
     cwd's repository, ``repo`` or ``bundle``; cached in-process for ``ttl`` seconds."""
     relative = _RELATIVE.get((repo, bundle))
     if relative is None:
         relative = _RELATIVE[repo, bundle] = _depends_on_cwd(repo, bundle)
-    key = (name, label, version, repo, ref, bundle, os.getcwd() if relative else None)
+    cwd = os.getcwd() if relative or (bundle is not None and trust is None) else None
+    key = (name, label, version, repo, ref, bundle, cwd, None if trust is None else tuple(trust))
     hit = _CACHE.get(key)
     if hit is not None and time.monotonic() - hit.fetched < ttl:
         return hit.prompt
@@ -179,10 +170,12 @@ def _refresh(key: tuple[Any, ...], ttl: float) -> Prompt:
 
 
 def _fetch(key: tuple[Any, ...], old: _Entry | None, ttl: float) -> _Entry:
-    name, label, version, repo, ref, bundle, _cwd = key
+    name, label, version, repo, ref, bundle, _cwd, trust = key
     label = _check_request(name, label, version, repo, ref, bundle)
     if bundle is not None:
-        return _from_bundle(Path(bundle), name, label, version, old)
+        from tether.prompts import bundles
+
+        return bundles.entry(Path(bundle), name, label, version, old, trust)
     root, where = _git_dir(repo, ttl)
     if label is not None:
         pin = resolve_label(root, name, label, where)
@@ -425,117 +418,3 @@ def _check_names(pin: Pin, names: Iterable[str], where: str) -> None:
         if "/" in name:
             raise UnsafePathError(f"{what} has a file {name!r} outside its own folder")
     check_paths(names, what)
-
-
-# -- bundles --------------------------------------------------------------------------------
-def write_bundle(root: Path, names: list[str] | None, label: str, path: Path) -> list[Pin]:
-    """Write the versions ``label`` points at (of ``names``, default every prompt that has
-    it), read from their registration commits and verified, to the bundle file ``path``."""
-    import base64
-    import json
-
-    from tether._fs import atomic_write
-
-    _check_label(label)
-    where = str(root)
-    if not names:
-        tags = git(root, "for-each-ref", "--format=%(refname:strip=2)", f"refs/tags/*#{label}#*")
-        found = {t.partition("#")[0] for t in tags.decode().split()}
-        names = sorted(n for n in found if NAME.match(n))
-        if not names:
-            raise PromptError(
-                f"no prompt has the label {label!r} in {where}: `tether prompt promote "
-                f"NAME@VERSION --label {label}` assigns it"
-            )
-    entries: dict[str, Any] = {}
-    pins = []
-    for name in sorted(set(names)):
-        parse_ref(name)
-        pin = resolve_label(root, name, label, where)
-        files = files_at(root, pin)
-        _check_names(pin, files, where)  # before anything is written
-        _verify(pin, files, where)
-        encoded: dict[str, Any] = {}
-        for file, data in files.items():
-            try:
-                encoded[file] = data.decode("utf-8")
-            except UnicodeDecodeError:
-                encoded[file] = {"base64": base64.b64encode(data).decode()}
-        entries[name] = {
-            "label": label,
-            "version": pin.version,
-            "content_id": pin.content_id,
-            "commit": pin.commit,
-            "tag": pin.tag,
-            "files": encoded,
-        }
-        pins.append(pin)
-    doc = {"tether": BUNDLE_KIND, "format": BUNDLE_FORMAT, "label": label, "prompts": entries}
-    atomic_write(Path(path), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
-    return pins
-
-
-def _from_bundle(
-    path: Path, name: str, label: str | None, version: str | None, old: _Entry | None
-) -> _Entry:
-    """The entry for ``name`` from a bundle, re-read only when the file changed."""
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise PromptError(f"cannot read the prompt bundle {path}: {exc.strerror}") from exc
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-    if old is not None and old.stamp == stamp:
-        return replace(old, fetched=time.monotonic())
-    pin, files = _bundle_entry(path, path.read_bytes(), name, label, version)
-    if content_id(files) != pin.content_id:
-        raise PromptError(
-            f"the prompt bundle {path} was edited or damaged: {name}@{pin.version}'s files do "
-            f"not match its content id {pin.content_id}; write it again with `tether prompt "
-            f"bundle --label {pin.label} -o {path}`"
-        )
-    return _Entry(_build(pin, files, str(path)), pin, stamp, time.monotonic())
-
-
-def _bundle_entry(
-    path: Path, data: bytes, name: str, label: str | None, version: str | None
-) -> tuple[Pin, dict[str, bytes]]:
-    import base64
-    import binascii
-
-    from tether._documents import read_document
-
-    doc = read_document(data, BUNDLE_KIND, BUNDLE_FORMAT, f"the prompt bundle {path}")
-    prompts = doc.get("prompts")
-    if not isinstance(prompts, dict):
-        raise PromptError(f"the prompt bundle {path} is damaged: it has no `prompts` mapping")
-    entry = prompts.get(name)
-    if not isinstance(entry, dict):
-        raise PromptError(
-            f"the prompt bundle {path} has no prompt {name} (it has "
-            f"{', '.join(sorted(prompts)) or 'none'}): add it with `tether prompt bundle "
-            f"{' '.join(sorted({*prompts, name}))} --label {label or doc.get('label')} -o {path}`"
-        )
-    have = f"{name}@{entry.get('version')} with label {entry.get('label')!r}"
-    if (label is not None and entry.get("label") != label) or (
-        version is not None and entry.get("version") != version
-    ):
-        wanted = f"label {label!r}" if label is not None else f"version {version}"
-        raise PromptError(f"the prompt bundle {path} holds {have}, not {wanted}")
-    files: dict[str, bytes] = {}
-    try:
-        for file, value in dict(entry["files"]).items():
-            if isinstance(value, str):
-                files[str(file)] = value.encode("utf-8")
-            else:
-                files[str(file)] = base64.b64decode(value["base64"], validate=True)
-        pin = Pin(
-            name,
-            str(entry["version"]),
-            str(entry["content_id"]),
-            str(entry.get("commit", "")),
-            str(entry["label"]),
-            entry.get("tag"),
-        )
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise PromptError(f"the prompt bundle {path} is damaged at {name} ({exc!r})") from exc
-    return pin, files

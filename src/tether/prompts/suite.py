@@ -7,6 +7,7 @@
       - id: pos-1
         vars: {review: "A triumph."}
         expected: positive
+        threshold: 0.5           # optional: pass on the weighted mean score (see assertions)
       - file: reviews.csv         # columns: id, expected, and one per variable (vars.X or X)
     assert:                       # applied to every case (a case may add its own `assert`)
       - label-match: true
@@ -23,6 +24,10 @@ a pull request can change, and ``tether prompt ci`` runs it, so neither a ``file
 absolute path, ``..`` or a symlink out of the repository, or into ``.git`` or ``.tether``) nor the
 suite itself reads anything else. A suite names providers; it never sets where they send
 requests, nor with which key.
+
+A promptfoo configuration (``prompts``, ``providers``, ``tests``, ``defaultTest``) is read as a
+suite too, within the subset :mod:`tether.prompts.promptfoo` names; anything outside it is
+refused before the first call.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class Case:
     asserts: tuple[dict[str, Any], ...] = ()
     # variables given as text (a CSV cell): an eval converts each to its declared type
     text_vars: frozenset[str] = frozenset()
+    # pass on the weighted mean of the assertion scores instead of on every assertion
+    threshold: float | None = None
 
 
 @dataclass
@@ -92,6 +99,22 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
     except OSError as exc:
         raise PromptError(f"{where} cannot be read ({exc.strerror})") from None
     doc = read_yaml(data, where) or {}
+    from tether.prompts import promptfoo
+
+    if promptfoo.is_promptfoo(doc):
+        converted = promptfoo.convert(doc, path, root)
+        converted.check()
+        return _unique(
+            Suite(
+                name=path.stem,
+                path=path,
+                cases=converted.cases,
+                asserts=converted.asserts,
+                providers=converted.providers,
+                description=converted.description,
+                content_id=hash_bytes(b"\0".join([data, *converted.files])),
+            )
+        )
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
         raise PromptError(f"{where} needs a `cases:` list")
     unknown = sorted(str(k) for k in doc if k not in KEYS)
@@ -113,22 +136,28 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
             cases += _file_cases(Path(raw["file"]), label, parts[-1], len(cases))
         else:
             cases.append(_case(raw, f"{where} case {i + 1}", len(cases)))
-    seen: set[str] = set()
-    for case in cases:
-        if case.id in seen:
-            raise PromptError(f"{where}: two cases are named {case.id!r}")
-        seen.add(case.id)
-    return Suite(
-        name=path.stem,
-        path=path,
-        cases=cases,
-        asserts=_asserts(doc.get("assert"), where),
-        thresholds=_thresholds(doc.get("thresholds"), where),
-        providers=_providers(doc.get("providers"), where),
-        scripted=_scripted(doc.get("scripted"), where),
-        description=_description(doc.get("description"), where),
-        content_id=hash_bytes(b"\0".join(parts)),
+    return _unique(
+        Suite(
+            name=path.stem,
+            path=path,
+            cases=cases,
+            asserts=_asserts(doc.get("assert"), where),
+            thresholds=_thresholds(doc.get("thresholds"), where),
+            providers=_providers(doc.get("providers"), where),
+            scripted=_scripted(doc.get("scripted"), where),
+            description=_description(doc.get("description"), where),
+            content_id=hash_bytes(b"\0".join(parts)),
+        )
     )
+
+
+def _unique(suite: Suite) -> Suite:
+    seen: set[str] = set()
+    for case in suite.cases:
+        if case.id in seen:
+            raise PromptError(f"suite {suite.path}: two cases are named {case.id!r}")
+        seen.add(case.id)
+    return suite
 
 
 def _root_of(path: Path) -> Path:
@@ -143,8 +172,12 @@ def _root_of(path: Path) -> Path:
 
 def _case_file(root: Path, suite: Path, raw: dict[str, Any], i: int) -> Path:
     """The case file a ``file:`` entry names: a relative path, inside the repository."""
-    name = raw["file"]
-    where = f"suite {suite} case {i + 1}"
+    return case_path(root, suite, raw["file"], f"suite {suite} case {i + 1}", CASE_SUFFIXES)
+
+
+def case_path(root: Path, suite: Path, name: Any, where: str, suffixes: Sequence[str]) -> Path:
+    """The file ``name`` (relative to the suite, one of ``suffixes``), refused unless it is
+    inside ``root`` and reached through no symlink that leaves it."""
     if not isinstance(name, str) or not name:
         raise PromptError(f"{where}: `file` is a path relative to the suite, like cases.csv")
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", name):
@@ -157,8 +190,8 @@ def _case_file(root: Path, suite: Path, raw: dict[str, Any], i: int) -> Path:
             f"{where}: `file: {name}` is an absolute path; a case file is a path relative to "
             "the suite, inside the repository"
         )
-    if Path(name).suffix not in CASE_SUFFIXES:
-        raise PromptError(f"{where}: {name}: case files are .csv or .jsonl")
+    if Path(name).suffix not in suffixes:
+        raise PromptError(f"{where}: {name}: case files are {' or '.join(suffixes)}")
     if not (suite.parent / name).exists() and not (suite.parent / name).is_symlink():
         raise PromptError(f"{where}: case file {name} does not exist")
     return inside(root, suite.parent / name, f"{where}: file {name}")
@@ -230,11 +263,17 @@ def _case(raw: Any, where: str, index: int) -> Case:
     case_id = raw.get("id", f"case-{index + 1}")
     if isinstance(case_id, dict | list) or case_id is None:
         raise PromptError(f"{where}: `id` is a text")
+    threshold = raw.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int | float)
+    ):
+        raise PromptError(f"{where}: `threshold` is a number (the weighted mean score to reach)")
     return Case(
         id=str(case_id),
         vars=dict(values),
         expected=raw.get("expected"),
         asserts=tuple(dict(a) for a in asserts),
+        threshold=None if threshold is None else float(threshold),
     )
 
 
