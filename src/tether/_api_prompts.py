@@ -260,17 +260,23 @@ class PromptLibrary:
             )
         where = (
             f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
-            f"tags.provider != '{SCRIPTED}' and status = 'finished' and "
+            f"tags.`provider.kind` != '{SCRIPTED}' and status = 'finished' and "
             f"params.`prompt.content_id` = '{p.content_id}' and "
             f"params.`suite.content_id` = '{the_suite.content_id}'"
         )
-        found = catalog.search(self.ws, where, "started desc", 1)
+        # and on committed code: a `python` check the work tree changed is not the project's
+        found = [
+            r
+            for r in catalog.search(self.ws, where, "started desc", 20)
+            if not (catalog.load(self.ws, r.id).get("code") or {}).get("dirty", True)
+        ][:1]
         if not found:
             raise PromptError(
                 f"no passing eval of {p.ref} (content {p.content_id[:19]}) on {path.name} as "
                 f"committed (suite {the_suite.content_id[:19]}), with thresholds, by a real "
-                f"provider: run `tether prompt eval {p.ref} --suite {path} -p PROVIDER` (the "
-                "scripted stand-in is no evidence)"
+                f"provider, with no uncommitted change: run `tether prompt eval {p.ref} --suite "
+                f"{path} -p PROVIDER` on a clean work tree (the scripted stand-in is no "
+                "evidence)"
             )
         return found[0].id, the_suite.content_id
 

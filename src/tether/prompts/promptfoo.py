@@ -73,6 +73,7 @@ class Converted:
     asserts: list[dict[str, Any]] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
     files: list[bytes] = field(default_factory=list)  # the test files read: the suite's content
+    paths: list[Path] = field(default_factory=list)  # and where they are
     refused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -189,6 +190,7 @@ def _read(path: Path, where: str, out: Converted) -> bytes:
     except OSError as exc:
         raise Refused(f"{where}: {path} cannot be read ({exc.strerror})") from None
     out.files.append(data)
+    out.paths.append(path)
     return data
 
 

@@ -73,6 +73,7 @@ class Suite:
     scripted: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     content_id: str = ""  # the suite file and its case files: what an eval ran against
+    sources: list[Path] = field(default_factory=list)  # those files (case files after the suite)
 
     def provider_names(self, given: Sequence[str] | str | None) -> list[str]:
         """The providers asked for (``--provider``), else the suite's ``providers:``."""
@@ -113,6 +114,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
                 providers=converted.providers,
                 description=converted.description,
                 content_id=hash_bytes(b"\0".join([data, *converted.files])),
+                sources=[path, *converted.paths],
             )
         )
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
@@ -124,10 +126,12 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
             "provider's endpoint and key come from its config, [prompts.providers.NAME])"
         )
     parts = [data]
+    sources = [path]
     cases: list[Case] = []
     for i, raw in enumerate(doc["cases"]):
         if isinstance(raw, dict) and "file" in raw:
             file = _case_file(root, path, raw, i)
+            sources.append(file)
             try:
                 parts.append(file.read_bytes())
             except OSError as exc:
@@ -147,6 +151,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
             scripted=_scripted(doc.get("scripted"), where),
             description=_description(doc.get("description"), where),
             content_id=hash_bytes(b"\0".join(parts)),
+            sources=sources,
         )
     )
 
