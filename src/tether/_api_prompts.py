@@ -238,7 +238,11 @@ class PromptLibrary:
             f"params.`prompt.content_id` = '{p.content_id}' and "
             f"params.`suite.content_id` = '{the_suite.content_id}'"
         )
-        found = catalog.search(self.ws, where, "started desc", 1)
+        found = [
+            run
+            for run in catalog.search(self.ws, where, "started desc", 50)
+            if _sealed_evidence(self.ws, run.id, p.content_id, the_suite.content_id)
+        ]
         if not found:
             raise PromptError(
                 f"no passing eval of {p.ref} (content {p.content_id[:19]}) on {path.name} as "
@@ -291,3 +295,22 @@ class PromptLibrary:
         from tether.prompts import runtime
 
         return runtime.write_bundle(self.root, names, label, output)
+
+
+def _sealed_evidence(ws: Workspace, run_id: str, content_id: str, suite_id: str) -> bool:
+    """The run's record as it was sealed says it is evidence (tags amended since, such as a
+    ``verdict=pass`` added to a failed eval, do not count): this content and suite, thresholds
+    passed, and a provider that was not the scripted stand-in, whatever it was named."""
+    from tether.runs.record import load_record
+
+    ref = ws.refs.get(f"runs/{run_id}")
+    if ref is None:
+        return False
+    record = load_record(ws.store.read_bytes(ref[0]), ref[0])
+    params, tags = record.get("params") or {}, record.get("tags") or {}
+    return (
+        tags.get("verdict") == "pass"
+        and params.get("provider.stand_in") == "no"
+        and params.get("prompt.content_id") == content_id
+        and params.get("suite.content_id") == suite_id
+    )
