@@ -264,11 +264,12 @@ class PromptLibrary:
             f"params.`prompt.content_id` = '{p.content_id}' and "
             f"params.`suite.content_id` = '{the_suite.content_id}'"
         )
-        # and on committed code: a `python` check the work tree changed is not the project's
+        # the sealed record decides (tags amended since do not count), on committed code: a
+        # `python` check the work tree changed is not the project's
         found = [
-            r
-            for r in catalog.search(self.ws, where, "started desc", 20)
-            if not (catalog.load(self.ws, r.id).get("code") or {}).get("dirty", True)
+            run
+            for run in catalog.search(self.ws, where, "started desc", 50)
+            if _sealed_evidence(self.ws, run.id, p.content_id, the_suite.content_id)
         ][:1]
         if not found:
             raise PromptError(
@@ -323,3 +324,23 @@ class PromptLibrary:
         from tether.prompts import bundles
 
         return bundles.write(self.root, names, label, output)
+
+
+def _sealed_evidence(ws: Workspace, run_id: str, content_id: str, suite_id: str) -> bool:
+    """The run's record as it was sealed says it is evidence (tags amended since, such as a
+    ``verdict=pass`` added to a failed eval, do not count): this content and suite, thresholds
+    passed, and a provider that was not the scripted stand-in, whatever it was named."""
+    from tether.runs.record import load_record
+
+    ref = ws.refs.get(f"runs/{run_id}")
+    if ref is None:
+        return False
+    record = load_record(ws.store.read_bytes(ref[0]), ref[0])
+    params, tags = record.get("params") or {}, record.get("tags") or {}
+    return (
+        tags.get("verdict") == "pass"
+        and not (record.get("code") or {}).get("dirty", True)
+        and params.get("provider.stand_in") == "no"
+        and params.get("prompt.content_id") == content_id
+        and params.get("suite.content_id") == suite_id
+    )

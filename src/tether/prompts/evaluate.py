@@ -389,6 +389,7 @@ def _record(
                 "suite": str(suite.path),
                 "suite.content_id": suite.content_id,
                 "provider": provider.name,
+                "provider.stand_in": "yes" if isinstance(provider, ScriptedProvider) else "no",
                 "model": out.model,
                 "repeat": repeat,
                 **{f"sampling.{k}": v for k, v in prompt.params.items()},
