@@ -78,6 +78,11 @@ class PromptLibrary:
         name, at = templates.parse_ref(ref)
         if at is not None and not templates.VERSION.match(at):
             at = labels.version_for(self.ws, name, at)
+        missing = at is not None and at not in templates.versions(self.root, name)
+        if missing and at in registry.registered(self.root, name):
+            from tether.prompts.runtime import registered_version
+
+            return registered_version(self.root, name, at)  # not in this work tree: as registered
         loaded = templates.load(self.root, name, at)
         if check:
             registry.check_unchanged(self.root, loaded)
@@ -92,10 +97,12 @@ class PromptLibrary:
 
     def bump(self, name: str, part: str, base: str | None = None) -> Prompt:
         """The next version of ``base`` (a version or a label; default: the newest)."""
-        from tether.prompts import templates
+        from tether.prompts import registry, templates
 
         version = self.resolve(f"{name}@{base}", check=False).version if base else None
-        return templates.bump(self.root, name, part, version)
+        taken = registry.registered(self.root, name)
+        made = templates.bump(self.root, name, part, version, taken=set(taken))
+        return made
 
     def names(self) -> list[str]:
         from tether.prompts import templates

@@ -77,7 +77,7 @@ def test_a_failed_eval_tagged_pass_afterwards_is_no_evidence(
     versions: Path,
     tether: Tether,
 ) -> None:
-    (versions / "evals/s.yaml").write_text(SUITE.replace("pass_rate: 0.5", "pass_rate: 1.01"))
+    (versions / "evals/s.yaml").write_text(SUITE.replace("pass_rate: 0.5", "latency_p95_s: 0.0"))
     git(versions, "commit", "-qam", "test(prompts): a threshold no eval meets")
     run = tether(*EVAL, expect=1).output.split("recorded as run ")[1].split()[0]
     tether("runs", "tag", run, "verdict=pass")  # an amendment: the sealed record says fail

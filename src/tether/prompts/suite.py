@@ -212,7 +212,7 @@ def _asserts(raw: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _thresholds(raw: Any, where: str) -> dict[str, float]:
-    raw = raw or {}
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise PromptError(f"{where}: `thresholds` is a mapping, like {{pass_rate: 0.8}}")
     unknown = sorted(str(k) for k in raw if k not in THRESHOLDS)
@@ -224,6 +224,9 @@ def _thresholds(raw: Any, where: str) -> dict[str, float]:
     for key, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             raise PromptError(f"{where}: threshold {key} must be a number, not {value!r:.40}")
+        if value < 0 or (key == "pass_rate" and value > 1):
+            limits = "between 0 and 1" if key == "pass_rate" else "0 or more"
+            raise PromptError(f"{where}: threshold {key} must be {limits}, not {value}")
         out[key] = float(value)
     return out
 

@@ -179,6 +179,8 @@ def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
     the cache."""
     state = load_state(ws)
     v = state.resolve(spec)
+    if v.signature is None:  # a check that came out negative (exit 1), not an error
+        raise VerificationError(f"{v.ref} is not signed: `tether model sign {v.name} {v.number}`")
     stmt, identity = _statement(ws, v, state)
     digests = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
     names = dict(files_of(ws, v))
