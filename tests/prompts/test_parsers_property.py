@@ -206,3 +206,27 @@ def test_any_prompt_version_loads_and_renders_or_is_refused_clearly(
         return
     event("rendered")
     assert isinstance(out, str)
+
+
+PF_KEYS = st.sampled_from(
+    ["prompts", "providers", "tests", "defaultTest", "assert", "vars", "id", "config", "type",
+     "value", "threshold", "weight"]
+) | st.integers(0, 3) | st.text(max_size=3)  # fmt: skip
+PF_LEAF = st.none() | st.booleans() | st.integers(-2, 5) | st.text(max_size=5)
+PF_VALUES = st.recursive(
+    PF_LEAF, lambda c: st.lists(c, max_size=3) | st.dictionaries(PF_KEYS, c, max_size=3), 10
+)
+
+
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["prompts", "providers", "tests", "defaultTest", "description"]),
+        PF_VALUES,
+        min_size=1,
+        max_size=4,
+    )
+)
+@example(doc={"prompts": None, "providers": None, "tests": [{"assert": True}]})
+@example(doc={"providers": {"": None, 0: None}})
+def test_any_promptfoo_configuration_parses_or_is_refused_clearly(doc: Any) -> None:
+    _load_suite(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "")

@@ -103,7 +103,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
     from tether.prompts import promptfoo
 
     if promptfoo.is_promptfoo(doc):
-        converted = promptfoo.convert(doc, path, root)
+        converted = promptfoo.convert_checked(doc, path, root, where)
         converted.check()
         return _unique(
             Suite(
