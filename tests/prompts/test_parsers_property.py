@@ -214,7 +214,9 @@ PF_KEYS = st.sampled_from(
 ) | st.integers(0, 3) | st.text(max_size=3)  # fmt: skip
 PF_LEAF = st.none() | st.booleans() | st.integers(-2, 5) | st.text(max_size=5)
 PF_VALUES = st.recursive(
-    PF_LEAF, lambda c: st.lists(c, max_size=3) | st.dictionaries(PF_KEYS, c, max_size=3), 10
+    PF_LEAF,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(PF_KEYS, c, max_size=3),
+    max_leaves=10,
 )
 
 
