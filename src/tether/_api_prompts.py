@@ -78,6 +78,11 @@ class PromptLibrary:
         name, at = templates.parse_ref(ref)
         if at is not None and not templates.VERSION.match(at):
             at = labels.version_for(self.ws, name, at)
+        missing = at is not None and at not in templates.versions(self.root, name)
+        if missing and at in registry.registered(self.root, name):
+            from tether.prompts.runtime import registered_version
+
+            return registered_version(self.root, name, at)  # not in this work tree: as registered
         loaded = templates.load(self.root, name, at)
         if check:
             registry.check_unchanged(self.root, loaded)
@@ -92,10 +97,12 @@ class PromptLibrary:
 
     def bump(self, name: str, part: str, base: str | None = None) -> Prompt:
         """The next version of ``base`` (a version or a label; default: the newest)."""
-        from tether.prompts import templates
+        from tether.prompts import registry, templates
 
         version = self.resolve(f"{name}@{base}", check=False).version if base else None
-        return templates.bump(self.root, name, part, version)
+        taken = registry.registered(self.root, name)
+        made = templates.bump(self.root, name, part, version, taken=set(taken))
+        return made
 
     def names(self) -> list[str]:
         from tether.prompts import templates
@@ -260,17 +267,24 @@ class PromptLibrary:
             )
         where = (
             f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
-            f"tags.provider != '{SCRIPTED}' and status = 'finished' and "
+            f"tags.`provider.kind` != '{SCRIPTED}' and status = 'finished' and "
             f"params.`prompt.content_id` = '{p.content_id}' and "
             f"params.`suite.content_id` = '{the_suite.content_id}'"
         )
-        found = catalog.search(self.ws, where, "started desc", 1)
+        # the sealed record decides (tags amended since do not count), on committed code: a
+        # `python` check the work tree changed is not the project's
+        found = [
+            run
+            for run in catalog.search(self.ws, where, "started desc", 50)
+            if _sealed_evidence(self.ws, run.id, p.content_id, the_suite.content_id)
+        ][:1]
         if not found:
             raise PromptError(
                 f"no passing eval of {p.ref} (content {p.content_id[:19]}) on {path.name} as "
                 f"committed (suite {the_suite.content_id[:19]}), with thresholds, by a real "
-                f"provider: run `tether prompt eval {p.ref} --suite {path} -p PROVIDER` (the "
-                "scripted stand-in is no evidence)"
+                f"provider, with no uncommitted change: run `tether prompt eval {p.ref} --suite "
+                f"{path} -p PROVIDER` on a clean work tree (the scripted stand-in is no "
+                "evidence)"
             )
         return found[0].id, the_suite.content_id
 
@@ -317,3 +331,23 @@ class PromptLibrary:
         from tether.prompts import bundles
 
         return bundles.write(self.root, names, label, output)
+
+
+def _sealed_evidence(ws: Workspace, run_id: str, content_id: str, suite_id: str) -> bool:
+    """The run's record as it was sealed says it is evidence (tags amended since, such as a
+    ``verdict=pass`` added to a failed eval, do not count): this content and suite, thresholds
+    passed, and a provider that was not the scripted stand-in, whatever it was named."""
+    from tether.runs.record import load_record
+
+    ref = ws.refs.get(f"runs/{run_id}")
+    if ref is None:
+        return False
+    record = load_record(ws.store.read_bytes(ref[0]), ref[0])
+    params, tags = record.get("params") or {}, record.get("tags") or {}
+    return (
+        tags.get("verdict") == "pass"
+        and not (record.get("code") or {}).get("dirty", True)
+        and params.get("provider.stand_in") == "no"
+        and params.get("prompt.content_id") == content_id
+        and params.get("suite.content_id") == suite_id
+    )

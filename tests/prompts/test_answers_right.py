@@ -356,3 +356,50 @@ def test_openai_provider_ids_work_without_configuration(
     assert "r@v1.0.0 on openai:gpt-4o-mini (gpt-4o-mini)" in out
     assert seen.body["model"] == "gpt-4o-mini"  # named in the id: asked for explicitly
     assert seen.authorization == "Bearer sk-test-convention"
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("{regex: null}", "takes a regular expression"),
+        ("{equals: null}", "compares with a value"),
+        ("{contains: {any: [a], all: [b]}}", "takes one of `any:` or `all:`"),
+        ("{contains-all: {any: [a]}}", "the one its name says"),
+        ("{judge: {rubric: polite?, min: 5}}", "must be between 0 and 1"),
+        ("{latency: {max_s: -1}}", "must be above 0"),
+        ("{is-json: banana}", "takes true"),
+    ],
+)
+def test_assertions_that_cannot_mean_what_they_say_are_refused_first(
+    repo: Path, tether: Tether, spec: str, why: str
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/s.yaml": f"scripted:\n  - default: x\ncases:\n"
+            f"  - {{id: a, vars: {{review: x}}, assert: [{spec}]}}\n",
+        },
+    )
+    with (repo / "tether.toml").open("a") as f:
+        f.write('\n[prompts]\njudge = "scripted"\n')
+    out = tether("prompt", "eval", "r", "--suite", "evals/s.yaml", "-p", "scripted", expect=4)
+    assert why in out.output
+
+
+@pytest.mark.parametrize("thresholds", ["{pass_rate: -1}", "{pass_rate: 2}", "{errors: -1}", "[]"])
+def test_thresholds_that_cannot_be_met_or_missed_are_refused(
+    repo: Path, tether: Tether, thresholds: str
+) -> None:
+    write_files(
+        repo,
+        {
+            "prompts/r/v1.0.0/prompt.yaml": META,
+            "prompts/r/v1.0.0/template.jinja2": "{{ review }}",
+            "evals/s.yaml": f"thresholds: {thresholds}\nscripted:\n  - default: x\ncases:\n"
+            "  - {id: a, vars: {review: x}}\n",
+        },
+    )
+    out = tether("prompt", "eval", "r", "--suite", "evals/s.yaml", "-p", "scripted", expect=4)
+    assert "threshold" in out.output

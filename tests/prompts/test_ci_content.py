@@ -107,7 +107,7 @@ def test_a_pull_request_cannot_send_the_api_key_to_an_address_it_chose(
     trusted, attacker = servers
     toml = (merged / "tether.toml").read_text().replace(trusted.base_url, attacker.base_url)
     pull_request(merged, {"tether.toml": toml})
-    out = ci(tether, expect=4)
+    out = ci(tether, expect=1)
     assert f"provider openai would send ${KEY_ENV} to {attacker.base_url}" in out
     assert "the key was not sent" in out and "tether.toml at main" in out
     assert attacker.received == [] and trusted.received == []
@@ -129,7 +129,7 @@ def test_a_pull_request_cannot_add_a_provider_that_carries_the_key_elsewhere(
     toml += provider_toml(attacker.base_url, "evil")
     suite = SUITE.replace("[{label-match: true}]", "[{similar: {reference: positive}}]")
     pull_request(merged, {"tether.toml": toml, "evals/sentiment.yaml": suite})
-    out = ci(tether, expect=4)
+    out = ci(tether, expect=1)
     assert f"provider evil would send ${KEY_ENV} to {attacker.base_url}" in out
     assert attacker.received == []
 
@@ -153,15 +153,15 @@ def test_a_suite_or_prompt_yaml_cannot_set_where_a_provider_sends(
         "providers: [openai]", f"providers: [{{name: openai, base_url: '{attacker.base_url}'}}]"
     )
     pull_request(merged, {"evals/sentiment.yaml": suite})
-    assert "lists provider names" in ci(tether, expect=4)
+    assert "lists provider names" in ci(tether, expect=1)
     suite = SUITE + f"base_url: {attacker.base_url}\n"
     pull_request(merged, {"evals/sentiment.yaml": suite})
-    assert "unknown key base_url" in ci(tether, expect=4)
+    assert "unknown key base_url" in ci(tether, expect=1)
     meta = META + f"params: {{api_base: '{attacker.base_url}', temperature: 0}}\n"
     pull_request(
         merged, {"evals/sentiment.yaml": SUITE, "prompts/sentiment/v1.1.0/prompt.yaml": meta}
     )
-    assert "`params` may not set api_base" in ci(tether, expect=4)
+    assert "`params` may not set api_base" in ci(tether, expect=1)
     assert attacker.received == []
 
 
@@ -183,7 +183,7 @@ def test_a_suite_in_ci_cannot_read_files_outside_the_repository(
     if how == "symlink":
         os.symlink(secret, merged / "evals" / "cases.csv")  # committed as a link by the PR
     pull_request(merged, {"evals/sentiment.yaml": SUITE + f"  - file: '{name}'\n"})
-    out = ci(tether, expect=4)
+    out = ci(tether, expect=1)
     assert f"suite {merged / 'evals' / 'sentiment.yaml'} case 3" in out
     assert name in out and SECRET not in out
     assert {
@@ -208,7 +208,7 @@ def test_a_prompt_or_suite_linked_to_a_file_outside_the_repository_is_refused(
     os.symlink(secret, template)
     git(merged, "add", "-A")
     git(merged, "commit", "-qm", "a prompt that is a link")
-    out = ci(tether, expect=4)
+    out = ci(tether, expect=1)
     assert "sentiment@v1.1.0: template.jinja2 is" in out and "outside the repository" in out
     assert SECRET not in out and trusted.received == []
 
@@ -221,7 +221,7 @@ def test_a_prompt_or_suite_linked_to_a_file_outside_the_repository_is_refused(
     os.symlink(outside, suite)
     git(merged, "add", "-A")
     git(merged, "commit", "-qm", "a suite that is a link")
-    out = ci(tether, expect=4)
+    out = ci(tether, expect=1)
     assert f"suite {suite} is {outside} (through a symlink), outside the repository" in out
 
 
@@ -231,10 +231,10 @@ def test_a_python_assertion_runs_only_the_repositorys_own_unchanged_code(
     trusted, _ = servers
     suite = SUITE.replace("[{label-match: true}]", "[{python: 'builtins:exec'}]")
     pull_request(merged, {"evals/sentiment.yaml": suite})
-    assert "builtins is not a module of this repository" in ci(tether, expect=4)
+    assert "builtins is not a module of this repository" in ci(tether, expect=1)
     checks = "import os\n\ndef score(answer, case):\n    return os.environ.get('X') is None\n"
     suite = SUITE.replace("[{label-match: true}]", "[{python: 'checks:score'}]")
     pull_request(merged, {"evals/sentiment.yaml": suite, "checks.py": checks})
-    out = ci(tether, expect=4)
+    out = ci(tether, expect=1)
     assert "changes Python files (checks.py)" in out and "secrets" in out
     assert trusted.received == []

@@ -120,7 +120,7 @@ def _load_suite(text: str | bytes, cases_text: str) -> Suite | TetherError:
 @example(doc={"cases": [{"vars": {"x": 1}, "assert": [7]}]}, cases_text="")
 @example(doc={"cases": [], "thresholds": {"pass_rate": "high"}}, cases_text="")
 def test_any_suite_document_parses_or_is_refused_clearly(doc: Any, cases_text: str) -> None:
-    text = yaml.safe_dump(doc, allow_unicode=True)
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
     result = _load_suite(text, cases_text)
     if isinstance(result, Suite):
         assert all(isinstance(c.id, str) and isinstance(c.vars, dict) for c in result.cases)
@@ -206,3 +206,29 @@ def test_any_prompt_version_loads_and_renders_or_is_refused_clearly(
         return
     event("rendered")
     assert isinstance(out, str)
+
+
+PF_KEYS = st.sampled_from(
+    ["prompts", "providers", "tests", "defaultTest", "assert", "vars", "id", "config", "type",
+     "value", "threshold", "weight"]
+) | st.integers(0, 3) | st.text(max_size=3)  # fmt: skip
+PF_LEAF = st.none() | st.booleans() | st.integers(-2, 5) | st.text(max_size=5)
+PF_VALUES = st.recursive(
+    PF_LEAF,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(PF_KEYS, c, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["prompts", "providers", "tests", "defaultTest", "description"]),
+        PF_VALUES,
+        min_size=1,
+        max_size=4,
+    )
+)
+@example(doc={"prompts": None, "providers": None, "tests": [{"assert": True}]})
+@example(doc={"providers": {"": None, 0: None}})
+def test_any_promptfoo_configuration_parses_or_is_refused_clearly(doc: Any) -> None:
+    _load_suite(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "")

@@ -55,10 +55,11 @@ BY_COMMAND: dict[str, dict[int, str]] = {
     "hooks run": {NEGATIVE: "the hook refuses the commit"},
     "policy check-commits": {NEGATIVE: "a commit message does not follow Conventional Commits"},
     "model verify": {NEGATIVE: "a signature or a signed file does not verify"},
-    "prompt ci": {NEGATIVE: "a significant regression, or a gate that cannot tell"},
+    "prompt ci": {NEGATIVE: "a significant regression, a gate that cannot tell, or a refusal"},
     "prompt compare": {NEGATIVE: "B is worse than A by more than the margin, or cannot tell"},
     "prompt eval": {NEGATIVE: "a suite threshold is not met"},
     "prompt history": {NEGATIVE: "a tag disagrees with the label log"},
+    "prompt import": {NEGATIVE: "part of the configuration could not be converted (named)"},
     "prompt lint": {NEGATIVE: "a problem found"},
     "repro": {NOT_CARRIED_OUT: "a stage failed"},
     "reproduce": {

@@ -41,6 +41,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 
 # a dated snapshot of a model, as OpenAI names them: gpt-4o-mini-2024-07-18, claude-x-20240620
+_PRICE_KEYS = frozenset({"input_per_million", "output_per_million", "aliases"})
 _DATED = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
@@ -162,6 +163,12 @@ def price(ws: Workspace, model: str, tokens_in: int, tokens_out: int, *also: str
         return None
     rows: dict[str, Mapping[str, Any]] = {}
     for key, row in table.items():
+        unknown = sorted(set(row) - _PRICE_KEYS) if isinstance(row, Mapping) else []
+        if unknown:  # a typo would silently price every call at 0
+            raise ConfigError(
+                f'[prompts.prices."{key}"]: unknown key {", ".join(unknown)} (a price takes '
+                f"{', '.join(sorted(_PRICE_KEYS))})"
+            )
         if isinstance(row, Mapping):
             for name in (key, *(row.get("aliases") or [])):
                 rows.setdefault(str(name), row)
@@ -374,6 +381,8 @@ def _record(
         "prompt.version": version,
         "suite": suite.name,
         "provider": provider.name,
+        # what answered, whatever the provider is called: `scripted` is a stand-in, no evidence
+        "provider.kind": provider.fingerprint.partition(":")[0],
         "verdict": out.verdict or "none",
     }
     # queued for the index, read back by the next search: an eval does not load SQLAlchemy
@@ -387,6 +396,7 @@ def _record(
                 "suite": str(suite.path),
                 "suite.content_id": suite.content_id,
                 "provider": provider.name,
+                "provider.stand_in": "yes" if isinstance(provider, ScriptedProvider) else "no",
                 "model": out.model,
                 "repeat": repeat,
                 **{f"sampling.{k}": v for k, v in prompt.params.items()},

@@ -21,7 +21,7 @@ from tether.prompts.registry import registered
 from tether.prompts.runtime import registered_version
 from tether.prompts.stats import GATE_PASS, Comparison, MetricComparison, compare
 from tether.prompts.suite import Suite, load_suite
-from tether.prompts.templates import PROMPTS_DIR, VERSION, Prompt, PromptError, load
+from tether.prompts.templates import PROMPTS_DIR, VERSION, Prompt, PromptError, load, names
 from tether.workspace.repo import Workspace
 
 
@@ -152,43 +152,68 @@ def ci(
     max_regression: float,
 ) -> CiOutcome:
     """Every version added or changed since ``base`` against the one ``label`` points at, read
-    from its registration tag (never from the work tree), or alone without one; a registered
-    version changed in place is refused with the reason; a suite changed alone re-evaluates the
-    labelled version on it. What the pull request brings (suites, prompts, tether.toml) is
+    from its registration tag (never from the work tree), or alone without one; a prompt whose
+    suite (``SUITES/NAME.yaml`` or a case file it reads, wherever it is) changed is evaluated on
+    it even when no version changed. Everything is planned and checked first: a registered
+    version changed in place, a suite removed or renamed, a ``python`` check beside changed
+    code or a provider that would carry its key elsewhere is refused with the reason, and then
+    nothing is asked at all. What the pull request brings (suites, prompts, tether.toml) is
     content: a suite reads no file outside the repository, and a provider whose API key is set
     keeps the endpoint the trusted config gives (tether.toml at ``base``, .tether/config.toml,
     the environment)."""
     trusted = trusted_providers(ws, base)
     out = CiOutcome([], [], [])
-    changed = changed_versions(ws.root, base)
-    todo: list[tuple[str, str | None]] = []
-    for name, version in changed:
+    status = _status(ws.root, base)
+    versions: dict[str, list[str]] = {}
+    for name, version in changed_versions(ws.root, base):
         known = registered(ws.root, name).get(version)
-        if known is not None:
-            now = load(ws.root, name, version)
-            if now.content_id != known.content_id:
-                out.refused.append(
-                    f"{name}@{version} is registered with content {known.content_id[:19]}…, "
-                    f"and this branch changes its files: a registered version never changes; "
-                    f"`tether prompt bump {name} --from {version}` makes the next one"
-                )
-                continue
-        todo.append((name, version))
-    done_names = {name for name, _ in changed}
-    todo += [(n, None) for n in _suites_changed(ws.root, base, suite_dir) if n not in done_names]
-    for name, wanted in todo:
-        path = ws.root / suite_dir / f"{name}.yaml"
-        if not path.exists() and not path.is_symlink():
-            raise PromptError(f"{name}@{wanted or label} changed but has no suite at {path}")
-        suite = load_suite(path, ws.root)
-        _check_python(ws.root, base, suite)
-        prov = provider_for(ws, suite, suite.provider_names(provider)[0], trusted)
-        baseline = production_of(ws, name, label)
-        if wanted is None:  # only the suite changed: the labelled version on the new suite
-            if baseline is not None:
-                out.alone.append(evaluate(ws, baseline, suite, prov, trusted=trusted))
+        if known is not None and load(ws.root, name, version).content_id != known.content_id:
+            out.refused.append(
+                f"{name}@{version} is registered with content {known.content_id[:19]}…, "
+                f"and this branch changes its files: a registered version never changes; "
+                f"`tether prompt bump {name} --from {version}` makes the next one"
+            )
             continue
-        new = load(ws.root, name, wanted)
+        versions.setdefault(name, []).append(version)
+    plans: list[tuple[str | None, Prompt | None, Suite, Provider]] = []
+    for name in names(ws.root):
+        rel = f"{PurePosixPath(suite_dir).as_posix()}/{name}.yaml"
+        path = ws.root / rel
+        if status.get(rel) in ("D", "R"):
+            out.refused.append(
+                f"this branch removes or renames {rel}, {name}'s suite: `tether prompt ci` "
+                f"evaluates {name} on it; restore it, or rename the prompt with it"
+            )
+            continue
+        if not path.exists() and not path.is_symlink():
+            if name in versions:
+                out.refused.append(f"{name}@{versions[name][0]} changed but has no suite {rel}")
+            continue
+        try:
+            suite = load_suite(path, ws.root)
+            touched = any(_rel(ws.root, f) in status for f in suite.sources)
+            if name not in versions and not touched:
+                continue
+            _check_python(ws.root, base, suite)
+            prov = provider_for(ws, suite, suite.provider_names(provider)[0], trusted)
+            embeddings = str(ws.config.get("prompts.embeddings") or "")
+            if embeddings:  # where the `similar` check's texts (and key) would go
+                provider_for(ws, suite, embeddings, trusted)
+            for v in versions.get(name, []):
+                load(ws.root, name, v)  # its files and params, checked before any call
+            baseline = production_of(ws, name, label)
+        except (PromptError, ConfigError) as exc:
+            out.refused.append(str(exc))
+            continue
+        if name in versions:
+            plans += [(v, baseline, suite, prov) for v in versions[name]]
+        else:  # only the suite changed: the labelled version (else the newest) on it
+            plans.append((None, baseline or load(ws.root, name), suite, prov))
+    if out.refused:
+        return out  # nothing is asked for a pull request that is refused anyway
+    for wanted, baseline, suite, prov in plans:
+        new = baseline if wanted is None else load(ws.root, suite.name, wanted)
+        assert new is not None
         if baseline is None or baseline.content_id == new.content_id:
             out.alone.append(evaluate(ws, new, suite, prov, trusted=trusted))
         else:
@@ -199,21 +224,25 @@ def ci(
     return out
 
 
-def _suites_changed(root: Path, base: str, suite_dir: str) -> list[str]:
-    """Names whose suite (``SUITES/NAME.yaml``) or a case file beside it changed since ``base``
-    (a case file counts for every suite in the folder that names it)."""
-    out = git(root, "diff", "--name-only", "--diff-filter=AMR", base, "--", suite_dir)
-    changed = [PurePosixPath(p) for p in out.decode().splitlines()]
-    names = {
-        p.stem for p in changed if p.suffix == ".yaml" and p.parent.name == Path(suite_dir).name
-    }
-    cases = {p.name for p in changed if p.suffix != ".yaml"}
-    if cases:
-        for suite in sorted((root / suite_dir).glob("*.yaml")):
-            text = suite.read_text(errors="replace")
-            if any(name in text for name in cases):
-                names.add(suite.stem)
-    return sorted(names)
+def _status(root: Path, base: str) -> dict[str, str]:
+    """Every path changed since ``base`` -> A, M, D or R (a rename: its old and new path)."""
+    out = git(root, "diff", "--name-status", "-M", base).decode()
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        kind, *paths = line.split("\t")
+        for path in paths:
+            found.setdefault(path, kind[:1])
+        if kind.startswith("R") and paths:
+            found[paths[0]] = "R"
+            found[paths[-1]] = "A"
+    return found
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def trusted_providers(ws: Workspace, base: str) -> Trusted:

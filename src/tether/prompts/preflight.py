@@ -50,8 +50,16 @@ def _spec(
         return [str(exc)]
     at = f"{where} {kind}"
     if kind in ("contains", "contains-any", "contains-all"):
-        return _contains(arg, at)
+        out = _contains(arg, at)
+        if isinstance(arg, dict):
+            keys = {"any", "all"} & set(arg)
+            wanted = {"contains-any": {"any"}, "contains-all": {"all"}}.get(kind)
+            if len(keys) > 1 or (wanted is not None and keys and keys != wanted):
+                out.append(f"{at}: takes one of `any:` or `all:`, the one its name says")
+        return out
     if kind == "regex":
+        if not isinstance(arg, str) or not arg:
+            return [f"{at}: takes a regular expression (a text), not {arg!r:.40}"]
         try:
             re.compile(str(arg))
         except re.error as exc:
@@ -65,6 +73,8 @@ def _spec(
         return []
     if kind == "similar":
         out = _options(arg, at, {"reference": str, "min": float}, required=("reference",))
+        if isinstance(arg, dict):
+            out += _between(arg.get("min"), -1.0, 1.0, f"{at}: `min` (a cosine similarity)")
         if not embed:
             out.append(
                 f"{at}: needs an embeddings endpoint: set [prompts] embeddings in tether.toml"
@@ -73,6 +83,7 @@ def _spec(
     if kind == "judge":
         opts = arg if isinstance(arg, dict) else {"rubric": arg}
         out = _options(opts, at, {"rubric": str, "min": float}, required=("rubric",))
+        out += _between(opts.get("min"), 0.0, 1.0, f"{at}: `min` (a judge's score is 0..1)")
         if not judge:
             out.append(f"{at}: needs a judge: set [prompts] judge in tether.toml")
         return out
@@ -87,10 +98,19 @@ def _spec(
             except PromptError as exc:
                 out.append(f"{at}: {exc}")
         return out
-    if kind == "latency":
-        return _number_or(arg, at, "max_s")
-    if kind == "cost":
-        return _number_or(arg, at, "max")
+    if kind in ("latency", "cost"):
+        key = "max_s" if kind == "latency" else "max"
+        out = _number_or(arg, at, key)
+        value = arg.get(key) if isinstance(arg, dict) else arg
+        if not out and float(value or 0) < (0 if kind == "cost" else 1e-9):
+            out.append(f"{at}: `{key}` must be above 0, not {value}")
+        return out
+    if kind == "equals" and arg is None:
+        return [f"{at}: compares with a value; it has none"]
+    if kind == "is-json" and not isinstance(arg, dict | bool):
+        return [f"{at}: takes true (or {{strict: ..., schema: ...}}), not {arg!r:.40}"]
+    if kind == "is-json" and arg is False:
+        return [f"{at}: is-json: false checks nothing; leave the assertion out"]
     if kind == "equals" and isinstance(arg, dict):
         out = _options(arg, at, {"value": str, "trim": bool}, required=("value",))
         return [m for m in out if "`value` must be" not in m]  # "" is a value to compare with
@@ -159,3 +179,9 @@ def _is(value: Any, want: type) -> bool:
     if want is bool:
         return isinstance(value, bool)
     return isinstance(value, want) and bool(value)
+
+
+def _between(value: Any, low: float, high: float, what: str) -> list[str]:
+    if value is None or not _is(value, float) or low <= float(value) <= high:
+        return []
+    return [f"{what} must be between {low:g} and {high:g}, not {value}"]

@@ -73,6 +73,7 @@ class Converted:
     asserts: list[dict[str, Any]] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
     files: list[bytes] = field(default_factory=list)  # the test files read: the suite's content
+    paths: list[Path] = field(default_factory=list)  # and where they are
     refused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -145,9 +146,10 @@ def _providers(raw: Any, out: Converted) -> None:
             ((pid, options),) = entry.items()
             entry = {"id": pid, **(options if isinstance(options, dict) else {})}
         if isinstance(entry, dict):
-            extra = sorted(set(entry) - {"id", "label"})
+            extra = sorted(set(entry) - {"id", "label"}, key=str)
             if "config" in extra:
-                keys = ", ".join(sorted(entry["config"] or {}))
+                config = entry["config"]
+                keys = ", ".join(sorted(map(str, config if isinstance(config, dict) else {})))
                 out.refused.append(
                     f"{at}.config ({keys}): a suite does not choose where requests go, with "
                     "which key, or how the model samples; set OPENAI_BASE_URL / OPENAI_API_KEY "
@@ -155,7 +157,9 @@ def _providers(raw: Any, out: Converted) -> None:
                     "sampling in the prompt version's prompt.yaml"
                 )
             elif extra:
-                out.refused.append(f"{at}: {', '.join(extra)} not in the supported subset")
+                out.refused.append(
+                    f"{at}: {', '.join(map(str, extra))} not in the supported subset"
+                )
             entry = entry.get("id")
         name = _provider_id(entry)
         if name is None:
@@ -189,6 +193,7 @@ def _read(path: Path, where: str, out: Converted) -> bytes:
     except OSError as exc:
         raise Refused(f"{where}: {path} cannot be read ({exc.strerror})") from None
     out.files.append(data)
+    out.paths.append(path)
     return data
 
 
@@ -322,9 +327,9 @@ def assertion(raw: Any, values: dict[str, Any], where: str) -> dict[str, Any]:
         raise Refused(f"{where}: an assertion is a mapping with `type`")
     kind = raw["type"]
     where = f"{where} ({kind})"
-    extra = sorted(set(raw) - set(ASSERT_KEYS))
+    extra = sorted(set(raw) - set(ASSERT_KEYS), key=str)
     if extra:
-        raise Refused(f"{where}: {', '.join(extra)} not in the supported subset")
+        raise Refused(f"{where}: {', '.join(map(str, extra))} not in the supported subset")
     base = kind.removeprefix("not-")
     negated = base != kind
     if base not in SUPPORTED or (negated and base not in NEGATABLE):
@@ -437,7 +442,18 @@ def read(path: Path, root: Path | None = None) -> Converted:
         raise PromptError(f"{where} cannot be read ({exc.strerror})") from None
     if not is_promptfoo(doc):
         raise PromptError(f"{where} has none of {', '.join(KEYS)}: not a promptfoo configuration")
-    return convert(doc, path, root)
+    return convert_checked(doc, path, root, where)
+
+
+def convert_checked(doc: Any, path: Path, root: Path, where: str) -> Converted:
+    """:func:`convert`, with a shape it did not expect named, not raised as a traceback."""
+    try:
+        return convert(doc, path, root)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        raise PromptError(
+            f"{where} is not a promptfoo configuration Tether can read ({type(exc).__name__}: "
+            f"{exc}); `tether prompt import promptfoo --help` names the subset"
+        ) from None
 
 
 def as_yaml(conv: Converted) -> str:

@@ -73,6 +73,7 @@ class Suite:
     scripted: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     content_id: str = ""  # the suite file and its case files: what an eval ran against
+    sources: list[Path] = field(default_factory=list)  # those files (case files after the suite)
 
     def provider_names(self, given: Sequence[str] | str | None) -> list[str]:
         """The providers asked for (``--provider``), else the suite's ``providers:``."""
@@ -102,7 +103,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
     from tether.prompts import promptfoo
 
     if promptfoo.is_promptfoo(doc):
-        converted = promptfoo.convert(doc, path, root)
+        converted = promptfoo.convert_checked(doc, path, root, where)
         converted.check()
         return _unique(
             Suite(
@@ -113,6 +114,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
                 providers=converted.providers,
                 description=converted.description,
                 content_id=hash_bytes(b"\0".join([data, *converted.files])),
+                sources=[path, *converted.paths],
             )
         )
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
@@ -124,10 +126,12 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
             "provider's endpoint and key come from its config, [prompts.providers.NAME])"
         )
     parts = [data]
+    sources = [path]
     cases: list[Case] = []
     for i, raw in enumerate(doc["cases"]):
         if isinstance(raw, dict) and "file" in raw:
             file = _case_file(root, path, raw, i)
+            sources.append(file)
             try:
                 parts.append(file.read_bytes())
             except OSError as exc:
@@ -147,6 +151,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
             scripted=_scripted(doc.get("scripted"), where),
             description=_description(doc.get("description"), where),
             content_id=hash_bytes(b"\0".join(parts)),
+            sources=sources,
         )
     )
 
@@ -207,7 +212,7 @@ def _asserts(raw: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _thresholds(raw: Any, where: str) -> dict[str, float]:
-    raw = raw or {}
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise PromptError(f"{where}: `thresholds` is a mapping, like {{pass_rate: 0.8}}")
     unknown = sorted(str(k) for k in raw if k not in THRESHOLDS)
@@ -219,6 +224,9 @@ def _thresholds(raw: Any, where: str) -> dict[str, float]:
     for key, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             raise PromptError(f"{where}: threshold {key} must be a number, not {value!r:.40}")
+        if value < 0 or (key == "pass_rate" and value > 1):
+            limits = "between 0 and 1" if key == "pass_rate" else "0 or more"
+            raise PromptError(f"{where}: threshold {key} must be {limits}, not {value}")
         out[key] = float(value)
     return out
 

@@ -557,7 +557,9 @@ def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
     return load(root, name, "v1.0.0")
 
 
-def bump(root: Path, name: str, part: str, base: str | None = None) -> Prompt:
+def bump(
+    root: Path, name: str, part: str, base: str | None = None, *, taken: set[str] | None = None
+) -> Prompt:
     """A copy of ``base`` (default: the newest version) under its next ``major``, ``minor`` or
     ``patch`` version: ``--from v1.0.0 --patch`` is the hotfix v1.0.1 of a version in use."""
     latest = load(root, name, base)
@@ -569,6 +571,11 @@ def bump(root: Path, name: str, part: str, base: str | None = None) -> Prompt:
     }[part]
     version = "v{}.{}.{}".format(*nxt)
     target = latest.folder.parent / version
+    if version in (taken or set()):
+        raise PromptError(
+            f"{name}@{version} is registered already (its tag exists, perhaps from another "
+            f"branch): bump another part of {latest.version}, or `git fetch --tags` to see it"
+        )
     if target.exists():
         raise PromptError(
             f"{name}@{version} exists already: bump another part of {latest.version} "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +179,8 @@ def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
     the cache."""
     state = load_state(ws)
     v = state.resolve(spec)
+    if v.signature is None:  # a check that came out negative (exit 1), not an error
+        raise VerificationError(f"{v.ref} is not signed: `tether model sign {v.name} {v.number}`")
     stmt, identity = _statement(ws, v, state)
     digests = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
     names = dict(files_of(ws, v))
@@ -285,11 +286,13 @@ def _each(chunks: Iterator[bytes], use: Any) -> None:
 
 def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> None:
     """Copy one object out and check its bytes: BLAKE3 against its id and, for a signed release
-    whose statement does not name the BLAKE3 id, sha256 against the signed digest."""
+    whose statement does not name the BLAKE3 id, sha256 against the signed digest. ``dest`` is
+    in a folder being built beside the destination (``release_folder``): a bad copy fails the
+    whole release, so no temporary name (which a version's own files could use) is needed."""
     from blake3 import blake3
 
-    tmp = dest.with_name(f".{dest.name}.part")
-    tmp.unlink(missing_ok=True)  # one left there (a link, even) is never written through
+    if dest.exists() or dest.is_symlink():
+        raise RegistryError(f"{dest.name} is written twice: the version's file list is damaged")
     own = blake3(max_threads=blake3.AUTO)
     signed = hashlib.sha256() if sha256 is not None else None
 
@@ -299,28 +302,24 @@ def _copy_checked(ws: Workspace, oid: str, dest: Path, sha256: str | None) -> No
             signed.update(chunk)
 
     loose = ws.store.loose_path(oid)
-    try:
-        if loose is not None:
-            # the kernel copies the file (copy_file_range/sendfile, as cp does) while a second
-            # thread reads the same cached bytes and hashes them
-            with ThreadPoolExecutor(1) as hashing:
-                done = hashing.submit(_each, _chunks(ws, oid), hash_chunk)
-                shutil.copyfile(loose, tmp)
-                done.result()
-        else:  # a packed object: its bytes are in memory already
-            data = ws.store.read_bytes(oid)
-            hash_chunk(data)
-            tmp.write_bytes(data)
-        checks = [("their id", own.hexdigest(), _hex(oid))]
-        if signed is not None and sha256 is not None:
-            checks.append(("the signed digest", signed.hexdigest(), sha256))
-        for what, got, want in checks:
-            if got != want:
-                raise RegistryError(
-                    f"{dest.name}: the stored bytes do not match {what} ({got[:16]}… instead of "
-                    f"{want[:16]}…): the cache copy is damaged or was changed; run `tether fsck` "
-                    "and `tether pull`"
-                )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if loose is not None:
+        # the kernel copies the file (copy_file_range/sendfile, as cp does) while a second
+        # thread reads the same cached bytes and hashes them
+        with ThreadPoolExecutor(1) as hashing:
+            done = hashing.submit(_each, _chunks(ws, oid), hash_chunk)
+            shutil.copyfile(loose, dest)
+            done.result()
+    else:  # a packed object: its bytes are in memory already
+        data = ws.store.read_bytes(oid)
+        hash_chunk(data)
+        dest.write_bytes(data)
+    checks = [("their id", own.hexdigest(), _hex(oid))]
+    if signed is not None and sha256 is not None:
+        checks.append(("the signed digest", signed.hexdigest(), sha256))
+    for what, got, want in checks:
+        if got != want:
+            raise RegistryError(
+                f"{dest.name}: the stored bytes do not match {what} ({got[:16]}… instead of "
+                f"{want[:16]}…): the cache copy is damaged or was changed; run `tether fsck` "
+                "and `tether pull`"
+            )

@@ -101,6 +101,9 @@ def replaced(out: Path, write: Callable[[Path], None]) -> None:
 def _beside(out: Path) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # as mkdir would make it (mkdtemp's is 0700)
     try:
         yield tmp
     finally:
