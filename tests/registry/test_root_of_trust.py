@@ -273,3 +273,8 @@ def test_tether_toml_that_matches_the_root_proposes_nothing(
     signing.trust_key(repo / "tether.toml", keys["bob"].public_pem, "bob@example.com", ["promoter"])
     out = tether("audit", "verify").output
     assert out.count("proposal") == 1 and "bob@example.com" in out
+
+
+def test_a_root_just_made_is_a_log_that_verifies(use: Use, tether: Tether) -> None:
+    tether("trust", "init")
+    assert "root of trust version 1" in tether("audit", "verify").output

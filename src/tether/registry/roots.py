@@ -22,7 +22,7 @@ from tether.events.gitmirror import record as mirror
 from tether.events.trusted import ROOT_EVENT
 from tether.registry.policy import load_policies
 from tether.registry.state import State
-from tether.registry.store import append, load_state, project_config, writing
+from tether.registry.store import append, load_state, project_config, sign_head, writing
 from tether.runs.index import redactor_for
 from tether.trust import pin
 from tether.trust import root as trust
@@ -144,12 +144,26 @@ def _publish_if_signed(ws: Workspace, state: State, md: Any, out: Path | None) -
         return Proposal(version, False, missing, path)
     checked = trust.first(document) if state.root is None else trust.update(state.root, document)
     body = {"version": version, "metadata": document.decode()}
-    append(ws, ROOT_EVENT, body, sign=False, state=state)
+    ev = append(ws, ROOT_EVENT, body, sign=False, state=state)
+    _sign_head_if_able(ws, ev, checked)
     for name in OTHER_LOGS:
         log = EventLog(ws.store, ws.refs, name, ws.dot / "locks", redactor=redactor_for(ws))
         mirror(ws.root, log, log.append(ROOT_EVENT, body, actor="tether"))
     pin.check(ws.dot, checked.fingerprint, checked.version)
     return Proposal(version, True, 0, out, checked)
+
+
+def _sign_head_if_able(ws: Workspace, ev: Any, root: trust.TrustRoot) -> None:
+    """The log's signed head, moved to the new root by the local key when the root holds it
+    (an admin publishing it usually does): a root that is the newest event is then no gap."""
+    from tether.errors import TetherError
+
+    try:
+        signer = signing.load_signer()
+    except TetherError:
+        return
+    if signer.keyid in root.keys:
+        sign_head(ws, ev, signer)
 
 
 def _require_root(state: State) -> trust.TrustRoot:
