@@ -9,7 +9,7 @@ EXAMPLES := $(VENV)/.examples
 # Debian packages the tests use: installed when run as root (as CI is), named otherwise.
 SYSTEM_PACKAGES := graphviz:dot
 
-.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-reproduce docs clean
+.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,9 @@ bench-prompts: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python benchmarks/bench_registry.py
+
+bench-governance: $(STAMP)
+	$(BIN)/python benchmarks/bench_governance.py
 
 bench-reproduce: $(STAMP)
 	$(BIN)/python benchmarks/bench_reproduce.py
