@@ -300,11 +300,16 @@ def tour_prompts(base: Path) -> None:
     sh("tether prompt eval sentiment@v1.1.0 --suite evals/sentiment.yaml", repo)
     sh("tether prompt compare sentiment@v1.0.0 sentiment@v1.1.0 --suite evals/sentiment.yaml", repo)
 
-    say("25. Ship it: register, staging first, then production with a passing eval of this content")
+    say(
+        "25. Ship it: register, staging first, then production. `--require-eval` wants evidence:"
+        " an eval of this content on the committed suite by a real model, so the stand-in's eval"
+        " is refused (with a real endpoint: `-p openai:gpt-4o-mini`, then promote)"
+    )
     sh("git add -A && git commit -qm 'feat(prompts): sentiment v1.1.0'", repo)
     sh("tether prompt register sentiment@v1.1.0", repo)
     sh("tether prompt promote sentiment@v1.1.0 --label staging", repo)
-    sh("tether prompt promote sentiment@v1.1.0 --require-eval --label production", repo)
+    sh("tether prompt promote sentiment@v1.1.0 --require-eval --label production", repo, expect=4)
+    sh("tether prompt promote sentiment@v1.1.0 --label production", repo)
 
     say("26. A pull request trims long reviews to save tokens (v1.2.0): the CI gate rejects it")
     sh("git checkout -q -b trim-reviews && tether prompt bump sentiment", repo)
