@@ -54,11 +54,13 @@ BY_COMMAND: dict[str, dict[int, str]] = {
     "gc": {NOT_CARRIED_OUT: "--remote: S3 Object Lock keeps some objects"},
     "hooks run": {NEGATIVE: "the hook refuses the commit"},
     "policy check-commits": {NEGATIVE: "a commit message does not follow Conventional Commits"},
+    "model pull": {NEGATIVE: "the remote has events that do not verify: they were refused"},
     "model verify": {NEGATIVE: "a signature or a signed file does not verify"},
     "prompt ci": {NEGATIVE: "a significant regression, or a gate that cannot tell"},
     "prompt compare": {NEGATIVE: "B is worse than A by more than the margin, or cannot tell"},
     "prompt eval": {NEGATIVE: "a suite threshold is not met"},
     "prompt history": {NEGATIVE: "a tag disagrees with the label log"},
+    "prompt pull": {NEGATIVE: "the remote has events that do not verify: they were refused"},
     "prompt lint": {NEGATIVE: "a problem found"},
     "repro": {NOT_CARRIED_OUT: "a stage failed"},
     "reproduce": {
