@@ -106,6 +106,8 @@ def pull(root: Path, remote: str, log: EventLog, rules: Rules, *, discard: bool 
             return Pulled(UP_TO_DATE, head=ours)
         if ours is not None and log.is_ancestor(theirs, ours):
             return Pulled(AHEAD, unpushed=len(log.new_events(ours, theirs)), head=ours)
+        if not discard and ours is not None and not log.is_ancestor(ours, theirs):
+            _no_conflicts(remote, log, rules, ours, theirs)
         head, new, refused = _verified(log, rules, ours, theirs, discard)
     except FormatError as exc:
         raise rules.error(f"the {log.name} log on {remote} was not taken: {exc}") from None
@@ -124,19 +126,25 @@ def pull(root: Path, remote: str, log: EventLog, rules: Rules, *, discard: bool 
         git(root, "update-ref", git_ref(log.name), commit)
         _take_tags(root, log, ids, {e.id for e in dropped})
         return Pulled(DISCARDED, len(new), refused=refused, dropped=len(dropped), head=head)
-    mine = log.new_events(ours, head)
-    clashes = rules.conflicts(mine, new)
+    mine = _no_conflicts(remote, log, rules, ours, head)
+    actor, sign = rules.merger()
+    ev = log.merge(ours, head, {"remote": remote}, actor=actor, sign=sign)
+    gitmirror.record(root, log, ev, theirs=commit)
+    _take_tags(root, log, ids, set())
+    return Pulled(MERGED, len(new), ev.id, refused, unpushed=len(mine) + 1, head=ev.id)
+
+
+def _no_conflicts(remote: str, log: EventLog, rules: Rules, ours: str, theirs: str) -> list[Event]:
+    """This clone's events the remote lacks, once none of them conflicts with the remote's."""
+    mine = log.new_events(ours, theirs)
+    clashes = rules.conflicts(mine, log.new_events(theirs, ours))
     if clashes:
         raise rules.error(
             f"cannot merge {remote}'s {log.name} log with this clone's: both made "
             f"{'; '.join(clashes)}. Keep {remote}'s with `{rules.command} --discard-local` (it "
             f"drops this clone's {len(mine)} unpushed event(s)), then redo what they did"
         )
-    actor, sign = rules.merger()
-    ev = log.merge(ours, head, {"remote": remote}, actor=actor, sign=sign)
-    gitmirror.record(root, log, ev, theirs=commit)
-    _take_tags(root, log, ids, set())
-    return Pulled(MERGED, len(new), ev.id, refused, unpushed=len(mine) + 1, head=ev.id)
+    return mine
 
 
 def _verified(

@@ -204,26 +204,28 @@ def _take_checkpoint(ws: Workspace, pulled: Pulled) -> None:
 
 
 def _take_signed_head(ws: Workspace, state: State, pulled: Pulled) -> None:
-    """The newest signed head that verifies and names an event of the log now: this clone's
-    or the remote's, or, after a merge, the merge event signed by this clone's key."""
+    """The newest signed head that verifies and names an event of the log now, this clone's
+    or the remote's; when neither names the new head (a merge, or a remote head whose
+    signature does not hold), this clone's key signs the head it verified, if it has one."""
     log = event_log(ws)
-    if pulled.merge is not None:
-        signer = _head_signer(ws, state)
-        if signer is not None:
-            sign_head(ws, log.event(pulled.merge), signer)
-            return
     keys = deciding_keys(ws, state)
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, str] | None = None
     for ref in (HEAD_REF, incoming(HEAD_REF)):
         blob = rev(ws.root, ref)
         try:
             found = signed_head(ws, keys, ref) if blob else None
         except (TetherError, ValueError):
             continue
-        if blob and found is not None and _in_log(ws, str(found[0].get("head")), pulled.head):
+        named = str(found[0].get("head")) if found is not None else ""
+        if blob and found is not None and _in_log(ws, named, pulled.head):
             seq = int(found[0].get("seq") or 0)
             if best is None or seq > best[0]:
-                best = (seq, blob)
+                best = (seq, blob, named)
+    if (best is None or best[2] != pulled.head) and pulled.head is not None:
+        signer = _head_signer(ws, state)
+        if signer is not None:
+            sign_head(ws, log.event(pulled.head), signer)
+            return
     if best is not None and best[1] != rev(ws.root, HEAD_REF):
         git(ws.root, "update-ref", HEAD_REF, best[1])
 
