@@ -317,6 +317,16 @@ def history(name: str) -> None:
         raise SystemExit(exitcodes.NEGATIVE)
 
 
+@prompt.command("push")
+@click.argument("name")
+@click.option("--remote", default="origin", show_default=True, help="The git remote.")
+def push(name: str, remote: str) -> None:
+    """Push NAME's version and label tags and the label log to a git remote, in one atomic
+    push (refused if the remote's log moved on: `tether prompt pull` first)."""
+    _library().push(name, remote)
+    click.echo(f"pushed {name} to {remote}")
+
+
 @prompt.command("pull")
 @click.option("--remote", default="origin", show_default=True, help="The git remote.")
 @click.option(
