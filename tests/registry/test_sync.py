@@ -164,6 +164,8 @@ def test_signed_clones_merge_and_audit_passes_in_both(
     pinned.at(pinned.b)
     tether("model", "alias", "other@v1", "champion")
     same_fold(pinned.b)
+    assert "audit log verified" in tether("audit", "verify").output  # from the packed audit on
+    assert "audit log verified" in tether("audit", "verify", "--full").output
 
 
 def test_the_same_version_made_on_both_sides_is_refused_with_the_way_out(

@@ -246,7 +246,8 @@ def pull(remote: str, discard_local: bool) -> None:
     from tether.cli.render import echo_pulled
 
     pulled = _models().pull(remote, discard_local=discard_local)
-    echo_pulled(pulled, remote, "registry", "tether model push", "tether model pull")
+    if echo_pulled(pulled, remote, "registry", "tether model push", "tether model pull"):
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @model.group("policy")

@@ -342,7 +342,8 @@ def pull(remote: str, discard_local: bool) -> None:
     from tether.cli.render import echo_pulled
 
     pulled = _library().pull(remote, discard_local=discard_local)
-    echo_pulled(pulled, remote, "label", "tether prompt push NAME", "tether prompt pull")
+    if echo_pulled(pulled, remote, "label", "tether prompt push NAME", "tether prompt pull"):
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("compare")

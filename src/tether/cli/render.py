@@ -55,11 +55,9 @@ def parse_pairs(items: tuple[str, ...] | list[str], what: str = "KEY=VALUE") -> 
     return out
 
 
-def echo_pulled(pulled: Any, remote: str, what: str, push: str, pull: str) -> None:
+def echo_pulled(pulled: Any, remote: str, what: str, push: str, pull: str) -> bool:
     """What a pull of an event log (``what``: "registry", "label") did: how many events
-    arrived, the outcome, and each event refused; a refusal exits non-zero."""
-    from tether.cli import exitcodes
-
+    arrived, the outcome, and each event refused; whether any was (the command exits 1)."""
     click.echo(f"{pulled.arrived} new {what} events from {remote}")
     outcome = pulled.outcome
     if outcome == "ahead":
@@ -81,4 +79,4 @@ def echo_pulled(pulled: Any, remote: str, what: str, push: str, pull: str) -> No
                     + "; ".join(str(r) for r in pulled.refused), fg="red", err=True)  # fmt: skip
         click.secho(f"nothing from the first refused event on was taken; `{pull}` again once "
                     f"{remote}'s log is repaired", fg="red", err=True)  # fmt: skip
-        raise SystemExit(exitcodes.NEGATIVE)
+    return bool(pulled.refused)

@@ -95,26 +95,32 @@ def pull(root: Path, remote: str, log: EventLog, rules: Rules, *, discard: bool 
     mirror = gitmirror.fetch(root, remote, [git_ref(log.name), *rules.extra])[git_ref(log.name)]
     ours = log.head()
     if mirror is None:
+        _take_tags(root, log, set(), set())
         unpushed = 0 if ours is None else len(log.new_events(ours, None))
         return Pulled(UP_TO_DATE if ours is None else AHEAD, unpushed=unpushed, head=ours)
+    mine: list[Event] | None = None
     try:
         arrived = gitmirror.import_events(root, log, mirror)
         theirs = arrived.head
         if theirs is None:
             raise FormatError(f"the remote's {git_ref(log.name)} carries no event")
-        if theirs == ours:
-            return Pulled(UP_TO_DATE, head=ours)
-        if ours is not None and log.is_ancestor(theirs, ours):
-            return Pulled(AHEAD, unpushed=len(log.new_events(ours, theirs)), head=ours)
+        if theirs == ours or (ours is not None and log.is_ancestor(theirs, ours)):
+            _take_tags(root, log, set(), set())
+            if theirs == ours:
+                return Pulled(UP_TO_DATE, head=ours)
+            return Pulled(AHEAD, unpushed=len(log.new_events(ours or "", theirs)), head=ours)
         if not discard and ours is not None and not log.is_ancestor(ours, theirs):
-            _no_conflicts(remote, log, rules, ours, theirs)
+            mine = _no_conflicts(remote, log, rules, ours, theirs)
         head, new, refused = _verified(log, rules, ours, theirs, discard)
     except FormatError as exc:
         raise rules.error(f"the {log.name} log on {remote} was not taken: {exc}") from None
     if head is None:
         _take_tags(root, log, set(), set())
         return Pulled(NOTHING, refused=refused, head=ours)
-    commit = arrived.commits[head]
+    commit = arrived.commits.get(head) or (mirror if head == theirs else "")
+    if not commit:
+        raise rules.error(f"the {log.name} log on {remote} was not taken: no commit of its "
+                          f"git mirror carries the event {head[:19]}…")  # fmt: skip
     ids = {e.id for e in new}
     if ours is None or log.is_ancestor(ours, head):
         log.advance(head, expected=ours)
@@ -126,7 +132,8 @@ def pull(root: Path, remote: str, log: EventLog, rules: Rules, *, discard: bool 
         git(root, "update-ref", git_ref(log.name), commit)
         _take_tags(root, log, ids, {e.id for e in dropped})
         return Pulled(DISCARDED, len(new), refused=refused, dropped=len(dropped), head=head)
-    mine = _no_conflicts(remote, log, rules, ours, head)
+    if mine is None or head != theirs:
+        mine = _no_conflicts(remote, log, rules, ours, head)
     actor, sign = rules.merger()
     ev = log.merge(ours, head, {"remote": remote}, actor=actor, sign=sign)
     gitmirror.record(root, log, ev, theirs=commit)
