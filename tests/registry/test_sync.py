@@ -270,3 +270,21 @@ def test_git_errors_are_shown_whole_and_a_refused_push_says_to_pull(
     assert git(plain.origin, "rev-parse", gitmirror.git_ref(LOG)) == git(
         plain.b, "rev-parse", gitmirror.git_ref(LOG)
     )
+
+
+def test_a_mirror_whose_commit_does_not_carry_its_event_is_refused(
+    plain: Clones, tether: Tether
+) -> None:
+    ref = gitmirror.git_ref(LOG)
+    tip = git(plain.a, "rev-parse", ref).strip()
+    tree = git(plain.a, "rev-parse", f"{tip}^{{tree}}").strip()
+    fake = "blake3:" + "0" * 64
+    message = f'tether event 1: model.transition\n\nid: {fake}\n{{"not":"it"}}\n'
+    commit = git(plain.a, "commit-tree", tree, "-p", tip, "-m", message).strip()
+    git(plain.a, "push", "-q", "origin", f"+{commit}:{ref}")  # a hand-made mirror on the remote
+    b = plain.at(plain.b)
+    before = store.event_log(b.ws).head()
+    out = tether("model", "pull", expect=4).output
+    assert "was not taken" in out and "does not carry an event that matches its id" in out
+    assert store.event_log(b.ws).head() == before
+    assert git(plain.b, "rev-parse", ref).strip() == tip  # the local mirror did not move
