@@ -159,6 +159,8 @@ def test_signed_clones_merge_and_audit_passes_in_both(
         assert "audit log verified" in out and "alice@example.com" in out
         same_fold(clone)
         assert head_ref(clone) == head_ref(pinned.b)  # the merge's signed head, taken verified
+        events = store.event_log(Project.open(clone).ws).events()
+        assert gitmirror.read_from_git(clone, LOG) == events  # the mirror reads the same order
     assert state_of(pinned.a) == state_of(pinned.b)
     # the fold after the merge goes on from the cache, as a whole fold would
     pinned.at(pinned.b)

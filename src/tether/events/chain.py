@@ -27,14 +27,18 @@ from typing import Any
 from tether.errors import FormatError, MissingObjectError, UsageError
 from tether.events import walk
 from tether.events.format import KIND as _KIND
-from tether.events.format import MERGE, Event, clean, dump, parse, signed_bytes, signed_doc
+from tether.events.format import MERGE, Event, Malformed, clean, dump, signed_bytes, signed_doc
+from tether.events.format import parse as parse_event
 from tether.events.walk import HINT, Verification
+from tether.hashing import hash_bytes
 from tether.objects.lock import file_lock
 from tether.objects.refs import RefStore
 from tether.objects.store import ObjectStore
 from tether.redact import Redactor
 
-__all__ = ["HINT", "MERGE", "STORE_LOCK", "Event", "EventLog", "Verification", "signed_bytes"]
+__all__ = [
+    "HINT", "MERGE", "STORE_LOCK", "Event", "EventLog", "Verification", "parse", "signed_bytes",
+]  # fmt: skip
 
 REF_PREFIX = "events/"
 # the lock gc holds exclusively (``Workspace.writing`` holds it shared): an event written but not
@@ -131,7 +135,7 @@ class EventLog:
         oid = self.store.put_bytes(data)
         self.store.barrier()  # the event is durable before the head points at it
         self.refs.set(self.ref, [oid])
-        return parse(data, oid, self.name)
+        return parse_event(data, oid, self.name)
 
     def advance(self, new_head: str, *, expected: str | bool | None = False) -> bool:
         """Move the head forward to ``new_head`` (a fetched history that contains the head).
@@ -271,3 +275,14 @@ class EventLog:
 
     def _broken(self, problem: str) -> str:
         return f"the event log {self.name} is broken: {problem}; {HINT}"
+
+
+def parse(data: bytes, oid: str, log: str) -> Event:
+    """The event ``oid`` of the log ``log`` from its bytes, which must hash to ``oid``
+    (:class:`FormatError` naming what is wrong otherwise)."""
+    if hash_bytes(data) != oid:
+        raise FormatError(f"the event {oid[:19]}… of the {log} log does not match its id")
+    try:
+        return parse_event(data, oid, log)
+    except Malformed as exc:
+        raise FormatError(f"the event {oid[:19]}… of the {log} log {exc}") from None

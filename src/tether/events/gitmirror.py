@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import FormatError, UsageError
-from tether.events.chain import Event, EventLog
+from tether.events.chain import Event, EventLog, parse
+from tether.events.walk import edge_problem, order
 from tether.gitio.repo import git, git_maybe
 from tether.hashing import hash_bytes, is_object_id
 
@@ -131,6 +132,43 @@ def import_events(root: Path, log: EventLog, commit: str) -> Arrived:
                               f"({oid[:19]}…) does not mirror its parents")  # fmt: skip
     arrived.head = ids.get(commit) or event_id(root, commit)
     return arrived
+
+
+def read_from_git(root: Path, name: str) -> list[Event]:
+    """The events of log ``name`` as its git mirror holds them, in fold order (merges
+    included: every commit, not only the first-parent line), each checked against its id and
+    linked to its parents (FormatError otherwise): what a reader that has no Tether workspace
+    (a service reading a mirror) can trust as the log."""
+    ref = git_ref(name)
+    tip = rev(root, ref)
+    if tip is None:
+        return []
+    out = git(root, "log", "-z", "--format=%H%n%B", ref).decode()
+    found: dict[str, Event] = {}
+    head: str | None = None
+    for entry in out.split("\0"):
+        lines = entry.strip("\n").split("\n")  # not splitlines: an event may hold U+2028
+        oid = next((ln[len(ID_LINE) :] for ln in lines if ln.startswith(ID_LINE)), None)
+        if oid is None:
+            continue
+        data = "\n".join(lines[lines.index(ID_LINE + oid) + 1 :]).encode()
+        event = parse(data, oid, name)
+        found[oid] = event
+        if lines[0] == tip:
+            head = oid
+    for event in found.values():
+        for parent in event.parents:
+            problem = (
+                edge_problem(event, found[parent]) if parent in found else "a parent is missing"
+            )
+            if problem is not None:
+                raise FormatError(f"{ref}: the event {event.id[:19]}… does not follow its "
+                                  f"parents ({problem})")  # fmt: skip
+        seqs = [found[p].seq for p in event.parents]
+        if event.merged is not None and max(seqs) != event.seq - 1:
+            raise FormatError(f"{ref}: the merge event {event.seq} does not come right after "
+                              "its newer parent")  # fmt: skip
+    return order(found, head)
 
 
 def push(root: Path, remote: str, refs: list[str], leases: dict[str, str | None]) -> None:
