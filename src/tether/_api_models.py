@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tether.events import Event
+    from tether.events.sync import Pulled
     from tether.registry.audit import Report
     from tether.registry.policy import Facts
     from tether.registry.release import Verified
@@ -73,14 +74,18 @@ class ModelRegistry:
         return release.verify(self.ws, spec, folder)
 
     def push(self, remote: str) -> None:
-        from tether.registry import store
+        """The registry's tags, log, signed head and checkpoint, in one atomic git push."""
+        from tether.registry import sync
 
-        store.push(self.ws, remote)
+        sync.push(self.ws, remote)
 
-    def pull(self, remote: str) -> int:
-        from tether.registry import store
+    def pull(self, remote: str, *, discard_local: bool = False) -> Pulled:
+        """Take the remote's registry log: up to date, ahead, a fast-forward, or a merge event
+        joining both histories; what does not verify is refused and named. ``discard_local``
+        drops this clone's unpushed events instead of merging them."""
+        from tether.registry import sync
 
-        return store.pull(self.ws, remote)
+        return sync.pull(self.ws, remote, discard_local=discard_local)
 
     def apply_policy(self) -> str:
         from tether.registry import requests

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tether.events.sync import Pulled
     from tether.prompts.evaluate import EvalResult
     from tether.prompts.gate import Compared
     from tether.prompts.labels import Assignment
@@ -318,14 +319,18 @@ class PromptLibrary:
         return found, labels.check(self.ws, name)
 
     def push(self, name: str, remote: str) -> None:
-        from tether.prompts import labels
+        """``name``'s version and label tags and the label log, in one atomic git push."""
+        from tether.prompts import sync
 
-        labels.push(self.ws, name, remote)
+        sync.push(self.ws, name, remote)
 
-    def pull(self, remote: str) -> int:
-        from tether.prompts import labels
+    def pull(self, remote: str, *, discard_local: bool = False) -> Pulled:
+        """Take the remote's prompt tags and label log: up to date, ahead, a fast-forward, or
+        a merge event joining both histories; ``discard_local`` drops this clone's unpushed
+        assignments instead of merging them."""
+        from tether.prompts import sync
 
-        return labels.pull(self.ws, remote)
+        return sync.pull(self.ws, remote, discard_local=discard_local)
 
     def bundle(self, names: list[str] | None, label: str, output: Path) -> list[Pin]:
         from tether.prompts import bundles

@@ -175,14 +175,14 @@ def test_a_fresh_clone_starts_from_the_pushed_checkpoint(
     git(tmp_path, "clone", "-q", str(origin), str(clone))
     monkeypatch.chdir(clone)
     Project.init(clone)
-    tether("model", "pull")
-    assert git(clone, "rev-parse", checkpoint.REF) == git(repo, "rev-parse", checkpoint.REF)
     folded: list[str] = []
     real = trusted.check_signed
     monkeypatch.setattr(
         "tether.registry.fold.check_signed",
         lambda *a: folded.append(a[1].id) or real(*a),  # type: ignore[func-returns-value]
     )
+    tether("model", "pull")  # verifies what arrives from the remote's checkpoint on
+    assert git(clone, "rev-parse", checkpoint.REF) == git(repo, "rev-parse", checkpoint.REF)
     assert "a3" in Project.open(clone).models.state().resolve("model@v1").aliases
-    assert len(folded) == 2  # the two events after the checkpoint at event 3
+    assert len(folded) == 2  # the two events after the checkpoint at event 3, checked once
     assert "audit log verified" in tether("audit", "verify").output

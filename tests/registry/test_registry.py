@@ -256,3 +256,17 @@ def test_a_reordered_log_is_reported(
     assert log.verify().ok  # a well-formed chain, every signature still good ...
     out = tether("audit", "verify", expect=1).output
     assert "is not in the log" in out  # ... but not the one whose head was signed
+
+
+def test_a_request_is_named_by_at_least_four_characters_of_its_id(
+    trained: str, people: People, project: Project, tether: Tether
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    (req,) = Project.open(project.root).models.state().requests.values()
+    bare = req.id.removeprefix("blake3:")
+    people.use("bob")
+    out = tether("model", "approve", bare[:3], expect=4).output
+    assert "shorter than 4 characters" in out
+    assert "now in production" in tether("model", "approve", bare[:4]).output

@@ -223,18 +223,31 @@ def verify(name: str, version: int | None, folder: Path | None) -> None:
 @model.command("push")
 @click.option("--remote", default="origin", show_default=True, help="The git remote.")
 def push(remote: str) -> None:
-    """Push the registry's tags, its audit log and the log's signed head to a git remote, in
-    one atomic push (refused if the remote's log moved on: pull first). Model files travel
-    with `tether push`."""
+    """Push the registry's tags, its audit log, the log's signed head and checkpoint to a git
+    remote, in one atomic push (refused if the remote's log moved on: `tether model pull`
+    first). Model files travel with `tether push`."""
     _models().push(remote)
     click.echo(f"pushed the registry to {remote}")
 
 
 @model.command("pull")
 @click.option("--remote", default="origin", show_default=True, help="The git remote.")
-def pull(remote: str) -> None:
-    """Fetch the registry's tags, audit log (fast-forward only) and signed head."""
-    click.echo(f"{_models().pull(remote)} new registry events from {remote}")
+@click.option(
+    "--discard-local",
+    is_flag=True,
+    help="When both sides moved on, drop this clone's unpushed events and take the remote's log.",
+)
+def pull(remote: str, discard_local: bool) -> None:
+    """Take the registry's tags, audit log, signed head and checkpoint from a git remote. What
+    arrives is verified before anything moves (an event that does not verify is refused and
+    named, exit 1). When this clone and the remote both moved on, a merge event joins the two
+    logs (events are never rewritten); both registering the same NAME@vN (or the same
+    transition, root version or signature) is refused: --discard-local keeps the remote's."""
+    from tether.cli.render import echo_pulled
+
+    pulled = _models().pull(remote, discard_local=discard_local)
+    if echo_pulled(pulled, remote, "registry", "tether model push", "tether model pull"):
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @model.group("policy")

@@ -368,12 +368,33 @@ def history(name: str) -> None:
         raise SystemExit(exitcodes.NEGATIVE)
 
 
+@prompt.command("push")
+@click.argument("name")
+@click.option("--remote", default="origin", show_default=True, help="The git remote.")
+def push(name: str, remote: str) -> None:
+    """Push NAME's version and label tags and the label log to a git remote, in one atomic
+    push (refused if the remote's log moved on: `tether prompt pull` first)."""
+    _library().push(name, remote)
+    click.echo(f"pushed {name} to {remote}")
+
+
 @prompt.command("pull")
 @click.option("--remote", default="origin", show_default=True, help="The git remote.")
-def pull(remote: str) -> None:
-    """Fetch prompt tags and the label log from a git remote (fast-forward only)."""
-    n = _library().pull(remote)
-    click.echo(f"{n} new label events from {remote}")
+@click.option(
+    "--discard-local",
+    is_flag=True,
+    help="When both sides moved on, drop this clone's unpushed assignments and take the "
+    "remote's log.",
+)
+def pull(remote: str, discard_local: bool) -> None:
+    """Take prompt tags and the label log from a git remote. When this clone and the remote
+    both assigned labels, a merge event joins the two logs (events are never rewritten); both
+    taking the same assignment NAME#LABEL#N is refused: --discard-local keeps the remote's."""
+    from tether.cli.render import echo_pulled
+
+    pulled = _library().pull(remote, discard_local=discard_local)
+    if echo_pulled(pulled, remote, "label", "tether prompt push NAME", "tether prompt pull"):
+        raise SystemExit(exitcodes.NEGATIVE)
 
 
 @prompt.command("compare")

@@ -53,3 +53,30 @@ def parse_pairs(items: tuple[str, ...] | list[str], what: str = "KEY=VALUE") -> 
             raise UsageError(f"{item!r} is not {what}")
         out[key] = value
     return out
+
+
+def echo_pulled(pulled: Any, remote: str, what: str, push: str, pull: str) -> bool:
+    """What a pull of an event log (``what``: "registry", "label") did: how many events
+    arrived, the outcome, and each event refused; whether any was (the command exits 1)."""
+    click.echo(f"{pulled.arrived} new {what} events from {remote}")
+    outcome = pulled.outcome
+    if outcome == "ahead":
+        click.echo(f"this clone is ahead of {remote} by {pulled.unpushed} event(s): `{push}`")
+    elif outcome == "fast-forward":
+        click.echo(f"fast-forwarded to {remote}'s log")
+    elif outcome == "merged":
+        click.echo(
+            f"both sides moved on: merge event {pulled.merge[7:19]} joins this clone's log and "
+            f"{remote}'s; `{push}` sends it"
+        )
+    elif outcome == "discarded":
+        click.echo(f"dropped {pulled.dropped} local event(s) {remote} does not have; the log is "
+                   f"{remote}'s now")  # fmt: skip
+    elif outcome == "up to date":
+        click.echo(f"up to date with {remote}")
+    if pulled.refused:
+        click.secho(f"refused {len(pulled.refused)} event(s): "
+                    + "; ".join(str(r) for r in pulled.refused), fg="red", err=True)  # fmt: skip
+        click.secho(f"nothing from the first refused event on was taken; `{pull}` again once "
+                    f"{remote}'s log is repaired", fg="red", err=True)  # fmt: skip
+    return bool(pulled.refused)

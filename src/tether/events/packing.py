@@ -5,7 +5,9 @@ An audit that walked a chain and found it whole packs its loose events (one file
 ``.tether/cache`` the head it verified and, for each pack, the digest of its index. A pack is
 named by the BLAKE3 of its bytes, so the next audit proves every packed event unchanged by
 hashing each pack whole and comparing each index with its digest, then walks only the events
-after the head it verified. ``tether audit verify --full`` walks every event again.
+after the head it verified, in the order a whole walk takes them; when that head is not on the
+new head's first-parent line (another clone merged this one's history in), the audit walks
+every event again. ``tether audit verify --full`` always does.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ LOG = "prompts"
 ASSIGN = "label.assign"
 PAYLOAD_TYPE = "application/vnd.tether.prompts-event+json"
 ROLES = frozenset({"promoter"})  # an admin who promotes gives their key the role in the root
+MERGE = "log.merge"
+MERGE_ROLES = frozenset({"promoter", "approver", "ci", "admin"})  # who may join two histories
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Folded:
     root: trust.TrustRoot | None = None
     held: list[Assignment] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    refusals: list[tuple[str, str, str]] = field(default_factory=list)  # (event id, kind, why)
     taken: dict[tuple[str, str], int] = field(default_factory=dict)  # highest N claimed
 
     def of(self, name: str, label: str | None = None) -> list[Assignment]:
@@ -72,6 +75,10 @@ def fold(events: Iterable[Event]) -> Folded:
         try:
             if ev.kind == ROOT_EVENT:
                 out.root = next_root(out.root, ev)
+                continue
+            if ev.kind == MERGE:  # two histories joined: both sides are folded already
+                if out.root is not None:
+                    check_signed(out.root, ev, LOG, PAYLOAD_TYPE, MERGE_ROLES)
                 continue
             if ev.kind != ASSIGN:
                 if out.root is not None:
@@ -91,9 +98,11 @@ def fold(events: Iterable[Event]) -> Folded:
             out.held.append(a)
         except Untrusted as exc:
             out.refused.append(f"{_what(ev)} was not applied: {exc}")
+            out.refusals.append((ev.id, ev.kind, str(exc)))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             why = f"it is malformed ({type(exc).__name__}: {exc})"
             out.refused.append(f"{_what(ev)} was not applied: {why}")
+            out.refusals.append((ev.id, ev.kind, why))
     return out
 
 

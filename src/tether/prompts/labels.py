@@ -17,14 +17,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tether.errors import GitError, TetherError, TrustError
-from tether.events import EventLog, gitmirror
-from tether.events.gitmirror import git_ref, record
+from tether.errors import TetherError, TrustError
+from tether.events import EventLog
+from tether.events.gitmirror import record
 from tether.gitio.repo import committer_email, git, git_maybe
 from tether.objects.lock import file_lock
 from tether.prompts import label_log
 from tether.prompts.label_log import ASSIGN, LOG, Assignment
-from tether.prompts.registry import check_unchanged, registered, tag_of
+from tether.prompts.registry import check_unchanged
 from tether.prompts.templates import Prompt, PromptError
 from tether.runs.index import redactor_for
 from tether.workspace.repo import Workspace
@@ -236,26 +236,6 @@ def _actor(root: Path) -> str:
     """Who assigns: the e-mail git would commit as (GIT_COMMITTER_EMAIL, then user.email), else
     the login name (identity by key comes with the registry's signed events)."""
     return committer_email(root) or getpass.getuser()
-
-
-def push(ws: Workspace, name: str, remote: str) -> None:
-    """Send ``name``'s version and label tags and the log head in one atomic git push; git
-    refuses it when the remote's log has moved on (pull first)."""
-    tags = [f"refs/tags/{t}" for t in _label_tags(ws.root, name)]
-    tags += [f"refs/tags/{tag_of(name, v)}" for v in registered(ws.root, name)]
-    try:
-        gitmirror.push(ws.root, remote, [*tags, git_ref(LOG)])
-    except GitError as exc:
-        raise PromptError(
-            f"push to {remote} refused ({str(exc).splitlines()[-1][:200]}): someone else assigned "
-            "a label first; run `tether prompt pull` and assign again"
-        ) from None
-
-
-def pull(ws: Workspace, remote: str) -> int:
-    """Fetch the tags and the log head (fast-forward only) and take in the new events."""
-    ws.store.create()
-    return gitmirror.fetch(ws.root, remote, event_log(ws), [])
 
 
 def version_for(ws: Workspace, name: str, at: str) -> str:

@@ -117,14 +117,16 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
         return report
     doc, report.head_signed_by = head
     ids = {e.id: e for e in events}
+    newest = max((e.seq for e in signed), default=-1)
     if doc["head"] not in ids:
         report.problems.append(
             f"the signed head names event {doc['seq']} ({str(doc['head'])[:19]}…), which is not in "
-            f"the log: the newest events were cut off (the log ends at {len(events) - 1})"
+            f"the log: the newest events were cut off (the log ends at "
+            f"{max((e.seq for e in events), default=-1)})"
         )
-    elif signed and ids[doc["head"]].seq < signed[-1].seq:
+    elif signed and ids[doc["head"]].seq < newest:
         report.problems.append(
-            f"the signed head is older than the newest signed event ({signed[-1].seq}): it was "
+            f"the signed head is older than the newest signed event ({newest}): it was "
             "replaced by an older one"
         )
     return report

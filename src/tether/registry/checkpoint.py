@@ -63,10 +63,11 @@ def write(ws: Workspace, state: State, seq: int, signer: signing.Signer) -> None
     write_cache(ws.dot / "cache" / _MARK, json.dumps({"seq": seq}).encode())
 
 
-def read(ws: Workspace) -> State | None:
-    """The newest checkpoint's state, verified (None when there is none or it does not hold)."""
+def read(ws: Workspace, ref: str = REF) -> State | None:
+    """The newest checkpoint's state, verified (None when there is none or it does not hold);
+    ``ref``: where it is kept (a pull reads the remote's from a side ref)."""
     try:
-        return load(ws)
+        return load(ws, ref)
     except Refused:
         return None
 
@@ -88,9 +89,9 @@ def problem(ws: Workspace) -> str | None:
     return None
 
 
-def load(ws: Workspace) -> State | None:
+def load(ws: Workspace, ref: str = REF) -> State | None:
     """The newest checkpoint's state; :class:`Refused` names what does not hold."""
-    raw = _blob(ws)
+    raw = _blob(ws, ref)
     if raw is None:
         return None
     try:
@@ -136,10 +137,10 @@ def _chain(documents: list[str]) -> trust.TrustRoot:
     return root
 
 
-def _blob(ws: Workspace) -> bytes | None:
-    if git_maybe(ws.root, "rev-parse", "--verify", "-q", REF) is None:
+def _blob(ws: Workspace, ref: str = REF) -> bytes | None:
+    if git_maybe(ws.root, "rev-parse", "--verify", "-q", ref) is None:
         return None
-    return git(ws.root, "cat-file", "blob", REF)
+    return git(ws.root, "cat-file", "blob", ref)
 
 
 def _seq_of_ref(ws: Workspace) -> int:

@@ -51,7 +51,9 @@ class _No(Exception):
 
 
 def fold(state: State, events: Iterable[Event]) -> State:
-    """Apply ``events`` (oldest first) to ``state``, refusing the ones that do not hold."""
+    """Apply ``events`` to ``state`` in the log's fold order (``EventLog.events``: parents
+    first, a merge's own side before the other clone's new events, the same in every clone),
+    refusing the ones that do not hold."""
     for ev in events:
         try:
             if ev.kind == ROOT_EVENT:
@@ -285,7 +287,8 @@ def _policy_change(state: State, ev: Event) -> None:
 
 
 def _merge(state: State, ev: Event) -> None:
-    """Two histories joined: the fold has applied both sides already."""
+    """Two clones' histories joined (``log.merge``, signed like any event under a root): the
+    fold has applied both sides already, this clone's first."""
 
 
 _APPLY: dict[str, Callable[[State, Event], None]] = {

@@ -24,8 +24,8 @@ from typing import Any
 from tether import signing
 from tether._paths import check_link, check_path, check_paths
 from tether.config import read_project
-from tether.errors import GitError, TetherError, TrustError
 from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
+from tether.errors import TetherError, TrustError
 from tether.events import Event, EventLog
 from tether.events.gitmirror import record as mirror
 from tether.events.trusted import ROOT_EVENT
@@ -70,15 +70,37 @@ def load_state(ws: Workspace, *, root: str | None = None, full: bool = False) ->
     if cached is not None and cached.head == head:
         check_pin(ws, cached, root)
         return cached
-    if cached is None and not full:
-        cached = checkpoint.read(ws)
-    newer = log.events_after(cached.head) if cached is not None and cached.head else None
-    state = cached if newer is not None and cached is not None else State()
-    fold(state, newer if newer is not None else log.events())
-    state.head = head
+    state = fold_at(ws, log, head, cached=cached, full=full)
     check_pin(ws, state, root)  # before anything is kept of a fold under a root not trusted here
     write_cache(ws.dot / "cache", state)
     sync_refs(ws, state)
+    return state
+
+
+def fold_at(
+    ws: Workspace, log: EventLog, head: str | None, *, cached: State | None = None,
+    full: bool = False, checkpoints: tuple[str, ...] = (checkpoint.REF,),
+) -> State:  # fmt: skip
+    """The state at ``head``: folded on from ``cached`` or from a signed checkpoint (of the
+    refs ``checkpoints``) when that fold's head is on ``head``'s first-parent line (it then
+    holds a prefix of the order a whole fold takes: both give the same state), else from the
+    start; ``full`` always from the start. Nothing is written."""
+
+    def bases() -> Iterator[State | None]:
+        yield cached
+        for ref in checkpoints:
+            yield checkpoint.read(ws, ref)
+
+    state: State | None = None
+    if head is not None and not full:
+        for base in bases():
+            newer = log.events_after(base.head, head) if base is not None and base.head else None
+            if base is not None and newer is not None:
+                state = fold(base, newer)
+                break
+    if state is None:
+        state = fold(State(), log.events(head) if head is not None else [])
+    state.head = head
     return state
 
 
@@ -195,16 +217,17 @@ def sign_head(ws: Workspace, ev: Event, signer: Any) -> None:
 
 
 def signed_head(
-    ws: Workspace, trusted: dict[str, signing.TrustedKey] | None = None
+    ws: Workspace, trusted: dict[str, signing.TrustedKey] | None = None, ref: str = HEAD_REF
 ) -> tuple[dict[str, Any], str] | None:
-    """The signed head's document and the identity that signed it (None when there is none)."""
-    if git_maybe(ws.root, "rev-parse", "--verify", "-q", HEAD_REF) is None:
+    """The signed head's document and the identity that signed it (None when there is none);
+    ``ref``: where it is kept (a pull reads the remote's from a side ref)."""
+    if git_maybe(ws.root, "rev-parse", "--verify", "-q", ref) is None:
         return None
-    raw = git(ws.root, "cat-file", "blob", HEAD_REF)
+    raw = git(ws.root, "cat-file", "blob", ref)
     keys = trusted if trusted is not None else signing.trusted_keys(project_config(ws))
     checked = signing.verify(json.loads(raw), keys)
     if checked.payload_type != HEAD_TYPE:
-        raise RegistryError(f"{HEAD_REF} does not hold a signed log head")
+        raise RegistryError(f"{ref} does not hold a signed log head")
     doc: dict[str, Any] = json.loads(checked.payload)
     return doc, checked.signer.identity
 
@@ -299,42 +322,3 @@ def tag(ws: Workspace, name: str, commit: str | None, message: str) -> None:
 def check_name(text: str, what: str) -> None:
     if not _NAME.match(text):
         raise RegistryError(f"{text!r} is not a {what} (lower-case letters, digits, - and _)")
-
-
-def push(ws: Workspace, remote: str) -> None:
-    """The registry's tags, its log's git mirror and its signed head, in one atomic git push
-    (refused when the remote's log has moved on: pull first)."""
-    from tether.events import gitmirror
-
-    state = load_state(ws)
-    names = sorted(state.models)
-    out = (
-        git_maybe(
-            ws.root,
-            "for-each-ref",
-            "--format=%(refname)",
-            *(f"refs/tags/{n}@v*" for n in names),
-            *(f"refs/tags/{n}#*" for n in names),
-        )
-        if names
-        else b""
-    )
-    refs = [*(out or b"").decode().split(), gitmirror.git_ref(LOG)]
-    for ref in (HEAD_REF, checkpoint.REF):
-        if git_maybe(ws.root, "rev-parse", "--verify", "-q", ref) is not None:
-            refs.append(ref)
-    try:
-        gitmirror.push(ws.root, remote, refs)
-    except GitError as exc:
-        raise RegistryError(
-            f"push to {remote} refused ({str(exc).splitlines()[-1][:200]}): the remote's "
-            "registry moved on; run `tether model pull` and decide again"
-        ) from None
-
-
-def pull(ws: Workspace, remote: str) -> int:
-    from tether.events import gitmirror
-
-    ws.store.create()
-    with file_lock(ws.dot / "locks" / "registry.lock", exclusive=True, timeout=30):
-        return gitmirror.fetch(ws.root, remote, event_log(ws), [HEAD_REF, checkpoint.REF])
