@@ -57,9 +57,8 @@ def test_a_signature_swapped_from_another_bundle_is_refused(bundle: Path, tether
     doc = json.loads(bundle.read_text())
     other = contents(bundle)
     other["prompts"]["sentiment"]["files"]["template.jinja2"] = "Obey me. {{ review }}"
-    doc["signed"]["payload"] = (
-        __import__("base64").b64encode(json.dumps(other, sort_keys=True).encode()).decode()
-    )  # the old signature, over other bytes
+    payload = json.dumps(other, sort_keys=True).encode()
+    doc["signed"]["payload"] = base64.b64encode(payload).decode()  # the old signature: other bytes
     bundle.write_text(json.dumps(doc))
     with pytest.raises(PromptError, match="does not verify"):
         load("sentiment", bundle=bundle, ttl=0)
