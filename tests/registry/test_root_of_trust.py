@@ -278,3 +278,18 @@ def test_tether_toml_that_matches_the_root_proposes_nothing(
 def test_a_root_just_made_is_a_log_that_verifies(use: Use, tether: Tether) -> None:
     tether("trust", "init")
     assert "root of trust version 1" in tether("audit", "verify").output
+
+
+def test_publishing_a_proposal_that_is_out_of_date_says_so(
+    rooted: str, keys: dict[str, signing.KeyInfo], use: Use, tether: Tether, tmp_path: Path
+) -> None:
+    carol = tmp_path / "carol.pub"
+    carol.write_text(keys["carol"].public_pem)
+    proposal = tmp_path / "proposal.json"
+    use("carol")  # not an admin: her proposal waits for an admin's signature
+    args = ("trust", "add", str(carol), "--identity", "carol@example.com", "--role", "admin")
+    tether(*args, "--out", str(proposal))
+    use("alice")  # meanwhile alice publishes that version number herself
+    tether("trust", "add", str(carol), "--identity", "carol@example.com", "--role", "promoter")
+    out = tether("trust", "publish", str(proposal), expect=4).output
+    assert "in force already" in out and "Traceback" not in out

@@ -200,7 +200,10 @@ def test_an_unsigned_event_forged_on_the_remote_is_refused_by_name(
     body = {"name": "model", "version": 1, "stage": "production", "request": None, "n": 1}
     forge(a, "model.transition", body, "alice@example.com")
     forged = store.event_log(a.ws).head() or ""
-    tether("model", "push")  # whoever can push to the remote can put it there
+    refused = tether("model", "push", expect=4).output  # Tether will not hand it on
+    assert "do not verify under the root of trust" in refused and "--discard-local" in refused
+    ref = gitmirror.git_ref(LOG)  # but whoever can push to the remote can put it there
+    git(pinned.a, "push", "-q", "origin", f"{ref}:{ref}")
     b = pinned.at(pinned.b)
     before = store.event_log(b.ws).head()
     result = tether("model", "pull", expect=1)
@@ -290,3 +293,21 @@ def test_a_mirror_whose_commit_does_not_carry_its_event_is_refused(
     assert "was not taken" in out and "does not carry an event that matches its id" in out
     assert store.event_log(b.ws).head() == before
     assert git(plain.b, "rev-parse", ref).strip() == tip  # the local mirror did not move
+
+
+def test_a_refused_pull_leaves_the_pin_where_it_was(
+    pinned: Clones, rooted: str, tether: Tether, use: Use
+) -> None:
+    """A pull that brings a newer root but is refused (no key here may sign the merge) must
+    not raise the pinned root version: the clone goes on reading its own log."""
+    pinned.at(pinned.a)
+    tether("trust", "policy", "--threshold", "1")  # a new root version, published by alice
+    tether("model", "push")
+    pinned.at(pinned.b)
+    tether("model", "alias", "model@v1", "mine")
+    before = (pinned.b / ".tether" / "trust.json").read_bytes()
+    use("mallory")
+    tether("model", "pull", expect=4)
+    assert (pinned.b / ".tether" / "trust.json").read_bytes() == before
+    use("alice")
+    assert "model@v1" in tether("model", "list").output

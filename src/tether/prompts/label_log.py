@@ -128,7 +128,7 @@ def _assignment(ev: Event) -> Assignment:
     )  # fmt: skip
 
 
-def check_pin(folded: Folded, dot: Path | None) -> None:
+def check_pin(folded: Folded, dot: Path | None, *, record: bool = True) -> None:
     """Hold the log's root to what this clone pinned (``dot``: its .tether; None for a reader
     without one, held to ``TETHER_ROOT_KEY`` when it is set): a log whose root is not the pinned
     one, or that had a root and now has none, is refused (TrustError)."""
@@ -137,7 +137,7 @@ def check_pin(folded: Folded, dot: Path | None) -> None:
     fp = folded.root.fingerprint if folded.root is not None else None
     version = folded.root.version if folded.root is not None else 0
     if dot is not None and dot.is_dir():
-        pin.check(dot, fp, version)
+        pin.check(dot, fp, version, record=record)
         return
     wanted = os.environ.get(pin.ROOT_ENV)
     if wanted and wanted != fp:

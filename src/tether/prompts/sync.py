@@ -100,7 +100,7 @@ def _verify(ws: Workspace, log: EventLog, cand: Candidate) -> list[Refusal]:
     under another root than this clone pinned is refused whole."""
     events = [*log.events(), *cand.new] if cand.merge else log.events(cand.head)
     folded = label_log.fold(events)
-    label_log.check_pin(folded, ws.dot)
+    label_log.check_pin(folded, ws.dot, record=False)  # the pin moves once the pull is taken
     if folded.root is None:
         return []
     new = {ev.id for ev in cand.new}
@@ -113,13 +113,16 @@ def _merger(ws: Workspace, log: EventLog) -> tuple[str, Sign | None]:
     folded = label_log.fold(log.events())
     if folded.root is None:
         return committer_email(ws.root) or getpass.getuser(), None
+    no_key = ""
     try:
         signer: signing.Signer | None = signing.load_signer()
-    except TetherError:
-        signer = None
+    except TetherError as exc:
+        signer, no_key = None, str(exc)
     key = None if signer is None else folded.root.keys.get(signer.keyid)
     if signer is None or key is None or not label_log.MERGE_ROLES & key.roles:
-        whose = "this machine has no signing key" if signer is None else f"key {signer.keyid}"
+        whose = (
+            f"there is no key to sign with ({no_key})" if signer is None else f"key {signer.keyid}"
+        )
         raise TrustError(
             "both this clone and the remote assigned labels, and joining them writes a merge "
             f"event signed by a key of the root of trust; {whose} is not one that may: set "

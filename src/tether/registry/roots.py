@@ -132,11 +132,14 @@ def _sign_and_publish(
 
 
 def _publish_if_signed(ws: Workspace, state: State, md: Any, out: Path | None) -> Proposal:
-    missing, _who = trust.unsigned_admins(md, state.root)
     version = md.signed.version
     expected = 1 if state.root is None else state.root.version + 1
-    if version != expected:
-        raise TrustError(f"this is root version {version}; the next one is {expected}")
+    if version != expected:  # checked first: an out-of-date proposal is no bug
+        raise TrustError(
+            f"this proposal is root version {version}, and the next one is {expected}"
+            + (" (its version is in force already: propose again)" if version < expected else "")
+        )
+    missing, _who = trust.unsigned_admins(md, state.root)
     document = trust.dump(md)
     if missing:
         path = out or ws.root / f"root-{version}.json"

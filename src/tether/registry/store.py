@@ -114,11 +114,13 @@ def applied(ws: Workspace, ev: Event) -> State:
     return state
 
 
-def check_pin(ws: Workspace, state: State, given: str | None = None) -> None:
+def check_pin(
+    ws: Workspace, state: State, given: str | None = None, *, record: bool = True
+) -> None:
     """Hold the state's root to the one this clone pinned (see :mod:`tether.trust.pin`)."""
     fingerprint = None if state.root is None else state.root.fingerprint
     version = 0 if state.root is None else state.root.version
-    pin.check(ws.dot, fingerprint, version, given=given)
+    pin.check(ws.dot, fingerprint, version, given=given, record=record)
 
 
 def sync_refs(ws: Workspace, state: State) -> None:

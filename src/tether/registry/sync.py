@@ -48,6 +48,14 @@ def push(ws: Workspace, remote: str) -> None:
     """The registry's tags, its log's git mirror, its signed head and checkpoint, in one atomic
     git push (refused when the remote's log has moved on: pull first)."""
     state = load_state(ws)
+    bad = _unpushed_refused(ws, state)
+    if bad:
+        raise RegistryError(
+            f"this clone's registry log holds {len(bad)} event(s) that do not verify under the "
+            f"root of trust ({'; '.join(bad[:3])}): pushing them would make every other clone's "
+            f"pull refuse the remote. Keep the remote's log instead with `{COMMAND} "
+            "--discard-local`"
+        )
     names = sorted(state.models)
     out = (
         git_maybe(
@@ -69,6 +77,19 @@ def push(ws: Workspace, remote: str) -> None:
             f"push to {remote} refused. If {remote}'s registry moved on, `{COMMAND}` takes its "
             f"events (merging them with yours), then push again. {exc}"
         ) from None
+
+
+def _unpushed_refused(ws: Workspace, state: State) -> list[str]:
+    """Events the fold refused that the remote (as last fetched) does not hold: what a push
+    would hand every clone, whose pull would refuse them."""
+    if state.root is None or not state.refused:
+        return []
+    known: set[str] = set()
+    commit = rev(ws.root, incoming(gitmirror.git_ref(LOG)))
+    head = gitmirror.event_id(ws.root, commit) if commit else None
+    if head is not None and ws.store.has(head):
+        known = {e.id for e in event_log(ws).events(head)}
+    return [str(r) for r in state.refused if r.event not in known]
 
 
 def pull(ws: Workspace, remote: str, *, discard_local: bool = False) -> Pulled:
@@ -112,7 +133,9 @@ def _verify(ws: Workspace, cand: Candidate, kept: dict[str, State]) -> list[Refu
         extends = (checkpoint.REF, incoming(checkpoint.REF))
         state = fold_at(ws, log, cand.head, cached=_cached(ws), checkpoints=extends)
     state.head = cand.head
-    check_pin(ws, state)  # a remote under another root than the pinned one is refused whole
+    # a remote under another root than the pinned one is refused whole; the pin moves only
+    # once the pull is taken (the next read of the state records it)
+    check_pin(ws, state, record=False)
     kept["state"] = state
     if state.root is None:
         return []  # without a root, events are applied as written
@@ -172,14 +195,19 @@ def _merger(ws: Workspace, state: State) -> tuple[str, events_sync.Sign | None]:
     that may merge; without one, the git committer (unsigned, as other events)."""
     if state.root is None:
         return committer_email(ws.root) or "unknown", None
+    no_key = ""
     try:
         signer: signing.Signer | None = signing.load_signer()
-    except TetherError:
-        signer = None
+    except TetherError as exc:
+        signer, no_key = None, str(exc)
     key = None if signer is None else state.root.keys.get(signer.keyid)
     needed = ROLES[MERGE]
     if signer is None or key is None or not needed & key.roles:
-        who = "this machine has no signing key" if signer is None else f"your key {signer.keyid}"
+        who = (
+            f"there is no key to sign with ({no_key})"
+            if signer is None
+            else f"your key {signer.keyid}"
+        )
         held = "" if key is None else f" (it holds {', '.join(sorted(key.roles)) or 'no role'})"
         raise TrustError(
             f"both this clone and the remote moved the registry log on, and joining them writes "

@@ -49,9 +49,13 @@ def write(dot: Path, pin: Pin) -> None:
     atomic_write(dot / PIN_FILE, (json.dumps(doc, indent=2) + "\n").encode())
 
 
-def check(dot: Path, fingerprint: str | None, version: int, *, given: str | None = None) -> None:
+def check(
+    dot: Path, fingerprint: str | None, version: int, *, given: str | None = None,
+    record: bool = True,
+) -> None:  # fmt: skip
     """Hold the chain (its first root's ``fingerprint``, its newest ``version``; None and 0 when
-    it has no root) to what this clone pinned; pin it at first use, raise the version seen."""
+    it has no root) to what this clone pinned; pin it at first use, raise the version seen
+    (``record``: False for a chain not taken yet, such as a pull's candidate)."""
     pinned = read(dot)
     wanted = given or os.environ.get(ROOT_ENV) or (pinned.fingerprint if pinned else None)
     if fingerprint is None:
@@ -72,5 +76,5 @@ def check(dot: Path, fingerprint: str | None, version: int, *, given: str | None
             f"the event log's newest root is version {version}, but this clone has seen "
             f"version {pinned.version}: the log was rolled back; fetch it from a remote you trust"
         )
-    if pinned is None or pinned.fingerprint != fingerprint or pinned.version < version:
+    if record and (pinned is None or pinned.fingerprint != fingerprint or pinned.version < version):
         write(dot, Pin(fingerprint, version))
