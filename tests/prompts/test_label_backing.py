@@ -56,10 +56,9 @@ def rooted_prompts(
     return versions
 
 
-def test_under_a_root_an_unsigned_assignment_is_not_served(
-    rooted_prompts: Path, tether: Tether
-) -> None:
-    repo = rooted_prompts
+def forge_assignment(repo: Path) -> None:
+    """sentiment#production#2 -> v1.1.0 as its event and tag, written straight into the log by
+    someone who can write to it, never signed."""
     project = Project.open(repo)
     log = labels.event_log(project.ws)
     body = {
@@ -68,10 +67,16 @@ def test_under_a_root_an_unsigned_assignment_is_not_served(
         "commit": git(repo, "rev-parse", "sentiment@v1.1.0^{}").strip(), "tag": "x",
         "eval_run": None, "reason": "promote",
     }  # fmt: skip
-    ev = log.append("label.assign", body, actor="alice@example.com")  # written, never signed
+    ev = log.append("label.assign", body, actor="alice@example.com")
     record(repo, log, ev)
     message = f"promote\n\nversion: v1.1.0\ncontent: {body['content_id']}\nevent: {ev.id}\n"
     git(repo, "tag", "-a", "sentiment#production#2", "-m", message, "sentiment@v1.1.0^{}")
+
+
+def test_under_a_root_an_unsigned_assignment_is_not_served(
+    rooted_prompts: Path, tether: Tether
+) -> None:
+    forge_assignment(rooted_prompts)
     with pytest.raises(PromptError, match=r"not backed|newest assignment"):
         load("sentiment", label="production", ttl=0)
     out = tether("prompt", "history", "sentiment", expect=1).output
@@ -87,7 +92,7 @@ def test_under_a_root_promote_needs_a_promoters_key_and_writes_nothing_without(
     before = git(repo, "tag", "-l")
     use("bob")  # an approver, not a promoter
     out = tether("prompt", "promote", "sentiment@v1.1.0", "--label", "production", expect=4).output
-    assert "promoter role" in out and "tether trust add" in out
+    assert "one of the roles promoter" in out and "tether trust add" in out
     assert git(repo, "tag", "-l") == before
     use("alice")
     tether("prompt", "promote", "sentiment@v1.1.0", "--label", "production")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Tether, git
+from tests.prompts.test_label_backing import forge_assignment
 from tests.prompts.test_labels import versions  # noqa: F401 (a fixture)
 from tests.registry.test_root_of_trust import Use, keys, use  # noqa: F401 (fixtures)
 from tether import signing
 from tether.api import Project
-from tether.events.gitmirror import record
 from tether.prompts import labels
 from tether.prompts.runtime import clear_cache, load
 
@@ -72,18 +72,7 @@ def test_an_unsigned_assignment_on_the_remote_is_refused_on_pull(
     two: tuple[Path, Path], tether: Tether, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, other = two
-    project = Project.open(other)
-    log = labels.event_log(project.ws)
-    body = {
-        "prompt": "sentiment", "label": "production", "n": 2, "version": "v1.1.0",
-        "content_id": project.prompts.resolve("sentiment@v1.1.0").content_id,
-        "commit": git(other, "rev-parse", "sentiment@v1.1.0^{}").strip(), "tag": "x",
-        "eval_run": None, "reason": "promote",
-    }  # fmt: skip
-    ev = log.append("label.assign", body, actor="alice@example.com")  # written, never signed
-    record(other, log, ev)
-    message = f"promote\n\nversion: v1.1.0\ncontent: {body['content_id']}\nevent: {ev.id}\n"
-    git(other, "tag", "-a", "sentiment#production#2", "-m", message, "sentiment@v1.1.0^{}")
+    forge_assignment(other)
     tether("prompt", "push", "sentiment")
     monkeypatch.chdir(first)
     out = tether("prompt", "pull", expect=1).output

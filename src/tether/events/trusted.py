@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tether import signing
-from tether.errors import SignatureError, TrustError
+from tether.errors import SignatureError, TetherError, TrustError
 from tether.events.chain import Event, signed_bytes
 from tether.trust import root as trust
 
@@ -56,3 +56,28 @@ def check_signed(
             f"{ev.kind} needs one of {', '.join(sorted(needed))}"
         )
     return checked.signer
+
+
+def local_key(
+    root: trust.TrustRoot, roles: Iterable[str], doing: str, way_out: str
+) -> tuple[signing.Signer, signing.TrustedKey]:
+    """This machine's signing key (``TETHER_SIGNING_KEY``, or the only one in the keys
+    folder) and what ``root`` says of it; TrustError when it is missing or holds none of
+    ``roles``, saying what ``doing`` needs and ``way_out``."""
+    no_key = ""
+    try:
+        signer: signing.Signer | None = signing.load_signer()
+    except TetherError as exc:
+        signer, no_key = None, str(exc)
+    key = None if signer is None else root.keys.get(signer.keyid)
+    needed = frozenset(roles)
+    if signer is None or key is None or not needed & key.roles:
+        who = (
+            f"there is no key to sign with ({no_key})" if signer is None else f"key {signer.keyid}"
+        )
+        held = "" if key is None else f" (it holds {', '.join(sorted(key.roles)) or 'no role'})"
+        raise TrustError(
+            f"{doing} is signed by a key of the root of trust holding one of the roles "
+            f"{', '.join(sorted(needed))}, and {who}{held} is not one: {way_out}"
+        )
+    return signer, key

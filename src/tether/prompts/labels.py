@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tether.errors import TetherError, TrustError
 from tether.events import EventLog
 from tether.events.gitmirror import record
+from tether.events.trusted import local_key
 from tether.gitio.repo import committer_email, git, git_maybe
 from tether.objects.lock import file_lock
 from tether.prompts import label_log
@@ -124,21 +124,13 @@ def promote(
 def _promoter(root: Any) -> tuple[Any, str]:
     """The local key, which must hold ``promoter`` in the root (TrustError, before anything is
     written, otherwise)."""
-    from tether import signing
-
-    try:
-        signer = signing.load_signer()
-    except TetherError:
-        signer = None
-    key = None if signer is None else root.keys.get(signer.keyid)
-    if signer is None or key is None or not label_log.ROLES & key.roles:
-        whose = "this machine has no signing key" if signer is None else f"key {signer.keyid}"
-        held = "" if key is None else f" (it holds {', '.join(sorted(key.roles)) or 'no role'})"
-        raise TrustError(
-            f"this project has a root of trust, so a label is assigned by a key holding the "
-            f"promoter role, and {whose} does not{held}: set TETHER_SIGNING_KEY to yours, or ask "
-            "an admin (`tether trust add KEY.pub --identity YOU --role promoter`)"
-        )
+    signer, key = local_key(
+        root,
+        label_log.ROLES,
+        "in this project a label assignment",
+        "set TETHER_SIGNING_KEY to yours, or ask an admin (`tether trust add KEY.pub --identity "
+        "YOU --role promoter`)",
+    )
     return signer, key.identity
 
 

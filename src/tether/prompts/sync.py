@@ -13,11 +13,11 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 
-from tether import signing
-from tether.errors import GitError, PromptError, TetherError, TrustError
+from tether.errors import GitError, PromptError
 from tether.events import Event, EventLog, gitmirror
 from tether.events import sync as events_sync
 from tether.events.sync import Candidate, Pulled, Refusal, Rules, Sign
+from tether.events.trusted import local_key
 from tether.gitio.repo import committer_email, git_maybe
 from tether.prompts import label_log
 from tether.prompts.labels import ASSIGN, LOG
@@ -113,20 +113,11 @@ def _merger(ws: Workspace, log: EventLog) -> tuple[str, Sign | None]:
     folded = label_log.fold(log.events())
     if folded.root is None:
         return committer_email(ws.root) or getpass.getuser(), None
-    no_key = ""
-    try:
-        signer: signing.Signer | None = signing.load_signer()
-    except TetherError as exc:
-        signer, no_key = None, str(exc)
-    key = None if signer is None else folded.root.keys.get(signer.keyid)
-    if signer is None or key is None or not label_log.MERGE_ROLES & key.roles:
-        whose = (
-            f"there is no key to sign with ({no_key})" if signer is None else f"key {signer.keyid}"
-        )
-        raise TrustError(
-            "both this clone and the remote assigned labels, and joining them writes a merge "
-            f"event signed by a key of the root of trust; {whose} is not one that may: set "
-            "TETHER_SIGNING_KEY to yours, or `--discard-local` to take the remote's as they are"
-        )
+    signer, key = local_key(
+        folded.root,
+        label_log.MERGE_ROLES,
+        "joining this clone's label assignments with the remote's (a merge event)",
+        "set TETHER_SIGNING_KEY to yours, or `--discard-local` to take the remote's as they are",
+    )
     use = signer
     return key.identity, lambda data: use.sign(label_log.PAYLOAD_TYPE, data)

@@ -15,12 +15,12 @@ import json
 from typing import Any
 
 from tether import signing
-from tether.errors import GitError, RegistryError, TetherError, TrustError
+from tether.errors import GitError, RegistryError, TetherError
 from tether.events import Event, gitmirror
 from tether.events import sync as events_sync
 from tether.events.gitmirror import incoming, rev
 from tether.events.sync import DISCARDED, FAST_FORWARD, MERGED, Candidate, Pulled, Refusal, Rules
-from tether.events.trusted import ROOT_EVENT
+from tether.events.trusted import ROOT_EVENT, local_key
 from tether.gitio.repo import committer_email, git, git_maybe
 from tether.objects.lock import file_lock
 from tether.registry import checkpoint
@@ -195,26 +195,13 @@ def _merger(ws: Workspace, state: State) -> tuple[str, events_sync.Sign | None]:
     that may merge; without one, the git committer (unsigned, as other events)."""
     if state.root is None:
         return committer_email(ws.root) or "unknown", None
-    no_key = ""
-    try:
-        signer: signing.Signer | None = signing.load_signer()
-    except TetherError as exc:
-        signer, no_key = None, str(exc)
-    key = None if signer is None else state.root.keys.get(signer.keyid)
-    needed = ROLES[MERGE]
-    if signer is None or key is None or not needed & key.roles:
-        who = (
-            f"there is no key to sign with ({no_key})"
-            if signer is None
-            else f"your key {signer.keyid}"
-        )
-        held = "" if key is None else f" (it holds {', '.join(sorted(key.roles)) or 'no role'})"
-        raise TrustError(
-            f"both this clone and the remote moved the registry log on, and joining them writes "
-            f"a {MERGE} event signed by a key of the root of trust with one of the roles "
-            f"{', '.join(sorted(needed))}; {who}{held} cannot: ask someone who holds one to "
-            f"pull, or keep the remote's log with `{COMMAND} --discard-local`"
-        )
+    signer, key = local_key(
+        state.root,
+        ROLES[MERGE],
+        f"joining this clone's registry log with the remote's (a {MERGE} event)",
+        f"ask someone who holds one to pull, or keep the remote's log with `{COMMAND} "
+        "--discard-local`",
+    )
     use = signer
     return key.identity, lambda data: use.sign(PAYLOAD_TYPE, data)
 
