@@ -342,12 +342,11 @@ def _sealed_evidence(ws: Workspace, run_id: str, content_id: str, suite_id: str)
     """The run's record as it was sealed says it is evidence (tags amended since, such as a
     ``verdict=pass`` added to a failed eval, do not count): this content and suite, thresholds
     passed, and a provider that was not the scripted stand-in, whatever it was named."""
-    from tether.runs.record import load_record
+    from tether.runs import catalog
 
-    ref = ws.refs.get(f"runs/{run_id}")
-    if ref is None:
+    record = catalog.sealed(ws, run_id)
+    if record is None:
         return False
-    record = load_record(ws.store.read_bytes(ref[0]), ref[0])
     params, tags = record.get("params") or {}, record.get("tags") or {}
     return (
         tags.get("verdict") == "pass"

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import BIN, Tether, git
 from tests.registry.conftest import People
 from tether.api import Project
+from tether.runs import live
 
 
 def to_production(tether: Tether, people: People, trained: str) -> None:
@@ -270,3 +271,17 @@ def test_a_request_is_named_by_at_least_four_characters_of_its_id(
     out = tether("model", "approve", bare[:3], expect=4).output
     assert "shorter than 4 characters" in out
     assert "now in production" in tether("model", "approve", bare[:4]).output
+
+
+def test_a_verdict_tagged_on_afterwards_does_not_pass_the_reproduced_gate(
+    trained: str, people: People, repo: Path, tether: Tether, project: Project
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    toml = (repo / "tether.toml").read_text()
+    (repo / "tether.toml").write_text(toml.replace('"metric:accuracy>=0.8"]', '"reproduced"]'))
+    tether("model", "policy", "apply")
+    with live.start(project.ws, name="not-a-reproduction") as run:  # any finished run
+        other = run.id
+    tether("runs", "tag", other, "verdict=REPRODUCED", f"reproduction_of={trained}")
+    out = tether("model", "request", "model@v1", "--to", "production", expect=4).output
+    assert "reproduced: no `tether reproduce` of its run said REPRODUCED" in out

@@ -86,7 +86,8 @@ def facts(ws: Workspace, v: Version) -> Facts:
 
 def _sealed_verdict(ws: Workspace, run_id: str, of: str) -> bool:
     """The reproduction's sealed record says REPRODUCED (tags amended later do not count)."""
-    tags = catalog.load(ws, run_id).get("tags") or {}
+    record = catalog.sealed(ws, run_id) or {}
+    tags = record.get("tags") or {}
     return tags.get("verdict") == "REPRODUCED" and tags.get("reproduction_of") == of
 
 

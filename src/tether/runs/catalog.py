@@ -153,6 +153,15 @@ def load(ws: Workspace, run_id: str) -> dict[str, Any]:
     return record
 
 
+def sealed(ws: Workspace, run_id: str) -> dict[str, Any] | None:
+    """The run's record exactly as it was sealed, amendments (tags, notes) left out: what a
+    gate may count as evidence. None for a run with no record here."""
+    ref = ws.refs.get(f"runs/{run_id}")
+    if ref is None or not ws.store.has(ref[0]):
+        return None
+    return load_record(ws.store.read_bytes(ref[0]), ref[0])
+
+
 def _live_view(folder: os.PathLike[str]) -> dict[str, Any]:
     from pathlib import Path
 
