@@ -91,18 +91,18 @@ class PromptLibrary:
 
     def new(self, name: str, *, chat: bool = False) -> Prompt:
         from tether._api_names import claim_prompt
-        from tether.prompts import templates
+        from tether.prompts import authoring
 
         claim_prompt(self.root, self._project_ws(), name)
-        return templates.new(self.root, name, chat=chat)
+        return authoring.new(self.root, name, chat=chat)
 
     def bump(self, name: str, part: str, base: str | None = None) -> Prompt:
         """The next version of ``base`` (a version or a label; default: the newest)."""
-        from tether.prompts import registry, templates
+        from tether.prompts import authoring, registry
 
         version = self.resolve(f"{name}@{base}", check=False).version if base else None
         taken = registry.registered(self.root, name)
-        made = templates.bump(self.root, name, part, version, taken=set(taken))
+        made = authoring.bump(self.root, name, part, version, taken=set(taken))
         return made
 
     def names(self) -> list[str]:
@@ -129,15 +129,15 @@ class PromptLibrary:
         return p, registry.register(self.root, p)
 
     def diff(self, a: str, b: str) -> str:
-        from tether.prompts import templates
+        from tether.prompts import authoring
 
-        return templates.diff(self.resolve(a, check=False), self.resolve(b, check=False))
+        return authoring.diff(self.resolve(a, check=False), self.resolve(b, check=False))
 
     def lint(self, refs: list[str], suite: Path | None = None) -> list[str]:
         """The problems of ``refs`` (default: the newest version of each prompt); a suite's
         cases must give every required variable. A malformed prompt is a problem, not an error."""
+        from tether.prompts import authoring, templates
         from tether.prompts import suite as suites
-        from tether.prompts import templates
 
         cases = (
             [(dict(c.vars), c.text_vars) for c in suites.load_suite(suite).cases] if suite else None
@@ -145,7 +145,7 @@ class PromptLibrary:
         problems: list[str] = []
         for ref in refs or self.names():
             try:
-                problems += templates.lint(self.resolve(ref, check=False), cases)
+                problems += authoring.lint(self.resolve(ref, check=False), cases)
             except templates.PromptError as exc:
                 problems.append(str(exc))
         return problems

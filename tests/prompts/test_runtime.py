@@ -5,8 +5,6 @@ serving the last good version when a refresh fails."""
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import pytest
@@ -230,13 +228,3 @@ def test_a_bundle_that_breaks_keeps_the_last_good_version(
     tether("prompt", "promote", "sentiment@v1.1.0", "--label", "production")
     tether("prompt", "bundle", "--label", "production", "-o", str(bundle))
     assert load("sentiment", bundle=bundle, ttl=0).version == "v1.1.0"  # retried, and it worked
-
-
-def test_a_cache_hit_is_fast(versions: Path) -> None:
-    load("sentiment")
-    times = []
-    for _ in range(1000):
-        start = time.perf_counter_ns()
-        load("sentiment")
-        times.append(time.perf_counter_ns() - start)
-    assert statistics.median(times) < 1_000_000  # 1 ms; typically about 1 µs

@@ -20,17 +20,13 @@ A version's *content id* is the hash of its files (names and bytes), what regist
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
-import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tether._documents import dump_yaml, load_yaml
 from tether.errors import PromptError as PromptError  # re-exported: the tree is in errors.py
 from tether.hashing import hash_bytes
 
@@ -38,6 +34,10 @@ if TYPE_CHECKING:
     import jinja2
 
     from tether.prompts.sandbox import PromptSandbox
+
+from tether.prompts.content import MAX_EXPANDED as MAX_EXPANDED
+from tether.prompts.content import inside as inside
+from tether.prompts.content import read_yaml as read_yaml
 
 PROMPTS_DIR = "prompts"
 META_FILE = "prompt.yaml"
@@ -240,73 +240,6 @@ def _read(root: Path, folder: Path, name: str, version: str) -> Prompt:
         if p.is_file():
             files[p.name] = p.read_bytes()
     return from_files(name, version, files, folder)
-
-
-def inside(root: Path, path: Path, what: str) -> Path:
-    """``path`` resolved (symlinks followed), refused unless it is a file or folder inside
-    ``root`` and outside its ``.git`` and ``.tether``; ``what`` names it in the message."""
-    top = root.resolve()
-    try:
-        resolved = path.resolve(strict=True)
-    except FileNotFoundError:
-        raise PromptError(f"{what}: {path} does not exist") from None
-    except (OSError, RuntimeError) as exc:  # a symlink loop
-        raise PromptError(f"{what}: {path} cannot be read ({exc})") from None
-    via = " (through a symlink)" if resolved != Path(os.path.abspath(path)) else ""
-    if resolved != top and top not in resolved.parents:
-        raise PromptError(
-            f"{what} is {resolved}{via}, outside the repository {top}: content a pull request "
-            "can change reads only files inside the repository"
-        )
-    parts = resolved.relative_to(top).parts
-    if any(part.casefold().rstrip(". ") in (".git", ".tether") for part in parts):
-        raise PromptError(
-            f"{what} is {resolved}{via}, inside {parts[0]}: git's and Tether's own folders "
-            "(local config, credentials) are not content a prompt or suite may read"
-        )
-    if not (resolved.is_file() or resolved.is_dir()):
-        raise PromptError(f"{what} is {resolved}, which is not a regular file")
-    return resolved
-
-
-def read_yaml(data: bytes, what: str) -> Any:
-    """A YAML document from content (a prompt's files, a suite): a clear ``PromptError`` for
-    anything ``yaml.safe_load`` cannot take, or a document whose aliases expand past
-    ``MAX_EXPANDED`` values (a "billion laughs")."""
-    import yaml
-
-    try:
-        doc = load_yaml(data)
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{what} is not valid YAML ({exc})") from None
-    except (ValueError, OverflowError) as exc:  # a date like 2024-13-45
-        raise PromptError(f"{what} holds a value YAML cannot read ({exc})") from None
-    except RecursionError:
-        raise PromptError(f"{what} nests too deeply") from None
-    _check_expansion(doc, what)
-    return doc
-
-
-MAX_EXPANDED = 1_000_000
-
-
-def _check_expansion(doc: Any, what: str) -> None:
-    """Refuse a document that, with its aliases expanded, holds more than ``MAX_EXPANDED``
-    values: rendering or printing one would never end."""
-    stack, seen = [doc], 0
-    while stack:
-        node = stack.pop()
-        seen += 1
-        if seen > MAX_EXPANDED:
-            raise PromptError(
-                f"{what} expands to more than {MAX_EXPANDED:,} values (YAML aliases repeating "
-                "a value): write the values out"
-            )
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def from_files(name: str, version: str, files: dict[str, bytes], folder: Path) -> Prompt:
@@ -523,127 +456,3 @@ def _template_line(exc: BaseException) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
-
-
-# -- making versions -----------------------------------------------------------------------
-SCAFFOLD_META = {
-    "description": "What this prompt is for",
-    "variables": {"text": {"type": "string", "required": True}},
-    "params": {"temperature": 0},
-    "output": {"format": "text"},
-}
-SCAFFOLD_TEMPLATE = "Answer in one sentence.\n\n{{ text }}\n"
-SCAFFOLD_MODEL = (
-    "# model: gpt-4o-mini   # when set, this model is sent to every provider in place of its own\n"
-)
-
-
-def new(root: Path, name: str, *, chat: bool = False) -> Prompt:
-    """``prompts/NAME/v1.0.0/`` with a starting ``prompt.yaml`` and template."""
-    parse_ref(name)
-    if versions(root, name):
-        raise PromptError(f"prompt {name} exists: `tether prompt bump {name}` makes a new version")
-    folder = root / PROMPTS_DIR / name / "v1.0.0"
-    folder.mkdir(parents=True)
-    (folder / META_FILE).write_text(dump_yaml(SCAFFOLD_META, sort_keys=False) + SCAFFOLD_MODEL)
-    if chat:
-        messages = [
-            {"role": "system", "content": "You are a careful assistant."},
-            {"role": "user", "content": SCAFFOLD_TEMPLATE},
-        ]
-        (folder / CHAT_FILE).write_text(dump_yaml(messages, sort_keys=False))
-    else:
-        (folder / TEXT_FILE).write_text(SCAFFOLD_TEMPLATE)
-    return load(root, name, "v1.0.0")
-
-
-def bump(
-    root: Path, name: str, part: str, base: str | None = None, *, taken: set[str] | None = None
-) -> Prompt:
-    """A copy of ``base`` (default: the newest version) under its next ``major``, ``minor`` or
-    ``patch`` version: ``--from v1.0.0 --patch`` is the hotfix v1.0.1 of a version in use."""
-    latest = load(root, name, base)
-    major, minor, patch = version_key(latest.version)
-    nxt = {
-        "major": (major + 1, 0, 0),
-        "minor": (major, minor + 1, 0),
-        "patch": (major, minor, patch + 1),
-    }[part]
-    version = "v{}.{}.{}".format(*nxt)
-    target = latest.folder.parent / version
-    if version in (taken or set()):
-        raise PromptError(
-            f"{name}@{version} is registered already (its tag exists, perhaps from another "
-            f"branch): bump another part of {latest.version}, or `git fetch --tags` to see it"
-        )
-    if target.exists():
-        raise PromptError(
-            f"{name}@{version} exists already: bump another part of {latest.version} "
-            f"(--patch for a fix of it) or edit {version}"
-        )
-    shutil.copytree(latest.folder, target)
-    return load(root, name, version)
-
-
-# -- comparing -----------------------------------------------------------------------------
-def diff(a: Prompt, b: Prompt) -> str:
-    """Variable changes, then a unified diff of every file that differs."""
-    lines = []
-    for name in sorted(set(a.variables) | set(b.variables)):
-        old, now = a.variables.get(name), b.variables.get(name)
-        if old is None:
-            lines.append(f"+ variable {name} ({_describe(now)})")
-        elif now is None:
-            lines.append(f"- variable {name} ({_describe(old)})")
-        elif old != now:
-            lines.append(f"~ variable {name}: {_describe(old)} -> {_describe(now)}")
-    for file in sorted(set(a.files) | set(b.files)):
-        left = a.files.get(file, b"").decode("utf-8", "replace").splitlines(keepends=True)
-        right = b.files.get(file, b"").decode("utf-8", "replace").splitlines(keepends=True)
-        lines += [
-            line.rstrip("\n")
-            for line in difflib.unified_diff(
-                left, right, f"{a.ref}/{file}", f"{b.ref}/{file}", lineterm="\n"
-            )
-        ]
-    return "\n".join(lines)
-
-
-def _describe(var: Variable | None) -> str:
-    if var is None:
-        return "-"
-    how = "required" if var.required else f"default {var.default!r}"
-    return f"{var.type}, {how}"
-
-
-def lint(
-    prompt: Prompt, suite_vars: list[tuple[dict[str, Any], frozenset[str]]] | None = None
-) -> list[str]:
-    """Problems a reviewer would flag: variables used but not declared, declared but unused,
-    and (given a suite's cases, each with the names it gave as text) a required variable some
-    case does not provide or gives as the wrong type, checked as an eval binds it."""
-    used = prompt.used_variables()
-    problems = [
-        f"{prompt.ref}: the template uses {name!r}, which prompt.yaml does not declare"
-        for name in sorted(used - set(prompt.variables))
-    ]
-    problems += [
-        f"{prompt.ref}: variable {name!r} is declared but no template uses it"
-        for name in sorted(set(prompt.variables) - used)
-    ]
-    for i, (case, text) in enumerate(suite_vars or []):
-        try:
-            given = prompt.typed(case, text)
-        except PromptError as exc:
-            problems.append(f"suite case {i + 1}: {exc}")
-            continue
-        missing = [v.name for v in prompt.variables.values() if v.required and v.name not in given]
-        if missing:
-            problems.append(f"{prompt.ref}: suite case {i + 1} does not give {', '.join(missing)}")
-        problems += [
-            f"{prompt.ref}: suite case {i + 1}: variable {v.name} must be {_a(v.type)}, "
-            f"not {type(given[v.name]).__name__} ({given[v.name]!r:.60})"
-            for v in prompt.variables.values()
-            if v.name in given and not _is_type(given[v.name], v.type)
-        ]
-    return problems
