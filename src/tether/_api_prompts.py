@@ -250,7 +250,6 @@ class PromptLibrary:
         that all passed (an eval without thresholds has no verdict, so it is no evidence)."""
         from tether.errors import PromptError
         from tether.gitio.repo import git
-        from tether.prompts.evaluate import SCRIPTED
         from tether.prompts.suite import load_suite
         from tether.runs import catalog
 
@@ -268,7 +267,7 @@ class PromptLibrary:
             )
         where = (
             f"tags.kind = 'prompt-eval' and tags.verdict = 'pass' and "
-            f"tags.`provider.kind` != '{SCRIPTED}' and status = 'finished' and "
+            "status = 'finished' and "
             f"params.`prompt.content_id` = '{p.content_id}' and "
             f"params.`suite.content_id` = '{the_suite.content_id}'"
         )
@@ -313,10 +312,11 @@ class PromptLibrary:
         from tether.errors import UsageError
         from tether.prompts import labels
 
-        found = labels.assignments(self.ws, name)
+        folded = labels.read(self.ws)  # one fold for the assignments and the check
+        found = folded.of(name)
         if not found and name not in self.names():
             raise UsageError(f"no prompt {name!r}: `tether prompt list` names them")
-        return found, labels.check(self.ws, name)
+        return found, labels.check(self.ws, name, folded)
 
     def push(self, name: str, remote: str) -> None:
         """``name``'s version and label tags and the label log, in one atomic git push."""

@@ -32,14 +32,14 @@ from tether import signing
 from tether.errors import NotARepositoryError, SignatureError, TetherError
 from tether.prompts.runtime import (
     BUNDLE_KIND,
+    Entry,
     Pin,
-    _build,
-    _check_label,
-    _check_names,
-    _Entry,
-    _verify,
+    build,
+    check_label,
+    check_names,
     files_at,
     resolve_label,
+    verify_content,
 )
 from tether.prompts.templates import NAME, PromptError, content_id, parse_ref
 
@@ -58,7 +58,7 @@ def write(root: Path, names: list[str] | None, label: str, path: Path) -> list[P
     from tether._fs import atomic_write
     from tether.gitio.repo import git
 
-    _check_label(label)
+    check_label(label)
     where = str(root)
     try:
         signer = signing.load_signer()
@@ -82,8 +82,8 @@ def write(root: Path, names: list[str] | None, label: str, path: Path) -> list[P
         parse_ref(name)
         pin = resolve_label(root, name, label, where)
         files = files_at(root, pin)
-        _check_names(pin, files, where)  # before anything is written
-        _verify(pin, files, where)
+        check_names(pin, files, where)  # before anything is written
+        verify_content(pin, files, where)
         encoded: dict[str, Any] = {}
         for file, data in files.items():
             try:
@@ -106,9 +106,9 @@ def entry(
     name: str,
     label: str | None,
     version: str | None,
-    old: _Entry | None,
+    old: Entry | None,
     trust: Trust | None,
-) -> _Entry:
+) -> Entry:
     """The entry for ``name`` from a bundle, re-read (and its signature checked) only when the
     file changed."""
     try:
@@ -125,7 +125,7 @@ def entry(
             f"not match its content id {pin.content_id}; write it again with `tether prompt "
             f"bundle --label {pin.label} -o {path}`"
         )
-    return _Entry(_build(pin, files, str(path)), pin, stamp, time.monotonic())
+    return Entry(build(pin, files, str(path)), pin, stamp, time.monotonic())
 
 
 def _entry(

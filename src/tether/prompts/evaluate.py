@@ -381,8 +381,6 @@ def _record(
         "prompt.version": version,
         "suite": suite.name,
         "provider": provider.name,
-        # what answered, whatever the provider is called: `scripted` is a stand-in, no evidence
-        "provider.kind": provider.fingerprint.partition(":")[0],
         "verdict": out.verdict or "none",
     }
     # queued for the index, read back by the next search: an eval does not load SQLAlchemy

@@ -23,6 +23,7 @@ from typing import Any
 from tether.errors import TrustError
 from tether.events.chain import Event
 from tether.events.trusted import ROOT_EVENT, Untrusted, check_signed, next_root
+from tether.prompts.registry import tag_field
 from tether.prompts.templates import PromptError
 from tether.trust import pin
 from tether.trust import root as trust
@@ -50,6 +51,22 @@ class Assignment:
     commit: str  # where the tag points: the version's registration commit
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An event of the prompts log that was not applied, and why."""
+
+    event: str
+    seq: int
+    kind: str
+    actor: str
+    prompt: str | None  # the prompt it names, when it names one
+    why: str
+
+    def __str__(self) -> str:
+        of = f" of {self.prompt}" if self.prompt is not None else ""
+        return f"event {self.seq} ({self.kind}{of} by {self.actor}) was not applied: {self.why}"
+
+
 @dataclass
 class Folded:
     """The log read: the root in force at its end, the assignments that hold (oldest first),
@@ -57,8 +74,7 @@ class Folded:
 
     root: trust.TrustRoot | None = None
     held: list[Assignment] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-    refusals: list[tuple[str, str, str]] = field(default_factory=list)  # (event id, kind, why)
+    refusals: list[Refusal] = field(default_factory=list)
     taken: dict[tuple[str, str], int] = field(default_factory=dict)  # highest N claimed
 
     def of(self, name: str, label: str | None = None) -> list[Assignment]:
@@ -97,19 +113,15 @@ def fold(events: Iterable[Event]) -> Folded:
                 )
             out.held.append(a)
         except Untrusted as exc:
-            out.refused.append(f"{_what(ev)} was not applied: {exc}")
-            out.refusals.append((ev.id, ev.kind, str(exc)))
+            out.refusals.append(_refusal(ev, str(exc)))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            why = f"it is malformed ({type(exc).__name__}: {exc})"
-            out.refused.append(f"{_what(ev)} was not applied: {why}")
-            out.refusals.append((ev.id, ev.kind, why))
+            out.refusals.append(_refusal(ev, f"it is malformed ({type(exc).__name__}: {exc})"))
     return out
 
 
-def _what(ev: Event) -> str:
+def _refusal(ev: Event, why: str) -> Refusal:
     name = ev.body.get("prompt")
-    of = f" of {name}" if isinstance(name, str) else ""
-    return f"event {ev.seq} ({ev.kind}{of} by {ev.actor})"
+    return Refusal(ev.id, ev.seq, ev.kind, ev.actor, name if isinstance(name, str) else None, why)
 
 
 def _assignment(ev: Event) -> Assignment:
@@ -132,7 +144,7 @@ def check_pin(folded: Folded, dot: Path | None, *, record: bool = True) -> None:
     """Hold the log's root to what this clone pinned (``dot``: its .tether; None for a reader
     without one, held to ``TETHER_ROOT_KEY`` when it is set): a log whose root is not the pinned
     one, or that had a root and now has none, is refused (TrustError)."""
-    if folded.root is None and not folded.held and not folded.refused:
+    if folded.root is None and not folded.held and not folded.refusals:
         return  # an empty log (not fetched yet, or never used) serves nothing
     fp = folded.root.fingerprint if folded.root is not None else None
     version = folded.root.version if folded.root is not None else 0
@@ -173,7 +185,7 @@ def backing(folded: Folded, name: str, label: str, tags: dict[str, tuple[str, st
             f"not back ({see}; `tether prompt pull` fetches both)"
         )
     commit, message = tags[tag]
-    said = {k: _field(message, f"{k}: ") for k in ("version", "content", "event")}
+    said = {k: tag_field(message, f"{k}: ") for k in ("version", "content", "event")}
     if (commit, said["version"], said["content"], said["event"]) != (
         held.commit, held.version, held.content_id, held.event
     ):  # fmt: skip
@@ -188,7 +200,3 @@ def backing(folded: Folded, name: str, label: str, tags: dict[str, tuple[str, st
 def _is_n(tag: str, prefix: str) -> bool:
     rest = tag[len(prefix) :]
     return rest.isascii() and rest.isdigit()
-
-
-def _field(message: str, key: str) -> str | None:
-    return next((ln[len(key) :].strip() for ln in message.splitlines() if ln.startswith(key)), None)

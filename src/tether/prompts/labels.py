@@ -24,7 +24,7 @@ from tether.gitio.repo import committer_email, git, git_maybe
 from tether.objects.lock import file_lock
 from tether.prompts import label_log
 from tether.prompts.label_log import ASSIGN, LOG, Assignment
-from tether.prompts.registry import check_unchanged
+from tether.prompts.registry import annotated_tags, check_unchanged
 from tether.prompts.templates import Prompt, PromptError
 from tether.runs.index import redactor_for
 from tether.workspace.repo import Workspace
@@ -193,13 +193,13 @@ def check(ws: Workspace, name: str, folded: label_log.Folded | None = None) -> l
             problems.append(f"tag {tag} was moved or re-made by hand (the log says {a.version})")
     for tag in sorted(set(tags) - logged):
         problems.append(f"tag {tag} has no event in the log: it was made by hand")
-    problems += [why for why in folded.refused if f" of {name} by " in why]
+    problems += [str(r) for r in folded.refusals if r.prompt == name]
     return problems
 
 
 def refused(ws: Workspace) -> list[str]:
     """Every event of the prompts log that was not applied, with why."""
-    return read(ws).refused
+    return [str(r) for r in read(ws).refusals]
 
 
 def _label_tags(root: Path, name: str) -> dict[str, tuple[str, str | None]]:
@@ -235,21 +235,6 @@ def version_for(ws: Workspace, name: str, at: str) -> str:
     if at.startswith("v") and at[1:2].isdigit():
         return at
     _check_label(at)
-    return label_log.backing(read(ws), name, at, _tags_with_messages(ws.root, name, at)).version
-
-
-def _tags_with_messages(root: Path, name: str, label: str) -> dict[str, tuple[str, str]]:
-    """``NAME#LABEL#N`` tags -> (the commit they point at, their message)."""
-    out = git_maybe(
-        root,
-        "for-each-ref",
-        "--format=%(refname:strip=2)%00%(*objectname)%00%(contents)%00%00",
-        f"refs/tags/{name}#{label}#*",
-    )
-    found: dict[str, tuple[str, str]] = {}
-    for rec in (out or b"").decode("utf-8", "replace").split("\0\0"):
-        tag, _, rest = rec.strip("\n").partition("\0")
-        if tag:
-            commit, _, message = rest.partition("\0")
-            found[tag] = (commit, message)
-    return found
+    return label_log.backing(
+        read(ws), name, at, annotated_tags(ws.root, f"refs/tags/{name}#{at}#*")
+    ).version

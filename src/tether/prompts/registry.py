@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.gitio.repo import git, git_maybe
+from tether.gitio.repo import git
 from tether.prompts.templates import PROMPTS_DIR, Prompt, PromptError, version_key
 
 CONTENT = "content: "
+_TAGS_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(contents)%00%00"
 
 
 @dataclass(frozen=True)
@@ -27,26 +28,30 @@ def tag_of(name: str, version: str) -> str:
     return f"{name}@{version}"
 
 
+def annotated_tags(root: Path, *patterns: str) -> dict[str, tuple[str, str]]:
+    """Annotated tags matching ``patterns``: name -> (the commit it points at, its message)
+    (one git call; a lightweight tag carries no message, so it is left out)."""
+    out = git(root, "for-each-ref", f"--format={_TAGS_FORMAT}", *patterns)
+    found = {}
+    for record in out.decode("utf-8", "replace").split("\0\0"):
+        parts = record.strip("\n").split("\0", 3)
+        if len(parts) == 4 and parts[0] and parts[1] == "tag" and parts[2]:
+            found[parts[0]] = (parts[2], parts[3])
+    return found
+
+
+def tag_field(message: str, key: str) -> str | None:
+    """The value of a ``key: value`` line of a tag message (``key`` with its ``: ``)."""
+    return next((ln[len(key) :].strip() for ln in message.splitlines() if ln.startswith(key)), None)
+
+
 def registered(root: Path, name: str) -> dict[str, Registered]:
     """The registered versions of ``name`` by version (one git call)."""
-    out = git_maybe(
-        root,
-        "for-each-ref",
-        "--format=%(refname:strip=2)%00%(*objectname)%00%(contents)%00%00",
-        f"refs/tags/{name}@v*",
-    )
     found = {}
-    for record in (out or b"").decode("utf-8", "replace").split("\0\0"):
-        tag, _, rest = record.strip("\n").partition("\0")
-        commit, _, message = rest.partition("\0")
+    for tag, (commit, message) in annotated_tags(root, f"refs/tags/{name}@v*").items():
         version = tag.partition("@")[2]
-        if not tag or not _is_version(version):
-            continue
-        content = next(
-            (ln[len(CONTENT) :].strip() for ln in message.splitlines() if ln.startswith(CONTENT)),
-            None,
-        )
-        if content:
+        content = tag_field(message, CONTENT)
+        if _is_version(version) and content:
             found[version] = Registered(name, version, content, commit)
     return found
 

@@ -54,7 +54,7 @@ from tether.errors import (
     UnsafePathError,
 )
 from tether.gitio.repo import find_root, git
-from tether.prompts.registry import CONTENT, tag_of
+from tether.prompts.registry import CONTENT, annotated_tags, tag_field, tag_of
 from tether.prompts.templates import (
     PROMPTS_DIR,
     Prompt,
@@ -71,7 +71,6 @@ DEFAULT_LABEL = "production"
 BUNDLE_KIND = "prompt-bundle"
 LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # labels.LABEL (importing labels costs ~15 ms)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[\w.-]+@[\w.-]+:", re.IGNORECASE)
-_TAGS_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(contents)%00%00"
 PathLike = str | os.PathLike[str]
 
 
@@ -93,14 +92,14 @@ class Pin:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Entry:
     prompt: Prompt
     pin: Pin
     stamp: tuple[int, int, int] | None  # a bundle file's (mtime_ns, size, inode)
     fetched: float  # time.monotonic()
 
 
-_CACHE: dict[tuple[Any, ...], _Entry] = {}
+_CACHE: dict[tuple[Any, ...], Entry] = {}
 _LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
 _RELATIVE: dict[tuple[Any, Any], bool] = {}  # (repo, bundle) -> found from the cwd?
 _FETCHED: dict[str, float] = {}  # git URL -> when its mirror was last fetched
@@ -169,7 +168,7 @@ def _refresh(key: tuple[Any, ...], ttl: float) -> Prompt:
         return entry.prompt
 
 
-def _fetch(key: tuple[Any, ...], old: _Entry | None, ttl: float) -> _Entry:
+def _fetch(key: tuple[Any, ...], old: Entry | None, ttl: float) -> Entry:
     name, label, version, repo, ref, bundle, _cwd, trust = key
     label = _check_request(name, label, version, repo, ref, bundle)
     if bundle is not None:
@@ -183,8 +182,8 @@ def _fetch(key: tuple[Any, ...], old: _Entry | None, ttl: float) -> _Entry:
         pin = resolve_version(root, name, str(version), ref, where)
     if old is not None and _same_files(old.pin, pin):
         return replace(old, pin=pin, fetched=time.monotonic())
-    prompt = _build(pin, files_at(root, pin), where)
-    return _Entry(prompt, pin, None, time.monotonic())
+    prompt = build(pin, files_at(root, pin), where)
+    return Entry(prompt, pin, None, time.monotonic())
 
 
 def _same_files(a: Pin, b: Pin) -> bool:
@@ -209,7 +208,7 @@ def _check_request(
         version_key(version)
     else:
         label = label or DEFAULT_LABEL
-        _check_label(label)
+        check_label(label)
     if bundle is not None and (repo is not None or ref is not None):
         raise PromptError("a bundle is a source by itself: give bundle= without repo= or ref=")
     if ref is not None and (not ref or ref.startswith("-")):
@@ -287,23 +286,7 @@ def _mirror(url: str, ttl: float) -> Path:
     return folder
 
 
-def _tags(root: Path, *patterns: str) -> dict[str, tuple[str, str]]:
-    """Annotated tags matching ``patterns``: name -> (the commit it points at, its message)."""
-    out = git(root, "for-each-ref", f"--format={_TAGS_FORMAT}", *patterns)
-    found = {}
-    for record in out.decode("utf-8", "replace").split("\0\0"):
-        parts = record.strip("\n").split("\0", 3)
-        if len(parts) == 4 and parts[0] and parts[1] == "tag" and parts[2]:
-            found[parts[0]] = (parts[2], parts[3])
-    return found
-
-
-def _field(message: str, key: str) -> str | None:
-    """The value of a ``key: value`` line of a tag message."""
-    return next((ln[len(key) :].strip() for ln in message.splitlines() if ln.startswith(key)), None)
-
-
-def _check_label(label: str) -> None:
+def check_label(label: str) -> None:
     if not LABEL.match(label):
         raise PromptError(f"{label!r} is not a label (lower-case letters, digits, - and _)")
 
@@ -315,7 +298,7 @@ def resolve_label(root: Path, name: str, label: str, where: str) -> Pin:
     from tether.events.gitmirror import read_from_git
     from tether.prompts import label_log
 
-    tags = _tags(root, f"refs/tags/{name}#{label}#*", f"refs/tags/{name}@v*")
+    tags = annotated_tags(root, f"refs/tags/{name}#{label}#*", f"refs/tags/{name}@v*")
     try:
         folded = label_log.fold(read_from_git(root, label_log.LOG))
     except FormatError as exc:
@@ -327,7 +310,7 @@ def resolve_label(root: Path, name: str, label: str, where: str) -> Pin:
     tag = f"{name}#{label}#{held.n}"
     version, content = held.version, held.content_id
     registration = tags.get(tag_of(name, version))
-    pinned = _field(registration[1], CONTENT) if registration else None
+    pinned = tag_field(registration[1], CONTENT) if registration else None
     if registration is None or pinned is None:
         raise PromptError(
             f"tag {tag} in {where} names {name}@{version}, which is not registered there: "
@@ -343,8 +326,8 @@ def resolve_label(root: Path, name: str, label: str, where: str) -> Pin:
 
 def resolve_version(root: Path, name: str, version: str, ref: str | None, where: str) -> Pin:
     """``name@version`` as registered; else, when ``ref`` is given, as it is at ``ref``."""
-    found = _tags(root, f"refs/tags/{tag_of(name, version)}").get(tag_of(name, version))
-    pinned = _field(found[1], CONTENT) if found else None
+    found = annotated_tags(root, f"refs/tags/{tag_of(name, version)}").get(tag_of(name, version))
+    pinned = tag_field(found[1], CONTENT) if found else None
     if found is not None and pinned:
         return Pin(name, version, pinned, found[0])
     if ref is None:
@@ -364,7 +347,7 @@ def registered_version(root: Path, name: str, version: str) -> Prompt:
     id the tag pins: what was registered, whatever the work tree or a branch now holds."""
     where = "this repository"
     pin = resolve_version(root, name, version, None, where)
-    return _build(pin, files_at(root, pin), where)
+    return build(pin, files_at(root, pin), where)
 
 
 def files_at(root: Path, pin: Pin) -> dict[str, bytes]:
@@ -390,7 +373,7 @@ def files_at(root: Path, pin: Pin) -> dict[str, bytes]:
     return files
 
 
-def _verify(pin: Pin, files: dict[str, bytes], where: str) -> str:
+def verify_content(pin: Pin, files: dict[str, bytes], where: str) -> str:
     """The content id of ``files``, refused when it is not the one ``pin`` registered."""
     got = content_id(files)
     if pin.content_id is not None and got != pin.content_id:
@@ -401,14 +384,14 @@ def _verify(pin: Pin, files: dict[str, bytes], where: str) -> str:
     return got
 
 
-def _build(pin: Pin, files: dict[str, bytes], where: str) -> Prompt:
+def build(pin: Pin, files: dict[str, bytes], where: str) -> Prompt:
     """A ``Prompt`` from verified files, straight from memory."""
-    _check_names(pin, files, where)  # a bundle is not signed: its names are checked all the same
-    _verify(pin, files, where)
+    check_names(pin, files, where)  # a bundle is not signed: its names are checked all the same
+    verify_content(pin, files, where)
     return from_files(pin.name, pin.version, files, Path(PROMPTS_DIR, pin.name, pin.version))
 
 
-def _check_names(pin: Pin, names: Iterable[str], where: str) -> None:
+def check_names(pin: Pin, names: Iterable[str], where: str) -> None:
     """A version's files are names in its own folder, each one git would check out (no
     ``..``, no ``.git``, no two that one filesystem takes for the same file): a commit or a
     bundle naming another is refused with :class:`UnsafePathError`."""

@@ -104,7 +104,7 @@ def _verify(ws: Workspace, log: EventLog, cand: Candidate) -> list[Refusal]:
     if folded.root is None:
         return []
     new = {ev.id for ev in cand.new}
-    return [Refusal(oid, kind, why) for oid, kind, why in folded.refusals if oid in new]
+    return [Refusal(r.event, r.kind, r.why) for r in folded.refusals if r.event in new]
 
 
 def _merger(ws: Workspace, log: EventLog) -> tuple[str, Sign | None]:

@@ -251,11 +251,12 @@ def fetch(
         for oid in complete:
             ws.statcache.mark_complete(oid)
         if paths is None:
-            new_refs, conflicts = fetch_refs(shared_refs(ws), remote, inv)
+            have = shared_refs(ws)
+            new_refs, conflicts = fetch_refs(have, remote, inv)
             # every root, not only new ones: an object fsck --repair removed, or one deleted
             # by hand, is named by a ref this clone had already; a root whose closure was
             # whole at the last pull is skipped (fsck and gc forget those marks)
-            named = {oid for ids in (*shared_refs(ws).values(), *new_refs.values()) for oid in ids}
+            named = {oid for ids in (*have.values(), *new_refs.values()) for oid in ids}
             todo = {oid for oid in named if not ws.statcache.is_complete(oid)}
             if not _fetch_closure(ws, todo, get, _on_remote(remote, inv)):
                 for oid in todo:
