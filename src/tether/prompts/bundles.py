@@ -64,8 +64,7 @@ def write(root: Path, names: list[str] | None, label: str, path: Path) -> list[P
         signer = signing.load_signer()
     except TetherError as exc:
         raise PromptError(
-            f"a prompt bundle is signed, and there is no key to sign it with ({exc}): "
-            "`tether keys generate`, or set TETHER_SIGNING_KEY"
+            f"a prompt bundle is signed, and there is no key to sign it with: {exc}"
         ) from None
     if not names:
         tags = git(root, "for-each-ref", "--format=%(refname:strip=2)", f"refs/tags/*#{label}#*")
