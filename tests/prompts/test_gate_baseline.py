@@ -115,3 +115,15 @@ def test_a_refusal_comes_before_any_call_and_the_report_is_written(
     assert "Verdict" not in out and "**Refused:**" in (repo / "r.md").read_text()
     runs = tether("runs", "list").output
     assert "eval-sentiment" not in runs  # nothing was evaluated
+
+
+def test_a_baseline_label_no_assignment_backs_is_refused(repo: Path, tether: Tether) -> None:
+    merged(repo, tether)
+    git(repo, "checkout", "-q", "main")
+    message = git(repo, "tag", "-l", "--format=%(contents)", "sentiment#production#1").strip()
+    git(repo, "tag", "-a", "sentiment#production#2", "-m", message, "sentiment@v1.0.0^{}")
+    git(repo, "checkout", "-q", "feature")
+    (repo / "evals/cases.csv").write_text(cases(40) + "\n")
+    git(repo, "commit", "-qam", "test(prompts): fewer cases")
+    out = tether("prompt", "ci", "--base", "main", expect=1).output
+    assert "**Refused:**" in out and "tether prompt history sentiment" in out

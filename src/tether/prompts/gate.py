@@ -292,6 +292,8 @@ def _check_python(root: Path, base: str, suite: Suite) -> None:
 
 def production_of(ws: Workspace, name: str, label: str = "production") -> Prompt | None:
     """The version ``label`` points at, as registered (its tag's commit, checked against the
-    content id): a branch that edits it in place cannot move the baseline."""
-    found = labels.current(ws, name, label)
-    return None if found is None else registered_version(ws.root, name, found.version)
+    content id): a branch that edits it in place cannot move the baseline, and a label tag the
+    log does not back is refused as it is everywhere a label is served."""
+    if labels.current(ws, name, label) is None:
+        return None
+    return registered_version(ws.root, name, labels.version_for(ws, name, label))
