@@ -42,8 +42,24 @@ def __getattr__(name: str) -> Any:
         from tether.gitio.commits import SPEC_URL
 
         return SPEC_URL
+    if name in _TEAM:  # the team server's domain: only `tether server` and its clients load it
+        import importlib
+
+        module, attr = _TEAM[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+_TEAM = {
+    "Hub": ("tether.team.hub", "Hub"),
+    "ServerSettings": ("tether.team.hub", "Settings"),
+    "RunUpload": ("tether.team.hub", "RunUpload"),
+    "Identity": ("tether.team.accounts", "Identity"),
+    "ANONYMOUS": ("tether.team.accounts", "ANONYMOUS"),
+    "ROLES": ("tether.team.accounts", "ROLES"),
+    "pack_bytes": ("tether.team.blobs", "pack_bytes"),
+    "check_object_id": ("tether.team.blobs", "check_id"),
+}
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
     from tether._api_models import ModelRegistry as ModelRegistry
@@ -65,6 +81,12 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.runs.compare import Comparison as Comparison
     from tether.runs.compare import RunDiff as RunDiff
     from tether.runs.live import LiveRun
+    from tether.team.accounts import ANONYMOUS as ANONYMOUS
+    from tether.team.accounts import ROLES as ROLES
+    from tether.team.accounts import Identity as Identity
+    from tether.team.blobs import pack_bytes as pack_bytes
+    from tether.team.hub import Hub as Hub
+    from tether.team.hub import RunUpload as RunUpload
     from tether.workspace import add as _add
     from tether.workspace import checkout as _checkout
     from tether.workspace import datadiff as _datadiff

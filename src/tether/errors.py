@@ -29,7 +29,14 @@
     ├── TrustError                   the root of trust refuses: another root, a key without the role
     ├── VerificationError            content checked and found unlike what was signed (1)
     │   └── SignatureError           an envelope that is malformed or not signed by a trusted key
-    └── SigningKeyError              a local private key that cannot be made, found or read
+    ├── SigningKeyError              a local private key that cannot be made, found or read
+    └── ServerError                  the team server, from either side of the wire
+        ├── AuthenticationError      no token, or one unknown, expired or revoked (HTTP 401)
+        ├── PermissionDeniedError    a token whose role does not allow this (HTTP 403)
+        ├── MissingProjectError      no such project on the server (404)
+        ├── ConflictError            the write lost a race or contradicts what is stored (409)
+        ├── PayloadTooLargeError     a request body over the server's limit (413)
+        └── ServerUnavailableError   the server, its database or its store cannot answer (503)
 
 Each message says what happened and what to do next. Third-party errors are translated at the
 boundary with ``raise ... from``. The CLI maps an error to its ``exit_code`` in one place
@@ -187,3 +194,46 @@ class SignatureError(VerificationError):
 
 class SigningKeyError(TetherError):
     """A local private key that cannot be created, found or read."""
+
+
+class ServerError(TetherError):
+    """The team server refused or could not answer. ``status`` is the HTTP status the server
+    sends for it (the server maps errors to statuses in one place, ``tether.server.errors``)."""
+
+    status = 400
+
+
+class AuthenticationError(ServerError):
+    """No token, or a token the server does not know, or one expired or revoked."""
+
+    status = 401
+
+
+class PermissionDeniedError(ServerError):
+    """A known user whose role in this project does not allow the request."""
+
+    status = 403
+
+
+class MissingProjectError(ServerError):
+    """A project the server does not have."""
+
+    status = 404
+
+
+class ConflictError(ServerError):
+    """A write that lost a race, or contradicts what the server already stored."""
+
+    status = 409
+
+
+class PayloadTooLargeError(ServerError):
+    """A request body larger than the server accepts."""
+
+    status = 413
+
+
+class ServerUnavailableError(ServerError):
+    """The server, its database or its object store did not answer in time: try again."""
+
+    status = 503

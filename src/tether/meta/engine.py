@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_S = 60
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, schema: str | None = None) -> Engine:
+    """An engine on ``url``, migrated. ``schema`` (PostgreSQL) keeps the tables in that schema,
+    created when missing: the team server gives each project its own."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,10 +29,20 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+    elif schema is not None:
+        engine = create_engine(
+            url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
+        )
     else:
         engine = create_engine(url, pool_pre_ping=True)
     try:
         with engine.connect() as conn:
+            if schema is not None and conn.dialect.name == "postgresql":
+                from sqlalchemy import text
+
+                conn.execute(text("SELECT pg_advisory_xact_lock(7468657401)"))  # two workers
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                conn.commit()
             migrate(conn)
     except SQLAlchemyError as exc:
         engine.dispose()

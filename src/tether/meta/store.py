@@ -98,11 +98,11 @@ def _db_float(value: float) -> float | None:
 class SqlMetaStore:
     """:class:`MetaStore` over SQLAlchemy Core; migrations by Alembic on first open."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
         from tether.meta import engine as _engine
 
         self.url = url
-        self.engine: Engine = _engine.open_engine(url)
+        self.engine: Engine = _engine.open_engine(url, schema)
 
     def close(self) -> None:
         self.engine.dispose()

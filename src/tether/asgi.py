@@ -1,0 +1,92 @@
+"""The application factory: the one module that may import both the server and (later) the UI.
+``tether server`` calls :func:`serve`; ``uvicorn tether.asgi:from_environment --factory`` runs
+the same application from ``TETHER_SERVER_*`` variables (what ``serve`` sets for its workers).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+from typing import TYPE_CHECKING
+
+from tether import api
+from tether.errors import UsageError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+ENV_INDEX = "TETHER_SERVER_INDEX"
+ENV_STORE = "TETHER_SERVER_STORE"
+ENV_MAX_BODY = "TETHER_SERVER_MAX_BODY"
+ENV_OPEN = "TETHER_SERVER_OPEN"
+
+
+def create_app(settings: api.ServerSettings, *, upgrade: bool = False) -> FastAPI:
+    from tether.server.app import create_app as server_app
+
+    return server_app(api.Hub(settings, upgrade=upgrade))
+
+
+def from_environment() -> FastAPI:
+    """The app of ``TETHER_SERVER_INDEX`` and ``TETHER_SERVER_STORE`` (a uvicorn factory)."""
+    try:
+        settings = api.ServerSettings(
+            index=os.environ[ENV_INDEX],
+            store=os.environ[ENV_STORE],
+            max_body=int(os.environ.get(ENV_MAX_BODY, 1 << 30)),
+            open_without_accounts=os.environ.get(ENV_OPEN) == "1",
+        )
+    except KeyError as exc:
+        raise UsageError(f"{exc.args[0]} is not set: it names the server's database or store")
+    return create_app(settings)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    settings: api.ServerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_level: str = "warning",
+) -> None:
+    """Run the server under uvicorn until stopped. A non-loopback bind needs accounts: a server
+    that answers without a token listens on loopback only."""
+    import uvicorn
+
+    loopback = is_loopback(host)
+    hub = api.Hub(settings)  # migrates a fresh database once, before any worker starts
+    try:
+        has_accounts = hub.accounts.any_user()
+    finally:
+        hub.close()
+    if not loopback and not has_accounts:
+        raise UsageError(
+            f"refusing to listen on {host} without accounts: anyone who can reach it could "
+            "write. Run `tether server init` first (it makes the admin and their token), or "
+            "bind to 127.0.0.1"
+        )
+    os.environ[ENV_INDEX] = settings.index
+    os.environ[ENV_STORE] = settings.store
+    os.environ[ENV_MAX_BODY] = str(settings.max_body)
+    os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tether-metrics-")
+    uvicorn.run(
+        "tether.asgi:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+    )

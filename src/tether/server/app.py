@@ -1,0 +1,100 @@
+"""The FastAPI application over one :class:`tether.api.Hub`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tether import __version__, api
+from tether.errors import PayloadTooLargeError
+from tether.server import errors, metrics
+from tether.server.routes import router
+
+
+def create_app(hub: api.Hub) -> FastAPI:
+    app = FastAPI(
+        title="Tether",
+        version=__version__,
+        summary="One Tether for a team: runs, objects and accounts",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.hub = hub
+    errors.install(app)
+    app.middleware("http")(metrics.measure)
+    app.add_middleware(BodyLimit, limit=hub.settings.max_body)
+    app.include_router(router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """The process answers (a liveness probe): nothing else is checked."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["health"])
+    def ready() -> dict[str, str]:
+        """The database and the object store both answer (a readiness probe); else 503."""
+        return hub.ready()
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus() -> Any:
+        return metrics.exposition()
+
+    return app
+
+
+class BodyLimit:
+    """413 for a body over ``limit`` bytes: by its Content-Length before a byte is read, and
+    by counting for a chunked body, so no route ever holds more than the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLargeError(_message(self.limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _message(limit: int) -> str:
+    return (
+        f"the request body is over this server's limit of {limit} bytes: send big objects "
+        "one by one (`tether sync` does), or raise --max-body"
+    )
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    import json
+
+    payload = json.dumps(errors.body("PayloadTooLargeError", _message(limit))).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,237 @@
+"""The API's routes, ``/api/v1``: projects, objects, runs, accounts. Each one checks the caller's
+role in the project, makes one call into the facade and returns what it returned."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from tether import api
+from tether.server import metrics
+from tether.server.auth import hub_of, identity
+
+router = APIRouter(prefix="/api/v1")
+
+Who = Annotated[api.Identity, Depends(identity)]
+ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", max_length=40)]
+ObjectId = Annotated[str, Path(pattern=r"^blake3:[0-9a-f]{64}$", max_length=71)]
+RunId = Annotated[str, Path(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$", max_length=128)]
+SPOOL_IN_MEMORY = 8 << 20
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ProjectIn(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    git: str = Field(default="", max_length=2000)
+
+
+class ObjectIds(Strict):
+    ids: list[Annotated[str, Field(pattern=r"^blake3:[0-9a-f]{64}$")]] = Field(max_length=100_000)
+
+
+class RunIn(Strict):
+    record: str = Field(pattern=r"^blake3:[0-9a-f]{64}$")
+    amendments: list[Annotated[str, Field(pattern=r"^blake3:[0-9a-f]{64}$")]] = Field(
+        default_factory=list, max_length=10_000
+    )
+    tombstone: str | None = Field(default=None, pattern=r"^blake3:[0-9a-f]{64}$")
+
+
+class SearchIn(Strict):
+    where: str | None = Field(default=None, max_length=10_000)
+    sort: str | None = Field(default=None, max_length=1000)
+    limit: int | None = Field(default=None, ge=0, le=1_000_000)
+    include_deleted: bool = False
+
+
+class RunIds(Strict):
+    ids: list[Annotated[str, Field(max_length=128)]] = Field(max_length=10_000)
+
+
+class UserIn(Strict):
+    name: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    project: str = Field(default="*", max_length=64)
+
+
+class TokenIn(Strict):
+    user: str = Field(max_length=64)
+    expires_in: float | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+    label: str = Field(default="", max_length=200)
+
+
+def _project(request: Request, who: api.Identity, project: str, role: str) -> api.Hub:
+    hub = hub_of(request)
+    hub.check_project(project)
+    who.require(project, role)
+    return hub
+
+
+def run_json(run: Any) -> dict[str, Any]:
+    """An indexed run as JSON: NaN and infinities as strings, as run records write them."""
+    doc = dataclasses.asdict(run)
+    for summary in doc["metrics"].values():
+        for key in ("last", "min", "max"):
+            value = summary[key]
+            if not math.isfinite(value):
+                summary[key] = (
+                    "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+                )
+    return doc
+
+
+# -- projects --------------------------------------------------------------------------------
+@router.get("/whoami")
+def whoami(who: Who) -> dict[str, Any]:
+    return {"user": who.user, "roles": dict(who.roles), "token": who.token}
+
+
+@router.get("/projects")
+def list_projects(request: Request, who: Who) -> dict[str, Any]:
+    projects = hub_of(request).projects()
+    return {"projects": [p for p in projects if who.role_in(p["name"])]}
+
+
+@router.post("/projects", status_code=201)
+def create_project(request: Request, who: Who, body: ProjectIn) -> dict[str, Any]:
+    who.require("*", "admin")
+    hub_of(request).create_project(body.name, git=body.git, actor=who.user)
+    return {"name": body.name}
+
+
+# -- objects ---------------------------------------------------------------------------------
+@router.post("/projects/{project}/objects/missing")
+def missing_objects(
+    request: Request, who: Who, project: ProjectName, body: ObjectIds
+) -> dict[str, Any]:
+    hub = _project(request, who, project, "reader")
+    return {"missing": hub.blobs.missing(project, body.ids)}
+
+
+@router.put("/projects/{project}/objects/{oid}", status_code=201)
+async def put_object(
+    request: Request, who: Who, project: ProjectName, oid: ObjectId, response: Response
+) -> dict[str, Any]:
+    hub = await run_in_threadpool(_project, request, who, project, "writer")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        size = spool.tell()
+        stored = await run_in_threadpool(hub.put_object, project, oid, spool, by=who.user)
+    if stored:
+        metrics.OBJECTS.inc()
+        metrics.OBJECT_BYTES.inc(size)
+    else:
+        response.status_code = 200
+    return {"id": oid, "stored": stored}
+
+
+@router.post("/projects/{project}/packs", status_code=201)
+async def put_pack(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
+    hub = await run_in_threadpool(_project, request, who, project, "writer")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        size = spool.tell()
+        stored = await run_in_threadpool(hub.put_pack, project, spool, by=who.user)
+    metrics.OBJECTS.inc(len(stored))
+    metrics.OBJECT_BYTES.inc(size if stored else 0)
+    return {"stored": stored}
+
+
+@router.get("/projects/{project}/objects/{oid}")
+def get_object(
+    request: Request, who: Who, project: ProjectName, oid: ObjectId
+) -> StreamingResponse:
+    hub = _project(request, who, project, "reader")
+    found = hub.blobs.stat(project, oid)
+    return StreamingResponse(
+        hub.blobs.iter_bytes(project, oid),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(found.size), "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# -- runs ------------------------------------------------------------------------------------
+@router.put("/projects/{project}/runs/{run_id}")
+def put_run(
+    request: Request, who: Who, project: ProjectName, run_id: RunId, body: RunIn
+) -> dict[str, Any]:
+    hub = _project(request, who, project, "writer")
+    upload = api.RunUpload(body.record, tuple(body.amendments), body.tombstone)
+    row = hub.put_run(project, run_id, upload, by=who.user)
+    metrics.RUNS.inc()
+    return {"run": row.id, "record": row.record}
+
+
+@router.post("/projects/{project}/runs/search")
+def search_runs(request: Request, who: Who, project: ProjectName, body: SearchIn) -> dict[str, Any]:
+    hub = _project(request, who, project, "reader")
+    runs = hub.search(
+        project, body.where, body.sort, body.limit, include_deleted=body.include_deleted
+    )
+    return {"runs": [run_json(r) for r in runs]}
+
+
+@router.post("/projects/{project}/runs/get")
+def get_runs(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
+    hub = _project(request, who, project, "reader")
+    return {"runs": [run_json(r) for r in hub.get_runs(project, body.ids)]}
+
+
+@router.get("/projects/{project}/runs/resolve")
+def resolve_run(
+    request: Request, who: Who, project: ProjectName, ref: Annotated[str, Query(max_length=200)]
+) -> dict[str, Any]:
+    hub = _project(request, who, project, "reader")
+    return {"ids": hub.resolve(project, ref)}
+
+
+# -- accounts (admin) ------------------------------------------------------------------------
+@router.get("/users")
+def list_users(request: Request, who: Who) -> dict[str, Any]:
+    who.require("*", "admin")
+    return {"users": hub_of(request).accounts.users()}
+
+
+@router.post("/users", status_code=201)
+def add_user(request: Request, who: Who, body: UserIn) -> dict[str, Any]:
+    who.require("*", "admin")
+    hub_of(request).accounts.add_user(body.name, body.role, body.project, actor=who.user)
+    return {"name": body.name, "role": body.role, "project": body.project}
+
+
+@router.post("/tokens", status_code=201)
+def create_token(request: Request, who: Who, body: TokenIn) -> dict[str, Any]:
+    who.require("*", "admin")
+    token_id, token = hub_of(request).accounts.create_token(
+        body.user, expires_in=body.expires_in, label=body.label, actor=who.user
+    )
+    return {"id": token_id, "token": token}
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(
+    request: Request, who: Who, token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
+) -> dict[str, Any]:
+    who.require("*", "admin")
+    hub_of(request).accounts.revoke_token(token_id, actor=who.user)
+    return {"revoked": token_id}
+
+
+@router.get("/audit")
+def audit_log(
+    request: Request, who: Who, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
+) -> dict[str, Any]:
+    who.require("*", "admin")
+    return {"events": hub_of(request).accounts.audit_log(limit)}

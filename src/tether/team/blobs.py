@@ -1,0 +1,288 @@
+"""The server's objects: bytes in a folder or an S3 bucket (fsspec), and a table that says which
+arrived and were verified.
+
+An upload is hashed as it arrives and stored only when its BLAKE3 matches the id it claims; the
+row is written after the store confirmed the write, so ``missing`` never counts a client's claim
+as stored, and an upload cut halfway leaves nothing behind that counts. Small objects travel as
+a *pack*: one request, one file in the store, one row per object with its offset.
+
+Layout under the store URL::
+
+    <project>/objects/ab/cdef…     one object
+    <project>/packs/<blake3>.pack  small objects, back to back (offsets in the table)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from tether.errors import (
+    CorruptObjectError,
+    MissingObjectError,
+    ServerUnavailableError,
+    UsageError,
+)
+from tether.hashing import PREFIX, is_object_id
+from tether.team import schema as s
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+CHUNK = 1 << 20
+PACK_MAGIC = b"TTHPACK1"  # then the index's length (8 bytes, big-endian), the index, the bytes
+MAX_PACK_INDEX = 16 << 20
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    size: int
+    pack: str | None
+    offset: int | None
+
+
+def pack_bytes(objects: Iterable[tuple[str, bytes]]) -> bytes:
+    """A pack as a client sends it: magic, index length, JSON index [[id, size], …], bytes."""
+    items = list(objects)
+    index = json.dumps([[oid, len(data)] for oid, data in items]).encode()
+    return b"".join([PACK_MAGIC, struct.pack(">Q", len(index)), index, *(d for _, d in items)])
+
+
+def check_id(oid: str) -> str:
+    if not is_object_id(oid):
+        raise UsageError(f"{oid[:100]!r} is not an object id (blake3: and 64 hex digits)")
+    return oid
+
+
+class Blobs:
+    def __init__(self, engine: Engine, store_url: str) -> None:
+        import fsspec
+
+        self.engine = engine
+        self.url = store_url
+        self.fs, self.root = fsspec.core.url_to_fs(store_url)
+        protocol = self.fs.protocol
+        self.is_local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+    def _path(self, project: str, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), project, *parts])
+
+    def object_path(self, project: str, oid: str) -> str:
+        hexid = oid[len(PREFIX) :]
+        return self._path(project, "objects", hexid[:2], hexid[2:])
+
+    # -- what is here ----------------------------------------------------------------------
+    def missing(self, project: str, ids: list[str]) -> list[str]:
+        """Which of ``ids`` the server has not verified and stored, in the order asked."""
+        from sqlalchemy import select
+
+        for oid in ids:
+            check_id(oid)
+        have: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                have.update(
+                    conn.execute(
+                        select(s.objects.c.id).where(
+                            (s.objects.c.project == project) & s.objects.c.id.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return [oid for oid in ids if oid not in have]
+
+    def stat(self, project: str, oid: str) -> Stored:
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.objects).where((s.objects.c.project == project) & (s.objects.c.id == oid))
+            ).first()
+        if row is None:
+            raise MissingObjectError([oid], hint="the server does not have it: push it first")
+        return Stored(row.id, row.size, row.pack, row.offset)
+
+    def count(self, project: str) -> tuple[int, int]:
+        """(objects, bytes) stored for ``project``."""
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            n, total = conn.execute(
+                select(func.count(), func.coalesce(func.sum(s.objects.c.size), 0)).where(
+                    s.objects.c.project == project
+                )
+            ).one()
+        return int(n), int(total)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_bytes(self, project: str, oid: str) -> bytes:
+        return b"".join(self.iter_bytes(project, oid))
+
+    def iter_bytes(self, project: str, oid: str) -> Iterator[bytes]:
+        found = self.stat(project, oid)
+        with self._translated("read"):
+            if found.pack is None:
+                with self.fs.open(self.object_path(project, oid), "rb") as f:
+                    while chunk := f.read(CHUNK):
+                        yield chunk
+            else:
+                assert found.offset is not None
+                path = self._path(project, "packs", found.pack[len(PREFIX) :] + ".pack")
+                yield self.fs.cat_file(path, start=found.offset, end=found.offset + found.size)
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_file(self, project: str, oid: str, spooled: IO[bytes], size: int, by: str) -> bool:
+        """Store an upload already hashed and found to match ``oid``; False if it was here."""
+        if not self.missing(project, [oid]):
+            return False
+        spooled.seek(0)
+        with self._translated("write"):
+            self._put(spooled, self.object_path(project, oid))
+        self._record(project, [(oid, size, None, None)], by)
+        return True
+
+    def put_pack(self, project: str, spooled: IO[bytes], by: str) -> list[str]:
+        """Verify every object of a pack and store the new ones as one pack; their ids."""
+        spooled.seek(0)
+        head = spooled.read(16)
+        if len(head) != 16 or head[:8] != PACK_MAGIC:
+            raise UsageError("the body is not a Tether pack (it starts with TTHPACK1)")
+        (index_len,) = struct.unpack(">Q", head[8:])
+        if index_len > MAX_PACK_INDEX:
+            raise UsageError("the pack's index is larger than 16 MiB: send smaller packs")
+        try:
+            index = json.loads(spooled.read(index_len))
+            items = [(check_id(str(oid)), int(size)) for oid, size in index]
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"the pack's index is not a list of [id, size] ({exc})") from exc
+        if any(size < 0 for _, size in items):
+            raise UsageError("the pack's index gives a negative size")
+        wanted = set(self.missing(project, [oid for oid, _ in items]))
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as out:
+            rows, pack_id = _copy_verified(spooled, items, wanted, out)
+            if not rows:
+                return []
+            out.seek(0)
+            with self._translated("write"):
+                self._put(out, self._path(project, "packs", pack_id[len(PREFIX) :] + ".pack"))
+        self._record(project, [(oid, size, pack_id, off) for oid, size, off in rows], by)
+        return [oid for oid, _, _ in rows]
+
+    def _put(self, source: IO[bytes], path: str) -> None:
+        if self.is_local:
+            # a temp file in the same folder, renamed: a reader never sees half an object
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    while chunk := source.read(CHUNK):
+                        f.write(chunk)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+            return
+        with self.fs.open(path, "wb") as f:  # S3: a single PUT, or a multipart upload
+            while chunk := source.read(CHUNK):
+                f.write(chunk)
+
+    def _record(
+        self, project: str, rows: list[tuple[str, int, str | None, int | None]], by: str
+    ) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        now = time.time()
+        values = [
+            {
+                "project": project,
+                "id": o,
+                "size": n,
+                "pack": p,
+                "offset": off,
+                "stored": now,
+                "by": by,
+            }
+            for o, n, p, off in rows
+        ]
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(s.objects.insert(), values)
+            except IntegrityError:
+                conn.rollback()
+                # another upload of some of these won the race: store the rest one by one
+                for value in values:
+                    with self.engine.begin() as one:
+                        try:
+                            one.execute(s.objects.insert(), [value])
+                        except IntegrityError:
+                            pass
+
+    # -- health ----------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise :class:`ServerUnavailableError` unless the store answers."""
+        with self._translated("be reached"):
+            if self.is_local:
+                os.makedirs(self.root, exist_ok=True)
+                os.listdir(self.root)
+            else:
+                self.fs.ls(self.root.rstrip("/") or "/", detail=False, refresh=True)
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """Third-party storage errors become ours: a lost file is missing, anything else 503."""
+        try:
+            yield
+        except (UsageError, MissingObjectError):
+            raise
+        except FileNotFoundError as exc:
+            raise MissingObjectError(
+                [], hint=f"the server's store lost a file it recorded ({exc}): run fsck"
+            ) from exc
+        except Exception as exc:
+            if not isinstance(exc, (OSError, TimeoutError)) and not type(exc).__module__.startswith(
+                ("botocore", "aiobotocore", "s3fs", "aiohttp")
+            ):
+                raise
+            raise ServerUnavailableError(
+                f"the server's object store at {self.url} could not {what} "
+                f"({type(exc).__name__}: {exc}); nothing was recorded as stored: try again"
+            ) from exc
+
+
+def _copy_verified(
+    source: IO[bytes], items: list[tuple[str, int]], wanted: set[str], out: IO[bytes]
+) -> tuple[list[tuple[str, int, int]], str]:
+    """Check each object of a pack against its id and copy the wanted ones to ``out``: their
+    (id, size, offset) and the new pack's id."""
+    from blake3 import blake3
+
+    rows: list[tuple[str, int, int]] = []
+    hasher = blake3()
+    for oid, size in items:
+        data = source.read(size)
+        if len(data) != size:
+            raise UsageError(f"the pack ends inside {oid}: it was cut short")
+        if PREFIX + blake3(data).hexdigest() != oid:
+            raise CorruptObjectError(f"{oid} in the pack does not hash to its id: refused")
+        if oid in wanted:
+            rows.append((oid, size, out.tell()))
+            out.write(data)
+            hasher.update(data)
+            wanted.discard(oid)
+    if source.read(1):
+        raise UsageError("the pack has bytes after its last object")
+    return rows, PREFIX + hasher.hexdigest()

@@ -1,0 +1,269 @@
+"""One team server's state: its database (accounts, projects, verified objects), its object store
+and each project's run index. Every HTTP route is one call here, through :mod:`tether.api`.
+
+A project's runs are indexed from records the server holds and verified: a run is accepted only
+when its record, every object the record links and its amendments are stored, and the record's
+id and kind are what the request says. The accepted state of each run is also written to the
+store (``<project>/refs/runs/<id>``), so the index stays a cache that ``reindex`` rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from tether.errors import (
+    ConflictError,
+    CorruptObjectError,
+    FormatError,
+    MissingProjectError,
+    ServerUnavailableError,
+    UsageError,
+)
+from tether.hashing import PREFIX
+from tether.team import schema as s
+from tether.team.accounts import Accounts, check_name
+from tether.team.blobs import Blobs, check_id
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tether.meta.store import IndexedRun, SqlMetaStore
+
+PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where a server keeps things: its database (``index``) and its objects (``store``)."""
+
+    index: str  # a SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…
+    store: str  # a folder or an fsspec URL (s3://bucket/prefix)
+    max_body: int = 1 << 30  # bytes in one request body (413 beyond)
+    open_without_accounts: bool = False  # loopback only: no token needed until `server init`
+
+
+@dataclass(frozen=True)
+class RunUpload:
+    record: str
+    amendments: tuple[str, ...] = ()
+    tombstone: str | None = None
+
+
+@dataclass
+class Counters:
+    runs_logged: int = 0
+    objects_stored: int = 0
+    bytes_stored: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Hub:
+    def __init__(self, settings: Settings, *, upgrade: bool = False) -> None:
+        from tether.team import db
+
+        self.settings = settings
+        self.engine: Engine = db.open_engine(settings.index, upgrade=upgrade)
+        self.accounts = Accounts(self.engine)
+        self.blobs = Blobs(self.engine, settings.store)
+        self.counters = Counters()
+        self._indexes: dict[str, SqlMetaStore] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        for index in self._indexes.values():
+            index.close()
+        self.engine.dispose()
+
+    # -- projects --------------------------------------------------------------------------
+    def create_project(self, name: str, *, git: str = "", actor: str) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        if not PROJECT.fullmatch(name):
+            raise UsageError(
+                f"{name!r} is not a valid project name: lowercase letters, digits, '_' and '-', "
+                "starting with a letter or digit, at most 40 characters"
+            )
+        clash = [p for p in self.projects() if _schema(p["name"]) == _schema(name)]
+        if clash:
+            raise ConflictError(f"project {clash[0]['name']} already exists")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(s.projects.insert().values(name=name, git=git, created=time.time()))
+                self.accounts._audit(conn, actor, "project.create", name, {"git": git})
+        except IntegrityError:
+            raise ConflictError(f"project {name} already exists") from None
+        self.index(name)
+
+    def projects(self) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            return [
+                {"name": p.name, "git": p.git, "created": p.created}
+                for p in conn.execute(select(s.projects).order_by(s.projects.c.name))
+            ]
+
+    def check_project(self, name: str) -> str:
+        from sqlalchemy import select
+
+        check_name(name, "project")
+        with self.engine.connect() as conn:
+            found = conn.execute(select(s.projects.c.name).where(s.projects.c.name == name))
+            if found.first() is None:
+                raise MissingProjectError(
+                    f"there is no project {name} on this server: an admin creates it with "
+                    f"`tether server project add {name}`"
+                )
+        return name
+
+    def index(self, project: str) -> SqlMetaStore:
+        from tether.meta.store import SqlMetaStore
+
+        with self._lock:
+            found = self._indexes.get(project)
+            if found is None:
+                if self.settings.index.startswith("sqlite"):
+                    base = self.settings.index.rsplit(".", 1)[0]
+                    found = SqlMetaStore(f"{base}-{project}.db")
+                else:
+                    found = SqlMetaStore(self.settings.index, schema=_schema(project))
+                self._indexes[project] = found
+            return found
+
+    # -- objects ---------------------------------------------------------------------------
+    def put_object(self, project: str, oid: str, spooled: IO[bytes], *, by: str) -> bool:
+        """Store an uploaded object once its bytes hash to ``oid``; False if it was here."""
+        from blake3 import blake3
+
+        check_id(oid)
+        spooled.seek(0)
+        hasher, size = blake3(max_threads=blake3.AUTO), 0
+        while chunk := spooled.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+        if PREFIX + hasher.hexdigest() != oid:
+            raise CorruptObjectError(
+                f"the body does not hash to {oid}: refused, nothing stored (was the upload cut?)"
+            )
+        stored = self.blobs.put_file(project, oid, spooled, size, by)
+        if stored:
+            self._count(objects=1, size=size)
+        return stored
+
+    def put_pack(self, project: str, spooled: IO[bytes], *, by: str) -> list[str]:
+        stored = self.blobs.put_pack(project, spooled, by)
+        if stored:
+            self._count(objects=len(stored), size=0)
+        return stored
+
+    def _count(self, *, objects: int = 0, size: int = 0, runs: int = 0) -> None:
+        with self.counters.lock:
+            self.counters.objects_stored += objects
+            self.counters.bytes_stored += size
+            self.counters.runs_logged += runs
+
+    # -- runs ------------------------------------------------------------------------------
+    def put_run(self, project: str, run_id: str, upload: RunUpload, *, by: str) -> IndexedRun:
+        """Accept a sealed run whose record and objects the server holds; idempotent."""
+        from tether.objects.graph import children
+        from tether.runs.record import load_record, to_indexed
+
+        ids = [upload.record, *upload.amendments, *([upload.tombstone] if upload.tombstone else [])]
+        for oid in ids:
+            check_id(oid)
+        if missing := self.blobs.missing(project, ids):
+            raise ConflictError(
+                f"the server does not have {len(missing)} of this run's records "
+                f"({', '.join(m[:19] for m in missing[:3])}…): upload them first"
+            )
+        data = self.blobs.read_bytes(project, upload.record)
+        record = _load(load_record, data, upload.record, "run", run_id)
+        if missing := self.blobs.missing(project, children(data, upload.record)):
+            raise ConflictError(
+                f"run {run_id} links {len(missing)} objects the server does not have: upload "
+                "them first (`tether sync` does it in that order)"
+            )
+        amendments = [
+            _load(load_record, self.blobs.read_bytes(project, a), a, "amendment", run_id)
+            for a in upload.amendments
+        ]
+        if upload.tombstone:
+            _load(
+                load_record,
+                self.blobs.read_bytes(project, upload.tombstone),
+                upload.tombstone,
+                "tombstone",
+                run_id,
+            )
+        row = to_indexed(record, upload.record, amendments, deleted=bool(upload.tombstone))
+        ref = {
+            "record": upload.record,
+            "amendments": sorted(upload.amendments),
+            "tombstone": upload.tombstone,
+            "by": by,
+        }
+        self._write_ref(project, run_id, ref)
+        self.index(project).put_runs([row])
+        self._count(runs=1)
+        return row
+
+    def _write_ref(self, project: str, run_id: str, ref: dict[str, Any]) -> None:
+        import io
+
+        path = "/".join([self.blobs.root.rstrip("/"), project, "refs", "runs", run_id])
+        with self.blobs._translated("write"):
+            self.blobs._put(io.BytesIO(json.dumps(ref, sort_keys=True).encode()), path)
+
+    def search(
+        self,
+        project: str,
+        where: str | None,
+        sort: str | None,
+        limit: int | None,
+        *,
+        include_deleted: bool = False,
+    ) -> list[IndexedRun]:
+        return self.index(project).search(where, sort, limit, include_deleted=include_deleted)
+
+    def get_runs(self, project: str, ids: Sequence[str]) -> list[IndexedRun]:
+        return self.index(project).get_runs(ids)
+
+    def resolve(self, project: str, ref: str) -> list[str]:
+        return self.index(project).resolve(ref)
+
+    # -- health ----------------------------------------------------------------------------
+    def ready(self) -> dict[str, str]:
+        """Check the database and the store answer; 503 naming the one that does not."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise ServerUnavailableError(
+                f"the server's database does not answer ({type(exc).__name__})"
+            ) from exc
+        self.blobs.check()
+        return {"database": "ok", "store": "ok"}
+
+
+def _schema(project: str) -> str:
+    return "tp_" + project.replace("-", "_")
+
+
+def _load(load: Any, data: bytes, oid: str, kind: str, run_id: str) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = load(data, oid)
+    except FormatError as exc:
+        raise UsageError(str(exc)) from exc
+    key = "id" if kind == "run" else "run"
+    if doc.get("kind") != kind or doc.get(key) != run_id:
+        raise UsageError(f"object {oid} is not a {kind} record of run {run_id}: refused")
+    return doc
