@@ -57,8 +57,7 @@ _TEAM = {
     "Identity": ("tether.team.accounts", "Identity"),
     "ANONYMOUS": ("tether.team.accounts", "ANONYMOUS"),
     "ROLES": ("tether.team.accounts", "ROLES"),
-    "pack_bytes": ("tether.team.blobs", "pack_bytes"),
-    "check_object_id": ("tether.team.blobs", "check_id"),
+    "pack_bytes": ("tether.teamclient.packs", "pack_bytes"),
 }
 
 if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` stays fast
@@ -84,9 +83,13 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.team.accounts import ANONYMOUS as ANONYMOUS
     from tether.team.accounts import ROLES as ROLES
     from tether.team.accounts import Identity as Identity
-    from tether.team.blobs import pack_bytes as pack_bytes
     from tether.team.hub import Hub as Hub
     from tether.team.hub import RunUpload as RunUpload
+    from tether.team.hub import Settings as _ServerSettings
+    from tether.teamclient import sync as _team_sync
+    from tether.teamclient.packs import pack_bytes as pack_bytes
+
+    ServerSettings = _ServerSettings
     from tether.workspace import add as _add
     from tether.workspace import checkout as _checkout
     from tether.workspace import datadiff as _datadiff
@@ -274,9 +277,23 @@ class Project:
         sort: str | None = None,
         limit: int | None = None,
         include_deleted: bool = False,
+        source: str = "auto",
     ) -> list[IndexedRun]:
+        """Runs matching ``where``. ``source``: ``local`` (this clone's index), ``server`` (the
+        team server's, every teammate's runs), or ``auto``: the server when one is set."""
         from tether.runs import catalog
 
+        if source != "local":
+            from tether.teamclient import sync as _team
+
+            where_to = _team.target(self.ws)
+            if where_to is None and source == "server":
+                raise UsageError("no team server is set: `tether server login URL` sets one")
+            if where_to is not None:
+                from tether.teamclient.client import HttpMetaStore
+
+                with HttpMetaStore(where_to) as index:
+                    return index.search(where, sort, limit, include_deleted=include_deleted)
         return catalog.search(self.ws, where, sort, limit, include_deleted=include_deleted)
 
     def resolve_run(self, ref: str) -> str:
@@ -531,12 +548,78 @@ class Project:
 
         return PromptLibrary(self.root, self.ws)
 
+    # -- the team server -------------------------------------------------------------------
+    def server_login(
+        self, url: str, project: str, token: str | None, *, shared: bool = False
+    ) -> dict[str, Any]:
+        """Point this project at a team server: check the token there, then keep the token in
+        ``.tether/config.toml`` (0600) and the URL and project in it too, or in tether.toml
+        with ``shared``. Who the server says we are."""
+        from tether.teamclient import login as _login
+
+        who = _login.check(url, project, token)
+        for key, value in (("server.url", url.rstrip("/")), ("server.project", project)):
+            self.config_set(key, value, local=not shared)
+        if token:
+            self.config_set("server.token", token, local=True)
+        return who
+
+    def sync(
+        self,
+        *,
+        to: tuple[str, str] | None = None,
+        callback: Callback = NO_PROGRESS,
+    ) -> _team_sync.SyncResult:
+        """Upload to the team server every run (and the tracked data's objects) it has not
+        acknowledged: the first time, the project's whole history. ``to``: another server's
+        (url, project) than the one configured, with the token of ``TETHER_TOKEN``."""
+        from tether.teamclient import sync as _team
+        from tether.teamclient.client import Target
+
+        where = _team.target(self.ws) if to is None else Target(to[0], to[1], _team.env_token())
+        if where is None:
+            raise UsageError("no team server is set: `tether server login URL` sets one")
+        return _team.sync(self.ws, where, callback=callback)
+
+    def embedded_server(self) -> ServerSettings:
+        """The server ``tether server`` runs inside this repository with no flags: SQLite and
+        a folder under ``.tether/server``."""
+        from tether.team.hub import Settings
+
+        folder = self.ws.dot / "server"
+        folder.mkdir(parents=True, exist_ok=True)
+        return Settings(
+            f"sqlite:///{folder / 'server.db'}", str(folder / "store"), open_without_accounts=True
+        )
+
+    def runs_not_uploaded(self) -> int | None:
+        """How many runs the team server has not acknowledged (None: no server is set).
+        Derived from local files only: it never contacts the server."""
+        from tether.teamclient import sync as _team
+
+        where = _team.target(self.ws)
+        return None if where is None else len(_team.pending(self.ws, where.key))
+
     def config_set(self, key: str, value: str, *, local: bool = False) -> Path:
         from tether import config as _config
 
         path = _config.set_value(self.root, key, _config.parse_value(value), local=local)
         self.ws.__dict__.pop("config", None)
         return path
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration such as ``90d``, ``12h`` or ``30m``."""
+    from tether import config as _config
+
+    return _config.duration_seconds(text)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (0600), whole or not at all."""
+    from tether._fs import atomic_write
+
+    atomic_write(path, data, mode=0o600)
 
 
 def new_project(name: str, parent: str | os.PathLike[str] | None = None) -> Project:

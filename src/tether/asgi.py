@@ -5,13 +5,16 @@ the same application from ``TETHER_SERVER_*`` variables (what ``serve`` sets for
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tether import api
 from tether.errors import UsageError
+from tether.teamclient.login import is_loopback_host
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -38,17 +41,10 @@ def from_environment() -> FastAPI:
             open_without_accounts=os.environ.get(ENV_OPEN) == "1",
         )
     except KeyError as exc:
-        raise UsageError(f"{exc.args[0]} is not set: it names the server's database or store")
+        raise UsageError(
+            f"{exc.args[0]} is not set: it names the server's database or store"
+        ) from None
     return create_app(settings)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -58,12 +54,13 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     log_level: str = "warning",
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Run the server under uvicorn until stopped. A non-loopback bind needs accounts: a server
     that answers without a token listens on loopback only."""
     import uvicorn
 
-    loopback = is_loopback(host)
+    loopback = is_loopback_host(host)
     hub = api.Hub(settings)  # migrates a fresh database once, before any worker starts
     try:
         has_accounts = hub.accounts.any_user()
@@ -81,6 +78,8 @@ def serve(
     os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tether-metrics-")
+    if on_ready is not None:
+        threading.Thread(target=_when_up, args=(host, port, on_ready), daemon=True).start()
     uvicorn.run(
         "tether.asgi:from_environment",
         factory=True,
@@ -90,3 +89,18 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
     )
+
+
+def _when_up(host: str, port: int, then: Callable[[str], None]) -> None:
+    """Call ``then(url)`` once the server answers /health (within a minute)."""
+    import httpx
+
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                then(url)
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)

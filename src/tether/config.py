@@ -157,6 +157,12 @@ KNOWN: dict[str, tuple[Any, str]] = {
     "hooks.max_file_mb": (_number, "a number of megabytes"),
     "prompts.render_max_chars": (_whole, "a whole number of characters, e.g. 1000000"),
     "prompts.render_timeout_s": (_number, "a number of seconds, e.g. 2"),
+    "server.url": (
+        lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
+        "a team server's URL, e.g. https://tether.example.com",
+    ),
+    "server.project": (lambda v: isinstance(v, str) and bool(v), "a project's name"),
+    "server.timeout": (_number, "a number of seconds, e.g. 5"),
     "gc.grace": _TIME,
     "gc.stale_lock": _TIME,
     "gc.lock_wait": _TIME,

@@ -56,6 +56,7 @@ BY_COMMAND: dict[str, dict[int, str]] = {
     "policy check-commits": {NEGATIVE: "a commit message does not follow Conventional Commits"},
     "model pull": {NEGATIVE: "the remote has events that do not verify: they were refused"},
     "model verify": {NEGATIVE: "a signature or a signed file does not verify"},
+    "sync": {NEGATIVE: "the server refused a run (the message says why); the rest uploaded"},
     "prompt ci": {NEGATIVE: "a significant regression, a gate that cannot tell, or a refusal"},
     "prompt compare": {NEGATIVE: "B is worse than A by more than the margin, or cannot tell"},
     "prompt eval": {NEGATIVE: "a suite threshold is not met"},

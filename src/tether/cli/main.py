@@ -48,6 +48,8 @@ COMMANDS = {
     "trust": "trust:trust",
     "policy": "hooks:policy",
     "hooks": "hooks:hooks",
+    "server": "server:server",
+    "sync": "server:sync",
 }
 
 

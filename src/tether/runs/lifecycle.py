@@ -441,9 +441,28 @@ def seal(
     shutil.rmtree(folder, ignore_errors=True)
     if start.get("index", True):
         open_index(ws).put_runs([to_indexed(body, record_id)])  # the body just sealed
+        _upload(ws, start["id"])
     else:
         defer(ws, start["id"], record_id)
     return record_id
+
+
+UPLOAD_TIMEOUT_S = 3.0
+
+
+def _upload(ws: Workspace, run_id: str) -> None:
+    """Hand a run just sealed to the team server, if the project has one: one try, a bounded
+    wait. A failure loses nothing: the run stays pending and `tether sync` uploads it."""
+    if not ws.config.get("server.url"):
+        return
+    from tether.teamclient import sync as team
+
+    try:
+        where = team.target(ws, timeout=UPLOAD_TIMEOUT_S)
+        if where is not None:
+            team.sync(ws, where, only=[run_id], data=False, retries=0)
+    except TetherError:
+        pass
 
 
 def _record(

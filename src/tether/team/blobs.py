@@ -19,7 +19,7 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
@@ -32,12 +32,12 @@ from tether.errors import (
 )
 from tether.hashing import PREFIX, is_object_id
 from tether.team import schema as s
+from tether.teamclient.packs import PACK_MAGIC
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 CHUNK = 1 << 20
-PACK_MAGIC = b"TTHPACK1"  # then the index's length (8 bytes, big-endian), the index, the bytes
 MAX_PACK_INDEX = 16 << 20
 
 
@@ -47,13 +47,6 @@ class Stored:
     size: int
     pack: str | None
     offset: int | None
-
-
-def pack_bytes(objects: Iterable[tuple[str, bytes]]) -> bytes:
-    """A pack as a client sends it: magic, index length, JSON index [[id, size], …], bytes."""
-    items = list(objects)
-    index = json.dumps([[oid, len(data)] for oid, data in items]).encode()
-    return b"".join([PACK_MAGIC, struct.pack(">Q", len(index)), index, *(d for _, d in items)])
 
 
 def check_id(oid: str) -> str:

@@ -1,0 +1,305 @@
+"""``tether server``: run the team server, manage its accounts, and point a project at it;
+``tether sync`` uploads what the server has not acknowledged."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tether.cli import exitcodes
+from tether.cli.render import human_size
+from tether.errors import NotARepositoryError
+
+
+def _settings(index: str | None, store: str | None, max_body: int) -> Any:
+    from tether import api
+
+    if index and store:
+        return api.ServerSettings(index, store, max_body, open_without_accounts=True)
+    if index or store:
+        raise click.UsageError("give both --index and --store, or neither (inside a repository)")
+    try:
+        embedded = api.Project.open().embedded_server()
+    except NotARepositoryError:
+        raise click.UsageError(
+            "outside a repository, say where the server keeps things: --index URL --store URL"
+        ) from None
+    return api.ServerSettings(embedded.index, embedded.store, max_body, True)
+
+
+def storage_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option(
+        "--index",
+        envvar="TETHER_SERVER_INDEX",
+        help="The server's database: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.",
+    )
+    @click.option(
+        "--store", envvar="TETHER_SERVER_STORE", help="Where objects go: a folder or s3://B/P."
+    )
+    @click.option(
+        "--max-body", default=1 << 30, show_default=True, help="Largest request body, in bytes."
+    )
+    @functools.wraps(command)
+    def wrapped(index: str | None, store: str | None, max_body: int, **kwargs: Any) -> Any:
+        return command(settings=_settings(index, store, max_body), **kwargs)
+
+    return wrapped
+
+
+def _hub(settings: Any, *, upgrade: bool = False) -> Any:
+    from tether import api
+
+    return api.Hub(settings, upgrade=upgrade)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, help="uvicorn worker processes.")
+@click.option("--project", help="In a repository: the project its runs are served as.")
+@storage_options
+@click.pass_context
+def server(
+    ctx: click.Context, settings: Any, host: str, port: int, workers: int, project: str | None
+) -> None:
+    """Run the team server (FastAPI on uvicorn) until stopped with Ctrl-C.
+
+    With no --index/--store inside a repository it serves that repository: SQLite and a folder
+    under .tether/server, with the repository's runs uploaded to project --project (default:
+    the folder's name). It listens on 127.0.0.1 unless --host says otherwise, and refuses
+    another address until `tether server init` has made an account. API docs: /api/v1/docs.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tether import asgi
+
+    on_ready = (
+        _publisher(settings, project) if settings.store.endswith(".tether/server/store") else None
+    )
+    click.echo(f"serving on http://{host}:{port} (API docs at /api/v1/docs); Ctrl-C stops it")
+    asgi.serve(settings, host=host, port=port, workers=workers, on_ready=on_ready)
+
+
+def _publisher(settings: Any, project: str | None) -> Callable[[str], None]:
+    """Upload the repository's runs into its own embedded server once it answers."""
+    from tether import api
+
+    repo = api.Project.open()
+    name = project or "".join(
+        c if c.isalnum() or c in "-_" else "-" for c in repo.root.name.lower()
+    )
+    hub = _hub(settings)
+    try:
+        if name not in {p["name"] for p in hub.projects()}:
+            hub.create_project(name, git=str(repo.root), actor="tether server")
+    finally:
+        hub.close()
+
+    def publish(url: str) -> None:
+        result = api.Project.open(repo.root).sync(to=(url, name))
+        click.echo(f"project {name}: {len(result.runs)} run(s) uploaded from {repo.root}")
+
+    return publish
+
+
+@server.command("migrate")
+@storage_options
+def migrate(settings: Any) -> None:
+    """Upgrade the server's database schema (Alembic) to this Tether's."""
+    _hub(settings, upgrade=True).close()
+    click.echo("the server's database is up to date")
+
+
+@server.command("init")
+@click.option("--admin", required=True, help="The first admin's user name.")
+@storage_options
+def init(settings: Any, admin: str) -> None:
+    """Create the first admin and print their token, once: keep it (it is stored hashed)."""
+    hub = _hub(settings)
+    try:
+        token = hub.accounts.init(admin)
+    finally:
+        hub.close()
+    click.echo(f"admin {admin} created; their token (shown only now):")
+    click.echo(token)
+
+
+@server.group("project")
+def project_group() -> None:
+    """Projects on the server: each has its own runs, objects and roles."""
+
+
+@project_group.command("add")
+@click.argument("name")
+@click.option("--git", default="", help="The project's git repository (URL or path).")
+@storage_options
+def project_add(settings: Any, name: str, git: str) -> None:
+    """Create project NAME."""
+    hub = _hub(settings)
+    try:
+        hub.create_project(name, git=git, actor="cli")
+    finally:
+        hub.close()
+    click.echo(f"project {name} created")
+
+
+@server.group("user")
+def user_group() -> None:
+    """Accounts: users and their roles (reader, writer, approver, admin) per project."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["reader", "writer", "approver", "admin"]))
+@click.option("--project", default="*", show_default=True, help="The project ('*': all).")
+@storage_options
+def user_add(settings: Any, name: str, role: str, project: str) -> None:
+    """Add user NAME with ROLE in PROJECT (or change their role there)."""
+    hub = _hub(settings)
+    try:
+        hub.accounts.add_user(name, role, project, actor="cli")
+    finally:
+        hub.close()
+    click.echo(f"{name} is {role} in {'every project' if project == '*' else project}")
+
+
+@user_group.command("list")
+@storage_options
+def user_list(settings: Any) -> None:
+    """List users and their roles."""
+    hub = _hub(settings)
+    try:
+        for user in hub.accounts.users():
+            roles = ", ".join(f"{r} in {p}" for p, r in sorted(user["roles"].items()))
+            click.echo(f"{user['name']}\t{roles}" + ("\t(disabled)" if user["disabled"] else ""))
+    finally:
+        hub.close()
+
+
+@server.group("token")
+def token_group() -> None:
+    """Bearer tokens: random, shown once, stored hashed, revocable."""
+
+
+@token_group.command("create")
+@click.option("--user", "user", required=True, help="Whose token it is.")
+@click.option("--expires", help="Lifetime, e.g. 90d or 12h (default: until revoked).")
+@click.option("--label", default="", help="What the token is for.")
+@storage_options
+def token_create(settings: Any, user: str, expires: str | None, label: str) -> None:
+    """Make a token for USER and print it, once."""
+    from tether import api
+
+    seconds = api.duration_seconds(expires) if expires else None
+    hub = _hub(settings)
+    try:
+        token_id, token = hub.accounts.create_token(
+            user, expires_in=seconds, label=label, actor="cli"
+        )
+    finally:
+        hub.close()
+    click.echo(f"token {token_id} for {user} (shown only now):")
+    click.echo(token)
+
+
+@token_group.command("list")
+@storage_options
+def token_list(settings: Any) -> None:
+    """List tokens (their ids, never the tokens)."""
+    hub = _hub(settings)
+    try:
+        for t in hub.accounts.tokens():
+            state = "revoked" if t["revoked"] else ("expires" if t["expires"] else "live")
+            click.echo(f"{t['id']}\t{t['user']}\t{state}\t{t['label']}")
+    finally:
+        hub.close()
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@storage_options
+def token_revoke(settings: Any, token_id: str) -> None:
+    """Revoke token TOKEN_ID: it stops working at once."""
+    hub = _hub(settings)
+    try:
+        hub.accounts.revoke_token(token_id, actor="cli")
+    finally:
+        hub.close()
+    click.echo(f"token {token_id} revoked")
+
+
+@server.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@storage_options
+def backup(settings: Any, path: Path) -> None:
+    """Write the accounts (users, roles, hashed tokens, projects, audit log) to PATH.
+
+    They are what the server cannot rebuild from objects; PATH is written 0600."""
+    hub = _hub(settings)
+    try:
+        document = hub.accounts.backup()
+    finally:
+        hub.close()
+    from tether import api
+
+    api.write_private(path, json.dumps(document, sort_keys=True, indent=1).encode())
+    counts = ", ".join(
+        f"{len(v)} {k.removeprefix('tether_')}" for k, v in document["tables"].items()
+    )
+    click.echo(f"backed up {counts} to {path}")
+
+
+@server.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@storage_options
+def restore(settings: Any, path: Path) -> None:
+    """Replace the server's accounts with those of a backup."""
+    hub = _hub(settings)
+    try:
+        counts = hub.accounts.restore(json.loads(path.read_bytes()))
+    finally:
+        hub.close()
+    click.echo(
+        "restored " + ", ".join(f"{n} {k.removeprefix('tether_')}" for k, n in counts.items())
+    )
+
+
+@server.command("login")
+@click.argument("url")
+@click.option("--project", required=True, help="The project on the server.")
+@click.option("--token", envvar="TETHER_TOKEN", help="The token (default: $TETHER_TOKEN).")
+@click.option("--shared", is_flag=True, help="Keep URL and project in tether.toml (committed).")
+def login(url: str, project: str, token: str | None, shared: bool) -> None:
+    """Point this project at the server at URL, after checking it accepts the token.
+
+    The token goes to .tether/config.toml (0600), never tether.toml. From then on runs upload
+    when they end, `tether sync` uploads the rest, and `runs list` asks the server."""
+    from tether.api import Project
+
+    who = Project.open().server_login(url, project, token, shared=shared)
+    click.echo(f"logged in to {url} as {who['user']}, project {project}")
+
+
+@click.command()
+def sync() -> None:
+    """Upload to the team server what it has not acknowledged: runs (the first time, all of
+    them) and the objects they and the tracked data need. Safe to run again at any time."""
+    from tether.api import Project
+    from tether.cli.progress import Bar
+
+    with Bar("uploading") as bar:
+        result = Project.open().sync(callback=bar)
+    click.echo(
+        f"{len(result.runs)} run(s) and {result.objects} object(s) ({human_size(result.bytes)}) "
+        f"uploaded to {result.server}; {result.pending} run(s) not acknowledged"
+    )
+    for run_id, why in sorted(result.refused.items()):
+        click.secho(f"run {run_id} refused: {why}", fg="yellow", err=True)
+    if result.refused:
+        sys.exit(exitcodes.NEGATIVE)

@@ -1,0 +1,229 @@
+"""Talking to a team server over HTTP (httpx): every call has a bounded timeout, idempotent calls
+are retried (tenacity) when the server is unreachable or answers 503, and the server's error
+bodies become the same errors the server raised, with its message.
+
+Every write the client makes is idempotent (objects are named by their content, a run by its
+id and sealed record), so a retry after a server killed mid-request never stores a thing twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether import errors
+from tether.meta.store import IndexedRun, MetricSummary
+
+if TYPE_CHECKING:
+    import httpx
+
+API = "/api/v1"
+TIMEOUT_S = 5.0  # no command waits on a down server longer than this (per call, and in retries)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server and a project on it, with the token to use (None: a loopback server that has
+    no accounts yet)."""
+
+    url: str
+    project: str
+    token: str | None = None
+    timeout: float = TIMEOUT_S
+
+    @property
+    def key(self) -> str:
+        """A short name for this server and project: acknowledgements are kept per key."""
+        import hashlib
+
+        return hashlib.sha256(f"{self.url.rstrip('/')}\n{self.project}".encode()).hexdigest()[:16]
+
+
+_BY_STATUS: dict[int, type[errors.TetherError]] = {
+    400: errors.UsageError,
+    401: errors.AuthenticationError,
+    403: errors.PermissionDeniedError,
+    404: errors.MissingProjectError,
+    409: errors.ConflictError,
+    413: errors.PayloadTooLargeError,
+    503: errors.ServerUnavailableError,
+}
+_BY_NAME: dict[str, type[errors.TetherError]] = {
+    "MissingObjectError": errors.ServerError,
+    "QueryError": errors.UsageError,
+}
+
+
+class ServerClient:
+    def __init__(self, target: Target, *, retries: int = 2) -> None:
+        import httpx
+
+        self.target = target
+        self.retries = retries
+        headers = {"User-Agent": "tether"}
+        if target.token:
+            headers["Authorization"] = f"Bearer {target.token}"
+        self.http = httpx.Client(
+            base_url=target.url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(target.timeout, connect=min(2.0, target.timeout)),
+        )
+        self.project_path = f"{API}/projects/{target.project}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ServerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+    def call(
+        self, method: str, path: str, *, body: Callable[[], Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """One request, retried while the server is unreachable or busy (503); its JSON.
+        ``body`` makes the request's content afresh for each attempt (a file read again)."""
+        import httpx
+        import tenacity
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, (httpx.TransportError, errors.ServerUnavailableError))
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(transient),
+            stop=tenacity.stop_after_attempt(self.retries + 1)
+            | tenacity.stop_after_delay(self.target.timeout),
+            wait=tenacity.wait_random_exponential(multiplier=0.1, max=1.0),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if body is not None:
+                        kwargs["content"] = body()
+                    response = self.http.request(method, path, **kwargs)
+                    self._raise_for(response)
+        except httpx.TransportError as exc:
+            raise errors.ServerUnavailableError(
+                f"the server at {self.target.url} did not answer ({type(exc).__name__}: {exc}); "
+                "nothing is lost: what is not uploaded yet goes with the next `tether sync`"
+            ) from exc
+        return response.json() if response.content else None
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+            message, kind = str(body.get("message", "")), str(body.get("error", ""))
+        except ValueError:
+            message, kind = response.text[:500], ""
+        error = _BY_NAME.get(kind) or _BY_STATUS.get(response.status_code, errors.ServerError)
+        raise error(f"the server at {self.target.url} refused: {message}")
+
+    # -- objects ---------------------------------------------------------------------------
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(ids), 50_000):
+            doc = self.call(
+                "POST",
+                f"{self.project_path}/objects/missing",
+                json={"ids": list(ids[start : start + 50_000])},
+            )
+            found.extend(doc["missing"])
+        return found
+
+    def put_object(self, oid: str, source: Path | bytes) -> None:
+        """Upload one object, streamed from its file (or given whole)."""
+        content = (lambda: _chunks(source)) if isinstance(source, Path) else (lambda: source)
+        self.call("PUT", f"{self.project_path}/objects/{oid}", body=content)
+
+    def put_pack(self, objects: Iterable[tuple[str, bytes]]) -> list[str]:
+        from tether.teamclient.packs import pack_bytes
+
+        doc = self.call("POST", f"{self.project_path}/packs", content=pack_bytes(objects))
+        return list(doc["stored"])
+
+    def get_object(self, oid: str) -> bytes:
+        response = self.http.get(f"{self.project_path}/objects/{oid}")
+        self._raise_for(response)
+        return response.content
+
+    # -- runs ------------------------------------------------------------------------------
+    def put_run(
+        self, run_id: str, record: str, amendments: Sequence[str], tombstone: str | None
+    ) -> None:
+        body = {"record": record, "amendments": list(amendments), "tombstone": tombstone}
+        self.call("PUT", f"{self.project_path}/runs/{run_id}", json=body)
+
+    def search(
+        self,
+        where: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        *,
+        include_deleted: bool = False,
+    ) -> list[IndexedRun]:
+        body = {"where": where, "sort": sort, "limit": limit, "include_deleted": include_deleted}
+        doc = self.call("POST", f"{self.project_path}/runs/search", json=body)
+        return [indexed_run(r) for r in doc["runs"]]
+
+    def get_runs(self, ids: Sequence[str]) -> list[IndexedRun]:
+        doc = self.call("POST", f"{self.project_path}/runs/get", json={"ids": list(ids)})
+        return [indexed_run(r) for r in doc["runs"]]
+
+    def resolve(self, ref: str) -> list[str]:
+        doc = self.call("GET", f"{self.project_path}/runs/resolve", params={"ref": ref})
+        return list(doc["ids"])
+
+    def whoami(self) -> dict[str, Any]:
+        doc: dict[str, Any] = self.call("GET", f"{API}/whoami")
+        return doc
+
+
+def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
+
+
+class HttpMetaStore(ServerClient):
+    """:class:`tether.meta.store.MetaStore` over a team server: the same searches, answered by
+    the project's index on the server. Its writes go through ``tether sync``, never here."""
+
+    def put_runs(
+        self, runs: Sequence[IndexedRun], *, replace: bool = True, clear: bool = False
+    ) -> None:
+        raise errors.UsageError("a server's index is written by `tether sync`, not directly")
+
+    def set_deleted(self, run_ids: Sequence[str], deleted: bool = True) -> None:
+        raise errors.UsageError("`tether runs delete` then `tether sync` deletes on the server")
+
+    def indexed_records(self) -> dict[str, str | None]:
+        return {r.id: r.record for r in self.search(include_deleted=True)}
+
+    def clear(self) -> None:
+        raise errors.UsageError("a server's index is rebuilt on the server, not by a client")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str):
+        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[value]
+    return float(value)
+
+
+def indexed_run(doc: Mapping[str, Any]) -> IndexedRun:
+    """An :class:`IndexedRun` from the server's JSON."""
+    fields = dict(doc)
+    fields["metrics"] = {
+        key: MetricSummary(
+            _number(m["last"]), _number(m["min"]), _number(m["max"]), m["step"], m["count"]
+        )
+        for key, m in doc.get("metrics", {}).items()
+    }
+    return IndexedRun(**fields)

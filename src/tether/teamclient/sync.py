@@ -1,0 +1,175 @@
+"""``tether sync``: upload to the team server what it has not acknowledged, derived the way git
+derives what to push from remote-tracking refs: no second queue to keep consistent.
+
+A run's state here is its sealed record, its amendments and its tombstone (all refs). When the
+server accepts a state it is written to ``.tether/servers/<key>/runs/<run-id>``; a run is pending
+while that file is missing or says another state. Objects need no acknowledgement: the server is
+asked which of them it lacks, in one call. Order: every object a run links, then the run, then
+its acknowledgement, so a crash anywhere leaves at worst a run uploaded twice (idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tether._fs import atomic_write
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import ConfigError, ServerError
+from tether.objects.graph import reachable
+from tether.teamclient.client import TIMEOUT_S, ServerClient, Target
+from tether.teamclient.packs import PACK_MAX, SMALL
+from tether.workspace.repo import Workspace
+from tether.workspace.roots import Root, pairs
+
+TOKEN_ENV = "TETHER_TOKEN"
+
+
+@dataclass(frozen=True)
+class RunState:
+    record: str
+    amendments: tuple[str, ...] = ()
+    tombstone: str | None = None
+
+    def as_list(self) -> list[str | None]:
+        return [self.record, *self.amendments, self.tombstone]
+
+
+@dataclass
+class SyncResult:
+    server: str
+    runs: list[str] = field(default_factory=list)  # runs the server accepted now
+    objects: int = 0  # objects uploaded now
+    bytes: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # run -> why the server refused it
+    pending: int = 0  # runs still not acknowledged after this sync
+
+
+def target(ws: Workspace, *, timeout: float | None = None) -> Target | None:
+    """The server this project points at (``[server] url`` and ``project``), with the token
+    from ``TETHER_TOKEN`` or ``.tether/config.toml``; None when no server is set."""
+    url = str(ws.config.get("server.url") or "")
+    if not url:
+        return None
+    project = str(ws.config.get("server.project") or "")
+    if not project:
+        raise ConfigError(
+            f"server.url is {url} but server.project is not set: `tether server login {url} "
+            "--project NAME` sets both"
+        )
+    token = env_token() or ws.config.get("server.token") or None
+    wait = timeout if timeout is not None else float(ws.config.get("server.timeout") or TIMEOUT_S)
+    return Target(url, project, str(token) if token else None, wait)
+
+
+def env_token() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def local_states(ws: Workspace) -> dict[str, RunState]:
+    amendments: dict[str, list[str]] = {}
+    for name, ids in ws.refs.items("amendments"):
+        amendments.setdefault(name.split("/")[1], []).append(ids[0])
+    tombstones = {name.split("/")[1]: ids[0] for name, ids in ws.refs.items("tombstones")}
+    return {
+        name[len("runs/") :]: RunState(
+            ids[0],
+            tuple(sorted(amendments.get(name[len("runs/") :], []))),
+            tombstones.get(name[len("runs/") :]),
+        )
+        for name, ids in ws.refs.items("runs")
+    }
+
+
+def _acks(ws: Workspace, key: str) -> Path:
+    return ws.dot / "servers" / key / "runs"
+
+
+def acknowledged(ws: Workspace, key: str, run_id: str) -> RunState | None:
+    try:
+        ids = json.loads((_acks(ws, key) / run_id).read_bytes())
+        return RunState(ids[0], tuple(ids[1:-1]), ids[-1])
+    except (OSError, ValueError, IndexError, TypeError):
+        return None  # never acknowledged, or a torn file: upload again (idempotent)
+
+
+def pending(ws: Workspace, key: str, only: Iterable[str] | None = None) -> dict[str, RunState]:
+    states = local_states(ws)
+    if only is not None:
+        wanted = set(only)
+        states = {r: s for r, s in states.items() if r in wanted}
+    return {r: s for r, s in states.items() if acknowledged(ws, key, r) != s}
+
+
+def sync(
+    ws: Workspace,
+    where: Target,
+    *,
+    only: Iterable[str] | None = None,
+    data: bool = True,
+    retries: int = 2,
+    callback: Callback = NO_PROGRESS,
+) -> SyncResult:
+    """Upload pending runs (all of them the first time: a project's whole history) and, with
+    ``data``, the objects of the tracked data in the work tree."""
+    result = SyncResult(where.url)
+    todo = pending(ws, where.key, only)
+    roots = [(f"run {r}", oid) for r, st in todo.items() for oid in st.as_list() if oid]
+    if data and only is None:
+        roots += pairs([Root(t.pointer, t.ptr.id, t.ptr.kind) for t in ws.pointers()])
+    live = reachable(ws.store, roots)
+    with ServerClient(where, retries=retries) as client:
+        lacking = client.missing(sorted(live.ids))
+        callback.set_size(len(lacking))
+        containers = [o for o in lacking if o in live.containers]
+        leaves = [o for o in lacking if o not in live.containers]
+        for batch in (leaves, containers):  # files before the manifests and records naming them
+            _upload(ws, client, batch, result, callback)
+        for run_id, state in sorted(todo.items()):
+            try:
+                client.put_run(run_id, state.record, state.amendments, state.tombstone)
+            except ServerError as exc:
+                if exc.status in (401, 403, 503):
+                    raise
+                result.refused[run_id] = str(exc)
+                continue
+            folder = _acks(ws, where.key)
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(folder / run_id, json.dumps(state.as_list()).encode(), durable=False)
+            result.runs.append(run_id)
+    result.pending = len(pending(ws, where.key))
+    return result
+
+
+def _upload(
+    ws: Workspace, client: ServerClient, ids: list[str], result: SyncResult, callback: Callback
+) -> None:
+    store = ws.store
+    pack: list[tuple[str, bytes]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pack, size
+        if pack:
+            client.put_pack(pack)
+            result.objects += len(pack)
+            result.bytes += size
+            callback.relative_update(len(pack))
+        pack, size = [], 0
+
+    for oid in ids:
+        n = store.size(oid)
+        if n < SMALL:
+            pack.append((oid, store.read_bytes(oid)))
+            size += n
+            if size >= PACK_MAX:
+                flush()
+            continue
+        client.put_object(oid, store.loose_path(oid) or store.read_bytes(oid))
+        result.objects += 1
+        result.bytes += n
+        callback.relative_update(1)
+    flush()
