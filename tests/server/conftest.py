@@ -159,9 +159,13 @@ def pg_server(pg_database: str, s3_endpoint: str) -> Iterator[Server]:
         "AWS_ENDPOINT_URL": s3_endpoint,
         "TETHER_TOKEN": "",
     }
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket
-    )
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
     server = launch(pg_database, f"s3://{bucket}/objects", env, workers=2)
     yield server
     server.stop()

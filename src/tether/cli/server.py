@@ -63,10 +63,19 @@ def _hub(settings: Any, *, upgrade: bool = False) -> Any:
 @click.option("--port", default=8080, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, help="uvicorn worker processes.")
 @click.option("--project", help="In a repository: the project its runs are served as.")
-@storage_options
+@click.option("--index", envvar="TETHER_SERVER_INDEX", help="The server's database URL.")
+@click.option("--store", envvar="TETHER_SERVER_STORE", help="A folder or s3://BUCKET/PREFIX.")
+@click.option("--max-body", default=1 << 30, show_default=True, help="Largest body, in bytes.")
 @click.pass_context
 def server(
-    ctx: click.Context, settings: Any, host: str, port: int, workers: int, project: str | None
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    project: str | None,
+    index: str | None,
+    store: str | None,
+    max_body: int,
 ) -> None:
     """Run the team server (FastAPI on uvicorn) until stopped with Ctrl-C.
 
@@ -79,6 +88,7 @@ def server(
         return
     from tether import asgi
 
+    settings = _settings(index, store, max_body)
     on_ready = (
         _publisher(settings, project) if settings.store.endswith(".tether/server/store") else None
     )

@@ -24,8 +24,8 @@ def create_app(hub: api.Hub) -> FastAPI:
     )
     app.state.hub = hub
     errors.install(app)
-    app.middleware("http")(metrics.measure)
     app.add_middleware(BodyLimit, limit=hub.settings.max_body)
+    app.add_middleware(metrics.Measure)
     app.include_router(router)
 
     @app.get("/health", tags=["health"])

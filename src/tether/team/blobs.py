@@ -232,7 +232,8 @@ class Blobs:
                 os.makedirs(self.root, exist_ok=True)
                 os.listdir(self.root)
             else:
-                self.fs.ls(self.root.rstrip("/") or "/", detail=False, refresh=True)
+                # the bucket (an empty prefix is no folder on S3), without a cached answer
+                self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
