@@ -11,12 +11,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
 from tests.conftest import BIN, PG_BASE, REQUIRE_SERVICES, _free_port
 
 
@@ -83,12 +81,20 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
     pytest.fail(f"the server at {url} did not start in {timeout} s")
 
 
-def launch(
-    index: str, store: str, env: dict[str, str], *extra: str, workers: int = 1
-) -> Server:
+def launch(index: str, store: str, env: dict[str, str], *extra: str, workers: int = 1) -> Server:
     port = _free_port()
     init = subprocess.run(
-        [str(BIN / "tether"), "server", "init", "--admin", "root", "--index", index, "--store", store],
+        [
+            str(BIN / "tether"),
+            "server",
+            "init",
+            "--admin",
+            "root",
+            "--index",
+            index,
+            "--store",
+            store,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -178,18 +184,6 @@ def any_server(request: pytest.FixtureRequest) -> Server:
     return server
 
 
-def pg_server_pids(database: str) -> list[int]:
-    import psycopg
-
-    plain = PG_BASE.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database.rsplit("/", 1)[1],),
-        ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 def terminate_pg_connections(database: str) -> int:
     import psycopg
 
@@ -207,6 +201,3 @@ def blake(data: bytes) -> str:
     from blake3 import blake3
 
     return "blake3:" + blake3(data).hexdigest()
-
-
-__all__ = ["Path", "Server", "blake", "terminate_pg_connections"]

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
 from tests.server.conftest import Server, blake
 
 pytestmark = pytest.mark.slow
@@ -79,7 +78,9 @@ def test_account_changes_are_audited(any_server: Server) -> None:
     with any_server.http() as http:
         http.delete(f"/api/v1/tokens/{token.split('_')[1]}").raise_for_status()
         events = http.get("/api/v1/audit").json()["events"]
-    mine = [(e["actor"], e["action"]) for e in events if user in (e["target"], e["detail"].get("token"))]
+    mine = [
+        (e["actor"], e["action"]) for e in events if user in (e["target"], e["detail"].get("token"))
+    ]
     assert ("root", "user.add") in mine and ("root", "role.set") in mine
     assert ("root", "token.create") in mine
     assert any(e["action"] == "token.revoke" and e["target"] == token.split("_")[1] for e in events)
@@ -131,7 +132,9 @@ def test_malformed_json_and_wrong_types_are_400_naming_the_field(any_server: Ser
     base = f"/api/v1/projects/{project}"
     with any_server.http() as http:
         broken = http.post(
-            f"{base}/runs/search", content=b"{not json", headers={"Content-Type": "application/json"}
+            f"{base}/runs/search",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
         )
         assert broken.status_code == 400
         wrong = http.post(f"{base}/runs/search", json={"limit": "ten"})
@@ -200,7 +203,9 @@ def test_an_upload_cut_halfway_stores_nothing(any_server: Server) -> None:
         assert http.post(f"/api/v1/projects/{project}/objects/missing", json={"ids": [oid]}).json()[
             "missing"
         ] == [oid]
-        assert http.put(f"/api/v1/projects/{project}/objects/{oid}", content=data).status_code == 201
+        assert (
+            http.put(f"/api/v1/projects/{project}/objects/{oid}", content=data).status_code == 201
+        )
 
 
 def test_two_clients_uploading_the_same_objects_at_once_both_succeed_once(

@@ -1,0 +1,186 @@
+"""A project pointed at a team server, as its users meet it: runs upload when they end, `tether
+sync` uploads the rest, a second clone sees the first's runs, a down server costs a bounded wait
+and loses nothing."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from tests.conftest import Tether, git, make_repo, run_python
+from tests.server.conftest import Server, blake
+
+from tether.api import Project
+
+pytestmark = pytest.mark.slow
+
+
+def _train(root: Path, name: str, acc: float) -> str:
+    with Project.open(root).start_run(name=name) as run:
+        run.log_params({"lr": 0.01, "layers": 3})
+        run.log_metric("acc", acc)
+        return run.id
+
+
+def _server_runs(server: Server, project: str, token: str | None = None) -> dict[str, dict]:
+    with server.http(token) as http:
+        found = http.post(f"/api/v1/projects/{project}/runs/search", json={"include_deleted": True})
+        found.raise_for_status()
+        return {r["id"]: r for r in found.json()["runs"]}
+
+
+def test_runs_upload_when_they_end_and_sync_uploads_the_history(
+    any_server: Server, repo: Path, tether: Tether
+) -> None:
+    project = any_server.new_project()
+    earlier = [_train(repo, f"before-{i}", 0.5 + i / 10) for i in range(2)]
+    token = any_server.token_for(f"w{time.time_ns()}", "writer", project)
+    tether("server", "login", any_server.url, "--project", project, "--token", token)
+
+    live = _train(repo, "after-login", 0.97)  # uploads itself as it ends
+    assert set(_server_runs(any_server, project)) == {live}
+    assert Project.open(repo).runs_not_uploaded() == 2
+
+    out = tether("sync").output
+    assert "2 run(s)" in out and "0 run(s) not acknowledged" in out
+    on_server = _server_runs(any_server, project)
+    assert set(on_server) == {*earlier, live}
+    assert on_server[live]["params"] == {"lr": "0.01", "layers": "3"}
+    assert on_server[live]["metrics"]["acc"]["last"] == pytest.approx(0.97)
+    assert "0 run(s) and 0 object(s)" in tether("sync").output  # nothing twice
+
+    listed = tether("runs", "list", "--where", "metrics.acc > 0.9", "--json").output
+    assert live in listed and earlier[0] not in listed  # `runs list` asks the server
+
+    tether("runs", "tag", live, "stage=candidate")
+    tether("runs", "delete", earlier[0])
+    assert Project.open(repo).runs_not_uploaded() == 2
+    tether("sync")
+    on_server = _server_runs(any_server, project)
+    assert on_server[live]["tags"]["stage"] == "candidate"
+    assert on_server[earlier[0]]["deleted"] is True
+
+
+def test_the_token_stays_out_of_what_is_committed(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"t{time.time_ns()}", "reader", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token, "--shared")
+    shared = (repo / "tether.toml").read_text()
+    assert sqlite_server.url in shared and token not in shared
+    local = repo / ".tether" / "config.toml"
+    assert token in local.read_text()
+    assert stat.S_IMODE(os.stat(local).st_mode) == 0o600
+
+
+def test_login_refuses_plain_http_to_another_host_and_a_bad_token(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    refused = tether("server", "login", "http://10.1.2.3:8080", "--project", "x", expect=2)
+    assert "https://" in refused.output
+    project = sqlite_server.new_project()
+    bad = tether(
+        "server", "login", sqlite_server.url, "--project", project, "--token", "tth_nope", expect=4
+    )
+    assert "not a Tether token" in bad.output
+    assert (
+        not (repo / ".tether" / "config.toml").exists()
+        or "server" not in (repo / ".tether" / "config.toml").read_text()
+    )
+
+
+def test_a_second_clone_sees_the_first_clones_runs_and_data(
+    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    alice = sqlite_server.token_for(f"alice{time.time_ns()}", "writer", project)
+    bob = sqlite_server.token_for(f"bob{time.time_ns()}", "writer", project)
+    (repo / "data").mkdir()
+    (repo / "data" / "train.csv").write_text("x,y\n1,2\n")
+    tether("add", "data")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", alice, "--shared")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "server")
+    first = _train(repo, "alice-run", 0.8)
+    tether("sync")
+
+    other = tmp_path / "bob"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    make_repo(other)
+    os.chdir(other)
+    Project.init(other)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", bob)
+    second = _train(other, "bob-run", 0.9)
+    listed = tether("runs", "list", "--json").output
+    assert first in listed and second in listed
+    data_id = blake(b"x,y\n1,2\n")
+    with sqlite_server.http(bob) as http:
+        missing = http.post(f"/api/v1/projects/{project}/objects/missing", json={"ids": [data_id]})
+        assert missing.json()["missing"] == []  # alice's sync took the tracked data too
+
+
+def test_a_down_server_costs_a_bounded_wait_and_loses_nothing(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"d{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    sqlite_server.stop()
+    try:
+        started = time.monotonic()
+        done = run_python(
+            "import tether\n"
+            "with tether.start_run(name='offline') as run:\n"
+            "    run.log_metric('acc', 0.9)\n"
+            "print(run.id)\n",
+            repo,
+        )
+        took = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        assert took < 15, f"a run waited {took:.1f} s on a down server"
+        run_id = done.stdout.strip()
+        started = time.monotonic()
+        tether("status")  # never contacts the server
+        assert time.monotonic() - started < 2
+        assert Project.open(repo).runs_not_uploaded() == 1
+        refused = tether("sync", expect=4)
+        assert "did not answer" in refused.output and "nothing is lost" in refused.output
+    finally:
+        sqlite_server.start()
+    assert "1 run(s)" in tether("sync").output
+    assert run_id in _server_runs(sqlite_server, project)
+
+
+def test_a_run_whose_objects_were_not_uploaded_is_refused(
+    sqlite_server: Server, repo: Path
+) -> None:
+    """The server never indexes a run it cannot serve whole."""
+    project = sqlite_server.new_project()
+    run_id = _train(repo, "partial", 0.5)
+    record = Project.open(repo).ws.refs.get(f"runs/{run_id}")[0]
+    data = Project.open(repo).ws.store.read_bytes(record)
+    with sqlite_server.http() as http:
+        http.put(f"/api/v1/projects/{project}/objects/{record}", content=data).raise_for_status()
+        refused = http.put(f"/api/v1/projects/{project}/runs/{run_id}", json={"record": record})
+        assert refused.status_code == 409 and "upload them first" in refused.json()["message"]
+        wrong = http.put(f"/api/v1/projects/{project}/runs/someone-else", json={"record": record})
+        assert wrong.status_code in (400, 409)
+    assert _server_runs(sqlite_server, project) == {}
+
+
+def test_the_python_api_searches_the_server(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"p{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    run_id = _train(repo, "api", 0.99)
+    found = Project.open(repo).search_runs("metrics.acc > 0.9", source="server")
+    assert [r.id for r in found] == [run_id]
+    assert found[0].metrics["acc"].last == pytest.approx(0.99)
