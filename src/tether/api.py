@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.runs import determinism as _determinism
     from tether.runs import launch as _launch
     from tether.runs.compare import Comparison as Comparison
+    from tether.runs.compare import EnvDiff as EnvDiff
     from tether.runs.compare import RunDiff as RunDiff
     from tether.runs.live import LiveRun
     from tether.team.accounts import ANONYMOUS as ANONYMOUS

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.conftest import BIN, _free_port
 from tests.server.conftest import Server, blake, launch, terminate_pg_connections
 
@@ -132,10 +131,7 @@ def test_backup_and_restore_bring_back_the_accounts(tmp_path: Path) -> None:
         assert token not in backup.read_text()  # hashes only
         server.stop()
         (tmp_path / "server.db").unlink()
-        fresh = subprocess.run(
-            [str(BIN / "tether"), "server", "migrate", "--index", server.index, "--store", server.store],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        fresh = server.cli("migrate")
         assert "up to date" in fresh.stdout
         server.cli("restore", str(backup))
         server.start()

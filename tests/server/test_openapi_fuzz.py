@@ -9,7 +9,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-
 from tests.server.conftest import Server
 
 pytestmark = pytest.mark.slow
@@ -27,7 +26,10 @@ def test_no_request_makes_the_server_fail(sqlite_server: Server) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+            max_examples=25,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
         )
         def fuzz(case: Any) -> None:
             params = case.path_parameters or {}

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 from tether.cli.tables import console, fmt_number
 
 if TYPE_CHECKING:
-    from tether.repro.reproduce import Verdict
-    from tether.runs.compare import EnvDiff, RunDiff
+    from tether.api import EnvDiff, RunDiff, Verdict
 
 
 def sections(d: RunDiff) -> list[tuple[str, list[str]]]:
