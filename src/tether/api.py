@@ -596,6 +596,8 @@ class Project:
     def runs_not_uploaded(self) -> int | None:
         """How many runs the team server has not acknowledged (None: no server is set).
         Derived from local files only: it never contacts the server."""
+        if not self.ws.config.get("server.url"):
+            return None  # `tether status` loads nothing of the team client
         from tether.teamclient import sync as _team
 
         where = _team.target(self.ws)

@@ -184,3 +184,18 @@ def test_the_python_api_searches_the_server(
     found = Project.open(repo).search_runs("metrics.acc > 0.9", source="server")
     assert [r.id for r in found] == [run_id]
     assert found[0].metrics["acc"].last == pytest.approx(0.99)
+
+
+def test_status_and_runs_list_say_what_is_not_uploaded_without_asking_the_server(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"s{time.time_ns()}", "writer", project)
+    mine = _train(repo, "before-login", 0.1)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    Project.open(repo).config_set("server.url", "http://127.0.0.1:9", local=True)  # nobody there
+    assert "1 run(s) not on the team server yet" in tether("status").output
+    assert mine in tether("runs", "list", "--local", "--json").output
+    Project.open(repo).config_set("server.url", sqlite_server.url, local=True)
+    tether("sync")
+    assert "not on the team server" not in tether("status").output

@@ -40,10 +40,13 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
     """Show which tracked data is clean, modified or missing, file by file inside folders."""
     from tether.api import Project
 
-    results = Project.open().status(list(paths) or None)
+    project = Project.open()
+    results = project.status(list(paths) or None)
     if as_json:
         echo_json([r.__dict__ for r in results])
         return
+    if pending := project.runs_not_uploaded():  # from local files: never asks the server
+        click.echo(f"{pending} run(s) not on the team server yet: `tether sync` uploads them")
     if not results:
         click.echo("Nothing is tracked yet: `tether add PATH` starts.")
     colours = {"clean": "green", "modified": "yellow", "missing": "red"}

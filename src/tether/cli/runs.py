@@ -211,6 +211,18 @@ def runs() -> None:
     help="Only the child runs of RUN (an id, a prefix or a name): a sweep's trials, a "
     "pipeline's stages.",
 )
+@click.option(
+    "--local",
+    "source",
+    flag_value="local",
+    help="Only this clone's runs, even when a team server is set.",
+)
+@click.option(
+    "--server",
+    "source",
+    flag_value="server",
+    help="The team server's runs (the default when one is set).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_runs(
     where: str | None,
@@ -218,9 +230,11 @@ def list_runs(
     limit: int,
     deleted: bool,
     parent: str | None,
+    source: str | None,
     as_json: bool,
 ) -> None:
-    """List runs, newest first, with their params and metrics."""
+    """List runs, newest first, with their params and metrics (with a team server set, the
+    whole team's: `tether server login`)."""
     from tether.api import Project
     from tether.cli.tables import runs_table
 
@@ -228,7 +242,9 @@ def list_runs(
     if parent is not None:
         children = f"parent = '{_pick(project, parent)}'"
         where = children if where is None else f"({where}) and {children}"
-    found = project.search_runs(where, sort=sort, limit=limit or None, include_deleted=deleted)
+    found = project.search_runs(
+        where, sort=sort, limit=limit or None, include_deleted=deleted, source=source or "auto"
+    )
     if as_json:
         from dataclasses import asdict
 
