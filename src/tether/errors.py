@@ -34,6 +34,7 @@
         ├── AuthenticationError      no token, or one unknown, expired or revoked (HTTP 401)
         ├── PermissionDeniedError    a token whose role does not allow this (HTTP 403)
         ├── MissingProjectError      no such project on the server (404)
+        ├── MissingRunError          no such run in the server's project (404)
         ├── ConflictError            the write lost a race or contradicts what is stored (409)
         ├── PayloadTooLargeError     a request body over the server's limit (413)
         └── ServerUnavailableError   the server, its database or its store cannot answer (503)
@@ -217,6 +218,12 @@ class PermissionDeniedError(ServerError):
 
 class MissingProjectError(ServerError):
     """A project the server does not have."""
+
+    status = 404
+
+
+class MissingRunError(ServerError):
+    """A run the server's project does not have."""
 
     status = 404
 

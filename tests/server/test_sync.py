@@ -199,3 +199,26 @@ def test_status_and_runs_list_say_what_is_not_uploaded_without_asking_the_server
     Project.open(repo).config_set("server.url", sqlite_server.url, local=True)
     tether("sync")
     assert "not on the team server" not in tether("status").output
+
+
+def test_a_teammates_run_is_fetched_from_the_server_for_show_and_diff(
+    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"f{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    theirs = _train(repo, "theirs", 0.7)
+    tether("runs", "note", theirs, "a note from their clone")
+    tether("sync")
+
+    mine_root = make_repo(tmp_path / "mine")
+    os.chdir(mine_root)
+    Project.init(mine_root)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    mine = _train(mine_root, "mine", 0.9)
+    shown = tether("runs", "show", theirs[:13]).output  # a prefix this clone has never seen
+    assert "theirs" in shown and "a note from their clone" in shown
+    diff = tether("diff", theirs, mine).output
+    assert "acc" in diff
+    assert Project.open(mine_root).runs_not_uploaded() == 0  # fetched runs are not re-uploaded
+    assert tether("runs", "show", "no-such-run", expect=4).exit_code == 4

@@ -80,11 +80,35 @@ def pick(ws: Workspace, ref: str) -> Picked:
     if tilde and base and back.isdigit():
         return _back(ws, ref, base, int(back))
     if not ids:
+        if fetched := _from_server(ws, ref):
+            return Picked(fetched, ref)
         raise RunError(f"no run matches {ref!r}: `tether runs list` shows the runs")
     if len(ids) > 1:
         shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
         raise RunError(f"{ref!r} matches {len(ids)} runs ({shown}): give more characters of the id")
     return Picked(ids[0], ref)
+
+
+def _from_server(ws: Workspace, ref: str) -> str | None:
+    """A run this clone lacks, found on the team server (by id, prefix or name) and fetched:
+    its id, or None when no server is set or it has no such run."""
+    if not ws.config.get("server.url"):
+        return None
+    from tether.runs.from_server import fetch_run
+    from tether.teamclient import sync as team
+    from tether.teamclient.client import ServerClient
+
+    where = team.target(ws)
+    if where is None:
+        return None
+    with ServerClient(where) as client:
+        ids = client.resolve(ref)
+    if len(ids) > 1:
+        raise RunError(f"{ref!r} matches {len(ids)} runs on the team server: give more of the id")
+    if not ids:
+        return None
+    fetch_run(ws, where, ids[0])
+    return ids[0]
 
 
 def _back(ws: Workspace, ref: str, name: str, back: int) -> Picked:
@@ -180,7 +204,11 @@ def _live_view(folder: os.PathLike[str]) -> dict[str, Any]:
 
 
 def _amendments(ws: Workspace, run_id: str) -> Iterator[dict[str, Any]]:
+    seen: set[str] = set()
     for _name, ids in ws.refs.items(f"amendments/{run_id}"):
+        if ids[0] in seen:
+            continue  # one amendment under two names (fetched from a server, then pulled)
+        seen.add(ids[0])
         try:
             yield load_record(ws.store.read_bytes(ids[0]), ids[0])
         except (FileNotFoundError, FormatError):

@@ -174,6 +174,13 @@ def put_run(
     return {"run": row.id, "record": row.record}
 
 
+@router.get("/projects/{project}/runs/{run_id}/state")
+def run_state(request: Request, who: Who, project: ProjectName, run_id: RunId) -> dict[str, Any]:
+    """The records the server accepted for the run: fetch them to see it locally."""
+    hub = _project(request, who, project, "reader")
+    return hub.run_state(project, run_id)
+
+
 @router.post("/projects/{project}/runs/search")
 def search_runs(request: Request, who: Who, project: ProjectName, body: SearchIn) -> dict[str, Any]:
     hub = _project(request, who, project, "reader")

@@ -22,6 +22,7 @@ from tether.errors import (
     CorruptObjectError,
     FormatError,
     MissingProjectError,
+    MissingRunError,
     ServerUnavailableError,
     UsageError,
 )
@@ -219,6 +220,20 @@ class Hub:
         path = "/".join([self.blobs.root.rstrip("/"), project, "refs", "runs", run_id])
         with self.blobs._translated("write"):
             self.blobs._put(io.BytesIO(json.dumps(ref, sort_keys=True).encode()), path)
+
+    def run_state(self, project: str, run_id: str) -> dict[str, Any]:
+        """What the server accepted for a run: its record, amendments and tombstone."""
+        path = "/".join([self.blobs.root.rstrip("/"), project, "refs", "runs", run_id])
+        with self.blobs._translated("read"):
+            try:
+                with self.blobs.fs.open(path, "rb") as f:
+                    doc: dict[str, Any] = json.loads(f.read())
+            except FileNotFoundError:
+                raise MissingRunError(
+                    f"project {project} has no run {run_id}: `tether runs list --server` "
+                    "shows its runs"
+                ) from None
+        return {k: doc[k] for k in ("record", "amendments", "tombstone")}
 
     def search(
         self,

@@ -123,7 +123,10 @@ class ServerClient:
             message, kind = str(body.get("message", "")), str(body.get("error", ""))
         except ValueError:
             message, kind = response.text[:500], ""
-        error = _BY_NAME.get(kind) or _BY_STATUS.get(response.status_code, errors.ServerError)
+        named = getattr(errors, kind, None) if kind.isidentifier() else None
+        if not (isinstance(named, type) and issubclass(named, errors.ServerError)):
+            named = _BY_NAME.get(kind) or _BY_STATUS.get(response.status_code, errors.ServerError)
+        error: type[errors.TetherError] = named
         raise error(f"the server at {self.target.url} refused: {message}")
 
     # -- objects ---------------------------------------------------------------------------
@@ -150,8 +153,16 @@ class ServerClient:
         return list(doc["stored"])
 
     def get_object(self, oid: str) -> bytes:
+        """An object's bytes, checked against its id: a server is trusted for nothing."""
+        from tether.hashing import hash_bytes
+
         response = self.http.get(f"{self.project_path}/objects/{oid}")
         self._raise_for(response)
+        if hash_bytes(response.content) != oid:
+            raise errors.CorruptObjectError(
+                f"the server at {self.target.url} sent bytes for {oid} that do not hash to it: "
+                "refused, nothing stored"
+            )
         return response.content
 
     # -- runs ------------------------------------------------------------------------------
@@ -180,6 +191,10 @@ class ServerClient:
     def resolve(self, ref: str) -> list[str]:
         doc = self.call("GET", f"{self.project_path}/runs/resolve", params={"ref": ref})
         return list(doc["ids"])
+
+    def run_state(self, run_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self.call("GET", f"{self.project_path}/runs/{run_id}/state")
+        return doc
 
     def whoami(self) -> dict[str, Any]:
         doc: dict[str, Any] = self.call("GET", f"{API}/whoami")
