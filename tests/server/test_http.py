@@ -3,6 +3,7 @@ verified objects, idempotent writes. Each on SQLite + folder and on PostgreSQL +
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from urllib.parse import urlsplit
@@ -241,3 +242,36 @@ def test_two_clients_uploading_the_same_objects_at_once_both_succeed_once(
         )
         assert missing.json()["missing"] == []
         assert http.get(f"/api/v1/projects/{project}/objects/{blake(big)}").content == big
+
+
+def test_a_big_object_goes_straight_to_s3_and_counts_only_once_the_server_hashed_it(
+    pg_server: Server,
+) -> None:
+    project = pg_server.new_project()
+    data = os.urandom(3 << 20)
+    oid = blake(data)
+    base = f"/api/v1/projects/{project}"
+    with pg_server.http() as http:
+        ticket = http.post(f"{base}/uploads", json={"id": oid}).json()
+        assert "Authorization" not in ticket["url"] and ticket["url"].startswith("http")
+        assert httpx.put(ticket["url"], content=b"not the bytes claimed").status_code == 200
+        assert http.post(f"{base}/objects/missing", json={"ids": [oid]}).json()["missing"] == [oid]
+        lie = http.post(f"{base}/uploads/{ticket['upload']}/commit")
+        assert lie.status_code == 400 and "do not hash" in lie.json()["message"]
+        assert http.post(f"{base}/objects/missing", json={"ids": [oid]}).json()["missing"] == [oid]
+
+        ticket = http.post(f"{base}/uploads", json={"id": oid}).json()
+        assert httpx.put(ticket["url"], content=data).status_code == 200
+        done = http.post(f"{base}/uploads/{ticket['upload']}/commit")
+        assert (done.status_code, done.json()["stored"]) == (201, True)
+        assert http.post(f"{base}/objects/missing", json={"ids": [oid]}).json()["missing"] == []
+        assert http.get(f"{base}/objects/{oid}").content == data
+        again = http.post(f"{base}/uploads/{ticket['upload']}/commit")
+        assert again.status_code == 400  # the quarantined copy is gone once committed
+
+
+def test_a_folder_store_takes_no_presigned_uploads(sqlite_server: Server) -> None:
+    project = sqlite_server.new_project()
+    with sqlite_server.http() as http:
+        refused = http.post(f"/api/v1/projects/{project}/uploads", json={"id": blake(b"x")})
+        assert refused.status_code == 400 and "not S3" in refused.json()["message"]

@@ -222,3 +222,17 @@ def test_a_teammates_run_is_fetched_from_the_server_for_show_and_diff(
     assert "acc" in diff
     assert Project.open(mine_root).runs_not_uploaded() == 0  # fetched runs are not re-uploaded
     assert tether("runs", "show", "no-such-run", expect=4).exit_code == 4
+
+
+def test_sync_sends_big_files_straight_to_s3(pg_server: Server, repo: Path, tether: Tether) -> None:
+    project = pg_server.new_project()
+    token = pg_server.token_for(f"b{time.time_ns()}", "writer", project)
+    big = os.urandom(9 << 20)
+    (repo / "model.bin").write_bytes(big)
+    tether("add", "model.bin")
+    tether("server", "login", pg_server.url, "--project", project, "--token", token)
+    tether("sync")
+    with pg_server.http() as http:
+        assert http.get(f"/api/v1/projects/{project}/objects/{blake(big)}").content == big
+        metrics = http.get("/metrics").text
+    assert 'route="/api/v1/projects/{project}/uploads/{upload}/commit",status="201"' in metrics

@@ -149,6 +149,37 @@ async def put_pack(request: Request, who: Who, project: ProjectName) -> dict[str
     return {"stored": stored}
 
 
+class UploadIn(Strict):
+    id: str = Field(pattern=r"^blake3:[0-9a-f]{64}$")
+
+
+@router.post("/projects/{project}/uploads", status_code=201)
+def start_upload(
+    request: Request, who: Who, project: ProjectName, body: UploadIn
+) -> dict[str, Any]:
+    """A presigned URL to PUT a big object straight to S3; it counts once committed."""
+    hub = _project(request, who, project, "writer")
+    return hub.blobs.presign_upload(project, body.id)
+
+
+@router.post("/projects/{project}/uploads/{upload}/commit", status_code=201)
+def commit_upload(
+    request: Request,
+    who: Who,
+    project: ProjectName,
+    upload: Annotated[str, Path(pattern=r"^[0-9a-f]{32}\.[0-9a-f]{64}$")],
+    response: Response,
+) -> dict[str, Any]:
+    """Hash the uploaded bytes on the server; store the object only when they match its id."""
+    hub = _project(request, who, project, "writer")
+    oid, stored = hub.blobs.commit_upload(project, upload, who.user)
+    if stored:
+        metrics.OBJECTS.inc()
+    else:
+        response.status_code = 200
+    return {"id": oid, "stored": stored}
+
+
 @router.get("/projects/{project}/objects/{oid}")
 def get_object(
     request: Request, who: Who, project: ProjectName, oid: ObjectId

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 CHUNK = 1 << 20
+QUARANTINE = "quarantine"
 MAX_PACK_INDEX = 16 << 20
 
 
@@ -63,7 +64,9 @@ class Blobs:
         self.url = store_url
         self.fs, self.root = fsspec.core.url_to_fs(store_url)
         protocol = self.fs.protocol
-        self.is_local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+        protocols = protocol if isinstance(protocol, tuple) else (protocol,)
+        self.is_local = "file" in protocols
+        self.is_s3 = "s3" in protocols or "s3a" in protocols
 
     def _path(self, project: str, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), project, *parts])
@@ -168,6 +171,61 @@ class Blobs:
                 self._put(out, self._path(project, "packs", pack_id[len(PREFIX) :] + ".pack"))
         self._record(project, [(oid, size, pack_id, off) for oid, size, off in rows], by)
         return [oid for oid, _, _ in rows]
+
+    # -- straight to S3 ----------------------------------------------------------------------
+    def presign_upload(self, project: str, oid: str, *, expires: int = 3600) -> dict[str, str]:
+        """A URL the client PUTs ``oid``'s bytes to, straight to S3, under quarantine: nothing
+        there counts as stored until :meth:`commit_upload` has hashed it."""
+        import secrets
+
+        if not self.is_s3:
+            raise UsageError(
+                "this server's store is not S3: send objects through the server (PUT objects/ID)"
+            )
+        check_id(oid)
+        upload = f"{secrets.token_hex(16)}.{oid[len(PREFIX) :]}"
+        with self._translated("sign an upload"):
+            url = self.fs.url(
+                self._path(project, QUARANTINE, upload), expires=expires, client_method="put_object"
+            )
+        return {"upload": upload, "url": str(url), "method": "PUT"}
+
+    def commit_upload(self, project: str, upload: str, by: str) -> tuple[str, bool]:
+        """Hash what a client put under quarantine; when it is the object it claimed, move it
+        into place and record it. (id, stored now); the quarantined copy goes either way."""
+        from blake3 import blake3
+
+        token, _, hexid = upload.partition(".")
+        oid = check_id(PREFIX + hexid)
+        if len(token) != 32 or not all(c in "0123456789abcdef" for c in token):
+            raise UsageError(f"{upload[:80]!r} is not an upload this server handed out")
+        held = self._path(project, QUARANTINE, upload)
+        with self._translated("read the upload"):
+            try:
+                f = self.fs.open(held, "rb")
+            except FileNotFoundError:
+                raise UsageError(
+                    f"upload {upload[:40]}… is not there: PUT the bytes to its URL first"
+                ) from None
+            hasher, size = blake3(max_threads=blake3.AUTO), 0
+            with f:
+                while chunk := f.read(8 * CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+        try:
+            if PREFIX + hasher.hexdigest() != oid:
+                raise CorruptObjectError(
+                    f"the bytes uploaded do not hash to {oid}: refused, nothing stored"
+                )
+            if not self.missing(project, [oid]):
+                return oid, False
+            with self._translated("move the upload into place"):
+                self.fs.copy(held, self.object_path(project, oid))
+            self._record(project, [(oid, size, None, None)], by)
+            return oid, True
+        finally:
+            with self._translated("drop the upload"):
+                self.fs.rm(held)
 
     def _put(self, source: IO[bytes], path: str) -> None:
         if self.is_local:

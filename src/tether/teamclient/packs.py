@@ -13,6 +13,7 @@ from collections.abc import Iterable
 PACK_MAGIC = b"TTHPACK1"
 PACK_MAX = 8 << 20  # a client packs objects below 1 MiB, up to this many bytes per request
 SMALL = 1 << 20
+DIRECT = 8 << 20  # from this size an object goes straight to the server's S3 when it can
 
 
 def pack_bytes(objects: Iterable[tuple[str, bytes]]) -> bytes:

@@ -21,7 +21,7 @@ from tether._types import NO_PROGRESS, Callback
 from tether.errors import ConfigError, ServerError
 from tether.objects.graph import reachable
 from tether.teamclient.client import TIMEOUT_S, ServerClient, Target
-from tether.teamclient.packs import PACK_MAX, SMALL
+from tether.teamclient.packs import DIRECT, PACK_MAX, SMALL
 from tether.workspace.repo import Workspace
 from tether.workspace.roots import Root, pairs
 
@@ -168,7 +168,9 @@ def _upload(
             if size >= PACK_MAX:
                 flush()
             continue
-        client.put_object(oid, store.loose_path(oid) or store.read_bytes(oid))
+        loose = store.loose_path(oid)
+        if loose is None or n < DIRECT or not client.put_direct(oid, loose):
+            client.put_object(oid, loose or store.read_bytes(oid))
         result.objects += 1
         result.bytes += n
         callback.relative_update(1)
