@@ -53,6 +53,7 @@ def __getattr__(name: str) -> Any:
 _TEAM = {
     "Hub": ("tether.team.hub", "Hub"),
     "ServerSettings": ("tether.team.hub", "Settings"),
+    "OidcSettings": ("tether.team.oidc", "OidcSettings"),
     "RunUpload": ("tether.team.hub", "RunUpload"),
     "Identity": ("tether.team.accounts", "Identity"),
     "ANONYMOUS": ("tether.team.accounts", "ANONYMOUS"),
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.team.hub import Hub as Hub
     from tether.team.hub import RunUpload as RunUpload
     from tether.team.hub import Settings as _ServerSettings
+    from tether.team.oidc import OidcSettings as OidcSettings
     from tether.teamclient import sync as _team_sync
     from tether.teamclient.packs import pack_bytes as pack_bytes
 

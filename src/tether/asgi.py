@@ -5,6 +5,8 @@ the same application from ``TETHER_SERVER_*`` variables (what ``serve`` sets for
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import tempfile
 import threading
@@ -23,6 +25,7 @@ ENV_INDEX = "TETHER_SERVER_INDEX"
 ENV_STORE = "TETHER_SERVER_STORE"
 ENV_MAX_BODY = "TETHER_SERVER_MAX_BODY"
 ENV_OPEN = "TETHER_SERVER_OPEN"
+ENV_OIDC = "TETHER_SERVER_OIDC"  # JSON of api.OidcSettings' fields
 
 
 def create_app(settings: api.ServerSettings, *, upgrade: bool = False) -> FastAPI:
@@ -39,6 +42,9 @@ def from_environment() -> FastAPI:
             store=os.environ[ENV_STORE],
             max_body=int(os.environ.get(ENV_MAX_BODY, 1 << 30)),
             open_without_accounts=os.environ.get(ENV_OPEN) == "1",
+            oidc=api.OidcSettings(**json.loads(os.environ[ENV_OIDC]))
+            if os.environ.get(ENV_OIDC)
+            else None,
         )
     except KeyError as exc:
         raise UsageError(
@@ -76,6 +82,8 @@ def serve(
     os.environ[ENV_STORE] = settings.store
     os.environ[ENV_MAX_BODY] = str(settings.max_body)
     os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
+    if settings.oidc is not None:
+        os.environ[ENV_OIDC] = json.dumps(dataclasses.asdict(settings.oidc))
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tether-metrics-")
     if on_ready is not None:

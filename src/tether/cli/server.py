@@ -66,6 +66,12 @@ def _hub(settings: Any, *, upgrade: bool = False) -> Any:
 @click.option("--index", envvar="TETHER_SERVER_INDEX", help="The server's database URL.")
 @click.option("--store", envvar="TETHER_SERVER_STORE", help="A folder or s3://BUCKET/PREFIX.")
 @click.option("--max-body", default=1 << 30, show_default=True, help="Largest body, in bytes.")
+@click.option("--oidc-issuer", help="Also accept OIDC bearer tokens from this issuer (URL).")
+@click.option("--oidc-audience", default="tether", show_default=True, help="Their audience.")
+@click.option("--oidc-jwks-url", default="", help="The issuer's keys (default: its JWKS path).")
+@click.option(
+    "--oidc-claim", default="email", show_default=True, help="The claim that names the user."
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -76,6 +82,10 @@ def server(
     index: str | None,
     store: str | None,
     max_body: int,
+    oidc_issuer: str | None,
+    oidc_audience: str,
+    oidc_jwks_url: str,
+    oidc_claim: str,
 ) -> None:
     """Run the team server (FastAPI on uvicorn) until stopped with Ctrl-C.
 
@@ -86,9 +96,14 @@ def server(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tether import asgi
+    from tether import api, asgi
 
     settings = _settings(index, store, max_body)
+    if oidc_issuer:
+        from dataclasses import replace
+
+        oidc = api.OidcSettings(oidc_issuer, oidc_audience, oidc_jwks_url, oidc_claim)
+        settings = replace(settings, oidc=oidc)
     on_ready = (
         _publisher(settings, project) if settings.store.endswith(".tether/server/store") else None
     )
@@ -168,12 +183,13 @@ def user_group() -> None:
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(["reader", "writer", "approver", "admin"]))
 @click.option("--project", default="*", show_default=True, help="The project ('*': all).")
+@click.option("--oidc", help="The OIDC claim value (e-mail, subject) that logs in as NAME.")
 @storage_options
-def user_add(settings: Any, name: str, role: str, project: str) -> None:
+def user_add(settings: Any, name: str, role: str, project: str, oidc: str | None) -> None:
     """Add user NAME with ROLE in PROJECT (or change their role there)."""
     hub = _hub(settings)
     try:
-        hub.accounts.add_user(name, role, project, actor="cli")
+        hub.accounts.add_user(name, role, project, actor="cli", oidc=oidc)
     finally:
         hub.close()
     click.echo(f"{name} is {role} in {'every project' if project == '*' else project}")

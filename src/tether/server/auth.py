@@ -22,7 +22,7 @@ def _identify(request: Request) -> api.Identity:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
-        return hub.accounts.authenticate(token)
+        return hub.authenticate(token)
     if header:
         raise AuthenticationError("send the token as `Authorization: Bearer tth_…`")
     if hub.settings.open_without_accounts and not hub.accounts.any_user():

@@ -62,6 +62,7 @@ class UserIn(Strict):
     name: str = Field(max_length=64)
     role: str = Field(max_length=16)
     project: str = Field(default="*", max_length=64)
+    oidc: str | None = Field(default=None, max_length=300)
 
 
 class TokenIn(Strict):
@@ -245,7 +246,9 @@ def list_users(request: Request, who: Who) -> dict[str, Any]:
 @router.post("/users", status_code=201)
 def add_user(request: Request, who: Who, body: UserIn) -> dict[str, Any]:
     who.require("*", "admin")
-    hub_of(request).accounts.add_user(body.name, body.role, body.project, actor=who.user)
+    hub_of(request).accounts.add_user(
+        body.name, body.role, body.project, actor=who.user, oidc=body.oidc
+    )
     return {"name": body.name, "role": body.role, "project": body.project}
 
 

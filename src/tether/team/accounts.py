@@ -124,6 +124,21 @@ class Accounts:
                 )
             return self._identity(conn, row.user, token=row.id)
 
+    def identity_by_oidc(self, value: str, claim: str) -> Identity:
+        """The user an admin mapped to an OIDC claim's value."""
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.users.c.name).where(s.users.c.oidc_subject == value)
+            ).first()
+            if row is None:
+                raise AuthenticationError(
+                    f"no user is mapped to {claim} {value!r}: an admin runs "
+                    f"`tether server user add NAME --role ROLE --oidc {value}`"
+                )
+            return self._identity(conn, row.name)
+
     def identity_of(self, user: str) -> Identity:
         with self.engine.connect() as conn:
             return self._identity(conn, user)
@@ -196,8 +211,17 @@ class Accounts:
         self.add_user(admin, "admin", EVERY_PROJECT, actor=admin)
         return self.create_token(admin, label="made by `tether server init`", actor=admin)[1]
 
-    def add_user(self, name: str, role: str, project: str = EVERY_PROJECT, *, actor: str) -> None:
-        """Add a user (or give an existing one ``role`` in ``project``)."""
+    def add_user(
+        self,
+        name: str,
+        role: str,
+        project: str = EVERY_PROJECT,
+        *,
+        actor: str,
+        oidc: str | None = None,
+    ) -> None:
+        """Add a user (or give an existing one ``role`` in ``project``); ``oidc`` maps the
+        value of the server's OIDC claim (an e-mail, a subject) to them."""
         from sqlalchemy import select
 
         check_name(name)
@@ -210,6 +234,18 @@ class Accounts:
                     s.users.insert().values(name=name, created=time.time(), disabled=False)
                 )
                 self._audit(conn, actor, "user.add", name, {})
+            if oidc is not None:
+                taken = conn.execute(
+                    select(s.users.c.name).where(
+                        (s.users.c.oidc_subject == oidc) & (s.users.c.name != name)
+                    )
+                ).first()
+                if taken is not None:
+                    raise ConflictError(f"{oidc!r} already names user {taken.name}")
+                conn.execute(
+                    s.users.update().where(s.users.c.name == name).values(oidc_subject=oidc)
+                )
+                self._audit(conn, actor, "user.oidc", name, {"oidc": oidc})
             conn.execute(
                 s.roles.delete().where((s.roles.c.user == name) & (s.roles.c.project == project))
             )

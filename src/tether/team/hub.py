@@ -28,8 +28,9 @@ from tether.errors import (
 )
 from tether.hashing import PREFIX
 from tether.team import schema as s
-from tether.team.accounts import Accounts, check_name
+from tether.team.accounts import Accounts, Identity, check_name
 from tether.team.blobs import Blobs, check_id
+from tether.team.oidc import OidcSettings, OidcVerifier
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -47,6 +48,7 @@ class Settings:
     store: str  # a folder or an fsspec URL (s3://bucket/prefix)
     max_body: int = 1 << 30  # bytes in one request body (413 beyond)
     open_without_accounts: bool = False  # loopback only: no token needed until `server init`
+    oidc: OidcSettings | None = None  # also accept OIDC bearer tokens from this issuer
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Hub:
         self.engine: Engine = db.open_engine(settings.index, upgrade=upgrade)
         self.accounts = Accounts(self.engine)
         self.blobs = Blobs(self.engine, settings.store)
+        self.oidc = OidcVerifier(settings.oidc) if settings.oidc else None
         self.counters = Counters()
         self._indexes: dict[str, SqlMetaStore] = {}
         self._lock = threading.Lock()
@@ -136,6 +139,13 @@ class Hub:
                     found = SqlMetaStore(self.settings.index, schema=_schema(project))
                 self._indexes[project] = found
             return found
+
+    def authenticate(self, token: str) -> Identity:
+        """A Tether token (``tth_…``), or an OIDC token when an issuer is configured."""
+        if token.startswith("tth_") or self.oidc is None:
+            return self.accounts.authenticate(token)
+        value = self.oidc.claim_value(token)
+        return self.accounts.identity_by_oidc(value, self.oidc.settings.claim)
 
     # -- objects ---------------------------------------------------------------------------
     def put_object(self, project: str, oid: str, spooled: IO[bytes], *, by: str) -> bool:
