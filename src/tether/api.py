@@ -54,6 +54,7 @@ _TEAM = {
     "Hub": ("tether.team.hub", "Hub"),
     "ServerSettings": ("tether.team.hub", "Settings"),
     "OidcSettings": ("tether.team.oidc", "OidcSettings"),
+    "run_document": ("tether.teamclient.client", "run_document"),
     "RunUpload": ("tether.team.hub", "RunUpload"),
     "Identity": ("tether.team.accounts", "Identity"),
     "ANONYMOUS": ("tether.team.accounts", "ANONYMOUS"),
@@ -90,6 +91,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.team.hub import Settings as _ServerSettings
     from tether.team.oidc import OidcSettings as OidcSettings
     from tether.teamclient import sync as _team_sync
+    from tether.teamclient.client import run_document as run_document
     from tether.teamclient.packs import pack_bytes as pack_bytes
 
     ServerSettings = _ServerSettings

@@ -236,3 +236,35 @@ def test_sync_sends_big_files_straight_to_s3(pg_server: Server, repo: Path, teth
         assert http.get(f"/api/v1/projects/{project}/objects/{blake(big)}").content == big
         metrics = http.get("/metrics").text
     assert 'route="/api/v1/projects/{project}/uploads/{upload}/commit",status="201"' in metrics
+
+
+def test_a_running_run_is_seen_live_and_its_sealed_record_wins(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"l{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    with Project.open(repo).start_run(name="live") as run:
+        run.log_param("lr", 0.1)
+        for step in range(5):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        run.log_metric("loss", float("nan"), step=5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen = _server_runs(sqlite_server, project).get(run.id)
+            if seen and seen["metrics"].get("loss", {}).get("count") == 6:
+                break
+            time.sleep(0.2)
+        assert seen is not None and seen["status"] == "running"
+        assert seen["params"]["lr"] == "0.1"
+        assert seen["metrics"]["loss"]["min"] == pytest.approx(1 / 5)
+        assert seen["metrics"]["loss"]["last"] == "NaN"
+        live_view = dict(seen)
+    after = _server_runs(sqlite_server, project)[run.id]
+    assert after["status"] == "finished" and after["record"]
+    with sqlite_server.http(token) as http:  # a late live view never hides the sealed record
+        late = http.put(f"/api/v1/projects/{project}/runs/{run.id}/live", json={
+            k: live_view[k] for k in ("id", "name", "experiment", "status", "started", "params")
+        })  # fmt: skip
+        assert late.json() == {"shown": False}
+    assert _server_runs(sqlite_server, project)[run.id]["status"] == "finished"

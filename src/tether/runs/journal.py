@@ -64,6 +64,9 @@ class Journal:
         self._wake = threading.Event()
         self._closed = False
         self._error: OSError | None = None
+        # key -> [last, min, max, step, count], kept by the flusher when someone watches (a
+        # team server's live view): never on the logging path
+        self.summary: dict[str, list[float]] | None = None
         self._thread = threading.Thread(target=self._flush_loop, name="tether-journal", daemon=True)
         self._thread.start()
 
@@ -88,6 +91,8 @@ class Journal:
             if points:
                 _write(self._bin, self._pack(points))
                 os.fdatasync(self._bin)
+                if self.summary is not None:
+                    _summarize(self.summary, points)
 
     def _pack(self, points: list[tuple[str, float, int, float]]) -> bytes:
         ids = self._key_ids
@@ -120,6 +125,22 @@ class Journal:
             except OSError as exc:  # a full disk: reported by close()
                 self._error = exc
                 return
+
+
+def _summarize(
+    summary: dict[str, list[float]], points: list[tuple[str, float, int, float]]
+) -> None:
+    for key, value, step, _ts in points:
+        held = summary.get(key)
+        if held is None:
+            summary[key] = [value, value, value, step, 1]
+            continue
+        held[0], held[3], held[4] = value, step, held[4] + 1
+        if value == value:  # NaN never wins min or max
+            if not held[1] <= value:  # also replaces a NaN held so far
+                held[1] = value
+            if not held[2] >= value:
+                held[2] = value
 
 
 def _write(fd: int, data: bytes) -> None:

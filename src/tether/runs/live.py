@@ -21,6 +21,7 @@ from tether.errors import RunError, TetherError
 from tether.runs import lifecycle
 from tether.runs.index import redactor_for
 from tether.runs.journal import Journal, check_key, read_events, text
+from tether.runs.streaming import LiveStream, start_stream
 from tether.workspace.repo import Workspace
 
 MAX_STEP = 1 << 63
@@ -48,6 +49,9 @@ class LiveRun:
         self.experiment: str = start["experiment"]
         known = read_events(folder) if not owner else None
         self._params: dict[str, str] = {**start["params"], **(known.params if known else {})}
+        self._tags: dict[str, str] = {}
+        self._stream: LiveStream | None = None
+        self._streamed = False
         self.status = "running"
 
     # -- params and tags -------------------------------------------------------------------
@@ -76,7 +80,9 @@ class LiveRun:
     def set_tag(self, key: str, value: object) -> None:
         self._check()
         check_key(key, "tag name")
-        self._journal.event("t", key, text(self._redactor.redact_value(key, _stringify(value))))
+        shown = self._redactor.redact_value(key, _stringify(value))
+        self._tags[key] = shown
+        self._journal.event("t", key, text(shown))
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
         for key, value in tags.items():
@@ -93,6 +99,11 @@ class LiveRun:
             self._check()
             check_key(key, "metric name")
             self._keys.add(key)
+            if not self._streamed:  # the first metric: the team sees the run live from now
+                self._streamed = True
+                self._stream = start_stream(
+                    self.ws, self.folder, self._journal, self._params, self._tags
+                )
         elif self.status != "running":
             self._check()
         if step:
@@ -164,6 +175,8 @@ class LiveRun:
         """Close this process's journal; the owner seals the run (the record's id)."""
         if self.status != "running":
             return None
+        if self._stream is not None:
+            self._stream.stop()
         self._journal.close()
         self.status = status
         if not self.owner:

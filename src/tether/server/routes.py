@@ -3,8 +3,6 @@ role in the project, makes one call into the facade and returns what it returned
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import tempfile
 from typing import Annotated, Any
 
@@ -14,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tether import api
+from tether.errors import UsageError
 from tether.server import metrics
 from tether.server.auth import hub_of, identity
 
@@ -76,19 +75,6 @@ def _project(request: Request, who: api.Identity, project: str, role: str) -> ap
     hub.check_project(project)
     who.require(project, role)
     return hub
-
-
-def run_json(run: Any) -> dict[str, Any]:
-    """An indexed run as JSON: NaN and infinities as strings, as run records write them."""
-    doc = dataclasses.asdict(run)
-    for summary in doc["metrics"].values():
-        for key in ("last", "min", "max"):
-            value = summary[key]
-            if not math.isfinite(value):
-                summary[key] = (
-                    "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-                )
-    return doc
 
 
 # -- projects --------------------------------------------------------------------------------
@@ -206,6 +192,45 @@ def put_run(
     return {"run": row.id, "record": row.record}
 
 
+class SummaryIn(Strict):
+    last: float | str
+    min: float | str
+    max: float | str
+    step: int
+    count: int = Field(ge=0)
+
+
+class LiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(max_length=128)
+    name: str = Field(max_length=200)
+    experiment: str = Field(max_length=200)
+    status: str = Field(pattern="^running$")
+    started: float
+    user: str = Field(default="", max_length=200)
+    host: str = Field(default="", max_length=200)
+    command: str = Field(default="", max_length=100_000)
+    commit: str | None = Field(default=None, max_length=64)
+    branch: str | None = Field(default=None, max_length=200)
+    dirty: bool | None = None
+    parent: str | None = Field(default=None, max_length=128)
+    params: dict[str, str] = Field(default_factory=dict, max_length=10_000)
+    metrics: dict[str, SummaryIn] = Field(default_factory=dict, max_length=10_000)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=10_000)
+
+
+@router.put("/projects/{project}/runs/{run_id}/live")
+def put_live(
+    request: Request, who: Who, project: ProjectName, run_id: RunId, body: LiveIn
+) -> dict[str, Any]:
+    """A running run's params and metric summaries so far (best effort; a sealed run on the
+    server is never replaced by a live view)."""
+    hub = _project(request, who, project, "writer")
+    if body.id != run_id:
+        raise UsageError(f"the body is run {body.id}, the path run {run_id}")
+    return {"shown": hub.put_live(project, body.model_dump())}
+
+
 @router.get("/projects/{project}/runs/{run_id}/state")
 def run_state(request: Request, who: Who, project: ProjectName, run_id: RunId) -> dict[str, Any]:
     """The records the server accepted for the run: fetch them to see it locally."""
@@ -219,13 +244,13 @@ def search_runs(request: Request, who: Who, project: ProjectName, body: SearchIn
     runs = hub.search(
         project, body.where, body.sort, body.limit, include_deleted=body.include_deleted
     )
-    return {"runs": [run_json(r) for r in runs]}
+    return {"runs": [api.run_document(r) for r in runs]}
 
 
 @router.post("/projects/{project}/runs/get")
 def get_runs(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
     hub = _project(request, who, project, "reader")
-    return {"runs": [run_json(r) for r in hub.get_runs(project, body.ids)]}
+    return {"runs": [api.run_document(r) for r in hub.get_runs(project, body.ids)]}
 
 
 @router.get("/projects/{project}/runs/resolve")

@@ -231,6 +231,18 @@ class Hub:
         with self.blobs._translated("write"):
             self.blobs._put(io.BytesIO(json.dumps(ref, sort_keys=True).encode()), path)
 
+    def put_live(self, project: str, fields: dict[str, Any]) -> bool:
+        """Show a running run as its client last saw it; False when the server already holds
+        it sealed (a late live view never hides the sealed record)."""
+        from tether.teamclient.client import indexed_run
+
+        row = indexed_run({**fields, "record": None, "deleted": False})
+        index = self.index(project)
+        if any(r.record is not None for r in index.get_runs([row.id])):
+            return False
+        index.put_runs([row])
+        return True
+
     def run_state(self, project: str, run_id: str) -> dict[str, Any]:
         """What the server accepted for a run: its record, amendments and tombstone."""
         path = "/".join([self.blobs.root.rstrip("/"), project, "refs", "runs", run_id])

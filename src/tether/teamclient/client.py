@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     import httpx
 
 API = "/api/v1"
-TIMEOUT_S = 5.0  # no command waits on a down server longer than this (per call, and in retries)
+TIMEOUT_S = 5.0
+NOT_LIVE = (
+    "ended",
+    "exit_code",
+    "record",
+    "deleted",
+    "inputs",
+    "outputs",
+)  # a sealed run's  # no command waits on a down server longer than this (per call, and in retries)
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,11 @@ class ServerClient:
         doc = self.call("GET", f"{self.project_path}/runs/resolve", params={"ref": ref})
         return list(doc["ids"])
 
+    def put_live(self, run: IndexedRun) -> None:
+        """The state of a run still running, for the team to see (best effort)."""
+        doc = {k: v for k, v in run_document(run).items() if k not in NOT_LIVE}
+        self.call("PUT", f"{self.project_path}/runs/{run.id}/live", json=doc)
+
     def run_state(self, run_id: str) -> dict[str, Any]:
         doc: dict[str, Any] = self.call("GET", f"{self.project_path}/runs/{run_id}/state")
         return doc
@@ -252,6 +265,21 @@ class HttpMetaStore(ServerClient):
 
     def clear(self) -> None:
         raise errors.UsageError("a server's index is rebuilt on the server, not by a client")
+
+
+def run_document(run: IndexedRun) -> dict[str, Any]:
+    """An indexed run as JSON: NaN and infinities as strings, as run records write them."""
+    import dataclasses
+
+    doc = dataclasses.asdict(run)
+    for summary in doc["metrics"].values():
+        for key in ("last", "min", "max"):
+            value = summary[key]
+            if not math.isfinite(value):
+                summary[key] = (
+                    "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+                )
+    return doc
 
 
 def _number(value: Any) -> float:
