@@ -21,15 +21,8 @@ if TYPE_CHECKING:
     import httpx
 
 API = "/api/v1"
-TIMEOUT_S = 5.0
-NOT_LIVE = (
-    "ended",
-    "exit_code",
-    "record",
-    "deleted",
-    "inputs",
-    "outputs",
-)  # a sealed run's  # no command waits on a down server longer than this (per call, and in retries)
+TIMEOUT_S = 5.0  # no command waits on a down server longer than this (per call, and in retries)
+NOT_LIVE = ("ended", "exit_code", "record", "deleted", "inputs", "outputs")  # sealed runs' only
 
 
 @dataclass(frozen=True)
