@@ -11,6 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from tether import api
 from tether.errors import AuthenticationError
 
+SESSION_COOKIE = "tether_session"
+CSRF_HEADER = "X-CSRF-Token"
+
 
 def hub_of(request: Request) -> api.Hub:
     hub: api.Hub = request.app.state.hub
@@ -25,6 +28,10 @@ def _identify(request: Request) -> api.Identity:
         return hub.authenticate(token)
     if header:
         raise AuthenticationError("send the token as `Authorization: Bearer tth_…`")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        write = request.method not in ("GET", "HEAD", "OPTIONS")
+        return hub.accounts.session(cookie, request.headers.get(CSRF_HEADER), write=write)
     if hub.settings.open_without_accounts and not hub.accounts.any_user():
         return api.ANONYMOUS
     raise AuthenticationError(

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from tether import api
 from tether.errors import UsageError
 from tether.server import metrics
-from tether.server.auth import hub_of, identity
+from tether.server.auth import SESSION_COOKIE, hub_of, identity
 
 router = APIRouter(prefix="/api/v1")
 
@@ -75,6 +75,38 @@ def _project(request: Request, who: api.Identity, project: str, role: str) -> ap
     hub.check_project(project)
     who.require(project, role)
     return hub
+
+
+class SessionIn(Strict):
+    token: str = Field(max_length=4000)
+
+
+@router.post("/session", status_code=201)
+def open_session(request: Request, body: SessionIn, response: Response) -> dict[str, Any]:
+    """Trade a token for a browser session: an HttpOnly, SameSite=Strict cookie (the token
+    never goes in a URL), and the CSRF token every write from the browser must echo."""
+    hub = hub_of(request)
+    who = hub.authenticate(body.token)
+    secret, csrf = hub.accounts.open_session(who)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=12 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return {"user": who.user, "csrf": csrf}
+
+
+@router.delete("/session")
+def close_session(request: Request, response: Response) -> dict[str, Any]:
+    """Log the browser out: the session ends on the server, the cookie is cleared."""
+    if cookie := request.cookies.get(SESSION_COOKIE):
+        hub_of(request).accounts.close_session(cookie)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"closed": True}
 
 
 # -- projects --------------------------------------------------------------------------------

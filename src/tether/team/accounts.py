@@ -9,6 +9,7 @@ project, and the stronger of a user's roles counts.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -34,6 +35,7 @@ EVERY_PROJECT = "*"
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 TOKEN = re.compile(r"tth_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 BACKUP_FORMAT = 1
+SESSION_S = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,45 @@ class Accounts:
                 detail=json.dumps(dict(detail), sort_keys=True),
             )
         )
+
+    # -- browser sessions ------------------------------------------------------------------
+    def open_session(self, identity: Identity, *, lifetime: float = SESSION_S) -> tuple[str, str]:
+        """A browser session for ``identity``: (the cookie's secret, the CSRF token)."""
+        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(s.sessions.delete().where(s.sessions.c.expires < now))
+            conn.execute(
+                s.sessions.insert().values(
+                    hash=hash_token(secret),
+                    user=identity.user,
+                    csrf=csrf,
+                    created=now,
+                    expires=now + lifetime,
+                )
+            )
+            self._audit(conn, identity.user, "session.open", identity.user, {})
+        return secret, csrf
+
+    def session(self, secret: str, csrf: str | None, *, write: bool) -> Identity:
+        """The identity of a session cookie; a write must echo the session's CSRF token."""
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.sessions).where(s.sessions.c.hash == hash_token(secret))
+            ).first()
+            if row is None or row.expires <= time.time():
+                raise AuthenticationError("the session ended: log in again")
+            if write and not (csrf and hmac.compare_digest(csrf, row.csrf)):
+                raise PermissionDeniedError(
+                    "a write from a browser session needs its X-CSRF-Token header"
+                )
+            return self._identity(conn, row.user)
+
+    def close_session(self, secret: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(s.sessions.delete().where(s.sessions.c.hash == hash_token(secret)))
 
     # -- backup ----------------------------------------------------------------------------
     def backup(self) -> dict[str, Any]:

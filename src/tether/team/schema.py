@@ -18,7 +18,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = "s0001"  # the Alembic head of the server's tables
+SCHEMA_VERSION = "s0002"  # the Alembic head of the server's tables
 VERSION_TABLE = "tether_server_version"
 
 metadata = MetaData()
@@ -83,3 +83,13 @@ objects = Table(
     Column("by", String(64), nullable=False, default=""),
 )
 Index("ix_tether_objects_pack", objects.c.project, objects.c.pack)
+
+sessions = Table(
+    "tether_sessions",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # sha256 of the cookie's secret
+    Column("user", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the token a write must echo in X-CSRF-Token
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+)
