@@ -26,6 +26,7 @@ ENV_STORE = "TETHER_SERVER_STORE"
 ENV_MAX_BODY = "TETHER_SERVER_MAX_BODY"
 ENV_OPEN = "TETHER_SERVER_OPEN"
 ENV_OIDC = "TETHER_SERVER_OIDC"  # JSON of api.OidcSettings' fields
+ENV_MIRRORS = "TETHER_SERVER_MIRRORS"
 
 
 def create_app(settings: api.ServerSettings, *, upgrade: bool = False) -> FastAPI:
@@ -45,6 +46,7 @@ def from_environment() -> FastAPI:
             oidc=api.OidcSettings(**json.loads(os.environ[ENV_OIDC]))
             if os.environ.get(ENV_OIDC)
             else None,
+            mirrors=os.environ.get(ENV_MIRRORS, ""),
         )
     except KeyError as exc:
         raise UsageError(
@@ -81,6 +83,7 @@ def serve(
     os.environ[ENV_INDEX] = settings.index
     os.environ[ENV_STORE] = settings.store
     os.environ[ENV_MAX_BODY] = str(settings.max_body)
+    os.environ[ENV_MIRRORS] = settings.mirrors
     os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
     if settings.oidc is not None:
         os.environ[ENV_OIDC] = json.dumps(dataclasses.asdict(settings.oidc))

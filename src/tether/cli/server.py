@@ -17,11 +17,13 @@ from tether.cli.render import human_size
 from tether.errors import NotARepositoryError
 
 
-def _settings(index: str | None, store: str | None, max_body: int) -> Any:
+def _settings(index: str | None, store: str | None, max_body: int, mirrors: str = "") -> Any:
     from tether import api
 
     if index and store:
-        return api.ServerSettings(index, store, max_body, open_without_accounts=True)
+        return api.ServerSettings(
+            index, store, max_body, open_without_accounts=True, mirrors=mirrors
+        )
     if index or store:
         raise click.UsageError("give both --index and --store, or neither (inside a repository)")
     try:
@@ -45,9 +47,17 @@ def storage_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
         "--max-body", default=1 << 30, show_default=True, help="Largest request body, in bytes."
     )
+    @click.option(
+        "--mirrors",
+        envvar="TETHER_SERVER_MIRRORS",
+        default="",
+        help="Folder of the projects' git mirrors (default: beside a SQLite database).",
+    )
     @functools.wraps(command)
-    def wrapped(index: str | None, store: str | None, max_body: int, **kwargs: Any) -> Any:
-        return command(settings=_settings(index, store, max_body), **kwargs)
+    def wrapped(
+        index: str | None, store: str | None, max_body: int, mirrors: str, **kwargs: Any
+    ) -> Any:
+        return command(settings=_settings(index, store, max_body, mirrors), **kwargs)
 
     return wrapped
 
@@ -66,6 +76,7 @@ def _hub(settings: Any, *, upgrade: bool = False) -> Any:
 @click.option("--index", envvar="TETHER_SERVER_INDEX", help="The server's database URL.")
 @click.option("--store", envvar="TETHER_SERVER_STORE", help="A folder or s3://BUCKET/PREFIX.")
 @click.option("--max-body", default=1 << 30, show_default=True, help="Largest body, in bytes.")
+@click.option("--mirrors", envvar="TETHER_SERVER_MIRRORS", default="", help="Git mirrors' folder.")
 @click.option("--oidc-issuer", help="Also accept OIDC bearer tokens from this issuer (URL).")
 @click.option("--oidc-audience", default="tether", show_default=True, help="Their audience.")
 @click.option("--oidc-jwks-url", default="", help="The issuer's keys (default: its JWKS path).")
@@ -82,6 +93,7 @@ def server(
     index: str | None,
     store: str | None,
     max_body: int,
+    mirrors: str,
     oidc_issuer: str | None,
     oidc_audience: str,
     oidc_jwks_url: str,
@@ -98,7 +110,7 @@ def server(
         return
     from tether import api, asgi
 
-    settings = _settings(index, store, max_body)
+    settings = _settings(index, store, max_body, mirrors)
     if oidc_issuer:
         from dataclasses import replace
 

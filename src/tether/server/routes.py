@@ -128,6 +128,32 @@ def create_project(request: Request, who: Who, body: ProjectIn) -> dict[str, Any
     return {"name": body.name}
 
 
+# -- the project's git mirror ----------------------------------------------------------------
+Rev = Annotated[str, Query(max_length=200)]
+
+
+@router.post("/projects/{project}/git/fetch")
+def git_fetch(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
+    """Bring the server's mirror of the project's repository up to date."""
+    hub = _project(request, who, project, "writer")
+    hub.mirrors.fetch(project)
+    return {"fetched": True}
+
+
+@router.get("/projects/{project}/git/commit")
+def git_commit(request: Request, who: Who, project: ProjectName, rev: Rev) -> dict[str, Any]:
+    """A commit of the project's repository, read from the server's mirror."""
+    hub = _project(request, who, project, "reader")
+    return hub.mirrors.commit(project, rev)
+
+
+@router.get("/projects/{project}/git/data")
+def git_data(request: Request, who: Who, project: ProjectName, rev: Rev) -> dict[str, Any]:
+    """The tracked data at a revision: each pointer file's target, id and size."""
+    hub = _project(request, who, project, "reader")
+    return {"commit": hub.mirrors.resolve(project, rev), "data": hub.mirrors.data_at(project, rev)}
+
+
 # -- objects ---------------------------------------------------------------------------------
 @router.post("/projects/{project}/objects/missing")
 def missing_objects(

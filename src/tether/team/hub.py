@@ -10,11 +10,13 @@ store (``<project>/refs/runs/<id>``), so the index stays a cache that ``reindex`
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tether.errors import (
@@ -30,6 +32,7 @@ from tether.hashing import PREFIX
 from tether.team import schema as s
 from tether.team.accounts import Accounts, Identity, check_name
 from tether.team.blobs import Blobs, check_id
+from tether.team.mirror import Mirrors
 from tether.team.oidc import OidcSettings, OidcVerifier
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ class Settings:
     max_body: int = 1 << 30  # bytes in one request body (413 beyond)
     open_without_accounts: bool = False  # loopback only: no token needed until `server init`
     oidc: OidcSettings | None = None  # also accept OIDC bearer tokens from this issuer
+    mirrors: str = ""  # where projects' git mirrors live ("": beside a SQLite database)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Hub:
         self.accounts = Accounts(self.engine)
         self.blobs = Blobs(self.engine, settings.store)
         self.oidc = OidcVerifier(settings.oidc) if settings.oidc else None
+        self.mirrors = Mirrors(_mirror_folder(settings))
         self.counters = Counters()
         self._indexes: dict[str, SqlMetaStore] = {}
         self._lock = threading.Lock()
@@ -96,6 +101,8 @@ class Hub:
         clash = [p for p in self.projects() if _schema(p["name"]) == _schema(name)]
         if clash:
             raise ConflictError(f"project {clash[0]['name']} already exists")
+        if git:
+            self.mirrors.create(name, git)  # first: a URL git cannot clone makes no project
         try:
             with self.engine.begin() as conn:
                 conn.execute(s.projects.insert().values(name=name, git=git, created=time.time()))
@@ -289,6 +296,18 @@ class Hub:
             ) from exc
         self.blobs.check()
         return {"database": "ok", "store": "ok"}
+
+
+def _mirror_folder(settings: Settings) -> Path:
+    if settings.mirrors:
+        return Path(settings.mirrors)
+    if settings.index.startswith("sqlite:///"):
+        return Path(settings.index[len("sqlite:///") :]).parent / "git"
+    if "://" not in settings.store:
+        return Path(settings.store).parent / "git"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / (
+        "tether/git"
+    )
 
 
 def _schema(project: str) -> str:

@@ -1,0 +1,103 @@
+"""Each project's git repository, mirrored bare on the server: what lives in git (commits, the
+tracked data's pointer files) is read from the mirror, never from a client's word.
+
+A URL is someone else's input: it may not start with ``-``, and git may use only the file, git,
+http(s) and ssh transports for it (``ext::`` would run a command). A revision is checked the same
+way before it reaches ``git rev-parse --end-of-options``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from tether.errors import FormatError, GitError, UsageError
+from tether.gitio.repo import git, pointer_files, show
+from tether.workspace.pointer import PointerFile
+
+REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/@^~{}-]{0,199}")
+TIMEOUT_S = 300
+SAFE_ENV = {"GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh", "GIT_TERMINAL_PROMPT": "0"}
+
+
+class Mirrors:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, project: str) -> Path:
+        return self.folder / f"{project}.git"
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, **SAFE_ENV}
+
+    def create(self, project: str, url: str) -> None:
+        if not url or url.startswith("-") or "\n" in url:
+            raise UsageError(f"{url[:100]!r} is not a git URL or path")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        git(
+            self.folder,
+            "clone", "--mirror", "--quiet", "--", url, str(self.path(project)),
+            env=self._env(), timeout=TIMEOUT_S,
+        )  # fmt: skip
+
+    def has(self, project: str) -> bool:
+        return self.path(project).is_dir()
+
+    def fetch(self, project: str) -> None:
+        """Bring the mirror up to date with the project's repository."""
+        self._need(project)
+        git(self.path(project), "fetch", "--prune", "--quiet", env=self._env(), timeout=TIMEOUT_S)
+
+    def commit(self, project: str, rev: str) -> dict[str, Any]:
+        sha = self.resolve(project, rev)
+        out = git(self.path(project), "show", "-s", "--format=%H%x00%an%x00%aI%x00%s", sha)
+        full, author, date, subject = out.decode().rstrip("\n").split("\0", 3)
+        return {"sha": full, "author": author, "date": date, "subject": subject}
+
+    def resolve(self, project: str, rev: str) -> str:
+        self._need(project)
+        if not REV.fullmatch(rev) or ".." in rev:
+            raise UsageError(f"{rev[:100]!r} is not a revision: a branch, a tag or a commit id")
+        try:
+            out = git(
+                self.path(project), "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}"
+            )
+        except GitError:
+            raise UsageError(
+                f"the project's repository has no commit {rev!r}: "
+                f"`POST …/git/fetch` brings the mirror up to date"
+            ) from None
+        return out.decode().strip()
+
+    def data_at(self, project: str, rev: str) -> list[dict[str, Any]]:
+        """The tracked data at ``rev``: each pointer file's target, kind, id and size; a pointer
+        that cannot be read is listed with its error, never guessed."""
+        sha = self.resolve(project, rev)
+        root = self.path(project)
+        found: list[dict[str, Any]] = []
+        for pointer in pointer_files(root, sha):
+            try:
+                ptr = PointerFile.parse(show(root, sha, pointer), f"{pointer} at {sha[:10]}")
+            except (FormatError, GitError) as exc:
+                found.append({"pointer": pointer, "error": str(exc)})
+                continue
+            folder = os.path.dirname(pointer)
+            found.append(
+                {
+                    "pointer": pointer,
+                    "path": f"{folder}/{ptr.path}" if folder else ptr.path,
+                    "kind": ptr.kind,
+                    "id": ptr.id,
+                    "size": ptr.size,
+                    "files": ptr.files,
+                }
+            )
+        return found
+
+    def _need(self, project: str) -> None:
+        if not self.has(project):
+            raise UsageError(
+                f"project {project} has no git repository bound: create it with --git URL"
+            )
