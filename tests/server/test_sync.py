@@ -268,3 +268,32 @@ def test_a_running_run_is_seen_live_and_its_sealed_record_wins(
         })  # fmt: skip
         assert late.json() == {"shown": False}
     assert _server_runs(sqlite_server, project)[run.id]["status"] == "finished"
+
+
+def test_tether_server_in_a_repository_serves_it_with_no_flags(repo: Path) -> None:
+    import subprocess
+
+    import httpx
+    from tests.conftest import BIN, _free_port
+    from tests.server.conftest import wait_until_up
+
+    mine = _train(repo, "local", 0.42)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "tether"), "server", "--port", str(port), "--project", "here"],
+        cwd=repo,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, proc)
+        deadline, found = time.monotonic() + 20, []
+        while time.monotonic() < deadline and not found:
+            answer = httpx.post(f"{url}/api/v1/projects/here/runs/search", json={})
+            found = answer.json().get("runs", []) if answer.status_code == 200 else []
+            time.sleep(0.2)
+        assert [r["id"] for r in found] == [mine]
+        assert (repo / ".tether" / "server" / "server.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
