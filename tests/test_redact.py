@@ -41,6 +41,7 @@ KNOWN_FORMATS = [
     ("openai-key", "client = OpenAI(api_key='sk-" + FAKE + "')", "sk-" + FAKE),
     ("openai-key", "OPENAI_API_KEY=sk-proj-" + FAKE, "sk-proj-" + FAKE),
     ("huggingface-token", "login(hf_" + FAKE + ")", "hf_" + FAKE),
+    ("tether-token", "echo tth_0a1b2c3d4e5f_" + "Zq9" * 14 + "x;", "Zq9" * 14 + "x"),
     ("jwt", f"cookie {JWT} end", JWT),
     ("url-password", "DATABASE_URL=postgres://u:pw@host/db", ":pw@"),
     ("bearer-token", "curl -H 'X: Bearer " + FAKE + "'", FAKE),

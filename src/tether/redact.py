@@ -397,6 +397,7 @@ BUILTIN_RULES = (
         _openai,
     ),
     Rule("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b"),
+    Rule("tether-token", r"\btth_[0-9a-f]{12}_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
     Rule("jwt", r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
     Rule(
         "url-password",  # keep the user, hide the password
@@ -659,7 +660,7 @@ _NEEDLES = tuple(
         "passw passphrase secret credential token apikey api_key api-key accesskey access_key "
         "access-key privatekey private_key private-key authorization bearer basic :// "
         "-----begin akia asia aroa aida agpa anpa anva aipa aiza ghp_ gho_ ghu_ ghs_ ghr_ "
-        "github_pat_ xox hooks.slack sk_live sk_test rk_live rk_test sk- hf_ eyj aws "
+        "github_pat_ xox hooks.slack sk_live sk_test rk_live rk_test sk- hf_ tth_ eyj aws "
         "glpat- gldt- glrt- glptt- glcbt- glsoat- hvs. hvb. hvr. npm_ pypi-age sg. r8_ "
         'accountkey "auth" username mysql sshpass curl'
     )
