@@ -297,3 +297,24 @@ def test_tether_server_in_a_repository_serves_it_with_no_flags(repo: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_lineage_walks_a_teammates_runs_through_the_server(
+    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"g{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    (repo / "raw.csv").write_text("a,b\n1,2\n")
+    with Project.open(repo).start_run(name="prepare") as run:
+        run.log_input(repo / "raw.csv")
+        (repo / "clean.csv").write_text("a,b\n1,2\n# cleaned\n")
+        made = run.log_output(repo / "clean.csv")
+    tether("sync")
+
+    other = make_repo(tmp_path / "other")
+    os.chdir(other)
+    Project.init(other)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    shown = tether("lineage", made, "--format", "json").output
+    assert run.id in shown and blake(b"a,b\n1,2\n") in shown  # its run and the run's input

@@ -15,9 +15,7 @@ def selected_records(ws: Workspace, refs: Sequence[str] = ()) -> list[dict[str, 
     """The records of ``refs`` (ids, prefixes or names), or of every run the index shows, oldest
     first. Runs still going are left out: their inputs and outputs are not final."""
     lifecycle.recover(ws)
-    ids = (
-        [catalog.resolve(ws, r) for r in refs] if refs else lookup.run_ids(lookup.index_engine(ws))
-    )
+    ids = [catalog.resolve(ws, r) for r in refs] if refs else lookup.run_ids(lookup.index_for(ws))
     records = [catalog.load(ws, rid) for rid in dict.fromkeys(ids)]
     return [r for r in records if r.get("status") != "running"]
 

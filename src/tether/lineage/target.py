@@ -84,7 +84,7 @@ def _model_version(ws: Workspace, text: str) -> str | None:
 def _object_by_prefix(ws: Workspace, text: str) -> str:
     if len(text) < len(PREFIX) + 4:
         raise UsageError(f"{text} is too short: give at least 4 hex digits of the id")
-    ids = lookup.objects_with_prefix(lookup.index_engine(ws), text)
+    ids = lookup.objects_with_prefix(lookup.index_for(ws), text)
     if len(ids) == 1:
         return ids[0]
     if not ids:

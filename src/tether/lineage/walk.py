@@ -63,7 +63,7 @@ class _Walk:
     def __init__(self, ws: Workspace, direction: str) -> None:
         self.ws = ws
         self.up = direction == UP
-        self.engine = lookup.index_engine(ws)
+        self.index = lookup.index_for(ws)
         self.graph = GraphBuilder()
         self.records: dict[str, dict[str, Any]] = {}
         self.expanded: set[str] = set()
@@ -73,7 +73,12 @@ class _Walk:
 
     def record(self, run_id: str) -> dict[str, Any]:
         if run_id not in self.records:
-            self.records[run_id] = catalog.load(self.ws, run_id)
+            try:
+                self.records[run_id] = catalog.load(self.ws, run_id)
+            except RunError:  # a teammate's run the server knows: fetched, then read here
+                if catalog.fetch_from_server(self.ws, run_id) is None:
+                    raise
+                self.records[run_id] = catalog.load(self.ws, run_id)
         return self.records[run_id]
 
     def note_path(self, oid: str, path: str | None) -> None:
@@ -85,7 +90,7 @@ class _Walk:
         """Runs tied to the frontier's objects; the objects they bring that are still unasked."""
         self.looked |= frontier
         role = OUTPUT if self.up else INPUT
-        rows = lookup.runs_with_objects(self.engine, role, frontier)
+        rows = lookup.runs_with_objects(self.index, role, frontier)
         rows += self._up_folders(frontier) if self.up else self._down_folders(frontier)
         found: set[str] = set()
         for row in rows:
@@ -95,7 +100,7 @@ class _Walk:
 
     def has_more(self, frontier: set[str]) -> bool:
         role = OUTPUT if self.up else INPUT
-        return bool(lookup.runs_with_objects(self.engine, role, frontier))
+        return bool(lookup.runs_with_objects(self.index, role, frontier))
 
     def _link(self, row: DataRow) -> None:
         add_object(self.graph, row.object, row.path)
@@ -126,7 +131,7 @@ class _Walk:
         if self.up:
             add_context(self.graph, self.ws, record)
         found = set(side.values())
-        for _parent, child in lookup.children(self.engine, [run_id]):
+        for _parent, child in lookup.children(self.index, [run_id]):
             found |= self.expand(child)
         return found
 
@@ -167,7 +172,7 @@ class _Walk:
             for folder in lookup.ancestors(path)
         }
         rows = []
-        for row in lookup.runs_with_paths(self.engine, OUTPUT, wanted):
+        for row in lookup.runs_with_paths(self.index, OUTPUT, wanted):
             oid, path = wanted[row.path]
             tree = self._tree(row.object)
             if tree is not None and id_inside(tree, path[len(row.path) + 1 :]) == oid:
@@ -184,7 +189,7 @@ class _Walk:
             if tree is None:
                 continue
             for folder in sorted(self.paths[oid]):
-                for row in lookup.runs_under_folder(self.engine, INPUT, folder):
+                for row in lookup.runs_under_folder(self.index, INPUT, folder):
                     if id_inside(tree, row.path[len(folder) + 1 :]) != row.object:
                         continue
                     add_object(self.graph, row.object, row.path)
@@ -196,6 +201,6 @@ class _Walk:
         """Other contents runs logged the target's path with (when this one is unknown)."""
         if target.kind == RUN or not target.path:
             return []
-        rows = lookup.runs_with_paths(self.engine, OUTPUT, [target.path])
-        rows += lookup.runs_with_paths(self.engine, INPUT, [target.path])
+        rows = lookup.runs_with_paths(self.index, OUTPUT, [target.path])
+        rows += lookup.runs_with_paths(self.index, INPUT, [target.path])
         return sorted({r.object for r in rows if r.object != target.id})

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.errors import IndexStoreError, RunError
+from tether.meta import lineage
+from tether.meta.lineage import DataRow
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -81,6 +83,18 @@ class MetaStore(Protocol):
     def indexed_records(self) -> dict[str, str | None]: ...
     def clear(self) -> None: ...
     def close(self) -> None: ...
+    # what lineage asks (see :mod:`tether.meta.lineage`)
+    def data_rows(
+        self,
+        role: str,
+        *,
+        objects: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        folder: str | None = None,
+    ) -> list[DataRow]: ...
+    def children(self, run_ids: Sequence[str]) -> list[tuple[str, str]]: ...
+    def objects_with_prefix(self, prefix: str, limit: int = 20) -> list[str]: ...
+    def visible_run_ids(self) -> list[str]: ...
 
 
 def _num(value: str) -> float | None:
@@ -217,6 +231,30 @@ class SqlMetaStore:
             rows = conn.execute(stmt.limit(50)).all()
         exact = [rid for rid, _name in rows if rid == ref]
         return exact or sorted({rid for rid, _name in rows})
+
+    # -- lineage ---------------------------------------------------------------------------
+    def data_rows(
+        self,
+        role: str,
+        *,
+        objects: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        folder: str | None = None,
+    ) -> list[DataRow]:
+        with self._read() as conn:
+            return lineage.data_rows(conn, role, objects=objects, paths=paths, folder=folder)
+
+    def children(self, run_ids: Sequence[str]) -> list[tuple[str, str]]:
+        with self._read() as conn:
+            return lineage.children(conn, run_ids)
+
+    def objects_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
+        with self._read() as conn:
+            return lineage.objects_with_prefix(conn, prefix, limit)
+
+    def visible_run_ids(self) -> list[str]:
+        with self._read() as conn:
+            return lineage.visible_run_ids(conn)
 
     def indexed_records(self) -> dict[str, str | None]:
         """Run id -> the sealed record id it was indexed from (None while running)."""

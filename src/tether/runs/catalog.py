@@ -80,7 +80,7 @@ def pick(ws: Workspace, ref: str) -> Picked:
     if tilde and base and back.isdigit():
         return _back(ws, ref, base, int(back))
     if not ids:
-        if fetched := _from_server(ws, ref):
+        if fetched := fetch_from_server(ws, ref):
             return Picked(fetched, ref)
         raise RunError(f"no run matches {ref!r}: `tether runs list` shows the runs")
     if len(ids) > 1:
@@ -89,7 +89,7 @@ def pick(ws: Workspace, ref: str) -> Picked:
     return Picked(ids[0], ref)
 
 
-def _from_server(ws: Workspace, ref: str) -> str | None:
+def fetch_from_server(ws: Workspace, ref: str) -> str | None:
     """A run this clone lacks, found on the team server (by id, prefix or name) and fetched:
     its id, or None when no server is set or it has no such run."""
     if not ws.config.get("server.url"):

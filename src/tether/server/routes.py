@@ -319,6 +319,59 @@ def resolve_run(
     return {"ids": hub.resolve(project, ref)}
 
 
+# -- lineage: the queries a walk makes, on the project's index -----------------------------------
+class DataQueryIn(Strict):
+    role: str = Field(pattern="^(input|output)$")
+    objects: list[Annotated[str, Field(max_length=80)]] = Field(
+        default_factory=list, max_length=100_000
+    )
+    paths: list[Annotated[str, Field(max_length=1000)]] = Field(
+        default_factory=list, max_length=100_000
+    )
+    folder: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/projects/{project}/lineage/data")
+def lineage_data(
+    request: Request, who: Who, project: ProjectName, body: DataQueryIn
+) -> dict[str, Any]:
+    """Runs that logged these objects, paths or a path under this folder, in this role."""
+    hub = _project(request, who, project, "reader")
+    rows = hub.index(project).data_rows(
+        body.role, objects=body.objects, paths=body.paths, folder=body.folder
+    )
+    return {"rows": [list(r) for r in rows]}
+
+
+@router.post("/projects/{project}/lineage/children")
+def lineage_children(
+    request: Request, who: Who, project: ProjectName, body: RunIds
+) -> dict[str, Any]:
+    """(parent, child) for the runs these runs are parents of: a pipeline's stages."""
+    hub = _project(request, who, project, "reader")
+    return {"children": [list(pair) for pair in hub.index(project).children(body.ids)]}
+
+
+@router.get("/projects/{project}/lineage/objects")
+def lineage_objects(
+    request: Request,
+    who: Who,
+    project: ProjectName,
+    prefix: Annotated[str, Query(min_length=1, max_length=80)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> dict[str, Any]:
+    """Object ids that runs logged and that start with ``prefix``."""
+    hub = _project(request, who, project, "reader")
+    return {"ids": hub.index(project).objects_with_prefix(prefix, limit)}
+
+
+@router.get("/projects/{project}/lineage/runs")
+def lineage_runs(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
+    """Every run the project shows (not deleted), oldest first."""
+    hub = _project(request, who, project, "reader")
+    return {"ids": hub.index(project).visible_run_ids()}
+
+
 # -- accounts (admin) ------------------------------------------------------------------------
 @router.get("/users")
 def list_users(request: Request, who: Who) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether import errors
+from tether.meta.lineage import DataRow
 from tether.meta.store import IndexedRun, MetricSummary
 
 if TYPE_CHECKING:
@@ -258,6 +259,32 @@ class HttpMetaStore(ServerClient):
 
     def clear(self) -> None:
         raise errors.UsageError("a server's index is rebuilt on the server, not by a client")
+
+    # what lineage asks
+    def data_rows(
+        self,
+        role: str,
+        *,
+        objects: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        folder: str | None = None,
+    ) -> list[DataRow]:
+        body = {"role": role, "objects": sorted(objects), "paths": sorted(paths), "folder": folder}
+        doc = self.call("POST", f"{self.project_path}/lineage/data", json=body)
+        return [DataRow(*row) for row in doc["rows"]]
+
+    def children(self, run_ids: Sequence[str]) -> list[tuple[str, str]]:
+        doc = self.call(
+            "POST", f"{self.project_path}/lineage/children", json={"ids": list(run_ids)}
+        )
+        return [(parent, child) for parent, child in doc["children"]]
+
+    def objects_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
+        params = {"prefix": prefix, "limit": limit}
+        return list(self.call("GET", f"{self.project_path}/lineage/objects", params=params)["ids"])
+
+    def visible_run_ids(self) -> list[str]:
+        return list(self.call("GET", f"{self.project_path}/lineage/runs")["ids"])
 
 
 def run_document(run: IndexedRun) -> dict[str, Any]:
