@@ -216,9 +216,21 @@ class Project:
     ) -> TransferResult:
         from tether.workspace import sync as _sync
 
+        if (server := self._server_for_data(remote)) is not None:
+            from tether.teamclient import fetch as _team_fetch
+
+            return _team_fetch.fetch(self.ws, server, paths or None, callback=callback)
         result = _sync.fetch(self.ws, remote, paths or None, callback=callback)
         self._index_fetched(result, paths or None)
         return result
+
+    def _server_for_data(self, remote: str | None) -> Any:
+        """The team server, when data comes from it: no remote named, none configured."""
+        if remote is not None or not self.ws.config.get("server.url") or self.remotes():
+            return None
+        from tether.teamclient import sync as _team
+
+        return _team.target(self.ws)
 
     def _index_fetched(self, result: TransferResult, paths: list[str] | None) -> None:
         """Index the runs a fetch brought; a fetch of the refs also catches up on runs an
@@ -239,6 +251,20 @@ class Project:
     ) -> tuple[TransferResult, _checkout.CheckoutResult]:
         from tether.workspace import sync as _sync
 
+        if (server := self._server_for_data(remote)) is not None:
+            from tether.teamclient import fetch as _team_fetch
+
+            refused: dict[str, Any] = {}
+            got = _team_fetch.fetch(
+                self.ws, server, paths or None, callback=callback, refused=refused
+            )
+            from tether.workspace import checkout as _checkout
+
+            plan = self.plan_checkout(paths)
+            done = _checkout.apply_checkout(
+                self.ws, plan, force=force, callback=checkout_callback, command="pull"
+            )
+            return got, done
         fetched, done = _sync.pull(
             self.ws,
             remote,

@@ -318,3 +318,29 @@ def test_lineage_walks_a_teammates_runs_through_the_server(
     tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
     shown = tether("lineage", made, "--format", "json").output
     assert run.id in shown and blake(b"a,b\n1,2\n") in shown  # its run and the run's input
+
+
+def test_a_clone_pulls_the_tracked_data_from_the_server(
+    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"d{time.time_ns()}", "writer", project)
+    (repo / "data").mkdir()
+    for i in range(30):
+        (repo / "data" / f"f{i}.txt").write_text(f"row {i}\n")
+    (repo / "model.bin").write_bytes(os.urandom(2 << 20))
+    tether("add", "data", "model.bin")
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token, "--shared")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    tether("sync")
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    os.chdir(clone)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    out = tether("pull").output
+    assert "31 file(s) written" in out
+    assert (clone / "data" / "f7.txt").read_text() == "row 7\n"
+    assert (clone / "model.bin").read_bytes() == (repo / "model.bin").read_bytes()
+    assert "clean" in tether("status").output
