@@ -55,6 +55,7 @@ _TEAM = {
     "ServerSettings": ("tether.team.hub", "Settings"),
     "OidcSettings": ("tether.team.oidc", "OidcSettings"),
     "run_document": ("tether.teamclient.client", "run_document"),
+    "is_git_push": ("tether.team.githttp", "is_push"),
     "RunUpload": ("tether.team.hub", "RunUpload"),
     "Identity": ("tether.team.accounts", "Identity"),
     "ANONYMOUS": ("tether.team.accounts", "ANONYMOUS"),

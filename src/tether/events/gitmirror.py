@@ -134,16 +134,17 @@ def import_events(root: Path, log: EventLog, commit: str) -> Arrived:
     return arrived
 
 
-def read_from_git(root: Path, name: str) -> list[Event]:
-    """The events of log ``name`` as its git mirror holds them, in fold order (merges
-    included: every commit, not only the first-parent line), each checked against its id and
-    linked to its parents (FormatError otherwise): what a reader that has no Tether workspace
-    (a service reading a mirror) can trust as the log."""
+def read_from_git(root: Path, name: str, tip: str | None = None) -> list[Event]:
+    """The events of log ``name`` as its git mirror holds them (or as commit ``tip`` would
+    make it: a push being received), in fold order (merges included: every commit, not only
+    the first-parent line), each checked against its id and linked to its parents
+    (FormatError otherwise): what a reader that has no Tether workspace (a service reading a
+    mirror, a server receiving a push) can trust as the log."""
     ref = git_ref(name)
-    tip = rev(root, ref)
+    tip = tip or rev(root, ref)
     if tip is None:
         return []
-    out = git(root, "log", "-z", "--format=%H%n%B", ref).decode()
+    out = git(root, "log", "-z", "--format=%H%n%B", tip).decode()
     found: dict[str, Event] = {}
     head: str | None = None
     for entry in out.split("\0"):

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__, api
 from tether.errors import PayloadTooLargeError
 from tether.server import errors, metrics
+from tether.server.auth import identity
 from tether.server.routes import router
+
+
+def _authorise(hub: api.Hub, who: api.Identity, project: str, role: str) -> None:
+    hub.check_project(project)
+    who.require(project, role)
 
 
 def create_app(hub: api.Hub) -> FastAPI:
@@ -27,6 +34,30 @@ def create_app(hub: api.Hub) -> FastAPI:
     app.add_middleware(BodyLimit, limit=hub.settings.max_body)
     app.add_middleware(metrics.Measure)
     app.include_router(router)
+
+    @app.api_route(
+        "/git/{project}.git/{path:path}", methods=["GET", "POST"], include_in_schema=False
+    )
+    async def git_http(request: Request, project: str, path: str) -> Response:
+        """git's smart HTTP: `git clone|fetch|push URL/git/PROJECT.git` (token: Bearer, or
+        Basic with the token as password). Readers fetch; writers push, through the door."""
+        who = await identity(request)
+        query = request.url.query
+        await run_in_threadpool(
+            _authorise, hub, who, project, "writer" if api.is_git_push(path, query) else "reader"
+        )
+        body = await request.body()
+        answer = await run_in_threadpool(
+            hub.git_http,
+            project,
+            path,
+            method=request.method,
+            query=query,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            user=who.user,
+        )
+        return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -26,6 +26,15 @@ def _identify(request: Request) -> api.Identity:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
         return hub.authenticate(token)
+    if scheme.lower() == "basic" and token:  # git's credential helpers: the token as password
+        import base64
+        import binascii
+
+        try:
+            _user, _, password = base64.b64decode(token).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            password = ""
+        return hub.authenticate(password)
     if header:
         raise AuthenticationError("send the token as `Authorization: Bearer tth_…`")
     cookie = request.cookies.get(SESSION_COOKIE)

@@ -29,9 +29,11 @@ from tether.errors import (
     UsageError,
 )
 from tether.hashing import PREFIX
+from tether.team import githttp
 from tether.team import schema as s
 from tether.team.accounts import Accounts, Identity, check_name
 from tether.team.blobs import Blobs, check_id
+from tether.team.githttp import Answer
 from tether.team.mirror import Mirrors
 from tether.team.oidc import OidcSettings, OidcVerifier
 
@@ -101,8 +103,7 @@ class Hub:
         clash = [p for p in self.projects() if _schema(p["name"]) == _schema(name)]
         if clash:
             raise ConflictError(f"project {clash[0]['name']} already exists")
-        if git:
-            self.mirrors.create(name, git)  # first: a URL git cannot clone makes no project
+        self.mirrors.create(name, git)  # first: a URL git cannot clone makes no project
         try:
             with self.engine.begin() as conn:
                 conn.execute(s.projects.insert().values(name=name, git=git, created=time.time()))
@@ -153,6 +154,29 @@ class Hub:
             return self.accounts.authenticate(token)
         value = self.oidc.claim_value(token)
         return self.accounts.identity_by_oidc(value, self.oidc.settings.claim)
+
+    def git_http(
+        self,
+        project: str,
+        path: str,
+        *,
+        method: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        user: str,
+    ) -> Answer:
+        """One request of git's smart HTTP protocol on the project's repository."""
+        return githttp.serve(
+            self.mirrors.folder,
+            self.mirrors.path(project).name,
+            path,
+            method=method,
+            query=query,
+            headers=headers,
+            body=body,
+            user=user,
+        )
 
     # -- objects ---------------------------------------------------------------------------
     def put_object(self, project: str, oid: str, spooled: IO[bytes], *, by: str) -> bool:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from tether.errors import FormatError, GitError, UsageError
-from tether.gitio.repo import git, pointer_files, show
+from tether.gitio.repo import git, git_maybe, pointer_files, show
 from tether.workspace.pointer import PointerFile
 
 REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/@^~{}-]{0,199}")
@@ -32,23 +33,46 @@ class Mirrors:
     def _env(self) -> dict[str, str]:
         return {**os.environ, **SAFE_ENV}
 
-    def create(self, project: str, url: str) -> None:
-        if not url or url.startswith("-") or "\n" in url:
+    def create(self, project: str, url: str = "") -> None:
+        """The project's repository on the server: a mirror of ``url``, or an empty one that
+        clones push registry and prompt events to; either way behind the door."""
+        if url.startswith("-") or "\n" in url:
             raise UsageError(f"{url[:100]!r} is not a git URL or path")
         self.folder.mkdir(parents=True, exist_ok=True)
-        git(
-            self.folder,
-            "clone", "--mirror", "--quiet", "--", url, str(self.path(project)),
-            env=self._env(), timeout=TIMEOUT_S,
-        )  # fmt: skip
+        target = self.path(project)
+        if url:
+            git(
+                self.folder,
+                "clone", "--bare", "--quiet", "--", url, str(target),
+                env=self._env(), timeout=TIMEOUT_S,
+            )  # fmt: skip
+        else:
+            git(self.folder, "init", "--bare", "--quiet", str(target))
+        for key, value in (
+            ("receive.denyDeletes", "true"),
+            ("receive.denyNonFastForwards", "true"),
+            ("http.receivepack", "true"),
+        ):
+            git(target, "config", key, value)
+        hook = target / "hooks" / "pre-receive"
+        hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m tether.team.door\n")
+        hook.chmod(0o755)
 
     def has(self, project: str) -> bool:
         return self.path(project).is_dir()
 
     def fetch(self, project: str) -> None:
-        """Bring the mirror up to date with the project's repository."""
+        """Bring the mirror's branches and tags up to date with the project's repository
+        (branches pruned; tags and Tether's event refs, which clones push here, kept)."""
         self._need(project)
-        git(self.path(project), "fetch", "--prune", "--quiet", env=self._env(), timeout=TIMEOUT_S)
+        root = self.path(project)
+        if git_maybe(root, "config", "remote.origin.url") is None:
+            raise UsageError(f"project {project} was created without --git: nothing to fetch")
+        for args in (
+            ("--prune", "origin", "+refs/heads/*:refs/heads/*"),
+            ("origin", "refs/tags/*:refs/tags/*"),
+        ):
+            git(root, "fetch", "--quiet", *args, env=self._env(), timeout=TIMEOUT_S)
 
     def commit(self, project: str, rev: str) -> dict[str, Any]:
         sha = self.resolve(project, rev)

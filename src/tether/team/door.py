@@ -1,0 +1,77 @@
+"""The door of a project's repository on the server: git runs this as its ``pre-receive`` hook
+for every push (``python -m tether.team.door``), before any ref moves.
+
+A push is refused, whole, when it deletes a ref or rewrites one (events are append-only: a new
+log must extend the old), or when it brings registry or prompts events the log's own root of
+trust refuses: an unsigned transition, an approval by a key without the role, an assignment
+signed by nobody the root names. Without a root the project behaves as it does locally. git
+prints what this writes to stderr to the pusher, prefixed ``remote:``; the HTTP client sees its
+push refused with that reason. The server never signs anything here: it only checks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tether.errors import FormatError, TetherError
+from tether.events import Event
+from tether.events.gitmirror import read_from_git
+
+ZERO = "0" * 40
+LOGS = {"refs/tether/events/registry": "registry", "refs/tether/events/prompts": "prompts"}
+
+
+def refusals(root: Path, old: str, new: str, ref: str) -> list[str]:
+    """Why this one ref update must not happen (empty: it may)."""
+    if new == ZERO:
+        return [f"{ref} may not be deleted"]
+    if (
+        old != ZERO
+        and ref.startswith(("refs/tether/", "refs/heads/"))
+        and not _extends(root, old, new)
+    ):
+        return [f"{ref} would be rewritten, not extended: pull, merge, then push again"]
+    name = LOGS.get(ref)
+    if name is None:
+        return []
+    try:
+        events = read_from_git(root, name, tip=new)
+    except (FormatError, TetherError) as exc:
+        return [f"{ref}: {exc}"]
+    known = {e.id for e in read_from_git(root, name, tip=old)} if old != ZERO else set()
+    return [why for event, why in _refused(name, events) if event not in known]
+
+
+def _refused(name: str, events: list[Event]) -> list[tuple[str, str]]:
+    if name == "registry":
+        from tether.registry.fold import fold
+        from tether.registry.state import State
+
+        return [(r.event, str(r)) for r in fold(State(), events).refused]
+    from tether.prompts.label_log import fold as fold_prompts
+
+    return [(r.event, str(r)) for r in fold_prompts(events).refusals]
+
+
+def _extends(root: Path, old: str, new: str) -> bool:
+    done = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", old, new], cwd=root, capture_output=True
+    )
+    return done.returncode == 0
+
+
+def main() -> int:
+    root = Path.cwd()
+    problems: list[str] = []
+    for line in sys.stdin.read().splitlines():
+        old, new, ref = line.split(" ", 2)
+        problems += refusals(root, old, new, ref)
+    for problem in problems:
+        print(f"tether: refused: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+# ruff: noqa: F811  (the registry's fixtures are imported)
+"""The registry and prompt labels through the team server: each project's repository is served
+over git's smart HTTP, and every push passes the door. Under a root of trust an unsigned or
+unauthorised event is refused there with the reason; of two clients pushing the same move at
+once exactly one wins; a reader fetches and cannot push."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from tests.conftest import BIN, Tether, git
+from tests.registry.conftest import trained  # noqa: F401
+from tests.registry.test_root_of_trust import forge, keys, rooted, use  # noqa: F401
+from tests.server.conftest import Server
+
+from tether.api import Project
+
+pytestmark = pytest.mark.slow
+
+
+def _remote(root: Path, server: Server, project: str, token: str) -> str:
+    url = f"{server.url}/git/{project}.git"
+    git(root, "remote", "add", "team", url)
+    git(root, "config", f"http.{url}.extraHeader", f"Authorization: Bearer {token}")
+    return url
+
+
+def _raw_push(root: Path, *refs: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "push", "team", *refs], cwd=root, capture_output=True, text=True, check=False
+    )
+
+
+def test_an_unsigned_event_is_refused_at_the_door_with_the_reason(
+    sqlite_server: Server, rooted: str, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"w{id(repo)}", "writer"))
+    tether("model", "push", "--remote", "team")  # the root and a signed registration: accepted
+    on_server = git(repo, "ls-remote", "team", "refs/tether/events/registry").split()[0]
+
+    body = {"name": "model", "version": 1, "stage": "production", "request": None, "n": 1}
+    forge(Project.open(repo), "model.transition", body, "alice@example.com")
+    refused = _raw_push(repo, "refs/tether/events/registry:refs/tether/events/registry")
+    assert refused.returncode != 0
+    assert "tether: refused" in refused.stderr and "model.transition" in refused.stderr
+    assert "not signed" in refused.stderr
+    assert git(repo, "ls-remote", "team", "refs/tether/events/registry").split()[0] == on_server
+    deleted = _raw_push(repo, ":refs/tether/events/registry")
+    assert deleted.returncode != 0
+
+
+def test_of_two_pushes_of_the_same_move_at_once_exactly_one_wins(
+    sqlite_server: Server, trained: str, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"x{id(repo)}", "writer")
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    _remote(repo, sqlite_server, project, token)
+    tether("model", "push", "--remote", "team")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    git(other, "remote", "remove", "origin")
+    _remote(other, sqlite_server, project, token)
+    for where in (repo, other):  # each clone registers its own model@v2
+        (where / "model.pkl").write_bytes(str(where).encode() * 5000)
+        with Project.open(where).start_run(name="retrain") as run:
+            run.log_output(where / "model.pkl")
+        Project.open(where).models.register("model", run=run.id, path="model.pkl")
+
+    results: dict[Path, subprocess.CompletedProcess[str]] = {}
+    start = threading.Barrier(2)
+
+    def push(where: Path) -> None:
+        start.wait()
+        results[where] = subprocess.run(
+            [str(BIN / "tether"), "model", "push", "--remote", "team"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    threads = [threading.Thread(target=push, args=(w,)) for w in (repo, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.returncode for r in results.values())
+    assert codes[0] == 0 and codes[1] != 0, results
+    loser = next(r for r in results.values() if r.returncode != 0)
+    assert "pull" in loser.stderr + loser.stdout  # the way out is named
+
+
+def test_a_reader_fetches_and_cannot_push(
+    sqlite_server: Server, trained: str, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"r{id(repo)}", "reader"))
+    refused = _raw_push(repo, "refs/tether/events/registry:refs/tether/events/registry")
+    assert refused.returncode != 0 and "403" in refused.stderr
+    assert git(repo, "ls-remote", "team") == ""  # reading works, and there is nothing yet
