@@ -594,6 +594,9 @@ class Project:
             self.config_set(key, value, local=not shared)
         if token:
             self.config_set("server.token", token, local=True)
+        from tether.teamclient import login as _login
+
+        _login.configure_git_remote(self.root, url, project)
         return who
 
     def sync(
@@ -623,6 +626,13 @@ class Project:
         return Settings(
             f"sqlite:///{folder / 'server.db'}", str(folder / "store"), open_without_accounts=True
         )
+
+    def server_token(self) -> str | None:
+        """The token this project uses with its team server (TETHER_TOKEN first)."""
+        from tether.teamclient import sync as _team
+
+        where = _team.target(self.ws)
+        return None if where is None else where.token
 
     def runs_not_uploaded(self) -> int | None:
         """How many runs the team server has not acknowledged (None: no server is set).

@@ -104,3 +104,16 @@ def test_a_reader_fetches_and_cannot_push(
     refused = _raw_push(repo, "refs/tether/events/registry:refs/tether/events/registry")
     assert refused.returncode != 0 and "403" in refused.stderr
     assert git(repo, "ls-remote", "team") == ""  # reading works, and there is nothing yet
+
+
+def test_login_makes_a_tether_remote_whose_token_stays_in_tethers_config(
+    sqlite_server: Server, trained: str, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"c{id(repo)}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "push", "--remote", "tether")
+    heads = git(repo, "ls-remote", "tether", "refs/tether/events/registry")
+    assert heads.strip().endswith("refs/tether/events/registry")
+    assert token not in (repo / ".git" / "config").read_text()

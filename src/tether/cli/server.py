@@ -324,6 +324,19 @@ def login(url: str, project: str, token: str | None, shared: bool) -> None:
     click.echo(f"logged in to {url} as {who['user']}, project {project}")
 
 
+@server.command("credential", hidden=True)
+@click.argument("operation")
+def credential(operation: str) -> None:
+    """git's credential helper for the `tether` remote: the project's token, from
+    TETHER_TOKEN or .tether/config.toml (git reads the request on stdin)."""
+    from tether.api import Project
+
+    sys.stdin.read()
+    token = Project.open().server_token() if operation == "get" else None
+    if token:
+        click.echo(f"username=tether\npassword={token}")
+
+
 @click.command()
 def sync() -> None:
     """Upload to the team server what it has not acknowledged: runs (the first time, all of

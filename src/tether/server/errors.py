@@ -48,10 +48,12 @@ def body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.TetherError)
-    async def tether_error(_request: Request, exc: errors.TetherError) -> JSONResponse:
+    async def tether_error(request: Request, exc: errors.TetherError) -> JSONResponse:
         status = status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else headers
+        if status == 401:  # git asks its credential helper only after a Basic challenge
+            git = request.url.path.startswith("/git/")
+            headers = {"WWW-Authenticate": 'Basic realm="tether"' if git else "Bearer"}
         return JSONResponse(body(type(exc).__name__, str(exc)), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,3 +37,24 @@ def check(url: str, project: str, token: str | None) -> dict[str, Any]:
         who = client.whoami()
         client.missing([])  # the project exists and this token may read it
     return who
+
+
+REMOTE = "tether"
+
+
+def configure_git_remote(root: Path, url: str, project: str) -> str:
+    """A git remote ``tether`` for the project's repository on the server, whose credentials
+    git asks ``tether server credential`` for (the token stays in .tether/config.toml only):
+    `tether model push --remote tether`, `tether prompt push NAME --remote tether`."""
+    from tether.gitio.repo import git, git_maybe
+
+    remote_url = f"{url.rstrip('/')}/git/{project}.git"
+    if git_maybe(root, "config", "--get", f"remote.{REMOTE}.url") is None:
+        git(root, "remote", "add", REMOTE, remote_url)
+    else:
+        git(root, "remote", "set-url", REMOTE, remote_url)
+    helper = f"credential.{remote_url}.helper"
+    # this interpreter's Tether, whatever PATH git runs the helper with
+    command = f"!'{sys.executable}' -m tether.cli.main server credential"
+    git(root, "config", "--replace-all", helper, command)
+    return remote_url
