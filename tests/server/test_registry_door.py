@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import BIN, Tether, git
+from tests.prompts.test_label_backing import forge_assignment, rooted_prompts  # noqa: F401
+from tests.prompts.test_labels import versions  # noqa: F401
 from tests.registry.conftest import trained  # noqa: F401
 from tests.registry.test_root_of_trust import forge, keys, rooted, use  # noqa: F401
 from tests.server.conftest import Server
@@ -117,3 +119,17 @@ def test_login_makes_a_tether_remote_whose_token_stays_in_tethers_config(
     heads = git(repo, "ls-remote", "tether", "refs/tether/events/registry")
     assert heads.strip().endswith("refs/tether/events/registry")
     assert token not in (repo / ".git" / "config").read_text()
+
+
+def test_an_unsigned_label_assignment_is_refused_at_the_door(
+    sqlite_server: Server, rooted_prompts: Path, tether: Tether
+) -> None:
+    repo = rooted_prompts
+    project = sqlite_server.new_project()
+    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"p{id(repo)}", "writer"))
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
+    tether("prompt", "push", "sentiment", "--remote", "team")  # signed by a promoter: accepted
+    forge_assignment(repo)
+    refused = _raw_push(repo, "refs/tether/events/prompts:refs/tether/events/prompts")
+    assert refused.returncode != 0
+    assert "label.assign" in refused.stderr and "not signed" in refused.stderr
