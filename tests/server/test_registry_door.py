@@ -133,3 +133,35 @@ def test_an_unsigned_label_assignment_is_refused_at_the_door(
     refused = _raw_push(repo, "refs/tether/events/prompts:refs/tether/events/prompts")
     assert refused.returncode != 0
     assert "label.assign" in refused.stderr and "not signed" in refused.stderr
+
+
+def test_a_service_loads_a_label_from_the_server(
+    sqlite_server: Server,
+    versions: Path,
+    tether: Tether,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tether.errors import PromptError
+    from tether.prompts.runtime import clear_cache, load
+
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"s{id(versions)}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    tether("prompt", "promote", "sentiment@v1.1.0", "--label", "production")
+    tether("prompt", "push", "sentiment", "--remote", "tether")
+
+    reader = sqlite_server.token_for(f"svc{id(versions)}", "reader", project)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TETHER_PROMPTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TETHER_SERVER_URL", sqlite_server.url)
+    monkeypatch.setenv("TETHER_TOKEN", reader)
+    clear_cache()
+    url = f"{sqlite_server.url}/git/{project}.git"
+    prompt = load("sentiment", label="production", repo=url, ttl=0)
+    assert prompt.version == "v1.1.0"
+    monkeypatch.setenv("TETHER_TOKEN", "tth_000000000000_" + "x" * 43)
+    monkeypatch.setenv("TETHER_PROMPTS_CACHE", str(tmp_path / "cache2"))
+    clear_cache()
+    with pytest.raises(PromptError, match="cannot clone"):
+        load("sentiment", label="production", repo=url, ttl=0)

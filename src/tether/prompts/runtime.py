@@ -257,7 +257,7 @@ def _mirror(url: str, ttl: float) -> Path:
     now = time.monotonic()
     if last is not None and now - last < ttl and folder.is_dir():
         return folder
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a service must not wait for a password
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **_server_auth(url)}  # never wait for one
     if folder.is_dir() and not (folder / "HEAD").is_file():
         shutil.rmtree(folder)  # not a repository any more: clone it again
     if not folder.is_dir():
@@ -284,6 +284,20 @@ def _mirror(url: str, ttl: float) -> Path:
             )
     _FETCHED[url] = now
     return folder
+
+
+def _server_auth(url: str) -> dict[str, str]:
+    """git's environment to send ``TETHER_TOKEN`` to the team server at ``TETHER_SERVER_URL``
+    (a service loading prompts from it); never to any other host."""
+    server = os.environ.get("TETHER_SERVER_URL", "").rstrip("/")
+    token = os.environ.get("TETHER_TOKEN")
+    if not (server and token and url.startswith(server + "/git/")):
+        return {}
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{server}/.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Bearer {token}",
+    }
 
 
 def check_label(label: str) -> None:
