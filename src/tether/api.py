@@ -26,6 +26,9 @@ from tether._api_functions import refused_staged_files as refused_staged_files
 from tether._api_functions import render_lineage as render_lineage
 from tether._api_functions import trust_key as trust_key
 from tether._api_functions import uninstall_hooks as uninstall_hooks
+from tether._api_team import TeamVerbs
+from tether._api_team import duration_seconds as duration_seconds
+from tether._api_team import write_private as write_private
 from tether._types import NO_PROGRESS, Callback
 from tether.errors import NotARepositoryError, UsageError
 
@@ -91,7 +94,6 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.team.hub import RunUpload as RunUpload
     from tether.team.hub import Settings as _ServerSettings
     from tether.team.oidc import OidcSettings as OidcSettings
-    from tether.teamclient import sync as _team_sync
     from tether.teamclient.client import run_document as run_document
     from tether.teamclient.packs import pack_bytes as pack_bytes
 
@@ -106,7 +108,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.workspace.repo import Workspace
 
 
-class Project:
+class Project(TeamVerbs):
     """A Tether project: a git work tree with ``tether.toml``."""
 
     def __init__(self, ws: Workspace) -> None:
@@ -224,14 +226,6 @@ class Project:
         result = _sync.fetch(self.ws, remote, paths or None, callback=callback)
         self._index_fetched(result, paths or None)
         return result
-
-    def _server_for_data(self, remote: str | None) -> Any:
-        """The team server, when data comes from it: no remote named, none configured."""
-        if remote is not None or not self.ws.config.get("server.url") or self.remotes():
-            return None
-        from tether.teamclient import sync as _team
-
-        return _team.target(self.ws)
 
     def _index_fetched(self, result: TransferResult, paths: list[str] | None) -> None:
         """Index the runs a fetch brought; a fetch of the refs also catches up on runs an
@@ -580,90 +574,12 @@ class Project:
 
         return PromptLibrary(self.root, self.ws)
 
-    # -- the team server -------------------------------------------------------------------
-    def server_login(
-        self, url: str, project: str, token: str | None, *, shared: bool = False
-    ) -> dict[str, Any]:
-        """Point this project at a team server: check the token there, then keep the token in
-        ``.tether/config.toml`` (0600) and the URL and project in it too, or in tether.toml
-        with ``shared``. Who the server says we are."""
-        from tether.teamclient import login as _login
-
-        who = _login.check(url, project, token)
-        for key, value in (("server.url", url.rstrip("/")), ("server.project", project)):
-            self.config_set(key, value, local=not shared)
-        if token:
-            self.config_set("server.token", token, local=True)
-        from tether.teamclient import login as _login
-
-        _login.configure_git_remote(self.root, url, project)
-        return who
-
-    def sync(
-        self,
-        *,
-        to: tuple[str, str] | None = None,
-        callback: Callback = NO_PROGRESS,
-    ) -> _team_sync.SyncResult:
-        """Upload to the team server every run (and the tracked data's objects) it has not
-        acknowledged: the first time, the project's whole history. ``to``: another server's
-        (url, project) than the one configured, with the token of ``TETHER_TOKEN``."""
-        from tether.teamclient import sync as _team
-        from tether.teamclient.client import Target
-
-        where = _team.target(self.ws) if to is None else Target(to[0], to[1], _team.env_token())
-        if where is None:
-            raise UsageError("no team server is set: `tether server login URL` sets one")
-        return _team.sync(self.ws, where, callback=callback)
-
-    def embedded_server(self) -> ServerSettings:
-        """The server ``tether server`` runs inside this repository with no flags: SQLite and
-        a folder under ``.tether/server``."""
-        from tether.team.hub import Settings
-
-        folder = self.ws.dot / "server"
-        folder.mkdir(parents=True, exist_ok=True)
-        return Settings(
-            f"sqlite:///{folder / 'server.db'}", str(folder / "store"), open_without_accounts=True
-        )
-
-    def server_token(self) -> str | None:
-        """The token this project uses with its team server (TETHER_TOKEN first)."""
-        from tether.teamclient import sync as _team
-
-        where = _team.target(self.ws)
-        return None if where is None else where.token
-
-    def runs_not_uploaded(self) -> int | None:
-        """How many runs the team server has not acknowledged (None: no server is set).
-        Derived from local files only: it never contacts the server."""
-        if not self.ws.config.get("server.url"):
-            return None  # `tether status` loads nothing of the team client
-        from tether.teamclient import sync as _team
-
-        where = _team.target(self.ws)
-        return None if where is None else len(_team.pending(self.ws, where.key))
-
     def config_set(self, key: str, value: str, *, local: bool = False) -> Path:
         from tether import config as _config
 
         path = _config.set_value(self.root, key, _config.parse_value(value), local=local)
         self.ws.__dict__.pop("config", None)
         return path
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a duration such as ``90d``, ``12h`` or ``30m``."""
-    from tether import config as _config
-
-    return _config.duration_seconds(text)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner can read (0600), whole or not at all."""
-    from tether._fs import atomic_write
-
-    atomic_write(path, data, mode=0o600)
 
 
 def new_project(name: str, parent: str | os.PathLike[str] | None = None) -> Project:

@@ -1,0 +1,113 @@
+"""The facade's team-server verbs: :class:`TeamVerbs`, which :class:`tether.api.Project`
+inherits (login, sync, what is not uploaded, the embedded server), and two small helpers the
+CLI's `tether server` commands use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether._types import NO_PROGRESS, Callback
+from tether.errors import UsageError
+
+if TYPE_CHECKING:
+    from tether.team.hub import Settings
+    from tether.teamclient import sync as _team_sync
+    from tether.workspace.repo import Workspace
+
+
+class TeamVerbs:
+    if TYPE_CHECKING:  # Project's
+        ws: Workspace
+
+        @property
+        def root(self) -> Path: ...
+
+        def config_set(self, key: str, value: str, *, local: bool = False) -> Path: ...
+        def remotes(self) -> dict[str, str]: ...
+
+    # -- the team server -------------------------------------------------------------------
+    def server_login(
+        self, url: str, project: str, token: str | None, *, shared: bool = False
+    ) -> dict[str, Any]:
+        """Point this project at a team server: check the token there, then keep the token in
+        ``.tether/config.toml`` (0600) and the URL and project in it too, or in tether.toml
+        with ``shared``. Who the server says we are."""
+        from tether.teamclient import login as _login
+
+        who = _login.check(url, project, token)
+        for key, value in (("server.url", url.rstrip("/")), ("server.project", project)):
+            self.config_set(key, value, local=not shared)
+        if token:
+            self.config_set("server.token", token, local=True)
+        from tether.teamclient import login as _login
+
+        _login.configure_git_remote(self.root, url, project)
+        return who
+
+    def sync(
+        self,
+        *,
+        to: tuple[str, str] | None = None,
+        callback: Callback = NO_PROGRESS,
+    ) -> _team_sync.SyncResult:
+        """Upload to the team server every run (and the tracked data's objects) it has not
+        acknowledged: the first time, the project's whole history. ``to``: another server's
+        (url, project) than the one configured, with the token of ``TETHER_TOKEN``."""
+        from tether.teamclient import sync as _team
+        from tether.teamclient.client import Target
+
+        where = _team.target(self.ws) if to is None else Target(to[0], to[1], _team.env_token())
+        if where is None:
+            raise UsageError("no team server is set: `tether server login URL` sets one")
+        return _team.sync(self.ws, where, callback=callback)
+
+    def embedded_server(self) -> Settings:
+        """The server ``tether server`` runs inside this repository with no flags: SQLite and
+        a folder under ``.tether/server``."""
+        from tether.team.hub import Settings
+
+        folder = self.ws.dot / "server"
+        folder.mkdir(parents=True, exist_ok=True)
+        return Settings(
+            f"sqlite:///{folder / 'server.db'}", str(folder / "store"), open_without_accounts=True
+        )
+
+    def server_token(self) -> str | None:
+        """The token this project uses with its team server (TETHER_TOKEN first)."""
+        from tether.teamclient import sync as _team
+
+        where = _team.target(self.ws)
+        return None if where is None else where.token
+
+    def runs_not_uploaded(self) -> int | None:
+        """How many runs the team server has not acknowledged (None: no server is set).
+        Derived from local files only: it never contacts the server."""
+        if not self.ws.config.get("server.url"):
+            return None  # `tether status` loads nothing of the team client
+        from tether.teamclient import sync as _team
+
+        where = _team.target(self.ws)
+        return None if where is None else len(_team.pending(self.ws, where.key))
+
+    def _server_for_data(self, remote: str | None) -> Any:
+        """The team server, when data comes from it: no remote named, none configured."""
+        if remote is not None or not self.ws.config.get("server.url") or self.remotes():
+            return None
+        from tether.teamclient import sync as _team
+
+        return _team.target(self.ws)
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration such as ``90d``, ``12h`` or ``30m``."""
+    from tether import config as _config
+
+    return _config.duration_seconds(text)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (0600), whole or not at all."""
+    from tether._fs import atomic_write
+
+    atomic_write(path, data, mode=0o600)
