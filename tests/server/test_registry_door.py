@@ -15,7 +15,7 @@ from tests.conftest import BIN, Tether, git
 from tests.prompts.test_label_backing import forge_assignment, rooted_prompts  # noqa: F401
 from tests.prompts.test_labels import versions  # noqa: F401
 from tests.registry.conftest import trained  # noqa: F401
-from tests.registry.test_root_of_trust import forge, keys, rooted, use  # noqa: F401
+from tests.registry.test_root_of_trust import Use, forge, keys, rooted, use  # noqa: F401
 from tests.server.conftest import Server
 
 from tether.api import Project
@@ -40,7 +40,8 @@ def test_an_unsigned_event_is_refused_at_the_door_with_the_reason(
     sqlite_server: Server, rooted: str, repo: Path, tether: Tether
 ) -> None:
     project = sqlite_server.new_project()
-    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"w{id(repo)}", "writer"))
+    admin = sqlite_server.token_for(f"w{id(repo)}", "admin", project)  # a root needs an admin
+    _remote(repo, sqlite_server, project, admin)
     tether("model", "push", "--remote", "team")  # the root and a signed registration: accepted
     on_server = git(repo, "ls-remote", "team", "refs/tether/events/registry").split()[0]
 
@@ -126,7 +127,7 @@ def test_an_unsigned_label_assignment_is_refused_at_the_door(
 ) -> None:
     repo = rooted_prompts
     project = sqlite_server.new_project()
-    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"p{id(repo)}", "writer"))
+    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"p{id(repo)}", "admin"))
     tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
     tether("prompt", "push", "sentiment", "--remote", "team")  # signed by a promoter: accepted
     forge_assignment(repo)
@@ -165,3 +166,30 @@ def test_a_service_loads_a_label_from_the_server(
     clear_cache()
     with pytest.raises(PromptError, match="cannot clone"):
         load("sentiment", label="production", repo=url, ttl=0)
+
+
+def test_an_approval_needs_an_approvers_account_as_well_as_an_approvers_key(
+    sqlite_server: Server, rooted: str, repo: Path, use: Use, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    url = _remote(repo, sqlite_server, project, sqlite_server.token_for(f"a{id(repo)}", "admin"))
+    tether("model", "push", "--remote", "team")
+    writer = sqlite_server.token_for(f"wr{id(repo)}", "writer", project)
+    git(repo, "config", f"http.{url}.extraHeader", f"Authorization: Bearer {writer}")
+    use("ci")
+    tether("model", "attest", "model@v1")
+    use("alice")
+    tether("model", "request", "model@v1", "--to", "production")
+    tether("model", "push", "--remote", "team")  # a request: a writer may hand it in
+    use("bob")
+    assert "now in production" in tether("model", "approve", "model@v1").output
+    refused = tether("model", "push", "--remote", "team", expect=4).output
+    assert "model.approve" in refused and "needs the approver role" in refused
+    approver = sqlite_server.token_for(f"ap{id(repo)}", "approver", project)
+    git(repo, "config", f"http.{url}.extraHeader", f"Authorization: Bearer {approver}")
+    tether("model", "push", "--remote", "team")
+    with sqlite_server.http() as http:
+        pushes = [
+            e for e in http.get("/api/v1/audit").json()["events"] if e["action"] == "git.push"
+        ]
+    assert pushes[-1]["actor"] == f"ap{id(repo)}"

@@ -56,6 +56,7 @@ def create_app(hub: api.Hub) -> FastAPI:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             user=who.user,
+            role=who.role_in(project) or "",
         )
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
 

@@ -11,6 +11,7 @@ push refused with that reason. The server never signs anything here: it only che
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from tether.errors import FormatError, TetherError
 from tether.events import Event
 from tether.events.gitmirror import read_from_git
+from tether.events.trusted import ROOT_EVENT
 
 ZERO = "0" * 40
 LOGS = {"refs/tether/events/registry": "registry", "refs/tether/events/prompts": "prompts"}
@@ -29,7 +31,7 @@ def refusals(root: Path, old: str, new: str, ref: str) -> list[str]:
         return [f"{ref} may not be deleted"]
     if (
         old != ZERO
-        and ref.startswith(("refs/tether/", "refs/heads/"))
+        and ref.startswith(("refs/tether/events/", "refs/heads/"))  # histories, not blob refs
         and not _extends(root, old, new)
     ):
         return [f"{ref} would be rewritten, not extended: pull, merge, then push again"]
@@ -41,7 +43,28 @@ def refusals(root: Path, old: str, new: str, ref: str) -> list[str]:
     except (FormatError, TetherError) as exc:
         return [f"{ref}: {exc}"]
     known = {e.id for e in read_from_git(root, name, tip=old)} if old != ZERO else set()
-    return [why for event, why in _refused(name, events) if event not in known]
+    arrived = [e for e in events if e.id not in known]
+    problems = [why for event, why in _refused(name, events) if event not in known]
+    return problems + _role_problems(arrived)
+
+
+# what the pusher's role on the server must be, besides what the root of trust checks
+NEEDS = {"model.approve": "approver", "policy.change": "admin", ROOT_EVENT: "admin"}
+RANK = {"reader": 1, "writer": 2, "approver": 3, "admin": 4}
+
+
+def _role_problems(events: list[Event]) -> list[str]:
+    """A signature says who decided; the server's role says who may hand the decision in: an
+    approval needs an approver's account, a policy or root change an admin's."""
+    user = os.environ.get("TETHER_PUSHER", "?")
+    role = os.environ.get("TETHER_PUSHER_ROLE", "")
+    return [
+        f"event {e.seq} ({e.kind}) needs the {NEEDS[e.kind]} role on this server; {user} is "
+        f"{role or 'without a role'}: an admin can run `tether server user add {user} "
+        f"--role {NEEDS[e.kind]} --project PROJECT`"
+        for e in events
+        if e.kind in NEEDS and RANK.get(role, 0) < RANK[NEEDS[e.kind]]
+    ]
 
 
 def _refused(name: str, events: list[Event]) -> list[tuple[str, str]]:

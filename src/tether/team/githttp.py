@@ -36,6 +36,7 @@ def serve(
     headers: dict[str, str],
     body: bytes,
     user: str,
+    role: str,
 ) -> Answer:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -47,6 +48,8 @@ def serve(
         "CONTENT_TYPE": headers.get("content-type", ""),
         "CONTENT_LENGTH": str(len(body)),
         "REMOTE_USER": user,
+        "TETHER_PUSHER": user,  # for the door (tether.team.door): who pushes, with which role
+        "TETHER_PUSHER_ROLE": role,
         "REMOTE_ADDR": "127.0.0.1",
         "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
     }

@@ -165,9 +165,11 @@ class Hub:
         headers: dict[str, str],
         body: bytes,
         user: str,
+        role: str,
     ) -> Answer:
-        """One request of git's smart HTTP protocol on the project's repository."""
-        return githttp.serve(
+        """One request of git's smart HTTP protocol on the project's repository; a push that
+        went through is audited."""
+        answer = githttp.serve(
             self.mirrors.folder,
             self.mirrors.path(project).name,
             path,
@@ -176,7 +178,11 @@ class Hub:
             headers=headers,
             body=body,
             user=user,
+            role=role,
         )
+        if githttp.is_push(path, query) and method == "POST" and answer.status == 200:
+            self.accounts.audit(user, "git.push", project, {"bytes": len(body)})
+        return answer
 
     # -- objects ---------------------------------------------------------------------------
     def put_object(self, project: str, oid: str, spooled: IO[bytes], *, by: str) -> bool:
