@@ -172,7 +172,7 @@ async def put_object(
     declared = request.headers.get("content-length", "")
     hint = int(declared) if declared.isdigit() else None
     with hub.blobs.incoming(project, hint) as received:
-        hasher = blake3(max_threads=blake3.AUTO)  # hashed as it arrives: one pass, no re-read
+        hasher = blake3()  # hashed as it arrives (one pass, no re-read); small chunks: one thread
         async for chunk in request.stream():
             hasher.update(chunk)
             received.write(chunk)
