@@ -298,18 +298,18 @@ class Blobs:
             }
             for o, n, p, off in rows
         ]
-        with self.engine.begin() as conn:
-            try:
+        try:
+            with self.engine.begin() as conn:
                 conn.execute(s.objects.insert(), values)
+            return
+        except IntegrityError:
+            pass  # another upload of some of these won the race: record the rest one by one
+        for value in values:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(s.objects.insert(), [value])
             except IntegrityError:
-                conn.rollback()
-                # another upload of some of these won the race: store the rest one by one
-                for value in values:
-                    with self.engine.begin() as one:
-                        try:
-                            one.execute(s.objects.insert(), [value])
-                        except IntegrityError:
-                            pass
+                continue  # stored by the other upload: the same bytes, by their id
 
     # -- health ----------------------------------------------------------------------------
     def check(self) -> None:
