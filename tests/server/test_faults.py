@@ -140,6 +140,8 @@ def test_backup_and_restore_bring_back_the_accounts(tmp_path: Path) -> None:
         with server.http() as http:
             actions = [e["action"] for e in http.get("/api/v1/audit").json()["events"]]
         assert "token.create" in actions
+        shown = server.cli("audit").stdout
+        assert "root\tuser.add\tcarol" in shown and "token.create" in shown
     finally:
         server.stop()
 

@@ -272,6 +272,26 @@ def token_revoke(settings: Any, token_id: str) -> None:
     click.echo(f"token {token_id} revoked")
 
 
+@server.command("audit")
+@click.option("-n", "--limit", default=50, show_default=True, help="The newest N changes.")
+@storage_options
+def audit(settings: Any, limit: int) -> None:
+    """Who changed accounts, roles, tokens and projects, and who pushed, newest last."""
+    import datetime
+
+    hub = _hub(settings)
+    try:
+        events = hub.accounts.audit_log(limit)
+    finally:
+        hub.close()
+    for e in events:
+        when = datetime.datetime.fromtimestamp(e["time"], datetime.UTC).isoformat(
+            timespec="seconds"
+        )
+        detail = " ".join(f"{k}={v}" for k, v in sorted(e["detail"].items()))
+        click.echo(f"{when}\t{e['actor']}\t{e['action']}\t{e['target']}\t{detail}".rstrip())
+
+
 @server.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @storage_options
