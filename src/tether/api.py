@@ -318,8 +318,15 @@ class Project(TeamVerbs):
             if where_to is not None:
                 from tether.teamclient.client import HttpMetaStore
 
-                with HttpMetaStore(where_to) as index:
-                    return index.search(where, sort, limit, include_deleted=include_deleted)
+                from tether.errors import ServerUnavailableError
+
+                try:
+                    with HttpMetaStore(where_to) as index:
+                        return index.search(where, sort, limit, include_deleted=include_deleted)
+                except ServerUnavailableError as exc:
+                    raise ServerUnavailableError(
+                        f"{exc}. This clone's own runs: `tether runs list --local`"
+                    ) from None
         return catalog.search(self.ws, where, sort, limit, include_deleted=include_deleted)
 
     def resolve_run(self, ref: str) -> str:
