@@ -316,9 +316,8 @@ class Project(TeamVerbs):
             if where_to is None and source == "server":
                 raise UsageError("no team server is set: `tether server login URL` sets one")
             if where_to is not None:
-                from tether.teamclient.client import HttpMetaStore
-
                 from tether.errors import ServerUnavailableError
+                from tether.teamclient.client import HttpMetaStore
 
                 try:
                     with HttpMetaStore(where_to) as index:
