@@ -45,6 +45,16 @@ class TeamVerbs:
         _login.configure_git_remote(self.root, url, project)
         return who
 
+    def server_logout(self) -> list[str]:
+        """Forget this clone's token and server (in ``.tether/config.toml``): what was there.
+        A server set in tether.toml stays set; runs then wait for ``tether sync``."""
+        from tether import config as _config
+
+        keys = ["server.token", "server.url", "server.project"]
+        removed = _config.unset_local(self.root, keys)
+        self.ws.__dict__.pop("config", None)
+        return removed
+
     def sync(
         self,
         *,

@@ -366,6 +366,27 @@ def set_value(root: Path, key: str, value: object, *, local: bool) -> Path:
     return path
 
 
+def unset_local(root: Path, keys: list[str]) -> list[str]:
+    """Remove ``keys`` from ``.tether/config.toml`` (local, written by Tether); the ones that
+    were there. The file is rewritten whole and stays 0600."""
+    import tomli_w
+
+    path = root / LOCAL_FILE
+    tree = _read_toml(path)
+    removed = []
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node: Any = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            del node[leaf]
+            removed.append(key)
+    if removed:
+        atomic_write(path, tomli_w.dumps(tree).encode(), mode=0o600)
+    return removed
+
+
 def _edited(text: str, key: str, value: object, expected: dict[str, Any]) -> str:
     """``text`` with ``key`` set to ``value`` by changing (or adding) one line; when the file is
     laid out so that one line cannot do it (dotted keys, inline tables), rewritten whole with

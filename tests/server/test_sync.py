@@ -360,3 +360,13 @@ def test_a_clone_pulls_the_tracked_data_from_the_server(
     assert (clone / "data" / "f7.txt").read_text() == "row 7\n"
     assert (clone / "model.bin").read_bytes() == (repo / "model.bin").read_bytes()
     assert "clean" in tether("status").output
+
+
+def test_logout_forgets_the_token(sqlite_server: Server, repo: Path, tether: Tether) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"o{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    assert "server.token" in tether("server", "logout").output
+    assert token not in (repo / ".tether" / "config.toml").read_text()
+    assert Project.open(repo).runs_not_uploaded() is None
+    assert "no server was set" in tether("server", "logout").output

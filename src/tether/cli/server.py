@@ -344,6 +344,15 @@ def login(url: str, project: str, token: str | None, shared: bool) -> None:
     click.echo(f"logged in to {url} as {who['user']}, project {project}")
 
 
+@server.command("logout")
+def logout() -> None:
+    """Forget this clone's token (and the server it set in .tether/config.toml)."""
+    from tether.api import Project
+
+    removed = Project.open().server_logout()
+    click.echo(("removed " + ", ".join(removed)) if removed else "no server was set here")
+
+
 @server.command("credential", hidden=True)
 @click.argument("operation")
 def credential(operation: str) -> None:
