@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -275,3 +276,43 @@ def test_a_folder_store_takes_no_presigned_uploads(sqlite_server: Server) -> Non
     with sqlite_server.http() as http:
         refused = http.post(f"/api/v1/projects/{project}/uploads", json={"id": blake(b"x")})
         assert refused.status_code == 400 and "not S3" in refused.json()["message"]
+
+
+def test_a_sealed_run_never_changes_and_amendments_from_two_clones_add_up(
+    any_server: Server, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile writer cannot replace a run's record under its id; two clones' tags merge."""
+    from tether.api import Project
+    from tether.runs.record import dump_record
+
+    project = any_server.new_project()
+    p = Project.open(repo)
+    with p.start_run(name="honest") as run:
+        run.log_metric("acc", 0.5)
+    p.amend_run(run.id, tags={"by": "first"})
+    monkeypatch.setenv("TETHER_TOKEN", any_server.admin_token)
+    p.sync(to=(any_server.url, project))
+    base = f"/api/v1/projects/{project}"
+    with any_server.http() as http:
+        record = p.ws.store.read_bytes(p.ws.refs.get(f"runs/{run.id}")[0])
+        forged = record.replace(b'"acc"', b'"acd"')
+        put = http.put(f"/api/v1/projects/{project}/objects/{blake(forged)}", content=forged)
+        assert put.status_code == 201
+        refused = http.put(
+            f"/api/v1/projects/{project}/runs/{run.id}", json={"record": blake(forged)}
+        )
+        assert refused.status_code == 409 and "never changes" in refused.json()["message"]
+
+        other = dump_record("amendment", {"run": run.id, "time": 2e9, "user": "b", "tags": {
+            "second": "yes"}, "untag": [], "note": None})  # fmt: skip
+        http.put(f"/api/v1/projects/{project}/objects/{blake(other)}", content=other)
+        state = http.get(f"/api/v1/projects/{project}/runs/{run.id}/state").json()
+        again = http.put(
+            f"/api/v1/projects/{project}/runs/{run.id}",
+            json={"record": state["record"], "amendments": [blake(other)]},
+        )
+        assert again.status_code == 200
+        shown = http.post(f"/api/v1/projects/{project}/runs/get", json={"ids": [run.id]}).json()
+    (row,) = shown["runs"]
+    assert row["tags"]["by"] == "first" and row["tags"]["second"] == "yes"
+    assert "acc" in row["metrics"]

@@ -14,7 +14,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -213,28 +214,47 @@ class Hub:
                 f"run {run_id} links {len(missing)} objects the server does not have: upload "
                 "them first (`tether sync` does it in that order)"
             )
-        amendments = [
-            _load(load_record, self.blobs.read_bytes(project, a), a, "amendment", run_id)
-            for a in upload.amendments
-        ]
-        if upload.tombstone:
-            _load(
-                load_record,
-                self.blobs.read_bytes(project, upload.tombstone),
-                upload.tombstone,
-                "tombstone",
-                run_id,
-            )
-        row = to_indexed(record, upload.record, amendments, deleted=bool(upload.tombstone))
-        ref = {
-            "record": upload.record,
-            "amendments": sorted(upload.amendments),
-            "tombstone": upload.tombstone,
-            "by": by,
-        }
-        self._write_ref(project, run_id, ref)
-        self.index(project).put_runs([row])
+        with self._run_lock(project, run_id):  # read, merge, write: one writer per run
+            held = self._held(project, run_id)
+            if held is not None and held["record"] != upload.record:
+                raise ConflictError(
+                    f"run {run_id} was sealed here as {held['record'][:19]}…; a sealed run "
+                    "never changes (tags and notes are amendments): this record is refused"
+                )
+            names = sorted({*upload.amendments, *(held or {}).get("amendments", [])})
+            tombstone = upload.tombstone or (held or {}).get("tombstone")
+            amendments = [
+                _load(load_record, self.blobs.read_bytes(project, a), a, "amendment", run_id)
+                for a in names
+            ]
+            if tombstone:
+                found = self.blobs.read_bytes(project, tombstone)
+                _load(load_record, found, tombstone, "tombstone", run_id)
+            row = to_indexed(record, upload.record, amendments, deleted=bool(tombstone))
+            ref = {"record": upload.record, "amendments": names, "tombstone": tombstone, "by": by}
+            self._write_ref(project, run_id, ref)
+            self.index(project).put_runs([row])
         return row
+
+    @contextmanager
+    def _run_lock(self, project: str, run_id: str) -> Iterator[None]:
+        """Serialise writers of one run across threads and worker processes: SQLite's write
+        lock, or a PostgreSQL advisory lock on the run."""
+        import zlib
+
+        from sqlalchemy import text
+
+        with self.engine.connect().execution_options(tether_write=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the lock
+                key = (0x7468 << 32) | zlib.crc32(f"{project}/{run_id}".encode())
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            yield
+
+    def _held(self, project: str, run_id: str) -> dict[str, Any] | None:
+        try:
+            return self.run_state(project, run_id)
+        except MissingRunError:
+            return None
 
     def _write_ref(self, project: str, run_id: str, ref: dict[str, Any]) -> None:
         import io
