@@ -296,23 +296,21 @@ def test_a_sealed_run_never_changes_and_amendments_from_two_clones_add_up(
     with any_server.http() as http:
         record = p.ws.store.read_bytes(p.ws.refs.get(f"runs/{run.id}")[0])
         forged = record.replace(b'"acc"', b'"acd"')
-        put = http.put(f"/api/v1/projects/{project}/objects/{blake(forged)}", content=forged)
+        put = http.put(f"{base}/objects/{blake(forged)}", content=forged)
         assert put.status_code == 201
-        refused = http.put(
-            f"/api/v1/projects/{project}/runs/{run.id}", json={"record": blake(forged)}
-        )
+        refused = http.put(f"{base}/runs/{run.id}", json={"record": blake(forged)})
         assert refused.status_code == 409 and "never changes" in refused.json()["message"]
 
         other = dump_record("amendment", {"run": run.id, "time": 2e9, "user": "b", "tags": {
             "second": "yes"}, "untag": [], "note": None})  # fmt: skip
-        http.put(f"/api/v1/projects/{project}/objects/{blake(other)}", content=other)
-        state = http.get(f"/api/v1/projects/{project}/runs/{run.id}/state").json()
+        http.put(f"{base}/objects/{blake(other)}", content=other)
+        state = http.get(f"{base}/runs/{run.id}/state").json()
         again = http.put(
-            f"/api/v1/projects/{project}/runs/{run.id}",
+            f"{base}/runs/{run.id}",
             json={"record": state["record"], "amendments": [blake(other)]},
         )
         assert again.status_code == 200
-        shown = http.post(f"/api/v1/projects/{project}/runs/get", json={"ids": [run.id]}).json()
+        shown = http.post(f"{base}/runs/get", json={"ids": [run.id]}).json()
     (row,) = shown["runs"]
     assert row["tags"]["by"] == "first" and row["tags"]["second"] == "yes"
     assert "acc" in row["metrics"]
