@@ -62,3 +62,80 @@ def write_results(out: Path, doc: dict[str, Any], errors: list[str], seconds: fl
     out.write_text(json.dumps({**doc, "errors": errors}, indent=2, default=str) + "\n")
     print(f"\nresults: {out} ({seconds} s)", flush=True)
     return 1 if errors else 0
+
+
+# -- for the server benchmark (bench_server.py), which its clients import too ----------------
+class Http:
+    """One keep-alive HTTP connection to a server on this machine; JSON in and out (``raw``:
+    bytes in; ``parse=False``: text out). A 4xx or 5xx raises CommandError."""
+
+    def __init__(self, url: str) -> None:
+        import http.client
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=120)
+
+    def call(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None, parse: bool = True
+    ) -> Any:
+        import http.client
+
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        kind = "application/octet-stream" if raw is not None else "application/json"
+        for attempt in (1, 2):  # a keep-alive connection the server closed: opened again once
+            try:
+                self.conn.request(method, path, data, {"Content-Type": kind})
+                resp = self.conn.getresponse()
+                text = resp.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        if resp.status >= 400:
+            raise CommandError(f"{method} {path}: HTTP {resp.status} {text[:300]!r}")
+        return json.loads(text) if parse and text else text.decode()
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile (0..1) of ``values``; None when there are none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+
+def histogram_samples(exposition: str, metric: str, labels: dict[str, str]) -> dict[str, float]:
+    """A Prometheus histogram's samples whose labels include ``labels``, added up over the
+    others: bucket bound ("0.005", "+Inf") or "_sum", "_count" -> value."""
+    import re
+
+    out: dict[str, float] = {}
+    for name, text, value in re.findall(r"^(\w+)\{(.*)\} (\S+)$", exposition, re.MULTILINE):
+        if name.startswith(metric):
+            have = dict(re.findall(r'(\w+)="([^"]*)"', text))
+            if all(have.get(k) == v for k, v in labels.items()):
+                key = have.get("le", name[len(metric) :])
+                out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def histogram_ms(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean, p50 and p99 in ms of what a histogram saw between two scrapes; the quantiles
+    interpolated linearly inside their bucket, as Prometheus's histogram_quantile does."""
+    d = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    count = d.get("_count", 0.0)
+    if not count:
+        return {}
+    buckets = sorted((float(k), v) for k, v in d.items() if not k.startswith("_"))
+
+    def quantile(q: float) -> float:
+        rank, low, seen = q * count, 0.0, 0.0
+        for bound, total in buckets:
+            if total >= rank:
+                if bound == float("inf"):
+                    return 1000 * low
+                return 1000 * (low + (bound - low) * (rank - seen) / max(total - seen, 1e-9))
+            low, seen = bound, total
+        return 1000 * low
+
+    return {"mean": 1000 * d["_sum"] / count, "p50": quantile(0.5), "p99": quantile(0.99)}
