@@ -496,7 +496,8 @@ def drive_artifacts(srv: Result, pool: Clients, size: Result, n: int) -> Result:
 def drive_single(srv: Result, pool: Clients, size: Result, n: int) -> Result:
     """Each call back to back from every client (saturation), then paced at half that rate:
     latency seen by the clients and, from /metrics, by the server."""
-    out: Result = {"note": ""}
+    out: Result = {}
+    notes = []
     for x, pair in zip("ab", PAIRS, strict=True):
         endpoint, seconds = pair[TOOLS.index(srv["tool"])], size["seconds"]
         _, full = pool.phase("phase", [{"endpoint": endpoint, "seconds": seconds}] * n)
@@ -515,9 +516,9 @@ def drive_single(srv: Result, pool: Clients, size: Result, n: int) -> Result:
         }
         errors = sum(r["errors"] for r in full + half)
         again = max(r["sent"] for r in half) - size["records"] if endpoint == "put_run" else 0
-        out["note"] += f"{endpoint} {len(lat) / seconds:.0f}/s at half, {errors} errors" + (
-            f" ({again} runs put twice)" if again > 0 else "") + "; "  # fmt: skip
-    return out
+        twice = f" ({again} runs put twice)" if again > 0 else ""
+        notes.append(f"{endpoint} {len(lat) / seconds:.0f}/s at half, {errors} errors{twice}")
+    return out | {"note": "; ".join(notes)}
 
 
 def scrape(srv: Result, endpoint: str) -> dict[str, float]:
@@ -554,7 +555,7 @@ def rows_of(wl: str, size: Result, n: int, res: dict[str, Result]) -> list[Resul
         ratio = (t / m if unit.endswith("/s") else m / t) if m and t else None
         rows.append({"workload": wl, "measure": measure, "unit": unit, "mlflow": m,
                      "tether": t, "ratio": ratio})  # fmt: skip
-    rows[0]["note"] = "; ".join(f"{tool}: {res[tool].get('error') or res[tool].get('note')}"
+    rows[0]["note"] = " | ".join(f"{tool}: {res[tool].get('error') or res[tool].get('note')}"
                                 for tool in TOOLS)  # fmt: skip
     return rows
 
@@ -629,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     names = chosen_workloads(parser, opts, FULL)
     opts.clients = opts.clients or (4 if opts.quick else 16)
-    meta = prepare(opts)
+    meta, started = prepare(opts), time.perf_counter()
     print("\n".join(f"{k}: {v}" for k, v in meta.items()), flush=True)
     rows: list[Result] = []
     raw: dict[str, dict[str, Result]] = {}
@@ -638,6 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {wl} {size}", flush=True)
         raw[wl] = {tool: session(tool, wl, size, opts) for tool in TOOLS}
         rows += rows_of(wl, size, opts.clients, raw[wl])
+    meta["seconds"] = round(time.perf_counter() - started)
     print_table(rows)
     OUT.write_text(json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=2) + "\n")
     print(f"\nresults: {OUT}")
