@@ -154,3 +154,24 @@ def test_a_non_loopback_bind_without_accounts_is_refused(tmp_path: Path) -> None
     )  # fmt: skip
     assert refused.returncode == 2
     assert "tether server init" in refused.stderr
+
+
+def test_a_big_upload_to_a_folder_store_is_renamed_into_place_and_a_bad_one_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "TETHER_TOKEN": ""}
+    server = launch(f"sqlite:///{tmp_path / 'server.db'}", str(tmp_path / "store"), env)
+    try:
+        project = server.new_project()
+        big = os.urandom(20 << 20)
+        base = f"/api/v1/projects/{project}/objects"
+        with server.http() as http:
+            lie = http.put(f"{base}/{blake(b'other')}", content=big)
+            assert lie.status_code == 400
+            done = http.put(f"{base}/{blake(big)}", content=big)
+            assert done.status_code == 201
+            assert http.get(f"{base}/{blake(big)}").content == big
+        leftovers = list((tmp_path / "store" / project / "tmp").iterdir())
+        assert leftovers == []
+    finally:
+        server.stop()

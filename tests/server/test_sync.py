@@ -94,7 +94,11 @@ def test_login_refuses_plain_http_to_another_host_and_a_bad_token(
 
 
 def test_a_second_clone_sees_the_first_clones_runs_and_data(
-    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+    sqlite_server: Server,
+    repo: Path,
+    tether: Tether,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = sqlite_server.new_project()
     alice = sqlite_server.token_for(f"alice{time.time_ns()}", "writer", project)
@@ -113,7 +117,7 @@ def test_a_second_clone_sees_the_first_clones_runs_and_data(
     other = tmp_path / "bob"
     git(tmp_path, "clone", "-q", str(repo), str(other))
     make_repo(other)
-    os.chdir(other)
+    monkeypatch.chdir(other)
     Project.init(other)
     tether("server", "login", sqlite_server.url, "--project", project, "--token", bob)
     second = _train(other, "bob-run", 0.9)
@@ -202,7 +206,11 @@ def test_status_and_runs_list_say_what_is_not_uploaded_without_asking_the_server
 
 
 def test_a_teammates_run_is_fetched_from_the_server_for_show_and_diff(
-    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+    sqlite_server: Server,
+    repo: Path,
+    tether: Tether,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = sqlite_server.new_project()
     token = sqlite_server.token_for(f"f{time.time_ns()}", "writer", project)
@@ -212,7 +220,7 @@ def test_a_teammates_run_is_fetched_from_the_server_for_show_and_diff(
     tether("sync")
 
     mine_root = make_repo(tmp_path / "mine")
-    os.chdir(mine_root)
+    monkeypatch.chdir(mine_root)
     Project.init(mine_root)
     tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
     mine = _train(mine_root, "mine", 0.9)
@@ -300,7 +308,11 @@ def test_tether_server_in_a_repository_serves_it_with_no_flags(repo: Path) -> No
 
 
 def test_lineage_walks_a_teammates_runs_through_the_server(
-    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+    sqlite_server: Server,
+    repo: Path,
+    tether: Tether,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = sqlite_server.new_project()
     token = sqlite_server.token_for(f"g{time.time_ns()}", "writer", project)
@@ -313,7 +325,7 @@ def test_lineage_walks_a_teammates_runs_through_the_server(
     tether("sync")
 
     other = make_repo(tmp_path / "other")
-    os.chdir(other)
+    monkeypatch.chdir(other)
     Project.init(other)
     tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
     shown = tether("lineage", made, "--format", "json").output
@@ -321,7 +333,11 @@ def test_lineage_walks_a_teammates_runs_through_the_server(
 
 
 def test_a_clone_pulls_the_tracked_data_from_the_server(
-    sqlite_server: Server, repo: Path, tether: Tether, tmp_path: Path
+    sqlite_server: Server,
+    repo: Path,
+    tether: Tether,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = sqlite_server.new_project()
     token = sqlite_server.token_for(f"d{time.time_ns()}", "writer", project)
@@ -337,7 +353,7 @@ def test_a_clone_pulls_the_tracked_data_from_the_server(
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
-    os.chdir(clone)
+    monkeypatch.chdir(clone)
     tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
     out = tether("pull").output
     assert "31 file(s) written" in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from typing import Annotated, Any
 
+from blake3 import blake3
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -168,11 +169,17 @@ async def put_object(
     request: Request, who: Who, project: ProjectName, oid: ObjectId, response: Response
 ) -> dict[str, Any]:
     hub = await run_in_threadpool(_project, request, who, project, "writer")
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+    declared = request.headers.get("content-length", "")
+    hint = int(declared) if declared.isdigit() else None
+    with hub.blobs.incoming(project, hint) as received:
+        hasher = blake3()  # hashed as it arrives (one pass, no re-read); small chunks: one thread
         async for chunk in request.stream():
-            spool.write(chunk)
-        size = spool.tell()
-        stored = await run_in_threadpool(hub.put_object, project, oid, spool, by=who.user)
+            hasher.update(chunk)
+            received.write(chunk)
+        size = received.tell()
+        stored = await run_in_threadpool(
+            hub.put_object, project, oid, received, hasher.hexdigest(), by=who.user
+        )
     if stored:
         metrics.OBJECTS.inc()
         metrics.OBJECT_BYTES.inc(size)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 CHUNK = 1 << 20
+SPOOL = 8 << 20  # an upload up to this size is received in memory
 QUARANTINE = "quarantine"
 MAX_PACK_INDEX = 16 << 20
 
@@ -135,13 +136,41 @@ class Blobs:
                 yield self.fs.cat_file(path, start=found.offset, end=found.offset + found.size)
 
     # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def incoming(self, project: str, size_hint: int | None) -> Iterator[IO[bytes]]:
+        """Where an upload is received: memory for a small one; for a big one into a folder
+        store, a file beside the objects, so storing it is a rename, not a second copy."""
+        if not (self.is_local and size_hint is not None and size_hint > SPOOL):
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spool:
+                yield spool
+            return
+        folder = self._path(project, "tmp")
+        os.makedirs(folder, exist_ok=True)
+        f = tempfile.NamedTemporaryFile(dir=folder, prefix=".in-", delete=False)  # noqa: SIM115
+        try:
+            yield f
+        finally:
+            f.close()
+            if os.path.exists(f.name):
+                os.unlink(f.name)
+
     def put_file(self, project: str, oid: str, spooled: IO[bytes], size: int, by: str) -> bool:
         """Store an upload already hashed and found to match ``oid``; False if it was here."""
         if not self.missing(project, [oid]):
             return False
-        spooled.seek(0)
+        name = getattr(spooled, "name", None)
         with self._translated("write"):
-            self._put(spooled, self.object_path(project, oid))
+            if isinstance(name, str) and os.path.dirname(name) == self._path(project, "tmp"):
+                spooled.flush()
+                os.fsync(spooled.fileno())
+                os.chmod(name, 0o444)
+                final = self.object_path(project, oid)
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(name, final)  # received beside the objects: no second copy
+                _fsync_folder(os.path.dirname(final))
+            else:
+                spooled.seek(0)
+                self._put(spooled, self.object_path(project, oid))
         self._record(project, [(oid, size, None, None)], by)
         return True
 
@@ -338,3 +367,11 @@ def _copy_verified(
     if source.read(1):
         raise UsageError("the pack has bytes after its last object")
     return rows, PREFIX + hasher.hexdigest()
+
+
+def _fsync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -64,14 +64,6 @@ class RunUpload:
     tombstone: str | None = None
 
 
-@dataclass
-class Counters:
-    runs_logged: int = 0
-    objects_stored: int = 0
-    bytes_stored: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 class Hub:
     def __init__(self, settings: Settings, *, upgrade: bool = False) -> None:
         from tether.team import db
@@ -82,7 +74,6 @@ class Hub:
         self.blobs = Blobs(self.engine, settings.store)
         self.oidc = OidcVerifier(settings.oidc) if settings.oidc else None
         self.mirrors = Mirrors(_mirror_folder(settings))
-        self.counters = Counters()
         self._indexes: dict[str, SqlMetaStore] = {}
         self._lock = threading.Lock()
 
@@ -185,36 +176,21 @@ class Hub:
         return answer
 
     # -- objects ---------------------------------------------------------------------------
-    def put_object(self, project: str, oid: str, spooled: IO[bytes], *, by: str) -> bool:
-        """Store an uploaded object once its bytes hash to ``oid``; False if it was here."""
-        from blake3 import blake3
-
+    def put_object(
+        self, project: str, oid: str, received: IO[bytes], digest: str, *, by: str
+    ) -> bool:
+        """Store an uploaded object once its bytes (whose BLAKE3 hex ``digest`` the receiver
+        computed as they arrived) hash to ``oid``; False if it was here already."""
         check_id(oid)
-        spooled.seek(0)
-        hasher, size = blake3(max_threads=blake3.AUTO), 0
-        while chunk := spooled.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-        if PREFIX + hasher.hexdigest() != oid:
+        if PREFIX + digest != oid:
             raise CorruptObjectError(
                 f"the body does not hash to {oid}: refused, nothing stored (was the upload cut?)"
             )
-        stored = self.blobs.put_file(project, oid, spooled, size, by)
-        if stored:
-            self._count(objects=1, size=size)
-        return stored
+        size = received.seek(0, os.SEEK_END)
+        return self.blobs.put_file(project, oid, received, size, by)
 
     def put_pack(self, project: str, spooled: IO[bytes], *, by: str) -> list[str]:
-        stored = self.blobs.put_pack(project, spooled, by)
-        if stored:
-            self._count(objects=len(stored), size=0)
-        return stored
-
-    def _count(self, *, objects: int = 0, size: int = 0, runs: int = 0) -> None:
-        with self.counters.lock:
-            self.counters.objects_stored += objects
-            self.counters.bytes_stored += size
-            self.counters.runs_logged += runs
+        return self.blobs.put_pack(project, spooled, by)
 
     # -- runs ------------------------------------------------------------------------------
     def put_run(self, project: str, run_id: str, upload: RunUpload, *, by: str) -> IndexedRun:
@@ -258,7 +234,6 @@ class Hub:
         }
         self._write_ref(project, run_id, ref)
         self.index(project).put_runs([row])
-        self._count(runs=1)
         return row
 
     def _write_ref(self, project: str, run_id: str, ref: dict[str, Any]) -> None:
