@@ -13,6 +13,7 @@ to ``benchmarks/.work/server-results.json``. Only the standard library is import
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -419,14 +420,17 @@ class Clients:
         return start, results
 
     def close(self) -> None:
+        """Tell each client to exit; kill those still busy 30 s later (a phase failed)."""
         for proc in self.procs:
-            try:
+            with contextlib.suppress(OSError):
                 assert proc.stdin is not None
                 proc.stdin.write("exit\n")
                 proc.stdin.close()
-                proc.wait(30)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
+        deadline = time.time() + 30
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.time()))
+            proc.kill()
 
 
 # -- workloads, as the parent drives them ----------------------------------------------------
@@ -639,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {wl} {size}", flush=True)
         raw[wl] = {tool: session(tool, wl, size, opts) for tool in TOOLS}
         rows += rows_of(wl, size, opts.clients, raw[wl])
+        print_table(rows[-len(specs(wl, size, opts.clients)) :])
     meta["seconds"] = round(time.perf_counter() - started)
     print_table(rows)
     OUT.write_text(json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=2) + "\n")
