@@ -139,3 +139,73 @@ def histogram_ms(before: dict[str, float], after: dict[str, float]) -> dict[str,
         return 1000 * low
 
     return {"mean": 1000 * d["_sum"] / count, "p50": quantile(0.5), "p99": quantile(0.99)}
+
+
+class Workers:
+    """Processes that set up, print READY, then run each phase named on their standard input
+    (``NAME JSON``) and print ``RESULT JSON``: a barrier, so that all of them start a phase at
+    the same moment. :func:`serve_phases` is their side. A worker's stderr goes to a log."""
+
+    def __init__(self, argvs: list[list[str]], cwds: list[Path], env: dict[str, str]) -> None:
+        self.procs = []
+        for argv, cwd in zip(argvs, cwds, strict=True):
+            with open(cwd.parent / f"{cwd.name}.log", "w") as log:
+                self.procs.append(subprocess.Popen(
+                    argv, cwd=cwd, env=env, text=True, stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=log))  # fmt: skip
+        for i in range(len(self.procs)):
+            self.expect(i, "READY")
+
+    def expect(self, i: int, word: str) -> dict[str, Any]:
+        for line in self.procs[i].stdout or ():
+            if line.startswith(word):
+                return dict(json.loads(line[len(word) :].strip() or "{}"))
+        raise CommandError(f"worker {i} stopped before {word}: see its log beside its folder")
+
+    def phase(self, name: str, args: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
+        """Phase ``name`` in worker i with ``args[i]`` (the first len(args) workers): when it
+        started (wall clock) and their results; CommandError if any of them failed."""
+        import time
+
+        start = time.time()
+        for proc, arg in zip(self.procs, args, strict=False):
+            assert proc.stdin is not None
+            proc.stdin.write(f"{name} {json.dumps(arg)}\n")
+            proc.stdin.flush()
+        results = [self.expect(i, "RESULT") for i in range(len(args))]
+        if failed := [r["error"] for r in results if "error" in r]:
+            raise CommandError(f"{len(failed)} worker(s) failed {name}: {failed[0]}")
+        return start, results
+
+    def close(self) -> None:
+        """Tell each worker to exit; kill those still busy 30 s later (a phase failed)."""
+        import contextlib
+        import time
+
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.write("exit\n")
+                proc.stdin.close()
+        deadline = time.time() + 30
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.time()))
+            proc.kill()
+
+
+def serve_phases(phases: dict[str, Any]) -> None:
+    """A worker's side of :class:`Workers`: READY, then each phase asked for, until ``exit``."""
+    import sys
+    import time
+
+    print("READY", flush=True)
+    for line in sys.stdin:
+        name, _, args = line.strip().partition(" ")
+        if name == "exit":
+            return
+        try:
+            out = phases[name](json.loads(args or "{}"))
+        except Exception as exc:  # reported to the parent, which notes the failure
+            out = {"error": f"{type(exc).__name__}: {exc}"}
+        print("RESULT " + json.dumps({"end": time.time(), **out}), flush=True)

@@ -13,7 +13,6 @@ to ``benchmarks/.work/server-results.json``. Only the standard library is import
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -34,16 +33,18 @@ import bench_runs as br
 from _shared import (
     CommandError,
     Http,
+    Workers,
     chosen_workloads,
     histogram_ms,
     histogram_samples,
     percentile,
     run,
+    serve_phases,
     snapshot_tether,
     tail,
 )
 
-HERE = Path(__file__).resolve().parent
+HERE, NAME = Path(__file__).resolve().parent, Path(__file__).name
 SERVER = HERE / ".work" / "server"
 OUT = HERE / ".work" / "server-results.json"
 TETHER_SRC = SERVER / "tether-src"  # a copy of src/: one run measures one version of Tether
@@ -283,18 +284,8 @@ def c_single(side: Side, spec: Result) -> Phases:
 
 
 def client_main(tool: str, wl: str, spec: Result) -> None:
-    """Set up, say READY, then run each phase named on stdin and print its RESULT."""
-    phases = globals()[f"c_{wl}"](TetherSide(spec) if tool == "tether" else MlflowSide(spec), spec)
-    print("READY", flush=True)
-    for line in sys.stdin:
-        name, _, args = line.strip().partition(" ")
-        if name == "exit":
-            return
-        try:
-            out = phases[name](json.loads(args or "{}"))
-        except Exception as exc:  # reported to the parent, which notes the failure
-            out = {"error": f"{type(exc).__name__}: {exc}"}
-        print("RESULT " + json.dumps({"end": time.time(), **out}), flush=True)
+    side = TetherSide(spec) if tool == "tether" else MlflowSide(spec)
+    serve_phases(globals()[f"c_{wl}"](side, spec))
 
 
 # -- servers ---------------------------------------------------------------------------------
@@ -374,63 +365,15 @@ def client_folder(folder: Path, tool: str, url: str) -> None:
         exclude.write("out/\n")  # the files to log as artifacts: not the work tree's state
 
 
-class Clients:
-    """``n`` client processes of one tool, set up for one workload and waiting at a barrier."""
-
-    def __init__(self, srv: Result, wl: str, n: int, size: Result) -> None:
-        tool, base = srv["tool"], srv["base"]
-        folders = [base / f"client{c}" for c in range(n)]
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(client_folder, folders, [tool] * n, [srv["url"]] * n))
-        self.procs = []
-        for c, folder in enumerate(folders):
-            spec = {**size, "client": c, "clients": n, "url": srv["url"],
-                    "tether_exe": str(br.TETHER_EXE), "files_dir": str(folder / "out")}  # fmt: skip
-            argv = [
-                PYTHON[tool],
-                WORKER / "bench_server.py",
-                "--client",
-                tool,
-                wl,
-                json.dumps(spec),
-            ]
-            with open(base / f"client{c}.log", "w") as log:
-                self.procs.append(subprocess.Popen(
-                    [str(a) for a in argv], cwd=folder, env=server_env(tool), text=True,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log))  # fmt: skip
-        for c in range(n):
-            self.expect(c, "READY")
-
-    def expect(self, c: int, word: str) -> Result:
-        for line in self.procs[c].stdout or ():
-            if line.startswith(word):
-                return dict(json.loads(line[len(word) :].strip() or "{}"))
-        raise CommandError(f"client {c} stopped before {word}: see its log, client{c}.log")
-
-    def phase(self, name: str, args: list[Result]) -> tuple[float, list[Result]]:
-        """Phase ``name`` in client i with ``args[i]``: when it started, and their results."""
-        start = time.time()
-        for proc, arg in zip(self.procs, args, strict=False):
-            assert proc.stdin is not None
-            proc.stdin.write(f"{name} {json.dumps(arg)}\n")
-            proc.stdin.flush()
-        results = [self.expect(c, "RESULT") for c in range(len(args))]
-        if failed := [r["error"] for r in results if "error" in r]:
-            raise CommandError(f"{len(failed)} client(s) failed {name}: {failed[0]}")
-        return start, results
-
-    def close(self) -> None:
-        """Tell each client to exit; kill those still busy 30 s later (a phase failed)."""
-        for proc in self.procs:
-            with contextlib.suppress(OSError):
-                assert proc.stdin is not None
-                proc.stdin.write("exit\n")
-                proc.stdin.close()
-        deadline = time.time() + 30
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.time()))
-            proc.kill()
+def start_clients(srv: Result, wl: str, n: int, size: Result) -> Workers:
+    """``n`` client processes of the server's tool, set up for ``wl``, waiting at a barrier."""
+    tool, folders = srv["tool"], [srv["base"] / f"client{c}" for c in range(n)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(client_folder, folders, [tool] * n, [srv["url"]] * n))
+    common = {**size, "clients": n, "url": srv["url"], "tether_exe": str(br.TETHER_EXE)}
+    specs = [{**common, "client": c, "files_dir": str(f / "out")} for c, f in enumerate(folders)]
+    argv = [str(PYTHON[tool]), str(WORKER / NAME), "--client", tool, wl]
+    return Workers([[*argv, json.dumps(spec)] for spec in specs], folders, server_env(tool))
 
 
 # -- workloads, as the parent drives them ----------------------------------------------------
@@ -455,7 +398,7 @@ def wait_stored(srv: Result, want: int, start: float) -> tuple[list[Result], flo
     return runs, time.time() - start
 
 
-def drive_ingest(srv: Result, pool: Clients, size: Result, n: int) -> Result:
+def drive_ingest(srv: Result, pool: Workers, size: Result, n: int) -> Result:
     start, _ = pool.phase("go", [{}] * n)
     runs, seconds = wait_stored(srv, n * (size["runs"] + 1), start)
     mine = [r for r in runs if (r.get("name") or r.get("info", {}).get("run_name", ""))[:1] == "c"]
@@ -470,7 +413,7 @@ def drive_ingest(srv: Result, pool: Clients, size: Result, n: int) -> Result:
     return {"rate": items / seconds, "runs_rate": len(mine) / seconds, "note": note}
 
 
-def drive_search(srv: Result, pool: Clients, size: Result, n: int) -> Result:
+def drive_search(srv: Result, pool: Workers, size: Result, n: int) -> Result:
     start, _ = pool.phase("fill", [{}] * n)
     _, seconds = wait_stored(srv, size["runs"], start)
     _, one = pool.phase("search", [{"queries": size["queries"]}])  # the first client alone
@@ -484,7 +427,7 @@ def drive_search(srv: Result, pool: Clients, size: Result, n: int) -> Result:
     }  # fmt: skip
 
 
-def drive_artifacts(srv: Result, pool: Clients, size: Result, n: int) -> Result:
+def drive_artifacts(srv: Result, pool: Workers, size: Result, n: int) -> Result:
     out: Result = {}
     files = n * (size["files"] // n)
     for how in ("each", "folder"):
@@ -497,7 +440,7 @@ def drive_artifacts(srv: Result, pool: Clients, size: Result, n: int) -> Result:
     return out
 
 
-def drive_single(srv: Result, pool: Clients, size: Result, n: int) -> Result:
+def drive_single(srv: Result, pool: Workers, size: Result, n: int) -> Result:
     """Each call back to back from every client (saturation), then paced at half that rate:
     latency seen by the clients and, from /metrics, by the server."""
     out: Result = {}
@@ -542,7 +485,8 @@ def specs(wl: str, size: Result, n: int) -> list[tuple[str, str, str]]:
                 (f"  {n} clients at once: median", "ms", "many_ms"),
                 (f"  {n} clients at once", "queries/s", "qps")]  # fmt: skip
     if wl == "artifacts":
-        return [(f"{size['files']:,} files x {size['bytes']} B, a call each", "files/s", "each"),
+        files = n * (size["files"] // n)
+        return [(f"{files:,} files x {size['bytes']} B, a call each", "files/s", "each"),
                 ("  one call per folder", "files/s", "folder")]  # fmt: skip
     return [row for x, (m, t) in zip("ab", PAIRS, strict=True) for row in (
         (f"{m} | {t}: saturation", "req/s", f"{x}_rate"),
@@ -587,7 +531,7 @@ def session(tool: str, wl: str, size: Result, opts: argparse.Namespace) -> Resul
     out, srv, pool = {"load": os.getloadavg()[0]}, None, None
     try:
         srv = start_server(tool, base, opts)
-        pool = Clients(srv, wl, opts.clients, size)
+        pool = start_clients(srv, wl, opts.clients, size)
         return out | globals()[f"drive_{wl}"](srv, pool, size, opts.clients)
     except CommandError as exc:
         return out | {"error": str(exc)}
@@ -608,14 +552,17 @@ def prepare(opts: argparse.Namespace) -> Result:
     except CommandError:
         run([br.MLFLOW_VENV / "bin" / "pip", "install", "-q", *MLFLOW_EXTRAS])
     WORKER.mkdir(parents=True, exist_ok=True)
-    for name in ("bench_server.py", "bench_runs.py", "_shared.py"):
+    for name in (NAME, "bench_runs.py", "_shared.py"):
         shutil.copyfile(HERE / name, WORKER / name)
     snapshot_tether(TETHER_SRC, br.TETHER_PY, server_env("tether"))
     tether = run([br.TETHER_EXE, "--version"], env=server_env("tether")).strip()
+    probe = "import importlib.util as u; print(u.find_spec('uvloop') and u.find_spec('httptools'))"
+    fast = run([br.MLFLOW_PY, "-c", probe]).strip() != "None"
     commit = run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"]).strip()
     return {
         "command": " ".join(["python", *sys.argv]), "quick": opts.quick,
-        "mlflow": f"mlflow {version}: `mlflow server` (uvicorn), --expose-prometheus",
+        "mlflow": f"mlflow {version}: `mlflow server` (uvicorn, {'with' if fast else 'no'} "
+                  "uvloop and httptools: as pip installs it), --expose-prometheus",
         "tether": f"{tether} (commit {commit}): `tether server`",
         "servers": f"--workers {opts.workers}, {opts.db}, 127.0.0.1, fresh for each workload "
                    f"and tool; {opts.clients} client processes",
