@@ -2,12 +2,18 @@
 from concurrent client processes.
 
 ``.venv/bin/python benchmarks/bench_server.py`` (``--quick``: smaller, ``--workloads``: a subset,
-``--clients``, ``--workers``, ``--db postgres|sqlite``). MLflow is installed on first use into
-``benchmarks/.venv-mlflow`` (as bench_runs.py does, plus a PostgreSQL driver and the Prometheus
-exporter that ``--expose-prometheus`` needs). For each workload and tool a fresh server (fresh
-database, store under ``benchmarks/.work/server/``) is started, the clients (this file, run by the
-tool's own interpreter) set up, wait at a barrier, run each phase when told and report; results go
-to ``benchmarks/.work/server-results.json``. Only the standard library is imported at the top.
+``--clients``, ``--workers``, ``--db postgres|sqlite``, ``--repeat N``: best of N sessions, the
+tools' order alternating; other work on the machine moves the figures: the CPU's busy share in
+the 3 s before each session is noted). Workloads: ``ingest`` runs of 10 params and 10 metrics x
+1,000 steps, until the server's search shows them; ``search`` with a filter and an order over
+10k runs; ``artifacts`` 1,000 small files, a call each then a folder at once; ``single`` one call
+back to back from every client, then paced at half that rate. MLflow is installed on first use
+into ``benchmarks/.venv-mlflow`` (as bench_runs.py does, plus a PostgreSQL driver and the
+Prometheus exporter that ``--expose-prometheus`` needs). For each workload and tool a fresh
+server (fresh database, store under ``benchmarks/.work/server/``) is started, the clients (this
+file, run by the tool's own interpreter) set up, wait at a barrier, run each phase when told and
+report; results go to ``benchmarks/.work/server-results.json``. Only the standard library is
+imported at the top.
 """
 
 from __future__ import annotations
@@ -506,7 +512,7 @@ def rows_of(wl: str, size: Result, n: int, res: dict[str, list[Result]]) -> list
         rows.append({"workload": wl, "measure": measure, "unit": unit, "mlflow": m,
                      "tether": t, "ratio": ratio})  # fmt: skip
     rows[0]["note"] = " | ".join(
-        f"{tool}: " + "; ".join(f"{r.get('error') or r.get('note')} (load {r['load']:.1f})"
+        f"{tool}: " + "; ".join(f"{r.get('error') or r.get('note')} (busy {r['busy']:.0%})"
                                 for r in res[tool]) for tool in TOOLS)  # fmt: skip
     return rows
 
@@ -526,12 +532,23 @@ def print_table(rows: list[Result]) -> None:
     print("\n".join(f"  {r['workload']}: {r['note']}" for r in rows if r.get("note")))
 
 
+def busy(seconds: float = 3.0) -> float:
+    """The machine's CPU busy share over ``seconds``: others' work, as this one is idle then."""
+
+    def sample() -> tuple[int, int]:
+        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    (all0, idle0), _, (all1, idle1) = sample(), time.sleep(seconds), sample()
+    return 1 - (idle1 - idle0) / max(1, all1 - all0)
+
+
 def session(tool: str, wl: str, size: Result, opts: argparse.Namespace) -> Result:
     """One tool's server, fresh, driven through one workload by ``opts.clients`` clients."""
     base = SERVER / wl / tool
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
-    out, srv, pool = {"load": os.getloadavg()[0]}, None, None
+    out, srv, pool = {"busy": busy()}, None, None
     try:
         srv = start_server(tool, base, opts)
         pool = start_clients(srv, wl, opts.clients, size)
