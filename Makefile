@@ -9,7 +9,7 @@ EXAMPLES := $(VENV)/.examples
 # Debian packages the tests use: installed when run as root (as CI is), named otherwise.
 SYSTEM_PACKAGES := graphviz:dot
 
-.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce docs clean
+.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce bench-server docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
+
+bench-server: $(STAMP)
+	$(BIN)/python benchmarks/bench_server.py
 
 bench-runs: $(STAMP)
 	$(BIN)/python benchmarks/bench_runs.py
