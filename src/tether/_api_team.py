@@ -40,6 +40,7 @@ class TeamVerbs:
             self.config_set(key, value, local=not shared)
         if token:
             self.config_set("server.token", token, local=True)
+            self.config_set("server.token_url", url.rstrip("/"), local=True)  # its only server
         from tether.teamclient import login as _login
 
         _login.configure_git_remote(self.root, url, project)
@@ -50,7 +51,7 @@ class TeamVerbs:
         A server set in tether.toml stays set; runs then wait for ``tether sync``."""
         from tether import config as _config
 
-        keys = ["server.token", "server.url", "server.project"]
+        keys = ["server.token", "server.token_url", "server.url", "server.project"]
         removed = _config.unset_local(self.root, keys)
         self.ws.__dict__.pop("config", None)
         return removed

@@ -370,3 +370,31 @@ def test_logout_forgets_the_token(sqlite_server: Server, repo: Path, tether: Tet
     assert token not in (repo / ".tether" / "config.toml").read_text()
     assert Project.open(repo).runs_not_uploaded() is None
     assert "no server was set" in tether("server", "logout").output
+
+
+def test_the_token_goes_only_to_the_server_it_was_given_for(
+    sqlite_server: Server, repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A teammate's commit that points tether.toml elsewhere, or a TETHER_TOKEN exported for
+    another server, never hands a token to a server it was not given for."""
+    from tether.teamclient import sync as team
+
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"b{time.time_ns()}", "writer", project)
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token, "--shared")
+    ws = Project.open(repo).ws
+    assert team.target(ws).token == token
+    (repo / "tether.toml").write_text(
+        (repo / "tether.toml").read_text().replace(sqlite_server.url, "http://127.0.0.1:9")
+    )
+    Project.open(repo).server_logout()
+    Project.open(repo).config_set("server.token", token, local=True)
+    Project.open(repo).config_set("server.token_url", sqlite_server.url, local=True)
+    moved = team.target(Project.open(repo).ws)
+    assert moved.url == "http://127.0.0.1:9" and moved.token is None
+    monkeypatch.setenv("TETHER_TOKEN", "tth_0123456789ab_" + "e" * 43)
+    monkeypatch.setenv("TETHER_SERVER_URL", "https://other.example.com")
+    assert team.target(Project.open(repo).ws).token is None
+    monkeypatch.setenv("TETHER_SERVER_URL", "http://127.0.0.1:9")
+    assert team.target(Project.open(repo).ws).token.endswith("e" * 43)
+    assert team.token_for("http://10.0.0.5:8080", token, "http://10.0.0.5:8080") is None

@@ -60,13 +60,36 @@ def target(ws: Workspace, *, timeout: float | None = None) -> Target | None:
             f"server.url is {url} but server.project is not set: `tether server login {url} "
             "--project NAME` sets both"
         )
-    token = env_token() or ws.config.get("server.token") or None
+    token = token_for(url, ws.config.get("server.token"), ws.config.get("server.token_url"))
     wait = timeout if timeout is not None else float(ws.config.get("server.timeout") or TIMEOUT_S)
     return Target(url, project, str(token) if token else None, wait)
 
 
 def env_token() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
+
+
+def same_server(a: object, b: object) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.rstrip("/") == b.rstrip("/")
+
+
+def token_for(url: str, stored: object, stored_for: object) -> str | None:
+    """The token to send to ``url``, and only there: ``TETHER_TOKEN`` when
+    ``TETHER_SERVER_URL`` names this server, else the one `tether server login` stored for
+    this very URL. A URL changed in tether.toml (a teammate's commit) gets no token at all,
+    and neither does plain http:// to another machine."""
+    from urllib.parse import urlsplit
+
+    from tether.teamclient.login import is_loopback_host
+
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
+        return None
+    if env_token() and same_server(os.environ.get("TETHER_SERVER_URL"), url):
+        return env_token()
+    if stored and same_server(stored_for, url):
+        return str(stored)
+    return None
 
 
 def local_states(ws: Workspace) -> dict[str, RunState]:
