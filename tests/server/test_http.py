@@ -314,3 +314,15 @@ def test_a_sealed_run_never_changes_and_amendments_from_two_clones_add_up(
     (row,) = shown["runs"]
     assert row["tags"]["by"] == "first" and row["tags"]["second"] == "yes"
     assert "acc" in row["metrics"]
+
+
+def test_a_pack_whose_index_lies_about_sizes_is_a_400(sqlite_server: Server) -> None:
+    import json
+    import struct
+
+    project = sqlite_server.new_project()
+    index = json.dumps([[blake(b"x"), 2**60]]).encode()
+    lie = b"TTHPACK1" + struct.pack(">Q", len(index)) + index + b"x"
+    with sqlite_server.http() as http:
+        answer = http.post(f"/api/v1/projects/{project}/packs", content=lie)
+    assert answer.status_code == 400 and "refused" in answer.json()["message"]

@@ -190,6 +190,14 @@ class Blobs:
             raise UsageError(f"the pack's index is not a list of [id, size] ({exc})") from exc
         if any(size < 0 for _, size in items):
             raise UsageError("the pack's index gives a negative size")
+        start = spooled.tell()
+        body = spooled.seek(0, os.SEEK_END) - start
+        spooled.seek(start)
+        if sum(size for _, size in items) != body:  # checked before a byte is read by size
+            raise UsageError(
+                f"the pack's index lists {sum(size for _, size in items)} bytes of objects and "
+                f"the pack holds {body}: refused"
+            )
         wanted = set(self.missing(project, [oid for oid, _ in items]))
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as out:
             rows, pack_id = _copy_verified(spooled, items, wanted, out)
