@@ -398,3 +398,18 @@ def test_the_token_goes_only_to_the_server_it_was_given_for(
     monkeypatch.setenv("TETHER_SERVER_URL", "http://127.0.0.1:9")
     assert team.target(Project.open(repo).ws).token.endswith("e" * 43)
     assert team.token_for("http://10.0.0.5:8080", token, "http://10.0.0.5:8080") is None
+
+
+def test_sync_fits_its_packs_under_the_servers_body_limit(
+    sqlite_server: Server, repo: Path, tether: Tether
+) -> None:
+    """The session's server takes 4 MiB bodies; 30 outputs of 300 KB make packs of 8 MiB."""
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"m{time.time_ns()}", "writer", project)
+    with Project.open(repo).start_run(name="many") as run:
+        for i in range(30):
+            (repo / f"out{i}.bin").write_bytes(os.urandom(300_000))
+            run.log_output(repo / f"out{i}.bin")
+    tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
+    assert "1 run(s)" in tether("sync").output
+    assert run.id in _server_runs(sqlite_server, project)

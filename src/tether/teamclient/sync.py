@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tether._fs import atomic_write
 from tether._types import NO_PROGRESS, Callback
-from tether.errors import ConfigError, ServerError
+from tether.errors import ConfigError, PayloadTooLargeError, ServerError
 from tether.objects.graph import reachable
 from tether.teamclient.client import TIMEOUT_S, ServerClient, Target
 from tether.teamclient.packs import DIRECT, PACK_MAX, SMALL
@@ -177,7 +177,7 @@ def _upload(
     def flush() -> None:
         nonlocal pack, size
         if pack:
-            client.put_pack(pack)
+            _send_pack(client, pack)
             result.objects += len(pack)
             result.bytes += size
             callback.relative_update(len(pack))
@@ -198,3 +198,16 @@ def _upload(
         result.bytes += n
         callback.relative_update(1)
     flush()
+
+
+def _send_pack(client: ServerClient, pack: list[tuple[str, bytes]]) -> None:
+    """One pack, or halves of it when the server (or a proxy before it) takes smaller
+    bodies: a sync fits whatever limit it meets, down to one object per request."""
+    try:
+        client.put_pack(pack)
+    except PayloadTooLargeError:
+        if len(pack) == 1:
+            raise
+        half = len(pack) // 2
+        _send_pack(client, pack[:half])
+        _send_pack(client, pack[half:])
