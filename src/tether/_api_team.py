@@ -68,7 +68,10 @@ class TeamVerbs:
         from tether.teamclient import sync as _team
         from tether.teamclient.client import Target
 
-        where = _team.target(self.ws) if to is None else Target(to[0], to[1], _team.env_token())
+        if to is None:
+            where = _team.target(self.ws)
+        else:  # TETHER_TOKEN only where TETHER_SERVER_URL names this server
+            where = Target(to[0], to[1], _team.token_for(to[0], None, None))
         if where is None:
             raise UsageError("no team server is set: `tether server login URL` sets one")
         return _team.sync(self.ws, where, callback=callback)

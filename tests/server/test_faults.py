@@ -94,6 +94,7 @@ def test_a_killed_server_loses_no_acknowledged_write_and_clients_retry(
     try:
         project = server.new_project()
         monkeypatch.setenv("TETHER_TOKEN", server.admin_token)
+        monkeypatch.setenv("TETHER_SERVER_URL", server.url)
         p = Project.open(repo)
         for i in range(3):
             with p.start_run(name=f"r{i}") as run:

@@ -291,6 +291,7 @@ def test_a_sealed_run_never_changes_and_amendments_from_two_clones_add_up(
         run.log_metric("acc", 0.5)
     p.amend_run(run.id, tags={"by": "first"})
     monkeypatch.setenv("TETHER_TOKEN", any_server.admin_token)
+    monkeypatch.setenv("TETHER_SERVER_URL", any_server.url)
     p.sync(to=(any_server.url, project))
     base = f"/api/v1/projects/{project}"
     with any_server.http() as http:

@@ -128,9 +128,10 @@ def _publisher(settings: Any, project: str | None) -> Callable[[str], None]:
     from tether import api
 
     repo = api.Project.open()
-    name = project or "".join(
-        c if c.isalnum() or c in "-_" else "-" for c in repo.root.name.lower()
-    )
+    import re
+
+    folder = re.sub(r"[^a-z0-9_-]+", "-", repo.root.name.lower()).strip("-_")[:40]
+    name = project or folder or "project"  # a project name from any folder name
     hub = _hub(settings)
     try:
         if name not in {p["name"] for p in hub.projects()}:
