@@ -63,8 +63,10 @@ class TeamVerbs:
         callback: Callback = NO_PROGRESS,
     ) -> _team_sync.SyncResult:
         """Upload to the team server every run (and the tracked data's objects) it has not
-        acknowledged: the first time, the project's whole history. ``to``: another server's
-        (url, project) than the one configured, with the token of ``TETHER_TOKEN``."""
+        acknowledged: the first time, the project's whole history. Then bring back the notes,
+        tags and deletions teammates added to the runs this clone holds. ``to``: another
+        server's (url, project) than the one configured, with the token of ``TETHER_TOKEN``."""
+        from tether.runs.from_server import refresh
         from tether.teamclient import sync as _team
         from tether.teamclient.client import Target
 
@@ -74,7 +76,10 @@ class TeamVerbs:
             where = Target(to[0], to[1], _team.token_for(to[0], None, None))
         if where is None:
             raise UsageError("no team server is set: `tether server login URL` sets one")
-        return _team.sync(self.ws, where, callback=callback)
+        result = _team.sync(self.ws, where, callback=callback)
+        _team.note_down(self.ws, where.key, False)  # it answered: run ends try it again
+        result.refreshed = refresh(self.ws, where)
+        return result
 
     def embedded_server(self) -> Settings:
         """The server ``tether server`` runs inside this repository with no flags: SQLite and

@@ -370,7 +370,8 @@ def credential(operation: str) -> None:
 @click.command()
 def sync() -> None:
     """Upload to the team server what it has not acknowledged: runs (the first time, all of
-    them) and the objects they and the tracked data need. Safe to run again at any time."""
+    them) and the objects they and the tracked data need; then bring back teammates' notes,
+    tags and deletions of the runs this clone holds. Safe to run again at any time."""
     from tether.api import Project
     from tether.cli.progress import Bar
 
@@ -380,6 +381,8 @@ def sync() -> None:
         f"{len(result.runs)} run(s) and {result.objects} object(s) ({human_size(result.bytes)}) "
         f"uploaded to {result.server}; {result.pending} run(s) not acknowledged"
     )
+    if result.refreshed:
+        click.echo(f"{len(result.refreshed)} run(s) brought up to date with teammates' changes")
     for run_id, why in sorted(result.refused.items()):
         click.secho(f"run {run_id} refused: {why}", fg="yellow", err=True)
     if result.refused:

@@ -6,14 +6,13 @@ read or wrote is not fetched: ``tether pull`` or ``reproduce`` bring that when i
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from tether._fs import atomic_write
 from tether.errors import RunError
 from tether.objects.refs import check_ref_name
 from tether.runs.catalog import sync_index
 from tether.runs.record import _collect, load_record
+from tether.teamclient import sync as team
 from tether.teamclient.client import ServerClient, Target
 from tether.workspace.repo import Workspace
 
@@ -49,8 +48,53 @@ def fetch_run(ws: Workspace, where: Target, run_id: str) -> None:
             ws.refs.set(f"amendments/{run_id}/{amendment[7:23]}", [amendment])
         if state["tombstone"]:
             ws.refs.set(f"tombstones/{run_id}", [state["tombstone"]])
-    folder = ws.dot / "servers" / where.key / "runs"
-    folder.mkdir(parents=True, exist_ok=True)  # the server has it: nothing to upload
-    ack = [state["record"], *sorted(state["amendments"]), state["tombstone"]]
-    atomic_write(folder / run_id, json.dumps(ack).encode(), durable=False)
+    held = team.RunState(state["record"], tuple(sorted(state["amendments"])), state["tombstone"])
+    team.acknowledge(ws, where.key, run_id, held)  # the server has it: nothing to upload
     sync_index(ws)
+
+
+def refresh(ws: Workspace, where: Target) -> list[str]:
+    """Bring the notes, tags and deletions teammates added on the server to the runs this
+    clone holds and the server has (a sealed record never changes, so only those): the
+    runs that changed. Each object is checked against its id and must be an amendment or
+    tombstone of that very run."""
+    mine = team.local_states(ws)
+    held = sorted(r for r in mine if team.acknowledged(ws, where.key, r) is not None)
+    if not held:
+        return []
+    news: dict[str, tuple[list[str], str | None]] = {}
+    got: dict[str, bytes] = {}
+    with ServerClient(where) as client:
+        for run_id, theirs in client.run_states(held).items():
+            here = mine.get(run_id)
+            if here is None or theirs.get("record") != here.record:
+                continue  # not one of ours, or not the record we hold: nothing to merge
+            added = [str(a) for a in theirs["amendments"] if a not in here.amendments]
+            tombstone = None if here.tombstone else theirs.get("tombstone")
+            if not added and not tombstone:
+                continue
+            for oid in [*added, *filter(None, [tombstone])]:
+                data = ws.store.read_bytes(oid) if ws.store.has(oid) else client.get_object(oid)
+                body = load_record(data, oid)
+                if body.get("kind") not in ("amendment", "tombstone") or body.get("run") != run_id:
+                    raise RunError(
+                        f"the server's {oid[:19]}… is not a note or deletion of run {run_id}: "
+                        "refused, nothing changed"
+                    )
+                got[oid] = data
+            news[run_id] = (added, tombstone)
+    with ws.writing():
+        for oid, blob in got.items():
+            ws.store.put_bytes(blob, oid)
+        ws.store.barrier()
+        for run_id, (added, tombstone) in news.items():
+            for amendment in added:
+                ws.refs.set(f"amendments/{run_id}/{amendment[7:23]}", [amendment])
+            if tombstone:
+                ws.refs.set(f"tombstones/{run_id}", [tombstone])
+    now = team.local_states(ws)
+    for run_id in news:
+        team.acknowledge(ws, where.key, run_id, now[run_id])
+    if news:
+        sync_index(ws)
+    return sorted(news)

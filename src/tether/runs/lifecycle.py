@@ -40,7 +40,7 @@ from tether.capture.interpreter import (
     with_interpreter,
 )
 from tether.capture.notebook import capture_notebook
-from tether.errors import RunError, TetherError
+from tether.errors import RunError, ServerUnavailableError, TetherError
 from tether.gitio import git_many, parse_pointer_listing
 from tether.gitio.repo import POINTER_LISTING
 from tether.meta.store import IndexedRun
@@ -452,15 +452,23 @@ UPLOAD_TIMEOUT_S = 3.0
 
 def _upload(ws: Workspace, run_id: str) -> None:
     """Hand a run just sealed to the team server, if the project has one: one try, a bounded
-    wait. A failure loses nothing: the run stays pending and `tether sync` uploads it."""
+    wait, none at all while the server recently failed to answer (a sweep of runs does not
+    wait on it at each end). A failure loses nothing: the run stays pending and `tether sync`
+    uploads it."""
     if not ws.config.get("server.url"):
         return
     from tether.teamclient import sync as team
 
     try:
         where = team.target(ws, timeout=UPLOAD_TIMEOUT_S)
-        if where is not None:
+        if where is None or team.server_down(ws, where.key):
+            return
+        try:
             team.sync(ws, where, only=[run_id], data=False, retries=0)
+        except ServerUnavailableError:
+            team.note_down(ws, where.key, True)
+            return
+        team.note_down(ws, where.key, False)
     except TetherError:
         pass
 

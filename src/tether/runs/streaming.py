@@ -35,6 +35,8 @@ class LiveStream:
         where = team.target(ws, timeout=TIMEOUT_S)
         if where is None:
             raise TetherError("no team server is set")
+        if team.server_down(ws, where.key):
+            raise TetherError("the team server did not answer a moment ago")
         self.client = ServerClient(where, retries=0)
         self.row = lifecycle._running_row(lifecycle.read_start(folder))
         self.journal, self.params, self.tags = journal, params, tags

@@ -194,11 +194,10 @@ async def put_pack(request: Request, who: Who, project: ProjectName) -> dict[str
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         async for chunk in request.stream():
             spool.write(chunk)
-        size = spool.tell()
         stored = await run_in_threadpool(hub.put_pack, project, spool, by=who.user)
     metrics.OBJECTS.inc(len(stored))
-    metrics.OBJECT_BYTES.inc(size if stored else 0)
-    return {"stored": stored}
+    metrics.OBJECT_BYTES.inc(sum(size for _, size in stored))  # new objects' bytes only
+    return {"stored": [oid for oid, _ in stored]}
 
 
 class UploadIn(Strict):
@@ -252,8 +251,9 @@ def put_run(
 ) -> dict[str, Any]:
     hub = _project(request, who, project, "writer")
     upload = api.RunUpload(body.record, tuple(body.amendments), body.tombstone)
-    row = hub.put_run(project, run_id, upload, by=who.user)
-    metrics.RUNS.inc()
+    row, new = hub.put_run(project, run_id, upload, by=who.user)
+    if new:
+        metrics.RUNS.inc()
     return {"run": row.id, "record": row.record}
 
 
@@ -293,7 +293,7 @@ def put_live(
     hub = _project(request, who, project, "writer")
     if body.id != run_id:
         raise UsageError(f"the body is run {body.id}, the path run {run_id}")
-    return {"shown": hub.put_live(project, body.model_dump())}
+    return {"shown": hub.put_live(project, body.model_dump(), by=who.user)}
 
 
 @router.get("/projects/{project}/runs/{run_id}/state")
@@ -301,6 +301,14 @@ def run_state(request: Request, who: Who, project: ProjectName, run_id: RunId) -
     """The records the server accepted for the run: fetch them to see it locally."""
     hub = _project(request, who, project, "reader")
     return hub.run_state(project, run_id)
+
+
+@router.post("/projects/{project}/runs/states")
+def run_states(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
+    """The accepted state of each of these runs (absent: the server has none), so a clone
+    learns of teammates' notes, tags and deletions of the runs it holds."""
+    hub = _project(request, who, project, "reader")
+    return {"states": hub.run_states(project, body.ids)}
 
 
 @router.post("/projects/{project}/runs/search")

@@ -174,8 +174,9 @@ class Blobs:
         self._record(project, [(oid, size, None, None)], by)
         return True
 
-    def put_pack(self, project: str, spooled: IO[bytes], by: str) -> list[str]:
-        """Verify every object of a pack and store the new ones as one pack; their ids."""
+    def put_pack(self, project: str, spooled: IO[bytes], by: str) -> list[tuple[str, int]]:
+        """Verify every object of a pack and store the new ones as one pack; their ids and
+        sizes."""
         spooled.seek(0)
         head = spooled.read(16)
         if len(head) != 16 or head[:8] != PACK_MAGIC:
@@ -207,7 +208,7 @@ class Blobs:
             with self._translated("write"):
                 self._put(out, self._path(project, "packs", pack_id[len(PREFIX) :] + ".pack"))
         self._record(project, [(oid, size, pack_id, off) for oid, size, off in rows], by)
-        return [oid for oid, _, _ in rows]
+        return [(oid, size) for oid, size, _ in rows]
 
     # -- straight to S3 ----------------------------------------------------------------------
     def presign_upload(self, project: str, oid: str, *, expires: int = 3600) -> dict[str, str]:

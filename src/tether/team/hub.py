@@ -26,13 +26,14 @@ from tether.errors import (
     FormatError,
     MissingProjectError,
     MissingRunError,
+    PermissionDeniedError,
     ServerUnavailableError,
     UsageError,
 )
 from tether.hashing import PREFIX
 from tether.team import githttp
 from tether.team import schema as s
-from tether.team.accounts import Accounts, Identity, check_name
+from tether.team.accounts import ANONYMOUS, Accounts, Identity, check_name
 from tether.team.blobs import Blobs, check_id
 from tether.team.githttp import Answer
 from tether.team.mirror import Mirrors
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from tether.meta.store import IndexedRun, SqlMetaStore
 
 PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Hub:
         self.oidc = OidcVerifier(settings.oidc) if settings.oidc else None
         self.mirrors = Mirrors(_mirror_folder(settings))
         self._indexes: dict[str, SqlMetaStore] = {}
+        self._owners: dict[tuple[str, str], str] = {}  # (project, run) -> who showed it live
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -190,12 +193,19 @@ class Hub:
         size = received.seek(0, os.SEEK_END)
         return self.blobs.put_file(project, oid, received, size, by)
 
-    def put_pack(self, project: str, spooled: IO[bytes], *, by: str) -> list[str]:
+    def put_pack(self, project: str, spooled: IO[bytes], *, by: str) -> list[tuple[str, int]]:
         return self.blobs.put_pack(project, spooled, by)
 
     # -- runs ------------------------------------------------------------------------------
-    def put_run(self, project: str, run_id: str, upload: RunUpload, *, by: str) -> IndexedRun:
-        """Accept a sealed run whose record and objects the server holds; idempotent."""
+    def put_run(
+        self, project: str, run_id: str, upload: RunUpload, *, by: str
+    ) -> tuple[IndexedRun, bool]:
+        """Accept a sealed run whose record and objects the server holds (idempotent), and
+        whether it is new here. A run belongs to the account that first showed it live or
+        uploaded it: another account may add amendments to it, never seal it. The index shows
+        that account as the run's user (the record's own ``user`` is only a claim)."""
+        from dataclasses import replace
+
         from tether.objects.graph import children
         from tether.runs.record import load_record, to_indexed
 
@@ -216,13 +226,19 @@ class Hub:
             )
         with self._run_lock(project, run_id):  # read, merge, write: one writer per run
             held = self._held(project, run_id)
+            owner = held["by"] if held else self._live_owner(project, run_id)
+            if held is None and owner not in (None, by):
+                raise PermissionDeniedError(
+                    f"run {run_id} is running under account {owner}: only that account can "
+                    "seal it (a record under another's run id is refused)"
+                )
             if held is not None and held["record"] != upload.record:
                 raise ConflictError(
                     f"run {run_id} was sealed here as {held['record'][:19]}…; a sealed run "
                     "never changes (tags and notes are amendments): this record is refused"
                 )
             names = sorted({*upload.amendments, *(held or {}).get("amendments", [])})
-            tombstone = upload.tombstone or (held or {}).get("tombstone")
+            tombstone = (held or {}).get("tombstone") or upload.tombstone
             amendments = [
                 _load(load_record, self.blobs.read_bytes(project, a), a, "amendment", run_id)
                 for a in names
@@ -230,11 +246,25 @@ class Hub:
             if tombstone:
                 found = self.blobs.read_bytes(project, tombstone)
                 _load(load_record, found, tombstone, "tombstone", run_id)
+            uploaded = dict((held or {}).get("uploaded_by") or {})
+            for oid in [upload.record, *names, tombstone]:
+                if oid:
+                    uploaded.setdefault(oid, by)  # who handed each in first: never rewritten
+            owner = owner or by
             row = to_indexed(record, upload.record, amendments, deleted=bool(tombstone))
-            ref = {"record": upload.record, "amendments": names, "tombstone": tombstone, "by": by}
-            self._write_ref(project, run_id, ref)
-            self.index(project).put_runs([row])
-        return row
+            if owner != ANONYMOUS.user:
+                row = replace(row, user=owner)
+            ref = {
+                "record": upload.record,
+                "amendments": names,
+                "tombstone": tombstone,
+                "by": owner,
+                "uploaded_by": uploaded,
+            }
+            if held != ref:  # a repeated upload rewrites nothing
+                self._write_ref(project, run_id, ref)
+            self.index(project).put_runs([row])  # a cache: a crash before it is mended here
+        return row, held is None
 
     @contextmanager
     def _run_lock(self, project: str, run_id: str) -> Iterator[None]:
@@ -256,19 +286,65 @@ class Hub:
         except MissingRunError:
             return None
 
-    def _write_ref(self, project: str, run_id: str, ref: dict[str, Any]) -> None:
+    def _ref_path(self, project: str, kind: str, run_id: str) -> str:
+        if not RUN_ID.fullmatch(run_id):  # it names a file in the store: nothing that escapes
+            raise UsageError(f"{run_id[:140]!r} is not a run id")
+        return "/".join([self.blobs.root.rstrip("/"), project, "refs", kind, run_id])
+
+    def _write_ref(
+        self, project: str, run_id: str, ref: dict[str, Any], kind: str = "runs"
+    ) -> None:
         import io
 
-        path = "/".join([self.blobs.root.rstrip("/"), project, "refs", "runs", run_id])
         with self.blobs._translated("write"):
-            self.blobs._put(io.BytesIO(json.dumps(ref, sort_keys=True).encode()), path)
+            data = io.BytesIO(json.dumps(ref, sort_keys=True).encode())
+            self.blobs._put(data, self._ref_path(project, kind, run_id))
 
-    def put_live(self, project: str, fields: dict[str, Any]) -> bool:
+    def _read_ref(self, project: str, run_id: str, kind: str = "runs") -> dict[str, Any] | None:
+        with self.blobs._translated("read"):
+            try:
+                with self.blobs.fs.open(self._ref_path(project, kind, run_id), "rb") as f:
+                    doc: dict[str, Any] = json.loads(f.read())
+                    return doc
+            except FileNotFoundError:
+                return None
+
+    def _live_owner(self, project: str, run_id: str) -> str | None:
+        """The account a running run was first shown live by (it never changes: cached)."""
+        key = (project, run_id)
+        if key not in self._owners:
+            doc = self._read_ref(project, run_id, "live")
+            if doc is None:
+                return None
+            if len(self._owners) > 100_000:
+                self._owners.clear()
+            self._owners[key] = str(doc["by"])
+        return self._owners[key]
+
+    def put_live(self, project: str, fields: dict[str, Any], *, by: str) -> bool:
         """Show a running run as its client last saw it; False when the server already holds
-        it sealed (a late live view never hides the sealed record)."""
+        it sealed (a late live view never hides the sealed record). The first account to show
+        a run owns its id: another account's view, or record, under it is refused."""
         from tether.teamclient.client import indexed_run
 
+        run_id = str(fields["id"])
+        owner = self._live_owner(project, run_id)
+        if owner is None:
+            with self._run_lock(project, run_id):
+                held = self._held(project, run_id)
+                owner = held["by"] if held else self._live_owner(project, run_id)
+                if owner is None:
+                    self._write_ref(project, run_id, {"by": by}, "live")
+                    owner = by
+        if owner != by:
+            raise PermissionDeniedError(
+                f"run {run_id} is account {owner}'s: another account cannot show it live"
+            )
         row = indexed_run({**fields, "record": None, "deleted": False})
+        if by != ANONYMOUS.user:
+            from dataclasses import replace
+
+            row = replace(row, user=by)
         index = self.index(project)
         if any(r.record is not None for r in index.get_runs([row.id])):
             return False
@@ -276,18 +352,34 @@ class Hub:
         return True
 
     def run_state(self, project: str, run_id: str) -> dict[str, Any]:
-        """What the server accepted for a run: its record, amendments and tombstone."""
-        path = "/".join([self.blobs.root.rstrip("/"), project, "refs", "runs", run_id])
-        with self.blobs._translated("read"):
+        """What the server accepted for a run: its record, amendments and tombstone, the
+        account it belongs to and who uploaded each of them."""
+        doc = self._read_ref(project, run_id)
+        if doc is None:
+            raise MissingRunError(
+                f"project {project} has no run {run_id}: `tether runs list --server` shows its runs"
+            )
+        return {
+            "record": doc["record"],
+            "amendments": doc["amendments"],
+            "tombstone": doc["tombstone"],
+            "by": doc.get("by"),
+            "uploaded_by": doc.get("uploaded_by") or {},
+        }
+
+    def run_states(self, project: str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`run_state` of each run the server holds, read concurrently (S3 is slow one
+        by one)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(run_id: str) -> tuple[str, dict[str, Any] | None]:
             try:
-                with self.blobs.fs.open(path, "rb") as f:
-                    doc: dict[str, Any] = json.loads(f.read())
-            except FileNotFoundError:
-                raise MissingRunError(
-                    f"project {project} has no run {run_id}: `tether runs list --server` "
-                    "shows its runs"
-                ) from None
-        return {k: doc[k] for k in ("record", "amendments", "tombstone")}
+                return run_id, self.run_state(project, run_id)
+            except MissingRunError:
+                return run_id, None
+
+        with ThreadPoolExecutor(8) as pool:
+            return {r: st for r, st in pool.map(one, dict.fromkeys(run_ids)) if st is not None}
 
     def search(
         self,

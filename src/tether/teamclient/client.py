@@ -231,6 +231,16 @@ class ServerClient:
         doc: dict[str, Any] = self.call("GET", f"{self.project_path}/runs/{run_id}/state")
         return doc
 
+    def run_states(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The server's state of each of these runs it holds, in calls of 1,000."""
+        found: dict[str, dict[str, Any]] = {}
+        for at in range(0, len(run_ids), 1000):
+            doc = self.call(
+                "POST", f"{self.project_path}/runs/states", json={"ids": run_ids[at : at + 1000]}
+            )
+            found.update(doc["states"])
+        return found
+
     def whoami(self) -> dict[str, Any]:
         doc: dict[str, Any] = self.call("GET", f"{API}/whoami")
         return doc

@@ -33,9 +33,17 @@ class RunState:
     record: str
     amendments: tuple[str, ...] = ()
     tombstone: str | None = None
+    purged: bool = field(default=False, compare=False)  # only the tombstone is still here
 
     def as_list(self) -> list[str | None]:
         return [self.record, *self.amendments, self.tombstone]
+
+    def roots(self) -> list[str]:
+        """What this clone uploads for the state: the record and all, or the tombstone of a
+        run purged here after the server had it (the rest is the server's already)."""
+        if self.purged:
+            return [self.tombstone] if self.tombstone else []
+        return [oid for oid in self.as_list() if oid]
 
 
 @dataclass
@@ -46,6 +54,7 @@ class SyncResult:
     bytes: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # run -> why the server refused it
     pending: int = 0  # runs still not acknowledged after this sync
+    refreshed: list[str] = field(default_factory=list)  # runs teammates noted, tagged or deleted
 
 
 def target(ws: Workspace, *, timeout: float | None = None) -> Target | None:
@@ -92,12 +101,14 @@ def token_for(url: str, stored: object, stored_for: object) -> str | None:
     return None
 
 
-def local_states(ws: Workspace) -> dict[str, RunState]:
+def local_states(ws: Workspace, key: str | None = None) -> dict[str, RunState]:
+    """Each sealed run's state here; with a server's ``key``, also the runs deleted and
+    purged here after that server acknowledged them (their deletion is still to tell it)."""
     amendments: dict[str, list[str]] = {}
     for name, ids in ws.refs.items("amendments"):
         amendments.setdefault(name.split("/")[1], []).append(ids[0])
     tombstones = {name.split("/")[1]: ids[0] for name, ids in ws.refs.items("tombstones")}
-    return {
+    states = {
         name[len("runs/") :]: RunState(
             ids[0],
             tuple(sorted(amendments.get(name[len("runs/") :], []))),
@@ -105,6 +116,11 @@ def local_states(ws: Workspace) -> dict[str, RunState]:
         )
         for name, ids in ws.refs.items("runs")
     }
+    if key is not None:
+        for run_id, tombstone in tombstones.items():
+            if run_id not in states and (held := acknowledged(ws, key, run_id)) is not None:
+                states[run_id] = RunState(held.record, held.amendments, tombstone, purged=True)
+    return states
 
 
 def _acks(ws: Workspace, key: str) -> Path:
@@ -119,8 +135,45 @@ def acknowledged(ws: Workspace, key: str, run_id: str) -> RunState | None:
         return None  # never acknowledged, or a torn file: upload again (idempotent)
 
 
+def acknowledge(ws: Workspace, key: str, run_id: str, state: RunState) -> None:
+    """Note that the server holds this state of the run (written once it said so)."""
+    folder = _acks(ws, key)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / run_id, json.dumps(state.as_list()).encode(), durable=False)
+
+
+BREAK_S = 60.0  # after a server did not answer, run ends skip it this long
+
+
+def _down_file(ws: Workspace, key: str) -> Path:
+    return ws.dot / "servers" / key / "down-until"
+
+
+def server_down(ws: Workspace, key: str) -> bool:
+    """Did this server fail to answer a run's upload within the last ``BREAK_S`` seconds?
+    Then a sweep of runs ends at local speed instead of waiting on it at each run's end (a
+    file, so every process of the sweep knows); `tether sync` always tries."""
+    import time
+
+    try:
+        return float(_down_file(ws, key).read_text()) > time.time()
+    except (OSError, ValueError):
+        return False
+
+
+def note_down(ws: Workspace, key: str, down: bool) -> None:
+    import time
+
+    path = _down_file(ws, key)
+    if down:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, str(time.time() + BREAK_S).encode(), durable=False)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def pending(ws: Workspace, key: str, only: Iterable[str] | None = None) -> dict[str, RunState]:
-    states = local_states(ws)
+    states = local_states(ws, key)
     if only is not None:
         wanted = set(only)
         states = {r: s for r, s in states.items() if r in wanted}
@@ -140,7 +193,7 @@ def sync(
     ``data``, the objects of the tracked data in the work tree."""
     result = SyncResult(where.url)
     todo = pending(ws, where.key, only)
-    roots = [(f"run {r}", oid) for r, st in todo.items() for oid in st.as_list() if oid]
+    roots = [(f"run {r}", oid) for r, st in todo.items() for oid in st.roots()]
     if data and only is None:
         roots += pairs([Root(t.pointer, t.ptr.id, t.ptr.kind) for t in ws.pointers()])
     live = reachable(ws.store, roots)
@@ -159,9 +212,7 @@ def sync(
                     raise
                 result.refused[run_id] = str(exc)
                 continue
-            folder = _acks(ws, where.key)
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write(folder / run_id, json.dumps(state.as_list()).encode(), durable=False)
+            acknowledge(ws, where.key, run_id, state)
             result.runs.append(run_id)
     result.pending = len(pending(ws, where.key))
     return result
