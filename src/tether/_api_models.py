@@ -3,8 +3,9 @@ approvals, aliases, signed releases, the audit log. Each loads its module when f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from tether.events import Event
@@ -18,6 +19,29 @@ if TYPE_CHECKING:
     from tether.workspace.repo import Workspace
 
 
+T = TypeVar("T")
+
+
+def _decided(ws: Workspace, act: Callable[[], T]) -> T:
+    """A registry decision, made against the team server when one is set (it then needs it:
+    ``_api_decisions``)."""
+    from tether._api_decisions import Log, on_server
+    from tether.errors import RegistryError
+    from tether.registry import store, sync
+
+    def log() -> Log:
+        return Log(
+            store.event_log(ws),
+            lambda remote: sync.pull(ws, remote),
+            lambda remote: sync.push(ws, remote),
+            RegistryError,
+            after_undo=lambda: store.load_state(ws),
+        )
+
+    with on_server(ws, log):
+        return act()
+
+
 class ModelRegistry:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
@@ -28,18 +52,18 @@ class ModelRegistry:
         from tether.registry import versions
 
         claim_model(self.ws, name)
-        return versions.register(self.ws, name, run, path, description)
+        return _decided(self.ws, lambda: versions.register(self.ws, name, run, path, description))
 
     def request(self, spec: str, to: str, comment: str = "") -> Request:
         from tether.registry import requests
 
-        return requests.request(self.ws, spec, to, comment)
+        return _decided(self.ws, lambda: requests.request(self.ws, spec, to, comment))
 
     def decide(self, spec: str, approve: bool, comment: str = "") -> Request:
         """Approve or reject a request (``NAME@VERSION``'s open one, or its id) with your key."""
         from tether.registry import requests
 
-        return requests.decide(self.ws, spec, approve, comment)
+        return _decided(self.ws, lambda: requests.decide(self.ws, spec, approve, comment))
 
     def ready(self) -> list[Request]:
         """The open requests this machine's key may approve whose release gates pass."""
@@ -50,7 +74,7 @@ class ModelRegistry:
     def set_alias(self, spec: str, alias: str) -> Version:
         from tether.registry import versions
 
-        return versions.set_alias(self.ws, spec, alias)
+        return _decided(self.ws, lambda: versions.set_alias(self.ws, spec, alias))
 
     def state(self) -> State:
         """Every model, version, stage, alias and request, as the audit log says."""
@@ -66,7 +90,7 @@ class ModelRegistry:
     def sign(self, spec: str) -> Version:
         from tether.registry import release
 
-        return release.sign(self.ws, spec)
+        return _decided(self.ws, lambda: release.sign(self.ws, spec))
 
     def verify(self, spec: str, folder: Path | None = None) -> Verified:
         from tether.registry import release
@@ -90,13 +114,13 @@ class ModelRegistry:
     def apply_policy(self) -> str:
         from tether.registry import requests
 
-        return requests.apply_policy(self.ws)
+        return _decided(self.ws, lambda: requests.apply_policy(self.ws))
 
     def attest(self, spec: str) -> tuple[Version, Facts]:
         """Sign what this clone's runs say about the version's run (a CI key's evidence)."""
         from tether.registry import versions
 
-        return versions.attest(self.ws, spec)
+        return _decided(self.ws, lambda: versions.attest(self.ws, spec))
 
     def audit_log(self, model: str | None = None) -> list[Event]:
         from tether.errors import UsageError
@@ -132,7 +156,7 @@ class RootOfTrust:
         """Root version 1 from tether.toml's keys, groups and policies; this key is an admin."""
         from tether.registry import roots
 
-        return roots.init(self.ws, threshold=threshold, out=out)
+        return _decided(self.ws, lambda: roots.init(self.ws, threshold=threshold, out=out))
 
     def add(
         self, public_pem: str, identity: str, roles: tuple[str, ...], *, out: Path | None = None
@@ -142,18 +166,20 @@ class RootOfTrust:
         from tether.signing import TrustedKey, public_key_id
 
         key = TrustedKey(public_key_id(public_pem), identity, frozenset(roles), public_pem)
-        return roots.change(self.ws, add=key, out=out)
+        return _decided(self.ws, lambda: roots.change(self.ws, add=key, out=out))
 
     def revoke(self, keyid: str, *, out: Path | None = None) -> Proposal:
         from tether.registry import roots
 
-        return roots.change(self.ws, revoke=keyid, out=out)
+        return _decided(self.ws, lambda: roots.change(self.ws, revoke=keyid, out=out))
 
     def policy(self, *, threshold: int | None = None, out: Path | None = None) -> Proposal:
         """The next root version with tether.toml's policies and groups (and a new threshold)."""
         from tether.registry import roots
 
-        return roots.change(self.ws, policies=True, threshold=threshold, out=out)
+        return _decided(
+            self.ws, lambda: roots.change(self.ws, policies=True, threshold=threshold, out=out)
+        )
 
     def sign(self, path: Path) -> Proposal:
         from tether.registry import roots
@@ -163,4 +189,4 @@ class RootOfTrust:
     def publish(self, path: Path) -> Proposal:
         from tether.registry import roots
 
-        return roots.publish(self.ws, path)
+        return _decided(self.ws, lambda: roots.publish(self.ws, path))

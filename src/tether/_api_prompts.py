@@ -4,6 +4,7 @@ needs only a git repository) gives them. Each loads its module when first used."
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -298,14 +299,35 @@ class PromptLibrary:
 
         p = self.resolve(ref)
         run, suite_id = self.passing_eval(p, suite) if require_eval else (None, None)
-        done = labels.promote(self.ws, p, label, eval_run=run, suite_id=suite_id)
+        with self._decision(p.name):
+            done = labels.promote(self.ws, p, label, eval_run=run, suite_id=suite_id)
         return p, done, run
 
     def rollback(self, name: str, label: str) -> Assignment:
         from tether.prompts import labels
 
         load: Callable[[str], Prompt] = lambda v: self.resolve(f"{name}@{v}")  # noqa: E731
-        return labels.rollback(self.ws, name, label, load)
+        with self._decision(name):
+            return labels.rollback(self.ws, name, label, load)
+
+    def _decision(self, name: str) -> AbstractContextManager[None]:
+        """A label decision, made against the team server when one is set (it then needs it:
+        ``_api_decisions``)."""
+        from tether._api_decisions import Log, on_server
+        from tether.errors import PromptError
+        from tether.prompts import labels, sync
+
+        ws = self.ws
+
+        def log() -> Log:
+            return Log(
+                labels.event_log(ws),
+                lambda remote: sync.pull(ws, remote),
+                lambda remote: sync.push(ws, name, remote),
+                PromptError,
+            )
+
+        return on_server(ws, log)
 
     def history(self, name: str) -> tuple[list[Assignment], list[str]]:
         """Every label assignment of ``name``, and each tag that disagrees with the log."""

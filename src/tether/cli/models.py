@@ -32,6 +32,10 @@ def model() -> None:
       tether model approve NAME@v3          # another identity's key
       tether model sign NAME 3 && tether model verify NAME 3
       tether model get NAME@production -o serving/
+
+    In a project pointed at a team server (`tether server login`) each decision needs the
+    server: its log is taken first, the decision is pushed to it at once, a server that does
+    not answer within 3 s fails it with nothing recorded, and one it refuses is undone here.
     """
 
 

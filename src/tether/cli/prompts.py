@@ -26,7 +26,8 @@ def prompt() -> None:
       tether prompt register NAME@v1.1.0
 
     Templates run in Jinja2's sandbox with strict undefined variables. A registered version is
-    immutable: change a copy made by `bump`.
+    immutable: change a copy made by `bump`. In a project pointed at a team server, `promote`
+    and `rollback` need it, as model registry decisions do (`tether model --help`).
     """
 
 

@@ -180,6 +180,20 @@ class EventLog:
             self.refs.set(self.ref, [new_head])
         return walk.order(dropped, head)
 
+    def undo(self, to: str | None, *, expected: str) -> None:
+        """Take the head back to ``to`` (None: empty), an event it contains: the events since
+        were made here and never left (a decision the team server did not take). The head must
+        still be ``expected``; the events' objects stay until gc."""
+        with self._locked():
+            if self.head() != expected:
+                raise UsageError(f"the event log {self.name} moved meanwhile: run it again")
+            if to is not None and not walk.reaches(self._reader(), expected, to):
+                raise UsageError(f"{to[:19]}… is not in the event log {self.name}")
+            if to is None:
+                self.refs.delete(self.ref)
+            else:
+                self.refs.set(self.ref, [to])
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with (
