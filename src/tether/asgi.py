@@ -1,4 +1,4 @@
-"""The application factory: the one module that may import both the server and (later) the UI.
+"""The application factory: the one module that may import both the server and the UI.
 ``tether server`` calls :func:`serve`; ``uvicorn tether.asgi:from_environment --factory`` runs
 the same application from ``TETHER_SERVER_*`` variables (what ``serve`` sets for its workers).
 """
@@ -27,12 +27,19 @@ ENV_MAX_BODY = "TETHER_SERVER_MAX_BODY"
 ENV_OPEN = "TETHER_SERVER_OPEN"
 ENV_OIDC = "TETHER_SERVER_OIDC"  # JSON of api.OidcSettings' fields
 ENV_MIRRORS = "TETHER_SERVER_MIRRORS"
+ENV_UI_SECRET = "TETHER_UI_SECRET"  # `tether ui`: the secret its printed URL holds
 
 
-def create_app(settings: api.ServerSettings, *, upgrade: bool = False) -> FastAPI:
+def create_app(
+    settings: api.ServerSettings, *, upgrade: bool = False, ui_secret: str | None = None
+) -> FastAPI:
+    """The server's API with the web UI at ``/`` (``ui_secret``: as ``tether ui`` serves it)."""
     from tether.server.app import create_app as server_app
+    from tether.ui.app import mount
 
-    return server_app(api.Hub(settings, upgrade=upgrade))
+    app = server_app(api.Hub(settings, upgrade=upgrade))
+    mount(app, local_secret=ui_secret)
+    return app
 
 
 def from_environment() -> FastAPI:
@@ -52,7 +59,7 @@ def from_environment() -> FastAPI:
         raise UsageError(
             f"{exc.args[0]} is not set: it names the server's database or store"
         ) from None
-    return create_app(settings)
+    return create_app(settings, ui_secret=os.environ.get(ENV_UI_SECRET) or None)
 
 
 def serve(
@@ -63,9 +70,10 @@ def serve(
     workers: int = 1,
     log_level: str = "warning",
     on_ready: Callable[[str], None] | None = None,
+    ui_secret: str | None = None,
 ) -> None:
     """Run the server under uvicorn until stopped. A non-loopback bind needs accounts: a server
-    that answers without a token listens on loopback only."""
+    that answers without a token listens on loopback only. ``ui_secret``: ``tether ui``'s."""
     import uvicorn
 
     loopback = is_loopback_host(host)
@@ -84,6 +92,12 @@ def serve(
     os.environ[ENV_STORE] = settings.store
     os.environ[ENV_MAX_BODY] = str(settings.max_body)
     os.environ[ENV_MIRRORS] = settings.mirrors
+    if ui_secret:
+        if not loopback:
+            raise UsageError("`tether ui` listens on 127.0.0.1 or localhost only")
+        os.environ[ENV_UI_SECRET] = ui_secret
+    else:
+        os.environ.pop(ENV_UI_SECRET, None)
     os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
     if settings.oidc is not None:
         os.environ[ENV_OIDC] = json.dumps(dataclasses.asdict(settings.oidc))

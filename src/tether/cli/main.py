@@ -50,6 +50,7 @@ COMMANDS = {
     "hooks": "hooks:hooks",
     "server": "server:server",
     "sync": "server:sync",
+    "ui": "server:ui",
 }
 
 

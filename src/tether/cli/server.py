@@ -387,3 +387,39 @@ def sync() -> None:
         click.secho(f"run {run_id} refused: {why}", fg="yellow", err=True)
     if result.refused:
         sys.exit(exitcodes.NEGATIVE)
+
+
+@click.command()
+@click.option("--port", default=0, help="Port to listen on (default: a free one).")
+@click.option("--project", help="The project the repository's runs are served as.")
+@click.option("--no-browser", is_flag=True, help="Print the URL only; open no browser.")
+def ui(port: int, project: str | None, no_browser: bool) -> None:
+    """Open the web UI of this repository: its runs (uploaded into its embedded server, SQLite
+    and .tether/server), charts and pillars, in a browser.
+
+    It listens on 127.0.0.1 only, answers only to a loopback Host (no DNS rebinding) and wants
+    the random secret of the URL it prints once (a cookie then holds it). Ctrl-C stops it.
+    """
+    import secrets
+    import socket
+
+    from tether import asgi
+
+    settings = _settings(None, None, 1 << 30)
+    secret = secrets.token_urlsafe(24)
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    publish = _publisher(settings, project)
+
+    def ready(url: str) -> None:
+        link = f"{url}/ui-login?token={secret}"
+        click.echo(f"the UI: {link}  (Ctrl-C stops it)")
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(link)
+        publish(url)
+
+    asgi.serve(settings, host="127.0.0.1", port=port, on_ready=ready, ui_secret=secret)

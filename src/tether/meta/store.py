@@ -77,6 +77,7 @@ class MetaStore(Protocol):
         limit: int | None = None,
         *,
         include_deleted: bool = False,
+        offset: int = 0,
     ) -> list[IndexedRun]: ...
     def resolve(self, ref: str) -> list[str]: ...
     def set_deleted(self, run_ids: Sequence[str], deleted: bool = True) -> None: ...
@@ -208,10 +209,13 @@ class SqlMetaStore:
         limit: int | None = None,
         *,
         include_deleted: bool = False,
+        offset: int = 0,
     ) -> list[IndexedRun]:
         from tether.meta.query import build_search
 
         stmt = build_search(where, sort, limit, include_deleted=include_deleted)
+        if offset:
+            stmt = stmt.offset(offset)
         with self._read() as conn:
             return _load(conn, conn.execute(stmt).mappings().all())
 

@@ -52,6 +52,7 @@ class SearchIn(Strict):
     sort: str | None = Field(default=None, max_length=1000)
     limit: int | None = Field(default=None, ge=0, le=1_000_000)
     include_deleted: bool = False
+    offset: int = Field(default=0, ge=0, le=100_000_000)
 
 
 class RunIds(Strict):
@@ -303,6 +304,24 @@ def run_state(request: Request, who: Who, project: ProjectName, run_id: RunId) -
     return hub.run_state(project, run_id)
 
 
+@router.get("/projects/{project}/runs/{run_id}/metrics")
+def metric_points(
+    request: Request,
+    who: Who,
+    project: ProjectName,
+    run_id: RunId,
+    key: Annotated[str, Query(max_length=500)],
+    start: float | None = None,
+    end: float | None = None,
+    width: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """A metric's history for a chart ``width`` pixels wide, between steps ``start`` and
+    ``end``: the raw points while there are at most 4 per pixel, else M4-reduced (the first,
+    last, smallest and largest point of each pixel column); NaN and infinities as ``marks``."""
+    hub = _project(request, who, project, "reader")
+    return hub.metric_points(project, run_id, key, start=start, end=end, width=width)
+
+
 @router.post("/projects/{project}/runs/states")
 def run_states(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
     """The accepted state of each of these runs (absent: the server has none), so a clone
@@ -315,7 +334,12 @@ def run_states(request: Request, who: Who, project: ProjectName, body: RunIds) -
 def search_runs(request: Request, who: Who, project: ProjectName, body: SearchIn) -> dict[str, Any]:
     hub = _project(request, who, project, "reader")
     runs = hub.search(
-        project, body.where, body.sort, body.limit, include_deleted=body.include_deleted
+        project,
+        body.where,
+        body.sort,
+        body.limit,
+        include_deleted=body.include_deleted,
+        offset=body.offset,
     )
     return {"runs": [api.run_document(r) for r in runs]}
 

@@ -389,8 +389,29 @@ class Hub:
         limit: int | None,
         *,
         include_deleted: bool = False,
+        offset: int = 0,
     ) -> list[IndexedRun]:
-        return self.index(project).search(where, sort, limit, include_deleted=include_deleted)
+        return self.index(project).search(
+            where, sort, limit, include_deleted=include_deleted, offset=offset
+        )
+
+    def run_record(self, project: str, run_id: str) -> dict[str, Any]:
+        """The sealed record of a run this server accepted (for the UI's run page)."""
+        from tether.team import views
+
+        return views.run_record(self, project, run_id)
+
+    def run_details(self, project: str, run_id: str) -> dict[str, Any]:
+        """A run's record, its uncommitted diff and its environment (``views.run_details``)."""
+        from tether.team import views
+
+        return views.run_details(self, project, run_id)
+
+    def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
+        """A metric's history for a chart (``views.metric_points``: raw, or M4-reduced)."""
+        from tether.team import views
+
+        return views.metric_points(self, project, run_id, key, **kw)
 
     def get_runs(self, project: str, ids: Sequence[str]) -> list[IndexedRun]:
         return self.index(project).get_runs(ids)

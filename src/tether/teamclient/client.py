@@ -209,8 +209,15 @@ class ServerClient:
         limit: int | None = None,
         *,
         include_deleted: bool = False,
+        offset: int = 0,
     ) -> list[IndexedRun]:
-        body = {"where": where, "sort": sort, "limit": limit, "include_deleted": include_deleted}
+        body = {
+            "where": where,
+            "sort": sort,
+            "limit": limit,
+            "include_deleted": include_deleted,
+            "offset": offset,
+        }
         doc = self.call("POST", f"{self.project_path}/runs/search", json=body)
         return [indexed_run(r) for r in doc["runs"]]
 

@@ -1,0 +1,61 @@
+"""Re-vendor the web UI's JavaScript from npm at pinned versions (no Node toolchain is needed to
+install or run Tether: the files are committed). ``python scripts/vendor_ui.py`` runs
+``npm pack`` for each package below (npm checks the tarball against the registry's integrity),
+copies the listed files and the licence into ``src/tether/ui/static/vendor/`` and writes
+``vendor.json``: each file's package, version and SRI hash, which the pages put in their
+``integrity`` attributes and a test checks against the files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+VENDOR = Path(__file__).resolve().parent.parent / "src" / "tether" / "ui" / "static" / "vendor"
+PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
+    "uplot": (
+        "1.6.32",
+        {
+            "package/dist/uPlot.iife.min.js": "uPlot.iife.min.js",
+            "package/dist/uPlot.min.css": "uPlot.min.css",
+            "package/LICENSE": "uPlot.LICENSE",
+        },
+    ),
+}
+
+
+def integrity(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def main() -> None:
+    VENDOR.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for package, (version, files) in PACKAGES.items():
+            out = subprocess.run(
+                ["npm", "pack", f"{package}@{version}", "--silent"],
+                cwd=tmp, capture_output=True, text=True, check=True,
+            ).stdout.strip().splitlines()[-1]  # fmt: skip
+            with tarfile.open(Path(tmp) / out) as tar:
+                for member, name in files.items():
+                    extracted = tar.extractfile(member)
+                    if extracted is None:
+                        raise SystemExit(f"{package}@{version} has no file {member}")
+                    data = extracted.read()
+                    (VENDOR / name).write_bytes(data)
+                    manifest[name] = {
+                        "package": package,
+                        "version": version,
+                        "integrity": integrity(data),
+                    }
+    (VENDOR / "vendor.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"vendored {len(manifest)} files into {VENDOR}")
+
+
+if __name__ == "__main__":
+    main()

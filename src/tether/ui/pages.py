@@ -1,0 +1,203 @@
+"""The UI's pages: projects, the runs table (the query language in a filter box, server-side
+sorting and paging, a column picker), a run (its four pillars, params, metrics and charts), and
+the login that trades a token for the server's cookie session.
+
+Every page reads through the server's :class:`tether.api.Hub` (``request.app.state.hub``), as
+the API's routes do, and checks the reader's role first. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from tether import api
+from tether.errors import AuthenticationError, QueryError, TetherError, UsageError
+
+HERE = Path(__file__).resolve().parent
+PAGE = 100  # rows of the runs table per page
+COLUMNS = 6  # params and metrics shown by default, each
+SESSION_COOKIE = "tether_session"
+
+router = APIRouter(include_in_schema=False)
+
+
+@cache
+def _templates() -> Any:
+    import json
+
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+    )
+    vendor = json.loads((HERE / "static" / "vendor" / "vendor.json").read_text())
+    env.globals["integrity"] = {name: v["integrity"] for name, v in vendor.items()}
+    env.filters["when"] = _when
+    env.filters["number"] = _number
+    env.filters["seconds"] = _seconds
+    return env
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _templates().get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status)
+
+
+def _hub(request: Request) -> api.Hub:
+    hub: api.Hub = request.app.state.hub
+    return hub
+
+
+def _who(request: Request) -> api.Identity:
+    """The browser's identity: its session cookie, or nobody on a server without accounts."""
+    hub = _hub(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return hub.accounts.session(cookie, None, write=False)
+    if hub.settings.open_without_accounts and not hub.accounts.any_user():
+        return api.ANONYMOUS
+    raise AuthenticationError("log in")
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+
+
+def _reader(request: Request, project: str) -> api.Hub:
+    hub = _hub(request)
+    hub.check_project(project)
+    _who(request).require(project, "reader")
+    return hub
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login(request: Request, next: str = "/") -> HTMLResponse:
+    safe = next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/"
+    return _render("login.html", next=safe, who=None)
+
+
+@router.get("/", response_class=HTMLResponse)
+def projects(request: Request) -> Response:
+    try:
+        who = _who(request)
+    except AuthenticationError:
+        return _login_redirect(request)
+    hub = _hub(request)
+    mine = [p for p in hub.projects() if who.role_in(p["name"])]
+    if len(mine) == 1:
+        return RedirectResponse(f"/p/{mine[0]['name']}/runs", status_code=303)
+    return _render("projects.html", projects=mine, who=who)
+
+
+@router.get("/p/{project}/runs", response_class=HTMLResponse)
+def runs(
+    request: Request,
+    project: str,
+    where: str = "",
+    sort: str = "started desc",
+    page: int = 1,
+    col: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    page = max(1, min(page, 1_000_000))
+    error: QueryError | UsageError | None = None
+    try:
+        found = hub.search(project, where or None, sort or None, PAGE + 1, offset=(page - 1) * PAGE)
+    except QueryError as exc:
+        found, error = [], exc
+    except UsageError as exc:
+        found, error = [], exc
+    more, rows = len(found) > PAGE, found[:PAGE]
+    chosen = [c for c in col or [] if c.startswith(("params.", "metrics."))][:50]
+    params = sorted({k for r in rows for k in r.params})
+    metrics = sorted({k for r in rows for k in r.metrics})
+    if not chosen:
+        chosen = [f"params.{k}" for k in params[:COLUMNS]]
+        chosen += [f"metrics.{k}" for k in metrics[:COLUMNS]]
+
+    def link(**change: Any) -> str:
+        query = {"where": where, "sort": sort, "page": page, "col": col or [], **change}
+        return f"/p/{project}/runs?" + urlencode({k: v for k, v in query.items() if v}, True)
+
+    fixed = [("name", "Name"), ("status", "Status"), ("started", "Started")]
+    fixed += [("duration", "Duration"), ("user", "User"), ("commit", "Commit")]
+
+    return _render(
+        "runs.html",
+        project=project,
+        rows=rows,
+        where=where,
+        sort=sort,
+        page=page,
+        more=more,
+        error=error,
+        columns=chosen,
+        headers=fixed + [(c, c) for c in chosen],
+        available=[f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics],
+        link=link,
+        who=_who(request),
+    )
+
+
+@router.get("/p/{project}/runs/{run_id}", response_class=HTMLResponse)
+def run(request: Request, project: str, run_id: str) -> Response:
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    found = hub.get_runs(project, [run_id])
+    if not found:
+        return _render("missing.html", 404, what=f"run {run_id}", project=project, who=None)
+    row = found[0]
+    details: dict[str, Any] = {"record": {}, "diff": None, "env": None, "missing": []}
+    problem = None
+    if row.record:
+        try:
+            details = hub.run_details(project, run_id)
+        except TetherError as exc:
+            problem = str(exc)
+    return _render(
+        "run.html",
+        project=project,
+        run=row,
+        record=details["record"],
+        diff=details["diff"],
+        env=details["env"],
+        missing=details["missing"],
+        problem=problem,
+        metrics=sorted(row.metrics),
+        who=_who(request),
+    )
