@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := $(VENV)/.examples
 
 # Debian packages the tests use: installed when run as root (as CI is), named otherwise.
-SYSTEM_PACKAGES := graphviz:dot
+SYSTEM_PACKAGES := graphviz:dot chromium:chromium
 
 .PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce bench-server docs clean
 
@@ -45,8 +45,8 @@ promptfoo: $(STAMP)
 	  || echo "promptfoo is not installed: tests/prompts/test_promptfoo_differential.py will skip"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 
 types: $(STAMP)
 	$(BIN)/mypy

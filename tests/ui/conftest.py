@@ -1,0 +1,116 @@
+"""One seeded team server and one headless Chromium (Debian's, driven by Playwright) for the UI
+tests of a session. The runs reach the server as a user's would: logged in a real repository
+and uploaded by `tether sync`. Every page a test opens fails it on a console error."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES, make_repo
+from tests.server.conftest import Server, launch
+from tether.api import Project
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+SPIKY_POINTS = 100_000
+
+
+@dataclass
+class Seeded:
+    server: Server
+    project: str
+    reader: str  # a reader's token
+    runs: dict[str, str]  # name -> id
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    folder = tmp_path_factory.mktemp("ui-server")
+    env = {**os.environ, "TETHER_TOKEN": ""}
+    server = launch(f"sqlite:///{folder / 'server.db'}", str(folder / "store"), env)
+    try:
+        project = server.new_project()
+        reader = server.token_for("reader-ui", "reader", project)
+        repo = make_repo(folder / "repo")
+        (repo / "train.py").write_text("print('train')\n")
+        Project.init(repo)
+        runs: dict[str, str] = {}
+        for i, (lr, opt) in enumerate([(0.1, "adam"), (0.01, "sgd"), (0.001, "adam")]):
+            with Project.open(repo).start_run(name=f"lr-{lr}") as run:
+                run.log_params({"lr": lr, "opt": opt, "epochs": 3})
+                for step in range(20):
+                    run.log_metric("loss", 1 / (step + 1 + i), step=step)
+                run.log_metric("acc", 0.5 + 0.1 * i)
+                runs[f"lr-{lr}"] = run.id
+        with Project.open(repo).start_run(name=HOSTILE) as run:
+            run.log_param("bold", "<script>window.__pwned=2</script>")
+            run.set_tag("team", "</td><script>window.__pwned=3</script>")
+            runs["hostile"] = run.id
+        with Project.open(repo).start_run(name="spiky") as run:
+            for step in range(SPIKY_POINTS):
+                value = math.sin(step / 500)
+                if step == 77_777:
+                    value = 50.0  # one spike: M4 must keep it
+                if step == 12_345:
+                    value = math.nan
+                run.log_metric("signal", value, step=step)
+            runs["spiky"] = run.id
+        Project.open(repo).server_login(server.url, project, server.admin_token)
+        Project.open(repo).sync()
+        yield Seeded(server, project, reader, runs)
+    finally:
+        server.stop()
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if REQUIRE_SERVICES:
+            pytest.fail("playwright is not installed (pip install playwright)")
+        pytest.skip("playwright is not installed: the UI's browser tests skipped")
+    exe = chromium_path()
+    if exe is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("Chromium is not installed: apt-get install chromium")
+        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+SHOTS = Path(__file__).resolve().parents[2] / "benchmarks" / ".work" / "ui-shots"
+
+
+@pytest.fixture
+def page(browser: Any, seeded: Seeded, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A logged-in reader's page at 1280x800; any console error or page error fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(f"{seeded.server.url}/login")
+    tab.fill("#token", seeded.reader)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"{seeded.server.url}/p/{seeded.project}/runs")
+    yield tab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"console errors: {errors}"

@@ -1,0 +1,131 @@
+"""The UI in a real browser: the runs table (filter, a query error pointing at its character,
+sorting, columns), a run's page with its pillars and charts (zoom asks the server again and
+the zoomed chart is exact), other people's content shown and never run, and no horizontal
+scroll on a phone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.ui.conftest import HOSTILE, SPIKY_POINTS, Seeded
+
+pytestmark = pytest.mark.slow
+
+
+def _names(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("table.runs tbody tr td:first-child").all_inner_texts()]
+
+
+def test_the_runs_table_filters_sorts_and_points_at_a_query_error(
+    page: Any, seeded: Seeded
+) -> None:
+    names = _names(page)
+    assert {"lr-0.1", "lr-0.01", "lr-0.001", "spiky", HOSTILE} <= set(names)
+
+    page.fill("#where", "params.opt = 'adam'")
+    page.click("form.filter button[type=submit]")
+    assert sorted(_names(page)) == ["lr-0.001", "lr-0.1"]
+
+    page.fill("#where", "metrics.acc >> 1")
+    page.click("form.filter button[type=submit]")
+    error = page.locator("#where-error")
+    assert error.is_visible()
+    caret = error.locator("pre.caret").inner_text().splitlines()
+    assert caret[0] == "metrics.acc >> 1" and caret[1].index("^") == len("metrics.acc >")
+    assert page.get_attribute("#where", "aria-invalid") == "true"
+
+    page.fill("#where", "metrics.acc > 0")
+    page.click("form.filter button[type=submit]")
+    page.click("th a:text-is('metrics.acc')")  # descending first
+    assert _names(page)[:3] == ["lr-0.001", "lr-0.01", "lr-0.1"]
+    page.click("th a:text-is('metrics.acc')")
+    assert _names(page)[:3] == ["lr-0.1", "lr-0.01", "lr-0.001"]
+    assert page.get_attribute("th[aria-sort]", "aria-sort") == "ascending"
+
+
+def test_a_run_page_shows_its_pillars_and_draws_its_metrics(page: Any, seeded: Seeded) -> None:
+    page.click("a:text-is('lr-0.01')")
+    page.wait_for_selector("figure.chart[data-drawn]")
+    for heading in ("Metrics", "Params", "Code", "Data", "Environment"):
+        assert page.locator(f"h2:text-is('{heading}')").is_visible()
+    assert "sgd" in page.locator("dl.pairs").first.inner_text()
+    assert page.locator("figure.chart[data-key=loss] canvas").count() == 1
+    assert page.get_attribute("figure.chart[data-key=loss]", "data-drawn") == "20"
+
+
+def test_a_long_chart_is_reduced_keeps_its_spike_and_zooms_to_raw_points(
+    page: Any, seeded: Seeded
+) -> None:
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['spiky']}")
+    figure = page.locator("figure.chart[data-key=signal]")
+    page.wait_for_selector("figure.chart[data-key=signal][data-drawn]")
+    note = figure.locator(".chart-note").inner_text()
+    assert f"{SPIKY_POINTS - 1:,} points" in note and "M4" in note and "1 NaN" in note
+
+    box = figure.locator(".u-over").bounding_box()
+    with page.expect_request(lambda r: "start=" in r.url and "end=" in r.url) as asked:
+        page.mouse.move(box["x"] + box["width"] * 0.70, box["y"] + 40)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.71, box["y"] + 40, steps=5)
+        page.mouse.up()
+    answer = asked.value.response().json()
+    assert answer["reduced"] is False and 0 < answer["total"] < 4 * box["width"]
+    page.wait_for_selector("figure.chart[data-key=signal][data-zoomed]")
+    assert figure.locator("button.reset").is_visible()
+
+
+def test_the_server_reduces_with_m4_and_keeps_spikes_and_nan(seeded: Seeded) -> None:
+    url = (
+        f"/api/v1/projects/{seeded.project}/runs/{seeded.runs['spiky']}/metrics"
+        "?key=signal&width=500"
+    )
+    with seeded.server.http(seeded.reader) as http:
+        whole = http.get(url).json()
+        near = http.get(url + "&start=77700&end=77800").json()
+    assert whole["reduced"] and len(whole["steps"]) <= 4 * 500
+    assert max(whole["values"]) == 50.0 and 77_777 in whole["steps"]
+    assert min(whole["values"]) == pytest.approx(-1.0, abs=1e-4)
+    assert whole["marks"] == [{"step": 12_345, "value": "NaN"}]
+    assert whole["steps"] == sorted(whole["steps"])
+    assert not near["reduced"] and near["total"] == 101 and near["steps"][0] == 77_700
+
+
+def test_other_peoples_content_is_shown_never_run(page: Any, seeded: Seeded) -> None:
+    assert HOSTILE in _names(page)
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['hostile']}")
+    assert page.locator("h1").inner_text().startswith(HOSTILE)
+    assert "<script>window.__pwned=2</script>" in page.locator("main").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("main img").count() == 0
+    headers = httpx.get(
+        page.url,
+        cookies=page.context.cookies()[0:1]
+        and {c["name"]: c["value"] for c in page.context.cookies()},
+    ).headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["runs", "run"])
+def test_no_horizontal_scroll_on_a_phone(page: Any, seeded: Seeded, path: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    if path == "run":
+        page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['lr-0.1']}")
+        page.wait_for_selector("figure.chart[data-drawn]")
+    else:
+        page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_page_without_a_session_asks_to_log_in(browser: Any, seeded: Seeded) -> None:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(f"{seeded.server.url}/p/{seeded.project}/runs")
+    assert "/login" in tab.url and tab.locator("#token").is_visible()
+    tab.fill("#token", "tth_000000000000_" + "x" * 43)
+    tab.click("button[type=submit]")
+    assert tab.locator("#login-error").is_visible()
+    context.close()
