@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def _names(page: Any) -> list[str]:
-    return [t.strip() for t in page.locator("table.runs tbody tr td:first-child").all_inner_texts()]
+    return [
+        t.strip() for t in page.locator("table.runs tbody tr td:nth-child(2)").all_inner_texts()
+    ]
 
 
 def test_the_runs_table_filters_sorts_and_points_at_a_query_error(
@@ -129,3 +131,32 @@ def test_a_page_without_a_session_asks_to_log_in(browser: Any, seeded: Seeded) -
     tab.click("button[type=submit]")
     assert tab.locator("#login-error").is_visible()
     context.close()
+
+
+def test_compare_three_runs_overlays_charts_and_shows_only_differences(
+    page: Any, seeded: Seeded
+) -> None:
+    for name in ("lr-0.1", "lr-0.01", "lr-0.001"):
+        page.check(f"input[aria-label='Select {name}']")
+    page.click("text=Compare selected")
+    page.wait_for_selector("figure.chart[data-key=loss][data-drawn]")
+    assert page.locator("h1").inner_text() == "Compare 3 runs"
+    loss = page.locator("figure.chart[data-key=loss]")
+    assert loss.get_attribute("data-drawn") == "60"  # 20 points of each of the three runs
+    assert page.locator("figure.chart[data-key=loss] .u-legend .u-series").count() == 4
+    assert page.locator("table.compare tbody tr", has_text="params.epochs").count() == 1
+    page.click("text=Only differences")
+    keys = page.locator("table.compare tbody th").all_inner_texts()
+    assert not any(k.startswith("params.epochs") for k in keys)  # 3 in every run
+    assert any(k.startswith("params.lr") for k in keys)
+
+
+def test_two_runs_compared_name_their_likely_causes(page: Any, seeded: Seeded) -> None:
+    runs = seeded.runs
+    page.goto(
+        f"{seeded.server.url}/p/{seeded.project}/compare?run={runs['lr-0.1']}&run={runs['lr-0.01']}"
+    )
+    causes = page.locator("ol.causes li").all_inner_texts()
+    assert any("lr" in c for c in causes), causes
+    params = page.locator("section[aria-labelledby=p-params]").inner_text()
+    assert "lr: 0.1 → 0.01" in params and "opt: adam → sgd" in params

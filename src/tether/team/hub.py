@@ -407,6 +407,12 @@ class Hub:
 
         return views.run_details(self, project, run_id)
 
+    def diff_runs(self, project: str, a: str, b: str) -> Any:
+        """Two runs' four-pillar difference and likely causes (``views.diff_runs``)."""
+        from tether.team import views
+
+        return views.diff_runs(self, project, a, b)
+
     def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
         """A metric's history for a chart (``views.metric_points``: raw, or M4-reduced)."""
         from tether.team import views

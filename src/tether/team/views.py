@@ -172,3 +172,52 @@ def m4(steps: list[float], values: list[float], width: int) -> tuple[list[float]
                 hi_i = i
     close(len(steps) - 1)
     return [steps[i] for i in keep], [values[i] for i in keep]
+
+
+class _Objects:
+    """The server's objects of one project, read as a workspace's store is (what the run
+    comparison in :mod:`tether.runs.compare` reads)."""
+
+    def __init__(self, hub: Hub, project: str) -> None:
+        self.hub, self.project = hub, project
+
+    def read_bytes(self, oid: str) -> bytes:
+        from tether.errors import MissingObjectError
+
+        try:
+            return self.hub.blobs.read_bytes(self.project, oid)
+        except MissingObjectError:
+            raise FileNotFoundError(oid) from None
+
+    def has(self, oid: str) -> bool:
+        try:
+            self.hub.blobs.stat(self.project, oid)
+        except TetherError:
+            return False
+        return True
+
+    def read_head(self, oid: str, n: int) -> bytes:
+        return self.read_bytes(oid)[:n]
+
+    def load_tree(self, oid: str) -> Any:
+        from tether.objects.tree import Tree
+
+        return Tree.from_bytes(self.read_bytes(oid), oid)
+
+
+class _Project:
+    """What a run comparison reads of a workspace: its objects, and a git repository (the
+    project's on the server) for the commits between two runs."""
+
+    def __init__(self, hub: Hub, project: str) -> None:
+        self.store = _Objects(hub, project)
+        self.root = hub.mirrors.path(project)
+
+
+def diff_runs(hub: Hub, project: str, a: str, b: str) -> Any:
+    """The four-pillar difference of two runs with its ranked likely causes, as ``tether
+    diff`` gives it in a clone, from the records and objects the server holds."""
+    from tether.runs.compare import diff
+
+    view: Any = _Project(hub, project)
+    return diff(view, run_record(hub, project, a), run_record(hub, project, b))

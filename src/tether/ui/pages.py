@@ -201,3 +201,54 @@ def run(request: Request, project: str, run_id: str) -> Response:
         metrics=sorted(row.metrics),
         who=_who(request),
     )
+
+
+COMPARED = 200  # runs one comparison shows
+
+
+@router.get("/p/{project}/compare", response_class=HTMLResponse)
+def compare(
+    request: Request,
+    project: str,
+    run: Annotated[list[str] | None, Query()] = None,
+    only: int = 0,
+) -> Response:
+    """Any number of runs side by side: params and metrics (``only``: the rows that differ),
+    overlaid charts, and for two runs the four-pillar difference with its likely causes."""
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    ids = list(dict.fromkeys(run or []))[:COMPARED]
+    rows = hub.get_runs(project, ids)
+    params = sorted({k for r in rows for k in r.params})
+    metrics = sorted({k for r in rows for k in r.metrics})
+    table: list[tuple[str, list[str], bool]] = []
+    for key in params:
+        values = [r.params.get(key, "") for r in rows]
+        table.append((f"params.{key}", values, len(set(values)) > 1))
+    for key in metrics:
+        shown = [_number(r.metrics[key].last) if key in r.metrics else "" for r in rows]
+        table.append((f"metrics.{key}", shown, len(set(shown)) > 1))
+    if only:
+        table = [t for t in table if t[2]]
+    pillars = None
+    problem = None
+    if len(rows) == 2 and rows[0].record and rows[1].record:
+        try:
+            pillars = hub.diff_runs(project, rows[0].id, rows[1].id)
+        except TetherError as exc:
+            problem = str(exc)
+    query = urlencode({"run": [r.id for r in rows]}, True)
+    return _render(
+        "compare.html",
+        project=project,
+        rows=rows,
+        table=table,
+        only=only,
+        metrics=metrics,
+        pillars=pillars,
+        problem=problem,
+        query=query,
+        who=_who(request),
+    )

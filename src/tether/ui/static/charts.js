@@ -1,28 +1,56 @@
-// Metric charts: each figure fetches its metric for its pixel width; the server sends raw
-// points or an M4 reduction. Zooming (drag to select) asks again for the visible range, so a
-// zoomed chart is exact. NaN and infinities come apart as marks and are drawn as ticks.
+// Metric charts. A figure with data-src charts one run's metric; one with data-runs overlays
+// the metric of several runs (their steps joined). Each asks the server for its pixel width:
+// raw points, or an M4 reduction. Zooming (drag to select) asks again for the visible range,
+// so a zoomed chart is exact. NaN and infinities come apart as marks, drawn as ticks.
+const COLOURS = ["#0b57d0", "#b42318", "#1a7f37", "#9a6700", "#8250df", "#0a7ea4", "#bf3989", "#57606a"];
 const charts = [];
 
-function note(figure, data) {
-  const parts = [`${data.total.toLocaleString()} points`];
-  if (data.reduced) parts.push(`reduced to ${data.steps.length.toLocaleString()} (M4)`);
-  if (data.marks.length) parts.push(`${data.marks.length} NaN/∞ marked`);
-  figure.querySelector(".chart-note").textContent = parts.join(" · ");
+function sources(figure) {
+  if (figure.dataset.runs === undefined) return [[figure.dataset.src, figure.dataset.key]];
+  const names = figure.dataset.names.split("\n");
+  return figure.dataset.runs.split(" ").filter(Boolean).map((id, i) => [
+    `${figure.dataset.base}${encodeURIComponent(id)}/metrics?key=${encodeURIComponent(figure.dataset.key)}`,
+    names[i] || id.slice(0, 8),
+  ]);
+}
+
+async function fetchOne(src, width, start, end) {
+  const url = new URL(src, window.location.origin);
+  url.searchParams.set("width", String(width));
+  if (start !== undefined) url.searchParams.set("start", String(start));
+  if (end !== undefined) url.searchParams.set("end", String(end));
+  const answer = await fetch(url, { credentials: "same-origin" });
+  if (!answer.ok) throw new Error(`could not load (${answer.status})`);
+  return answer.json();
 }
 
 async function load(figure, start, end) {
   const plot = figure.querySelector(".plot");
   const width = Math.max(100, Math.round(plot.clientWidth || 600));
-  const url = new URL(figure.dataset.src, window.location.origin);
-  url.searchParams.set("width", String(width));
-  if (start !== undefined) url.searchParams.set("start", String(start));
-  if (end !== undefined) url.searchParams.set("end", String(end));
-  const answer = await fetch(url, { credentials: "same-origin" });
-  if (!answer.ok) {
-    figure.querySelector(".chart-note").textContent = `could not load (${answer.status})`;
+  let parts;
+  try {
+    parts = await Promise.all(sources(figure).map(([src]) => fetchOne(src, width, start, end)));
+  } catch (err) {
+    figure.querySelector(".chart-note").textContent = err.message;
     return null;
   }
-  return answer.json();
+  const data = parts.length === 1
+    ? [parts[0].steps, parts[0].values]
+    : uPlot.join(parts.map((p) => [p.steps, p.values]));
+  return {
+    data,
+    total: parts.reduce((n, p) => n + p.total, 0),
+    reduced: parts.some((p) => p.reduced),
+    shown: data[0].length,
+    marks: parts.flatMap((p) => p.marks),
+  };
+}
+
+function note(figure, got) {
+  const parts = [`${got.total.toLocaleString()} points`];
+  if (got.reduced) parts.push(`reduced to ${got.shown.toLocaleString()} (M4)`);
+  if (got.marks.length) parts.push(`${got.marks.length} NaN/∞ marked`);
+  figure.querySelector(".chart-note").textContent = parts.join(" · ");
 }
 
 function marksPlugin(getMarks) {
@@ -45,18 +73,21 @@ function marksPlugin(getMarks) {
 }
 
 async function draw(figure) {
-  const data = await load(figure);
-  if (data === null) return;
-  let marks = data.marks;
-  note(figure, data);
+  const got = await load(figure);
+  if (got === null) return;
+  let marks = got.marks;
+  note(figure, got);
   const plot = figure.querySelector(".plot");
   const reset = figure.querySelector(".reset");
   let asking = 0;
+  const series = [{ label: "step" }].concat(
+    sources(figure).map(([, label], i) => ({ label, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: true })),
+  );
   const opts = {
     width: Math.max(100, plot.clientWidth),
     height: 240,
     scales: { x: { time: false } },
-    series: [{ label: "step" }, { label: figure.dataset.key, stroke: "#0b57d0", width: 1.5 }],
+    series,
     plugins: [marksPlugin(() => marks)],
     hooks: {
       setSelect: [
@@ -69,7 +100,7 @@ async function draw(figure) {
           if (zoomed === null || mine !== asking) return;
           marks = zoomed.marks;
           note(figure, zoomed);
-          u.setData([zoomed.steps, zoomed.values], false);
+          u.setData(zoomed.data, false);
           u.setScale("x", { min: start, max: end });
           u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
           reset.hidden = false;
@@ -79,16 +110,17 @@ async function draw(figure) {
     },
     cursor: { drag: { x: true, y: false, setScale: false } },
   };
-  const chart = new uPlot(opts, [data.steps, data.values], plot);
+  const chart = new uPlot(opts, got.data, plot);
   charts.push([figure, chart]);
-  figure.dataset.drawn = String(data.total);
+  figure.dataset.drawn = String(got.total);
   reset.addEventListener("click", async () => {
     const again = await load(figure);
     if (again === null) return;
     marks = again.marks;
     note(figure, again);
-    chart.setData([again.steps, again.values]);
+    chart.setData(again.data);
     reset.hidden = true;
+    delete figure.dataset.zoomed;
   });
 }
 
