@@ -51,9 +51,18 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                     run.log_metric("loss", 1 / (step + 1 + i), step=step)
                 run.log_metric("acc", 0.5 + 0.1 * i)
                 runs[f"lr-{lr}"] = run.id
+        out = repo / "out"
+        out.mkdir()
+        (out / "evil.html").write_text("<script>window.parent.__pwned=4</script>")
+        (out / "evil.svg").write_text(
+            '<svg xmlns="http://www.w3.org/2000/svg"><script>window.__pwned=5</script></svg>'
+        )
+        (out / "scores.csv").write_text('name,score\n"<script>x</script>",0.9\nb,0.8\n')
+        (out / "notes.txt").write_text("</pre><script>window.__pwned=6</script>")
         with Project.open(repo).start_run(name=HOSTILE) as run:
             run.log_param("bold", "<script>window.__pwned=2</script>")
             run.set_tag("team", "</td><script>window.__pwned=3</script>")
+            run.log_artifact(out)
             runs["hostile"] = run.id
         with Project.open(repo).start_run(name="spiky") as run:
             for step in range(SPIKY_POINTS):

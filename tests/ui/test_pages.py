@@ -15,6 +15,12 @@ from tests.ui.conftest import HOSTILE, SPIKY_POINTS, Seeded
 pytestmark = pytest.mark.slow
 
 
+def _go(page: Any, selector: str) -> None:
+    """Click what navigates, and wait for the next page."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def _names(page: Any) -> list[str]:
     return [
         t.strip() for t in page.locator("table.runs tbody tr td:nth-child(2)").all_inner_texts()
@@ -28,11 +34,11 @@ def test_the_runs_table_filters_sorts_and_points_at_a_query_error(
     assert {"lr-0.1", "lr-0.01", "lr-0.001", "spiky", HOSTILE} <= set(names)
 
     page.fill("#where", "params.opt = 'adam'")
-    page.click("form.filter button[type=submit]")
+    _go(page, "form.filter button[type=submit]")
     assert sorted(_names(page)) == ["lr-0.001", "lr-0.1"]
 
     page.fill("#where", "metrics.acc >> 1")
-    page.click("form.filter button[type=submit]")
+    _go(page, "form.filter button[type=submit]")
     error = page.locator("#where-error")
     assert error.is_visible()
     caret = error.locator("pre.caret").inner_text().splitlines()
@@ -40,16 +46,16 @@ def test_the_runs_table_filters_sorts_and_points_at_a_query_error(
     assert page.get_attribute("#where", "aria-invalid") == "true"
 
     page.fill("#where", "metrics.acc > 0")
-    page.click("form.filter button[type=submit]")
-    page.click("th a:text-is('metrics.acc')")  # descending first
+    _go(page, "form.filter button[type=submit]")
+    _go(page, "th a:text-is('metrics.acc')")  # descending first
     assert _names(page)[:3] == ["lr-0.001", "lr-0.01", "lr-0.1"]
-    page.click("th a:text-is('metrics.acc')")
+    _go(page, "th a:text-is('metrics.acc')")
     assert _names(page)[:3] == ["lr-0.1", "lr-0.01", "lr-0.001"]
     assert page.get_attribute("th[aria-sort]", "aria-sort") == "ascending"
 
 
 def test_a_run_page_shows_its_pillars_and_draws_its_metrics(page: Any, seeded: Seeded) -> None:
-    page.click("a:text-is('lr-0.01')")
+    _go(page, "a:text-is('lr-0.01')")
     page.wait_for_selector("figure.chart[data-drawn]")
     for heading in ("Metrics", "Params", "Code", "Data", "Environment"):
         assert page.locator(f"h2:text-is('{heading}')").is_visible()
@@ -101,7 +107,7 @@ def test_other_peoples_content_is_shown_never_run(page: Any, seeded: Seeded) -> 
     assert page.locator("h1").inner_text().startswith(HOSTILE)
     assert "<script>window.__pwned=2</script>" in page.locator("main").inner_text()
     assert page.evaluate("window.__pwned") is None
-    assert page.locator("main img").count() == 0
+    assert page.locator("main img:not(.artifact)").count() == 0  # the name made no image
     headers = httpx.get(
         page.url,
         cookies=page.context.cookies()[0:1]
@@ -129,7 +135,8 @@ def test_a_page_without_a_session_asks_to_log_in(browser: Any, seeded: Seeded) -
     assert "/login" in tab.url and tab.locator("#token").is_visible()
     tab.fill("#token", "tth_000000000000_" + "x" * 43)
     tab.click("button[type=submit]")
-    assert tab.locator("#login-error").is_visible()
+    tab.wait_for_selector("#login-error:not([hidden])")
+    assert "token" in tab.locator("#login-error").inner_text().lower()
     context.close()
 
 
@@ -138,14 +145,14 @@ def test_compare_three_runs_overlays_charts_and_shows_only_differences(
 ) -> None:
     for name in ("lr-0.1", "lr-0.01", "lr-0.001"):
         page.check(f"input[aria-label='Select {name}']")
-    page.click("text=Compare selected")
+    _go(page, "text=Compare selected")
     page.wait_for_selector("figure.chart[data-key=loss][data-drawn]")
     assert page.locator("h1").inner_text() == "Compare 3 runs"
     loss = page.locator("figure.chart[data-key=loss]")
     assert loss.get_attribute("data-drawn") == "60"  # 20 points of each of the three runs
     assert page.locator("figure.chart[data-key=loss] .u-legend .u-series").count() == 4
     assert page.locator("table.compare tbody tr", has_text="params.epochs").count() == 1
-    page.click("text=Only differences")
+    _go(page, "text=Only differences")
     keys = page.locator("table.compare tbody th").all_inner_texts()
     assert not any(k.startswith("params.epochs") for k in keys)  # 3 in every run
     assert any(k.startswith("params.lr") for k in keys)
@@ -160,3 +167,32 @@ def test_two_runs_compared_name_their_likely_causes(page: Any, seeded: Seeded) -
     assert any("lr" in c for c in causes), causes
     params = page.locator("section[aria-labelledby=p-params]").inner_text()
     assert "lr: 0.1 → 0.01" in params and "opt: adam → sgd" in params
+
+
+def test_artifacts_are_previewed_escaped_and_served_sandboxed(page: Any, seeded: Seeded) -> None:
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['hostile']}")
+    listed = page.locator("ul.artifacts").inner_text()
+    assert "out/scores.csv" in listed and "out/evil.html" in listed
+    table = page.locator("ul.artifacts table")
+    assert table.locator("td").first.inner_text() == "<script>x</script>"
+    assert "</pre><script>window.__pwned=6</script>" in page.locator("pre.artifact").inner_text()
+    assert page.locator("img.artifact").count() == 1  # the SVG, as an image: no script runs
+    assert page.evaluate("window.__pwned") is None
+
+    base = f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['hostile']}/artifacts"
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    html = httpx.get(f"{base}/out/evil.html", cookies=cookies)
+    assert html.status_code == 200 and html.headers["content-disposition"].startswith("attachment")
+    assert html.headers["content-type"] == "application/octet-stream"
+    svg = httpx.get(f"{base}/out/evil.svg", cookies=cookies)
+    assert svg.headers["content-security-policy"].startswith("sandbox")
+    assert svg.headers["x-content-type-options"] == "nosniff"
+    alone = page.context.new_page()  # the SVG opened on its own: the sandbox still holds
+    blocked: list[str] = []
+    alone.on("console", lambda m: blocked.append(m.text))
+    alone.goto(f"{base}/out/evil.svg")
+    assert alone.evaluate("window.__pwned") is None
+    assert any("sandboxed" in b for b in blocked), blocked
+    alone.close()
+    missing = httpx.get(f"{base}/../../../etc/passwd", cookies=cookies)
+    assert missing.status_code == 404

@@ -413,6 +413,18 @@ class Hub:
 
         return views.diff_runs(self, project, a, b)
 
+    def artifacts(self, project: str, record: dict[str, Any]) -> list[Any]:
+        """Every file of a run's logged artifacts (``views.artifacts``)."""
+        from tether.team import views
+
+        return views.artifacts(self, project, record)
+
+    def artifact(self, project: str, run_id: str, name: str) -> tuple[Any, bytes]:
+        """One artifact of a run and its bytes (``views.artifact``)."""
+        from tether.team import views
+
+        return views.artifact(self, project, run_id, name)
+
     def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
         """A metric's history for a chart (``views.metric_points``: raw, or M4-reduced)."""
         from tether.team import views

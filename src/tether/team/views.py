@@ -221,3 +221,44 @@ def diff_runs(hub: Hub, project: str, a: str, b: str) -> Any:
 
     view: Any = _Project(hub, project)
     return diff(view, run_record(hub, project, a), run_record(hub, project, b))
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file a run logged as an artifact (a file of a logged folder too)."""
+
+    name: str  # as the run logged it, then the path inside the folder
+    id: str
+    size: int
+
+
+def artifacts(hub: Hub, project: str, record: dict[str, Any]) -> list[Artifact]:
+    """Every file of a run's artifacts (a folder's files listed from its manifest; a folder
+    whose manifest the server lacks is left out)."""
+    from tether.objects.tree import HEADER as TREE_HEADER
+    from tether.objects.tree import Tree
+
+    out: list[Artifact] = []
+    store = _Objects(hub, project)
+    logged = record.get("artifacts") or {}
+    for name, oid in sorted(logged.items() if isinstance(logged, dict) else []):
+        if not isinstance(oid, str):
+            continue
+        try:
+            size = hub.blobs.stat(project, oid).size
+            if size < (1 << 26) and store.read_head(oid, len(TREE_HEADER)) == TREE_HEADER:
+                tree = Tree.from_bytes(store.read_bytes(oid), oid)
+                out += [Artifact(f"{name}/{e.path}", e.id, e.size) for e in tree.entries]
+                continue
+        except (FileNotFoundError, TetherError):
+            continue
+        out.append(Artifact(name, oid, size))
+    return out
+
+
+def artifact(hub: Hub, project: str, run_id: str, name: str) -> tuple[Artifact, bytes]:
+    """The artifact ``name`` of a run (one listed by :func:`artifacts`) and its bytes."""
+    found = {a.name: a for a in artifacts(hub, project, run_record(hub, project, run_id))}
+    if name not in found:
+        raise MissingRunError(f"run {run_id} logged no artifact {name!r}")
+    return found[name], hub.blobs.read_bytes(project, found[name].id)

@@ -184,9 +184,11 @@ def run(request: Request, project: str, run_id: str) -> Response:
     row = found[0]
     details: dict[str, Any] = {"record": {}, "diff": None, "env": None, "missing": []}
     problem = None
+    files: list[Any] = []
     if row.record:
         try:
             details = hub.run_details(project, run_id)
+            files = hub.artifacts(project, details["record"])
         except TetherError as exc:
             problem = str(exc)
     return _render(
@@ -197,6 +199,8 @@ def run(request: Request, project: str, run_id: str) -> Response:
         diff=details["diff"],
         env=details["env"],
         missing=details["missing"],
+        artifacts=_listed(hub, project, files[:ARTIFACTS]),
+        more_artifacts=max(0, len(files) - ARTIFACTS),
         problem=problem,
         metrics=sorted(row.metrics),
         who=_who(request),
@@ -251,4 +255,83 @@ def compare(
         problem=problem,
         query=query,
         who=_who(request),
+    )
+
+
+ARTIFACTS = 200  # listed on a run's page
+PREVIEWED = 64 * 1024  # bytes of a text or CSV artifact shown on the page
+PREVIEWS = 8  # text and CSV previews on one page
+IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+          ".webp": "image/webp", ".svg": "image/svg+xml"}  # fmt: skip
+TEXTS = {".txt", ".log", ".md", ".json", ".yaml", ".yml", ".toml", ".py", ".csv", ".tsv"}
+
+
+def _listed(hub: api.Hub, project: str, files: list[Any]) -> list[tuple[Any, str, Any]]:
+    """Each artifact with its kind, and a preview for the first few texts and tables."""
+    out, previewed = [], 0
+    for a in files:
+        kind = _kind(a.name)
+        shown = None
+        if kind in ("text", "table") and previewed < PREVIEWS:
+            shown = _preview(hub, project, a)
+            previewed += shown is not None
+        out.append((a, kind, shown))
+    return out
+
+
+def _kind(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix in IMAGES:
+        return "image"
+    if suffix in (".csv", ".tsv"):
+        return "table"
+    return "text" if suffix in TEXTS else "file"
+
+
+def _preview(hub: api.Hub, project: str, a: Any) -> Any:
+    """A text artifact's first bytes, or a CSV's first rows, for the page (escaped there)."""
+    kind = _kind(a.name)
+    if kind not in ("text", "table") or a.size > (1 << 24):
+        return None
+    try:
+        data = hub.blobs.read_bytes(project, a.id)[:PREVIEWED].decode("utf-8", "replace")
+    except TetherError:
+        return None
+    if kind == "text":
+        return data
+    import csv
+    import io
+
+    delimiter = "\t" if a.name.lower().endswith(".tsv") else ","
+    rows = list(csv.reader(io.StringIO(data), delimiter=delimiter))[:51]
+    return rows
+
+
+@router.get("/p/{project}/runs/{run_id}/artifacts/{name:path}")
+def artifact(request: Request, project: str, run_id: str, name: str) -> Response:
+    """One artifact's bytes under a CSP sandbox (no script runs, HTML or SVG included, and the
+    page is an opaque origin), never sniffed; only images and plain text are shown inline."""
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    found, data = hub.artifact(project, run_id, name)
+    suffix = Path(found.name).suffix.lower()
+    if suffix in IMAGES:
+        media, disposition = IMAGES[suffix], "inline"
+    elif suffix in TEXTS:
+        media, disposition = "text/plain; charset=utf-8", "inline"
+    else:
+        media, disposition = "application/octet-stream", "attachment"
+    filename = Path(found.name).name.encode("ascii", "replace").decode().replace('"', "_")
+    return Response(
+        data,
+        media_type=media,
+        headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+            "img-src 'self' data:",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'{disposition}; filename="{filename}"',
+            "Cache-Control": "private, max-age=300",
+        },
     )
