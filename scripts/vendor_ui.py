@@ -25,6 +25,20 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
             "package/LICENSE": "uPlot.LICENSE",
         },
     ),
+    "cytoscape": (
+        "3.35.0",
+        {
+            "package/dist/cytoscape.min.js": "cytoscape.min.js",
+            "package/LICENSE": "cytoscape.LICENSE",
+        },
+    ),
+    "cytoscape-dagre": (  # dagre is bundled in its dist file
+        "4.0.1",
+        {
+            "package/dist/cytoscape-dagre.min.js": "cytoscape-dagre.min.js",
+            "package/LICENSE": "cytoscape-dagre.LICENSE",
+        },
+    ),
 }
 
 

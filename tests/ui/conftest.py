@@ -51,6 +51,17 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                     run.log_metric("loss", 1 / (step + 1 + i), step=step)
                 run.log_metric("acc", 0.5 + 0.1 * i)
                 runs[f"lr-{lr}"] = run.id
+        (repo / "raw.csv").write_text("x\n1\n2\n")
+        with Project.open(repo).start_run(name="prepare") as run:
+            run.log_input(repo / "raw.csv")
+            (repo / "clean.csv").write_text("x\n1\n")
+            run.log_output(repo / "clean.csv")
+            runs["prepare"] = run.id
+        with Project.open(repo).start_run(name="train") as run:
+            run.log_input(repo / "clean.csv")
+            (repo / "model.pkl").write_bytes(b"weights")
+            run.log_output(repo / "model.pkl")
+            runs["train"] = run.id
         out = repo / "out"
         out.mkdir()
         (out / "evil.html").write_text("<script>window.parent.__pwned=4</script>")

@@ -196,3 +196,19 @@ def test_artifacts_are_previewed_escaped_and_served_sandboxed(page: Any, seeded:
     alone.close()
     missing = httpx.get(f"{base}/../../../etc/passwd", cookies=cookies)
     assert missing.status_code == 404
+
+
+def test_the_lineage_graph_walks_up_and_down_from_a_run(page: Any, seeded: Seeded) -> None:
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['train']}")
+    _go(page, "text=Lineage up")
+    page.wait_for_selector("#graph[data-drawn]")
+    assert page.get_attribute("#graph", "data-drawn") == "4"  # raw, prepare, clean, train
+    listed = page.locator("ul.nodes").inner_text()
+    for name in ("prepare", "train", "raw.csv", "clean.csv"):
+        assert name in listed
+    assert page.locator("#graph canvas").count() >= 1
+    _go(page, "ul.nodes a:text-is('prepare')")
+    _go(page, "text=down")
+    page.wait_for_selector("#graph[data-drawn]")
+    down = page.locator("ul.nodes").inner_text()
+    assert "train" in down and "model.pkl" in down and "raw.csv" not in down

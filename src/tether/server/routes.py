@@ -404,6 +404,22 @@ def lineage_objects(
     return {"ids": hub.index(project).objects_with_prefix(prefix, limit)}
 
 
+@router.get("/projects/{project}/lineage/graph")
+def lineage_graph(
+    request: Request,
+    who: Who,
+    project: ProjectName,
+    run: Annotated[str | None, Query(max_length=128)] = None,
+    object: Annotated[str | None, Query(pattern=r"^blake3:[0-9a-f]{64}$")] = None,
+    direction: Annotated[str, Query(pattern="^(up|down)$")] = "up",
+    depth: Annotated[int, Query(ge=1, le=20)] = 3,
+) -> dict[str, Any]:
+    """The lineage graph from a run or a data object: ``depth`` levels of runs up (what it came
+    from) or down (what was built from it); nodes are runs and data, edges carry the path."""
+    hub = _project(request, who, project, "reader")
+    return hub.lineage(project, run=run, obj=object, direction=direction, depth=depth)
+
+
 @router.get("/projects/{project}/lineage/runs")
 def lineage_runs(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
     """Every run the project shows (not deleted), oldest first."""

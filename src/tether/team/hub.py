@@ -425,6 +425,12 @@ class Hub:
 
         return views.artifact(self, project, run_id, name)
 
+    def lineage(self, project: str, **kw: Any) -> dict[str, Any]:
+        """A lineage graph from a run or a data object (``views.lineage``)."""
+        from tether.team import views
+
+        return views.lineage(self, project, **kw)
+
     def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
         """A metric's history for a chart (``views.metric_points``: raw, or M4-reduced)."""
         from tether.team import views

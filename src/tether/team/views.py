@@ -262,3 +262,85 @@ def artifact(hub: Hub, project: str, run_id: str, name: str) -> tuple[Artifact, 
     if name not in found:
         raise MissingRunError(f"run {run_id} logged no artifact {name!r}")
     return found[name], hub.blobs.read_bytes(project, found[name].id)
+
+
+GRAPH_NODES = 400  # a lineage graph larger than this is cut, and says so
+
+
+def lineage(
+    hub: Hub,
+    project: str,
+    *,
+    run: str | None = None,
+    obj: str | None = None,
+    direction: str = "up",
+    depth: int = 3,
+) -> dict[str, Any]:
+    """The lineage graph from a run or a data object, ``depth`` levels of runs up (what it came
+    from) or down (what was built from it), from the server's index: nodes (runs and data) and
+    edges (data → the run that read it, a run → the data it wrote)."""
+    from tether.errors import UsageError
+
+    if direction not in ("up", "down"):
+        raise UsageError(f"direction is 'up' or 'down', not {direction!r}")
+    if (run is None) == (obj is None):
+        raise UsageError("give a run or a data object to start the lineage from")
+    index = hub.index(project)
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: set[tuple[str, str, str]] = set()
+    up = direction == "up"
+
+    def add_runs(ids: set[str]) -> None:
+        for r in index.get_runs(sorted(ids - {k[4:] for k in nodes})):
+            nodes[f"run:{r.id}"] = {"id": f"run:{r.id}", "kind": "run", "label": r.name or r.id[:8],
+                                    "status": r.status, "run": r.id}  # fmt: skip
+
+    def add_object(oid: str, path: str) -> str:
+        key = f"obj:{oid}"
+        nodes.setdefault(key, {"id": key, "kind": "data", "label": path, "object": oid})
+        return key
+
+    if run is not None:
+        add_runs({run})
+        if f"run:{run}" not in nodes:
+            raise MissingRunError(f"project {project} has no run {run}")
+        root, runs, objects = f"run:{run}", {run}, set()
+    else:
+        assert obj is not None
+        root, runs, objects = add_object(obj, obj[7:19]), set(), {obj}
+    truncated = False
+    for _ in range(max(1, min(depth, 20))):
+        found = index.get_runs(sorted(runs))
+        for r in found:  # each run's data on the side being walked
+            for path, oid in (r.inputs if up else r.outputs).items():
+                key = add_object(oid, path)
+                edges.add((key, f"run:{r.id}", path) if up else (f"run:{r.id}", key, path))
+                objects.add(oid)
+        if not objects:
+            break
+        rows = index.data_rows("output" if up else "input", objects=sorted(objects))
+        runs = {row.run_id for row in rows} - {k[4:] for k in nodes if k.startswith("run:")}
+        add_runs({row.run_id for row in rows})
+        for row in rows:
+            key = add_object(row.object, row.path)
+            edges.add(
+                (f"run:{row.run_id}", key, row.path) if up else (key, f"run:{row.run_id}", row.path)
+            )
+        objects = set()
+        if len(nodes) > GRAPH_NODES:
+            truncated = True
+            break
+        if not runs:
+            break
+    kept = dict(list(nodes.items())[:GRAPH_NODES])
+    return {
+        "root": root,
+        "direction": direction,
+        "nodes": list(kept.values()),
+        "edges": [
+            {"source": a, "target": b, "label": p}
+            for a, b, p in sorted(edges)
+            if a in kept and b in kept
+        ],
+        "truncated": truncated or len(nodes) > GRAPH_NODES,
+    }

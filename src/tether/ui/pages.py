@@ -335,3 +335,34 @@ def artifact(request: Request, project: str, run_id: str, name: str) -> Response
             "Cache-Control": "private, max-age=300",
         },
     )
+
+
+@router.get("/p/{project}/lineage", response_class=HTMLResponse)
+def lineage(
+    request: Request,
+    project: str,
+    run: str | None = None,
+    object: str | None = None,
+    direction: str = "up",
+    depth: int = 3,
+) -> Response:
+    """The lineage graph of a run or a data object, up or down: drawn with cytoscape and dagre,
+    and listed as links (what a keyboard or a screen reader walks)."""
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    graph = hub.lineage(
+        project, run=run, obj=object, direction=direction, depth=max(1, min(depth, 20))
+    )
+    start = {"run": run} if run else {"object": object}
+    return _render(
+        "lineage.html",
+        project=project,
+        graph=graph,
+        start=start,
+        depth=depth,
+        direction=direction,
+        here=urlencode(start),
+        who=_who(request),
+    )
