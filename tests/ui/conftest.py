@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, make_repo
+from tests.conftest import REQUIRE_SERVICES, git, make_repo
 from tests.server.conftest import Server, launch
 from tether.api import Project
 
@@ -22,6 +22,9 @@ pytestmark = pytest.mark.slow
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 SPIKY_POINTS = 100_000
+PROMPT_META = (
+    "variables:\n  review: {type: string}\noutput: {format: label, labels: [positive, negative]}\n"
+)
 
 
 @dataclass
@@ -86,6 +89,26 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             runs["spiky"] = run.id
         Project.open(repo).server_login(server.url, project, server.admin_token)
         Project.open(repo).sync()
+        # decisions go to the server as they are made (the project is pointed at it)
+        for version, template in (
+            ("v1.0.0", "R: {{ review }}"),
+            ("v1.1.0", "Review: {{ review }}"),
+        ):
+            base = repo / "prompts" / "sentiment" / version
+            base.mkdir(parents=True)
+            (base / "prompt.yaml").write_text(PROMPT_META)
+            (base / "template.jinja2").write_text(template)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "feat: prompts")
+        prompts = Project.open(repo).prompts
+        for version in ("v1.0.0", "v1.1.0"):
+            prompts.register(f"sentiment@{version}")
+        prompts.promote("sentiment@v1.0.0", "production")
+        prompts.promote("sentiment@v1.1.0", "production")
+        prompts.rollback("sentiment", "production")
+        models = Project.open(repo).models
+        models.register("model", run=runs["train"], path="model.pkl", description=HOSTILE)
+        models.set_alias("model@v1", "champion")
         yield Seeded(server, project, reader, runs)
     finally:
         server.stop()

@@ -212,3 +212,26 @@ def test_the_lineage_graph_walks_up_and_down_from_a_run(page: Any, seeded: Seede
     page.wait_for_selector("#graph[data-drawn]")
     down = page.locator("ul.nodes").inner_text()
     assert "train" in down and "model.pkl" in down and "raw.csv" not in down
+
+
+def test_the_models_page_shows_versions_aliases_and_a_checked_audit_log(
+    page: Any, seeded: Seeded
+) -> None:
+    _go(page, "nav a:text-is('models')")
+    versions = page.locator("table.versions").inner_text()
+    assert "v1" in versions and "champion" in versions and "model.pkl" in versions
+    audit = page.locator("table.audit tbody tr")
+    assert audit.count() >= 2
+    assert "model.register" in page.locator("table.audit").inner_text()
+    assert "chained to the one before" in page.locator("main").inner_text()
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_the_prompts_page_shows_labels_and_their_history(page: Any, seeded: Seeded) -> None:
+    _go(page, "nav a:text-is('prompts')")
+    row = page.locator("tr", has_text="sentiment")
+    assert "v1.0.0, v1.1.0" in row.inner_text()
+    assert "production → v1.0.0" in row.inner_text()  # rolled back
+    history = page.locator("ol.timeline li").all_inner_texts()
+    assert len(history) == 3 and "(rolled back)" in history[0]
+    assert "sentiment#production#2 → v1.1.0" in history[1]

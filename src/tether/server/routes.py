@@ -319,7 +319,7 @@ def metric_points(
     ``end``: the raw points while there are at most 4 per pixel, else M4-reduced (the first,
     last, smallest and largest point of each pixel column); NaN and infinities as ``marks``."""
     hub = _project(request, who, project, "reader")
-    return hub.metric_points(project, run_id, key, start=start, end=end, width=width)
+    return hub.views.metric_points(project, run_id, key, start=start, end=end, width=width)
 
 
 @router.post("/projects/{project}/runs/states")
@@ -417,7 +417,7 @@ def lineage_graph(
     """The lineage graph from a run or a data object: ``depth`` levels of runs up (what it came
     from) or down (what was built from it); nodes are runs and data, edges carry the path."""
     hub = _project(request, who, project, "reader")
-    return hub.lineage(project, run=run, obj=object, direction=direction, depth=depth)
+    return hub.views.lineage(project, run=run, obj=object, direction=direction, depth=depth)
 
 
 @router.get("/projects/{project}/lineage/runs")

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from tether.meta.store import IndexedRun, SqlMetaStore
+    from tether.team.views import Views
 
 PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
@@ -395,50 +396,15 @@ class Hub:
             where, sort, limit, include_deleted=include_deleted, offset=offset
         )
 
-    def run_record(self, project: str, run_id: str) -> dict[str, Any]:
-        """The sealed record of a run this server accepted (for the UI's run page)."""
-        from tether.team import views
-
-        return views.run_record(self, project, run_id)
-
-    def run_details(self, project: str, run_id: str) -> dict[str, Any]:
-        """A run's record, its uncommitted diff and its environment (``views.run_details``)."""
-        from tether.team import views
-
-        return views.run_details(self, project, run_id)
-
-    def diff_runs(self, project: str, a: str, b: str) -> Any:
-        """Two runs' four-pillar difference and likely causes (``views.diff_runs``)."""
-        from tether.team import views
-
-        return views.diff_runs(self, project, a, b)
-
-    def artifacts(self, project: str, record: dict[str, Any]) -> list[Any]:
-        """Every file of a run's logged artifacts (``views.artifacts``)."""
-        from tether.team import views
-
-        return views.artifacts(self, project, record)
-
-    def artifact(self, project: str, run_id: str, name: str) -> tuple[Any, bytes]:
-        """One artifact of a run and its bytes (``views.artifact``)."""
-        from tether.team import views
-
-        return views.artifact(self, project, run_id, name)
-
-    def lineage(self, project: str, **kw: Any) -> dict[str, Any]:
-        """A lineage graph from a run or a data object (``views.lineage``)."""
-        from tether.team import views
-
-        return views.lineage(self, project, **kw)
-
-    def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
-        """A metric's history for a chart (``views.metric_points``: raw, or M4-reduced)."""
-        from tether.team import views
-
-        return views.metric_points(self, project, run_id, key, **kw)
-
     def get_runs(self, project: str, ids: Sequence[str]) -> list[IndexedRun]:
         return self.index(project).get_runs(ids)
+
+    @property
+    def views(self) -> Views:
+        """What the web UI reads of a project (``views.py``)."""
+        from tether.team.views import Views
+
+        return Views(self)
 
     def resolve(self, project: str, ref: str) -> list[str]:
         return self.index(project).resolve(ref)

@@ -344,3 +344,84 @@ def lineage(
         ],
         "truncated": truncated or len(nodes) > GRAPH_NODES,
     }
+
+
+def governance(hub: Hub, project: str, log: str) -> dict[str, Any]:
+    """The registry's (``log="registry"``) or the prompt labels' (``"prompts"``) state as the
+    project's repository on the server holds its log: every event checked against its id and
+    linked to its parents as it is read (``problem``: what did not check), then folded, each
+    refused event named (``refused``)."""
+    from tether.events.gitmirror import read_from_git
+
+    root = hub.mirrors.path(project)
+    try:
+        events = read_from_git(root, log) if root.exists() else []
+    except TetherError as exc:
+        return {"events": [], "state": None, "refused": [], "problem": str(exc)}
+    if log == "registry":
+        from tether.registry.fold import fold
+        from tether.registry.state import State
+
+        state: Any = fold(State(), events)
+        refused = [str(r) for r in state.refused]
+    else:
+        from tether.prompts.label_log import fold as fold_prompts
+
+        state = fold_prompts(events)
+        refused = [f"{r.seq} {r.kind} by {r.actor}: {r.why}" for r in state.refusals]
+    return {"events": events, "state": state, "refused": refused, "problem": None}
+
+
+def prompt_versions(hub: Hub, project: str) -> dict[str, list[str]]:
+    """Each prompt's registered versions (its ``NAME@vX.Y.Z`` tags in the project's
+    repository on the server), oldest first."""
+    import re
+    import subprocess
+
+    root = hub.mirrors.path(project)
+    if not root.exists():
+        return {}
+    out = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname:strip=2)", "refs/tags/*@v*"],
+        cwd=root, capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    found: dict[str, list[tuple[int, ...]]] = {}
+    for tag in out.split():
+        m = re.fullmatch(r"(?P<name>[^@#]+)@v(?P<v>\d+\.\d+\.\d+)", tag)
+        if m:
+            found.setdefault(m["name"], []).append(tuple(int(x) for x in m["v"].split(".")))
+    return {
+        name: [f"v{'.'.join(map(str, v))}" for v in sorted(vs)]
+        for name, vs in sorted(found.items())
+    }
+
+
+class Views:
+    """What the web UI reads of one server's projects (each method: the function above)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def run_details(self, project: str, run_id: str) -> dict[str, Any]:
+        return run_details(self.hub, project, run_id)
+
+    def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
+        return metric_points(self.hub, project, run_id, key, **kw)
+
+    def diff_runs(self, project: str, a: str, b: str) -> Any:
+        return diff_runs(self.hub, project, a, b)
+
+    def artifacts(self, project: str, record: dict[str, Any]) -> list[Artifact]:
+        return artifacts(self.hub, project, record)
+
+    def artifact(self, project: str, run_id: str, name: str) -> tuple[Artifact, bytes]:
+        return artifact(self.hub, project, run_id, name)
+
+    def lineage(self, project: str, **kw: Any) -> dict[str, Any]:
+        return lineage(self.hub, project, **kw)
+
+    def governance(self, project: str, log: str) -> dict[str, Any]:
+        return governance(self.hub, project, log)
+
+    def prompt_versions(self, project: str) -> dict[str, list[str]]:
+        return prompt_versions(self.hub, project)

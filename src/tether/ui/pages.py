@@ -187,8 +187,8 @@ def run(request: Request, project: str, run_id: str) -> Response:
     files: list[Any] = []
     if row.record:
         try:
-            details = hub.run_details(project, run_id)
-            files = hub.artifacts(project, details["record"])
+            details = hub.views.run_details(project, run_id)
+            files = hub.views.artifacts(project, details["record"])
         except TetherError as exc:
             problem = str(exc)
     return _render(
@@ -240,7 +240,7 @@ def compare(
     problem = None
     if len(rows) == 2 and rows[0].record and rows[1].record:
         try:
-            pillars = hub.diff_runs(project, rows[0].id, rows[1].id)
+            pillars = hub.views.diff_runs(project, rows[0].id, rows[1].id)
         except TetherError as exc:
             problem = str(exc)
     query = urlencode({"run": [r.id for r in rows]}, True)
@@ -315,7 +315,7 @@ def artifact(request: Request, project: str, run_id: str, name: str) -> Response
         hub = _reader(request, project)
     except AuthenticationError:
         return _login_redirect(request)
-    found, data = hub.artifact(project, run_id, name)
+    found, data = hub.views.artifact(project, run_id, name)
     suffix = Path(found.name).suffix.lower()
     if suffix in IMAGES:
         media, disposition = IMAGES[suffix], "inline"
@@ -352,7 +352,7 @@ def lineage(
         hub = _reader(request, project)
     except AuthenticationError:
         return _login_redirect(request)
-    graph = hub.lineage(
+    graph = hub.views.lineage(
         project, run=run, obj=object, direction=direction, depth=max(1, min(depth, 20))
     )
     start = {"run": run} if run else {"object": object}
@@ -364,5 +364,65 @@ def lineage(
         depth=depth,
         direction=direction,
         here=urlencode(start),
+        who=_who(request),
+    )
+
+
+AUDIT_SHOWN = 200  # newest events of a log listed on a page
+
+
+@router.get("/p/{project}/models", response_class=HTMLResponse)
+def models(request: Request, project: str) -> Response:
+    """The registry as the project's repository on the server holds its log: each model's
+    versions with their stage, aliases and signature, the requests with their approvals (and
+    the command that approves: the approver's own key signs, never this page), and the audit
+    log with its chain's status."""
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    read = hub.views.governance(project, "registry")
+    state = read["state"]
+    events = read["events"]
+    return _render(
+        "models.html",
+        project=project,
+        state=state,
+        events=list(reversed(events))[:AUDIT_SHOWN],
+        total=len(events),
+        refused=read["refused"],
+        problem=read["problem"],
+        requests=sorted(state.requests.values(), key=lambda r: r.id) if state else [],
+        who=_who(request),
+    )
+
+
+@router.get("/p/{project}/prompts", response_class=HTMLResponse)
+def prompts(request: Request, project: str) -> Response:
+    """Each prompt's registered versions, where each label points now, and the timeline of
+    every label assignment (promotions and rollbacks) with who and when."""
+    try:
+        hub = _reader(request, project)
+    except AuthenticationError:
+        return _login_redirect(request)
+    read = hub.views.governance(project, "prompts")
+    folded = read["state"]
+    held = list(folded.held) if folded else []
+    versions = hub.views.prompt_versions(project)
+    names = sorted(set(versions) | {a.name for a in held})
+    labels: dict[str, dict[str, Any]] = {}
+    for a in held:
+        best = labels.setdefault(a.name, {}).get(a.label)
+        if best is None or a.n > best.n:
+            labels[a.name][a.label] = a
+    return _render(
+        "prompts.html",
+        project=project,
+        names=names,
+        versions=versions,
+        labels=labels,
+        history=sorted(held, key=lambda a: a.time, reverse=True)[:AUDIT_SHOWN],
+        refused=read["refused"],
+        problem=read["problem"],
         who=_who(request),
     )
