@@ -34,6 +34,7 @@ def mount(app: FastAPI, *, local_secret: str | None = None) -> None:
     """Serve the UI at ``/`` of ``app``; ``local_secret``: as ``tether ui`` (see the module)."""
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.add_exception_handler(pages.LoginNeeded, pages.login_redirect)
     app.add_middleware(Headers)
     if local_secret:
         app.add_middleware(LocalGuard, secret=local_secret)

@@ -93,10 +93,22 @@ def _login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
 
 
+class LoginNeeded(Exception):
+    """A page asked for without a session: the app answers with the login page's redirect."""
+
+
+def login_redirect(request: Request, exc: Exception) -> Response:
+    return _login_redirect(request)
+
+
 def _reader(request: Request, project: str) -> api.Hub:
     hub = _hub(request)
     hub.check_project(project)
-    _who(request).require(project, "reader")
+    try:
+        who = _who(request)
+    except AuthenticationError:
+        raise LoginNeeded from None
+    who.require(project, "reader")
     return hub
 
 
@@ -128,10 +140,7 @@ def runs(
     page: int = 1,
     col: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     page = max(1, min(page, 1_000_000))
     error: QueryError | UsageError | None = None
     try:
@@ -174,10 +183,7 @@ def runs(
 
 @router.get("/p/{project}/runs/{run_id}", response_class=HTMLResponse)
 def run(request: Request, project: str, run_id: str) -> Response:
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     found = hub.get_runs(project, [run_id])
     if not found:
         return _render("missing.html", 404, what=f"run {run_id}", project=project, who=None)
@@ -219,10 +225,7 @@ def compare(
 ) -> Response:
     """Any number of runs side by side: params and metrics (``only``: the rows that differ),
     overlaid charts, and for two runs the four-pillar difference with its likely causes."""
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     ids = list(dict.fromkeys(run or []))[:COMPARED]
     rows = hub.get_runs(project, ids)
     params = sorted({k for r in rows for k in r.params})
@@ -311,10 +314,7 @@ def _preview(hub: api.Hub, project: str, a: Any) -> Any:
 def artifact(request: Request, project: str, run_id: str, name: str) -> Response:
     """One artifact's bytes under a CSP sandbox (no script runs, HTML or SVG included, and the
     page is an opaque origin), never sniffed; only images and plain text are shown inline."""
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     found, data = hub.views.artifact(project, run_id, name)
     suffix = Path(found.name).suffix.lower()
     if suffix in IMAGES:
@@ -348,10 +348,7 @@ def lineage(
 ) -> Response:
     """The lineage graph of a run or a data object, up or down: drawn with cytoscape and dagre,
     and listed as links (what a keyboard or a screen reader walks)."""
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     graph = hub.views.lineage(
         project, run=run, obj=object, direction=direction, depth=max(1, min(depth, 20))
     )
@@ -377,10 +374,7 @@ def models(request: Request, project: str) -> Response:
     versions with their stage, aliases and signature, the requests with their approvals (and
     the command that approves: the approver's own key signs, never this page), and the audit
     log with its chain's status."""
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     read = hub.views.governance(project, "registry")
     state = read["state"]
     events = read["events"]
@@ -401,10 +395,7 @@ def models(request: Request, project: str) -> Response:
 def prompts(request: Request, project: str) -> Response:
     """Each prompt's registered versions, where each label points now, and the timeline of
     every label assignment (promotions and rollbacks) with who and when."""
-    try:
-        hub = _reader(request, project)
-    except AuthenticationError:
-        return _login_redirect(request)
+    hub = _reader(request, project)
     read = hub.views.governance(project, "prompts")
     folded = read["state"]
     held = list(folded.held) if folded else []
