@@ -15,7 +15,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-VENDOR = Path(__file__).resolve().parent.parent / "src" / "tether" / "ui" / "static" / "vendor"
+HERE = Path(__file__).resolve().parent.parent
+VENDOR = HERE / "src" / "tether" / "ui" / "static" / "vendor"
+TEST_VENDOR = HERE / "tests" / "ui" / "vendor"  # what only the tests load (axe-core)
+TEST_PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
+    "axe-core": (
+        "4.14.1",
+        {"package/axe.min.js": "axe.min.js", "package/LICENSE": "axe-core.LICENSE"},
+    ),
+}
 PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
     "uplot": (
         "1.6.32",
@@ -47,10 +55,15 @@ def integrity(data: bytes) -> str:
 
 
 def main() -> None:
-    VENDOR.mkdir(parents=True, exist_ok=True)
+    vendor(PACKAGES, VENDOR)
+    vendor(TEST_PACKAGES, TEST_VENDOR)
+
+
+def vendor(packages: dict[str, tuple[str, dict[str, str]]], into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for package, (version, files) in PACKAGES.items():
+        for package, (version, files) in packages.items():
             out = subprocess.run(
                 ["npm", "pack", f"{package}@{version}", "--silent"],
                 cwd=tmp, capture_output=True, text=True, check=True,
@@ -61,14 +74,14 @@ def main() -> None:
                     if extracted is None:
                         raise SystemExit(f"{package}@{version} has no file {member}")
                     data = extracted.read()
-                    (VENDOR / name).write_bytes(data)
+                    (into / name).write_bytes(data)
                     manifest[name] = {
                         "package": package,
                         "version": version,
                         "integrity": integrity(data),
                     }
-    (VENDOR / "vendor.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    print(f"vendored {len(manifest)} files into {VENDOR}")
+    (into / "vendor.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"vendored {len(manifest)} files into {into}")
 
 
 if __name__ == "__main__":

@@ -143,7 +143,18 @@ SHOTS = Path(__file__).resolve().parents[2] / "benchmarks" / ".work" / "ui-shots
 @pytest.fixture
 def page(browser: Any, seeded: Seeded, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A logged-in reader's page at 1280x800; any console error or page error fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context, tab, errors = logged_in(browser, seeded)
+    yield tab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"console errors: {errors}"
+
+
+def logged_in(browser: Any, seeded: Seeded, **options: Any) -> tuple[Any, Any, list[str]]:
+    """A new browser context logged in as the reader through the login page: the context, its
+    page (on the runs table) and the console errors it collects."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, **options)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -152,8 +163,4 @@ def page(browser: Any, seeded: Seeded, request: pytest.FixtureRequest) -> Iterat
     tab.fill("#token", seeded.reader)
     tab.click("button[type=submit]")
     tab.wait_for_url(f"{seeded.server.url}/p/{seeded.project}/runs")
-    yield tab
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
-    assert errors == [], f"console errors: {errors}"
+    return context, tab, errors
