@@ -33,6 +33,7 @@ class Seeded:
     project: str
     reader: str  # a reader's token
     runs: dict[str, str]  # name -> id
+    repo: Path  # the clone the runs were made in, pointed at the server
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +110,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         models = Project.open(repo).models
         models.register("model", run=runs["train"], path="model.pkl", description=HOSTILE)
         models.set_alias("model@v1", "champion")
-        yield Seeded(server, project, reader, runs)
+        yield Seeded(server, project, reader, runs, repo)
     finally:
         server.stop()
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.ui.conftest import HOSTILE, SPIKY_POINTS, Seeded
+from tether.api import Project
 
 pytestmark = pytest.mark.slow
 
@@ -235,3 +236,22 @@ def test_the_prompts_page_shows_labels_and_their_history(page: Any, seeded: Seed
     history = page.locator("ol.timeline li").all_inner_texts()
     assert len(history) == 3 and "(rolled back)" in history[0]
     assert "sentiment#production#2 → v1.1.0" in history[1]
+
+
+def test_a_running_run_updates_live_in_the_table(page: Any, seeded: Seeded) -> None:
+    import time
+
+    with Project.open(seeded.repo).start_run(name="live-one") as run:
+        run.log_metric("acc", 0.25)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the run shows on the server while it runs
+            page.goto(f"{seeded.server.url}/p/{seeded.project}/runs?where=name+%3D+%27live-one%27")
+            if page.locator("tr[data-status=running]").count():
+                break
+            time.sleep(0.5)
+        row = page.locator(f"tr[data-run='{run.id}']")
+        assert row.get_attribute("data-status") == "running"
+        run.log_metric("acc", 0.75)
+    page.wait_for_selector(f"tr[data-run='{run.id}'][data-status=finished]", timeout=20_000)
+    assert row.locator(".status").inner_text() == "finished"
+    assert row.locator("td[data-metric=acc]").inner_text() == "0.75"

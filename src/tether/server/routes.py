@@ -322,6 +322,47 @@ def metric_points(
     return hub.views.metric_points(project, run_id, key, start=start, end=end, width=width)
 
 
+LIVE_EVERY_S = 2.0
+LIVE_FOR_S = 15 * 60.0
+
+
+@router.get("/projects/{project}/runs/live")
+async def live_runs(
+    request: Request,
+    who: Who,
+    project: ProjectName,
+    ids: Annotated[str, Query(max_length=20_000)],
+) -> StreamingResponse:
+    """Server-sent events: every 2 s, the status and last metric values of these runs (ids
+    comma-separated, 200 at most) while any of them is running (15 minutes at most)."""
+    import asyncio
+    import json
+    import time
+
+    hub = _project(request, who, project, "reader")
+    wanted = [i for i in ids.split(",") if i][:200]
+
+    async def events() -> Any:
+        until = time.monotonic() + LIVE_FOR_S
+        while time.monotonic() < until and not await request.is_disconnected():
+            rows = await run_in_threadpool(hub.get_runs, project, wanted)
+            doc = [api.run_document(r) for r in rows]
+            shown = [
+                {"id": d["id"], "status": d["status"],
+                 "metrics": {k: m["last"] for k, m in d["metrics"].items()}}
+                for d in doc
+            ]  # fmt: skip
+            yield f"data: {json.dumps({'runs': shown})}\n\n"
+            if not any(d["status"] == "running" for d in doc):
+                yield "event: done\ndata: {}\n\n"
+                return
+            await asyncio.sleep(LIVE_EVERY_S)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
 @router.post("/projects/{project}/runs/states")
 def run_states(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
     """The accepted state of each of these runs (absent: the server has none), so a clone

@@ -1,21 +1,12 @@
-"""What the UI reads of a project's runs on the server: a run's sealed record, and a metric's
-history reduced for a chart of a given pixel width.
-
-A long series is reduced with M4 aggregation (Jugel et al., VLDB 2014): the visible x range is
-cut into one bucket per pixel column and each bucket keeps its first, last, smallest and
-largest point, so a spike never vanishes and the line between two columns is the one the raw
-series draws. Once the range holds at most four points per pixel, the raw points are sent: a
-zoomed chart is exact. NaN and infinities are not points of a line: they are returned apart,
-as marks, never dropped. Parsed series are kept (a few per process) so a zoom does not parse
-the run's history document again.
+"""What the web UI reads of a project on the server: a run's record and what its pillars
+link, its artifacts, a metric's points for a chart (:mod:`tether.team.series`: raw or M4, NaN
+and infinities as marks), two runs' difference, a lineage graph, and the registry's and prompt
+labels' logs as the project's repository holds them. Nothing here writes but the series cache.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,22 +15,7 @@ from tether.errors import FormatError, MissingRunError, TetherError
 if TYPE_CHECKING:
     from tether.team.hub import Hub
 
-RAW_PER_PIXEL = 4
 DIFF_SHOWN = 256 * 1024
-_KEPT = 16  # parsed histories kept per process
-
-
-@dataclass(frozen=True)
-class Column:
-    """One metric's history as columns, sorted by step: finite points, and the others."""
-
-    steps: list[float]
-    values: list[float]
-    marks: list[tuple[float, str]]  # (step, "NaN" | "Infinity" | "-Infinity")
-
-
-_cache: OrderedDict[tuple[str, str], dict[str, Column]] = OrderedDict()
-_lock = threading.Lock()
 
 
 def run_record(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
@@ -82,30 +58,6 @@ def run_details(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
     return out
 
 
-def _columns(hub: Hub, project: str, oid: str) -> dict[str, Column]:
-    from tether.runs.record import load_series
-
-    with _lock:
-        if (project, oid) in _cache:
-            _cache.move_to_end((project, oid))
-            return _cache[(project, oid)]
-    out: dict[str, Column] = {}
-    for key, points in load_series(hub.blobs.read_bytes(project, oid), oid).items():
-        points = sorted(points, key=lambda p: p[0])
-        finite = [(float(s), v) for s, _, v in points if math.isfinite(v)]
-        marks = [(float(s), _mark(v)) for s, _, v in points if not math.isfinite(v)]
-        out[key] = Column([s for s, _ in finite], [v for _, v in finite], marks)
-    with _lock:
-        _cache[(project, oid)] = out
-        while len(_cache) > _KEPT:
-            _cache.popitem(last=False)
-    return out
-
-
-def _mark(value: float) -> str:
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
 def metric_points(
     hub: Hub,
     project: str,
@@ -117,27 +69,27 @@ def metric_points(
     width: int = 1000,
 ) -> dict[str, Any]:
     """The points of ``key`` between steps ``start`` and ``end`` for a chart ``width`` pixels
-    wide: raw when few enough, else M4-reduced (``reduced``), with the total in range."""
+    wide: raw when few enough, else M4-reduced (``reduced``), with the total in range
+    (:mod:`tether.team.series`)."""
+    from tether.team.series import ParseSeries
+
     start = start if start is not None and math.isfinite(start) else None
     end = end if end is not None and math.isfinite(end) else None
     record = run_record(hub, project, run_id)
     oid = record.get("series")
-    columns = _columns(hub, project, oid) if oid else {}
-    if key not in columns:
+    col = None
+    if isinstance(oid, str):
+        parse = ParseSeries(lambda: hub.blobs.read_bytes(project, oid), oid)
+        col = _columns(hub).get(oid, key, parse)
+    if col is None:
         raise MissingRunError(f"run {run_id} logged no metric {key!r}")
-    col = columns[key]
-    lo = 0 if start is None else bisect.bisect_left(col.steps, start)
-    hi = len(col.steps) if end is None else bisect.bisect_right(col.steps, end)
-    steps, values = col.steps[lo:hi], col.values[lo:hi]
+    lo, hi = col.span(start, end)
+    steps, values, reduced = col.points(lo, hi, max(1, min(width, 10_000)))
     marks = [
         {"step": s, "value": m}
         for s, m in col.marks
         if (start is None or s >= start) and (end is None or s <= end)
     ]
-    width = max(1, min(width, 10_000))
-    reduced = len(steps) > RAW_PER_PIXEL * width
-    if reduced:
-        steps, values = m4(steps, values, width)
     return {
         "key": key,
         "total": hi - lo,
@@ -148,30 +100,17 @@ def metric_points(
     }
 
 
-def m4(steps: list[float], values: list[float], width: int) -> tuple[list[float], list[float]]:
-    """First, last, min and max of each of ``width`` buckets of equal step range, in order."""
-    x0, x1 = steps[0], steps[-1]
-    span = (x1 - x0) or 1.0
-    keep: list[int] = []
-    bucket, first = -1, 0
-    lo_i = hi_i = 0
+_kept: dict[int, Any] = {}
 
-    def close(last: int) -> None:
-        keep.extend(sorted({first, lo_i, hi_i, last}))
 
-    for i, x in enumerate(steps):
-        b = min(width - 1, int((x - x0) / span * width))
-        if b != bucket:
-            if bucket >= 0:
-                close(i - 1)
-            bucket, first, lo_i, hi_i = b, i, i, i
-        else:
-            if values[i] < values[lo_i]:
-                lo_i = i
-            if values[i] > values[hi_i]:
-                hi_i = i
-    close(len(steps) - 1)
-    return [steps[i] for i in keep], [values[i] for i in keep]
+def _columns(hub: Hub) -> Any:
+    """The hub's series columns (one per hub), cached beside its git mirrors."""
+    from tether.team.series import Columns
+
+    found = _kept.get(id(hub))
+    if found is None:
+        found = _kept[id(hub)] = Columns(hub.mirrors.folder / ".series")
+    return found
 
 
 class _Objects:
