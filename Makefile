@@ -9,7 +9,7 @@ EXAMPLES := $(VENV)/.examples
 # Debian packages the tests use: installed when run as root (as CI is), named otherwise.
 SYSTEM_PACKAGES := graphviz:dot chromium:chromium
 
-.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce bench-server docs clean
+.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce bench-server bench-ui docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench: $(STAMP)
 
 bench-server: $(STAMP)
 	$(BIN)/python benchmarks/bench_server.py
+
+bench-ui: $(STAMP)
+	$(BIN)/python benchmarks/bench_ui.py
 
 bench-runs: $(STAMP)
 	$(BIN)/python benchmarks/bench_runs.py

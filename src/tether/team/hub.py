@@ -265,6 +265,8 @@ class Hub:
             if held != ref:  # a repeated upload rewrites nothing
                 self._write_ref(project, run_id, ref)
             self.index(project).put_runs([row])  # a cache: a crash before it is mended here
+        if held is None:
+            self.views.prebuild(project, record)  # charts of it are ready before anyone asks
         return row, held is None
 
     @contextmanager

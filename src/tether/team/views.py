@@ -7,6 +7,8 @@ labels' logs as the project's repository holds them. Nothing here writes but the
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +25,51 @@ def run_record(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
     from tether._documents import loads_json
 
     state = hub.run_state(project, run_id)
-    if not state.get("record"):
+    oid = state.get("record")
+    if not oid:
         raise MissingRunError(f"run {run_id} is still running: its record is sealed as it ends")
-    doc = loads_json(hub.blobs.read_bytes(project, state["record"]), f"record of {run_id}")
+    with _records_lock:
+        if (project, oid) in _records:
+            _records.move_to_end((project, oid))
+            return _records[(project, oid)]
+    doc = loads_json(hub.blobs.read_bytes(project, oid), f"record of {run_id}")
     if not isinstance(doc, dict):
         raise FormatError(f"the record of run {run_id} is not a JSON object")
+    with _records_lock:  # a record never changes: its id is its content
+        _records[(project, oid)] = doc
+        while len(_records) > RECORDS_KEPT:
+            _records.popitem(last=False)
     return doc
+
+
+RECORDS_KEPT = 2000
+_records: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_records_lock = threading.Lock()
+_prebuilder: Any = None
+
+
+def prebuild(hub: Hub, project: str, record: dict[str, Any]) -> None:
+    """Build the chart columns of a run's metric history in the background (a server that
+    just accepted the run), so its first chart does not parse the history."""
+    global _prebuilder
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tether.team.series import ParseSeries
+
+    oid, metrics = record.get("series"), record.get("metrics") or {}
+    if not isinstance(oid, str) or not metrics:
+        return
+    if _prebuilder is None:
+        _prebuilder = ThreadPoolExecutor(1, thread_name_prefix="tether-series")
+    parse = ParseSeries(lambda: hub.blobs.read_bytes(project, oid), oid)
+
+    def build() -> None:
+        try:
+            _columns(hub).get(oid, next(iter(metrics)), parse)
+        except (OSError, TetherError):
+            pass  # a cache only: the first chart builds it instead, or says what is wrong
+
+    _prebuilder.submit(build)
 
 
 def run_details(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
@@ -343,6 +384,9 @@ class Views:
 
     def run_details(self, project: str, run_id: str) -> dict[str, Any]:
         return run_details(self.hub, project, run_id)
+
+    def prebuild(self, project: str, record: dict[str, Any]) -> None:
+        prebuild(self.hub, project, record)
 
     def metric_points(self, project: str, run_id: str, key: str, **kw: Any) -> dict[str, Any]:
         return metric_points(self.hub, project, run_id, key, **kw)
