@@ -289,7 +289,7 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     mlflow = br.ensure_mlflow() if "mlflow" in opts.tools else "-"
     print(f"mlflow {mlflow} vs tether; {runs} runs of {POINTS} points, one of {BIG:,}", flush=True)
-    results: dict[str, Any] = {"runs": runs, "mlflow": mlflow, "date": time.ctime()}
+    results: dict[str, Any] = {"runs": runs, "mlflow_version": mlflow, "date": time.ctime()}
     tools = [t for t in ("mlflow", "tether") if t in opts.tools.split(",")]
     for tool in tools:
         seeded = seed(tool, runs)
