@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import tether
 
 HEAVY = ("sqlalchemy", "fastapi", "s3fs", "fsspec", "rich", "boto3", "botocore", "yaml", "click")
@@ -93,14 +95,15 @@ def test_the_cli_contract_forbids_every_module_but_the_facade() -> None:
     assert len(exceptions) <= MOST_EXCEPTIONS, "the CLI's exceptions to the facade only shrink"
 
 
-def test_the_server_calls_only_the_facade_too() -> None:
-    """The server is a shell like the CLI: every module but tether.api and tether.errors is
-    forbidden to it, with no exception."""
+@pytest.mark.parametrize("shell", ["tether.server", "tether.ui"])
+def test_the_server_and_the_ui_call_only_the_facade_too(shell: str) -> None:
+    """The server and the UI are shells like the CLI: every module but tether.api and
+    tether.errors is forbidden to each (the other shell too), with no exception."""
     import pkgutil
 
-    contract = _cli_contract("tether.server")
+    contract = _cli_contract(shell)
     tops = {f"tether.{m.name}" for m in pkgutil.iter_modules(tether.__path__)}
-    above = {"tether.asgi", "tether.cli"}  # the layers contract keeps the server below them
-    allowed = {"tether.api", "tether.errors", "tether.server"} | above
+    above = {"tether.asgi", "tether.cli"}  # the layers contract keeps both below them
+    allowed = {"tether.api", "tether.errors", shell} | above
     assert set(contract["forbidden_modules"]) == tops - allowed  # type: ignore[arg-type]
     assert not contract.get("ignore_imports")
