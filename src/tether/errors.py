@@ -35,6 +35,7 @@
         ├── PermissionDeniedError    a token whose role does not allow this (HTTP 403)
         ├── MissingProjectError      no such project on the server (404)
         ├── MissingRunError          no such run in the server's project (404)
+        ├── MissingOnServerError     no such prompt version, artifact or metric there (404)
         ├── ConflictError            the write lost a race or contradicts what is stored (409)
         ├── PayloadTooLargeError     a request body over the server's limit (413)
         └── ServerUnavailableError   the server, its database or its store cannot answer (503)
@@ -224,6 +225,13 @@ class MissingProjectError(ServerError):
 
 class MissingRunError(ServerError):
     """A run the server's project does not have."""
+
+    status = 404
+
+
+class MissingOnServerError(ServerError):
+    """Something else a page or a route names that the server's project does not have: a
+    prompt version, an artifact, a metric."""
 
     status = 404
 

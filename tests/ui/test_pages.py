@@ -255,3 +255,17 @@ def test_a_running_run_updates_live_in_the_table(page: Any, seeded: Seeded) -> N
     page.wait_for_selector(f"tr[data-run='{run.id}'][data-status=finished]", timeout=20_000)
     assert row.locator(".status").inner_text() == "finished"
     assert row.locator("td[data-metric=acc]").inner_text() == "0.75"
+
+
+def test_two_prompt_versions_diff_from_the_servers_repository(page: Any, seeded: Seeded) -> None:
+    _go(page, "nav a:text-is('prompts')")
+    _go(page, "a:text-is('diff v1.0.0 → v1.1.0')")
+    assert page.locator("h1").inner_text() == "sentiment: v1.0.0 → v1.1.0"
+    removed = page.locator("pre.diff span.del").all_inner_texts()
+    added = page.locator("pre.diff span.add").all_inner_texts()
+    assert "-R: {{ review }}" in removed and "+Review: {{ review }}" in added
+    base = f"{seeded.server.url}/p/{seeded.project}/prompts/sentiment/diff"
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    for bad in ("a=v1.0.0&b=--output=/tmp/x", "a=v9.9.9&b=v1.0.0", "a=../../etc&b=v1.0.0"):
+        answer = httpx.get(f"{base}?{bad}", cookies=cookies)
+        assert answer.status_code in (400, 404, 422), (bad, answer.status_code)

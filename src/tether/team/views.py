@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import FormatError, MissingRunError, TetherError
+from tether.errors import FormatError, MissingOnServerError, MissingRunError, TetherError
 
 if TYPE_CHECKING:
     from tether.team.hub import Hub
@@ -123,7 +123,7 @@ def metric_points(
         parse = ParseSeries(lambda: hub.blobs.read_bytes(project, oid), oid)
         col = _columns(hub).get(oid, key, parse)
     if col is None:
-        raise MissingRunError(f"run {run_id} logged no metric {key!r}")
+        raise MissingOnServerError(f"run {run_id} logged no metric {key!r}")
     lo, hi = col.span(start, end)
     steps, values, reduced = col.points(lo, hi, max(1, min(width, 10_000)))
     marks = [
@@ -240,7 +240,7 @@ def artifact(hub: Hub, project: str, run_id: str, name: str) -> tuple[Artifact, 
     """The artifact ``name`` of a run (one listed by :func:`artifacts`) and its bytes."""
     found = {a.name: a for a in artifacts(hub, project, run_record(hub, project, run_id))}
     if name not in found:
-        raise MissingRunError(f"run {run_id} logged no artifact {name!r}")
+        raise MissingOnServerError(f"run {run_id} logged no artifact {name!r}")
     return found[name], hub.blobs.read_bytes(project, found[name].id)
 
 
@@ -376,6 +376,40 @@ def prompt_versions(hub: Hub, project: str) -> dict[str, list[str]]:
     }
 
 
+PROMPT_VERSION = r"v\d+\.\d+\.\d+"
+
+
+def prompt_diff(hub: Hub, project: str, name: str, a: str, b: str) -> str:
+    """The unified diff of two registered versions of a prompt: each version's folder
+    (``prompts/NAME/vX.Y.Z``) at its registration tag in the project's repository on the
+    server."""
+    import re
+    import subprocess
+
+    from tether.errors import PromptError, UsageError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise UsageError(f"{name[:100]!r} is not a prompt name")
+    for v in (a, b):
+        if not re.fullmatch(PROMPT_VERSION, v):
+            raise UsageError(f"{v[:40]!r} is not a version (vX.Y.Z)")
+    known = prompt_versions(hub, project).get(name, [])
+    for v in (a, b):
+        if v not in known:
+            raise MissingOnServerError(
+                f"{name}@{v} is not registered on the server (versions: "
+                f"{', '.join(known) or 'none'})"
+            )
+    done = subprocess.run(
+        ["git", "diff", "--no-color", "--no-ext-diff", f"refs/tags/{name}@{a}:prompts/{name}/{a}",
+         f"refs/tags/{name}@{b}:prompts/{name}/{b}"],
+        cwd=hub.mirrors.path(project), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise PromptError(f"cannot diff {name}@{a} and {name}@{b}: {done.stderr.strip()[:300]}")
+    return done.stdout
+
+
 class Views:
     """What the web UI reads of one server's projects (each method: the function above)."""
 
@@ -408,3 +442,6 @@ class Views:
 
     def prompt_versions(self, project: str) -> dict[str, list[str]]:
         return prompt_versions(self.hub, project)
+
+    def prompt_diff(self, project: str, name: str, a: str, b: str) -> str:
+        return prompt_diff(self.hub, project, name, a, b)

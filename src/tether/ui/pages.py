@@ -417,3 +417,13 @@ def prompts(request: Request, project: str) -> Response:
         problem=read["problem"],
         who=_who(request),
     )
+
+
+@router.get("/p/{project}/prompts/{name}/diff", response_class=HTMLResponse)
+def prompt_diff(request: Request, project: str, name: str, a: str, b: str) -> Response:
+    """What changed between two registered versions of a prompt."""
+    hub = _reader(request, project)
+    diff = hub.views.prompt_diff(project, name, a, b)
+    return _render(
+        "prompt_diff.html", project=project, prompt=name, a=a, b=b, diff=diff, who=_who(request)
+    )
