@@ -99,14 +99,31 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             base.mkdir(parents=True)
             (base / "prompt.yaml").write_text(PROMPT_META)
             (base / "template.jinja2").write_text(template)
+        (repo / "data").mkdir()
+        for i in range(3):
+            (repo / "data" / f"part-{i}.csv").write_text(f"x\n{i}\n")
+        Project.open(repo).add([str(repo / "data")])
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "feat: prompts")
+        Project.open(repo).sync()  # this revision's data objects
         prompts = Project.open(repo).prompts
         for version in ("v1.0.0", "v1.1.0"):
             prompts.register(f"sentiment@{version}")
         prompts.promote("sentiment@v1.0.0", "production")
         prompts.promote("sentiment@v1.1.0", "production")
         prompts.rollback("sentiment", "production")
+        (repo / "data" / "part-0.csv").write_text("x\n100\n")  # a second revision of the data
+        (repo / "data" / "part-3.csv").write_text("x\n3\n")
+        Project.open(repo).add([str(repo / "data")])
+        base = repo / "prompts" / "sentiment" / "v1.2.0"
+        base.mkdir(parents=True)
+        (base / "prompt.yaml").write_text(PROMPT_META)
+        (base / "template.jinja2").write_text("Review, briefly: {{ review }}")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "feat: more data")
+        prompts.register("sentiment@v1.2.0")
+        prompts.push("sentiment", "tether")  # the tags bring their commits to the server
+        Project.open(repo).sync()  # and the data's objects
         models = Project.open(repo).models
         models.register("model", run=runs["train"], path="model.pkl", description=HOSTILE)
         models.set_alias("model@v1", "champion")

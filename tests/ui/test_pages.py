@@ -231,7 +231,7 @@ def test_the_models_page_shows_versions_aliases_and_a_checked_audit_log(
 def test_the_prompts_page_shows_labels_and_their_history(page: Any, seeded: Seeded) -> None:
     _go(page, "nav a:text-is('prompts')")
     row = page.locator("tr", has_text="sentiment")
-    assert "v1.0.0, v1.1.0" in row.inner_text()
+    assert "v1.0.0, v1.1.0, v1.2.0" in row.inner_text()
     assert "production → v1.0.0" in row.inner_text()  # rolled back
     history = page.locator("ol.timeline li").all_inner_texts()
     assert len(history) == 3 and "(rolled back)" in history[0]
@@ -259,7 +259,7 @@ def test_a_running_run_updates_live_in_the_table(page: Any, seeded: Seeded) -> N
 
 def test_two_prompt_versions_diff_from_the_servers_repository(page: Any, seeded: Seeded) -> None:
     _go(page, "nav a:text-is('prompts')")
-    _go(page, "a:text-is('diff v1.0.0 → v1.1.0')")
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/prompts/sentiment/diff?a=v1.0.0&b=v1.1.0")
     assert page.locator("h1").inner_text() == "sentiment: v1.0.0 → v1.1.0"
     removed = page.locator("pre.diff span.del").all_inner_texts()
     added = page.locator("pre.diff span.add").all_inner_texts()
@@ -269,3 +269,16 @@ def test_two_prompt_versions_diff_from_the_servers_repository(page: Any, seeded:
     for bad in ("a=v1.0.0&b=--output=/tmp/x", "a=v9.9.9&b=v1.0.0", "a=../../etc&b=v1.0.0"):
         answer = httpx.get(f"{base}?{bad}", cookies=cookies)
         assert answer.status_code in (400, 404, 422), (bad, answer.status_code)
+
+
+def test_the_data_page_lists_tracked_data_and_what_changed(page: Any, seeded: Seeded) -> None:
+    _go(page, "nav a:text-is('data')")
+    assert "sentiment@v1.2.0" in page.locator("main").inner_text()  # revisions to pick from
+    page.goto(
+        f"{seeded.server.url}/p/{seeded.project}/data?rev=sentiment@v1.2.0&against=sentiment@v1.0.0"
+    )
+    tracked = page.locator("table tbody tr")
+    assert tracked.count() == 1 and "data" in tracked.inner_text() and "4" in tracked.inner_text()
+    changes = page.locator("ul.changes").inner_text()
+    assert "+ part-3.csv" in changes and "~ part-0.csv" in changes
+    assert "part-1.csv" not in changes

@@ -410,6 +410,47 @@ def prompt_diff(hub: Hub, project: str, name: str, a: str, b: str) -> str:
     return done.stdout
 
 
+def data_page(hub: Hub, project: str, rev: str | None, against: str | None) -> dict[str, Any]:
+    """The tracked data at ``rev`` of the project's repository on the server (its pointer
+    files), the revisions there are to pick from, and with ``against`` what changed: each path
+    added, removed or changed, and for a folder whose manifests the server holds, its files."""
+    import subprocess
+
+    from tether.objects.tree import diff_trees
+
+    root = hub.mirrors.path(project)
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--sort=-creatordate", "--format=%(refname:short)",
+         "refs/heads", "refs/tags"],
+        cwd=root, capture_output=True, text=True, check=False,
+    ).stdout.split() if root.exists() else []  # fmt: skip
+    out: dict[str, Any] = {"refs": refs[:200], "rev": rev, "against": against}
+    if not rev:
+        return out
+    out["commit"] = hub.mirrors.commit(project, rev)
+    out["data"] = hub.mirrors.data_at(project, rev)
+    if not against:
+        return out
+    old = {d["path"]: d for d in hub.mirrors.data_at(project, against) if "path" in d}
+    new = {d["path"]: d for d in out["data"] if "path" in d}
+    changes: list[dict[str, Any]] = []
+    store = _Objects(hub, project)
+    for path in sorted(old.keys() | new.keys()):
+        a, b = old.get(path), new.get(path)
+        if a is not None and b is not None and a["id"] == b["id"]:
+            continue
+        change: dict[str, Any] = {"path": path, "a": a, "b": b, "files": None}
+        if a and b and a["kind"] == b["kind"] == "dir":
+            try:
+                d = diff_trees(store.load_tree(a["id"]), store.load_tree(b["id"]))
+                change["files"] = d
+            except (FileNotFoundError, TetherError):
+                pass  # the manifests are not on the server: the ids still say it changed
+        changes.append(change)
+    out["changes"] = changes
+    return out
+
+
 class Views:
     """What the web UI reads of one server's projects (each method: the function above)."""
 
@@ -442,6 +483,9 @@ class Views:
 
     def prompt_versions(self, project: str) -> dict[str, list[str]]:
         return prompt_versions(self.hub, project)
+
+    def data_page(self, project: str, rev: str | None, against: str | None) -> dict[str, Any]:
+        return data_page(self.hub, project, rev, against)
 
     def prompt_diff(self, project: str, name: str, a: str, b: str) -> str:
         return prompt_diff(self.hub, project, name, a, b)

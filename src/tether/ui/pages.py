@@ -427,3 +427,14 @@ def prompt_diff(request: Request, project: str, name: str, a: str, b: str) -> Re
     return _render(
         "prompt_diff.html", project=project, prompt=name, a=a, b=b, diff=diff, who=_who(request)
     )
+
+
+@router.get("/p/{project}/data", response_class=HTMLResponse)
+def data(
+    request: Request, project: str, rev: str | None = None, against: str | None = None
+) -> Response:
+    """The tracked data sets at a branch, tag or commit of the project's repository on the
+    server, and what changed against another."""
+    hub = _reader(request, project)
+    page = hub.views.data_page(project, rev or None, against or None)
+    return _render("data.html", project=project, page=page, who=_who(request))
