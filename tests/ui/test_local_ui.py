@@ -41,8 +41,9 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
         base = link.split("/ui-login")[0]
 
         assert httpx.get(base + "/").status_code == 403  # no secret yet
-        rebound = httpx.get(base + "/", headers={"Host": "attacker.example:80"})
-        assert rebound.status_code == 421
+        for host in ("attacker.example:80", "127.0.0.1.attacker.example", "localhost:80@evil"):
+            rebound = httpx.get(base + "/", headers={"Host": host})
+            assert rebound.status_code == 421, host
         assert httpx.get(base + "/ui-login?token=guess").status_code == 403
         with httpx.Client(follow_redirects=True) as browser:
             page = browser.get(link)

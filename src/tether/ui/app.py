@@ -11,6 +11,7 @@ it prints trades the secret for an HttpOnly, SameSite=Strict cookie and drops it
 from __future__ import annotations
 
 import hmac
+import re
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -26,7 +27,7 @@ CSP = (
 )
 LOCAL_COOKIE = "tether_ui"
 LOGIN_PATH = "/ui-login"
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?")
 _API = ("/api/", "/git/", "/health", "/ready", "/metrics")
 
 
@@ -81,9 +82,7 @@ class LocalGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name not in LOOPBACK_NAMES:
+        if not LOOPBACK_HOST.fullmatch(headers.get("host", "")):
             await _answer(send, 421, "this UI answers only to 127.0.0.1 or localhost")
             return
         path = scope["path"]
