@@ -282,3 +282,14 @@ def test_the_data_page_lists_tracked_data_and_what_changed(page: Any, seeded: Se
     changes = page.locator("ul.changes").inner_text()
     assert "+ part-3.csv" in changes and "~ part-0.csv" in changes
     assert "part-1.csv" not in changes
+
+
+def test_the_runs_table_groups_by_a_param(page: Any, seeded: Seeded) -> None:
+    page.fill("#where", "name like 'lr-%'")
+    page.select_option("#group", "params.opt")
+    _go(page, "form.filter button[type=submit]")
+    headers = page.locator("tr.group th").all_inner_texts()
+    assert [h.split(" (")[0] for h in headers] == ["params.opt = adam", "params.opt = sgd"]
+    assert "(2 on this page)" in headers[0] and "(1 on this page)" in headers[1]
+    rows = page.locator("table.runs tbody tr").all_inner_texts()
+    assert "lr-0.01" in rows[-1]  # the one sgd run comes after its group's header

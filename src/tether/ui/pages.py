@@ -9,6 +9,7 @@ the API's routes do, and checks the reader's role first. Nothing here writes.
 from __future__ import annotations
 
 import math
+import re
 import time
 from functools import cache
 from pathlib import Path
@@ -139,12 +140,17 @@ def runs(
     sort: str = "started desc",
     page: int = 1,
     col: Annotated[list[str] | None, Query()] = None,
+    group: str = "",
 ) -> Response:
     hub = _reader(request, project)
     page = max(1, min(page, 1_000_000))
     error: QueryError | UsageError | None = None
+    group = group if GROUPABLE.fullmatch(group) else ""
+    order = f"{group} asc, {sort}" if group and sort else (f"{group} asc" if group else sort)
     try:
-        found = hub.search(project, where or None, sort or None, PAGE + 1, offset=(page - 1) * PAGE)
+        found = hub.search(
+            project, where or None, order or None, PAGE + 1, offset=(page - 1) * PAGE
+        )
     except QueryError as exc:
         found, error = [], exc
     except UsageError as exc:
@@ -158,7 +164,8 @@ def runs(
         chosen += [f"metrics.{k}" for k in metrics[:COLUMNS]]
 
     def link(**change: Any) -> str:
-        query = {"where": where, "sort": sort, "page": page, "col": col or [], **change}
+        query = {"where": where, "sort": sort, "page": page, "col": col or [], "group": group}
+        query.update(change)
         return f"/p/{project}/runs?" + urlencode({k: v for k, v in query.items() if v}, True)
 
     fixed = [("name", "Name"), ("status", "Status"), ("started", "Started")]
@@ -175,10 +182,31 @@ def runs(
         error=error,
         columns=chosen,
         headers=fixed + [(c, c) for c in chosen],
+        group=group,
+        groups=_groups(rows, group),
+        groupable=[f"params.{k}" for k in params]
+        + [f"tags.{k}" for k in sorted({k for r in rows for k in r.tags})],
         available=[f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics],
         link=link,
         who=_who(request),
     )
+
+
+GROUPABLE = re.compile(r"(params|tags)\.[A-Za-z0-9_.:/-]{1,250}")
+
+
+def _groups(rows: list[Any], group: str) -> dict[int, tuple[str, int]]:
+    """Where each group of the page starts (row index -> (value, runs in it on this page))."""
+    if not group:
+        return {}
+    source, _, key = group.partition(".")
+    values = [getattr(r, source).get(key, "(none)") for r in rows]
+    starts: dict[int, tuple[str, int]] = {}
+    for i, v in enumerate(values):
+        if i == 0 or v != values[i - 1]:
+            count = next((j for j in range(i, len(values)) if values[j] != v), len(values)) - i
+            starts[i] = (v, count)
+    return starts
 
 
 @router.get("/p/{project}/runs/{run_id}", response_class=HTMLResponse)
