@@ -420,8 +420,9 @@ def test_a_stale_lock_owner_cannot_remove_the_lock_someone_else_now_holds(store:
 def test_a_push_lock_is_kept_alive_by_its_heartbeat(store: Store) -> None:
     push = hold_push(store.remote(), LockTimes(stale=1800, wait=0, beat=0.01))
     store.age("locks", 2 * 3600)  # as if it had not been refreshed for 2 h
-    push.refreshed.clear()
-    assert push.refreshed.wait(30)  # the heartbeat wrote it again
+    for _ in range(2):  # the first may be a refresh that wrote before the aging
+        push.refreshed.clear()
+        assert push.refreshed.wait(30)  # the heartbeat wrote it again
     with pytest.raises(LockError, match="push\\(es\\) to remote origin are under way"):
         hold_gc(store.remote(), TIMES)
     push.release()
