@@ -164,13 +164,23 @@ class SqlMetaStore:
                 for table in (s.params, s.metrics, s.tags, s.data, s.runs):
                     conn.execute(table.delete())
                 replace = False
-            for start in range(0, len(runs), CHUNK):
-                batch = runs[start : start + CHUNK]
-                ids = [r.id for r in batch]
-                for table in (s.params, s.metrics, s.tags, s.data, s.runs) if replace else ():
-                    key = table.c.id if table is s.runs else table.c.run_id
-                    conn.execute(table.delete().where(key.in_(ids)))
-                _insert(conn, batch)
+            put_runs_in(conn, runs, replace=replace)
+
+    @contextmanager
+    def locked(self, key: str) -> Iterator[Connection]:
+        """One write transaction that holds ``key``'s lock until it ends: writers of one key
+        take turns across threads and processes (PostgreSQL: an advisory lock on the key;
+        SQLite: the database's write lock, taken at BEGIN IMMEDIATE). Write the index through
+        :func:`put_runs_in` on the connection it yields."""
+        import zlib
+
+        from sqlalchemy import text
+
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                lock = (0x7468 << 32) | zlib.crc32(key.encode())
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+            yield conn
 
     def set_deleted(self, run_ids: Sequence[str], deleted: bool = True) -> None:
         from tether.meta import schema as s
@@ -268,6 +278,25 @@ class SqlMetaStore:
 
         with self._read() as conn:
             return dict(conn.execute(select(s.runs.c.id, s.runs.c.record)).all())
+
+
+def put_runs_in(conn: Connection, runs: Sequence[IndexedRun], *, replace: bool = True) -> None:
+    """Write ``runs`` on an open write transaction, replacing what the index has of them.
+    A run's params, metrics, tags and data rows are only ever written with its row: where no
+    row was deleted (a run new here, the usual case) there is nothing else to delete."""
+    from sqlalchemy import delete
+
+    from tether.meta import schema as s
+
+    for start in range(0, len(runs), CHUNK):
+        batch = runs[start : start + CHUNK]
+        ids = [r.id for r in batch]
+        if replace:
+            stmt = delete(s.runs).where(s.runs.c.id.in_(ids)).returning(s.runs.c.id)
+            if had := list(conn.execute(stmt).scalars()):
+                for table in (s.params, s.metrics, s.tags, s.data):
+                    conn.execute(table.delete().where(table.c.run_id.in_(had)))
+        _insert(conn, batch)
 
 
 def _insert(conn: Connection, batch: Iterable[IndexedRun]) -> None:

@@ -86,13 +86,19 @@ def hash_token(token: str) -> str:
 class Accounts:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._has_users = False
 
     # -- reading ---------------------------------------------------------------------------
     def any_user(self) -> bool:
+        """Whether the server has accounts. Once it has, it is never open again in this
+        process (the answer is kept: the safe direction if a restore removed every user)."""
         from sqlalchemy import select
 
+        if self._has_users:
+            return True
         with self.engine.connect() as conn:
-            return conn.execute(select(s.users.c.name).limit(1)).first() is not None
+            self._has_users = conn.execute(select(s.users.c.name).limit(1)).first() is not None
+        return self._has_users
 
     def authenticate(self, token: str, *, now: float | None = None) -> Identity:
         """The identity a bearer token stands for; 401 with the way out otherwise."""

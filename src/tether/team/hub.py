@@ -24,6 +24,7 @@ from tether.errors import (
     ConflictError,
     CorruptObjectError,
     FormatError,
+    MissingObjectError,
     MissingProjectError,
     MissingRunError,
     PermissionDeniedError,
@@ -40,7 +41,7 @@ from tether.team.mirror import Mirrors
 from tether.team.oidc import OidcSettings, OidcVerifier
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
     from tether.meta.store import IndexedRun, SqlMetaStore
     from tether.team.views import Views
@@ -80,6 +81,7 @@ class Hub:
         self.mirrors = Mirrors(_mirror_folder(settings))
         self._indexes: dict[str, SqlMetaStore] = {}
         self._owners: dict[tuple[str, str], str] = {}  # (project, run) -> who showed it live
+        self._projects: set[str] = set()  # seen to exist (a project is never deleted)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -120,6 +122,8 @@ class Hub:
     def check_project(self, name: str) -> str:
         from sqlalchemy import select
 
+        if name in self._projects:
+            return name
         check_name(name, "project")
         with self.engine.connect() as conn:
             found = conn.execute(select(s.projects.c.name).where(s.projects.c.name == name))
@@ -128,6 +132,7 @@ class Hub:
                     f"there is no project {name} on this server: an admin creates it with "
                     f"`tether server project add {name}`"
                 )
+        self._projects.add(name)
         return name
 
     def index(self, project: str) -> SqlMetaStore:
@@ -207,25 +212,28 @@ class Hub:
         that account as the run's user (the record's own ``user`` is only a claim)."""
         from dataclasses import replace
 
+        from tether.meta.store import put_runs_in
         from tether.objects.graph import children
         from tether.runs.record import load_record, to_indexed
 
-        ids = [upload.record, *upload.amendments, *([upload.tombstone] if upload.tombstone else [])]
-        for oid in ids:
+        linked = [*upload.amendments, *([upload.tombstone] if upload.tombstone else [])]
+        for oid in [upload.record, *linked]:
             check_id(oid)
-        if missing := self.blobs.missing(project, ids):
+        try:
+            data = self.blobs.read_bytes(project, upload.record)
+        except MissingObjectError:
             raise ConflictError(
-                f"the server does not have {len(missing)} of this run's records "
-                f"({', '.join(m[:19] for m in missing[:3])}…): upload them first"
-            )
-        data = self.blobs.read_bytes(project, upload.record)
+                f"the server does not have this run's record {upload.record[:19]}…: upload it "
+                "first (`tether sync` does it in that order)"
+            ) from None
         record = _load(load_record, data, upload.record, "run", run_id)
-        if missing := self.blobs.missing(project, children(data, upload.record)):
+        if missing := self.blobs.missing(project, [*linked, *children(data, upload.record)]):
             raise ConflictError(
-                f"run {run_id} links {len(missing)} objects the server does not have: upload "
-                "them first (`tether sync` does it in that order)"
+                f"run {run_id} links {len(missing)} objects the server does not have "
+                f"({', '.join(m[:19] for m in missing[:3])}…): upload them first (`tether sync` "
+                "does it in that order)"
             )
-        with self._run_lock(project, run_id):  # read, merge, write: one writer per run
+        with self._run_lock(project, run_id) as conn:  # read, merge, write: one writer per run
             held = self._held(project, run_id)
             owner = held["by"] if held else self._live_owner(project, run_id)
             if held is None and owner not in (None, by):
@@ -264,24 +272,18 @@ class Hub:
             }
             if held != ref:  # a repeated upload rewrites nothing
                 self._write_ref(project, run_id, ref)
-            self.index(project).put_runs([row])  # a cache: a crash before it is mended here
+            put_runs_in(conn, [row])  # a cache: a crash before it commits is mended here
         if held is None:
             self.views.prebuild(project, record)  # charts of it are ready before anyone asks
         return row, held is None
 
     @contextmanager
-    def _run_lock(self, project: str, run_id: str) -> Iterator[None]:
-        """Serialise writers of one run across threads and worker processes: SQLite's write
-        lock, or a PostgreSQL advisory lock on the run."""
-        import zlib
-
-        from sqlalchemy import text
-
-        with self.engine.connect().execution_options(tether_write=True) as conn, conn.begin():
-            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the lock
-                key = (0x7468 << 32) | zlib.crc32(f"{project}/{run_id}".encode())
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-            yield
+    def _run_lock(self, project: str, run_id: str) -> Iterator[Connection]:
+        """Serialise writers of one run across threads and worker processes: a write
+        transaction on the project's index that holds the run's lock; the index is written on
+        the connection it yields, so the run's row commits with the lock's end."""
+        with self.index(project).locked(f"{project}/{run_id}") as conn:
+            yield conn
 
     def _held(self, project: str, run_id: str) -> dict[str, Any] | None:
         try:
@@ -328,18 +330,14 @@ class Hub:
         """Show a running run as its client last saw it; False when the server already holds
         it sealed (a late live view never hides the sealed record). The first account to show
         a run owns its id: another account's view, or record, under it is refused."""
+        from sqlalchemy import select
+
+        from tether.meta import schema as ms
+        from tether.meta.store import put_runs_in
         from tether.teamclient.client import indexed_run
 
         run_id = str(fields["id"])
-        owner = self._live_owner(project, run_id)
-        if owner is None:
-            with self._run_lock(project, run_id):
-                held = self._held(project, run_id)
-                owner = held["by"] if held else self._live_owner(project, run_id)
-                if owner is None:
-                    self._write_ref(project, run_id, {"by": by}, "live")
-                    owner = by
-        if owner != by:
+        if (owner := self._live_owner(project, run_id)) not in (None, by):
             raise PermissionDeniedError(
                 f"run {run_id} is account {owner}'s: another account cannot show it live"
             )
@@ -348,10 +346,21 @@ class Hub:
             from dataclasses import replace
 
             row = replace(row, user=by)
-        index = self.index(project)
-        if any(r.record is not None for r in index.get_runs([row.id])):
-            return False
-        index.put_runs([row])
+        with self._run_lock(project, run_id) as conn:
+            if owner is None:
+                held = self._held(project, run_id)
+                owner = held["by"] if held else self._live_owner(project, run_id)
+                if owner is None:
+                    self._write_ref(project, run_id, {"by": by}, "live")
+                    owner = by
+                if owner != by:
+                    raise PermissionDeniedError(
+                        f"run {run_id} is account {owner}'s: another account cannot show it live"
+                    )
+            found = conn.execute(select(ms.runs.c.record).where(ms.runs.c.id == row.id)).first()
+            if found is not None and found.record is not None:
+                return False  # sealed here: a late live view never hides the sealed record
+            put_runs_in(conn, [row])
         return True
 
     def run_state(self, project: str, run_id: str) -> dict[str, Any]:
