@@ -4,9 +4,11 @@ and uploaded by `tether sync`. Every page a test opens fails it on a console err
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                     value = math.nan
                 run.log_metric("signal", value, step=step)
             runs["spiky"] = run.id
+        printed = "print('epoch 1 done'); print('</pre><script>window.__pwned=7</script>')"
+        launched = Project.open(repo).run(
+            [sys.executable, "-c", printed], name="logged", stdout=io.BytesIO()
+        )
+        runs["logged"] = launched.run_id
+        Project.open(repo).amend_run(
+            launched.run_id, tags={"stage": "<b>gold</b>"}, note="<script>window.__pwned=8</script>"
+        )
         Project.open(repo).server_login(server.url, project, server.admin_token)
         Project.open(repo).sync()
         # decisions go to the server as they are made (the project is pointed at it)

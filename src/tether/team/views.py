@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tether.team.hub import Hub
 
 DIFF_SHOWN = 256 * 1024
+LOG_SHOWN = 64 * 1024  # the end of a run's output log shown on its page
 
 
 def run_record(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
@@ -74,15 +75,22 @@ def prebuild(hub: Hub, project: str, record: dict[str, Any]) -> None:
 
 def run_details(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
     """A run's record with what its pillars link: the uncommitted diff (as text, the first
-    :data:`DIFF_SHOWN` bytes) and the environment document. A linked object the server lacks
-    is named, not an error: the page still shows the rest."""
+    :data:`DIFF_SHOWN` bytes), the environment document, the end of its output log and the
+    tags and notes added since. A linked object the server lacks is named, not an error: the
+    page still shows the rest."""
     from tether._documents import loads_json
 
     record = run_record(hub, project, run_id)
-    out: dict[str, Any] = {"record": record, "diff": None, "env": None, "missing": []}
-    diff = (record.get("code") or {}).get("diff")
-    env = record.get("env")
-    for oid, key in ((diff, "diff"), (env, "env")):
+    out: dict[str, Any] = {
+        "record": record,
+        "diff": None,
+        "env": None,
+        "log": None,
+        "missing": [],
+        "history": amendments(hub, project, run_id),
+    }
+    code, log = record.get("code") or {}, record.get("log")
+    for oid, key in ((code.get("diff"), "diff"), (record.get("env"), "env"), (log, "log")):
         if not isinstance(oid, str):
             continue
         try:
@@ -93,10 +101,67 @@ def run_details(hub: Hub, project: str, run_id: str) -> dict[str, Any]:
         if key == "diff":
             out["diff"] = data[:DIFF_SHOWN].decode("utf-8", "replace")
             out["diff_cut"] = len(data) > DIFF_SHOWN
+        elif key == "log":  # its end is what a reader wants: where it stopped, and why
+            out["log"] = data[-LOG_SHOWN:].decode("utf-8", "replace")
+            out["log_cut"] = len(data) > LOG_SHOWN
         else:
             doc = loads_json(data, f"environment of {run_id}")
             out["env"] = doc if isinstance(doc, dict) else None
     return out
+
+
+def amendments(hub: Hub, project: str, run_id: str) -> list[dict[str, Any]]:
+    """The tags and notes added to a run after it was sealed, oldest first, each with who
+    added it (the account that handed it to the server, and the amendment's own claim) and
+    when. One the server cannot read is listed as unreadable, not dropped."""
+    from tether._documents import loads_json
+
+    state = hub.run_state(project, run_id)
+    by = state.get("uploaded_by") or {}
+    out = []
+    for oid in state.get("amendments") or []:
+        try:
+            doc = loads_json(hub.blobs.read_bytes(project, oid), f"amendment of {run_id}")
+        except (FileNotFoundError, TetherError) as exc:
+            out.append({"id": oid, "time": None, "problem": str(exc)})
+            continue
+        if not isinstance(doc, dict):
+            doc = {}
+        out.append(
+            {
+                "id": oid,
+                "time": doc.get("time"),
+                "user": doc.get("user"),
+                "account": by.get(oid),
+                "tags": doc.get("tags") or {},
+                "untag": doc.get("untag") or [],
+                "note": doc.get("note"),
+            }
+        )
+    return sorted(out, key=lambda a: a["time"] or 0.0)
+
+
+def run_log(hub: Hub, project: str, run_id: str) -> bytes:
+    """A run's whole output log."""
+    oid = run_record(hub, project, run_id).get("log")
+    if not isinstance(oid, str):
+        raise MissingOnServerError(f"run {run_id} recorded no output log")
+    return hub.blobs.read_bytes(project, oid)
+
+
+def environment_file(hub: Hub, project: str, run_id: str, fmt: str) -> str:
+    """A run's environment as what rebuilds it: ``requirements``, ``conda`` or ``dockerfile``
+    text (the same as `tether env export`)."""
+    from tether._documents import loads_json
+    from tether.capture.export import export_environment
+
+    oid = run_record(hub, project, run_id).get("env")
+    if not isinstance(oid, str):
+        raise MissingOnServerError(f"run {run_id} recorded no environment")
+    doc = loads_json(hub.blobs.read_bytes(project, oid), f"environment of {run_id}")
+    if not isinstance(doc, dict):
+        raise FormatError(f"the environment of run {run_id} is not a JSON object")
+    return export_environment(doc, fmt)
 
 
 def metric_points(
@@ -459,6 +524,12 @@ class Views:
 
     def run_details(self, project: str, run_id: str) -> dict[str, Any]:
         return run_details(self.hub, project, run_id)
+
+    def run_log(self, project: str, run_id: str) -> bytes:
+        return run_log(self.hub, project, run_id)
+
+    def environment_file(self, project: str, run_id: str, fmt: str) -> str:
+        return environment_file(self.hub, project, run_id, fmt)
 
     def prebuild(self, project: str, record: dict[str, Any]) -> None:
         prebuild(self.hub, project, record)

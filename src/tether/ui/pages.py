@@ -217,6 +217,7 @@ def run(request: Request, project: str, run_id: str) -> Response:
         return _render("missing.html", 404, what=f"run {run_id}", project=project, who=None)
     row = found[0]
     details: dict[str, Any] = {"record": {}, "diff": None, "env": None, "missing": []}
+    details.update(log=None, history=[])
     problem = None
     files: list[Any] = []
     if row.record:
@@ -232,6 +233,9 @@ def run(request: Request, project: str, run_id: str) -> Response:
         record=details["record"],
         diff=details["diff"],
         env=details["env"],
+        log=details["log"],
+        log_cut=details.get("log_cut", False),
+        history=details["history"],
         missing=details["missing"],
         artifacts=_listed(hub, project, files[:ARTIFACTS]),
         more_artifacts=max(0, len(files) - ARTIFACTS),
@@ -351,7 +355,36 @@ def artifact(request: Request, project: str, run_id: str, name: str) -> Response
         media, disposition = "text/plain; charset=utf-8", "inline"
     else:
         media, disposition = "application/octet-stream", "attachment"
-    filename = Path(found.name).name.encode("ascii", "replace").decode().replace('"', "_")
+    return _sandboxed(data, media, disposition, Path(found.name).name)
+
+
+@router.get("/p/{project}/runs/{run_id}/log")
+def run_log(request: Request, project: str, run_id: str) -> Response:
+    """The run's whole output log, as plain text under the same sandbox as artifacts."""
+    hub = _reader(request, project)
+    data = hub.views.run_log(project, run_id)
+    return _sandboxed(data, "text/plain; charset=utf-8", "inline", f"{run_id}.log")
+
+
+ENV_FILES = {"requirements": "requirements.txt", "conda": "environment.yml"}
+
+
+@router.get("/p/{project}/runs/{run_id}/env/{fmt}")
+def environment(request: Request, project: str, run_id: str, fmt: str) -> Response:
+    """The run's environment as requirements.txt, a conda environment.yml or a Dockerfile
+    (what `tether env export` prints), as a download."""
+    hub = _reader(request, project)
+    if fmt not in (*ENV_FILES, "dockerfile"):
+        return _render("missing.html", 404, what=f"format {fmt}", project=project, who=None)
+    text = hub.views.environment_file(project, run_id, fmt)
+    name = ENV_FILES.get(fmt, "Dockerfile")
+    return _sandboxed(text.encode(), "text/plain; charset=utf-8", "attachment", name)
+
+
+def _sandboxed(data: bytes, media: str, disposition: str, filename: str) -> Response:
+    """Someone else's bytes: under a CSP sandbox (no script runs, and the page is an opaque
+    origin), never sniffed, with a file name that cannot break out of its header."""
+    filename = filename.encode("ascii", "replace").decode().replace('"', "_")
     return Response(
         data,
         media_type=media,
