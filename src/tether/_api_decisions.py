@@ -12,13 +12,17 @@ with no server set decides locally, as before.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
-from tether.errors import ServerUnavailableError, TetherError
+from tether.errors import ConfigError, GitError, ServerUnavailableError, TetherError
 
 if TYPE_CHECKING:
     from tether.events import EventLog
@@ -26,50 +30,145 @@ if TYPE_CHECKING:
     from tether.workspace.repo import Workspace
 
 PROBE_S = 3.0  # how long a decision waits to learn the server is down
+STALL_S = 10  # how long a fetch or push to the server may go without a byte moving
+
+Spec = tuple[list[str], dict[str, str | None]]  # refs to push, and leases
 
 
 @dataclass(frozen=True)
 class Log:
-    """What deciding on one log needs: the log, and its pull and push through a git remote."""
+    """What deciding on one log needs: the log, its pull through a git remote, and what its
+    push sends (:data:`Spec`: its refs and leases)."""
 
     log: EventLog
     pull: Callable[[str], Pulled]
-    push: Callable[[str], None]
+    spec: Callable[[], Spec]
     error: type[TetherError]
     after_undo: Callable[[], object] = lambda: None
 
 
 @contextmanager
-def on_server(ws: Workspace, log: Callable[[], Log]) -> Iterator[None]:
-    """Run the decision in the ``with`` block against the team server, as the module says."""
+def on_server(ws: Workspace, logs: Callable[[], list[Log]]) -> Iterator[None]:
+    """Run the decision in the ``with`` block against the team server, as the module says.
+    Every log it may touch is pulled first and pushed after, together, in one atomic push."""
     if not ws.config.get("server.url"):
         yield
         return
-    remote = _reachable_remote(ws)
-    side = log()
-    pulled = side.pull(remote)
-    if pulled.unpushed:
+    with _bounded():
+        remote = _reachable_remote(ws)
+        sides = logs()
+        error = sides[0].error
+        unpushed = [side for side in sides if side.pull(remote).unpushed]
+        if unpushed:
+            try:
+                _push(ws, remote, unpushed)
+            except TetherError as exc:
+                raise error(
+                    "this clone holds decisions the team server has not taken, and it refused "
+                    f"them, so nothing new was decided: {exc}"
+                ) from None
+        heads, refs = [side.log.head() for side in sides], _refs(ws.root)
+
+        def undo() -> None:
+            for side, head in zip(sides, heads, strict=True):
+                if side.log.head() != head:
+                    side.log.undo(head, expected=str(side.log.head()))
+            _restore(ws.root, refs)
+            for side in sides:
+                side.after_undo()
+
         try:
-            side.push(remote)
-        except TetherError as exc:
-            raise side.error(
-                f"this clone holds {pulled.unpushed} decision(s) the team server has not taken, "
-                f"and it refused them, so nothing new was decided: {exc}"
-            ) from None
-    head, refs = side.log.head(), _refs(ws.root)
-    yield
-    if side.log.head() == head:
-        return  # nothing was decided (an approval waiting on gates, an alias already set)
+            yield
+        except BaseException:
+            undo()  # a decision cut short (an error, Ctrl-C) leaves nothing half-made here
+            raise
+        moved = [side for side, head in zip(sides, heads, strict=True) if side.log.head() != head]
+        if not moved:
+            return  # nothing was decided (an approval waiting on gates, an alias already set)
+        try:
+            _push(ws, remote, moved)
+        except BaseException as exc:
+            if _landed(ws, remote, moved):
+                if isinstance(exc, TetherError):
+                    return  # its answer was lost on the way back: the server holds it
+                raise
+            undo()
+            if not isinstance(exc, TetherError):
+                raise
+            raise error(f"{_why(exc)}: {exc}") from None
+
+
+def _push(ws: Workspace, remote: str, sides: list[Log]) -> None:
+    """One atomic git push of every log's refs and leases: all of them are taken, or none."""
+    from tether.events import gitmirror
+
+    refs: list[str] = []
+    leases: dict[str, str | None] = {}
+    for side in sides:
+        more, held = side.spec()
+        refs += [r for r in more if r not in refs]
+        leases.update(held)
     try:
-        side.push(remote)
-    except TetherError as exc:
-        side.log.undo(head, expected=str(side.log.head()))
-        _restore(ws.root, refs)
-        side.after_undo()
-        raise side.error(
-            f"the team server did not take this decision, so this clone does not keep it "
-            f"either; run it again (a teammate's decision may have come first): {exc}"
-        ) from None
+        gitmirror.push(ws.root, remote, refs, leases)
+    except GitError as exc:
+        raise sides[0].error(str(exc)) from None
+
+
+def _landed(ws: Workspace, remote: str, sides: list[Log]) -> bool:
+    """Whether the server holds every log as this clone does now: a push whose answer was
+    lost (the connection cut after the server took it) did land."""
+    from tether.events import gitmirror
+    from tether.gitio.repo import git_maybe
+
+    names = [gitmirror.git_ref(side.log.name) for side in sides]
+    out = git_maybe(ws.root, "ls-remote", remote, *names, timeout=PROBE_S)
+    if out is None:
+        return False
+    pairs = (line.split("\t", 1) for line in out.decode().splitlines() if "\t" in line)
+    there = {name: commit for commit, name in pairs}
+    return all(there.get(n) == gitmirror.rev(ws.root, n) for n in names)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    if "403" in text or "needs the" in text or "refused:" in text:
+        return "the team server refused this decision, so this clone does not keep it either"
+    if "non-fast-forward" in text or "fetch first" in text or "stale info" in text:
+        return (
+            "a teammate's decision reached the team server first, so this clone does not keep "
+            "this one: run it again to decide on the team's registry as it is now"
+        )
+    return (
+        "the team server did not take this decision, so this clone does not keep it either; "
+        "run it again once the server answers"
+    )
+
+
+@contextmanager
+def _bounded() -> Iterator[None]:
+    """git's fetch and push to the server give up after :data:`STALL_S` seconds in which no
+    byte moved (a hung server), and SIGTERM ends the decision as Ctrl-C does: undone."""
+    keep = {k: os.environ.get(k) for k in ("GIT_HTTP_LOW_SPEED_LIMIT", "GIT_HTTP_LOW_SPEED_TIME")}
+    os.environ["GIT_HTTP_LOW_SPEED_LIMIT"] = "1"
+    os.environ["GIT_HTTP_LOW_SPEED_TIME"] = str(STALL_S)
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+
+    def ended(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    if main:
+        signal.signal(signal.SIGTERM, ended)
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+        for key, value in keep.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _reachable_remote(ws: Workspace) -> str:
@@ -80,7 +179,10 @@ def _reachable_remote(ws: Workspace) -> str:
     from tether.teamclient.login import REMOTE, configure_git_remote
 
     where = team.target(ws, timeout=PROBE_S)
-    assert where is not None  # server.url is set
+    if where is None:  # server.url is set, but not chosen here
+        raise ConfigError(
+            f"registry and label decisions need the team server: {team.no_server(ws)}"
+        )
     try:
         with ServerClient(where, retries=0) as client:
             client.whoami()

@@ -22,23 +22,35 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _decided(ws: Workspace, act: Callable[[], T]) -> T:
+def _decided(ws: Workspace, act: Callable[[], T], *, trust: bool = False) -> T:
     """A registry decision, made against the team server when one is set (it then needs it:
-    ``_api_decisions``)."""
+    ``_api_decisions``). A ``trust`` decision writes the root into the prompt log too: both
+    logs are pulled first and pushed together."""
     from tether._api_decisions import Log, on_server
     from tether.errors import RegistryError
+    from tether.prompts import labels
+    from tether.prompts import sync as prompt_sync
     from tether.registry import store, sync
 
-    def log() -> Log:
-        return Log(
+    def logs() -> list[Log]:
+        registry = Log(
             store.event_log(ws),
             lambda remote: sync.pull(ws, remote),
-            lambda remote: sync.push(ws, remote),
+            lambda: sync.push_spec(ws),
             RegistryError,
             after_undo=lambda: store.load_state(ws),
         )
+        if not trust:
+            return [registry]
+        prompts = Log(
+            labels.event_log(ws),
+            lambda remote: prompt_sync.pull(ws, remote),
+            lambda: prompt_sync.push_spec(ws, None),
+            RegistryError,
+        )
+        return [registry, prompts]
 
-    with on_server(ws, log):
+    with on_server(ws, logs):
         return act()
 
 
@@ -156,7 +168,9 @@ class RootOfTrust:
         """Root version 1 from tether.toml's keys, groups and policies; this key is an admin."""
         from tether.registry import roots
 
-        return _decided(self.ws, lambda: roots.init(self.ws, threshold=threshold, out=out))
+        return _decided(
+            self.ws, lambda: roots.init(self.ws, threshold=threshold, out=out), trust=True
+        )
 
     def add(
         self, public_pem: str, identity: str, roles: tuple[str, ...], *, out: Path | None = None
@@ -166,19 +180,21 @@ class RootOfTrust:
         from tether.signing import TrustedKey, public_key_id
 
         key = TrustedKey(public_key_id(public_pem), identity, frozenset(roles), public_pem)
-        return _decided(self.ws, lambda: roots.change(self.ws, add=key, out=out))
+        return _decided(self.ws, lambda: roots.change(self.ws, add=key, out=out), trust=True)
 
     def revoke(self, keyid: str, *, out: Path | None = None) -> Proposal:
         from tether.registry import roots
 
-        return _decided(self.ws, lambda: roots.change(self.ws, revoke=keyid, out=out))
+        return _decided(self.ws, lambda: roots.change(self.ws, revoke=keyid, out=out), trust=True)
 
     def policy(self, *, threshold: int | None = None, out: Path | None = None) -> Proposal:
         """The next root version with tether.toml's policies and groups (and a new threshold)."""
         from tether.registry import roots
 
         return _decided(
-            self.ws, lambda: roots.change(self.ws, policies=True, threshold=threshold, out=out)
+            self.ws,
+            lambda: roots.change(self.ws, policies=True, threshold=threshold, out=out),
+            trust=True,
         )
 
     def sign(self, path: Path) -> Proposal:
@@ -189,4 +205,4 @@ class RootOfTrust:
     def publish(self, path: Path) -> Proposal:
         from tether.registry import roots
 
-        return _decided(self.ws, lambda: roots.publish(self.ws, path))
+        return _decided(self.ws, lambda: roots.publish(self.ws, path), trust=True)

@@ -319,15 +319,17 @@ class PromptLibrary:
 
         ws = self.ws
 
-        def log() -> Log:
-            return Log(
-                labels.event_log(ws),
-                lambda remote: sync.pull(ws, remote),
-                lambda remote: sync.push(ws, name, remote),
-                PromptError,
-            )
+        def logs() -> list[Log]:
+            return [
+                Log(
+                    labels.event_log(ws),
+                    lambda remote: sync.pull(ws, remote),
+                    lambda: sync.push_spec(ws, name),
+                    PromptError,
+                )
+            ]
 
-        return on_server(ws, log)
+        return on_server(ws, logs)
 
     def history(self, name: str) -> tuple[list[Assignment], list[str]]:
         """Every label assignment of ``name``, and each tag that disagrees with the log."""

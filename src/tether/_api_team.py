@@ -75,7 +75,7 @@ class TeamVerbs:
         else:  # TETHER_TOKEN only where TETHER_SERVER_URL names this server
             where = Target(to[0], to[1], _team.token_for(to[0], None, None))
         if where is None:
-            raise UsageError("no team server is set: `tether server login URL` sets one")
+            raise UsageError(_team.no_server(self.ws))
         result = _team.sync(self.ws, where, callback=callback)
         _team.note_down(self.ws, where.key, False)  # it answered: run ends try it again
         result.refreshed = refresh(self.ws, where)

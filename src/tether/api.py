@@ -314,7 +314,7 @@ class Project(TeamVerbs):
 
             where_to = _team.target(self.ws)
             if where_to is None and source == "server":
-                raise UsageError("no team server is set: `tether server login URL` sets one")
+                raise UsageError(_team.no_server(self.ws))
             if where_to is not None:
                 from tether.errors import ServerUnavailableError
                 from tether.teamclient.client import HttpMetaStore

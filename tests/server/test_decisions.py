@@ -6,13 +6,16 @@ with nothing recorded, and one the server refuses is not kept by the clone eithe
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import Tether, git
 from tests.prompts.test_labels import versions  # noqa: F401
 from tests.registry.conftest import trained  # noqa: F401
+from tests.registry.test_root_of_trust import Use, keys, use  # noqa: F401
 from tests.server.conftest import Server
 from tests.server.test_teammates import hung_server  # noqa: F401
 
@@ -78,7 +81,9 @@ def test_a_decision_the_server_refuses_is_not_kept_by_the_clone(
     log_before = git(repo, "rev-parse", "refs/tether/events/registry").strip()
 
     _login(tether, sqlite_server, project, "reader")  # the same clone, now a reader's account
-    with pytest.raises(RegistryError, match="did not take this decision") as refused:
+    with pytest.raises(
+        RegistryError, match="refused this decision, so this clone does not"
+    ) as refused:
         Project.open(repo).models.set_alias("model@v1", "champion")
     assert "403" in str(refused.value) or "reader" in str(refused.value)
     models = Project.open(repo).models.state().models
@@ -86,3 +91,125 @@ def test_a_decision_the_server_refuses_is_not_kept_by_the_clone(
     assert git(repo, "rev-parse", "refs/tether/events/registry").strip() == log_before
     assert not (repo / ".tether" / "refs" / "registry" / "model" / "champion").exists()
     assert Project.open(repo).models.verify_audit().problems == []
+
+
+class Proxy:
+    """A loopback TCP relay in front of the server that misbehaves on git pushes only: with
+    ``mode`` "lose" it hands a push to the server and drops the answer (the connection is cut
+    after the server took it); with "hang" it holds the push and never answers."""
+
+    def __init__(self, port: int, mode: str) -> None:
+        self.port, self.mode, self.pushes = port, mode, 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.port))
+            self.held += [client, server]
+            pushing = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, pushing), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, pushing), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, pushing: threading.Event) -> None:
+        while data := _recv(client):
+            if data.startswith(b"POST ") and b"git-receive-pack" in data.split(b"\r\n", 1)[0]:
+                self.pushes += 1
+                pushing.set()
+                if self.mode == "hang":
+                    return  # never sent on, never answered
+            server.sendall(data)
+
+    def _down(self, server: socket.socket, client: socket.socket, pushing: threading.Event) -> None:
+        while data := _recv(server):
+            if pushing.is_set():  # the server answered the push: it took it; the answer is lost
+                client.close()
+                server.close()
+                return
+            client.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+def _recv(conn: socket.socket) -> bytes:
+    try:
+        return conn.recv(1 << 16)
+    except OSError:
+        return b""
+
+
+@pytest.fixture
+def proxied(sqlite_server: Server, request: pytest.FixtureRequest) -> Iterator[Proxy]:
+    proxy = Proxy(int(sqlite_server.url.rsplit(":", 1)[1]), request.param)
+    yield proxy
+    proxy.close()
+
+
+def _login_via(tether: Tether, server: Server, proxy: Proxy, project: str, role: str) -> None:
+    token = server.token_for(f"{role}{time.time_ns()}", role, project)
+    tether("server", "login", proxy.url, "--project", project, "--token", token)
+
+
+@pytest.mark.parametrize("proxied", ["lose"], indirect=True)
+def test_a_decision_whose_answer_was_lost_after_the_server_took_it_is_kept(
+    sqlite_server: Server, proxied: Proxy, trained: str, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    _login_via(tether, sqlite_server, proxied, project, "writer")
+    Project.open(repo).models.register("model", run=trained, path="model.pkl")
+    assert proxied.pushes == 1  # its answer never came back
+    with sqlite_server.http() as http:
+        refs = http.get(f"/git/{project}.git/info/refs?service=git-upload-pack").text
+    assert "refs/tags/model@v1" in refs  # the server holds the decision...
+    assert _tags(repo, "model@v*") == ["model@v1"]  # ...and so does the clone, as it should
+    assert list(Project.open(repo).models.state().models["model"]) == [1]
+
+
+@pytest.mark.parametrize("proxied", ["hang"], indirect=True)
+def test_a_push_the_server_never_answers_is_bounded_and_undone(
+    sqlite_server: Server,
+    proxied: Proxy,
+    trained: str,
+    repo: Path,
+    tether: Tether,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tether._api_decisions as decisions
+
+    monkeypatch.setattr(decisions, "STALL_S", 2)
+    project = sqlite_server.new_project()
+    _login_via(tether, sqlite_server, proxied, project, "writer")
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match="did not take this decision"):
+        Project.open(repo).models.register("model", run=trained, path="model.pkl")
+    assert time.monotonic() - started < 60  # bounded (git gives up after 2 s without a byte)
+    assert proxied.pushes >= 1
+    assert Project.open(repo).models.state().models == {}
+    assert _tags(repo, "model@v*") == []
+
+
+def test_trust_init_puts_the_root_in_both_logs_on_the_server(
+    sqlite_server: Server, use: Use, trained: str, repo: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")
+    assert "root version 1 is in force" in tether("trust", "init").output
+    with sqlite_server.http() as http:
+        refs = http.get(f"/git/{project}.git/info/refs?service=git-upload-pack").text
+    local = {
+        ref: git(repo, "rev-parse", ref).strip()
+        for ref in ("refs/tether/events/registry", "refs/tether/events/prompts")
+    }
+    for ref, commit in local.items():
+        assert f"{commit} {ref}" in refs, f"{ref} is not on the server as in the clone"

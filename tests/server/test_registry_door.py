@@ -193,3 +193,27 @@ def test_an_approval_needs_an_approvers_account_as_well_as_an_approvers_key(
             e for e in http.get("/api/v1/audit").json()["events"] if e["action"] == "git.push"
         ]
     assert pushes[-1]["actor"] == f"ap{id(repo)}"
+
+
+def test_a_prompt_log_without_the_registrys_root_is_refused_at_the_door(
+    sqlite_server: Server, rooted_prompts: Path, tether: Tether, tmp_path: Path
+) -> None:
+    """The root reached the server in the registry's log only (an older clone pushed it so):
+    a teammate's prompt log, which never saw the root, cannot bring unguarded assignments."""
+    repo = rooted_prompts
+    project = sqlite_server.new_project()
+    _remote(repo, sqlite_server, project, sqlite_server.token_for(f"r{id(repo)}", "admin"))
+    pushed = _raw_push(repo, "refs/tether/events/registry:refs/tether/events/registry")
+    assert pushed.returncode == 0, pushed.stderr
+
+    other = tmp_path / "bob"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    git(other, "remote", "remove", "origin")
+    _remote(other, sqlite_server, project, sqlite_server.token_for(f"b{id(repo)}", "writer"))
+    Project.open(other).prompts.promote("sentiment@v1.0.0", "production")  # no root here
+    refused = _raw_push(other, "refs/tether/events/prompts:refs/tether/events/prompts")
+    assert refused.returncode != 0
+    assert "has a root of trust and this prompt log does not carry it" in refused.stderr
+
+    carried = _raw_push(repo, "refs/tether/events/prompts:refs/tether/events/prompts")
+    assert carried.returncode == 0, carried.stderr  # alice's log carries the root: taken

@@ -400,6 +400,25 @@ def test_the_token_goes_only_to_the_server_it_was_given_for(
     assert team.token_for("http://10.0.0.5:8080", token, "http://10.0.0.5:8080") is None
 
 
+def test_a_server_only_a_committed_tether_toml_names_is_never_contacted(
+    repo: Path, tether: Tether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tether.toml is shared content: a teammate's commit naming another machine's server
+    (plain http or not) gets none of this clone's runs until this clone logs in to it."""
+    from tether.teamclient import sync as team
+
+    with (repo / "tether.toml").open("a") as f:
+        f.write('\n[server]\nurl = "https://collector.example.com"\nproject = "p"\n')
+    assert team.target(Project.open(repo).ws) is None
+    assert "never logged in to" in team.no_server(Project.open(repo).ws)
+    with Project.open(repo).start_run(name="kept-here"):
+        pass  # its end tries no upload to that server, and the run is kept locally
+    assert "kept-here" in tether("runs", "list").output
+    assert "never logged in to" in tether("sync", expect=2).output
+    monkeypatch.setenv("TETHER_SERVER_URL", "https://collector.example.com")
+    assert team.target(Project.open(repo).ws).url == "https://collector.example.com"
+
+
 def test_sync_fits_its_packs_under_the_servers_body_limit(
     sqlite_server: Server, repo: Path, tether: Tether
 ) -> None:

@@ -37,16 +37,23 @@ def event_log(ws: Workspace) -> EventLog:
 def push(ws: Workspace, name: str, remote: str) -> None:
     """Send ``name``'s version and label tags and the log in one atomic git push; git refuses
     it when the remote's log has moved on (pull first)."""
-    out = git_maybe(ws.root, "for-each-ref", "--format=%(refname)",
-                    f"refs/tags/{name}#*", f"refs/tags/{name}@v*")  # fmt: skip
-    tags = (out or b"").decode().split()
     try:
-        gitmirror.push(ws.root, remote, [*tags, gitmirror.git_ref(LOG)], {})
+        gitmirror.push(ws.root, remote, *push_spec(ws, name))
     except GitError as exc:
         raise PromptError(
             f"push to {remote} refused: if someone else assigned a label first, `{COMMAND}` "
             f"takes their assignments (merging them with yours), then push again. {exc}"
         ) from None
+
+
+def push_spec(ws: Workspace, name: str | None) -> tuple[list[str], dict[str, str | None]]:
+    """What a push sends: ``name``'s version and label tags (None: no prompt's) and the log."""
+    tags: list[str] = []
+    if name is not None:
+        out = git_maybe(ws.root, "for-each-ref", "--format=%(refname)",
+                        f"refs/tags/{name}#*", f"refs/tags/{name}@v*")  # fmt: skip
+        tags = (out or b"").decode().split()
+    return [*tags, gitmirror.git_ref(LOG)], {}
 
 
 def pull(

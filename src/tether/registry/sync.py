@@ -47,6 +47,20 @@ MERGE = "log.merge"
 def push(ws: Workspace, remote: str) -> None:
     """The registry's tags, its log's git mirror, its signed head and checkpoint, in one atomic
     git push (refused when the remote's log has moved on: pull first)."""
+    refs, leases = push_spec(ws)
+    try:
+        gitmirror.push(ws.root, remote, refs, leases)
+    except GitError as exc:
+        raise RegistryError(
+            f"push to {remote} refused. If {remote}'s registry moved on, `{COMMAND}` takes its "
+            f"events (merging them with yours), then push again. {exc}"
+        ) from None
+
+
+def push_spec(ws: Workspace) -> tuple[list[str], dict[str, str | None]]:
+    """What a push of the registry sends: its refs, and its leases (blob refs replaced only
+    when the remote still holds what this clone last fetched); refused when this clone holds
+    events its own root refuses."""
     state = load_state(ws)
     bad = _unpushed_refused(ws, state)
     if bad:
@@ -70,13 +84,7 @@ def push(ws: Workspace, remote: str) -> None:
     )
     refs = [*(out or b"").decode().split(), gitmirror.git_ref(LOG)]
     leases = {r: rev(ws.root, incoming(r)) for r in (HEAD_REF, checkpoint.REF) if rev(ws.root, r)}
-    try:
-        gitmirror.push(ws.root, remote, refs, leases)
-    except GitError as exc:
-        raise RegistryError(
-            f"push to {remote} refused. If {remote}'s registry moved on, `{COMMAND}` takes its "
-            f"events (merging them with yours), then push again. {exc}"
-        ) from None
+    return refs, leases
 
 
 def _unpushed_refused(ws: Workspace, state: State) -> list[str]:

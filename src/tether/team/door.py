@@ -4,7 +4,8 @@ for every push (``python -m tether.team.door``), before any ref moves.
 A push is refused, whole, when it deletes a ref or rewrites one (events are append-only: a new
 log must extend the old), or when it brings registry or prompts events the log's own root of
 trust refuses: an unsigned transition, an approval by a key without the role, an assignment
-signed by nobody the root names. Without a root the project behaves as it does locally. git
+signed by nobody the root names, a prompt log without the root the registry holds. Without a
+root the project behaves as it does locally. git
 prints what this writes to stderr to the pusher, prefixed ``remote:``; the HTTP client sees its
 push refused with that reason. The server never signs anything here: it only checks.
 """
@@ -85,12 +86,53 @@ def _extends(root: Path, old: str, new: str) -> bool:
     return done.returncode == 0
 
 
+def root_problems(root: Path, updates: dict[str, str]) -> list[str]:
+    """The project's root of trust lives in its registry log and, as the same document, in
+    its prompt log. Once the registry has one, a prompt log pushed without it (or with a root
+    the registry never had) is refused: else a writer could push unsigned label assignments
+    into a prompt log the root never reached. ``updates``: ref -> its new tip in this push."""
+    prompts = "refs/tether/events/prompts"
+    if prompts not in updates:
+        return []
+    registry = "refs/tether/events/registry"
+    tip = updates.get(registry) or _rev(root, registry)
+    if tip is None:
+        return []
+    try:
+        held = [e.body for e in read_from_git(root, "registry", tip=tip) if e.kind == ROOT_EVENT]
+        carried = [
+            e.body
+            for e in read_from_git(root, "prompts", tip=updates[prompts])
+            if e.kind == ROOT_EVENT
+        ]
+    except (FormatError, TetherError) as exc:
+        return [str(exc)]
+    if held and not carried:
+        return [
+            f"{prompts}: the project's registry has a root of trust and this prompt log does "
+            "not carry it: `tether prompt pull` takes the team's log (with its root), then push"
+        ]
+    if any(body not in held for body in carried):
+        return [f"{prompts}: it carries a root of trust the project's registry never had"]
+    return []
+
+
+def _rev(root: Path, ref: str) -> str | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", ref], cwd=root, capture_output=True
+    )
+    return done.stdout.decode().strip() or None if done.returncode == 0 else None
+
+
 def main() -> int:
     root = Path.cwd()
     problems: list[str] = []
+    updates: dict[str, str] = {}
     for line in sys.stdin.read().splitlines():
         old, new, ref = line.split(" ", 2)
         problems += refusals(root, old, new, ref)
+        updates[ref] = new
+    problems += root_problems(root, updates)
     for problem in problems:
         print(f"tether: refused: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -59,7 +59,8 @@ class SyncResult:
 
 def target(ws: Workspace, *, timeout: float | None = None) -> Target | None:
     """The server this project points at (``[server] url`` and ``project``), with the token
-    from ``TETHER_TOKEN`` or ``.tether/config.toml``; None when no server is set."""
+    from ``TETHER_TOKEN`` or ``.tether/config.toml``; None when no server is set, or when the
+    one set was not chosen here (:func:`no_server` says which)."""
     url = str(ws.config.get("server.url") or "")
     if not url:
         return None
@@ -69,9 +70,38 @@ def target(ws: Workspace, *, timeout: float | None = None) -> Target | None:
             f"server.url is {url} but server.project is not set: `tether server login {url} "
             "--project NAME` sets both"
         )
-    token = token_for(url, ws.config.get("server.token"), ws.config.get("server.token_url"))
+    stored_for = ws.config.get("server.token_url")
+    if not _may_contact(url, stored_for):
+        return None  # see :func:`no_server`
+    token = token_for(url, ws.config.get("server.token"), stored_for)
     wait = timeout if timeout is not None else float(ws.config.get("server.timeout") or TIMEOUT_S)
     return Target(url, project, str(token) if token else None, wait)
+
+
+def no_server(ws: Workspace) -> str:
+    """Why :func:`target` gave no server: none is set, or the one set is not chosen here."""
+    url = str(ws.config.get("server.url") or "")
+    if url and not _may_contact(url, ws.config.get("server.token_url")):
+        return (
+            f"server.url is {url}, which this clone never logged in to: runs, objects and "
+            f"decisions go only to a server you chose. `tether server login {url}` chooses it"
+        )
+    return "no team server is set: `tether server login URL` sets one"
+
+
+def _may_contact(url: str, stored_for: object) -> bool:
+    """A server on this machine, the one `tether server login` chose, or the one
+    ``TETHER_SERVER_URL`` names: never one that only a committed tether.toml names (someone
+    else's content), which would receive this clone's runs, diffs and data."""
+    from urllib.parse import urlsplit
+
+    from tether.teamclient.login import is_loopback_host
+
+    return (
+        is_loopback_host(urlsplit(url).hostname or "")
+        or same_server(stored_for, url)
+        or same_server(os.environ.get("TETHER_SERVER_URL"), url)
+    )
 
 
 def env_token() -> str | None:
