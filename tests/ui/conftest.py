@@ -90,6 +90,16 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                     value = math.nan
                 run.log_metric("signal", value, step=step)
             runs["spiky"] = run.id
+        for name, acc in (("two\nlines", 0.12345671), ("close-b", 0.12345674)):
+            with Project.open(repo).start_run(name=name) as run:
+                run.log_metric("acc", acc, step=0)
+                run.log_metric("acc", acc, step=1)
+                runs[name] = run.id
+        with Project.open(repo).start_run(name="long-" + "n" * 200) as run:
+            run.log_param("p" * 120, "v" * 300)  # someone else's long names and values
+            for step in range(3):
+                run.log_metric("m" * 120, step / 2, step=step)
+            runs["long"] = run.id
         printed = "print('epoch 1 done'); print('</pre><script>window.__pwned=7</script>')"
         launched = Project.open(repo).run(
             [sys.executable, "-c", printed], name="logged", stdout=io.BytesIO()

@@ -14,6 +14,9 @@ from tests.ui.conftest import Seeded, logged_in
 
 pytestmark = pytest.mark.slow
 
+WIDE = """[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right
+> window.innerWidth + 1).slice(-5).map(e => e.tagName + '.' + e.className + ' '
++ Math.round(e.getBoundingClientRect().right))"""  # what sticks out, to name it
 AXE = (Path(__file__).resolve().parent / "vendor" / "axe.min.js").read_text()
 
 
@@ -24,6 +27,10 @@ def _pages(seeded: Seeded) -> dict[str, str]:
         "run": f"{p}/runs/{runs['lr-0.1']}",
         "hostile run": f"{p}/runs/{runs['hostile']}",
         "compare": f"{p}/compare?run={runs['lr-0.1']}&run={runs['lr-0.01']}&run={runs['spiky']}",
+        "long names": f"{p}/runs/{runs['long']}",
+        "compare long names": f"{p}/compare?run={runs['long']}&run={runs['hostile']}"
+        f"&run={runs['lr-0.1']}",
+        "logged run": f"{p}/runs/{runs['logged']}",
         "lineage": f"{p}/lineage?run={runs['train']}",
         "models": f"{p}/models",
         "prompts": f"{p}/prompts",
@@ -49,7 +56,10 @@ def test_every_page_passes_axe_and_fits_the_screen(
         ]
         if serious:
             found[name] = serious
-        assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+        assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+            name,
+            tab.evaluate(WIDE),
+        )
     context.close()
     assert found == {}
     assert errors == []

@@ -19,17 +19,32 @@ from tether.api import Project
 pytestmark = pytest.mark.slow
 
 
-def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: Path) -> None:
-    with Project.open(repo).start_run(name="local-run") as run:
-        run.log_metric("acc", 0.7)
-    proc = subprocess.Popen(
-        [str(BIN / "tether"), "ui", "--no-browser"],
+def _start_ui(repo: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "tether"), "ui", "--no-browser", *args],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: Path) -> None:
+    with Project.open(repo).start_run(name="local-run") as run:
+        run.log_metric("acc", 0.7)
+        (repo / "model.pkl").write_bytes(b"weights")
+        run.log_output(repo / "model.pkl")
+    Project.open(repo).models.register("local-model", run=run.id, path="model.pkl")
+    proc = _start_ui(repo)
     try:
         assert proc.stdout is not None
         lines: list[str] = []
@@ -41,6 +56,9 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
         base = link.split("/ui-login")[0]
 
         assert httpx.get(base + "/").status_code == 403  # no secret yet
+        for path in ("/api/v1/whoami", "/api/v1/projects", "/git/x.git/info/refs"):
+            assert httpx.get(base + path).status_code == 403, path  # nor any other local process
+        assert httpx.post(base + "/api/v1/projects", json={"name": "sneaky"}).status_code == 403
         for host in ("attacker.example:80", "127.0.0.1.attacker.example", "localhost:80@evil"):
             rebound = httpx.get(base + "/", headers={"Host": host})
             assert rebound.status_code == 421, host
@@ -50,9 +68,23 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
             assert page.status_code == 200 and "local-run" in page.text
             assert "token" not in str(page.url)  # the secret leaves the address bar
             assert "content-security-policy" in page.headers
+            project = str(page.url).rstrip("/").split("/p/")[1].split("/")[0]
+            models = browser.get(f"{base}/p/{project}/models").text
+            assert "local-model" in models  # the registry's log reached the UI's server
+
+            with Project.open(repo).start_run(name="made-after-start"):
+                pass
+            deadline = time.monotonic() + 30
+            while "made-after-start" not in browser.get(f"{base}/p/{project}/runs").text:
+                assert time.monotonic() < deadline, "a run made after the UI started never showed"
+                time.sleep(0.5)
+
+            port = base.rsplit(":", 1)[1]
+            taken = subprocess.run(
+                [str(BIN / "tether"), "ui", "--no-browser", "--port", port],
+                cwd=repo, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert taken.returncode != 0 and "is taken" in taken.stdout + taken.stderr
+            assert "http://" not in taken.stdout  # no URL printed, nothing uploaded
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)

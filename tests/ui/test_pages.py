@@ -46,7 +46,7 @@ def test_the_runs_table_filters_sorts_and_points_at_a_query_error(
     assert caret[0] == "metrics.acc >> 1" and caret[1].index("^") == len("metrics.acc >")
     assert page.get_attribute("#where", "aria-invalid") == "true"
 
-    page.fill("#where", "metrics.acc > 0")
+    page.fill("#where", "metrics.acc > 0.3")
     _go(page, "form.filter button[type=submit]")
     _go(page, "th a:text-is('metrics.acc')")  # descending first
     assert _names(page)[:3] == ["lr-0.001", "lr-0.01", "lr-0.1"]
@@ -319,3 +319,66 @@ def test_the_runs_table_groups_by_a_param(page: Any, seeded: Seeded) -> None:
     assert "(2 on this page)" in headers[0] and "(1 on this page)" in headers[1]
     rows = page.locator("table.runs tbody tr").all_inner_texts()
     assert "lr-0.01" in rows[-1]  # the one sgd run comes after its group's header
+
+
+@pytest.mark.parametrize(
+    "asked",
+    ["//evil.example/x", "/\\evil.example", "/\t/evil.example/x", "/\n/evil.example",
+     "https://evil.example", "javascript:alert(1)", "/ /evil.example"],
+)  # fmt: skip
+def test_a_login_never_sends_the_browser_to_another_site(seeded: Seeded, asked: str) -> None:
+    import html
+    import re
+
+    page = httpx.get(f"{seeded.server.url}/login", params={"next": asked})
+    sent_to = re.search(r'data-next="([^"]*)"', page.text)
+    assert sent_to is not None and html.unescape(sent_to.group(1)) == "/"
+
+
+def test_a_login_goes_back_to_the_page_that_asked_for_it(seeded: Seeded) -> None:
+    import re
+
+    wanted = f"/p/{seeded.project}/runs?sort=-metrics.acc"
+    page = httpx.get(f"{seeded.server.url}/login", params={"next": wanted})
+    assert re.search(r'data-next="([^"]*)"', page.text).group(1) == wanted.replace("&", "&amp;")
+
+
+@pytest.mark.parametrize(
+    "path,status,heading",
+    [
+        ("lineage?run=no-such-run", 404, "Not found"),
+        ("lineage?run={run}&direction=sideways", 400, "Not understood"),
+        ("data?rev=%3Cimg%20src%3Dx%3E", 400, "Not understood"),
+    ],
+)
+def test_a_pages_error_is_a_page_with_the_way_back(
+    seeded: Seeded, path: str, status: int, heading: str
+) -> None:
+    url = f"{seeded.server.url}/p/{seeded.project}/{path.format(run=seeded.runs['train'])}"
+    answer = httpx.get(url, cookies=_session(seeded))
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("text/html")
+    assert (
+        f"<h1>{heading}</h1>" in answer.text and f'href="/p/{seeded.project}/runs"' in answer.text
+    )
+    assert "<img" not in answer.text  # the revision asked for is shown escaped
+
+
+def _session(seeded: Seeded) -> dict[str, str]:
+    answer = httpx.post(f"{seeded.server.url}/api/v1/session", json={"token": seeded.reader})
+    return dict(answer.cookies)
+
+
+def test_compare_tells_apart_values_alike_when_shortened_and_labels_each_line(
+    page: Any, seeded: Seeded
+) -> None:
+    a, b = seeded.runs["two\nlines"], seeded.runs["close-b"]
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/compare?run={a}&run={b}&run=nope&only=1")
+    row = page.locator("tr:has(th:text-is('metrics.acc'))")
+    assert row.count() == 1  # "only differences" keeps it: the values differ
+    assert "0.12345671" in row.inner_text() and "0.12345674" in row.inner_text()
+    assert "No run nope in this project" in page.locator("main").inner_text()
+    assert "0.12345671 → 0.12345674" in page.locator("#p-metrics + ul").inner_text()
+    page.wait_for_selector("figure.chart[data-key=acc][data-drawn]")
+    labels = page.locator("figure.chart[data-key=acc] .u-legend .u-series .u-label")
+    assert labels.all_inner_texts()[-2:] == ["two lines", "close-b"]  # (as HTML shows a newline)

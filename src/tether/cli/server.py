@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ import click
 
 from tether.cli import exitcodes
 from tether.cli.render import human_size
-from tether.errors import NotARepositoryError
+from tether.errors import NotARepositoryError, TetherError, UsageError
 
 
 def _settings(index: str | None, store: str | None, max_body: int, mirrors: str = "") -> Any:
@@ -117,19 +119,23 @@ def server(
         oidc = api.OidcSettings(oidc_issuer, oidc_audience, oidc_jwks_url, oidc_claim)
         settings = replace(settings, oidc=oidc)
     on_ready = (
-        _publisher(settings, project) if settings.store.endswith(".tether/server/store") else None
+        _publisher(settings, project, None)
+        if settings.store.endswith(".tether/server/store")
+        else None
     )
     click.echo(f"serving on http://{host}:{port} (API docs at /api/v1/docs); Ctrl-C stops it")
     asgi.serve(settings, host=host, port=port, workers=workers, on_ready=on_ready)
 
 
-def _publisher(settings: Any, project: str | None) -> Callable[[str], None]:
-    """Upload the repository's runs into its own embedded server once it answers."""
+def _publisher(settings: Any, project: str | None, secret: str | None) -> Callable[[str], None]:
+    """Keep the repository's runs, live runs and event logs shown in its own embedded server:
+    at once, then every :data:`REFRESH_S` seconds, until the UI stops."""
+    import re
+    import threading
+
     from tether import api
 
     repo = api.Project.open()
-    import re
-
     folder = re.sub(r"[^a-z0-9_-]+", "-", repo.root.name.lower()).strip("-_")[:40]
     name = project or folder or "project"  # a project name from any folder name
     hub = _hub(settings)
@@ -139,11 +145,33 @@ def _publisher(settings: Any, project: str | None) -> Callable[[str], None]:
     finally:
         hub.close()
 
+    def once(url: str, first: bool) -> str:
+        try:
+            runs = api.Project.open(repo.root).show_in_ui(url, name, secret)
+        except TetherError as exc:
+            return f"project {name}: not brought up to date: {exc}"
+        if first or runs:
+            return f"project {name}: {len(runs)} run(s) uploaded from {repo.root}"
+        return ""
+
     def publish(url: str) -> None:
-        result = api.Project.open(repo.root).sync(to=(url, name))
-        click.echo(f"project {name}: {len(result.runs)} run(s) uploaded from {repo.root}")
+        click.echo(once(url, True))
+
+        def loop() -> None:
+            said = ""
+            while not stop.wait(REFRESH_S):
+                news = once(url, False)
+                if news and news != said:
+                    click.echo(news)
+                said = news
+
+        stop = threading.Event()
+        threading.Thread(target=loop, name="tether-ui-refresh", daemon=True).start()
 
     return publish
+
+
+REFRESH_S = 3.0  # how often `tether ui` brings its server up to date with the repository
 
 
 @server.command("migrate")
@@ -407,14 +435,25 @@ def ui(port: int, project: str | None, no_browser: bool) -> None:
 
     settings = _settings(None, None, 1 << 30)
     secret = secrets.token_urlsafe(24)
-    if not port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-    publish = _publisher(settings, project)
+    with socket.socket() as probe:  # a port someone else serves: said now, nothing uploaded
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(
+                f"port {port} on 127.0.0.1 is taken ({exc.strerror}): choose another with "
+                "--port, or leave it out for a free one"
+            ) from None
+        port = probe.getsockname()[1]
+    publish = _publisher(settings, project, secret)
 
     def ready(url: str) -> None:
+        import httpx
+
         link = f"{url}/ui-login?token={secret}"
+        if httpx.get(link, timeout=5).status_code != 303:  # not ours: it does not know it
+            click.echo(f"error: another server answers on {url}: stopping", err=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
         click.echo(f"the UI: {link}  (Ctrl-C stops it)")
         if not no_browser:
             import webbrowser

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -28,7 +29,6 @@ CSP = (
 LOCAL_COOKIE = "tether_ui"
 LOGIN_PATH = "/ui-login"
 LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?")
-_API = ("/api/", "/git/", "/health", "/ready", "/metrics")
 
 
 def mount(app: FastAPI, *, local_secret: str | None = None) -> None:
@@ -36,9 +36,43 @@ def mount(app: FastAPI, *, local_secret: str | None = None) -> None:
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
     app.include_router(pages.router)
     app.add_exception_handler(pages.LoginNeeded, pages.login_redirect)
+    _as_pages(app)
     app.add_middleware(Headers)
     if local_secret:
         app.add_middleware(LocalGuard, secret=local_secret)
+
+
+def _as_pages(app: FastAPI) -> None:
+    """A page's error (an unknown run, a bad revision) as a page with the way back, in the
+    status the API gives it: the API's own errors stay JSON."""
+    import json
+
+    from fastapi.exceptions import RequestValidationError
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from tether.errors import TetherError
+
+    for kind in (TetherError, RequestValidationError):
+        api = app.exception_handlers.get(kind)
+        if api is None:
+            continue
+
+        async def handler(request: Request, exc: Exception, api: Any = api) -> Response:
+            answer: Response = await api(request, exc)
+            if request.url.path.startswith(_API):
+                return answer
+            try:
+                message = str(json.loads(bytes(answer.body))["message"])
+            except (ValueError, KeyError, TypeError):
+                message = str(exc)
+            project = request.path_params.get("project")
+            return pages.error_page(answer.status_code, message, project)
+
+        app.add_exception_handler(kind, handler)
+
+
+_API = ("/api/", "/git/", "/health", "/ready", "/metrics")
 
 
 class Headers:
@@ -70,8 +104,11 @@ class Headers:
 
 
 class LocalGuard:
-    """``tether ui``'s guard: a loopback ``Host`` for everything, and the secret's cookie for
-    the pages (the API keeps the embedded server's rules)."""
+    """``tether ui``'s guard: a loopback ``Host``, and the secret for everything but
+    ``/health``: its cookie (a browser, once it opened the printed URL) or ``Authorization:
+    Bearer SECRET`` (`tether ui`'s own uploads), taken off before the server sees the request.
+    Any other local process, or a page of another site, gets nothing. The cookie is named
+    after the port: two UIs on one machine do not log each other out."""
 
     def __init__(self, app: ASGIApp, secret: str) -> None:
         self.app = app
@@ -82,32 +119,44 @@ class LocalGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if not LOOPBACK_HOST.fullmatch(headers.get("host", "")):
+        if not LOOPBACK_HOST.fullmatch(headers.get("host", "").lower()):
             await _answer(send, 421, "this UI answers only to 127.0.0.1 or localhost")
             return
-        path = scope["path"]
+        path, name = scope["path"], cookie_name(scope)
         if path == LOGIN_PATH:
             given = parse_qs(scope.get("query_string", b"").decode()).get("token", [""])[0]
             if not hmac.compare_digest(given, self.secret):
                 await _answer(send, 403, "this link's token is not this UI's: use the URL "
                               "`tether ui` printed")  # fmt: skip
                 return
-            cookie = f"{LOCAL_COOKIE}={self.secret}; HttpOnly; SameSite=Strict; Path=/"
+            cookie = f"{name}={self.secret}; HttpOnly; SameSite=Strict; Path=/"
             await send({"type": "http.response.start", "status": 303,
                         "headers": [(b"location", b"/"), (b"set-cookie", cookie.encode()),
                                     (b"cache-control", b"no-store")]})  # fmt: skip
             await send({"type": "http.response.body", "body": b""})
             return
-        if not path.startswith(_API):
-            cookies = headers.get("cookie", "")
-            held = dict(
-                part.strip().split("=", 1) for part in cookies.split(";") if "=" in part
-            ).get(LOCAL_COOKIE, "")
-            if not hmac.compare_digest(held, self.secret):
-                await _answer(send, 403, "open the URL `tether ui` printed (it holds the "
-                              "secret this UI wants once)")  # fmt: skip
-                return
+        if path == "/health":
+            await self.app(scope, receive, send)
+            return
+        cookies = headers.get("cookie", "")
+        held = dict(part.strip().split("=", 1) for part in cookies.split(";") if "=" in part).get(
+            name, ""
+        )
+        bearer = headers.get("authorization", "")
+        if hmac.compare_digest(bearer, f"Bearer {self.secret}"):
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                          if k.lower() != b"authorization"]}  # fmt: skip
+        elif not hmac.compare_digest(held, self.secret):
+            await _answer(send, 403, "open the URL `tether ui` printed (it holds the "
+                          "secret this UI wants once)")  # fmt: skip
+            return
         await self.app(scope, receive, send)
+
+
+def cookie_name(scope: Scope) -> str:
+    """The local UI's cookie, per port (a browser sends cookies to every port of a host)."""
+    server = scope.get("server") or ("", 0)
+    return f"{LOCAL_COOKIE}_{server[1]}"
 
 
 async def _answer(send: Send, status: int, text: str) -> None:

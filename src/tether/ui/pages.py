@@ -74,6 +74,14 @@ def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
+TITLES = {400: "Not understood", 401: "Log in", 403: "Not allowed", 404: "Not found"}
+
+
+def error_page(status: int, message: str, project: str | None) -> HTMLResponse:
+    title = TITLES.get(status, "Could not be shown")
+    return _render("error.html", status, title=title, message=message, project=project, who=None)
+
+
 def _hub(request: Request) -> api.Hub:
     hub: api.Hub = request.app.state.hub
     return hub
@@ -115,8 +123,12 @@ def _reader(request: Request, project: str) -> api.Hub:
 
 @router.get("/login", response_class=HTMLResponse)
 def login(request: Request, next: str = "/") -> HTMLResponse:
-    safe = next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/"
-    return _render("login.html", next=safe, who=None)
+    return _render("login.html", next=next if SAFE_NEXT.fullmatch(next) else "/", who=None)
+
+
+# where a login may send the browser: a path of this server, in characters a browser does not
+# drop or fold (a tab, a newline or a backslash would make "/\t/evil.example" another host)
+SAFE_NEXT = re.compile(r"/(?![/\\])[A-Za-z0-9._~%/?&=+@:,;-]*")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -258,8 +270,10 @@ def compare(
     """Any number of runs side by side: params and metrics (``only``: the rows that differ),
     overlaid charts, and for two runs the four-pillar difference with its likely causes."""
     hub = _reader(request, project)
-    ids = list(dict.fromkeys(run or []))[:COMPARED]
-    rows = hub.get_runs(project, ids)
+    asked = list(dict.fromkeys(run or []))
+    rows = hub.get_runs(project, asked[:COMPARED])
+    found = {r.id for r in rows}
+    unknown = [rid for rid in asked[:COMPARED] if rid not in found]
     params = sorted({k for r in rows for k in r.params})
     metrics = sorted({k for r in rows for k in r.metrics})
     table: list[tuple[str, list[str], bool]] = []
@@ -267,8 +281,12 @@ def compare(
         values = [r.params.get(key, "") for r in rows]
         table.append((f"params.{key}", values, len(set(values)) > 1))
     for key in metrics:
+        values = [repr(r.metrics[key].last) if key in r.metrics else "" for r in rows]
+        differs = len(set(values)) > 1  # by value: two runs shown alike may still differ
         shown = [_number(r.metrics[key].last) if key in r.metrics else "" for r in rows]
-        table.append((f"metrics.{key}", shown, len(set(shown)) > 1))
+        if differs and len(set(shown)) < len(set(values)):
+            shown = values  # all the digits where the short form hides the difference
+        table.append((f"metrics.{key}", shown, differs))
     if only:
         table = [t for t in table if t[2]]
     pillars = None
@@ -289,8 +307,22 @@ def compare(
         pillars=pillars,
         problem=problem,
         query=query,
+        left_out=max(0, len(asked) - COMPARED),
+        chart_names={k: [r.name or r.id[:8] for r in rows if k in r.metrics] for k in metrics},
+        metric_changes=_metric_changes(pillars),
+        unknown=unknown,
         who=_who(request),
     )
+
+
+def _metric_changes(pillars: Any) -> list[tuple[str, str, str]]:
+    """Each metric two runs logged differently, by value, with all its digits."""
+    if pillars is None:
+        return []
+    shown = {
+        k: ["unset" if v is None else repr(v) for v in pair] for k, pair in pillars.metrics.items()
+    }
+    return [(k, a, b) for k, (a, b) in sorted(shown.items()) if a != b]
 
 
 ARTIFACTS = 200  # listed on a run's page

@@ -7,7 +7,7 @@ const charts = [];
 
 function sources(figure) {
   if (figure.dataset.runs === undefined) return [[figure.dataset.src, figure.dataset.key]];
-  const names = figure.dataset.names.split("\n");
+  const names = JSON.parse(figure.dataset.names || "[]"); // JSON: a name may hold any character
   return figure.dataset.runs.split(" ").filter(Boolean).map((id, i) => [
     `${figure.dataset.base}${encodeURIComponent(id)}/metrics?key=${encodeURIComponent(figure.dataset.key)}`,
     names[i] || id.slice(0, 8),
@@ -47,7 +47,7 @@ async function load(figure, start, end) {
 }
 
 function note(figure, got) {
-  const parts = [`${got.total.toLocaleString()} points`];
+  const parts = [`${got.total.toLocaleString()} point${got.total === 1 ? "" : "s"}`];
   if (got.reduced) parts.push(`reduced to ${got.shown.toLocaleString()} (M4)`);
   if (got.marks.length) parts.push(`${got.marks.length} NaN/∞ marked`);
   figure.querySelector(".chart-note").textContent = parts.join(" · ");

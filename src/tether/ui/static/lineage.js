@@ -21,7 +21,6 @@ function draw() {
       { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#8c959f", "target-arrow-color": "#8c959f" } },
     ],
     layout: { name: "dagre", rankDir: "LR", nodeSep: 24, rankSep: 70 },
-    wheelSensitivity: 0.3,
   });
   if (cy.zoom() > 1.2) {
     cy.zoom(1.2);
