@@ -213,3 +213,21 @@ def test_trust_init_puts_the_root_in_both_logs_on_the_server(
     }
     for ref, commit in local.items():
         assert f"{commit} {ref}" in refs, f"{ref} is not on the server as in the clone"
+
+
+def test_a_teammates_run_is_registered_from_the_team_server(
+    sqlite_server: Server, trained: str, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    """Bob registers Ann's run: its record and the model file it wrote come from the server."""
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "writer")
+    tether("sync")  # Ann's run and its model.pkl reach the server
+    bob = tmp_path / "bob"
+    git(tmp_path, "clone", "-q", str(repo), str(bob))
+    Project.init(bob)
+    token = sqlite_server.token_for(f"bob{time.time_ns()}", "writer", project)
+    Project.open(bob).server_login(sqlite_server.url, project, token)
+    version = Project.open(bob).models.register("model", run=trained, path="model.pkl")
+    assert version.number == 1 and Project.open(bob).ws.store.has(version.object)
+    on_server = git(bob, "ls-remote", "tether", "refs/tags/model@v*").split()[1::2]
+    assert "refs/tags/model@v1" in on_server

@@ -108,6 +108,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         Project.open(repo).amend_run(
             launched.run_id, tags={"stage": "<b>gold</b>"}, note="<script>window.__pwned=8</script>"
         )
+        with Project.open(repo).start_run(name="doomed") as run:
+            runs["doomed"] = run.id
+        Project.open(repo).delete_run(run.id, "a bad seed")
         Project.open(repo).server_login(server.url, project, server.admin_token)
         Project.open(repo).sync()
         # decisions go to the server as they are made (the project is pointed at it)

@@ -382,3 +382,9 @@ def test_compare_tells_apart_values_alike_when_shortened_and_labels_each_line(
     page.wait_for_selector("figure.chart[data-key=acc][data-drawn]")
     labels = page.locator("figure.chart[data-key=acc] .u-legend .u-series .u-label")
     assert labels.all_inner_texts()[-2:] == ["two lines", "close-b"]  # (as HTML shows a newline)
+
+
+def test_a_deleted_run_opened_by_its_address_says_so(page: Any, seeded: Seeded) -> None:
+    assert "doomed" not in _names(page)  # hidden from the table
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['doomed']}")
+    assert "This run was deleted" in page.locator("main").inner_text()

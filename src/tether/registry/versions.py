@@ -39,6 +39,9 @@ def register(ws: Workspace, name: str, run_ref: str, path: str, description: str
     record_id = ws.refs.get(f"runs/{run_id}")
     if record_id is None:
         raise RegistryError(f"run {run_id[:13]} is still running: register it once it has ended")
+    from tether.runs.from_server import bring_object
+
+    bring_object(ws, oid)  # a teammate's run: what it wrote is on the team server
     try:  # a version is only what `model get` will write: its files are checked the same way
         version_files(ws, oid, path, f"run {run_id[:13]}'s {path!r}")
     except UnsafePathError as exc:

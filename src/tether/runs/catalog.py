@@ -161,7 +161,10 @@ def load(ws: Workspace, run_id: str) -> dict[str, Any]:
         folder = lifecycle.live_root(ws) / run_id
         if folder.is_dir():
             return _live_view(folder)
-        raise RunError(f"run {run_id} has no record here: `tether pull` fetches others' runs")
+        raise RunError(
+            f"run {run_id} has no record here: a teammate's run comes from the team server "
+            "(`tether server login`), or from a git remote with `tether pull`"
+        )
     try:
         record = load_record(ws.store.read_bytes(ref[0]), ref[0])
     except FileNotFoundError:

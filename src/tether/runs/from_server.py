@@ -98,3 +98,15 @@ def refresh(ws: Workspace, where: Target) -> list[str]:
     if news:
         sync_index(ws)
     return sorted(news)
+
+
+def bring_object(ws: Workspace, oid: str) -> None:
+    """Fetch ``oid`` (a file or a folder a run wrote) from the team server when this clone
+    lacks it and a server is set; else leave it to the caller's own missing-object error."""
+    if ws.store.has(oid) or not ws.config.get("server.url"):
+        return
+    where = team.target(ws)
+    if where is not None:
+        from tether.teamclient.fetch import fetch_object
+
+        fetch_object(ws, where, oid)

@@ -39,6 +39,20 @@ def fetch(
     return result
 
 
+def fetch_object(ws: Workspace, where: Target, oid: str) -> TransferResult:
+    """One object from the server, and for a folder (a tree) every file in it: what a
+    teammate's run wrote, when a command needs its bytes here (`model register`)."""
+    result = TransferResult()
+    with ServerClient(where) as client, ws.writing():
+        _get(ws, client, {oid}, result)
+        try:
+            blobs = ws.store.load_tree(oid).blob_ids()
+        except FormatError:
+            return result  # a file, not a folder
+        _get(ws, client, set(blobs), result)
+    return result
+
+
 def _get(
     ws: Workspace,
     client: ServerClient,
