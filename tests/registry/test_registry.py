@@ -285,3 +285,12 @@ def test_a_verdict_tagged_on_afterwards_does_not_pass_the_reproduced_gate(
     tether("runs", "tag", other, "verdict=REPRODUCED", f"reproduction_of={trained}")
     out = tether("model", "request", "model@v1", "--to", "production", expect=4).output
     assert "reproduced: no `tether reproduce` of its run said REPRODUCED" in out
+
+
+def test_audit_says_when_unsigned_events_stand_with_no_root_to_refuse_them(
+    trained: str, tether: Tether
+) -> None:
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    out = tether("audit", "verify").output
+    assert "audit log verified: 1 events" in out
+    assert "1 event(s) are unsigned, and no root of trust guards this log" in out

@@ -315,6 +315,13 @@ def audit_verify(full: bool) -> None:
             "nothing until an admin signs it in (`tether trust add`, `tether trust policy`)",
             fg="yellow",
         )
+    if report.unguarded:
+        click.secho(
+            f"note: {report.unguarded} event(s) are unsigned, and no root of trust guards this "
+            "log, so nothing refuses them: anyone who can push to it can move a model. "
+            "`tether trust init` makes a root",
+            fg="yellow",
+        )
     if not report.ok:
         raise SystemExit(exitcodes.NEGATIVE)
     head = f", head signed by {report.head_signed_by}" if report.head_signed_by else ""

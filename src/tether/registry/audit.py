@@ -37,6 +37,7 @@ class Report:
     root: TrustRoot | None = None
     proposals: list[str] = field(default_factory=list)  # tether.toml unlike the root
     models: list[str] | None = None  # the registered names, when the log could be folded
+    unguarded: int = 0  # unsigned events in a log no root of trust guards (allowed, said)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +91,7 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
             _pack(ws, chain, [e.id for e in events], report.events)
         return report
     report.problems += [str(r) for r in state.refused]
+    report.unguarded = sum(1 for e in events if "signed" not in e.body)
     config = project_config(ws)
     trusted = signing.trusted_keys(config)
     trust_id = hash_bytes(json.dumps(sorted((k, t.identity) for k, t in trusted.items())).encode())
