@@ -29,6 +29,21 @@ PROMPT_META = (
 )
 
 
+SUITE = """description: sentiment
+assert:
+  - label-match: true
+scripted:
+  - when: {contains: [great, good]}
+    answer: positive
+  - default: negative
+cases:
+  - {id: c1, vars: {review: "A great film"}, expected: positive}
+  - {id: c2, vars: {review: "Dull and long"}, expected: negative}
+  - {id: c3, vars: {review: "Not good at all"}, expected: negative}
+  - {id: c4, vars: {review: "Good fun"}, expected: positive}
+"""
+
+
 @dataclass
 class Seeded:
     server: Server
@@ -36,6 +51,7 @@ class Seeded:
     reader: str  # a reader's token
     runs: dict[str, str]  # name -> id
     repo: Path  # the clone the runs were made in, pointed at the server
+    evals: list[str]  # the eval runs of sentiment v1.0.0 and v1.1.0
 
 
 @pytest.fixture(scope="session")
@@ -147,10 +163,22 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         prompts.register("sentiment@v1.2.0")
         prompts.push("sentiment", "tether")  # the tags bring their commits to the server
         Project.open(repo).sync()  # and the data's objects
+        evals = repo / "evals"
+        evals.mkdir()
+        (evals / "sentiment.yaml").write_text(SUITE)
+        library = Project.open(repo).prompts
+        suite = library.load_suite(evals / "sentiment.yaml")
+        evaluated = [
+            library.evaluate(
+                library.resolve(f"sentiment@{version}"), suite, library.provider(suite, "scripted")
+            ).run
+            for version in ("v1.0.0", "v1.1.0")
+        ]
+        Project.open(repo).sync()  # the eval runs
         models = Project.open(repo).models
         models.register("model", run=runs["train"], path="model.pkl", description=HOSTILE)
         models.set_alias("model@v1", "champion")
-        yield Seeded(server, project, reader, runs, repo)
+        yield Seeded(server, project, reader, runs, repo, [str(e) for e in evaluated])
     finally:
         server.stop()
 

@@ -34,6 +34,7 @@ def _pages(seeded: Seeded) -> dict[str, str]:
         "lineage": f"{p}/lineage?run={runs['train']}",
         "models": f"{p}/models",
         "prompts": f"{p}/prompts",
+        "paired": f"{p}/prompts/sentiment/paired?a={seeded.evals[0]}&b={seeded.evals[1]}",
     }
 
 

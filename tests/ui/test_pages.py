@@ -256,7 +256,7 @@ def test_the_models_page_shows_versions_aliases_and_a_checked_audit_log(
 
 def test_the_prompts_page_shows_labels_and_their_history(page: Any, seeded: Seeded) -> None:
     _go(page, "nav a:text-is('prompts')")
-    row = page.locator("tr", has_text="sentiment")
+    row = page.locator("tr:has(th:text-is('sentiment'))")
     assert "v1.0.0, v1.1.0, v1.2.0" in row.inner_text()
     assert "production → v1.0.0" in row.inner_text()  # rolled back
     history = page.locator("ol.timeline li").all_inner_texts()
@@ -349,6 +349,7 @@ def test_a_login_goes_back_to_the_page_that_asked_for_it(seeded: Seeded) -> None
         ("lineage?run=no-such-run", 404, "Not found"),
         ("lineage?run={run}&direction=sideways", 400, "Not understood"),
         ("data?rev=%3Cimg%20src%3Dx%3E", 400, "Not understood"),
+        ("prompts/sentiment/paired?a={run}&b={run}", 400, "Not understood"),  # not evals
     ],
 )
 def test_a_pages_error_is_a_page_with_the_way_back(
@@ -388,3 +389,19 @@ def test_a_deleted_run_opened_by_its_address_says_so(page: Any, seeded: Seeded) 
     assert "doomed" not in _names(page)  # hidden from the table
     page.goto(f"{seeded.server.url}/p/{seeded.project}/runs/{seeded.runs['doomed']}")
     assert "This run was deleted" in page.locator("main").inner_text()
+
+
+def test_the_prompts_page_shows_evaluations_with_intervals_and_compares_two_case_by_case(
+    page: Any, seeded: Seeded
+) -> None:
+    page.goto(f"{seeded.server.url}/p/{seeded.project}/prompts")
+    table = page.locator("table.evals")
+    rows = table.locator("tbody tr").all_inner_texts()
+    assert len(rows) == 2 and {"v1.0.0", "v1.1.0"} <= {r.split("\t")[1] for r in rows}
+    assert all("0.750 [" in r for r in rows), rows  # 3 of 4 pass, with the interval around it
+    assert table.locator("svg.interval").count() == 2
+    _go(page, "form.paired button[type=submit]")
+    main = page.locator("main").inner_text()
+    assert "4 paired cases" in main and "pass_rate" in main
+    assert "no detectable difference" in main  # the same answers: no difference to find
+    assert "Gate\ninconclusive" in main  # 4 cases cannot rule out a 5-point regression

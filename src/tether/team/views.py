@@ -549,6 +549,16 @@ class Views:
     def lineage(self, project: str, **kw: Any) -> dict[str, Any]:
         return lineage(self.hub, project, **kw)
 
+    def prompt_evals(self, project: str, name: str) -> list[dict[str, Any]]:
+        from tether.team.evals import prompt_evals
+
+        return prompt_evals(self.hub, project, name)
+
+    def paired(self, project: str, a: str, b: str) -> Any:
+        from tether.team.evals import paired
+
+        return paired(self.hub, project, a, b)
+
     def governance(self, project: str, log: str) -> dict[str, Any]:
         return governance(self.hub, project, log)
 

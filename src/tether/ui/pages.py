@@ -506,8 +506,26 @@ def prompts(request: Request, project: str) -> Response:
         versions=versions,
         labels=labels,
         history=sorted(held, key=lambda a: a.time, reverse=True)[:AUDIT_SHOWN],
+        evals={name: hub.views.prompt_evals(project, name) for name in names},
         refused=read["refused"],
         problem=read["problem"],
+        who=_who(request),
+    )
+
+
+@router.get("/p/{project}/prompts/{name}/paired", response_class=HTMLResponse)
+def prompt_paired(request: Request, project: str, name: str, a: str, b: str) -> Response:
+    """Eval run ``b`` against eval run ``a`` on the cases both ran: each metric's difference
+    with its interval and test, the verdict and the gate (as `tether prompt compare`)."""
+    hub = _reader(request, project)
+    done, meta = hub.views.paired(project, a, b)
+    return _render(
+        "prompt_paired.html",
+        project=project,
+        prompt=name,
+        done=done,
+        meta=meta,
+        runs=(a, b),
         who=_who(request),
     )
 
