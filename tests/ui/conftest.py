@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES, git, make_repo
+from tests.prompts.test_eval import CSV, SUITE
 from tests.server.conftest import Server, launch
 from tether.api import Project
 
@@ -27,21 +28,6 @@ SPIKY_POINTS = 100_000
 PROMPT_META = (
     "variables:\n  review: {type: string}\noutput: {format: label, labels: [positive, negative]}\n"
 )
-
-
-SUITE = """description: sentiment
-assert:
-  - label-match: true
-scripted:
-  - when: {contains: [great, good]}
-    answer: positive
-  - default: negative
-cases:
-  - {id: c1, vars: {review: "A great film"}, expected: positive}
-  - {id: c2, vars: {review: "Dull and long"}, expected: negative}
-  - {id: c3, vars: {review: "Not good at all"}, expected: negative}
-  - {id: c4, vars: {review: "Good fun"}, expected: positive}
-"""
 
 
 @dataclass
@@ -166,6 +152,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         evals = repo / "evals"
         evals.mkdir()
         (evals / "sentiment.yaml").write_text(SUITE)
+        (evals / "more.csv").write_text(CSV)
         library = Project.open(repo).prompts
         suite = library.load_suite(evals / "sentiment.yaml")
         evaluated = [

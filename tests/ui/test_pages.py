@@ -398,10 +398,10 @@ def test_the_prompts_page_shows_evaluations_with_intervals_and_compares_two_case
     table = page.locator("table.evals")
     rows = table.locator("tbody tr").all_inner_texts()
     assert len(rows) == 2 and {"v1.0.0", "v1.1.0"} <= {r.split("\t")[1] for r in rows}
-    assert all("0.750 [" in r for r in rows), rows  # 3 of 4 pass, with the interval around it
+    assert all("0.800 [" in r for r in rows), rows  # 4 of 5 pass, with the interval around it
     assert table.locator("svg.interval").count() == 2
     _go(page, "form.paired button[type=submit]")
     main = page.locator("main").inner_text()
-    assert "4 paired cases" in main and "pass_rate" in main
+    assert "5 paired cases" in main and "pass_rate" in main
     assert "no detectable difference" in main  # the same answers: no difference to find
     assert "Gate\ninconclusive" in main  # 4 cases cannot rule out a 5-point regression
