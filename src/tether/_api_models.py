@@ -39,6 +39,7 @@ def _decided(ws: Workspace, act: Callable[[], T], *, trust: bool = False) -> T:
             lambda: sync.push_spec(ws),
             RegistryError,
             after_undo=lambda: store.load_state(ws),
+            objects=lambda: _signatures(ws),
         )
         if not trust:
             return [registry]
@@ -52,6 +53,14 @@ def _decided(ws: Workspace, act: Callable[[], T], *, trust: bool = False) -> T:
 
     with on_server(ws, logs):
         return act()
+
+
+def _signatures(ws: Workspace) -> list[str]:
+    """The signed release statements of every version: the team server keeps them too."""
+    from tether.registry import store
+
+    state = store.load_state(ws)
+    return [v.signature for vs in state.models.values() for v in vs.values() if v.signature]
 
 
 class ModelRegistry:

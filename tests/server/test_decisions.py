@@ -11,11 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.conftest import Tether, git
 from tests.prompts.test_labels import versions  # noqa: F401
 from tests.registry.conftest import trained  # noqa: F401
-from tests.registry.test_root_of_trust import Use, keys, use  # noqa: F401
+from tests.registry.test_root_of_trust import Use, keys, rooted, use  # noqa: F401
 from tests.server.conftest import Server
 from tests.server.test_teammates import hung_server  # noqa: F401
 
@@ -231,3 +232,21 @@ def test_a_teammates_run_is_registered_from_the_team_server(
     assert version.number == 1 and Project.open(bob).ws.store.has(version.object)
     on_server = git(bob, "ls-remote", "tether", "refs/tags/model@v*").split()[1::2]
     assert "refs/tags/model@v1" in on_server
+
+
+def test_a_signed_release_reaches_the_server_and_its_models_page_verifies_it(
+    sqlite_server: Server, rooted: str, repo: Path, tether: Tether
+) -> None:
+    """Under a root of trust, `model sign` hands the signed statement to the server with the
+    decision; the server checks it against the root's keys and the files it holds."""
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")
+    tether("sync")  # the run and the model file it wrote
+    tether("model", "sign", "model", "1")
+    signature = Project.open(repo).models.state().models["model"][1].signature
+    with sqlite_server.http() as http:
+        assert http.post(f"/api/v1/projects/{project}/objects/missing",
+                         json={"ids": [signature]}).json()["missing"] == []  # fmt: skip
+        cookie = http.post("/api/v1/session", json={"token": sqlite_server.admin_token}).cookies
+        page = httpx.get(f"{sqlite_server.url}/p/{project}/models", cookies=cookie).text
+    assert "✓ verified: signed by" in page and "1 file(s) match what was signed" in page

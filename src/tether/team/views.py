@@ -549,6 +549,11 @@ class Views:
     def lineage(self, project: str, **kw: Any) -> dict[str, Any]:
         return lineage(self.hub, project, **kw)
 
+    def releases(self, project: str, state: Any) -> dict[str, tuple[str, str]]:
+        from tether.team.releases import statuses
+
+        return statuses(self.hub, project, state)
+
     def prompt_evals(self, project: str, name: str) -> list[dict[str, Any]]:
         from tether.team.evals import prompt_evals
 

@@ -480,6 +480,7 @@ def models(request: Request, project: str) -> Response:
         refused=read["refused"],
         problem=read["problem"],
         requests=sorted(state.requests.values(), key=lambda r: r.id) if state else [],
+        releases=hub.views.releases(project, state),
         who=_who(request),
     )
 
