@@ -405,3 +405,14 @@ def test_the_prompts_page_shows_evaluations_with_intervals_and_compares_two_case
     assert "5 paired cases" in main and "pass_rate" in main
     assert "no detectable difference" in main  # the same answers: no difference to find
     assert "Gate\ninconclusive" in main  # 4 cases cannot rule out a 5-point regression
+
+
+def test_the_runs_table_offers_longer_pages(page: Any, seeded: Seeded) -> None:
+    _go(page, "a:text-is('500')")
+    assert "size=500" in page.url and page.locator(".sizes strong").inner_text() == "500"
+    shown = page.locator("table.runs tbody tr:not(.group)").count()
+    assert shown >= len(seeded.runs) - 1 + len(seeded.evals)  # all but the deleted, on one page
+    assert page.locator("a[rel=next]").count() == 0  # (other tests may add live runs)
+    tall = page.evaluate("getComputedStyle(document.querySelector('table.runs tbody tr'))"
+                         ".contentVisibility")  # fmt: skip
+    assert tall == "auto"  # rows off screen are not laid out

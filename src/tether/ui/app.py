@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tether.ui import pages
+from tether.ui import pages, repo_pages
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -35,6 +35,7 @@ def mount(app: FastAPI, *, local_secret: str | None = None) -> None:
     """Serve the UI at ``/`` of ``app``; ``local_secret``: as ``tether ui`` (see the module)."""
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(repo_pages.router)
     app.add_exception_handler(pages.LoginNeeded, pages.login_redirect)
     _as_pages(app)
     app.add_middleware(Headers)

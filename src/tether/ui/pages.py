@@ -23,7 +23,8 @@ from tether import api
 from tether.errors import AuthenticationError, QueryError, TetherError, UsageError
 
 HERE = Path(__file__).resolve().parent
-PAGE = 100  # rows of the runs table per page
+PAGE = 100  # rows of the runs table per page, by default
+SIZES = (100, 500, 2000)  # the page sizes offered (rows off screen are not laid out: CSS)
 COLUMNS = 6  # params and metrics shown by default, each
 SESSION_COOKIE = "tether_session"
 
@@ -153,21 +154,23 @@ def runs(
     page: int = 1,
     col: Annotated[list[str] | None, Query()] = None,
     group: str = "",
+    size: int = PAGE,
 ) -> Response:
     hub = _reader(request, project)
     page = max(1, min(page, 1_000_000))
+    size = size if size in SIZES else PAGE
     error: QueryError | UsageError | None = None
     group = group if GROUPABLE.fullmatch(group) else ""
     order = f"{group} asc, {sort}" if group and sort else (f"{group} asc" if group else sort)
     try:
         found = hub.search(
-            project, where or None, order or None, PAGE + 1, offset=(page - 1) * PAGE
+            project, where or None, order or None, size + 1, offset=(page - 1) * size
         )
     except QueryError as exc:
         found, error = [], exc
     except UsageError as exc:
         found, error = [], exc
-    more, rows = len(found) > PAGE, found[:PAGE]
+    more, rows = len(found) > size, found[:size]
     chosen = [c for c in col or [] if c.startswith(("params.", "metrics."))][:50]
     params = sorted({k for r in rows for k in r.params})
     metrics = sorted({k for r in rows for k in r.metrics})
@@ -177,6 +180,7 @@ def runs(
 
     def link(**change: Any) -> str:
         query = {"where": where, "sort": sort, "page": page, "col": col or [], "group": group}
+        query["size"] = size if size != PAGE else None
         query.update(change)
         return f"/p/{project}/runs?" + urlencode({k: v for k, v in query.items() if v}, True)
 
@@ -190,6 +194,8 @@ def runs(
         where=where,
         sort=sort,
         page=page,
+        size=size,
+        sizes=SIZES,
         more=more,
         error=error,
         columns=chosen,
@@ -428,125 +434,3 @@ def _sandboxed(data: bytes, media: str, disposition: str, filename: str) -> Resp
             "Cache-Control": "private, max-age=300",
         },
     )
-
-
-@router.get("/p/{project}/lineage", response_class=HTMLResponse)
-def lineage(
-    request: Request,
-    project: str,
-    run: str | None = None,
-    object: str | None = None,
-    direction: str = "up",
-    depth: int = 3,
-) -> Response:
-    """The lineage graph of a run or a data object, up or down: drawn with cytoscape and dagre,
-    and listed as links (what a keyboard or a screen reader walks)."""
-    hub = _reader(request, project)
-    graph = hub.views.lineage(
-        project, run=run, obj=object, direction=direction, depth=max(1, min(depth, 20))
-    )
-    start = {"run": run} if run else {"object": object}
-    return _render(
-        "lineage.html",
-        project=project,
-        graph=graph,
-        start=start,
-        depth=depth,
-        direction=direction,
-        here=urlencode(start),
-        who=_who(request),
-    )
-
-
-AUDIT_SHOWN = 200  # newest events of a log listed on a page
-
-
-@router.get("/p/{project}/models", response_class=HTMLResponse)
-def models(request: Request, project: str) -> Response:
-    """The registry as the project's repository on the server holds its log: each model's
-    versions with their stage, aliases and signature, the requests with their approvals (and
-    the command that approves: the approver's own key signs, never this page), and the audit
-    log with its chain's status."""
-    hub = _reader(request, project)
-    read = hub.views.governance(project, "registry")
-    state = read["state"]
-    events = read["events"]
-    return _render(
-        "models.html",
-        project=project,
-        state=state,
-        events=list(reversed(events))[:AUDIT_SHOWN],
-        total=len(events),
-        refused=read["refused"],
-        problem=read["problem"],
-        requests=sorted(state.requests.values(), key=lambda r: r.id) if state else [],
-        releases=hub.views.releases(project, state),
-        who=_who(request),
-    )
-
-
-@router.get("/p/{project}/prompts", response_class=HTMLResponse)
-def prompts(request: Request, project: str) -> Response:
-    """Each prompt's registered versions, where each label points now, and the timeline of
-    every label assignment (promotions and rollbacks) with who and when."""
-    hub = _reader(request, project)
-    read = hub.views.governance(project, "prompts")
-    folded = read["state"]
-    held = list(folded.held) if folded else []
-    versions = hub.views.prompt_versions(project)
-    names = sorted(set(versions) | {a.name for a in held})
-    labels: dict[str, dict[str, Any]] = {}
-    for a in held:
-        best = labels.setdefault(a.name, {}).get(a.label)
-        if best is None or a.n > best.n:
-            labels[a.name][a.label] = a
-    return _render(
-        "prompts.html",
-        project=project,
-        names=names,
-        versions=versions,
-        labels=labels,
-        history=sorted(held, key=lambda a: a.time, reverse=True)[:AUDIT_SHOWN],
-        evals={name: hub.views.prompt_evals(project, name) for name in names},
-        refused=read["refused"],
-        problem=read["problem"],
-        who=_who(request),
-    )
-
-
-@router.get("/p/{project}/prompts/{name}/paired", response_class=HTMLResponse)
-def prompt_paired(request: Request, project: str, name: str, a: str, b: str) -> Response:
-    """Eval run ``b`` against eval run ``a`` on the cases both ran: each metric's difference
-    with its interval and test, the verdict and the gate (as `tether prompt compare`)."""
-    hub = _reader(request, project)
-    done, meta = hub.views.paired(project, a, b)
-    return _render(
-        "prompt_paired.html",
-        project=project,
-        prompt=name,
-        done=done,
-        meta=meta,
-        runs=(a, b),
-        who=_who(request),
-    )
-
-
-@router.get("/p/{project}/prompts/{name}/diff", response_class=HTMLResponse)
-def prompt_diff(request: Request, project: str, name: str, a: str, b: str) -> Response:
-    """What changed between two registered versions of a prompt."""
-    hub = _reader(request, project)
-    diff = hub.views.prompt_diff(project, name, a, b)
-    return _render(
-        "prompt_diff.html", project=project, prompt=name, a=a, b=b, diff=diff, who=_who(request)
-    )
-
-
-@router.get("/p/{project}/data", response_class=HTMLResponse)
-def data(
-    request: Request, project: str, rev: str | None = None, against: str | None = None
-) -> Response:
-    """The tracked data sets at a branch, tag or commit of the project's repository on the
-    server, and what changed against another."""
-    hub = _reader(request, project)
-    page = hub.views.data_page(project, rev or None, against or None)
-    return _render("data.html", project=project, page=page, who=_who(request))
