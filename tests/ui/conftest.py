@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REQUIRE_SERVICES, git, make_repo
 from tests.prompts.test_eval import CSV, SUITE
 from tests.server.conftest import Server, launch
-from tether.api import Project
+from tether.api import Project, generate_key, trust_key
 
 pytestmark = pytest.mark.slow
 
@@ -165,6 +165,29 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         models = Project.open(repo).models
         models.register("model", run=runs["train"], path="model.pkl", description=HOSTILE)
         models.set_alias("model@v1", "champion")
+        (repo / "model.pkl").write_bytes(b"weights, again")
+        with Project.open(repo).start_run(name="retrain") as run:
+            run.log_output(repo / "model.pkl")
+            runs["retrain"] = run.id
+        Project.open(repo).sync()
+        models.register("model", run=runs["retrain"], path="model.pkl")
+        keys = folder / "keys"
+        before = os.environ.get("TETHER_KEYS_DIR")
+        os.environ["TETHER_KEYS_DIR"] = str(keys)  # a request is signed by its author's key
+        try:
+            made = generate_key("ann@example.com", keys)
+            here = Path.cwd()
+            os.chdir(repo)
+            try:
+                trust_key(made.public_pem, "ann@example.com")
+            finally:
+                os.chdir(here)
+            Project.open(repo).models.request("model@v2", "production", "better on the holdout")
+        finally:
+            if before is None:
+                os.environ.pop("TETHER_KEYS_DIR")
+            else:
+                os.environ["TETHER_KEYS_DIR"] = before
         yield Seeded(server, project, reader, runs, repo, [str(e) for e in evaluated])
     finally:
         server.stop()
@@ -207,16 +230,18 @@ def page(browser: Any, seeded: Seeded, request: pytest.FixtureRequest) -> Iterat
     assert errors == [], f"console errors: {errors}"
 
 
-def logged_in(browser: Any, seeded: Seeded, **options: Any) -> tuple[Any, Any, list[str]]:
-    """A new browser context logged in as the reader through the login page: the context, its
-    page (on the runs table) and the console errors it collects."""
+def logged_in(
+    browser: Any, seeded: Seeded, token: str | None = None, **options: Any
+) -> tuple[Any, Any, list[str]]:
+    """A new browser context logged in (as the reader, or with ``token``) through the login
+    page: the context, its page (on the runs table) and the console errors it collects."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, **options)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda e: errors.append(str(e)))
     tab.goto(f"{seeded.server.url}/login")
-    tab.fill("#token", seeded.reader)
+    tab.fill("#token", token or seeded.reader)
     tab.click("button[type=submit]")
     tab.wait_for_url(f"{seeded.server.url}/p/{seeded.project}/runs")
     return context, tab, errors

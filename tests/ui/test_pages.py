@@ -416,3 +416,30 @@ def test_the_runs_table_offers_longer_pages(page: Any, seeded: Seeded) -> None:
     tall = page.evaluate("getComputedStyle(document.querySelector('table.runs tbody tr'))"
                          ".contentVisibility")  # fmt: skip
     assert tall == "auto"  # rows off screen are not laid out
+
+
+def test_an_approver_is_shown_how_to_decide_a_request_and_a_reader_is_told_why_not(
+    browser: Any, seeded: Seeded
+) -> None:
+    from tests.ui.conftest import logged_in
+
+    approver = seeded.server.token_for("approver-ui", "approver", seeded.project)
+    for token, sees, not_seen in (
+        (approver, "tether model approve model@v2", "needs the approver role"),
+        (seeded.reader, "needs the approver role on this server; you are reader", "model approve"),
+    ):
+        context, tab, errors = logged_in(browser, seeded, token)
+        tab.goto(f"{seeded.server.url}/p/{seeded.project}/models")
+        requests = tab.locator("ul.requests").inner_text()
+        assert "model@v2 → production" in requests and "open" in requests
+        assert sees in requests and not_seen not in requests
+        tab.goto(f"{seeded.server.url}/p/{seeded.project}/prompts")
+        main = tab.locator("main").inner_text()
+        if token == approver:
+            assert "tether prompt rollback sentiment --label production" in main
+            assert "tether prompt promote sentiment@v1.2.0 --label production" in main
+        else:
+            assert "needs the writer role on this server; you are reader" in main
+            assert "tether prompt rollback" not in main
+        context.close()
+        assert errors == []

@@ -11,7 +11,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from tether import api
 from tether.ui.pages import _reader, _render, _who
+
+
+def _may(who: api.Identity, project: str, needed: str) -> bool:
+    """Whether ``who`` holds ``needed`` (or a higher role) in ``project``: what a page offers
+    them. The server checks again at the door, and the signature is the decider's own."""
+    held = who.role_in(project)
+    return held is not None and api.ROLES.index(held) >= api.ROLES.index(needed)
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,7 +75,9 @@ def models(request: Request, project: str) -> Response:
         problem=read["problem"],
         requests=sorted(state.requests.values(), key=lambda r: r.id) if state else [],
         releases=hub.views.releases(project, state),
-        who=_who(request),
+        approver=_may(who := _who(request), project, "approver"),
+        role=who.role_in(project) or "without a role",
+        who=who,
     )
 
 
@@ -94,6 +104,8 @@ def prompts(request: Request, project: str) -> Response:
         labels=labels,
         history=sorted(held, key=lambda a: a.time, reverse=True)[:AUDIT_SHOWN],
         evals={name: hub.views.prompt_evals(project, name) for name in names},
+        promoter=_may(who := _who(request), project, "writer"),
+        role=who.role_in(project) or "without a role",
         refused=read["refused"],
         problem=read["problem"],
         who=_who(request),
