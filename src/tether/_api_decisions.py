@@ -81,7 +81,8 @@ def on_server(ws: Workspace, logs: Callable[[], list[Log]]) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            undo()  # a decision cut short (an error, Ctrl-C) leaves nothing half-made here
+            with _shielded():
+                undo()  # a decision cut short (an error, Ctrl-C) leaves nothing half-made here
             raise
         moved = [side for side, head in zip(sides, heads, strict=True) if side.log.head() != head]
         if not moved:
@@ -89,12 +90,15 @@ def on_server(ws: Workspace, logs: Callable[[], list[Log]]) -> Iterator[None]:
         try:
             _push(ws, remote, moved)
         except BaseException as exc:
-            if _landed(ws, remote, moved):
+            with _shielded():  # a second Ctrl-C or SIGTERM cannot cut the check or the undo
+                landed = _landed(ws, remote, moved)
+                if not landed:
+                    undo()
+            if landed:
                 if isinstance(exc, TetherError):
                     _hand_in(ws, moved)
                     return  # its answer was lost on the way back: the server holds it
                 raise
-            undo()
             if not isinstance(exc, TetherError):
                 raise
             raise error(f"{_why(exc)}: {exc}") from None
@@ -143,7 +147,10 @@ def _landed(ws: Workspace, remote: str, sides: list[Log]) -> bool:
     from tether.gitio.repo import git_maybe
 
     names = [gitmirror.git_ref(side.log.name) for side in sides]
-    out = git_maybe(ws.root, "ls-remote", remote, *names, timeout=PROBE_S)
+    try:
+        out = git_maybe(ws.root, "ls-remote", remote, *names, timeout=PROBE_S)
+    except (TetherError, OSError):
+        return False  # no answer: not known to have landed, so undone here
     if out is None:
         return False
     pairs = (line.split("\t", 1) for line in out.decode().splitlines() if "\t" in line)
@@ -164,6 +171,20 @@ def _why(exc: BaseException) -> str:
         "the team server did not take this decision, so this clone does not keep it either; "
         "run it again once the server answers"
     )
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (the main thread's handlers only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 @contextmanager

@@ -127,6 +127,10 @@ class Proxy:
                 pushing.set()
                 if self.mode == "hang":
                     return  # never sent on, never answered
+                if self.mode == "die":  # the server is gone: this and every later connection
+                    self.listener.close()
+                    client.close()
+                    return
             server.sendall(data)
 
     def _down(self, server: socket.socket, client: socket.socket, pushing: threading.Event) -> None:
@@ -250,3 +254,17 @@ def test_a_signed_release_reaches_the_server_and_its_models_page_verifies_it(
         cookie = http.post("/api/v1/session", json={"token": sqlite_server.admin_token}).cookies
         page = httpx.get(f"{sqlite_server.url}/p/{project}/models", cookies=cookie).text
     assert "✓ verified: signed by" in page and "1 file(s) match what was signed" in page
+
+
+@pytest.mark.parametrize("proxied", ["die"], indirect=True)
+def test_a_server_gone_mid_push_leaves_the_decision_undone_even_unasked(
+    sqlite_server: Server, proxied: Proxy, trained: str, repo: Path, tether: Tether
+) -> None:
+    """The push fails and asking the server whether it landed fails too: undone here."""
+    project = sqlite_server.new_project()
+    _login_via(tether, sqlite_server, proxied, project, "writer")
+    with pytest.raises(RegistryError, match="did not take this decision"):
+        Project.open(repo).models.register("model", run=trained, path="model.pkl")
+    assert proxied.pushes >= 1
+    assert Project.open(repo).models.state().models == {}
+    assert _tags(repo, "model@v*") == []

@@ -21,6 +21,7 @@ def _may(who: api.Identity, project: str, needed: str) -> bool:
     held = who.role_in(project)
     return held is not None and api.ROLES.index(held) >= api.ROLES.index(needed)
 
+
 router = APIRouter(include_in_schema=False)
 
 
