@@ -85,12 +85,9 @@ class TeamVerbs:
         """What `tether ui` does every few seconds against the embedded server it started
         (``secret``: `tether ui`'s, which its server wants; None for `tether server`'s):
         upload this clone's new runs and amendments, show its running runs live, bring the
-        server's copy of the repository up to date (its branches and tags, then Tether's event
-        logs, pushed through the door), so every page shows what this clone holds. The runs
-        uploaded now."""
-        import os
-
-        from tether.gitio.repo import git_maybe
+        server's copy of the repository up to date (its branches, tags and Tether's event logs,
+        which the embedded server follows as they are, a rewrite included), so every page shows
+        what this clone holds. The runs uploaded now."""
         from tether.meta.store import MetaStore
         from tether.runs.index import open_index
         from tether.teamclient import sync as _team
@@ -102,18 +99,7 @@ class TeamVerbs:
         with ServerClient(where, retries=0) as client:
             for row in index.search("status = 'running'", limit=200):
                 client.put_live(row)
-            client.call("POST", f"{client.project_path}/git/fetch")
-        remote = f"{url.rstrip('/')}/git/{project}.git"
-        env = dict(os.environ)
-        if secret:  # in the environment, not on a command line others can read
-            env["GIT_CONFIG_COUNT"] = "1"
-            env["GIT_CONFIG_KEY_0"] = f"http.{remote}.extraHeader"
-            env["GIT_CONFIG_VALUE_0"] = f"Authorization: Bearer {secret}"
-        if git_maybe(self.root, "for-each-ref", "--count=1", "refs/tether/events/"):
-            from tether.gitio.repo import git
-
-            git(self.root, "push", "--quiet", remote,
-                "refs/tether/events/*:refs/tether/events/*", env=env, timeout=30)  # fmt: skip
+            client.call("POST", f"{client.project_path}/git/fetch")  # its logs too
         return result.runs
 
     def embedded_server(self) -> Settings:
@@ -124,7 +110,10 @@ class TeamVerbs:
         folder = self.ws.dot / "server"
         folder.mkdir(parents=True, exist_ok=True)
         return Settings(
-            f"sqlite:///{folder / 'server.db'}", str(folder / "store"), open_without_accounts=True
+            f"sqlite:///{folder / 'server.db'}",
+            str(folder / "store"),
+            open_without_accounts=True,
+            follow_logs=True,  # its repository is the truth: its mirror follows even a rewrite
         )
 
     def server_token(self) -> str | None:

@@ -25,6 +25,7 @@ ENV_INDEX = "TETHER_SERVER_INDEX"
 ENV_STORE = "TETHER_SERVER_STORE"
 ENV_MAX_BODY = "TETHER_SERVER_MAX_BODY"
 ENV_OPEN = "TETHER_SERVER_OPEN"
+ENV_FOLLOW = "TETHER_SERVER_FOLLOW_LOGS"
 ENV_OIDC = "TETHER_SERVER_OIDC"  # JSON of api.OidcSettings' fields
 ENV_MIRRORS = "TETHER_SERVER_MIRRORS"
 ENV_UI_SECRET = "TETHER_UI_SECRET"  # `tether ui`: the secret its printed URL holds
@@ -54,6 +55,7 @@ def from_environment() -> FastAPI:
             if os.environ.get(ENV_OIDC)
             else None,
             mirrors=os.environ.get(ENV_MIRRORS, ""),
+            follow_logs=os.environ.get(ENV_FOLLOW) == "1",
         )
     except KeyError as exc:
         raise UsageError(
@@ -99,6 +101,7 @@ def serve(
     else:
         os.environ.pop(ENV_UI_SECRET, None)
     os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
+    os.environ[ENV_FOLLOW] = "1" if settings.follow_logs else "0"
     if settings.oidc is not None:
         os.environ[ENV_OIDC] = json.dumps(dataclasses.asdict(settings.oidc))
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

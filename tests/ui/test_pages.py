@@ -350,12 +350,14 @@ def test_a_login_goes_back_to_the_page_that_asked_for_it(seeded: Seeded) -> None
         ("lineage?run={run}&direction=sideways", 400, "Not understood"),
         ("data?rev=%3Cimg%20src%3Dx%3E", 400, "Not understood"),
         ("prompts/sentiment/paired?a={run}&b={run}", 400, "Not understood"),  # not evals
+        ("prompts/other/paired?a={eval0}&b={eval1}", 400, "Not understood"),  # another's
     ],
 )
 def test_a_pages_error_is_a_page_with_the_way_back(
     seeded: Seeded, path: str, status: int, heading: str
 ) -> None:
-    url = f"{seeded.server.url}/p/{seeded.project}/{path.format(run=seeded.runs['train'])}"
+    asked = path.format(run=seeded.runs["train"], eval0=seeded.evals[0], eval1=seeded.evals[1])
+    url = f"{seeded.server.url}/p/{seeded.project}/{asked}"
     answer = httpx.get(url, cookies=_session(seeded))
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("text/html")

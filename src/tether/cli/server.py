@@ -34,7 +34,9 @@ def _settings(index: str | None, store: str | None, max_body: int, mirrors: str 
         raise click.UsageError(
             "outside a repository, say where the server keeps things: --index URL --store URL"
         ) from None
-    return api.ServerSettings(embedded.index, embedded.store, max_body, True)
+    return api.ServerSettings(
+        embedded.index, embedded.store, max_body, True, follow_logs=embedded.follow_logs
+    )
 
 
 def storage_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,10 +157,11 @@ def _publisher(settings: Any, project: str | None, secret: str | None) -> Callab
         return ""
 
     def publish(url: str) -> None:
-        click.echo(once(url, True))
+        first = once(url, True)
+        click.echo(first)
 
         def loop() -> None:
-            said = ""
+            said = first
             while not stop.wait(REFRESH_S):
                 news = once(url, False)
                 if news and news != said:

@@ -42,16 +42,19 @@ def prompt_evals(hub: Hub, project: str, name: str) -> list[dict[str, Any]]:
     return out
 
 
-def paired(hub: Hub, project: str, a: str, b: str) -> tuple[Comparison, dict[str, str]]:
-    """Eval run ``b`` against eval run ``a`` of one prompt on one suite, case by case; with
+def paired(hub: Hub, project: str, name: str, a: str, b: str) -> tuple[Comparison, dict[str, str]]:
+    """Eval run ``b`` against eval run ``a`` of prompt ``name`` on one suite, case by case; with
     what each ran (prompt versions, suite)."""
     from tether.prompts.stats import compare
     from tether.team.views import run_record
 
+    if a == b:
+        raise UsageError("pick two different evaluations: a run against itself tells nothing")
     records = [run_record(hub, project, run) for run in (a, b)]
     for run, record in zip((a, b), records, strict=True):
-        if (record.get("tags") or {}).get("kind") != "prompt-eval":
-            raise UsageError(f"run {run} is not a prompt evaluation (`tether prompt eval`)")
+        tags = record.get("tags") or {}
+        if tags.get("kind") != "prompt-eval" or tags.get("prompt") != name:
+            raise UsageError(f"run {run} is not an evaluation of prompt {name}")
     params = [r.get("params") or {} for r in records]
     if params[0].get("suite.content_id") != params[1].get("suite.content_id"):
         raise UsageError(

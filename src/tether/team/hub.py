@@ -60,6 +60,7 @@ class Settings:
     open_without_accounts: bool = False  # loopback only: no token needed until `server init`
     oidc: OidcSettings | None = None  # also accept OIDC bearer tokens from this issuer
     mirrors: str = ""  # where projects' git mirrors live ("": beside a SQLite database)
+    follow_logs: bool = False  # a repository's own server: its mirrors take its event logs too
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Hub:
         self.accounts = Accounts(self.engine)
         self.blobs = Blobs(self.engine, settings.store)
         self.oidc = OidcVerifier(settings.oidc) if settings.oidc else None
-        self.mirrors = Mirrors(_mirror_folder(settings))
+        self.mirrors = Mirrors(_mirror_folder(settings), follow_logs=settings.follow_logs)
         self._indexes: dict[str, SqlMetaStore] = {}
         self._owners: dict[tuple[str, str], str] = {}  # (project, run) -> who showed it live
         self._projects: set[str] = set()  # seen to exist (a project is never deleted)

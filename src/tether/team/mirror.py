@@ -24,8 +24,9 @@ SAFE_ENV = {"GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh", "GIT_TERMINAL_PROMP
 
 
 class Mirrors:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, follow_logs: bool = False) -> None:
         self.folder = folder
+        self.follow_logs = follow_logs
 
     def path(self, project: str) -> Path:
         return self.folder / f"{project}.git"
@@ -68,10 +69,13 @@ class Mirrors:
         root = self.path(project)
         if git_maybe(root, "config", "remote.origin.url") is None:
             raise UsageError(f"project {project} was created without --git: nothing to fetch")
-        for args in (
+        fetches = [
             ("--prune", "origin", "+refs/heads/*:refs/heads/*"),
             ("origin", "refs/tags/*:refs/tags/*"),
-        ):
+        ]
+        if self.follow_logs:  # the server of one repository (`tether ui`): its logs as they are
+            fetches.append(("origin", "+refs/tether/events/*:refs/tether/events/*"))
+        for args in fetches:
             git(root, "fetch", "--quiet", *args, env=self._env(), timeout=TIMEOUT_S)
 
     def commit(self, project: str, rev: str) -> dict[str, Any]:

@@ -434,10 +434,10 @@ class Views:
 
         return prompt_evals(self.hub, project, name)
 
-    def paired(self, project: str, a: str, b: str) -> Any:
+    def paired(self, project: str, name: str, a: str, b: str) -> Any:
         from tether.team.evals import paired
 
-        return paired(self.hub, project, a, b)
+        return paired(self.hub, project, name, a, b)
 
     def governance(self, project: str, log: str) -> dict[str, Any]:
         from tether.team import repo_views

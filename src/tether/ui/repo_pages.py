@@ -118,7 +118,7 @@ def prompt_paired(request: Request, project: str, name: str, a: str, b: str) -> 
     """Eval run ``b`` against eval run ``a`` on the cases both ran: each metric's difference
     with its interval and test, the verdict and the gate (as `tether prompt compare`)."""
     hub = _reader(request, project)
-    done, meta = hub.views.paired(project, a, b)
+    done, meta = hub.views.paired(project, name, a, b)
     return _render(
         "prompt_paired.html",
         project=project,
