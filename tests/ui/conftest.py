@@ -172,10 +172,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         Project.open(repo).sync()
         models.register("model", run=runs["retrain"], path="model.pkl")
         keys = folder / "keys"
-        before = os.environ.get("TETHER_KEYS_DIR")
-        os.environ["TETHER_KEYS_DIR"] = str(keys)  # a request is signed by its author's key
-        try:
+        names = ("TETHER_KEYS_DIR", "TETHER_SIGNING_KEY")
+        before = {name: os.environ.get(name) for name in names}
+        try:  # a request is signed by its author's key: Ann's, trusted in tether.toml
             made = generate_key("ann@example.com", keys)
+            os.environ["TETHER_KEYS_DIR"] = str(keys)
+            os.environ["TETHER_SIGNING_KEY"] = str(made.private_path)
             here = Path.cwd()
             os.chdir(repo)
             try:
@@ -184,10 +186,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                 os.chdir(here)
             Project.open(repo).models.request("model@v2", "production", "better on the holdout")
         finally:
-            if before is None:
-                os.environ.pop("TETHER_KEYS_DIR")
-            else:
-                os.environ["TETHER_KEYS_DIR"] = before
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         yield Seeded(server, project, reader, runs, repo, [str(e) for e in evaluated])
     finally:
         server.stop()
