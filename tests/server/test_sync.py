@@ -432,3 +432,36 @@ def test_sync_fits_its_packs_under_the_servers_body_limit(
     tether("server", "login", sqlite_server.url, "--project", project, "--token", token)
     assert "1 run(s)" in tether("sync").output
     assert run.id in _server_runs(sqlite_server, project)
+
+
+def test_sync_against_a_server_that_answers_nonsense_says_so(repo: Path, tether: Tether) -> None:
+    """A loopback server that answers every request with `{}`: a clear error, not a crash."""
+    import http.server
+    import threading
+
+    class Nonsense(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = do_PUT = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Nonsense)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Project.open(repo).start_run(name="kept"):
+            pass
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        Project.open(repo).config_set("server.url", url, local=True)
+        Project.open(repo).config_set("server.project", "p", local=True)
+        out = tether("sync", expect=4).output
+        assert "is it a Tether server" in out
+    finally:
+        server.shutdown()

@@ -141,8 +141,25 @@ class ServerClient:
                 f"{self.project_path}/objects/missing",
                 json={"ids": list(ids[start : start + 50_000])},
             )
-            found.extend(doc["missing"])
+            asked = set(ids[start : start + 50_000])
+            got = self._listed(doc, "missing")
+            if not all(isinstance(oid, str) and oid in asked for oid in got):
+                raise errors.ServerError(
+                    f"the server at {self.target.url} answered with ids it was not asked about: "
+                    "is it a Tether server?"
+                )
+            found.extend(got)
         return found
+
+    def _listed(self, doc: Any, key: str) -> list[Any]:
+        """``doc[key]``, a list, from a server's answer; else a clear error, not a crash."""
+        value = doc.get(key) if isinstance(doc, dict) else None
+        if not isinstance(value, list):
+            raise errors.ServerError(
+                f"the server at {self.target.url} answered without a list of {key!r}: is it a "
+                "Tether server of a version this one speaks to?"
+            )
+        return value
 
     def put_object(self, oid: str, source: Path | bytes) -> None:
         """Upload one object, streamed from its file (or given whole)."""
@@ -219,11 +236,11 @@ class ServerClient:
             "offset": offset,
         }
         doc = self.call("POST", f"{self.project_path}/runs/search", json=body)
-        return [indexed_run(r) for r in doc["runs"]]
+        return [indexed_run(r) for r in self._listed(doc, "runs")]
 
     def get_runs(self, ids: Sequence[str]) -> list[IndexedRun]:
         doc = self.call("POST", f"{self.project_path}/runs/get", json={"ids": list(ids)})
-        return [indexed_run(r) for r in doc["runs"]]
+        return [indexed_run(r) for r in self._listed(doc, "runs")]
 
     def resolve(self, ref: str) -> list[str]:
         doc = self.call("GET", f"{self.project_path}/runs/resolve", params={"ref": ref})
