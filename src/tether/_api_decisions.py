@@ -108,7 +108,7 @@ def on_server(ws: Workspace, logs: Callable[[], list[Log]]) -> Iterator[None]:
 def _hand_in(ws: Workspace, sides: list[Log]) -> None:
     """Upload the objects the logs' events name (a release's signed statement) that the server
     lacks, so it can check them too. The decision stands without them: a failure is left for
-    the next decision or `tether sync` to mend."""
+    the next decision, which hands in every statement the server still lacks."""
     from tether.teamclient import sync as team
     from tether.teamclient.client import ServerClient
 
