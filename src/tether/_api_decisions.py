@@ -68,13 +68,14 @@ def on_server(ws: Workspace, logs: Callable[[], list[Log]]) -> Iterator[None]:
                     "this clone holds decisions the team server has not taken, and it refused "
                     f"them, so nothing new was decided: {exc}"
                 ) from None
-        heads, refs = [side.log.head() for side in sides], _refs(ws.root)
+        heads, refs, pinned = [side.log.head() for side in sides], _refs(ws.root), _pin(ws)
 
         def undo() -> None:
             for side, head in zip(sides, heads, strict=True):
                 if side.log.head() != head:
                     side.log.undo(head, expected=str(side.log.head()))
             _restore(ws.root, refs)
+            _unpin(ws, pinned)  # a root version this clone never kept is not one it has seen
             for side in sides:
                 side.after_undo()
 
@@ -240,6 +241,26 @@ def _reachable_remote(ws: Workspace) -> str:
     if have is None or have.decode().strip() != wanted:
         configure_git_remote(ws.root, where.url, where.project)
     return REMOTE
+
+
+def _pin(ws: Workspace) -> bytes | None:
+    """The root of trust this clone pins (``.tether/trust.json``), as it is before a decision."""
+    from tether.trust.pin import PIN_FILE
+
+    try:
+        return (ws.dot / PIN_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _unpin(ws: Workspace, before: bytes | None) -> None:
+    from tether._fs import atomic_write
+    from tether.trust.pin import PIN_FILE
+
+    if before is None:
+        (ws.dot / PIN_FILE).unlink(missing_ok=True)
+    elif _pin(ws) != before:
+        atomic_write(ws.dot / PIN_FILE, before)
 
 
 def _refs(root: Path) -> dict[str, str]:

@@ -45,7 +45,9 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,20 +231,46 @@ class Signer:
 
     def sign(self, payload_type: str, payload: bytes) -> dict[str, Any]:
         """A DSSE envelope holding ``payload``, with one signature by this key."""
-        sig = self._key.sign(pae(payload_type, payload))
-        return {
-            "payloadType": payload_type,
-            "payload": base64.b64encode(payload).decode(),
-            "signatures": [{"keyid": self.keyid, "sig": base64.b64encode(sig).decode()}],
-        }
+        return envelope(
+            payload_type, payload, self.keyid, self._key.sign(pae(payload_type, payload))
+        )
+
+
+def envelope(payload_type: str, payload: bytes, keyid: str, sig: bytes) -> dict[str, Any]:
+    """A DSSE envelope of ``payload`` with one signature, ``sig`` by ``keyid``."""
+    return {
+        "payloadType": payload_type,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(sig).decode()}],
+    }
+
+
+_CHOSEN: ContextVar[tuple[Signer | None] | None] = ContextVar("tether_signer", default=None)
+
+
+@contextmanager
+def signing_as(signer: Signer | None) -> Iterator[None]:
+    """Within the block :func:`load_signer` gives ``signer`` (None: there is no key), whatever
+    keys this machine holds: the team server deciding for a browser signs with the browser's
+    key or with none, never with a key it happens to find."""
+    token = _CHOSEN.set((signer,))
+    try:
+        yield
+    finally:
+        _CHOSEN.reset(token)
 
 
 def load_signer(keyid: str | None = None, keys_dir: Path | None = None) -> Signer:
     """The private key to sign with.
 
     ``keyid`` (or, when it is None, ``$TETHER_SIGNING_KEY``) is a key id or a path to a PEM file;
-    with neither, the only key in ``keys_dir`` is used.
+    with neither, the only key in ``keys_dir`` is used. Inside :func:`signing_as`, its signer.
     """
+    chosen = _CHOSEN.get()
+    if chosen is not None:
+        if chosen[0] is None:
+            raise SigningKeyError("no signing key was given for this decision")
+        return chosen[0]
     folder = keys_dir if keys_dir is not None else default_keys_dir()
     choice = keyid or os.environ.get(SIGNING_KEY_ENV) or None
     if choice is None:

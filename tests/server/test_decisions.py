@@ -20,6 +20,7 @@ from tests.registry.test_root_of_trust import Use, keys, rooted, use  # noqa: F4
 from tests.server.conftest import Server
 from tests.server.test_teammates import hung_server  # noqa: F401
 
+from tether import signing
 from tether.api import Project
 from tether.errors import RegistryError, ServerUnavailableError
 
@@ -255,3 +256,23 @@ def test_a_signed_release_reaches_the_server_and_its_models_page_verifies_it(
         cookie = http.post("/api/v1/session", json={"token": sqlite_server.admin_token}).cookies
         page = httpx.get(f"{sqlite_server.url}/p/{project}/models", cookies=cookie).text
     assert "✓ verified: signed by" in page and "1 file(s) match what was signed" in page
+
+
+def test_a_root_change_the_server_refuses_leaves_the_clone_as_it_was(
+    sqlite_server: Server, rooted: str, repo: Path, tether: Tether, tmp_path: Path
+) -> None:
+    """The door refuses a writer's root change; the clone's log and the root version it pins
+    are both put back, so the clone still works (it did not take a root it never kept)."""
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")
+    tether("model", "list")  # the clone's root reaches the server with its first decision
+    tether("trust", "policy")  # root version 2, taken by the server: an admin's account
+    pinned = (repo / ".tether" / "trust.json").read_text()
+    _login(tether, sqlite_server, project, "writer")
+    key = signing.generate("dave@example.com", tmp_path / "keys")
+    refused = tether("trust", "add", str(key.public_path), "--identity", "dave@example.com",
+                     "--role", "promoter", expect=4).output  # fmt: skip
+    assert "refused this decision" in refused and "needs the admin role" in refused
+    assert (repo / ".tether" / "trust.json").read_text() == pinned
+    assert Project.open(repo).models.state().root.version == 2  # type: ignore[union-attr]
+    assert "model" in tether("model", "list").output  # not "the log was rolled back"

@@ -21,6 +21,7 @@ import re
 import time as _time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,18 @@ REF_PREFIX = "events/"
 # yet under the head is reachable from nothing, and gc must not delete it
 STORE_LOCK = "store.lock"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+AT: ContextVar[float | None] = ContextVar("tether_event_time", default=None)
+
+
+@contextmanager
+def at_time(when: float) -> Iterator[None]:
+    """Events sealed in the block are dated ``when``: a decision made again, to take one more
+    signature of a browser, seals the very bytes it signed before."""
+    token = AT.set(when)
+    try:
+        yield
+    finally:
+        AT.reset(token)
 
 
 class EventLog:
@@ -124,7 +137,8 @@ class EventLog:
         self, kind: str, body: Mapping[str, Any], parents: list[str], seq: int, actor: str,
         time: float | None, sign: Callable[[bytes], dict[str, Any]] | None,
     ) -> Event:  # fmt: skip
-        when = _time.time() if time is None else float(time)
+        fixed = AT.get()
+        when = (_time.time() if fixed is None else fixed) if time is None else float(time)
         if not math.isfinite(when):
             raise UsageError(f"an event's time must be a finite number, not {when}")
         sealed = clean(body, self.redactor, None, "body")

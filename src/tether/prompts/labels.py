@@ -153,7 +153,9 @@ def _repair_tags(ws: Workspace, folded: label_log.Folded, name: str) -> None:
             _tag(ws.root, a)
 
 
-def rollback(ws: Workspace, name: str, label: str, load: Any) -> Assignment:
+def rollback(
+    ws: Workspace, name: str, label: str, load: Any, *, actor: str | None = None
+) -> Assignment:
     """Give ``label`` back the version that was current when the current one was promoted, as a
     new assignment: promotions push, rollbacks pop. ``load(version)`` reads that version (it
     must still be registered and unchanged)."""
@@ -173,7 +175,9 @@ def rollback(ws: Workspace, name: str, label: str, load: Any) -> Assignment:
             "version: nothing to roll back to"
         )
     before = stack[-2]
-    return promote(ws, load(before.version), label, reason="rollback", eval_run=before.eval_run)
+    return promote(
+        ws, load(before.version), label, reason="rollback", eval_run=before.eval_run, actor=actor
+    )
 
 
 def check(ws: Workspace, name: str, folded: label_log.Folded | None = None) -> list[str]:

@@ -99,9 +99,15 @@ def root_problems(root: Path, updates: dict[str, str]) -> list[str]:
     if tip is None:
         return []
     try:
-        held = [e.body for e in read_from_git(root, "registry", tip=tip) if e.kind == ROOT_EVENT]
+        # a root is its metadata, which its admins signed; the registry's event may also carry
+        # the publisher's envelope, the prompt log's copy does not
+        held = [
+            e.body.get("metadata")
+            for e in read_from_git(root, "registry", tip=tip)
+            if e.kind == ROOT_EVENT
+        ]
         carried = [
-            e.body
+            e.body.get("metadata")
             for e in read_from_git(root, "prompts", tip=updates[prompts])
             if e.kind == ROOT_EVENT
         ]
@@ -112,7 +118,7 @@ def root_problems(root: Path, updates: dict[str, str]) -> list[str]:
             f"{prompts}: the project's registry has a root of trust and this prompt log does "
             "not carry it: `tether prompt pull` takes the team's log (with its root), then push"
         ]
-    if any(body not in held for body in carried):
+    if any(metadata not in held for metadata in carried):
         return [f"{prompts}: it carries a root of trust the project's registry never had"]
     return []
 

@@ -1,0 +1,199 @@
+"""Decisions made in the browser: the team server makes them for the logged-in account, as a
+clone would, and hands them to its own repository through the same door.
+
+The server clones the project's mirror into a scratch folder, takes the registry or prompt log
+from it, makes the decision there with the very code `tether prompt promote` and `tether model
+approve` run, and pushes it back in one atomic push. The door (:mod:`tether.team.door`) checks
+it as it checks any clone's push: the account's role, and under a root of trust every signature.
+The server holds no key: where the decision signs, the browser signs (its WebCrypto key,
+:mod:`tether.trust.browser`), one signature per ask; the decision is made again for each, dated
+as the first time, so it signs the same bytes. Without a root of trust a label assignment is the
+account's own, unsigned, as it is locally; an approval always needs a key the project trusts.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tether.errors import (
+    GitError,
+    PermissionDeniedError,
+    PromptError,
+    RegistryError,
+    TetherError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from tether.workspace.repo import Workspace
+
+ACTIONS = ("promote", "rollback", "approve", "reject")
+SKEW_S = 300.0  # how far a decision's date may be from the server's clock
+DECISION_ROLES = {  # the role each needs on the server (the door checks it again)
+    "promote": "writer",
+    "rollback": "writer",
+    "approve": "approver",
+    "reject": "approver",
+}
+
+
+@dataclass(frozen=True)
+class BrowserDecision:
+    """What a browser asks: ``action`` on ``name`` (a prompt, or a request's id or
+    ``MODEL@vN``), ``label`` and ``version`` for a prompt; ``public_key`` (PEM) and the
+    ``signatures`` it gave so far; ``time``: when the decision was first asked (None: now)."""
+
+    action: str
+    name: str
+    label: str = ""
+    version: str = ""
+    comment: str = ""
+    public_key: str | None = None
+    signatures: list[str] = field(default_factory=list)
+    time: float | None = None
+
+
+@dataclass(frozen=True)
+class BrowserDecided:
+    """Either ``done`` (what was decided, in words) or ``sign``: the bytes the browser must
+    sign before the decision can be made (ask again with them signed, and with ``time``)."""
+
+    time: float
+    done: str = ""
+    sign: str = ""  # base64
+
+
+def decide_for_browser(
+    mirror: Path, decision: BrowserDecision, *, user: str, role: str
+) -> BrowserDecided:
+    """Make ``decision`` for ``user`` (whose ``role`` on the project the door checks again) on
+    the project whose bare repository is ``mirror``; see the module."""
+    from tether.events.chain import at_time
+    from tether.signing import signing_as
+    from tether.trust.browser import BrowserSigner, SignatureNeeded
+
+    if decision.action not in ACTIONS:
+        raise UsageError(f"{decision.action!r} is not a decision ({', '.join(ACTIONS)})")
+    when = _time.time() if decision.time is None else decision.time
+    if abs(when - _time.time()) > SKEW_S:
+        raise UsageError("this decision was asked too long ago: reload the page and decide again")
+    signer = None
+    if decision.public_key:
+        signer = BrowserSigner(decision.public_key, list(decision.signatures))
+    with tempfile.TemporaryDirectory(prefix="tether-decide-") as tmp:
+        ws = _scratch(mirror, Path(tmp) / "work", user)
+        try:
+            with signing_as(signer), at_time(when):
+                done, push = _ACT[decision.action](ws, decision, user)
+        except SignatureNeeded as need:
+            return BrowserDecided(when, sign=base64.b64encode(need.message).decode())
+        _push(ws, push, user, role, decision)
+    return BrowserDecided(when, done=done)
+
+
+Spec = tuple[list[str], dict[str, str | None]]  # refs to push, and leases
+Act = Callable[["Workspace", BrowserDecision, str], tuple[str, Spec]]
+
+
+def _promote(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
+    from tether._api_prompts import PromptLibrary
+    from tether.prompts import labels
+    from tether.prompts import sync as prompt_sync
+
+    prompt_sync.pull(ws, "origin")
+    prompt = PromptLibrary(ws.root, ws).resolve(f"{d.name}@{d.version}")
+    done = labels.promote(ws, prompt, d.label, actor=user)
+    return f"{d.name}#{d.label} -> {done.version}", prompt_sync.push_spec(ws, d.name)
+
+
+def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
+    from tether._api_prompts import PromptLibrary
+    from tether.prompts import labels
+    from tether.prompts import sync as prompt_sync
+
+    prompt_sync.pull(ws, "origin")
+    library = PromptLibrary(ws.root, ws)
+    load = lambda v: library.resolve(f"{d.name}@{v}")  # noqa: E731
+    done = labels.rollback(ws, d.name, d.label, load, actor=user)
+    return f"{d.name}#{d.label} rolled back to {done.version}", prompt_sync.push_spec(ws, d.name)
+
+
+def _decide(approve: bool) -> Act:
+    def act(ws: Workspace, d: BrowserDecision, _user: str) -> tuple[str, Spec]:
+        from tether.registry import requests
+        from tether.registry import sync as registry_sync
+
+        registry_sync.pull(ws, "origin")
+        req = requests.decide(ws, d.name, approve, d.comment)
+        word = "approved" if approve else "rejected"
+        done = f"{req.name}@v{req.version} -> {req.to} {word} ({req.status})"
+        return done, registry_sync.push_spec(ws)
+
+    return act
+
+
+_ACT: dict[str, Act] = {
+    "promote": _promote,
+    "rollback": _rollback,
+    "approve": _decide(True),
+    "reject": _decide(False),
+}
+
+
+def _scratch(mirror: Path, work: Path, user: str) -> Workspace:
+    """A clone of the project's repository to decide in, its committer the account."""
+    from tether.config import PROJECT_FILE
+    from tether.gitio.repo import git
+    from tether.workspace.repo import Workspace
+
+    if not (mirror / "HEAD").is_file():
+        raise UsageError("this project has no repository on the server yet")
+    git(work.parent, "clone", "--quiet", "--no-checkout", "--", str(mirror), str(work))
+    git(work, "config", "user.email", user)
+    git(work, "config", "user.name", user)
+    config = _show(work, f"HEAD:{PROJECT_FILE}")
+    if config is not None:  # the project's settings (trusted keys, policies), never a checkout
+        (work / PROJECT_FILE).write_bytes(config)
+    return Workspace.init(work)
+
+
+def _show(work: Path, what: str) -> bytes | None:
+    from tether.gitio.repo import git_maybe
+
+    try:
+        return git_maybe(work, "show", what)
+    except TetherError:
+        return None
+
+
+def _push(ws: Workspace, spec: Spec, user: str, role: str, d: BrowserDecision) -> None:
+    """The decision to the project's repository, in one atomic push through its door, as
+    ``user`` with ``role``: refused whole when a teammate's decision landed first."""
+    from tether.gitio.repo import git
+
+    refs, leases = spec
+    lease = [f"--force-with-lease={r}:{old or ''}" for r, old in leases.items()]
+    specs = [f"{r}:{r}" for r in [*refs, *leases]]
+    env = {**os.environ, "TETHER_PUSHER": user, "TETHER_PUSHER_ROLE": role}
+    env.pop("GIT_DIR", None)
+    error = PromptError if d.action in ("promote", "rollback") else RegistryError
+    try:
+        git(ws.root, "push", "--atomic", "--quiet", *lease, "origin", *specs, env=env)
+    except GitError as exc:
+        text = str(exc)
+        if "tether: refused:" in text:
+            reasons = [line.split("tether: refused:", 1)[1].strip()
+                       for line in text.splitlines() if "tether: refused:" in line]  # fmt: skip
+            raise PermissionDeniedError(
+                "the server's door refused this decision: " + "; ".join(reasons)
+            ) from None
+        raise error(
+            "a teammate's decision reached the server first: reload the page and decide again"
+        ) from None

@@ -1,0 +1,50 @@
+"""``POST /api/v1/projects/{project}/decisions``: a label promoted or rolled back, a request
+approved or rejected, from the browser. The server makes the decision for the caller, as a
+clone would, and it passes the same door; where it must be signed, the answer is the bytes to
+sign, and the browser asks again with its signature (``tether.api.decide_for_browser``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from tether import api
+from tether.server.routes import ProjectName, Strict, Who, _project
+
+router = APIRouter(prefix="/api/v1")
+
+Signature = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$")]  # 64 bytes, base64
+
+
+class DecisionIn(Strict):
+    action: Literal["promote", "rollback", "approve", "reject"]
+    name: str = Field(min_length=1, max_length=200)  # a prompt, or a request (id or MODEL@vN)
+    label: str = Field(default="", max_length=100)
+    version: str = Field(default="", max_length=100)
+    comment: str = Field(default="", max_length=2000)
+    public_key: str | None = Field(default=None, max_length=2000)  # the browser's key, PEM
+    signatures: list[Signature] = Field(default_factory=list, max_length=16)
+    time: float | None = Field(default=None, gt=0, lt=1e11)
+
+
+@router.post("/projects/{project}/decisions")
+async def decide(
+    request: Request, who: Who, project: ProjectName, body: DecisionIn
+) -> dict[str, Any]:
+    """Make the decision, or answer ``{"sign": BASE64, "time": T}``: sign those bytes with the
+    key and ask again with ``signatures`` one longer and the same ``time``."""
+    hub = _project(request, who, project, api.DECISION_ROLES[body.action])
+    decision = api.BrowserDecision(**body.model_dump())
+    done = await run_in_threadpool(
+        api.decide_for_browser,
+        hub.mirrors.path(project),
+        decision,
+        user=who.user,
+        role=who.role_in(project) or "",
+    )
+    if done.sign:
+        return {"sign": done.sign, "time": done.time}
+    return {"decided": done.done, "time": done.time}

@@ -1,0 +1,131 @@
+# ruff: noqa: F811  (fixtures are imported)
+"""Decisions a browser makes through the team server (`POST .../decisions`): the server makes
+them for the account as a clone would, and they pass the same door. Without a root of trust a
+label assignment is the account's own; under one every event is signed by the browser's key,
+one signature per ask, and the server never signs. A browser key is Ed25519 as WebCrypto makes
+it; here the test holds it (the UI's tests sign in a real Chromium)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.conftest import Tether
+from tests.prompts.test_label_backing import rooted_prompts  # noqa: F401
+from tests.prompts.test_labels import versions  # noqa: F401
+from tests.registry.test_root_of_trust import Use, keys, use  # noqa: F401
+from tests.server.conftest import Server
+
+from tether.api import Project
+
+pytestmark = pytest.mark.slow
+
+
+def _pem(key: Ed25519PrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def decide(
+    server: Server, project: str, token: str, key: Ed25519PrivateKey | None = None, **body: Any
+) -> httpx.Response:
+    """Ask for a decision as the browser's script does: sign what the server asks, ask again."""
+    if key is not None:
+        body |= {"public_key": _pem(key), "signatures": []}
+    with server.http(token) as http:
+        for _ in range(8):
+            answer = http.post(f"/api/v1/projects/{project}/decisions", json=body)
+            if answer.status_code != 200 or "sign" not in answer.json():
+                return answer
+            assert key is not None, f"an unsigned decision was asked to sign: {answer.json()}"
+            signature = key.sign(base64.b64decode(answer.json()["sign"]))
+            body["signatures"].append(base64.b64encode(signature).decode())
+            body["time"] = answer.json()["time"]
+    raise AssertionError("the server kept asking for signatures")
+
+
+def _login(tether: Tether, server: Server, project: str, role: str) -> None:
+    token = server.token_for(f"{role}{time.time_ns()}", role, project)
+    tether("server", "login", server.url, "--project", project, "--token", token)
+
+
+def test_a_writer_promotes_and_rolls_back_in_the_browser_and_clones_see_it(
+    sqlite_server: Server, versions: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "writer")
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")  # from a clone
+    user = f"ann{time.time_ns()}"
+    ann = sqlite_server.token_for(user, "writer", project)
+    made = decide(sqlite_server, project, ann, action="promote", name="sentiment",
+                  label="production", version="v1.1.0")  # fmt: skip
+    assert made.status_code == 200, made.text
+    assert made.json()["decided"] == "sentiment#production -> v1.1.0"
+    back = decide(sqlite_server, project, ann, action="rollback", name="sentiment",
+                  label="production")  # fmt: skip
+    assert back.json()["decided"] == "sentiment#production rolled back to v1.0.0"
+
+    Project.open(versions).prompts.pull("tether")
+    history, problems = Project.open(versions).prompts.history("sentiment")
+    assert problems == []
+    assert [(a.n, a.version, a.reason) for a in history] == [
+        (1, "v1.0.0", "promote"), (2, "v1.1.0", "promote"), (3, "v1.0.0", "rollback"),
+    ]  # fmt: skip
+    assert [a.actor for a in history[1:]] == [user, user]  # the account decided, unsigned
+    render = tether("prompt", "render", "sentiment@production", "--var", "review=x").output
+    assert "R: x" in render  # the clone serves what the browser decided
+    # and the clone decides on top of it
+    assert "#4 -> v1.1.0" in tether("prompt", "promote", "sentiment@v1.1.0",
+                                    "--label", "production").output  # fmt: skip
+
+
+def test_under_a_root_the_browser_signs_each_event_and_the_server_signs_nothing(
+    sqlite_server: Server, rooted_prompts: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")  # alice's clone
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "dave.pub").write_text(_pem(key))
+    tether(
+        "trust",
+        "add",
+        str(tmp_path / "dave.pub"),
+        "--identity",
+        "dave@example.com",
+        "--role",
+        "promoter",
+    )  # fmt: skip  (lands on the server with the root)
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
+    dave = sqlite_server.token_for(f"dave{time.time_ns()}", "writer", project)
+    ask = {"action": "promote", "name": "sentiment", "label": "production", "version": "v1.1.0"}
+
+    unsigned = decide(sqlite_server, project, dave, **ask)  # no key: the root refuses
+    assert unsigned.status_code == 403 and "root of trust" in unsigned.json()["message"]
+    stranger = decide(sqlite_server, project, dave, Ed25519PrivateKey.generate(), **ask)
+    assert stranger.status_code == 403 and "is not one" in stranger.json()["message"]
+    url, signed = f"/api/v1/projects/{project}/decisions", {**ask, "public_key": _pem(key)}
+    with sqlite_server.http(dave) as http:  # a signature over other bytes is refused
+        first = http.post(url, json={**signed, "signatures": []}).json()
+        forged = base64.b64encode(key.sign(b"something else")).decode()
+        refused = http.post(url, json={**signed, "time": first["time"], "signatures": [forged]})
+    assert refused.status_code == 403 and "does not sign what" in refused.json()["message"]
+
+    made = decide(sqlite_server, project, dave, key, **ask)
+    assert made.status_code == 200, made.text
+    Project.open(rooted_prompts).prompts.pull("tether")
+    history, problems = Project.open(rooted_prompts).prompts.history("sentiment")
+    assert problems == []  # the clone's own check of the root's signatures holds
+    assert [(a.n, a.version, a.actor) for a in history] == [
+        (1, "v1.0.0", "alice@example.com"), (2, "v1.1.0", "dave@example.com"),
+    ]  # fmt: skip
+    assert "Review: x" in tether("prompt", "render", "sentiment@production",
+                                 "--var", "review=x").output  # fmt: skip
