@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from tether.workspace.repo import Workspace
 
 ACTIONS = ("promote", "rollback", "approve", "reject")
+FETCHES = 4  # rounds of objects a decision may read from the server (a record, its parts)
 SKEW_S = 300.0  # how far a decision's date may be from the server's clock
 DECISION_ROLES = {  # the role each needs on the server (the door checks it again)
     "promote": "writer",
@@ -48,7 +49,8 @@ DECISION_ROLES = {  # the role each needs on the server (the door checks it agai
 class BrowserDecision:
     """What a browser asks: ``action`` on ``name`` (a prompt, or a request's id or
     ``MODEL@vN``), ``label`` and ``version`` for a prompt; ``public_key`` (PEM) and the
-    ``signatures`` it gave so far; ``time``: when the decision was first asked (None: now)."""
+    ``signatures`` it gave so far; ``time``: when the decision was first asked (None: now);
+    ``seen``: the label's number the page showed, refused when a teammate moved it since."""
 
     action: str
     name: str
@@ -58,6 +60,7 @@ class BrowserDecision:
     public_key: str | None = None
     signatures: list[str] = field(default_factory=list)
     time: float | None = None
+    seen: int | None = None  # the label's assignment number the page showed (0: none)
 
 
 @dataclass(frozen=True)
@@ -71,24 +74,57 @@ class BrowserDecided:
 
 
 def decide_for_browser(
-    mirror: Path, decision: BrowserDecision, *, user: str, role: str
+    mirror: Path,
+    decision: BrowserDecision,
+    *,
+    user: str,
+    role: str,
+    read: Callable[[str], bytes] | None = None,
 ) -> BrowserDecided:
     """Make ``decision`` for ``user`` (whose ``role`` on the project the door checks again) on
-    the project whose bare repository is ``mirror``; see the module."""
-    from tether.events.chain import at_time
-    from tether.signing import signing_as
-    from tether.trust.browser import BrowserSigner, SignatureNeeded
+    the project whose bare repository is ``mirror``; see the module. ``read`` gives an object
+    the server holds (a run's record, which a gate reads), as a clone's pull would."""
+    from tether.errors import MissingObjectError
 
     if decision.action not in ACTIONS:
         raise UsageError(f"{decision.action!r} is not a decision ({', '.join(ACTIONS)})")
     when = _time.time() if decision.time is None else decision.time
     if abs(when - _time.time()) > SKEW_S:
         raise UsageError("this decision was asked too long ago: reload the page and decide again")
+    fetched: dict[str, bytes] = {}
+    for _ in range(FETCHES):
+        try:
+            return _attempt(mirror, decision, user, role, when, fetched)
+        except MissingObjectError as exc:
+            new = [oid for oid in exc.ids if oid not in fetched]
+            if read is None or not new:
+                raise
+            fetched |= {oid: read(oid) for oid in new}  # then the decision is made again
+    raise UsageError(
+        f"this decision reads more than {FETCHES} rounds of objects: decide it in a clone"
+    )
+
+
+def _attempt(
+    mirror: Path,
+    decision: BrowserDecision,
+    user: str,
+    role: str,
+    when: float,
+    fetched: dict[str, bytes],
+) -> BrowserDecided:
+    from tether.events.chain import at_time
+    from tether.signing import signing_as
+    from tether.trust.browser import BrowserSigner, SignatureNeeded
+
     signer = None
     if decision.public_key:
         signer = BrowserSigner(decision.public_key, list(decision.signatures))
     with tempfile.TemporaryDirectory(prefix="tether-decide-") as tmp:
         ws = _scratch(mirror, Path(tmp) / "work", user)
+        for oid, data in fetched.items():
+            if ws.store.put_bytes(data) != oid:
+                raise UsageError(f"the server's object {oid[:19]}… does not hash to its id")
         try:
             with signing_as(signer), at_time(when):
                 done, push = _ACT[decision.action](ws, decision, user)
@@ -108,6 +144,7 @@ def _promote(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
     from tether.prompts import sync as prompt_sync
 
     prompt_sync.pull(ws, "origin")
+    _as_seen(ws, d)
     prompt = PromptLibrary(ws.root, ws).resolve(f"{d.name}@{d.version}")
     done = labels.promote(ws, prompt, d.label, actor=user)
     return f"{d.name}#{d.label} -> {done.version}", prompt_sync.push_spec(ws, d.name)
@@ -119,10 +156,26 @@ def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
     from tether.prompts import sync as prompt_sync
 
     prompt_sync.pull(ws, "origin")
+    _as_seen(ws, d)
     library = PromptLibrary(ws.root, ws)
     load = lambda v: library.resolve(f"{d.name}@{v}")  # noqa: E731
     done = labels.rollback(ws, d.name, d.label, load, actor=user)
     return f"{d.name}#{d.label} rolled back to {done.version}", prompt_sync.push_spec(ws, d.name)
+
+
+def _as_seen(ws: Workspace, d: BrowserDecision) -> None:
+    """A label decided on the page as it was: refused when a teammate moved the label since."""
+    from tether.prompts import labels
+
+    if d.seen is None:
+        return
+    now = labels.read(ws).current(d.name, d.label)
+    if (now.n if now else 0) != d.seen:
+        where = f"#{now.n} ({now.version}, by {now.actor})" if now else "nowhere"
+        raise PromptError(
+            f"{d.name}#{d.label} is at {where} now, not as this page showed it: a teammate's "
+            "decision reached the server first; reload the page and decide again"
+        )
 
 
 def _decide(approve: bool) -> Act:

@@ -8,6 +8,7 @@ it; here the test holds it (the UI's tests sign in a real Chromium)."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.conftest import Tether
 from tests.prompts.test_label_backing import rooted_prompts  # noqa: F401
 from tests.prompts.test_labels import versions  # noqa: F401
-from tests.registry.test_root_of_trust import Use, keys, use  # noqa: F401
+from tests.registry.conftest import trained  # noqa: F401
+from tests.registry.test_root_of_trust import Use, keys, rooted, use  # noqa: F401
 from tests.server.conftest import Server
 
 from tether.api import Project
@@ -129,3 +131,68 @@ def test_under_a_root_the_browser_signs_each_event_and_the_server_signs_nothing(
     ]  # fmt: skip
     assert "Review: x" in tether("prompt", "render", "sentiment@production",
                                  "--var", "review=x").output  # fmt: skip
+
+
+def test_an_approver_approves_in_the_browser_and_a_reader_or_writer_cannot(
+    sqlite_server: Server, rooted: str, repo: Path, use: Use, tether: Tether, tmp_path: Path
+) -> None:
+    """Bob approves from his browser: its key, trusted by alice for bob, signs the approval and
+    the transition it completes; the gates are the ones a clone checks."""
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")  # alice's clone, the root's admin
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "bob-browser.pub").write_text(_pem(key))
+    tether("trust", "add", str(tmp_path / "bob-browser.pub"), "--identity", "bob@example.com",
+           "--role", "approver")  # fmt: skip
+    tether("sync")
+    use("ci")
+    tether("model", "attest", "model@v1")
+    use("alice")
+    tether("model", "request", "model@v1", "--to", "production")
+    ask = {"action": "approve", "name": "model@v1", "comment": "looks right"}
+    for role in ("reader", "writer"):
+        token = sqlite_server.token_for(f"{role}{time.time_ns()}", role, project)
+        refused = decide(sqlite_server, project, token, key, **ask)
+        assert refused.status_code == 403 and "needs approver" in refused.json()["message"]
+
+    bob = sqlite_server.token_for(f"bob{time.time_ns()}", "approver", project)
+    made = decide(sqlite_server, project, bob, key, **ask)
+    assert made.status_code == 200, made.text
+    assert made.json()["decided"] == "model@v1 -> production approved (approved)"
+    Project.open(repo).models.pull("tether")
+    state = Project.open(repo).models.state()
+    assert state.resolve("model@v1").stage == "production"
+    assert [r.approvals for r in state.requests.values()] == [["bob@example.com"]]
+    audit = tether("audit", "verify").output  # every event signed by a key of the root
+    assert "audit log verified" in audit and "head signed by bob@example.com" in audit
+    again = decide(sqlite_server, project, bob, key, **ask)  # nothing left to decide
+    assert again.status_code == 409 and "no open transition request" in again.json()["message"]
+
+
+def test_of_two_browsers_promoting_at_once_exactly_one_wins(
+    sqlite_server: Server, versions: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "writer")
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "staging")  # brings the versions
+    tokens = [sqlite_server.token_for(f"w{i}{time.time_ns()}", "writer", project) for i in (1, 2)]
+    start = threading.Barrier(2)
+    answers: list[httpx.Response] = []
+
+    def promote(token: str, version: str) -> None:
+        start.wait()
+        answers.append(decide(sqlite_server, project, token, action="promote", seen=0,
+                              name="sentiment", label="production", version=version))  # fmt: skip
+
+    threads = [threading.Thread(target=promote, args=(t, v))
+               for t, v in zip(tokens, ("v1.0.0", "v1.1.0"), strict=True)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    lost = next(a for a in answers if a.status_code == 409).json()["message"]
+    assert "reached the server first" in lost
+    Project.open(versions).prompts.pull("tether")
+    history, problems = Project.open(versions).prompts.history("sentiment")
+    assert problems == [] and [a.n for a in history if a.label == "production"] == [1]

@@ -28,6 +28,7 @@ class DecisionIn(Strict):
     public_key: str | None = Field(default=None, max_length=2000)  # the browser's key, PEM
     signatures: list[Signature] = Field(default_factory=list, max_length=16)
     time: float | None = Field(default=None, gt=0, lt=1e11)
+    seen: int | None = Field(default=None, ge=0, le=10**9)  # the label's number on the page
 
 
 @router.post("/projects/{project}/decisions")
@@ -44,6 +45,7 @@ async def decide(
         decision,
         user=who.user,
         role=who.role_in(project) or "",
+        read=lambda oid: b"".join(hub.blobs.iter_bytes(project, oid)),
     )
     if done.sign:
         return {"sign": done.sign, "time": done.time}
