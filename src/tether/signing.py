@@ -245,15 +245,15 @@ def envelope(payload_type: str, payload: bytes, keyid: str, sig: bytes) -> dict[
     }
 
 
-_CHOSEN: ContextVar[tuple[Signer | None] | None] = ContextVar("tether_signer", default=None)
+_CHOSEN: ContextVar[tuple[Signer | None, str] | None] = ContextVar("tether_signer", default=None)
 
 
 @contextmanager
-def signing_as(signer: Signer | None) -> Iterator[None]:
-    """Within the block :func:`load_signer` gives ``signer`` (None: there is no key), whatever
-    keys this machine holds: the team server deciding for a browser signs with the browser's
-    key or with none, never with a key it happens to find."""
-    token = _CHOSEN.set((signer,))
+def signing_as(signer: Signer | None, missing: str = "no signing key was given") -> Iterator[None]:
+    """Within the block :func:`load_signer` gives ``signer`` (None: there is no key, and
+    ``missing`` says so), whatever keys this machine holds: the team server deciding for a
+    browser signs with the browser's key or with none, never with a key it happens to find."""
+    token = _CHOSEN.set((signer, missing))
     try:
         yield
     finally:
@@ -269,7 +269,7 @@ def load_signer(keyid: str | None = None, keys_dir: Path | None = None) -> Signe
     chosen = _CHOSEN.get()
     if chosen is not None:
         if chosen[0] is None:
-            raise SigningKeyError("no signing key was given for this decision")
+            raise SigningKeyError(chosen[1])
         return chosen[0]
     folder = keys_dir if keys_dir is not None else default_keys_dir()
     choice = keyid or os.environ.get(SIGNING_KEY_ENV) or None

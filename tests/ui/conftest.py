@@ -234,10 +234,12 @@ def page(browser: Any, seeded: Seeded, request: pytest.FixtureRequest) -> Iterat
 
 
 def logged_in(
-    browser: Any, seeded: Seeded, token: str | None = None, **options: Any
-) -> tuple[Any, Any, list[str]]:
+    browser: Any, seeded: Seeded, token: str | None = None, project: str | None = None,
+    **options: Any,
+) -> tuple[Any, Any, list[str]]:  # fmt: skip
     """A new browser context logged in (as the reader, or with ``token``) through the login
-    page: the context, its page (on the runs table) and the console errors it collects."""
+    page: the context, its page (on the runs table of the seeded ``project``, or of this one)
+    and the console errors it collects."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, **options)
     tab = context.new_page()
     errors: list[str] = []
@@ -246,5 +248,5 @@ def logged_in(
     tab.goto(f"{seeded.server.url}/login")
     tab.fill("#token", token or seeded.reader)
     tab.click("button[type=submit]")
-    tab.wait_for_url(f"{seeded.server.url}/p/{seeded.project}/runs")
+    tab.wait_for_url(f"{seeded.server.url}/p/{project or seeded.project}/runs")
     return context, tab, errors

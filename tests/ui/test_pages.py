@@ -420,7 +420,7 @@ def test_the_runs_table_offers_longer_pages(page: Any, seeded: Seeded) -> None:
     assert tall == "auto"  # rows off screen are not laid out
 
 
-def test_an_approver_is_shown_how_to_decide_a_request_and_a_reader_is_told_why_not(
+def test_an_approver_is_offered_the_decisions_of_a_request_and_a_reader_is_told_why_not(
     browser: Any, seeded: Seeded
 ) -> None:
     from tests.ui.conftest import logged_in
@@ -432,10 +432,16 @@ def test_an_approver_is_shown_how_to_decide_a_request_and_a_reader_is_told_why_n
     ):
         context, tab, errors = logged_in(browser, seeded, token)
         tab.goto(f"{seeded.server.url}/p/{seeded.project}/models")
+        buttons = tab.locator("ul.requests form.decision button")
+        assert buttons.all_inner_texts() == (["Approve", "Reject"] if token == approver else [])
+        for summary in tab.locator("ul.requests details summary").all():
+            summary.click()  # the commands for a clone, folded under the buttons
         requests = tab.locator("ul.requests").inner_text()
         assert "model@v2 → production" in requests and "open" in requests
         assert sees in requests and not_seen not in requests
         tab.goto(f"{seeded.server.url}/p/{seeded.project}/prompts")
+        for summary in tab.locator("main details summary").all():
+            summary.click()
         main = tab.locator("main").inner_text()
         if token == approver:
             assert "tether prompt rollback sentiment --label production" in main

@@ -30,6 +30,7 @@ STATUS: tuple[tuple[type[errors.TetherError], int], ...] = (
     (errors.RunError, 404),
     (errors.TrustError, 403),
     (errors.SignatureError, 403),
+    (errors.SigningKeyError, 403),
     (errors.RegistryError, 409),
     (errors.PromptError, 409),
 )

@@ -363,6 +363,18 @@ class Accounts:
                 )
             return self._identity(conn, row.user)
 
+    def csrf(self, secret: str) -> str | None:
+        """The CSRF token of a live session (a page hands it to its own scripts), else None."""
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.sessions.c.csrf, s.sessions.c.expires).where(
+                    s.sessions.c.hash == hash_token(secret)
+                )
+            ).first()
+        return None if row is None or row.expires <= time.time() else str(row.csrf)
+
     def close_session(self, secret: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(s.sessions.delete().where(s.sessions.c.hash == hash_token(secret)))

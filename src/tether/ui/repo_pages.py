@@ -12,7 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tether import api
-from tether.ui.pages import _reader, _render, _who
+from tether.errors import AuthenticationError
+from tether.ui.pages import SESSION_COOKIE, _login_redirect, _reader, _render, _who
 
 
 def _may(who: api.Identity, project: str, needed: str) -> bool:
@@ -22,7 +23,28 @@ def _may(who: api.Identity, project: str, needed: str) -> bool:
     return held is not None and api.ROLES.index(held) >= api.ROLES.index(needed)
 
 
+def _csrf(request: Request, who: api.Identity, project: str, needed: str) -> str:
+    """The session's CSRF token when its account may make a decision that needs ``needed``:
+    the page then offers it (its script echoes the token); "" otherwise, and for ``tether ui``
+    (no account: decisions are the clone's, made where its keys are)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie or not _may(who, project, needed):
+        return ""
+    hub: api.Hub = request.app.state.hub
+    return hub.accounts.csrf(cookie) or ""
+
+
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/keys", response_class=HTMLResponse)
+def keys(request: Request) -> Response:
+    """This browser's signing key for the account: made here by WebCrypto, never exported."""
+    try:
+        who = _who(request)
+    except AuthenticationError:
+        return _login_redirect(request)
+    return _render("keys.html", who=who)
 
 
 @router.get("/p/{project}/lineage", response_class=HTMLResponse)
@@ -79,6 +101,7 @@ def models(request: Request, project: str) -> Response:
         approver=_may(who := _who(request), project, "approver"),
         role=who.role_in(project) or "without a role",
         who=who,
+        csrf=_csrf(request, who, project, "approver"),
     )
 
 
@@ -109,7 +132,8 @@ def prompts(request: Request, project: str) -> Response:
         role=who.role_in(project) or "without a role",
         refused=read["refused"],
         problem=read["problem"],
-        who=_who(request),
+        who=who,
+        csrf=_csrf(request, who, project, "writer"),
     )
 
 
