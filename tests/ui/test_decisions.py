@@ -110,6 +110,8 @@ def test_an_approver_approves_with_a_key_made_in_the_browser(
     public = tab.input_value("#key-pem")
     assert public.startswith("-----BEGIN PUBLIC KEY-----")
     key_id = tab.inner_text("#key-id")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / "signing-key.png"), full_page=True)
     assert tab.evaluate(EXTRACTABLE) is False  # WebCrypto will not give the private half out
     (tmp_path / "bob.pub").write_text(public)
     added = tether(
