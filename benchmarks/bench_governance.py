@@ -99,12 +99,12 @@ def build(repo: Path, events: int) -> dict[str, Any]:
 
 def make_keys(repo: Path) -> None:
     """A key per person, trusted in tether.toml with its roles (``tether trust init`` reads it)."""
-    from tether import signing
+    from tether import keyconfig, signing
 
     for who, roles in ROLES.items():
         email = f"{who}@example.com"
         info = signing.generate(email, repo.parent / "keys" / who)
-        signing.trust_key(repo / "tether.toml", info.public_pem, email, roles)
+        keyconfig.trust_key(repo / "tether.toml", info.public_pem, email, roles)
 
 
 def pem(repo: Path, who: str) -> Path:

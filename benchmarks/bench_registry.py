@@ -95,7 +95,7 @@ def w_build_audit(spec: dict[str, Any]) -> dict[str, Any]:
     cache's syncfs and the head ref (kept in memory meanwhile) are written once at the end. Then
     the signed head (the real ``sign_head``) and the git mirror of the new events with one
     ``git fast-import``."""
-    from tether import signing
+    from tether import keyconfig, signing
     from tether.api import Project
     from tether.events import Event, EventLog
     from tether.objects.refs import RefStore
@@ -122,7 +122,7 @@ def w_build_audit(spec: dict[str, Any]) -> dict[str, Any]:
     cli_events = store.event_log(ws).events()
     before = len(cli_events)
     cli_keys = {ev.kind: sorted(ev.body) for ev in cli_events}
-    trusted = signing.trusted_keys(store.project_config(ws))
+    trusted = keyconfig.trusted_keys(store.project_config(ws))
     signers = {who: signing.load_signer(path) for who, path in spec["keys"].items()}
     identity = {who: trusted[s.keyid].identity for who, s in signers.items()}
     log = EventLog(ws.store, BatchedRefs(ws.refs.root), store.LOG, ws.dot / "locks")
@@ -268,7 +268,7 @@ def w_audit_parts(spec: dict[str, Any]) -> dict[str, Any]:
 
     from cryptography.hazmat.primitives import serialization
 
-    from tether import signing
+    from tether import keyconfig, signing
     from tether.api import Project
     from tether.hashing import hash_bytes
     from tether.registry import audit, store
@@ -300,7 +300,7 @@ def w_audit_parts(spec: dict[str, Any]) -> dict[str, Any]:
     config = store.project_config(ws)
     start = time.perf_counter()
     for _ in range(reps):
-        trusted = signing.trusted_keys(config)
+        trusted = keyconfig.trusted_keys(config)
     out["trusted_keys_us"] = (time.perf_counter() - start) / reps * 1e6
     out["trusted_key_count"] = len(trusted)
     sample = signed[: min(len(signed), 2000)]
@@ -685,7 +685,7 @@ def profile(argv: list[Any], cwd: Path, env: dict[str, str], tag: str) -> dict[s
         "chain._parse (json.loads + checks)": cum("tether/events/chain.py", "_parse"),
         "store.verify_event": cum("tether/registry/store.py", "verify_event"),
         "store.project_config (tomllib)": cum("tether/registry/store.py", "project_config"),
-        "signing.trusted_keys": cum("tether/signing.py", "trusted_keys"),
+        "keyconfig.trusted_keys": cum("tether/signing.py", "trusted_keys"),
         "signing.public_key_id": cum("tether/signing.py", "public_key_id"),
         "signing.verify": cum("tether/signing.py", "verify"),
         "store.signed_head": cum("tether/registry/store.py", "signed_head"),
@@ -961,7 +961,10 @@ def print_audit_details(a: dict[str, Any]) -> None:
     print("  per signed event, verify_event repeats:")
     per = [
         ("project_config(): open + tomllib.loads(tether.toml)", p["project_config_us"]),
-        ("signing.trusted_keys(): every key's PEM parsed and its id checked", p["trusted_keys_us"]),
+        (
+            "keyconfig.trusted_keys(): every key's PEM parsed and its id checked",
+            p["trusted_keys_us"],
+        ),
         ("signing.verify(): PEM parsed again + Ed25519 verify", p["signing_verify_us"]),
     ]
     for label, us in per:

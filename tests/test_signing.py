@@ -1,4 +1,4 @@
-"""Keys, DSSE envelopes and in-toto statements (tether.signing)."""
+"""Keys, DSSE envelopes (tether.signing) and in-toto statements (tether.intoto)."""
 
 from __future__ import annotations
 
@@ -17,28 +17,29 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import make_repo
 from tether.errors import ConfigError, FormatError
-from tether.signing import (
-    IN_TOTO_PAYLOAD_TYPE,
+from tether.intoto import (
+    PAYLOAD_TYPE as IN_TOTO_PAYLOAD_TYPE,
+)
+from tether.intoto import (
     SLSA_PROVENANCE_TYPE,
     STATEMENT_TYPE,
+    sha256_file,
+    sign_statement,
+    slsa_provenance,
+    statement,
+    verify_statement,
+)
+from tether.keyconfig import groups, identity_has, trust_key, trusted_keys
+from tether.signing import (
     SignatureError,
     Signer,
     SigningKeyError,
     TrustedKey,
     generate,
-    groups,
-    identity_has,
     load_signer,
     local_keys,
     pae,
-    sha256_file,
-    sign_statement,
-    slsa_provenance,
-    statement,
-    trust_key,
-    trusted_keys,
     verify,
-    verify_statement,
 )
 
 # RFC 8032, section 7.1, TEST 1

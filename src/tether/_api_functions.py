@@ -74,7 +74,7 @@ def trust_key(
     the project here: the key, the file written and the project root."""
     from tether.config import LOCAL_FILE, PROJECT_FILE
     from tether.gitio.repo import find_root
-    from tether.signing import trust_key as _trust
+    from tether.keyconfig import trust_key as _trust
 
     root = find_root()
     if not (root / PROJECT_FILE).exists():
@@ -106,7 +106,8 @@ def keys_here(keys_dir: Path | None = None) -> tuple[dict[str, TrustedKey], Path
     private keys in it."""
     from tether.config import PROJECT_FILE, Config
     from tether.gitio.repo import find_root
-    from tether.signing import default_keys_dir, local_keys, trusted_keys
+    from tether.keyconfig import trusted_keys
+    from tether.signing import default_keys_dir, local_keys
 
     trusted = {}
     try:

@@ -12,24 +12,13 @@ Each key is three files named by its key id's hex: ``<hex>.pem`` (private, PKCS8
 A **key id** is ``"ed25519:" + sha256(raw 32-byte public key).hexdigest()[:32]``: short enough to
 read, long enough (128 bits) that nobody can make a second key with the same id.
 
-Trusted public keys are config (``tether.toml``, committed), never private keys::
+Trusted public keys are config (``tether.toml``, committed, read by :mod:`tether.keyconfig`),
+never private keys.
 
-    [keys."ed25519:0123..."]
-    identity = "alice@example.com"
-    roles = ["approver"]
-    public = \"\"\"
-    -----BEGIN PUBLIC KEY-----
-    ...
-    -----END PUBLIC KEY-----
-    \"\"\"
-
-    [groups]
-    ml-leads = ["alice@example.com", "bob@example.com"]
-
-Signatures are DSSE v1.0.0 envelopes over the pre-authentication encoding (:func:`pae`); the
-signed payload of a release is an in-toto Statement v1 (:func:`statement`) with a SLSA
-provenance v1 predicate (:func:`slsa_provenance`). ``cryptography`` is imported inside the
-functions that need it, so importing this module costs nothing at CLI start-up.
+Signatures are DSSE v1.0.0 envelopes over the pre-authentication encoding (:func:`pae`); what a
+release signs, an in-toto statement, is made in :mod:`tether.intoto`. ``cryptography`` is
+imported inside the functions that need it, so importing this module costs nothing at CLI
+start-up.
 
 Errors: :class:`SignatureError` (an envelope that does not verify), :class:`SigningKeyError`
 (a local private key that cannot be made, found or read), ``ConfigError`` (a bad trusted key).
@@ -45,7 +34,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -54,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether._fs import atomic_write
-from tether.errors import ConfigError, FormatError
+from tether.errors import ConfigError
 from tether.errors import SignatureError as SignatureError  # re-exported: the tree is in errors.py
 from tether.errors import SigningKeyError as SigningKeyError
 
@@ -69,13 +58,7 @@ KEYS_DIR_ENV = "TETHER_KEYS_DIR"
 SIGNING_KEY_ENV = "TETHER_SIGNING_KEY"
 PASSPHRASE_ENV = "TETHER_KEY_PASSPHRASE"
 SIDECAR_FORMAT = 1
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-SLSA_PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
-_KEY_FIELDS = frozenset({"identity", "roles", "public"})
 _IDENTITY = re.compile(r"[^@\s]+@[^@\s]+")
-_NAME = re.compile(r"[a-z][a-z0-9_.-]*", re.I)
-_HEX = re.compile(r"[0-9a-f]+")
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -352,126 +335,6 @@ def load_public(public_pem: str) -> Ed25519PublicKey:
     return _public_key(public_pem)
 
 
-def trusted_keys(config_data: Mapping[str, Any]) -> dict[str, TrustedKey]:
-    """The ``[keys."ed25519:..."]`` tables of the merged config, each checked against its id."""
-    tables = config_data.get("keys", {})
-    if not isinstance(tables, Mapping):
-        raise ConfigError('keys must be tables: [keys."ed25519:..."]')
-    out = {}
-    for keyid, entry in tables.items():
-        where = f'[keys."{keyid}"]'
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where} must be a table with identity, roles and public")
-        # unknown fields are refused, not ignored: a field an older Tether ignored (say, a
-        # revocation) would silently keep a key trusted
-        unknown = sorted(set(entry) - _KEY_FIELDS)
-        if unknown:
-            raise ConfigError(f"{where} has unknown fields {unknown}: use identity, roles, public")
-        identity, roles, public = entry.get("identity"), entry.get("roles", []), entry.get("public")
-        if not isinstance(identity, str) or not _IDENTITY.fullmatch(identity):
-            raise ConfigError(f'{where} needs identity = "name@example.com"')
-        if not isinstance(roles, list) or not all(
-            isinstance(r, str) and _NAME.fullmatch(r) for r in roles
-        ):
-            raise ConfigError(f'{where}: roles must be a list of names, e.g. ["approver"]')
-        if not isinstance(public, str):
-            raise ConfigError(f"{where} needs public = the key's PEM (tether keys trust FILE)")
-        try:
-            actual = public_key_id(public)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-        if actual != keyid:
-            raise ConfigError(
-                f"{where} holds the public key {actual}, not {keyid}: the entry was edited by "
-                "hand; remove it and add the key again with `tether keys trust FILE`"
-            )
-        out[keyid] = TrustedKey(keyid, identity, frozenset(roles), public)
-    return out
-
-
-def groups(config_data: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    """``[groups] NAME = ["identity", ...]`` of the merged config."""
-    tables = config_data.get("groups", {})
-    if not isinstance(tables, Mapping):
-        raise ConfigError('[groups] must be a table: ml-leads = ["alice@example.com"]')
-    out = {}
-    for name, members in tables.items():
-        if not isinstance(members, list) or not all(
-            isinstance(m, str) and _IDENTITY.fullmatch(m) for m in members
-        ):
-            raise ConfigError(
-                f"groups.{name} must be a list of identities (emails; groups do not nest)"
-            )
-        out[name] = frozenset(members)
-    return out
-
-
-def identity_has(identity: str, who: str, groups: Mapping[str, frozenset[str]]) -> bool:
-    """True when ``identity`` is ``who`` (an identity, compared exactly) or, for ``group:NAME``,
-    a member of that group."""
-    if who.startswith("group:"):
-        name = who.removeprefix("group:")
-        if name not in groups:
-            raise ConfigError(f'no group {name!r}: add [groups] {name} = ["..."] to tether.toml')
-        return identity in groups[name]
-    return identity == who
-
-
-def trust_key(
-    config_path: Path,
-    public_pem: str,
-    identity: str,
-    roles: Iterable[str] = (),
-    *,
-    new_file_mode: int = 0o644,
-) -> TrustedKey:
-    """Add (or, for a key already there, replace) ``[keys."<keyid>"]`` in the TOML file.
-
-    A new key is appended as text, so the rest of the file keeps its comments; replacing one
-    rewrites the whole document from its parsed values (comments are lost, as with
-    ``tether config set``). An existing file keeps its mode; a new one gets ``new_file_mode``.
-    """
-    import tomllib
-
-    import tomli_w
-
-    keyid = public_key_id(public_pem)
-    key = TrustedKey(keyid, identity, frozenset(roles), public_pem.strip() + "\n")
-    entry = {"identity": identity, "roles": sorted(key.roles), "public": key.public_pem}
-    trusted_keys({"keys": {keyid: entry}})  # the same checks as when it is read back
-    try:
-        text = config_path.read_text()
-        tree = tomllib.loads(text)
-        mode = stat.S_IMODE(config_path.stat().st_mode)
-    except FileNotFoundError:
-        text, tree, mode = "", {}, new_file_mode
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{config_path} is not valid TOML ({exc}): fix it and run again") from exc
-    tables = tree.setdefault("keys", {})
-    if not isinstance(tables, dict):
-        raise ConfigError(f'{config_path}: keys must be tables: [keys."ed25519:..."]')
-    is_new = keyid not in tables
-    tables[keyid] = entry
-    fragment = tomli_w.dumps({"keys": {keyid: entry}}, multiline_strings=True)
-    appended = text + ("\n" if text and not text.endswith("\n") else "") + "\n" + fragment
-    if is_new and _parses_to(appended, tree):
-        new_text = appended
-    else:
-        new_text = tomli_w.dumps(tree, multiline_strings=True)
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(config_path, new_text.encode(), mode=mode)
-    return key
-
-
-def _parses_to(text: str, tree: Mapping[str, Any]) -> bool:
-    import tomllib
-
-    try:
-        return tomllib.loads(text) == tree
-    except tomllib.TOMLDecodeError:
-        return False
-
-
 # -- verifying -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verified:
@@ -558,107 +421,3 @@ def _public_key(public_pem: str) -> Ed25519PublicKey:
     key = serialization.load_pem_public_key(public_pem.encode())
     assert isinstance(key, Ed25519PublicKey)  # trusted_keys() checked it
     return key
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def statement(
-    subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An in-toto Statement v1 about ``subjects``: (name, sha256 hex) pairs."""
-    if not subjects:
-        raise FormatError("an in-toto statement needs at least one subject")
-    for name, digest in subjects:
-        if not name or not (len(digest) == 64 and _HEX.fullmatch(digest)):
-            raise FormatError(f"subject {name!r}: {digest!r} is not a sha256 hex digest")
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": digest}} for name, digest in subjects],
-        "predicateType": predicate_type,
-        "predicate": _json_copy(predicate, "the predicate"),
-    }
-
-
-def slsa_provenance(
-    *,
-    build_type: str,
-    external_parameters: Mapping[str, Any],
-    resolved_dependencies: Sequence[Mapping[str, Any]],
-    builder_id: str,
-    builder_version: str,
-    internal_parameters: Mapping[str, Any] | None = None,
-    invocation_id: str | None = None,
-    started_on: datetime | None = None,
-    finished_on: datetime | None = None,
-) -> dict[str, Any]:
-    """A SLSA provenance v1 predicate (``predicateType`` is :data:`SLSA_PROVENANCE_TYPE`).
-
-    ``resolved_dependencies`` are resource descriptors: ``{"uri", "digest": {alg: hex},
-    "name"?}``, e.g. ``{"uri": "git+https://...", "digest": {"gitCommit": "ab12..."}}``.
-    """
-    deps = []
-    for dep in resolved_dependencies:
-        digest = dep.get("digest")
-        if not isinstance(dep.get("uri"), str) or not isinstance(digest, Mapping) or not digest:
-            raise FormatError(f"resolved dependency {dict(dep)!r} needs a uri and a digest")
-        for alg, value in digest.items():
-            if not isinstance(value, str) or not _HEX.fullmatch(value):
-                raise FormatError(f"dependency {dep['uri']}: digest {alg}={value!r} is not hex")
-        deps.append(_json_copy(dep, f"dependency {dep['uri']}"))
-    definition: dict[str, Any] = {
-        "buildType": build_type,
-        "externalParameters": _json_copy(external_parameters, "external parameters"),
-    }
-    if internal_parameters:
-        definition["internalParameters"] = _json_copy(internal_parameters, "internal parameters")
-    definition["resolvedDependencies"] = deps
-    metadata: dict[str, str] = {}
-    if invocation_id:
-        metadata["invocationId"] = invocation_id
-    for field, when in (("startedOn", started_on), ("finishedOn", finished_on)):
-        if when is not None:
-            metadata[field] = _timestamp(when)
-    details: dict[str, Any] = {
-        "builder": {"id": builder_id, "version": {"tether": builder_version}}
-    }
-    if metadata:
-        details["metadata"] = metadata
-    return {"buildDefinition": definition, "runDetails": details}
-
-
-def _timestamp(when: datetime) -> str:
-    if when.tzinfo is None:
-        raise FormatError(f"{when} has no time zone: provenance times are UTC (RFC 3339)")
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _json_copy(value: Mapping[str, Any], what: str) -> dict[str, Any]:
-    try:
-        copy: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise FormatError(f"{what} cannot be written as JSON ({exc})") from exc
-    return copy
-
-
-def sign_statement(signer: Signer, statement: Mapping[str, Any]) -> dict[str, Any]:
-    """A DSSE envelope of ``statement`` as compact, key-sorted JSON."""
-    body = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return signer.sign(IN_TOTO_PAYLOAD_TYPE, body.encode())
-
-
-def verify_statement(
-    envelope: Mapping[str, Any] | bytes | str, trusted: Mapping[str, TrustedKey]
-) -> tuple[dict[str, Any], TrustedKey]:
-    """:func:`verify`, then check that the payload is an in-toto Statement v1."""
-    verified = verify(envelope, trusted)
-    if verified.payload_type != IN_TOTO_PAYLOAD_TYPE:
-        raise SignatureError(f"expected an in-toto statement, got {verified.payload_type!r}")
-    body = verified.json()
-    if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
-        raise SignatureError(
-            f"the signed payload is not an in-toto Statement v1 ({STATEMENT_TYPE})"
-        )
-    return body, verified.signer

@@ -12,7 +12,8 @@ from click.testing import CliRunner, Result
 from tether.cli.keys import keys
 from tether.config import Config
 from tether.errors import ConfigError, NotARepositoryError
-from tether.signing import SigningKeyError, load_signer, trusted_keys, verify
+from tether.keyconfig import trusted_keys
+from tether.signing import SigningKeyError, load_signer, verify
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, write_files
-from tether import signing
+from tether import keyconfig, signing
 from tether.api import Project
 from tether.runs import live
 
@@ -56,7 +56,7 @@ def people(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Peopl
         keys[who] = signing.generate(email, tmp_path / "keys" / who)
         if who != "mallory":
             roles = ["approver"]
-            signing.trust_key(repo / "tether.toml", keys[who].public_pem, email, roles)
+            keyconfig.trust_key(repo / "tether.toml", keys[who].public_pem, email, roles)
     with (repo / "tether.toml").open("a") as f:
         f.write(POLICY)
 

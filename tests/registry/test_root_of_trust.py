@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Tether, git
 from tests.registry.conftest import POLICY
-from tether import signing
+from tether import keyconfig, signing
 from tether.api import Project
 from tether.errors import TrustError
 from tether.events.gitmirror import record
@@ -34,7 +34,7 @@ def keys(repo: Path, tmp_path: Path) -> dict[str, signing.KeyInfo]:
         out[who] = signing.generate(f"{who}@example.com", tmp_path / "keys" / who)
         if who in ROLES:
             email = f"{who}@example.com"
-            signing.trust_key(repo / "tether.toml", out[who].public_pem, email, ROLES[who])
+            keyconfig.trust_key(repo / "tether.toml", out[who].public_pem, email, ROLES[who])
     with (repo / "tether.toml").open("a") as f:
         f.write(POLICY)
     return out
@@ -266,11 +266,13 @@ def test_tether_toml_that_matches_the_root_proposes_nothing(
 ) -> None:
     assert "proposal" not in tether("audit", "verify").output
     email = "alice@example.com"  # naming alice an admin in tether.toml changes nothing
-    signing.trust_key(
+    keyconfig.trust_key(
         repo / "tether.toml", keys["alice"].public_pem, email, ["admin", *ROLES["alice"]]
     )
     assert "proposal" not in tether("audit", "verify").output
-    signing.trust_key(repo / "tether.toml", keys["bob"].public_pem, "bob@example.com", ["promoter"])
+    keyconfig.trust_key(
+        repo / "tether.toml", keys["bob"].public_pem, "bob@example.com", ["promoter"]
+    )
     out = tether("audit", "verify").output
     assert out.count("proposal") == 1 and "bob@example.com" in out
 

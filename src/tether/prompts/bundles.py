@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tether import signing
+from tether import keyconfig, signing
 from tether.errors import NotARepositoryError, SignatureError, TetherError
 from tether.prompts.runtime import (
     BUNDLE_KIND,
@@ -240,4 +240,4 @@ def _repository_keys() -> tuple[dict[str, signing.TrustedKey], str]:
     if folded.root is not None:
         keys = {k: v for k, v in folded.root.keys.items() if v.roles & SIGNER_ROLES}
         return keys, f"the root of trust of {root} (promoter and ci keys)"
-    return signing.trusted_keys(read_project(root)), f"the keys {root}/tether.toml trusts"
+    return keyconfig.trusted_keys(read_project(root)), f"the keys {root}/tether.toml trusts"

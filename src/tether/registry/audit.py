@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from tether import signing
+from tether import keyconfig
 from tether.errors import TetherError
 from tether.events import Event, EventLog, packing
 from tether.hashing import hash_bytes
@@ -93,7 +93,7 @@ def verify(ws: Workspace, *, full: bool = False) -> Report:
     report.problems += [str(r) for r in state.refused]
     report.unguarded = sum(1 for e in events if "signed" not in e.body)
     config = project_config(ws)
-    trusted = signing.trusted_keys(config)
+    trusted = keyconfig.trusted_keys(config)
     trust_id = hash_bytes(json.dumps(sorted((k, t.identity) for k, t in trusted.items())).encode())
     seen = set() if full else _seen(ws, trust_id)
     good = []
@@ -180,9 +180,9 @@ def proposals(ws: Workspace, root: TrustRoot) -> list[str]:
     config = project_config(ws)
     out = []
     try:
-        keys = signing.trusted_keys(config)
+        keys = keyconfig.trusted_keys(config)
         policies = load_policies(config).to_dict()
-        groups = {g: sorted(m) for g, m in signing.groups(config).items()}
+        groups = {g: sorted(m) for g, m in keyconfig.groups(config).items()}
     except TetherError as exc:
         return [f"tether.toml cannot be read as a proposal ({exc})"]
     for keyid, key in sorted(keys.items()):

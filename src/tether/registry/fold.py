@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tether import signing
+from tether import keyconfig
 from tether.events import Event
 from tether.events.trusted import ROOT_EVENT, Untrusted, check_signed, next_root
 from tether.registry.policy import STAGES, Facts, Policies, Policy, failed_gates, load_policies
@@ -201,7 +201,7 @@ def approval_problem(
         if groups is None:
             groups = state.root.groups if state.root is not None else {}
         try:
-            allowed = any(signing.identity_has(identity, w, groups) for w in policy.approvers)
+            allowed = any(keyconfig.identity_has(identity, w, groups) for w in policy.approvers)
         except Exception as exc:  # a group the policy names but the root lacks
             return str(exc)
         if not allowed:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tether import signing
+from tether import intoto, keyconfig, signing
 from tether._paths import WriteGuard
 from tether._version import __version__
 from tether.config import read_local
@@ -40,8 +40,6 @@ from tether.registry.store import (
 from tether.runs import catalog
 from tether.workspace.repo import Workspace
 
-STATEMENT_TYPE = signing.IN_TOTO_PAYLOAD_TYPE  # the DSSE payload type of a statement
-PROVENANCE = signing.SLSA_PROVENANCE_TYPE
 BUILD_TYPE = "https://tether.dev/run/v1"
 CHUNK = 8 << 20
 
@@ -98,11 +96,11 @@ def sign(ws: Workspace, spec: str) -> Version:
         record = catalog.load(ws, v.run)
         files = files_of(ws, v)
         subjects = [(name, _sha256(ws, oid)) for name, oid in files]
-        stmt = signing.statement(subjects, PROVENANCE, _provenance(ws, v, record))
+        stmt = intoto.statement(subjects, intoto.SLSA_PROVENANCE_TYPE, _provenance(ws, v, record))
         for subject, (_name, oid) in zip(stmt["subject"], files, strict=True):
             subject["digest"]["blake3"] = _hex(oid)  # lets `get` check one hash, not two
         signer, _who = local_signer(ws)
-        envelope = signer.sign(STATEMENT_TYPE, json.dumps(stmt, sort_keys=True).encode())
+        envelope = signer.sign(intoto.PAYLOAD_TYPE, json.dumps(stmt, sort_keys=True).encode())
         with ws.writing():
             oid = ws.store.put_bytes(json.dumps(envelope, sort_keys=True).encode())
             ws.store.barrier()
@@ -133,7 +131,7 @@ def _provenance(ws: Workspace, v: Version, record: dict[str, Any]) -> dict[str, 
     for path, oid in sorted((env.get("lock_files") or {}).items()):
         lock = {"uri": f"tether:lock/{path}", "name": path}
         deps.append({**lock, "digest": {"blake3": _hex(str(oid))}})
-    return signing.slsa_provenance(
+    return intoto.slsa_provenance(
         build_type=BUILD_TYPE,
         external_parameters={
             "command": record.get("command"),
@@ -203,7 +201,7 @@ def verify(ws: Workspace, spec: str, folder: Path | None = None) -> Verified:
 def verifying_keys(ws: Workspace, state: State) -> dict[str, signing.TrustedKey]:
     """The keys a signature is checked against on this clone: the root's (else tether.toml's),
     and those trusted with ``keys trust --local``, which verify here and decide nothing."""
-    local = signing.trusted_keys(read_local(ws.root))
+    local = keyconfig.trusted_keys(read_local(ws.root))
     return {**local, **deciding_keys(ws, state)}
 
 
@@ -212,7 +210,7 @@ def _statement(ws: Workspace, v: Version, state: State) -> tuple[dict[str, Any],
         raise RegistryError(f"{v.ref} is not signed: `tether model sign {v.name} {v.number}`")
     envelope = json.loads(ws.store.read_bytes(v.signature))
     checked = signing.verify(envelope, verifying_keys(ws, state))
-    if checked.payload_type != STATEMENT_TYPE:
+    if checked.payload_type != intoto.PAYLOAD_TYPE:
         raise RegistryError(f"{v.ref}: the signature is not over an in-toto statement")
     stmt: dict[str, Any] = json.loads(checked.payload)
     return stmt, checked.signer.identity
@@ -231,7 +229,7 @@ def signature_problem(ws: Workspace, state: State, v: Version) -> str | None:
         subjects = {s["name"]: s["digest"].get("blake3") for s in stmt["subject"]}
     except (TetherError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"its signature does not verify ({exc})"
-    if checked.payload_type != STATEMENT_TYPE:
+    if checked.payload_type != intoto.PAYLOAD_TYPE:
         return "its signature is not over an in-toto statement"
     files = {name: _hex(oid) for name, oid in files_of(ws, v)}
     if subjects != files:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tether import signing
+from tether import keyconfig, signing
 from tether.errors import RegistryError, TrustError
 from tether.registry import fold
 from tether.registry.policy import STAGES, Facts, Policies, Policy, failed_gates, load_policies
@@ -121,7 +121,7 @@ def find_request(state: State, spec: str) -> Request:
 def _deciding_key(ws: Workspace, state: State) -> signing.TrustedKey:
     if state.root is None:
         signer, _identity = local_signer(ws)
-        return signing.trusted_keys(project_config(ws))[signer.keyid]
+        return keyconfig.trusted_keys(project_config(ws))[signer.keyid]
     signer = signing.load_signer()
     key = state.root.keys.get(signer.keyid)
     if key is None:
@@ -203,7 +203,7 @@ def _cannot_approve(
     if "approver" not in key.roles:
         how = "tether trust add" if state.root is not None else "tether keys trust"
         return f"its key does not have the approver role (`{how} … --role approver`)"
-    groups = None if state.root is not None else signing.groups(project_config(ws))
+    groups = None if state.root is not None else keyconfig.groups(project_config(ws))
     return fold.approval_problem(state, policy, req, key.identity, groups)
 
 

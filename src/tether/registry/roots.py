@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether import signing
+from tether import keyconfig, signing
 from tether._fs import atomic_write
 from tether.errors import TrustError
 from tether.events import EventLog
@@ -51,14 +51,14 @@ def init(ws: Workspace, *, threshold: int = 1, out: Path | None = None) -> Propo
     policies, with this machine's key as an admin (it signs)."""
     signer = signing.load_signer()
     config = project_config(ws)
-    keys = {k.keyid: k for k in signing.trusted_keys(config).values()}
+    keys = {k.keyid: k for k in keyconfig.trusted_keys(config).values()}
     mine = keys.get(signer.keyid)
     identity = mine.identity if mine else _identity_of(signer)
     roles = (mine.roles if mine else frozenset()) | {"admin"}
     keys[signer.keyid] = signing.TrustedKey(signer.keyid, identity, roles, signer.public_pem)
     policies = load_policies(config).to_dict()
     md = trust.build(
-        _known_roles(keys.values()), threshold=threshold, groups=signing.groups(config),
+        _known_roles(keys.values()), threshold=threshold, groups=keyconfig.groups(config),
         policies=policies,
     )  # fmt: skip
     with writing(ws) as state:
@@ -95,7 +95,7 @@ def change(
         if policies:
             config = project_config(ws)
             kw["policies"] = load_policies(config).to_dict()
-            kw["groups"] = signing.groups(config)
+            kw["groups"] = keyconfig.groups(config)
         if threshold is not None:
             kw["threshold"] = threshold
         md = trust.successor(now, _known_roles(keys.values()), **kw)

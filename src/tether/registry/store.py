@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import PurePosixPath
 from typing import Any
 
-from tether import signing
+from tether import keyconfig, signing
 from tether._paths import check_link, check_path, check_paths
 from tether.config import read_project
 from tether.errors import RegistryError as RegistryError  # re-exported: the tree is in errors.py
@@ -226,7 +226,7 @@ def signed_head(
     if git_maybe(ws.root, "rev-parse", "--verify", "-q", ref) is None:
         return None
     raw = git(ws.root, "cat-file", "blob", ref)
-    keys = trusted if trusted is not None else signing.trusted_keys(project_config(ws))
+    keys = trusted if trusted is not None else keyconfig.trusted_keys(project_config(ws))
     checked = signing.verify(json.loads(raw), keys)
     if checked.payload_type != HEAD_TYPE:
         raise RegistryError(f"{ref} does not hold a signed log head")
@@ -237,7 +237,7 @@ def signed_head(
 def local_signer(ws: Workspace) -> tuple[Any, str]:
     """This machine's signing key and the identity tether.toml trusts it for (or a refusal)."""
     signer = signing.load_signer()
-    trusted = signing.trusted_keys(project_config(ws)).get(signer.keyid)
+    trusted = keyconfig.trusted_keys(project_config(ws)).get(signer.keyid)
     if trusted is None:
         raise RegistryError(
             f"your key {signer.keyid} is not trusted in tether.toml: ask an admin to run "
@@ -256,7 +256,7 @@ def verify_event(
     if env is None:
         return f"event {ev.seq} ({ev.kind}) is not signed" if ev.kind in SIGNED else None
     if trusted is None:
-        trusted = signing.trusted_keys(project_config(ws))
+        trusted = keyconfig.trusted_keys(project_config(ws))
     try:
         checked = signing.verify(env, trusted)
     except signing.SignatureError as exc:
@@ -281,7 +281,7 @@ def deciding_keys(ws: Workspace, state: State) -> dict[str, signing.TrustedKey]:
     with ``--local``, which only verifies on this clone)."""
     if state.root is not None:
         return dict(state.root.keys)
-    return signing.trusted_keys(project_config(ws))
+    return keyconfig.trusted_keys(project_config(ws))
 
 
 def version_files(ws: Workspace, oid: str, path: str, where: str) -> list[tuple[str, str]]:
@@ -308,7 +308,7 @@ def has_key(ws: Workspace) -> bool:
         signer = signing.load_signer()
     except TetherError:
         return False
-    return signer.keyid in signing.trusted_keys(project_config(ws))
+    return signer.keyid in keyconfig.trusted_keys(project_config(ws))
 
 
 def tag(ws: Workspace, name: str, commit: str | None, message: str) -> None:

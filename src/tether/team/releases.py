@@ -27,7 +27,7 @@ def release_status(hub: Hub, project: str, state: State) -> dict[str, tuple[str,
 
 
 def _status(hub: Hub, project: str, state: State, v: Version) -> tuple[str, str]:
-    from tether import signing
+    from tether import intoto
 
     if v.signature is None:
         return "unsigned", "not signed"
@@ -42,7 +42,7 @@ def _status(hub: Hub, project: str, state: State, v: Version) -> tuple[str, str]
     except (FileNotFoundError, TetherError):
         return "unchecked", f"signed by {who}; its statement is not on the server yet"
     try:
-        stmt, key = signing.verify_statement(json.loads(envelope), dict(state.root.keys))
+        stmt, key = intoto.verify_statement(json.loads(envelope), dict(state.root.keys))
         signed = {s["name"]: s["digest"].get("blake3") for s in stmt["subject"]}
     except (TetherError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return "failed", f"its signature does not verify under the root of trust: {exc}"
