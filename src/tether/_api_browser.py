@@ -27,11 +27,13 @@ from tether.errors import (
     PermissionDeniedError,
     PromptError,
     RegistryError,
+    ServerUnavailableError,
     TetherError,
     UsageError,
 )
 
 if TYPE_CHECKING:
+    from tether.events import EventLog
     from tether.workspace.repo import Workspace
 
 ACTIONS = ("promote", "rollback", "approve", "reject")
@@ -40,7 +42,12 @@ NO_KEY = (
     "this decision is signed by the decider's own key, and the browser sent none: make one on "
     "the UI's signing key page and have an admin trust it"
 )
-SKEW_S = 300.0  # how far a decision's date may be from the server's clock
+SKEW_S = 120.0  # how long a decision may take to sign (its date is when it was first asked)
+RACED = (  # what git says when another push moved a ref first
+    "non-fast-forward", "fetch first", "stale info", "already exists", "but expected",
+    "cannot lock ref",
+)  # fmt: skip
+AHEAD_S = 2.0  # a date later than the server's clock was never given by it
 DECISION_ROLES = {  # the role each needs on the server (the door checks it again)
     "promote": "writer",
     "rollback": "writer",
@@ -84,26 +91,38 @@ def decide_for_browser(
     user: str,
     role: str,
     read: Callable[[str], bytes] | None = None,
+    record_of: Callable[[str], str | None] | None = None,
 ) -> BrowserDecided:
     """Make ``decision`` for ``user`` (whose ``role`` on the project the door checks again) on
     the project whose bare repository is ``mirror``; see the module. ``read`` gives an object
-    the server holds (a run's record, which a gate reads), as a clone's pull would."""
-    from tether.errors import MissingObjectError
+    the server holds and ``record_of`` a run's record id there (a gate reads the run), as a
+    clone's pull would."""
+    from tether.errors import MissingObjectError, UnknownRunError
 
     if decision.action not in ACTIONS:
         raise UsageError(f"{decision.action!r} is not a decision ({', '.join(ACTIONS)})")
-    when = _time.time() if decision.time is None else decision.time
-    if abs(when - _time.time()) > SKEW_S:
+    now = _time.time()
+    when = now if decision.time is None else decision.time
+    if when > now + AHEAD_S:
+        raise UsageError("this decision is dated after the server's clock: it was not asked here")
+    if when < now - SKEW_S:
         raise UsageError("this decision was asked too long ago: reload the page and decide again")
     fetched: dict[str, bytes] = {}
+    runs: dict[str, str] = {}  # run id -> its record id on the server
     for _ in range(FETCHES):
         try:
-            return _attempt(mirror, decision, user, role, when, fetched)
+            return _attempt(mirror, decision, user, role, when, fetched, runs)
         except MissingObjectError as exc:
             new = [oid for oid in exc.ids if oid not in fetched]
             if read is None or not new:
                 raise
             fetched |= {oid: read(oid) for oid in new}  # then the decision is made again
+        except UnknownRunError as exc:
+            record = record_of(exc.run_id) if record_of and exc.run_id not in runs else None
+            if record is None or read is None:
+                raise
+            runs[exc.run_id] = record
+            fetched[record] = read(record)
     raise UsageError(
         f"this decision reads more than {FETCHES} rounds of objects: decide it in a clone"
     )
@@ -116,6 +135,7 @@ def _attempt(
     role: str,
     when: float,
     fetched: dict[str, bytes],
+    runs: dict[str, str],
 ) -> BrowserDecided:
     from tether.events.chain import at_time
     from tether.signing import signing_as
@@ -125,10 +145,18 @@ def _attempt(
     if decision.public_key:
         signer = BrowserSigner(decision.public_key, list(decision.signatures))
     with tempfile.TemporaryDirectory(prefix="tether-decide-") as tmp:
-        ws = _scratch(mirror, Path(tmp) / "work", user)
+        ws, configured = _scratch(mirror, Path(tmp) / "work", user)
+        if decision.action in ("approve", "reject") and not configured and not _rooted(mirror):
+            raise RegistryError(
+                "this project has no root of trust, so its keys and policies are in its "
+                "tether.toml, and the server's copy of its repository holds none: push the "
+                "branch that has it (`git push tether main`), or decide in a clone"
+            )
         for oid, data in fetched.items():
             if ws.store.put_bytes(data) != oid:
                 raise UsageError(f"the server's object {oid[:19]}… does not hash to its id")
+        for run_id, record in runs.items():
+            ws.refs.set(f"runs/{run_id}", [record])
         try:
             with signing_as(signer, NO_KEY), at_time(when):
                 done, push = _ACT[decision.action](ws, decision, user)
@@ -144,11 +172,20 @@ Act = Callable[["Workspace", BrowserDecision, str], tuple[str, Spec]]
 
 def _promote(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
     from tether._api_prompts import PromptLibrary
-    from tether.prompts import labels
+    from tether.prompts import labels, registry
     from tether.prompts import sync as prompt_sync
 
+    _checked(d)
     prompt_sync.pull(ws, "origin")
     _as_seen(ws, d)
+    _not_before(labels.event_log(ws))
+    known = registry.registered(ws.root, d.name)
+    if d.version not in known:
+        have = ", ".join(sorted(known)) or "none"
+        raise PromptError(
+            f"{d.name} has no registered version {d.version!r} on the server (registered: "
+            f"{have}): register and push it from a clone first"
+        )
     prompt = PromptLibrary(ws.root, ws).resolve(f"{d.name}@{d.version}")
     done = labels.promote(ws, prompt, d.label, actor=user)
     return f"{d.name}#{d.label} -> {done.version}", prompt_sync.push_spec(ws, d.name)
@@ -159,12 +196,27 @@ def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
     from tether.prompts import labels
     from tether.prompts import sync as prompt_sync
 
+    _checked(d)
     prompt_sync.pull(ws, "origin")
     _as_seen(ws, d)
+    _not_before(labels.event_log(ws))
     library = PromptLibrary(ws.root, ws)
     load = lambda v: library.resolve(f"{d.name}@{v}")  # noqa: E731
     done = labels.rollback(ws, d.name, d.label, load, actor=user)
     return f"{d.name}#{d.label} rolled back to {done.version}", prompt_sync.push_spec(ws, d.name)
+
+
+def _checked(d: BrowserDecision) -> None:
+    """A prompt's name, label and version as the CLI takes them, before any reaches git."""
+    from tether.prompts.labels import LABEL
+    from tether.prompts.templates import NAME, VERSION
+
+    if not NAME.fullmatch(d.name) or "\n" in d.name:
+        raise UsageError(f"{d.name[:80]!r} is not a prompt name")
+    if not LABEL.fullmatch(d.label):
+        raise UsageError(f"{d.label[:80]!r} is not a label (a lower-case name, like production)")
+    if d.action == "promote" and (not VERSION.fullmatch(d.version) or "\n" in d.version):
+        raise UsageError(f"{d.version[:80]!r} is not a version (semver with a v, like v1.2.0)")
 
 
 def _as_seen(ws: Workspace, d: BrowserDecision) -> None:
@@ -182,12 +234,37 @@ def _as_seen(ws: Workspace, d: BrowserDecision) -> None:
         )
 
 
+def _not_before(log: EventLog) -> None:
+    """A decision is never dated before the newest event of its log (a page's script cannot
+    slip one in behind a teammate's)."""
+    from tether.events.chain import AT
+
+    head, when = log.head(), AT.get()
+    if head is not None and when is not None and when < log.event(head).time:
+        raise UsageError(
+            "this decision was asked before the newest decision in the log: reload the page "
+            "and decide again"
+        )
+
+
+def _rooted(mirror: Path) -> bool:
+    """Whether the project's registry log on the server has a root of trust."""
+    from tether.events.gitmirror import read_from_git, rev
+    from tether.events.trusted import ROOT_EVENT
+
+    tip = rev(mirror, "refs/tether/events/registry")
+    return tip is not None and any(
+        e.kind == ROOT_EVENT for e in read_from_git(mirror, "registry", tip=tip)
+    )
+
+
 def _decide(approve: bool) -> Act:
     def act(ws: Workspace, d: BrowserDecision, _user: str) -> tuple[str, Spec]:
-        from tether.registry import requests
+        from tether.registry import requests, store
         from tether.registry import sync as registry_sync
 
         registry_sync.pull(ws, "origin")
+        _not_before(store.event_log(ws))
         req = requests.decide(ws, d.name, approve, d.comment)
         word = "approved" if approve else "rejected"
         done = f"{req.name}@v{req.version} -> {req.to} {word} ({req.status})"
@@ -204,21 +281,39 @@ _ACT: dict[str, Act] = {
 }
 
 
-def _scratch(mirror: Path, work: Path, user: str) -> Workspace:
-    """A clone of the project's repository to decide in, its committer the account."""
+def _scratch(mirror: Path, work: Path, user: str) -> tuple[Workspace, bool]:
+    """A clone of the project's repository to decide in, its committer the account; and
+    whether the project's tether.toml was found in it."""
     from tether.config import PROJECT_FILE
     from tether.gitio.repo import git
     from tether.workspace.repo import Workspace
 
     if not (mirror / "HEAD").is_file():
         raise UsageError("this project has no repository on the server yet")
-    git(work.parent, "clone", "--quiet", "--no-checkout", "--", str(mirror), str(work))
+    # --shared: the scratch borrows the mirror's objects instead of copying them
+    git(work.parent, "clone", "--quiet", "--shared", "--no-checkout", "--", str(mirror), str(work))
     git(work, "config", "user.email", user)
     git(work, "config", "user.name", user)
-    config = _show(work, f"HEAD:{PROJECT_FILE}")
+    config = _project_file(work)
     if config is not None:  # the project's settings (trusted keys, policies), never a checkout
         (work / PROJECT_FILE).write_bytes(config)
-    return Workspace.init(work)
+    return Workspace.init(work), config is not None
+
+
+def _project_file(work: Path) -> bytes | None:
+    """The project's tether.toml as the server's copy of its repository holds it: on the
+    branch HEAD names, else on ``main`` or ``master``, else on its only branch."""
+    from tether.config import PROJECT_FILE
+    from tether.gitio.repo import git_maybe
+
+    out = git_maybe(work, "for-each-ref", "--format=%(refname:short)", "refs/remotes/origin/")
+    branches = [b for b in (out or b"").decode().split() if b != "origin/HEAD"]
+    tries = ["HEAD", "origin/main", "origin/master"] + (branches if len(branches) == 1 else [])
+    for rev in tries:
+        found = _show(work, f"{rev}:{PROJECT_FILE}")
+        if found is not None:
+            return found
+    return None
 
 
 def _show(work: Path, what: str) -> bytes | None:
@@ -251,6 +346,10 @@ def _push(ws: Workspace, spec: Spec, user: str, role: str, d: BrowserDecision) -
             raise PermissionDeniedError(
                 "the server's door refused this decision: " + "; ".join(reasons)
             ) from None
-        raise error(
-            "a teammate's decision reached the server first: reload the page and decide again"
+        if any(said in text for said in RACED):
+            raise error(
+                "a teammate's decision reached the server first: reload the page and decide again"
+            ) from None
+        raise ServerUnavailableError(
+            f"the server could not store this decision, so nothing was decided: {text[-500:]}"
         ) from None

@@ -90,6 +90,13 @@ def serve(
             "write. Run `tether server init` first (it makes the admin and their token), or "
             "bind to 127.0.0.1"
         )
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    ):
+        os.environ.pop(name, None)  # a decision the server makes is the account's, tag and all
     os.environ[ENV_INDEX] = settings.index
     os.environ[ENV_STORE] = settings.store
     os.environ[ENV_MAX_BODY] = str(settings.max_body)

@@ -22,6 +22,7 @@
     │   └── RetainedObjectsError     a remote gc done, but S3 Object Lock keeps some objects (3)
     ├── RunError                     a run that cannot be found, started, logged to or sealed
     │   ├── LaunchError              ``tether run``'s command could not start (127, 126, 125)
+    │   ├── UnknownRunError          a run with no record here (a teammate's: fetch it first)
     │   └── NotConfirmedError        someone else's run not reproduced: no --yes, no terminal (3)
     ├── IndexStoreError              the SQL index cannot be opened or written (`tether reindex`)
     ├── PromptError                  a prompt that cannot be found, parsed, rendered or promoted
@@ -147,6 +148,15 @@ class RetainedObjectsError(RemoteError):
 
 class RunError(TetherError):
     pass
+
+
+class UnknownRunError(RunError):
+    """A run this clone holds no record of: a teammate's comes from the team server or a git
+    remote. ``run_id`` names it, so a caller that can fetch it may."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class LaunchError(RunError):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.conftest import Tether
+from tests.conftest import Tether, git
 from tests.prompts.test_label_backing import rooted_prompts  # noqa: F401
 from tests.prompts.test_labels import versions  # noqa: F401
 from tests.registry.conftest import trained  # noqa: F401
@@ -83,6 +83,12 @@ def test_a_writer_promotes_and_rolls_back_in_the_browser_and_clones_see_it(
         (1, "v1.0.0", "promote"), (2, "v1.1.0", "promote"), (3, "v1.0.0", "rollback"),
     ]  # fmt: skip
     assert [a.actor for a in history[1:]] == [user, user]  # the account decided, unsigned
+    with sqlite_server.http() as http:  # the server's audit log names the account
+        audit = http.get("/api/v1/audit").json()["events"]
+    mine = [e for e in audit if e["action"] == "decision" and e["target"] == project]
+    assert sorted((e["actor"], e["detail"]["action"]) for e in mine) == [
+        (user, "promote"), (user, "rollback"),
+    ]  # fmt: skip
     render = tether("prompt", "render", "sentiment@production", "--var", "review=x").output
     assert "R: x" in render  # the clone serves what the browser decided
     # and the clone decides on top of it
@@ -196,3 +202,105 @@ def test_of_two_browsers_promoting_at_once_exactly_one_wins(
     Project.open(versions).prompts.pull("tether")
     history, problems = Project.open(versions).prompts.history("sentiment")
     assert problems == [] and [a.n for a in history if a.label == "production"] == [1]
+
+
+def test_a_decision_dated_by_its_page_is_never_backdated_or_early(
+    sqlite_server: Server, versions: Path, tether: Tether
+) -> None:
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "writer")
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
+    ann = sqlite_server.token_for(f"ann{time.time_ns()}", "writer", project)
+    ask = {"action": "promote", "name": "sentiment", "label": "production", "version": "v1.1.0"}
+    for when, said in (
+        (time.time() - 295, "asked too long ago"),
+        (time.time() + 60, "after the server's clock"),
+        (time.time() - 60, "before the newest decision"),  # the clone's promote was just now
+    ):
+        refused = decide(sqlite_server, project, ann, **ask, time=when)
+        assert refused.status_code == 400 and said in refused.json()["message"], refused.text
+    for name in ("model@v²", "sentiment\x00", "-x"):  # someone else's input: a refusal, not a 500
+        odd = decide(
+            sqlite_server, project, ann, action="promote", name=name, label="x", version="v1"
+        )
+        assert 400 <= odd.status_code < 500, odd.text
+    unknown = decide(sqlite_server, project, ann, **{**ask, "version": "v9.9.9"})
+    assert unknown.status_code == 409
+    assert "no registered version 'v9.9.9'" in unknown.json()["message"]
+    assert "v1.0.0, v1.1.0" in unknown.json()["message"]
+
+
+def test_a_project_bound_to_a_repository_with_a_root_takes_its_logs_and_is_held_to_it(
+    sqlite_server: Server, rooted_prompts: Path, tether: Tether
+) -> None:
+    """Its labels and root come with the repository: a browser without a key is refused, not
+    let in as if the project had no root (which every clone would then refuse)."""
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")  # alice, signed
+    name = f"p-{time.time_ns() % 10**10}"
+    with sqlite_server.http() as http:
+        http.post("/api/v1/projects", json={"name": name, "git": str(rooted_prompts)})
+    writer = sqlite_server.token_for(f"w{time.time_ns()}", "writer", name)
+    ask = {"action": "promote", "name": "sentiment", "label": "production", "version": "v1.1.0"}
+    refused = decide(sqlite_server, name, writer, **ask, seen=1)
+    assert refused.status_code == 403 and "root of trust" in refused.json()["message"]
+    with sqlite_server.http() as http:
+        refs = http.get(f"/git/{name}.git/info/refs?service=git-upload-pack").text
+    assert "refs/tether/events/prompts" in refs and "refs/tether/events/registry" in refs
+
+
+def test_an_approval_is_of_the_request_the_page_showed_not_of_whatever_is_open_now(
+    sqlite_server: Server, rooted: str, repo: Path, use: Use, tether: Tether, tmp_path: Path
+) -> None:
+    """Bob's page showed a request to staging; alice withdrew it and asked for production.
+    Bob's approval names the request he saw, so it is refused, not turned into production."""
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "bob-browser.pub").write_text(_pem(key))
+    tether("trust", "add", str(tmp_path / "bob-browser.pub"), "--identity", "bob@example.com",
+           "--role", "approver")  # fmt: skip
+    use("ci")
+    tether("model", "attest", "model@v1")
+    use("alice")
+    tether("model", "request", "model@v1", "--to", "staging")
+    seen = next(iter(Project.open(repo).models.state().requests.values())).id
+    tether("model", "reject", "model@v1", "--comment", "wrong stage")  # alice takes it back
+    tether("model", "request", "model@v1", "--to", "production")
+    bob = sqlite_server.token_for(f"bob{time.time_ns()}", "approver", project)
+    stale = decide(sqlite_server, project, bob, key, action="approve", name=seen)
+    assert stale.status_code == 409 and "nothing to decide" in stale.json()["message"]
+    Project.open(repo).models.pull("tether")
+    state = Project.open(repo).models.state()
+    assert state.resolve("model@v1").stage is None
+    assert sorted(r.status for r in state.requests.values()) == ["open", "rejected"]
+
+
+def test_without_a_root_the_servers_copy_of_tether_toml_trusts_the_browsers_key(
+    sqlite_server: Server, trained: str, keys: dict[str, Any], use: Use, repo: Path,
+    tether: Tether, tmp_path: Path,
+) -> None:  # fmt: skip
+    """No root of trust: keys and policies are tether.toml's, read from the branch the clone
+    pushed to the server. Until one is there the server says so, rather than decide under
+    defaults; the gates read the run's record from the server's objects."""
+    git(repo, "add", "tether.toml")
+    git(repo, "commit", "-qm", "chore: keys and policy")
+    project = sqlite_server.new_project()
+    _login(tether, sqlite_server, project, "admin")
+    tether("sync")  # the run the gates read
+    tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
+    tether("model", "policy", "apply")
+    tether("model", "request", "model@v1", "--to", "production")
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "bob-browser.pub").write_text(_pem(key))
+    tether("keys", "trust", str(tmp_path / "bob-browser.pub"), "--identity", "bob@example.com",
+           "--role", "approver")  # fmt: skip
+    git(repo, "commit", "-qam", "chore: trust bob's browser")
+    bob = sqlite_server.token_for(f"bob{time.time_ns()}", "approver", project)
+    ask = {"action": "approve", "name": "model@v1"}
+    before = decide(sqlite_server, project, bob, key, **ask)
+    assert before.status_code == 409 and "git push tether main" in before.json()["message"]
+    git(repo, "push", "-q", "tether", "HEAD:main")
+    made = decide(sqlite_server, project, bob, key, **ask)
+    assert made.status_code == 200, made.text
+    Project.open(repo).models.pull("tether")
+    assert Project.open(repo).models.state().resolve("model@v1").stage == "production"

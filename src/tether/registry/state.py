@@ -108,7 +108,7 @@ class State:
         if not at:
             return versions[max(versions)]
         number = at[1:] if at.startswith("v") else at
-        if number.isdigit():
+        if number.isascii() and number.isdigit():  # '²' is a digit to str.isdigit, not a number
             return self.version(name, int(number))
         for v in versions.values():
             if v.stage == at or at in v.aliases:

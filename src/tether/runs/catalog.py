@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import FormatError, IndexStoreError, MissingObjectError, RunError
+from tether.errors import (
+    FormatError,
+    IndexStoreError,
+    MissingObjectError,
+    RunError,
+    UnknownRunError,
+)
 from tether.runs import lifecycle
 from tether.runs.index import forget_index, index_url, open_index
 from tether.runs.journal import read_events
@@ -161,9 +167,10 @@ def load(ws: Workspace, run_id: str) -> dict[str, Any]:
         folder = lifecycle.live_root(ws) / run_id
         if folder.is_dir():
             return _live_view(folder)
-        raise RunError(
+        raise UnknownRunError(
+            run_id,
             f"run {run_id} has no record here: a teammate's run comes from the team server "
-            "(`tether server login`), or from a git remote with `tether pull`"
+            "(`tether server login`), or from a git remote with `tether pull`",
         )
     try:
         record = load_record(ws.store.read_bytes(ref[0]), ref[0])

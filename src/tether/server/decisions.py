@@ -1,7 +1,9 @@
 """``POST /api/v1/projects/{project}/decisions``: a label promoted or rolled back, a request
 approved or rejected, from the browser. The server makes the decision for the caller, as a
 clone would, and it passes the same door; where it must be signed, the answer is the bytes to
-sign, and the browser asks again with its signature (``tether.api.decide_for_browser``)."""
+sign, and the browser asks again with its signature (``tether.api.decide_for_browser``).
+The account that handed a decision in is kept in the server's audit log (the event names the
+key's identity)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,16 @@ async def decide(
         user=who.user,
         role=who.role_in(project) or "",
         read=lambda oid: b"".join(hub.blobs.iter_bytes(project, oid)),
+        record_of=lambda run_id: hub.run_state(project, run_id).get("record"),
     )
     if done.sign:
         return {"sign": done.sign, "time": done.time}
+    what: dict[str, Any] = {
+        "action": body.action,
+        "name": body.name,
+        "label": body.label,
+        "version": body.version,
+    }
+    what |= {"decided": done.done, "signed": bool(body.signatures)}
+    await run_in_threadpool(hub.accounts.audit, who.user, "decision", project, what)
     return {"decided": done.done, "time": done.time}

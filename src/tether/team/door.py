@@ -26,8 +26,10 @@ ZERO = "0" * 40
 LOGS = {"refs/tether/events/registry": "registry", "refs/tether/events/prompts": "prompts"}
 
 
-def refusals(root: Path, old: str, new: str, ref: str) -> list[str]:
-    """Why this one ref update must not happen (empty: it may)."""
+def refusals(root: Path, old: str, new: str, ref: str, *, roles: bool = True) -> list[str]:
+    """Why this one ref update must not happen (empty: it may); ``roles``: also whether the
+    pusher's role on the server may hand in what arrives (not for a project's first logs,
+    which its admin brings)."""
     if new == ZERO:
         return [f"{ref} may not be deleted"]
     if (
@@ -46,7 +48,7 @@ def refusals(root: Path, old: str, new: str, ref: str) -> list[str]:
     known = {e.id for e in read_from_git(root, name, tip=old)} if old != ZERO else set()
     arrived = [e for e in events if e.id not in known]
     problems = [why for event, why in _refused(name, events) if event not in known]
-    return problems + _role_problems(arrived)
+    return problems + (_role_problems(arrived) if roles else [])
 
 
 # what the pusher's role on the server must be, besides what the root of trust checks

@@ -47,6 +47,7 @@ class Mirrors:
                 "clone", "--bare", "--quiet", "--", url, str(target),
                 env=self._env(), timeout=TIMEOUT_S,
             )  # fmt: skip
+            self._take_logs(target, url)
         else:
             git(self.folder, "init", "--bare", "--quiet", str(target))
         for key, value in (
@@ -58,6 +59,30 @@ class Mirrors:
         hook = target / "hooks" / "pre-receive"
         hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m tether.team.door\n")
         hook.chmod(0o755)
+
+    def _take_logs(self, target: Path, url: str) -> None:
+        """The repository's registry and prompt logs (with their signed heads and checkpoints)
+        come along, checked as the door checks a push: else the server would hold label tags
+        with no event behind them and decide as if the project had no root of trust. A log
+        the door would refuse makes no project."""
+        import shutil
+
+        from tether.team.door import ZERO, refusals, root_problems
+
+        git(target, "fetch", "--quiet", "--", url, "+refs/tether/*:refs/tether/*",
+            env=self._env(), timeout=TIMEOUT_S)  # fmt: skip
+        out = git(target, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tether/")
+        taken = dict(line.split(" ", 1)[::-1] for line in out.decode().splitlines() if line)
+        problems = [
+            p for ref, new in taken.items() for p in refusals(target, ZERO, new, ref, roles=False)
+        ]
+        problems += root_problems(target, taken)
+        if problems:
+            shutil.rmtree(target, ignore_errors=True)
+            raise UsageError(
+                f"{url[:200]}'s event logs do not check, so no project was made of it: "
+                + "; ".join(problems[:3])
+            )
 
     def has(self, project: str) -> bool:
         return self.path(project).is_dir()
