@@ -7,6 +7,8 @@ read it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,19 @@ def test_an_approver_approves_with_a_key_made_in_the_browser(
 
     tab.goto(f"{seeded.server.url}/p/{project}/models")
     decide = tab.locator("form.decision[aria-label='Decide model@v1 → production']")
+    # a server that asks for a signature over another decision gets none
+    other = json.dumps({"event": "model.approve", "body": {"request": "blake3:someone-else"}})
+    message = b"DSSEv1 42 application/vnd.tether.registry-event+json %d %b" % (
+        len(other),
+        other.encode(),
+    )
+    forged = json.dumps({"sign": base64.b64encode(message).decode(), "time": time.time()})
+    answer = {"status": 200, "body": forged, "content_type": "application/json"}
+    tab.route("**/decisions", lambda route: route.fulfill(**answer))
+    decide.locator("button[value=approve]").click()
+    decide.locator(".decision-status.error").wait_for()
+    assert "asked to sign something else" in decide.locator(".decision-status").inner_text()
+    tab.unroute("**/decisions")
     decide.locator("input[name=comment]").fill("holdout is fine")
     decide.locator("button[value=approve]").click()
     tab.locator("#decided").wait_for()

@@ -26,6 +26,36 @@ async function ask(project, body) {
   return doc;
 }
 
+// What this browser agrees to sign: the event the form asked for (its kind and what it names)
+// or a log's signed head or checkpoint, never whatever else a server might send.
+const KINDS = {
+  promote: ["label.assign"], rollback: ["label.assign"],
+  approve: ["model.approve", "model.transition"], reject: ["model.reject"],
+};
+const EVENT_TYPES = ["application/vnd.tether.prompts-event+json",
+  "application/vnd.tether.registry-event+json"];
+const OTHER_TYPES = ["application/vnd.tether.log-head+json",
+  "application/vnd.tether.registry-checkpoint+json"];
+
+function agreed(message, body) {
+  const text = new TextDecoder().decode(message);
+  const found = /^DSSEv1 (\d+) ([^ ]+) (\d+) /.exec(text);
+  if (!found) return false;
+  const type = found[2];
+  if (OTHER_TYPES.includes(type)) return true;
+  if (!EVENT_TYPES.includes(type)) return false;
+  let doc;
+  try { doc = JSON.parse(text.slice(found[0].length)); } catch { return false; }
+  const kind = doc.event || doc.kind; // an event's signed document, or (no root) its body
+  if (!(KINDS[body.action] || []).includes(kind)) return false;
+  const b = doc.event ? doc.body || {} : doc;
+  if (kind === "label.assign") {
+    return b.prompt === body.name && b.label === body.label &&
+      (body.action !== "promote" || b.version === body.version);
+  }
+  return typeof b.request === "string" && b.request.startsWith(body.name);
+}
+
 async function decide(form, fields) {
   const body = { action: fields.get("action"), name: fields.get("name") };
   for (const field of ["label", "version", "comment"]) {
@@ -41,8 +71,10 @@ async function decide(form, fields) {
       throw new Error("this decision must be signed, and this browser has no key: make one on " +
         "the signing key page and have an admin trust it");
     }
+    const message = fromB64(doc.sign);
+    if (!agreed(message, body)) throw new Error("the server asked to sign something else than this decision: refused");
     say(form, `Signing with this browser's key (${asked + 1})…`, false);
-    body.signatures.push(await sign(pair, fromB64(doc.sign)));
+    body.signatures.push(await sign(pair, message));
     body.time = doc.time;
   }
   throw new Error("the server kept asking for signatures");
