@@ -168,3 +168,35 @@ def refused_staged_files() -> tuple[list[StagedFile], int]:
     from tether.gitio.repo import find_root
 
     return hooks.refused_staged(find_root())
+
+
+def pipeline_states(root: Path) -> list[dict[str, Any]]:
+    """The stages of the pipeline in the work tree ``root`` as ``tether repro --dry-run``
+    plans them, in run order: each one's ``state`` (up to date, runs, or restored from the run
+    cache), why, its command, deps and outs (with the ids its last run recorded). Empty when
+    there is no ``pipeline.yaml``."""
+    from tether.pipelines import plan
+    from tether.pipelines.spec import PIPELINE_FILE
+    from tether.workspace.repo import Workspace
+
+    if not (root / PIPELINE_FILE).is_file():
+        return []
+    the_plan = plan.plan(Workspace.open(root))
+    states = {"none": "up to date", "run": "stale: runs", "restore": "stale: restored from cache"}
+    out = []
+    for sp in the_plan.stages:
+        locked = the_plan.lock.get(sp.stage.name)
+        outs = [*sp.stage.out_paths, *sp.stage.metrics]
+        recorded = {} if locked is None else {**locked.outs, **locked.metrics}
+        out.append(
+            {
+                "name": sp.stage.name,
+                "state": states.get(sp.action, sp.action),
+                "fresh": sp.action == "none",
+                "reasons": list(sp.reasons),
+                "cmd": sp.stage.cmd,
+                "deps": list(sp.stage.deps),
+                "outs": [(path, recorded.get(path)) for path in outs],
+            }
+        )
+    return out

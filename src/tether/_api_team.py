@@ -114,6 +114,7 @@ class TeamVerbs:
             str(folder / "store"),
             open_without_accounts=True,
             follow_logs=True,  # its repository is the truth: its mirror follows even a rewrite
+            work_tree=str(self.ws.root),  # and its pipeline is the work tree's, as repro sees it
         )
 
     def server_token(self) -> str | None:

@@ -20,6 +20,7 @@ from tether._api_functions import lineage_formats as lineage_formats
 from tether._api_functions import metric_value as metric_value
 from tether._api_functions import openlineage_ndjson as openlineage_ndjson
 from tether._api_functions import pipeline_is_fresh as pipeline_is_fresh
+from tether._api_functions import pipeline_states as pipeline_states
 from tether._api_functions import prompts_here as prompts_here
 from tether._api_functions import prov_json as prov_json
 from tether._api_functions import refused_staged_files as refused_staged_files

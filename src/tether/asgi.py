@@ -26,6 +26,7 @@ ENV_STORE = "TETHER_SERVER_STORE"
 ENV_MAX_BODY = "TETHER_SERVER_MAX_BODY"
 ENV_OPEN = "TETHER_SERVER_OPEN"
 ENV_FOLLOW = "TETHER_SERVER_FOLLOW_LOGS"
+ENV_WORK_TREE = "TETHER_SERVER_WORK_TREE"
 ENV_OIDC = "TETHER_SERVER_OIDC"  # JSON of api.OidcSettings' fields
 ENV_MIRRORS = "TETHER_SERVER_MIRRORS"
 ENV_UI_SECRET = "TETHER_UI_SECRET"  # `tether ui`: the secret its printed URL holds
@@ -56,6 +57,7 @@ def from_environment() -> FastAPI:
             else None,
             mirrors=os.environ.get(ENV_MIRRORS, ""),
             follow_logs=os.environ.get(ENV_FOLLOW) == "1",
+            work_tree=os.environ.get(ENV_WORK_TREE, ""),
         )
     except KeyError as exc:
         raise UsageError(
@@ -109,6 +111,7 @@ def serve(
         os.environ.pop(ENV_UI_SECRET, None)
     os.environ[ENV_OPEN] = "1" if loopback and settings.open_without_accounts else "0"
     os.environ[ENV_FOLLOW] = "1" if settings.follow_logs else "0"
+    os.environ[ENV_WORK_TREE] = settings.work_tree
     if settings.oidc is not None:
         os.environ[ENV_OIDC] = json.dumps(dataclasses.asdict(settings.oidc))
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -36,6 +36,7 @@ def _pages(seeded: Seeded) -> dict[str, str]:
         "prompts": f"{p}/prompts",
         "paired": f"{p}/prompts/sentiment/paired?a={seeded.evals[0]}&b={seeded.evals[1]}",
         "signing key": "/keys",
+        "pipeline": f"{p}/pipeline",
     }
 
 

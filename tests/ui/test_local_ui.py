@@ -13,10 +13,25 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BIN
+from tests.conftest import BIN, write_files
 from tether.api import Project
 
 pytestmark = pytest.mark.slow
+
+PIPELINE = """stages:
+  prep:
+    cmd: python prep.py
+    deps: [prep.py]
+    params: [prep.n]
+    outs: [prep.txt]
+  train:
+    cmd: python -c "open('train.txt', 'w').write(open('prep.txt').read() * 2)"
+    deps: [prep.txt]
+    outs: [train.txt]
+"""
+PREP = """import yaml
+open("prep.txt", "w").write(str(yaml.safe_load(open("params.yaml"))["prep"]["n"]))
+"""
 
 
 def _start_ui(repo: Path, *args: str) -> subprocess.Popen[str]:
@@ -44,6 +59,10 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
         (repo / "model.pkl").write_bytes(b"weights")
         run.log_output(repo / "model.pkl")
     Project.open(repo).models.register("local-model", run=run.id, path="model.pkl")
+    write_files(
+        repo, {"pipeline.yaml": PIPELINE, "prep.py": PREP, "params.yaml": "prep:\n  n: 3\n"}
+    )
+    Project.open(repo).repro()
     proc = _start_ui(repo)
     try:
         assert proc.stdout is not None
@@ -71,6 +90,12 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
             project = str(page.url).rstrip("/").split("/p/")[1].split("/")[0]
             models = browser.get(f"{base}/p/{project}/models").text
             assert "local-model" in models  # the registry's log reached the UI's server
+
+            stages = browser.get(f"{base}/p/{project}/pipeline").text
+            assert stages.count("up to date") == 2, stages  # as `tether repro --dry-run` says
+            (repo / "params.yaml").write_text("prep:\n  n: 4\n")
+            stages = browser.get(f"{base}/p/{project}/pipeline").text
+            assert "param prep.n changed: 3 -&gt; 4" in stages and "stage prep runs first" in stages
 
             with Project.open(repo).start_run(name="made-after-start"):
                 pass

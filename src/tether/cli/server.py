@@ -35,7 +35,12 @@ def _settings(index: str | None, store: str | None, max_body: int, mirrors: str 
             "outside a repository, say where the server keeps things: --index URL --store URL"
         ) from None
     return api.ServerSettings(
-        embedded.index, embedded.store, max_body, True, follow_logs=embedded.follow_logs
+        embedded.index,
+        embedded.store,
+        max_body,
+        True,
+        follow_logs=embedded.follow_logs,
+        work_tree=embedded.work_tree,
     )
 
 

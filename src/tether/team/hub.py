@@ -61,6 +61,7 @@ class Settings:
     oidc: OidcSettings | None = None  # also accept OIDC bearer tokens from this issuer
     mirrors: str = ""  # where projects' git mirrors live ("": beside a SQLite database)
     follow_logs: bool = False  # a repository's own server: its mirrors take its event logs too
+    work_tree: str = ""  # a repository's own server: the work tree whose pipeline it shows
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,30 @@ def data(
     hub = _reader(request, project)
     page = hub.views.data_page(project, rev or None, against or None)
     return _render("data.html", project=project, page=page, who=_who(request))
+
+
+@router.get("/p/{project}/pipeline", response_class=HTMLResponse)
+def pipeline(request: Request, project: str) -> Response:
+    """The pipeline's stages as `tether repro --dry-run` plans them: up to date, or stale and
+    why. Only a repository's own server (`tether ui`) has a work tree to plan on."""
+    from pathlib import Path
+
+    from tether.errors import TetherError
+
+    hub = _reader(request, project)
+    tree = hub.settings.work_tree
+    stages: list[dict[str, Any]] = []
+    problem = ""
+    if tree:
+        try:
+            stages = api.pipeline_states(Path(tree))
+        except TetherError as exc:
+            problem = str(exc)
+    return _render(
+        "pipeline.html",
+        project=project,
+        stages=stages,
+        problem=problem,
+        local=bool(tree),
+        who=_who(request),
+    )
