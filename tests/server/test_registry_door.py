@@ -217,3 +217,23 @@ def test_a_prompt_log_without_the_registrys_root_is_refused_at_the_door(
 
     carried = _raw_push(repo, "refs/tether/events/prompts:refs/tether/events/prompts")
     assert carried.returncode == 0, carried.stderr  # alice's log carries the root: taken
+
+
+def test_a_hand_made_label_tag_or_a_ref_tether_does_not_keep_is_refused(
+    sqlite_server: Server, versions: Path, tether: Tether
+) -> None:
+    """A writer cannot plant a label no event made, nor hide refs where no clone looks; the
+    tags and refs a promotion pushes go through."""
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"w{id(versions)}", "writer", project)
+    _remote(versions, sqlite_server, project, token)
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
+    tether("prompt", "push", "sentiment", "--remote", "team")  # made by its event: taken
+    git(versions, "tag", "-a", "sentiment#production#7", "-m", "by hand", "sentiment@v1.1.0^{}")
+    planted = _raw_push(versions, "refs/tags/sentiment#production#7")
+    assert planted.returncode != 0 and "no event of the log made it" in planted.stderr
+    git(versions, "update-ref", "refs/tether/events/prompts2", "HEAD")
+    hidden = _raw_push(versions, "refs/tether/events/prompts2:refs/tether/events/prompts2")
+    assert hidden.returncode != 0 and "is not a ref Tether keeps" in hidden.stderr
+    tags = git(versions, "ls-remote", "--refs", "team", "refs/tags/sentiment#*").split()[1::2]
+    assert tags == ["refs/tags/sentiment#production#1"]

@@ -2,17 +2,19 @@
 for every push (``python -m tether.team.door``), before any ref moves.
 
 A push is refused, whole, when it deletes a ref or rewrites one (events are append-only: a new
-log must extend the old), or when it brings registry or prompts events the log's own root of
-trust refuses: an unsigned transition, an approval by a key without the role, an assignment
-signed by nobody the root names, a prompt log without the root the registry holds. Without a
-root the project behaves as it does locally. git
-prints what this writes to stderr to the pusher, prefixed ``remote:``; the HTTP client sees its
-push refused with that reason. The server never signs anything here: it only checks.
+log must extend the old), brings a ref under refs/tether/ that Tether does not keep, a label or
+stage tag no event made, or registry or prompts events the log's own root of trust refuses: an
+unsigned transition, an approval by a key without the role, an assignment signed by nobody the
+root names, a prompt log without the root the registry holds. Without a root the project
+behaves as it does locally. git prints what this writes to stderr to the pusher, prefixed
+``remote:``; the HTTP client sees its push refused with that reason. The server never signs
+anything here: it only checks.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,8 @@ from tether.events.trusted import ROOT_EVENT
 
 ZERO = "0" * 40
 LOGS = {"refs/tether/events/registry": "registry", "refs/tether/events/prompts": "prompts"}
+KEPT = {*LOGS, "refs/tether/heads/registry", "refs/tether/checkpoints/registry"}  # Tether's refs
+MARK = re.compile(r"refs/tags/([^#]+)#([^#]+)#([0-9]+)")  # a label's or a stage's tag
 
 
 def refusals(root: Path, old: str, new: str, ref: str, *, roles: bool = True) -> list[str]:
@@ -88,6 +92,50 @@ def _extends(root: Path, old: str, new: str) -> bool:
     return done.returncode == 0
 
 
+def unkept(ref: str) -> list[str]:
+    """A ref under refs/tether/ that is none of Tether's: a place to hide what no clone reads."""
+    if ref.startswith("refs/tether/") and ref not in KEPT:
+        return [f"{ref} is not a ref Tether keeps ({', '.join(sorted(KEPT))})"]
+    return []
+
+
+def unbacked_marks(root: Path, updates: dict[str, str]) -> list[str]:
+    """A label tag (``NAME#LABEL#N``) or stage tag (``MODEL#STAGE#N``) is made by its event:
+    one that no event of the log (as this push leaves it) names, or that points at another
+    commit than its event says, was made by hand, and every clone would report it."""
+    marks = {ref: new for ref, new in updates.items() if MARK.fullmatch(ref) and new != ZERO}
+    if not marks:
+        return []
+    backed: dict[str, str | None] = {}  # tag -> the commit its event names (None: not said)
+    for ref, name in LOGS.items():
+        tip = updates.get(ref) or _rev(root, ref)
+        if tip is None:
+            continue
+        try:
+            events = read_from_git(root, name, tip=tip)
+        except (FormatError, TetherError):
+            continue  # the log's own refusal says why
+        for e in events:
+            if e.kind == "label.assign" and isinstance(e.body.get("tag"), str):
+                backed[e.body["tag"]] = e.body.get("commit")
+            elif e.kind == "model.transition":
+                b = e.body
+                backed[f"{b.get('name')}#{b.get('stage')}#{b.get('n')}"] = None
+    problems = []
+    for ref, new in marks.items():
+        tag = ref.removeprefix("refs/tags/")
+        if tag not in backed:
+            problems.append(f"{ref}: no event of the log made it (a label or stage is assigned "
+                            "by `tether prompt promote` or `tether model approve`)")  # fmt: skip
+        elif backed[tag] is not None and _peeled(root, new) != backed[tag]:
+            problems.append(f"{ref} points at another commit than its event says")
+    return problems
+
+
+def _peeled(root: Path, obj: str) -> str | None:
+    return _rev(root, f"{obj}^{{commit}}")
+
+
 def root_problems(root: Path, updates: dict[str, str]) -> list[str]:
     """The project's root of trust lives in its registry log and, as the same document, in
     its prompt log. Once the registry has one, a prompt log pushed without it (or with a root
@@ -138,9 +186,9 @@ def main() -> int:
     updates: dict[str, str] = {}
     for line in sys.stdin.read().splitlines():
         old, new, ref = line.split(" ", 2)
-        problems += refusals(root, old, new, ref)
+        problems += refusals(root, old, new, ref) + unkept(ref)
         updates[ref] = new
-    problems += root_problems(root, updates)
+    problems += root_problems(root, updates) + unbacked_marks(root, updates)
     for problem in problems:
         print(f"tether: refused: {problem}", file=sys.stderr)
     return 1 if problems else 0
