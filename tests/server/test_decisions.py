@@ -211,7 +211,9 @@ def test_trust_init_puts_the_root_in_both_logs_on_the_server(
 ) -> None:
     project = sqlite_server.new_project()
     _login(tether, sqlite_server, project, "admin")
-    assert "root version 1 is in force" in tether("trust", "init").output
+    said = tether("trust", "init").output
+    assert "root version 1 is in force" in said and "The team server has it" in said
+    assert "Push it" not in said  # nothing is left to push by hand
     with sqlite_server.http() as http:
         refs = http.get(f"/git/{project}.git/info/refs?service=git-upload-pack").text
     local = {

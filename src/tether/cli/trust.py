@@ -27,7 +27,12 @@ def _said(p: Proposal) -> None:
     if p.published:
         assert p.root is not None
         click.echo(f"root version {p.version} is in force (fingerprint {p.root.fingerprint})")
-        click.echo("Push it with `tether model push` and `tether prompt push`.")
+        from tether.api import Project
+
+        if Project.open().config_get("server.url"):
+            click.echo("The team server has it, in both the registry and the prompt logs.")
+        else:
+            click.echo("Push it with `tether model push` and `tether prompt push`.")
     else:
         click.echo(
             f"root version {p.version} needs {p.missing} more admin signature(s): each admin "
