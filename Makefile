@@ -9,7 +9,7 @@ EXAMPLES := $(VENV)/.examples
 # Debian packages the tests use: installed when run as root (as CI is), named otherwise.
 SYSTEM_PACKAGES := graphviz:dot chromium:chromium
 
-.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce bench-server bench-ui docs clean
+.PHONY: system promptfoo demo test lint types layers pytest bench bench-runs bench-pipeline bench-prompts bench-registry bench-governance bench-reproduce bench-server bench-ui bench-decisions docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ bench-server: $(STAMP)
 
 bench-ui: $(STAMP)
 	$(BIN)/python benchmarks/bench_ui.py
+
+bench-decisions: $(STAMP)
+	$(BIN)/python benchmarks/bench_decisions.py
 
 bench-runs: $(STAMP)
 	$(BIN)/python benchmarks/bench_runs.py
