@@ -283,6 +283,33 @@ def test_a_running_run_updates_live_in_the_table(page: Any, seeded: Seeded) -> N
     assert row.locator("td[data-metric=acc]").inner_text() == "0.75"
 
 
+def test_a_running_runs_charts_grow_live_then_show_the_whole_history(
+    page: Any, seeded: Seeded
+) -> None:
+    import time
+
+    with Project.open(seeded.repo).start_run(name="live-chart") as run:
+        run.log_metric("loss", 1.0, step=1)
+        url = f"{seeded.server.url}/p/{seeded.project}/runs/{run.id}"
+        cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        deadline = time.monotonic() + 20
+        while httpx.get(url, cookies=cookies).status_code != 200:  # shown while it runs
+            assert time.monotonic() < deadline, "the running run never showed on the server"
+            time.sleep(0.5)
+        page.goto(url)
+        live = page.locator("figure.live[data-key=loss]")
+        for step in range(2, 40):
+            run.log_metric("loss", 1 / step, step=step)
+            time.sleep(0.25)
+            if int(live.get_attribute("data-points") or 0) >= 3:
+                break
+        assert int(live.get_attribute("data-points") or 0) >= 3  # it grew as steps arrived
+        assert "since this page opened" in live.locator(".chart-note").inner_text()
+    page.wait_for_selector("figure.chart[data-drawn]", timeout=30_000)  # ended: loaded again
+    assert page.locator("figure.live").count() == 0
+    assert int(page.locator("figure.chart").get_attribute("data-drawn") or 0) >= 3
+
+
 def test_two_prompt_versions_diff_from_the_servers_repository(page: Any, seeded: Seeded) -> None:
     _go(page, "nav a:text-is('prompts')")
     page.goto(f"{seeded.server.url}/p/{seeded.project}/prompts/sentiment/diff?a=v1.0.0&b=v1.1.0")

@@ -333,8 +333,8 @@ async def live_runs(
     project: ProjectName,
     ids: Annotated[str, Query(max_length=20_000)],
 ) -> StreamingResponse:
-    """Server-sent events: every 2 s, the status and last metric values of these runs (ids
-    comma-separated, 200 at most) while any of them is running (15 minutes at most)."""
+    """Server-sent events: every 2 s, the status and last metric values (and their steps) of
+    these runs (ids comma-separated, 200 at most) while any is running (15 minutes at most)."""
     import asyncio
     import json
     import time
@@ -349,7 +349,8 @@ async def live_runs(
             doc = [api.run_document(r) for r in rows]
             shown = [
                 {"id": d["id"], "status": d["status"],
-                 "metrics": {k: m["last"] for k, m in d["metrics"].items()}}
+                 "metrics": {k: m["last"] for k, m in d["metrics"].items()},
+                 "steps": {k: m["step"] for k, m in d["metrics"].items()}}
                 for d in doc
             ]  # fmt: skip
             yield f"data: {json.dumps({'runs': shown})}\n\n"

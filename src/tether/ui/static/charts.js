@@ -131,7 +131,7 @@ window.addEventListener("resize", () => {
 });
 
 function start() {
-  for (const figure of document.querySelectorAll("figure.chart")) draw(figure);
+  for (const figure of document.querySelectorAll("figure.chart:not(.live)")) draw(figure);
 }
 if (typeof uPlot === "undefined") window.addEventListener("load", start);
 else start();
