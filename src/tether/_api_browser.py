@@ -48,7 +48,7 @@ RACED = (  # what git says when another push moved a ref first
     "cannot lock ref",
 )  # fmt: skip
 AHEAD_S = 2.0  # a date later than the server's clock was never given by it
-DECISION_ROLES = {  # the role each needs on the server (the door checks it again)
+DECISION_ROLES = {  # the role each needs on the server (the door checks approvals again)
     "promote": "writer",
     "rollback": "writer",
     "approve": "approver",
@@ -296,7 +296,7 @@ def _scratch(mirror: Path, work: Path, user: str) -> tuple[Workspace, bool]:
     git(work, "config", "user.name", user)
     config = _project_file(work)
     if config is not None:  # the project's settings (trusted keys, policies), never a checkout
-        (work / PROJECT_FILE).write_bytes(config)
+        (work / PROJECT_FILE).write_bytes(_without_server(config))
     return Workspace.init(work), config is not None
 
 
@@ -316,6 +316,21 @@ def _project_file(work: Path) -> bytes | None:
     return None
 
 
+def _without_server(config: bytes) -> bytes:
+    """tether.toml without its ``[server]`` table: any writer may push the branch it comes
+    from, and the scratch clone must never be pointed at a server (itself or another)."""
+    import tomllib
+
+    import tomli_w
+
+    try:
+        tree = tomllib.loads(config.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"the project's tether.toml on the server does not parse: {exc}") from None
+    tree.pop("server", None)
+    return tomli_w.dumps(tree).encode()
+
+
 def _show(work: Path, what: str) -> bytes | None:
     from tether.gitio.repo import git_maybe
 
@@ -328,16 +343,15 @@ def _show(work: Path, what: str) -> bytes | None:
 def _push(ws: Workspace, spec: Spec, user: str, role: str, d: BrowserDecision) -> None:
     """The decision to the project's repository, in one atomic push through its door, as
     ``user`` with ``role``: refused whole when a teammate's decision landed first."""
-    from tether.gitio.repo import git
+    import logging
 
-    refs, leases = spec
-    lease = [f"--force-with-lease={r}:{old or ''}" for r, old in leases.items()]
-    specs = [f"{r}:{r}" for r in [*refs, *leases]]
-    env = {**os.environ, "TETHER_PUSHER": user, "TETHER_PUSHER_ROLE": role}
+    from tether.events import gitmirror
+
+    env = {**os.environ, "TETHER_PUSHER": user, "TETHER_PUSHER_ROLE": role, "LC_ALL": "C"}
     env.pop("GIT_DIR", None)
     error = PromptError if d.action in ("promote", "rollback") else RegistryError
     try:
-        git(ws.root, "push", "--atomic", "--quiet", *lease, "origin", *specs, env=env)
+        gitmirror.push(ws.root, "origin", *spec, env=env)
     except GitError as exc:
         text = str(exc)
         if "tether: refused:" in text:
@@ -350,6 +364,8 @@ def _push(ws: Workspace, spec: Spec, user: str, role: str, d: BrowserDecision) -
             raise error(
                 "a teammate's decision reached the server first: reload the page and decide again"
             ) from None
+        logging.getLogger(__name__).error("a decision's push failed: %s", text)
         raise ServerUnavailableError(
-            f"the server could not store this decision, so nothing was decided: {text[-500:]}"
+            "the server could not store this decision (its log says why), so nothing was "
+            "decided: try again"
         ) from None

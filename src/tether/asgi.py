@@ -44,8 +44,21 @@ def create_app(
     return app
 
 
+def _no_author() -> None:
+    """A decision the server makes is the account's, tag and all: not whoever the server's
+    environment names as git's author or committer."""
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    ):
+        os.environ.pop(name, None)
+
+
 def from_environment() -> FastAPI:
     """The app of ``TETHER_SERVER_INDEX`` and ``TETHER_SERVER_STORE`` (a uvicorn factory)."""
+    _no_author()
     try:
         settings = api.ServerSettings(
             index=os.environ[ENV_INDEX],
@@ -92,13 +105,7 @@ def serve(
             "write. Run `tether server init` first (it makes the admin and their token), or "
             "bind to 127.0.0.1"
         )
-    for name in (
-        "GIT_AUTHOR_NAME",
-        "GIT_AUTHOR_EMAIL",
-        "GIT_COMMITTER_NAME",
-        "GIT_COMMITTER_EMAIL",
-    ):
-        os.environ.pop(name, None)  # a decision the server makes is the account's, tag and all
+    _no_author()
     os.environ[ENV_INDEX] = settings.index
     os.environ[ENV_STORE] = settings.store
     os.environ[ENV_MAX_BODY] = str(settings.max_body)

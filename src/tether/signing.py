@@ -198,6 +198,10 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 class Signer:
     """An Ed25519 private key that signs DSSE envelopes."""
 
+    # whether it may sign a registry checkpoint: a whole state a fresh clone starts from, which
+    # only a key whose holder computed that state itself may vouch for
+    writes_checkpoints = True
+
     def __init__(self, private_key: Ed25519PrivateKey, path: Path | None = None) -> None:
         self._key = private_key
         self.path = path

@@ -217,13 +217,16 @@ def test_a_decision_dated_by_its_page_is_never_backdated_or_early(
         (time.time() + 60, "after the server's clock"),
         (time.time() - 60, "before the newest decision"),  # the clone's promote was just now
     ):
-        refused = decide(sqlite_server, project, ann, **ask, time=when)
+        signed = {"signatures": ["A" * 86 + "=="]}  # a later ask: its date is the first one's
+        refused = decide(sqlite_server, project, ann, **ask, **signed, time=when)
         assert refused.status_code == 400 and said in refused.json()["message"], refused.text
     for name in ("model@v²", "sentiment\x00", "-x"):  # someone else's input: a refusal, not a 500
         odd = decide(
             sqlite_server, project, ann, action="promote", name=name, label="x", version="v1"
         )
         assert 400 <= odd.status_code < 500, odd.text
+    first = decide(sqlite_server, project, ann, **ask, time=time.time() - 100)
+    assert first.status_code == 200 and first.json()["time"] > time.time() - 10  # the server's
     unknown = decide(sqlite_server, project, ann, **{**ask, "version": "v9.9.9"})
     assert unknown.status_code == 409
     assert "no registered version 'v9.9.9'" in unknown.json()["message"]
@@ -304,3 +307,15 @@ def test_without_a_root_the_servers_copy_of_tether_toml_trusts_the_browsers_key(
     assert made.status_code == 200, made.text
     Project.open(repo).models.pull("tether")
     assert Project.open(repo).models.state().resolve("model@v1").stage == "production"
+
+
+def test_a_write_from_another_sites_page_is_refused(sqlite_server: Server) -> None:
+    """A page of any site could post to a server open on loopback: its Origin gives it away."""
+    project = sqlite_server.new_project()
+    with sqlite_server.http() as http:
+        ask = {"action": "rollback", "name": "sentiment", "label": "production"}
+        url = f"/api/v1/projects/{project}/decisions"
+        evil = http.post(url, json=ask, headers={"Origin": "http://evil.example"})
+        assert evil.status_code == 403 and "another site" in evil.json()["message"]
+        own = http.post(url, json=ask, headers={"Origin": sqlite_server.url})
+        assert own.status_code != 403  # its own pages may (here: nothing to roll back)

@@ -237,3 +237,24 @@ def test_a_hand_made_label_tag_or_a_ref_tether_does_not_keep_is_refused(
     assert hidden.returncode != 0 and "is not a ref Tether keeps" in hidden.stderr
     tags = git(versions, "ls-remote", "--refs", "team", "refs/tags/sentiment#*").split()[1::2]
     assert tags == ["refs/tags/sentiment#production#1"]
+
+
+def test_a_tag_on_the_server_never_moves_and_a_repository_it_refuses_makes_no_project(
+    sqlite_server: Server, versions: Path, tether: Tether, tmp_path: Path
+) -> None:
+    project = sqlite_server.new_project()
+    token = sqlite_server.token_for(f"m{id(versions)}", "writer", project)
+    _remote(versions, sqlite_server, project, token)
+    tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
+    tether("prompt", "push", "sentiment", "--remote", "team")
+    git(versions, "tag", "-f", "-a", "sentiment#production#1", "-m", "moved", "sentiment@v1.1.0^{}")
+    moved = _raw_push(versions, "--force", "refs/tags/sentiment#production#1")
+    assert moved.returncode != 0 and "may not be moved" in moved.stderr
+
+    # nor is a repository whose label tag points elsewhere than its event (this clone's, moved)
+    name = f"p-bad{id(tmp_path) % 10**6}"
+    with sqlite_server.http() as http:
+        made = http.post("/api/v1/projects", json={"name": name, "git": str(versions)})
+        assert made.status_code == 400 and "another commit than its event" in made.json()["message"]
+        assert http.get(f"/git/{name}.git/info/refs?service=git-upload-pack").status_code == 404
+    assert not (Path(sqlite_server.store).parent / "git" / f"{name}.git").exists()

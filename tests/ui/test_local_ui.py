@@ -93,6 +93,9 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
 
             stages = browser.get(f"{base}/p/{project}/pipeline").text
             assert stages.count("up to date") == 2, stages  # as `tether repro --dry-run` says
+            ask = {"action": "rollback", "name": "sentiment", "label": "production"}
+            lost = browser.post(f"{base}/api/v1/projects/{project}/decisions", json=ask)
+            assert lost.status_code == 400 and "would be lost" in lost.json()["message"]
             (repo / "params.yaml").write_text("prep:\n  n: 4\n")
             stages = browser.get(f"{base}/p/{project}/pipeline").text
             assert "param prep.n changed: 3 -&gt; 4" in stages and "stage prep runs first" in stages

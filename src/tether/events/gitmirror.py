@@ -172,14 +172,21 @@ def read_from_git(root: Path, name: str, tip: str | None = None) -> list[Event]:
     return order(found, head)
 
 
-def push(root: Path, remote: str, refs: list[str], leases: dict[str, str | None]) -> None:
+def push(
+    root: Path,
+    remote: str,
+    refs: list[str],
+    leases: dict[str, str | None],
+    env: dict[str, str] | None = None,
+) -> None:
     """Send ``refs`` (tags, the log's mirror) and ``leases`` (blob refs: the signed head, a
     checkpoint; each replaced only when the remote still holds what this clone last fetched,
     None: nothing) in one atomic git push: all or none, and refused when a log on the remote
-    has moved on (not a fast-forward)."""
+    has moved on (not a fast-forward). ``env``: git's environment (the door reads who pushes
+    from it when the server pushes into its own repository)."""
     lease = [f"--force-with-lease={r}:{old or ''}" for r, old in leases.items()]
     specs = [f"{r}:{r}" for r in [*refs, *leases]]
-    git(root, "push", "--atomic", "--quiet", *lease, remote, *specs)
+    git(root, "push", "--atomic", "--quiet", *lease, remote, *specs, env=env)
     for ref in [*refs, *leases]:  # what the remote holds now: the next push's lease
         value = rev(root, ref) if ref.startswith("refs/tether/") else None
         if value:

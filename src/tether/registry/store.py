@@ -176,7 +176,11 @@ def append(
         )
         mirror(ws.root, log, ev)
         sign_head(ws, ev, signer)
-        if key.roles & checkpoint.SIGNERS and checkpoint.due(ws, ev.seq):
+        if (
+            signer.writes_checkpoints
+            and key.roles & checkpoint.SIGNERS
+            and checkpoint.due(ws, ev.seq)
+        ):
             checkpoint.write(ws, load_state(ws), ev.seq, signer)
         return ev
     must_sign = kind in SIGNED if sign is None else sign

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -32,6 +33,7 @@ def create_app(hub: api.Hub) -> FastAPI:
     app.state.hub = hub
     errors.install(app)
     app.add_middleware(BodyLimit, limit=hub.settings.max_body)
+    app.add_middleware(SameOrigin)
     app.add_middleware(metrics.Measure)
     app.include_router(router)
     app.include_router(decisions.router)
@@ -76,6 +78,31 @@ def create_app(hub: api.Hub) -> FastAPI:
         return metrics.exposition()
 
     return app
+
+
+class SameOrigin:
+    """A write a browser sends from another site's page is refused (403): its ``Origin`` names
+    that site. A cookie is SameSite=Strict and a write needs its CSRF token, but a server open
+    on loopback (no accounts yet) takes writes without either, and a page of any site could
+    send them there. Clients other than browsers send no ``Origin``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None:
+                host = headers.get(b"host", b"").decode("latin-1").lower()
+                if origin.decode("latin-1").lower().split("://", 1)[-1] != host:
+                    said = "a write from another site's page is refused"
+                    body = json.dumps({"error": "PermissionDeniedError", "message": said}).encode()
+                    await send({"type": "http.response.start", "status": 403,
+                                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -7,6 +7,7 @@ key's identity)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -14,6 +15,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from tether import api
+from tether.errors import UsageError
 from tether.server.routes import ProjectName, Strict, Who, _project
 
 router = APIRouter(prefix="/api/v1")
@@ -40,14 +42,22 @@ async def decide(
     """Make the decision, or answer ``{"sign": BASE64, "time": T}``: sign those bytes with the
     key and ask again with ``signatures`` one longer and the same ``time``."""
     hub = _project(request, who, project, api.DECISION_ROLES[body.action])
-    decision = api.BrowserDecision(**body.model_dump())
+    if hub.settings.follow_logs:  # `tether ui`: the repository's own logs overwrite its mirror's
+        raise UsageError(
+            "this server shows a repository's own logs, so a decision made here would be lost: "
+            "decide in the repository (`tether prompt promote`, `tether model approve`)"
+        )
+    given = body.model_dump()
+    if not body.signatures:
+        given["time"] = None  # the first ask is dated by the server's clock, not the page's
+    decision = api.BrowserDecision(**given)
     done = await run_in_threadpool(
         api.decide_for_browser,
         hub.mirrors.path(project),
         decision,
         user=who.user,
         role=who.role_in(project) or "",
-        read=lambda oid: b"".join(hub.blobs.iter_bytes(project, oid)),
+        read=lambda oid: _small(hub, project, oid),
         record_of=lambda run_id: hub.run_state(project, run_id).get("record"),
     )
     if done.sign:
@@ -59,5 +69,18 @@ async def decide(
         "version": body.version,
     }
     what |= {"decided": done.done, "signed": bool(body.signatures)}
-    await run_in_threadpool(hub.accounts.audit, who.user, "decision", project, what)
+    try:
+        await run_in_threadpool(hub.accounts.audit, who.user, "decision", project, what)
+    except Exception:  # the decision stands; the server's log keeps the miss
+        logging.getLogger(__name__).exception("the audit log missed a decision: %s", what)
     return {"decided": done.done, "time": done.time}
+
+
+READ_LIMIT = 64 << 20  # the largest object a decision reads from the server (a run's record)
+
+
+def _small(hub: api.Hub, project: str, oid: str) -> bytes:
+    size = hub.blobs.stat(project, oid).size
+    if size > READ_LIMIT:
+        raise UsageError(f"{oid[:19]}… is {size} bytes: a decision reads records, not data")
+    return b"".join(hub.blobs.iter_bytes(project, oid))

@@ -23,10 +23,12 @@ from tether.errors import FormatError, TetherError
 from tether.events import Event
 from tether.events.gitmirror import read_from_git
 from tether.events.trusted import ROOT_EVENT
+from tether.registry.checkpoint import REF as CHECKPOINT_REF
+from tether.registry.store import HEAD_REF
 
 ZERO = "0" * 40
 LOGS = {"refs/tether/events/registry": "registry", "refs/tether/events/prompts": "prompts"}
-KEPT = {*LOGS, "refs/tether/heads/registry", "refs/tether/checkpoints/registry"}  # Tether's refs
+KEPT = {*LOGS, HEAD_REF, CHECKPOINT_REF}  # the refs under refs/tether/ that Tether keeps
 MARK = re.compile(r"refs/tags/([^#]+)#([^#]+)#([0-9]+)")  # a label's or a stage's tag
 
 
@@ -36,6 +38,8 @@ def refusals(root: Path, old: str, new: str, ref: str, *, roles: bool = True) ->
     which its admin brings)."""
     if new == ZERO:
         return [f"{ref} may not be deleted"]
+    if ref.startswith("refs/tags/") and old != ZERO:
+        return [f"{ref} may not be moved: a tag on the server names one commit for good"]
     if (
         old != ZERO
         and ref.startswith(("refs/tether/events/", "refs/heads/"))  # histories, not blob refs
@@ -113,14 +117,18 @@ def unbacked_marks(root: Path, updates: dict[str, str]) -> list[str]:
             continue
         try:
             events = read_from_git(root, name, tip=tip)
-        except (FormatError, TetherError):
+        except TetherError:
             continue  # the log's own refusal says why
+        commits = {}  # (model, version) -> the commit its registration names
         for e in events:
-            if e.kind == "label.assign" and isinstance(e.body.get("tag"), str):
-                backed[e.body["tag"]] = e.body.get("commit")
+            b = e.body
+            if e.kind == "label.assign" and isinstance(b.get("tag"), str):
+                backed[b["tag"]] = b.get("commit")
+            elif e.kind == "model.register":
+                commits[(b.get("name"), b.get("version"))] = b.get("commit")
             elif e.kind == "model.transition":
-                b = e.body
-                backed[f"{b.get('name')}#{b.get('stage')}#{b.get('n')}"] = None
+                tag = f"{b.get('name')}#{b.get('stage')}#{b.get('n')}"
+                backed[tag] = commits.get((b.get("name"), b.get("version")))
     problems = []
     for ref, new in marks.items():
         tag = ref.removeprefix("refs/tags/")

@@ -42,12 +42,18 @@ class Mirrors:
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.path(project)
         if url:
-            git(
-                self.folder,
-                "clone", "--bare", "--quiet", "--", url, str(target),
-                env=self._env(), timeout=TIMEOUT_S,
-            )  # fmt: skip
-            self._take_logs(target, url)
+            try:
+                git(
+                    self.folder,
+                    "clone", "--bare", "--quiet", "--", url, str(target),
+                    env=self._env(), timeout=TIMEOUT_S,
+                )  # fmt: skip
+                self._take_logs(target, url)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(target, ignore_errors=True)  # no half-made project stays behind
+                raise
         else:
             git(self.folder, "init", "--bare", "--quiet", str(target))
         for key, value in (
@@ -61,27 +67,28 @@ class Mirrors:
         hook.chmod(0o755)
 
     def _take_logs(self, target: Path, url: str) -> None:
-        """The repository's registry and prompt logs (with their signed heads and checkpoints)
-        come along, checked as the door checks a push: else the server would hold label tags
-        with no event behind them and decide as if the project had no root of trust. A log
-        the door would refuse makes no project."""
-        import shutil
+        """The repository's registry and prompt logs (with the signed head and checkpoint)
+        come along, and with its tags are checked as the door checks a push: else the server
+        would hold label tags with no event behind them and decide as if the project had no
+        root of trust. What the door would refuse makes no project."""
+        from tether.team.door import KEPT, ZERO, refusals, root_problems, unbacked_marks
 
-        from tether.team.door import ZERO, refusals, root_problems
-
-        git(target, "fetch", "--quiet", "--", url, "+refs/tether/*:refs/tether/*",
-            env=self._env(), timeout=TIMEOUT_S)  # fmt: skip
-        out = git(target, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tether/")
+        listed = git(target, "ls-remote", "--", url, *sorted(KEPT), env=self._env()).decode()
+        if listed.strip():
+            wanted = [f"+{r}:{r}" for r in {ln.split("\t")[1] for ln in listed.splitlines()}]
+            git(target, "fetch", "--quiet", "--", url, *sorted(wanted),
+                env=self._env(), timeout=TIMEOUT_S)  # fmt: skip
+        out = git(target, "for-each-ref", "--format=%(objectname) %(refname)", "refs/")
         taken = dict(line.split(" ", 1)[::-1] for line in out.decode().splitlines() if line)
+        logs = {ref: new for ref, new in taken.items() if ref.startswith("refs/tether/")}
         problems = [
-            p for ref, new in taken.items() for p in refusals(target, ZERO, new, ref, roles=False)
+            p for ref, new in logs.items() for p in refusals(target, ZERO, new, ref, roles=False)
         ]
-        problems += root_problems(target, taken)
+        problems += root_problems(target, logs) + unbacked_marks(target, taken)
         if problems:
-            shutil.rmtree(target, ignore_errors=True)
             raise UsageError(
-                f"{url[:200]}'s event logs do not check, so no project was made of it: "
-                + "; ".join(problems[:3])
+                f"{url[:200]} holds what the server's door refuses, so no project was made of "
+                "it: " + "; ".join(problems[:3])
             )
 
     def has(self, project: str) -> bool:

@@ -30,7 +30,11 @@ class SignatureNeeded(Exception):
 
 
 class BrowserSigner(signing.Signer):
-    """The public half of a browser's key and the signatures it gave, in the order asked."""
+    """The public half of a browser's key and the signatures it gave, in the order asked. It
+    signs events and log heads only: a checkpoint vouches for a whole state the browser cannot
+    compute, so none is asked of it."""
+
+    writes_checkpoints = False
 
     def __init__(self, public_pem: str, signatures: list[str]) -> None:
         signing.public_key_id(public_pem)  # an Ed25519 public key, or a ConfigError

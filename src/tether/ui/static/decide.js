@@ -34,18 +34,19 @@ const KINDS = {
 };
 const EVENT_TYPES = ["application/vnd.tether.prompts-event+json",
   "application/vnd.tether.registry-event+json"];
-const OTHER_TYPES = ["application/vnd.tether.log-head+json",
-  "application/vnd.tether.registry-checkpoint+json"];
+const HEAD_TYPE = "application/vnd.tether.log-head+json";
 
-function agreed(message, body) {
+// A log's signed head only after an event of this decision, dated as that event is.
+function agreed(message, body, signedEvent) {
   const text = new TextDecoder().decode(message);
   const found = /^DSSEv1 (\d+) ([^ ]+) (\d+) /.exec(text);
   if (!found) return false;
   const type = found[2];
-  if (OTHER_TYPES.includes(type)) return true;
-  if (!EVENT_TYPES.includes(type)) return false;
   let doc;
   try { doc = JSON.parse(text.slice(found[0].length)); } catch { return false; }
+  if (type === HEAD_TYPE) return signedEvent && doc.log === "registry" && doc.time === body.time;
+  if (!EVENT_TYPES.includes(type)) return false;
+  if (doc.event && doc.time !== body.time) return false; // dated as the server asked
   const kind = doc.event || doc.kind; // an event's signed document, or (no root) its body
   if (!(KINDS[body.action] || []).includes(kind)) return false;
   const b = doc.event ? doc.body || {} : doc;
@@ -53,7 +54,7 @@ function agreed(message, body) {
     return b.prompt === body.name && b.label === body.label &&
       (body.action !== "promote" || b.version === body.version);
   }
-  return typeof b.request === "string" && b.request.startsWith(body.name);
+  return b.request === body.name;
 }
 
 async function decide(form, fields) {
@@ -64,6 +65,7 @@ async function decide(form, fields) {
   if (fields.get("seen") !== null) body.seen = Number(fields.get("seen"));
   const pair = await loadKey(user).catch(() => null);
   if (pair) Object.assign(body, { public_key: await publicPem(pair), signatures: [] });
+  let signedEvent = false;
   for (let asked = 0; asked < 8; asked += 1) {
     const doc = await ask(form.dataset.project, body);
     if (!doc.sign) return doc.decided;
@@ -72,10 +74,13 @@ async function decide(form, fields) {
         "the signing key page and have an admin trust it");
     }
     const message = fromB64(doc.sign);
-    if (!agreed(message, body)) throw new Error("the server asked to sign something else than this decision: refused");
+    body.time = doc.time;
+    if (!agreed(message, body, signedEvent)) {
+      throw new Error("the server asked to sign something else than this decision: refused");
+    }
+    signedEvent = true;
     say(form, `Signing with this browser's key (${asked + 1})…`, false);
     body.signatures.push(await sign(pair, message));
-    body.time = doc.time;
   }
   throw new Error("the server kept asking for signatures");
 }
