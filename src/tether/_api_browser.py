@@ -211,11 +211,11 @@ def _checked(d: BrowserDecision) -> None:
     from tether.prompts.labels import LABEL
     from tether.prompts.templates import NAME, VERSION
 
-    if not NAME.fullmatch(d.name) or "\n" in d.name:
+    if not NAME.fullmatch(d.name):
         raise UsageError(f"{d.name[:80]!r} is not a prompt name")
     if not LABEL.fullmatch(d.label):
         raise UsageError(f"{d.label[:80]!r} is not a label (a lower-case name, like production)")
-    if d.action == "promote" and (not VERSION.fullmatch(d.version) or "\n" in d.version):
+    if d.action == "promote" and not VERSION.fullmatch(d.version):
         raise UsageError(f"{d.version[:80]!r} is not a version (semver with a v, like v1.2.0)")
 
 

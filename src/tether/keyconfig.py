@@ -25,10 +25,9 @@ from typing import Any
 
 from tether._fs import atomic_write
 from tether.errors import ConfigError
-from tether.signing import TrustedKey, public_key_id
+from tether.signing import IDENTITY, TrustedKey, public_key_id
 
 _KEY_FIELDS = frozenset({"identity", "roles", "public"})
-_IDENTITY = re.compile(r"[^@\s]+@[^@\s]+")
 _NAME = re.compile(r"[a-z][a-z0-9_.-]*", re.I)
 
 
@@ -48,7 +47,7 @@ def trusted_keys(config_data: Mapping[str, Any]) -> dict[str, TrustedKey]:
         if unknown:
             raise ConfigError(f"{where} has unknown fields {unknown}: use identity, roles, public")
         identity, roles, public = entry.get("identity"), entry.get("roles", []), entry.get("public")
-        if not isinstance(identity, str) or not _IDENTITY.fullmatch(identity):
+        if not isinstance(identity, str) or not IDENTITY.fullmatch(identity):
             raise ConfigError(f'{where} needs identity = "name@example.com"')
         if not isinstance(roles, list) or not all(
             isinstance(r, str) and _NAME.fullmatch(r) for r in roles
@@ -77,7 +76,7 @@ def groups(config_data: Mapping[str, Any]) -> dict[str, frozenset[str]]:
     out = {}
     for name, members in tables.items():
         if not isinstance(members, list) or not all(
-            isinstance(m, str) and _IDENTITY.fullmatch(m) for m in members
+            isinstance(m, str) and IDENTITY.fullmatch(m) for m in members
         ):
             raise ConfigError(
                 f"groups.{name} must be a list of identities (emails; groups do not nest)"

@@ -1,4 +1,4 @@
-"""Ed25519 keys, DSSE envelopes and in-toto statements: who signed what, checked offline.
+"""Ed25519 keys and DSSE envelopes: who signed what, checked offline.
 
 Identity is a key, not an email: a git author can be anything (``git -c user.email=...``), so an
 approval counts only when it is signed by a key that the project's config maps to an identity.
@@ -58,7 +58,7 @@ KEYS_DIR_ENV = "TETHER_KEYS_DIR"
 SIGNING_KEY_ENV = "TETHER_SIGNING_KEY"
 PASSPHRASE_ENV = "TETHER_KEY_PASSPHRASE"
 SIDECAR_FORMAT = 1
-_IDENTITY = re.compile(r"[^@\s]+@[^@\s]+")
+IDENTITY = re.compile(r"[^@\s]+@[^@\s]+")  # what an identity looks like: an e-mail
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def generate(identity: str, keys_dir: Path | None = None) -> KeyInfo:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    if not _IDENTITY.fullmatch(identity):
+    if not IDENTITY.fullmatch(identity):
         raise SigningKeyError(
             f"{identity!r} is not an identity: use an email, e.g. alice@example.com"
         )
@@ -415,7 +415,6 @@ def _parse_envelope(envelope: Mapping[str, Any] | bytes | str) -> Mapping[str, A
     return envelope
 
 
-# -- in-toto statements and SLSA provenance --------------------------------------------------------
 @functools.lru_cache(maxsize=64)
 def _public_key(public_pem: str) -> Ed25519PublicKey:
     """A trusted key parsed once per process (an audit checks thousands of signatures)."""

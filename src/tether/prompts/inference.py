@@ -21,11 +21,12 @@ RESAMPLES = 10_000
 _CHUNK = 2_000_000  # bootstrap indices drawn per block, so memory stays flat at any n
 
 
-def _z(confidence: float) -> float:
+def z_of(confidence: float) -> float:
+    """The two-sided normal quantile of ``confidence``."""
     return NormalDist().inv_cdf((1 + confidence) / 2)
 
 
-def _check_level(name: str, value: float) -> None:
+def check_level(name: str, value: float) -> None:
     if not 0 < value < 1:
         raise UsageError(f"{name} must be between 0 and 1 (exclusive), got {value}")
 
@@ -35,12 +36,12 @@ def wilson_interval(passes: float, n: int, confidence: float = 0.95) -> tuple[fl
 
     No trials say nothing: ``n == 0`` gives (0.0, 1.0).
     """
-    _check_level("confidence", confidence)
+    check_level("confidence", confidence)
     if not 0 <= passes <= n:
         raise UsageError(f"passes must be between 0 and n={n}, got {passes}")
     if n == 0:
         return 0.0, 1.0
-    z2, p = _z(confidence) ** 2, passes / n
+    z2, p = z_of(confidence) ** 2, passes / n
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = math.sqrt(z2) / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
@@ -71,7 +72,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, float(binomtest(b, b + c, 0.5, alternative="two-sided").pvalue))
 
 
-def _bootstrap_means(diffs: Sequence[float], resamples: int, seed: int) -> NDArray[np.float64]:
+def bootstrap_means(diffs: Sequence[float], resamples: int, seed: int) -> NDArray[np.float64]:
     """Means of ``resamples`` resamples (with replacement) of ``diffs``, drawn in blocks."""
     import numpy as np
 
@@ -96,12 +97,12 @@ def paired_bootstrap(
 
     Resamples whole pairs, so give one difference per case. The same seed gives the same interval.
     """
-    _check_level("confidence", confidence)
-    low, high = _percentile_interval(_bootstrap_means(diffs, resamples, seed), confidence)
+    check_level("confidence", confidence)
+    low, high = percentile_interval(bootstrap_means(diffs, resamples, seed), confidence)
     return math.fsum(diffs) / len(diffs), low, high
 
 
-def _percentile_interval(means: NDArray[np.float64], confidence: float) -> tuple[float, float]:
+def percentile_interval(means: NDArray[np.float64], confidence: float) -> tuple[float, float]:
     import numpy as np
 
     tail = (1 - confidence) / 2
@@ -109,7 +110,7 @@ def _percentile_interval(means: NDArray[np.float64], confidence: float) -> tuple
     return float(low), float(high)
 
 
-def _bootstrap_p(means: NDArray[np.float64]) -> float:
+def bootstrap_p(means: NDArray[np.float64]) -> float:
     below, above = int((means <= 0).sum()), int((means >= 0).sum())
     return min(1.0, 2 * (min(below, above) + 1) / (means.size + 1))
 

@@ -54,17 +54,17 @@ from typing import Any
 from tether.errors import UsageError
 from tether.prompts.inference import (
     RESAMPLES,
-    _bootstrap_means,
-    _bootstrap_p,
-    _check_level,
-    _percentile_interval,
-    _z,
+    bootstrap_means,
+    bootstrap_p,
+    check_level,
     holm,
     mcnemar_exact,
     paired_bootstrap,
     percentile,
+    percentile_interval,
     wilcoxon_latency,
     wilson_interval,
+    z_of,
 )
 
 __all__ = [
@@ -354,8 +354,8 @@ def _score(
     if not scored:
         return None
     diffs = [sb - sa for sa, sb in scored]
-    means = _bootstrap_means(diffs, RESAMPLES, seed)
-    low, high = _percentile_interval(means, confidence)
+    means = bootstrap_means(diffs, RESAMPLES, seed)
+    low, high = percentile_interval(means, confidence)
     return MetricComparison(
         name="score",
         n=len(scored),
@@ -365,7 +365,7 @@ def _score(
         low=low,
         high=high,
         test="paired-bootstrap",
-        p_value=_bootstrap_p(means),
+        p_value=bootstrap_p(means),
     )
 
 
@@ -441,7 +441,7 @@ def _gate(
 
 def _detectable(metric: MetricComparison, confidence: float, alpha: float, tested: int) -> float:
     assert metric.low is not None and metric.high is not None
-    se = (metric.high - metric.low) / (2 * _z(confidence))
+    se = (metric.high - metric.low) / (2 * z_of(confidence))
     z_alpha = NormalDist().inv_cdf(1 - alpha / (2 * tested))
     return min(1.0, (z_alpha + NormalDist().inv_cdf(POWER)) * se)
 
@@ -456,8 +456,8 @@ def compare(
     seed: int = 0,
 ) -> Comparison:
     """Version B against version A on the cases both ran: tests, verdict and gate."""
-    _check_level("alpha", alpha)
-    _check_level("confidence", confidence)
+    check_level("alpha", alpha)
+    check_level("confidence", confidence)
     if not 0 <= max_regression < 1:
         raise UsageError(
             f"--max-regression is a pass-rate fraction in [0, 1), got {max_regression}"
