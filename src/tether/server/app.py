@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__, api
 from tether.errors import PayloadTooLargeError
-from tether.server import decisions, errors, metrics
+from tether.server import decisions, errors, live, metrics
 from tether.server.auth import identity
 from tether.server.routes import router
 
@@ -37,6 +37,7 @@ def create_app(hub: api.Hub) -> FastAPI:
     app.add_middleware(metrics.Measure)
     app.include_router(router)
     app.include_router(decisions.router)
+    app.include_router(live.router)
 
     @app.api_route(
         "/git/{project}.git/{path:path}", methods=["GET", "POST"], include_in_schema=False

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tether import api
 from tether.errors import UsageError
-from tether.server.routes import ProjectName, Strict, Who, _project
+from tether.server.routes import ProjectName, Strict, Who, project_hub
 
 router = APIRouter(prefix="/api/v1")
 
@@ -41,7 +41,7 @@ async def decide(
 ) -> dict[str, Any]:
     """Make the decision, or answer ``{"sign": BASE64, "time": T}``: sign those bytes with the
     key and ask again with ``signatures`` one longer and the same ``time``."""
-    hub = _project(request, who, project, api.DECISION_ROLES[body.action])
+    hub = project_hub(request, who, project, api.DECISION_ROLES[body.action])
     if hub.settings.follow_logs:  # `tether ui`: the repository's own logs overwrite its mirror's
         raise UsageError(
             "this server shows a repository's own logs, so a decision made here would be lost: "

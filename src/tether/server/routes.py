@@ -72,7 +72,7 @@ class TokenIn(Strict):
     label: str = Field(default="", max_length=200)
 
 
-def _project(request: Request, who: api.Identity, project: str, role: str) -> api.Hub:
+def project_hub(request: Request, who: api.Identity, project: str, role: str) -> api.Hub:
     hub = hub_of(request)
     hub.check_project(project)
     who.require(project, role)
@@ -137,7 +137,7 @@ Rev = Annotated[str, Query(max_length=200)]
 @router.post("/projects/{project}/git/fetch")
 def git_fetch(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
     """Bring the server's mirror of the project's repository up to date."""
-    hub = _project(request, who, project, "writer")
+    hub = project_hub(request, who, project, "writer")
     hub.mirrors.fetch(project)
     return {"fetched": True}
 
@@ -145,14 +145,14 @@ def git_fetch(request: Request, who: Who, project: ProjectName) -> dict[str, Any
 @router.get("/projects/{project}/git/commit")
 def git_commit(request: Request, who: Who, project: ProjectName, rev: Rev) -> dict[str, Any]:
     """A commit of the project's repository, read from the server's mirror."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return hub.mirrors.commit(project, rev)
 
 
 @router.get("/projects/{project}/git/data")
 def git_data(request: Request, who: Who, project: ProjectName, rev: Rev) -> dict[str, Any]:
     """The tracked data at a revision: each pointer file's target, id and size."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"commit": hub.mirrors.resolve(project, rev), "data": hub.mirrors.data_at(project, rev)}
 
 
@@ -161,7 +161,7 @@ def git_data(request: Request, who: Who, project: ProjectName, rev: Rev) -> dict
 def missing_objects(
     request: Request, who: Who, project: ProjectName, body: ObjectIds
 ) -> dict[str, Any]:
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"missing": hub.blobs.missing(project, body.ids)}
 
 
@@ -169,7 +169,7 @@ def missing_objects(
 async def put_object(
     request: Request, who: Who, project: ProjectName, oid: ObjectId, response: Response
 ) -> dict[str, Any]:
-    hub = await run_in_threadpool(_project, request, who, project, "writer")
+    hub = await run_in_threadpool(project_hub, request, who, project, "writer")
     declared = request.headers.get("content-length", "")
     hint = int(declared) if declared.isdigit() else None
     with hub.blobs.incoming(project, hint) as received:
@@ -191,7 +191,7 @@ async def put_object(
 
 @router.post("/projects/{project}/packs", status_code=201)
 async def put_pack(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
-    hub = await run_in_threadpool(_project, request, who, project, "writer")
+    hub = await run_in_threadpool(project_hub, request, who, project, "writer")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         async for chunk in request.stream():
             spool.write(chunk)
@@ -210,7 +210,7 @@ def start_upload(
     request: Request, who: Who, project: ProjectName, body: UploadIn
 ) -> dict[str, Any]:
     """A presigned URL to PUT a big object straight to S3; it counts once committed."""
-    hub = _project(request, who, project, "writer")
+    hub = project_hub(request, who, project, "writer")
     return hub.blobs.presign_upload(project, body.id)
 
 
@@ -223,7 +223,7 @@ def commit_upload(
     response: Response,
 ) -> dict[str, Any]:
     """Hash the uploaded bytes on the server; store the object only when they match its id."""
-    hub = _project(request, who, project, "writer")
+    hub = project_hub(request, who, project, "writer")
     oid, stored = hub.blobs.commit_upload(project, upload, who.user)
     if stored:
         metrics.OBJECTS.inc()
@@ -236,7 +236,7 @@ def commit_upload(
 def get_object(
     request: Request, who: Who, project: ProjectName, oid: ObjectId
 ) -> StreamingResponse:
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     found = hub.blobs.stat(project, oid)
     return StreamingResponse(
         hub.blobs.iter_bytes(project, oid),
@@ -250,7 +250,7 @@ def get_object(
 def put_run(
     request: Request, who: Who, project: ProjectName, run_id: RunId, body: RunIn
 ) -> dict[str, Any]:
-    hub = _project(request, who, project, "writer")
+    hub = project_hub(request, who, project, "writer")
     upload = api.RunUpload(body.record, tuple(body.amendments), body.tombstone)
     row, new = hub.put_run(project, run_id, upload, by=who.user)
     if new:
@@ -291,7 +291,7 @@ def put_live(
 ) -> dict[str, Any]:
     """A running run's params and metric summaries so far (best effort; a sealed run on the
     server is never replaced by a live view)."""
-    hub = _project(request, who, project, "writer")
+    hub = project_hub(request, who, project, "writer")
     if body.id != run_id:
         raise UsageError(f"the body is run {body.id}, the path run {run_id}")
     return {"shown": hub.put_live(project, body.model_dump(), by=who.user)}
@@ -300,7 +300,7 @@ def put_live(
 @router.get("/projects/{project}/runs/{run_id}/state")
 def run_state(request: Request, who: Who, project: ProjectName, run_id: RunId) -> dict[str, Any]:
     """The records the server accepted for the run: fetch them to see it locally."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return hub.run_state(project, run_id)
 
 
@@ -318,63 +318,21 @@ def metric_points(
     """A metric's history for a chart ``width`` pixels wide, between steps ``start`` and
     ``end``: the raw points while there are at most 4 per pixel, else M4-reduced (the first,
     last, smallest and largest point of each pixel column); NaN and infinities as ``marks``."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return hub.views.metric_points(project, run_id, key, start=start, end=end, width=width)
-
-
-LIVE_EVERY_S = 2.0
-LIVE_FOR_S = 15 * 60.0
-
-
-@router.get("/projects/{project}/runs/live")
-async def live_runs(
-    request: Request,
-    who: Who,
-    project: ProjectName,
-    ids: Annotated[str, Query(max_length=20_000)],
-) -> StreamingResponse:
-    """Server-sent events: every 2 s, the status and last metric values (and their steps) of
-    these runs (ids comma-separated, 200 at most) while any is running (15 minutes at most)."""
-    import asyncio
-    import json
-    import time
-
-    hub = _project(request, who, project, "reader")
-    wanted = [i for i in ids.split(",") if i][:200]
-
-    async def events() -> Any:
-        until = time.monotonic() + LIVE_FOR_S
-        while time.monotonic() < until and not await request.is_disconnected():
-            rows = await run_in_threadpool(hub.get_runs, project, wanted)
-            doc = [api.run_document(r) for r in rows]
-            shown = [
-                {"id": d["id"], "status": d["status"],
-                 "metrics": {k: m["last"] for k, m in d["metrics"].items()},
-                 "steps": {k: m["step"] for k, m in d["metrics"].items()}}
-                for d in doc
-            ]  # fmt: skip
-            yield f"data: {json.dumps({'runs': shown})}\n\n"
-            if not any(d["status"] == "running" for d in doc):
-                yield "event: done\ndata: {}\n\n"
-                return
-            await asyncio.sleep(LIVE_EVERY_S)
-
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
 
 
 @router.post("/projects/{project}/runs/states")
 def run_states(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
     """The accepted state of each of these runs (absent: the server has none), so a clone
     learns of teammates' notes, tags and deletions of the runs it holds."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"states": hub.run_states(project, body.ids)}
 
 
 @router.post("/projects/{project}/runs/search")
 def search_runs(request: Request, who: Who, project: ProjectName, body: SearchIn) -> dict[str, Any]:
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     runs = hub.search(
         project,
         body.where,
@@ -388,7 +346,7 @@ def search_runs(request: Request, who: Who, project: ProjectName, body: SearchIn
 
 @router.post("/projects/{project}/runs/get")
 def get_runs(request: Request, who: Who, project: ProjectName, body: RunIds) -> dict[str, Any]:
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"runs": [api.run_document(r) for r in hub.get_runs(project, body.ids)]}
 
 
@@ -396,7 +354,7 @@ def get_runs(request: Request, who: Who, project: ProjectName, body: RunIds) -> 
 def resolve_run(
     request: Request, who: Who, project: ProjectName, ref: Annotated[str, Query(max_length=200)]
 ) -> dict[str, Any]:
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"ids": hub.resolve(project, ref)}
 
 
@@ -417,7 +375,7 @@ def lineage_data(
     request: Request, who: Who, project: ProjectName, body: DataQueryIn
 ) -> dict[str, Any]:
     """Runs that logged these objects, paths or a path under this folder, in this role."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     rows = hub.index(project).data_rows(
         body.role, objects=body.objects, paths=body.paths, folder=body.folder
     )
@@ -429,7 +387,7 @@ def lineage_children(
     request: Request, who: Who, project: ProjectName, body: RunIds
 ) -> dict[str, Any]:
     """(parent, child) for the runs these runs are parents of: a pipeline's stages."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"children": [list(pair) for pair in hub.index(project).children(body.ids)]}
 
 
@@ -442,7 +400,7 @@ def lineage_objects(
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> dict[str, Any]:
     """Object ids that runs logged and that start with ``prefix``."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"ids": hub.index(project).objects_with_prefix(prefix, limit)}
 
 
@@ -458,14 +416,14 @@ def lineage_graph(
 ) -> dict[str, Any]:
     """The lineage graph from a run or a data object: ``depth`` levels of runs up (what it came
     from) or down (what was built from it); nodes are runs and data, edges carry the path."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return hub.views.lineage(project, run=run, obj=object, direction=direction, depth=depth)
 
 
 @router.get("/projects/{project}/lineage/runs")
 def lineage_runs(request: Request, who: Who, project: ProjectName) -> dict[str, Any]:
     """Every run the project shows (not deleted), oldest first."""
-    hub = _project(request, who, project, "reader")
+    hub = project_hub(request, who, project, "reader")
     return {"ids": hub.index(project).visible_run_ids()}
 
 
