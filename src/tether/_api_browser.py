@@ -34,6 +34,7 @@ from tether.errors import (
 
 if TYPE_CHECKING:
     from tether.events import EventLog
+    from tether.prompts.templates import Prompt
     from tether.workspace.repo import Workspace
 
 ACTIONS = ("promote", "rollback", "approve", "reject")
@@ -201,7 +202,15 @@ def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
     _as_seen(ws, d)
     _not_before(labels.event_log(ws))
     library = PromptLibrary(ws.root, ws)
-    load = lambda v: library.resolve(f"{d.name}@{v}")  # noqa: E731
+
+    def load(version: str) -> Prompt:
+        if d.version and version != d.version:  # the page said which version comes back
+            raise PromptError(
+                f"a rollback of {d.name}#{d.label} gives back {version} now, not {d.version} "
+                "as the page showed: reload it and decide again"
+            )
+        return library.resolve(f"{d.name}@{version}")
+
     done = labels.rollback(ws, d.name, d.label, load, actor=user)
     return f"{d.name}#{d.label} rolled back to {done.version}", prompt_sync.push_spec(ws, d.name)
 

@@ -11,6 +11,7 @@ from tether._types import NO_PROGRESS, Callback
 from tether.errors import UsageError
 
 if TYPE_CHECKING:
+    from tether.meta.store import IndexedRun
     from tether.team.hub import Settings
     from tether.teamclient import sync as _team_sync
     from tether.workspace.repo import Workspace
@@ -98,7 +99,7 @@ class TeamVerbs:
         index: MetaStore = open_index(self.ws)
         with ServerClient(where, retries=0) as client:
             for row in index.search("status = 'running'", limit=200):
-                client.put_live(row)
+                client.put_live(_with_live_metrics(self.ws, row))
             client.call("POST", f"{client.project_path}/git/fetch")  # its logs too
         return result.runs
 
@@ -155,3 +156,17 @@ def write_private(path: Path, data: bytes) -> None:
     from tether._fs import atomic_write
 
     atomic_write(path, data, mode=0o600)
+
+
+def _with_live_metrics(ws: Workspace, row: IndexedRun) -> IndexedRun:
+    """A running run's row with the metrics its journal holds so far (the index has them only
+    once it ends): what a run streams to a team server, read from its folder instead."""
+    from tether.errors import TetherError
+    from tether.runs.catalog import load
+    from tether.teamclient.client import indexed_run, run_document
+
+    try:
+        view = load(ws, row.id)
+    except TetherError:
+        return row  # it ended meanwhile: the next sync uploads it
+    return indexed_run({**run_document(row), "metrics": view.get("metrics", {})})

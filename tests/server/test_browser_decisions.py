@@ -72,8 +72,18 @@ def test_a_writer_promotes_and_rolls_back_in_the_browser_and_clones_see_it(
                   label="production", version="v1.1.0")  # fmt: skip
     assert made.status_code == 200, made.text
     assert made.json()["decided"] == "sentiment#production -> v1.1.0"
+    stale = decide(
+        sqlite_server,
+        project,
+        ann,
+        action="rollback",
+        name="sentiment",
+        label="production",
+        version="v1.1.0",
+    )  # fmt: skip  (the page said v1.1.0)
+    assert stale.status_code == 409 and "gives back v1.0.0 now" in stale.json()["message"]
     back = decide(sqlite_server, project, ann, action="rollback", name="sentiment",
-                  label="production")  # fmt: skip
+                  label="production", version="v1.0.0")  # fmt: skip
     assert back.json()["decided"] == "sentiment#production rolled back to v1.0.0"
 
     Project.open(versions).prompts.pull("tether")
@@ -319,3 +329,28 @@ def test_a_write_from_another_sites_page_is_refused(sqlite_server: Server) -> No
         assert evil.status_code == 403 and "another site" in evil.json()["message"]
         own = http.post(url, json=ask, headers={"Origin": sqlite_server.url})
         assert own.status_code != 403  # its own pages may (here: nothing to roll back)
+
+
+def test_a_server_open_on_loopback_answers_only_to_a_loopback_host(tmp_path: Path) -> None:
+    """No account yet, so no token is asked: a page whose name was made to resolve to
+    127.0.0.1 (DNS rebinding) sends its own name as Host, and is turned away."""
+    import asyncio
+
+    from tether.api import ServerSettings
+    from tether.asgi import create_app
+
+    settings = ServerSettings(
+        f"sqlite:///{tmp_path / 'open.db'}", str(tmp_path / "store"), open_without_accounts=True
+    )
+    app = create_app(settings)
+
+    async def ask() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
+            rebound = await c.post("/api/v1/projects", json={"name": "x"},
+                                   headers={"Host": "evil.example:8080"})  # fmt: skip
+            return [rebound, await c.get("/api/v1/projects")]
+
+    rebound, listed = asyncio.run(ask())
+    assert rebound.status_code == 421
+    assert listed.status_code == 200 and listed.json()["projects"] == []

@@ -229,9 +229,11 @@ def test_a_hand_made_label_tag_or_a_ref_tether_does_not_keep_is_refused(
     _remote(versions, sqlite_server, project, token)
     tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
     tether("prompt", "push", "sentiment", "--remote", "team")  # made by its event: taken
-    git(versions, "tag", "-a", "sentiment#production#7", "-m", "by hand", "sentiment@v1.1.0^{}")
-    planted = _raw_push(versions, "refs/tags/sentiment#production#7")
-    assert planted.returncode != 0 and "no event of the log made it" in planted.stderr
+    for name in ("sentiment#production#7", "sentiment##1", "sentiment#production#1#x",
+                 "sentiment#production", "sentiment#production#+2"):  # fmt: skip
+        git(versions, "tag", "-a", name, "-m", "by hand", "sentiment@v1.1.0^{}")
+        planted = _raw_push(versions, f"refs/tags/{name}")
+        assert planted.returncode != 0 and "no event of the log made it" in planted.stderr, name
     git(versions, "update-ref", "refs/tether/events/prompts2", "HEAD")
     hidden = _raw_push(versions, "refs/tether/events/prompts2:refs/tether/events/prompts2")
     assert hidden.returncode != 0 and "is not a ref Tether keeps" in hidden.stderr

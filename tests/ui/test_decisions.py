@@ -67,7 +67,9 @@ def test_a_writer_promotes_and_rolls_back_a_prompt_and_a_reader_cannot(
     newest = tab.locator("ol.timeline li").first.inner_text()
     assert "sentiment#production#2 → v1.1.0 by " + user in newest
 
-    tab.locator("form.decision[aria-label='sentiment#production'] button[value=rollback]").click()
+    back = tab.locator("form.decision[aria-label='Roll sentiment#production back'] button")
+    assert back.inner_text() == "Roll production back to v1.0.0"  # the page says what returns
+    back.click()
     tab.locator("#decided:has-text('rolled back to v1.0.0')").wait_for()
     assert "production → v1.0.0" in tab.locator("tr:has(th:text-is('sentiment'))").inner_text()
     # the clone sees what the browser decided

@@ -100,6 +100,18 @@ def test_tether_ui_serves_the_repository_behind_its_secret_and_host_check(repo: 
             stages = browser.get(f"{base}/p/{project}/pipeline").text
             assert "param prep.n changed: 3 -&gt; 4" in stages and "stage prep runs first" in stages
 
+            with Project.open(repo).start_run(name="running-now") as running:
+                running.log_metric("loss", 0.5, step=3)  # its journal shows it while it runs
+                deadline = time.monotonic() + 30
+                while True:
+                    got = browser.post(f"{base}/api/v1/projects/{project}/runs/get",
+                                       json={"ids": [running.id]}).json()["runs"]  # fmt: skip
+                    if got and got[0]["metrics"].get("loss", {}).get("step") == 3:
+                        break
+                    assert time.monotonic() < deadline, f"no live metric in tether ui: {got}"
+                    time.sleep(0.5)
+                assert got[0]["status"] == "running"
+
             with Project.open(repo).start_run(name="made-after-start"):
                 pass
             deadline = time.monotonic() + 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -34,6 +35,7 @@ def create_app(hub: api.Hub) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimit, limit=hub.settings.max_body)
     app.add_middleware(SameOrigin)
+    app.add_middleware(OpenOnLoopback, hub=hub)
     app.add_middleware(metrics.Measure)
     app.include_router(router)
     app.include_router(decisions.router)
@@ -81,11 +83,40 @@ def create_app(hub: api.Hub) -> FastAPI:
     return app
 
 
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?")
+
+
+class OpenOnLoopback:
+    """A server open on loopback (no accounts yet, so no token is asked) answers only to a
+    loopback ``Host``: a page of another site whose name was made to resolve to 127.0.0.1
+    (DNS rebinding) sends its own name, and gets 421. Once an account exists every request
+    needs a token, which such a page does not have."""
+
+    def __init__(self, app: ASGIApp, hub: api.Hub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hub.settings.open_without_accounts:
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+            if not LOOPBACK_HOST.fullmatch(host) and not await run_in_threadpool(
+                self.hub.accounts.any_user
+            ):
+                said = b"this server answers only to 127.0.0.1 or localhost"
+                kind = [(b"content-type", b"text/plain; charset=utf-8")]
+                await send({"type": "http.response.start", "status": 421, "headers": kind})
+                await send({"type": "http.response.body", "body": said})
+                return
+        await self.app(scope, receive, send)
+
+
 class SameOrigin:
     """A write a browser sends from another site's page is refused (403): its ``Origin`` names
     that site. A cookie is SameSite=Strict and a write needs its CSRF token, but a server open
     on loopback (no accounts yet) takes writes without either, and a page of any site could
-    send them there. Clients other than browsers send no ``Origin``."""
+    send them there. Clients other than browsers send no ``Origin``. Behind a proxy that
+    rewrites ``Host``, its ``X-Forwarded-Host`` counts too (a page cannot set that header on
+    another site's request without the CORS preflight this server never grants)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -95,8 +126,9 @@ class SameOrigin:
             headers = dict(scope["headers"])
             origin = headers.get(b"origin")
             if origin is not None:
-                host = headers.get(b"host", b"").decode("latin-1").lower()
-                if origin.decode("latin-1").lower().split("://", 1)[-1] != host:
+                hosts = {headers.get(name, b"").decode("latin-1").lower()
+                         for name in (b"host", b"x-forwarded-host")}  # fmt: skip
+                if origin.decode("latin-1").lower().split("://", 1)[-1] not in hosts - {""}:
                     said = "a write from another site's page is refused"
                     body = json.dumps({"error": "PermissionDeniedError", "message": said}).encode()
                     await send({"type": "http.response.start", "status": 403,

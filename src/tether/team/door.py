@@ -14,7 +14,6 @@ anything here: it only checks.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from tether.registry.store import HEAD_REF
 ZERO = "0" * 40
 LOGS = {"refs/tether/events/registry": "registry", "refs/tether/events/prompts": "prompts"}
 KEPT = {*LOGS, HEAD_REF, CHECKPOINT_REF}  # the refs under refs/tether/ that Tether keeps
-MARK = re.compile(r"refs/tags/([^#]+)#([^#]+)#([0-9]+)")  # a label's or a stage's tag
+MARK = "#"  # in a tag's name: a label's (NAME#LABEL#N) or a stage's (MODEL#STAGE#N), by events only
 
 
 def refusals(root: Path, old: str, new: str, ref: str, *, roles: bool = True) -> list[str]:
@@ -104,10 +103,16 @@ def unkept(ref: str) -> list[str]:
 
 
 def unbacked_marks(root: Path, updates: dict[str, str]) -> list[str]:
-    """A label tag (``NAME#LABEL#N``) or stage tag (``MODEL#STAGE#N``) is made by its event:
-    one that no event of the log (as this push leaves it) names, or that points at another
-    commit than its event says, was made by hand, and every clone would report it."""
-    marks = {ref: new for ref, new in updates.items() if MARK.fullmatch(ref) and new != ZERO}
+    """A tag with ``#`` in its name is a label's (``NAME#LABEL#N``) or a stage's
+    (``MODEL#STAGE#N``), made by its event: one that no event of the log (as this push leaves
+    it) names exactly, or that points at another commit than its event says, was made by
+    hand, and every clone would report it and refuse to assign labels until it is gone, which
+    the server never allows."""
+    marks = {
+        ref: new
+        for ref, new in updates.items()
+        if ref.startswith("refs/tags/") and MARK in ref and new != ZERO
+    }
     if not marks:
         return []
     backed: dict[str, str | None] = {}  # tag -> the commit its event names (None: not said)

@@ -48,7 +48,7 @@ class Mirrors:
                     "clone", "--bare", "--quiet", "--", url, str(target),
                     env=self._env(), timeout=TIMEOUT_S,
                 )  # fmt: skip
-                self._take_logs(target, url)
+                self._take_logs(target, url, check=not self.follow_logs)
             except BaseException:
                 import shutil
 
@@ -66,11 +66,12 @@ class Mirrors:
         hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m tether.team.door\n")
         hook.chmod(0o755)
 
-    def _take_logs(self, target: Path, url: str) -> None:
+    def _take_logs(self, target: Path, url: str, *, check: bool = True) -> None:
         """The repository's registry and prompt logs (with the signed head and checkpoint)
         come along, and with its tags are checked as the door checks a push: else the server
         would hold label tags with no event behind them and decide as if the project had no
-        root of trust. What the door would refuse makes no project."""
+        root of trust. What the door would refuse makes no project (``check``: except on
+        `tether ui`'s server, which shows the repository as it is, problems included)."""
         from tether.team.door import KEPT, ZERO, refusals, root_problems, unbacked_marks
 
         listed = git(target, "ls-remote", "--", url, *sorted(KEPT), env=self._env()).decode()
@@ -78,6 +79,8 @@ class Mirrors:
             wanted = [f"+{r}:{r}" for r in {ln.split("\t")[1] for ln in listed.splitlines()}]
             git(target, "fetch", "--quiet", "--", url, *sorted(wanted),
                 env=self._env(), timeout=TIMEOUT_S)  # fmt: skip
+        if not check:  # `tether ui`: the repository's own server shows it as it is
+            return
         out = git(target, "for-each-ref", "--format=%(objectname) %(refname)", "refs/")
         taken = dict(line.split(" ", 1)[::-1] for line in out.decode().splitlines() if line)
         logs = {ref: new for ref, new in taken.items() if ref.startswith("refs/tether/")}

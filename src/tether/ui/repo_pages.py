@@ -126,6 +126,7 @@ def prompts(request: Request, project: str) -> Response:
         names=names,
         versions=versions,
         labels=labels,
+        back_to=_rollback_targets(held),
         history=sorted(held, key=lambda a: a.time, reverse=True)[:AUDIT_SHOWN],
         evals={name: hub.views.prompt_evals(project, name) for name in names},
         promoter=_may(who := _who(request), project, "writer"),
@@ -135,6 +136,19 @@ def prompts(request: Request, project: str) -> Response:
         who=who,
         csrf=_csrf(request, who, project, "writer"),
     )
+
+
+def _rollback_targets(held: list[Any]) -> dict[tuple[str, str], str]:
+    """The version a rollback of each label would give back (as `tether prompt rollback`
+    computes it: promotions push, rollbacks pop), for labels that have one."""
+    stacks: dict[tuple[str, str], list[Any]] = {}
+    for a in sorted(held, key=lambda a: a.n):
+        stack = stacks.setdefault((a.name, a.label), [])
+        if a.reason == "rollback" and stack:
+            stack.pop()
+        else:
+            stack.append(a)
+    return {key: stack[-2].version for key, stack in stacks.items() if len(stack) >= 2}
 
 
 @router.get("/p/{project}/prompts/{name}/paired", response_class=HTMLResponse)

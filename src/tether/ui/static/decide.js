@@ -50,9 +50,9 @@ function agreed(message, body, signedEvent) {
   const kind = doc.event || doc.kind; // an event's signed document, or (no root) its body
   if (!(KINDS[body.action] || []).includes(kind)) return false;
   const b = doc.event ? doc.body || {} : doc;
-  if (kind === "label.assign") {
-    return b.prompt === body.name && b.label === body.label &&
-      (body.action !== "promote" || b.version === body.version);
+  if (kind === "label.assign") { // the label, its next number, the version the page named
+    return b.prompt === body.name && b.label === body.label && b.version === body.version &&
+      b.n === body.seen + 1 && b.reason === (body.action === "rollback" ? "rollback" : "promote");
   }
   return b.request === body.name;
 }

@@ -45,6 +45,10 @@ if (box) {
     if (run.status !== "running") ended();
   };
   source.addEventListener("done", ended);
-  source.onerror = () => source.close();
+  source.onerror = () => { // the stream ended (15 minutes at most) or broke: say so
+    source.close();
+    const said = document.getElementById("live-note");
+    if (said) said.textContent = "The live view stopped: reload the page to see the run as it is now.";
+  };
   figures.forEach(drawOne);
 }
