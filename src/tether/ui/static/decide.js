@@ -54,7 +54,11 @@ function agreed(message, body, signedEvent) {
     return b.prompt === body.name && b.label === body.label && b.version === body.version &&
       b.n === body.seen + 1 && b.reason === (body.action === "rollback" ? "rollback" : "promote");
   }
-  return b.request === body.name;
+  if (b.request !== body.name) return false;
+  if (kind !== "model.transition") return true;
+  const want = body.expected; // the move the page showed: this version to this stage, numbered
+  return b.name === want.model && String(b.version) === want.version && b.stage === want.stage &&
+    b.n === Number(want.next);
 }
 
 async function decide(form, fields) {
@@ -75,7 +79,7 @@ async function decide(form, fields) {
     }
     const message = fromB64(doc.sign);
     body.time = doc.time;
-    if (!agreed(message, body, signedEvent)) {
+    if (!agreed(message, { ...body, expected: form.dataset }, signedEvent)) {
       throw new Error("the server asked to sign something else than this decision: refused");
     }
     signedEvent = true;
