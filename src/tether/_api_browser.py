@@ -20,7 +20,7 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tether.errors import (
     GitError,
@@ -98,8 +98,6 @@ def decide_for_browser(
     the project whose bare repository is ``mirror``; see the module. ``read`` gives an object
     the server holds and ``record_of`` a run's record id there (a gate reads the run), as a
     clone's pull would."""
-    from tether.errors import MissingObjectError, UnknownRunError
-
     if decision.action not in ACTIONS:
         raise UsageError(f"{decision.action!r} is not a decision ({', '.join(ACTIONS)})")
     now = _time.time()
@@ -108,11 +106,51 @@ def decide_for_browser(
         raise UsageError("this decision is dated after the server's clock: it was not asked here")
     if when < now - SKEW_S:
         raise UsageError("this decision was asked too long ago: reload the page and decide again")
+    return _fetching(
+        lambda fetched, runs: _attempt(mirror, decision, user, role, when, fetched, runs),
+        read,
+        record_of,
+    )
+
+
+def open_gates_for_browser(
+    mirror: Path,
+    *,
+    read: Callable[[str], bytes] | None = None,
+    record_of: Callable[[str], str | None] | None = None,
+) -> dict[str, list[str]]:
+    """Each open registry request's failing gates (empty: they pass), as an approval made now
+    would check them, in a scratch clone of the project's repository like a decision."""
+    from tether.registry import requests
+    from tether.registry import sync as registry_sync
+
+    def check(fetched: dict[str, bytes], runs: dict[str, str]) -> dict[str, list[str]]:
+        with tempfile.TemporaryDirectory(prefix="tether-gates-") as tmp:
+            ws, _configured = _scratch(mirror, Path(tmp) / "work", "gates@tether")
+            _seed(ws, fetched, runs)
+            registry_sync.pull(ws, "origin")
+            return requests.open_gates(ws)
+
+    return _fetching(check, read, record_of)
+
+
+T = TypeVar("T")
+
+
+def _fetching(
+    attempt: Callable[[dict[str, bytes], dict[str, str]], T],
+    read: Callable[[str], bytes] | None,
+    record_of: Callable[[str], str | None] | None,
+) -> T:
+    """``attempt`` again with the objects and runs it lacked, fetched from the server, until
+    it needs none (:data:`FETCHES` rounds at most)."""
+    from tether.errors import MissingObjectError, UnknownRunError
+
     fetched: dict[str, bytes] = {}
     runs: dict[str, str] = {}  # run id -> its record id on the server
     for _ in range(FETCHES):
         try:
-            return _attempt(mirror, decision, user, role, when, fetched, runs)
+            return attempt(fetched, runs)
         except MissingObjectError as exc:
             new = [oid for oid in exc.ids if oid not in fetched]
             if read is None or not new:
@@ -127,6 +165,14 @@ def decide_for_browser(
     raise UsageError(
         f"this decision reads more than {FETCHES} rounds of objects: decide it in a clone"
     )
+
+
+def _seed(ws: Workspace, fetched: dict[str, bytes], runs: dict[str, str]) -> None:
+    for oid, data in fetched.items():
+        if ws.store.put_bytes(data) != oid:
+            raise UsageError(f"the server's object {oid[:19]}… does not hash to its id")
+    for run_id, record in runs.items():
+        ws.refs.set(f"runs/{run_id}", [record])
 
 
 def _attempt(
@@ -153,11 +199,7 @@ def _attempt(
                 "tether.toml, and the server's copy of its repository holds none: push the "
                 "branch that has it (`git push tether main`), or decide in a clone"
             )
-        for oid, data in fetched.items():
-            if ws.store.put_bytes(data) != oid:
-                raise UsageError(f"the server's object {oid[:19]}… does not hash to its id")
-        for run_id, record in runs.items():
-            ws.refs.set(f"runs/{run_id}", [record])
+        _seed(ws, fetched, runs)
         try:
             with signing_as(signer, NO_KEY), at_time(when):
                 done, push = _ACT[decision.action](ws, decision, user)

@@ -67,6 +67,7 @@ _TEAM = {
     "pack_bytes": ("tether.teamclient.packs", "pack_bytes"),
     "BrowserDecision": ("tether._api_browser", "BrowserDecision"),
     "decide_for_browser": ("tether._api_browser", "decide_for_browser"),
+    "open_gates_for_browser": ("tether._api_browser", "open_gates_for_browser"),
     "DECISION_ROLES": ("tether._api_browser", "DECISION_ROLES"),
 }
 
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether._api_browser import DECISION_ROLES as DECISION_ROLES
     from tether._api_browser import BrowserDecision as BrowserDecision
     from tether._api_browser import decide_for_browser as decide_for_browser
+    from tether._api_browser import open_gates_for_browser as open_gates_for_browser
     from tether._api_models import ModelRegistry as ModelRegistry
     from tether._api_models import RootOfTrust as RootOfTrust
     from tether._api_prompts import PromptLibrary as PromptLibrary

@@ -99,6 +99,7 @@ def test_an_approver_approves_with_a_key_made_in_the_browser(
     _, tab, errors = logged_in(browser, seeded, bob, project)
 
     tab.goto(f"{seeded.server.url}/p/{project}/models")
+    assert "Gates pass." in tab.inner_text("ul.requests")  # clean tree, accuracy, as ci attested
     decide = tab.locator("form.decision[aria-label='Decide model@v1 → production']")
     decide.locator("button[value=approve]").click()  # no key in this browser yet
     status = decide.locator(".decision-status")

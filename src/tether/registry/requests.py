@@ -217,6 +217,19 @@ def _transition(ws: Workspace, state: State, v: Version, stage: str, req: Reques
     tag(ws, f"{v.name}#{stage}#{n}", v.commit, message)
 
 
+def open_gates(ws: Workspace) -> dict[str, list[str]]:
+    """Each open request's failing gates, as an approval would check them now (empty: the
+    gates pass)."""
+    state = load_state(ws)
+    policies = _policies(ws, state)
+    out = {}
+    for req in state.requests.values():
+        if req.status == "open":
+            v = state.version(req.name, req.version)
+            out[req.id] = failed_gates(policies.for_stage(req.to), _gate_facts(ws, state, v, req))
+    return out
+
+
 def apply_policy(ws: Workspace) -> str:
     """Record tether.toml's policy as the one in force (signed); with a root of trust the
     policies are the root's, and this is refused."""

@@ -57,8 +57,8 @@ async def decide(
         decision,
         user=who.user,
         role=who.role_in(project) or "",
-        read=lambda oid: _small(hub, project, oid),
-        record_of=lambda run_id: hub.run_state(project, run_id).get("record"),
+        read=lambda oid: hub.read_record(project, oid),
+        record_of=lambda run_id: hub.record_of(project, run_id),
     )
     if done.sign:
         return {"sign": done.sign, "time": done.time}
@@ -74,13 +74,3 @@ async def decide(
     except Exception:  # the decision stands; the server's log keeps the miss
         logging.getLogger(__name__).exception("the audit log missed a decision: %s", what)
     return {"decided": done.done, "time": done.time}
-
-
-READ_LIMIT = 64 << 20  # the largest object a decision reads from the server (a run's record)
-
-
-def _small(hub: api.Hub, project: str, oid: str) -> bytes:
-    size = hub.blobs.stat(project, oid).size
-    if size > READ_LIMIT:
-        raise UsageError(f"{oid[:19]}… is {size} bytes: a decision reads records, not data")
-    return b"".join(hub.blobs.iter_bytes(project, oid))

@@ -381,6 +381,17 @@ class Hub:
             "uploaded_by": doc.get("uploaded_by") or {},
         }
 
+    def record_of(self, project: str, run_id: str) -> str | None:
+        """The id of the run's sealed record here (a decision's gate reads it)."""
+        return self.run_state(project, run_id).get("record")
+
+    def read_record(self, project: str, oid: str, limit: int = 64 << 20) -> bytes:
+        """An object a decision reads (a record, a metric history): never one over ``limit``."""
+        size = self.blobs.stat(project, oid).size
+        if size > limit:
+            raise UsageError(f"{oid[:19]}… is {size} bytes: a decision reads records, not data")
+        return b"".join(self.blobs.iter_bytes(project, oid))
+
     def run_states(self, project: str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """:meth:`run_state` of each run the server holds, read concurrently (S3 is slow one
         by one)."""

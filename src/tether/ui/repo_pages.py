@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tether import api
-from tether.errors import AuthenticationError
+from tether.errors import AuthenticationError, TetherError
 from tether.ui.pages import SESSION_COOKIE, _login_redirect, _reader, _render, _who
 
 
@@ -88,6 +88,17 @@ def models(request: Request, project: str) -> Response:
     read = hub.views.governance(project, "registry")
     state = read["state"]
     events = read["events"]
+    gates: dict[str, list[str]] = {}
+    gates_problem = ""
+    if state and any(r.status == "open" for r in state.requests.values()):
+        try:  # as an approval made now would check them
+            gates = api.open_gates_for_browser(
+                hub.mirrors.path(project),
+                read=lambda oid: hub.read_record(project, oid),
+                record_of=lambda run_id: hub.record_of(project, run_id),
+            )
+        except TetherError as exc:
+            gates_problem = str(exc)
     return _render(
         "models.html",
         project=project,
@@ -98,6 +109,8 @@ def models(request: Request, project: str) -> Response:
         problem=read["problem"],
         requests=sorted(state.requests.values(), key=lambda r: r.id) if state else [],
         releases=hub.views.releases(project, state),
+        gates=gates,
+        gates_problem=gates_problem,
         approver=_may(who := _who(request), project, "approver"),
         role=who.role_in(project) or "without a role",
         who=who,
@@ -194,8 +207,6 @@ def pipeline(request: Request, project: str) -> Response:
     """The pipeline's stages as `tether repro --dry-run` plans them: up to date, or stale and
     why. Only a repository's own server (`tether ui`) has a work tree to plan on."""
     from pathlib import Path
-
-    from tether.errors import TetherError
 
     hub = _reader(request, project)
     tree = hub.settings.work_tree
