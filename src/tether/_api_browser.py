@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from tether._api_decisions import Spec
 from tether.errors import (
     GitError,
     PermissionDeniedError,
@@ -33,6 +34,7 @@ from tether.errors import (
 )
 
 if TYPE_CHECKING:
+    from tether._api_prompts import PromptLibrary
     from tether.events import EventLog
     from tether.prompts.templates import Prompt
     from tether.workspace.repo import Workspace
@@ -209,32 +211,12 @@ def _attempt(
     return BrowserDecided(when, done=done)
 
 
-Spec = tuple[list[str], dict[str, str | None]]  # refs to push, and leases
 Act = Callable[["Workspace", BrowserDecision, str], tuple[str, Spec]]
 
 
-def _promote(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
-    from tether._api_prompts import PromptLibrary
-    from tether.prompts import labels, registry
-    from tether.prompts import sync as prompt_sync
-
-    _checked(d)
-    prompt_sync.pull(ws, "origin")
-    _as_seen(ws, d)
-    _not_before(labels.event_log(ws))
-    known = registry.registered(ws.root, d.name)
-    if d.version not in known:
-        have = ", ".join(sorted(known)) or "none"
-        raise PromptError(
-            f"{d.name} has no registered version {d.version!r} on the server (registered: "
-            f"{have}): register and push it from a clone first"
-        )
-    prompt = PromptLibrary(ws.root, ws).resolve(f"{d.name}@{d.version}")
-    done = labels.promote(ws, prompt, d.label, actor=user)
-    return f"{d.name}#{d.label} -> {done.version}", prompt_sync.push_spec(ws, d.name)
-
-
-def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
+def _label_log(ws: Workspace, d: BrowserDecision) -> PromptLibrary:
+    """The prompt log as the server holds it, the label as the page showed it, the decision
+    dated after its newest event: what a label decision starts from (and its prompts)."""
     from tether._api_prompts import PromptLibrary
     from tether.prompts import labels
     from tether.prompts import sync as prompt_sync
@@ -243,7 +225,31 @@ def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
     prompt_sync.pull(ws, "origin")
     _as_seen(ws, d)
     _not_before(labels.event_log(ws))
-    library = PromptLibrary(ws.root, ws)
+    return PromptLibrary(ws.root, ws)
+
+
+def _promote(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
+    from tether.prompts import labels, registry
+    from tether.prompts import sync as prompt_sync
+
+    library = _label_log(ws, d)
+    known = registry.registered(ws.root, d.name)
+    if d.version not in known:
+        have = ", ".join(sorted(known)) or "none"
+        raise PromptError(
+            f"{d.name} has no registered version {d.version!r} on the server (registered: "
+            f"{have}): register and push it from a clone first"
+        )
+    prompt = library.resolve(f"{d.name}@{d.version}")
+    done = labels.promote(ws, prompt, d.label, actor=user)
+    return f"{d.name}#{d.label} -> {done.version}", prompt_sync.push_spec(ws, d.name)
+
+
+def _rollback(ws: Workspace, d: BrowserDecision, user: str) -> tuple[str, Spec]:
+    from tether.prompts import labels
+    from tether.prompts import sync as prompt_sync
+
+    library = _label_log(ws, d)
 
     def load(version: str) -> Prompt:
         if d.version and version != d.version:  # the page said which version comes back

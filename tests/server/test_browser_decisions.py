@@ -37,6 +37,19 @@ def _pem(key: Ed25519PrivateKey) -> str:
     )
 
 
+def _browser_key(
+    tether: Tether, tmp_path: Path, identity: str, role: str, how: str
+) -> Ed25519PrivateKey:
+    """A browser's key, trusted for ``identity`` with ``role``: in the root of trust (``how``
+    = "trust": `tether trust add`, by the root's admin) or in tether.toml ("keys")."""
+    key = Ed25519PrivateKey.generate()
+    path = tmp_path / f"{identity.split('@')[0]}-browser.pub"
+    path.write_text(_pem(key))
+    tether(how, {"trust": "add", "keys": "trust"}[how], str(path), "--identity", identity,
+           "--role", role)  # fmt: skip
+    return key
+
+
 def decide(
     server: Server, project: str, token: str, key: Ed25519PrivateKey | None = None, **body: Any
 ) -> httpx.Response:
@@ -111,17 +124,7 @@ def test_under_a_root_the_browser_signs_each_event_and_the_server_signs_nothing(
 ) -> None:
     project = sqlite_server.new_project()
     _login(tether, sqlite_server, project, "admin")  # alice's clone
-    key = Ed25519PrivateKey.generate()
-    (tmp_path / "dave.pub").write_text(_pem(key))
-    tether(
-        "trust",
-        "add",
-        str(tmp_path / "dave.pub"),
-        "--identity",
-        "dave@example.com",
-        "--role",
-        "promoter",
-    )  # fmt: skip  (lands on the server with the root)
+    key = _browser_key(tether, tmp_path, "dave@example.com", "promoter", "trust")
     tether("prompt", "promote", "sentiment@v1.0.0", "--label", "production")
     dave = sqlite_server.token_for(f"dave{time.time_ns()}", "writer", project)
     ask = {"action": "promote", "name": "sentiment", "label": "production", "version": "v1.1.0"}
@@ -156,10 +159,7 @@ def test_an_approver_approves_in_the_browser_and_a_reader_or_writer_cannot(
     the transition it completes; the gates are the ones a clone checks."""
     project = sqlite_server.new_project()
     _login(tether, sqlite_server, project, "admin")  # alice's clone, the root's admin
-    key = Ed25519PrivateKey.generate()
-    (tmp_path / "bob-browser.pub").write_text(_pem(key))
-    tether("trust", "add", str(tmp_path / "bob-browser.pub"), "--identity", "bob@example.com",
-           "--role", "approver")  # fmt: skip
+    key = _browser_key(tether, tmp_path, "bob@example.com", "approver", "trust")
     tether("sync")
     use("ci")
     tether("model", "attest", "model@v1")
@@ -268,10 +268,7 @@ def test_an_approval_is_of_the_request_the_page_showed_not_of_whatever_is_open_n
     Bob's approval names the request he saw, so it is refused, not turned into production."""
     project = sqlite_server.new_project()
     _login(tether, sqlite_server, project, "admin")
-    key = Ed25519PrivateKey.generate()
-    (tmp_path / "bob-browser.pub").write_text(_pem(key))
-    tether("trust", "add", str(tmp_path / "bob-browser.pub"), "--identity", "bob@example.com",
-           "--role", "approver")  # fmt: skip
+    key = _browser_key(tether, tmp_path, "bob@example.com", "approver", "trust")
     use("ci")
     tether("model", "attest", "model@v1")
     use("alice")
@@ -303,10 +300,7 @@ def test_without_a_root_the_servers_copy_of_tether_toml_trusts_the_browsers_key(
     tether("model", "register", "model", "--run", trained, "--path", "model.pkl")
     tether("model", "policy", "apply")
     tether("model", "request", "model@v1", "--to", "production")
-    key = Ed25519PrivateKey.generate()
-    (tmp_path / "bob-browser.pub").write_text(_pem(key))
-    tether("keys", "trust", str(tmp_path / "bob-browser.pub"), "--identity", "bob@example.com",
-           "--role", "approver")  # fmt: skip
+    key = _browser_key(tether, tmp_path, "bob@example.com", "approver", "keys")
     git(repo, "commit", "-qam", "chore: trust bob's browser")
     bob = sqlite_server.token_for(f"bob{time.time_ns()}", "approver", project)
     ask = {"action": "approve", "name": "model@v1"}

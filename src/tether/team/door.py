@@ -13,14 +13,15 @@ anything here: it only checks.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tether.errors import FormatError, TetherError
-from tether.events import Event
-from tether.events.gitmirror import read_from_git
+from tether.events import Event, gitmirror
 from tether.events.trusted import ROOT_EVENT
 from tether.registry.checkpoint import REF as CHECKPOINT_REF
 from tether.registry.store import HEAD_REF
@@ -49,10 +50,10 @@ def refusals(root: Path, old: str, new: str, ref: str, *, roles: bool = True) ->
     if name is None:
         return []
     try:
-        events = read_from_git(root, name, tip=new)
+        events = _events(root, name, tip=new)
     except (FormatError, TetherError) as exc:
         return [f"{ref}: {exc}"]
-    known = {e.id for e in read_from_git(root, name, tip=old)} if old != ZERO else set()
+    known = {e.id for e in _events(root, name, tip=old)} if old != ZERO else set()
     arrived = [e for e in events if e.id not in known]
     problems = [why for event, why in _refused(name, events) if event not in known]
     return problems + (_role_problems(arrived) if roles else [])
@@ -77,7 +78,7 @@ def _role_problems(events: list[Event]) -> list[str]:
     ]
 
 
-def _refused(name: str, events: list[Event]) -> list[tuple[str, str]]:
+def _refused(name: str, events: Sequence[Event]) -> list[tuple[str, str]]:
     if name == "registry":
         from tether.registry.fold import fold
         from tether.registry.state import State
@@ -93,6 +94,12 @@ def _extends(root: Path, old: str, new: str) -> bool:
         ["git", "merge-base", "--is-ancestor", old, new], cwd=root, capture_output=True
     )
     return done.returncode == 0
+
+
+@functools.lru_cache(maxsize=64)  # a commit's events never change
+def _events(root: Path, name: str, tip: str) -> tuple[Event, ...]:
+    """A log's events at ``tip``, read once per push: each check of it asks again."""
+    return tuple(gitmirror.read_from_git(root, name, tip=tip))
 
 
 def unkept(ref: str) -> list[str]:
@@ -121,7 +128,7 @@ def unbacked_marks(root: Path, updates: dict[str, str]) -> list[str]:
         if tip is None:
             continue
         try:
-            events = read_from_git(root, name, tip=tip)
+            events = _events(root, name, tip=tip)
         except TetherError:
             continue  # the log's own refusal says why
         commits = {}  # (model, version) -> the commit its registration names
@@ -166,12 +173,12 @@ def root_problems(root: Path, updates: dict[str, str]) -> list[str]:
         # the publisher's envelope, the prompt log's copy does not
         held = [
             e.body.get("metadata")
-            for e in read_from_git(root, "registry", tip=tip)
+            for e in _events(root, "registry", tip=tip)
             if e.kind == ROOT_EVENT
         ]
         carried = [
             e.body.get("metadata")
-            for e in read_from_git(root, "prompts", tip=updates[prompts])
+            for e in _events(root, "prompts", tip=updates[prompts])
             if e.kind == ROOT_EVENT
         ]
     except (FormatError, TetherError) as exc:

@@ -111,14 +111,18 @@ def login_redirect(request: Request, exc: Exception) -> Response:
     return _login_redirect(request)
 
 
+def _signed_in(request: Request) -> api.Identity:
+    """The browser's identity; without a session, the app answers with the login page."""
+    try:
+        return _who(request)
+    except AuthenticationError:
+        raise LoginNeeded from None
+
+
 def _reader(request: Request, project: str) -> api.Hub:
     hub = _hub(request)
     hub.check_project(project)
-    try:
-        who = _who(request)
-    except AuthenticationError:
-        raise LoginNeeded from None
-    who.require(project, "reader")
+    _signed_in(request).require(project, "reader")
     return hub
 
 
@@ -134,10 +138,7 @@ SAFE_NEXT = re.compile(r"/(?![/\\])[A-Za-z0-9._~%/?&=+@:,;-]*")
 
 @router.get("/", response_class=HTMLResponse)
 def projects(request: Request) -> Response:
-    try:
-        who = _who(request)
-    except AuthenticationError:
-        return _login_redirect(request)
+    who = _signed_in(request)
     hub = _hub(request)
     mine = [p for p in hub.projects() if who.role_in(p["name"])]
     if len(mine) == 1:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tether import api
-from tether.errors import AuthenticationError, TetherError
-from tether.ui.pages import SESSION_COOKIE, _login_redirect, _reader, _render, _who
+from tether.errors import TetherError
+from tether.ui.pages import SESSION_COOKIE, _reader, _render, _signed_in, _who
 
 
 def _may(who: api.Identity, project: str, needed: str) -> bool:
@@ -40,11 +40,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/keys", response_class=HTMLResponse)
 def keys(request: Request) -> Response:
     """This browser's signing key for the account: made here by WebCrypto, never exported."""
-    try:
-        who = _who(request)
-    except AuthenticationError:
-        return _login_redirect(request)
-    return _render("keys.html", who=who)
+    return _render("keys.html", who=_signed_in(request))
 
 
 @router.get("/p/{project}/lineage", response_class=HTMLResponse)
