@@ -51,6 +51,26 @@ def test_postgresql_connections_cut_under_load_fail_503_then_succeed(pg_server: 
         assert http.get("/ready").status_code == 200
 
 
+def test_connections_cut_while_the_server_was_idle_cost_no_request(pg_server: Server) -> None:
+    """PostgreSQL drops the pool's connections while no request is running (a restart, an
+    idle timeout): the next requests are answered, not failed, as each connection idle for
+    over a second is checked before it is used."""
+    from tether.meta.engine import IDLE_PING_S
+
+    project = pg_server.new_project()
+    base = f"/api/v1/projects/{project}"
+    with pg_server.http() as http:
+        for _ in range(6):  # connections in both workers' pools
+            assert http.post(f"{base}/objects/missing", json={"ids": [blake(b"x")]}).is_success
+        assert terminate_pg_connections(pg_server.index) > 0
+        time.sleep(IDLE_PING_S + 0.3)
+        answers = [
+            http.post(f"{base}/objects/missing", json={"ids": [blake(b"x")]}).status_code
+            for _ in range(8)
+        ]
+    assert answers == [200] * 8
+
+
 def test_an_unreachable_store_is_503_and_nothing_is_recorded(tmp_path: Path) -> None:
     """S3 down: uploads are refused with 503 and the server never says it has the object."""
     dead = f"http://127.0.0.1:{_free_port()}"

@@ -7,6 +7,9 @@ processes logging at once queue instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 BUSY_TIMEOUT_S = 60
+IDLE_PING_S = 1.0  # a PostgreSQL connection idle longer than this is pinged before it is used
 
 
 def open_engine(url: str, schema: str | None = None) -> Engine:
@@ -30,11 +34,9 @@ def open_engine(url: str, schema: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     elif schema is not None:
-        engine = create_engine(
-            url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
-        )
+        engine = postgres_engine(url, connect_args={"options": f"-csearch_path={schema}"})
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = postgres_engine(url)
     try:
         with engine.connect() as conn:
             if schema is not None and conn.dialect.name == "postgresql":
@@ -52,6 +54,43 @@ def open_engine(url: str, schema: str | None = None) -> Engine:
             "index and run `tether reindex`"
         ) from exc
     return engine
+
+
+def postgres_engine(url: str, **kw: Any) -> Engine:
+    """An engine whose pooled connections are pinged before use only when they sat idle over
+    :data:`IDLE_PING_S` (``pool_pre_ping`` pings at every checkout: a round trip per query on
+    a busy server). A connection cut while in use fails its request (503, retried by clients)
+    and SQLAlchemy then replaces every connection pooled before the cut."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import DisconnectionError
+
+    engine = create_engine(url, **kw)
+
+    @event.listens_for(engine, "checkin")
+    def idle(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since > IDLE_PING_S:
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except Exception as exc:  # the pool opens another connection and tries again
+                raise DisconnectionError(f"a pooled connection was cut: {exc}") from exc
+
+    return engine
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads. On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK
+    around each read, and the same view as a transaction at the default READ COMMITTED level
+    (each statement its own snapshot)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def _safe(url: str) -> str:

@@ -139,8 +139,10 @@ class SqlMetaStore:
     def _read(self) -> Iterator[Connection]:
         from sqlalchemy.exc import SQLAlchemyError
 
+        from tether.meta.engine import reading
+
         try:
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise IndexStoreError(

@@ -24,6 +24,7 @@ from tether.errors import (
     PermissionDeniedError,
     UsageError,
 )
+from tether.meta.engine import reading
 from tether.team import schema as s
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Accounts:
 
         if self._has_users:
             return True
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             self._has_users = conn.execute(select(s.users.c.name).limit(1)).first() is not None
         return self._has_users
 
@@ -110,7 +111,7 @@ class Accounts:
                 "that is not a Tether token (they look like tth_…): "
                 "`tether server token create` makes one"
             )
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(s.tokens).where(s.tokens.c.hash == hash_token(token.strip()))
             ).first()
@@ -136,7 +137,7 @@ class Accounts:
         """The user an admin mapped to an OIDC claim's value."""
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(s.users.c.name).where(s.users.c.oidc_subject == value)
             ).first()
@@ -148,7 +149,7 @@ class Accounts:
             return self._identity(conn, row.name)
 
     def identity_of(self, user: str) -> Identity:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return self._identity(conn, user)
 
     def _identity(self, conn: Connection, user: str, token: str = "") -> Identity:
@@ -351,7 +352,7 @@ class Accounts:
         """The identity of a session cookie; a write must echo the session's CSRF token."""
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(s.sessions).where(s.sessions.c.hash == hash_token(secret))
             ).first()
@@ -367,7 +368,7 @@ class Accounts:
         """The CSRF token of a live session (a page hands it to its own scripts), else None."""
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(s.sessions.c.csrf, s.sessions.c.expires).where(
                     s.sessions.c.hash == hash_token(secret)

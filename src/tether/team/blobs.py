@@ -31,6 +31,7 @@ from tether.errors import (
     UsageError,
 )
 from tether.hashing import PREFIX, is_object_id
+from tether.meta.engine import reading
 from tether.team import schema as s
 from tether.teamclient.packs import PACK_MAGIC
 
@@ -84,7 +85,7 @@ class Blobs:
         for oid in ids:
             check_id(oid)
         have: set[str] = set()
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 have.update(
@@ -99,7 +100,7 @@ class Blobs:
     def stat(self, project: str, oid: str) -> Stored:
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(s.objects).where((s.objects.c.project == project) & (s.objects.c.id == oid))
             ).first()

@@ -28,7 +28,9 @@ def open_engine(url: str, *, upgrade: bool = False) -> Engine:
         event.listen(engine, "connect", meta_engine._sqlite_connect)
         event.listen(engine, "begin", meta_engine._sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        from tether.meta.engine import postgres_engine
+
+        engine = postgres_engine(url, pool_size=10, max_overflow=20)
     try:
         with engine.connect() as conn:
             current = version(conn)

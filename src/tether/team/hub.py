@@ -32,6 +32,7 @@ from tether.errors import (
     UsageError,
 )
 from tether.hashing import PREFIX
+from tether.meta.engine import reading
 from tether.team import githttp
 from tether.team import schema as s
 from tether.team.accounts import ANONYMOUS, Accounts, Identity, check_name
@@ -115,7 +116,7 @@ class Hub:
     def projects(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [
                 {"name": p.name, "git": p.git, "created": p.created}
                 for p in conn.execute(select(s.projects).order_by(s.projects.c.name))
@@ -127,7 +128,7 @@ class Hub:
         if name in self._projects:
             return name
         check_name(name, "project")
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             found = conn.execute(select(s.projects.c.name).where(s.projects.c.name == name))
             if found.first() is None:
                 raise MissingProjectError(
@@ -238,6 +239,7 @@ class Hub:
         with self._run_lock(project, run_id) as conn:  # read, merge, write: one writer per run
             held = self._held(project, run_id)
             owner = held["by"] if held else self._live_owner(project, run_id)
+            owner_seen = owner is not None
             if held is None and owner not in (None, by):
                 raise PermissionDeniedError(
                     f"run {run_id} is running under account {owner}: only that account can "
@@ -274,7 +276,9 @@ class Hub:
             }
             if held != ref:  # a repeated upload rewrites nothing
                 self._write_ref(project, run_id, ref)
-            put_runs_in(conn, [row])  # a cache: a crash before it commits is mended here
+            # a cache: a crash before it commits is mended here. A run with neither ref has
+            # no row (a live view and a seal each write their ref first): nothing to replace
+            put_runs_in(conn, [row], replace=held is not None or owner_seen)
         if held is None:
             self.views.prebuild(project, record)  # charts of it are ready before anyone asks
         return row, held is None
@@ -440,7 +444,7 @@ class Hub:
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             raise ServerUnavailableError(
