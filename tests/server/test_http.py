@@ -327,3 +327,30 @@ def test_a_pack_whose_index_lies_about_sizes_is_a_400(sqlite_server: Server) -> 
     with sqlite_server.http() as http:
         answer = http.post(f"/api/v1/projects/{project}/packs", content=lie)
     assert answer.status_code == 400 and "refused" in answer.json()["message"]
+
+
+def test_a_token_carries_each_of_its_users_roles_until_the_user_is_disabled(
+    any_server: Server,
+) -> None:
+    """A token stands for its user's roles in every project, read as it is used: a role added
+    later counts at once, and a disabled user's tokens stop working."""
+    from tether.team.accounts import Accounts
+    from tether.team.db import open_engine
+
+    one, two = any_server.new_project(), any_server.new_project()
+    user = f"w{time.time_ns()}"
+    token = any_server.token_for(user, "writer", one)
+    url = f"{any_server.url}/api/v1/whoami"
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(url, headers=auth).json()["roles"] == {one: "writer"}
+    with any_server.http() as http:
+        http.post("/api/v1/users", json={"name": user, "role": "reader", "project": two})
+    assert httpx.get(url, headers=auth).json()["roles"] == {one: "writer", two: "reader"}
+
+    engine = open_engine(any_server.index)
+    try:
+        Accounts(engine).disable_user(user, actor="test")
+    finally:
+        engine.dispose()
+    refused = httpx.get(url, headers=auth)
+    assert refused.status_code == 401 and "disabled" in refused.json()["message"]

@@ -111,27 +111,36 @@ class Accounts:
                 "that is not a Tether token (they look like tth_…): "
                 "`tether server token create` makes one"
             )
+        t, u, r = s.tokens.c, s.users.c, s.roles.c
+        query = (  # the token, its user and the user's roles in one round trip
+            select(t.id, t.user, t.revoked, t.expires, u.disabled, r.project, r.role)
+            .select_from(
+                s.tokens.outerjoin(s.users, u.name == t.user).outerjoin(s.roles, r.user == t.user)
+            )
+            .where(t.hash == hash_token(token.strip()))
+        )
         with reading(self.engine) as conn:
-            row = conn.execute(
-                select(s.tokens).where(s.tokens.c.hash == hash_token(token.strip()))
-            ).first()
-            if row is None:
-                raise AuthenticationError(
-                    "this token is not known to the server: ask an admin for a new one "
-                    "(`tether server token create --user NAME`), then `tether server login`"
-                )
-            now = time.time() if now is None else now
-            if row.revoked is not None:
-                raise AuthenticationError(
-                    f"token {row.id} was revoked: ask an admin for a new one, then "
-                    "`tether server login`"
-                )
-            if row.expires is not None and row.expires <= now:
-                raise AuthenticationError(
-                    f"token {row.id} expired: ask an admin for a new one "
-                    "(`tether server token create --user NAME --expires 90d`)"
-                )
-            return self._identity(conn, row.user, token=row.id)
+            rows = conn.execute(query).all()
+        if not rows:
+            raise AuthenticationError(
+                "this token is not known to the server: ask an admin for a new one "
+                "(`tether server token create --user NAME`), then `tether server login`"
+            )
+        row, now = rows[0], time.time() if now is None else now
+        if row.revoked is not None:
+            raise AuthenticationError(
+                f"token {row.id} was revoked: ask an admin for a new one, then "
+                "`tether server login`"
+            )
+        if row.expires is not None and row.expires <= now:
+            raise AuthenticationError(
+                f"token {row.id} expired: ask an admin for a new one "
+                "(`tether server token create --user NAME --expires 90d`)"
+            )
+        if row.disabled is not False:  # None: the user is gone
+            raise AuthenticationError(f"user {row.user} is disabled or gone: ask an admin")
+        roles = {x.project: x.role for x in rows if x.project is not None}
+        return Identity(row.user, roles, row.id)
 
     def identity_by_oidc(self, value: str, claim: str) -> Identity:
         """The user an admin mapped to an OIDC claim's value."""
