@@ -60,7 +60,7 @@ _TEAM = {
     "OidcSettings": ("tether.team.oidc", "OidcSettings"),
     "run_document": ("tether.teamclient.client", "run_document"),
     "is_git_push": ("tether.team.githttp", "is_push"),
-    "RunUpload": ("tether.team.hub", "RunUpload"),
+    "RunUpload": ("tether.team.runs", "RunUpload"),
     "Identity": ("tether.team.accounts", "Identity"),
     "ANONYMOUS": ("tether.team.accounts", "ANONYMOUS"),
     "ROLES": ("tether.team.accounts", "ROLES"),
@@ -99,9 +99,9 @@ if TYPE_CHECKING:  # the verbs' modules load when first used: `tether status` st
     from tether.team.accounts import ROLES as ROLES
     from tether.team.accounts import Identity as Identity
     from tether.team.hub import Hub as Hub
-    from tether.team.hub import RunUpload as RunUpload
     from tether.team.hub import Settings as _ServerSettings
     from tether.team.oidc import OidcSettings as OidcSettings
+    from tether.team.runs import RunUpload as RunUpload
     from tether.teamclient.client import run_document as run_document
     from tether.teamclient.packs import pack_bytes as pack_bytes
 

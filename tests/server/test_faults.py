@@ -52,23 +52,46 @@ def test_postgresql_connections_cut_under_load_fail_503_then_succeed(pg_server: 
 
 
 def test_connections_cut_while_the_server_was_idle_cost_no_request(pg_server: Server) -> None:
-    """PostgreSQL drops the pool's connections while no request is running (a restart, an
-    idle timeout): the next requests are answered, not failed, as each connection idle for
-    over a second is checked before it is used."""
+    """PostgreSQL ends the pool's connections while no request is running (a restart, an idle
+    timeout, an admin): the next requests are answered, not failed, whether the connections
+    were last used a moment ago (PostgreSQL's goodbye made their sockets readable) or sat
+    idle for over a second (pinged before use)."""
     from tether.meta.engine import IDLE_PING_S
 
     project = pg_server.new_project()
-    base = f"/api/v1/projects/{project}"
+    missing = f"/api/v1/projects/{project}/objects/missing"
     with pg_server.http() as http:
-        for _ in range(6):  # connections in both workers' pools
-            assert http.post(f"{base}/objects/missing", json={"ids": [blake(b"x")]}).is_success
-        assert terminate_pg_connections(pg_server.index) > 0
-        time.sleep(IDLE_PING_S + 0.3)
-        answers = [
-            http.post(f"{base}/objects/missing", json={"ids": [blake(b"x")]}).status_code
-            for _ in range(8)
-        ]
-    assert answers == [200] * 8
+        for pause in (0.0, IDLE_PING_S + 0.3):
+            for _ in range(6):  # connections in both workers' pools
+                assert http.post(missing, json={"ids": [blake(b"x")]}).is_success
+            gone = terminate_pg_connections(pg_server.index)
+            assert gone > 0
+            wait_ended(pg_server.index)
+            time.sleep(pause)
+            answers = [
+                http.post(missing, json={"ids": [blake(b"x")]}).status_code for _ in range(8)
+            ]
+            assert answers == [200] * 8, (pause, answers)
+
+
+def wait_ended(database: str) -> None:
+    """Until the backends `pg_terminate_backend` was asked to end have ended."""
+    import psycopg
+    from tests.server.conftest import PG_BASE
+
+    plain = PG_BASE.replace("postgresql+psycopg://", "postgresql://")
+    deadline = time.monotonic() + 10
+    with psycopg.connect(plain, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            left = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                (database.rsplit("/", 1)[1],),
+            ).fetchone()
+            if left is not None and left[0] == 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the terminated backends did not end within 10 s")
 
 
 def test_an_unreachable_store_is_503_and_nothing_is_recorded(tmp_path: Path) -> None:

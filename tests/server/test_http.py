@@ -354,3 +354,43 @@ def test_a_token_carries_each_of_its_users_roles_until_the_user_is_disabled(
         engine.dispose()
     refused = httpx.get(url, headers=auth)
     assert refused.status_code == 401 and "disabled" in refused.json()["message"]
+
+
+def test_a_run_the_index_holds_but_the_store_lost_is_taken_again(
+    any_server: Server, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store restored from a backup older than the database: a run's ref is gone while its
+    index row stays. Its next upload is accepted at once, and the run is shown once."""
+    from tether.api import Project
+
+    project = any_server.new_project()
+    p = Project.open(repo)
+    with p.start_run(name="kept") as run:
+        run.log_metric("acc", 0.5)
+    monkeypatch.setenv("TETHER_TOKEN", any_server.admin_token)
+    monkeypatch.setenv("TETHER_SERVER_URL", any_server.url)
+    p.sync(to=(any_server.url, project))
+    ref = f"{any_server.store.rstrip('/')}/{project}/refs/runs/{run.id}"
+    if ref.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = ref.removeprefix("s3://").partition("/")
+        env = any_server.env
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        s3.delete_object(Bucket=bucket, Key=key)
+    else:
+        Path(ref).unlink()
+    base = f"/api/v1/projects/{project}"
+    record = p.ws.refs.get(f"runs/{run.id}")[0]  # type: ignore[index]
+    with any_server.http() as http:
+        again = http.put(f"{base}/runs/{run.id}", json={"record": record})
+        assert again.status_code == 200, again.text
+        assert http.get(f"{base}/runs/{run.id}/state").json()["record"] == record
+        found = http.post(f"{base}/runs/search", json={"where": None}).json()["runs"]
+    assert [r["id"] for r in found] == [run.id]

@@ -57,10 +57,13 @@ def open_engine(url: str, schema: str | None = None) -> Engine:
 
 
 def postgres_engine(url: str, **kw: Any) -> Engine:
-    """An engine whose pooled connections are pinged before use only when they sat idle over
-    :data:`IDLE_PING_S` (``pool_pre_ping`` pings at every checkout: a round trip per query on
-    a busy server). A connection cut while in use fails its request (503, retried by clients)
-    and SQLAlchemy then replaces every connection pooled before the cut."""
+    """An engine whose pooled connections are pinged before use only when in doubt
+    (``pool_pre_ping`` pings at every checkout: a round trip per query on a busy server): one
+    idle over :data:`IDLE_PING_S`, or one PostgreSQL has written to while it sat in the pool
+    (ending a connection, by `pg_terminate_backend`, a restart or an idle timeout, sends a
+    last message and closes it: the socket turns readable, a check that costs no round trip).
+    A connection cut while in use fails its request (503, retried by clients), and SQLAlchemy
+    then replaces every connection pooled before the cut."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.exc import DisconnectionError
 
@@ -73,13 +76,28 @@ def postgres_engine(url: str, **kw: Any) -> Engine:
     @event.listens_for(engine, "checkout")
     def ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("idle_since")
-        if since is not None and time.monotonic() - since > IDLE_PING_S:
+        if since is None:
+            return  # new: just connected
+        if time.monotonic() - since > IDLE_PING_S or _readable(dbapi_conn):
             try:
                 engine.dialect.do_ping(dbapi_conn)
             except Exception as exc:  # the pool opens another connection and tries again
                 raise DisconnectionError(f"a pooled connection was cut: {exc}") from exc
 
     return engine
+
+
+def _readable(dbapi_conn: Any) -> bool:
+    """Whether an idle connection's socket has something to read: the server wrote (its
+    goodbye) or closed it. A connection at rest receives nothing else (Tether never LISTENs)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(dbapi_conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return True  # no socket to look at: let the ping decide
 
 
 @contextmanager
