@@ -7,6 +7,7 @@ processes logging at once queue instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,8 +91,6 @@ def postgres_engine(url: str, **kw: Any) -> Engine:
 def _readable(dbapi_conn: Any) -> bool:
     """Whether an idle connection's socket has something to read: the server wrote (its
     goodbye) or closed it. A connection at rest receives nothing else (Tether never LISTENs)."""
-    import select
-
     try:
         poller = select.poll()
         poller.register(dbapi_conn.fileno(), select.POLLIN)

@@ -80,6 +80,10 @@ def check_role(role: str) -> str:
     return role
 
 
+def _gone(user: str) -> AuthenticationError:
+    return AuthenticationError(f"user {user} is disabled or gone: ask an admin")
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -138,7 +142,7 @@ class Accounts:
                 "(`tether server token create --user NAME --expires 90d`)"
             )
         if row.disabled is not False:  # None: the user is gone
-            raise AuthenticationError(f"user {row.user} is disabled or gone: ask an admin")
+            raise _gone(row.user)
         roles = {x.project: x.role for x in rows if x.project is not None}
         return Identity(row.user, roles, row.id)
 
@@ -166,7 +170,7 @@ class Accounts:
 
         found = conn.execute(select(s.users).where(s.users.c.name == user)).first()
         if found is None or found.disabled:
-            raise AuthenticationError(f"user {user} is disabled or gone: ask an admin")
+            raise _gone(user)
         roles = conn.execute(select(s.roles).where(s.roles.c.user == user)).all()
         return Identity(user, {r.project: r.role for r in roles}, token)
 

@@ -89,7 +89,8 @@ class RunVerbs:
                 raise
             # the index holds a row no ref accounts for (a store restored from a backup older
             # than the database): replace it
-            row, new = self._seal(project, run_id, upload, record, by=by, replace=True)[0], True
+            row, _ = self._seal(project, run_id, upload, record, by=by, replace=True)
+            new = True  # no ref had it: new here
         if new:
             self.views.prebuild(project, record)  # charts of it are ready before anyone asks
         return row, new
